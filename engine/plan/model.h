@@ -1,0 +1,131 @@
+#pragma once
+// The plan model: what a plan file says, after loading and validation, with every object keeping
+// the position it came from so that errors found late (graph, references) still point into the file.
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace plan {
+
+using Json = nlohmann::json;
+using Millis = std::chrono::milliseconds;
+
+/// A position in a plan file, 1-based. line == 0 means "unknown" (e.g. a value given by --var).
+struct Mark {
+  int line = 0;
+  int col = 0;
+};
+
+/// One check (`- tcp: "127.0.0.1:80"`): a one-key map from check type to its parameters.
+struct CheckSpec {
+  std::string type;
+  Json params;      // as written (interpolation happens when it is evaluated)
+  std::string on;   // host name from params.on, empty = local
+  Mark mark;
+};
+
+struct RetrySpec {
+  int attempts = 1;                 // total attempts, >= 1
+  Millis backoff{1000};             // delay before the second attempt
+  double factor = 2.0;              // delay multiplier for each further attempt
+  Millis max_backoff{60000};
+};
+
+/// An action without an id of its own: used for explicit rollback bodies.
+struct StepBody {
+  std::string type;
+  Json with;
+  std::string on;
+  std::optional<Millis> timeout;
+  Mark mark;
+};
+
+struct RollbackSpec {
+  enum class Kind { None, Auto, Bodies };
+  Kind kind = Kind::None;
+  std::vector<StepBody> bodies;  // Kind::Bodies: run in order as written
+  Mark mark;
+};
+
+struct Step {
+  std::string id;
+  std::string type;
+  Json with = Json::object();
+  std::string on;  // host name; empty = local
+  Mark mark;       // position of the step's `id` key
+  Mark type_mark;
+
+  std::vector<std::string> needs;  // explicit, as written (step or group ids)
+  std::vector<Mark> needs_marks;
+
+  std::vector<CheckSpec> when;           // all must hold, else the step is skipped
+  std::vector<CheckSpec> preconditions;  // all must hold, else the step fails (kind precondition)
+  std::vector<CheckSpec> verify;         // all must hold after the action (kind verify)
+  RollbackSpec rollback;
+
+  std::optional<Millis> timeout;  // per attempt; defaults applied at load
+  RetrySpec retry;
+  bool irreversible = false;
+  std::optional<bool> idempotent;  // unset: the step type decides
+  bool point_of_no_return = false;
+  std::optional<Millis> estimate;  // expected duration, for the critical path
+
+  int group = -1;  // index of the innermost enclosing group in Plan::groups, -1 = top level
+};
+
+struct GroupMember {
+  bool is_group = false;
+  int index = 0;  // into Plan::steps or Plan::groups
+};
+
+struct Group {
+  std::string id;
+  bool parallel = false;  // false: members run one after another, in file order
+  int max_parallel = 0;   // 0 = no limit of its own
+  int parent = -1;        // enclosing group, -1 = top level
+  std::vector<std::string> needs;
+  std::vector<Mark> needs_marks;
+  std::vector<GroupMember> members;
+  Mark mark;
+};
+
+struct Host {
+  std::string name;
+  bool local = true;
+  Json ssh = Json::object();  // connection parameters when !local
+  Mark mark;
+};
+
+/// A read-only or downtime window: opens when `from` starts, closes when `to` has finished.
+struct Window {
+  std::string name;
+  std::string from;
+  std::string to;
+  Millis budget{0};
+  Mark mark;
+};
+
+struct Plan {
+  std::string path;  // as given on the command line
+  std::string name;
+  std::string description;
+  Json vars = Json::object();
+  std::vector<Host> hosts;  // in file order
+  std::vector<Window> windows;
+  std::vector<Step> steps;    // every leaf step, in file order
+  std::vector<Group> groups;  // every group, in file order
+  std::vector<GroupMember> top;  // top-level members in file order
+  std::string hash;           // sha256 of the file's bytes, hex
+
+  const Step* find_step(const std::string& id) const;
+  int step_index(const std::string& id) const;   // -1 if absent
+  int group_index(const std::string& id) const;  // -1 if absent
+  const Host* find_host(const std::string& name) const;
+};
+
+}  // namespace plan

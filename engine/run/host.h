@@ -1,0 +1,32 @@
+#pragma once
+// Where a step or check acts: this machine, or (later) a host reached over SSH. Steps call these
+// operations and never care which kind of host they have.
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "run/cancel.h"
+#include "run/process.h"
+
+namespace plan {
+
+class HostConnection {
+ public:
+  virtual ~HostConnection() = default;
+  virtual const std::string& name() const = 0;
+  virtual bool is_local() const = 0;
+  /// Runs a command; the deadline and cancellation stop it (the whole process group) on the host.
+  virtual CommandResult run(const CommandSpec& spec, Deadline deadline, const CancelToken& cancel,
+                            const LineSink& sink = {}) = 0;
+  /// Whole-file read; nullopt when absent. Errors other than absence throw std::runtime_error.
+  virtual std::optional<std::string> read_file(const std::string& path) = 0;
+  /// Atomic replace (write to a temporary beside it, then rename), with the given mode.
+  virtual void write_file(const std::string& path, const std::string& content, int mode) = 0;
+  virtual bool remove_file(const std::string& path) = 0;
+};
+
+/// The local machine.
+std::unique_ptr<HostConnection> make_local_host(const std::string& name = "local");
+
+}  // namespace plan

@@ -1,0 +1,54 @@
+#pragma once
+// Progress is an observer of the runner (ninja's Status): console, JSON events, quiet, journal.
+// Callbacks come from the runner's threads but never concurrently (the runner serializes them).
+
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+#include "plan/model.h"
+#include "run/cancel.h"
+#include "run/outcome.h"
+#include "run/schedule.h"
+
+namespace plan {
+
+struct StepRecord {
+  StepState state = StepState::Pending;
+  StepOutcome outcome;
+  int attempts = 0;
+  Clock::time_point started{}, finished{};
+  Millis duration() const;
+};
+
+struct WindowRecord {
+  std::string name;
+  bool opened = false, closed = false;
+  Clock::time_point opened_at{}, closed_at{};
+  Millis budget{0};
+};
+
+struct RunSummary {
+  bool dry_run = false;
+  bool succeeded = false;   // every step succeeded or was skipped
+  bool interrupted = false; // stopped by a signal
+  std::vector<StepRecord> steps;
+  std::vector<WindowRecord> windows;
+  Millis duration{0};
+  int exit_code = 0;  // DESIGN.md's exit codes
+};
+
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  virtual void run_started(const Plan&, const Graph&, bool /*dry_run*/) {}
+  virtual void step_started(int /*step*/, int /*attempt*/) {}
+  virtual void step_retrying(int /*step*/, int /*attempt*/, const StepOutcome&, Millis /*delay*/) {}
+  virtual void step_log(int /*step*/, const std::string& /*line*/) {}
+  virtual void step_finished(int /*step*/, const StepRecord&) {}
+  virtual void window_opened(const WindowRecord&) {}
+  virtual void window_closed(const WindowRecord&) {}
+  virtual void run_finished(const RunSummary&) {}
+};
+
+}  // namespace plan

@@ -1,0 +1,51 @@
+#pragma once
+// The executors that plan apply uses: RealExecutor acts; DryRunExecutor describes each step's
+// exact resolved action and labels it simulated, probed or skipped, and never changes anything.
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "run/executor.h"
+#include "run/step_type.h"
+
+namespace plan {
+
+/// Hosts of a plan: local ones map to this machine; SSH hosts come with issue 4.
+std::unique_ptr<HostPool> make_host_pool(const Plan& plan);
+
+struct ExecutorEnv {
+  const Plan& plan;
+  HostPool& hosts;
+  Approver* approver = nullptr;
+  const SecretMasker* masker = nullptr;
+  std::string state_dir;
+};
+
+class RealExecutor : public Executor {
+ public:
+  explicit RealExecutor(ExecutorEnv env) : env_(std::move(env)) {}
+  StepOutcome execute(const StepRequest& req) override;
+
+ private:
+  ExecutorEnv env_;
+};
+
+class DryRunExecutor : public Executor {
+ public:
+  /// probe: also evaluate read-only checks that can be answered now (preconditions of steps
+  /// whose dependencies are all satisfied at the start, i.e. the first wave).
+  DryRunExecutor(ExecutorEnv env, bool probe) : env_(std::move(env)), probe_(probe) {}
+  StepOutcome execute(const StepRequest& req) override;
+
+ private:
+  ExecutorEnv env_;
+  bool probe_;
+};
+
+/// Evaluates checks in order; returns the first failure as "check TYPE DESCRIPTION: expected X, saw Y".
+/// Used by the executors for when/preconditions/verify and by `wait ... until`.
+CheckResult evaluate_checks(const std::vector<CheckSpec>& checks, const Scope& scope, HostPool& hosts,
+                            Deadline deadline, const CancelToken& cancel, std::string* failure_message);
+
+}  // namespace plan

@@ -1,0 +1,52 @@
+#pragma once
+// The runner owns a Schedule, an Executor and the observers: it starts ready steps on threads,
+// applies timeouts and retries with backoff, stops launching on the first failure or interrupt,
+// tracks windows, and ends with a summary. Rollback, journal and resume plug in here (issue 3).
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+#include "plan/interpolate.h"
+#include "run/executor.h"
+#include "run/observer.h"
+#include "run/step_type.h"
+
+namespace plan {
+
+struct RunOptions {
+  int parallelism = 4;
+  bool dry_run = false;
+  bool fail_fast = false;  // cancel running steps on the first failure
+  Millis default_timeout{600000};
+  /// Sleeps between retries; tests replace it to avoid real waiting.
+  std::function<void(Millis, const CancelToken&)> sleep;
+};
+
+class Runner : public RunView {
+ public:
+  Runner(const Plan& plan, const Graph& graph, Executor& executor, RunOptions opts,
+         const std::map<std::string, std::string>& secrets = {});
+  ~Runner() override;
+  void add_observer(RunObserver* o);
+  /// Runs to the end. Safe to call once.
+  RunSummary run();
+  /// First Ctrl-C: no new step starts; running ones finish. Async-signal-unsafe: call from a thread.
+  void request_stop();
+  /// Second Ctrl-C: running steps are cancelled too.
+  void cancel();
+
+  // RunView
+  std::vector<std::string> remaining_steps() const override;
+  std::vector<std::string> window_status() const override;
+  std::vector<std::string> rollback_preview() const override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace plan

@@ -1,0 +1,136 @@
+#pragma once
+// The contract between the engine and step/check types. The engine knows no particular type:
+// steps/ registers each by name (PLAN_REGISTER_STEP / PLAN_REGISTER_CHECK in its own file).
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plan/interpolate.h"
+#include "plan/model.h"
+#include "run/cancel.h"
+#include "run/host.h"
+#include "run/outcome.h"
+
+namespace plan {
+
+/// What an approval gate shows before asking: the steps left, what rollback would do from here,
+/// and each window's budget left.
+struct ApprovalRequest {
+  std::string step_id;
+  std::string prompt;
+  std::vector<std::string> remaining;  // "id (type)" of steps not yet finished
+  std::vector<std::string> windows;    // "read-only: 1m12s of 2m budget left"
+  std::vector<std::string> rollback;   // what a failure now would undo
+};
+
+/// Decides approval gates: a TTY prompt, --yes, or --approve ID.
+class Approver {
+ public:
+  virtual ~Approver() = default;
+  /// True when approved. `cancel` ends a pending prompt (returns false).
+  virtual bool approve(const ApprovalRequest& req, const CancelToken& cancel) = 0;
+};
+
+/// Read-only view of the run, for types that report on it (approve).
+class RunView {
+ public:
+  virtual ~RunView() = default;
+  virtual std::vector<std::string> remaining_steps() const = 0;
+  virtual std::vector<std::string> window_status() const = 0;
+  virtual std::vector<std::string> rollback_preview() const = 0;
+};
+
+/// Resolves host names to connections (one per host per run).
+class HostPool {
+ public:
+  virtual ~HostPool() = default;
+  /// "" or a local host gives the local machine. Throws std::runtime_error naming host and cause.
+  virtual HostConnection& get(const std::string& host_name) = 0;
+};
+
+struct CheckContext {
+  HostPool& hosts;
+  Deadline deadline;
+  const CancelToken& cancel;
+};
+
+struct StepContext {
+  const Step& step;
+  const Json& params;          // resolved, secrets in clear
+  const Json& display_params;  // resolved, secrets masked
+  HostConnection& host;        // where the step acts (step.on)
+  HostPool& hosts;
+  Deadline deadline;           // for this attempt
+  const CancelToken& cancel;
+  std::function<void(const std::string&)> log;  // one line of progress (masked by the caller)
+  Approver* approver = nullptr;
+  const RunView* run = nullptr;
+  std::string state_dir;       // for files a type keeps between runs
+};
+
+class StepType {
+ public:
+  virtual ~StepType() = default;
+  virtual std::string name() const = 0;
+  /// Lines telling exactly what apply would do (command, SQL, diff...). Used by dry-run and show.
+  virtual std::vector<std::string> describe(const Json& display_params) const = 0;
+  /// Performs the action. Never throws for expected failures: returns a failed outcome.
+  virtual StepOutcome run(StepContext& ctx) const = 0;
+  /// rollback: auto is allowed only for types that have an inverse.
+  virtual bool has_auto_rollback() const { return false; }
+  /// Undoes run(), given the outputs it recorded.
+  virtual StepOutcome rollback(StepContext& ctx, const Json& outputs) const;
+  /// Lines telling what rollback: auto would do.
+  virtual std::vector<std::string> describe_rollback(const Json& display_params) const;
+  /// Safe to run again after a crash (a resumed run re-runs it without asking).
+  virtual bool idempotent() const { return false; }
+  /// True when it changes nothing (wait, approve): dry-run may label it differently.
+  virtual bool read_only() const { return false; }
+  /// Expected duration when the plan gives no estimate.
+  virtual std::optional<Millis> estimate(const Json& params) const;
+};
+
+class CheckType {
+ public:
+  virtual ~CheckType() = default;
+  virtual std::string name() const = 0;
+  /// One line: "tcp 127.0.0.1:80 accepts connections".
+  virtual std::string describe(const Json& display_params) const = 0;
+  /// Read-only by contract. Never throws for expected failures.
+  virtual CheckResult evaluate(const Json& params, HostConnection& host, CheckContext& ctx) const = 0;
+};
+
+class Registry {
+ public:
+  static Registry& instance();
+  void add_step(std::unique_ptr<StepType> t);
+  void add_check(std::unique_ptr<CheckType> t);
+  const StepType* step(const std::string& name) const;    // nullptr if unknown
+  const CheckType* check(const std::string& name) const;  // nullptr if unknown
+  std::vector<std::string> step_names() const;            // sorted
+  std::vector<std::string> check_names() const;
+
+ private:
+  std::map<std::string, std::unique_ptr<StepType>> steps_;
+  std::map<std::string, std::unique_ptr<CheckType>> checks_;
+};
+
+template <class T>
+struct StepRegistrar {
+  StepRegistrar() { Registry::instance().add_step(std::make_unique<T>()); }
+};
+template <class T>
+struct CheckRegistrar {
+  CheckRegistrar() { Registry::instance().add_check(std::make_unique<T>()); }
+};
+
+#define PLAN_CONCAT_(a, b) a##b
+#define PLAN_CONCAT(a, b) PLAN_CONCAT_(a, b)
+#define PLAN_REGISTER_STEP(T) static ::plan::StepRegistrar<T> PLAN_CONCAT(plan_step_registrar_, __LINE__)
+#define PLAN_REGISTER_CHECK(T) static ::plan::CheckRegistrar<T> PLAN_CONCAT(plan_check_registrar_, __LINE__)
+
+}  // namespace plan
