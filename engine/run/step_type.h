@@ -104,6 +104,18 @@ class CheckType {
   virtual CheckResult evaluate(const Json& params, HostConnection& host, CheckContext& ctx) const = 0;
 };
 
+/// Evaluates one check whose params are already resolved (interpolated). A params object's "on"
+/// key names the host to evaluate it on. Unknown type or bad params give a failed result.
+/// Used by the executors and by steps that poll checks (wait ... until).
+CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts,
+                      Deadline deadline, const CancelToken& cancel);
+
+/// Parses "500ms", "30s", "10m", "1h30m", "2d", or a number of seconds (JSON number or numeric
+/// string). nullopt when malformed or negative.
+std::optional<Millis> parse_duration(const Json& v);
+/// "1h02m", "3m05s", "12s", "850ms".
+std::string format_duration(Millis d);
+
 class Registry {
  public:
   static Registry& instance();
