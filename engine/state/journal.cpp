@@ -1,0 +1,286 @@
+#include "state/journal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace plan {
+
+namespace {
+
+std::array<uint32_t, 256> make_crc_table() {
+  std::array<uint32_t, 256> t{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    t[i] = c;
+  }
+  return t;
+}
+
+long long now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string hex8(uint32_t v) {
+  static const char* digits = "0123456789abcdef";
+  std::string s(8, '0');
+  for (int i = 7; i >= 0; --i, v >>= 4) s[static_cast<size_t>(i)] = digits[v & 0xF];
+  return s;
+}
+
+std::string encode_line(const Json& record) {
+  // The error handler keeps dump() from throwing on invalid UTF-8 in command output.
+  std::string text = record.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return hex8(crc32(text)) + " " + text + "\n";
+}
+
+void write_all(int fd, const std::string& data, const std::string& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("cannot write journal " + path + ": " + std::strerror(errno));
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+// Decodes one line; nullopt when its checksum or JSON is bad.
+std::optional<Json> decode_line(const std::string& line) {
+  if (line.size() < 10 || line[8] != ' ') return std::nullopt;
+  uint32_t want = 0;
+  for (int i = 0; i < 8; ++i) {
+    char c = line[static_cast<size_t>(i)];
+    uint32_t d;
+    if (c >= '0' && c <= '9') d = static_cast<uint32_t>(c - '0');
+    else if (c >= 'a' && c <= 'f') d = static_cast<uint32_t>(c - 'a' + 10);
+    else return std::nullopt;
+    want = (want << 4) | d;
+  }
+  std::string text = line.substr(9);
+  if (crc32(text) != want) return std::nullopt;
+  Json j = Json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  return j;
+}
+
+}  // namespace
+
+uint32_t crc32(const std::string& data) {
+  static const std::array<uint32_t, 256> table = make_crc_table();
+  uint32_t c = 0xFFFFFFFFu;
+  for (unsigned char b : data) c = table[(c ^ b) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+JournalWriter::JournalWriter(const std::string& path) : path_(path) {
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd_ < 0) throw std::runtime_error("cannot open journal " + path + ": " + std::strerror(errno));
+  ::fchmod(fd_, 0600);
+  JournalReadResult existing = read_journal(path);
+  if (!existing.error.empty()) {
+    ::close(fd_);
+    throw std::runtime_error("journal " + path + ": " + existing.error);
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && static_cast<size_t>(st.st_size) > existing.valid_bytes) {
+    if (::ftruncate(fd_, static_cast<off_t>(existing.valid_bytes)) != 0) {
+      int err = errno;
+      ::close(fd_);
+      throw std::runtime_error("cannot truncate the torn tail of journal " + path + ": " + std::strerror(err));
+    }
+    ::fdatasync(fd_);
+  }
+  if (existing.valid_bytes == 0) {
+    write_all(fd_, encode_line(Json{{"type", "journal"}, {"version", kJournalVersion}}), path_);
+    ::fdatasync(fd_);
+  }
+}
+
+JournalWriter::~JournalWriter() {
+  if (fd_ >= 0) {
+    ::fdatasync(fd_);
+    ::close(fd_);
+  }
+}
+
+void JournalWriter::append(Json record, bool durable) {
+  record["t"] = now_ms();
+  std::string line = encode_line(record);
+  std::unique_lock<std::mutex> lock(mu_);
+  // One write(2) per record under the lock: lines never interleave, and a crash can tear only the
+  // last one.
+  write_all(fd_, line, path_);
+  uint64_t seq = ++written_;
+  if (durable) sync_through(seq, lock);
+}
+
+void JournalWriter::sync_through(uint64_t seq, std::unique_lock<std::mutex>& lock) {
+  // Group commit: one thread syncs everything written so far while the others wait for it.
+  while (synced_ < seq) {
+    if (syncing_) {
+      synced_cv_.wait(lock);
+      continue;
+    }
+    syncing_ = true;
+    uint64_t target = written_;
+    lock.unlock();
+    int rc = ::fdatasync(fd_);
+    int err = errno;
+    lock.lock();
+    syncing_ = false;
+    if (rc == 0) synced_ = target;
+    synced_cv_.notify_all();
+    if (rc != 0) throw std::runtime_error("cannot sync journal " + path_ + ": " + std::strerror(err));
+  }
+}
+
+JournalReadResult parse_journal(const std::string& bytes) {
+  JournalReadResult r;
+  r.exists = true;
+  size_t pos = 0, line_no = 0;
+  bool header_seen = false;
+  size_t bad_line = 0, bad_bytes = 0;
+  while (pos < bytes.size()) {
+    size_t nl = bytes.find('\n', pos);
+    bool complete = nl != std::string::npos;
+    std::string line = bytes.substr(pos, complete ? nl - pos : std::string::npos);
+    size_t consumed = complete ? nl + 1 - pos : bytes.size() - pos;
+    pos += consumed;
+    ++line_no;
+    std::optional<Json> rec = complete ? decode_line(line) : std::nullopt;
+    if (!rec) {
+      if (bad_line == 0) {
+        bad_line = line_no;
+        bad_bytes = consumed;
+      }
+      continue;
+    }
+    if (bad_line == 0) r.valid_bytes = pos;
+    if (bad_line != 0) {
+      r.error = "journal line " + std::to_string(bad_line) +
+                " is corrupt and valid records follow it; the journal was damaged, not torn by a crash";
+      return r;
+    }
+    if (!header_seen) {
+      header_seen = true;
+      r.valid_bytes = pos;
+      if (rec->value("type", "") != "journal") {
+        r.error = "not a plan journal (line 1 has no journal header)";
+        return r;
+      }
+      int version = rec->value("version", 0);
+      if (version != kJournalVersion) {
+        r.error = "journal version " + std::to_string(version) + " is not supported (this plan reads version " +
+                  std::to_string(kJournalVersion) + ")";
+        return r;
+      }
+      continue;
+    }
+    r.records.push_back(std::move(*rec));
+  }
+  if (bad_line != 0) {
+    if (!header_seen && bad_line == 1 && r.records.empty()) {
+      // Only a torn header: the journal was being created when the engine died.
+      r.warnings.push_back("ignored a torn journal header (" + std::to_string(bad_bytes) + " bytes)");
+    } else {
+      r.warnings.push_back("ignored a torn last line " + std::to_string(bad_line) + " (" +
+                           std::to_string(bad_bytes) + " bytes)");
+    }
+  }
+  return r;
+}
+
+JournalReadResult read_journal(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_journal(ss.str());
+}
+
+std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
+  // The campaign starts at the last fresh run_started.
+  size_t start = records.size();
+  for (size_t i = records.size(); i-- > 0;) {
+    const Json& r = records[i];
+    if (r.value("type", "") == "run_started" && !r.value("continues", false)) {
+      start = i;
+      break;
+    }
+  }
+  if (start == records.size()) return std::nullopt;
+
+  JournalRun run;
+  for (size_t i = start; i < records.size(); ++i) {
+    const Json& r = records[i];
+    std::string type = r.value("type", "");
+    long long t = r.value("t", 0LL);
+    std::string id = r.value("step", "");
+    if (type == "run_started") {
+      ++run.runs;
+      run.run_id = r.value("run", "");
+      run.kind = r.value("kind", "apply");
+      run.plan_hash = r.value("plan_hash", "");
+      run.status.clear();
+      if (run.runs == 1) run.started_ms = t;
+      if (r.contains("step_hashes") && r["step_hashes"].is_object())
+        for (auto& [k, v] : r["step_hashes"].items())
+          if (v.is_string()) run.step_hashes[k] = v.get<std::string>();
+      continue;
+    }
+    if (type == "run_finished") {
+      run.status = r.value("status", "");
+      run.finished_ms = t;
+      continue;
+    }
+    if (id.empty()) continue;
+    JournalStepState& s = run.steps[id];
+    auto it = run.step_hashes.find(id);
+    if (it != run.step_hashes.end()) s.hash = it->second;
+    if (type == "step_started") {
+      s.state = "running";
+      s.attempts = r.value("attempt", s.attempts + 1);
+      if (s.attempts <= 1 || s.started_ms == 0) s.started_ms = t;
+    } else if (type == "step_succeeded") {
+      s.state = "succeeded";
+      s.finished_ms = t;
+      if (r.contains("outputs")) s.outputs = r["outputs"];
+      run.completion_order.push_back(id);
+    } else if (type == "step_failed") {
+      s.state = "failed";
+      s.finished_ms = t;
+      s.message = r.value("message", "");
+    } else if (type == "step_skipped") {
+      s.state = "skipped";
+      s.finished_ms = t;
+      s.message = r.value("message", "");
+    } else if (type == "step_unknown") {
+      s.state = "unknown";
+      s.message = r.value("message", "");
+    } else if (type == "rollback_started") {
+      s.state = "rolling_back";
+    } else if (type == "rollback_done") {
+      s.state = "rolled_back";
+      std::erase(run.completion_order, id);
+    } else if (type == "rollback_failed") {
+      s.state = "rollback_failed";
+      s.message = r.value("message", "");
+    }
+  }
+  return run;
+}
+
+}  // namespace plan

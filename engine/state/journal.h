@@ -1,0 +1,93 @@
+#pragma once
+// The run journal: an append-only JSON-lines file, one record per line, each line carrying a
+// CRC-32 of its text ("<8 hex digits> <json>\n"). A record that a later action relies on is made
+// durable (fdatasync) before that action proceeds; concurrent writers share one fdatasync (group
+// commit). On reading, a torn or corrupt last line is dropped with a warning, never fatal; a
+// corrupt line followed by valid ones is an error (something other than a crash damaged it).
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plan/model.h"
+
+namespace plan {
+
+inline constexpr int kJournalVersion = 1;
+
+uint32_t crc32(const std::string& data);
+
+/// Appends records to a journal file. Thread-safe.
+class JournalWriter {
+ public:
+  /// Opens (creating with mode 0600, and writing the version header if empty) or throws
+  /// std::runtime_error naming the path and the cause. A torn tail left by a crash is cut off
+  /// first, so that new records never join a partial line.
+  explicit JournalWriter(const std::string& path);
+  ~JournalWriter();
+  JournalWriter(const JournalWriter&) = delete;
+  JournalWriter& operator=(const JournalWriter&) = delete;
+
+  /// Writes one record (a JSON object; "t" with the wall-clock time in ms is added) and, when
+  /// `durable`, returns only once it and every record before it are on disk.
+  void append(Json record, bool durable = true);
+  const std::string& path() const { return path_; }
+
+ private:
+  void sync_through(uint64_t seq, std::unique_lock<std::mutex>& lock);
+
+  std::string path_;
+  int fd_ = -1;
+  std::mutex mu_;
+  std::condition_variable synced_cv_;
+  uint64_t written_ = 0;  // records written (sequence of the last one)
+  uint64_t synced_ = 0;   // records known durable
+  bool syncing_ = false;
+};
+
+struct JournalReadResult {
+  std::vector<Json> records;          // valid records in order (header excluded)
+  std::vector<std::string> warnings;  // e.g. "ignored a torn last line (37 bytes)"
+  std::string error;                  // set when the journal cannot be trusted; records then incomplete
+  bool exists = false;
+  size_t valid_bytes = 0;             // length of the prefix made of whole, valid lines
+};
+
+/// Reads a whole journal. Never throws; never crashes on any byte sequence.
+JournalReadResult read_journal(const std::string& path);
+/// Same, from bytes (tests feed every truncated length).
+JournalReadResult parse_journal(const std::string& bytes);
+
+/// What the journal says about the current campaign: the records since the last fresh
+/// (non-resumed) apply, folded so that the last record for a step wins. A resumed run, a
+/// rollback or a rehearsal continues the campaign of the run before it.
+struct JournalStepState {
+  std::string state;  // "running" | "succeeded" | "failed" | "skipped" | "rolled_back" | "rollback_failed" | "unknown"
+  std::string hash;   // content hash recorded when the run started
+  Json outputs = Json::object();
+  int attempts = 0;
+  std::string message;
+  long long started_ms = 0, finished_ms = 0;
+};
+
+struct JournalRun {
+  std::string run_id;      // of the latest run in the campaign
+  int runs = 0;            // runs in the campaign (1 + resumes, rollbacks)
+  std::string kind;        // of the latest run: "apply" | "rollback" | "rehearse"
+  std::string plan_hash;
+  std::string status;      // "" while unfinished; "succeeded" | "failed" | "rolled_back" | "rollback_failed" | "interrupted"
+  long long started_ms = 0, finished_ms = 0;
+  std::map<std::string, std::string> step_hashes;
+  std::map<std::string, JournalStepState> steps;
+  std::vector<std::string> completion_order;  // step ids in the order they succeeded
+  bool finished() const { return !status.empty() && status != "interrupted"; }
+};
+
+/// The current campaign in `records`, or nullopt when no run was ever started.
+std::optional<JournalRun> current_campaign(const std::vector<Json>& records);
+
+}  // namespace plan

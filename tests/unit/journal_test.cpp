@@ -1,0 +1,208 @@
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "state/journal.h"
+#include "state/lock.h"
+
+using plan::Json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/plan-journal-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void spit(const fs::path& p, const std::string& s) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << s;
+}
+
+}  // namespace
+
+TEST_CASE("journal records round-trip with checksums and a version header") {
+  TempDir dir;
+  auto path = (dir.path / "j.jsonl").string();
+  {
+    plan::JournalWriter w(path);
+    w.append({{"type", "run_started"}, {"run", "r1"}, {"plan_hash", "abc"}, {"step_hashes", {{"a", "h1"}}}});
+    w.append({{"type", "step_started"}, {"step", "a"}, {"attempt", 1}});
+    w.append({{"type", "step_succeeded"}, {"step", "a"}, {"outputs", {{"stdout", "hi"}}}});
+  }
+  CHECK((fs::status(path).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
+  auto r = plan::read_journal(path);
+  REQUIRE(r.error.empty());
+  CHECK(r.warnings.empty());
+  REQUIRE(r.records.size() == 3);
+  CHECK(r.records[2]["outputs"]["stdout"] == "hi");
+  auto run = plan::current_campaign(r.records);
+  REQUIRE(run);
+  CHECK(run->run_id == "r1");
+  CHECK(run->steps["a"].state == "succeeded");
+  CHECK(run->steps["a"].hash == "h1");
+  CHECK(run->status.empty());  // never finished: resumable
+}
+
+TEST_CASE("a journal cut at every byte loads a prefix of its records and never fails") {
+  TempDir dir;
+  auto path = (dir.path / "j.jsonl").string();
+  {
+    plan::JournalWriter w(path);
+    w.append({{"type", "run_started"}, {"run", "r1"}});
+    for (int i = 0; i < 5; ++i) w.append({{"type", "step_started"}, {"step", "s" + std::to_string(i)}});
+    w.append({{"type", "run_finished"}, {"status", "succeeded"}});
+  }
+  const std::string full = slurp(path);
+  auto whole = plan::parse_journal(full);
+  REQUIRE(whole.records.size() == 7);
+  for (size_t len = 0; len <= full.size(); ++len) {
+    auto r = plan::parse_journal(full.substr(0, len));
+    INFO("length " << len);
+    CHECK(r.error.empty());
+    REQUIRE(r.records.size() <= whole.records.size());
+    for (size_t i = 0; i < r.records.size(); ++i) CHECK(r.records[i] == whole.records[i]);
+    bool at_line_end = len == 0 || full[len - 1] == '\n';
+    CHECK(r.warnings.empty() == at_line_end);
+    CHECK(r.valid_bytes <= len);
+  }
+}
+
+TEST_CASE("a torn tail is cut before new records are appended") {
+  TempDir dir;
+  auto path = (dir.path / "j.jsonl").string();
+  {
+    plan::JournalWriter w(path);
+    w.append({{"type", "run_started"}, {"run", "r1"}});
+    w.append({{"type", "step_started"}, {"step", "a"}});
+  }
+  std::string full = slurp(path);
+  spit(path, full.substr(0, full.size() - 7));  // the engine died mid-write
+  {
+    plan::JournalWriter w(path);
+    w.append({{"type", "step_started"}, {"step", "b"}});
+  }
+  auto r = plan::read_journal(path);
+  CHECK(r.error.empty());
+  CHECK(r.warnings.empty());
+  REQUIRE(r.records.size() == 2);
+  CHECK(r.records[1]["step"] == "b");
+}
+
+TEST_CASE("a corrupt line followed by valid ones is refused, not skipped") {
+  TempDir dir;
+  auto path = (dir.path / "j.jsonl").string();
+  {
+    plan::JournalWriter w(path);
+    w.append({{"type", "run_started"}, {"run", "r1"}});
+    w.append({{"type", "step_started"}, {"step", "a"}});
+    w.append({{"type", "step_succeeded"}, {"step", "a"}});
+  }
+  std::string full = slurp(path);
+  size_t second = full.find('\n', full.find('\n') + 1) + 1;  // start of line 3
+  full[second + 20] = full[second + 20] == 'x' ? 'y' : 'x';  // flip a byte inside line 3
+  spit(path, full);
+  auto r = plan::read_journal(path);
+  CHECK(r.error == "journal line 3 is corrupt and valid records follow it; the journal was damaged, not torn by a crash");
+  CHECK_THROWS_WITH(plan::JournalWriter(path),
+                    Catch::Contains("journal line 3 is corrupt"));
+}
+
+TEST_CASE("an unknown journal version is refused with a clear message") {
+  std::string text = R"({"type":"journal","version":99})";
+  std::string line = [&] {
+    char buf[9];
+    std::snprintf(buf, sizeof buf, "%08x", plan::crc32(text));
+    return std::string(buf) + " " + text + "\n";
+  }();
+  auto r = plan::parse_journal(line);
+  CHECK(r.error == "journal version 99 is not supported (this plan reads version 1)");
+  CHECK(plan::parse_journal("hello world\n{}\n").error.find("corrupt") != std::string::npos);
+}
+
+TEST_CASE("group commit: concurrent appends are all durable and none interleave") {
+  TempDir dir;
+  auto path = (dir.path / "j.jsonl").string();
+  {
+    plan::JournalWriter w(path);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+      threads.emplace_back([&w, t] {
+        for (int i = 0; i < 50; ++i) w.append({{"type", "step_started"}, {"step", std::to_string(t) + "-" + std::to_string(i)}});
+      });
+    for (auto& th : threads) th.join();
+  }
+  auto r = plan::read_journal(path);
+  CHECK(r.error.empty());
+  CHECK(r.records.size() == 400);
+}
+
+TEST_CASE("the campaign starts at the last fresh run and folds resumed runs and rollbacks into it") {
+  std::vector<Json> recs = {
+      {{"type", "run_started"}, {"run", "old"}, {"step_hashes", {{"a", "1"}}}},
+      {{"type", "step_succeeded"}, {"step", "a"}},
+      {{"type", "run_finished"}, {"status", "succeeded"}},
+      {{"type", "run_started"}, {"run", "r1"}, {"step_hashes", {{"a", "1"}, {"b", "2"}}}},
+      {{"type", "step_started"}, {"step", "a"}},
+      {{"type", "step_succeeded"}, {"step", "a"}},
+      {{"type", "step_started"}, {"step", "b"}},
+      {{"type", "run_started"}, {"run", "r2"}, {"continues", true}, {"kind", "rollback"}},
+      {{"type", "rollback_started"}, {"step", "a"}},
+      {{"type", "rollback_done"}, {"step", "a"}},
+      {{"type", "run_finished"}, {"status", "rolled_back"}},
+  };
+  auto run = plan::current_campaign(recs);
+  REQUIRE(run);
+  CHECK(run->runs == 2);
+  CHECK(run->run_id == "r2");
+  CHECK(run->kind == "rollback");
+  CHECK(run->steps["a"].state == "rolled_back");
+  CHECK(run->steps["b"].state == "running");
+  CHECK(run->completion_order.empty());
+  CHECK(run->status == "rolled_back");
+  CHECK(!plan::current_campaign({}).has_value());
+}
+
+TEST_CASE("a second lock names the holder; a dead holder's lock is reported stale") {
+  TempDir dir;
+  auto path = (dir.path / "lock").string();
+  std::string err;
+  auto first = plan::RunLock::acquire(path, "plan apply x.yaml", "plan unlock x.yaml", &err);
+  REQUIRE(first);
+  auto second = plan::RunLock::acquire(path, "plan apply x.yaml", "plan unlock x.yaml", &err);
+  CHECK(!second);
+  CHECK(err.find("locked by another run: pid " + std::to_string(::getpid())) == 0);
+  CHECK(err.find(": plan apply x.yaml (if it is gone, clear it with: plan unlock x.yaml)") != std::string::npos);
+  first->release();
+  CHECK(!fs::exists(path));
+
+  // A holder on this host whose process is gone.
+  auto holder = plan::RunLock::acquire(path, "plan apply x.yaml", "plan unlock x.yaml", &err);
+  REQUIRE(holder);
+  std::string text = slurp(path);
+  std::string dead = text;
+  auto pos = dead.find("\"pid\":");
+  dead.replace(pos, dead.find(',', pos) - pos, "\"pid\":999999999");
+  spit(path, dead);
+  auto again = plan::RunLock::acquire(path, "plan apply x.yaml", "plan unlock x.yaml", &err);
+  CHECK(!again);
+  CHECK(err.find("stale lock: held by pid 999999999") == 0);
+  CHECK(err.find("but that process is gone; if no other run is active, clear it with: plan unlock x.yaml") != std::string::npos);
+}
