@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "run/executor.h"
 #include "run/step_type.h"
@@ -36,11 +37,15 @@ class DryRunExecutor : public Executor {
   /// probe: also evaluate read-only checks that can be answered now (preconditions of steps
   /// whose dependencies are all satisfied at the start, i.e. the first wave).
   DryRunExecutor(ExecutorEnv env, bool probe) : env_(std::move(env)), probe_(probe) {}
+  /// Indices (in Plan::steps) of the steps whose dependencies are all satisfied at the start:
+  /// only these are probed. Without it nothing is probed. Call before execute().
+  void set_first_wave(std::vector<int> step_indices);
   StepOutcome execute(const StepRequest& req) override;
 
  private:
   ExecutorEnv env_;
   bool probe_;
+  std::vector<int> first_wave_;  // sorted
 };
 
 /// Evaluates checks in order; returns the first failure as "check TYPE DESCRIPTION: expected X, saw Y".

@@ -1,0 +1,237 @@
+// The executors of plan apply. RealExecutor runs one attempt of a step through its stages
+// (when -> preconditions -> action -> verify -> outputs); DryRunExecutor tells what that attempt
+// would do and, with probe, answers the read-only questions that can be answered now.
+
+#include "run/real_executor.h"
+
+#include <algorithm>
+#include <mutex>
+#include <stdexcept>
+
+namespace plan {
+namespace {
+
+/// Local hosts only for now; every name maps to one connection for the whole run.
+class LocalHostPool : public HostPool {
+ public:
+  explicit LocalHostPool(const Plan& plan) : plan_(plan) {}
+
+  HostConnection& get(const std::string& host_name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string key = host_name.empty() ? "local" : host_name;
+    if (!host_name.empty()) {
+      const Host* h = plan_.find_host(host_name);
+      if (!h) {
+        // "local" needs no declaration; anything else must be declared under hosts.
+        if (host_name != "local") throw std::runtime_error("host '" + host_name + "' is not defined in the plan");
+      } else if (!h->local) {
+        throw std::runtime_error("host '" + host_name + "': SSH hosts are not supported yet");
+      }
+    }
+    auto& conn = hosts_[key];
+    if (!conn) conn = make_local_host(key);
+    return *conn;
+  }
+
+ private:
+  const Plan& plan_;
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<HostConnection>> hosts_;
+};
+
+/// A check's params as written, with the CheckSpec's host carried in the "on" key run_check reads.
+Json with_host(const CheckSpec& c) {
+  Json p = c.params;
+  if (!c.on.empty() && p.is_object() && !p.contains("on")) p["on"] = c.on;
+  return p;
+}
+
+std::string describe_check(const std::string& type, const Json& display) {
+  const CheckType* t = Registry::instance().check(type);
+  return t ? t->describe(display) : type + " (unknown check type)";
+}
+
+/// The outcome of a list of checks: all held, one failed (message set), or one could not be
+/// resolved (resolve_error set: a plan error, not a false check).
+struct ChecksVerdict {
+  bool ok = true;
+  std::string message;
+  std::string resolve_error;
+};
+
+ChecksVerdict run_checks(const std::vector<CheckSpec>& checks, const Scope& scope, HostPool& hosts,
+                         Deadline deadline, const CancelToken& cancel) {
+  ChecksVerdict v;
+  for (const auto& c : checks) {
+    Resolved r;
+    try {
+      r = resolve(with_host(c), scope);
+    } catch (const ResolveError& e) {
+      v.ok = false;
+      v.resolve_error = std::string("check ") + c.type + ": " + e.what();
+      v.message = v.resolve_error;
+      return v;
+    }
+    CheckResult res = run_check(c.type, r.value, hosts, deadline, cancel);
+    if (!res.ok) {
+      v.ok = false;
+      v.message = "check " + describe_check(c.type, r.display) + ": expected " + res.expected + ", saw " + res.seen;
+      return v;
+    }
+  }
+  return v;
+}
+
+std::string masked(const SecretMasker* m, std::string s) { return m ? m->mask(std::move(s)) : s; }
+
+std::function<void(const std::string&)> masked_log(const StepRequest& req, const SecretMasker* m) {
+  if (!req.log) return {};
+  return [log = req.log, m](const std::string& line) { log(masked(m, line)); };
+}
+
+}  // namespace
+
+std::unique_ptr<HostPool> make_host_pool(const Plan& plan) {
+  for (const auto& h : plan.hosts)
+    if (!h.local) throw std::runtime_error("host '" + h.name + "': SSH hosts are not supported yet");
+  return std::make_unique<LocalHostPool>(plan);
+}
+
+CheckResult evaluate_checks(const std::vector<CheckSpec>& checks, const Scope& scope, HostPool& hosts,
+                            Deadline deadline, const CancelToken& cancel, std::string* failure_message) {
+  ChecksVerdict v = run_checks(checks, scope, hosts, deadline, cancel);
+  if (failure_message) *failure_message = v.message;
+  if (v.ok) return CheckResult::pass();
+  return CheckResult::failed("", v.message);
+}
+
+StepOutcome RealExecutor::execute(const StepRequest& req) {
+  const SecretMasker* m = env_.masker;
+  auto finish = [&](StepOutcome o) {
+    o.message = masked(m, std::move(o.message));
+    return o;
+  };
+  try {
+    const Step& step = req.step;
+    if (req.cancel.cancelled()) return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled"));
+    const StepType* type = Registry::instance().step(step.type);
+    if (!type) return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"));
+
+    // A check cut short by cancellation is not a false check: report the cancellation.
+    auto check_failure = [&](FailureKind kind, const std::string& prefix, const ChecksVerdict& v) {
+      if (!v.resolve_error.empty()) return finish(StepOutcome::fail(FailureKind::Error, prefix + v.resolve_error));
+      if (req.cancel.cancelled()) return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled"));
+      return finish(StepOutcome::fail(kind, prefix + v.message));
+    };
+
+    ChecksVerdict when = run_checks(step.when, req.scope, env_.hosts, req.deadline, req.cancel);
+    if (!when.ok) {
+      if (!when.resolve_error.empty() || req.cancel.cancelled()) return check_failure(FailureKind::Error, "when: ", when);
+      return finish(StepOutcome::skipped("when: " + when.message));
+    }
+    ChecksVerdict pre = run_checks(step.preconditions, req.scope, env_.hosts, req.deadline, req.cancel);
+    if (!pre.ok) return check_failure(FailureKind::Precondition, "precondition failed: ", pre);
+
+    Resolved params;
+    try {
+      params = resolve(step.with, req.scope);
+    } catch (const ResolveError& e) {
+      return finish(StepOutcome::fail(FailureKind::Error, e.what()));
+    }
+    HostConnection& host = env_.hosts.get(step.on);
+    StepContext ctx{step, params.value, params.display, host, env_.hosts, req.deadline, req.cancel,
+                    masked_log(req, m), env_.approver, req.run, env_.state_dir};
+    StepOutcome out = type->run(ctx);
+    if (!out.succeeded()) return finish(std::move(out));
+
+    ChecksVerdict ver = run_checks(step.verify, req.scope, env_.hosts, req.deadline, req.cancel);
+    if (!ver.ok) {
+      // The action happened: keep its outputs, rollback may need them.
+      StepOutcome failed = check_failure(FailureKind::Verify, "verify failed: ", ver);
+      failed.outputs = std::move(out.outputs);
+      return failed;
+    }
+    return finish(std::move(out));
+  } catch (const std::exception& e) {
+    return finish(StepOutcome::fail(FailureKind::Error, e.what()));
+  } catch (...) {
+    return finish(StepOutcome::fail(FailureKind::Error, "unexpected error"));
+  }
+}
+
+void DryRunExecutor::set_first_wave(std::vector<int> step_indices) {
+  std::sort(step_indices.begin(), step_indices.end());
+  first_wave_ = std::move(step_indices);
+}
+
+StepOutcome DryRunExecutor::execute(const StepRequest& req) {
+  const SecretMasker* m = env_.masker;
+  auto log = masked_log(req, m);
+  auto say = [&](const std::string& line) {
+    if (log) log(line);
+  };
+  auto finish = [&](StepOutcome o, const char* label) {
+    o.message = masked(m, std::move(o.message));
+    o.label = label;
+    return o;
+  };
+  try {
+    const Step& step = req.step;
+    const StepType* type = Registry::instance().step(step.type);
+    if (!type) return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"), "simulated");
+    Scope scope = req.scope;
+    scope.placeholders_for_missing = true;
+
+    Resolved params;
+    try {
+      params = resolve(step.with, scope);
+    } catch (const ResolveError& e) {
+      return finish(StepOutcome::fail(FailureKind::Error, e.what()), "simulated");
+    }
+    std::string where = step.on.empty() ? "" : " (on " + step.on + ")";
+    auto lines = type->describe(params.display);
+    for (size_t i = 0; i < lines.size(); ++i) say(i == 0 ? lines[i] + where : lines[i]);
+
+    auto describe_all = [&](const char* prefix, const std::vector<CheckSpec>& checks) {
+      for (const auto& c : checks) {
+        std::string text;
+        try {
+          text = describe_check(c.type, resolve(with_host(c), scope).display);
+        } catch (const ResolveError& e) {
+          text = c.type + " (" + e.what() + ")";
+        }
+        say(std::string(prefix) + text + (c.on.empty() ? "" : " (on " + c.on + ")"));
+      }
+    };
+    describe_all("when: ", step.when);
+    describe_all("precondition: ", step.preconditions);
+    describe_all("verify: ", step.verify);
+
+    bool probe = probe_ && std::binary_search(first_wave_.begin(), first_wave_.end(), req.index);
+    if (probe && (!step.when.empty() || !step.preconditions.empty())) {
+      // Checks are read-only by contract, so they may run for real here; the action never does.
+      ChecksVerdict when = run_checks(step.when, scope, env_.hosts, req.deadline, req.cancel);
+      if (!when.ok && when.resolve_error.empty()) {
+        say("probe: when is false: " + when.message);
+        return finish(StepOutcome::skipped("when: " + when.message), "skipped");
+      }
+      if (!when.ok) return finish(StepOutcome::fail(FailureKind::Error, "when: " + when.message), "probed");
+      ChecksVerdict pre = run_checks(step.preconditions, scope, env_.hosts, req.deadline, req.cancel);
+      if (!pre.ok) {
+        say("probe: precondition failed: " + pre.message);
+        FailureKind kind = pre.resolve_error.empty() ? FailureKind::Precondition : FailureKind::Error;
+        return finish(StepOutcome::fail(kind, "precondition failed: " + pre.message), "probed");
+      }
+      if (!step.when.empty()) say("probe: when holds");
+      if (!step.preconditions.empty()) say("probe: preconditions hold");
+      return finish(StepOutcome::ok(), "probed");
+    }
+    return finish(StepOutcome::ok(), "simulated");
+  } catch (const std::exception& e) {
+    return finish(StepOutcome::fail(FailureKind::Error, e.what()), "simulated");
+  } catch (...) {
+    return finish(StepOutcome::fail(FailureKind::Error, "unexpected error"), "simulated");
+  }
+}
+
+}  // namespace plan

@@ -1,0 +1,78 @@
+// The registration table of step and check types, the defaults of StepType, and run_check, the
+// one place where a check's host is chosen and its exceptions become failed results.
+
+#include "run/step_type.h"
+
+#include <stdexcept>
+
+namespace plan {
+
+Registry& Registry::instance() {
+  // Function-local so that registrars in other translation units may run first.
+  static Registry registry;
+  return registry;
+}
+
+void Registry::add_step(std::unique_ptr<StepType> t) {
+  std::string n = t->name();
+  steps_[n] = std::move(t);
+}
+
+void Registry::add_check(std::unique_ptr<CheckType> t) {
+  std::string n = t->name();
+  checks_[n] = std::move(t);
+}
+
+const StepType* Registry::step(const std::string& name) const {
+  auto it = steps_.find(name);
+  return it == steps_.end() ? nullptr : it->second.get();
+}
+
+const CheckType* Registry::check(const std::string& name) const {
+  auto it = checks_.find(name);
+  return it == checks_.end() ? nullptr : it->second.get();
+}
+
+std::vector<std::string> Registry::step_names() const {
+  std::vector<std::string> out;
+  for (const auto& [n, t] : steps_) out.push_back(n);
+  return out;
+}
+
+std::vector<std::string> Registry::check_names() const {
+  std::vector<std::string> out;
+  for (const auto& [n, t] : checks_) out.push_back(n);
+  return out;
+}
+
+StepOutcome StepType::rollback(StepContext& /*ctx*/, const Json& /*outputs*/) const {
+  return StepOutcome::fail(FailureKind::Error, "step type '" + name() + "' has no automatic rollback");
+}
+
+std::vector<std::string> StepType::describe_rollback(const Json& /*display_params*/) const {
+  return {"nothing to undo (" + name() + " has no automatic rollback)"};
+}
+
+std::optional<Millis> StepType::estimate(const Json& /*params*/) const { return std::nullopt; }
+
+CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts,
+                      Deadline deadline, const CancelToken& cancel) {
+  const CheckType* ct = Registry::instance().check(type);
+  if (!ct) return CheckResult::failed("a known check type", "unknown check type '" + type + "'");
+  try {
+    std::string on;
+    if (resolved_params.is_object()) {
+      auto it = resolved_params.find("on");
+      if (it != resolved_params.end() && it->is_string()) on = it->get<std::string>();
+    }
+    HostConnection& host = hosts.get(on);
+    CheckContext ctx{hosts, deadline, cancel};
+    return ct->evaluate(resolved_params, host, ctx);
+  } catch (const std::invalid_argument& e) {
+    return CheckResult::failed("valid parameters", e.what());
+  } catch (const std::exception& e) {
+    return CheckResult::failed("a check that completes", e.what());
+  }
+}
+
+}  // namespace plan

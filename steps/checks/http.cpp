@@ -1,0 +1,203 @@
+// Check `http`: a request answered with an expected status (and optionally a body containing text).
+//   - http: { url: "http://127.0.0.3/", method: POST, status: [405], body_contains: "read-only",
+//             headers: { Host: botbot.test }, body: "x", timeout: 5s, on: new }
+// From this machine through libcurl; from another host through its curl command.
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "../params.h"
+
+namespace plan {
+namespace {
+
+constexpr Millis kDefaultTimeout{10000};
+constexpr size_t kBodyCap = 1 << 20;
+
+struct HttpParams {
+  std::string url;
+  std::string method = "GET";
+  std::vector<int> status{200};
+  std::string body_contains;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::optional<std::string> body;
+  Millis timeout = kDefaultTimeout;
+};
+
+HttpParams parse(const Json& p) {
+  HttpParams h;
+  if (p.is_string()) {
+    h.url = p.get<std::string>();
+  } else if (p.is_object()) {
+    h.url = params::text(p, "url", "");
+    h.method = params::text(p, "method", "GET");
+    std::transform(h.method.begin(), h.method.end(), h.method.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    h.status = params::int_list(p, "status", {200});
+    h.body_contains = params::text(p, "body_contains", "");
+    if (p.contains("headers") && p["headers"].is_object())
+      for (const auto& [k, v] : p["headers"].items()) h.headers.emplace_back(k, params::text(v));
+    if (p.contains("body") && !p["body"].is_null()) h.body = params::text(p["body"]);
+    h.timeout = params::duration(p, "timeout", kDefaultTimeout);
+  } else {
+    throw params::BadParam("http takes { url: ... }");
+  }
+  if (h.url.empty()) throw params::BadParam("http needs a 'url'");
+  if (h.status.empty()) throw params::BadParam("http 'status' lists no status");
+  return h;
+}
+
+std::string expected_status(const HttpParams& h) {
+  std::string s = "status ";
+  for (size_t i = 0; i < h.status.size(); ++i) {
+    if (i) s += i + 1 == h.status.size() ? " or " : ", ";
+    s += std::to_string(h.status[i]);
+  }
+  return s;
+}
+
+struct Reply {
+  std::string error;  // transport failure, empty when a status came back
+  long status = 0;
+  std::string body;
+};
+
+size_t collect(char* data, size_t size, size_t n, void* user) {
+  auto* body = static_cast<std::string*>(user);
+  size_t len = size * n;
+  if (body->size() < kBodyCap) body->append(data, std::min(len, kBodyCap - body->size()));
+  return len;
+}
+
+int progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  // Non-zero aborts the transfer: that is how cancellation reaches a request in flight.
+  return static_cast<const CancelToken*>(user)->cancelled() ? 1 : 0;
+}
+
+Reply request_local(const HttpParams& h, Deadline deadline, const CancelToken& cancel) {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  Reply r;
+  CURL* c = curl_easy_init();
+  if (!c) {
+    r.error = "cannot initialise libcurl";
+    return r;
+  }
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_slist* hdrs = nullptr;
+  for (const auto& [k, v] : h.headers) hdrs = curl_slist_append(hdrs, (k + ": " + v).c_str());
+  long timeout_ms = std::max<long>(1, static_cast<long>(params::bounded(h.timeout, deadline).count()));
+  curl_easy_setopt(c, CURLOPT_URL, h.url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // we run on many threads; no SIGALRM games
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &cancel);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  if (hdrs) curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+  if (h.method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (h.method != "GET" || h.body) {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, h.method.c_str());
+  }
+  if (h.body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, h.body->data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(h.body->size()));
+  }
+  CURLcode rc = curl_easy_perform(c);
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
+    r.error = "cancelled";
+  } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+    r.error = "no answer within " + format_duration(Millis(timeout_ms));
+  } else {
+    // curl's own text carries timings ("after 0 ms") that make messages differ run to run.
+    long os_errno = 0;
+    curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+    if (rc == CURLE_COULDNT_CONNECT && os_errno == ECONNREFUSED) {
+      r.error = "connection refused";
+    } else if (rc == CURLE_COULDNT_CONNECT && os_errno != 0) {
+      r.error = std::strerror(static_cast<int>(os_errno));
+      if (!r.error.empty()) r.error[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(r.error[0])));
+    } else {
+      r.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    }
+  }
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(c);
+  return r;
+}
+
+Reply request_remote(const HttpParams& h, HostConnection& host, Deadline deadline, const CancelToken& cancel) {
+  Reply r;
+  long long secs = std::max<long long>(1, (h.timeout.count() + 999) / 1000);
+  CommandSpec spec;
+  spec.argv = {"curl", "-sS", "-X", h.method, "--max-time", std::to_string(secs), "-w", "\n%{http_code}"};
+  for (const auto& [k, v] : h.headers) {
+    spec.argv.push_back("-H");
+    spec.argv.push_back(k + ": " + v);
+  }
+  if (h.body) {
+    spec.argv.push_back("--data-binary");
+    spec.argv.push_back("@-");
+    spec.stdin_data = *h.body;
+  }
+  spec.argv.push_back(h.url);
+  auto res = host.run(spec, deadline, cancel);
+  if (!res.started) {
+    r.error = "cannot run curl on " + host.name() + ": " + res.error;
+  } else if (res.signal != 0 || res.exit_code != 0 || res.timed_out || res.cancelled) {
+    std::string last = params::last_lines(res.err, 1);
+    r.error = last.empty() ? describe_exit(res) : last;
+  } else {
+    auto nl = res.out.rfind('\n');
+    r.body = nl == std::string::npos ? "" : res.out.substr(0, nl);
+    r.status = std::atol(res.out.c_str() + (nl == std::string::npos ? 0 : nl + 1));
+  }
+  return r;
+}
+
+class HttpCheck : public CheckType {
+ public:
+  std::string name() const override { return "http"; }
+
+  std::string describe(const Json& p) const override {
+    try {
+      HttpParams h = parse(p);
+      std::string s = "http " + h.method + " " + h.url;
+      if (h.status != std::vector<int>{200}) s += " " + expected_status(h);
+      if (!h.body_contains.empty()) s += " body contains '" + h.body_contains + "'";
+      return s;
+    } catch (const std::exception&) {
+      return "http " + p.dump();
+    }
+  }
+
+  CheckResult evaluate(const Json& p, HostConnection& host, CheckContext& ctx) const override {
+    HttpParams h = parse(p);
+    Reply r = host.is_local() ? request_local(h, ctx.deadline, ctx.cancel)
+                              : request_remote(h, host, ctx.deadline, ctx.cancel);
+    if (!r.error.empty()) return CheckResult::failed(expected_status(h), r.error);
+    if (std::find(h.status.begin(), h.status.end(), static_cast<int>(r.status)) == h.status.end())
+      return CheckResult::failed(expected_status(h), std::to_string(r.status));
+    if (!h.body_contains.empty() && r.body.find(h.body_contains) == std::string::npos)
+      return CheckResult::failed("body containing '" + h.body_contains + "'",
+                                 "status " + std::to_string(r.status) + " without it (" +
+                                     std::to_string(r.body.size()) + " bytes)");
+    return CheckResult::pass("status " + std::to_string(r.status));
+  }
+};
+
+PLAN_REGISTER_CHECK(HttpCheck);
+
+}  // namespace
+}  // namespace plan

@@ -1,0 +1,125 @@
+// Step `exec`: one command on the step's host, argv without a shell unless `shell` asks for one.
+//   with: { command: [pg_dump, -Fc, botbot], env: { PGPASSWORD: "${secret.pg}" }, cwd: /srv,
+//           exit_codes: [0, 1], stdin: "...", output_cap: 1048576 }
+//   with: { shell: "pg_dump botbot | gzip > /srv/dump.gz" }
+// Outputs: stdout (final newline trimmed), stderr, exit_code.
+
+#include <algorithm>
+
+#include "params.h"
+
+namespace plan {
+namespace {
+
+struct ExecParams {
+  std::vector<std::string> argv;
+  bool shell = false;
+  std::map<std::string, std::string> env;
+  std::string cwd;
+  std::vector<int> exit_codes{0};
+  std::optional<std::string> stdin_data;
+  size_t output_cap = 1 << 20;
+};
+
+ExecParams parse(const Json& p) {
+  if (!p.is_object()) throw params::BadParam("exec takes { command: [...] } or { shell: \"...\" }");
+  ExecParams e;
+  e.argv = params::command_argv(p);
+  e.shell = p.contains("shell");
+  if (p.contains("env") && p["env"].is_object())
+    for (const auto& [k, v] : p["env"].items()) e.env[k] = params::text(v);
+  e.cwd = params::text(p, "cwd", "");
+  e.exit_codes = params::int_list(p, "exit_codes", {0});
+  if (p.contains("stdin") && !p["stdin"].is_null()) e.stdin_data = params::text(p["stdin"]);
+  if (p.contains("output_cap")) {
+    long long cap = params::integer(p["output_cap"], "'output_cap'");
+    if (cap < 0) throw params::BadParam("'output_cap' must not be negative");
+    e.output_cap = static_cast<size_t>(cap);
+  }
+  return e;
+}
+
+std::string codes_text(const std::vector<int>& codes) {
+  std::string s;
+  for (size_t i = 0; i < codes.size(); ++i) {
+    if (i) s += i + 1 == codes.size() ? " or " : ", ";
+    s += std::to_string(codes[i]);
+  }
+  return s;
+}
+
+/// What went wrong, with the end of what the command said about it.
+std::string with_tail(std::string msg, const CommandResult& r) {
+  std::string tail = params::last_lines(r.err.empty() ? r.out : r.err, 3);
+  if (!tail.empty()) msg += ": " + tail;
+  return msg;
+}
+
+class ExecStep : public StepType {
+ public:
+  std::string name() const override { return "exec"; }
+
+  std::vector<std::string> describe(const Json& p) const override {
+    std::vector<std::string> lines;
+    try {
+      ExecParams e = parse(p);
+      lines.push_back(e.shell ? "sh -c " + params::quote(e.argv[2]) : params::quote_argv(e.argv));
+      for (const auto& [k, v] : e.env) lines.push_back("  env " + k + "=" + params::quote(v));
+      if (!e.cwd.empty()) lines.push_back("  in " + e.cwd);
+      if (e.stdin_data) lines.push_back("  stdin: " + std::to_string(e.stdin_data->size()) + " bytes");
+      if (e.exit_codes != std::vector<int>{0}) lines.push_back("  accepting exit status " + codes_text(e.exit_codes));
+    } catch (const std::exception& ex) {
+      lines.push_back(std::string("invalid exec parameters: ") + ex.what());
+    }
+    return lines;
+  }
+
+  StepOutcome run(StepContext& ctx) const override {
+    ExecParams e;
+    try {
+      e = parse(ctx.params);
+    } catch (const std::exception& ex) {
+      return StepOutcome::fail(FailureKind::Error, ex.what());
+    }
+    CommandSpec spec;
+    spec.argv = e.argv;
+    spec.env = e.env;
+    spec.cwd = e.cwd;
+    spec.stdin_data = e.stdin_data;
+    spec.output_cap = e.output_cap;
+    LineSink sink;
+    if (ctx.log) sink = [&ctx](int, const std::string& line) { ctx.log(params::sanitize_utf8(line)); };
+    CommandResult r = ctx.host.run(spec, ctx.deadline, ctx.cancel, sink);
+
+    Json outputs = Json::object();
+    if (r.started) {
+      std::string out = r.out;
+      if (!out.empty() && out.back() == '\n') out.pop_back();
+      outputs["stdout"] = params::sanitize_utf8(out);
+      outputs["stderr"] = params::sanitize_utf8(r.err);
+      outputs["exit_code"] = r.signal == 0 ? Json(r.exit_code) : Json(nullptr);
+    }
+    StepOutcome o;
+    if (!r.started) {
+      o = StepOutcome::fail(FailureKind::Error, "cannot start '" + e.argv[0] + "': " + r.error);
+    } else if (r.timed_out) {
+      o = StepOutcome::fail(FailureKind::Timeout, with_tail(describe_exit(r), r));
+    } else if (r.cancelled) {
+      o = StepOutcome::fail(FailureKind::Cancelled, "cancelled");
+    } else if (r.signal != 0) {
+      o = StepOutcome::fail(FailureKind::Error, with_tail(describe_exit(r), r));
+    } else if (std::find(e.exit_codes.begin(), e.exit_codes.end(), r.exit_code) == e.exit_codes.end()) {
+      std::string msg = describe_exit(r);
+      if (e.exit_codes != std::vector<int>{0}) msg += " (expected " + codes_text(e.exit_codes) + ")";
+      o = StepOutcome::fail(FailureKind::Error, with_tail(msg, r));
+    }
+    o.message = params::sanitize_utf8(o.message);
+    o.outputs = std::move(outputs);
+    return o;
+  }
+};
+
+PLAN_REGISTER_STEP(ExecStep);
+
+}  // namespace
+}  // namespace plan
