@@ -1,0 +1,119 @@
+// `plan`: parses arguments and calls the engine (engine/app/commands.h). Nothing else lives here.
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "app/commands.h"
+#include "app/signals.h"
+#include "report/text.h"
+
+namespace {
+
+// Every usage error exits 2, as DESIGN.md says for every command; CLI11 would use codes above 100.
+int usage_error(const std::string& message) {
+  std::cerr << "error: " << message << "\nRun with --help for more information.\n";
+  return 2;
+}
+
+bool parse_vars(const std::vector<std::string>& items, std::map<std::string, std::string>& out,
+                std::string* bad) {
+  for (const auto& item : items) {
+    std::string k, v;
+    if (!plan::parse_var_assignment(item, &k, &v)) {
+      *bad = item;
+      return false;
+    }
+    out[k] = v;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"plan: runs infrastructure migrations from YAML plans"};
+  app.require_subcommand(0, 1);
+  bool version = false;
+  app.add_flag("--version", version, "Print the version and the registered step and check types");
+
+  plan::ValidateArgs va;
+  auto* validate = app.add_subcommand("validate", "Check plan files; every error at once, as file:line:col");
+  validate->add_option("FILE", va.files, "Plan files")->required();
+  validate->add_option("--format", va.format, "text, json or github (annotations)")
+      ->check(CLI::IsMember({"text", "json", "github"}));
+
+  plan::ShowArgs sa;
+  std::vector<std::string> show_vars;
+  auto* show = app.add_subcommand("show", "Hosts, waves, each step's resolved action, critical path, windows");
+  show->add_option("FILE", sa.file, "Plan file")->required();
+  show->add_option("--format", sa.format, "text, markdown or json")
+      ->check(CLI::IsMember({"text", "markdown", "json"}));
+  show->add_option("--var", show_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
+  show->add_option("--vars", sa.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
+
+  plan::GraphArgs ga;
+  std::vector<std::string> graph_vars;
+  auto* graph = app.add_subcommand("graph", "The dependency graph, for Graphviz or Mermaid");
+  graph->add_option("FILE", ga.file, "Plan file")->required();
+  graph->add_option("--format", ga.format, "dot or mermaid")->check(CLI::IsMember({"dot", "mermaid"}));
+  graph->add_option("--var", graph_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
+  graph->add_option("--vars", ga.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
+
+  plan::ApplyArgs aa;
+  std::vector<std::string> apply_vars, approve_ids;
+  std::string output = "text";
+  auto* apply = app.add_subcommand("apply", "Run a plan (or rehearse it with --dry-run)");
+  apply->add_option("FILE", aa.file, "Plan file")->required();
+  auto* dry = apply->add_flag("--dry-run", aa.dry_run, "Say exactly what would happen; change nothing");
+  apply->add_flag("--probe", aa.probe, "With --dry-run: also evaluate the read-only checks answerable now")
+      ->needs(dry);
+  apply->add_option("--parallelism", aa.parallelism, "Steps running at once (default 4)")
+      ->check(CLI::Range(1, 1024));
+  apply->add_option("--var", apply_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
+  apply->add_option("--vars", aa.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
+  apply->add_option("--secrets", aa.secrets_file,
+                    "YAML file of secrets (default: FILE's name with .secrets.yaml beside it, if present)");
+  apply->add_flag("--yes", aa.yes, "Approve every approval gate");
+  apply->add_option("--approve", approve_ids, "Approve the gate with this step id (repeatable)")
+      ->type_name("ID")->allow_extra_args(false);
+  apply->add_flag("--fail-fast", aa.fail_fast, "On the first failure, cancel the running steps too");
+  apply->add_option("--output", output, "text, or json: one event per line on stdout")
+      ->check(CLI::IsMember({"text", "json"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    app.exit(e);
+    return 2;
+  }
+
+  if (version) {
+    std::cout << plan::version_text();
+    return 0;
+  }
+
+  std::string bad;
+  if (*validate) return plan::cmd_validate(va, std::cout, std::cerr);
+  if (*show) {
+    if (!parse_vars(show_vars, sa.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+    return plan::cmd_show(sa, std::cout, std::cerr);
+  }
+  if (*graph) {
+    if (!parse_vars(graph_vars, ga.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+    return plan::cmd_graph(ga, std::cout, std::cerr);
+  }
+  if (*apply) {
+    if (!parse_vars(apply_vars, aa.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+    aa.approve.insert(approve_ids.begin(), approve_ids.end());
+    aa.json = output == "json";
+    aa.fancy = plan::fancy_terminal(STDERR_FILENO);
+    plan::InterruptForwarder interrupts;
+    int code = plan::cmd_apply(aa, std::cout, std::cerr, [&](plan::Runner* r) { interrupts.attach(r); });
+    return code;
+  }
+  std::cerr << app.help();
+  return 2;
+}

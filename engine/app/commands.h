@@ -1,0 +1,70 @@
+#pragma once
+// The commands behind `plan`: cli/main.cpp parses arguments into these structs and calls them.
+// Each returns DESIGN.md's exit code and writes results to `out`, diagnostics and progress to `err`.
+
+#include <functional>
+#include <map>
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace plan {
+
+class Runner;
+
+inline constexpr const char* kPlanVersion = "0.1.0";
+
+/// "plan 0.1.0" then the registered step and check types, one line each.
+std::string version_text();
+
+struct ValidateArgs {
+  std::vector<std::string> files;
+  std::string format = "text";  // text | json | github
+};
+/// 0 when every file is valid, else 2. Text: "FILE: ok" per valid file on `out`, errors on `err`
+/// (file:line:col: error: ... with source line and caret). json/github: everything on `out`.
+int cmd_validate(const ValidateArgs& args, std::ostream& out, std::ostream& err);
+
+struct LoadArgs {
+  std::map<std::string, std::string> vars;  // --var k=v
+  std::vector<std::string> var_files;       // --vars FILE
+};
+
+struct ShowArgs {
+  std::string file;
+  std::string format = "text";  // text | markdown | json
+  LoadArgs load;
+};
+int cmd_show(const ShowArgs& args, std::ostream& out, std::ostream& err);
+
+struct GraphArgs {
+  std::string file;
+  std::string format = "dot";  // dot | mermaid
+  LoadArgs load;
+};
+int cmd_graph(const GraphArgs& args, std::ostream& out, std::ostream& err);
+
+struct ApplyArgs {
+  std::string file;
+  LoadArgs load;
+  bool dry_run = false;
+  bool probe = false;
+  int parallelism = 4;
+  std::string secrets_file;   // empty: FILE's stem + ".secrets.yaml" beside it, when it exists
+  bool yes = false;
+  std::set<std::string> approve;
+  bool fail_fast = false;
+  bool json = false;          // --output json: events on `out`, progress still on `err`
+  bool allow_prompt = true;   // approval prompts on /dev/tty when there is a terminal
+  bool fancy = false;         // colour and live progress on `err` (the caller checks the terminal)
+};
+/// Loads, preflights (secrets, lock) and runs the plan. `attach` is called with the runner before
+/// it starts and with nullptr once it has finished (the signal forwarder uses it).
+int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
+              const std::function<void(Runner*)>& attach = {});
+
+/// "k=v" -> (k, v); false when there is no '=' or the key is empty.
+bool parse_var_assignment(const std::string& text, std::string* key, std::string* value);
+
+}  // namespace plan

@@ -1,0 +1,40 @@
+#pragma once
+// Approval gates on the command line: --yes approves every gate, --approve ID approves one; else
+// a prompt on the controlling terminal (/dev/tty) shows what remains, each window's budget left
+// and what rollback would do from here. With no terminal and no flag the gate is refused, and
+// the message names the flag that would approve it.
+
+#include <functional>
+#include <mutex>
+#include <ostream>
+#include <set>
+#include <string>
+
+#include "run/step_type.h"
+
+namespace plan {
+
+struct CliApproverOptions {
+  bool yes = false;                      // --yes
+  std::set<std::string> approve_ids;     // --approve ID...
+  bool allow_prompt = true;              // false: never open /dev/tty (tests, --output json)
+  std::function<void(bool)> pause_progress;  // called with true before a prompt, false after
+};
+
+class CliApprover : public Approver {
+ public:
+  /// Decisions are reported on `log` (stderr), one line each.
+  CliApprover(CliApproverOptions opts, std::ostream& log);
+  bool approve(const ApprovalRequest& req, const CancelToken& cancel) override;
+
+ private:
+  bool prompt(int fd, const ApprovalRequest& req, const CancelToken& cancel);
+  CliApproverOptions opts_;
+  std::ostream& log_;
+  std::mutex mu_;  // one prompt at a time
+};
+
+/// The text shown at a gate (without the question), one item per line.
+std::string format_approval_request(const ApprovalRequest& req);
+
+}  // namespace plan

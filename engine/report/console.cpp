@@ -1,0 +1,246 @@
+#include "report/console.h"
+
+#include <chrono>
+#include <sstream>
+
+#include "report/describe.h"
+#include "report/json_events.h"
+#include "run/step_type.h"
+
+namespace plan {
+
+namespace {
+
+std::string exit_meaning(int code) {
+  switch (code) {
+    case 0: return "done";
+    case 1: return "failed";
+    case 2: return "invalid plan or bad usage";
+    case 3: return "failed, NOT fully rolled back: operator needed";
+    case 4: return "locked by another run";
+    case 130: return "interrupted";
+    default: return "exit " + std::to_string(code);
+  }
+}
+
+Millis since(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration_cast<Millis>(b - a);
+}
+
+}  // namespace
+
+ConsoleObserver::ConsoleObserver(std::ostream& progress, std::ostream& results, ConsoleOptions opts)
+    : progress_(progress), results_(results), opts_(opts) {
+  style_.on = opts_.fancy;
+}
+
+ConsoleObserver::~ConsoleObserver() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ticker_ = true;
+  }
+  cv_.notify_all();
+  if (ticker_thread_.joinable()) ticker_thread_.join();
+}
+
+std::string ConsoleObserver::mask(const std::string& s) const {
+  return sanitize_utf8(opts_.masker ? opts_.masker->mask(s) : s);
+}
+
+std::string ConsoleObserver::id(int step) const {
+  return plan_ && step >= 0 && step < static_cast<int>(plan_->steps.size()) ? plan_->steps[step].id
+                                                                            : "#" + std::to_string(step);
+}
+
+void ConsoleObserver::line(const std::string& text) {
+  if (status_shown_) progress_ << "\r\x1b[K";
+  progress_ << text << "\n";
+  status_shown_ = false;
+  draw_status();
+  progress_.flush();
+}
+
+std::string ConsoleObserver::status_text() const {
+  std::ostringstream o;
+  o << "[" << finished_ << "/" << (plan_ ? plan_->steps.size() : 0) << "] "
+    << format_duration(since(started_, Clock::now()));
+  if (!running_.empty()) {
+    std::vector<std::string> ids;
+    for (int s : running_) ids.push_back(id(s));
+    o << "  running: " << join(ids);
+  }
+  for (const auto& w : open_windows_) {
+    Millis used = since(w.opened_at, Clock::now());
+    o << "  window " << w.name << " " << format_duration(used) << "/" << format_duration(w.budget);
+  }
+  return o.str();
+}
+
+void ConsoleObserver::pause(bool paused) {
+  std::lock_guard lk(mu_);
+  paused_ = paused;
+  if (paused && status_shown_) {
+    progress_ << "\r\x1b[K";
+    progress_.flush();
+    status_shown_ = false;
+  }
+}
+
+void ConsoleObserver::draw_status() {
+  if (!opts_.fancy || !plan_ || paused_) return;
+  std::string s = status_text();
+  progress_ << "\r\x1b[K" << style_.dim(s);
+  status_shown_ = true;
+}
+
+void ConsoleObserver::ticker() {
+  std::unique_lock lk(mu_);
+  while (!stop_ticker_) {
+    cv_.wait_for(lk, std::chrono::seconds(1));
+    if (stop_ticker_) break;
+    draw_status();
+    progress_.flush();
+  }
+}
+
+void ConsoleObserver::run_started(const Plan& plan, const Graph& graph, bool dry_run) {
+  std::lock_guard lk(mu_);
+  plan_ = &plan;
+  dry_run_ = dry_run;
+  started_ = Clock::now();
+  size_t waves = graph.waves().size();
+  line(style_.bold((dry_run ? "dry run of plan " : "plan ") + plan.name) + ": " +
+       std::to_string(plan.steps.size()) + " step" + (plan.steps.size() == 1 ? "" : "s") + " in " +
+       std::to_string(waves) + " wave" + (waves == 1 ? "" : "s") +
+       (dry_run ? " (nothing will be changed)" : ""));
+  if (opts_.fancy && !ticker_thread_.joinable()) ticker_thread_ = std::thread([this] { ticker(); });
+}
+
+void ConsoleObserver::step_started(int step, int attempt) {
+  std::lock_guard lk(mu_);
+  running_.insert(step);
+  last_log_step_ = step;
+  std::string text = "start  " + (plan_ ? step_label(plan_->steps[step]) : id(step));
+  if (attempt > 1 && plan_)
+    text += " (attempt " + std::to_string(attempt) + " of " + std::to_string(plan_->steps[step].retry.attempts) + ")";
+  line(text);
+}
+
+void ConsoleObserver::step_retrying(int step, int attempt, const StepOutcome& outcome, Millis delay) {
+  std::lock_guard lk(mu_);
+  last_log_step_ = -1;
+  line(style_.yellow("retry  " + id(step)) + ": attempt " + std::to_string(attempt) + " failed (" +
+       failure_kind_name(outcome.kind) + "): " + mask(outcome.message) + "; next attempt in " + format_duration(delay));
+}
+
+void ConsoleObserver::step_log(int step, const std::string& text) {
+  std::lock_guard lk(mu_);
+  // Lines of one step read as a block under it; when parallel steps interleave, each line
+  // that follows another step's output names its step.
+  if (step == last_log_step_) {
+    line("       " + mask(text));
+  } else {
+    line("       " + style_.dim("[" + id(step) + "]") + " " + mask(text));
+  }
+}
+
+void ConsoleObserver::step_finished(int step, const StepRecord& rec) {
+  std::lock_guard lk(mu_);
+  running_.erase(step);
+  ++finished_;
+  last_log_step_ = -1;
+  std::string d = format_duration(rec.duration());
+  const StepOutcome& o = rec.outcome;
+  std::string text;
+  if (o.status == StepOutcome::Status::Succeeded) {
+    std::string word = o.label.empty() ? "ok" : o.label;
+    text = style_.green(word + std::string(word.size() < 6 ? 7 - word.size() : 1, ' ') + id(step)) + " (" + d + ")";
+  } else if (o.status == StepOutcome::Status::Skipped) {
+    text = style_.yellow("skip   " + id(step)) + (o.message.empty() ? "" : ": " + mask(o.message));
+  } else {
+    text = style_.red("FAILED " + id(step)) + " (" + d + "): " + mask(o.message);
+  }
+  line(text);
+}
+
+void ConsoleObserver::window_opened(const WindowRecord& w) {
+  std::lock_guard lk(mu_);
+  open_windows_.push_back(w);
+  last_log_step_ = -1;
+  line(style_.bold("window " + w.name + " opened") + " (budget " + format_duration(w.budget) + ")");
+}
+
+void ConsoleObserver::window_closed(const WindowRecord& w) {
+  std::lock_guard lk(mu_);
+  std::erase_if(open_windows_, [&](const WindowRecord& x) { return x.name == w.name; });
+  last_log_step_ = -1;
+  Millis used = since(w.opened_at, w.closed_at);
+  line(style_.bold("window " + w.name + " closed") + " after " + format_duration(used) + " of " +
+       format_duration(w.budget) + " budget" + (used > w.budget ? style_.red(" (OVER BUDGET)") : ""));
+}
+
+void ConsoleObserver::run_finished(const RunSummary& summary) {
+  {
+    std::lock_guard lk(mu_);
+    stop_ticker_ = true;
+    running_.clear();
+    if (status_shown_) {
+      progress_ << "\r\x1b[K";
+      status_shown_ = false;
+    }
+    progress_.flush();
+  }
+  cv_.notify_all();
+  if (ticker_thread_.joinable()) ticker_thread_.join();
+  if (plan_) results_ << format_summary(*plan_, summary, opts_.masker, style_);
+  results_.flush();
+}
+
+std::string format_summary(const Plan& plan, const RunSummary& summary, const SecretMasker* masker,
+                           const Style& style) {
+  auto m = [&](const std::string& s) { return sanitize_utf8(masker ? masker->mask(s) : s); };
+  int ok = 0, failed = 0, skipped = 0, never = 0;
+  std::vector<std::string> failures, not_started;
+  for (size_t i = 0; i < summary.steps.size() && i < plan.steps.size(); ++i) {
+    const StepRecord& r = summary.steps[i];
+    switch (r.state) {
+      case StepState::Succeeded: ++ok; break;
+      case StepState::Skipped: ++skipped; break;
+      case StepState::Failed:
+        ++failed;
+        failures.push_back(plan.steps[i].id + ": " + m(r.outcome.message));
+        break;
+      case StepState::Running:  // cannot be at the end; counted where it hurts least to hide
+      case StepState::Pending:
+      case StepState::Ready:
+      case StepState::NotStarted:
+        ++never;
+        not_started.push_back(plan.steps[i].id);
+        break;
+    }
+  }
+  std::ostringstream o;
+  o << "\n" << style.bold(summary.dry_run ? "dry run summary" : "summary") << ": " << ok
+    << " succeeded" << ", " << failed << " failed, " << skipped
+    << " skipped, " << never << " never started, in " << format_duration(summary.duration) << "\n";
+  for (const auto& f : failures) o << "  " << style.red("failed") << ": " << f << "\n";
+  if (!not_started.empty()) o << "  never started: " << join(not_started) << "\n";
+  auto end = Clock::now();
+  for (const auto& w : summary.windows) {
+    o << "  window " << w.name << ": ";
+    if (!w.opened) {
+      o << "never opened (budget " << format_duration(w.budget) << ")\n";
+      continue;
+    }
+    Millis used = since(w.opened_at, w.closed ? w.closed_at : end);
+    o << format_duration(used) << " of " << format_duration(w.budget) << " budget"
+      << (w.closed ? "" : " (still open when the run ended)")
+      << (used > w.budget ? style.red(" OVER BUDGET") : "") << "\n";
+  }
+  std::string verdict = exit_meaning(summary.exit_code);
+  o << "result: " << (summary.exit_code == 0 ? style.green(verdict) : style.red(verdict)) << " (exit "
+    << summary.exit_code << ")\n";
+  return o.str();
+}
+
+}  // namespace plan

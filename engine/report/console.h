@@ -1,0 +1,77 @@
+#pragma once
+// Human progress for `plan apply`: each step's start and finish with its duration, log lines
+// indented under their step, retries, windows opening and closing; then a summary. Progress goes
+// to one stream (stderr), the summary to another (stdout, or stderr when stdout carries JSON).
+// On a terminal (see fancy_terminal) it adds colour and a live status line redrawn each second
+// with the running steps and each open window's clock against its budget.
+
+#include <condition_variable>
+#include <mutex>
+#include <ostream>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "plan/interpolate.h"
+#include "report/text.h"
+#include "run/observer.h"
+
+namespace plan {
+
+struct ConsoleOptions {
+  bool fancy = false;                     // colour and the live status line
+  const SecretMasker* masker = nullptr;   // applied to every message and log line
+};
+
+class ConsoleObserver : public RunObserver {
+ public:
+  ConsoleObserver(std::ostream& progress, std::ostream& results, ConsoleOptions opts);
+  ~ConsoleObserver() override;
+
+  void run_started(const Plan& plan, const Graph& graph, bool dry_run) override;
+  void step_started(int step, int attempt) override;
+  void step_retrying(int step, int attempt, const StepOutcome& outcome, Millis delay) override;
+  void step_log(int step, const std::string& line) override;
+  void step_finished(int step, const StepRecord& record) override;
+  void window_opened(const WindowRecord& w) override;
+  void window_closed(const WindowRecord& w) override;
+  void run_finished(const RunSummary& summary) override;
+
+  /// While paused (an approval prompt owns the terminal) the live status line is not drawn.
+  void pause(bool paused);
+
+ private:
+  void line(const std::string& text);  // one progress line, under the status line; mu_ held
+  std::string status_text() const;     // mu_ held
+  void draw_status();                  // mu_ held
+  void ticker();
+  std::string mask(const std::string& s) const;
+  std::string id(int step) const;
+
+  std::ostream& progress_;
+  std::ostream& results_;
+  ConsoleOptions opts_;
+  Style style_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ticker_ = false;
+  std::thread ticker_thread_;
+  const Plan* plan_ = nullptr;
+  bool dry_run_ = false;
+  Clock::time_point started_{};
+  int finished_ = 0;
+  int last_log_step_ = -1;
+  bool status_shown_ = false;
+  bool paused_ = false;
+  std::set<int> running_;
+  std::vector<WindowRecord> open_windows_;
+};
+
+/// The end-of-run summary as printed by ConsoleObserver (no colour): counts of succeeded, failed,
+/// skipped and never started steps, each failure with its message, total time, and each window's
+/// real length against its budget.
+std::string format_summary(const Plan& plan, const RunSummary& summary, const SecretMasker* masker,
+                           const Style& style = {});
+
+}  // namespace plan

@@ -1,0 +1,171 @@
+#include "report/json_events.h"
+
+#include "report/text.h"
+
+namespace plan {
+
+const char* status_name(StepOutcome::Status s) {
+  switch (s) {
+    case StepOutcome::Status::Succeeded: return "succeeded";
+    case StepOutcome::Status::Failed: return "failed";
+    case StepOutcome::Status::Skipped: return "skipped";
+  }
+  return "failed";
+}
+
+const char* failure_kind_name(FailureKind k) {
+  switch (k) {
+    case FailureKind::None: return "none";
+    case FailureKind::Error: return "error";
+    case FailureKind::Timeout: return "timeout";
+    case FailureKind::Precondition: return "precondition";
+    case FailureKind::Verify: return "verify";
+    case FailureKind::Cancelled: return "cancelled";
+  }
+  return "error";
+}
+
+const char* state_name(StepState s) {
+  switch (s) {
+    case StepState::Pending: return "pending";
+    case StepState::Ready: return "ready";
+    case StepState::Running: return "running";
+    case StepState::Succeeded: return "succeeded";
+    case StepState::Failed: return "failed";
+    case StepState::Skipped: return "skipped";
+    case StepState::NotStarted: return "not_started";
+  }
+  return "pending";
+}
+
+JsonEventObserver::JsonEventObserver(std::ostream& out, const SecretMasker* masker)
+    : out_(out), masker_(masker) {}
+
+std::string JsonEventObserver::mask(const std::string& s) const {
+  return sanitize_utf8(masker_ ? masker_->mask(s) : s);
+}
+
+Json JsonEventObserver::masked(const Json& j) const {
+  if (j.is_string()) return mask(j.get_ref<const std::string&>());
+  if (j.is_array()) {
+    Json out = Json::array();
+    for (const auto& e : j) out.push_back(masked(e));
+    return out;
+  }
+  if (j.is_object()) {
+    Json out = Json::object();
+    for (auto it = j.begin(); it != j.end(); ++it) out[sanitize_utf8(it.key())] = masked(it.value());
+    return out;
+  }
+  return j;
+}
+
+std::string JsonEventObserver::id(int step) const {
+  return plan_ && step >= 0 && step < static_cast<int>(plan_->steps.size()) ? plan_->steps[step].id
+                                                                            : "#" + std::to_string(step);
+}
+
+void JsonEventObserver::emit(const char* event, Json fields) {
+  Json e = Json::object();
+  e["event"] = event;
+  e["t_ms"] = std::chrono::duration_cast<Millis>(Clock::now() - started_).count();
+  for (auto it = fields.begin(); it != fields.end(); ++it) e[it.key()] = it.value();
+  // replace: a last line of defence; strings were sanitized already.
+  out_ << e.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+  out_.flush();
+}
+
+void JsonEventObserver::run_started(const Plan& plan, const Graph& graph, bool dry_run) {
+  std::lock_guard lk(mu_);
+  plan_ = &plan;
+  started_ = Clock::now();
+  Json steps = Json::array();
+  for (const auto& s : plan.steps) steps.push_back({{"id", s.id}, {"type", s.type}});
+  emit("run_started", {{"plan", plan.name},
+                       {"file", plan.path},
+                       {"hash", plan.hash},
+                       {"dry_run", dry_run},
+                       {"steps", masked(steps)},
+                       {"waves", graph.waves().size()},
+                       {"critical_path_ms", graph.critical_length.count()}});
+}
+
+void JsonEventObserver::step_started(int step, int attempt) {
+  std::lock_guard lk(mu_);
+  emit("step_started", {{"step", id(step)}, {"attempt", attempt}});
+}
+
+void JsonEventObserver::step_retrying(int step, int attempt, const StepOutcome& o, Millis delay) {
+  std::lock_guard lk(mu_);
+  emit("step_retrying", {{"step", id(step)},
+                         {"attempt", attempt},
+                         {"kind", failure_kind_name(o.kind)},
+                         {"message", mask(o.message)},
+                         {"delay_ms", delay.count()}});
+}
+
+void JsonEventObserver::step_log(int step, const std::string& line) {
+  std::lock_guard lk(mu_);
+  emit("step_log", {{"step", id(step)}, {"line", mask(line)}});
+}
+
+void JsonEventObserver::step_finished(int step, const StepRecord& r) {
+  std::lock_guard lk(mu_);
+  Json f = {{"step", id(step)},
+            {"status", status_name(r.outcome.status)},
+            {"attempts", r.attempts},
+            {"duration_ms", r.duration().count()},
+            {"outputs", masked(r.outcome.outputs)}};
+  if (r.outcome.failed()) f["kind"] = failure_kind_name(r.outcome.kind);
+  if (!r.outcome.message.empty()) f["message"] = mask(r.outcome.message);
+  if (!r.outcome.label.empty()) f["label"] = r.outcome.label;
+  emit("step_finished", std::move(f));
+}
+
+void JsonEventObserver::window_opened(const WindowRecord& w) {
+  std::lock_guard lk(mu_);
+  emit("window_opened", {{"window", w.name}, {"budget_ms", w.budget.count()}});
+}
+
+void JsonEventObserver::window_closed(const WindowRecord& w) {
+  std::lock_guard lk(mu_);
+  auto used = std::chrono::duration_cast<Millis>(w.closed_at - w.opened_at);
+  emit("window_closed", {{"window", w.name},
+                         {"budget_ms", w.budget.count()},
+                         {"elapsed_ms", used.count()},
+                         {"within_budget", used <= w.budget}});
+}
+
+void JsonEventObserver::run_finished(const RunSummary& s) {
+  std::lock_guard lk(mu_);
+  Json counts = {{"succeeded", 0}, {"failed", 0}, {"skipped", 0}, {"not_started", 0}};
+  Json not_started = Json::array();
+  for (size_t i = 0; i < s.steps.size(); ++i) {
+    switch (s.steps[i].state) {
+      case StepState::Succeeded: counts["succeeded"] = counts["succeeded"].get<int>() + 1; break;
+      case StepState::Failed: counts["failed"] = counts["failed"].get<int>() + 1; break;
+      case StepState::Skipped: counts["skipped"] = counts["skipped"].get<int>() + 1; break;
+      default:
+        counts["not_started"] = counts["not_started"].get<int>() + 1;
+        not_started.push_back(id(static_cast<int>(i)));
+        break;
+    }
+  }
+  Json windows = Json::array();
+  for (const auto& w : s.windows) {
+    Json jw = {{"window", w.name}, {"budget_ms", w.budget.count()}, {"opened", w.opened}, {"closed", w.closed}};
+    if (w.opened && w.closed)
+      jw["elapsed_ms"] = std::chrono::duration_cast<Millis>(w.closed_at - w.opened_at).count();
+    windows.push_back(jw);
+  }
+  emit("run_finished", {{"succeeded", s.succeeded},
+                        {"interrupted", s.interrupted},
+                        {"dry_run", s.dry_run},
+                        {"exit_code", s.exit_code},
+                        {"duration_ms", s.duration.count()},
+                        {"counts", counts},
+                        {"not_started", not_started},
+                        {"windows", windows}});
+}
+
+}  // namespace plan

@@ -1,0 +1,49 @@
+#pragma once
+// `--output json`: one JSON object per line, flushed as it happens, for machines. Every event has
+// "event" and "t_ms" (milliseconds since run_started). Strings are masked and sanitized to valid
+// UTF-8 before dump(). Events: run_started, step_started, step_retrying, step_log, step_finished,
+// window_opened, window_closed, run_finished.
+
+#include <mutex>
+#include <ostream>
+
+#include "plan/interpolate.h"
+#include "run/observer.h"
+
+namespace plan {
+
+class JsonEventObserver : public RunObserver {
+ public:
+  JsonEventObserver(std::ostream& out, const SecretMasker* masker = nullptr);
+
+  void run_started(const Plan& plan, const Graph& graph, bool dry_run) override;
+  void step_started(int step, int attempt) override;
+  void step_retrying(int step, int attempt, const StepOutcome& outcome, Millis delay) override;
+  void step_log(int step, const std::string& line) override;
+  void step_finished(int step, const StepRecord& record) override;
+  void window_opened(const WindowRecord& w) override;
+  void window_closed(const WindowRecord& w) override;
+  void run_finished(const RunSummary& summary) override;
+
+ private:
+  void emit(const char* event, Json fields);
+  Json masked(const Json& j) const;
+  std::string mask(const std::string& s) const;
+  std::string id(int step) const;
+
+  std::ostream& out_;
+  const SecretMasker* masker_;
+  std::mutex mu_;
+  const Plan* plan_ = nullptr;
+  Clock::time_point started_ = Clock::now();
+};
+
+/// Names used in events and reports: "succeeded", "failed", "skipped".
+const char* status_name(StepOutcome::Status s);
+/// "error", "timeout", "precondition", "verify", "cancelled" ("none" for no failure). Reports use
+/// this rather than outcome.h's to_string(FailureKind), which nothing defines yet.
+const char* failure_kind_name(FailureKind k);
+/// "pending", "ready", "running", "succeeded", "failed", "skipped", "not_started".
+const char* state_name(StepState s);
+
+}  // namespace plan

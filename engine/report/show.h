@@ -1,0 +1,25 @@
+#pragma once
+// `plan show`: the plan as a reviewer reads it. One model (show_model) rendered three ways, so
+// the text, Markdown and JSON forms never disagree.
+
+#include <string>
+
+#include "graph/graph.h"
+#include "plan/model.h"
+
+namespace plan {
+
+enum class ShowFormat { Text, Markdown, JsonModel };
+
+/// The whole review as JSON: plan, hosts, waves of steps (type, host, needs with their kind,
+/// resolved action, checks, rollback, markers), critical path, windows with predicted length.
+Json show_model(const Plan& plan, const Graph& graph);
+
+/// show_model() rendered; the JSON form is show_model().dump(2) plus a newline.
+std::string render_show(const Plan& plan, const Graph& graph, ShowFormat format);
+
+/// Predicted length of a window from the graph's estimates; nullopt when `from` does not come
+/// before `to` or either id is not a step.
+std::optional<Millis> predict_window(const Plan& plan, const Graph& graph, const Window& w);
+
+}  // namespace plan

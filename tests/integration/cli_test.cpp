@@ -1,0 +1,406 @@
+// The real `plan` binary on the plans in examples/ and on small plans written by the tests:
+// exit codes, the exact texts a user reads, and what must never appear (secrets, escape codes).
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "plan/model.h"
+#include "run/process.h"
+
+namespace fs = std::filesystem;
+using plan::Json;
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+const std::string kSource = PLAN_SOURCE_DIR;
+const std::string kShowcaseToken = "showcase-token-7f3a9c";  // examples/showcase.secrets.yaml
+
+// A fresh folder per test, removed at the end.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "plan-cli-XXXXXX").string();
+    path = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string file(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name) << text;
+    return (path / name).string();
+  }
+};
+
+// Runs `argv` from the source folder (so examples are named as a user would name them), with the
+// run state kept out of the source tree.
+Result run(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
+           const std::string& state_dir = "") {
+  plan::CommandSpec spec;
+  spec.argv = std::move(argv);
+  spec.cwd = kSource;
+  spec.env = std::move(env);
+  if (!spec.env.count("PLAN_STATE_DIR"))
+    spec.env["PLAN_STATE_DIR"] = state_dir.empty() ? (fs::temp_directory_path() / "plan-cli-state").string() : state_dir;
+  plan::CancelToken never;
+  auto r = plan::run_command(spec, plan::Deadline::after(std::chrono::seconds(120)), never);
+  REQUIRE(r.started);
+  REQUIRE_FALSE(r.timed_out);
+  return {r.signal ? 128 + r.signal : r.exit_code, r.out, r.err};
+}
+
+Result plan_cmd(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  args.insert(args.begin(), PLAN_BINARY);
+  return run(std::move(args), std::move(env));
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+std::vector<std::string> example_plans() {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(kSource + "/examples")) {
+    std::string name = e.path().filename().string();
+    if (e.is_regular_file() && e.path().extension() == ".yaml" && !contains(name, ".secrets."))
+      out.push_back("examples/" + name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("every example validates, except errors.yaml which fails with exit 2", "[cli][validate]") {
+  auto plans = example_plans();
+  REQUIRE(plans.size() >= 4);
+  for (const auto& p : plans) {
+    INFO(p);
+    Result r = plan_cmd({"validate", p});
+    if (p == "examples/errors.yaml") {
+      CHECK(r.code == 2);
+      CHECK(contains(r.err, "examples/errors.yaml:"));
+      CHECK(contains(r.err, ": error: "));
+    } else {
+      CHECK(r.code == 0);
+      CHECK(r.err == "");
+      CHECK(contains(r.out, p + ": ok ("));
+    }
+  }
+}
+
+TEST_CASE("validate reports every error with position, source line and caret, and exits 2", "[cli][validate]") {
+  TempDir t;
+  std::string file = t.file("bad.yaml",
+                            "plan: bad\n"
+                            "steps:\n"
+                            "  - id: prepare\n"
+                            "    type: exec\n"
+                            "    with: { command: [\"true\"] }\n"
+                            "  - id: deploy\n"
+                            "    type: exec\n"
+                            "    needs: [prepar]\n"
+                            "    with: { command: [\"true\"] }\n");
+  Result r = plan_cmd({"validate", file});
+  CHECK(r.code == 2);
+  CHECK(r.out == "");
+  CHECK(r.err == file + ":8:13: error: unknown step 'prepar' in needs; did you mean 'prepare'?\n"
+                        "    needs: [prepar]\n"
+                        "            ^\n");
+
+  SECTION("as JSON") {
+    Result j = plan_cmd({"validate", "--format", "json", file});
+    CHECK(j.code == 2);
+    Json a = Json::parse(j.out);
+    REQUIRE(a.size() == 1);
+    CHECK(a[0] == Json{{"file", file}, {"line", 8}, {"col", 13},
+                       {"message", "unknown step 'prepar' in needs; did you mean 'prepare'?"}});
+  }
+  SECTION("as GitHub annotations") {
+    Result g = plan_cmd({"validate", "--format", "github", file});
+    CHECK(g.code == 2);
+    CHECK(g.out == "::error file=" + file + ",line=8,col=13::unknown step 'prepar' in needs; did you mean 'prepare'?\n");
+  }
+  SECTION("a valid file next to it does not hide the failure") {
+    Result both = plan_cmd({"validate", "examples/hello.yaml", file});
+    CHECK(both.code == 2);
+    CHECK(contains(both.out, "examples/hello.yaml: ok"));
+  }
+}
+
+TEST_CASE("bad usage exits 2 with a message", "[cli][usage]") {
+  CHECK(plan_cmd({}).code == 2);
+  CHECK(plan_cmd({"frobnicate"}).code == 2);
+  CHECK(plan_cmd({"apply"}).code == 2);
+  CHECK(plan_cmd({"validate", "--format", "xml", "examples/hello.yaml"}).code == 2);
+  CHECK(plan_cmd({"apply", "examples/hello.yaml", "--probe"}).code == 2);
+  CHECK(plan_cmd({"apply", "examples/hello.yaml", "--parallelism", "0"}).code == 2);
+  Result var = plan_cmd({"apply", "examples/hello.yaml", "--var", "novalue"});
+  CHECK(var.code == 2);
+  CHECK(contains(var.err, "error: --var expects K=V, got 'novalue'"));
+  Result unknown = plan_cmd({"show", "examples/hello.yaml", "--colour"});
+  CHECK(unknown.code == 2);
+  CHECK(contains(unknown.err, "--colour"));
+}
+
+TEST_CASE("--version lists the registered step and check types", "[cli]") {
+  Result r = plan_cmd({"--version"});
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "plan 0.1.0\n"));
+  std::smatch m;
+  REQUIRE(std::regex_search(r.out, m, std::regex("step types: ([^\n]*)")));
+  CHECK(contains(m[1].str(), "exec"));
+  CHECK(contains(m[1].str(), "wait"));
+  CHECK(contains(m[1].str(), "approve"));
+  REQUIRE(std::regex_search(r.out, m, std::regex("check types: ([^\n]*)")));
+  for (const char* c : {"tcp", "http", "exec", "file"}) CHECK(contains(m[1].str(), c));
+}
+
+TEST_CASE("show prints waves, resolved actions with secrets masked, critical path and windows", "[cli][show]") {
+  Result r = plan_cmd({"show", "examples/showcase.yaml"});
+  REQUIRE(r.code == 0);
+  CHECK(contains(r.out, "plan showcase (examples/showcase.yaml)\n"));
+  CHECK(contains(r.out, "\nwave 1:\n  prepare (exec) on local\n"));
+  CHECK(contains(r.out, "action: sh -c 'mkdir -p \"/tmp/plan-showcase/site\" && echo \"/tmp/plan-showcase/site\"'"));
+  CHECK(contains(r.out, "env RELEASE_TOKEN=***"));
+  CHECK_FALSE(contains(r.out, kShowcaseToken));
+  CHECK(contains(r.out, "needs: prepare (implicit)"));
+  CHECK(contains(r.out, "publish (exec) on local [POINT OF NO RETURN]"));
+  CHECK(contains(r.out, "leave-maintenance (exec) on local [past the point of no return]"));
+  CHECK(contains(r.out, "maintenance: enter-maintenance .. leave-maintenance, budget 20s, predicted 5s (fits)"));
+  CHECK(contains(r.out, "critical path (11s): prepare -> "));
+
+  SECTION("as JSON") {
+    Result j = plan_cmd({"show", "--format", "json", "examples/showcase.yaml"});
+    REQUIRE(j.code == 0);
+    Json m = Json::parse(j.out);
+    CHECK(m["plan"] == "showcase");
+    CHECK(m["waves"][0][0]["id"] == "prepare");
+    REQUIRE(m["windows"].size() == 1);
+    CHECK(m["windows"][0]["name"] == "maintenance");
+    CHECK(m["windows"][0]["budget_ms"] == 20000);
+    CHECK(m["windows"][0]["fits"] == true);
+    CHECK(m["critical_path"]["steps"].front() == "prepare");
+    CHECK(m["critical_path"]["steps"].back() == "stop-server");
+  }
+  SECTION("as Markdown") {
+    Result md = plan_cmd({"show", "--format", "markdown", "examples/showcase.yaml"});
+    REQUIRE(md.code == 0);
+    CHECK(contains(md.out, "# Plan `showcase`\n"));
+    CHECK(contains(md.out, "| maintenance | enter-maintenance | leave-maintenance | 20s | 5s | yes |"));
+  }
+}
+
+TEST_CASE("show lists a parallel group's members in one wave and a serial group's in order", "[cli][show]") {
+  Result r = plan_cmd({"show", "--format", "json", "examples/parallel.yaml"});
+  REQUIRE(r.code == 0);
+  Json m = Json::parse(r.out);
+  std::vector<std::vector<std::string>> waves;
+  for (const auto& w : m["waves"]) {
+    waves.emplace_back();
+    for (const auto& s : w) waves.back().push_back(s["id"]);
+  }
+  CHECK(waves == std::vector<std::vector<std::string>>{{"prepare"},
+                                                       {"fetch-a", "fetch-b", "fetch-c", "fetch-d", "configure"},
+                                                       {"compile"},
+                                                       {"link"},
+                                                       {"publish"}});
+}
+
+TEST_CASE("graph prints DOT and Mermaid", "[cli][graph]") {
+  Result dot = plan_cmd({"graph", "examples/parallel.yaml"});
+  REQUIRE(dot.code == 0);
+  CHECK(dot.out.rfind("digraph", 0) == 0);
+  CHECK(contains(dot.out, "fetch-a"));
+  Result mermaid = plan_cmd({"graph", "--format", "mermaid", "examples/parallel.yaml"});
+  REQUIRE(mermaid.code == 0);
+  CHECK(mermaid.out.rfind("flowchart", 0) == 0);
+  CHECK(contains(mermaid.out, "fetch-a"));
+}
+
+TEST_CASE("apply runs hello and parallel to success", "[cli][apply]") {
+  TempDir state;
+  Result hello = run({PLAN_BINARY, "apply", "examples/hello.yaml"}, {}, state.path.string());
+  CHECK(hello.code == 0);
+  CHECK(contains(hello.err, "start  greet (exec)"));
+  CHECK(contains(hello.err, "       hello, "));
+  CHECK(contains(hello.out, "summary: 2 succeeded, 0 failed, 0 skipped, 0 never started, in "));
+  CHECK(contains(hello.out, "result: done (exit 0)\n"));
+
+  Result par = run({PLAN_BINARY, "apply", "examples/parallel.yaml"}, {}, state.path.string());
+  CHECK(par.code == 0);
+  CHECK(contains(par.out, "summary: 9 succeeded, 0 failed, 0 skipped, 0 never started"));
+}
+
+TEST_CASE("a failed precondition stops the run with the check's expectation and exits 1", "[cli][apply]") {
+  TempDir state;
+  Result r = run({PLAN_BINARY, "apply", "examples/failing-precondition.yaml"}, {}, state.path.string());
+  CHECK(r.code == 1);
+  CHECK(contains(r.err, "FAILED call-service"));
+  CHECK(contains(r.out, "  failed: call-service: precondition failed: check tcp 127.0.0.1:1"));
+  CHECK(contains(r.out, "expected "));
+  CHECK(contains(r.out, "saw "));
+  CHECK(contains(r.out, "  never started: announce\n"));
+  CHECK(contains(r.out, "1 succeeded, 1 failed, 0 skipped, 1 never started"));
+}
+
+TEST_CASE("showcase applies with --yes; its secret never shows, in text or JSON", "[cli][apply][showcase]") {
+  TempDir t;
+  std::string workdir = (t.path / "work").string();
+  std::vector<std::string> base = {PLAN_BINARY, "apply", "examples/showcase.yaml", "--var", "workdir=" + workdir,
+                                   "--var", "port=18472"};
+
+  auto text = base;
+  text.push_back("--yes");
+  Result r = run(text, {}, (t.path / "state").string());
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "signed release 2.0 with token ***"));
+  CHECK(contains(r.err, "approved go-live (--yes)"));
+  CHECK(contains(r.err, "window maintenance opened (budget 20s)"));
+  CHECK(contains(r.out, "  window maintenance: "));
+  CHECK(contains(r.out, " of 20s budget\n"));
+  CHECK_FALSE(contains(r.out + r.err, kShowcaseToken));
+  CHECK(fs::exists(fs::path(workdir) / "site" / "CURRENT"));
+
+  auto json = base;
+  json.insert(json.end(), {"--approve", "go-live", "--output", "json"});
+  Result j = run(json, {}, (t.path / "state").string());
+  CHECK(j.code == 0);
+  CHECK_FALSE(contains(j.out + j.err, kShowcaseToken));
+  auto lines = lines_of(j.out);
+  REQUIRE(lines.size() > 2);
+  std::vector<std::string> events;
+  for (const auto& l : lines) {
+    INFO(l);
+    Json e = Json::parse(l);  // throws (fails) on anything but one JSON object per line
+    REQUIRE(e.is_object());
+    events.push_back(e["event"]);
+  }
+  CHECK(events.front() == "run_started");
+  CHECK(events.back() == "run_finished");
+  for (const char* kind : {"step_started", "step_log", "step_finished", "window_opened", "window_closed"})
+    CHECK(std::count(events.begin(), events.end(), kind) > 0);
+  CHECK(Json::parse(lines.back())["exit_code"] == 0);
+}
+
+TEST_CASE("an approval gate without a terminal or flag is refused, naming the flag", "[cli][apply]") {
+  TempDir t;
+  Result r = run({PLAN_BINARY, "apply", "examples/showcase.yaml", "--var", "workdir=" + (t.path / "w").string(),
+                  "--var", "port=18473"},
+                 {}, (t.path / "state").string());
+  CHECK(r.code == 1);
+  CHECK(contains(r.err, "not approved: go-live needs approval and there is no terminal to ask on; "
+                        "run with --approve go-live (or --yes to approve every gate)"));
+  CHECK(contains(r.out, "never started: publish, leave-maintenance, stop-server"));
+}
+
+TEST_CASE("a dry run changes nothing, labels every step and masks secrets", "[cli][dry-run]") {
+  TempDir t;
+  std::string marker = (t.path / "made-by-plan").string();
+  std::string file = t.file("touch.yaml",
+                            "plan: touch\n"
+                            "steps:\n"
+                            "  - id: make\n"
+                            "    type: exec\n"
+                            "    with: { command: [touch, \"" + marker + "\"] }\n"
+                            "    verify: [ { file: \"" + marker + "\" } ]\n"
+                            "  - id: copy\n"
+                            "    type: exec\n"
+                            "    needs: [make]\n"
+                            "    with: { command: [cp, \"" + marker + "\", \"" + marker + ".copy\"] }\n");
+  Result r = plan_cmd({"apply", "--dry-run", file});
+  CHECK(r.code == 0);
+  CHECK_FALSE(fs::exists(marker));
+  CHECK_FALSE(fs::exists(marker + ".copy"));
+  CHECK(r.out == "dry run of plan touch (" + file + "): nothing was changed\n"
+                 "\n"
+                 "wave 1:\n"
+                 "  make (exec): simulated\n"
+                 "      touch " + marker + "\n"
+                 "      verify: file " + marker + " exists\n"
+                 "\n"
+                 "wave 2:\n"
+                 "  copy (exec): simulated\n"
+                 "      cp " + marker + " " + marker + ".copy\n"
+                 "\n"
+                 "predicted critical path: 0ms (make -> copy)\n"
+                 "steps: 2 simulated, 0 probed, 0 skipped, 0 failed, 0 not started\n");
+
+  SECTION("the showcase: every step labelled, the secret masked, the window predicted") {
+    TempDir w;
+    Result s = plan_cmd({"apply", "--dry-run", "examples/showcase.yaml", "--var", "workdir=" + (w.path / "x").string()});
+    CHECK(s.code == 0);
+    CHECK_FALSE(fs::exists(w.path / "x"));
+    CHECK_FALSE(contains(s.out + s.err, kShowcaseToken));
+    CHECK(contains(s.out, "  env RELEASE_TOKEN=***"));
+    CHECK(contains(s.out, "window maintenance (enter-maintenance .. leave-maintenance): predicted 5s of 20s budget (fits)"));
+    for (const char* id : {"prepare", "render-pages", "sign-release", "start-server", "wait-for-server",
+                           "enter-maintenance", "go-live", "publish", "leave-maintenance", "stop-server"}) {
+      INFO(id);
+      CHECK(std::regex_search(s.out, std::regex(std::string("\n  ") + id + " \\([a-z.]+\\): simulated\n")));
+    }
+  }
+}
+
+TEST_CASE("colour only on a terminal, never with NO_COLOR or TERM=dumb", "[cli][colour]") {
+  // `script` gives the binary a pseudo-terminal, where colour would otherwise be on.
+  auto on_tty = [](const std::string& env) {
+    std::string cmd = env + " " + std::string(PLAN_BINARY) + " apply examples/hello.yaml";
+    return run({"script", "-qec", cmd, "/dev/null"});
+  };
+  Result coloured = on_tty("TERM=xterm");
+  REQUIRE(coloured.code == 0);
+  CHECK(contains(coloured.out, "\x1b["));  // proves the terminal is seen: the checks below can fail
+  Result no_color = on_tty("TERM=xterm NO_COLOR=1");
+  CHECK(no_color.code == 0);
+  CHECK(contains(no_color.out, "summary: 2 succeeded"));
+  CHECK_FALSE(contains(no_color.out, "\x1b"));
+  Result dumb = on_tty("TERM=dumb");
+  CHECK(dumb.code == 0);
+  CHECK_FALSE(contains(dumb.out, "\x1b"));
+}
+
+TEST_CASE("the first SIGINT lets the running step finish, starts nothing more, and exits 130", "[cli][signals]") {
+  TempDir t;
+  std::string started = (t.path / "started").string();
+  std::string file = t.file("slow.yaml",
+                            "plan: slow\n"
+                            "steps:\n"
+                            "  - id: slow\n"
+                            "    type: exec\n"
+                            "    with: { shell: \"touch '" + started + "'; sleep 1; echo slow finished\" }\n"
+                            "  - id: after\n"
+                            "    type: exec\n"
+                            "    needs: [slow]\n"
+                            "    with: { command: [echo, after] }\n"
+                            "  - id: last\n"
+                            "    type: exec\n"
+                            "    needs: [after]\n"
+                            "    with: { command: [echo, last] }\n");
+  // The shell waits until the step has really started, then interrupts the engine once.
+  std::string script = "'" + std::string(PLAN_BINARY) + "' apply '" + file + "' & pid=$!; "
+                       "while [ ! -e '" + started + "' ]; do sleep 0.05; done; kill -INT $pid; wait $pid";
+  Result r = run({"sh", "-c", script});
+  CHECK(r.code == 130);
+  CHECK(contains(r.err, "interrupt: no new step will start"));
+  CHECK(contains(r.err, "slow finished"));
+  CHECK(contains(r.out, "1 succeeded, 0 failed, 0 skipped, 2 never started"));
+  CHECK(contains(r.out, "  never started: after, last\n"));
+  CHECK(contains(r.out, "result: interrupted (exit 130)\n"));
+}
