@@ -66,8 +66,10 @@ class ExecStep : public StepType {
       lines.push_back(e.shell ? "sh -c " + params::quote(e.argv[2]) : params::quote_argv(e.argv));
       for (const auto& [k, v] : e.env) lines.push_back("  env " + k + "=" + params::quote(v));
       if (!e.cwd.empty()) lines.push_back("  in " + e.cwd);
-      if (e.stdin_data) lines.push_back("  stdin: " + std::to_string(e.stdin_data->size()) + " bytes");
-      if (e.exit_codes != std::vector<int>{0}) lines.push_back("  accepting exit status " + codes_text(e.exit_codes));
+      if (e.stdin_data)
+        lines.push_back("  stdin: " + std::to_string(e.stdin_data->size()) + " bytes");
+      if (e.exit_codes != std::vector<int>{0})
+        lines.push_back("  accepting exit status " + codes_text(e.exit_codes));
     } catch (const std::exception& ex) {
       lines.push_back(std::string("invalid exec parameters: ") + ex.what());
     }
@@ -88,7 +90,8 @@ class ExecStep : public StepType {
     spec.stdin_data = e.stdin_data;
     spec.output_cap = e.output_cap;
     LineSink sink;
-    if (ctx.log) sink = [&ctx](int, const std::string& line) { ctx.log(params::sanitize_utf8(line)); };
+    if (ctx.log)
+      sink = [&ctx](int, const std::string& line) { ctx.log(params::sanitize_utf8(line)); };
     CommandResult r = ctx.host.run(spec, ctx.deadline, ctx.cancel, sink);
 
     Json outputs = Json::object();
@@ -108,9 +111,11 @@ class ExecStep : public StepType {
       o = StepOutcome::fail(FailureKind::Cancelled, "cancelled");
     } else if (r.signal != 0) {
       o = StepOutcome::fail(FailureKind::Error, with_tail(describe_exit(r), r));
-    } else if (std::find(e.exit_codes.begin(), e.exit_codes.end(), r.exit_code) == e.exit_codes.end()) {
+    } else if (std::find(e.exit_codes.begin(), e.exit_codes.end(), r.exit_code) ==
+               e.exit_codes.end()) {
       std::string msg = describe_exit(r);
-      if (e.exit_codes != std::vector<int>{0}) msg += " (expected " + codes_text(e.exit_codes) + ")";
+      if (e.exit_codes != std::vector<int>{0})
+        msg += " (expected " + codes_text(e.exit_codes) + ")";
       o = StepOutcome::fail(FailureKind::Error, with_tail(msg, r));
     }
     o.message = params::sanitize_utf8(o.message);

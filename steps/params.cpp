@@ -64,7 +64,8 @@ std::vector<int> int_list(const Json& params, const char* key, std::vector<int> 
   if (it == params.end() || it->is_null()) return def;
   std::vector<int> out;
   if (it->is_array()) {
-    for (const auto& e : *it) out.push_back(static_cast<int>(integer(e, std::string("'") + key + "'")));
+    for (const auto& e : *it)
+      out.push_back(static_cast<int>(integer(e, std::string("'") + key + "'")));
   } else {
     out.push_back(static_cast<int>(integer(*it, std::string("'") + key + "'")));
   }
@@ -74,7 +75,8 @@ std::vector<int> int_list(const Json& params, const char* key, std::vector<int> 
 std::vector<std::string> command_argv(const Json& params) {
   bool has_command = params.is_object() && params.contains("command");
   bool has_shell = params.is_object() && params.contains("shell");
-  if (has_command == has_shell) throw BadParam("give exactly one of 'command' (argv list) and 'shell'");
+  if (has_command == has_shell)
+    throw BadParam("give exactly one of 'command' (argv list) and 'shell'");
   if (has_shell) return {"/bin/sh", "-c", text(params["shell"])};
   const Json& c = params["command"];
   std::vector<std::string> argv;
@@ -91,13 +93,16 @@ std::vector<std::string> command_argv(const Json& params) {
 std::string quote(const std::string& word) {
   if (word.empty()) return "''";
   bool plain = std::all_of(word.begin(), word.end(), [](char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || std::string_view("@%+=:,./_-").find(ch) != std::string_view::npos;
+    return std::isalnum(static_cast<unsigned char>(ch)) ||
+           std::string_view("@%+=:,./_-").find(ch) != std::string_view::npos;
   });
   if (plain) return word;
   std::string out = "'";
   for (char ch : word) {
-    if (ch == '\'') out += "'\\''";
-    else out += ch;
+    if (ch == '\'')
+      out += "'\\''";
+    else
+      out += ch;
   }
   return out + "'";
 }
@@ -118,7 +123,11 @@ std::string sanitize_utf8(const std::string& s) {
   size_t n = s.size(), i = 0;
   while (i < n) {
     unsigned char c = p[i];
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
     bool ok = len > 0 && i + len <= n;
     for (size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xC0) == 0x80;
     if (ok && len > 1) {
@@ -146,7 +155,8 @@ std::string last_lines(const std::string& text_in, size_t n, size_t max_chars) {
     size_t nl = text_in.rfind('\n', pos - 1);
     size_t begin = nl == std::string::npos ? 0 : nl + 1;
     std::string line = text_in.substr(begin, pos - begin);
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+      line.pop_back();
     if (!line.empty()) lines.push_back(line);
     if (nl == std::string::npos) break;
     pos = nl;
@@ -160,8 +170,6 @@ std::string last_lines(const std::string& text_in, size_t n, size_t max_chars) {
   return out;
 }
 
-Millis bounded(Millis d, Deadline deadline) {
-  return Millis(deadline.remaining_ms(d.count()));
-}
+Millis bounded(Millis d, Deadline deadline) { return Millis(deadline.remaining_ms(d.count())); }
 
 }  // namespace plan::params

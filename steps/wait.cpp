@@ -54,10 +54,12 @@ class WaitStep : public StepType {
 
   std::vector<std::string> describe(const Json& p) const override {
     try {
-      if (p.contains("duration")) return {"wait " + format_duration(params::duration(p, "duration", Millis(0)))};
+      if (p.contains("duration"))
+        return {"wait " + format_duration(params::duration(p, "duration", Millis(0)))};
       std::vector<std::string> lines{
-          "wait until every check holds (every " + format_duration(params::duration(p, "interval", kDefaultInterval)) +
-          ", up to " + format_duration(params::duration(p, "timeout", kDefaultTimeout)) + "):"};
+          "wait until every check holds (every " +
+          format_duration(params::duration(p, "interval", kDefaultInterval)) + ", up to " +
+          format_duration(params::duration(p, "timeout", kDefaultTimeout)) + "):"};
       for (const auto& c : until_checks(p)) lines.push_back("  " + describe_check(c));
       return lines;
     } catch (const std::exception& ex) {
@@ -77,7 +79,8 @@ class WaitStep : public StepType {
     try {
       const Json& p = ctx.params;
       if (!p.is_object() || p.contains("duration") == p.contains("until"))
-        return StepOutcome::fail(FailureKind::Error, "wait takes exactly one of 'duration' and 'until'");
+        return StepOutcome::fail(FailureKind::Error,
+                                 "wait takes exactly one of 'duration' and 'until'");
       if (p.contains("duration")) return pause(ctx, params::duration(p, "duration", Millis(0)));
       return poll(ctx, until_checks(p), params::duration(p, "interval", kDefaultInterval),
                   params::duration(p, "timeout", kDefaultTimeout));
@@ -94,13 +97,16 @@ class WaitStep : public StepType {
     if (!sleep_until(std::min(end, ctx.deadline.at), ctx.cancel))
       return StepOutcome::fail(FailureKind::Cancelled, "cancelled");
     if (cut)
-      return StepOutcome::fail(FailureKind::Timeout, "timed out after " +
-                                                         format_duration(std::chrono::duration_cast<Millis>(Clock::now() - start)) +
-                                                         " of a " + format_duration(d) + " wait");
+      return StepOutcome::fail(
+          FailureKind::Timeout,
+          "timed out after " +
+              format_duration(std::chrono::duration_cast<Millis>(Clock::now() - start)) + " of a " +
+              format_duration(d) + " wait");
     return StepOutcome::ok();
   }
 
-  static StepOutcome poll(StepContext& ctx, const std::vector<UntilCheck>& checks, Millis interval, Millis timeout) {
+  static StepOutcome poll(StepContext& ctx, const std::vector<UntilCheck>& checks, Millis interval,
+                          Millis timeout) {
     auto start = Clock::now();
     Deadline until{std::min(ctx.deadline.at, start + timeout)};
     std::string last_seen;
@@ -117,7 +123,9 @@ class WaitStep : public StepType {
         }
       }
       if (failure.empty()) {
-        if (ctx.log && rounds > 1) ctx.log("checks hold after " + format_duration(std::chrono::duration_cast<Millis>(Clock::now() - start)));
+        if (ctx.log && rounds > 1)
+          ctx.log("checks hold after " +
+                  format_duration(std::chrono::duration_cast<Millis>(Clock::now() - start)));
         Json outputs = Json::object();
         outputs["waited_ms"] = std::chrono::duration_cast<Millis>(Clock::now() - start).count();
         return StepOutcome::ok(std::move(outputs));
@@ -128,7 +136,8 @@ class WaitStep : public StepType {
       if (ctx.cancel.cancelled()) return StepOutcome::fail(FailureKind::Cancelled, "cancelled");
       if (until.expired()) {
         auto waited = std::chrono::duration_cast<Millis>(Clock::now() - start);
-        return StepOutcome::fail(FailureKind::Timeout, "gave up after " + format_duration(waited) + ": " + failure);
+        return StepOutcome::fail(FailureKind::Timeout,
+                                 "gave up after " + format_duration(waited) + ": " + failure);
       }
       // The last sleep ends at the limit, so the checks get one more look right there.
       if (!sleep_until(std::min(Clock::now() + interval, until.at), ctx.cancel))

@@ -24,13 +24,14 @@ extern char** environ;
 namespace plan {
 namespace {
 
-constexpr long long kSliceMs = 50;     // how often cancellation is noticed
-constexpr long long kGraceMs = 2000;   // SIGTERM -> SIGKILL
-constexpr long long kLingerMs = 200;   // output still arriving after the leader exited
-constexpr size_t kMaxLine = 64 * 1024; // a partial line longer than this is delivered as is
+constexpr long long kSliceMs = 50;      // how often cancellation is noticed
+constexpr long long kGraceMs = 2000;    // SIGTERM -> SIGKILL
+constexpr long long kLingerMs = 200;    // output still arriving after the leader exited
+constexpr size_t kMaxLine = 64 * 1024;  // a partial line longer than this is delivered as is
 
 long long now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+      .count();
 }
 
 /// Closes a descriptor once, tolerating -1.
@@ -200,8 +201,9 @@ CommandResult run_command(const CommandSpec& spec, Deadline deadline, const Canc
     posix_spawnattr_setsigmask(&s.attr, &none);
     posix_spawnattr_setsigdefault(&s.attr, &defaults);
     posix_spawnattr_setpgroup(&s.attr, 0);
-    posix_spawnattr_setflags(&s.attr, static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                                         POSIX_SPAWN_SETSIGDEF));
+    posix_spawnattr_setflags(
+        &s.attr,
+        static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
 
     std::vector<char*> argv;
     argv.reserve(spec.argv.size() + 1);
@@ -274,8 +276,10 @@ CommandResult run_command(const CommandSpec& spec, Deadline deadline, const Canc
     if (exited && term_at < 0 && now - exited_at >= kLingerMs) break;
 
     if (term_at < 0 && (deadline.expired() || cancel.cancelled())) {
-      if (deadline.expired()) r.timed_out = true;
-      else r.cancelled = true;
+      if (deadline.expired())
+        r.timed_out = true;
+      else
+        r.cancelled = true;
       r.duration_ms = now - start;  // the time until it was stopped, not counting the grace
       ::kill(-pid, SIGTERM);
       term_at = now;
@@ -289,14 +293,27 @@ CommandResult run_command(const CommandSpec& spec, Deadline deadline, const Canc
     pollfd fds[4];
     int n = 0;
     int idx_out = -1, idx_err = -1, idx_in = -1, idx_pid = -1;
-    if (streams[0].fd >= 0) { idx_out = n; fds[n++] = {streams[0].fd, POLLIN, 0}; }
-    if (streams[1].fd >= 0) { idx_err = n; fds[n++] = {streams[1].fd, POLLIN, 0}; }
-    if (in_fd >= 0) { idx_in = n; fds[n++] = {in_fd, POLLOUT, 0}; }
-    if (pidfd >= 0 && !exited) { idx_pid = n; fds[n++] = {pidfd, POLLIN, 0}; }
+    if (streams[0].fd >= 0) {
+      idx_out = n;
+      fds[n++] = {streams[0].fd, POLLIN, 0};
+    }
+    if (streams[1].fd >= 0) {
+      idx_err = n;
+      fds[n++] = {streams[1].fd, POLLIN, 0};
+    }
+    if (in_fd >= 0) {
+      idx_in = n;
+      fds[n++] = {in_fd, POLLOUT, 0};
+    }
+    if (pidfd >= 0 && !exited) {
+      idx_pid = n;
+      fds[n++] = {pidfd, POLLIN, 0};
+    }
     long long slice = kSliceMs;
     if (pidfd < 0 && !exited && !pipes_open) slice = 5;  // only waitpid polling can notice the exit
     if (term_at < 0) slice = deadline.remaining_ms(slice);
-    if (exited && term_at < 0) slice = std::min(slice, std::max(1LL, kLingerMs - (now - exited_at)));
+    if (exited && term_at < 0)
+      slice = std::min(slice, std::max(1LL, kLingerMs - (now - exited_at)));
     int rc = ::poll(fds, static_cast<nfds_t>(n), static_cast<int>(slice));
     if (rc < 0) {
       if (errno == EINTR) continue;

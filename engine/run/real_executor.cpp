@@ -23,7 +23,8 @@ class LocalHostPool : public HostPool {
       const Host* h = plan_.find_host(host_name);
       if (!h) {
         // "local" needs no declaration; anything else must be declared under hosts.
-        if (host_name != "local") throw std::runtime_error("host '" + host_name + "' is not defined in the plan");
+        if (host_name != "local")
+          throw std::runtime_error("host '" + host_name + "' is not defined in the plan");
       } else if (!h->local) {
         throw std::runtime_error("host '" + host_name + "': SSH hosts are not supported yet");
       }
@@ -57,6 +58,7 @@ struct ChecksVerdict {
   bool ok = true;
   std::string message;
   std::string resolve_error;
+  CheckResult result = CheckResult::pass();  // of the check that failed
 };
 
 ChecksVerdict run_checks(const std::vector<CheckSpec>& checks, const Scope& scope, HostPool& hosts,
@@ -70,12 +72,15 @@ ChecksVerdict run_checks(const std::vector<CheckSpec>& checks, const Scope& scop
       v.ok = false;
       v.resolve_error = std::string("check ") + c.type + ": " + e.what();
       v.message = v.resolve_error;
+      v.result = CheckResult::failed("resolvable parameters", e.what());
       return v;
     }
     CheckResult res = run_check(c.type, r.value, hosts, deadline, cancel);
     if (!res.ok) {
       v.ok = false;
-      v.message = "check " + describe_check(c.type, r.display) + ": expected " + res.expected + ", saw " + res.seen;
+      v.result = res;
+      v.message = "check " + describe_check(c.type, r.display) + ": expected " + res.expected +
+                  ", saw " + res.seen;
       return v;
     }
   }
@@ -92,17 +97,17 @@ std::function<void(const std::string&)> masked_log(const StepRequest& req, const
 }  // namespace
 
 std::unique_ptr<HostPool> make_host_pool(const Plan& plan) {
-  for (const auto& h : plan.hosts)
-    if (!h.local) throw std::runtime_error("host '" + h.name + "': SSH hosts are not supported yet");
+  // Lazy: an SSH host is refused only when something needs it, so validate-like uses and a
+  // dry run without --probe work on any plan.
   return std::make_unique<LocalHostPool>(plan);
 }
 
-CheckResult evaluate_checks(const std::vector<CheckSpec>& checks, const Scope& scope, HostPool& hosts,
-                            Deadline deadline, const CancelToken& cancel, std::string* failure_message) {
+CheckResult evaluate_checks(const std::vector<CheckSpec>& checks, const Scope& scope,
+                            HostPool& hosts, Deadline deadline, const CancelToken& cancel,
+                            std::string* failure_message) {
   ChecksVerdict v = run_checks(checks, scope, hosts, deadline, cancel);
   if (failure_message) *failure_message = v.message;
-  if (v.ok) return CheckResult::pass();
-  return CheckResult::failed("", v.message);
+  return v.result;
 }
 
 StepOutcome RealExecutor::execute(const StepRequest& req) {
@@ -113,23 +118,29 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
   };
   try {
     const Step& step = req.step;
-    if (req.cancel.cancelled()) return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled"));
+    if (req.cancel.cancelled())
+      return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled"));
     const StepType* type = Registry::instance().step(step.type);
-    if (!type) return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"));
+    if (!type)
+      return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"));
 
     // A check cut short by cancellation is not a false check: report the cancellation.
     auto check_failure = [&](FailureKind kind, const std::string& prefix, const ChecksVerdict& v) {
-      if (!v.resolve_error.empty()) return finish(StepOutcome::fail(FailureKind::Error, prefix + v.resolve_error));
-      if (req.cancel.cancelled()) return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled"));
+      if (!v.resolve_error.empty())
+        return finish(StepOutcome::fail(FailureKind::Error, prefix + v.resolve_error));
+      if (req.cancel.cancelled())
+        return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled"));
       return finish(StepOutcome::fail(kind, prefix + v.message));
     };
 
     ChecksVerdict when = run_checks(step.when, req.scope, env_.hosts, req.deadline, req.cancel);
     if (!when.ok) {
-      if (!when.resolve_error.empty() || req.cancel.cancelled()) return check_failure(FailureKind::Error, "when: ", when);
+      if (!when.resolve_error.empty() || req.cancel.cancelled())
+        return check_failure(FailureKind::Error, "when: ", when);
       return finish(StepOutcome::skipped("when: " + when.message));
     }
-    ChecksVerdict pre = run_checks(step.preconditions, req.scope, env_.hosts, req.deadline, req.cancel);
+    ChecksVerdict pre =
+        run_checks(step.preconditions, req.scope, env_.hosts, req.deadline, req.cancel);
     if (!pre.ok) return check_failure(FailureKind::Precondition, "precondition failed: ", pre);
 
     Resolved params;
@@ -139,8 +150,9 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
       return finish(StepOutcome::fail(FailureKind::Error, e.what()));
     }
     HostConnection& host = env_.hosts.get(step.on);
-    StepContext ctx{step, params.value, params.display, host, env_.hosts, req.deadline, req.cancel,
-                    masked_log(req, m), env_.approver, req.run, env_.state_dir};
+    StepContext ctx{step,          params.value, params.display, host,
+                    env_.hosts,    req.deadline, req.cancel,     masked_log(req, m),
+                    env_.approver, req.run,      env_.state_dir};
     StepOutcome out = type->run(ctx);
     if (!out.succeeded()) return finish(std::move(out));
 
@@ -178,7 +190,9 @@ StepOutcome DryRunExecutor::execute(const StepRequest& req) {
   try {
     const Step& step = req.step;
     const StepType* type = Registry::instance().step(step.type);
-    if (!type) return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"), "simulated");
+    if (!type)
+      return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"),
+                    "simulated");
     Scope scope = req.scope;
     scope.placeholders_for_missing = true;
 
@@ -215,11 +229,14 @@ StepOutcome DryRunExecutor::execute(const StepRequest& req) {
         say("probe: when is false: " + when.message);
         return finish(StepOutcome::skipped("when: " + when.message), "skipped");
       }
-      if (!when.ok) return finish(StepOutcome::fail(FailureKind::Error, "when: " + when.message), "probed");
-      ChecksVerdict pre = run_checks(step.preconditions, scope, env_.hosts, req.deadline, req.cancel);
+      if (!when.ok)
+        return finish(StepOutcome::fail(FailureKind::Error, "when: " + when.message), "probed");
+      ChecksVerdict pre =
+          run_checks(step.preconditions, scope, env_.hosts, req.deadline, req.cancel);
       if (!pre.ok) {
         say("probe: precondition failed: " + pre.message);
-        FailureKind kind = pre.resolve_error.empty() ? FailureKind::Precondition : FailureKind::Error;
+        FailureKind kind =
+            pre.resolve_error.empty() ? FailureKind::Precondition : FailureKind::Error;
         return finish(StepOutcome::fail(kind, "precondition failed: " + pre.message), "probed");
       }
       if (!step.when.empty()) say("probe: when holds");

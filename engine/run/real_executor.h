@@ -12,7 +12,8 @@
 
 namespace plan {
 
-/// Hosts of a plan: local ones map to this machine; SSH hosts come with issue 4.
+/// Hosts of a plan: local ones map to this machine; SSH hosts come with issue 4 (until then
+/// get() throws "host 'NAME': SSH hosts are not supported yet"). Connects lazily, never here.
 std::unique_ptr<HostPool> make_host_pool(const Plan& plan);
 
 struct ExecutorEnv {

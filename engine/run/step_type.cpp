@@ -46,7 +46,8 @@ std::vector<std::string> Registry::check_names() const {
 }
 
 StepOutcome StepType::rollback(StepContext& /*ctx*/, const Json& /*outputs*/) const {
-  return StepOutcome::fail(FailureKind::Error, "step type '" + name() + "' has no automatic rollback");
+  return StepOutcome::fail(FailureKind::Error,
+                           "step type '" + name() + "' has no automatic rollback");
 }
 
 std::vector<std::string> StepType::describe_rollback(const Json& /*display_params*/) const {

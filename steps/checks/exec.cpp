@@ -26,10 +26,12 @@ ExecCheckParams parse(const Json& p) {
     e.shell = true;
     return e;
   }
-  if (!p.is_object()) throw params::BadParam("exec check takes { command: [...] } or { shell: \"...\" }");
+  if (!p.is_object())
+    throw params::BadParam("exec check takes { command: [...] } or { shell: \"...\" }");
   e.argv = params::command_argv(p);
   e.shell = p.contains("shell");
-  if (p.contains("exit_code")) e.exit_code = static_cast<int>(params::integer(p["exit_code"], "'exit_code'"));
+  if (p.contains("exit_code"))
+    e.exit_code = static_cast<int>(params::integer(p["exit_code"], "'exit_code'"));
   e.stdout_contains = params::text(p, "stdout_contains", "");
   e.timeout = params::duration(p, "timeout", kDefaultTimeout);
   return e;
@@ -63,8 +65,10 @@ class ExecCheck : public CheckType {
     Deadline d{std::min(ctx.deadline.at, Clock::now() + e.timeout)};
     CommandResult r = host.run(spec, d, ctx.cancel);
     std::string expected = "exit status " + std::to_string(e.exit_code);
-    if (!r.started) return CheckResult::failed(expected, "cannot start '" + e.argv[0] + "': " + r.error);
-    if (r.timed_out || r.cancelled || r.signal != 0) return CheckResult::failed(expected, describe_exit(r));
+    if (!r.started)
+      return CheckResult::failed(expected, "cannot start '" + e.argv[0] + "': " + r.error);
+    if (r.timed_out || r.cancelled || r.signal != 0)
+      return CheckResult::failed(expected, describe_exit(r));
     if (r.exit_code != e.exit_code) {
       std::string seen = "exit status " + std::to_string(r.exit_code);
       std::string tail = params::last_lines(r.err.empty() ? r.out : r.err, 2, 200);

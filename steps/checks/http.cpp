@@ -92,7 +92,8 @@ Reply request_local(const HttpParams& h, Deadline deadline, const CancelToken& c
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_slist* hdrs = nullptr;
   for (const auto& [k, v] : h.headers) hdrs = curl_slist_append(hdrs, (k + ": " + v).c_str());
-  long timeout_ms = std::max<long>(1, static_cast<long>(params::bounded(h.timeout, deadline).count()));
+  long timeout_ms =
+      std::max<long>(1, static_cast<long>(params::bounded(h.timeout, deadline).count()));
   curl_easy_setopt(c, CURLOPT_URL, h.url.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // we run on many threads; no SIGALRM games
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -127,7 +128,8 @@ Reply request_local(const HttpParams& h, Deadline deadline, const CancelToken& c
       r.error = "connection refused";
     } else if (rc == CURLE_COULDNT_CONNECT && os_errno != 0) {
       r.error = std::strerror(static_cast<int>(os_errno));
-      if (!r.error.empty()) r.error[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(r.error[0])));
+      if (!r.error.empty())
+        r.error[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(r.error[0])));
     } else {
       r.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     }
@@ -137,11 +139,13 @@ Reply request_local(const HttpParams& h, Deadline deadline, const CancelToken& c
   return r;
 }
 
-Reply request_remote(const HttpParams& h, HostConnection& host, Deadline deadline, const CancelToken& cancel) {
+Reply request_remote(const HttpParams& h, HostConnection& host, Deadline deadline,
+                     const CancelToken& cancel) {
   Reply r;
   long long secs = std::max<long long>(1, (h.timeout.count() + 999) / 1000);
   CommandSpec spec;
-  spec.argv = {"curl", "-sS", "-X", h.method, "--max-time", std::to_string(secs), "-w", "\n%{http_code}"};
+  spec.argv = {"curl", "-sS",           "-X", h.method, "--max-time", std::to_string(secs),
+               "-w",   "\n%{http_code}"};
   for (const auto& [k, v] : h.headers) {
     spec.argv.push_back("-H");
     spec.argv.push_back(k + ": " + v);

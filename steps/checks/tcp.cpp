@@ -43,7 +43,8 @@ TcpParams parse(const Json& p) {
     throw params::BadParam("tcp address must be host:port, not '" + t.address + "'");
   t.host = t.address.substr(0, colon);
   t.port = t.address.substr(colon + 1);
-  if (t.host.size() >= 2 && t.host.front() == '[' && t.host.back() == ']') t.host = t.host.substr(1, t.host.size() - 2);
+  if (t.host.size() >= 2 && t.host.front() == '[' && t.host.back() == ']')
+    t.host = t.host.substr(1, t.host.size() - 2);
   return t;
 }
 
@@ -63,7 +64,8 @@ std::string probe_local(const TcpParams& t, Deadline deadline, const CancelToken
   std::string seen = "no address for '" + t.host + "'";
   Deadline until{std::min(deadline.at, Clock::now() + t.timeout)};
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
       seen = lower_first(std::strerror(errno));
       continue;
@@ -88,10 +90,14 @@ std::string probe_local(const TcpParams& t, Deadline deadline, const CancelToken
       ::freeaddrinfo(res);
       return "";
     }
-    if (err == ECONNREFUSED) seen = "connection refused";
-    else if (err == ETIMEDOUT) seen = "no answer within " + format_duration(t.timeout);
-    else if (err == ECANCELED) seen = "cancelled";
-    else seen = lower_first(std::strerror(err));
+    if (err == ECONNREFUSED)
+      seen = "connection refused";
+    else if (err == ETIMEDOUT)
+      seen = "no answer within " + format_duration(t.timeout);
+    else if (err == ECANCELED)
+      seen = "cancelled";
+    else
+      seen = lower_first(std::strerror(err));
     if (err == ECANCELED || until.expired()) break;
   }
   ::freeaddrinfo(res);
@@ -99,10 +105,12 @@ std::string probe_local(const TcpParams& t, Deadline deadline, const CancelToken
 }
 
 /// Connects from another host, through its shell (bash's /dev/tcp, bounded by coreutils timeout).
-std::string probe_remote(const TcpParams& t, HostConnection& host, Deadline deadline, const CancelToken& cancel) {
+std::string probe_remote(const TcpParams& t, HostConnection& host, Deadline deadline,
+                         const CancelToken& cancel) {
   long long secs = std::max<long long>(1, (t.timeout.count() + 999) / 1000);
   CommandSpec spec;
-  spec.argv = {"timeout", std::to_string(secs), "bash", "-c", "exec 3<>\"/dev/tcp/$0/$1\"", t.host, t.port};
+  spec.argv = {"timeout", std::to_string(secs), "bash", "-c", "exec 3<>\"/dev/tcp/$0/$1\"", t.host,
+               t.port};
   auto r = host.run(spec, deadline, cancel);
   if (!r.started) return "cannot run bash on " + host.name() + ": " + r.error;
   if (r.signal == 0 && r.exit_code == 0) return "";

@@ -42,7 +42,8 @@ struct Socket {
 /// Answers every HTTP request with a fixed status and body, and records what it was asked.
 class HttpResponder {
  public:
-  HttpResponder(int status, std::string body) : sock_(true), status_(status), body_(std::move(body)) {
+  HttpResponder(int status, std::string body)
+      : sock_(true), status_(status), body_(std::move(body)) {
     thread_ = std::thread([this] { serve(); });
   }
   ~HttpResponder() {
@@ -50,7 +51,9 @@ class HttpResponder {
     ::shutdown(sock_.fd, SHUT_RDWR);
     thread_.join();
   }
-  std::string url(const std::string& path = "/") const { return "http://" + sock_.address() + path; }
+  std::string url(const std::string& path = "/") const {
+    return "http://" + sock_.address() + path;
+  }
   std::string last_request() {
     std::lock_guard<std::mutex> lock(mu_);
     return last_;
@@ -80,8 +83,9 @@ class HttpResponder {
         std::lock_guard<std::mutex> lock(mu_);
         last_ = req;
       }
-      std::string reply = "HTTP/1.1 " + std::to_string(status_) + " Whatever\r\nContent-Length: " +
-                          std::to_string(body_.size()) + "\r\nConnection: close\r\n\r\n" + body_;
+      std::string reply = "HTTP/1.1 " + std::to_string(status_) +
+                          " Whatever\r\nContent-Length: " + std::to_string(body_.size()) +
+                          "\r\nConnection: close\r\n\r\n" + body_;
       ssize_t ignored = ::write(c, reply.data(), reply.size());
       (void)ignored;
       ::close(c);
@@ -100,7 +104,8 @@ class HttpResponder {
 class OneHostPool : public HostPool {
  public:
   HostConnection& get(const std::string& name) override {
-    if (!name.empty() && name != "local") throw std::runtime_error("host '" + name + "' is not defined in the plan");
+    if (!name.empty() && name != "local")
+      throw std::runtime_error("host '" + name + "' is not defined in the plan");
     return *host_;
   }
 
@@ -149,7 +154,8 @@ TEST_CASE("tcp sees an open port and a refused one", "[checks]") {
 
 TEST_CASE("tcp describes itself and rejects a bad address", "[checks]") {
   CHECK(describe("tcp", "127.0.0.3:8080") == "tcp 127.0.0.3:8080");
-  CHECK(describe("tcp", Json{{"address", "127.0.0.3:8080"}, {"open", false}}) == "tcp 127.0.0.3:8080 closed");
+  CHECK(describe("tcp", Json{{"address", "127.0.0.3:8080"}, {"open", false}}) ==
+        "tcp 127.0.0.3:8080 closed");
   auto bad = check("tcp", "localhost");
   CHECK_FALSE(bad.ok);
   CHECK(bad.expected == "valid parameters");
@@ -231,15 +237,20 @@ TEST_CASE("exec checks the exit status and the output", "[checks]") {
   CHECK(failing.seen == "exit status 2 (no database)");
   CHECK(check("exec", Json{{"command", {"false"}}, {"exit_code", 1}}).ok);
 
-  CHECK(check("exec", Json{{"command", {"echo", "accepting connections"}}, {"stdout_contains", "accepting"}}).ok);
-  auto quiet = check("exec", Json{{"command", {"echo", "no response"}}, {"stdout_contains", "accepting"}});
+  CHECK(check("exec", Json{{"command", {"echo", "accepting connections"}},
+                           {"stdout_contains", "accepting"}})
+            .ok);
+  auto quiet =
+      check("exec", Json{{"command", {"echo", "no response"}}, {"stdout_contains", "accepting"}});
   CHECK(quiet.expected == "output containing 'accepting'");
   CHECK(quiet.seen == "'no response'");
 
   auto missing = check("exec", Json{{"command", {"plan-no-such-command"}}});
   CHECK(missing.seen == "cannot start 'plan-no-such-command': command not found in PATH");
-  CHECK(describe("exec", Json{{"command", {"pg_isready", "-h", "127.0.0.1"}}}) == "exec pg_isready -h 127.0.0.1");
-  CHECK(describe("exec", Json{{"shell", "test -s /srv/dump"}, {"exit_code", 1}}) == "exec test -s /srv/dump exits 1");
+  CHECK(describe("exec", Json{{"command", {"pg_isready", "-h", "127.0.0.1"}}}) ==
+        "exec pg_isready -h 127.0.0.1");
+  CHECK(describe("exec", Json{{"shell", "test -s /srv/dump"}, {"exit_code", 1}}) ==
+        "exec test -s /srv/dump exits 1");
 }
 
 TEST_CASE("run_check reports unknown types and unknown hosts", "[checks]") {

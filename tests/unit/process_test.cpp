@@ -1,6 +1,8 @@
 // run_command: exit statuses, capture and its cap, env, cwd, stdin, and that a stopped command
 // leaves nobody behind (its whole process group is gone).
 
+#include "run/process.h"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,13 +12,12 @@
 #include <thread>
 #include <vector>
 
-#include "run/process.h"
-
 using namespace plan;
 
 namespace {
 
-CommandResult run(std::vector<std::string> argv, CommandSpec spec = {}, Deadline d = Deadline::after(std::chrono::seconds(20)),
+CommandResult run(std::vector<std::string> argv, CommandSpec spec = {},
+                  Deadline d = Deadline::after(std::chrono::seconds(20)),
                   const LineSink& sink = {}) {
   spec.argv = std::move(argv);
   CancelToken cancel;
@@ -32,7 +33,9 @@ bool gone(pid_t pid) {
     std::string line;
     std::getline(stat, line);
     auto close_paren = line.rfind(')');
-    if (close_paren != std::string::npos && close_paren + 2 < line.size() && line[close_paren + 2] == 'Z') return true;
+    if (close_paren != std::string::npos && close_paren + 2 < line.size() &&
+        line[close_paren + 2] == 'Z')
+      return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
@@ -124,7 +127,8 @@ TEST_CASE("run_command runs in cwd and says when cwd is missing", "[process]") {
   spec.cwd = "/nonexistent-plan-dir";
   auto bad = run({"pwd"}, spec);
   CHECK_FALSE(bad.started);
-  CHECK(bad.error == "cannot change to directory '/nonexistent-plan-dir': No such file or directory");
+  CHECK(bad.error ==
+        "cannot change to directory '/nonexistent-plan-dir': No such file or directory");
 }
 
 TEST_CASE("run_command feeds stdin, and /dev/null without it", "[process]") {
@@ -199,7 +203,8 @@ TEST_CASE("cancellation stops the command and its children", "[process]") {
   CHECK(gone(pids.pids[0]));
 }
 
-TEST_CASE("a background child that keeps the pipes open does not hold up the command", "[process]") {
+TEST_CASE("a background child that keeps the pipes open does not hold up the command",
+          "[process]") {
   PidSink pids;
   CommandSpec spec;
   spec.argv = {"sh", "-c", "sleep 30 & echo $!"};

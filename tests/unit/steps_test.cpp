@@ -70,7 +70,9 @@ struct Fixture {
       return it == outputs.end() ? nullptr : &it->second;
     };
     RealExecutor ex(ExecutorEnv{plan, *hosts, approver, &masker, ""});
-    StepRequest req{step, 0, 1, scope, deadline, cancel, [this](const std::string& l) { log.push_back(l); }, run_view};
+    StepRequest req{
+        step,    0, 1, scope, deadline, cancel, [this](const std::string& l) { log.push_back(l); },
+        run_view};
     return ex.execute(req);
   }
 };
@@ -79,7 +81,8 @@ struct Fixture {
 
 TEST_CASE("exec runs argv without a shell and returns its output", "[steps][exec]") {
   Fixture f;
-  auto o = f.run(make_step("say", "exec", Json{{"command", {"echo", "${vars.greeting}", "$HOME"}}}));
+  auto o =
+      f.run(make_step("say", "exec", Json{{"command", {"echo", "${vars.greeting}", "$HOME"}}}));
   REQUIRE(o.succeeded());
   CHECK(o.outputs["stdout"] == "hello $HOME");  // final newline trimmed, no expansion
   CHECK(o.outputs["stderr"] == "");
@@ -97,14 +100,17 @@ TEST_CASE("exec runs an explicit shell", "[steps][exec]") {
 
 TEST_CASE("exec fails on an unexpected exit status, with the end of stderr", "[steps][exec]") {
   Fixture f;
-  auto o = f.run(make_step("migrate", "exec",
-                           Json{{"shell", "echo starting; echo 'connecting' >&2; echo 'table users is missing' >&2; exit 4"}}));
+  auto o = f.run(make_step(
+      "migrate", "exec",
+      Json{{"shell",
+            "echo starting; echo 'connecting' >&2; echo 'table users is missing' >&2; exit 4"}}));
   CHECK(o.failed());
   CHECK(o.kind == FailureKind::Error);
   CHECK(o.message == "exited with status 4: connecting | table users is missing");
   CHECK(o.outputs["exit_code"] == 4);
 
-  auto accepted = f.run(make_step("grep", "exec", Json{{"shell", "exit 1"}, {"exit_codes", {0, 1}}}));
+  auto accepted =
+      f.run(make_step("grep", "exec", Json{{"shell", "exit 1"}, {"exit_codes", {0, 1}}}));
   REQUIRE(accepted.succeeded());
   CHECK(accepted.outputs["exit_code"] == 1);
 
@@ -115,15 +121,17 @@ TEST_CASE("exec fails on an unexpected exit status, with the end of stderr", "[s
 TEST_CASE("exec passes env, cwd and stdin, and caps the output", "[steps][exec]") {
   Fixture f;
   std::string dir = temp_dir();
-  auto o = f.run(make_step("env", "exec",
-                           Json{{"shell", "echo \"$GREETING $PORT\"; pwd; cat"},
-                                {"env", {{"GREETING", "${vars.greeting}"}, {"PORT", "${vars.port}"}}},
-                                {"cwd", dir},
-                                {"stdin", "from stdin\n"}}));
+  auto o =
+      f.run(make_step("env", "exec",
+                      Json{{"shell", "echo \"$GREETING $PORT\"; pwd; cat"},
+                           {"env", {{"GREETING", "${vars.greeting}"}, {"PORT", "${vars.port}"}}},
+                           {"cwd", dir},
+                           {"stdin", "from stdin\n"}}));
   REQUIRE(o.succeeded());
   CHECK(o.outputs["stdout"] == "hello 8080\n" + dir + "\nfrom stdin");
 
-  auto capped = f.run(make_step("big", "exec", Json{{"command", {"head", "-c", "5000", "/dev/zero"}}, {"output_cap", 100}}));
+  auto capped = f.run(make_step(
+      "big", "exec", Json{{"command", {"head", "-c", "5000", "/dev/zero"}}, {"output_cap", 100}}));
   REQUIRE(capped.succeeded());
   CHECK(capped.outputs["stdout"].get<std::string>().size() == 100);
   ::rmdir(dir.c_str());
@@ -140,7 +148,8 @@ TEST_CASE("exec says when the command does not exist", "[steps][exec]") {
 
 TEST_CASE("exec times out and is cancelled as a failure of that kind", "[steps][exec]") {
   Fixture f;
-  auto slow = f.run(make_step("slow", "exec", Json{{"command", {"sleep", "30"}}}), Deadline::after(std::chrono::seconds(1)));
+  auto slow = f.run(make_step("slow", "exec", Json{{"command", {"sleep", "30"}}}),
+                    Deadline::after(std::chrono::seconds(1)));
   CHECK(slow.kind == FailureKind::Timeout);
   CHECK(slow.message == "timed out after 1s");
 
@@ -150,7 +159,9 @@ TEST_CASE("exec times out and is cancelled as a failure of that kind", "[steps][
   // The first line of output is the signal to cancel: no timing involved.
   Scope scope;
   RealExecutor ex(ExecutorEnv{g.plan, *g.hosts, nullptr, nullptr, ""});
-  StepRequest req{step, 0, 1, scope, Deadline::none(), cancel, [&](const std::string&) { cancel.cancel(); }, nullptr};
+  StepRequest req{
+      step,   0, 1, scope, Deadline::none(), cancel, [&](const std::string&) { cancel.cancel(); },
+      nullptr};
   auto o = ex.execute(req);
   CHECK(o.kind == FailureKind::Cancelled);
   CHECK(o.message == "cancelled");
@@ -158,9 +169,10 @@ TEST_CASE("exec times out and is cancelled as a failure of that kind", "[steps][
 
 TEST_CASE("secrets are masked in failure messages and logs", "[steps][exec][secrets]") {
   Fixture f;
-  auto o = f.run(make_step("login", "exec",
-                           Json{{"shell", "echo \"using $TOKEN\"; echo \"token $TOKEN rejected\" >&2; exit 1"},
-                                {"env", {{"TOKEN", "${secret.token}"}}}}));
+  auto o = f.run(
+      make_step("login", "exec",
+                Json{{"shell", "echo \"using $TOKEN\"; echo \"token $TOKEN rejected\" >&2; exit 1"},
+                     {"env", {{"TOKEN", "${secret.token}"}}}}));
   CHECK(o.message == "exited with status 1: token *** rejected");
   CHECK(std::find(f.log.begin(), f.log.end(), "using ***") != f.log.end());
   for (const auto& line : f.log) CHECK(line.find("s3cr3t") == std::string::npos);
@@ -172,7 +184,8 @@ TEST_CASE("a failed precondition stops the step before its action", "[steps][che
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);  // bound, not listening: refuses
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) ==
+          0);  // bound, not listening: refuses
   socklen_t len = sizeof a;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   std::string addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
@@ -182,7 +195,8 @@ TEST_CASE("a failed precondition stops the step before its action", "[steps][che
   s.preconditions.push_back(make_check("tcp", addr));
   auto o = f.run(s);
   CHECK(o.kind == FailureKind::Precondition);
-  CHECK(o.message == "precondition failed: check tcp " + addr + ": expected port open, saw connection refused");
+  CHECK(o.message ==
+        "precondition failed: check tcp " + addr + ": expected port open, saw connection refused");
   CHECK_FALSE(exists(dir + "/done"));
   ::close(fd);
   ::rmdir(dir.c_str());
@@ -195,14 +209,17 @@ TEST_CASE("when false skips the step; verify checks the result", "[steps][checks
   s.when.push_back(make_check("file", dir + "/flag"));
   auto skipped = f.run(s);
   CHECK(skipped.status == StepOutcome::Status::Skipped);
-  CHECK(skipped.message == "when: check file " + dir + "/flag: expected file exists, saw no such file");
+  CHECK(skipped.message ==
+        "when: check file " + dir + "/flag: expected file exists, saw no such file");
   CHECK_FALSE(exists(dir + "/done"));
 
   Step v = make_step("touch", "exec", Json{{"command", {"touch", dir + "/done"}}});
   v.verify.push_back(make_check("file", Json{{"path", dir + "/done"}, {"contains", "ok"}}));
   auto unverified = f.run(v);
   CHECK(unverified.kind == FailureKind::Verify);
-  CHECK(unverified.message == "verify failed: check file " + dir + "/done contains 'ok': expected content containing 'ok', saw not in its 0 bytes");
+  CHECK(unverified.message ==
+        "verify failed: check file " + dir +
+            "/done contains 'ok': expected content containing 'ok', saw not in its 0 bytes");
   CHECK(unverified.outputs["exit_code"] == 0);  // the action's outputs survive for rollback
 
   v.verify[0] = make_check("file", dir + "/done");
@@ -218,7 +235,8 @@ TEST_CASE("unresolvable references and unknown hosts fail the step", "[steps]") 
   CHECK(o.message == "unknown variable in ${vars.nope}");
 
   f.outputs["dump"] = Json{{"stdout", "/srv/dump.sql"}};
-  auto used = f.run(make_step("x", "exec", Json{{"command", {"echo", "${steps.dump.outputs.stdout}"}}}));
+  auto used =
+      f.run(make_step("x", "exec", Json{{"command", {"echo", "${steps.dump.outputs.stdout}"}}}));
   CHECK(used.outputs["stdout"] == "/srv/dump.sql");
 
   Step remote = make_step("x", "exec", Json{{"command", {"true"}}});
@@ -232,30 +250,36 @@ TEST_CASE("unresolvable references and unknown hosts fail the step", "[steps]") 
   ssh.name = "legacy";
   ssh.local = false;
   p.hosts.push_back(ssh);
-  CHECK_THROWS_WITH(make_host_pool(p), "host 'legacy': SSH hosts are not supported yet");
+  auto pool = make_host_pool(p);  // connecting waits until a step needs the host
+  CHECK_THROWS_WITH(pool->get("legacy"), "host 'legacy': SSH hosts are not supported yet");
 }
 
 TEST_CASE("wait pauses, polls checks, and gives up with the last answer", "[steps][wait]") {
   Fixture f;
   CHECK(f.run(make_step("pause", "wait", Json{{"duration", "50ms"}})).succeeded());
-  auto cut = f.run(make_step("pause", "wait", Json{{"duration", "30s"}}), Deadline::after(std::chrono::seconds(1)));
+  auto cut = f.run(make_step("pause", "wait", Json{{"duration", "30s"}}),
+                   Deadline::after(std::chrono::seconds(1)));
   CHECK(cut.kind == FailureKind::Timeout);
   CHECK(cut.message == "timed out after 1s of a 30s wait");
 
   std::string dir = temp_dir();
   // Holds on the third look: the check counts its own calls in a file.
-  std::string counter = "n=$(cat " + dir + "/n 2>/dev/null || echo 0); echo $((n + 1)) > " + dir + "/n; test $n -ge 2";
-  auto polled = f.run(make_step("ready", "wait", Json{{"until", {{{"exec", {{"shell", counter}}}}}}, {"interval", "10ms"}}));
+  std::string counter = "n=$(cat " + dir + "/n 2>/dev/null || echo 0); echo $((n + 1)) > " + dir +
+                        "/n; test $n -ge 2";
+  auto polled = f.run(make_step(
+      "ready", "wait", Json{{"until", {{{"exec", {{"shell", counter}}}}}}, {"interval", "10ms"}}));
   CHECK(polled.succeeded());
   std::ifstream n(dir + "/n");
   int looks = 0;
   n >> looks;
   CHECK(looks == 3);
 
-  auto never = f.run(make_step("ready", "wait",
-                               Json{{"until", {{{"file", dir + "/never"}}}}, {"interval", "100ms"}, {"timeout", "1s"}}));
+  auto never = f.run(make_step(
+      "ready", "wait",
+      Json{{"until", {{{"file", dir + "/never"}}}}, {"interval", "100ms"}, {"timeout", "1s"}}));
   CHECK(never.kind == FailureKind::Timeout);
-  CHECK(never.message == "gave up after 1s: check file " + dir + "/never: expected file exists, saw no such file");
+  CHECK(never.message ==
+        "gave up after 1s: check file " + dir + "/never: expected file exists, saw no such file");
   ::unlink((dir + "/n").c_str());
   ::rmdir(dir.c_str());
 
@@ -290,8 +314,12 @@ struct ScriptedApprover : Approver {
 
 struct FakeRun : RunView {
   std::vector<std::string> remaining_steps() const override { return {"switch-dns (dns.record)"}; }
-  std::vector<std::string> window_status() const override { return {"read-only: 1m12s of 2m budget left"}; }
-  std::vector<std::string> rollback_preview() const override { return {"nginx-read-only: restore the old config"}; }
+  std::vector<std::string> window_status() const override {
+    return {"read-only: 1m12s of 2m budget left"};
+  }
+  std::vector<std::string> rollback_preview() const override {
+    return {"nginx-read-only: restore the old config"};
+  }
 };
 
 }  // namespace
@@ -312,8 +340,10 @@ TEST_CASE("approve asks the approver and shows what remains", "[steps][approve]"
   CHECK(approver.asked[0].step_id == "go-live");
   CHECK(approver.asked[0].prompt == "Cut over to hello?");
   CHECK(approver.asked[0].remaining == std::vector<std::string>{"switch-dns (dns.record)"});
-  CHECK(approver.asked[0].windows == std::vector<std::string>{"read-only: 1m12s of 2m budget left"});
-  CHECK(approver.asked[0].rollback == std::vector<std::string>{"nginx-read-only: restore the old config"});
+  CHECK(approver.asked[0].windows ==
+        std::vector<std::string>{"read-only: 1m12s of 2m budget left"});
+  CHECK(approver.asked[0].rollback ==
+        std::vector<std::string>{"nginx-read-only: restore the old config"});
 
   approver.answer = false;
   CHECK(f.run(gate).message == "not approved: run with --yes or --approve go-live");
