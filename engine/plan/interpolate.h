@@ -26,6 +26,10 @@ struct Reference {
 std::vector<Reference> find_references(const std::string& s,
                                        std::vector<std::pair<size_t, std::string>>* errors = nullptr);
 
+/// Ids X of every ${steps.X.outputs.k} in a step (with, when, preconditions, verify, rollback
+/// bodies), deduplicated, in order of first appearance. Each is an implicit dependency.
+std::vector<std::string> referenced_steps(const Step& step);
+
 /// Replaces known secret values by *** in any text (command output, error messages).
 /// Thread-safe; values shorter than 3 characters are not masked as substrings (too many false hits).
 class SecretMasker {

@@ -1,0 +1,11 @@
+#include "run/observer.h"
+
+namespace plan {
+
+Millis StepRecord::duration() const {
+  // A step that never started, or has not finished yet, has no duration to report.
+  if (started == Clock::time_point{} || finished < started) return Millis{0};
+  return std::chrono::duration_cast<Millis>(finished - started);
+}
+
+}  // namespace plan
