@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -126,6 +127,12 @@ struct Plan {
   int step_index(const std::string& id) const;   // -1 if absent
   int group_index(const std::string& id) const;  // -1 if absent
   const Host* find_host(const std::string& name) const;
+
+  /// Builds the id indexes below (the loader calls it). Lookups stay correct without it or when
+  /// steps change afterwards (a stale hit is checked, a miss falls back to a scan), only slower.
+  void reindex();
+  std::unordered_map<std::string, int> step_by_id;
+  std::unordered_map<std::string, int> group_by_id;
 };
 
 }  // namespace plan

@@ -1,0 +1,376 @@
+#include "plan/schema.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+namespace plan {
+namespace {
+
+/// What a valijson error is about, once its wrapper messages are set aside.
+enum class Kind { Wrapper, Required, Unknown, Mismatch };
+
+struct Problem {
+  Kind kind;
+  JsonPath path;    // relative to the validated value
+  std::string key;  // Required / Unknown: the property
+};
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+/// The quoted name at the end of "... 'name'." messages.
+std::string quoted_tail(const std::string& s) {
+  size_t end = s.rfind('\'');
+  if (end == std::string::npos || end == 0) return "";
+  size_t start = s.rfind('\'', end - 1);
+  if (start == std::string::npos) return "";
+  return s.substr(start + 1, end - start - 1);
+}
+
+Problem classify(const valijson::ValidationResults::Error& e) {
+  Problem p{Kind::Mismatch, {}, {}};
+  for (size_t i = 1; i < e.context.size(); ++i) {  // [0] is "<root>"
+    const std::string& c = e.context[i];
+    p.path.push_back(c.size() >= 2 ? c.substr(1, c.size() - 2) : c);
+  }
+  const std::string& d = e.description;
+  if (starts_with(d, "Failed to validate against schema associated with property name") ||
+      starts_with(d, "Failed to validate item #") || starts_with(d, "Failed to validate against additional") ||
+      starts_with(d, "Failed to validate against a conditional schema") ||
+      starts_with(d, "Failed to validate against schema associated with pattern") ||
+      starts_with(d, "Failed to validate against child schema #") || starts_with(d, "Cannot validate item #") ||
+      starts_with(d, "Failed to validate against dependent schema")) {
+    p.kind = Kind::Wrapper;
+  } else if (starts_with(d, "Missing required property")) {
+    p.kind = Kind::Required;
+    p.key = quoted_tail(d);
+  } else if (starts_with(d, "Object contains a property that could not be validated")) {
+    p.kind = Kind::Unknown;
+    p.key = quoted_tail(d);
+  }
+  return p;
+}
+
+const Json* child_value(const Json* v, const std::string& tok) {
+  if (!v) return nullptr;
+  if (v->is_object()) {
+    auto it = v->find(tok);
+    return it == v->end() ? nullptr : &*it;
+  }
+  if (v->is_array()) {
+    size_t i = 0;
+    for (char c : tok) {
+      if (c < '0' || c > '9') return nullptr;
+      i = i * 10 + static_cast<size_t>(c - '0');
+    }
+    return i < v->size() ? &(*v)[i] : nullptr;
+  }
+  return nullptr;
+}
+
+std::string type_name(const Json& v) {
+  switch (v.type()) {
+    case Json::value_t::object: return "object";
+    case Json::value_t::array: return "array";
+    case Json::value_t::string: return "string";
+    case Json::value_t::boolean: return "boolean";
+    case Json::value_t::null: return "null";
+    case Json::value_t::number_float: return "number";
+    default: return "integer";
+  }
+}
+
+std::string describe_type(const std::string& t) {
+  if (t == "object") return "a map";
+  if (t == "array") return "a list";
+  if (t == "string") return "a string";
+  if (t == "boolean") return "true or false";
+  if (t == "integer") return "an integer";
+  if (t == "number") return "a number";
+  if (t == "null") return "nothing";
+  return t;
+}
+
+/// How a value looked, for "expected X, found Y".
+std::string describe_found(const Json& v) {
+  switch (v.type()) {
+    case Json::value_t::object:
+      return v.empty() ? "an empty map" : v.size() == 1 ? "a map" : "a map with " + std::to_string(v.size()) + " keys";
+    case Json::value_t::array: return v.empty() ? "an empty list" : "a list";
+    case Json::value_t::null: return "an empty value";
+    case Json::value_t::string: {
+      const std::string& s = v.get_ref<const std::string&>();
+      std::string shown = s.size() > 40 ? s.substr(0, 37) + "..." : s;
+      for (char& c : shown) {
+        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+      }
+      return "'" + shown + "'";
+    }
+    default: return v.dump();
+  }
+}
+
+}  // namespace
+
+struct SchemaChecker::Impl {
+  Json root;
+  std::map<std::string, std::unique_ptr<valijson::Schema>> compiled;  // by definition name
+
+  const Json* resolve_ref(const Json& s) const {
+    const std::string& ref = s["$ref"].get_ref<const std::string&>();
+    if (ref.rfind("#", 0) != 0) return nullptr;
+    try {
+      const Json& t = root.at(Json::json_pointer(ref.substr(1)));
+      return &t;
+    } catch (const Json::exception&) {
+      return nullptr;
+    }
+  }
+
+  /// Good enough for the `if` clauses this schema uses: `type` and `required`.
+  static bool if_matches(const Json& cond, const Json* v) {
+    if (!v) return false;
+    if (auto t = cond.find("type"); t != cond.end() && t->is_string()) {
+      std::string want = t->get<std::string>(), have = type_name(*v);
+      if (want != have && !(want == "number" && have == "integer")) return false;
+    }
+    if (auto r = cond.find("required"); r != cond.end()) {
+      if (!v->is_object()) return false;
+      for (const Json& k : *r) {
+        if (!v->contains(k.get<std::string>())) return false;
+      }
+    }
+    return true;
+  }
+
+  /// Every subschema that applies to `v` through $ref, allOf/anyOf/oneOf and if/then/else.
+  void expand(const Json* s, const Json* v, std::vector<const Json*>& out, int depth = 0) const {
+    if (!s || !s->is_object() || depth > 16) return;
+    if (s->contains("$ref")) {
+      expand(resolve_ref(*s), v, out, depth + 1);
+      return;
+    }
+    out.push_back(s);
+    for (const char* k : {"allOf", "anyOf", "oneOf"}) {
+      if (auto it = s->find(k); it != s->end()) {
+        for (const Json& sub : *it) expand(&sub, v, out, depth + 1);
+      }
+    }
+    if (auto it = s->find("if"); it != s->end()) {
+      const char* branch = if_matches(*it, v) ? "then" : "else";
+      if (auto b = s->find(branch); b != s->end()) expand(&*b, v, out, depth + 1);
+    }
+  }
+
+  /// Subschemas applying at `path` below the value `v` validated against `def_schema`.
+  std::vector<const Json*> at(const Json* def_schema, const Json& v, const JsonPath& path) const {
+    std::vector<const Json*> cur;
+    const Json* val = &v;
+    expand(def_schema, val, cur);
+    for (const std::string& tok : path) {
+      const Json* next_val = child_value(val, tok);
+      std::vector<const Json*> next;
+      for (const Json* s : cur) {
+        if (val && val->is_object()) {
+          if (auto p = s->find("properties"); p != s->end() && p->contains(tok)) {
+            expand(&(*p)[tok], next_val, next);
+          } else if (auto a = s->find("additionalProperties"); a != s->end() && a->is_object()) {
+            expand(&*a, next_val, next);
+          }
+        } else if (val && val->is_array()) {
+          if (auto it = s->find("items"); it != s->end() && it->is_object()) expand(&*it, next_val, next);
+        }
+      }
+      cur = std::move(next);
+      val = next_val;
+    }
+    return cur;
+  }
+
+  static std::string title(const std::vector<const Json*>& cands) {
+    for (const Json* s : cands) {
+      if (auto t = s->find("title"); t != s->end() && t->is_string()) return t->get<std::string>();
+    }
+    return "map";
+  }
+
+  static std::string expected(const std::vector<const Json*>& cands) {
+    for (const Json* s : cands) {
+      if (auto t = s->find("x-expect"); t != s->end() && t->is_string()) return t->get<std::string>();
+    }
+    std::vector<std::string> parts;
+    auto add = [&](std::string p) {
+      if (std::find(parts.begin(), parts.end(), p) == parts.end()) parts.push_back(std::move(p));
+    };
+    for (const Json* s : cands) {
+      if (auto c = s->find("const"); c != s->end()) add(c->is_string() ? "'" + c->get<std::string>() + "'" : c->dump());
+      if (auto e = s->find("enum"); e != s->end()) {
+        for (const Json& x : *e) add(x.is_string() ? "'" + x.get<std::string>() + "'" : x.dump());
+      }
+      if (auto t = s->find("type"); t != s->end()) {
+        if (t->is_string()) add(describe_type(t->get<std::string>()));
+        for (const Json& x : *t) {
+          if (x.is_string()) add(describe_type(x.get<std::string>()));
+        }
+      }
+    }
+    if (parts.empty()) return "a different value";
+    std::string out;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      out += (i == 0 ? "" : i + 1 == parts.size() ? " or " : ", ") + parts[i];
+    }
+    return out;
+  }
+
+  static std::vector<std::string> allowed_keys(const std::vector<const Json*>& cands) {
+    std::set<std::string> keys;
+    for (const Json* s : cands) {
+      if (auto p = s->find("properties"); p != s->end()) {
+        for (auto it = p->begin(); it != p->end(); ++it) keys.insert(it.key());
+      }
+    }
+    return {keys.begin(), keys.end()};
+  }
+
+  static const Json* exactly_one(const std::vector<const Json*>& cands) {
+    for (const Json* s : cands) {
+      if (auto x = s->find("x-exactly-one"); x != s->end() && x->is_array() && x->size() == 2) return &*x;
+    }
+    return nullptr;
+  }
+};
+
+SchemaChecker::SchemaChecker() : impl_(std::make_unique<Impl>()) {
+  impl_->root = Json::parse(embedded_schema());
+  auto compile = [&](const std::string& name, const Json& doc) {
+    auto schema = std::make_unique<valijson::Schema>();
+    valijson::SchemaParser parser;
+    valijson::adapters::NlohmannJsonAdapter adapter(doc);
+    parser.populateSchema(adapter, *schema);
+    impl_->compiled[name] = std::move(schema);
+  };
+  compile("", impl_->root);
+  // One small document per type, sharing the definitions, so `with` is validated on its own.
+  for (const char* group : {"step_types", "check_types"}) {
+    for (auto it = impl_->root["definitions"][group].begin(); it != impl_->root["definitions"][group].end(); ++it) {
+      std::string name = std::string(group) + "/" + it.key();
+      Json doc = {{"definitions", impl_->root["definitions"]}, {"allOf", {{{"$ref", "#/definitions/" + name}}}}};
+      compile(name, doc);
+    }
+  }
+}
+
+SchemaChecker::~SchemaChecker() = default;
+
+const SchemaChecker& SchemaChecker::instance() {
+  static const SchemaChecker checker;
+  return checker;
+}
+
+bool SchemaChecker::has(const std::string& def) const { return impl_->compiled.count(def) > 0; }
+
+std::vector<std::string> SchemaChecker::step_types() const {
+  std::vector<std::string> out;
+  for (auto it = impl_->root["definitions"]["step_types"].begin(); it != impl_->root["definitions"]["step_types"].end(); ++it)
+    out.push_back(it.key());
+  return out;
+}
+
+std::vector<std::string> SchemaChecker::check_types() const {
+  std::vector<std::string> out;
+  for (auto it = impl_->root["definitions"]["check_types"].begin(); it != impl_->root["definitions"]["check_types"].end(); ++it)
+    out.push_back(it.key());
+  return out;
+}
+
+std::vector<std::string> SchemaChecker::check_fields(const std::string& type) const {
+  std::vector<std::string> out;
+  const Json& types = impl_->root["definitions"]["step_types"];
+  auto t = types.find(type);
+  if (t == types.end() || !t->contains("properties")) return out;
+  for (auto it = (*t)["properties"].begin(); it != (*t)["properties"].end(); ++it) {
+    if (it->value("$ref", "") == "#/definitions/checks") out.push_back(it.key());
+  }
+  return out;
+}
+
+void SchemaChecker::validate(const Json& value, const std::string& def, const Json& doc, const MarkNode& marks,
+                             const JsonPath& base, std::vector<Diagnostic>& diags) const {
+  auto c = impl_->compiled.find(def);
+  if (c == impl_->compiled.end()) return;
+  // valijson compiles each `pattern` into a std::regex per Validator: one per thread keeps the
+  // compiled ones (a fresh Validator per call made 10,000 steps take seconds).
+  thread_local valijson::Validator validator;
+  valijson::ValidationResults results;
+  valijson::adapters::NlohmannJsonAdapter target(value);
+  if (validator.validate(*c->second, target, &results)) return;
+
+  const Json* def_schema = &impl_->root;
+  if (!def.empty()) def_schema = &impl_->root.at(Json::json_pointer("/definitions/" + def));
+
+  std::vector<Problem> problems;
+  valijson::ValidationResults::Error e;
+  while (results.popError(e)) {
+    Problem p = classify(e);
+    if (p.kind != Kind::Wrapper) problems.push_back(std::move(p));
+  }
+
+  auto full = [&](const JsonPath& rel) {
+    JsonPath p = base;
+    p.insert(p.end(), rel.begin(), rel.end());
+    return p;
+  };
+  // Where something more precise than a mismatch was found: at the same place or below it.
+  std::set<JsonPath> precise_at, below;
+  for (const Problem& p : problems) {
+    if (p.kind != Kind::Mismatch) precise_at.insert(p.path);
+    for (size_t n = 0; n < p.path.size(); ++n) below.insert(JsonPath(p.path.begin(), p.path.begin() + static_cast<long>(n)));
+  }
+  std::set<JsonPath> reported_mismatch, exactly_one_done;
+  for (const Problem& p : problems) {
+    std::vector<const Json*> cands = impl_->at(def_schema, value, p.path);
+    const Json* here = &value;
+    for (const std::string& tok : p.path) here = child_value(here, tok);
+
+    // "exactly one of a or b" reads better than valijson's two missing keys or its oneOf failure.
+    const Json* one = Impl::exactly_one(cands);
+    if (one && here && here->is_object() && (p.kind == Kind::Required || p.kind == Kind::Mismatch)) {
+      std::string a = (*one)[0].get<std::string>(), b = (*one)[1].get<std::string>();
+      int present = (here->contains(a) ? 1 : 0) + (here->contains(b) ? 1 : 0);
+      if (present != 1) {
+        if (exactly_one_done.insert(p.path).second) {
+          std::string msg = present == 0 ? "missing '" + a + "' or '" + b + "' in " + Impl::title(cands)
+                                         : "give either '" + a + "' or '" + b + "' in " + Impl::title(cands) +
+                                               ", not both";
+          diags.push_back({mark_of(doc, marks, full(p.path)), msg});
+        }
+        continue;
+      }
+    }
+
+    if (p.kind == Kind::Required) {
+      diags.push_back({mark_of(doc, marks, full(p.path)),
+                       "missing required key '" + p.key + "' in " + Impl::title(cands)});
+    } else if (p.kind == Kind::Unknown) {
+      JsonPath kp = full(p.path);
+      kp.push_back(p.key);
+      diags.push_back({key_mark_of(doc, marks, kp), "unknown key '" + p.key + "' in " + Impl::title(cands) +
+                                                         did_you_mean(p.key, Impl::allowed_keys(cands))});
+    } else {
+      // A mismatch is noise when something more precise was found at or below the same place:
+      // anyOf alternatives that do not fit the value's shape all fail, and say so generically.
+      bool shadowed = precise_at.count(p.path) > 0 || below.count(p.path) > 0;
+      if (shadowed || !here || !reported_mismatch.insert(p.path).second) continue;
+      diags.push_back({mark_of(doc, marks, full(p.path)),
+                       "expected " + Impl::expected(cands) + ", found " + describe_found(*here)});
+    }
+  }
+}
+
+}  // namespace plan
