@@ -438,13 +438,11 @@ class Loader {
       auto [it, fresh] = first.emplace(id, mark);
       if (!fresh) {
         error(mark, "duplicate id '" + id + "' (first at line " + std::to_string(it->second.line) + ")");
-        structure_ok_ = false;
       }
     }
     auto check_needs = [&](const std::vector<std::string>& needs, const std::vector<Mark>& marks) {
       for (size_t i = 0; i < needs.size(); ++i) {
         if (first.count(needs[i])) continue;
-        structure_ok_ = false;
         error(marks[i], "unknown step '" + needs[i] + "' in needs" + did_you_mean(needs[i], all_ids()));
       }
     };
@@ -540,7 +538,6 @@ class Loader {
           for (const Step& st : plan_->steps) ids.push_back(st.id);
           error(ref_mark, "unknown step '" + r.path[0] + "' in " + where + did_you_mean(r.path[0], ids));
         }
-        structure_ok_ = false;
       }
     }
   }
@@ -568,12 +565,9 @@ class Loader {
       }
       if (ends[0] >= 0 && ends[1] >= 0) ordered.push_back({&w, {ends[0], ends[1]}});
     }
-    // The graph needs every id to be unique and every edge to name something.
-    if (!structure_ok_) return;
+    // build_graph ignores needs and references to unknown ids (reported above) and takes the first
+    // of duplicated ids, so cycles and window order are still checked in a plan with other errors.
     Graph g = build_graph(*plan_, diags_);
-    bool cyclic = std::any_of(diags_.begin(), diags_.end(),
-                              [](const Diagnostic& d) { return d.message.rfind("dependency cycle", 0) == 0; });
-    if (cyclic) return;
     for (const auto& [w, ends] : ordered) {
       if (ends.first == ends.second || reaches(g, ends.first, ends.second)) continue;
       error(at({"windows", w->name, "to"}),
@@ -595,7 +589,6 @@ class Loader {
   std::vector<std::pair<size_t, size_t>> step_checks_;  // range in check_paths_ per step
   std::vector<JsonPath> check_paths_;
   std::vector<std::string> step_types_, check_types_;
-  bool structure_ok_ = true;
 };
 
 /// Sets vars[k] (a dotted key walks into maps, creating them).

@@ -378,3 +378,27 @@ TEST_CASE("loader: yaml scalars are typed by the YAML 1.2 core schema") {
   CHECK(yaml_plain_scalar("1h30m") == "1h30m");
   CHECK(yaml_plain_scalar("127.0.0.1") == "127.0.0.1");
 }
+
+TEST_CASE("loader: examples/errors.yaml reports exactly the errors its comments announce") {
+  std::filesystem::path file = std::filesystem::path(__FILE__).parent_path() / "../../examples/errors.yaml";
+  std::ifstream in(file);
+  REQUIRE(in);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // "# error: MESSAGE" announces an error on the next line.
+  std::string expected;
+  size_t line = 0, pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string l = text.substr(pos, nl - pos);
+    ++line;
+    size_t at = l.find_first_not_of(' ');
+    if (at != std::string::npos && l.compare(at, 9, "# error: ") == 0) {
+      expected += std::to_string(line + 1) + ": " + l.substr(at + 9) + "\n";
+    }
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  LoadResult r = load_plan_text("errors.yaml", text);
+  std::string actual;
+  for (const Diagnostic& d : r.diags) actual += std::to_string(d.mark.line) + ": " + d.message + "\n";
+  CHECK(actual == expected);
+}
