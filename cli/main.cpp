@@ -82,6 +82,11 @@ int main(int argc, char** argv) {
   apply->add_option("--output", output, "text, or json: one event per line on stdout")
       ->check(CLI::IsMember({"text", "json"}));
 
+  plan::UnlockArgs ua;
+  auto* unlock = app.add_subcommand("unlock", "Clear the run lock left by a run that is gone");
+  unlock->add_option("FILE", ua.file, "Plan file")->required();
+  unlock->add_flag("--force", ua.force, "Clear it even if its holder may still be running");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -114,6 +119,7 @@ int main(int argc, char** argv) {
     int code = plan::cmd_apply(aa, std::cout, std::cerr, [&](plan::Runner* r) { interrupts.attach(r); });
     return code;
   }
+  if (*unlock) return plan::cmd_unlock(ua, std::cout, std::cerr);
   std::cerr << app.help();
   return 2;
 }

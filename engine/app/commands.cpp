@@ -155,6 +155,33 @@ int cmd_graph(const GraphArgs& args, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err) {
+  LoadResult r = load_plan_file(args.file);
+  if (!r.ok()) {
+    err << r.format();
+    return 2;
+  }
+  std::string path = (fs::path(state_dir_for(r.plan)) / "lock").string();
+  std::optional<LockHolder> holder = read_lock(path);
+  if (!holder) {
+    out << "not locked: " << args.file << "\n";
+    return 0;
+  }
+  if (!lock_is_stale(*holder) && !args.force) {
+    err << "error: the lock is held by " << holder->describe()
+        << ", which may still be running; stop it first, or use --force if you are sure it is gone\n";
+    return 4;
+  }
+  std::error_code ec;
+  fs::remove(path, ec);
+  if (ec) {
+    err << "error: cannot remove " << path << ": " << ec.message() << "\n";
+    return 2;
+  }
+  out << "unlocked " << args.file << " (was held by " << holder->describe() << ")\n";
+  return 0;
+}
+
 int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
               const std::function<void(Runner*)>& attach) {
   LoadResult r;

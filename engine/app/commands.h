@@ -64,6 +64,14 @@ struct ApplyArgs {
 int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
               const std::function<void(Runner*)>& attach = {});
 
+struct UnlockArgs {
+  std::string file;
+  bool force = false;  // also when the holder may still be running (another host, or alive here)
+};
+/// Clears the run lock of a plan whose holder is gone. 0 when cleared or there was none; 4 when
+/// the holder is alive (or on another host) and --force was not given; 2 for an invalid plan.
+int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err);
+
 /// "k=v" -> (k, v); false when there is no '=' or the key is empty.
 bool parse_var_assignment(const std::string& text, std::string* key, std::string* value);
 

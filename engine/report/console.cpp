@@ -135,6 +135,7 @@ void ConsoleObserver::step_retrying(int step, int attempt, const StepOutcome& ou
 
 void ConsoleObserver::step_log(int step, const std::string& text) {
   std::lock_guard lk(mu_);
+  if (dry_run_) return;  // a dry run's lines are its report, printed in order on stdout at the end
   // Lines of one step read as a block under it; when parallel steps interleave, each line
   // that follows another step's output names its step.
   if (step == last_log_step_) {

@@ -418,3 +418,28 @@ TEST_CASE("the first SIGINT lets the running step finish and starts nothing more
   CHECK(contains(r.out, "  never started: after, last\n"));
   CHECK(contains(r.out, "result: interrupted (exit 130)\n"));
 }
+
+TEST_CASE("a second apply of a plan that is running exits 4 and names the holder", "[cli][lock]") {
+  TempDir t;
+  std::string started = (t.path / "started").string();
+  std::string file = t.file("held.yaml",
+                            "plan: held\n"
+                            "steps:\n"
+                            "  - id: hold\n"
+                            "    type: exec\n"
+                            "    with: { shell: \"touch '" + started + "'; sleep 1\" }\n");
+  std::string bin = "'" + std::string(PLAN_BINARY) + "'";
+  std::string script = bin + " apply '" + file + "' >/dev/null 2>&1 & pid=$!; "
+                       "while [ ! -e '" + started + "' ]; do sleep 0.05; done; " +
+                       bin + " apply '" + file + "'; code=$?; " +
+                       bin + " unlock '" + file + "' >/dev/null; echo unlock=$?; wait $pid; exit $code";
+  std::string state = (t.path / "state").string();
+  Result r = run({"sh", "-c", script}, {}, state);
+  CHECK(r.code == 4);
+  CHECK(contains(r.err, "error: locked by another run: pid "));
+  CHECK(contains(r.err, "plan unlock " + file));
+  CHECK(r.out == "unlock=4\n");  // the holder is alive: unlock refuses too
+  Result after = run({PLAN_BINARY, "unlock", file}, {}, state);
+  CHECK(after.code == 0);
+  CHECK(after.out == "not locked: " + file + "\n");
+}
