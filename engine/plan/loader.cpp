@@ -483,16 +483,17 @@ class Loader {
 
   /// The position of s[offset] in the file when the scalar is written on one line without
   /// escapes before that point (the usual case); otherwise the start of the value.
-  Mark at_offset(const std::string& s, size_t offset, const JsonPath& p) const {
+  Mark at_offset(const std::string& s, size_t offset, const JsonPath& p) {
     Mark m = at(p);
     if (!source_ || m.line <= 0) return m;
-    size_t pos = 0;
-    for (int l = 1; l < m.line; ++l) {
-      pos = source_->find('\n', pos);
-      if (pos == std::string::npos) return m;
-      ++pos;
+    if (line_starts_.empty()) {  // built once, on the first error inside a string
+      line_starts_.push_back(0);
+      for (size_t i = 0; i < source_->size(); ++i) {
+        if ((*source_)[i] == '\n') line_starts_.push_back(i + 1);
+      }
     }
-    pos += static_cast<size_t>(m.col - 1);
+    if (static_cast<size_t>(m.line) > line_starts_.size()) return m;
+    size_t pos = line_starts_[static_cast<size_t>(m.line) - 1] + static_cast<size_t>(m.col - 1);
     if (pos >= source_->size()) return m;
     size_t quote = ((*source_)[pos] == '"' || (*source_)[pos] == '\'') ? 1 : 0;
     if (source_->compare(pos + quote, offset + 2, s, 0, offset + 2) != 0) return m;
@@ -505,7 +506,7 @@ class Loader {
     for (const auto& [offset, msg] : errors) error(at_offset(s, offset, p), msg);
     for (const Reference& r : refs) {
       std::string where = "'${" + r.text + "}'";
-      Mark ref_mark = at_offset(s, r.offset, p);
+      auto ref_mark = [&] { return at_offset(s, r.offset, p); };  // only errors pay for it
       if (r.ns == "vars") {
         const Json* cur = &plan_->vars;
         for (const std::string& part : r.path) {
@@ -518,7 +519,7 @@ class Loader {
             next = &(*cur)[std::stoul(part)];
           }
           if (!next) {
-            error(ref_mark, "unknown variable '" + part + "' in " + where + did_you_mean(part, sorted_keys(*cur)));
+            error(ref_mark(), "unknown variable '" + part + "' in " + where + did_you_mean(part, sorted_keys(*cur)));
             break;
           }
           cur = next;
@@ -527,16 +528,16 @@ class Loader {
         if (!plan_->find_host(r.path[0])) {
           std::vector<std::string> names;
           for (const Host& h : plan_->hosts) names.push_back(h.name);
-          error(ref_mark, "unknown host '" + r.path[0] + "' in " + where + did_you_mean(r.path[0], names));
+          error(ref_mark(), "unknown host '" + r.path[0] + "' in " + where + did_you_mean(r.path[0], names));
         }
       } else if (r.ns == "steps") {
         if (plan_->step_index(r.path[0]) >= 0) continue;
         if (plan_->group_index(r.path[0]) >= 0) {
-          error(ref_mark, "'" + r.path[0] + "' in " + where + " is a group; only steps have outputs");
+          error(ref_mark(), "'" + r.path[0] + "' in " + where + " is a group; only steps have outputs");
         } else {
           std::vector<std::string> ids;
           for (const Step& st : plan_->steps) ids.push_back(st.id);
-          error(ref_mark, "unknown step '" + r.path[0] + "' in " + where + did_you_mean(r.path[0], ids));
+          error(ref_mark(), "unknown step '" + r.path[0] + "' in " + where + did_you_mean(r.path[0], ids));
         }
       }
     }
@@ -578,6 +579,7 @@ class Loader {
   const Json& doc_;
   const MarkNode& marks_;
   const std::string* source_;  // for positions inside strings; may be null
+  std::vector<size_t> line_starts_;
   std::vector<Diagnostic>& diags_;
   const SchemaChecker& schema_;
   Plan* plan_ = nullptr;
