@@ -1,6 +1,9 @@
 // The runner with a fake executor (ninja's BuildTest with FakeCommandRunner). Scheduling cases run
 // at widths 1, 2, 4 and 8; steps that must overlap are held by the fake until the test releases
 // them, so no assertion depends on timing.
+// ThreadSanitizer: these tests are the runner's race detector. Run them under the tsan preset
+// (cmake --preset tsan -B build-tsan && cmake --build build-tsan --target plan_unit_tests &&
+// build-tsan/tests/plan_unit_tests -# "[#runner_test]"); they pass without reports.
 
 #include <catch2/catch.hpp>
 
