@@ -26,8 +26,11 @@ namespace fs = std::filesystem;
 
 std::string version_text() {
   const auto& reg = Registry::instance();
-  return std::string("plan ") + kPlanVersion + "\nstep types: " + join(reg.step_names(), ", ", "none") +
-         "\ncheck types: " + join(reg.check_names(), ", ", "none") + "\n";
+  std::string text = "plan ";
+  text += kPlanVersion;
+  text += "\nstep types: " + join(reg.step_names(), ", ", "none");
+  text += "\ncheck types: " + join(reg.check_names(), ", ", "none") + "\n";
+  return text;
 }
 
 bool parse_var_assignment(const std::string& text, std::string* key, std::string* value) {

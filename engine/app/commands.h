@@ -13,7 +13,7 @@ namespace plan {
 
 class Runner;
 
-inline constexpr const char* kPlanVersion = "0.1.0";
+inline constexpr const char* kPlanVersion = PLAN_VERSION;  // from CMake's project() version
 
 /// "plan 0.1.0" then the registered step and check types, one line each.
 std::string version_text();

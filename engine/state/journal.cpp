@@ -152,7 +152,7 @@ JournalReadResult parse_journal(const std::string& bytes) {
   r.exists = true;
   size_t pos = 0, line_no = 0;
   bool header_seen = false;
-  size_t bad_line = 0, bad_bytes = 0;
+  size_t bad_line = 0, bad_bytes = 0, bad_count = 0;
   while (pos < bytes.size()) {
     size_t nl = bytes.find('\n', pos);
     bool complete = nl != std::string::npos;
@@ -162,6 +162,7 @@ JournalReadResult parse_journal(const std::string& bytes) {
     ++line_no;
     std::optional<Json> rec = complete ? decode_line(line) : std::nullopt;
     if (!rec) {
+      ++bad_count;
       if (bad_line == 0) {
         bad_line = line_no;
         bad_bytes = consumed;
@@ -190,6 +191,12 @@ JournalReadResult parse_journal(const std::string& bytes) {
       continue;
     }
     r.records.push_back(std::move(*rec));
+  }
+  if (bad_count > 1) {
+    // A crash tears at most the one line being written; several bad lines mean damage.
+    r.error = "journal line " + std::to_string(bad_line) + " is corrupt (" + std::to_string(bad_count) +
+              " unreadable lines at the end); the journal was damaged, not torn by a crash";
+    return r;
   }
   if (bad_line != 0) {
     if (!header_seen && bad_line == 1 && r.records.empty()) {
