@@ -274,6 +274,7 @@ class Loader {
         g.mark = id_mark;
         g.parent = parent;
         g.parallel = boolean(m, "parallel", false);
+        if (auto d = m.find("description"); d != m.end() && d->is_string()) g.description = d->get<std::string>();
         if (auto n = integer(m, "max_parallel", mp); n && *n > 0) g.max_parallel = static_cast<int>(std::min<long long>(*n, 1 << 30));
         load_needs(m, mp, g.needs, g.needs_marks);
         int index = static_cast<int>(plan_->groups.size());
@@ -320,6 +321,7 @@ class Loader {
       s.irreversible = boolean(m, "irreversible", false);
       if (auto it = m.find("idempotent"); it != m.end() && it->is_boolean()) s.idempotent = it->get<bool>();
       s.point_of_no_return = boolean(m, "point_of_no_return", false);
+      if (auto d = m.find("description"); d != m.end() && d->is_string()) s.description = d->get<std::string>();
       s.estimate = duration(m, "estimate", mp);
       int index = static_cast<int>(plan_->steps.size());
       step_paths_.push_back(mp);

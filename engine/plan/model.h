@@ -58,6 +58,7 @@ struct Step {
   std::string type;
   Json with = Json::object();
   std::string on;  // host name; empty = local
+  std::string description;
   Mark mark;       // position of the step's `id` key
   Mark type_mark;
 
@@ -92,6 +93,7 @@ struct Group {
   std::vector<std::string> needs;
   std::vector<Mark> needs_marks;
   std::vector<GroupMember> members;
+  std::string description;
   Mark mark;
 };
 

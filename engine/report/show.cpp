@@ -182,9 +182,23 @@ Json show_model(const Plan& plan, const Graph& graph) {
     m["hosts"].push_back(host);
   }
 
-  std::vector<int> ponr;
+  // Steps downstream of a point of no return, found with one walk from all of them at once.
+  std::vector<char> after_ponr(plan.steps.size(), 0);
+  std::vector<int> stack;
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i)
-    if (plan.steps[i].point_of_no_return) ponr.push_back(i);
+    if (plan.steps[i].point_of_no_return) stack.push_back(i);
+  while (!stack.empty()) {
+    int s = stack.back();
+    stack.pop_back();
+    for (int u : graph.users[static_cast<size_t>(s)])
+      if (!after_ponr[static_cast<size_t>(u)]) {
+        after_ponr[static_cast<size_t>(u)] = 1;
+        stack.push_back(u);
+      }
+  }
+
+  std::vector<std::vector<const Edge*>> incoming(plan.steps.size());
+  for (const Edge& e : graph.edges) incoming[static_cast<size_t>(e.to)].push_back(&e);
 
   m["waves"] = Json::array();
   for (const auto& wave : graph.waves()) {
@@ -197,10 +211,10 @@ Json show_model(const Plan& plan, const Graph& graph) {
       s["type"] = st.type;
       s["host"] = st.on.empty() ? "local" : st.on;
       s["line"] = st.mark.line;
-      s["description"] = "";
+      s["description"] = st.description;
       s["needs"] = Json::array();
-      for (const auto& e : graph.edges)
-        if (e.to == i) s["needs"].push_back({{"step", plan.steps[e.from].id}, {"kind", edge_kind_name(e.kind)}});
+      for (const Edge* e : incoming[static_cast<size_t>(i)])
+        s["needs"].push_back({{"step", plan.steps[e->from].id}, {"kind", edge_kind_name(e->kind)}});
       s["action"] = d.action;
       s["when"] = d.when;
       s["preconditions"] = d.preconditions;
@@ -208,10 +222,7 @@ Json show_model(const Plan& plan, const Graph& graph) {
       s["rollback"] = {{"kind", d.rollback_kind}, {"action", d.rollback}};
       s["irreversible"] = st.irreversible;
       s["point_of_no_return"] = st.point_of_no_return;
-      bool after = false;
-      for (int p : ponr)
-        if (p != i && reaches(graph, p, i)) after = true;
-      s["after_point_of_no_return"] = after;
+      s["after_point_of_no_return"] = after_ponr[static_cast<size_t>(i)] != 0;
       if (st.estimate) s["estimate_ms"] = st.estimate->count();
       jw.push_back(s);
     }
