@@ -25,12 +25,35 @@ struct StepRequest {
   const RunView* run = nullptr;
 };
 
+/// Undoing one completed (or part-way failed) step.
+struct RollbackRequest {
+  const Step& step;
+  int index;            // in Plan::steps
+  const Json& outputs;  // what the step recorded when it ran (empty if it failed before any)
+  const Scope& scope;
+  Deadline deadline;
+  const CancelToken& cancel;
+  std::function<void(const std::string&)> log;
+};
+
 class Executor {
  public:
   virtual ~Executor() = default;
   /// One attempt of a step: when -> preconditions -> action -> verify -> outputs.
   /// Called from several threads at once; must not throw.
   virtual StepOutcome execute(const StepRequest& req) = 0;
+  /// Runs the step's rollback: `auto` through its type's inverse, bodies as written. A step
+  /// without rollback is never passed here (the runner reports it as not reverted).
+  virtual StepOutcome rollback(const RollbackRequest& req) {
+    (void)req;
+    return StepOutcome::fail(FailureKind::Error, "this executor cannot roll back");
+  }
+  /// Resume: did the interrupted attempt take effect? Verify checks decide when the step has
+  /// them (all hold: Done), else the type's probe; Unknown when neither can tell.
+  virtual ProbeResult probe(const StepRequest& req) {
+    (void)req;
+    return ProbeResult::Unknown;
+  }
 };
 
 }  // namespace plan

@@ -28,8 +28,17 @@ struct WindowRecord {
   Millis budget{0};
 };
 
+/// How a completed step fared when the run rolled back.
+enum class RollbackState { None, RolledBack, NotReverted, Failed, Skipped };
+
 struct RunSummary {
   bool dry_run = false;
+  bool rolled_back = false;   // a rollback pass ran
+  /// Per step (index in Plan::steps): what the rollback pass did with it. NotReverted: it has no
+  /// rollback. Skipped: the pass stopped before it (irreversible step, point of no return, an
+  /// earlier rollback failure).
+  std::vector<RollbackState> rollback;
+  std::string stop_reason;    // why rollback stopped or did not run ("point of no return 'x' passed")
   bool succeeded = false;   // every step succeeded or was skipped
   bool interrupted = false; // stopped by a signal
   std::vector<StepRecord> steps;
@@ -48,6 +57,10 @@ class RunObserver {
   virtual void step_finished(int /*step*/, const StepRecord&) {}
   virtual void window_opened(const WindowRecord&) {}
   virtual void window_closed(const WindowRecord&) {}
+  virtual void rollback_started(int /*step*/) {}
+  virtual void rollback_finished(int /*step*/, const StepOutcome&) {}
+  /// A completed step that the rollback pass leaves as it is, and why.
+  virtual void rollback_skipped(int /*step*/, const std::string& /*why*/) {}
   virtual void run_finished(const RunSummary&) {}
 };
 

@@ -26,6 +26,9 @@ struct StepOutcome {
   bool failed() const { return status == Status::Failed; }
 };
 
+/// Resume: whether an attempt that was running when the engine died took effect.
+enum class ProbeResult { Done, NotDone, Unknown };
+
 /// A check's verdict. A failed check says what it expected and what it saw.
 struct CheckResult {
   bool ok = false;

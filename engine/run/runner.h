@@ -13,6 +13,7 @@
 #include "plan/interpolate.h"
 #include "run/executor.h"
 #include "run/observer.h"
+#include "run/run_journal.h"
 #include "run/step_type.h"
 
 namespace plan {
@@ -24,6 +25,17 @@ struct RunOptions {
   Millis default_timeout{600000};
   /// Sleeps between retries; tests replace it to avoid real waiting.
   std::function<void(Millis, const CancelToken&)> sleep;
+
+  /// On failure, roll back completed steps (reverse dependency order, independent ones in
+  /// parallel). --no-rollback sets it false: everything stays as it is, for the operator.
+  bool rollback_on_failure = true;
+  /// Resume: steps done in an earlier run of this campaign, with their outputs. They never run
+  /// again; their outputs feed interpolation; a rollback undoes them like the others.
+  std::map<int, Json> already_done;
+  /// `plan rollback`: run nothing forward; roll back `already_done` (all of them).
+  bool rollback_only = false;
+  /// Durable record of every event, or null (dry run).
+  RunJournal* journal = nullptr;
 };
 
 class Runner : public RunView {

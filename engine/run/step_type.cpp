@@ -56,6 +56,8 @@ std::vector<std::string> StepType::describe_rollback(const Json& /*display_param
 
 std::optional<Millis> StepType::estimate(const Json& /*params*/) const { return std::nullopt; }
 
+ProbeResult StepType::probe(StepContext& /*ctx*/) const { return ProbeResult::Unknown; }
+
 CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts,
                       Deadline deadline, const CancelToken& cancel) {
   const CheckType* ct = Registry::instance().check(type);

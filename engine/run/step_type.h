@@ -86,6 +86,8 @@ class StepType {
   virtual StepOutcome rollback(StepContext& ctx, const Json& outputs) const;
   /// Lines telling what rollback: auto would do.
   virtual std::vector<std::string> describe_rollback(const Json& display_params) const;
+  /// Resume: did an interrupted run() take effect? Read-only. Default: cannot tell.
+  virtual ProbeResult probe(StepContext& ctx) const;
   /// Safe to run again after a crash (a resumed run re-runs it without asking).
   virtual bool idempotent() const { return false; }
   /// True when it changes nothing (wait, approve): dry-run may label it differently.

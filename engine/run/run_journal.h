@@ -1,0 +1,25 @@
+#pragma once
+// What the runner records while it runs. Each call returns only once its record is durable, so
+// that what it describes may proceed (an action after its "started", dependents after a
+// "succeeded"). Implemented over the journal file by state/; null in dry runs and unit tests
+// that do not care. Called from the runner's threads concurrently (group commit).
+
+#include <string>
+
+#include "run/observer.h"
+
+namespace plan {
+
+class RunJournal {
+ public:
+  virtual ~RunJournal() = default;
+  virtual void step_started(int step, int attempt) = 0;
+  /// Succeeded (with outputs), failed, or skipped: the record's state says which.
+  virtual void step_finished(int step, const StepRecord& record) = 0;
+  /// Cancelled mid-action by a second interrupt: whether it took effect is unknown.
+  virtual void step_unknown(int step, const std::string& why) = 0;
+  virtual void rollback_started(int step) = 0;
+  virtual void rollback_finished(int step, const StepOutcome& outcome) = 0;
+};
+
+}  // namespace plan
