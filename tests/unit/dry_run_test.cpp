@@ -8,26 +8,15 @@
 
 #include <catch2/catch.hpp>
 
+#include "plan_builder.h"
 #include "run/real_executor.h"
 
 using namespace plan;
+using plan::test::make_check;
+using plan::test::make_step;
 
 namespace {
 
-Step make_step(const std::string& id, const std::string& type, Json with) {
-  Step s;
-  s.id = id;
-  s.type = type;
-  s.with = std::move(with);
-  return s;
-}
-
-CheckSpec make_check(const std::string& type, Json params) {
-  CheckSpec c;
-  c.type = type;
-  c.params = std::move(params);
-  return c;
-}
 
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 

@@ -9,6 +9,22 @@
 
 namespace plan::test {
 
+/// A lone step, for executor and step-type tests that need no plan around it.
+inline Step make_step(const std::string& id, const std::string& type, Json with) {
+  Step s;
+  s.id = id;
+  s.type = type;
+  s.with = std::move(with);
+  return s;
+}
+
+inline CheckSpec make_check(const std::string& type, Json params) {
+  CheckSpec c;
+  c.type = type;
+  c.params = std::move(params);
+  return c;
+}
+
 class PlanBuilder {
  public:
   PlanBuilder() { plan_.name = "test"; }

@@ -10,9 +10,12 @@
 #include <fstream>
 #include <thread>
 
+#include "plan_builder.h"
 #include "run/real_executor.h"
 
 using namespace plan;
+using plan::test::make_check;
+using plan::test::make_step;
 
 namespace {
 
@@ -24,20 +27,6 @@ std::string temp_dir() {
 
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
-Step make_step(const std::string& id, const std::string& type, Json with) {
-  Step s;
-  s.id = id;
-  s.type = type;
-  s.with = std::move(with);
-  return s;
-}
-
-CheckSpec make_check(const std::string& type, Json params) {
-  CheckSpec c;
-  c.type = type;
-  c.params = std::move(params);
-  return c;
-}
 
 /// A plan's run-time surroundings: vars, a secret, outputs of earlier steps, local hosts.
 struct Fixture {
