@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <tuple>
 
 #include "app/commands.h"
 #include "app/signals.h"
@@ -81,11 +82,47 @@ int main(int argc, char** argv) {
   apply->add_flag("--fail-fast", aa.fail_fast, "On the first failure, cancel the running steps too");
   apply->add_option("--output", output, "text, or json: one event per line on stdout")
       ->check(CLI::IsMember({"text", "json"}));
+  apply->add_option("--state", aa.state_dir, "State folder (journal, lock); default PLAN_STATE_DIR/NAME or .plan/NAME");
+  auto* resume = apply->add_flag("--resume", aa.resume, "Continue the last run: steps already done are not run again");
+  auto* fresh = apply->add_flag("--fresh", aa.fresh, "Start over even though the last run did not finish");
+  resume->excludes(fresh);
+  std::vector<std::string> assume_done_ids, rerun_ids;
+  apply->add_option("--assume-done", assume_done_ids, "With --resume: take this in-flight step as done (repeatable)")
+      ->type_name("ID")->allow_extra_args(false)->needs(resume);
+  apply->add_option("--rerun", rerun_ids, "With --resume: run this in-flight step again (repeatable)")
+      ->type_name("ID")->allow_extra_args(false)->needs(resume);
+  apply->add_flag("--no-rollback", aa.no_rollback, "On failure, leave everything as it is (no rollback)");
+
+  // rollback and rehearse take the options of apply that make sense for them.
+  plan::ApplyArgs ra;
+  std::vector<std::string> rb_vars, rb_approve;
+  auto* rollback = app.add_subcommand("rollback", "Revert the steps the last run completed");
+  plan::ApplyArgs ha;
+  std::vector<std::string> rh_vars, rh_approve;
+  auto* rehearse = app.add_subcommand("rehearse", "Apply, roll everything back, check the start state holds again");
+  for (auto [cmd, a, vars, approve] : {std::tuple{rollback, &ra, &rb_vars, &rb_approve},
+                                       std::tuple{rehearse, &ha, &rh_vars, &rh_approve}}) {
+    cmd->add_option("FILE", a->file, "Plan file")->required();
+    cmd->add_option("--var", *vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
+    cmd->add_option("--vars", a->load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
+    cmd->add_option("--secrets", a->secrets_file, "YAML file of secrets");
+    cmd->add_option("--state", a->state_dir, "State folder (journal, lock)");
+    cmd->add_flag("--yes", a->yes, "Approve every approval gate");
+    cmd->add_option("--approve", *approve, "Approve the gate with this step id (repeatable)")
+        ->type_name("ID")->allow_extra_args(false);
+    cmd->add_option("--parallelism", a->parallelism, "Steps running at once (default 4)")->check(CLI::Range(1, 1024));
+  }
+
+  plan::StatusArgs sta;
+  auto* status = app.add_subcommand("status", "What the last run did, what is pending, timings, the lock");
+  status->add_option("FILE", sta.file, "Plan file")->required();
+  status->add_option("--state", sta.state_dir, "State folder (journal, lock)");
 
   plan::UnlockArgs ua;
   auto* unlock = app.add_subcommand("unlock", "Clear the run lock left by a run that is gone");
   unlock->add_option("FILE", ua.file, "Plan file")->required();
   unlock->add_flag("--force", ua.force, "Clear it even if its holder may still be running");
+  unlock->add_option("--state", ua.state_dir, "State folder (journal, lock)");
 
   try {
     app.parse(argc, argv);
@@ -113,6 +150,8 @@ int main(int argc, char** argv) {
   if (*apply) {
     if (!parse_vars(apply_vars, aa.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
     aa.approve.insert(approve_ids.begin(), approve_ids.end());
+    aa.assume_done.insert(assume_done_ids.begin(), assume_done_ids.end());
+    aa.rerun.insert(rerun_ids.begin(), rerun_ids.end());
     aa.json = output == "json";
     aa.fancy = plan::fancy_terminal(STDERR_FILENO);
     plan::InterruptForwarder interrupts;
@@ -120,6 +159,18 @@ int main(int argc, char** argv) {
     return code;
   }
   if (*unlock) return plan::cmd_unlock(ua, std::cout, std::cerr);
+  if (*status) return plan::cmd_status(sta, std::cout, std::cerr);
+  for (auto [cmd, a, vars, approve] : {std::tuple{rollback, &ra, &rb_vars, &rb_approve},
+                                       std::tuple{rehearse, &ha, &rh_vars, &rh_approve}}) {
+    if (!*cmd) continue;
+    if (!parse_vars(*vars, a->load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+    a->approve.insert(approve->begin(), approve->end());
+    a->fancy = plan::fancy_terminal(STDERR_FILENO);
+    plan::InterruptForwarder interrupts;
+    auto forward = [&](plan::Runner* r) { interrupts.attach(r); };
+    return cmd == rollback ? plan::cmd_rollback(*a, std::cout, std::cerr, forward)
+                           : plan::cmd_rehearse(*a, std::cout, std::cerr, forward);
+  }
   std::cerr << app.help();
   return 2;
 }

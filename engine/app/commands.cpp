@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <memory>
 
@@ -18,7 +19,9 @@
 #include "run/real_executor.h"
 #include "run/runner.h"
 #include "run/step_type.h"
+#include "state/journal.h"
 #include "state/lock.h"
+#include "state/run_journal_file.h"
 
 namespace plan {
 
@@ -106,7 +109,8 @@ std::string default_secrets_file(const std::string& plan_file) {
 
 // Per-plan state (lock, files kept by step types) lives beside the plan in .plan/NAME, unless
 // PLAN_STATE_DIR says otherwise.
-std::string state_dir_for(const Plan& plan) {
+std::string state_dir_for(const Plan& plan, const std::string& override_dir = "") {
+  if (!override_dir.empty()) return override_dir;
   if (const char* env = std::getenv("PLAN_STATE_DIR"); env && *env) return (fs::path(env) / plan.name).string();
   fs::path dir = fs::path(plan.path).parent_path();
   return (dir / ".plan" / plan.name).string();
@@ -158,13 +162,287 @@ int cmd_graph(const GraphArgs& args, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+namespace {
+
+// Everything a run needs before it starts: the plan and its graph, secrets, the state folder and,
+// for commands that change things, the lock.
+struct Prepared {
+  LoadResult r;
+  Graph graph;
+  std::map<std::string, std::string> secrets;
+  SecretMasker masker;
+  std::string state_dir;
+  std::optional<RunLock> lock;
+  const Plan& plan() const { return r.plan; }
+  std::string journal_path() const { return (fs::path(state_dir) / "journal.jsonl").string(); }
+};
+
+// 0, or the exit code once it has said why.
+int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std::ostream& err, Prepared& p) {
+  if (!load_and_build(args.file, args.load, err, p.r, p.graph)) return 2;
+  const Plan& plan = p.plan();
+  std::string secrets_file = args.secrets_file;
+  if (secrets_file.empty()) {
+    secrets_file = default_secrets_file(args.file);
+    if (!secrets_file.empty()) err << "secrets: reading " << secrets_file << " (found beside the plan)\n";
+  }
+  std::string secrets_error;
+  p.secrets = load_secrets(secrets_file, &secrets_error);
+  if (!secrets_error.empty()) {
+    err << secrets_error << (secrets_error.back() == '\n' ? "" : "\n");
+    return 2;
+  }
+  bool missing = false;
+  for (const auto& [name, mark] : referenced_secrets(plan)) {
+    if (p.secrets.count(name)) continue;
+    missing = true;
+    err << plan.path << ":" << mark.line << ":" << mark.col << ": error: secret '" << name
+        << "' is not set; set PLAN_SECRET_" << name << " in the environment or give --secrets FILE\n";
+  }
+  if (missing) return 2;
+  for (const auto& [name, value] : p.secrets) p.masker.add(value);
+
+  p.state_dir = state_dir_for(plan, args.state_dir);
+  if (!take_lock) return 0;
+  std::error_code ec;
+  fs::create_directories(p.state_dir, ec);
+  if (ec) {
+    err << "error: cannot create the state folder " << p.state_dir << ": " << ec.message() << "\n";
+    return 2;
+  }
+  std::string lock_error;
+  p.lock = RunLock::acquire((fs::path(p.state_dir) / "lock").string(), "plan " + verb + " " + args.file,
+                            "plan unlock " + args.file, &lock_error);
+  if (!p.lock) {
+    err << "error: " << lock_error << "\n";
+    return 4;
+  }
+  return 0;
+}
+
+// Reads the journal's current campaign (nullopt: none). False, once it has said why, when the
+// journal cannot be trusted; a torn last line is only a warning.
+bool read_campaign(const std::string& path, std::ostream& err, std::optional<JournalRun>& campaign) {
+  JournalReadResult jr = read_journal(path);
+  for (const auto& w : jr.warnings) err << "warning: journal " << path << ": " << w << "\n";
+  if (!jr.error.empty()) {
+    err << "error: journal " << path << ": " << jr.error << "\n";
+    return false;
+  }
+  campaign = current_campaign(jr.records);
+  return true;
+}
+
+// The observers, approver, hosts and executor of one run.
+class RunContext {
+ public:
+  RunContext(Prepared& p, const ApplyArgs& args, std::ostream& out, std::ostream& err)
+      : p_(p),
+        args_(args),
+        out_(out),
+        console_(err, (args.json || args.dry_run) ? err : out, console_options(args, p.masker)),
+        approver_(approver_options(args, console_), err),
+        hosts_(make_host_pool(p.plan())) {
+    ExecutorEnv env{p.plan(), *hosts_, &approver_, &p.masker, p.state_dir};
+    if (args.dry_run) {
+      auto dry = std::make_unique<DryRunExecutor>(env, args.probe);
+      auto waves = p.graph.waves();
+      if (!waves.empty()) dry->set_first_wave(waves.front());
+      executor_ = std::move(dry);
+    } else {
+      executor_ = std::make_unique<RealExecutor>(env);
+    }
+  }
+
+  Executor& executor() { return *executor_; }
+  HostPool& hosts() { return *hosts_; }
+
+  RunSummary run(RunOptions ropts, const std::function<void(Runner*)>& attach) {
+    Runner runner(p_.plan(), p_.graph, *executor_, std::move(ropts), p_.secrets);
+    runner.add_observer(&console_);
+    JsonEventObserver json_events(out_, &p_.masker);
+    if (args_.json) runner.add_observer(&json_events);
+    DryRunReport report(&p_.masker);
+    if (args_.dry_run && !args_.json) runner.add_observer(&report);
+    if (attach) attach(&runner);
+    RunSummary summary = runner.run();
+    if (attach) attach(nullptr);
+    if (args_.dry_run && !args_.json) out_ << report.render();
+    return summary;
+  }
+
+ private:
+  static ConsoleOptions console_options(const ApplyArgs& args, const SecretMasker& masker) {
+    ConsoleOptions o;
+    o.fancy = args.fancy;
+    o.masker = &masker;
+    return o;
+  }
+  static CliApproverOptions approver_options(const ApplyArgs& args, ConsoleObserver& console) {
+    CliApproverOptions o;
+    o.yes = args.yes;
+    o.approve_ids = args.approve;
+    o.allow_prompt = args.allow_prompt;
+    o.pause_progress = [&console](bool paused) { console.pause(paused); };
+    return o;
+  }
+
+  Prepared& p_;
+  const ApplyArgs& args_;
+  std::ostream& out_;
+  ConsoleObserver console_;
+  CliApprover approver_;
+  std::unique_ptr<HostPool> hosts_;
+  std::unique_ptr<Executor> executor_;
+};
+
+int exit_code_of(const RunSummary& summary) {
+  int code = summary.exit_code;
+  if (summary.interrupted && code == 0) code = 130;
+  return code;
+}
+
+bool step_idempotent(const Step& s) {
+  if (s.idempotent) return *s.idempotent;
+  const StepType* t = Registry::instance().step(s.type);
+  return t && t->idempotent();
+}
+
+// What --resume does with one step, for the journal and the operator.
+struct ResumeDecision {
+  std::string step, decision, why;  // decision: "done" | "rerun"
+};
+
+// Decides, from the campaign, which steps count as done (with their outputs). 0, or 2 once it has
+// said why: a step already done was edited or removed, or an in-flight step cannot be decided.
+int resume_plan(const Prepared& p, const JournalRun& run, const std::map<std::string, std::string>& hashes,
+                const ApplyArgs& args, Executor& executor, std::map<int, Json>& done,
+                std::vector<ResumeDecision>& decisions, std::ostream& err) {
+  const Plan& plan = p.plan();
+  for (const auto* ids : {&args.assume_done, &args.rerun})
+    for (const auto& id : *ids)
+      if (plan.step_index(id) < 0) {
+        err << "error: " << (ids == &args.rerun ? "--rerun" : "--assume-done") << ": no step '" << id
+            << "' in " << args.file << "\n";
+        return 2;
+      }
+  auto same_hash = [&](const std::string& id, const JournalStepState& st) {
+    auto h = hashes.find(id);
+    return !st.hash.empty() && h != hashes.end() && h->second == st.hash;
+  };
+  std::vector<std::string> changed;
+  for (const auto& [id, st] : run.steps) {
+    if (st.state != "succeeded") continue;
+    int idx = plan.step_index(id);
+    if (idx < 0) {
+      changed.push_back(id + " (removed)");
+    } else if (!same_hash(id, st)) {
+      changed.push_back(id);
+    } else {
+      done[idx] = st.outputs;
+    }
+  }
+  if (!changed.empty()) {
+    err << "error: cannot resume: steps already done have changed since they ran: " << join(changed, ", ", "")
+        << "\n  undo those edits to resume, or run `plan apply " << args.file << " --fresh` to start over\n";
+    return 2;
+  }
+
+  Scope scope;
+  scope.vars = &plan.vars;
+  scope.secrets = &p.secrets;
+  scope.plan = &plan;
+  scope.outputs = [&](const std::string& id) -> const Json* {
+    auto it = done.find(plan.step_index(id));
+    return it == done.end() ? nullptr : &it->second;
+  };
+  CancelToken never;
+  std::vector<std::string> undecided;
+  for (const auto& [id, st] : run.steps) {
+    bool in_flight = st.state == "running" || st.state == "unknown" || st.state == "rolling_back" ||
+                     st.state == "rollback_failed";
+    int idx = plan.step_index(id);
+    if (!in_flight || idx < 0) continue;
+    const Step& step = plan.steps[static_cast<size_t>(idx)];
+    std::string was = "was " + std::string(st.state == "unknown" ? "cancelled mid-action" : "in flight") +
+                      " when the last run stopped";
+    if (args.rerun.count(id)) {
+      decisions.push_back({id, "rerun", was + "; --rerun"});
+      continue;
+    }
+    if (args.assume_done.count(id)) {
+      done[idx] = Json::object();
+      decisions.push_back({id, "done", was + "; --assume-done"});
+      continue;
+    }
+    StepRequest req{step,
+                    idx,
+                    st.attempts + 1,
+                    scope,
+                    Deadline::after(step.timeout.value_or(Millis(60000))),
+                    never,
+                    [&err, &id](const std::string& line) { err << "probe " << id << ": " << line << "\n"; },
+                    nullptr};
+    ProbeResult probe = executor.probe(req);
+    if (probe == ProbeResult::Done) {
+      done[idx] = Json::object();
+      decisions.push_back({id, "done", was + "; the probe says it took effect"});
+    } else if (probe == ProbeResult::NotDone) {
+      decisions.push_back({id, "rerun", was + "; the probe says it did not take effect"});
+    } else if (step_idempotent(step)) {
+      decisions.push_back({id, "rerun", was + "; the probe cannot tell, and it is idempotent"});
+    } else {
+      undecided.push_back(id);
+    }
+  }
+  for (const auto& id : undecided)
+    err << "error: cannot resume: step '" << id
+        << "' was running when the last run stopped, and neither its verify checks nor its type can tell "
+           "whether it took effect; check by hand, then resume with `--assume-done "
+        << id << "` or `--rerun " << id << "`\n";
+  if (!undecided.empty()) return 2;
+  for (const auto& d : decisions) err << "resume: " << d.step << " " << d.why << ": " << d.decision << "\n";
+  return 0;
+}
+
+// Irreversible steps about to run need --yes or --approve ID before anything starts.
+bool irreversible_approved(const Plan& plan, const ApplyArgs& args, const std::map<int, Json>& done,
+                           std::ostream& err) {
+  if (args.yes || args.dry_run) return true;
+  bool ok = true;
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    const Step& s = plan.steps[i];
+    if (!s.irreversible || done.count(static_cast<int>(i)) || args.approve.count(s.id)) continue;
+    ok = false;
+    err << "error: step '" << s.id << "' is irreversible; approve it with `--approve " << s.id
+        << "` (or --yes) to run " << args.file << "\n";
+  }
+  return ok;
+}
+
+Json decisions_json(const std::vector<ResumeDecision>& decisions) {
+  Json out = Json::array();
+  for (const auto& d : decisions) out.push_back({{"step", d.step}, {"decision", d.decision}, {"why", d.why}});
+  return out;
+}
+
+// Journals steps that --resume decided are done (probe or --assume-done), so that the campaign
+// records them as succeeded.
+void journal_decisions(RunJournalFile& journal, const std::vector<ResumeDecision>& decisions) {
+  for (const auto& d : decisions)
+    if (d.decision == "done")
+      journal.note({{"type", "step_succeeded"}, {"step", d.step}, {"outputs", Json::object()}, {"resumed", d.why}});
+}
+
+}  // namespace
+
 int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err) {
   LoadResult r = load_plan_file(args.file);
   if (!r.ok()) {
     err << r.format();
     return 2;
   }
-  std::string path = (fs::path(state_dir_for(r.plan)) / "lock").string();
+  std::string path = (fs::path(state_dir_for(r.plan, args.state_dir)) / "lock").string();
   std::optional<LockHolder> holder = read_lock(path);
   if (!holder) {
     out << "not locked: " << args.file << "\n";
@@ -187,100 +465,285 @@ int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err) {
 
 int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
               const std::function<void(Runner*)>& attach) {
-  LoadResult r;
-  Graph graph;
-  if (!load_and_build(args.file, args.load, err, r, graph)) return 2;
-  const Plan& plan = r.plan;
+  Prepared p;
+  if (int code = prepare(args, "apply", !args.dry_run, err, p)) return code;
+  const Plan& plan = p.plan();
 
-  std::string secrets_file = args.secrets_file;
-  if (secrets_file.empty()) {
-    secrets_file = default_secrets_file(args.file);
-    if (!secrets_file.empty()) err << "secrets: reading " << secrets_file << " (found beside the plan)\n";
-  }
-  std::string secrets_error;
-  std::map<std::string, std::string> secrets = load_secrets(secrets_file, &secrets_error);
-  if (!secrets_error.empty()) {
-    err << secrets_error << (secrets_error.back() == '\n' ? "" : "\n");
+  std::optional<JournalRun> campaign;
+  if (!read_campaign(p.journal_path(), err, campaign)) return 2;
+  if (args.resume && !campaign) {
+    err << "error: nothing to resume: no run of " << args.file << " is recorded in " << p.journal_path() << "\n";
     return 2;
   }
-  bool missing = false;
-  for (const auto& [name, mark] : referenced_secrets(plan)) {
-    if (secrets.count(name)) continue;
-    missing = true;
-    err << plan.path << ":" << mark.line << ":" << mark.col << ": error: secret '" << name
-        << "' is not set; set PLAN_SECRET_" << name << " in the environment or give --secrets FILE\n";
-  }
-  if (missing) return 2;
-
-  SecretMasker masker;
-  for (const auto& [name, value] : secrets) masker.add(value);
-
-  std::string state_dir = state_dir_for(plan);
-  std::optional<RunLock> lock;
-  if (!args.dry_run) {
-    std::error_code ec;
-    fs::create_directories(state_dir, ec);
-    if (ec) {
-      err << "error: cannot create the state folder " << state_dir << ": " << ec.message() << "\n";
-      return 2;
-    }
-    std::string lock_error;
-    lock = RunLock::acquire((fs::path(state_dir) / "lock").string(), "plan apply " + args.file,
-                            "plan unlock " + args.file, &lock_error);
-    if (!lock) {
-      err << "error: " << lock_error << "\n";
-      return 4;
-    }
+  if (!args.dry_run && campaign && !args.resume && !args.fresh &&
+      (!campaign->finished() || campaign->status == "failed" || campaign->status == "rollback_failed")) {
+    std::string what = campaign->status.empty()         ? "did not finish"
+                       : campaign->status == "interrupted" ? "was interrupted"
+                                                           : "failed and was not fully rolled back";
+    err << "error: the last run of " << args.file << " (" << campaign->run_id << ") " << what
+        << "; run `plan apply " << args.file << " --resume` to continue, or `--fresh` to start over\n";
+    return 2;
   }
 
-  ConsoleOptions copts;
-  copts.fancy = args.fancy;
-  copts.masker = &masker;
-  // The summary is the result of a real run; after a dry run the report is, and JSON events
-  // own stdout entirely.
-  std::ostream& summary_stream = (args.json || args.dry_run) ? err : out;
-  ConsoleObserver console(err, summary_stream, copts);
-
-  CliApproverOptions aopts;
-  aopts.yes = args.yes;
-  aopts.approve_ids = args.approve;
-  aopts.allow_prompt = args.allow_prompt;
-  aopts.pause_progress = [&console](bool p) { console.pause(p); };
-  CliApprover approver(aopts, err);
-
-  std::unique_ptr<HostPool> hosts = make_host_pool(plan);
-  ExecutorEnv env{plan, *hosts, &approver, &masker, state_dir};
-  std::unique_ptr<Executor> executor;
-  if (args.dry_run) {
-    auto dry = std::make_unique<DryRunExecutor>(env, args.probe);
-    auto waves = graph.waves();
-    if (!waves.empty()) dry->set_first_wave(waves.front());
-    executor = std::move(dry);
-  } else {
-    executor = std::make_unique<RealExecutor>(env);
-  }
-
+  RunContext ctx(p, args, out, err);
+  std::map<std::string, std::string> hashes = step_content_hashes(plan, p.secrets);
   RunOptions ropts;
   ropts.parallelism = args.parallelism;
   ropts.dry_run = args.dry_run;
   ropts.fail_fast = args.fail_fast;
-  Runner runner(plan, graph, *executor, ropts, secrets);
-  runner.add_observer(&console);
-  JsonEventObserver json_events(out, &masker);
-  if (args.json) runner.add_observer(&json_events);
-  DryRunReport report(&masker);
-  if (args.dry_run && !args.json) runner.add_observer(&report);
+  ropts.rollback_on_failure = !args.no_rollback;
+  std::vector<ResumeDecision> decisions;
+  if (args.resume)
+    if (int code = resume_plan(p, *campaign, hashes, args, ctx.executor(), ropts.already_done, decisions, err))
+      return code;
+  if (!irreversible_approved(plan, args, ropts.already_done, err)) return 2;
 
-  if (attach) attach(&runner);
-  RunSummary summary = runner.run();
-  if (attach) attach(nullptr);
+  std::unique_ptr<JournalWriter> writer;
+  std::unique_ptr<RunJournalFile> journal;
+  if (!args.dry_run) {
+    try {
+      writer = std::make_unique<JournalWriter>(p.journal_path());
+    } catch (const std::exception& e) {
+      err << "error: " << e.what() << "\n";
+      return 2;
+    }
+    journal = std::make_unique<RunJournalFile>(*writer, plan, &p.masker);
+    Json extra = Json::object();
+    if (args.resume) extra["resume"] = decisions_json(decisions);
+    journal->run_started("apply", args.resume, hashes, extra);
+    journal_decisions(*journal, decisions);
+    ropts.journal = journal.get();
+  }
 
-  if (args.dry_run && !args.json) out << report.render();
+  RunSummary summary = ctx.run(std::move(ropts), attach);
+  if (journal) journal->run_finished(run_status(summary), {{"duration_ms", summary.duration.count()}});
   out.flush();
   err.flush();
-  int code = summary.exit_code;
-  if (summary.interrupted && code == 0) code = 130;
+  return exit_code_of(summary);
+}
+
+namespace {
+
+std::string iso_time(long long ms) {
+  if (ms <= 0) return "-";
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string pad(std::string s, size_t width) {
+  if (s.size() < width) s.append(width - s.size(), ' ');
+  return s;
+}
+
+// A campaign that is not finished and has no live lock holder ended without a word: a crash.
+std::string status_text(const JournalRun& run, bool live_holder) {
+  if (!run.status.empty()) return run.status;
+  return live_holder ? "running" : "unfinished (the engine stopped without finishing; resume with --resume)";
+}
+
+}  // namespace
+
+int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
+  LoadResult r;
+  Graph graph;
+  if (!load_and_build(args.file, {}, err, r, graph)) return 2;
+  const Plan& plan = r.plan;
+  std::string dir = state_dir_for(plan, args.state_dir);
+  std::string journal_path = (fs::path(dir) / "journal.jsonl").string();
+  std::string lock_path = (fs::path(dir) / "lock").string();
+  std::optional<LockHolder> holder = read_lock(lock_path);
+  bool stale = holder && lock_is_stale(*holder);
+
+  std::optional<JournalRun> campaign;
+  if (!read_campaign(journal_path, err, campaign)) campaign.reset();
+  if (!campaign) {
+    out << "plan " << plan.name << ": no run recorded (" << journal_path << ")\n";
+  } else {
+    const JournalRun& run = *campaign;
+    out << "plan " << plan.name << ": run " << run.run_id << " (" << run.kind << ", " << run.runs
+        << (run.runs == 1 ? " run" : " runs") << " in this campaign), started " << iso_time(run.started_ms)
+        << "\nstatus: " << status_text(run, holder && !stale) << "\n";
+    if (!run.plan_hash.empty() && run.plan_hash != plan.hash)
+      out << "note: " << args.file << " has changed since the run started\n";
+    size_t width = 4;
+    for (const auto& s : plan.steps) width = std::max(width, s.id.size());
+    for (const auto& s : plan.steps) {
+      auto it = run.steps.find(s.id);
+      if (it == run.steps.end()) {
+        out << "  " << pad(s.id, width) << "  pending\n";
+        continue;
+      }
+      const JournalStepState& st = it->second;
+      out << "  " << pad(s.id, width) << "  " << pad(st.state, 15) << " " << st.attempts
+          << (st.attempts == 1 ? " attempt " : " attempts");
+      if (st.started_ms > 0 && st.finished_ms >= st.started_ms)
+        out << "  " << format_duration(Millis(st.finished_ms - st.started_ms));
+      // A message left by an earlier failed attempt no longer applies once the step succeeded.
+      if (!st.message.empty() && st.state != "succeeded") out << "  " << st.message;
+      out << "\n";
+    }
+    for (const auto& [id, st] : run.steps)
+      if (plan.step_index(id) < 0) out << "  " << pad(id, width) << "  " << st.state << " (no longer in the plan)\n";
+    if (run.finished_ms > 0 && run.finished_ms >= run.started_ms)
+      out << "finished " << iso_time(run.finished_ms) << ", after " << format_duration(Millis(run.finished_ms - run.started_ms))
+          << "\n";
+  }
+  if (!holder)
+    out << "lock: none\n";
+  else
+    out << "lock: held by " << holder->describe()
+        << (stale ? "; stale: that process is gone (`plan unlock " + args.file + "` clears it)" : "") << "\n";
+  out.flush();
+  return 0;
+}
+
+int cmd_rollback(const ApplyArgs& args, std::ostream& out, std::ostream& err,
+                 const std::function<void(Runner*)>& attach) {
+  Prepared p;
+  if (int code = prepare(args, "rollback", true, err, p)) return code;
+  const Plan& plan = p.plan();
+  std::optional<JournalRun> campaign;
+  if (!read_campaign(p.journal_path(), err, campaign)) return 2;
+  if (!campaign) {
+    err << "error: nothing to roll back: no run of " << args.file << " is recorded in " << p.journal_path() << "\n";
+    return 2;
+  }
+  RunOptions ropts;
+  ropts.parallelism = args.parallelism;
+  ropts.rollback_only = true;
+  std::vector<std::string> removed, uncertain;
+  for (const auto& [id, st] : campaign->steps) {
+    int idx = plan.step_index(id);
+    if (st.state == "succeeded") {
+      if (idx < 0)
+        removed.push_back(id);
+      else
+        ropts.already_done[idx] = st.outputs;
+    } else if (st.state == "running" || st.state == "unknown" || st.state == "rolling_back") {
+      uncertain.push_back(id);
+    }
+  }
+  if (!removed.empty()) {
+    err << "error: cannot roll back: steps done by the last run are no longer in " << args.file << ": "
+        << join(removed, ", ", "") << "\n";
+    return 2;
+  }
+  for (const auto& id : uncertain)
+    err << "warning: step '" << id << "' was in flight when the last run stopped; it is left as it is\n";
+  if (ropts.already_done.empty()) {
+    out << "nothing to roll back: no step of the last run of " << args.file << " is done\n";
+    return 0;
+  }
+  JournalWriter writer(p.journal_path());
+  RunJournalFile journal(writer, plan, &p.masker);
+  journal.run_started("rollback", true, step_content_hashes(plan, p.secrets));
+  ropts.journal = &journal;
+  RunContext ctx(p, args, out, err);
+  RunSummary summary = ctx.run(std::move(ropts), attach);
+  int code = exit_code_of(summary);
+  std::string status = summary.interrupted ? "interrupted" : code == 0 ? "rolled_back" : "rollback_failed";
+  journal.run_finished(status, {{"duration_ms", summary.duration.count()}});
+  out.flush();
   return code;
+}
+
+int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
+                 const std::function<void(Runner*)>& attach) {
+  Prepared p;
+  if (int code = prepare(args, "rehearse", true, err, p)) return code;
+  const Plan& plan = p.plan();
+  std::optional<JournalRun> campaign;
+  if (!read_campaign(p.journal_path(), err, campaign)) return 2;
+  if (campaign && (!campaign->finished() || campaign->status == "failed" || campaign->status == "rollback_failed")) {
+    err << "error: the last run of " << args.file << " (" << campaign->run_id
+        << ") is not finished; resume it or roll it back before rehearsing\n";
+    return 2;
+  }
+  if (!irreversible_approved(plan, args, {}, err)) return 2;
+  std::map<std::string, std::string> hashes = step_content_hashes(plan, p.secrets);
+  JournalWriter writer(p.journal_path());
+  RunJournalFile journal(writer, plan, &p.masker);
+
+  // 1. Forward.
+  RunOptions fwd;
+  fwd.parallelism = args.parallelism;
+  fwd.journal = &journal;
+  journal.run_started("rehearse", false, hashes, {{"phase", "apply"}});
+  RunSummary applied;
+  {
+    RunContext ctx(p, args, out, err);
+    applied = ctx.run(std::move(fwd), attach);
+  }
+  journal.run_finished(run_status(applied), {{"phase", "apply"}, {"duration_ms", applied.duration.count()}});
+  if (!applied.succeeded || applied.interrupted) {
+    err << "rehearse: the apply phase did not succeed (" << run_status(applied) << ")\n";
+    return exit_code_of(applied) == 0 ? 1 : exit_code_of(applied);
+  }
+
+  // 2. Everything back.
+  RunOptions back;
+  back.parallelism = args.parallelism;
+  back.rollback_only = true;
+  back.journal = &journal;
+  for (size_t i = 0; i < applied.steps.size(); ++i)
+    if (applied.steps[i].state == StepState::Succeeded)
+      back.already_done[static_cast<int>(i)] = applied.steps[i].outcome.outputs;
+  journal.run_started("rehearse", true, hashes, {{"phase", "rollback"}});
+  RunSummary reverted;
+  {
+    RunContext ctx(p, args, out, err);
+    reverted = ctx.run(std::move(back), attach);
+  }
+  int back_code = exit_code_of(reverted);
+  journal.run_finished(back_code == 0 ? "rolled_back" : reverted.interrupted ? "interrupted" : "rollback_failed",
+                       {{"phase", "rollback"}, {"duration_ms", reverted.duration.count()}});
+
+  // 3. The start state: the first wave's preconditions hold again.
+  std::vector<std::string> failures;
+  size_t checked = 0;
+  if (back_code == 0) {
+    auto hosts = make_host_pool(plan);
+    Scope scope;
+    scope.vars = &plan.vars;
+    scope.secrets = &p.secrets;
+    scope.plan = &plan;
+    scope.outputs = [](const std::string&) -> const Json* { return nullptr; };
+    CancelToken never;
+    auto waves = p.graph.waves();
+    for (int idx : waves.empty() ? std::vector<int>{} : waves.front()) {
+      const Step& s = plan.steps[static_cast<size_t>(idx)];
+      if (s.preconditions.empty()) continue;
+      checked += s.preconditions.size();
+      std::string message;
+      CheckResult r = evaluate_checks(s.preconditions, scope, *hosts, Deadline::after(Millis(60000)), never, &message);
+      if (!r.ok) failures.push_back(s.id + ": " + p.masker.mask(message));
+    }
+  }
+  bool holds = back_code == 0 && failures.empty();
+  journal.note({{"type", "rehearsal"},
+                {"apply_ms", applied.duration.count()},
+                {"rollback_ms", reverted.duration.count()},
+                {"rollback_ok", back_code == 0},
+                {"preconditions_hold", holds},
+                {"failures", failures}});
+  out << "rehearsal: apply " << format_duration(applied.duration) << ", rollback "
+      << format_duration(reverted.duration) << "\n";
+  if (back_code != 0) {
+    out << "rehearsal: the rollback did not complete (exit " << back_code << ")\n";
+    return back_code;
+  }
+  for (const auto& f : failures) out << "rehearsal: precondition no longer holds: " << f << "\n";
+  if (!failures.empty()) {
+    out << "rehearsal: the start state does not hold again (exit 3)\n";
+    return 3;
+  }
+  out << "rehearsal: the start state holds again (" << checked << " preconditions of the first wave)\n";
+  out.flush();
+  return 0;
 }
 
 }  // namespace plan

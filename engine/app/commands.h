@@ -58,14 +58,40 @@ struct ApplyArgs {
   bool json = false;          // --output json: events on `out`, progress still on `err`
   bool allow_prompt = true;   // approval prompts on /dev/tty when there is a terminal
   bool fancy = false;         // colour and live progress on `err` (the caller checks the terminal)
+  std::string state_dir;      // --state DIR; empty: PLAN_STATE_DIR/NAME, else .plan/NAME beside the plan
+  bool resume = false;        // carry on the current campaign: succeeded steps are not run again
+  bool fresh = false;         // start a new campaign even though the last one is unfinished
+  std::set<std::string> assume_done;  // with --resume: in-flight steps taken as done
+  std::set<std::string> rerun;        // with --resume: in-flight steps run again
+  bool no_rollback = false;   // on failure, leave everything as it is
 };
 /// Loads, preflights (secrets, lock) and runs the plan. `attach` is called with the runner before
 /// it starts and with nullptr once it has finished (the signal forwarder uses it).
 int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
               const std::function<void(Runner*)>& attach = {});
 
+struct StatusArgs {
+  std::string file;
+  std::string state_dir;
+};
+/// The current campaign from the journal: each step's state, attempts, timing and message, the
+/// run's status, and the lock holder. 0 unless the plan is invalid (2).
+int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err);
+
+/// `plan rollback`: reverts the succeeded steps of the current campaign, journaled as a run of
+/// kind rollback that continues it. `apply` carries the options that apply (load, secrets,
+/// state, yes, approve, json, fancy, allow_prompt).
+int cmd_rollback(const ApplyArgs& args, std::ostream& out, std::ostream& err,
+                 const std::function<void(Runner*)>& attach = {});
+
+/// `plan rehearse`: a fresh apply, then a rollback of everything it did, then the first wave's
+/// preconditions again. Prints and journals both durations; 0 only when all three phases pass.
+int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
+                 const std::function<void(Runner*)>& attach = {});
+
 struct UnlockArgs {
   std::string file;
+  std::string state_dir;
   bool force = false;  // also when the holder may still be running (another host, or alive here)
 };
 /// Clears the run lock of a plan whose holder is gone. 0 when cleared or there was none; 4 when

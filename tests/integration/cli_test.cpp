@@ -410,7 +410,7 @@ TEST_CASE("the first SIGINT lets the running step finish and starts nothing more
   // The shell waits until the step has really started, then interrupts the engine once.
   std::string script = "'" + std::string(PLAN_BINARY) + "' apply '" + file + "' & pid=$!; "
                        "while [ ! -e '" + started + "' ]; do sleep 0.05; done; kill -INT $pid; wait $pid";
-  Result r = run({"sh", "-c", script});
+  Result r = run({"sh", "-c", script}, {}, (t.path / "state").string());
   CHECK(r.code == 130);
   CHECK(contains(r.err, "interrupt: no new step will start"));
   CHECK(contains(r.err, "slow finished"));

@@ -1,0 +1,63 @@
+#pragma once
+// The runner's RunJournal over the journal file (state/journal.h): one record per event, durable
+// before what it describes proceeds. Secrets never reach the file: variables, step outputs and
+// messages go through the SecretMasker, and step hashes are taken over the masked definition.
+
+#include <map>
+#include <string>
+
+#include "plan/interpolate.h"
+#include "run/run_journal.h"
+#include "state/journal.h"
+
+namespace plan {
+
+/// sha256 of a step's resolved definition (id, type, with, on, needs, when, preconditions,
+/// verify, rollback) as canonical JSON: vars interpolated, secrets as ***, step outputs as
+/// placeholders (they are not known before the run). A resumed run trusts an earlier result only
+/// while this hash is unchanged.
+std::string step_content_hash(const Plan& plan, const Step& step,
+                              const std::map<std::string, std::string>& secrets);
+/// step id -> step_content_hash, for every step of the plan.
+std::map<std::string, std::string> step_content_hashes(const Plan& plan,
+                                                       const std::map<std::string, std::string>& secrets);
+
+/// `v` with every string passed through the masker (objects and arrays recursively).
+Json mask_json(const Json& v, const SecretMasker* masker);
+
+/// Journal status of a finished run, from its summary: "succeeded", "interrupted",
+/// "rolled_back" (failed, everything undone), "rollback_failed", or "failed" (left as it was).
+std::string run_status(const RunSummary& summary);
+
+class RunJournalFile : public RunJournal {
+ public:
+  /// `writer` and `masker` (may be null) outlive this object.
+  RunJournalFile(JournalWriter& writer, const Plan& plan, const SecretMasker* masker);
+
+  /// Writes run_started: kind "apply" | "rollback" | "rehearse"; `continues` when the run carries
+  /// on the current campaign (resume, rollback, rehearsal phases after the first). `extra` keys
+  /// are added to the record. Returns the run id.
+  std::string run_started(const std::string& kind, bool continues,
+                          const std::map<std::string, std::string>& step_hashes, const Json& extra = Json::object());
+  /// Writes run_finished with `status` (and `extra` keys).
+  void run_finished(const std::string& status, const Json& extra = Json::object());
+  /// Any other record (e.g. a resume decision); "type" must be set; strings are masked.
+  void note(Json record);
+
+  void step_started(int step, int attempt) override;
+  void step_finished(int step, const StepRecord& record) override;
+  void step_unknown(int step, const std::string& why) override;
+  void rollback_started(int step) override;
+  void rollback_finished(int step, const StepOutcome& outcome) override;
+
+ private:
+  std::string id_of(int step) const;
+  std::string mask(const std::string& s) const;
+
+  JournalWriter& writer_;
+  const Plan& plan_;
+  const SecretMasker* masker_;
+  std::string run_id_;
+};
+
+}  // namespace plan
