@@ -112,8 +112,13 @@ std::string run_status(const RunSummary& summary) {
   if (summary.interrupted) return "interrupted";
   for (RollbackState r : summary.rollback)
     if (r == RollbackState::Failed) return "rollback_failed";
-  if (summary.exit_code == 1) return "rolled_back";
-  return "failed";
+  // A completed step that was not undone (no rollback pass, --no-rollback, no rollback of its
+  // own) leaves the run half applied: the operator resumes, rolls back or starts fresh.
+  for (size_t i = 0; i < summary.steps.size(); ++i) {
+    if (summary.steps[i].state != StepState::Succeeded) continue;
+    if (i >= summary.rollback.size() || summary.rollback[i] != RollbackState::RolledBack) return "failed";
+  }
+  return "rolled_back";
 }
 
 RunJournalFile::RunJournalFile(JournalWriter& writer, const Plan& plan, const SecretMasker* masker)
