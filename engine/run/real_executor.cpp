@@ -89,9 +89,24 @@ ChecksVerdict run_checks(const std::vector<CheckSpec>& checks, const Scope& scop
 
 std::string masked(const SecretMasker* m, std::string s) { return m ? m->mask(std::move(s)) : s; }
 
+std::function<void(const std::string&)> masked_log(const std::function<void(const std::string&)>& log,
+                                                   const SecretMasker* m) {
+  if (!log) return {};
+  return [log, m](const std::string& line) { log(masked(m, line)); };
+}
 std::function<void(const std::string&)> masked_log(const StepRequest& req, const SecretMasker* m) {
-  if (!req.log) return {};
-  return [log = req.log, m](const std::string& line) { log(masked(m, line)); };
+  return masked_log(req.log, m);
+}
+
+/// A rollback body acts as a step of its own type, with the owning step's id (types key
+/// state files and prompts on it).
+Step body_step(const Step& owner, const StepBody& body) {
+  Step s = owner;
+  s.type = body.type;
+  s.with = body.with;
+  s.on = body.on.empty() ? owner.on : body.on;
+  if (body.timeout) s.timeout = body.timeout;
+  return s;
 }
 
 }  // namespace
@@ -164,6 +179,149 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
       return failed;
     }
     return finish(std::move(out));
+  } catch (const std::exception& e) {
+    return finish(StepOutcome::fail(FailureKind::Error, e.what()));
+  } catch (...) {
+    return finish(StepOutcome::fail(FailureKind::Error, "unexpected error"));
+  }
+}
+
+StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
+  const SecretMasker* m = env_.masker;
+  auto finish = [&](StepOutcome o) {
+    o.message = masked(m, std::move(o.message));
+    return o;
+  };
+  try {
+    const Step& step = req.step;
+    if (req.cancel.cancelled()) return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled"));
+    const auto log = masked_log(req.log, m);
+    if (step.rollback.kind == RollbackSpec::Kind::Auto) {
+      const StepType* type = Registry::instance().step(step.type);
+      if (!type)
+        return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"));
+      Resolved params;
+      try {
+        params = resolve(step.with, req.scope);
+      } catch (const ResolveError& e) {
+        return finish(StepOutcome::fail(FailureKind::Error, e.what()));
+      }
+      HostConnection& host = env_.hosts.get(step.on);
+      StepContext ctx{step,          params.value, params.display, host,
+                      env_.hosts,    req.deadline, req.cancel,     log,
+                      env_.approver, nullptr,      env_.state_dir};
+      return finish(type->rollback(ctx, req.outputs));
+    }
+    if (step.rollback.kind != RollbackSpec::Kind::Bodies)
+      return finish(StepOutcome::fail(FailureKind::Error, "step '" + step.id + "' has no rollback"));
+
+    const auto& bodies = step.rollback.bodies;
+    // Several bodies: say which one failed.
+    auto which = [&](size_t k) {
+      return bodies.size() > 1 ? "rollback " + std::to_string(k + 1) + " of " + std::to_string(bodies.size()) +
+                                     " (" + bodies[k].type + "): "
+                               : std::string();
+    };
+    StepOutcome last = StepOutcome::ok();
+    for (size_t k = 0; k < bodies.size(); ++k) {
+      if (req.cancel.cancelled()) return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled"));
+      const Step as_step = body_step(step, bodies[k]);
+      const StepType* type = Registry::instance().step(as_step.type);
+      if (!type)
+        return finish(StepOutcome::fail(FailureKind::Error, which(k) + "unknown step type '" + as_step.type + "'"));
+      Resolved params;
+      try {
+        params = resolve(as_step.with, req.scope);
+      } catch (const ResolveError& e) {
+        return finish(StepOutcome::fail(FailureKind::Error, which(k) + e.what()));
+      }
+      HostConnection& host = env_.hosts.get(as_step.on);
+      const Deadline deadline = bodies[k].timeout ? Deadline::after(*bodies[k].timeout) : req.deadline;
+      StepContext ctx{as_step,       params.value, params.display, host,
+                      env_.hosts,    deadline,     req.cancel,     log,
+                      env_.approver, nullptr,      env_.state_dir};
+      last = type->run(ctx);
+      if (last.failed()) {
+        last.message = which(k) + last.message;
+        return finish(std::move(last));
+      }
+    }
+    last.status = StepOutcome::Status::Succeeded;
+    return finish(std::move(last));
+  } catch (const std::exception& e) {
+    return finish(StepOutcome::fail(FailureKind::Error, e.what()));
+  } catch (...) {
+    return finish(StepOutcome::fail(FailureKind::Error, "unexpected error"));
+  }
+}
+
+ProbeResult RealExecutor::probe(const StepRequest& req) {
+  try {
+    const Step& step = req.step;
+    if (!step.verify.empty()) {
+      ChecksVerdict v = run_checks(step.verify, req.scope, env_.hosts, req.deadline, req.cancel);
+      // A check that cannot be resolved or was cut short says nothing about the effect.
+      if (!v.resolve_error.empty() || req.cancel.cancelled()) return ProbeResult::Unknown;
+      return v.ok ? ProbeResult::Done : ProbeResult::NotDone;
+    }
+    const StepType* type = Registry::instance().step(step.type);
+    if (!type) return ProbeResult::Unknown;
+    Resolved params;
+    try {
+      params = resolve(step.with, req.scope);
+    } catch (const ResolveError&) {
+      return ProbeResult::Unknown;
+    }
+    HostConnection& host = env_.hosts.get(step.on);
+    StepContext ctx{step,          params.value, params.display,          host,
+                    env_.hosts,    req.deadline, req.cancel,              masked_log(req, env_.masker),
+                    env_.approver, req.run,      env_.state_dir};
+    return type->probe(ctx);
+  } catch (...) {
+    return ProbeResult::Unknown;
+  }
+}
+
+StepOutcome DryRunExecutor::rollback(const RollbackRequest& req) {
+  const SecretMasker* m = env_.masker;
+  const auto log = masked_log(req.log, m);
+  auto say = [&](const std::string& line) {
+    if (log) log(line);
+  };
+  auto finish = [&](StepOutcome o) {
+    o.message = masked(m, std::move(o.message));
+    o.label = "simulated";
+    return o;
+  };
+  try {
+    const Step& step = req.step;
+    Scope scope = req.scope;
+    scope.placeholders_for_missing = true;
+    auto describe = [&](const Step& as_step, bool inverse) -> std::string {
+      const StepType* type = Registry::instance().step(as_step.type);
+      if (!type) return "unknown step type '" + as_step.type + "'";
+      Resolved params;
+      try {
+        params = resolve(as_step.with, scope);
+      } catch (const ResolveError& e) {
+        return e.what();
+      }
+      const std::string where = as_step.on.empty() ? "" : " (on " + as_step.on + ")";
+      auto lines = inverse ? type->describe_rollback(params.display) : type->describe(params.display);
+      for (size_t i = 0; i < lines.size(); ++i) say(i == 0 ? "rollback: " + lines[i] + where : lines[i]);
+      return "";
+    };
+    std::string error;
+    if (step.rollback.kind == RollbackSpec::Kind::Auto) {
+      error = describe(step, true);
+    } else if (step.rollback.kind == RollbackSpec::Kind::Bodies) {
+      for (const StepBody& body : step.rollback.bodies)
+        if (error.empty()) error = describe(body_step(step, body), false);
+    } else {
+      error = "step '" + step.id + "' has no rollback";
+    }
+    if (!error.empty()) return finish(StepOutcome::fail(FailureKind::Error, error));
+    return finish(StepOutcome::ok());
   } catch (const std::exception& e) {
     return finish(StepOutcome::fail(FailureKind::Error, e.what()));
   } catch (...) {

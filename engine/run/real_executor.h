@@ -28,6 +28,11 @@ class RealExecutor : public Executor {
  public:
   explicit RealExecutor(ExecutorEnv env) : env_(std::move(env)) {}
   StepOutcome execute(const StepRequest& req) override;
+  /// auto: the type's rollback with the step's resolved params; bodies: each in order on its
+  /// host (`on`, else the step's), with its own timeout; the first failure stops and is returned.
+  StepOutcome rollback(const RollbackRequest& req) override;
+  /// Verify checks when the step has them (all hold: Done, else NotDone), else the type's probe.
+  ProbeResult probe(const StepRequest& req) override;
 
  private:
   ExecutorEnv env_;
@@ -42,6 +47,9 @@ class DryRunExecutor : public Executor {
   /// only these are probed. Without it nothing is probed. Call before execute().
   void set_first_wave(std::vector<int> step_indices);
   StepOutcome execute(const StepRequest& req) override;
+  /// Logs what the rollback would do (describe_rollback, or each body's description); changes
+  /// nothing and returns ok labelled "simulated".
+  StepOutcome rollback(const RollbackRequest& req) override;
 
  private:
   ExecutorEnv env_;

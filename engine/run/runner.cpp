@@ -4,13 +4,17 @@
 //  - observers are called under `obs_mu` only, never while `mu` is held, so an observer (or an
 //    executor) may call the RunView methods, which take `mu`.
 // Lock order is therefore obs_mu -> mu, never the reverse.
+// After a failure the same workers run the rollback pass (rollback.cpp's rules, here below):
+// failed steps undo themselves first, then completed steps in reverse dependency order.
 
 #include "run/runner.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <queue>
 #include <thread>
 #include <unordered_map>
 
@@ -47,14 +51,18 @@ std::string label(const Step& s) { return s.id + " (" + s.type + ")"; }
 struct Runner::Impl {
   struct Completion {
     int step;
-    StepOutcome outcome;
-    int attempts;
+    StepRecord record;  // forward: the finished record; rollback: outcome only
+    bool rollback = false;
+  };
+  struct Job {
+    int step = 0;
+    bool rollback = false;
   };
 
   Impl(const Plan& p, const Graph& g, Executor& e, RunOptions o,
        const std::map<std::string, std::string>& s)
       : plan(p), graph(g), executor(e), opts(std::move(o)), secrets(s),
-        schedule(p, g, opts.parallelism), records(g.size) {
+        schedule(p, g, opts.parallelism), records(g.size), finish_pos(g.size, -1) {
     if (!opts.sleep) opts.sleep = sleep_cancellable;
     for (int i = 0; i < g.size; ++i) step_ids.emplace(p.steps[i].id, i);
     scope.vars = &plan.vars;
@@ -80,13 +88,16 @@ struct Runner::Impl {
   std::condition_variable main_cv;  // a completion arrived, or the run may be over
   std::condition_variable work_cv;  // a step to run, or shutdown
   Schedule schedule;
-  std::deque<int> work;
+  std::deque<Job> work;
   std::deque<Completion> done;
+  std::atomic<bool> user_cancelled{false};  // cancel() was called (second Ctrl-C), not --fail-fast
+  CancelToken rollback_cancel;  // separate: --fail-fast cancels `cancel`, never the rollbacks
   bool shutdown = false;
   bool ran = false;
   bool interrupted = false;
   std::vector<StepRecord> records;  // written by the loop thread only, under mu
   std::vector<int> finish_order;    // every finished step, in order (rollback walks it backwards)
+  std::vector<int> finish_pos;      // per step: its position in finish_order, -1 if not finished
   std::vector<WindowRecord> windows;
   std::vector<std::vector<int>> window_from, window_to;  // leaf steps that open / close each window
   std::vector<int> window_to_left;                       // closing steps not yet finished
@@ -103,6 +114,8 @@ struct Runner::Impl {
     if (it == step_ids.end()) return nullptr;
     std::lock_guard<std::mutex> lock(mu);
     const StepRecord& r = records[it->second];
+    // A failed step's outputs serve its own rollback; its dependents never run.
+    if (r.state == StepState::Failed && !r.outcome.outputs.empty()) return &r.outcome.outputs;
     return r.state == StepState::Succeeded ? &r.outcome.outputs : nullptr;
   }
 
@@ -151,6 +164,7 @@ struct Runner::Impl {
       if (attempt > 1) emit([&](RunObserver& o) { o.step_started(s, attempt); });
       const Deadline deadline = timeout.count() > 0 ? Deadline::after(timeout) : Deadline::none();
       const StepRequest req{step, s, attempt, scope, deadline, cancel, log, static_cast<const RunView*>(owner)};
+      if (opts.journal) opts.journal->step_started(s, attempt);  // durable before the action
       try {
         out = executor.execute(req);
       } catch (const std::exception& e) {
@@ -164,20 +178,42 @@ struct Runner::Impl {
       opts.sleep(delay, cancel);
       if (cancel.cancelled()) break;  // keep the last real failure as the step's outcome
     }
-    return {s, std::move(out), attempt};
+    StepRecord r;
+    r.state = out.failed() ? StepState::Failed
+              : out.status == StepOutcome::Status::Skipped ? StepState::Skipped
+                                                           : StepState::Succeeded;
+    r.outcome = std::move(out);
+    r.attempts = attempt;
+    r.finished = Clock::now();
+    return {s, std::move(r), false};
   }
 
   void worker() {
     for (;;) {
-      int s;
+      Job job;
       {
         std::unique_lock<std::mutex> lock(mu);
         work_cv.wait(lock, [&] { return shutdown || !work.empty(); });
         if (work.empty()) return;
-        s = work.front();
+        job = work.front();
         work.pop_front();
       }
-      Completion c = attempt_all(s);
+      Completion c = job.rollback ? rollback_one(job.step) : attempt_all(job.step);
+      if (!job.rollback) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          c.record.started = records[job.step].started;
+        }
+        // Recorded here, before the loop can release dependents, so that parallel steps'
+        // records share one sync (group commit).
+        if (opts.journal) {
+          if (c.record.outcome.kind == FailureKind::Cancelled && user_cancelled.load())
+            opts.journal->step_unknown(job.step, "cancelled by a second interrupt while running: "
+                                                 "whether its action took effect is unknown");
+          else
+            opts.journal->step_finished(job.step, c.record);
+        }
+      }
       {
         std::lock_guard<std::mutex> lock(mu);
         done.push_back(std::move(c));
@@ -206,7 +242,7 @@ struct Runner::Impl {
     for (int w : opened) emit([&](RunObserver& o) { o.window_opened(windows[w]); });
     for (int s : steps) emit([&](RunObserver& o) { o.step_started(s, 1); });
     lock.lock();
-    for (int s : steps) work.push_back(s);
+    for (int s : steps) work.push_back({s, false});
     work_cv.notify_all();
   }
 
@@ -218,13 +254,12 @@ struct Runner::Impl {
       Completion c = std::move(done.front());
       done.pop_front();
       StepRecord& r = records[c.step];
-      r.state = c.outcome.failed() ? StepState::Failed
-                : c.outcome.status == StepOutcome::Status::Skipped ? StepState::Skipped
-                                                                   : StepState::Succeeded;
-      r.outcome = std::move(c.outcome);
-      r.attempts = c.attempts;
+      r.state = c.record.state;
+      r.outcome = std::move(c.record.outcome);
+      r.attempts = c.record.attempts;
       r.finished = now;
       schedule.finished(c.step, r.state);
+      finish_pos[c.step] = static_cast<int>(finish_order.size());
       finish_order.push_back(c.step);
       finished.push_back(c.step);
       if (r.state == StepState::Failed) {
@@ -248,14 +283,233 @@ struct Runner::Impl {
     lock.lock();
   }
 
+  /// One step's rollback, on a worker thread: journalled and announced around the executor call.
+  Completion rollback_one(int s) {
+    const Step& step = plan.steps[s];
+    const Millis timeout = step.timeout.value_or(opts.default_timeout);
+    const std::function<void(const std::string&)> log = [this, s](const std::string& line) {
+      emit([&](RunObserver& o) { o.step_log(s, line); });
+    };
+    if (opts.journal) opts.journal->rollback_started(s);
+    emit([&](RunObserver& o) { o.rollback_started(s); });
+    // The record is final (the forward pass is over): its outputs may be read unlocked.
+    const Json& outputs = records[s].outcome.outputs;
+    const Deadline deadline = timeout.count() > 0 ? Deadline::after(timeout) : Deadline::none();
+    const RollbackRequest req{step, s, outputs, scope, deadline, rollback_cancel, log};
+    StepOutcome out;
+    try {
+      out = executor.rollback(req);
+    } catch (const std::exception& e) {
+      out = StepOutcome::fail(FailureKind::Error, std::string("internal error: ") + e.what());
+    } catch (...) {
+      out = StepOutcome::fail(FailureKind::Error, "internal error: unknown exception");
+    }
+    if (opts.journal) opts.journal->rollback_finished(s, out);
+    emit([&](RunObserver& o) { o.rollback_finished(s, out); });
+    Completion c{s, {}, true};
+    c.record.outcome = std::move(out);
+    return c;
+  }
+
+  /// Steps done earlier (resume): done in the schedule, their outputs visible, never run again.
+  void mark_already_done() {
+    for (const auto& [s, outputs] : opts.already_done) {
+      if (s < 0 || s >= graph.size) continue;
+      schedule.mark_done(s);
+      StepRecord& r = records[s];
+      r.state = StepState::Succeeded;
+      r.outcome = StepOutcome::ok(outputs);
+      r.attempts = 0;  // observers show "done earlier"
+      finish_pos[s] = static_cast<int>(finish_order.size());
+      finish_order.push_back(s);
+      for (size_t w = 0; w < windows.size(); ++w)
+        if (contains(window_to[w], s)) --window_to_left[w];
+    }
+  }
+
+  /// Why the rollback pass may not touch some completed steps. `pnr`: the first completed
+  /// point-of-no-return step, or -1. `stopped_at[i]`: the irreversible step that keeps i as it
+  /// is (i itself, or a step depending on i), or -1.
+  struct Barriers {
+    int pnr = -1;
+    std::vector<int> stopped_at;
+  };
+
+  /// Called with `mu` held (reads the records).
+  Barriers barriers() const {
+    Barriers b;
+    b.stopped_at.assign(graph.size, -1);
+    for (int i : finish_order) {
+      const bool acted = records[i].state == StepState::Succeeded ||
+                         (records[i].state == StepState::Failed &&
+                          records[i].outcome.kind != FailureKind::Precondition);
+      if (!acted) continue;
+      if (records[i].state == StepState::Succeeded && plan.steps[i].point_of_no_return && b.pnr < 0)
+        b.pnr = i;
+      if (!plan.steps[i].irreversible || b.stopped_at[i] >= 0) continue;
+      // Undoing what an irreversible step stands on would pull the ground from under it.
+      std::vector<int> stack{i};
+      b.stopped_at[i] = i;
+      while (!stack.empty()) {
+        const int v = stack.back();
+        stack.pop_back();
+        for (int d : graph.deps[v])
+          if (b.stopped_at[d] < 0) {
+            b.stopped_at[d] = i;
+            stack.push_back(d);
+          }
+      }
+    }
+    return b;
+  }
+
+  static bool has_rollback(const Step& s) { return s.rollback.kind != RollbackSpec::Kind::None; }
+
+  /// The rollback pass. Called with `lock` held, workers alive; fills sum.rollback/stop_reason.
+  void rollback_pass(std::unique_lock<std::mutex>& lock, RunSummary& sum) {
+    std::vector<RollbackState>& rb = sum.rollback;
+    std::vector<std::pair<int, std::string>> skipped;  // announced once the pass ends
+    const Barriers bar = barriers();
+    auto completed = [&](int i) { return records[i].state == StepState::Succeeded; };
+    auto own_rollback = [&](int i) {  // a failed step whose action may have half happened
+      return records[i].state == StepState::Failed &&
+             records[i].outcome.kind != FailureKind::Precondition && has_rollback(plan.steps[i]);
+    };
+
+    if (bar.pnr >= 0) {
+      sum.stop_reason = "past the point of no return '" + plan.steps[bar.pnr].id +
+                        "': the new side is authoritative; undo means syncing data back, not reverting";
+      for (int i : finish_order)
+        if (completed(i) || own_rollback(i)) {
+          rb[i] = RollbackState::Skipped;
+          skipped.emplace_back(i, sum.stop_reason);
+        }
+      lock.unlock();
+      for (auto& [i, why] : skipped) emit([&](RunObserver& o) { o.rollback_skipped(i, why); });
+      lock.lock();
+      return;
+    }
+    sum.rolled_back = true;
+    for (int i = 0; i < graph.size; ++i) {
+      if (!completed(i) && records[i].state != StepState::Failed) continue;
+      if (bar.stopped_at[i] == i) {
+        rb[i] = RollbackState::Skipped;
+        skipped.emplace_back(i, "irreversible");
+        if (sum.stop_reason.empty()) sum.stop_reason = "stopped at irreversible step '" + plan.steps[i].id + "'";
+      } else if (bar.stopped_at[i] >= 0 && completed(i)) {
+        rb[i] = RollbackState::Skipped;
+        skipped.emplace_back(i, "stopped at irreversible step '" + plan.steps[bar.stopped_at[i]].id + "'");
+      }
+    }
+
+    // Ready rollbacks start latest-finished first (a deterministic order at width 1).
+    auto later = [&](int a, int b) { return finish_pos[a] < finish_pos[b]; };
+    std::priority_queue<int, std::vector<int>, decltype(later)> ready(later);
+    int running = 0;
+    bool halted = false;
+    const int width = std::max(1, opts.parallelism);
+
+    // A step may roll back once every step depending on it is settled: rolled back, or
+    // never completed, or left as it is for want of a rollback.
+    std::vector<int> waiting(graph.size, 0);
+    std::function<void(int)> settle, consider;
+    settle = [&](int v) {
+      for (int d : graph.deps[v])
+        if (--waiting[d] == 0) consider(d);
+    };
+    consider = [&](int v) {
+      if (bar.stopped_at[v] >= 0) return;  // never settles: what it stands on stays too
+      if (completed(v) && has_rollback(plan.steps[v])) {
+        ready.push(v);
+      } else {
+        if (completed(v)) {
+          rb[v] = RollbackState::NotReverted;
+          skipped.emplace_back(v, "no rollback");
+        }
+        settle(v);
+      }
+    };
+
+    auto drive = [&](const std::function<void(int)>& on_success) {
+      for (;;) {
+        if (interrupted && !halted) {
+          halted = true;
+          if (sum.stop_reason.empty()) sum.stop_reason = "interrupted during rollback";
+        }
+        std::vector<int> launched;
+        while (!halted && running < width && !ready.empty()) {
+          launched.push_back(ready.top());
+          ready.pop();
+          ++running;
+        }
+        for (int s : launched) work.push_back({s, true});
+        if (!launched.empty()) work_cv.notify_all();
+        if (running == 0) return;
+        main_cv.wait(lock, [&] { return !done.empty() || (interrupted && !halted); });
+        while (!done.empty()) {
+          Completion c = std::move(done.front());
+          done.pop_front();
+          --running;
+          if (c.record.outcome.failed()) {
+            rb[c.step] = RollbackState::Failed;
+            if (!halted) {
+              halted = true;
+              sum.stop_reason = "rollback of '" + plan.steps[c.step].id + "' failed: " + c.record.outcome.message;
+            }
+          } else {
+            rb[c.step] = RollbackState::RolledBack;
+            on_success(c.step);
+          }
+        }
+      }
+    };
+
+    // The failed steps first: their actions may have half happened.
+    for (int i : finish_order) {
+      if (records[i].state != StepState::Failed || bar.stopped_at[i] >= 0) continue;
+      if (own_rollback(i)) {
+        ready.push(i);
+      } else if (records[i].outcome.kind != FailureKind::Precondition) {
+        rb[i] = RollbackState::NotReverted;
+        skipped.emplace_back(i, "no rollback");
+      }
+    }
+    drive([](int) {});
+
+    if (!halted) {
+      for (int i = 0; i < graph.size; ++i) waiting[i] = static_cast<int>(graph.users[i].size());
+      for (int i = 0; i < graph.size; ++i)
+        if (waiting[i] == 0) consider(i);
+      drive(settle);
+    }
+    // Completed steps the pass never reached: it stopped first.
+    for (int i = 0; i < graph.size; ++i)
+      if ((completed(i) || own_rollback(i)) && rb[i] == RollbackState::None) {
+        rb[i] = RollbackState::Skipped;
+        skipped.emplace_back(i, sum.stop_reason.empty() ? "rollback stopped" : sum.stop_reason);
+      }
+    lock.unlock();
+    for (auto& [i, why] : skipped) emit([&](RunObserver& o) { o.rollback_skipped(i, why); });
+    lock.lock();
+  }
+
   RunSummary run() {
     const auto start = Clock::now();
     emit([&](RunObserver& o) { o.run_started(plan, graph, opts.dry_run); });
+    std::unique_lock<std::mutex> lock(mu);
+    mark_already_done();
+    lock.unlock();
+    for (const auto& entry : opts.already_done) {
+      const int s = entry.first;
+      if (s >= 0 && s < graph.size) emit([&](RunObserver& o) { o.step_finished(s, records[s]); });
+    }
+
     const int nworkers = std::max(1, std::min(std::max(1, opts.parallelism), graph.size));
     std::vector<std::thread> threads;
     for (int i = 0; i < nworkers; ++i) threads.emplace_back([this] { worker(); });
 
-    std::unique_lock<std::mutex> lock(mu);
+    lock.lock();
+    if (opts.rollback_only) schedule.stop();  // nothing runs forward
     for (;;) {
       const std::vector<int> ready = schedule.take_ready();
       if (!ready.empty()) launch(lock, ready);
@@ -263,31 +517,66 @@ struct Runner::Impl {
       main_cv.wait(lock, [&] { return !done.empty() || schedule.idle(); });
       absorb(lock);
     }
+    const bool stopped_by_signal = interrupted;
+
+    schedule.close();
+    RunSummary sum;
+    sum.dry_run = opts.dry_run;
+    sum.rollback.assign(graph.size, RollbackState::None);
+    bool real_failure = false;
+    sum.succeeded = !opts.rollback_only;
+    for (StepRecord& r : records) {
+      if (r.state == StepState::Pending) r.state = StepState::NotStarted;
+      if (r.state != StepState::Succeeded && r.state != StepState::Skipped) sum.succeeded = false;
+      if (r.state == StepState::Failed && r.outcome.kind != FailureKind::Cancelled) real_failure = true;
+      if (r.state == StepState::Failed && !stopped_by_signal) real_failure = true;  // cancelled by --fail-fast
+    }
+
+    const bool pass = opts.rollback_only ||
+                      (real_failure && !stopped_by_signal && opts.rollback_on_failure && !opts.dry_run);
+    if (pass) rollback_pass(lock, sum);
+
     shutdown = true;
     work_cv.notify_all();
     lock.unlock();
     for (std::thread& t : threads) t.join();
     lock.lock();
 
-    schedule.close();
-    RunSummary sum;
-    sum.dry_run = opts.dry_run;
     sum.interrupted = interrupted;
-    bool real_failure = false;
-    sum.succeeded = true;
-    for (StepRecord& r : records) {
-      if (r.state == StepState::Pending) r.state = StepState::NotStarted;
-      if (r.state != StepState::Succeeded && r.state != StepState::Skipped) sum.succeeded = false;
-      if (r.state == StepState::Failed && r.outcome.kind != FailureKind::Cancelled) real_failure = true;
-      if (r.state == StepState::Failed && !interrupted) real_failure = true;  // cancelled by --fail-fast
-    }
     sum.steps = records;
     sum.windows = windows;
     sum.duration = std::chrono::duration_cast<Millis>(Clock::now() - start);
-    sum.exit_code = sum.succeeded ? 0 : (interrupted && !real_failure) ? 130 : 1;
+    sum.exit_code = exit_code(sum, pass, real_failure, stopped_by_signal);
     lock.unlock();
     emit([&](RunObserver& o) { o.run_finished(sum); });
     return sum;
+  }
+
+  /// DESIGN.md's exit codes. Called with `mu` held, once the records are final.
+  int exit_code(RunSummary& sum, bool pass, bool real_failure, bool stopped_by_signal) const {
+    bool fully_undone = true;
+    for (RollbackState st : sum.rollback)
+      if (st == RollbackState::Failed || st == RollbackState::Skipped) fully_undone = false;
+    if (opts.rollback_only) return fully_undone && !sum.interrupted ? 0 : 3;
+    if (sum.succeeded) return 0;
+    if (opts.dry_run) return stopped_by_signal && !real_failure ? 130 : 1;
+    if (!real_failure) return 130;  // interrupted: resumable, nothing undone on purpose
+    if (pass) return fully_undone ? 1 : 3;
+    // Failed without a rollback pass (--no-rollback, or interrupted after the failure): anything
+    // a rollback would have touched is left for the operator.
+    for (int i = 0; i < graph.size; ++i) {
+      const Step& s = plan.steps[i];
+      const StepRecord& r = records[i];
+      const bool acted = r.state == StepState::Succeeded ||
+                         (r.state == StepState::Failed && r.outcome.kind != FailureKind::Precondition);
+      if (acted && (has_rollback(s) || s.irreversible)) {
+        if (sum.stop_reason.empty())
+          sum.stop_reason = stopped_by_signal ? "interrupted after a failure: nothing was rolled back"
+                                              : "rollback disabled: completed steps are left as they are";
+        return 3;
+      }
+    }
+    return 1;
   }
 
   const Runner* owner = nullptr;
@@ -323,8 +612,10 @@ void Runner::request_stop() {
 }
 
 void Runner::cancel() {
+  impl_->user_cancelled.store(true);
   request_stop();
   impl_->cancel.cancel();
+  impl_->rollback_cancel.cancel();
 }
 
 std::vector<std::string> Runner::remaining_steps() const {
@@ -363,13 +654,20 @@ std::vector<std::string> Runner::window_status() const {
 
 std::vector<std::string> Runner::rollback_preview() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  const Plan& plan = impl_->plan;
+  const Impl::Barriers bar = impl_->barriers();
+  if (bar.pnr >= 0)
+    return {"nothing would be undone: past the point of no return '" + plan.steps[bar.pnr].id + "'"};
   std::vector<std::string> out;
-  // Rollback undoes in reverse order of completion.
+  // The latest finished first: roughly the order the rollback pass would take.
   for (auto it = impl_->finish_order.rbegin(); it != impl_->finish_order.rend(); ++it) {
     if (impl_->records[*it].state != StepState::Succeeded) continue;
-    const Step& s = impl_->plan.steps[*it];
-    if (s.irreversible)
+    const Step& s = plan.steps[*it];
+    const int stop = bar.stopped_at[*it];
+    if (stop == *it)
       out.push_back("cannot undo (irreversible): " + label(s));
+    else if (stop >= 0)
+      out.push_back("kept (stopped at irreversible step '" + plan.steps[stop].id + "'): " + label(s));
     else if (s.rollback.kind == RollbackSpec::Kind::None)
       out.push_back("not reverted (no rollback): " + label(s));
     else

@@ -1,7 +1,8 @@
 #pragma once
 // A fake Executor for runner tests (ninja's FakeCommandRunner): scripted outcomes per step id and
 // attempt, a log of start/end events, the concurrency it saw, and gates that hold steps until the
-// test releases them, so limits can be observed without any timing assumption.
+// test releases them, so limits can be observed without any timing assumption. Rollbacks appear
+// in the same event log and gates under the id "undo:STEP" (attempt 0).
 
 #include <chrono>
 #include <condition_variable>
@@ -36,6 +37,17 @@ class FakeExecutor : public Executor {
     std::lock_guard<std::mutex> l(mu_);
     behaviours_[id] = std::move(b);
   }
+  /// Outcome of `id`'s rollback (default: it succeeds).
+  void script_rollback(const std::string& id, StepOutcome outcome) {
+    std::lock_guard<std::mutex> l(mu_);
+    rollback_scripts_[id] = std::move(outcome);
+  }
+  using RollbackBehaviour = std::function<StepOutcome(const RollbackRequest&)>;
+  void on_rollback(const std::string& id, RollbackBehaviour b) {
+    std::lock_guard<std::mutex> l(mu_);
+    rollback_behaviours_[id] = std::move(b);
+  }
+
   /// `id` waits, honouring its deadline and cancellation, until neither ends it: then it reports
   /// a timeout or a cancellation as a real step would.
   void hang(const std::string& id) {
@@ -72,6 +84,9 @@ class FakeExecutor : public Executor {
   }
   bool wait_running(int n) {
     return wait_until([&] { return running_ >= n; });
+  }
+  bool wait_rollbacks_running(int n) {
+    return wait_until([&] { return rollbacks_running_ >= n; });
   }
   bool wait_started(const std::string& id) {
     return wait_until([&] { return started_.count(id) > 0; });
@@ -113,7 +128,48 @@ class FakeExecutor : public Executor {
     return out;
   }
 
+  StepOutcome rollback(const RollbackRequest& req) override {
+    const std::string id = "undo:" + req.step.id;
+    RollbackBehaviour behaviour;
+    StepOutcome out;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      events_.push_back({id, true, 0});
+      started_.insert(id);
+      ++running_;
+      ++rollbacks_running_;
+      max_running_ = std::max(max_running_, running_);
+      rollback_outputs_[req.step.id] = req.outputs;
+      cv_.notify_all();
+      while ((hold_all_ || held_.count(id)) && !released_.count(id) && !req.cancel.cancelled())
+        cv_.wait_for(l, std::chrono::milliseconds(5));
+      if (auto b = rollback_behaviours_.find(req.step.id); b != rollback_behaviours_.end()) behaviour = b->second;
+      if (auto it = rollback_scripts_.find(req.step.id); it != rollback_scripts_.end()) out = it->second;
+    }
+    if (behaviour) out = behaviour(req);
+    std::lock_guard<std::mutex> l(mu_);
+    events_.push_back({id, false, 0});
+    --running_;
+    --rollbacks_running_;
+    cv_.notify_all();
+    return out;
+  }
+
   // Results, read after the run.
+  /// Ids of rolled-back steps in the order their rollbacks started.
+  std::vector<std::string> rollback_order() const {
+    std::lock_guard<std::mutex> l(mu_);
+    std::vector<std::string> out;
+    for (const Event& e : events_)
+      if (e.start && e.id.rfind("undo:", 0) == 0) out.push_back(e.id.substr(5));
+    return out;
+  }
+  /// The outputs `id`'s rollback was given; null if it never rolled back.
+  Json rollback_outputs(const std::string& id) const {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = rollback_outputs_.find(id);
+    return it == rollback_outputs_.end() ? Json() : it->second;
+  }
   std::vector<Event> events() const {
     std::lock_guard<std::mutex> l(mu_);
     return events_;
@@ -180,9 +236,12 @@ class FakeExecutor : public Executor {
   std::condition_variable cv_;
   std::map<std::string, std::vector<StepOutcome>> scripts_;
   std::map<std::string, Behaviour> behaviours_;
+  std::map<std::string, StepOutcome> rollback_scripts_;
+  std::map<std::string, RollbackBehaviour> rollback_behaviours_;
+  std::map<std::string, Json> rollback_outputs_;
   std::set<std::string> hanging_, held_, released_, started_;
   bool hold_all_ = false;
-  int running_ = 0, max_running_ = 0;
+  int running_ = 0, max_running_ = 0, rollbacks_running_ = 0;
   std::vector<Event> events_;
   std::map<std::string, long long> deadline_left_;
 };

@@ -1,0 +1,528 @@
+// The rollback pass, resume and the journal hooks of the runner, with the fake executor. Order is
+// asserted on the fake's event log and on gates the test releases, never on timing.
+
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "fake_executor.h"
+#include "graph/graph.h"
+#include "plan_builder.h"
+#include "run/runner.h"
+
+using namespace plan;
+using plan::test::FakeExecutor;
+using plan::test::index_of;
+using plan::test::PlanBuilder;
+using Strings = std::vector<std::string>;
+
+namespace {
+
+struct RollbackRecorder : RunObserver {
+  const Plan* plan = nullptr;
+  std::vector<std::string> log;
+  std::string id(int s) const { return plan->steps[s].id; }
+  void step_finished(int s, const StepRecord& r) override {
+    log.push_back("finished " + id(s) + (r.attempts == 0 ? " (done earlier)" : ""));
+  }
+  void rollback_started(int s) override { log.push_back("undo " + id(s)); }
+  void rollback_finished(int s, const StepOutcome& o) override {
+    log.push_back("undone " + id(s) + (o.failed() ? " failed: " + o.message : ""));
+  }
+  void rollback_skipped(int s, const std::string& why) override { log.push_back("kept " + id(s) + ": " + why); }
+  bool has(const std::string& line) const { return std::find(log.begin(), log.end(), line) != log.end(); }
+};
+
+/// Records every journal call, and checks at each call what the fake has (not yet) done.
+struct FakeJournal : RunJournal {
+  FakeExecutor* fake = nullptr;
+  const Plan* plan = nullptr;
+  const Graph* graph = nullptr;
+  std::mutex mu;
+  Strings calls;
+  Strings violations;
+
+  std::string id(int s) const { return plan->steps[s].id; }
+  void add(const std::string& line) {
+    std::lock_guard<std::mutex> l(mu);
+    calls.push_back(line);
+  }
+  void violation(const std::string& what) {
+    std::lock_guard<std::mutex> l(mu);
+    violations.push_back(what);
+  }
+  void step_started(int s, int attempt) override {
+    if (attempt == 1 && fake->first_start(id(s)) != -1) violation(id(s) + " executed before its start was recorded");
+    add("started " + id(s) + " #" + std::to_string(attempt));
+  }
+  void step_finished(int s, const StepRecord& r) override {
+    for (int u : graph->users[s])
+      if (fake->first_start(id(u)) != -1) violation(id(u) + " started before " + id(s) + " was recorded");
+    add("finished " + id(s) + (r.state == StepState::Failed ? " failed" : ""));
+  }
+  void step_unknown(int s, const std::string& why) override { add("unknown " + id(s) + ": " + why); }
+  void rollback_started(int s) override {
+    if (fake->first_start("undo:" + id(s)) != -1) violation(id(s) + " rolled back before it was recorded");
+    add("rollback started " + id(s));
+  }
+  void rollback_finished(int s, const StepOutcome& o) override {
+    add("rollback finished " + id(s) + (o.failed() ? " failed" : ""));
+  }
+};
+
+struct Harness {
+  PlanBuilder b;
+  Graph graph;
+  FakeExecutor fake;
+  RollbackRecorder rec;
+  RunOptions opts;
+  std::unique_ptr<Runner> runner;
+
+  Runner& make(int width) {
+    std::vector<Diagnostic> diags;
+    graph = build_graph(b.plan(), diags);
+    REQUIRE(diags.empty());
+    opts.parallelism = width;
+    opts.sleep = [](Millis, const CancelToken&) {};
+    runner = std::make_unique<Runner>(b.plan(), graph, fake, opts);
+    rec.plan = &b.plan();
+    runner->add_observer(&rec);
+    return *runner;
+  }
+  RunSummary run(int width) { return make(width).run(); }
+  int index(const std::string& id) { return index_of(b.plan(), id); }
+  const StepRecord& record(const RunSummary& s, const std::string& id) {
+    return s.steps.at(static_cast<size_t>(index(id)));
+  }
+  RollbackState rb(const RunSummary& s, const std::string& id) {
+    return s.rollback.at(static_cast<size_t>(index(id)));
+  }
+  /// A step with `rollback: auto`.
+  Step& undoable(const std::string& id, std::vector<std::string> needs = {}) {
+    Step& s = b.step(id, std::move(needs));
+    s.rollback.kind = RollbackSpec::Kind::Auto;
+    return s;
+  }
+  /// Every edge between two rolled-back steps: the dependent's rollback ended before the
+  /// dependency's started.
+  void check_reverse_order() {
+    for (const Edge& e : graph.edges) {
+      const std::string from = "undo:" + b.plan().steps[e.from].id;
+      const std::string to = "undo:" + b.plan().steps[e.to].id;
+      if (fake.first_start(from) < 0 || fake.first_start(to) < 0) continue;
+      CAPTURE(from, to);
+      CHECK(fake.last_end(to) < fake.first_start(from));
+    }
+  }
+};
+
+struct Background {
+  explicit Background(Runner& r) : thread([this, &r] { summary = r.run(); }) {}
+  RunSummary join() {
+    thread.join();
+    return summary;
+  }
+  RunSummary summary;
+  std::thread thread;
+};
+
+const int kWidths[] = {1, 2, 4, 8};
+const StepOutcome kBoom = StepOutcome::fail(FailureKind::Error, "boom");
+
+}  // namespace
+
+TEST_CASE("rollback: completed steps roll back in reverse dependency order, at every width") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("a");
+    h.undoable("b", {"a"});
+    h.undoable("c", {"b"});
+    h.undoable("d", {"a"});
+    h.undoable("bad", {"c", "d"});
+    h.fake.script("bad", {kBoom});
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 1);
+    CHECK(s.rolled_back);
+    CHECK(s.stop_reason.empty());
+    for (const char* id : {"a", "b", "c", "d", "bad"}) {
+      CAPTURE(id);
+      CHECK(h.rb(s, id) == RollbackState::RolledBack);
+    }
+    h.check_reverse_order();
+    // The failed step undoes itself before anything else.
+    CHECK(h.fake.rollback_order().front() == "bad");
+    CHECK(h.fake.last_end("undo:bad") < h.fake.first_start("undo:c"));
+    CHECK(h.fake.last_end("undo:bad") < h.fake.first_start("undo:d"));
+    CHECK(h.fake.rollback_order().back() == "a");
+  }
+}
+
+TEST_CASE("rollback: independent rollbacks run in parallel up to the width") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    std::set<std::string> undos;
+    std::vector<std::string> xs;
+    for (int i = 0; i < 6; ++i) {
+      xs.push_back("x" + std::to_string(i));
+      h.undoable(xs.back());
+      undos.insert("undo:" + xs.back());
+      h.fake.hold("undo:" + xs.back());
+    }
+    h.b.step("bad", xs);
+    h.fake.script("bad", {kBoom});
+    Background bg(h.make(width));
+    CHECK(h.fake.wait_rollbacks_running(std::min(width, 6)));
+    h.fake.release_all();
+    const RunSummary s = bg.join();
+    CHECK(s.exit_code == 1);
+    CHECK(h.fake.max_running(undos) == std::min(width, 6));
+    CHECK(h.fake.rollback_order().size() == 6);
+  }
+}
+
+TEST_CASE("rollback: the failed step's own rollback runs first, with the outputs it recorded") {
+  for (int width : {1, 4}) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("a");
+    h.undoable("bad", {"a"});
+    StepOutcome half = kBoom;
+    half.outputs = {{"created", "tmp-table"}};
+    h.fake.script("bad", {half});
+    std::string seen_in_scope;
+    h.fake.on_rollback("bad", [&](const RollbackRequest& req) {
+      if (const Json* o = req.scope.outputs("bad")) seen_in_scope = o->value("created", "");
+      return StepOutcome::ok();
+    });
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 1);
+    CHECK(h.fake.rollback_order() == Strings{"bad", "a"});
+    CHECK(h.fake.rollback_outputs("bad") == Json{{"created", "tmp-table"}});
+    CHECK(seen_in_scope == "tmp-table");
+    CHECK(h.rb(s, "bad") == RollbackState::RolledBack);
+  }
+}
+
+TEST_CASE("rollback: a failed precondition undoes nothing of the failed step itself") {
+  Harness h;
+  h.undoable("a");
+  h.undoable("bad", {"a"});
+  h.fake.script("bad", {StepOutcome::fail(FailureKind::Precondition, "precondition failed: port closed")});
+  const RunSummary s = h.run(2);
+  CHECK(s.exit_code == 1);
+  CHECK(h.fake.rollback_order() == Strings{"a"});
+  CHECK(h.rb(s, "bad") == RollbackState::None);
+}
+
+TEST_CASE("rollback: auto and explicit rollbacks run; a step without one is reported not reverted") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("auto");
+    Step& bodies = h.b.step("bodies", {"auto"});
+    bodies.rollback.kind = RollbackSpec::Kind::Bodies;
+    bodies.rollback.bodies.push_back(StepBody{"exec", Json{{"shell", "undo"}}, "", std::nullopt, {}});
+    h.b.step("none", {"bodies"});
+    h.b.step("bad", {"none"});
+    h.fake.script("bad", {kBoom});
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 1);
+    CHECK(h.rb(s, "auto") == RollbackState::RolledBack);
+    CHECK(h.rb(s, "bodies") == RollbackState::RolledBack);
+    CHECK(h.rb(s, "none") == RollbackState::NotReverted);
+    CHECK(h.rb(s, "bad") == RollbackState::NotReverted);
+    CHECK(h.rec.has("kept none: no rollback"));
+    CHECK(h.fake.rollback_order() == Strings{"bodies", "auto"});
+  }
+}
+
+TEST_CASE("rollback: a failed rollback stops the pass and exits 3") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("a");
+    h.undoable("b", {"a"});
+    h.undoable("bad", {"b"});
+    h.fake.script("bad", {kBoom});
+    h.fake.script_rollback("b", StepOutcome::fail(FailureKind::Error, "disk full"));
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 3);
+    CHECK(s.stop_reason == "rollback of 'b' failed: disk full");
+    CHECK(h.rb(s, "bad") == RollbackState::RolledBack);
+    CHECK(h.rb(s, "b") == RollbackState::Failed);
+    CHECK(h.rb(s, "a") == RollbackState::Skipped);
+    CHECK(h.fake.first_start("undo:a") == -1);
+    CHECK(h.fake.attempts("undo:b") == 1);  // never retried
+    CHECK(h.rec.has("undone b failed: disk full"));
+    CHECK(h.rec.has("kept a: rollback of 'b' failed: disk full"));
+  }
+}
+
+TEST_CASE("rollback: a failing rollback lets running rollbacks finish and starts no more") {
+  for (int width : {2, 4, 8}) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("base");
+    h.undoable("slow", {"base"});
+    h.undoable("broken", {"base"});
+    h.b.step("bad", {"slow", "broken"});
+    h.fake.script("bad", {kBoom});
+    h.fake.hold("undo:slow");
+    h.fake.on_rollback("broken", [&](const RollbackRequest&) {
+      h.fake.wait_started("undo:slow");
+      return StepOutcome::fail(FailureKind::Error, "no");
+    });
+    h.fake.on_rollback("slow", [&](const RollbackRequest&) { return StepOutcome::ok(); });
+    // slow is released only once broken's failure was reported.
+    struct Releaser : RunObserver {
+      FakeExecutor* fake;
+      const Plan* plan;
+      void rollback_finished(int s, const StepOutcome&) override {
+        if (plan->steps[s].id == "broken") fake->release("undo:slow");
+      }
+    } releaser;
+    releaser.fake = &h.fake;
+    releaser.plan = &h.b.plan();
+    Runner& r = h.make(width);
+    r.add_observer(&releaser);
+    const RunSummary s = r.run();
+    CHECK(s.exit_code == 3);
+    CHECK(h.rb(s, "slow") == RollbackState::RolledBack);
+    CHECK(h.rb(s, "broken") == RollbackState::Failed);
+    CHECK(h.rb(s, "base") == RollbackState::Skipped);
+    CHECK(h.fake.first_start("undo:base") == -1);
+  }
+}
+
+TEST_CASE("rollback: an irreversible step is kept, and so is everything it stands on") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("base");
+    h.b.step("drop", {"base"}).irreversible = true;
+    h.undoable("after", {"drop"});
+    h.undoable("aside");
+    h.b.step("bad", {"after", "aside"});
+    h.fake.script("bad", {kBoom});
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 3);
+    CHECK(s.stop_reason == "stopped at irreversible step 'drop'");
+    CHECK(h.rb(s, "after") == RollbackState::RolledBack);
+    CHECK(h.rb(s, "aside") == RollbackState::RolledBack);
+    CHECK(h.rb(s, "drop") == RollbackState::Skipped);
+    CHECK(h.rb(s, "base") == RollbackState::Skipped);
+    CHECK(h.fake.first_start("undo:drop") == -1);
+    CHECK(h.fake.first_start("undo:base") == -1);
+    CHECK(h.rec.has("kept drop: irreversible"));
+    CHECK(h.rec.has("kept base: stopped at irreversible step 'drop'"));
+  }
+}
+
+TEST_CASE("rollback: past a point of no return nothing rolls back") {
+  for (int width : {1, 4}) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("copy");
+    h.undoable("switch", {"copy"}).point_of_no_return = true;
+    h.undoable("bad", {"switch"});
+    h.fake.script("bad", {kBoom});
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 3);
+    CHECK_FALSE(s.rolled_back);
+    CHECK(s.stop_reason ==
+          "past the point of no return 'switch': the new side is authoritative; undo means syncing data back, not reverting");
+    CHECK(h.fake.rollback_order().empty());
+    CHECK(h.rb(s, "copy") == RollbackState::Skipped);
+    CHECK(h.rb(s, "switch") == RollbackState::Skipped);
+  }
+}
+
+TEST_CASE("rollback: --no-rollback leaves completed steps and exits 3") {
+  Harness h;
+  h.undoable("a");
+  h.b.step("bad", {"a"});
+  h.fake.script("bad", {kBoom});
+  h.opts.rollback_on_failure = false;
+  const RunSummary s = h.run(2);
+  CHECK(s.exit_code == 3);
+  CHECK_FALSE(s.rolled_back);
+  CHECK(h.fake.rollback_order().empty());
+  CHECK(h.rb(s, "a") == RollbackState::None);
+}
+
+TEST_CASE("rollback: --no-rollback with nothing that could be undone exits 1") {
+  Harness h;
+  h.b.step("a");
+  h.b.step("bad", {"a"});
+  h.fake.script("bad", {kBoom});
+  h.opts.rollback_on_failure = false;
+  CHECK(h.run(2).exit_code == 1);
+}
+
+TEST_CASE("rollback: a dry run rolls nothing back") {
+  Harness h;
+  h.undoable("a");
+  h.b.step("bad", {"a"});
+  h.fake.script("bad", {kBoom});
+  h.opts.dry_run = true;
+  const RunSummary s = h.run(2);
+  CHECK(s.exit_code == 1);
+  CHECK(h.fake.rollback_order().empty());
+}
+
+TEST_CASE("rollback: an interrupted run rolls nothing back and stays resumable") {
+  Harness h;
+  h.undoable("a");
+  h.undoable("b", {"a"});
+  h.fake.hold("a");
+  Runner& r = h.make(2);
+  Background bg(r);
+  REQUIRE(h.fake.wait_started("a"));
+  r.request_stop();
+  h.fake.release("a");
+  const RunSummary s = bg.join();
+  CHECK(s.exit_code == 130);
+  CHECK(h.fake.rollback_order().empty());
+}
+
+TEST_CASE("resume: steps done earlier are skipped, their outputs visible, and rolled back on failure") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("dump");
+    h.undoable("copy", {"dump"});
+    h.undoable("load", {"copy"});
+    h.undoable("bad", {"load"});
+    h.fake.script("bad", {kBoom});
+    std::string seen;
+    h.fake.on("load", [&](const StepRequest& req) {
+      if (const Json* o = req.scope.outputs("dump")) seen = o->value("path", "");
+      return StepOutcome::ok();
+    });
+    h.opts.already_done = {{h.index("dump"), Json{{"path", "/tmp/d.sql"}}}, {h.index("copy"), Json::object()}};
+    const RunSummary s = h.run(width);
+    CHECK(h.fake.attempts("dump") == 0);
+    CHECK(h.fake.attempts("copy") == 0);
+    CHECK(seen == "/tmp/d.sql");
+    CHECK(h.record(s, "dump").state == StepState::Succeeded);
+    CHECK(h.record(s, "dump").attempts == 0);
+    CHECK(h.rec.has("finished dump (done earlier)"));
+    CHECK(s.exit_code == 1);
+    CHECK(h.fake.rollback_order() == Strings{"bad", "load", "copy", "dump"});
+    CHECK(h.fake.rollback_outputs("dump") == Json{{"path", "/tmp/d.sql"}});
+  }
+}
+
+TEST_CASE("rollback only: runs nothing forward and undoes the steps done earlier") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("a");
+    h.undoable("b", {"a"});
+    h.undoable("c", {"a"});
+    h.undoable("never", {"b"});
+    h.opts.rollback_only = true;
+    h.opts.already_done = {{h.index("a"), Json::object()}, {h.index("b"), Json::object()}, {h.index("c"), Json::object()}};
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 0);
+    CHECK(s.rolled_back);
+    CHECK(h.fake.start_order().empty());
+    CHECK(h.fake.rollback_order().size() == 3);
+    CHECK(h.fake.rollback_order().back() == "a");
+    h.check_reverse_order();
+    CHECK(h.rb(s, "never") == RollbackState::None);
+  }
+}
+
+TEST_CASE("rollback only: a rollback that fails exits 3") {
+  Harness h;
+  h.undoable("a");
+  h.undoable("b", {"a"});
+  h.opts.rollback_only = true;
+  h.opts.already_done = {{h.index("a"), Json::object()}, {h.index("b"), Json::object()}};
+  h.fake.script_rollback("b", StepOutcome::fail(FailureKind::Error, "locked"));
+  const RunSummary s = h.run(2);
+  CHECK(s.exit_code == 3);
+  CHECK(h.rb(s, "a") == RollbackState::Skipped);
+}
+
+TEST_CASE("journal: a start is durable before the action, a finish before dependents start") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    FakeJournal j;
+    h.undoable("a");
+    h.undoable("b", {"a"});
+    h.undoable("c", {"a"});
+    h.b.step("bad", {"b", "c"}).retry = {2, Millis{1}, 1.0, Millis{1}};
+    h.fake.script("bad", {kBoom});
+    h.opts.journal = &j;
+    h.opts.already_done = {};
+    Runner& r = h.make(width);
+    j.fake = &h.fake;
+    j.plan = &h.b.plan();
+    j.graph = &h.graph;
+    const RunSummary s = r.run();
+    CHECK(s.exit_code == 1);
+    CHECK(j.violations.empty());
+    auto at = [&](const std::string& line) {
+      return static_cast<size_t>(std::find(j.calls.begin(), j.calls.end(), line) - j.calls.begin());
+    };
+    CHECK(at("started a #1") < at("finished a"));
+    CHECK(at("finished a") < at("started b #1"));
+    CHECK(at("started bad #1") < at("started bad #2"));
+    CHECK(at("started bad #2") < at("finished bad failed"));
+    CHECK(at("finished bad failed") < at("rollback started b"));
+    CHECK(at("rollback started b") < at("rollback finished b"));
+    CHECK(at("rollback finished b") < at("rollback started a"));
+    CHECK(at("rollback finished a") < j.calls.size());
+  }
+}
+
+TEST_CASE("journal: a step cancelled by the second interrupt is recorded as unknown") {
+  Harness h;
+  FakeJournal j;
+  h.undoable("stuck");
+  h.b.step("next", {"stuck"});
+  h.fake.hang("stuck");
+  h.opts.journal = &j;
+  Runner& r = h.make(2);
+  j.fake = &h.fake;
+  j.plan = &h.b.plan();
+  j.graph = &h.graph;
+  Background bg(r);
+  REQUIRE(h.fake.wait_started("stuck"));
+  r.request_stop();
+  r.cancel();
+  const RunSummary s = bg.join();
+  CHECK(s.exit_code == 130);
+  CHECK(j.calls == Strings{"started stuck #1",
+                           "unknown stuck: cancelled by a second interrupt while running: whether its action "
+                           "took effect is unknown"});
+  CHECK(h.fake.rollback_order().empty());
+}
+
+TEST_CASE("rollback preview: nothing is undone past a point of no return, dependencies of an irreversible step are kept") {
+  Harness h;
+  h.undoable("base");
+  h.b.step("drop", {"base"}).irreversible = true;
+  h.undoable("after", {"drop"});
+  Strings preview;
+  h.fake.on("after", [&](const StepRequest& req) {
+    preview = req.run->rollback_preview();
+    return StepOutcome::ok();
+  });
+  h.undoable("switch", {"after"}).point_of_no_return = true;
+  Strings late;
+  h.b.step("last", {"switch"});
+  h.fake.on("last", [&](const StepRequest& req) {
+    late = req.run->rollback_preview();
+    return StepOutcome::ok();
+  });
+  CHECK(h.run(2).exit_code == 0);
+  CHECK(preview == Strings{"cannot undo (irreversible): drop (exec)",
+                           "kept (stopped at irreversible step 'drop'): base (exec)"});
+  CHECK(late == Strings{"nothing would be undone: past the point of no return 'switch'"});
+}
