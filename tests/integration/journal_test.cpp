@@ -1,0 +1,342 @@
+// The journal as a user meets it through the real binary: what `plan status` shows, resuming
+// after a failure or a crash (kill -9 at every step boundary and mid-step), refusing to start
+// over an unfinished run, edit-and-resume, a torn last line, a stale lock.
+
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "run/process.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "plan-journal-XXXXXX").string();
+    path = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string str(const std::string& name) const { return (path / name).string(); }
+};
+
+bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+Result run(std::vector<std::string> argv, const fs::path& cwd) {
+  plan::CommandSpec spec;
+  spec.argv = std::move(argv);
+  spec.cwd = cwd.string();
+  spec.env["PLAN_STATE_DIR"] = (cwd / "state").string();
+  plan::CancelToken never;
+  auto r = plan::run_command(spec, plan::Deadline::after(std::chrono::seconds(120)), never);
+  REQUIRE(r.started);
+  REQUIRE_FALSE(r.timed_out);
+  return {r.signal ? 128 + r.signal : r.exit_code, r.out, r.err};
+}
+
+Result plan_in(const TempDir& t, std::vector<std::string> args) {
+  args.insert(args.begin(), PLAN_BINARY);
+  return run(std::move(args), t.path);
+}
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
+
+size_t count_of(const std::string& hay, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+// Three steps appending to fx; b fails until the file `ok` exists.
+std::string three_steps(const std::string& c_text = "c") {
+  return "plan: three\n"
+         "steps:\n"
+         "  - id: a\n"
+         "    type: exec\n"
+         "    with: { shell: \"echo a >> fx\" }\n"
+         "  - id: b\n"
+         "    type: exec\n"
+         "    needs: [a]\n"
+         "    with: { shell: \"echo b >> fx; test -e ok\" }\n"
+         "  - id: c\n"
+         "    type: exec\n"
+         "    needs: [b]\n"
+         "    with: { shell: \"echo " + c_text + " >> fx\" }\n";
+}
+
+}  // namespace
+
+TEST_CASE("apply writes the journal (0600) and status shows each step and the run", "[journal][status]") {
+  TempDir t;
+  write(t.path / "three.yaml", three_steps());
+  Result r = plan_in(t, {"apply", "three.yaml", "--no-rollback"});
+  CHECK(r.code != 0);
+  fs::path journal = t.path / "state" / "three" / "journal.jsonl";
+  REQUIRE(fs::exists(journal));
+  struct stat st {};
+  REQUIRE(::stat(journal.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(contains(read(journal), "\"type\":\"run_started\""));
+
+  Result s = plan_in(t, {"status", "three.yaml"});
+  CHECK(s.code == 0);
+  CHECK(contains(s.out, "plan three: run "));
+  CHECK(contains(s.out, "status: failed\n"));
+  CHECK(contains(s.out, "  a     succeeded       1 attempt "));
+  CHECK(contains(s.out, "  b     failed          1 attempt "));
+  CHECK(contains(s.out, "exited with status 1\n"));
+  CHECK(contains(s.out, "  c     pending\n"));
+  CHECK(contains(s.out, "lock: none\n"));
+}
+
+TEST_CASE("a dry run never writes the journal", "[journal]") {
+  TempDir t;
+  write(t.path / "three.yaml", three_steps());
+  Result r = plan_in(t, {"apply", "three.yaml", "--dry-run"});
+  CHECK(r.code == 0);
+  CHECK_FALSE(fs::exists(t.path / "state" / "three" / "journal.jsonl"));
+  CHECK_FALSE(fs::exists(t.path / "fx"));
+}
+
+TEST_CASE("an unfinished run refuses a new apply; --resume skips the steps done; --fresh starts over", "[journal][resume]") {
+  TempDir t;
+  write(t.path / "three.yaml", three_steps());
+  CHECK(plan_in(t, {"apply", "three.yaml", "--no-rollback"}).code != 0);
+  Result again = plan_in(t, {"apply", "three.yaml"});
+  CHECK(again.code == 2);
+  CHECK(contains(again.err, "failed and was not fully rolled back; run `plan apply three.yaml --resume` to "
+                            "continue, or `--fresh` to start over\n"));
+  CHECK(read(t.path / "fx") == "a\nb\n");
+
+  write(t.path / "ok", "");
+  Result resumed = plan_in(t, {"apply", "three.yaml", "--resume"});
+  CHECK(resumed.code == 0);
+  CHECK(read(t.path / "fx") == "a\nb\nb\nc\n");  // a did not run again
+  CHECK(contains(plan_in(t, {"status", "three.yaml"}).out, "status: succeeded\n"));
+
+  Result fresh = plan_in(t, {"apply", "three.yaml", "--fresh"});
+  CHECK(fresh.code == 0);
+  CHECK(read(t.path / "fx") == "a\nb\nb\nc\na\nb\nc\n");
+}
+
+TEST_CASE("edit-and-resume: allowed when the steps done are unchanged, refused naming the changed ones", "[journal][resume]") {
+  TempDir t;
+  write(t.path / "three.yaml", three_steps());
+  CHECK(plan_in(t, {"apply", "three.yaml", "--no-rollback"}).code != 0);
+  write(t.path / "ok", "");
+
+  // a is done and edited: refused, nothing runs.
+  std::string edited = three_steps();
+  edited.replace(edited.find("echo a >>"), 9, "echo A >>");
+  write(t.path / "three.yaml", edited);
+  Result refused = plan_in(t, {"apply", "three.yaml", "--resume"});
+  CHECK(refused.code == 2);
+  CHECK(contains(refused.err, "error: cannot resume: steps already done have changed since they ran: a\n"));
+  CHECK(read(t.path / "fx") == "a\nb\n");
+
+  // Only c (not done yet) is edited: the resume goes on with the new c.
+  write(t.path / "three.yaml", three_steps("c2"));
+  Result ok = plan_in(t, {"apply", "three.yaml", "--resume"});
+  CHECK(ok.code == 0);
+  CHECK(read(t.path / "fx") == "a\nb\nb\nc2\n");
+}
+
+TEST_CASE("a torn last journal line is ignored with a warning on resume", "[journal][resume]") {
+  TempDir t;
+  write(t.path / "three.yaml", three_steps());
+  CHECK(plan_in(t, {"apply", "three.yaml", "--no-rollback"}).code != 0);
+  std::ofstream(t.path / "state" / "three" / "journal.jsonl", std::ios::app) << "1234abcd {\"type\":\"step_sta";
+  write(t.path / "ok", "");
+  Result r = plan_in(t, {"apply", "three.yaml", "--resume"});
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "ignored a torn last line "));
+  CHECK(read(t.path / "fx") == "a\nb\nb\nc\n");
+}
+
+TEST_CASE("resume of nothing, and --rerun/--assume-done of unknown steps, are usage errors", "[journal][resume]") {
+  TempDir t;
+  write(t.path / "three.yaml", three_steps());
+  Result none = plan_in(t, {"apply", "three.yaml", "--resume"});
+  CHECK(none.code == 2);
+  CHECK(contains(none.err, "error: nothing to resume: no run of three.yaml is recorded in "));
+  CHECK(plan_in(t, {"apply", "three.yaml", "--no-rollback"}).code != 0);
+  Result bad = plan_in(t, {"apply", "three.yaml", "--resume", "--rerun", "zz"});
+  CHECK(bad.code == 2);
+  CHECK(contains(bad.err, "error: --rerun: no step 'zz' in three.yaml\n"));
+}
+
+TEST_CASE("an irreversible step needs --approve or --yes before anything runs", "[journal][apply]") {
+  TempDir t;
+  write(t.path / "irr.yaml",
+        "plan: irr\nsteps:\n"
+        "  - id: first\n    type: exec\n    with: { shell: \"echo first >> fx\" }\n"
+        "  - id: drop-old\n    type: exec\n    needs: [first]\n    irreversible: true\n"
+        "    with: { shell: \"echo drop >> fx\" }\n");
+  Result r = plan_in(t, {"apply", "irr.yaml"});
+  CHECK(r.code == 2);
+  CHECK(contains(r.err, "error: step 'drop-old' is irreversible; approve it with `--approve drop-old` (or --yes) to run irr.yaml\n"));
+  CHECK_FALSE(fs::exists(t.path / "fx"));
+  CHECK(plan_in(t, {"apply", "irr.yaml", "--approve", "drop-old"}).code == 0);
+  CHECK(read(t.path / "fx") == "first\ndrop\n");
+}
+
+// Four steps, each writing its pid to start-N, then its effect ("step-N" in fx), then done-N, with
+// short sleeps between so that the harness can kill the engine (and the step's shell, as a crash of
+// the machine would) at a known point. Verify checks on fx let the probe decide after a crash.
+std::string crash_plan() {
+  std::string s = "plan: crash\nsteps:\n";
+  for (int n = 1; n <= 4; ++n) {
+    std::string id = "s" + std::to_string(n);
+    s += "  - id: " + id + "\n    type: exec\n";
+    if (n > 1) s += "    needs: [s" + std::to_string(n - 1) + "]\n";
+    s += "    with: { shell: \"echo $$ > start-" + std::to_string(n) + "; sleep 0.2; echo step-" +
+         std::to_string(n) + " >> fx; echo $$ > done-" + std::to_string(n) + "; sleep 0.2\" }\n";
+    s += "    verify:\n      - file: { path: fx, contains: step-" + std::to_string(n) + " }\n";
+  }
+  return s;
+}
+
+TEST_CASE("kill -9 at every step boundary and mid-step, then --resume: each effect happens exactly once", "[journal][crash]") {
+  for (int n = 1; n <= 4; ++n) {
+    for (const char* point : {"start", "done"}) {
+      DYNAMIC_SECTION("killed at " << point << "-" << n) {
+        TempDir t;
+        write(t.path / "crash.yaml", crash_plan());
+        std::string marker = std::string(point) + "-" + std::to_string(n);
+        std::string bin = "'" + std::string(PLAN_BINARY) + "'";
+        // Kill the engine and the step's shell at once, as a crash would; wait for both.
+        std::string script = bin + " apply crash.yaml >/dev/null 2>&1 & pid=$!; "
+                             "while [ ! -s " + marker + " ]; do sleep 0.02; done; "
+                             "kill -9 $pid $(cat " + marker + "); wait $pid; exit 0";
+        REQUIRE(run({"sh", "-c", script}, t.path).code == 0);
+        Result st = plan_in(t, {"status", "crash.yaml"});
+        CHECK(contains(st.out, "status: unfinished"));
+        CHECK(contains(st.out, "; stale: that process is gone (`plan unlock crash.yaml` clears it)\n"));
+        Result locked = plan_in(t, {"apply", "crash.yaml", "--resume"});
+        CHECK(locked.code == 4);
+        CHECK(plan_in(t, {"unlock", "crash.yaml"}).code == 0);
+        Result r = plan_in(t, {"apply", "crash.yaml", "--resume"});
+        INFO(r.err);
+        CHECK(r.code == 0);
+        std::string fx = read(t.path / "fx");
+        for (int k = 1; k <= 4; ++k) CHECK(count_of(fx, "step-" + std::to_string(k) + "\n") == 1);
+        CHECK(contains(plan_in(t, {"status", "crash.yaml"}).out, "status: succeeded\n"));
+      }
+    }
+  }
+}
+
+namespace {
+
+// a and b, each with a rollback that undoes its effect and logs it; a's precondition is the
+// start state (fx absent).
+const char* kReversible =
+    "plan: rb\n"
+    "steps:\n"
+    "  - id: a\n"
+    "    type: exec\n"
+    "    preconditions:\n"
+    "      - file: { path: fx, exists: false }\n"
+    "    with: { shell: \"echo a >> fx\" }\n"
+    "    rollback:\n"
+    "      type: exec\n"
+    "      with: { shell: \"echo undo-a >> log; rm -f fx\" }\n"
+    "  - id: b\n"
+    "    type: exec\n"
+    "    needs: [a]\n"
+    "    with: { shell: \"echo b >> fx2\" }\n"
+    "    rollback:\n"
+    "      type: exec\n"
+    "      with: { shell: \"echo undo-b >> log; rm -f fx2\" }\n";
+
+}  // namespace
+
+TEST_CASE("status without any run says so and exits 0", "[journal][status]") {
+  TempDir t;
+  write(t.path / "rb.yaml", kReversible);
+  Result s = plan_in(t, {"status", "rb.yaml"});
+  CHECK(s.code == 0);
+  CHECK(contains(s.out, "plan rb: no run recorded ("));
+  CHECK(contains(s.out, "lock: none\n"));
+}
+
+TEST_CASE("rollback reverts the steps the last run completed, in reverse order, and status shows it", "[journal][rollback]") {
+  TempDir t;
+  write(t.path / "rb.yaml", kReversible);
+  REQUIRE(plan_in(t, {"apply", "rb.yaml"}).code == 0);
+  Result r = plan_in(t, {"rollback", "rb.yaml"});
+  CHECK(r.code == 0);
+  CHECK(read(t.path / "log") == "undo-b\nundo-a\n");
+  CHECK_FALSE(fs::exists(t.path / "fx"));
+  Result s = plan_in(t, {"status", "rb.yaml"});
+  CHECK(contains(s.out, "(rollback, 2 runs in this campaign)"));
+  CHECK(contains(s.out, "status: rolled_back\n"));
+  CHECK(contains(s.out, "  a     rolled_back "));
+  Result again = plan_in(t, {"rollback", "rb.yaml"});
+  CHECK(again.code == 0);
+  CHECK(again.out == "nothing to roll back: no step of the last run of rb.yaml is done\n");
+}
+
+TEST_CASE("rehearse applies, rolls back, and finds the start state again", "[journal][rehearse]") {
+  TempDir t;
+  write(t.path / "rb.yaml", kReversible);
+  Result r = plan_in(t, {"rehearse", "rb.yaml"});
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "rehearsal: apply "));
+  CHECK(contains(r.out, "rehearsal: the start state holds again (1 preconditions of the first wave)\n"));
+  CHECK(read(t.path / "log") == "undo-b\nundo-a\n");
+  CHECK(contains(read(t.path / "state" / "rb" / "journal.jsonl"), "\"type\":\"rehearsal\""));
+
+  // A rollback that leaves the effect behind: the start state does not hold, exit 3.
+  std::string leaky = kReversible;
+  leaky.replace(leaky.find("echo undo-a >> log; rm -f fx"), 28, "echo undo-a >> log");
+  write(t.path / "rb.yaml", leaky);
+  Result bad = plan_in(t, {"rehearse", "rb.yaml"});
+  CHECK(bad.code == 3);
+  CHECK(contains(bad.out, "rehearsal: precondition no longer holds: a: check file "));
+}
+
+TEST_CASE("a second SIGINT records the running step as unknown; resume asks, and --assume-done settles it", "[journal][signals]") {
+  TempDir t;
+  write(t.path / "si.yaml",
+        "plan: si\nsteps:\n"
+        "  - id: slow\n    type: exec\n    with: { shell: \"touch started; sleep 2; echo x >> fx\" }\n"
+        "  - id: after\n    type: exec\n    needs: [slow]\n    with: { shell: \"echo after >> fx\" }\n");
+  std::string script = "'" + std::string(PLAN_BINARY) + "' apply si.yaml >/dev/null 2>&1 & pid=$!; "
+                       "while [ ! -e started ]; do sleep 0.05; done; kill -INT $pid; sleep 0.2; kill -INT $pid; "
+                       "wait $pid";
+  CHECK(run({"sh", "-c", script}, t.path).code == 130);
+  Result s = plan_in(t, {"status", "si.yaml"});
+  CHECK(contains(s.out, "status: interrupted\n"));
+  CHECK(contains(s.out, "  slow   unknown         1 attempt "));
+
+  Result ask = plan_in(t, {"apply", "si.yaml", "--resume"});
+  CHECK(ask.code == 2);
+  CHECK(contains(ask.err, "error: cannot resume: step 'slow' was running when the last run stopped, and neither "
+                          "its verify checks nor its type can tell whether it took effect; check by hand, then "
+                          "resume with `--assume-done slow` or `--rerun slow`\n"));
+  Result done = plan_in(t, {"apply", "si.yaml", "--resume", "--assume-done", "slow"});
+  CHECK(done.code == 0);
+  CHECK(read(t.path / "fx") == "after\n");
+}
