@@ -233,6 +233,16 @@ bool read_campaign(const std::string& path, std::ostream& err, std::optional<Jou
   return true;
 }
 
+// The journal writer, or null once it has said why it cannot open the file.
+std::unique_ptr<JournalWriter> open_journal(const std::string& path, std::ostream& err) {
+  try {
+    return std::make_unique<JournalWriter>(path);
+  } catch (const std::exception& e) {
+    err << "error: " << e.what() << "\n";
+    return nullptr;
+  }
+}
+
 // The observers, approver, hosts and executor of one run.
 class RunContext {
  public:
@@ -501,12 +511,8 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   std::unique_ptr<JournalWriter> writer;
   std::unique_ptr<RunJournalFile> journal;
   if (!args.dry_run) {
-    try {
-      writer = std::make_unique<JournalWriter>(p.journal_path());
-    } catch (const std::exception& e) {
-      err << "error: " << e.what() << "\n";
-      return 2;
-    }
+    writer = open_journal(p.journal_path(), err);
+    if (!writer) return 2;
     journal = std::make_unique<RunJournalFile>(*writer, plan, &p.masker);
     Json extra = Json::object();
     if (args.resume) extra["resume"] = decisions_json(decisions);
@@ -638,8 +644,9 @@ int cmd_rollback(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     out << "nothing to roll back: no step of the last run of " << args.file << " is done\n";
     return 0;
   }
-  JournalWriter writer(p.journal_path());
-  RunJournalFile journal(writer, plan, &p.masker);
+  std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
+  if (!writer) return 2;
+  RunJournalFile journal(*writer, plan, &p.masker);
   journal.run_started("rollback", true, step_content_hashes(plan, p.secrets));
   ropts.journal = &journal;
   RunContext ctx(p, args, out, err);
@@ -665,8 +672,9 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   }
   if (!irreversible_approved(plan, args, {}, err)) return 2;
   std::map<std::string, std::string> hashes = step_content_hashes(plan, p.secrets);
-  JournalWriter writer(p.journal_path());
-  RunJournalFile journal(writer, plan, &p.masker);
+  std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
+  if (!writer) return 2;
+  RunJournalFile journal(*writer, plan, &p.masker);
 
   // 1. Forward.
   RunOptions fwd;

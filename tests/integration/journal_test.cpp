@@ -234,6 +234,9 @@ TEST_CASE("kill -9 at every step boundary and mid-step, then --resume: each effe
         CHECK(contains(st.out, "; stale: that process is gone (`plan unlock crash.yaml` clears it)\n"));
         Result locked = plan_in(t, {"apply", "crash.yaml", "--resume"});
         CHECK(locked.code == 4);
+        CHECK(contains(locked.err, "error: stale lock: held by pid "));
+        CHECK(contains(locked.err, "but that process is gone; if no other run is active, clear it with: "
+                                   "plan unlock crash.yaml\n"));
         CHECK(plan_in(t, {"unlock", "crash.yaml"}).code == 0);
         Result r = plan_in(t, {"apply", "crash.yaml", "--resume"});
         INFO(r.err);
