@@ -565,8 +565,10 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
   bool stale = holder && lock_is_stale(*holder);
 
   std::optional<JournalRun> campaign;
-  if (!read_campaign(journal_path, err, campaign)) campaign.reset();
-  if (!campaign) {
+  bool readable = read_campaign(journal_path, err, campaign);
+  if (!readable) {
+    out << "plan " << plan.name << ": the journal cannot be read (" << journal_path << ")\n";
+  } else if (!campaign) {
     out << "plan " << plan.name << ": no run recorded (" << journal_path << ")\n";
   } else {
     const JournalRun& run = *campaign;
