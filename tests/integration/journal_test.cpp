@@ -118,7 +118,7 @@ TEST_CASE("a dry run never writes the journal", "[journal]") {
   CHECK_FALSE(fs::exists(t.path / "fx"));
 }
 
-TEST_CASE("an unfinished run refuses a new apply; --resume skips the steps done; --fresh starts over", "[journal][resume]") {
+TEST_CASE("an unfinished run refuses a new apply - --resume skips the steps done - --fresh starts over", "[journal][resume]") {
   TempDir t;
   write(t.path / "three.yaml", three_steps());
   CHECK(plan_in(t, {"apply", "three.yaml", "--no-rollback"}).code != 0);
@@ -328,7 +328,7 @@ TEST_CASE("rehearse applies, rolls back, and finds the start state again", "[jou
   CHECK(contains(bad.out, "rehearsal: precondition no longer holds: a: check file "));
 }
 
-TEST_CASE("a second SIGINT records the running step as unknown; resume asks, and --assume-done settles it", "[journal][signals]") {
+TEST_CASE("a second SIGINT records the running step as unknown, then resume asks and --assume-done settles it", "[journal][signals]") {
   TempDir t;
   write(t.path / "si.yaml",
         "plan: si\nsteps:\n"

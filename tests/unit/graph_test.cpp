@@ -90,7 +90,7 @@ TEST_CASE("a serial group runs each member after all leaves of the previous one"
   CHECK(g.waves().size() == 4);
 }
 
-TEST_CASE("references to step outputs make implicit edges; the strongest kind wins") {
+TEST_CASE("references to step outputs make implicit edges - the strongest kind wins") {
   PlanBuilder b;
   b.step("dump");
   b.step("size");
@@ -163,7 +163,7 @@ TEST_CASE("waves group steps by depth, in file order") {
   CHECK(ids(p, waves[2]) == Strings{"d"});
 }
 
-TEST_CASE("the critical path follows the longest estimates; type estimates fill gaps") {
+TEST_CASE("the critical path follows the longest estimates - type estimates fill gaps") {
   PlanBuilder b;
   b.step("start").estimate = Millis{1000};
   b.step("quick", {"start"}).estimate = Millis{2000};

@@ -180,7 +180,7 @@ TEST_CASE("the campaign starts at the last fresh run and folds resumed runs and 
   CHECK(!plan::current_campaign({}).has_value());
 }
 
-TEST_CASE("a second lock names the holder; a dead holder's lock is reported stale") {
+TEST_CASE("a second lock names the holder - a dead holder's lock is reported stale") {
   TempDir dir;
   auto path = (dir.path / "lock").string();
   std::string err;

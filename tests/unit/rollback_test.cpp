@@ -216,7 +216,7 @@ TEST_CASE("rollback: a failed precondition undoes nothing of the failed step its
   CHECK(h.rb(s, "bad") == RollbackState::None);
 }
 
-TEST_CASE("rollback: auto and explicit rollbacks run; a step without one is reported not reverted") {
+TEST_CASE("rollback: auto and explicit rollbacks run - a step without one is reported not reverted") {
   for (int width : kWidths) {
     CAPTURE(width);
     Harness h;
@@ -578,7 +578,7 @@ StepBody shell_body(const std::string& shell) {
 
 }  // namespace
 
-TEST_CASE("real executor: rollback bodies run in order with references resolved; the first failure stops") {
+TEST_CASE("real executor: rollback bodies run in order with references resolved - the first failure stops") {
   Local l;
   l.outputs["make"] = Json{{"path", l.path("made")}};
   Step step = plan::test::make_step("make", "exec", Json{{"shell", "true"}});

@@ -199,7 +199,7 @@ TEST_CASE("serial groups and needs on groups order the schedule") {
   }
 }
 
-TEST_CASE("a failed step holds back its dependents; stop ends launching; close marks the rest") {
+TEST_CASE("a failed step holds back its dependents - stop ends launching - close marks the rest") {
   PlanBuilder b;
   b.step("bad");
   b.step("child", {"bad"});

@@ -191,7 +191,7 @@ TEST_CASE("a failed precondition stops the step before its action", "[steps][che
   ::rmdir(dir.c_str());
 }
 
-TEST_CASE("when false skips the step; verify checks the result", "[steps][checks]") {
+TEST_CASE("when false skips the step - verify checks the result", "[steps][checks]") {
   Fixture f;
   std::string dir = temp_dir();
   Step s = make_step("touch", "exec", Json{{"command", {"touch", dir + "/done"}}});
