@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "run/executor.h"
+#include "run/runner.h"
 
 namespace plan::test {
 
@@ -245,5 +246,19 @@ class FakeExecutor : public Executor {
   std::vector<Event> events_;
   std::map<std::string, long long> deadline_left_;
 };
+
+/// Runs `runner.run()` on a thread, for tests that act while the run is under way.
+struct Background {
+  explicit Background(Runner& r) : thread([this, &r] { summary = r.run(); }) {}
+  RunSummary join() {
+    thread.join();
+    return summary;
+  }
+  RunSummary summary;
+  std::thread thread;
+};
+
+/// Scheduler and runner cases run at each of these parallelism widths.
+inline constexpr int kWidths[] = {1, 2, 4, 8};
 
 }  // namespace plan::test

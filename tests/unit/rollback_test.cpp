@@ -11,7 +11,9 @@
 #include "run/runner.h"
 
 using namespace plan;
+using plan::test::Background;
 using plan::test::FakeExecutor;
+using plan::test::kWidths;
 using plan::test::index_of;
 using plan::test::PlanBuilder;
 using Strings = std::vector<std::string>;
@@ -116,17 +118,6 @@ struct Harness {
   }
 };
 
-struct Background {
-  explicit Background(Runner& r) : thread([this, &r] { summary = r.run(); }) {}
-  RunSummary join() {
-    thread.join();
-    return summary;
-  }
-  RunSummary summary;
-  std::thread thread;
-};
-
-const int kWidths[] = {1, 2, 4, 8};
 const StepOutcome kBoom = StepOutcome::fail(FailureKind::Error, "boom");
 
 }  // namespace

@@ -15,7 +15,9 @@
 #include "run/runner.h"
 
 using namespace plan;
+using plan::test::Background;
 using plan::test::FakeExecutor;
+using plan::test::kWidths;
 using plan::test::index_of;
 using plan::test::PlanBuilder;
 using Strings = std::vector<std::string>;
@@ -88,18 +90,6 @@ struct Harness {
   }
 };
 
-/// Runs `runner.run()` on a thread, for tests that act while the run is under way.
-struct Background {
-  explicit Background(Runner& r) : thread([this, &r] { summary = r.run(); }) {}
-  RunSummary join() {
-    thread.join();
-    return summary;
-  }
-  RunSummary summary;
-  std::thread thread;
-};
-
-const int kWidths[] = {1, 2, 4, 8};
 
 }  // namespace
 
