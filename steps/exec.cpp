@@ -106,7 +106,10 @@ class ExecStep : public StepType {
     if (!r.started) {
       o = StepOutcome::fail(FailureKind::Error, "cannot start '" + e.argv[0] + "': " + r.error);
     } else if (r.timed_out) {
-      o = StepOutcome::fail(FailureKind::Timeout, with_tail(describe_exit(r), r));
+      // Name the timeout the plan set: the time measured from the spawn is a little shorter.
+      const std::string what = ctx.step.timeout ? "timed out after " + format_duration(*ctx.step.timeout)
+                                                : describe_exit(r);
+      o = StepOutcome::fail(FailureKind::Timeout, with_tail(what, r));
     } else if (r.cancelled) {
       o = StepOutcome::fail(FailureKind::Cancelled, "cancelled");
     } else if (r.signal != 0) {

@@ -100,8 +100,10 @@ class WaitStep : public StepType {
       return StepOutcome::fail(
           FailureKind::Timeout,
           "timed out after " +
-              format_duration(std::chrono::duration_cast<Millis>(Clock::now() - start)) + " of a " +
-              format_duration(d) + " wait");
+              // The plan's timeout when it set one: the time measured here is a little shorter.
+              format_duration(ctx.step.timeout ? *ctx.step.timeout
+                                               : std::chrono::duration_cast<Millis>(Clock::now() - start)) +
+              " of a " + format_duration(d) + " wait");
     return StepOutcome::ok();
   }
 
@@ -135,7 +137,9 @@ class WaitStep : public StepType {
       last_seen = failure;
       if (ctx.cancel.cancelled()) return StepOutcome::fail(FailureKind::Cancelled, "cancelled");
       if (until.expired()) {
-        auto waited = std::chrono::duration_cast<Millis>(Clock::now() - start);
+        // Say the limit the plan set when that is what ran out, not the slightly longer time
+        // the last round of checks took.
+        auto waited = std::min(timeout, std::chrono::duration_cast<Millis>(Clock::now() - start));
         return StepOutcome::fail(FailureKind::Timeout,
                                  "gave up after " + format_duration(waited) + ": " + failure);
       }
