@@ -1,0 +1,67 @@
+#pragma once
+// One authenticated SSH connection to a plan host (libssh), with the host key verified before any
+// credential is sent. Used by the SSH HostConnection (commands, SFTP, checks) and by the tunnel
+// supervisor (port forwarding). libssh types stay out of this header: callers that need the raw
+// session include <libssh/libssh.h> themselves and cast native().
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "plan/model.h"
+
+namespace plan::ssh {
+
+/// Connection parameters of `hosts.NAME.ssh`, after interpolation (passphrase in clear).
+struct Target {
+  std::string host_name;        // the plan's name for the host, used in every message
+  std::string address;
+  int port = 22;
+  std::string user;             // default: the current user
+  std::string identity;         // private key file; empty = agent / default keys
+  std::string passphrase;       // for the identity; a secret, never printed
+  std::string known_hosts;      // default ~/.ssh/known_hosts
+  bool accept_new = false;      // host_key: accept-new (record an unknown key; a changed one still fails)
+  bool agent = true;            // try ssh-agent when no identity is given or it fails
+  std::chrono::milliseconds connect_timeout{10000};
+  int keepalive_seconds = 15;   // 0 = off
+
+  /// "user@address:port" for messages.
+  std::string label() const;
+};
+
+/// Reads a resolved `ssh:` object. Throws std::invalid_argument naming the bad key.
+Target target_from_json(const std::string& host_name, const Json& resolved_ssh);
+
+/// A failure to connect, verify or authenticate; what() names the host and the cause, e.g.
+/// "host 'legacy' (migrate@127.0.0.2:2222): host key is not known (ED25519 key SHA256:...): ...".
+struct SshError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Session {
+ public:
+  /// Connects, verifies the host key against known_hosts (accept-new records an unknown key), and
+  /// authenticates (identity file with passphrase, then agent). Throws SshError.
+  static std::unique_ptr<Session> connect(const Target& target);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const Target& target() const { return target_; }
+  /// The libssh `ssh_session`. libssh sessions are not thread-safe: hold mutex() around every use.
+  void* native() const { return session_; }
+  std::mutex& mutex() { return mu_; }
+  /// False once the connection dropped (checked without blocking).
+  bool alive();
+
+ private:
+  explicit Session(Target t) : target_(std::move(t)) {}
+  Target target_;
+  void* session_ = nullptr;
+  std::mutex mu_;
+};
+
+}  // namespace plan::ssh
