@@ -4,60 +4,32 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
 
+#include "harness.h"
 #include "plan/model.h"
-#include "run/process.h"
 
 namespace fs = std::filesystem;
 using plan::Json;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-const std::string kSource = PLAN_SOURCE_DIR;
+using harness::contains;
+using harness::kSource;
+using harness::Result;
+using harness::TempDir;
 const std::string kShowcaseToken = "showcase-token-7f3a9c";  // examples/showcase.secrets.yaml
-
-// A fresh folder per test, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "plan-cli-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name) << text;
-    return (path / name).string();
-  }
-};
 
 // Runs `argv` from the source folder (so examples are named as a user would name them), with the
 // run state kept out of the source tree.
 Result run(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
            const std::string& state_dir = "") {
-  plan::CommandSpec spec;
-  spec.argv = std::move(argv);
-  spec.cwd = kSource;
-  spec.env = std::move(env);
-  if (!spec.env.count("PLAN_STATE_DIR"))
-    spec.env["PLAN_STATE_DIR"] = state_dir.empty() ? (fs::temp_directory_path() / "plan-cli-state").string() : state_dir;
-  plan::CancelToken never;
-  auto r = plan::run_command(spec, plan::Deadline::after(std::chrono::seconds(120)), never);
-  REQUIRE(r.started);
-  REQUIRE_FALSE(r.timed_out);
-  return {r.signal ? 128 + r.signal : r.exit_code, r.out, r.err};
+  if (!env.count("PLAN_STATE_DIR"))
+    env["PLAN_STATE_DIR"] = state_dir.empty() ? (fs::temp_directory_path() / "plan-cli-state").string() : state_dir;
+  return harness::run(std::move(argv), kSource, std::move(env), std::chrono::seconds(120));
 }
 
 Result plan_cmd(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
@@ -72,7 +44,6 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 std::vector<std::string> example_plans() {
   std::vector<std::string> out;

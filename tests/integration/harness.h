@@ -50,6 +50,7 @@ struct TempDir {
     return (path / name).string();
   }
   std::string str() const { return path.string(); }
+  std::string str(const std::string& name) const { return (path / name).string(); }
 };
 
 /// Runs argv in `cwd` with extra environment, for at most `limit`; a hang fails the test.
@@ -78,6 +79,15 @@ inline Result plan_cmd(std::vector<std::string> args, const std::string& state_d
 inline bool contains(const std::string& hay, const std::string& needle) {
   return hay.find(needle) != std::string::npos;
 }
+
+/// How many times `needle` occurs in `hay` (overlapping).
+inline size_t count_of(const std::string& hay, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+inline void write_file(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
 
 inline std::string read_file(const fs::path& p) {
   std::ifstream in(p);

@@ -4,68 +4,20 @@
 
 #include <sys/stat.h>
 
-#include <catch2/catch.hpp>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-
-#include "run/process.h"
-
-namespace fs = std::filesystem;
+#include "harness.h"
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using namespace harness;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "plan-journal-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string str(const std::string& name) const { return (path / name).string(); }
-};
-
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
-
-Result run(std::vector<std::string> argv, const fs::path& cwd) {
-  plan::CommandSpec spec;
-  spec.argv = std::move(argv);
-  spec.cwd = cwd.string();
-  spec.env["PLAN_STATE_DIR"] = (cwd / "state").string();
-  plan::CancelToken never;
-  auto r = plan::run_command(spec, plan::Deadline::after(std::chrono::seconds(120)), never);
-  REQUIRE(r.started);
-  REQUIRE_FALSE(r.timed_out);
-  return {r.signal ? 128 + r.signal : r.exit_code, r.out, r.err};
-}
-
+// Runs in the test's folder with the run state in its state/ subfolder.
 Result plan_in(const TempDir& t, std::vector<std::string> args) {
-  args.insert(args.begin(), PLAN_BINARY);
-  return run(std::move(args), t.path);
+  args.insert(args.begin(), kPlan);
+  return run(std::move(args), t.str(), {{"PLAN_STATE_DIR", t.str("state")}});
 }
 
-std::string read(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
-
-size_t count_of(const std::string& hay, const std::string& needle) {
-  size_t n = 0;
-  for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + 1)) ++n;
-  return n;
-}
+std::string read(const fs::path& p) { return read_file(p); }
+void write(const fs::path& p, const std::string& text) { write_file(p, text); }
 
 // Three steps appending to fx; b fails until the file `ok` exists.
 std::string three_steps(const std::string& c_text = "c") {
@@ -236,7 +188,7 @@ TEST_CASE("kill -9 at every step boundary and mid-step, then --resume: each effe
                       "kill -9 $pid; "
                 : "while [ ! -s " + marker + " ]; do sleep 0.02; done; kill -9 $pid $(cat " + marker + "); ";
         std::string script = bin + " apply crash.yaml >/dev/null 2>&1 & pid=$!; " + wait_for + "wait $pid; exit 0";
-        REQUIRE(run({"sh", "-c", script}, t.path).code == 0);
+        REQUIRE(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 0);
         Result st = plan_in(t, {"status", "crash.yaml"});
         CHECK(contains(st.out, "status: unfinished"));
         CHECK(contains(st.out, "; stale: that process is gone (`plan unlock crash.yaml` clears it)\n"));
@@ -337,7 +289,7 @@ TEST_CASE("a second SIGINT records the running step as unknown, then resume asks
   std::string script = "'" + std::string(PLAN_BINARY) + "' apply si.yaml >/dev/null 2>&1 & pid=$!; "
                        "while [ ! -e started ]; do sleep 0.05; done; kill -INT $pid; sleep 0.2; kill -INT $pid; "
                        "wait $pid";
-  CHECK(run({"sh", "-c", script}, t.path).code == 130);
+  CHECK(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 130);
   Result s = plan_in(t, {"status", "si.yaml"});
   CHECK(contains(s.out, "status: interrupted\n"));
   CHECK(contains(s.out, "  slow   unknown         1 attempt "));
