@@ -54,8 +54,11 @@ class Session {
   /// The libssh `ssh_session`. libssh sessions are not thread-safe: hold mutex() around every use.
   void* native() const { return session_; }
   std::mutex& mutex() { return mu_; }
-  /// False once the connection dropped (checked without blocking).
+  /// False once the connection dropped (checked without blocking). Hold mutex().
   bool alive();
+  /// Sends an SSH_MSG_IGNORE so that idle-timeouts on the path see traffic (the dead-peer
+  /// detection is TCP keepalive, set at connect from keepalive_seconds). Hold mutex().
+  void send_keepalive();
 
  private:
   explicit Session(Target t) : target_(std::move(t)) {}
