@@ -1,0 +1,449 @@
+// PostgreSQL connections over libpq, non-blocking underneath (see connection.h).
+
+#include "connection.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+#include "../params.h"
+
+namespace plan::pg {
+namespace {
+
+constexpr long long kSliceMs = 50;
+constexpr Millis kCancelGrace{5000};  // how long a cancelled query may take to stop
+
+// Type OIDs (catalog/pg_type_d.h is not in the client headers).
+constexpr unsigned kBool = 16, kInt8 = 20, kInt2 = 21, kInt4 = 23, kOid = 26, kJson = 114, kFloat4 = 700,
+                   kFloat8 = 701, kJsonb = 3802;
+
+/// libpq's messages, made one line: 'connection to server at "h", port 5432 failed: FATAL:  x'
+/// becomes 'x'.
+std::string clean_error(const char* msg) {
+  std::string s = msg ? msg : "";
+  std::string first = s.substr(0, s.find('\n'));
+  if (auto f = first.rfind("failed: "); f != std::string::npos && first.rfind("connection to server", 0) == 0)
+    first = first.substr(f + 8);
+  for (const char* prefix : {"FATAL:  ", "ERROR:  "})
+    if (first.rfind(prefix, 0) == 0) first = first.substr(std::strlen(prefix));
+  while (!first.empty() && std::isspace(static_cast<unsigned char>(first.back()))) first.pop_back();
+  if (first.empty()) first = "unknown error";
+  if (first.size() > 1 && std::isupper(static_cast<unsigned char>(first[0])) &&
+      std::islower(static_cast<unsigned char>(first[1])))
+    first[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(first[0])));
+  return params::sanitize_utf8(first);
+}
+
+/// A statement's error: "relation \"x\" does not exist (42P01)", with the detail when there is one.
+std::string result_error(const PGresult* r) {
+  const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  const char* detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+  std::string s = primary ? primary : clean_error(PQresultErrorMessage(r));
+  if (state) s += std::string(" (") + state + ")";
+  if (detail) s += std::string(": ") + detail;
+  return params::sanitize_utf8(s);
+}
+
+std::string ms(Millis d) { return std::to_string(d.count()) + "ms"; }
+
+bool simple_value(const std::string& v) {
+  return !v.empty() && std::all_of(v.begin(), v.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("._-:/@", ch);
+  });
+}
+
+std::string conninfo_text(const std::map<std::string, std::string>& kw, bool mask_password) {
+  // The usual order first, so that messages read naturally.
+  static const char* kFirst[] = {"host", "hostaddr", "port", "dbname", "user", "sslmode"};
+  std::string out;
+  auto add = [&](const std::string& k, const std::string& v) {
+    if (!out.empty()) out += ' ';
+    out += k + "=" + (simple_value(v) ? v : quote_conninfo_value(v));
+  };
+  for (const char* k : kFirst)
+    if (auto it = kw.find(k); it != kw.end()) add(k, it->second);
+  for (const auto& [k, v] : kw) {
+    if (std::find_if(std::begin(kFirst), std::end(kFirst), [&](const char* f) { return k == f; }) != std::end(kFirst))
+      continue;
+    if (k == "password") {
+      if (mask_password) {
+        if (!out.empty()) out += ' ';
+        out += "password=***";
+      }
+      continue;
+    }
+    add(k, v);
+  }
+  return out;
+}
+
+}  // namespace
+
+ConnParams parse_conn(const Json& p) {
+  if (!p.is_object()) throw params::BadParam("a PostgreSQL connection is a map with 'conninfo' or 'uri'");
+  const bool has_conninfo = p.contains("conninfo"), has_uri = p.contains("uri");
+  if (has_conninfo == has_uri) throw params::BadParam("give exactly one of 'conninfo' and 'uri'");
+  ConnParams c;
+  c.conninfo = params::text(has_conninfo ? p["conninfo"] : p["uri"]);
+  c.password = params::text(p, "password", "");
+  c.sslmode = params::text(p, "sslmode", "");
+  c.connect_timeout = params::duration(p, "connect_timeout", c.connect_timeout);
+  if (p.contains("statement_timeout")) c.statement_timeout = params::duration(p, "statement_timeout", Millis(0));
+  keywords(c);  // parse errors surface here, at validation time of the step
+  return c;
+}
+
+std::map<std::string, std::string> keywords(const ConnParams& c) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(c.conninfo.c_str(), &err);
+  if (!opts) {
+    std::string why = err ? err : "out of memory";
+    if (err) PQfreemem(err);
+    while (!why.empty() && std::isspace(static_cast<unsigned char>(why.back()))) why.pop_back();
+    // libpq quotes the part it could not read, which may be a password written in the conninfo.
+    if (c.conninfo.find("password") != std::string::npos || c.conninfo.find('@') != std::string::npos)
+      why = "check its quoting";
+    throw params::BadParam("cannot read the PostgreSQL conninfo: " + params::sanitize_utf8(why));
+  }
+  std::map<std::string, std::string> kw;
+  for (PQconninfoOption* o = opts; o->keyword; ++o)
+    if (o->val) kw[o->keyword] = o->val;
+  PQconninfoFree(opts);
+  if (!c.password.empty()) kw["password"] = c.password;
+  if (!c.sslmode.empty()) kw["sslmode"] = c.sslmode;
+  return kw;
+}
+
+std::string password_of(const ConnParams& c) {
+  auto kw = keywords(c);
+  auto it = kw.find("password");
+  return it == kw.end() ? "" : it->second;
+}
+
+std::string masked_conninfo(const ConnParams& c) { return conninfo_text(keywords(c), true); }
+
+std::string conninfo_for_tools(const ConnParams& c, const std::string& dbname) {
+  auto kw = keywords(c);
+  if (!dbname.empty()) kw["dbname"] = dbname;
+  if (!kw.count("application_name")) kw["application_name"] = "plan";
+  kw["connect_timeout"] = std::to_string(std::max<long long>(1, (c.connect_timeout.count() + 999) / 1000));
+  return conninfo_text(kw, false);
+}
+
+std::string dbname_of(const ConnParams& c) {
+  auto kw = keywords(c);
+  if (kw.count("dbname")) return kw["dbname"];
+  if (kw.count("user")) return kw["user"];
+  return "";
+}
+
+std::string display(const ConnParams& c) {
+  std::map<std::string, std::string> kw;
+  try {
+    kw = keywords(c);
+  } catch (const std::exception&) {
+    return "(invalid conninfo)";
+  }
+  std::string host = kw.count("host") ? kw["host"] : kw.count("hostaddr") ? kw["hostaddr"] : "localhost";
+  std::string port = kw.count("port") ? kw["port"] : "5432";
+  std::string db = kw.count("dbname") ? kw["dbname"] : kw.count("user") ? kw["user"] : "";
+  return host + ":" + port + "/" + db;
+}
+
+std::string quote_conninfo_value(const std::string& v) {
+  std::string out = "'";
+  for (char ch : v) {
+    if (ch == '\'' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "'";
+}
+
+std::string quote_ident(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"') out += '"';
+    out += ch;
+  }
+  return out + "\"";
+}
+
+std::string quote_literal(const std::string& s) {
+  std::string out = "'";
+  for (char ch : s) {
+    if (ch == '\'') out += '\'';
+    out += ch;
+  }
+  return out + "'";
+}
+
+Json cell_json(const std::optional<std::string>& v, unsigned oid) {
+  if (!v) return nullptr;
+  const std::string& s = *v;
+  try {
+    switch (oid) {
+      case kBool: return s == "t";
+      case kInt2:
+      case kInt4:
+      case kInt8:
+      case kOid: return std::stoll(s);
+      case kFloat4:
+      case kFloat8:
+        if (s.find_first_of("NnIi") == std::string::npos) return std::stod(s);
+        break;
+      case kJson:
+      case kJsonb: return Json::parse(s);
+      default: break;
+    }
+  } catch (const std::exception&) {
+  }
+  return params::sanitize_utf8(s);
+}
+
+struct Connection::Impl {
+  PGconn* conn = nullptr;
+  ~Impl() {
+    if (conn) PQfinish(conn);
+  }
+};
+
+Connection::Connection(Deadline deadline, const CancelToken& cancel)
+    : impl_(std::make_unique<Impl>()), deadline_(deadline), cancel_(cancel) {}
+
+Connection::~Connection() = default;
+
+bool Connection::wait_socket(bool for_write, std::string* error) {
+  int fd = PQsocket(impl_->conn);
+  if (fd < 0) {
+    *error = "no socket";
+    return false;
+  }
+  pollfd pfd{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+  int rc = ::poll(&pfd, 1, static_cast<int>(deadline_.remaining_ms(kSliceMs)));
+  if (rc < 0 && errno != EINTR) {
+    *error = std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadline, const CancelToken& cancel,
+                                             std::string* error, const std::string& dbname, bool read_only,
+                                             Failure* failure) {
+  auto set_failure = [&](Failure f) {
+    if (failure) *failure = f;
+  };
+  set_failure(Failure::Error);
+  std::map<std::string, std::string> kw;
+  try {
+    kw = keywords(c);
+  } catch (const std::exception& ex) {
+    *error = ex.what();
+    return nullptr;
+  }
+  if (!dbname.empty()) kw["dbname"] = dbname;
+  if (!kw.count("application_name")) kw["application_name"] = "plan";
+  std::string options = kw.count("options") ? kw["options"] : "";
+  if (c.statement_timeout) options += " -c statement_timeout=" + ms(*c.statement_timeout);
+  if (read_only) options += " -c default_transaction_read_only=on";
+  if (!options.empty()) kw["options"] = options;
+
+  std::unique_ptr<Connection> conn(new Connection(deadline, cancel));
+  {
+    ConnParams shown = c;
+    conn->where_ = display(shown);
+    if (!dbname.empty()) conn->where_ = conn->where_.substr(0, conn->where_.rfind('/') + 1) + dbname;
+  }
+  std::vector<const char*> keys, vals;
+  for (const auto& [k, v] : kw) {
+    keys.push_back(k.c_str());
+    vals.push_back(v.c_str());
+  }
+  keys.push_back(nullptr);
+  vals.push_back(nullptr);
+  PGconn* pc = PQconnectStartParams(keys.data(), vals.data(), 0);
+  conn->impl_->conn = pc;
+  if (!pc) {
+    *error = conn->where_ + ": out of memory";
+    return nullptr;
+  }
+  if (PQstatus(pc) == CONNECTION_BAD) {
+    *error = conn->where_ + ": " + clean_error(PQerrorMessage(pc));
+    return nullptr;
+  }
+  const Deadline saved = conn->deadline_;
+  conn->deadline_ = Deadline{std::min(deadline.at, Clock::now() + c.connect_timeout)};
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  while (st != PGRES_POLLING_OK) {
+    if (st == PGRES_POLLING_FAILED) {
+      *error = conn->where_ + ": " + clean_error(PQerrorMessage(pc));
+      return nullptr;
+    }
+    if (cancel.cancelled()) {
+      set_failure(Failure::Cancelled);
+      *error = conn->where_ + ": cancelled while connecting";
+      return nullptr;
+    }
+    if (conn->deadline_.expired()) {
+      set_failure(deadline.expired() ? Failure::Timeout : Failure::Error);
+      *error = conn->where_ + ": no connection within " + format_duration(c.connect_timeout);
+      return nullptr;
+    }
+    std::string err;
+    if (!conn->wait_socket(st == PGRES_POLLING_WRITING, &err)) {
+      *error = conn->where_ + ": " + err;
+      return nullptr;
+    }
+    st = PQconnectPoll(pc);
+  }
+  conn->deadline_ = saved;
+  PQsetnonblocking(pc, 1);
+  set_failure(Failure::None);
+  return conn;
+}
+
+std::optional<std::vector<Result>> Connection::exec(const std::string& sql, std::string* error,
+                                                    const std::vector<std::optional<std::string>>& params,
+                                                    size_t max_rows) {
+  PGconn* pc = impl_->conn;
+  failure_ = Failure::Error;
+  int sent = 0;
+  if (params.empty()) {
+    sent = PQsendQuery(pc, sql.c_str());
+  } else {
+    std::vector<const char*> values;
+    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+    sent = PQsendQueryParams(pc, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                             nullptr, 0);
+  }
+  if (!sent) {
+    *error = clean_error(PQerrorMessage(pc));
+    return std::nullopt;
+  }
+  std::string err;
+  for (;;) {
+    int f = PQflush(pc);
+    if (f == 0) break;
+    if (f < 0 || !wait_socket(true, &err)) {
+      *error = err.empty() ? clean_error(PQerrorMessage(pc)) : err;
+      return std::nullopt;
+    }
+  }
+
+  std::vector<Result> results;
+  std::string first_error;
+  Failure stopped = Failure::None;
+  Clock::time_point cancel_at{};
+  for (;;) {
+    while (PQisBusy(pc)) {
+      if (stopped == Failure::None && (cancel_.cancelled() || deadline_.expired())) {
+        stopped = cancel_.cancelled() ? Failure::Cancelled : Failure::Timeout;
+        cancel_at = Clock::now();
+        if (PGcancel* cn = PQgetCancel(pc)) {
+          char buf[256];
+          PQcancel(cn, buf, sizeof buf);
+          PQfreeCancel(cn);
+        }
+      }
+      if (stopped != Failure::None && Clock::now() - cancel_at > kCancelGrace) {
+        failure_ = stopped;
+        *error = stopped == Failure::Cancelled ? "cancelled (the server did not stop the query)"
+                                               : "no result before the deadline (the server did not stop the query)";
+        return std::nullopt;
+      }
+      int fd = PQsocket(pc);
+      pollfd pfd{fd, POLLIN, 0};
+      int rc = ::poll(&pfd, 1, static_cast<int>(stopped != Failure::None ? kSliceMs : deadline_.remaining_ms(kSliceMs)));
+      if (rc < 0 && errno != EINTR) {
+        *error = std::strerror(errno);
+        return std::nullopt;
+      }
+      if (rc > 0 && !PQconsumeInput(pc)) {
+        *error = clean_error(PQerrorMessage(pc));
+        return std::nullopt;
+      }
+    }
+    PGresult* r = PQgetResult(pc);
+    if (!r) break;
+    switch (PQresultStatus(r)) {
+      case PGRES_TUPLES_OK:
+      case PGRES_SINGLE_TUPLE:
+      case PGRES_COMMAND_OK:
+      case PGRES_EMPTY_QUERY: {
+        Result res;
+        res.command = PQcmdStatus(r);
+        res.has_rows = PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_EMPTY_QUERY;
+        const int nf = PQnfields(r), nt = PQntuples(r);
+        for (int c = 0; c < nf; ++c) {
+          res.columns.push_back(params::sanitize_utf8(PQfname(r, c)));
+          res.types.push_back(PQftype(r, c));
+        }
+        res.total_rows = nt;
+        for (int t = 0; t < nt && static_cast<size_t>(t) < max_rows; ++t) {
+          std::vector<std::optional<std::string>> row;
+          for (int c = 0; c < nf; ++c)
+            row.push_back(PQgetisnull(r, t, c) ? std::nullopt
+                                               : std::optional<std::string>(std::string(PQgetvalue(r, t, c),
+                                                                                        PQgetlength(r, t, c))));
+          res.rows.push_back(std::move(row));
+        }
+        results.push_back(std::move(res));
+        break;
+      }
+      case PGRES_COPY_IN:
+        PQputCopyEnd(pc, "COPY FROM STDIN is not supported here");
+        if (first_error.empty()) first_error = "COPY FROM STDIN is not supported here (use COPY FROM a file)";
+        break;
+      case PGRES_COPY_OUT:
+        if (first_error.empty()) first_error = "COPY TO STDOUT is not supported here (use COPY TO a file)";
+        PQclear(r);
+        *error = first_error;
+        return std::nullopt;  // the connection is unusable now; the caller drops it
+      default:
+        if (first_error.empty()) first_error = result_error(r);
+        break;
+    }
+    PQclear(r);
+  }
+  if (stopped != Failure::None) {
+    failure_ = stopped;
+    *error = stopped == Failure::Cancelled ? "cancelled" : "no result before the deadline (the query was cancelled)";
+    return std::nullopt;
+  }
+  if (!first_error.empty()) {
+    *error = first_error;
+    return std::nullopt;
+  }
+  failure_ = Failure::None;
+  return results;
+}
+
+std::optional<std::optional<std::string>> Connection::value(const std::string& sql, std::string* error,
+                                                            const std::vector<std::optional<std::string>>& params) {
+  auto results = exec(sql, error, params, 2);
+  if (!results) return std::nullopt;
+  const Result* last = nullptr;
+  for (const auto& r : *results)
+    if (r.has_rows) last = &r;
+  if (!last) {
+    *error = "the query returned no rows (it should return one value)";
+    return std::nullopt;
+  }
+  if (last->columns.size() != 1) {
+    *error = "the query returned " + std::to_string(last->columns.size()) + " columns (it should return one value)";
+    return std::nullopt;
+  }
+  if (last->total_rows != 1) {
+    *error = "the query returned " + std::to_string(last->total_rows) + " rows (it should return one value)";
+    return std::nullopt;
+  }
+  return last->rows[0][0];
+}
+
+}  // namespace plan::pg

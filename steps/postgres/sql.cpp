@@ -1,0 +1,179 @@
+// Step `postgres.sql`: SQL statements, in one transaction unless `transaction: false`.
+//   with: { conninfo: "host=127.0.0.2 dbname=botbot user=botbot", password: "${secret.pg}",
+//           sql: "ALTER DATABASE botbot SET default_transaction_read_only = on" }
+//   with: { uri: ..., sql: ["UPDATE jobs SET state = 'paused'", "SELECT count(*) AS paused FROM jobs"],
+//           transaction: true, max_rows: 1000 }
+//   with: { uri: ..., sql: "SELECT id FROM users WHERE name = $1", params: [alice] }
+// Outputs: rows (the last statement that returns rows, as objects, at most max_rows), columns,
+// row_count (all its rows), truncated, value (its first column of its first row), commands (the
+// command tag of each statement). No automatic rollback: write the inverse SQL as the rollback.
+
+#include "../params.h"
+#include "connection.h"
+
+namespace plan {
+namespace {
+
+constexpr long long kDefaultMaxRows = 1000;
+
+struct SqlParams {
+  pg::ConnParams conn;
+  std::vector<std::string> statements;
+  std::vector<std::optional<std::string>> args;
+  bool transaction = true;
+  size_t max_rows = kDefaultMaxRows;
+};
+
+SqlParams parse(const Json& p) {
+  SqlParams s;
+  s.conn = pg::parse_conn(p);
+  if (!p.contains("sql")) throw params::BadParam("give the 'sql' to run (a string or a list of statements)");
+  const Json& sql = p["sql"];
+  if (sql.is_array()) {
+    for (const auto& st : sql) s.statements.push_back(params::text(st));
+  } else {
+    s.statements.push_back(params::text(sql));
+  }
+  if (s.statements.empty()) throw params::BadParam("'sql' is empty");
+  if (p.contains("params")) {
+    if (!p["params"].is_array()) throw params::BadParam("'params' is a list of values for $1, $2, ...");
+    for (const auto& a : p["params"]) s.args.push_back(a.is_null() ? std::nullopt : std::optional(params::text(a)));
+    if (s.statements.size() != 1) throw params::BadParam("'params' goes with a single statement in 'sql'");
+  }
+  s.transaction = params::boolean(p, "transaction", true);
+  if (p.contains("max_rows")) {
+    long long m = params::integer(p["max_rows"], "'max_rows'");
+    if (m < 0) throw params::BadParam("'max_rows' must not be negative");
+    s.max_rows = static_cast<size_t>(m);
+  }
+  return s;
+}
+
+/// The first line of a statement, cut short: for messages.
+std::string first_line(const std::string& sql) {
+  size_t b = sql.find_first_not_of(" \t\r\n");
+  std::string s = b == std::string::npos ? "" : sql.substr(b);
+  s = s.substr(0, s.find('\n'));
+  if (s.size() > 80) {
+    s.resize(77);
+    s.append("...");
+  }
+  return params::sanitize_utf8(s);
+}
+
+class PostgresSqlStep : public StepType {
+ public:
+  std::string name() const override { return "postgres.sql"; }
+
+  std::vector<std::string> describe(const Json& p) const override {
+    try {
+      SqlParams s = parse(p);
+      std::vector<std::string> lines{"postgres " + pg::masked_conninfo(s.conn) +
+                                     (s.transaction ? " (one transaction):" : " (no transaction):")};
+      for (const auto& st : s.statements) {
+        size_t pos = 0;
+        while (pos <= st.size()) {
+          size_t nl = st.find('\n', pos);
+          std::string line = st.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+          if (!line.empty()) lines.push_back("  " + params::sanitize_utf8(line));
+          if (nl == std::string::npos) break;
+          pos = nl + 1;
+        }
+      }
+      if (!s.args.empty()) {
+        std::string a = "  params:";
+        for (size_t i = 0; i < s.args.size(); ++i)
+          a += " $" + std::to_string(i + 1) + "=" + (s.args[i] ? pg::quote_literal(*s.args[i]) : "NULL");
+        lines.push_back(params::sanitize_utf8(a));
+      }
+      return lines;
+    } catch (const std::exception& ex) {
+      return {std::string("invalid postgres.sql parameters: ") + ex.what()};
+    }
+  }
+
+  StepOutcome run(StepContext& ctx) const override {
+    SqlParams s;
+    try {
+      s = parse(ctx.params);
+    } catch (const std::exception& ex) {
+      return StepOutcome::fail(FailureKind::Error, ex.what());
+    }
+    std::string err;
+    pg::Failure how = pg::Failure::None;
+    auto conn = pg::Connection::open(s.conn, ctx.deadline, ctx.cancel, &err, "", false, &how);
+    if (!conn) return fail(how, "postgres " + err);
+
+    Json commands = Json::array();
+    std::optional<pg::Result> last_rows;
+    auto run_one = [&](const std::string& sql, const std::vector<std::optional<std::string>>& args) {
+      auto res = conn->exec(sql, &err, args, s.max_rows);
+      if (!res) return false;
+      for (auto& r : *res) {
+        commands.push_back(r.command);
+        if (r.has_rows) last_rows = std::move(r);
+      }
+      return true;
+    };
+    const std::string where = "postgres " + conn->where() + ": ";
+    if (s.transaction && !run_one("BEGIN", {})) return fail(conn->failure(), where + "BEGIN: " + err);
+    if (s.transaction) commands.clear();
+    for (size_t i = 0; i < s.statements.size(); ++i) {
+      if (!run_one(s.statements[i], s.args)) {
+        std::string which = s.statements.size() > 1 ? "statement " + std::to_string(i + 1) + " of " +
+                                                          std::to_string(s.statements.size()) + " ("
+                                                    : "(";
+        std::string msg = where + which + first_line(s.statements[i]) + "): " + err;
+        pg::Failure f = conn->failure();
+        if (s.transaction) {
+          std::string ignored;
+          if (conn->exec("ROLLBACK", &ignored)) msg += "; rolled back";
+        } else if (i > 0) {
+          msg += "; the statements before it were committed";
+        }
+        StepOutcome o = fail(f, msg);
+        o.outputs = Json{{"commands", commands}};
+        return o;
+      }
+      if (ctx.log && s.statements.size() > 1 && !commands.empty())
+        ctx.log(first_line(s.statements[i]) + " -> " + commands.back().get<std::string>());
+    }
+    if (s.transaction) {
+      auto res = conn->exec("COMMIT", &err);
+      if (!res) return fail(conn->failure(), where + "COMMIT: " + err);
+      // A deferred constraint fails at COMMIT, which then reports ROLLBACK.
+      if (!res->empty() && res->back().command == "ROLLBACK")
+        return StepOutcome::fail(FailureKind::Error, where + "COMMIT was refused: the transaction rolled back");
+    }
+
+    Json outputs{{"commands", commands}};
+    if (last_rows) {
+      Json rows = Json::array();
+      for (const auto& row : last_rows->rows) {
+        Json obj = Json::object();
+        for (size_t c = 0; c < row.size(); ++c) obj[last_rows->columns[c]] = pg::cell_json(row[c], last_rows->types[c]);
+        rows.push_back(std::move(obj));
+      }
+      outputs["rows"] = std::move(rows);
+      outputs["columns"] = last_rows->columns;
+      outputs["row_count"] = last_rows->total_rows;
+      outputs["truncated"] = static_cast<long long>(last_rows->rows.size()) < last_rows->total_rows;
+      if (!last_rows->rows.empty() && !last_rows->columns.empty())
+        outputs["value"] = pg::cell_json(last_rows->rows[0][0], last_rows->types[0]);
+    }
+    return StepOutcome::ok(std::move(outputs));
+  }
+
+ private:
+  static StepOutcome fail(pg::Failure f, std::string msg) {
+    FailureKind k = f == pg::Failure::Timeout ? FailureKind::Timeout
+                    : f == pg::Failure::Cancelled ? FailureKind::Cancelled
+                                                  : FailureKind::Error;
+    return StepOutcome::fail(k, std::move(msg));
+  }
+};
+
+PLAN_REGISTER_STEP(PostgresSqlStep);
+
+}  // namespace
+}  // namespace plan
