@@ -9,6 +9,7 @@
 #include "app/commands.h"
 #include "app/signals.h"
 #include "report/text.h"
+#include "ssh/tunnel.h"
 
 namespace {
 
@@ -124,6 +125,11 @@ int main(int argc, char** argv) {
   unlock->add_flag("--force", ua.force, "Clear it even if its holder may still be running");
   unlock->add_option("--state", ua.state_dir, "State folder (journal, lock)");
 
+  // Hidden: the ssh.tunnel supervisor, started detached by the step with its spec on stdin.
+  std::string tunnel_listen;
+  auto* tunnel = app.add_subcommand("__tunnel", "")->group("");
+  tunnel->add_option("--listen", tunnel_listen, "Listen address (names the process)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -137,6 +143,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (*tunnel) return plan::ssh::cmd_tunnel(tunnel_listen, std::cin, std::cout, std::cerr);
   std::string bad;
   if (*validate) return plan::cmd_validate(va, std::cout, std::cerr);
   if (*show) {

@@ -1,0 +1,349 @@
+// Step `ssh.tunnel`: a local port forward through a plan host, supervised like autossh
+// (keepalives, reconnects, a respawn limit, a log) by a detached `plan __tunnel` process that
+// outlives the engine. Its pidfile and log live in STATE_DIR/tunnels/, keyed by the listen address.
+//   with: { via: legacy, listen: "127.0.0.3:6379", target: "127.0.0.1:6379",
+//           keepalive: 15s, max_respawns: 5, respawn_window: 60s, ready_timeout: 30s }
+//   with: { listen: "127.0.0.3:6379", state: closed }      # or { id: redis-tunnel, state: closed }
+// The listener runs on this machine: the step's `on` must be a local host.
+// Outputs (open): pid, listen, target, via, log. Outputs (closed): listen, stopped (pid or null).
+// rollback: auto stops a tunnel it opened, and reopens one it closed (when via and target are given).
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "params.h"
+#include "ssh/tunnel.h"
+
+namespace plan {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr Millis kStopGrace{5000};
+constexpr Millis kProbeWait{5000};
+
+struct TunnelParams {
+  bool open = true;
+  std::string via;
+  std::string id;  // state: closed: the step that opened the tunnel
+  std::optional<ssh::Endpoint> listen, target;
+  Millis keepalive{15000};
+  int max_respawns = 5;
+  Millis respawn_window{60000};
+  Millis ready_timeout{30000};
+};
+
+TunnelParams parse(const Json& p) {
+  if (!p.is_object()) throw params::BadParam("ssh.tunnel takes { via: HOST, listen: ADDR:PORT, target: ADDR:PORT }");
+  TunnelParams t;
+  std::string state = params::text(p, "state", "open");
+  if (state != "open" && state != "closed")
+    throw params::BadParam("'state' must be open or closed, not '" + state + "'");
+  t.open = state == "open";
+  t.via = params::text(p, "via", "");
+  t.id = params::text(p, "id", "");
+  std::string listen = params::text(p, "listen", "");
+  std::string target = params::text(p, "target", "");
+  try {
+    if (!listen.empty()) t.listen = ssh::parse_endpoint(listen, "listen");
+    if (!target.empty()) t.target = ssh::parse_endpoint(target, "target");
+  } catch (const std::invalid_argument& e) {
+    throw params::BadParam(e.what());
+  }
+  if (t.open) {
+    if (t.via.empty()) throw params::BadParam("ssh.tunnel needs 'via' (the host to tunnel through)");
+    if (!t.listen) throw params::BadParam("ssh.tunnel needs 'listen' (ADDR:PORT on this machine)");
+    if (!t.target) throw params::BadParam("ssh.tunnel needs 'target' (ADDR:PORT as seen from the via host)");
+  } else if (!t.listen && t.id.empty()) {
+    throw params::BadParam("ssh.tunnel with state: closed needs 'listen' or 'id' to find the tunnel");
+  }
+  t.keepalive = params::duration(p, "keepalive", t.keepalive);
+  t.respawn_window = params::duration(p, "respawn_window", t.respawn_window);
+  t.ready_timeout = params::duration(p, "ready_timeout", t.ready_timeout);
+  if (p.contains("max_respawns")) {
+    long long n = params::integer(p["max_respawns"], "'max_respawns'");
+    if (n < 0 || n > 1000) throw params::BadParam("'max_respawns' must be between 0 and 1000");
+    t.max_respawns = static_cast<int>(n);
+  }
+  return t;
+}
+
+std::string respawn_text(const TunnelParams& t) {
+  return "respawn " + std::to_string(t.max_respawns) + " in " + ssh::short_duration(t.respawn_window);
+}
+
+std::string route_text(const TunnelParams& t) {
+  return t.listen->text() + " -> " + t.via + " -> " + t.target->text();
+}
+
+std::string state_dir_of(const StepContext& ctx) {
+  return ctx.state_dir.empty() ? std::string(".plan") : ctx.state_dir;
+}
+
+/// The supervisor recorded for `listen`, if its pidfile is there (alive or not).
+std::optional<ssh::TunnelInfo> recorded(const ssh::TunnelFiles& files) { return ssh::read_pidfile(files.pid); }
+
+/// For state: closed by id: the pidfile whose opener was step `id`.
+std::optional<std::pair<ssh::TunnelInfo, std::string>> find_by_id(const std::string& state_dir,
+                                                                  const std::string& id) {
+  std::error_code ec;
+  fs::path dir = fs::path(state_dir) / "tunnels";
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().extension() != ".pid") continue;
+    auto info = ssh::read_pidfile(e.path().string());
+    if (info && info->id == id) return std::make_pair(*info, e.path().string());
+  }
+  return std::nullopt;
+}
+
+/// The via host's connection parameters, resolved (passphrase in clear) by the host pool.
+ssh::Target via_target(StepContext& ctx, const std::string& via) {
+  std::optional<Json> ssh_params = ctx.hosts.ssh_params(via);
+  if (!ssh_params) throw std::runtime_error("host '" + via + "' has no ssh: the tunnel needs an SSH host as 'via'");
+  ssh::Target t = ssh::target_from_json(via, *ssh_params);
+  // The supervisor runs in "/": paths the engine would read relative to its folder must be absolute.
+  for (std::string* path : {&t.identity, &t.known_hosts})
+    if (!path->empty() && (*path)[0] != '/') *path = fs::absolute(*path).string();
+  return t;
+}
+
+ssh::TunnelSpec make_spec(StepContext& ctx, const TunnelParams& t) {
+  ssh::TunnelSpec spec;
+  spec.id = ctx.step.id;
+  spec.via = via_target(ctx, t.via);
+  spec.listen = *t.listen;
+  spec.target = *t.target;
+  spec.keepalive = t.keepalive;
+  spec.max_respawns = t.max_respawns;
+  spec.respawn_window = t.respawn_window;
+  auto files = ssh::tunnel_files(state_dir_of(ctx), spec.listen);
+  spec.pid_path = files.pid;
+  spec.log_path = files.log;
+  return spec;
+}
+
+/// "the log says: line | line | line" for failure messages.
+std::string log_says(const std::string& log_path) {
+  std::string tail = params::last_lines(ssh::log_tail(log_path, 4), 4, 600);
+  return tail.empty() ? "" : "; its log (" + log_path + ") says: " + params::sanitize_utf8(tail);
+}
+
+Json outputs_of(const ssh::TunnelSpec& spec, int pid) {
+  return Json{{"pid", pid},
+              {"listen", spec.listen.text()},
+              {"target", spec.target.text()},
+              {"via", spec.via.host_name},
+              {"log", spec.log_path}};
+}
+
+/// Waits for the new supervisor's first connection (or its end), then checks a connection through it.
+StepOutcome wait_ready(StepContext& ctx, const ssh::TunnelSpec& spec, const ssh::TunnelInfo& info,
+                       Millis ready_timeout, long long log_offset) {
+  auto deadline = Clock::now() + params::bounded(ready_timeout, ctx.deadline);
+  auto fail = [&](const std::string& why, bool tail = true) {
+    ssh::stop_supervisor(info, spec.pid_path, kStopGrace);
+    return StepOutcome::fail(FailureKind::Error, "tunnel " + spec.route() + ": " + why +
+                                                     (tail ? log_says(spec.log_path) : " (log: " + spec.log_path + ")"));
+  };
+  for (;;) {
+    std::string log;
+    {
+      std::ifstream in(spec.log_path, std::ios::binary);
+      in.seekg(log_offset);
+      log.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    if (log.find(" connected to ") != std::string::npos) break;
+    if (log.find(" cannot start: ") != std::string::npos || !ssh::supervisor_alive(info)) {
+      ssh::stop_supervisor(info, spec.pid_path, kStopGrace);
+      return StepOutcome::fail(FailureKind::Error,
+                               "tunnel " + spec.route() + " did not start" + log_says(spec.log_path));
+    }
+    if (ctx.cancel.cancelled()) return fail("cancelled");
+    if (Clock::now() >= deadline)
+      return fail("no SSH connection to " + spec.via.host_name + " within " + format_duration(ready_timeout));
+    std::this_thread::sleep_for(Millis(25));
+  }
+  std::string seen;
+  if (!ssh::forwarding_works(spec, std::max(deadline, Clock::now() + Millis(2000)), &seen))
+    return fail("a connection through it does not reach the target: " + seen,
+                seen.find(" refused: ") == std::string::npos);  // a refusal says it all
+  if (ctx.log) ctx.log("forwarding: " + seen);
+  return StepOutcome::ok(outputs_of(spec, info.pid));
+}
+
+StepOutcome open_tunnel(StepContext& ctx, const TunnelParams& t) {
+  if (!ctx.host.is_local())
+    return StepOutcome::fail(FailureKind::Error,
+                             "ssh.tunnel listens on this machine: its 'on' must be a local host, not '" +
+                                 ctx.host.name() + "' (the via host is where the tunnel goes)");
+  ssh::TunnelSpec spec;
+  try {
+    spec = make_spec(ctx, t);
+  } catch (const std::exception& e) {
+    return StepOutcome::fail(FailureKind::Error, "tunnel " + route_text(t) + ": " + e.what());
+  }
+  if (auto info = recorded(ssh::tunnel_files(state_dir_of(ctx), spec.listen))) {
+    if (ssh::supervisor_alive(*info)) {
+      if (info->target == spec.target.text() && info->via == spec.via.host_name) {
+        std::string seen;
+        if (ssh::forwarding_works(spec, Clock::now() + params::bounded(kProbeWait, ctx.deadline), &seen)) {
+          if (ctx.log) ctx.log("tunnel already running (pid " + std::to_string(info->pid) + "), forwarding");
+          return StepOutcome::ok(outputs_of(spec, info->pid));
+        }
+        if (ctx.log) ctx.log("tunnel pid " + std::to_string(info->pid) + " runs but does not forward (" + seen +
+                             "): restarting it");
+      } else if (ctx.log) {
+        ctx.log("replacing tunnel pid " + std::to_string(info->pid) + " (" + info->listen + " -> " + info->via +
+                " -> " + info->target + ")");
+      }
+    }
+    ssh::stop_supervisor(*info, spec.pid_path, kStopGrace);
+  }
+  std::error_code ec;
+  fs::create_directories(fs::path(spec.log_path).parent_path(), ec);
+  long long offset = static_cast<long long>(fs::file_size(spec.log_path, ec));
+  if (ec) offset = 0;
+  int pid = 0;
+  try {
+    pid = ssh::spawn_supervisor(fs::read_symlink("/proc/self/exe").string(), spec);
+  } catch (const std::exception& e) {
+    return StepOutcome::fail(FailureKind::Error, "tunnel " + spec.route() + ": " + e.what() + log_says(spec.log_path));
+  }
+  auto info = ssh::read_pidfile(spec.pid_path);
+  if (!info || info->pid != pid)
+    return StepOutcome::fail(FailureKind::Error, "tunnel " + spec.route() + ": supervisor pid " + std::to_string(pid) +
+                                                     " wrote no pidfile at " + spec.pid_path);
+  if (ctx.log) ctx.log("supervisor pid " + std::to_string(pid) + ", log " + spec.log_path);
+  return wait_ready(ctx, spec, *info, t.ready_timeout, offset);
+}
+
+StepOutcome close_tunnel(StepContext& ctx, const TunnelParams& t) {
+  std::string state_dir = state_dir_of(ctx);
+  std::optional<ssh::TunnelInfo> info;
+  std::string pid_path;
+  if (t.listen) {
+    pid_path = ssh::tunnel_files(state_dir, *t.listen).pid;
+    info = ssh::read_pidfile(pid_path);
+  } else if (auto found = find_by_id(state_dir, t.id)) {
+    info = found->first;
+    pid_path = found->second;
+  }
+  std::string what = t.listen ? t.listen->text() : "opened by step '" + t.id + "'";
+  Json out{{"listen", info ? Json(info->listen) : (t.listen ? Json(t.listen->text()) : Json(nullptr))},
+           {"stopped", nullptr}};
+  if (!info || !ssh::supervisor_alive(*info)) {
+    if (info) ssh::stop_supervisor(*info, pid_path, kStopGrace);  // clears the stale pidfile
+    if (ctx.log) ctx.log("no tunnel running for " + what);
+    return StepOutcome::ok(out);
+  }
+  std::string how = ssh::stop_supervisor(*info, pid_path, kStopGrace);
+  if (ssh::supervisor_alive(*info))
+    return StepOutcome::fail(FailureKind::Error, "tunnel " + what + " (pid " + std::to_string(info->pid) +
+                                                     ") is still running after SIGKILL");
+  if (ctx.log) ctx.log("tunnel " + info->listen + " (pid " + std::to_string(info->pid) + ") " + how);
+  out["stopped"] = info->pid;
+  return StepOutcome::ok(out);
+}
+
+class SshTunnelStep : public StepType {
+ public:
+  std::string name() const override { return "ssh.tunnel"; }
+  bool has_auto_rollback() const override { return true; }
+  // A running tunnel that forwards is found and kept; a closed one stays closed.
+  bool idempotent() const override { return true; }
+
+  std::vector<std::string> describe(const Json& p) const override {
+    try {
+      TunnelParams t = parse(p);
+      if (!t.open)
+        return {"close tunnel " + (t.listen ? t.listen->text() : "opened by step '" + t.id + "'") +
+                " (SIGTERM to its supervisor)"};
+      return {"tunnel " + route_text(t) + " (supervised, " + respawn_text(t) + ")",
+              "  keepalive " + (t.keepalive.count() > 0 ? ssh::short_duration(t.keepalive) : std::string("off")) +
+                  ", ready within " + ssh::short_duration(t.ready_timeout) + "; outlives this run"};
+    } catch (const std::exception& e) {
+      return {std::string("invalid ssh.tunnel parameters: ") + e.what()};
+    }
+  }
+
+  std::vector<std::string> describe_rollback(const Json& p) const override {
+    try {
+      TunnelParams t = parse(p);
+      if (t.open) return {"stop the tunnel on " + t.listen->text()};
+      if (t.listen && t.target && !t.via.empty()) return {"reopen tunnel " + route_text(t)};
+      return {"nothing (a closed tunnel is reopened only when via, listen and target are given)"};
+    } catch (const std::exception& e) {
+      return {std::string("invalid ssh.tunnel parameters: ") + e.what()};
+    }
+  }
+
+  StepOutcome run(StepContext& ctx) const override {
+    TunnelParams t;
+    try {
+      t = parse(ctx.params);
+    } catch (const std::exception& e) {
+      return StepOutcome::fail(FailureKind::Error, e.what());
+    }
+    return t.open ? open_tunnel(ctx, t) : close_tunnel(ctx, t);
+  }
+
+  StepOutcome rollback(StepContext& ctx, const Json& outputs) const override {
+    TunnelParams t;
+    try {
+      t = parse(ctx.params);
+    } catch (const std::exception& e) {
+      return StepOutcome::fail(FailureKind::Error, e.what());
+    }
+    if (!t.open) {
+      if (t.listen && t.target && !t.via.empty()) {
+        t.open = true;
+        return open_tunnel(ctx, t);
+      }
+      if (ctx.log) ctx.log("not reopened: via, listen and target are needed to reopen a tunnel");
+      return StepOutcome::ok();
+    }
+    // What this step opened (outputs), else what its parameters name.
+    TunnelParams c;
+    c.open = false;
+    c.listen = t.listen;
+    if (outputs.is_object() && outputs.contains("listen") && outputs["listen"].is_string()) {
+      try {
+        c.listen = ssh::parse_endpoint(outputs["listen"].get<std::string>(), "listen");
+      } catch (const std::exception&) {
+      }
+    }
+    return close_tunnel(ctx, c);
+  }
+
+  ProbeResult probe(StepContext& ctx) const override {
+    TunnelParams t;
+    try {
+      t = parse(ctx.params);
+    } catch (const std::exception&) {
+      return ProbeResult::Unknown;
+    }
+    std::string state_dir = state_dir_of(ctx);
+    std::optional<ssh::TunnelInfo> info;
+    if (t.listen) info = ssh::read_pidfile(ssh::tunnel_files(state_dir, *t.listen).pid);
+    else if (auto found = find_by_id(state_dir, t.id)) info = found->first;
+    bool alive = info && ssh::supervisor_alive(*info);
+    if (!t.open) return alive ? ProbeResult::NotDone : ProbeResult::Done;
+    if (!alive || info->target != t.target->text() || info->via != t.via) return ProbeResult::NotDone;
+    ssh::TunnelSpec spec;
+    spec.listen = *t.listen;
+    spec.log_path = ssh::tunnel_files(state_dir, *t.listen).log;
+    std::string seen;
+    return ssh::forwarding_works(spec, Clock::now() + params::bounded(kProbeWait, ctx.deadline), &seen)
+               ? ProbeResult::Done
+               : ProbeResult::NotDone;
+  }
+};
+
+PLAN_REGISTER_STEP(SshTunnelStep);
+
+}  // namespace
+}  // namespace plan
