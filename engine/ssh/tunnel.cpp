@@ -458,10 +458,14 @@ void Forwarder::service(Conn& c, short revents) {
 
 /// Reads what the SSH socket holds and flushes what libssh queued. False when the connection died.
 bool Forwarder::pump() {
-  for (int i = 0; i < kMaxPumpsPerRound; ++i) {
-    if (ssh_event_dopoll(event_, 0) == SSH_ERROR || !ssh_is_connected(ss_)) return false;
+  // Each libssh poll reads at most 4 KB: ask the kernel how much is there, then poll that often.
+  int rounds = 1;
+  for (int done = 0; done < kMaxPumpsPerRound;) {
+    for (int i = 0; i < rounds; ++i, ++done)
+      if (ssh_event_dopoll(event_, 0) == SSH_ERROR || !ssh_is_connected(ss_)) return false;
     int avail = 0;
     if (::ioctl(ssh_fd_, FIONREAD, &avail) != 0 || avail <= 0) break;
+    rounds = (avail + 4095) / 4096;
   }
   return ssh_is_connected(ss_) != 0;
 }
