@@ -89,6 +89,12 @@ ChecksVerdict run_checks(const std::vector<CheckSpec>& checks, const Scope& scop
 
 std::string masked(const SecretMasker* m, std::string s) { return m ? m->mask(std::move(s)) : s; }
 
+/// Relative paths in a step's params (templates, files to copy) start at the plan's folder.
+std::string plan_dir_of(const Plan& plan) {
+  auto slash = plan.path.rfind('/');
+  return slash == std::string::npos ? "" : plan.path.substr(0, slash == 0 ? 1 : slash);
+}
+
 std::function<void(const std::string&)> masked_log(const std::function<void(const std::string&)>& log,
                                                    const SecretMasker* m) {
   if (!log) return {};
@@ -168,6 +174,7 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
     StepContext ctx{step,          params.value, params.display, host,
                     env_.hosts,    req.deadline, req.cancel,     masked_log(req, m),
                     env_.approver, req.run,      env_.state_dir};
+    ctx.plan_dir = plan_dir_of(env_.plan);
     StepOutcome out = type->run(ctx);
     if (!out.succeeded()) return finish(std::move(out));
 
@@ -210,6 +217,7 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
       StepContext ctx{step,          params.value, params.display, host,
                       env_.hosts,    req.deadline, req.cancel,     log,
                       env_.approver, nullptr,      env_.state_dir};
+      ctx.plan_dir = plan_dir_of(env_.plan);
       return finish(type->rollback(ctx, req.outputs));
     }
     if (step.rollback.kind != RollbackSpec::Kind::Bodies)
@@ -240,6 +248,7 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
       StepContext ctx{as_step,       params.value, params.display, host,
                       env_.hosts,    deadline,     req.cancel,     log,
                       env_.approver, nullptr,      env_.state_dir};
+      ctx.plan_dir = plan_dir_of(env_.plan);
       last = type->run(ctx);
       if (last.failed()) {
         last.message = which(k) + last.message;
@@ -276,6 +285,7 @@ ProbeResult RealExecutor::probe(const StepRequest& req) {
     StepContext ctx{step,          params.value, params.display,          host,
                     env_.hosts,    req.deadline, req.cancel,              masked_log(req, env_.masker),
                     env_.approver, req.run,      env_.state_dir};
+    ctx.plan_dir = plan_dir_of(env_.plan);
     return type->probe(ctx);
   } catch (...) {
     return ProbeResult::Unknown;
@@ -363,6 +373,13 @@ StepOutcome DryRunExecutor::execute(const StepRequest& req) {
     std::string where = step.on.empty() ? "" : " (on " + step.on + ")";
     auto lines = type->describe(params.display);
     for (size_t i = 0; i < lines.size(); ++i) say(i == 0 ? lines[i] + where : lines[i]);
+    // A type may look further: a template's rendered size, and with --probe (only then may it
+    // reach the host, and only to read) the diff against the live file.
+    PreviewContext pc{step,         params.value, params.display, plan_dir_of(env_.plan),
+                      probe_ ? &env_.hosts : nullptr, req.deadline, req.cancel};
+    const auto previewed = type->preview(pc);
+    for (const auto& l : previewed) say(l);
+    const char* label = probe_ && !previewed.empty() ? "probed" : "simulated";
 
     auto describe_all = [&](const char* prefix, const std::vector<CheckSpec>& checks) {
       for (const auto& c : checks) {
@@ -401,7 +418,7 @@ StepOutcome DryRunExecutor::execute(const StepRequest& req) {
       if (!step.preconditions.empty()) say("probe: preconditions hold");
       return finish(StepOutcome::ok(), "probed");
     }
-    return finish(StepOutcome::ok(), "simulated");
+    return finish(StepOutcome::ok(), label);
   } catch (const std::exception& e) {
     return finish(StepOutcome::fail(FailureKind::Error, e.what()), "simulated");
   } catch (...) {

@@ -58,6 +58,8 @@ std::optional<Millis> StepType::estimate(const Json& /*params*/) const { return 
 
 ProbeResult StepType::probe(StepContext& /*ctx*/) const { return ProbeResult::Unknown; }
 
+std::vector<std::string> StepType::preview(const PreviewContext& /*ctx*/) const { return {}; }
+
 CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts,
                       Deadline deadline, const CancelToken& cancel) {
   const CheckType* ct = Registry::instance().check(type);

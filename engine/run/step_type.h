@@ -77,6 +77,19 @@ struct StepContext {
   Approver* approver = nullptr;
   const RunView* run = nullptr;
   std::string state_dir;       // for files a type keeps between runs
+  std::string plan_dir{};      // folder of the plan file: relative paths in params start there ("" = cwd)
+};
+
+/// What a dry run lets a type look at beyond its parameters (StepType::preview).
+struct PreviewContext {
+  const Step& step;
+  const Json& params;          // resolved, secrets in clear: to compare with, never to print
+  const Json& display_params;  // resolved, secrets masked
+  std::string plan_dir;        // as StepContext::plan_dir
+  HostPool* hosts;             // nullptr unless the dry run probes (--probe); then hosts->get(step.on)
+                               // (it may connect, and throws when it cannot), for reading only
+  Deadline deadline;
+  const CancelToken& cancel;
 };
 
 class StepType {
@@ -91,6 +104,10 @@ class StepType {
   virtual bool has_auto_rollback() const { return false; }
   /// Undoes run(), given the outputs it recorded.
   virtual StepOutcome rollback(StepContext& ctx, const Json& outputs) const;
+  /// Dry run: lines shown after describe() that need the plan's folder (a template's rendered
+  /// size) or, when ctx.hosts is set (--probe), a read-only look at the host (the diff against
+  /// the current file). Changes nothing; problems become lines, not exceptions. Default: none.
+  virtual std::vector<std::string> preview(const PreviewContext& ctx) const;
   /// Lines telling what rollback: auto would do.
   virtual std::vector<std::string> describe_rollback(const Json& display_params) const;
   /// Resume: did an interrupted run() take effect? Read-only. Default: cannot tell.

@@ -1,0 +1,150 @@
+// Step `file.put`: write a file on the step's host from a template, inline content or a local
+// file, keeping the previous version beside it for `rollback: auto`.
+//   with: { path: /etc/botbot/settings.ini, template: templates/settings.ini.mustache,
+//           vars: { redis: "127.0.0.3:6379", read_only: true }, mode: "0640",
+//           owner: botbot, group: botbot }
+//   with: { path: /etc/motd, content: "maintenance until 18:00\n" }
+//   with: { path: /srv/app/logo.png, source: files/logo.png }
+// `sensitive: true` keeps the content out of dry-run diffs (automatic when a secret is involved).
+// Outputs (see managed_file.h): path, changed, existed, new_sha256, bytes, mode, and the
+// previous version's hash, mode, owner and backup path. Never the content.
+
+#include "managed_file.h"
+#include "params.h"
+
+namespace plan {
+namespace {
+
+/// A failure before anything changed: the outputs say so, for the step's own rollback.
+StepOutcome nothing_done(const std::string& why) {
+  StepOutcome o = StepOutcome::fail(FailureKind::Error, why);
+  o.outputs = {{"changed", false}};
+  return o;
+}
+
+struct PutParams {
+  mfile::Target target;
+  bool sensitive = false;
+};
+
+/// Everything but the content, which needs the plan's folder and may fail on its own.
+PutParams parse(const Json& p, const std::string& step_id) {
+  if (!p.is_object()) throw params::BadParam("file.put takes { path: ..., template|content|source: ... }");
+  PutParams f;
+  f.target.path = params::text(p, "path", "");
+  if (f.target.path.empty()) throw params::BadParam("file.put needs a 'path'");
+  if (f.target.path[0] != '/') throw params::BadParam("'path' must be absolute, not '" + f.target.path + "'");
+  f.target.mode = mfile::parse_mode(p);
+  f.target.owner = params::text(p, "owner", "");
+  f.target.group = params::text(p, "group", "");
+  f.target.step_id = step_id;
+  f.sensitive = params::boolean(p, "sensitive", false);
+  return f;
+}
+
+std::string target_text(const PutParams& f) {
+  std::string s = f.target.path;
+  if (f.target.mode) s += ", mode " + mfile::mode_text(*f.target.mode);
+  if (!f.target.owner.empty() || !f.target.group.empty())
+    s += ", owner " + (f.target.owner.empty() ? "(kept)" : f.target.owner) +
+         (f.target.group.empty() ? "" : ":" + f.target.group);
+  return s;
+}
+
+class FilePutStep : public StepType {
+ public:
+  std::string name() const override { return "file.put"; }
+  bool has_auto_rollback() const override { return true; }
+  // Writing the same bytes again changes nothing.
+  bool idempotent() const override { return true; }
+
+  std::vector<std::string> describe(const Json& p) const override {
+    try {
+      PutParams f = parse(p, "");
+      return {"write " + target_text(f), "  from " + mfile::source_text(p),
+              "  the previous version is kept beside it for rollback"};
+    } catch (const std::exception& e) {
+      return {std::string("invalid file.put parameters: ") + e.what()};
+    }
+  }
+
+  std::vector<std::string> describe_rollback(const Json& p) const override {
+    return {"put back the previous " + params::text(p, "path", "file") +
+            " from its backup (or remove it if the step created it)"};
+  }
+
+  std::vector<std::string> preview(const PreviewContext& ctx) const override {
+    try {
+      PutParams f = parse(ctx.params, ctx.step.id);
+      f.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
+      // A secret in the parameters may be in the file, and the old file may hold old ones.
+      const bool sensitive = f.sensitive || ctx.params != ctx.display_params;
+      HostConnection* host = nullptr;
+      if (ctx.hosts) {
+        try {
+          host = &ctx.hosts->get(ctx.step.on);
+        } catch (const std::exception& e) {
+          return {"probe: " + std::string(e.what())};
+        }
+      }
+      return mfile::preview(host, f.target, sensitive);
+    } catch (const std::exception& e) {
+      return {std::string("cannot prepare the content: ") + e.what()};
+    }
+  }
+
+  StepOutcome run(StepContext& ctx) const override {
+    PutParams f;
+    try {
+      f = parse(ctx.params, ctx.step.id);
+      f.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
+    } catch (const std::exception& e) {
+      return nothing_done(e.what());
+    }
+    mfile::Replaced r = mfile::replace(ctx.host, f.target, ctx.deadline, ctx.cancel);
+    if (!r.ok) {
+      StepOutcome o = StepOutcome::fail(FailureKind::Error, r.error);
+      o.outputs = std::move(r.outputs);
+      return o;
+    }
+    if (ctx.log)
+      ctx.log(r.changed ? "wrote " + f.target.path + " (" + std::to_string(f.target.content.size()) + " bytes)"
+                        : f.target.path + " already as wanted: unchanged");
+    return StepOutcome::ok(std::move(r.outputs));
+  }
+
+  StepOutcome rollback(StepContext& ctx, const Json& outputs) const override {
+    PutParams f;
+    try {
+      f = parse(ctx.params, ctx.step.id);
+    } catch (const std::exception& e) {
+      return StepOutcome::fail(FailureKind::Error, e.what());
+    }
+    if (outputs.is_object() && outputs.contains("path")) f.target.path = outputs["path"].get<std::string>();
+    // The content matters only when the outputs were not recorded (resumed as done).
+    if (!outputs.is_object() || !outputs.contains("changed")) {
+      try {
+        f.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
+      } catch (const std::exception& e) {
+        return StepOutcome::fail(FailureKind::Error, e.what());
+      }
+    }
+    std::string err = mfile::restore(ctx.host, outputs, f.target, ctx.deadline, ctx.cancel, ctx.log);
+    return err.empty() ? StepOutcome::ok() : StepOutcome::fail(FailureKind::Error, err);
+  }
+
+  ProbeResult probe(StepContext& ctx) const override {
+    try {
+      PutParams f = parse(ctx.params, ctx.step.id);
+      f.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
+      return mfile::probe(ctx.host, f.target);
+    } catch (const std::exception&) {
+      return ProbeResult::Unknown;
+    }
+  }
+};
+
+PLAN_REGISTER_STEP(FilePutStep);
+
+}  // namespace
+}  // namespace plan
