@@ -1,0 +1,321 @@
+// Step `dns.record`: set one RRset's values and TTL by an RFC 2136 dynamic update signed with TSIG.
+//   with: { server: "127.0.0.4:5353", zone: botbot.test, name: www, type: A,
+//           value: "127.0.0.3" (or a list: one record each), ttl: 300 (or "5m"; default: the TTL
+//           already there, else 3600), key: "${secret.tsig}" (hmac-sha256:NAME:BASE64), timeout: 5s }
+//   with: { ..., name: www, ttl: 300 }   (no value: only the TTL changes, the values stay)
+// It reads the RRset from the server first and sends the update only if it differs, with the
+// RRset it read as the update's prerequisite: a record changed by someone else in between makes
+// the update fail instead of being overwritten. Outputs: name, type, server, existed,
+// previous_values, previous_ttl (seconds, 0 when there was none: what a plan waits out before
+// switching), values, ttl, changed. rollback: auto puts back exactly the RRset and TTL it found,
+// or deletes the RRset when there was none. dig and nsupdate run on the step's host.
+
+#include <algorithm>
+
+#include "../params.h"
+#include "dns.h"
+
+namespace plan {
+namespace {
+
+constexpr Millis kDefaultTimeout{5000};
+constexpr long long kDefaultTtl = 3600;
+constexpr long long kMaxTtl = 2147483647;  // RFC 2181 section 8
+
+struct RecordParams {
+  dns::Server server;
+  std::string zone;  // absolute
+  std::string fqdn;
+  std::string type;
+  std::vector<std::string> values;  // canonical, sorted, unique; empty when keep_values
+  bool keep_values = false;         // no 'value': only the TTL changes
+  std::optional<long long> ttl;     // seconds; nullopt: keep the current one
+  std::optional<dns::TsigKey> key;  // nullopt: unsigned update
+  std::string key_display;          // the key's name, never its secret
+  Millis timeout = kDefaultTimeout;
+};
+
+/// `display`: the masked parameters, for descriptions; values that do not parse (a masked one)
+/// are shown as written and the key is never parsed (only its name shown).
+RecordParams parse(const Json& p, bool display) {
+  if (!p.is_object()) throw params::BadParam("dns.record takes { server, zone, name, type, value, ttl, key }");
+  for (const char* k : {"server", "zone", "name"})
+    if (!p.contains(k)) throw params::BadParam(std::string("dns.record needs '") + k + "'");
+  RecordParams r;
+  r.server = dns::parse_server(params::text(p, "server", ""));
+  r.zone = dns::fqdn(params::text(p, "zone", ""));
+  r.fqdn = dns::owner_name(params::text(p, "name", ""), r.zone);
+  r.type = dns::record_type(params::text(p, "type", "A"));
+  const Json v = p.contains("value") ? p["value"] : Json();
+  std::vector<std::string> raw;
+  r.keep_values = v.is_null();
+  if (r.keep_values) {
+    if (!p.contains("ttl")) throw params::BadParam("dns.record needs 'value', or 'ttl' alone to change only the TTL");
+  } else if (v.is_array()) {
+    for (const auto& e : v) raw.push_back(params::text(e));
+  } else {
+    raw.push_back(params::text(v));
+  }
+  if (raw.empty() && !r.keep_values) throw params::BadParam("dns.record 'value' lists no value");
+  for (const auto& s : raw) {
+    try {
+      r.values.push_back(dns::canonical_value(r.type, s));
+    } catch (const params::BadParam&) {
+      if (!display) throw;
+      r.values.push_back(s);
+    }
+  }
+  std::sort(r.values.begin(), r.values.end());
+  r.values.erase(std::unique(r.values.begin(), r.values.end()), r.values.end());
+  if (p.contains("ttl") && !p["ttl"].is_null()) {
+    Millis t = params::duration(p, "ttl", Millis(0));
+    if (t.count() % 1000 != 0) throw params::BadParam("dns.record 'ttl' must be whole seconds");
+    if (t.count() / 1000 > kMaxTtl) throw params::BadParam("dns.record 'ttl' is above 2147483647 seconds");
+    r.ttl = t.count() / 1000;
+  }
+  if (p.contains("key") && !p["key"].is_null()) {
+    std::string k = params::text(p["key"]);
+    r.key_display = dns::key_name_for_display(k);
+    if (!display) {
+      r.key = dns::parse_key(k);
+      r.key_display = r.key->name;
+    }
+  }
+  r.timeout = params::duration(p, "timeout", kDefaultTimeout);
+  return r;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& e : v) s += (s.empty() ? "" : " ") + e;
+  return s;
+}
+
+std::string target_text(const RecordParams& r, std::optional<long long> current_ttl = std::nullopt) {
+  const std::string values = join(r.values);
+  if (r.keep_values) return "ttl " + std::to_string(*r.ttl) + " (values unchanged)";
+  if (r.ttl) return values + " ttl " + std::to_string(*r.ttl);
+  if (current_ttl) return values + " ttl " + std::to_string(*current_ttl);
+  return values + " (ttl unchanged, " + std::to_string(kDefaultTtl) + " if new)";
+}
+
+/// The values the RRset should have: the step's, or the current ones when it changes the TTL only.
+std::vector<std::string> target_values(const RecordParams& r, const dns::RRset& current) {
+  return r.keep_values ? current.values : r.values;
+}
+
+long long target_ttl(const RecordParams& r, const dns::RRset& current) {
+  return r.ttl ? *r.ttl : current.exists ? current.ttl : kDefaultTtl;
+}
+
+bool same(const dns::RRset& rr, const std::vector<std::string>& values, long long ttl) {
+  if (values.empty()) return !rr.exists;
+  return rr.exists && rr.values == values && rr.ttl == ttl;
+}
+
+/// An update of the step's RRset; the caller fills in what it expects and what it sets.
+dns::Update update_for(const RecordParams& r) {
+  dns::Update u;
+  u.server = r.server;
+  u.zone = r.zone;
+  u.fqdn = r.fqdn;
+  u.type = r.type;
+  return u;
+}
+
+Json strings(const std::vector<std::string>& v) {
+  Json a = Json::array();
+  for (const auto& s : v) a.push_back(params::sanitize_utf8(s));
+  return a;
+}
+
+class DnsRecordStep : public StepType {
+ public:
+  std::string name() const override { return "dns.record"; }
+  bool has_auto_rollback() const override { return true; }
+  bool idempotent() const override { return true; }
+
+  std::vector<std::string> describe(const Json& p) const override {
+    try {
+      RecordParams r = parse(p, true);
+      return {"set " + r.fqdn + " " + r.type + " " + target_text(r) + " at " + r.server.text(),
+              "  RFC 2136 update of zone " + r.zone +
+                  (r.key_display.empty() ? ", unsigned" : ", signed with TSIG key " + r.key_display) +
+                  "; only if the record is still what it reads first"};
+    } catch (const std::exception& ex) {
+      return {std::string("invalid dns.record parameters: ") + ex.what()};
+    }
+  }
+
+  std::vector<std::string> describe_rollback(const Json& p) const override {
+    try {
+      RecordParams r = parse(p, true);
+      return {"restore " + r.fqdn + " " + r.type + " at " + r.server.text() +
+              " to the values and TTL it had (delete it if it did not exist)"};
+    } catch (const std::exception& ex) {
+      return {std::string("invalid dns.record parameters: ") + ex.what()};
+    }
+  }
+
+  std::vector<std::string> preview(const PreviewContext& ctx) const override {
+    if (!ctx.hosts) return {};
+    RecordParams r;
+    try {
+      r = parse(ctx.params, false);
+    } catch (const std::exception& ex) {
+      return {std::string("live: invalid parameters: ") + ex.what()};
+    }
+    try {
+      HostConnection& host = ctx.hosts->get(ctx.step.on);
+      dns::RRset cur = dns::query(host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
+      long long ttl = target_ttl(r, cur);
+      if (r.keep_values && !cur.exists)
+        return {"live: " + dns::format_rrset(r.fqdn, r.type, {}, 0) + " at " + r.server.text() +
+                ": the update would fail (no record to change the TTL of)"};
+      if (same(cur, target_values(r, cur), ttl))
+        return {"live: " + dns::format_rrset(r.fqdn, r.type, cur.values, cur.ttl) +
+                " already (no update) at " + r.server.text()};
+      return {"live: " + dns::format_rrset(r.fqdn, r.type, cur.values, cur.ttl) + " -> " +
+              target_text(r, ttl) + " at " + r.server.text()};
+    } catch (const std::exception& ex) {
+      return {"live: cannot read " + r.fqdn + " " + r.type + ": " + ex.what()};
+    }
+  }
+
+  StepOutcome run(StepContext& ctx) const override {
+    RecordParams r;
+    try {
+      r = parse(ctx.params, false);
+    } catch (const std::exception& ex) {
+      return StepOutcome::fail(FailureKind::Error, ex.what());
+    }
+    dns::RRset cur;
+    try {
+      cur = dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
+    } catch (const std::exception& ex) {
+      return StepOutcome::fail(kind_of(ctx), "reading " + r.fqdn + " " + r.type + ": " + ex.what());
+    }
+    const long long ttl = target_ttl(r, cur);
+    if (r.keep_values && !cur.exists)
+      return StepOutcome::fail(FailureKind::Error, "no " + r.fqdn + " " + r.type + " record at " +
+                                                       r.server.text() + " to change the TTL of");
+    const std::vector<std::string> values = target_values(r, cur);
+    Json out = Json::object();
+    out["name"] = r.fqdn;
+    out["type"] = r.type;
+    out["server"] = r.server.text();
+    out["existed"] = cur.exists;
+    out["previous_values"] = strings(cur.values);
+    out["previous_ttl"] = cur.ttl;
+    out["values"] = strings(values);
+    out["ttl"] = ttl;
+    out["changed"] = false;
+    const std::string before = dns::format_rrset(r.fqdn, r.type, cur.values, cur.ttl);
+    if (same(cur, values, ttl)) {
+      if (ctx.log) ctx.log(before + " already (no update)");
+      return StepOutcome::ok(std::move(out));
+    }
+    if (ctx.log) ctx.log(before + " -> " + target_text(r, ttl));
+    dns::Update u = update_for(r);
+    u.expected = cur.values;
+    u.values = values;
+    u.ttl = ttl;
+    std::string err = send(ctx, r, u);
+    if (!err.empty()) {
+      StepOutcome o = StepOutcome::fail(kind_of(ctx), err);
+      o.outputs = std::move(out);
+      return o;
+    }
+    out["changed"] = true;
+    // The server said yes; read it back so that the outputs and the verify are about what it serves.
+    try {
+      dns::RRset now = dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
+      if (!same(now, values, ttl)) {
+        StepOutcome o = StepOutcome::fail(
+            FailureKind::Error, r.server.text() + " accepted the update but serves " +
+                                    dns::format_rrset(r.fqdn, r.type, now.values, now.ttl));
+        o.outputs = std::move(out);
+        return o;
+      }
+    } catch (const std::exception& ex) {
+      StepOutcome o = StepOutcome::fail(kind_of(ctx), "reading " + r.fqdn + " " + r.type +
+                                                          " back after the update: " + ex.what());
+      o.outputs = std::move(out);
+      return o;
+    }
+    return StepOutcome::ok(std::move(out));
+  }
+
+  StepOutcome rollback(StepContext& ctx, const Json& outputs) const override {
+    RecordParams r;
+    try {
+      r = parse(ctx.params, false);
+    } catch (const std::exception& ex) {
+      return StepOutcome::fail(FailureKind::Error, ex.what());
+    }
+    if (!outputs.is_object() || !outputs.contains("previous_values") || !outputs.contains("values"))
+      return StepOutcome::ok();  // it failed before reading the record: nothing was changed
+    std::vector<std::string> previous, set;
+    for (const auto& v : outputs["previous_values"]) previous.push_back(v.get<std::string>());
+    for (const auto& v : outputs["values"]) set.push_back(v.get<std::string>());
+    const long long previous_ttl = outputs.value("previous_ttl", 0LL);
+    const long long set_ttl = outputs.value("ttl", 0LL);
+    if (outputs.contains("name")) r.fqdn = outputs["name"].get<std::string>();
+    if (outputs.contains("type")) r.type = outputs["type"].get<std::string>();
+
+    dns::RRset cur;
+    try {
+      cur = dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
+    } catch (const std::exception& ex) {
+      return StepOutcome::fail(kind_of(ctx), "reading " + r.fqdn + " " + r.type + ": " + ex.what());
+    }
+    const std::string now = dns::format_rrset(r.fqdn, r.type, cur.values, cur.ttl);
+    const std::string was = dns::format_rrset(r.fqdn, r.type, previous, previous_ttl);
+    if (same(cur, previous, previous_ttl)) {
+      if (ctx.log) ctx.log(now + " already as before");
+      return StepOutcome::ok();
+    }
+    // Put back only what this step set: a record changed since by someone else is theirs.
+    if (!same(cur, set, set_ttl))
+      return StepOutcome::fail(FailureKind::Error,
+                               r.fqdn + " " + r.type + " changed since this step set it: now " +
+                                   now + ", not restoring " + was);
+    if (ctx.log) ctx.log(now + " -> " + (previous.empty() ? "deleted" : join(previous) + " ttl " + std::to_string(previous_ttl)));
+    dns::Update u = update_for(r);
+    u.expected = set;
+    u.values = previous;
+    u.ttl = previous_ttl;
+    std::string err = send(ctx, r, u);
+    if (!err.empty()) return StepOutcome::fail(kind_of(ctx), err);
+    return StepOutcome::ok();
+  }
+
+  ProbeResult probe(StepContext& ctx) const override {
+    try {
+      RecordParams r = parse(ctx.params, false);
+      dns::RRset cur = dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
+      bool done = cur.exists && (r.keep_values || cur.values == r.values) && (!r.ttl || cur.ttl == *r.ttl);
+      return done ? ProbeResult::Done : ProbeResult::NotDone;
+    } catch (const std::exception&) {
+      return ProbeResult::Unknown;
+    }
+  }
+
+ private:
+  static FailureKind kind_of(const StepContext& ctx) {
+    if (ctx.cancel.cancelled()) return FailureKind::Cancelled;
+    return ctx.deadline.expired() ? FailureKind::Timeout : FailureKind::Error;
+  }
+
+  /// "" when the server applied `u`; without a key the update goes unsigned (for servers that
+  /// allow updates by address).
+  static std::string send(StepContext& ctx, const RecordParams& r, const dns::Update& u) {
+    return dns::send_update(ctx.host, u, r.key ? *r.key : dns::TsigKey{}, r.timeout, ctx.deadline,
+                            ctx.cancel);
+  }
+};
+
+PLAN_REGISTER_STEP(DnsRecordStep);
+
+}  // namespace
+}  // namespace plan

@@ -1,0 +1,224 @@
+// The pure parts of dns.record and the dns check: TSIG keys, servers, names, record values in
+// canonical form, dig's output, the nsupdate script and what its failures say. Against a real
+// server: tests/integration/dns_test.cpp.
+
+#include <catch2/catch.hpp>
+
+#include "../../steps/dns/dns.h"
+#include "../../steps/params.h"
+#include "run/step_type.h"
+
+using namespace plan;
+
+namespace {
+
+const std::string kSecret = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=";
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+dns::Update www_update() {
+  dns::Update u;
+  u.server = dns::parse_server("127.0.0.4:5353");
+  u.zone = "botbot.test.";
+  u.fqdn = "www.botbot.test.";
+  u.type = "A";
+  return u;
+}
+
+}  // namespace
+
+TEST_CASE("TSIG keys parse from ALGORITHM:NAME:SECRET and NAME:SECRET", "[dns]") {
+  auto k = dns::parse_key("hmac-sha256:tsig-botbot:" + kSecret);
+  CHECK(k.algorithm == "hmac-sha256");
+  CHECK(k.name == "tsig-botbot");
+  CHECK(k.secret == kSecret);
+  auto k2 = dns::parse_key("tsig-botbot:" + kSecret);
+  CHECK(k2.algorithm == "hmac-sha256");
+  CHECK(k2.name == "tsig-botbot");
+  CHECK(dns::parse_key("HMAC-SHA512:k:" + kSecret).algorithm == "hmac-sha512");
+}
+
+TEST_CASE("a malformed TSIG key is refused without showing its secret", "[dns]") {
+  CHECK(error_of([] { dns::parse_key(kSecret); }) ==
+        "the TSIG key must be ALGORITHM:NAME:SECRET (hmac-sha256:NAME:BASE64)");
+  CHECK(error_of([] { dns::parse_key("hmac-sha256:" + kSecret); }) ==
+        "the TSIG key must be ALGORITHM:NAME:SECRET (hmac-sha256:NAME:BASE64): the key name is missing");
+  CHECK(error_of([] { dns::parse_key("hmac-sha999:k:" + kSecret); }) ==
+        "unknown TSIG algorithm 'hmac-sha999' (use hmac-md5, hmac-sha1, hmac-sha224, hmac-sha256, "
+        "hmac-sha384, hmac-sha512)");
+  std::string bad = error_of([] { dns::parse_key("hmac-sha256:k:not base64 s3cret!"); });
+  CHECK(bad == "the TSIG key must be ALGORITHM:NAME:SECRET (hmac-sha256:NAME:BASE64): the secret "
+               "of key 'k' is not base64");
+  CHECK(bad.find("s3cret") == std::string::npos);
+}
+
+TEST_CASE("descriptions name the key and never its secret", "[dns]") {
+  CHECK(dns::key_name_for_display("hmac-sha256:tsig-botbot:" + kSecret) == "tsig-botbot");
+  CHECK(dns::key_name_for_display("tsig-botbot:***") == "tsig-botbot");
+  CHECK(dns::key_name_for_display("***") == "(masked)");
+  CHECK(dns::key_name_for_display("hmac-sha256:***") == "(masked)");
+}
+
+TEST_CASE("servers parse with and without a port and as IPv6", "[dns]") {
+  CHECK(dns::parse_server("127.0.0.4:5353").text() == "127.0.0.4:5353");
+  CHECK(dns::parse_server("127.0.0.4").port == 53);
+  CHECK(dns::parse_server("ns1.example.com").text() == "ns1.example.com:53");
+  auto v6 = dns::parse_server("[::1]:5353");
+  CHECK(v6.host == "::1");
+  CHECK(v6.port == 5353);
+  CHECK(v6.text() == "[::1]:5353");
+  CHECK(dns::parse_server("::1").host == "::1");
+  CHECK(error_of([] { dns::parse_server("127.0.0.4:99999"); }) ==
+        "DNS server port must be a number from 0 to 65535, not '99999'");
+  CHECK(error_of([] { dns::parse_server(""); }) == "DNS server is empty (give host or host:port)");
+}
+
+TEST_CASE("record names are relative to the zone unless absolute", "[dns]") {
+  CHECK(dns::owner_name("www", "botbot.test") == "www.botbot.test.");
+  CHECK(dns::owner_name("@", "botbot.test.") == "botbot.test.");
+  CHECK(dns::owner_name("www.botbot.test.", "botbot.test") == "www.botbot.test.");
+  CHECK(dns::owner_name("WWW.Botbot.Test", "botbot.test") == "www.botbot.test.");
+  CHECK(dns::owner_name("a.b", "botbot.test") == "a.b.botbot.test.");
+  CHECK(error_of([] { dns::owner_name("www\nupdate add evil", "botbot.test"); }) ==
+        "record name 'www\nupdate add evil' is not a domain name");
+  CHECK(dns::fqdn("www.botbot.test") == "www.botbot.test.");
+}
+
+TEST_CASE("record values take one canonical form per type", "[dns]") {
+  CHECK(dns::canonical_value("A", " 127.0.0.2 ") == "127.0.0.2");
+  CHECK(dns::canonical_value("AAAA", "2001:db8:0:0::1") == "2001:db8::1");
+  CHECK(dns::canonical_value("CNAME", "App.Example.com") == "app.example.com.");
+  CHECK(dns::canonical_value("MX", "10   mail.botbot.test") == "10 mail.botbot.test.");
+  CHECK(dns::canonical_value("SRV", "0 5 5060 sip.botbot.test.") == "0 5 5060 sip.botbot.test.");
+  CHECK(dns::canonical_value("TXT", "hello world") == "\"hello world\"");
+  CHECK(dns::canonical_value("TXT", "a\"b\\c") == "\"a\\\"b\\\\c\"");
+  CHECK(dns::canonical_value("TXT", "h\xc3\xa9llo") == "\"h\\195\\169llo\"");
+  CHECK(dns::canonical_value("TXT", "\"one\" \"two\"") == "\"one\" \"two\"");
+  CHECK(dns::canonical_value("TXT", std::string(300, 'x')) ==
+        "\"" + std::string(255, 'x') + "\" \"" + std::string(45, 'x') + "\"");
+  CHECK(dns::canonical_value("CAA", "0 ISSUE letsencrypt.org") == "0 issue \"letsencrypt.org\"");
+  CHECK(error_of([] { dns::canonical_value("A", "127.0.0.300"); }) ==
+        "'127.0.0.300' is not an IPv4 address (type A)");
+  CHECK(error_of([] { dns::canonical_value("MX", "mail.botbot.test"); }) ==
+        "an MX value is 'PREFERENCE NAME', not 'mail.botbot.test'");
+}
+
+TEST_CASE("dig's answer gives the RRset with its TTL and the server's status", "[dns]") {
+  auto server = dns::parse_server("127.0.0.4:5353");
+  const std::string out =
+      ";; Got answer:\n"
+      ";; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 53511\n"
+      ";; flags: qr aa; QUERY: 1, ANSWER: 3, AUTHORITY: 0, ADDITIONAL: 1\n"
+      "\n"
+      ";; OPT PSEUDOSECTION:\n"
+      "; EDNS: version: 0, flags:; udp: 1232\n"
+      ";; ANSWER SECTION:\n"
+      "WWW.botbot.test.\t3600\tIN\tA\t127.0.0.9\n"
+      "www.botbot.test.\t3600\tIN\tA\t127.0.0.2\n"
+      "other.botbot.test.\t60\tIN\tA\t127.0.0.5\n";
+  auto rr = dns::parse_dig(out, server, "www.botbot.test.", "A");
+  CHECK(rr.exists);
+  CHECK(rr.authoritative);
+  CHECK(rr.ttl == 3600);
+  CHECK(rr.values == std::vector<std::string>{"127.0.0.2", "127.0.0.9"});
+
+  auto txt = dns::parse_dig(
+      ";; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1\n;; flags: qr aa;\n"
+      "t.botbot.test.\t\t60\tIN\tTXT\t\"hello  world\" \"a\\\"b\\\\c\"\n",
+      server, "t.botbot.test.", "TXT");
+  CHECK(txt.values == std::vector<std::string>{"\"hello  world\" \"a\\\"b\\\\c\""});
+
+  auto none = dns::parse_dig(";; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 2\n", server,
+                             "nope.botbot.test.", "A");
+  CHECK_FALSE(none.exists);
+  CHECK(none.rcode == "NXDOMAIN");
+  CHECK(none.ttl == 0);
+
+  CHECK(error_of([&] {
+          dns::parse_dig(";; ->>HEADER<<- opcode: QUERY, status: REFUSED, id: 3\n", server,
+                         "www.example.com.", "A");
+        }) == "DNS server 127.0.0.4:5353 answered REFUSED for www.example.com. A (is it "
+              "authoritative for this name?)");
+}
+
+TEST_CASE("the nsupdate script replaces the RRset only if it is still what was read", "[dns]") {
+  auto u = www_update();
+  u.expected = std::vector<std::string>{"127.0.0.2"};
+  u.values = {"127.0.0.3"};
+  u.ttl = 300;
+  auto key = dns::parse_key("hmac-sha256:tsig-botbot:" + kSecret);
+  CHECK(dns::nsupdate_script(u, key) ==
+        "server 127.0.0.4 5353\n"
+        "zone botbot.test.\n"
+        "key hmac-sha256:tsig-botbot " + kSecret + "\n"
+        "prereq yxrrset www.botbot.test. A 127.0.0.2\n"
+        "update delete www.botbot.test. A\n"
+        "update add www.botbot.test. 300 A 127.0.0.3\n"
+        "send\n");
+  u.expected = std::vector<std::string>{};
+  u.values = {};
+  CHECK(dns::nsupdate_script(u, dns::TsigKey{}) ==
+        "server 127.0.0.4 5353\n"
+        "zone botbot.test.\n"
+        "prereq nxrrset www.botbot.test. A\n"
+        "update delete www.botbot.test. A\n"
+        "send\n");
+}
+
+TEST_CASE("nsupdate failures become one line naming the server and never the secret", "[dns]") {
+  auto u = www_update();
+  auto key = dns::parse_key("hmac-sha256:plan-other:" + kSecret);
+  CHECK(dns::explain_nsupdate_failure("; TSIG error with server: tsig indicates error\n"
+                                      "update failed: NOTAUTH(BADKEY)\n",
+                                      u, key) ==
+        "DNS server 127.0.0.4:5353 rejected TSIG key 'plan-other' for zone botbot.test. "
+        "(NOTAUTH/BADKEY: the server does not know the key or does not let it update the zone)");
+  CHECK(dns::explain_nsupdate_failure("update failed: NOTAUTH(BADSIG)\n", u, key) ==
+        "DNS server 127.0.0.4:5353 rejected the signature of TSIG key 'plan-other' "
+        "(NOTAUTH/BADSIG: the secret differs from the server's)");
+  CHECK(dns::explain_nsupdate_failure("update failed: NXRRSET\n", u, key) ==
+        "www.botbot.test. A changed at 127.0.0.4:5353 since it was read (prerequisite failed: NXRRSET)");
+  CHECK(dns::explain_nsupdate_failure("; Communication with 127.0.0.4#5354 failed: connection refused\n", u, key) ==
+        "cannot reach DNS server 127.0.0.4:5353: connection refused");
+  std::string odd = dns::explain_nsupdate_failure("weird failure mentioning " + kSecret + "\n", u, key);
+  CHECK(odd == "nsupdate failed for www.botbot.test. A at 127.0.0.4:5353: weird failure mentioning ***");
+}
+
+TEST_CASE("dns.record describes the change with the key's name only", "[dns]") {
+  const StepType* t = Registry::instance().step("dns.record");
+  REQUIRE(t != nullptr);
+  Json p = {{"server", "127.0.0.4:5353"}, {"zone", "botbot.test"}, {"name", "www"},
+            {"type", "A"},  {"value", "127.0.0.3"},    {"ttl", 300},
+            {"key", "hmac-sha256:tsig-botbot:" + kSecret}};
+  auto lines = t->describe(p);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == "set www.botbot.test. A 127.0.0.3 ttl 300 at 127.0.0.4:5353");
+  CHECK(lines[1] == "  RFC 2136 update of zone botbot.test., signed with TSIG key tsig-botbot; "
+                    "only if the record is still what it reads first");
+  for (const auto& l : lines) CHECK(l.find(kSecret) == std::string::npos);
+  p["key"] = "***";
+  p.erase("ttl");
+  lines = t->describe(p);
+  CHECK(lines[0] == "set www.botbot.test. A 127.0.0.3 (ttl unchanged, 3600 if new) at 127.0.0.4:5353");
+  CHECK(lines[1].find("signed with TSIG key (masked)") != std::string::npos);
+  CHECK(t->describe_rollback(p) ==
+        std::vector<std::string>{"restore www.botbot.test. A at 127.0.0.4:5353 to the values and "
+                                 "TTL it had (delete it if it did not exist)"});
+}
+
+TEST_CASE("the dns check describes what it expects", "[dns]") {
+  const CheckType* c = Registry::instance().check("dns");
+  REQUIRE(c != nullptr);
+  CHECK(c->describe(Json{{"name", "www.botbot.test"}, {"server", "127.0.0.4:5353"},
+                         {"equals", Json::array({"127.0.0.3", "127.0.0.2"})}, {"ttl_lte", 300}}) ==
+        "dns www.botbot.test. A 127.0.0.2 127.0.0.3 with ttl <= 300 at 127.0.0.4:5353");
+  CHECK(c->describe(Json{{"name", "old.botbot.test."}, {"server", "127.0.0.4:5353"}, {"exists", false}}) ==
+        "dns no old.botbot.test. A record at 127.0.0.4:5353");
+}
