@@ -222,6 +222,10 @@ TEST_CASE("ssh.tunnel keeps 50 parallel connections apart", "[tunnel]") {
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
 
+  // The step's own check connection has closed: from here on every connection is one of ours.
+  std::string log_path = tunnels_dir(state, "tunnel-fifty") + "/127.0.0.9_16380.log";
+  REQUIRE(harness::eventually([&] { return contains(read_file(log_path), "(0 open, 1 total)"); }));
+
   // Each connection stores and reads back its own value (256 KB: more than a socket buffer, so
   // flow control is exercised), while all 50 are open at once.
   constexpr int kConns = 50;
@@ -262,6 +266,27 @@ TEST_CASE("ssh.tunnel keeps 50 parallel connections apart", "[tunnel]") {
   CHECK(harness::eventually([&] {
     return contains(read_file(tunnels_dir(state, "tunnel-fifty") + "/127.0.0.9_16380.log"), "(0 open, 51 total)");
   }));
+
+  // A later plan closes it by the id of the step that opened it.
+  std::string closer = dir.file("close.yaml", "plan: tunnel-fifty\nsteps:\n"
+                                              "  - { id: close, type: ssh.tunnel, with: { id: redis-tunnel, state: closed } }\n");
+  Result c = harness::plan_cmd({"apply", closer}, state.str());
+  INFO(c.out << c.err);
+  CHECK(c.code == 0);
+  CHECK(contains(c.out + c.err, "tunnel 127.0.0.9:16380 (pid "));
+  CHECK(port_refuses(kListenIp, port));
+}
+
+TEST_CASE("ssh.tunnel refuses to listen on a remote host", "[tunnel]") {
+  TempDir dir("plan-tunnel");
+  TempDir state("plan-tunnel-state");
+  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-remote",
+      "{ via: legacy, listen: \"127.0.0.9:16387\", target: \"127.0.0.2:6379\" }\n    on: legacy"));
+  Result r = harness::plan_cmd({"apply", plan}, state.str());
+  INFO(r.out << r.err);
+  CHECK(r.code == 1);
+  CHECK(contains(r.out + r.err, "ssh.tunnel listens on this machine: its 'on' must be a local host, not 'legacy'"));
+  CHECK_FALSE(fs::exists(tunnels_dir(state, "tunnel-remote")));
 }
 
 TEST_CASE("ssh.tunnel is stopped by rollback auto when a later step fails", "[tunnel]") {
