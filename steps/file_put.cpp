@@ -73,24 +73,21 @@ class FilePutStep : public StepType {
             " from its backup (or remove it if the step created it)"};
   }
 
+  /// A parameter or template problem throws: the dry run shows the step as failing, as it would.
   std::vector<std::string> preview(const PreviewContext& ctx) const override {
-    try {
-      PutParams f = parse(ctx.params, ctx.step.id);
-      f.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
-      // A secret in the parameters may be in the file, and the old file may hold old ones.
-      const bool sensitive = f.sensitive || ctx.params != ctx.display_params;
-      HostConnection* host = nullptr;
-      if (ctx.hosts) {
-        try {
-          host = &ctx.hosts->get(ctx.step.on);
-        } catch (const std::exception& e) {
-          return {"probe: " + std::string(e.what())};
-        }
+    PutParams f = parse(ctx.params, ctx.step.id);
+    f.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
+    // A secret in the parameters may be in the file, and the old file may hold old ones.
+    const bool sensitive = f.sensitive || ctx.params != ctx.display_params;
+    HostConnection* host = nullptr;
+    if (ctx.hosts) {
+      try {
+        host = &ctx.hosts->get(ctx.step.on);
+      } catch (const std::exception& e) {
+        return {"probe: " + std::string(e.what())};
       }
-      return mfile::preview(host, f.target, sensitive);
-    } catch (const std::exception& e) {
-      return {std::string("cannot prepare the content: ") + e.what()};
     }
+    return mfile::preview(host, f.target, sensitive);
   }
 
   StepOutcome run(StepContext& ctx) const override {

@@ -161,23 +161,21 @@ class NginxSiteStep : public StepType {
     }
   }
 
+  /// A parameter or template problem throws: the dry run shows the step as failing, as it would.
   std::vector<std::string> preview(const PreviewContext& ctx) const override {
-    try {
-      SiteParams s = parse(ctx.params, ctx.step.id);
-      s.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
-      const bool sensitive = s.sensitive || ctx.params != ctx.display_params;
-      HostConnection* host = nullptr;
-      if (ctx.hosts) {
-        try {
-          host = &ctx.hosts->get(ctx.step.on);
-        } catch (const std::exception& e) {
-          return {"probe: " + std::string(e.what())};
-        }
+    SiteParams s = parse(ctx.params, ctx.step.id);
+    s.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
+    // A secret in the parameters may be in the file, and the old file may hold old ones.
+    const bool sensitive = s.sensitive || ctx.params != ctx.display_params;
+    HostConnection* host = nullptr;
+    if (ctx.hosts) {
+      try {
+        host = &ctx.hosts->get(ctx.step.on);
+      } catch (const std::exception& e) {
+        return {"probe: " + std::string(e.what())};
       }
-      return mfile::preview(host, s.target, sensitive);
-    } catch (const std::exception& e) {
-      return {std::string("cannot prepare the config: ") + e.what()};
     }
+    return mfile::preview(host, s.target, sensitive);
   }
 
   StepOutcome run(StepContext& ctx) const override {

@@ -106,7 +106,9 @@ class StepType {
   virtual StepOutcome rollback(StepContext& ctx, const Json& outputs) const;
   /// Dry run: lines shown after describe() that need the plan's folder (a template's rendered
   /// size) or, when ctx.hosts is set (--probe), a read-only look at the host (the diff against
-  /// the current file). Changes nothing; problems become lines, not exceptions. Default: none.
+  /// the current file). Changes nothing. Throws (std::exception) for what would make run() fail
+  /// whatever the host says (a template that does not render): the dry run reports the step as
+  /// failed with that message. What the host says is lines ("probe: ..."). Default: none.
   virtual std::vector<std::string> preview(const PreviewContext& ctx) const;
   /// Lines telling what rollback: auto would do.
   virtual std::vector<std::string> describe_rollback(const Json& display_params) const;

@@ -115,6 +115,11 @@ TEST_CASE("file.put with a template error fails before touching the file", "[fil
   CHECK(contains(r.out + r.err, "): template t.mustache:2: no value for 'b' (give it in vars)\n"));
   CHECK(read_file(t.path / "f") == "as it was\n");
   CHECK(plan_leftovers(t.path).empty());
+
+  // The dry run says so too, rather than simulating a step that cannot work.
+  Result d = plan_in(t, {"apply", "--dry-run", "p.yaml"});
+  CHECK(d.code == 1);
+  CHECK(contains(d.out, "  put (file.put): FAILED (error): template t.mustache:2: no value for 'b' (give it in vars)\n"));
 }
 
 TEST_CASE("file.put dry run shows the size or with --probe the diff and changes nothing", "[files][file.put][dry-run]") {
