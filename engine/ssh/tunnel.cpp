@@ -271,6 +271,8 @@ class Forwarder {
   std::optional<Clock::time_point> reconnect_at_;
   std::deque<Clock::time_point> attempts_;  // reconnect attempts within the respawn window
   std::string last_error_;
+  ssh_counter_struct socket_bytes_{};  // libssh counts what it reads, also inside its own calls
+  uint64_t seen_in_bytes_ = 0;
   Clock::time_point last_rx_ = Clock::now();
   Clock::time_point next_keepalive_ = Clock::now();
   int exit_code_ = -1;
@@ -500,6 +502,9 @@ void Forwarder::adopt(std::unique_ptr<Session> s) {
   ::setsockopt(ssh_fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   event_ = ssh_event_new();
   ssh_event_add_session(event_, ss_);
+  socket_bytes_ = {};
+  seen_in_bytes_ = 0;
+  ssh_set_counters(ss_, &socket_bytes_, nullptr);
   last_rx_ = Clock::now();
   next_keepalive_ = Clock::now() + spec_.keepalive;
   failures_in_row_ = 0;
@@ -571,6 +576,11 @@ bool Forwarder::attempt_reconnect() {
 void Forwarder::keepalive() {
   if (!ss_ || spec_.keepalive.count() <= 0) return;
   auto now = Clock::now();
+  // Anything read counts as a sign of life, also what libssh read inside a write or a channel open.
+  if (socket_bytes_.in_bytes != seen_in_bytes_) {
+    seen_in_bytes_ = socket_bytes_.in_bytes;
+    last_rx_ = now;
+  }
   if (now - last_rx_ > spec_.keepalive * spec_.keepalive_max) {
     lose_session("no answer to " + std::to_string(spec_.keepalive_max) + " keepalives (" +
                  fmt_ms(spec_.keepalive) + " apart)");

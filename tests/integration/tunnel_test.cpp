@@ -373,6 +373,34 @@ TEST_CASE("ssh.tunnel reconnects after its SSH connection is cut", "[tunnel]") {
   CHECK(redis_cli(kListenIp, 16383, {"PING"}).out == "PONG\n");
 }
 
+TEST_CASE("ssh.tunnel notices an SSH connection that stopped answering through its keepalives", "[tunnel]") {
+  TempDir dir("plan-tunnel");
+  TempDir state("plan-tunnel-state");
+  TunnelReaper reaper{tunnels_dir(state, "tunnel-silent")};
+  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-silent",
+      "{ via: legacy, listen: \"127.0.0.9:16388\", target: \"127.0.0.2:6379\", keepalive: 1s }"));
+  Result r = harness::plan_cmd({"apply", plan}, state.str());
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  std::string log = tunnels_dir(state, "tunnel-silent") + "/127.0.0.9_16388.log";
+  int pid = pidfile_pid(tunnels_dir(state, "tunnel-silent") + "/127.0.0.9_16388.pid");
+  REQUIRE(pid > 0);
+  // The sshd processes serving it freeze (as a hung server or a dead link would): the TCP
+  // connection stays up, nothing answers.
+  std::vector<int> sshd = sshd_pids_serving(pid, 2222);
+  REQUIRE_FALSE(sshd.empty());
+  for (int p : sshd) ::kill(p, SIGSTOP);
+  struct Killer {
+    std::vector<int> pids;
+    ~Killer() {
+      for (int p : pids) ::kill(p, SIGKILL);
+    }
+  } killer{sshd};
+  REQUIRE(harness::eventually([&] { return contains(read_file(log), "reconnected to legacy"); }, std::chrono::seconds(30)));
+  CHECK(contains(read_file(log), "SSH connection to legacy lost: no answer to 3 keepalives (1s apart)"));
+  CHECK(redis_cli(kListenIp, 16388, {"PING"}).out == "PONG\n");
+}
+
 TEST_CASE("ssh.tunnel gives up after max_respawns when sshd stays down", "[tunnel]") {
   // A private sshd (same keys and config, port 2223) that this test can stop.
   TempDir dir("plan-tunnel");
