@@ -409,8 +409,17 @@ TEST_CASE("ssh.tunnel gives up after max_respawns when sshd stays down", "[tunne
   std::string host_pub = read_file(sshd_dir() + "/host_ed25519_key.pub");
   std::string known = dir.file("known_hosts", "[127.0.0.2]:2223 " + host_pub.substr(0, host_pub.rfind(' ')) + "\n");
   std::string sshd_pidfile = dir.str("sshd.pid");
-  Result up = harness::run({"/usr/sbin/sshd", "-f", sshd_dir() + "/sshd_config", "-o", "ListenAddress=127.0.0.2:2223",
-                            "-o", "PidFile=" + sshd_pidfile, "-E", dir.str("sshd.log")});
+  std::string config;
+  {
+    std::istringstream in(read_file(sshd_dir() + "/sshd_config"));
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("ListenAddress", 0) == 0) line = "ListenAddress 127.0.0.2:2223";
+      if (line.rfind("PidFile", 0) == 0) line = "PidFile " + sshd_pidfile;
+      config += line + "\n";
+    }
+  }
+  REQUIRE(contains(config, "ListenAddress 127.0.0.2:2223\n"));
+  Result up = harness::run({"/usr/sbin/sshd", "-f", dir.file("sshd_config", config), "-E", dir.str("sshd.log")});
   REQUIRE(up.code == 0);
   REQUIRE(harness::eventually([&] { return !port_refuses("127.0.0.2", 2223); }));
   struct SshdGuard {
