@@ -14,7 +14,8 @@ namespace {
 
 // Shared by every script. alive PID: the process exists and is not a zombie (kill -0 alone says
 // yes to a zombie, and to nothing it may not signal). group_alive PGID: some live process is in
-// the group. abs PATH: PATH from where the script started, so a later cd changes nothing.
+// the group. abs PATH: PATH from where the script started (~/ is the home folder), so a later cd
+// changes nothing.
 constexpr const char* kPrelude = R"SH(
 alive() {
   case $1 in ''|*[!0-9]*) return 1 ;; esac
@@ -44,7 +45,11 @@ pgid_of() {
   printf '%s\n' "$3"
 }
 abs() {
-  case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac
+  case $1 in
+    /*) printf '%s\n' "$1" ;;
+    "~/"*) printf '%s\n' "$HOME/${1#"~/"}" ;;
+    *) printf '%s\n' "$PWD/$1" ;;
+  esac
 }
 read_pid() {
   pid=
@@ -56,6 +61,7 @@ read_pid() {
 // $1 pidfile, $2 log, $3 cwd, then env's arguments: NAME=VALUE... argv...
 constexpr const char* kStart = R"SH(
 pidfile=$(abs "$1"); log=$(abs "$2"); dir=$3; shift 3
+[ -n "$dir" ] && dir=$(abs "$dir")
 read_pid "$pidfile"
 if [ -n "$pid" ] && alive "$pid"; then echo "running $pid"; exit 0; fi
 mkdir -p -- "$(dirname -- "$pidfile")" "$(dirname -- "$log")" || { echo "cannot create the folders of $pidfile and $log" >&2; exit 3; }
@@ -114,6 +120,13 @@ done
 exit 0
 )SH";
 
+// $1 log, $2 lines.
+constexpr const char* kTail = R"SH(
+log=$(abs "$1")
+[ -r "$log" ] || exit 0
+tail -n "$2" -- "$log"
+)SH";
+
 std::string why(const CommandResult& r) {
   std::string tail = params::last_lines(r.err.empty() ? r.out : r.err, 2);
   return tail.empty() ? describe_exit(r) : tail;
@@ -156,7 +169,8 @@ Status status(HostConnection& host, const std::string& pidfile, Deadline deadlin
   CommandResult r = run_script(host, kStatus, {pidfile}, deadline, cancel);
   auto w = answer(r);
   if (r.exit_code != 0 || w.empty())
-    throw std::runtime_error("cannot read pidfile " + pidfile + " on " + host.name() + ": " + why(r));
+    throw std::runtime_error("cannot read pidfile " + pidfile + " on " + host.name() + ": " +
+                             why(r));
   return {w[0] == "running", to_pid(w, 1)};
 }
 
@@ -199,17 +213,17 @@ std::vector<long long> find(HostConnection& host, const std::string& what, bool 
 
 std::string log_tail(HostConnection& host, const std::string& log, int lines, Deadline deadline,
                      const CancelToken& cancel) {
-  CommandSpec spec;
-  spec.argv = {"tail", "-n", std::to_string(lines), "--", log};
-  spec.output_cap = 4096;
-  CommandResult r = host.run(spec, deadline, cancel);
-  if (!r.started || r.exit_code != 0) return "";
-  return params::sanitize_utf8(r.out);
+  try {
+    CommandResult r = run_script(host, kTail, {log, std::to_string(lines)}, deadline, cancel);
+    return r.exit_code == 0 ? params::sanitize_utf8(r.out) : "";
+  } catch (const std::exception&) {
+    return "";
+  }
 }
 
 std::string signal_name(const std::string& s_in) {
   static const std::vector<std::pair<std::string, int>> known{
-      {"HUP", 1},  {"INT", 2},   {"QUIT", 3},  {"KILL", 9},   {"USR1", 10},
+      {"HUP", 1},   {"INT", 2},   {"QUIT", 3},  {"KILL", 9},  {"USR1", 10},
       {"USR2", 12}, {"TERM", 15}, {"CONT", 18}, {"STOP", 19}, {"WINCH", 28}};
   std::string s = s_in;
   std::transform(s.begin(), s.end(), s.begin(),
@@ -217,7 +231,8 @@ std::string signal_name(const std::string& s_in) {
   if (s.rfind("SIG", 0) == 0) s = s.substr(3);
   for (const auto& [name, number] : known)
     if (s == name || s == std::to_string(number)) return name;
-  throw params::BadParam("unknown signal '" + s_in + "' (use TERM, INT, QUIT, HUP, USR1, USR2 or KILL)");
+  throw params::BadParam("unknown signal '" + s_in +
+                         "' (use TERM, INT, QUIT, HUP, USR1, USR2 or KILL)");
 }
 
 }  // namespace plan::procman

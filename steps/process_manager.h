@@ -20,6 +20,7 @@ struct Status {
   bool running = false;
   long long pid = 0;
 };
+/// Paths may be relative (to where the script starts: the login folder over SSH) or start with ~/.
 /// Throws std::runtime_error naming the host when the script cannot run.
 Status status(HostConnection& host, const std::string& pidfile, Deadline deadline,
               const CancelToken& cancel);

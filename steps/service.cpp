@@ -7,8 +7,9 @@
 // manager: systemd (systemctl) or process. Without it: process when a `command` is given, else
 // systemd where the host runs it (/run/systemd/system and systemctl), else process.
 // A process runs detached (its own session, stdout and stderr appended to `log`); its pidfile and
-// log default to the plan's state folder (services/NAME.pid and .log; on an SSH host, .plan/
-// services/ in the login folder). Relative paths start at the plan's folder on this machine.
+// log default to the plan's state folder (services/NAME.pid and .log; on an SSH host,
+// ~/.plan/services/). Relative paths start at the plan's folder on this machine, at the login
+// folder on an SSH host; ~/ is the home folder.
 // start: nothing when it already runs, then waits until every `ready` check holds (without
 // checks, until it has stayed up for half a second); a start that never gets ready fails and
 // stops what it started. stop: stop_signal to its process group, SIGKILL after `grace`.
@@ -30,8 +31,8 @@ namespace {
 constexpr Millis kDefaultGrace{10000};
 constexpr Millis kDefaultReadyTimeout{30000};
 constexpr Millis kReadyInterval{250};
-constexpr Millis kSettle{500};       // without ready checks: up this long counts as started
-constexpr Millis kQuickOp{15000};    // status, start script, systemctl is-active
+constexpr Millis kSettle{500};     // without ready checks: up this long counts as started
+constexpr Millis kQuickOp{15000};  // status, start script, systemctl is-active
 
 struct ReadyCheck {
   std::string type;
@@ -58,16 +59,19 @@ ServiceParams parse(const Json& p) {
   if (s.name.empty() || !std::all_of(s.name.begin(), s.name.end(), [](unsigned char c) {
         return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '@' || c == ':';
       }))
-    throw params::BadParam("service 'name' must be letters, digits and - _ . @ : (not '" + s.name + "')");
+    throw params::BadParam("service 'name' must be letters, digits and - _ . @ : (not '" + s.name +
+                           "')");
   s.action = params::text(p, "action", "");
   if (s.action != "start" && s.action != "stop" && s.action != "restart")
-    throw params::BadParam("service 'action' must be start, stop or restart, not '" + s.action + "'");
+    throw params::BadParam("service 'action' must be start, stop or restart, not '" + s.action +
+                           "'");
   s.manager = params::text(p, "manager", "");
   if (!s.manager.empty() && s.manager != "systemd" && s.manager != "process")
     throw params::BadParam("service 'manager' must be systemd or process, not '" + s.manager + "'");
   if (p.contains("command") || p.contains("shell")) s.argv = params::command_argv(p);
   if (s.manager == "systemd" && !s.argv.empty())
-    throw params::BadParam("service with manager systemd takes no 'command' (the unit says what runs)");
+    throw params::BadParam(
+        "service with manager systemd takes no 'command' (the unit says what runs)");
   if (!s.argv.empty() && s.argv[0].find('=') != std::string::npos)
     throw params::BadParam("service 'command' must not start with a NAME=VALUE word (use 'env')");
   if (p.contains("env") && p["env"].is_object())
@@ -84,7 +88,8 @@ ServiceParams parse(const Json& p) {
   s.ready_timeout = params::duration(p, "ready_timeout", kDefaultReadyTimeout);
   if (p.contains("ready") && !p["ready"].is_null()) {
     const Json& r = p["ready"];
-    std::vector<Json> list = r.is_array() ? std::vector<Json>(r.begin(), r.end()) : std::vector<Json>{r};
+    std::vector<Json> list =
+        r.is_array() ? std::vector<Json>(r.begin(), r.end()) : std::vector<Json>{r};
     for (const auto& c : list) {
       if (!c.is_object() || c.size() != 1)
         throw params::BadParam("each 'ready' check is a one-key map like { tcp: \"host:port\" }");
@@ -99,37 +104,47 @@ std::string describe_check(const ReadyCheck& c) {
   return t ? t->describe(c.params) : c.type + " (unknown check type)";
 }
 
-/// Where a process's files go: as given (relative to the plan's folder on this machine), else
-/// under the state folder (on an SSH host, .plan/services in the login folder).
+/// A path given in the plan, as the host's scripts take it: relative paths on this machine start at
+/// the plan's folder; on an SSH host at the login folder; "~/" is the home folder everywhere.
+std::string placed(const std::string& given, const StepContext& ctx) {
+  if (given.empty() || given.front() == '/' || given.rfind("~/", 0) == 0 || !ctx.host.is_local() ||
+      ctx.plan_dir.empty())
+    return given;
+  return ctx.plan_dir + "/" + given;
+}
+
+/// Where a process's files go: as given, else under the state folder (on an SSH host,
+/// ~/.plan/services); the log defaults to the pidfile's name with .log for .pid.
 struct Paths {
   std::string pidfile, log;
 };
 Paths paths_for(const ServiceParams& s, const StepContext& ctx) {
-  auto place = [&](const std::string& given) {
-    if (given.empty() || given.front() == '/' || !ctx.host.is_local() || ctx.plan_dir.empty()) return given;
-    return ctx.plan_dir + "/" + given;
-  };
-  std::string dir = !ctx.host.is_local() ? ".plan/services"
+  std::string dir = !ctx.host.is_local()    ? "~/.plan/services"
                     : ctx.state_dir.empty() ? ".plan/services"
                                             : ctx.state_dir + "/services";
   Paths p;
-  p.pidfile = s.pidfile.empty() ? dir + "/" + s.name + ".pid" : place(s.pidfile);
-  p.log = s.log.empty() ? p.pidfile.substr(0, p.pidfile.rfind('.')) + ".log" : place(s.log);
-  if (s.log.empty() && p.pidfile.size() < 4) p.log = p.pidfile + ".log";
+  p.pidfile = s.pidfile.empty() ? dir + "/" + s.name + ".pid" : placed(s.pidfile, ctx);
+  if (!s.log.empty()) {
+    p.log = placed(s.log, ctx);
+  } else {
+    auto slash = p.pidfile.rfind('/');
+    auto dot = p.pidfile.rfind('.');
+    bool has_ext = dot != std::string::npos && (slash == std::string::npos || dot > slash + 1);
+    p.log = (has_ext ? p.pidfile.substr(0, dot) : p.pidfile) + ".log";
+  }
   return p;
 }
 
-std::string cwd_for(const ServiceParams& s, const StepContext& ctx) {
-  if (s.cwd.empty() || s.cwd.front() == '/' || !ctx.host.is_local() || ctx.plan_dir.empty()) return s.cwd;
-  return ctx.plan_dir + "/" + s.cwd;
-}
+std::string cwd_for(const ServiceParams& s, const StepContext& ctx) { return placed(s.cwd, ctx); }
 
 FailureKind kind_of(const StepContext& ctx) {
   if (ctx.cancel.cancelled()) return FailureKind::Cancelled;
   return ctx.deadline.expired() ? FailureKind::Timeout : FailureKind::Error;
 }
 
-Deadline soon(const StepContext& ctx, Millis d) { return {std::min(ctx.deadline.at, Clock::now() + d)}; }
+Deadline soon(const StepContext& ctx, Millis d) {
+  return {std::min(ctx.deadline.at, Clock::now() + d)};
+}
 
 /// Runs a short command on the step's host: `systemctl is-active`, `[ -d /run/systemd/system ]`.
 CommandResult host_run(StepContext& ctx, std::vector<std::string> argv, Millis limit = kQuickOp) {
@@ -141,7 +156,8 @@ CommandResult host_run(StepContext& ctx, std::vector<std::string> argv, Millis l
 std::string manager_for(const ServiceParams& s, StepContext& ctx) {
   if (!s.manager.empty()) return s.manager;
   if (!s.argv.empty()) return "process";
-  CommandResult r = host_run(ctx, {"sh", "-c", "[ -d /run/systemd/system ] && command -v systemctl >/dev/null"});
+  CommandResult r =
+      host_run(ctx, {"sh", "-c", "[ -d /run/systemd/system ] && command -v systemctl >/dev/null"});
   return r.started && r.signal == 0 && r.exit_code == 0 ? "systemd" : "process";
 }
 
@@ -159,7 +175,8 @@ class Service {
     manager_ = manager_for(s_, ctx_);
     paths_ = paths_for(s_, ctx_);
     if (manager_ == "systemd") {
-      CommandResult r = host_run(ctx_, {"sh", "-c", "[ -d /run/systemd/system ] && command -v systemctl >/dev/null"});
+      CommandResult r = host_run(
+          ctx_, {"sh", "-c", "[ -d /run/systemd/system ] && command -v systemctl >/dev/null"});
       if (!r.started || r.exit_code != 0)
         throw std::runtime_error("manager systemd: " + ctx_.host.name() +
                                  " does not run systemd (no /run/systemd/system or no systemctl)");
@@ -183,7 +200,8 @@ class Service {
       return {st.running, st.pid};
     }
     CommandResult r = host_run(ctx_, {"systemctl", "is-active", "--quiet", s_.name});
-    if (!r.started) throw std::runtime_error("cannot run systemctl on " + ctx_.host.name() + ": " + r.error);
+    if (!r.started)
+      throw std::runtime_error("cannot run systemctl on " + ctx_.host.name() + ": " + r.error);
     return {r.signal == 0 && r.exit_code == 0, r.exit_code == 0 ? main_pid() : 0};
   }
 
@@ -194,8 +212,9 @@ class Service {
     try {
       if (manager_ == "process") {
         if (s_.argv.empty())
-          return StepOutcome::fail(FailureKind::Error, "service " + s_.name +
-                                                           ": 'command' is needed to start it as a process");
+          return StepOutcome::fail(
+              FailureKind::Error,
+              "service " + s_.name + ": 'command' is needed to start it as a process");
         procman::StartSpec spec{s_.argv, s_.env, cwd_for(s_, ctx_), paths_.pidfile, paths_.log};
         auto r = procman::start(ctx_.host, spec, soon(ctx_, kQuickOp), ctx_.cancel);
         pid = r.pid;
@@ -234,9 +253,10 @@ class Service {
         out["killed"] = r.killed;
         if (ctx_.log)
           ctx_.log(!r.was_running ? s_.name + " was not running"
-                   : r.killed     ? "stopped " + s_.name + " (pid " + std::to_string(r.pid) + ") with SIGKILL: still running " +
-                                    format_duration(s_.grace) + " after SIG" + s_.stop_signal
-                                  : "stopped " + s_.name + " (pid " + std::to_string(r.pid) + ")");
+                   : r.killed     ? "stopped " + s_.name + " (pid " + std::to_string(r.pid) +
+                                    ") with SIGKILL: still running " + format_duration(s_.grace) +
+                                    " after SIG" + s_.stop_signal
+                              : "stopped " + s_.name + " (pid " + std::to_string(r.pid) + ")");
       } else {
         auto [was_running, pid] = running();
         out["pid"] = pid;
@@ -283,7 +303,8 @@ class Service {
 
  private:
   long long main_pid() {
-    CommandResult r = host_run(ctx_, {"systemctl", "show", "--property", "MainPID", "--value", s_.name});
+    CommandResult r =
+        host_run(ctx_, {"systemctl", "show", "--property", "MainPID", "--value", s_.name});
     try {
       return r.exit_code == 0 ? std::stoll(r.out) : 0;
     } catch (const std::exception&) {
@@ -296,12 +317,14 @@ class Service {
     CommandSpec spec;
     spec.argv = {"systemctl", verb, s_.name};
     CommandResult r = ctx_.host.run(spec, ctx_.deadline, ctx_.cancel);
-    if (!r.started) throw std::runtime_error("cannot run systemctl on " + ctx_.host.name() + ": " + r.error);
+    if (!r.started)
+      throw std::runtime_error("cannot run systemctl on " + ctx_.host.name() + ": " + r.error);
     if (r.cancelled) throw std::runtime_error("cancelled");
     if (r.timed_out) throw std::runtime_error("systemctl " + verb + " " + s_.name + " timed out");
     if (r.signal != 0 || r.exit_code != 0) {
       std::string tail = params::last_lines(r.err.empty() ? r.out : r.err, 2);
-      throw std::runtime_error("systemctl " + verb + " " + s_.name + ": " + (tail.empty() ? describe_exit(r) : tail));
+      throw std::runtime_error("systemctl " + verb + " " + s_.name + ": " +
+                               (tail.empty() ? describe_exit(r) : tail));
     }
   }
 
@@ -323,6 +346,12 @@ class Service {
           break;
         }
       }
+      if (checks && failure.empty()) {
+        if (ctx_.log && Clock::now() - start > kReadyInterval)
+          ctx_.log(s_.name + " ready after " +
+                   format_duration(std::chrono::duration_cast<Millis>(Clock::now() - start)));
+        return "";
+      }
       // A process that died cannot get ready: say so with the end of its log, without waiting on.
       if (manager_ == "process" && pid != 0) {
         bool alive = true;
@@ -331,17 +360,15 @@ class Service {
         } catch (const std::exception&) {
         }
         if (!alive) {
-          std::string tail = params::last_lines(procman::log_tail(ctx_.host, paths_.log, 5, soon(ctx_, kQuickOp), ctx_.cancel), 5);
-          return "exited before it was ready" + (tail.empty() ? " (its log " + paths_.log + " is empty)"
-                                                               : "; its log ends: " + tail);
+          std::string tail = params::last_lines(
+              procman::log_tail(ctx_.host, paths_.log, 5, soon(ctx_, kQuickOp), ctx_.cancel), 5);
+          return "exited before it was ready" + (tail.empty()
+                                                     ? " (its log " + paths_.log + " is empty)"
+                                                     : "; its log ends: " + tail);
         }
       }
-      if (checks && failure.empty()) {
-        if (ctx_.log && Clock::now() - start > kReadyInterval)
-          ctx_.log(s_.name + " ready after " + format_duration(std::chrono::duration_cast<Millis>(Clock::now() - start)));
-        return "";
-      }
-      if (ctx_.log && !failure.empty() && failure != last) ctx_.log("waiting for " + s_.name + ": " + failure);
+      if (ctx_.log && !failure.empty() && failure != last)
+        ctx_.log("waiting for " + s_.name + ": " + failure);
       last = failure;
       if (ctx_.cancel.cancelled()) return "cancelled while waiting for it to get ready";
       if (until.expired()) {
@@ -349,8 +376,8 @@ class Service {
         auto waited = std::min(limit, std::chrono::duration_cast<Millis>(Clock::now() - start));
         return "not ready after " + format_duration(waited) + ": " + failure;
       }
-      std::this_thread::sleep_for(std::min(kReadyInterval, Millis(until.remaining_ms(kReadyInterval.count()))) +
-                                  Millis(1));
+      std::this_thread::sleep_for(
+          std::min(kReadyInterval, Millis(until.remaining_ms(kReadyInterval.count()))) + Millis(1));
     }
   }
 
@@ -381,22 +408,27 @@ class ServiceStep : public StepType {
     try {
       ServiceParams s = parse(p);
       std::vector<std::string> lines;
-      const std::string files =
-          "pidfile " + (s.pidfile.empty() ? "in the plan's state folder" : s.pidfile) +
-          (s.log.empty() ? "" : ", log " + s.log);
+      const std::string files = "pidfile " +
+                                (s.pidfile.empty() ? "in the plan's state folder" : s.pidfile) +
+                                (s.log.empty() ? "" : ", log " + s.log);
       if (s.manager == "systemd" || (s.manager.empty() && s.argv.empty() && s.action != "stop")) {
-        lines.push_back(s.manager == "systemd" ? "systemctl " + s.action + " " + s.name
-                                               : s.action + " " + s.name +
-                                                     " (systemctl where the host runs systemd; else its " + files + ")");
+        lines.push_back(s.manager == "systemd"
+                            ? "systemctl " + s.action + " " + s.name
+                            : s.action + " " + s.name +
+                                  " (systemctl where the host runs systemd; else its " + files +
+                                  ")");
       } else if (s.action == "stop") {
-        lines.push_back("stop " + s.name + ": SIG" + s.stop_signal + " to its process group, SIGKILL after " +
-                        format_duration(s.grace) + " (" + files + ")");
+        lines.push_back("stop " + s.name + ": SIG" + s.stop_signal +
+                        " to its process group, SIGKILL after " + format_duration(s.grace) + " (" +
+                        files + ")");
       } else {
-        lines.push_back(s.action + " " + s.name + ": " + params::quote_argv(s.argv) + " detached (" + files + ")");
+        lines.push_back(s.action + " " + s.name + ": " + params::quote_argv(s.argv) +
+                        " detached (" + files + ")");
         for (const auto& [k, v] : s.env) lines.push_back("  env " + k + "=" + params::quote(v));
         if (!s.cwd.empty()) lines.push_back("  in " + s.cwd);
         if (s.action == "restart")
-          lines.push_back("  stopping it first: SIG" + s.stop_signal + ", SIGKILL after " + format_duration(s.grace));
+          lines.push_back("  stopping it first: SIG" + s.stop_signal + ", SIGKILL after " +
+                          format_duration(s.grace));
       }
       const bool process = s.manager == "process" || (s.manager.empty() && !s.argv.empty());
       if (s.action != "stop") {
@@ -419,7 +451,8 @@ class ServiceStep : public StepType {
       if (s.action == "start") return {"stop " + s.name + " if this step started it"};
       if (s.action == "stop")
         return {"start " + s.name + " again if it was running" +
-                (s.manager != "systemd" && s.argv.empty() ? " (as a process this needs 'command')" : "")};
+                (s.manager != "systemd" && s.argv.empty() ? " (as a process this needs 'command')"
+                                                          : "")};
       return {"stop " + s.name + " if the restart started it; one that was running stays running"};
     } catch (const std::exception& ex) {
       return {std::string("invalid service parameters: ") + ex.what()};
@@ -448,7 +481,8 @@ class ServiceStep : public StepType {
       Service svc(ctx, s);
       if (s.action == "stop") return was_running ? svc.start() : StepOutcome::ok();
       if (was_running) {
-        if (ctx.log && s.action == "restart") ctx.log(s.name + " was running before the restart: left running");
+        if (ctx.log && s.action == "restart")
+          ctx.log(s.name + " was running before the restart: left running");
         return StepOutcome::ok();
       }
       return svc.stop();

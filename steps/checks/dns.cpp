@@ -5,9 +5,10 @@
 // `equals` takes a value or a list (the whole RRset, in any order); without it the record must
 // exist; `exists: false` asks for no such record. `ttl_lte` bounds the TTL the server gives.
 
+#include "../dns/dns.h"
+
 #include <algorithm>
 
-#include "../dns/dns.h"
 #include "../params.h"
 
 namespace plan {

@@ -32,7 +32,8 @@ ProcessParams parse(const Json& p) {
     throw params::BadParam("process takes a name or { pidfile | name | pattern }");
   }
   int given = !c.pidfile.empty() + !c.name.empty() + !c.pattern.empty();
-  if (given != 1) throw params::BadParam("process takes exactly one of 'pidfile', 'name' and 'pattern'");
+  if (given != 1)
+    throw params::BadParam("process takes exactly one of 'pidfile', 'name' and 'pattern'");
   return c;
 }
 
@@ -66,14 +67,15 @@ class ProcessCheck : public CheckType {
         auto st = procman::status(host, c.pidfile, until, ctx.cancel);
         running = st.running;
         seen = st.running ? "running (pid " + std::to_string(st.pid) + ")"
-               : st.pid   ? "not running (pid " + std::to_string(st.pid) + " in the pidfile is gone)"
-                          : "not running (no pidfile)";
+               : st.pid ? "not running (pid " + std::to_string(st.pid) + " in the pidfile is gone)"
+                        : "not running (no pidfile)";
       } else {
         auto pids = procman::find(host, c.name.empty() ? c.pattern : c.name, c.name.empty(), until,
                                   ctx.cancel);
         running = !pids.empty();
         std::string list;
-        for (size_t i = 0; i < pids.size() && i < 5; ++i) list += (i ? " " : "") + std::to_string(pids[i]);
+        for (size_t i = 0; i < pids.size() && i < 5; ++i)
+          list += (i ? " " : "") + std::to_string(pids[i]);
         if (pids.size() > 5) list += " ...";
         seen = running ? "running (pid " + list + ")" : "not running";
       }

@@ -16,7 +16,8 @@ namespace plan::dns {
 namespace {
 
 bool all_of(const std::string& s, bool (*ok)(unsigned char)) {
-  return std::all_of(s.begin(), s.end(), [ok](char c) { return ok(static_cast<unsigned char>(c)); });
+  return std::all_of(s.begin(), s.end(),
+                     [ok](char c) { return ok(static_cast<unsigned char>(c)); });
 }
 
 std::string lower(std::string s) {
@@ -127,7 +128,9 @@ std::string canonical_txt(const std::string& value) {
   return join(shown, " ");
 }
 
-bool name_char(unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '*' || c == '/'; }
+bool name_char(unsigned char c) {
+  return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '*' || c == '/';
+}
 
 /// A domain name that is safe to put in an nsupdate line.
 std::string checked_name(const std::string& name, const std::string& what) {
@@ -138,8 +141,8 @@ std::string checked_name(const std::string& name, const std::string& what) {
 }
 
 long long u16(const std::string& s, const std::string& what) {
-  if (s.empty() || !all_of(s, [](unsigned char c) { return std::isdigit(c) != 0; }) || s.size() > 5 ||
-      std::stoll(s) > 65535)
+  if (s.empty() || !all_of(s, [](unsigned char c) { return std::isdigit(c) != 0; }) ||
+      s.size() > 5 || std::stoll(s) > 65535)
     throw params::BadParam(what + " must be a number from 0 to 65535, not '" + s + "'");
   return std::stoll(s);
 }
@@ -149,8 +152,8 @@ std::string address(int family, const std::string& value, const char* type) {
   char text[INET6_ADDRSTRLEN];
   std::string v = trim(value);
   if (inet_pton(family, v.c_str(), buf) != 1 || !inet_ntop(family, buf, text, sizeof text))
-    throw params::BadParam("'" + value + "' is not an " +
-                           (family == AF_INET ? "IPv4" : "IPv6") + " address (type " + type + ")");
+    throw params::BadParam("'" + value + "' is not an " + (family == AF_INET ? "IPv4" : "IPv6") +
+                           " address (type " + type + ")");
   return text;
 }
 
@@ -163,7 +166,8 @@ std::string unprefixed(std::string line) {
 }  // namespace
 
 std::string Server::text() const {
-  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
 }
 
 Server parse_server(const std::string& s_in) {
@@ -175,7 +179,8 @@ Server parse_server(const std::string& s_in) {
     if (close == std::string::npos) throw params::BadParam("DNS server '" + s + "' lacks ']'");
     sv.host = s.substr(1, close - 1);
     if (close + 1 < s.size()) {
-      if (s[close + 1] != ':') throw params::BadParam("DNS server '" + s + "' is not [address]:port");
+      if (s[close + 1] != ':')
+        throw params::BadParam("DNS server '" + s + "' is not [address]:port");
       port = s.substr(close + 2);
     }
   } else if (std::count(s.begin(), s.end(), ':') == 1) {
@@ -185,7 +190,9 @@ Server parse_server(const std::string& s_in) {
     sv.host = s;  // a name, an IPv4 address or a bare IPv6 address
   }
   if (sv.host.empty()) throw params::BadParam("DNS server is empty (give host or host:port)");
-  if (!all_of(sv.host, [](unsigned char c) { return std::isalnum(c) || c == '.' || c == '-' || c == ':' || c == '_'; }))
+  if (!all_of(sv.host, [](unsigned char c) {
+        return std::isalnum(c) || c == '.' || c == '-' || c == ':' || c == '_';
+      }))
     throw params::BadParam("DNS server '" + s + "' is not a host name or address");
   if (!port.empty()) {
     long long p = u16(port, "DNS server port");
@@ -215,7 +222,8 @@ TsigKey parse_key(const std::string& s) {
     return std::find(algorithms.begin(), algorithms.end(), lower(a)) != algorithms.end();
   };
   TsigKey k;
-  if (parts.size() == 2 && is_algorithm(parts[0])) throw params::BadParam(form + ": the key name is missing");
+  if (parts.size() == 2 && is_algorithm(parts[0]))
+    throw params::BadParam(form + ": the key name is missing");
   if (parts.size() == 3) {
     k = {lower(parts[0]), parts[1], parts[2]};
   } else if (parts.size() == 2) {
@@ -239,9 +247,12 @@ std::string key_name_for_display(const std::string& s) {
   auto first = s.find(':');
   if (first == std::string::npos) return "(masked)";
   auto second = s.find(':', first + 1);
-  std::string name = second == std::string::npos ? s.substr(0, first) : s.substr(first + 1, second - first - 1);
-  if (second == std::string::npos && name.rfind("hmac-", 0) == 0) return "(masked)";  // ALGORITHM:***
-  if (name.empty() || name.find("***") != std::string::npos || !all_of(name, name_char)) return "(masked)";
+  std::string name =
+      second == std::string::npos ? s.substr(0, first) : s.substr(first + 1, second - first - 1);
+  if (second == std::string::npos && name.rfind("hmac-", 0) == 0)
+    return "(masked)";  // ALGORITHM:***
+  if (name.empty() || name.find("***") != std::string::npos || !all_of(name, name_char))
+    return "(masked)";
   return name;
 }
 
@@ -260,7 +271,8 @@ std::string owner_name(const std::string& name_in, const std::string& zone_in) {
   checked_name(name, "record name");
   if (name.back() == '.') return absolute(name);
   std::string n = absolute(name);
-  if (n == zone || (n.size() > zone.size() && n.compare(n.size() - zone.size() - 1, std::string::npos, "." + zone) == 0))
+  if (n == zone || (n.size() > zone.size() &&
+                    n.compare(n.size() - zone.size() - 1, std::string::npos, "." + zone) == 0))
     return n;
   return absolute(name + "." + zone);
 }
@@ -270,7 +282,8 @@ std::string record_type(const std::string& t_in) {
   std::transform(t.begin(), t.end(), t.begin(),
                  [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   if (t.empty() || !all_of(t, [](unsigned char c) { return std::isalnum(c) != 0; }))
-    throw params::BadParam("record type '" + t_in + "' is not a DNS type (A, AAAA, CNAME, TXT, ...)");
+    throw params::BadParam("record type '" + t_in +
+                           "' is not a DNS type (A, AAAA, CNAME, TXT, ...)");
   return t;
 }
 
@@ -284,21 +297,25 @@ std::string canonical_value(const std::string& type, const std::string& value) {
   if (type == "TXT" || type == "SPF") return canonical_txt(value);
   auto w = words(value);
   if (type == "MX") {
-    if (w.size() != 2) throw params::BadParam("an MX value is 'PREFERENCE NAME', not '" + value + "'");
-    return std::to_string(u16(w[0], "MX preference")) + " " + absolute(checked_name(w[1], "MX name"));
+    if (w.size() != 2)
+      throw params::BadParam("an MX value is 'PREFERENCE NAME', not '" + value + "'");
+    return std::to_string(u16(w[0], "MX preference")) + " " +
+           absolute(checked_name(w[1], "MX name"));
   }
   if (type == "SRV") {
     if (w.size() != 4)
       throw params::BadParam("an SRV value is 'PRIORITY WEIGHT PORT TARGET', not '" + value + "'");
-    return std::to_string(u16(w[0], "SRV priority")) + " " + std::to_string(u16(w[1], "SRV weight")) +
-           " " + std::to_string(u16(w[2], "SRV port")) + " " + absolute(checked_name(w[3], "SRV target"));
+    return std::to_string(u16(w[0], "SRV priority")) + " " +
+           std::to_string(u16(w[1], "SRV weight")) + " " + std::to_string(u16(w[2], "SRV port")) +
+           " " + absolute(checked_name(w[3], "SRV target"));
   }
   if (type == "CAA") {
     std::string t = trim(value);
     auto sp1 = t.find_first_of(" \t");
     auto tag_at = sp1 == std::string::npos ? sp1 : t.find_first_not_of(" \t", sp1);
     auto sp2 = tag_at == std::string::npos ? tag_at : t.find_first_of(" \t", tag_at);
-    if (sp2 == std::string::npos) throw params::BadParam("a CAA value is 'FLAGS TAG VALUE', not '" + value + "'");
+    if (sp2 == std::string::npos)
+      throw params::BadParam("a CAA value is 'FLAGS TAG VALUE', not '" + value + "'");
     std::string rest = trim(t.substr(sp2));
     std::string raw = !rest.empty() && rest.front() == '"' ? join(parse_strings(rest), "") : rest;
     return std::to_string(u16(t.substr(0, sp1), "CAA flags")) + " " +
@@ -310,9 +327,20 @@ std::string canonical_value(const std::string& type, const std::string& value) {
 
 std::vector<std::string> dig_argv(const Server& server, const std::string& fqdn,
                                   const std::string& type, long long timeout_s) {
-  return {"dig", "+norecurse", "+noall", "+comments", "+answer",
-          "+time=" + std::to_string(std::max<long long>(1, timeout_s)), "+tries=1",
-          "-p", std::to_string(server.port), "@" + server.host, "-q", fqdn, "-t", type};
+  return {"dig",
+          "+norecurse",
+          "+noall",
+          "+comments",
+          "+answer",
+          "+time=" + std::to_string(std::max<long long>(1, timeout_s)),
+          "+tries=1",
+          "-p",
+          std::to_string(server.port),
+          "@" + server.host,
+          "-q",
+          fqdn,
+          "-t",
+          type};
 }
 
 RRset parse_dig(const std::string& out, const Server& server, const std::string& fqdn,
@@ -333,7 +361,8 @@ RRset parse_dig(const std::string& out, const Server& server, const std::string&
       auto fl = line.find(";; flags:");
       if (fl != std::string::npos) {
         auto end = line.find(';', fl + 9);
-        auto flags = words(line.substr(fl + 9, end == std::string::npos ? std::string::npos : end - fl - 9));
+        auto flags =
+            words(line.substr(fl + 9, end == std::string::npos ? std::string::npos : end - fl - 9));
         rr.authoritative = std::find(flags.begin(), flags.end(), "aa") != flags.end();
       }
       continue;
@@ -417,7 +446,8 @@ std::string nsupdate_script(const Update& u, const TsigKey& key) {
   if (u.expected) {
     if (u.expected->empty()) s += "prereq nxrrset " + u.fqdn + " " + u.type + "\n";
     // Value-dependent: the prerequisite RRs together must equal the whole RRset (RFC 2136 2.4.2).
-    for (const auto& v : *u.expected) s += "prereq yxrrset " + u.fqdn + " " + u.type + " " + v + "\n";
+    for (const auto& v : *u.expected)
+      s += "prereq yxrrset " + u.fqdn + " " + u.type + " " + v + "\n";
   }
   s += "update delete " + u.fqdn + " " + u.type + "\n";
   for (const auto& v : u.values)
@@ -442,7 +472,8 @@ std::string explain_nsupdate_failure(const std::string& output_in, const Update&
     return at + " rejected the signature of TSIG key '" + key.name +
            "' (NOTAUTH/BADSIG: the secret differs from the server's)";
   if (has("BADTIME"))
-    return at + " rejected TSIG key '" + key.name + "' (NOTAUTH/BADTIME: the clocks differ too much)";
+    return at + " rejected TSIG key '" + key.name +
+           "' (NOTAUTH/BADTIME: the clocks differ too much)";
   if (has("update failed: NXRRSET") || has("update failed: YXRRSET") ||
       has("update failed: NXDOMAIN") || has("update failed: YXDOMAIN"))
     return what + " changed at " + u.server.text() + " since it was read (prerequisite failed: " +
@@ -452,7 +483,8 @@ std::string explain_nsupdate_failure(const std::string& output_in, const Update&
     return at + " is not authoritative for zone " + u.zone + " (NOTAUTH)";
   if (has("update failed: REFUSED"))
     return at + " refused the update of " + what + " (REFUSED: the key may not update this zone)";
-  if (has("update failed: SERVFAIL")) return at + " failed to apply the update of " + what + " (SERVFAIL)";
+  if (has("update failed: SERVFAIL"))
+    return at + " failed to apply the update of " + what + " (SERVFAIL)";
   auto comm = output.find("failed: ");
   if (has("Communication with") && comm != std::string::npos) {
     std::string why = trim(output.substr(comm + 8));
@@ -463,7 +495,8 @@ std::string explain_nsupdate_failure(const std::string& output_in, const Update&
   if (has("couldn't get address"))
     return "cannot resolve the DNS server's host name '" + u.server.host + "'";
   std::string tail = params::last_lines(output, 2);
-  return "nsupdate failed for " + what + " at " + u.server.text() + (tail.empty() ? "" : ": " + unprefixed(tail));
+  return "nsupdate failed for " + what + " at " + u.server.text() +
+         (tail.empty() ? "" : ": " + unprefixed(tail));
 }
 
 std::string send_update(HostConnection& host, const Update& u, const TsigKey& key, Millis timeout,
@@ -472,15 +505,22 @@ std::string send_update(HostConnection& host, const Update& u, const TsigKey& ke
   CommandSpec spec;
   // UDP, as nsupdate prefers (it moves to TCP by itself for a large update): a server that is
   // down answers "connection refused" at once, where TCP reports only "operation canceled".
-  spec.argv = {"nsupdate", "-t", std::to_string(secs), "-u",
-               std::to_string(std::max<long long>(1, secs / 3)), "-r", "2"};
+  spec.argv = {"nsupdate",
+               "-t",
+               std::to_string(secs),
+               "-u",
+               std::to_string(std::max<long long>(1, secs / 3)),
+               "-r",
+               "2"};
   spec.stdin_data = nsupdate_script(u, key);
   Deadline until{std::min(deadline.at, Clock::now() + timeout + Millis(2000))};
   CommandResult r = host.run(spec, until, cancel);
   if (!r.started)
-    return "cannot run nsupdate on " + host.name() + ": " + r.error + " (it comes with bind9-dnsutils)";
+    return "cannot run nsupdate on " + host.name() + ": " + r.error +
+           " (it comes with bind9-dnsutils)";
   if (r.cancelled) return "cancelled";
-  if (r.timed_out) return "no answer from DNS server " + u.server.text() + " within " + format_duration(timeout);
+  if (r.timed_out)
+    return "no answer from DNS server " + u.server.text() + " within " + format_duration(timeout);
   if (r.signal == 0 && r.exit_code == 0) return "";
   return explain_nsupdate_failure(r.out + "\n" + r.err, u, key);
 }

@@ -28,7 +28,7 @@ Server parse_server(const std::string& s);
 struct TsigKey {
   std::string algorithm;  // "hmac-sha256"
   std::string name;
-  std::string secret;     // base64
+  std::string secret;  // base64
 };
 /// Throws params::BadParam (without the secret in the message) when malformed.
 TsigKey parse_key(const std::string& s);

@@ -1,7 +1,8 @@
 // Step `dns.record`: set one RRset's values and TTL by an RFC 2136 dynamic update signed with TSIG.
 //   with: { server: "127.0.0.4:5353", zone: botbot.test, name: www, type: A,
 //           value: "127.0.0.3" (or a list: one record each), ttl: 300 (or "5m"; default: the TTL
-//           already there, else 3600), key: "${secret.tsig}" (hmac-sha256:NAME:BASE64), timeout: 5s }
+//           already there, else 3600), key: "${secret.tsig}" (hmac-sha256:NAME:BASE64), timeout: 5s
+//           }
 //   with: { ..., name: www, ttl: 300 }   (no value: only the TTL changes, the values stay)
 // It reads the RRset from the server first and sends the update only if it differs, with the
 // RRset it read as the update's prerequisite: a record changed by someone else in between makes
@@ -38,7 +39,8 @@ struct RecordParams {
 /// `display`: the masked parameters, for descriptions; values that do not parse (a masked one)
 /// are shown as written and the key is never parsed (only its name shown).
 RecordParams parse(const Json& p, bool display) {
-  if (!p.is_object()) throw params::BadParam("dns.record takes { server, zone, name, type, value, ttl, key }");
+  if (!p.is_object())
+    throw params::BadParam("dns.record takes { server, zone, name, type, value, ttl, key }");
   for (const char* k : {"server", "zone", "name"})
     if (!p.contains(k)) throw params::BadParam(std::string("dns.record needs '") + k + "'");
   RecordParams r;
@@ -50,7 +52,8 @@ RecordParams parse(const Json& p, bool display) {
   std::vector<std::string> raw;
   r.keep_values = v.is_null();
   if (r.keep_values) {
-    if (!p.contains("ttl")) throw params::BadParam("dns.record needs 'value', or 'ttl' alone to change only the TTL");
+    if (!p.contains("ttl"))
+      throw params::BadParam("dns.record needs 'value', or 'ttl' alone to change only the TTL");
   } else if (v.is_array()) {
     for (const auto& e : v) raw.push_back(params::text(e));
   } else {
@@ -70,7 +73,8 @@ RecordParams parse(const Json& p, bool display) {
   if (p.contains("ttl") && !p["ttl"].is_null()) {
     Millis t = params::duration(p, "ttl", Millis(0));
     if (t.count() % 1000 != 0) throw params::BadParam("dns.record 'ttl' must be whole seconds");
-    if (t.count() / 1000 > kMaxTtl) throw params::BadParam("dns.record 'ttl' is above 2147483647 seconds");
+    if (t.count() / 1000 > kMaxTtl)
+      throw params::BadParam("dns.record 'ttl' is above 2147483647 seconds");
     r.ttl = t.count() / 1000;
   }
   if (p.contains("key") && !p["key"].is_null()) {
@@ -91,7 +95,8 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
-std::string target_text(const RecordParams& r, std::optional<long long> current_ttl = std::nullopt) {
+std::string target_text(const RecordParams& r,
+                        std::optional<long long> current_ttl = std::nullopt) {
   const std::string values = join(r.values);
   if (r.keep_values) return "ttl " + std::to_string(*r.ttl) + " (values unchanged)";
   if (r.ttl) return values + " ttl " + std::to_string(*r.ttl);
@@ -138,10 +143,11 @@ class DnsRecordStep : public StepType {
   std::vector<std::string> describe(const Json& p) const override {
     try {
       RecordParams r = parse(p, true);
-      return {"set " + r.fqdn + " " + r.type + " " + target_text(r) + " at " + r.server.text(),
-              "  RFC 2136 update of zone " + r.zone +
-                  (r.key_display.empty() ? ", unsigned" : ", signed with TSIG key " + r.key_display) +
-                  "; only if the record is still what it reads first"};
+      return {
+          "set " + r.fqdn + " " + r.type + " " + target_text(r) + " at " + r.server.text(),
+          "  RFC 2136 update of zone " + r.zone +
+              (r.key_display.empty() ? ", unsigned" : ", signed with TSIG key " + r.key_display) +
+              "; only if the record is still what it reads first"};
     } catch (const std::exception& ex) {
       return {std::string("invalid dns.record parameters: ") + ex.what()};
     }
@@ -167,7 +173,8 @@ class DnsRecordStep : public StepType {
     }
     try {
       HostConnection& host = ctx.hosts->get(ctx.step.on);
-      dns::RRset cur = dns::query(host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
+      dns::RRset cur =
+          dns::query(host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
       long long ttl = target_ttl(r, cur);
       if (r.keep_values && !cur.exists)
         return {"live: " + dns::format_rrset(r.fqdn, r.type, {}, 0) + " at " + r.server.text() +
@@ -227,9 +234,11 @@ class DnsRecordStep : public StepType {
       return o;
     }
     out["changed"] = true;
-    // The server said yes; read it back so that the outputs and the verify are about what it serves.
+    // The server said yes; read it back so that the outputs and the verify are about what it
+    // serves.
     try {
-      dns::RRset now = dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
+      dns::RRset now =
+          dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
       if (!same(now, values, ttl)) {
         StepOutcome o = StepOutcome::fail(
             FailureKind::Error, r.server.text() + " accepted the update but serves " +
@@ -277,10 +286,13 @@ class DnsRecordStep : public StepType {
     }
     // Put back only what this step set: a record changed since by someone else is theirs.
     if (!same(cur, set, set_ttl))
-      return StepOutcome::fail(FailureKind::Error,
-                               r.fqdn + " " + r.type + " changed since this step set it: now " +
-                                   now + ", not restoring " + was);
-    if (ctx.log) ctx.log(now + " -> " + (previous.empty() ? "deleted" : join(previous) + " ttl " + std::to_string(previous_ttl)));
+      return StepOutcome::fail(FailureKind::Error, r.fqdn + " " + r.type +
+                                                       " changed since this step set it: now " +
+                                                       now + ", not restoring " + was);
+    if (ctx.log)
+      ctx.log(
+          now + " -> " +
+          (previous.empty() ? "deleted" : join(previous) + " ttl " + std::to_string(previous_ttl)));
     dns::Update u = update_for(r);
     u.expected = set;
     u.values = previous;
@@ -293,8 +305,10 @@ class DnsRecordStep : public StepType {
   ProbeResult probe(StepContext& ctx) const override {
     try {
       RecordParams r = parse(ctx.params, false);
-      dns::RRset cur = dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
-      bool done = cur.exists && (r.keep_values || cur.values == r.values) && (!r.ttl || cur.ttl == *r.ttl);
+      dns::RRset cur =
+          dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
+      bool done =
+          cur.exists && (r.keep_values || cur.values == r.values) && (!r.ttl || cur.ttl == *r.ttl);
       return done ? ProbeResult::Done : ProbeResult::NotDone;
     } catch (const std::exception&) {
       return ProbeResult::Unknown;

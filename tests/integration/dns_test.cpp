@@ -40,10 +40,12 @@ void set_record(const std::string& name, const std::vector<std::string>& values,
                 const std::string& type = "A") {
   std::string k = key();
   auto first = k.find(':'), second = k.find(':', first + 1);
-  std::string script = "server 127.0.0.4 5353\nzone botbot.test.\nkey " + k.substr(0, second) + " " +
-                       k.substr(second + 1) + "\nupdate delete " + name + ".botbot.test. " + type + "\n";
+  std::string script = "server 127.0.0.4 5353\nzone botbot.test.\nkey " + k.substr(0, second) +
+                       " " + k.substr(second + 1) + "\nupdate delete " + name + ".botbot.test. " +
+                       type + "\n";
   for (const auto& v : values)
-    script += "update add " + name + ".botbot.test. " + std::to_string(ttl) + " " + type + " " + v + "\n";
+    script +=
+        "update add " + name + ".botbot.test. " + std::to_string(ttl) + " " + type + " " + v + "\n";
   script += "send\n";
   plan::CommandSpec spec;
   spec.argv = {"nsupdate", "-t", "5"};
@@ -81,14 +83,18 @@ std::map<std::string, std::string> with_key(const std::string& file = "tsig.key"
   return {{"PLAN_SECRET_tsig", key(file)}};
 }
 
-/// A plan with one dns.record step `set` (its `with` given) and, when `then` is not empty, more steps.
+/// A plan with one dns.record step `set` (its `with` given) and, when `then` is not empty, more
+/// steps.
 std::string record_plan(const std::string& with, const std::string& then = "") {
   return "plan: dns-test\n"
          "steps:\n"
          "  - id: set\n"
          "    type: dns.record\n"
-         "    with: { server: \"" + kServer + "\", zone: botbot.test, key: \"${secret.tsig}\", " + with + " }\n"
-         "    rollback: auto\n" + then;
+         "    with: { server: \"" +
+         kServer + "\", zone: botbot.test, key: \"${secret.tsig}\", " + with +
+         " }\n"
+         "    rollback: auto\n" +
+         then;
 }
 
 const std::string kFailAfter =
@@ -99,21 +105,28 @@ const std::string kFailAfter =
 
 }  // namespace
 
-TEST_CASE("dns.record changes a record and the dns check sees it and rollback restores the exact value and TTL", "[dns]") {
+TEST_CASE(
+    "dns.record changes a record and the dns check sees it and rollback restores the exact value "
+    "and TTL",
+    "[dns]") {
   set_record("it-change", {"127.0.0.2"}, 3600);
   TempDir t;
-  std::string file = t.file("p.yaml", record_plan(
-      "name: it-change, type: A, value: 127.0.0.3, ttl: 300",
-      "  - id: check\n"
-      "    type: wait\n"
-      "    needs: [set]\n"
-      "    with: { until: [ { dns: { name: it-change.botbot.test, server: \"" + kServer +
-          "\", equals: 127.0.0.3, ttl_lte: 300 } } ], timeout: 5s }\n" + kFailAfter));
+  std::string file = t.file(
+      "p.yaml",
+      record_plan("name: it-change, type: A, value: 127.0.0.3, ttl: 300",
+                  "  - id: check\n"
+                  "    type: wait\n"
+                  "    needs: [set]\n"
+                  "    with: { until: [ { dns: { name: it-change.botbot.test, server: \"" +
+                      kServer + "\", equals: 127.0.0.3, ttl_lte: 300 } } ], timeout: 5s }\n" +
+                      kFailAfter));
   Result r = plan_cmd({"apply", file}, t.str("state"), with_key());
   INFO(r.out + r.err);
   CHECK(r.code == 1);
-  CHECK(contains(r.out + r.err, "it-change.botbot.test. A 127.0.0.2 ttl 3600 -> 127.0.0.3 ttl 300"));
-  CHECK(contains(r.out + r.err, "it-change.botbot.test. A 127.0.0.3 ttl 300 -> 127.0.0.2 ttl 3600"));
+  CHECK(
+      contains(r.out + r.err, "it-change.botbot.test. A 127.0.0.2 ttl 3600 -> 127.0.0.3 ttl 300"));
+  CHECK(
+      contains(r.out + r.err, "it-change.botbot.test. A 127.0.0.3 ttl 300 -> 127.0.0.2 ttl 3600"));
   CHECK(record("it-change") == "3600 127.0.0.2");
   CHECK_FALSE(contains(r.out + r.err, key().substr(key().rfind(':') + 1)));
 }
@@ -121,17 +134,20 @@ TEST_CASE("dns.record changes a record and the dns check sees it and rollback re
 TEST_CASE("dns.record of a new record sets several values and rollback deletes it", "[dns]") {
   set_record("it-new", {}, 0);
   TempDir t;
-  std::string file = t.file("p.yaml", record_plan(
-      "name: it-new.botbot.test., type: TXT, value: [\"v=1 a\", \"second\"], ttl: 60",
-      "  - id: check\n"
-      "    type: wait\n"
-      "    needs: [set]\n"
-      "    with: { until: [ { dns: { name: it-new.botbot.test, type: TXT, server: \"" + kServer +
-          "\", equals: [second, \"v=1 a\"] } } ], timeout: 5s }\n" + kFailAfter));
+  std::string file = t.file(
+      "p.yaml",
+      record_plan("name: it-new.botbot.test., type: TXT, value: [\"v=1 a\", \"second\"], ttl: 60",
+                  "  - id: check\n"
+                  "    type: wait\n"
+                  "    needs: [set]\n"
+                  "    with: { until: [ { dns: { name: it-new.botbot.test, type: TXT, server: \"" +
+                      kServer + "\", equals: [second, \"v=1 a\"] } } ], timeout: 5s }\n" +
+                      kFailAfter));
   Result r = plan_cmd({"apply", file}, t.str("state"), with_key());
   INFO(r.out + r.err);
   CHECK(r.code == 1);
-  CHECK(contains(r.out + r.err, "no it-new.botbot.test. TXT record -> \"second\" \"v=1 a\" ttl 60"));
+  CHECK(
+      contains(r.out + r.err, "no it-new.botbot.test. TXT record -> \"second\" \"v=1 a\" ttl 60"));
   CHECK(contains(r.out + r.err, "it-new.botbot.test. TXT \"second\" \"v=1 a\" ttl 60 -> deleted"));
   CHECK(record("it-new", "TXT") == "");
 }
@@ -150,11 +166,11 @@ TEST_CASE("dns.record is a no-op when the record is already as wanted", "[dns]")
 TEST_CASE("previous_ttl is the TTL that was there and a wait takes it as its duration", "[dns]") {
   set_record("it-ttl", {"127.0.0.2"}, 1);
   TempDir t;
-  std::string file = t.file("p.yaml", record_plan(
-      "name: it-ttl, ttl: 60",
-      "  - id: wait-old-ttl\n"
-      "    type: wait\n"
-      "    with: { duration: \"${steps.set.outputs.previous_ttl}\" }\n"));
+  std::string file = t.file(
+      "p.yaml", record_plan("name: it-ttl, ttl: 60",
+                            "  - id: wait-old-ttl\n"
+                            "    type: wait\n"
+                            "    with: { duration: \"${steps.set.outputs.previous_ttl}\" }\n"));
   Result r = plan_cmd({"apply", "--output", "json", file}, t.str("state"), with_key());
   INFO(r.out + r.err);
   CHECK(r.code == 0);
@@ -182,9 +198,10 @@ TEST_CASE("a TSIG key the server does not allow fails clearly and changes nothin
   Result r = plan_cmd({"apply", file}, t.str("state"), with_key("tsig-other.key"));
   INFO(r.out + r.err);
   CHECK(r.code == 1);
-  CHECK(contains(r.out + r.err, "DNS server 127.0.0.4:5353 rejected TSIG key 'plan-other' for zone "
-                                "botbot.test. (NOTAUTH/BADKEY: the server does not know the key or "
-                                "does not let it update the zone)"));
+  CHECK(contains(r.out + r.err,
+                 "DNS server 127.0.0.4:5353 rejected TSIG key 'plan-other' for zone "
+                 "botbot.test. (NOTAUTH/BADKEY: the server does not know the key or "
+                 "does not let it update the zone)"));
   std::string other = key("tsig-other.key");
   CHECK_FALSE(contains(r.out + r.err, other.substr(other.rfind(':') + 1)));
   CHECK(record("it-key") == "3600 127.0.0.2");
@@ -202,8 +219,9 @@ TEST_CASE("a DNS server that is down fails the step naming the server", "[dns]")
   Result r = plan_cmd({"apply", file}, t.str("state"), with_key());
   INFO(r.out + r.err);
   CHECK(r.code == 1);
-  CHECK(contains(r.out + r.err, "reading www.botbot.test. A: cannot reach DNS server 127.0.0.4:5354: "
-                                "connection refused"));
+  CHECK(contains(r.out + r.err,
+                 "reading www.botbot.test. A: cannot reach DNS server 127.0.0.4:5354: "
+                 "connection refused"));
 }
 
 TEST_CASE("a dry run with --probe shows the live record and changes nothing", "[dns]") {
@@ -213,14 +231,16 @@ TEST_CASE("a dry run with --probe shows the live record and changes nothing", "[
   Result plain = plan_cmd({"apply", "--dry-run", file}, t.str("state"), with_key());
   INFO(plain.out + plain.err);
   CHECK(plain.code == 0);
-  CHECK(contains(plain.out + plain.err, "set it-probe.botbot.test. A 127.0.0.3 ttl 300 at 127.0.0.4:5353"));
+  CHECK(contains(plain.out + plain.err,
+                 "set it-probe.botbot.test. A 127.0.0.3 ttl 300 at 127.0.0.4:5353"));
   CHECK_FALSE(contains(plain.out + plain.err, "live:"));
 
   Result probed = plan_cmd({"apply", "--dry-run", "--probe", file}, t.str("state"), with_key());
   INFO(probed.out + probed.err);
   CHECK(probed.code == 0);
-  CHECK(contains(probed.out + probed.err,
-                 "live: it-probe.botbot.test. A 127.0.0.2 ttl 3600 -> 127.0.0.3 ttl 300 at 127.0.0.4:5353"));
+  CHECK(contains(
+      probed.out + probed.err,
+      "live: it-probe.botbot.test. A 127.0.0.2 ttl 3600 -> 127.0.0.3 ttl 300 at 127.0.0.4:5353"));
   CHECK(contains(probed.out + probed.err, "probed"));
   CHECK(record("it-probe") == "3600 127.0.0.2");
 }
@@ -235,16 +255,18 @@ TEST_CASE("a failing dns check says what the server answered", "[dns]") {
                             "    type: exec\n"
                             "    with: { command: [\"true\"] }\n"
                             "    verify:\n"
-                            "      - dns: { name: it-check.botbot.test, server: \"" + kServer +
-                                "\", equals: 127.0.0.3, ttl_lte: 300 }\n");
+                            "      - dns: { name: it-check.botbot.test, server: \"" +
+                                kServer + "\", equals: 127.0.0.3, ttl_lte: 300 }\n");
   Result r = plan_cmd({"apply", file}, t.str("state"));
   INFO(r.out + r.err);
   CHECK(r.code == 1);
-  CHECK(contains(r.out + r.err, "expected it-check.botbot.test. A 127.0.0.3 with ttl <= 300, saw "
-                                "it-check.botbot.test. A 127.0.0.2 ttl 3600"));
+  CHECK(contains(r.out + r.err,
+                 "expected it-check.botbot.test. A 127.0.0.3 with ttl <= 300, saw "
+                 "it-check.botbot.test. A 127.0.0.2 ttl 3600"));
 }
 
-TEST_CASE("examples/dns.yaml lowers the TTL waits it out and switches and rolls back", "[dns][examples]") {
+TEST_CASE("examples/dns.yaml lowers the TTL waits it out and switches and rolls back",
+          "[dns][examples]") {
   set_record("api", {"127.0.0.2"}, 3);
   TempDir t;
   Result r = plan_cmd({"apply", "examples/dns.yaml"}, t.str("state"));
@@ -254,7 +276,9 @@ TEST_CASE("examples/dns.yaml lowers the TTL waits it out and switches and rolls 
   Result back = plan_cmd({"rollback", "examples/dns.yaml"}, t.str("state"));
   INFO(back.out + back.err);
   CHECK(back.code == 0);
-  CHECK(contains(back.out + back.err, "[switch] api.botbot.test. A 127.0.0.3 ttl 2 -> 127.0.0.2 ttl 2"));
-  CHECK(contains(back.out + back.err, "[lower-ttl] api.botbot.test. A 127.0.0.2 ttl 2 -> 127.0.0.2 ttl 3"));
+  CHECK(contains(back.out + back.err,
+                 "[switch] api.botbot.test. A 127.0.0.3 ttl 2 -> 127.0.0.2 ttl 2"));
+  CHECK(contains(back.out + back.err,
+                 "[lower-ttl] api.botbot.test. A 127.0.0.2 ttl 2 -> 127.0.0.2 ttl 3"));
   CHECK(record("api") == "3 127.0.0.2");
 }

@@ -2,9 +2,10 @@
 // canonical form, dig's output, the nsupdate script and what its failures say. Against a real
 // server: tests/integration/dns_test.cpp.
 
+#include "../../steps/dns/dns.h"
+
 #include <catch2/catch.hpp>
 
-#include "../../steps/dns/dns.h"
 #include "../../steps/params.h"
 #include "run/step_type.h"
 
@@ -49,13 +50,15 @@ TEST_CASE("a malformed TSIG key is refused without showing its secret", "[dns]")
   CHECK(error_of([] { dns::parse_key(kSecret); }) ==
         "the TSIG key must be ALGORITHM:NAME:SECRET (hmac-sha256:NAME:BASE64)");
   CHECK(error_of([] { dns::parse_key("hmac-sha256:" + kSecret); }) ==
-        "the TSIG key must be ALGORITHM:NAME:SECRET (hmac-sha256:NAME:BASE64): the key name is missing");
+        "the TSIG key must be ALGORITHM:NAME:SECRET (hmac-sha256:NAME:BASE64): the key name is "
+        "missing");
   CHECK(error_of([] { dns::parse_key("hmac-sha999:k:" + kSecret); }) ==
         "unknown TSIG algorithm 'hmac-sha999' (use hmac-md5, hmac-sha1, hmac-sha224, hmac-sha256, "
         "hmac-sha384, hmac-sha512)");
   std::string bad = error_of([] { dns::parse_key("hmac-sha256:k:not base64 s3cret!"); });
-  CHECK(bad == "the TSIG key must be ALGORITHM:NAME:SECRET (hmac-sha256:NAME:BASE64): the secret "
-               "of key 'k' is not base64");
+  CHECK(bad ==
+        "the TSIG key must be ALGORITHM:NAME:SECRET (hmac-sha256:NAME:BASE64): the secret "
+        "of key 'k' is not base64");
   CHECK(bad.find("s3cret") == std::string::npos);
 }
 
@@ -144,8 +147,9 @@ TEST_CASE("dig's answer gives the RRset with its TTL and the server's status", "
   CHECK(error_of([&] {
           dns::parse_dig(";; ->>HEADER<<- opcode: QUERY, status: REFUSED, id: 3\n", server,
                          "www.example.com.", "A");
-        }) == "DNS server 127.0.0.4:5353 answered REFUSED for www.example.com. A (is it "
-              "authoritative for this name?)");
+        }) ==
+        "DNS server 127.0.0.4:5353 answered REFUSED for www.example.com. A (is it "
+        "authoritative for this name?)");
 }
 
 TEST_CASE("the nsupdate script replaces the RRset only if it is still what was read", "[dns]") {
@@ -157,11 +161,13 @@ TEST_CASE("the nsupdate script replaces the RRset only if it is still what was r
   CHECK(dns::nsupdate_script(u, key) ==
         "server 127.0.0.4 5353\n"
         "zone botbot.test.\n"
-        "key hmac-sha256:tsig-botbot " + kSecret + "\n"
-        "prereq yxrrset www.botbot.test. A 127.0.0.2\n"
-        "update delete www.botbot.test. A\n"
-        "update add www.botbot.test. 300 A 127.0.0.3\n"
-        "send\n");
+        "key hmac-sha256:tsig-botbot " +
+            kSecret +
+            "\n"
+            "prereq yxrrset www.botbot.test. A 127.0.0.2\n"
+            "update delete www.botbot.test. A\n"
+            "update add www.botbot.test. 300 A 127.0.0.3\n"
+            "send\n");
   u.expected = std::vector<std::string>{};
   u.values = {};
   CHECK(dns::nsupdate_script(u, dns::TsigKey{}) ==
@@ -184,29 +190,39 @@ TEST_CASE("nsupdate failures become one line naming the server and never the sec
         "DNS server 127.0.0.4:5353 rejected the signature of TSIG key 'plan-other' "
         "(NOTAUTH/BADSIG: the secret differs from the server's)");
   CHECK(dns::explain_nsupdate_failure("update failed: NXRRSET\n", u, key) ==
-        "www.botbot.test. A changed at 127.0.0.4:5353 since it was read (prerequisite failed: NXRRSET)");
-  CHECK(dns::explain_nsupdate_failure("; Communication with 127.0.0.4#5354 failed: connection refused\n", u, key) ==
+        "www.botbot.test. A changed at 127.0.0.4:5353 since it was read (prerequisite failed: "
+        "NXRRSET)");
+  CHECK(dns::explain_nsupdate_failure(
+            "; Communication with 127.0.0.4#5354 failed: connection refused\n", u, key) ==
         "cannot reach DNS server 127.0.0.4:5353: connection refused");
-  std::string odd = dns::explain_nsupdate_failure("weird failure mentioning " + kSecret + "\n", u, key);
-  CHECK(odd == "nsupdate failed for www.botbot.test. A at 127.0.0.4:5353: weird failure mentioning ***");
+  std::string odd =
+      dns::explain_nsupdate_failure("weird failure mentioning " + kSecret + "\n", u, key);
+  CHECK(odd ==
+        "nsupdate failed for www.botbot.test. A at 127.0.0.4:5353: weird failure mentioning ***");
 }
 
 TEST_CASE("dns.record describes the change with the key's name only", "[dns]") {
   const StepType* t = Registry::instance().step("dns.record");
   REQUIRE(t != nullptr);
-  Json p = {{"server", "127.0.0.4:5353"}, {"zone", "botbot.test"}, {"name", "www"},
-            {"type", "A"},  {"value", "127.0.0.3"},    {"ttl", 300},
+  Json p = {{"server", "127.0.0.4:5353"},
+            {"zone", "botbot.test"},
+            {"name", "www"},
+            {"type", "A"},
+            {"value", "127.0.0.3"},
+            {"ttl", 300},
             {"key", "hmac-sha256:tsig-botbot:" + kSecret}};
   auto lines = t->describe(p);
   REQUIRE(lines.size() == 2);
   CHECK(lines[0] == "set www.botbot.test. A 127.0.0.3 ttl 300 at 127.0.0.4:5353");
-  CHECK(lines[1] == "  RFC 2136 update of zone botbot.test., signed with TSIG key tsig-botbot; "
-                    "only if the record is still what it reads first");
+  CHECK(lines[1] ==
+        "  RFC 2136 update of zone botbot.test., signed with TSIG key tsig-botbot; "
+        "only if the record is still what it reads first");
   for (const auto& l : lines) CHECK(l.find(kSecret) == std::string::npos);
   p["key"] = "***";
   p.erase("ttl");
   lines = t->describe(p);
-  CHECK(lines[0] == "set www.botbot.test. A 127.0.0.3 (ttl unchanged, 3600 if new) at 127.0.0.4:5353");
+  CHECK(lines[0] ==
+        "set www.botbot.test. A 127.0.0.3 (ttl unchanged, 3600 if new) at 127.0.0.4:5353");
   CHECK(lines[1].find("signed with TSIG key (masked)") != std::string::npos);
   CHECK(t->describe_rollback(p) ==
         std::vector<std::string>{"restore www.botbot.test. A at 127.0.0.4:5353 to the values and "
@@ -216,9 +232,12 @@ TEST_CASE("dns.record describes the change with the key's name only", "[dns]") {
 TEST_CASE("the dns check describes what it expects", "[dns]") {
   const CheckType* c = Registry::instance().check("dns");
   REQUIRE(c != nullptr);
-  CHECK(c->describe(Json{{"name", "www.botbot.test"}, {"server", "127.0.0.4:5353"},
-                         {"equals", Json::array({"127.0.0.3", "127.0.0.2"})}, {"ttl_lte", 300}}) ==
+  CHECK(c->describe(Json{{"name", "www.botbot.test"},
+                         {"server", "127.0.0.4:5353"},
+                         {"equals", Json::array({"127.0.0.3", "127.0.0.2"})},
+                         {"ttl_lte", 300}}) ==
         "dns www.botbot.test. A 127.0.0.2 127.0.0.3 with ttl <= 300 at 127.0.0.4:5353");
-  CHECK(c->describe(Json{{"name", "old.botbot.test."}, {"server", "127.0.0.4:5353"}, {"exists", false}}) ==
+  CHECK(c->describe(
+            Json{{"name", "old.botbot.test."}, {"server", "127.0.0.4:5353"}, {"exists", false}}) ==
         "dns no old.botbot.test. A record at 127.0.0.4:5353");
 }

@@ -166,20 +166,22 @@ TEST_CASE("service describes the exact action", "[service]") {
                 {"pidfile", "/run/irc.pid"},
                 {"ready", {{"tcp", "127.0.0.3:6667"}}},
                 {"ready_timeout", "20s"}};
-  CHECK(t->describe(start) == std::vector<std::string>{
-                                  "start botbot-irc: python3 bot.py detached (pidfile /run/irc.pid)",
-                                  "  env MODE=live",
-                                  "  ready when (up to 20s):",
-                                  "    tcp 127.0.0.3:6667"});
-  CHECK(t->describe_rollback(start) == std::vector<std::string>{"stop botbot-irc if this step started it"});
+  CHECK(t->describe(start) ==
+        std::vector<std::string>{"start botbot-irc: python3 bot.py detached (pidfile /run/irc.pid)",
+                                 "  env MODE=live",
+                                 "  ready when (up to 20s):", "    tcp 127.0.0.3:6667"});
+  CHECK(t->describe_rollback(start) ==
+        std::vector<std::string>{"stop botbot-irc if this step started it"});
   Json stop = {{"name", "botbot-irc"}, {"action", "stop"}, {"manager", "process"}, {"grace", "5s"}};
-  CHECK(t->describe(stop) == std::vector<std::string>{
-                                 "stop botbot-irc: SIGTERM to its process group, SIGKILL after 5s "
+  CHECK(t->describe(stop) ==
+        std::vector<std::string>{"stop botbot-irc: SIGTERM to its process group, SIGKILL after 5s "
                                  "(pidfile in the plan's state folder)"});
-  CHECK(t->describe_rollback(stop) == std::vector<std::string>{
-                                          "start botbot-irc again if it was running (as a process this needs 'command')"});
+  CHECK(t->describe_rollback(stop) ==
+        std::vector<std::string>{
+            "start botbot-irc again if it was running (as a process this needs 'command')"});
   Json unit = {{"name", "nginx"}, {"action", "restart"}, {"manager", "systemd"}};
   CHECK(t->describe(unit) == std::vector<std::string>{"systemctl restart nginx"});
   CHECK(t->describe(Json{{"name", "x"}, {"action", "reload"}}) ==
-        std::vector<std::string>{"invalid service parameters: service 'action' must be start, stop or restart, not 'reload'"});
+        std::vector<std::string>{"invalid service parameters: service 'action' must be start, stop "
+                                 "or restart, not 'reload'"});
 }
