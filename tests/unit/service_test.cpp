@@ -185,3 +185,136 @@ TEST_CASE("service describes the exact action", "[service]") {
         std::vector<std::string>{"invalid service parameters: service 'action' must be start, stop "
                                  "or restart, not 'reload'"});
 }
+
+namespace {
+
+/// A host with systemd, scripted: one unit whose state systemctl start/stop/restart change.
+class FakeSystemdHost : public HostConnection {
+ public:
+  bool active = false;
+  int main_pid = 100;
+  bool fail_start = false;
+  std::vector<std::string> commands;
+
+  const std::string& name() const override { return name_; }
+  bool is_local() const override { return false; }
+  CommandResult run(const CommandSpec& spec, Deadline, const CancelToken&,
+                    const LineSink&) override {
+    std::string cmd = params::quote_argv(spec.argv);
+    CommandResult r;
+    r.started = true;
+    r.exit_code = 0;
+    if (spec.argv[0] == "sh") return r;  // "does the host run systemd?": yes
+    commands.push_back(cmd);
+    const std::string verb = spec.argv.size() > 1 ? spec.argv[1] : "";
+    if (verb == "is-active") {
+      r.exit_code = active ? 0 : 3;
+    } else if (verb == "show") {
+      r.out = std::to_string(active ? main_pid : 0) + "\n";
+    } else if (verb == "start" && fail_start) {
+      r.exit_code = 1;
+      r.err = "Job for web.service failed because the control process exited with error code.\n";
+    } else if (verb == "start" || verb == "restart") {
+      if (verb == "restart" || !active) ++main_pid;
+      active = true;
+    } else if (verb == "stop") {
+      active = false;
+    }
+    return r;
+  }
+  std::optional<std::string> read_file(const std::string&) override { return std::nullopt; }
+  void write_file(const std::string&, const std::string&, int) override {}
+  bool remove_file(const std::string&) override { return false; }
+
+ private:
+  std::string name_ = "web1";
+};
+
+class NoHosts : public HostPool {
+ public:
+  HostConnection& get(const std::string& n) override {
+    throw std::runtime_error("no host '" + n + "' in this test");
+  }
+};
+
+struct SystemdRun {
+  FakeSystemdHost host;
+  NoHosts hosts;
+  CancelToken cancel;
+  std::vector<std::string> log;
+
+  StepOutcome run(const Json& params, const Json* rollback_outputs = nullptr) {
+    Step step;
+    step.id = "svc";
+    step.type = "service";
+    auto sink = [this](const std::string& l) { log.push_back(l); };
+    const Deadline deadline = Deadline::after(std::chrono::seconds(10));
+    StepContext ctx{step,   params, params,  host,    hosts, deadline,
+                    cancel, sink,   nullptr, nullptr, "",    ""};
+    const StepType* t = Registry::instance().step("service");
+    return rollback_outputs ? t->rollback(ctx, *rollback_outputs) : t->run(ctx);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("service drives systemd with systemctl and its rollback is the inverse", "[service]") {
+  SystemdRun s;
+  Json start = {{"name", "web"}, {"action", "start"}};
+  StepOutcome o = s.run(start);
+  REQUIRE(o.succeeded());
+  CHECK(o.outputs == Json{{"manager", "systemd"}, {"pid", 101}, {"was_running", false}});
+  CHECK(s.host.commands ==
+        std::vector<std::string>{"systemctl is-active --quiet web", "systemctl start web",
+                                 "systemctl show --property MainPID --value web"});
+  CHECK(s.log == std::vector<std::string>{"started web (pid 101)"});
+
+  s.host.commands.clear();
+  StepOutcome again = s.run(start);
+  CHECK(again.outputs["was_running"] == true);
+  CHECK(std::count(s.host.commands.begin(), s.host.commands.end(), "systemctl start web") == 0);
+  CHECK(s.run(start, &again.outputs).succeeded());  // found running: nothing to undo
+  CHECK(s.host.active);
+
+  StepOutcome back = s.run(start, &o.outputs);
+  CHECK(back.succeeded());
+  CHECK_FALSE(s.host.active);
+  CHECK(s.host.commands.back() == "systemctl stop web");
+
+  s.host.active = true;
+  Json stop = {{"name", "web"}, {"action", "stop"}, {"manager", "systemd"}};
+  StepOutcome stopped = s.run(stop);
+  CHECK(stopped.outputs["was_running"] == true);
+  CHECK_FALSE(s.host.active);
+  CHECK(s.run(stop, &stopped.outputs).succeeded());
+  CHECK(s.host.active);  // started again
+}
+
+TEST_CASE("a systemd start that fails says what systemctl said", "[service]") {
+  SystemdRun s;
+  s.host.fail_start = true;
+  StepOutcome o = s.run(Json{{"name", "web"}, {"action", "start"}, {"manager", "systemd"}});
+  CHECK(o.failed());
+  CHECK(o.message ==
+        "cannot start web: systemctl start web: Job for web.service failed because the control "
+        "process exited with error code.");
+}
+
+TEST_CASE("find by exact name sees a process by its own name only", "[service]") {
+  Dir d;
+  auto host = make_local_host();
+  CancelToken cancel;
+  const std::string exe =
+      d.path + "/plan-snooze";  // a unique process name: sleep under another name
+  fs::copy_file("/bin/sleep", exe);
+  procman::StartSpec spec;
+  spec.argv = {exe, "300"};
+  spec.pidfile = d.path + "/s.pid";
+  spec.log = d.path + "/s.log";
+  auto started = procman::start(*host, spec, soon(), cancel);
+  CHECK(procman::find(*host, "plan-snooze", false, soon(), cancel) ==
+        std::vector<long long>{started.pid});
+  CHECK(procman::find(*host, "plan-snoo", false, soon(), cancel).empty());
+  procman::stop(*host, spec.pidfile, "TERM", Millis(2000), soon(), cancel);
+  CHECK(procman::find(*host, "plan-snooze", false, soon(), cancel).empty());
+}
