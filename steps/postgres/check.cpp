@@ -105,13 +105,13 @@ class PostgresCheck : public CheckType {
   std::string describe(const Json& p) const override {
     try {
       PgCheckParams c = parse(p);
-      std::string s = pg::display(c.conn) + " " + short_query(c.query);
+      std::string s = "postgres " + pg::display(c.conn) + " " + short_query(c.query);
       if (c.expect) s += std::string(" ") + compare::symbol(c.expect->op) + " " + compare::show(c.expect->value, "NULL");
       if (c.other) s += " equals it on " + pg::display(*c.other);
       if (!c.expect && !c.other) s += " runs";
       return s;
     } catch (const std::exception& ex) {
-      return std::string("(invalid: ") + ex.what() + ")";
+      return std::string("postgres (invalid: ") + ex.what() + ")";
     }
   }
 

@@ -5,7 +5,8 @@
 //     jobs: 2            # > 1: directory format, parallel dump and restore (a temporary folder)
 //     replace: false     # a target that already has tables is refused unless true
 //     verify: true       # row count of every table, value of every sequence, large objects
-//     no_owner: false, no_privileges: false, progress_interval: 5s, work_dir: /var/tmp
+//     no_owner: false, no_privileges: false, progress_interval: 5s, work_dir: /var/tmp,
+//     parallel_min_mb: 64  # jobs > 1 streams anyway below this size (parallel restore costs more)
 //   rollback: auto       # drops the target database, only if this step created it
 //
 // Streamed (jobs 1): pg_dump -Fc -Z0 | pg_restore --single-transaction, the bytes pumped through
@@ -43,6 +44,7 @@ struct CopyParams {
   Millis progress_interval{5000};
   std::string maintenance_db = "postgres";
   std::string work_dir;
+  long long parallel_min_mb = 64;  // below this, jobs > 1 still streams (faster for small databases)
 };
 
 CopyParams parse(const Json& p) {
@@ -77,6 +79,10 @@ CopyParams parse(const Json& p) {
   c.progress_interval = params::duration(p, "progress_interval", c.progress_interval);
   if (c.progress_interval < Millis(100)) c.progress_interval = Millis(100);
   c.maintenance_db = params::text(p, "maintenance_db", "postgres");
+  if (p.contains("parallel_min_mb")) {
+    c.parallel_min_mb = params::integer(p["parallel_min_mb"], "'parallel_min_mb'");
+    if (c.parallel_min_mb < 0) throw params::BadParam("'parallel_min_mb' must not be negative");
+  }
   const char* tmp = std::getenv("TMPDIR");
   c.work_dir = params::text(p, "work_dir", tmp && *tmp ? tmp : "/tmp");
   return c;
@@ -125,6 +131,12 @@ std::string mb(std::uint64_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
   return buf;
+}
+
+/// "127.0.0.3:5432": the server part of a connection's display.
+std::string server_of(const pg::ConnParams& c) {
+  std::string d = pg::display(c);
+  return d.substr(0, d.rfind('/'));
 }
 
 // --- catalog and verification ------------------------------------------------------------------
@@ -242,7 +254,7 @@ class CopyDatabaseStep : public StepType {
     try {
       CopyParams c = parse(p);
       const std::string snap = "<snapshot exported at the start>";
-      const std::string dir = c.work_dir + "/plan-copy-XXXXXX";
+      const std::string dir = c.work_dir + "/plan-copy-XXXXXX/dump";
       std::vector<std::string> lines{
           "copy database " + pg::display(c.source) + " to " + pg::display(c.target) +
               (c.jobs > 1 ? " (directory format, " + std::to_string(c.jobs) + " jobs)" : " (streamed)"),
@@ -251,7 +263,8 @@ class CopyDatabaseStep : public StepType {
       if (c.jobs > 1) {
         lines.push_back("  " + shown(dump_argv(c, snap, dir), c.source));
         lines.push_back("  " + shown(restore_argv(c, dir), c.target));
-        lines.push_back("  then remove " + dir + " (streamed instead when the database is smaller than 64 MB)");
+        lines.push_back("  then remove " + dir.substr(0, dir.rfind('/')) + " (streamed instead when the database is smaller than " +
+                        std::to_string(c.parallel_min_mb) + " MB)");
       } else {
         lines.push_back("  " + shown(dump_argv(c, snap, ""), c.source) + " \\");
         lines.push_back("    | " + shown(restore_argv(c, ""), c.target));
@@ -267,7 +280,7 @@ class CopyDatabaseStep : public StepType {
   std::vector<std::string> describe_rollback(const Json& p) const override {
     try {
       CopyParams c = parse(p);
-      return {"drop database " + pg::quote_ident(c.target_db) + " on " + pg::display(c.target) +
+      return {"drop database " + pg::quote_ident(c.target_db) + " on " + server_of(c.target) +
               " if this step created it (a database that existed before is left as it is)"};
     } catch (const std::exception& ex) {
       return {std::string("invalid postgres.copy-database parameters: ") + ex.what()};
@@ -352,7 +365,7 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
     if (!admin->exec(sql, &err))
       return StepOutcome::fail(kind_of(admin->failure()), "target " + target_where + ": cannot create the database: " + err);
     created = true;
-    log("created database " + pg::quote_ident(c.target_db) + " on " + target_where.substr(0, target_where.rfind('/')));
+    log("created database " + pg::quote_ident(c.target_db) + " on " + server_of(c.target));
   } else {
     auto tgt = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, &err, "", false, &how);
     if (!tgt) return StepOutcome::fail(kind_of(how), "target " + err);
@@ -387,10 +400,11 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
   };
 
   // 3. The copy.
-  const bool parallel = c.jobs > 1 && source_size >= 64LL * 1000 * 1000;
+  const bool parallel = c.jobs > 1 && source_size >= c.parallel_min_mb * 1000 * 1000;
   if (c.jobs > 1 && !parallel)
     log("streaming instead of " + std::to_string(c.jobs) + " jobs: the database is only " +
-        mb(static_cast<std::uint64_t>(source_size)) + ", below the 64 MB where parallel restore pays off");
+        mb(static_cast<std::uint64_t>(source_size)) + ", below parallel_min_mb (" + std::to_string(c.parallel_min_mb) +
+        " MB) where parallel restore pays off");
   std::string dir;
   if (parallel) {
     std::string tmpl = c.work_dir + "/plan-copy-XXXXXX";
@@ -534,15 +548,15 @@ StepOutcome CopyDatabaseStep::rollback(StepContext& ctx, const Json& outputs) co
   }
   if (!outputs.is_object() || !outputs.value("created_target", false)) {
     if (ctx.log)
-      ctx.log("nothing to drop: database " + pg::quote_ident(c.target_db) + " on " + pg::display(c.target) +
+      ctx.log("nothing to drop: database " + pg::quote_ident(c.target_db) + " on " + server_of(c.target) +
               " was not created by this step (left as it is)");
     return StepOutcome::ok();
   }
   std::string why = drop_target(c);
   if (!why.empty())
     return StepOutcome::fail(FailureKind::Error, "cannot drop database " + pg::quote_ident(c.target_db) + " on " +
-                                                     pg::display(c.target) + ": " + why);
-  if (ctx.log) ctx.log("dropped database " + pg::quote_ident(c.target_db) + " on " + pg::display(c.target));
+                                                     server_of(c.target) + ": " + why);
+  if (ctx.log) ctx.log("dropped database " + pg::quote_ident(c.target_db) + " on " + server_of(c.target));
   return StepOutcome::ok();
 }
 

@@ -121,9 +121,10 @@ class PostgresSqlStep : public StepType {
     for (size_t i = 0; i < s.statements.size(); ++i) {
       if (!run_one(s.statements[i], s.args)) {
         std::string which = s.statements.size() > 1 ? "statement " + std::to_string(i + 1) + " of " +
-                                                          std::to_string(s.statements.size()) + " ("
-                                                    : "(";
-        std::string msg = where + which + first_line(s.statements[i]) + "): " + err;
+                                                          std::to_string(s.statements.size()) + " (" +
+                                                          first_line(s.statements[i]) + ")"
+                                                    : first_line(s.statements[i]);
+        std::string msg = where + which + ": " + err;
         pg::Failure f = conn->failure();
         if (s.transaction) {
           std::string ignored;

@@ -71,13 +71,13 @@ class RedisCheck : public CheckType {
   std::string describe(const Json& p) const override {
     try {
       RedisCheckParams c = parse(p);
-      std::string s = c.endpoint.display() + " " + redis::show_command(c.argv);
+      std::string s = "redis " + c.endpoint.display() + " " + redis::show_command(c.argv);
       if (c.expect) s += std::string(" ") + compare::symbol(c.expect->op) + " " + compare::show(c.expect->value, "nil");
       if (c.other) s += " equals it on " + c.other->display();
       if (!c.expect && !c.other) s += " answers";
       return s;
     } catch (const std::exception& ex) {
-      return std::string("(invalid: ") + ex.what() + ")";
+      return std::string("redis (invalid: ") + ex.what() + ")";
     }
   }
 

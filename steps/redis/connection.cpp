@@ -200,6 +200,20 @@ std::string show_command(const std::vector<std::string>& argv) {
   return out;
 }
 
+std::optional<Reply> parse_reply(const std::string& resp) {
+  redisReader* reader = redisReaderCreate();
+  if (!reader) return std::nullopt;
+  std::optional<Reply> out;
+  void* raw = nullptr;
+  if (redisReaderFeed(reader, resp.data(), resp.size()) == REDIS_OK && redisReaderGetReply(reader, &raw) == REDIS_OK &&
+      raw) {
+    out = reply_of(static_cast<redisReply*>(raw));
+    freeReplyObject(raw);
+  }
+  redisReaderFree(reader);
+  return out;
+}
+
 struct Connection::Impl {
   redisContext* ctx = nullptr;
   ~Impl() {

@@ -46,6 +46,10 @@ struct Reply {
   bool is_error() const { return type == "error"; }
 };
 
+/// Reads one reply from raw RESP bytes ("+OK\r\n", ":12\r\n", "$-1\r\n", "*2\r\n..."), with
+/// the same typing as replies from a server; nullopt when the bytes hold no complete reply.
+std::optional<Reply> parse_reply(const std::string& resp);
+
 /// One connection. Every wait polls in short slices, so the deadline and cancellation stop a
 /// command that blocks (DEBUG SLEEP, BLPOP) and a server that stops answering.
 class Connection {

@@ -1,0 +1,453 @@
+// postgres.sql, postgres.copy-database and the postgres check through the real binary, against
+// the two test clusters (tests/servers.d/postgres): 127.0.0.2:5432 (old) and 127.0.0.3:5432
+// (new), role `plan` with a password. Rows and transactions, comparisons and waits, auth
+// failures, a server that is down or killed mid-query, a verified copy of a database with several
+// schemas, sequences, large objects and indexes, a copy interrupted by killing the source,
+// rollback, old-vs-new consistency checks, and the password kept out of every output.
+
+#include <thread>
+
+#include "harness.h"
+
+namespace {
+
+using namespace harness;
+using Json = nlohmann::json;
+
+const std::string kOld = "127.0.0.2";
+const std::string kNew = "127.0.0.3";
+
+std::string servers_dir() {
+  const char* d = std::getenv("PLAN_TEST_SERVERS");
+  return d && *d ? d : "/tmp/plan-test-servers";
+}
+
+std::string pg_password() {
+  std::string pw = read_file(servers_dir() + "/pg-password");
+  while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
+  REQUIRE_FALSE(pw.empty());
+  return pw;
+}
+
+std::vector<std::string> psql_argv(const std::string& host, const std::string& db, const std::string& sql) {
+  return {"psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", host, "-U", "plan", "-d", db, "-c", sql};
+}
+
+/// psql on a test cluster; its output without the final newline.
+std::string psql(const std::string& host, const std::string& db, const std::string& sql) {
+  Result r = run(psql_argv(host, db, sql), kSource, {{"PGPASSWORD", pg_password()}, {"PGCONNECT_TIMEOUT", "5"}});
+  INFO(sql << ": " << r.err);
+  REQUIRE(r.code == 0);
+  std::string out = r.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+/// A command run off the main thread: no Catch2 assertions there (they are not thread-safe).
+int quiet(std::vector<std::string> argv, std::map<std::string, std::string> env = {}, Result* out = nullptr) {
+  plan::CommandSpec spec;
+  spec.argv = std::move(argv);
+  spec.env = std::move(env);
+  plan::CancelToken never;
+  auto r = plan::run_command(spec, plan::Deadline::after(std::chrono::seconds(300)), never);
+  if (out) *out = {r.signal ? 128 + r.signal : r.exit_code, r.out, r.err};
+  return r.started ? r.exit_code : -1;
+}
+
+void require_servers() {
+  INFO("the PostgreSQL test clusters must run: tests/servers up");
+  REQUIRE(psql(kOld, "postgres", "select 1") == "1");
+  REQUIRE(psql(kNew, "postgres", "select 1") == "1");
+}
+
+void fresh_db(const std::string& host, const std::string& db) {
+  psql(host, "postgres", "drop database if exists " + db + " with (force)");
+  psql(host, "postgres", "create database " + db);
+}
+
+void drop_db(const std::string& host, const std::string& db) {
+  psql(host, "postgres", "drop database if exists " + db + " with (force)");
+}
+
+bool db_exists(const std::string& host, const std::string& db) {
+  return psql(host, "postgres", "select count(*) from pg_database where datname = '" + db + "'") == "1";
+}
+
+/// A connection map for plans, with the password as ${secret.pg}.
+std::string conn(const std::string& host, const std::string& db) {
+  return "conninfo: \"host=" + host + " dbname=" + db + " user=plan\", password: \"${secret.pg}\"";
+}
+
+struct Run {
+  TempDir dir{"plan-pg"};
+  Result result;
+  std::string journal;
+  Run(const std::string& yaml, std::vector<std::string> extra = {}, std::map<std::string, std::string> env = {}) {
+    std::string file = dir.file("p.yaml", yaml);
+    std::vector<std::string> args{"apply", file};
+    args.insert(args.end(), extra.begin(), extra.end());
+    if (!env.count("PLAN_SECRET_pg")) env["PLAN_SECRET_pg"] = pg_password();
+    result = plan_cmd(args, dir.str("state"), env);
+    journal = read_file(dir.path / "state" / "p" / "journal.jsonl");
+  }
+  std::string all() const { return result.out + result.err + journal; }
+};
+
+Json outputs_of(const std::string& json_lines, const std::string& id) {
+  std::istringstream in(json_lines);
+  std::string line;
+  Json found;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    Json e = Json::parse(line, nullptr, false);
+    if (e.is_object() && e.value("event", "") == "step_finished" && e.value("step", "") == id && e.contains("outputs"))
+      found = e["outputs"];
+  }
+  return found;
+}
+
+std::string sql_step(const std::string& id, const std::string& host, const std::string& db, const std::string& sql,
+                     const std::string& extra = "") {
+  return "  - id: " + id + "\n    type: postgres.sql\n    with: { " + conn(host, db) + ", sql: " + sql + extra + " }\n";
+}
+
+/// The source database for the copy tests: two schemas besides public, serial and standalone
+/// sequences, large objects, unique/expression/partial indexes, a foreign key and a view.
+void make_source(const std::string& db) {
+  fresh_db(kOld, db);
+  psql(kOld, db,
+       "create schema app; create schema audit;"
+       "create table app.users (id serial primary key, name text not null unique, data jsonb);"
+       "create index users_lower_name on app.users (lower(name));"
+       "create table app.messages (id bigserial primary key, user_id int references app.users(id), body text,"
+       " at timestamptz default now());"
+       "create index messages_user on app.messages (user_id) where user_id is not null;"
+       "create table audit.log (id bigint generated always as identity primary key, msg text);"
+       "create sequence public.tickets start 100;"
+       "create view app.active as select * from app.users where (data->>'active')::bool;"
+       "insert into app.users (name, data) select 'user' || g, jsonb_build_object('active', g % 2 = 0)"
+       " from generate_series(1, 500) g;"
+       "insert into app.messages (user_id, body) select 1 + g % 500, md5(g::text) from generate_series(1, 3000) g;"
+       "insert into audit.log (msg) select 'event ' || g from generate_series(1, 200) g;"
+       "select nextval('public.tickets'), nextval('public.tickets');"
+       "select lo_from_bytea(0, 'a large object'); select lo_from_bytea(0, decode(repeat('ff00', 40000), 'hex'));");
+}
+
+std::string copy_step(const std::string& id, const std::string& src_db, const std::string& dst_db,
+                      const std::string& extra = "") {
+  return "  - id: " + id + "\n    type: postgres.copy-database\n    with:\n      source: { " + conn(kOld, src_db) +
+         " }\n      target: { " + conn(kNew, dst_db) + " }\n      progress_interval: 200ms\n" + extra;
+}
+
+}  // namespace
+
+TEST_CASE("postgres.sql returns rows as outputs and runs statements in one transaction", "[postgres][sql]") {
+  require_servers();
+  fresh_db(kOld, "it_sql");
+  Run ok("plan: p\nsteps:\n" +
+             sql_step("create", kOld, "it_sql",
+                      "[\"create table t (id int primary key, name text, ok bool, meta jsonb)\", "
+                      "\"insert into t values (1, 'a', true, '{\\\"k\\\": 1}'), (2, 'b', false, null)\", "
+                      "\"select * from t order by id\"]") +
+             sql_step("param", kOld, "it_sql", "\"select name from t where id = $1\", params: [2]") +
+             "    needs: [create]\n",
+         {"--output", "json"});
+  REQUIRE(ok.result.code == 0);
+  Json out = outputs_of(ok.result.out, "create");
+  CHECK(out["rows"] == Json::parse(R"([{"id":1,"name":"a","ok":true,"meta":{"k":1}},{"id":2,"name":"b","ok":false,"meta":null}])"));
+  CHECK(out["row_count"] == 2);
+  CHECK(out["truncated"] == false);
+  CHECK(out["value"] == 1);
+  CHECK(out["commands"] == Json::array({"CREATE TABLE", "INSERT 0 2", "SELECT 2"}));
+  CHECK(outputs_of(ok.result.out, "param")["value"] == "b");
+
+  const std::string two = "[\"insert into t values (3, 'c', true, null)\", \"insert into t values (1, 'dup', true, null)\"]";
+  Run tx("plan: p\nsteps:\n" + sql_step("dup", kOld, "it_sql", two));
+  CHECK(tx.result.code == 1);
+  CHECK(contains(tx.result.out, "postgres 127.0.0.2:5432/it_sql: statement 2 of 2 (insert into t values (1, 'dup', true, null)): "
+                                "duplicate key value violates unique constraint \"t_pkey\" (23505): Key (id)=(1) already exists.; rolled back"));
+  CHECK(psql(kOld, "it_sql", "select count(*) from t") == "2");
+
+  Run no_tx("plan: p\nsteps:\n" + sql_step("dup", kOld, "it_sql", two, ", transaction: false"));
+  CHECK(no_tx.result.code == 1);
+  CHECK(contains(no_tx.result.out, "already exists.; the statements before it were committed"));
+  CHECK(psql(kOld, "it_sql", "select count(*) from t") == "3");
+
+  Run capped("plan: p\nsteps:\n" + sql_step("many", kOld, "it_sql", "\"select g from generate_series(1, 50) g\"", ", max_rows: 5"),
+             {"--output", "json"});
+  Json many = outputs_of(capped.result.out, "many");
+  CHECK(many["rows"].size() == 5);
+  CHECK(many["row_count"] == 50);
+  CHECK(many["truncated"] == true);
+  drop_db(kOld, "it_sql");
+}
+
+TEST_CASE("the postgres check compares one value and shows what it saw", "[postgres][check]") {
+  require_servers();
+  fresh_db(kOld, "it_check");
+  psql(kOld, "it_check", "create table q (id int); insert into q select generate_series(1, 12)");
+  auto plan_with = [](const std::string& check) {
+    return "plan: p\nsteps:\n  - id: s\n    type: exec\n    with: { command: [\"true\"] }\n    preconditions:\n      - "
+           "postgres: { " + conn(kOld, "it_check") + ", " + check + " }\n";
+  };
+  CHECK(Run(plan_with("query: \"select count(*) from q\", equals: 12")).result.code == 0);
+  CHECK(Run(plan_with("query: \"select count(*) from q\", gte: 12")).result.code == 0);
+  CHECK(Run(plan_with("query: \"select max(id) < 100 from q\", equals: true")).result.code == 0);
+  CHECK(Run(plan_with("query: \"select 1\"")).result.code == 0);
+
+  Run failing(plan_with("query: \"select count(*) from q\", equals: 0"));
+  CHECK(failing.result.code == 1);
+  CHECK(contains(failing.result.out, "check postgres 127.0.0.2:5432/it_check select count(*) from q == 0: expected == 0, saw 12"));
+
+  Run rows(plan_with("query: \"select id from q\", lt: 3"));
+  CHECK(contains(rows.result.out, "saw 127.0.0.2:5432/it_check: 12 rows (the query should return one value)"));
+
+  Run writes(plan_with("query: \"insert into q values (13) returning id\", equals: 13"));
+  CHECK(writes.result.code == 1);
+  CHECK(contains(writes.result.out, "cannot execute INSERT in a read-only transaction (25006)"));
+  CHECK(psql(kOld, "it_check", "select count(*) from q") == "12");
+  drop_db(kOld, "it_check");
+}
+
+TEST_CASE("a wait until a postgres check holds succeeds when the value arrives and times out otherwise",
+          "[postgres][wait]") {
+  require_servers();
+  fresh_db(kOld, "it_wait");
+  psql(kOld, "it_wait", "create table jobs (state text)");
+  const std::string wait = "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      until: [ { postgres: { " +
+                           conn(kOld, "it_wait") +
+                           ", query: \"select count(*) from jobs where state = 'done'\", equals: 1 } } ]\n"
+                           "      interval: 100ms\n      timeout: ";
+  Run stuck(wait + "1s\n");
+  CHECK(stuck.result.code == 1);
+  CHECK(contains(stuck.result.out, "expected == 1, saw 0"));
+
+  const std::string pw = pg_password();
+  std::thread later([pw] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    quiet(psql_argv("127.0.0.2", "it_wait", "insert into jobs values ('done')"), {{"PGPASSWORD", pw}});
+  });
+  Run arrived(wait + "60s\n");
+  later.join();
+  CHECK(arrived.result.code == 0);
+  drop_db(kOld, "it_wait");
+}
+
+TEST_CASE("a wrong password is refused with the server's answer and no password is ever shown", "[postgres][auth]") {
+  require_servers();
+  const std::string wrong = "wrong-pg-password-3f9a";
+  Run bad("plan: p\nsteps:\n" + sql_step("q", kOld, "postgres", "\"select 1\""), {"--output", "json"},
+          {{"PLAN_SECRET_pg", wrong}});
+  CHECK(bad.result.code == 1);
+  CHECK(contains(bad.result.out, "postgres 127.0.0.2:5432/postgres: password authentication failed for user \\\"plan\\\""));
+  CHECK_FALSE(contains(bad.all(), wrong));
+
+  const std::string pw = pg_password();
+  Run good("plan: p\nsteps:\n" + sql_step("q", kOld, "postgres", "\"select 1\""), {"--output", "json"});
+  CHECK(good.result.code == 0);
+  Run dry("plan: p\nsteps:\n" + sql_step("q", kOld, "postgres", "\"select 1\"") + copy_step("c", "a", "b"),
+          {"--dry-run"});
+  CHECK(dry.result.code == 0);
+  CHECK(contains(dry.result.out, "postgres host=127.0.0.2 dbname=postgres user=plan password=*** (one transaction):"));
+  CHECK(contains(dry.result.out, "PGPASSWORD=*** pg_dump --format=custom --compress=0"));
+  // A password written into a URI is masked as well.
+  Run literal("plan: p\nsteps:\n  - id: q\n    type: postgres.sql\n    with: { uri: \"postgresql://plan:" + pw +
+                  "@127.0.0.2/postgres\", sql: \"select 1\" }\n",
+              {"--dry-run"});
+  CHECK(contains(literal.result.out, "postgres host=127.0.0.2 dbname=postgres user=plan password=*** (one transaction):"));
+  for (const Run* x : {&bad, &good, &dry, &literal}) CHECK_FALSE(contains(x->result.out + x->result.err, pw));
+  for (const Run* x : {&bad, &good, &dry}) CHECK_FALSE(contains(x->journal, pw));
+}
+
+TEST_CASE("a PostgreSQL server that is down or killed mid-query fails the step", "[postgres][crash]") {
+  require_servers();
+  Run down("plan: p\nsteps:\n  - id: q\n    type: postgres.sql\n    with: { conninfo: \"host=127.0.0.2 port=5499 "
+           "dbname=postgres user=plan\", sql: \"select 1\" }\n");
+  CHECK(down.result.code == 1);
+  CHECK(contains(down.result.out, "postgres 127.0.0.2:5499/postgres: connection refused"));
+
+  Result killed;
+  const std::string pw = pg_password();
+  std::thread runner([&] {
+    TempDir t("plan-pg");
+    std::string file = t.file("p.yaml", "plan: p\nsteps:\n" + sql_step("sleep", kOld, "postgres", "\"select pg_sleep(120)\""));
+    quiet({kPlan, "apply", file}, {{"PLAN_STATE_DIR", t.str("state")}, {"PLAN_SECRET_pg", pw}}, &killed);
+  });
+  bool sleeping = eventually(
+      [] {
+        return psql(kOld, "postgres", "select count(*) from pg_stat_activity where query = 'select pg_sleep(120)'") == "1";
+      },
+      std::chrono::seconds(30));
+  run({kSource + "/tests/servers.d/postgres", "kill", kOld});
+  runner.join();
+  Result up = run({kSource + "/tests/servers.d/postgres", "up"});
+  REQUIRE(up.code == 0);
+  CHECK(sleeping);
+  CHECK(killed.code == 1);
+  CHECK(contains(killed.out, "postgres 127.0.0.2:5432/postgres: select pg_sleep(120): server closed the connection unexpectedly"));
+}
+
+TEST_CASE("copy-database copies schemas sequences large objects and indexes and verifies them", "[postgres][copy]") {
+  require_servers();
+  make_source("it_src");
+  drop_db(kNew, "it_copy");
+  drop_db(kNew, "it_copy2");
+  Run r("plan: p\nsteps:\n" +
+            copy_step("copy", "it_src", "it_copy",
+                      "    rollback: auto\n    verify:\n      - postgres: { " + conn(kOld, "it_src") +
+                          ", query: \"select count(*) from app.messages\", compare_with: { " + conn(kNew, "it_copy") +
+                          " } }\n"),
+        {"--output", "json"});
+  INFO(r.result.out << r.result.err);
+  REQUIRE(r.result.code == 0);
+  Json out = outputs_of(r.result.out, "copy");
+  CHECK(out["tables"] == 3);
+  CHECK(out["rows"] == 3700);
+  CHECK(out["sequences"] == 4);
+  CHECK(out["large_objects"] == 2);
+  CHECK(out["created_target"] == true);
+  CHECK(out["mode"] == "stream");
+  CHECK(out["bytes"].get<long long>() > 100000);
+  CHECK(contains(r.result.out, "verified 3 tables (3700 rows), 4 sequences, 2 large objects"));
+
+  const std::string indexes = "select string_agg(indexname, ',' order by indexname) from pg_indexes where schemaname in ('app', 'audit')";
+  CHECK(psql(kNew, "it_copy", indexes) == psql(kOld, "it_src", indexes));
+  CHECK(psql(kNew, "it_copy", "select nextval('public.tickets')") == "102");
+  CHECK(psql(kNew, "it_copy", "select nextval('app.users_id_seq')") == "501");
+  CHECK(psql(kNew, "it_copy", "select md5(string_agg(encode(lo_get(oid), 'hex'), '' order by oid)) from pg_largeobject_metadata") ==
+        psql(kOld, "it_src", "select md5(string_agg(encode(lo_get(oid), 'hex'), '' order by oid)) from pg_largeobject_metadata"));
+  CHECK(psql(kNew, "it_copy", "select count(*) from app.active") == "250");
+
+  // A target with tables is refused, unless replace: true.
+  Run again("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy"));
+  CHECK(again.result.code == 1);
+  CHECK(contains(again.result.out, "target database 127.0.0.3:5432/it_copy already has 3 tables; set replace: true to replace its contents"));
+  psql(kOld, "it_src", "insert into audit.log (msg) values ('one more')");
+  Run replace("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy", "      replace: true\n"), {"--output", "json"});
+  CHECK(replace.result.code == 0);
+  CHECK(outputs_of(replace.result.out, "copy")["created_target"] == false);
+  CHECK(psql(kNew, "it_copy", "select count(*) from audit.log") == "201");
+
+  // jobs: directory format and parallel restore (the size threshold lowered for a small database).
+  Run jobs("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy2", "      jobs: 2\n      parallel_min_mb: 0\n"),
+           {"--output", "json"});
+  CHECK(jobs.result.code == 0);
+  CHECK(outputs_of(jobs.result.out, "copy")["mode"] == "directory");
+  CHECK(outputs_of(jobs.result.out, "copy")["rows"] == 3701);
+  CHECK(contains(jobs.result.out, "pg_restore --jobs=2"));
+  Run small("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy3", "      jobs: 2\n") +
+            "    rollback: auto\n  - id: undo\n    type: exec\n    needs: [copy]\n    with: { command: [\"false\"] }\n");
+  CHECK(contains(small.result.err, "streaming instead of 2 jobs: the database is only"));
+  for (const Run* x : {&r, &again, &replace, &jobs, &small}) CHECK_FALSE(contains(x->all(), pg_password()));
+  drop_db(kNew, "it_copy");
+  drop_db(kNew, "it_copy2");
+}
+
+TEST_CASE("rollback auto drops the target only when the copy created it", "[postgres][copy][rollback]") {
+  require_servers();
+  make_source("it_src_rb");
+  drop_db(kNew, "it_rb");
+  fresh_db(kNew, "it_rb_existing");
+  const std::string fail_after = "  - id: boom\n    type: exec\n    needs: [a, b]\n    with: { command: [\"false\"] }\n";
+  Run r("plan: p\nsteps:\n" + copy_step("a", "it_src_rb", "it_rb", "    rollback: auto\n") +
+        copy_step("b", "it_src_rb", "it_rb_existing", "    rollback: auto\n") + fail_after);
+  CHECK(r.result.code == 1);
+  CHECK_FALSE(db_exists(kNew, "it_rb"));
+  CHECK(db_exists(kNew, "it_rb_existing"));
+  CHECK(contains(r.result.err, "dropped database \"it_rb\" on 127.0.0.3:5432"));
+  CHECK(contains(r.result.err, "nothing to drop: database \"it_rb_existing\" on 127.0.0.3:5432 was not created by this step"));
+  drop_db(kNew, "it_rb_existing");
+  drop_db(kOld, "it_src_rb");
+}
+
+TEST_CASE("a copy interrupted by killing the source or by its timeout leaves no target behind", "[postgres][copy][crash]") {
+  require_servers();
+  make_source("it_src_int");
+  drop_db(kNew, "it_int");
+  const std::string pw = pg_password();
+  // A session holding a lock on a source table makes pg_dump wait, after the target was created.
+  // It ends when the test does (its backend terminated) or when the source is killed.
+  struct LockHolder {
+    std::string pw;
+    std::thread thread;
+    explicit LockHolder(std::string password) : pw(std::move(password)) {
+      thread = std::thread([p = pw] {
+        quiet(psql_argv("127.0.0.2", "it_src_int",
+                        "begin; lock table app.users in access exclusive mode; select pg_sleep(300)"),
+              {{"PGPASSWORD", p}});
+      });
+    }
+    ~LockHolder() {
+      quiet(psql_argv("127.0.0.2", "postgres",
+                      "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(300)%' "
+                      "and pid <> pg_backend_pid()"),
+            {{"PGPASSWORD", pw}});
+      thread.join();
+    }
+  };
+  auto waiting_dump = [] {
+    return psql(kOld, "postgres",
+                "select count(*) from pg_stat_activity where datname = 'it_src_int' and application_name = 'plan' "
+                "and wait_event_type = 'Lock'") != "0";
+  };
+
+  // The step's timeout kills pg_dump and pg_restore (their process group) and drops the target.
+  LockHolder holder(pw);
+  REQUIRE(eventually(
+      [] {
+        return psql(kOld, "it_src_int",
+                    "select count(*) from pg_locks where relation = 'app.users'::regclass and "
+                    "mode = 'AccessExclusiveLock' and granted") == "1";
+      },
+      std::chrono::seconds(20)));
+  Run timed("plan: p\nsteps:\n" + copy_step("copy", "it_src_int", "it_int", "    timeout: 2s\n    rollback: auto\n"));
+  CHECK(timed.result.code == 1);
+  CHECK(contains(timed.result.out, "timed out after 2s"));
+  CHECK(contains(timed.result.out, "dropped the database this step had created"));
+  CHECK_FALSE(db_exists(kNew, "it_int"));
+
+  // Killing the source server mid-copy: pg_dump fails, the target is dropped again.
+  Result killed;
+  std::thread runner([&] {
+    TempDir t("plan-pg");
+    std::string file = t.file("p.yaml", "plan: p\nsteps:\n" + copy_step("copy", "it_src_int", "it_int", "    rollback: auto\n"));
+    quiet({kPlan, "apply", file}, {{"PLAN_STATE_DIR", t.str("state")}, {"PLAN_SECRET_pg", pw}}, &killed);
+  });
+  bool waited = eventually([&] { return db_exists(kNew, "it_int") && waiting_dump(); }, std::chrono::seconds(60));
+  run({kSource + "/tests/servers.d/postgres", "kill", kOld});
+  runner.join();
+  Result up = run({kSource + "/tests/servers.d/postgres", "up"});
+  REQUIRE(up.code == 0);
+  CHECK(waited);
+  CHECK(killed.code == 1);
+  CHECK(contains(killed.out, "pg_dump"));
+  CHECK(contains(killed.out, "dropped the database this step had created"));
+  CHECK_FALSE(db_exists(kNew, "it_int"));
+  CHECK_FALSE(contains(killed.out + killed.err, pw));
+  drop_db(kOld, "it_src_int");
+}
+
+TEST_CASE("examples/postgres-copy.yaml validates and dry-runs and applies and rolls back", "[postgres][examples]") {
+  require_servers();
+  TempDir state("plan-pg");
+  drop_db(kOld, "botbot_example");
+  drop_db(kNew, "botbot_example");
+  CHECK(plan_cmd({"validate", "examples/postgres-copy.yaml"}, state.str()).code == 0);
+  Result dry = plan_cmd({"apply", "--dry-run", "examples/postgres-copy.yaml"}, state.str());
+  CHECK(dry.code == 0);
+  CHECK(contains(dry.out, "PGPASSWORD=*** pg_dump --format=custom --compress=0"));
+  CHECK_FALSE(db_exists(kOld, "botbot_example"));
+
+  Result applied = plan_cmd({"apply", "examples/postgres-copy.yaml"}, state.str());
+  INFO(applied.out << applied.err);
+  CHECK(applied.code == 0);
+  CHECK(contains(applied.err, "verified 2 tables (2020 rows), 2 sequences, 0 large objects"));
+  CHECK(psql(kNew, "botbot_example", "select count(*) from irc.messages") == "2000");
+
+  Result rolled = plan_cmd({"rollback", "examples/postgres-copy.yaml"}, state.str());
+  CHECK(rolled.code == 0);
+  CHECK_FALSE(db_exists(kNew, "botbot_example"));
+  CHECK_FALSE(db_exists(kOld, "botbot_example"));
+  for (const Result* r : {&dry, &applied, &rolled}) CHECK_FALSE(contains(r->out + r->err, pg_password()));
+  CHECK_FALSE(contains(read_file(state.path / "postgres-copy" / "journal.jsonl"), pg_password()));
+}
