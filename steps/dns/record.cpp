@@ -10,8 +10,14 @@
 // previous_values, previous_ttl (seconds, 0 when there was none: what a plan waits out before
 // switching), values, ttl, changed. rollback: auto puts back exactly the RRset and TTL it found,
 // or deletes the RRset when there was none. dig and nsupdate run on the step's host.
+// What an update replaces is also noted in the state folder just before it is sent, so that a run
+// that dies mid-update loses nothing: a re-run finds the record set and reports what the first
+// attempt replaced, and a rollback without recorded outputs restores from the note.
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "../params.h"
 #include "dns.h"
@@ -134,6 +140,48 @@ Json strings(const std::vector<std::string>& v) {
   return a;
 }
 
+/// The note of what an update replaces: STATE_DIR/dns.record/STEP.json ("" without a state folder).
+std::string memo_path(const StepContext& ctx) {
+  return ctx.state_dir.empty() ? "" : ctx.state_dir + "/dns.record/" + ctx.step.id + ".json";
+}
+
+/// Written before the update is sent; a failure to write only costs crash recovery, so it is said
+/// and the step goes on.
+void write_memo(const StepContext& ctx, const Json& outputs) {
+  const std::string path = memo_path(ctx);
+  if (path.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << outputs.dump() << "\n";
+    f.flush();
+    if (!f) ec = std::make_error_code(std::errc::io_error);
+  }
+  if (!ec) std::filesystem::rename(tmp, path, ec);
+  if (ec && ctx.log)
+    ctx.log("warning: cannot note the old record in " + path + ": " + ec.message());
+}
+
+std::optional<Json> read_memo(const StepContext& ctx) {
+  const std::string path = memo_path(ctx);
+  if (path.empty()) return std::nullopt;
+  std::ifstream f(path);
+  if (!f) return std::nullopt;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  Json j = Json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("previous_values")) return std::nullopt;
+  return j;
+}
+
+void drop_memo(const StepContext& ctx) {
+  const std::string path = memo_path(ctx);
+  std::error_code ec;
+  if (!path.empty()) std::filesystem::remove(path, ec);
+}
+
 class DnsRecordStep : public StepType {
  public:
   std::string name() const override { return "dns.record"; }
@@ -219,17 +267,38 @@ class DnsRecordStep : public StepType {
     out["changed"] = false;
     const std::string before = dns::format_rrset(r.fqdn, r.type, cur.values, cur.ttl);
     if (same(cur, values, ttl)) {
+      // A re-run after a run that died mid-update: that attempt noted what it replaced.
+      auto memo = read_memo(ctx);
+      if (memo && (*memo)["name"] == out["name"] && (*memo)["type"] == out["type"] &&
+          (*memo)["values"] == out["values"] && (*memo)["ttl"] == out["ttl"]) {
+        for (const char* k : {"existed", "previous_values", "previous_ttl"}) out[k] = (*memo)[k];
+        out["changed"] = true;
+        std::vector<std::string> prev;
+        for (const auto& v : out["previous_values"]) prev.push_back(v.get<std::string>());
+        if (ctx.log)
+          ctx.log(before + " already, set by an earlier attempt that found " +
+                  dns::format_rrset(r.fqdn, r.type, prev, out["previous_ttl"].get<long long>()));
+        drop_memo(ctx);
+        return StepOutcome::ok(std::move(out));
+      }
       if (ctx.log) ctx.log(before + " already (no update)");
       return StepOutcome::ok(std::move(out));
     }
     if (ctx.log) ctx.log(before + " -> " + target_text(r, ttl));
+    Json noted = out;
+    noted["changed"] = true;
+    write_memo(ctx, noted);
     dns::Update u = update_for(r);
     u.expected = cur.values;
     u.values = values;
     u.ttl = ttl;
     std::string err = send(ctx, r, u);
     if (!err.empty()) {
-      StepOutcome o = StepOutcome::fail(kind_of(ctx), err);
+      // The server's no, or no server: nothing changed. An answer that never came may hide an
+      // update that went through: the note stays for the rollback.
+      const FailureKind kind = kind_of(ctx);
+      if (kind == FailureKind::Error && err.find("no answer") == std::string::npos) drop_memo(ctx);
+      StepOutcome o = StepOutcome::fail(kind, err);
       o.outputs = std::move(out);
       return o;
     }
@@ -252,18 +321,27 @@ class DnsRecordStep : public StepType {
       o.outputs = std::move(out);
       return o;
     }
+    // The outputs go to the journal now; the note was only for a run that dies before.
+    drop_memo(ctx);
     return StepOutcome::ok(std::move(out));
   }
 
-  StepOutcome rollback(StepContext& ctx, const Json& outputs) const override {
+  StepOutcome rollback(StepContext& ctx, const Json& outputs_in) const override {
     RecordParams r;
     try {
       r = parse(ctx.params, false);
     } catch (const std::exception& ex) {
       return StepOutcome::fail(FailureKind::Error, ex.what());
     }
-    if (!outputs.is_object() || !outputs.contains("previous_values") || !outputs.contains("values"))
-      return StepOutcome::ok();  // it failed before reading the record: nothing was changed
+    Json outputs = outputs_in;
+    if (!outputs.is_object() || !outputs.contains("previous_values") ||
+        !outputs.contains("values")) {
+      // No outputs recorded (a run that died mid-update, marked done on resume): the note says
+      // what the update replaced. Without it, nothing was changed.
+      auto memo = read_memo(ctx);
+      if (!memo) return StepOutcome::ok();
+      outputs = *memo;
+    }
     std::vector<std::string> previous, set;
     for (const auto& v : outputs["previous_values"]) previous.push_back(v.get<std::string>());
     for (const auto& v : outputs["values"]) set.push_back(v.get<std::string>());
@@ -282,6 +360,7 @@ class DnsRecordStep : public StepType {
     const std::string was = dns::format_rrset(r.fqdn, r.type, previous, previous_ttl);
     if (same(cur, previous, previous_ttl)) {
       if (ctx.log) ctx.log(now + " already as before");
+      drop_memo(ctx);
       return StepOutcome::ok();
     }
     // Put back only what this step set: a record changed since by someone else is theirs.
@@ -299,6 +378,7 @@ class DnsRecordStep : public StepType {
     u.ttl = previous_ttl;
     std::string err = send(ctx, r, u);
     if (!err.empty()) return StepOutcome::fail(kind_of(ctx), err);
+    drop_memo(ctx);
     return StepOutcome::ok();
   }
 

@@ -203,7 +203,19 @@ TEST_CASE("a TSIG key the server does not allow fails clearly and changes nothin
                  "botbot.test. (NOTAUTH/BADKEY: the server does not know the key or "
                  "does not let it update the zone)"));
   std::string other = key("tsig-other.key");
-  CHECK_FALSE(contains(r.out + r.err, other.substr(other.rfind(':') + 1)));
+  const std::string other_secret = other.substr(other.rfind(':') + 1);
+  CHECK_FALSE(contains(r.out + r.err, other_secret));
+  CHECK(record("it-key") == "3600 127.0.0.2");
+
+  // The allowed key's name with another secret: the signature does not verify.
+  Result sig = plan_cmd({"apply", file}, t.str("state2"),
+                        {{"PLAN_SECRET_tsig", "hmac-sha256:plan-test:" + other_secret}});
+  INFO(sig.out + sig.err);
+  CHECK(sig.code == 1);
+  CHECK(contains(sig.out + sig.err,
+                 "DNS server 127.0.0.4:5353 rejected the signature of TSIG key 'plan-test' "
+                 "(NOTAUTH/BADSIG: the secret differs from the server's)"));
+  CHECK_FALSE(contains(sig.out + sig.err, other_secret));
   CHECK(record("it-key") == "3600 127.0.0.2");
 }
 

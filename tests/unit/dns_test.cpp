@@ -4,7 +4,12 @@
 
 #include "../../steps/dns/dns.h"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <map>
+#include <sstream>
 
 #include "../../steps/params.h"
 #include "run/step_type.h"
@@ -240,4 +245,195 @@ TEST_CASE("the dns check describes what it expects", "[dns]") {
   CHECK(c->describe(
             Json{{"name", "old.botbot.test."}, {"server", "127.0.0.4:5353"}, {"exists", false}}) ==
         "dns no old.botbot.test. A record at 127.0.0.4:5353");
+}
+
+namespace {
+
+/// A host whose dig and nsupdate talk to an in-memory zone: enough of RFC 2136 (value-dependent
+/// prerequisites, delete and add of one RRset) to run dns.record without a server.
+class FakeDnsHost : public HostConnection {
+ public:
+  struct RR {
+    std::vector<std::string> values;
+    long long ttl = 0;
+  };
+  std::map<std::string, RR> zone;  // "www.botbot.test. A"
+  bool lose_answer = false;        // apply the next update, then never answer (the run dies)
+  std::vector<std::string> command_lines;
+
+  const std::string& name() const override { return name_; }
+  bool is_local() const override { return true; }
+  CommandResult run(const CommandSpec& spec, Deadline, const CancelToken&,
+                    const LineSink&) override {
+    command_lines.push_back(params::quote_argv(spec.argv));
+    CommandResult r;
+    r.started = true;
+    r.exit_code = 0;
+    if (spec.argv[0] == "dig") {
+      const std::string fqdn = spec.argv[spec.argv.size() - 3], type = spec.argv.back();
+      r.out = ";; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1\n;; flags: qr aa;\n";
+      auto it = zone.find(fqdn + " " + type);
+      if (it != zone.end())
+        for (const auto& v : it->second.values)
+          r.out += fqdn + "\t" + std::to_string(it->second.ttl) + "\tIN\t" + type + "\t" + v + "\n";
+      return r;
+    }
+    std::istringstream in(spec.stdin_data.value_or(""));
+    std::map<std::string, std::vector<std::string>> yx;
+    std::vector<std::string> nx;
+    std::map<std::string, RR> next = zone;
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream w(line);
+      std::string a, b, owner, type;
+      w >> a >> b;
+      if (a == "prereq" || (a == "update" && b == "delete")) w >> owner >> type;
+      std::string rest;
+      std::getline(w, rest);
+      if (!rest.empty()) rest.erase(0, 1);
+      if (a == "prereq" && b == "yxrrset") yx[owner + " " + type].push_back(rest);
+      if (a == "prereq" && b == "nxrrset") nx.push_back(owner + " " + type);
+      if (a == "update" && b == "delete") next.erase(owner + " " + type);
+      if (a == "update" && b == "add") {
+        std::istringstream f(rest);
+        long long ttl = 0;
+        f >> owner >> ttl >> type;
+        std::string value;
+        std::getline(f, value);
+        auto& rr = next[owner + " " + type];
+        rr.values.push_back(value.substr(1));
+        rr.ttl = ttl;
+      }
+    }
+    for (const auto& k : nx)
+      if (zone.count(k)) return failed(r, "update failed: YXRRSET");
+    for (auto& [k, v] : yx) {
+      std::sort(v.begin(), v.end());
+      auto it = zone.find(k);
+      std::vector<std::string> have =
+          it == zone.end() ? std::vector<std::string>{} : it->second.values;
+      std::sort(have.begin(), have.end());
+      if (have != v) return failed(r, "update failed: NXRRSET");
+    }
+    zone = next;
+    if (lose_answer) {
+      lose_answer = false;
+      r.timed_out = true;
+    }
+    return r;
+  }
+  std::optional<std::string> read_file(const std::string&) override { return std::nullopt; }
+  void write_file(const std::string&, const std::string&, int) override {}
+  bool remove_file(const std::string&) override { return false; }
+
+ private:
+  static CommandResult failed(CommandResult r, const std::string& err) {
+    r.exit_code = 2;
+    r.err = err + "\n";
+    return r;
+  }
+  std::string name_ = "local";
+};
+
+class NoHosts : public HostPool {
+ public:
+  HostConnection& get(const std::string& n) override { throw std::runtime_error("no host " + n); }
+};
+
+struct RecordRun {
+  FakeDnsHost host;
+  NoHosts hosts;
+  CancelToken cancel;
+  std::string state_dir;
+  std::vector<std::string> log;
+  Json params = {{"server", "127.0.0.4:5353"},
+                 {"zone", "botbot.test"},
+                 {"name", "www"},
+                 {"value", "127.0.0.3"},
+                 {"ttl", 300},
+                 {"key", "hmac-sha256:k:" + kSecret}};
+
+  RecordRun() {
+    char tmpl[] = "/tmp/plan-dns-XXXXXX";
+    state_dir = ::mkdtemp(tmpl);
+    host.zone["www.botbot.test. A"] = {{"127.0.0.2"}, 3600};
+  }
+  ~RecordRun() {
+    std::error_code ec;
+    std::filesystem::remove_all(state_dir, ec);
+  }
+  StepOutcome run(const Json* rollback_outputs = nullptr) {
+    Step step;
+    step.id = "lower-ttl";
+    step.type = "dns.record";
+    auto sink = [this](const std::string& l) { log.push_back(l); };
+    StepContext ctx{
+        step,   params, params,  host,    hosts,     Deadline::after(std::chrono::seconds(10)),
+        cancel, sink,   nullptr, nullptr, state_dir, ""};
+    const StepType* t = Registry::instance().step("dns.record");
+    return rollback_outputs ? t->rollback(ctx, *rollback_outputs) : t->run(ctx);
+  }
+  std::string www() const {
+    const auto& rr = host.zone.at("www.botbot.test. A");
+    return rr.values.at(0) + " ttl " + std::to_string(rr.ttl);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("dns.record sends the key on stdin only and rolls back to what it found", "[dns]") {
+  RecordRun r;
+  StepOutcome o = r.run();
+  REQUIRE(o.succeeded());
+  CHECK(r.www() == "127.0.0.3 ttl 300");
+  CHECK(o.outputs["previous_values"] == Json::array({"127.0.0.2"}));
+  CHECK(o.outputs["previous_ttl"] == 3600);
+  CHECK(o.outputs["existed"] == true);
+  CHECK(o.outputs["changed"] == true);
+  for (const auto& c : r.host.command_lines) CHECK(c.find(kSecret) == std::string::npos);
+  CHECK(o.outputs.dump().find(kSecret) == std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(r.state_dir + "/dns.record/lower-ttl.json"));
+
+  CHECK(r.run(&o.outputs).succeeded());
+  CHECK(r.www() == "127.0.0.2 ttl 3600");
+}
+
+TEST_CASE("dns.record does not overwrite a record changed since it set it", "[dns]") {
+  RecordRun r;
+  StepOutcome o = r.run();
+  REQUIRE(o.succeeded());
+  r.host.zone["www.botbot.test. A"] = {{"127.0.0.9"}, 60};
+  StepOutcome back = r.run(&o.outputs);
+  CHECK(back.failed());
+  CHECK(back.message ==
+        "www.botbot.test. A changed since this step set it: now www.botbot.test. A 127.0.0.9 ttl "
+        "60, not restoring www.botbot.test. A 127.0.0.2 ttl 3600");
+  CHECK(r.www() == "127.0.0.9 ttl 60");
+}
+
+TEST_CASE(
+    "a run that dies mid-update loses nothing: the re-run and the rollback know what it replaced",
+    "[dns]") {
+  RecordRun r;
+  r.host.lose_answer = true;
+  StepOutcome died = r.run();
+  CHECK(died.failed());
+  CHECK(r.www() == "127.0.0.3 ttl 300");  // the update went through, its answer never came
+
+  // Resumed and re-run (it is idempotent): the record is set already, and the note says what
+  // the first attempt replaced, so previous_ttl is still the TTL that was really there.
+  StepOutcome again = r.run();
+  REQUIRE(again.succeeded());
+  CHECK(again.outputs["previous_ttl"] == 3600);
+  CHECK(again.outputs["previous_values"] == Json::array({"127.0.0.2"}));
+  CHECK(r.log.back() ==
+        "www.botbot.test. A 127.0.0.3 ttl 300 already, set by an earlier attempt that found "
+        "www.botbot.test. A 127.0.0.2 ttl 3600");
+
+  // Resumed and marked done by a probe, so no outputs recorded: the rollback reads the note.
+  RecordRun s;
+  s.host.lose_answer = true;
+  CHECK(s.run().failed());
+  const Json none = Json::object();
+  CHECK(s.run(&none).succeeded());
+  CHECK(s.www() == "127.0.0.2 ttl 3600");
 }
