@@ -54,6 +54,10 @@ class WaitStep : public StepType {
 
   std::vector<std::string> describe(const Json& p) const override {
     try {
+      // A duration taken from an earlier step's outputs is shown as the dry run's placeholder.
+      if (p.contains("duration") && p["duration"].is_string() &&
+          p["duration"].get<std::string>().rfind("<steps.", 0) == 0)
+        return {"wait " + p["duration"].get<std::string>() + " (known once that step has run)"};
       if (p.contains("duration"))
         return {"wait " + format_duration(params::duration(p, "duration", Millis(0)))};
       std::vector<std::string> lines{

@@ -252,7 +252,7 @@ class RunContext {
         out_(out),
         console_(err, (args.json || args.dry_run) ? err : out, console_options(args, p.masker)),
         approver_(approver_options(args, console_), err),
-        hosts_(make_host_pool(p.plan())) {
+        hosts_(make_host_pool(p.plan(), &p.secrets)) {
     ExecutorEnv env{p.plan(), *hosts_, &approver_, &p.masker, p.state_dir};
     if (args.dry_run) {
       auto dry = std::make_unique<DryRunExecutor>(env, args.probe);
@@ -716,7 +716,7 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   std::vector<std::string> failures;
   size_t checked = 0;
   if (back_code == 0) {
-    auto hosts = make_host_pool(plan);
+    auto hosts = make_host_pool(plan, &p.secrets);
     Scope scope;
     scope.vars = &plan.vars;
     scope.secrets = &p.secrets;

@@ -11,35 +11,6 @@
 namespace plan {
 namespace {
 
-/// Local hosts only for now; every name maps to one connection for the whole run.
-class LocalHostPool : public HostPool {
- public:
-  explicit LocalHostPool(const Plan& plan) : plan_(plan) {}
-
-  HostConnection& get(const std::string& host_name) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::string key = host_name.empty() ? "local" : host_name;
-    if (!host_name.empty()) {
-      const Host* h = plan_.find_host(host_name);
-      if (!h) {
-        // "local" needs no declaration; anything else must be declared under hosts.
-        if (host_name != "local")
-          throw std::runtime_error("host '" + host_name + "' is not defined in the plan");
-      } else if (!h->local) {
-        throw std::runtime_error("host '" + host_name + "': SSH hosts are not supported yet");
-      }
-    }
-    auto& conn = hosts_[key];
-    if (!conn) conn = make_local_host(key);
-    return *conn;
-  }
-
- private:
-  const Plan& plan_;
-  std::mutex mu_;
-  std::map<std::string, std::unique_ptr<HostConnection>> hosts_;
-};
-
 /// A check's params as written, with the CheckSpec's host carried in the "on" key run_check reads.
 Json with_host(const CheckSpec& c) {
   Json p = c.params;
@@ -116,12 +87,6 @@ Step body_step(const Step& owner, const StepBody& body) {
 }
 
 }  // namespace
-
-std::unique_ptr<HostPool> make_host_pool(const Plan& plan) {
-  // Lazy: an SSH host is refused only when something needs it, so validate-like uses and a
-  // dry run without --probe work on any plan.
-  return std::make_unique<LocalHostPool>(plan);
-}
 
 CheckResult evaluate_checks(const std::vector<CheckSpec>& checks, const Scope& scope,
                             HostPool& hosts, Deadline deadline, const CancelToken& cancel,
