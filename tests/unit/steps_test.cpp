@@ -241,7 +241,16 @@ TEST_CASE("unresolvable references and unknown hosts fail the step", "[steps]") 
   ssh.local = false;
   p.hosts.push_back(ssh);
   auto pool = make_host_pool(p);  // connecting waits until a step needs the host
-  CHECK_THROWS_WITH(pool->get("legacy"), "host 'legacy': SSH hosts are not supported yet");
+  CHECK_THROWS_WITH(pool->get("legacy"), "host 'legacy': ssh: 'address' is required");
+  p.hosts[0].ssh = Json{{"address", "127.0.0.1"}, {"port", 1}, {"user", "migrate"}};
+  auto later = make_host_pool(p);
+  HostConnection& legacy = later->get("legacy");  // no connection yet
+  CHECK_FALSE(legacy.is_local());
+  CommandSpec spec;
+  spec.argv = {"true"};
+  CancelToken never;
+  CHECK_THROWS_WITH(legacy.run(spec, Deadline::none(), never),
+                    "host 'legacy' (migrate@127.0.0.1:1): cannot connect: Connection refused");
 }
 
 TEST_CASE("wait pauses, polls checks, and gives up with the last answer", "[steps][wait]") {
