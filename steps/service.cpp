@@ -24,6 +24,7 @@
 
 #include "params.h"
 #include "process_manager.h"
+#include "step_note.h"
 
 namespace plan {
 namespace {
@@ -205,7 +206,9 @@ class Service {
     return {r.signal == 0 && r.exit_code == 0, r.exit_code == 0 ? main_pid() : 0};
   }
 
-  StepOutcome start() {
+  /// `before`: whether it ran before the step began, when that differs from what start sees (a
+  /// restart stopped it first).
+  StepOutcome start(std::optional<bool> before = std::nullopt) {
     Json out = base_outputs();
     long long pid = 0;
     bool was_running = false;
@@ -231,6 +234,10 @@ class Service {
     }
     out["pid"] = pid;
     out["was_running"] = was_running;
+    // Readiness may take long: a run that dies meanwhile leaves this for the rollback.
+    Json noted = out;
+    if (before) noted["was_running"] = *before;
+    note::write(ctx_, noted);
     if (ctx_.log)
       ctx_.log(was_running ? s_.name + " already running (pid " + std::to_string(pid) + ")"
                            : "started " + s_.name + " (pid " + std::to_string(pid) + ")" +
@@ -279,7 +286,7 @@ class Service {
       if (!stopped.succeeded()) return stopped;
       was_running = stopped.outputs.value("was_running", false);
       previous = stopped.outputs.value("pid", 0LL);
-      StepOutcome started = start();
+      StepOutcome started = start(was_running);
       started.outputs["was_running"] = was_running;
       started.outputs["previous_pid"] = previous;
       return started;
@@ -293,6 +300,7 @@ class Service {
     }
     out["was_running"] = was_running;
     out["previous_pid"] = previous;
+    note::write(ctx_, out);
     if (ctx_.log) ctx_.log("restarted " + s_.name);
     std::string not_ready = wait_ready(0, true);
     if (not_ready.empty()) return StepOutcome::ok(std::move(out));
@@ -460,6 +468,31 @@ class ServiceStep : public StepType {
   }
 
   StepOutcome run(StepContext& ctx) const override {
+    StepOutcome o = act(ctx);
+    note::drop(ctx);  // the outputs reach the journal now
+    return o;
+  }
+
+  StepOutcome rollback(StepContext& ctx, const Json& outputs) const override {
+    StepOutcome o = undo(ctx, outputs);
+    if (o.succeeded()) note::drop(ctx);
+    return o;
+  }
+
+  ProbeResult probe(StepContext& ctx) const override {
+    try {
+      ServiceParams s = parse(ctx.params);
+      if (s.action == "restart") return ProbeResult::Unknown;
+      Service svc(ctx, s);
+      bool running = svc.running().first;
+      return running == (s.action == "start") ? ProbeResult::Done : ProbeResult::NotDone;
+    } catch (const std::exception&) {
+      return ProbeResult::Unknown;
+    }
+  }
+
+ private:
+  static StepOutcome act(StepContext& ctx) {
     try {
       Service svc(ctx, parse(ctx.params));
       const std::string action = ctx.params.value("action", "");
@@ -471,10 +504,17 @@ class ServiceStep : public StepType {
     }
   }
 
-  StepOutcome rollback(StepContext& ctx, const Json& outputs) const override {
+  static StepOutcome undo(StepContext& ctx, const Json& recorded) {
     try {
       ServiceParams s = parse(ctx.params);
-      if (!outputs.is_object() || !outputs.contains("was_running")) return StepOutcome::ok();
+      Json outputs = recorded;
+      // No outputs recorded (a run that died while it waited for readiness, marked done on
+      // resume): the note says what the action found.
+      if (!outputs.is_object() || !outputs.contains("was_running")) {
+        auto noted = note::read(ctx);
+        if (!noted || !noted->contains("was_running")) return StepOutcome::ok();
+        outputs = *noted;
+      }
       // The manager the run used, not one decided again.
       if (outputs.contains("manager")) s.manager = outputs["manager"].get<std::string>();
       const bool was_running = outputs["was_running"].get<bool>();
@@ -488,18 +528,6 @@ class ServiceStep : public StepType {
       return svc.stop();
     } catch (const std::exception& ex) {
       return StepOutcome::fail(kind_of(ctx), ex.what());
-    }
-  }
-
-  ProbeResult probe(StepContext& ctx) const override {
-    try {
-      ServiceParams s = parse(ctx.params);
-      if (s.action == "restart") return ProbeResult::Unknown;
-      Service svc(ctx, s);
-      bool running = svc.running().first;
-      return running == (s.action == "start") ? ProbeResult::Done : ProbeResult::NotDone;
-    } catch (const std::exception&) {
-      return ProbeResult::Unknown;
     }
   }
 };

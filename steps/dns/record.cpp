@@ -15,11 +15,9 @@
 // attempt replaced, and a rollback without recorded outputs restores from the note.
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "../params.h"
+#include "../step_note.h"
 #include "dns.h"
 
 namespace plan {
@@ -140,46 +138,11 @@ Json strings(const std::vector<std::string>& v) {
   return a;
 }
 
-/// The note of what an update replaces: STATE_DIR/dns.record/STEP.json ("" without a state folder).
-std::string memo_path(const StepContext& ctx) {
-  return ctx.state_dir.empty() ? "" : ctx.state_dir + "/dns.record/" + ctx.step.id + ".json";
-}
-
-/// Written before the update is sent; a failure to write only costs crash recovery, so it is said
-/// and the step goes on.
-void write_memo(const StepContext& ctx, const Json& outputs) {
-  const std::string path = memo_path(ctx);
-  if (path.empty()) return;
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << outputs.dump() << "\n";
-    f.flush();
-    if (!f) ec = std::make_error_code(std::errc::io_error);
-  }
-  if (!ec) std::filesystem::rename(tmp, path, ec);
-  if (ec && ctx.log)
-    ctx.log("warning: cannot note the old record in " + path + ": " + ec.message());
-}
-
+/// The note of what an update replaces (step_note.h), when it is about this RRset.
 std::optional<Json> read_memo(const StepContext& ctx) {
-  const std::string path = memo_path(ctx);
-  if (path.empty()) return std::nullopt;
-  std::ifstream f(path);
-  if (!f) return std::nullopt;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  Json j = Json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("previous_values")) return std::nullopt;
+  auto j = note::read(ctx);
+  if (!j || !j->contains("previous_values") || !j->contains("values")) return std::nullopt;
   return j;
-}
-
-void drop_memo(const StepContext& ctx) {
-  const std::string path = memo_path(ctx);
-  std::error_code ec;
-  if (!path.empty()) std::filesystem::remove(path, ec);
 }
 
 class DnsRecordStep : public StepType {
@@ -278,7 +241,7 @@ class DnsRecordStep : public StepType {
         if (ctx.log)
           ctx.log(before + " already, set by an earlier attempt that found " +
                   dns::format_rrset(r.fqdn, r.type, prev, out["previous_ttl"].get<long long>()));
-        drop_memo(ctx);
+        note::drop(ctx);
         return StepOutcome::ok(std::move(out));
       }
       if (ctx.log) ctx.log(before + " already (no update)");
@@ -287,7 +250,7 @@ class DnsRecordStep : public StepType {
     if (ctx.log) ctx.log(before + " -> " + target_text(r, ttl));
     Json noted = out;
     noted["changed"] = true;
-    write_memo(ctx, noted);
+    note::write(ctx, noted);
     dns::Update u = update_for(r);
     u.expected = cur.values;
     u.values = values;
@@ -297,7 +260,7 @@ class DnsRecordStep : public StepType {
       // The server's no, or no server: nothing changed. An answer that never came may hide an
       // update that went through: the note stays for the rollback.
       const FailureKind kind = kind_of(ctx);
-      if (kind == FailureKind::Error && err.find("no answer") == std::string::npos) drop_memo(ctx);
+      if (kind == FailureKind::Error && err.find("no answer") == std::string::npos) note::drop(ctx);
       StepOutcome o = StepOutcome::fail(kind, err);
       o.outputs = std::move(out);
       return o;
@@ -322,7 +285,7 @@ class DnsRecordStep : public StepType {
       return o;
     }
     // The outputs go to the journal now; the note was only for a run that dies before.
-    drop_memo(ctx);
+    note::drop(ctx);
     return StepOutcome::ok(std::move(out));
   }
 
@@ -360,7 +323,7 @@ class DnsRecordStep : public StepType {
     const std::string was = dns::format_rrset(r.fqdn, r.type, previous, previous_ttl);
     if (same(cur, previous, previous_ttl)) {
       if (ctx.log) ctx.log(now + " already as before");
-      drop_memo(ctx);
+      note::drop(ctx);
       return StepOutcome::ok();
     }
     // Put back only what this step set: a record changed since by someone else is theirs.
@@ -378,7 +341,7 @@ class DnsRecordStep : public StepType {
     u.ttl = previous_ttl;
     std::string err = send(ctx, r, u);
     if (!err.empty()) return StepOutcome::fail(kind_of(ctx), err);
-    drop_memo(ctx);
+    note::drop(ctx);
     return StepOutcome::ok();
   }
 

@@ -12,6 +12,7 @@
 
 #include "../../steps/params.h"
 #include "../../steps/process_manager.h"
+#include "../../steps/step_note.h"
 #include "run/step_type.h"
 
 using namespace plan;
@@ -242,15 +243,23 @@ struct SystemdRun {
   NoHosts hosts;
   CancelToken cancel;
   std::vector<std::string> log;
+  Dir state;
+  Step step;
 
-  StepOutcome run(const Json& params, const Json* rollback_outputs = nullptr) {
-    Step step;
+  SystemdRun() {
     step.id = "svc";
     step.type = "service";
+  }
+
+  StepContext context(const Json& params) {
     auto sink = [this](const std::string& l) { log.push_back(l); };
     const Deadline deadline = Deadline::after(std::chrono::seconds(10));
-    StepContext ctx{step,   params, params,  host,    hosts, deadline,
-                    cancel, sink,   nullptr, nullptr, "",    ""};
+    return StepContext{step,   params, params,  host,    hosts,      deadline,
+                       cancel, sink,   nullptr, nullptr, state.path, ""};
+  }
+
+  StepOutcome run(const Json& params, const Json* rollback_outputs = nullptr) {
+    StepContext ctx = context(params);
     const StepType* t = Registry::instance().step("service");
     return rollback_outputs ? t->rollback(ctx, *rollback_outputs) : t->run(ctx);
   }
@@ -317,4 +326,25 @@ TEST_CASE("find by exact name sees a process by its own name only", "[service]")
   CHECK(procman::find(*host, "plan-snoo", false, soon(), cancel).empty());
   procman::stop(*host, spec.pidfile, "TERM", Millis(2000), soon(), cancel);
   CHECK(procman::find(*host, "plan-snooze", false, soon(), cancel).empty());
+}
+
+TEST_CASE("a rollback without recorded outputs stops what the note says the start started",
+          "[service]") {
+  SystemdRun s;
+  Json start = {{"name", "web"}, {"action", "start"}, {"manager", "systemd"}};
+  StepOutcome o = s.run(start);
+  REQUIRE(o.succeeded());
+  CHECK_FALSE(fs::exists(s.state.path + "/service/svc.json"));  // dropped once run() returned
+  // What a run that died while waiting for readiness leaves behind.
+  StepContext ctx = s.context(start);
+  note::write(ctx, o.outputs);
+  REQUIRE(fs::exists(s.state.path + "/service/svc.json"));
+  const Json none = Json::object();
+  CHECK(s.run(start, &none).succeeded());
+  CHECK_FALSE(s.host.active);
+  CHECK_FALSE(fs::exists(s.state.path + "/service/svc.json"));
+  // Without a note, nothing is known to undo.
+  s.host.active = true;
+  CHECK(s.run(start, &none).succeeded());
+  CHECK(s.host.active);
 }
