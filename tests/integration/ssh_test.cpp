@@ -31,7 +31,7 @@ void require_sshd() {
   REQUIRE(run({"bash", "-c", "exec 3<>/dev/tcp/127.0.0.2/2222"}).code == 0);
 }
 
-/// `hosts:` with legacy's ssh object; `extra` replaces or adds keys ("port: 2223").
+/// `hosts:` with legacy's ssh object; `extra` replaces or adds keys ("port: 2229").
 std::string hosts_yaml(const std::string& extra = "", const std::string& identity = "user_ed25519",
                        const std::string& known_hosts = "") {
   std::string kh = known_hosts.empty() ? sshd_dir() + "/known_hosts" : known_hosts;
@@ -268,10 +268,11 @@ TEST_CASE("a passphrase-protected key takes its passphrase from a secret - never
 TEST_CASE("a server that is down: connection refused names host and port - a dry run never connects", "[ssh][down]") {
   require_sshd();
   TempDir t("plan-ssh");
-  std::string plan = one_step(hosts_yaml("port: 2223"), "{ command: [touch, " + t.str("ran") + "] }");
+  // Nothing listens on 2229 (2223 is tunnel_test's private sshd): a server that is down.
+  std::string plan = one_step(hosts_yaml("port: 2229"), "{ command: [touch, " + t.str("ran") + "] }");
   Result r = apply_plan(t, plan);
   CHECK(r.code == 1);
-  CHECK(contains(r.out, "host 'legacy' (root@127.0.0.2:2223): cannot connect: Connection refused"));
+  CHECK(contains(r.out, "host 'legacy' (root@127.0.0.2:2229): cannot connect: Connection refused"));
 
   Result dry = apply_plan(t, plan, {"--dry-run"});
   INFO(dry.out << dry.err);
