@@ -115,6 +115,8 @@ std::string sql_step(const std::string& id, const std::string& host, const std::
 /// sequences, large objects, unique/expression/partial indexes, a foreign key and a view.
 void make_source(const std::string& db) {
   fresh_db(kOld, db);
+  for (const auto& host : {kOld, kNew})  // roles belong to the cluster: both need it for the grant
+    psql(host, "postgres", "do $$ begin create role it_reader; exception when duplicate_object then null; end $$");
   psql(kOld, db,
        "create schema app; create schema audit;"
        "create table app.users (id serial primary key, name text not null unique, data jsonb);"
@@ -130,7 +132,9 @@ void make_source(const std::string& db) {
        "insert into app.messages (user_id, body) select 1 + g % 500, md5(g::text) from generate_series(1, 3000) g;"
        "insert into audit.log (msg) select 'event ' || g from generate_series(1, 200) g;"
        "select nextval('public.tickets'), nextval('public.tickets');"
-       "select lo_from_bytea(0, 'a large object'); select lo_from_bytea(0, decode(repeat('ff00', 40000), 'hex'));");
+       "select lo_from_bytea(0, 'a large object'); select lo_from_bytea(0, decode(repeat('ff00', 40000), 'hex'));"
+       "grant usage on schema app to it_reader; grant select on app.users to it_reader;"
+       "comment on table app.users is 'people';");
 }
 
 std::string copy_step(const std::string& id, const std::string& src_db, const std::string& dst_db,
@@ -332,12 +336,24 @@ TEST_CASE("copy-database copies schemas sequences large objects and indexes and 
   Run jobs("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy2", "      jobs: 2\n      parallel_min_mb: 0\n"),
            {"--output", "json"});
   CHECK(jobs.result.code == 0);
-  CHECK(outputs_of(jobs.result.out, "copy")["mode"] == "directory");
+  CHECK(outputs_of(jobs.result.out, "copy")["mode"] == "parallel streams");
   CHECK(outputs_of(jobs.result.out, "copy")["rows"] == 3701);
-  CHECK(contains(jobs.result.out, "pg_restore --jobs=2"));
+  CHECK(contains(jobs.result.out, "data: 2 streams at once"));
+  // What is neither table nor data came along in both modes: grants and comments.
+  for (const std::string db : {"it_copy", "it_copy2"}) {
+    CHECK(psql(kNew, db, "select has_table_privilege('it_reader', 'app.users', 'select')") == "t");
+    CHECK(psql(kNew, db, "select obj_description('app.users'::regclass)") == "people");
+    CHECK(psql(kNew, db, indexes) == psql(kOld, "it_src", indexes));
+    CHECK(psql(kNew, db, "select count(*) from pg_constraint where contype = 'f'") == "1");
+  }
+  Run dir("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy4", "      jobs: 2\n      parallel: directory\n      parallel_min_mb: 0\n") +
+          "    rollback: auto\n  - id: undo\n    type: exec\n    needs: [copy]\n    with: { command: [\"false\"] }\n");
+  CHECK(contains(dir.result.err, "pg_restore --jobs=2: "));
+  CHECK(contains(dir.result.err, "verified 3 tables (3701 rows), 4 sequences, 2 large objects"));
+  CHECK_FALSE(db_exists(kNew, "it_copy4"));
   Run small("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy3", "      jobs: 2\n") +
             "    rollback: auto\n  - id: undo\n    type: exec\n    needs: [copy]\n    with: { command: [\"false\"] }\n");
-  CHECK(contains(small.result.err, "streaming instead of 2 jobs: the database is only"));
+  CHECK(contains(small.result.err, "one stream instead of 2 jobs: the database is only"));
   for (const Run* x : {&r, &again, &replace, &jobs, &small}) CHECK_FALSE(contains(x->all(), pg_password()));
   drop_db(kNew, "it_copy");
   drop_db(kNew, "it_copy2");
@@ -401,6 +417,7 @@ TEST_CASE("a copy interrupted by killing the source or by its timeout leaves no 
       },
       std::chrono::seconds(20)));
   Run timed("plan: p\nsteps:\n" + copy_step("copy", "it_src_int", "it_int", "    timeout: 2s\n    rollback: auto\n"));
+  INFO(timed.result.out << timed.result.err);
   CHECK(timed.result.code == 1);
   CHECK(contains(timed.result.out, "timed out after 2s"));
   CHECK(contains(timed.result.out, "dropped the database this step had created"));

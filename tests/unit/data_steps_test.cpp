@@ -12,6 +12,8 @@
 #include "../../steps/compare.h"
 #include "../../steps/params.h"
 #include "../../steps/postgres/connection.h"
+#include "../../steps/postgres/copy_verify.h"
+#include "../../steps/postgres/copy_commands.h"
 #include "../../steps/postgres/pipeline.h"
 #include "../../steps/redis/connection.h"
 #include "run/step_type.h"
@@ -225,6 +227,13 @@ TEST_CASE("dry-run descriptions show the exact action with passwords masked", "[
         "  verify: every table's row count, every sequence's value and the number of large objects equal on both "
         "sides\n");
   copy_params["jobs"] = 2;
+  d = join(copy->describe(copy_params));
+  CHECK(d.find("to 127.0.0.3:5432/botbot (2 parallel streams)") != std::string::npos);
+  CHECK(d.find("1. PGPASSWORD=*** pg_dump --format=custom --compress=0 --section=pre-data") != std::string::npos);
+  CHECK(d.find("2. 2 at once, the tables split by size") != std::string::npos);
+  CHECK(d.find("3. PGPASSWORD=*** pg_restore --exit-on-error --section=post-data --jobs=2") != std::string::npos);
+  CHECK(d.find("(streamed in one pipe instead when the database is smaller than 64 MB)") != std::string::npos);
+  copy_params["parallel"] = "directory";
   copy_params["replace"] = true;
   d = join(copy->describe(copy_params));
   CHECK(d.find("pg_dump --format=directory --compress=0 --jobs=2 --file=/var/tmp/plan-copy-XXXXXX/dump") != std::string::npos);
@@ -235,6 +244,39 @@ TEST_CASE("dry-run descriptions show the exact action with passwords masked", "[
         "is left as it is)\n");
   CHECK(join(copy->describe(Json{{"source", {{"conninfo", "host=a dbname=x"}}}, {"target", {{"conninfo", "host=a dbname=x"}}}})) ==
         "invalid postgres.copy-database parameters: source and target are the same database (a:5432/x)\n");
+  CHECK(join(copy->describe(Json{{"source", {{"conninfo", "host=a dbname=x"}}}, {"target", {{"conninfo", "host=b dbname=x"}}},
+                                 {"parallel", "fast"}})) ==
+        "invalid postgres.copy-database parameters: 'parallel' is streams or directory, not 'fast'\n");
+}
+
+TEST_CASE("the copy splits tables into streams of about equal size", "[data][postgres]") {
+  std::vector<pg::Relation> t{{"s", "small", 'r', 10}, {"s", "big", 'r', 1000}, {"s", "mid", 'r', 600},
+                              {"s", "mid2", 'r', 500}, {"s", "tiny", 'r', 0}};
+  auto g = pg::split_by_size(t, 2);
+  REQUIRE(g.size() == 2);
+  CHECK(g[0] == std::vector<size_t>{1, 0, 4});  // big, then the small ones
+  CHECK(g[1] == std::vector<size_t>{2, 3});     // mid + mid2
+  auto one = pg::split_by_size(t, 1);
+  CHECK(one[0].size() == 5);
+  auto many = pg::split_by_size({t[0]}, 3);
+  CHECK(many[1].empty());
+  CHECK(pg::table_option("--table", "my schema", "we\"ird*") == "--table=\"my schema\".\"we\"\"ird*\"");
+}
+
+TEST_CASE("verification names every difference between source and target", "[data][postgres]") {
+  pg::DbState s, t;
+  s.rows = {{"irc.messages", 1000}, {"irc.users", 5}, {"app.gone", 1}};
+  t.rows = {{"irc.messages", 998}, {"irc.users", 5}, {"app.extra", 2}};
+  s.sequences = {{"irc.messages_id_seq", "1000/true"}};
+  t.sequences = {{"irc.messages_id_seq", "1/false"}};
+  s.large_objects = 3;
+  t.large_objects = 2;
+  CHECK(pg::join_differences(pg::differences(s, t)) ==
+        "table app.gone is missing on the target; irc.messages has 1000 rows on the source, 998 on the target (2 fewer); "
+        "table app.extra is on the target only (2 rows); sequence irc.messages_id_seq is at 1000/true on the source, "
+        "1/false on the target; 3 large objects on the source, 2 on the target");
+  CHECK(pg::differences(s, s).empty());
+  CHECK(t.total_rows() == 1005);
 }
 
 TEST_CASE("the copy pipe moves every byte and counts them", "[data][pipeline]") {

@@ -1,0 +1,150 @@
+// Parameters and command lines of the database copy (see copy_commands.h).
+
+#include "copy_commands.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "../params.h"
+
+namespace plan::pg {
+
+CopyParams parse_copy(const Json& p) {
+  if (!p.is_object() || !p.contains("source") || !p.contains("target"))
+    throw params::BadParam("postgres.copy-database takes { source: {conninfo: ...}, target: {conninfo: ...} }");
+  CopyParams c;
+  try {
+    c.source = parse_conn(p["source"]);
+  } catch (const std::exception& ex) {
+    throw params::BadParam(std::string("source: ") + ex.what());
+  }
+  try {
+    c.target = parse_conn(p["target"]);
+  } catch (const std::exception& ex) {
+    throw params::BadParam(std::string("target: ") + ex.what());
+  }
+  c.source_db = dbname_of(c.source);
+  c.target_db = dbname_of(c.target);
+  if (c.source_db.empty()) throw params::BadParam("source: the conninfo names no database (dbname)");
+  if (c.target_db.empty()) throw params::BadParam("target: the conninfo names no database (dbname)");
+  if (display(c.source) == display(c.target))
+    throw params::BadParam("source and target are the same database (" + display(c.source) + ")");
+  if (p.contains("jobs")) {
+    long long j = params::integer(p["jobs"], "'jobs'");
+    if (j < 1 || j > 64) throw params::BadParam("'jobs' must be 1-64");
+    c.jobs = static_cast<int>(j);
+  }
+  const std::string parallel = params::text(p, "parallel", "streams");
+  if (parallel == "directory")
+    c.parallel = Parallel::Directory;
+  else if (parallel != "streams")
+    throw params::BadParam("'parallel' is streams or directory, not '" + parallel + "'");
+  c.replace = params::boolean(p, "replace", false);
+  c.verify = params::boolean(p, "verify", true);
+  c.no_owner = params::boolean(p, "no_owner", false);
+  c.no_privileges = params::boolean(p, "no_privileges", false);
+  c.progress_interval = params::duration(p, "progress_interval", c.progress_interval);
+  if (c.progress_interval < Millis(100)) c.progress_interval = Millis(100);
+  c.maintenance_db = params::text(p, "maintenance_db", "postgres");
+  if (p.contains("parallel_min_mb")) {
+    c.parallel_min_mb = params::integer(p["parallel_min_mb"], "'parallel_min_mb'");
+    if (c.parallel_min_mb < 0) throw params::BadParam("'parallel_min_mb' must not be negative");
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  c.work_dir = params::text(p, "work_dir", tmp && *tmp ? tmp : "/tmp");
+  return c;
+}
+
+std::map<std::string, std::string> password_env(const ConnParams& c) {
+  std::string pw = password_of(c);
+  if (pw.empty()) return {};
+  return {{"PGPASSWORD", pw}};
+}
+
+std::vector<std::string> dump_cmd(const CopyParams& c, const std::string& snapshot, std::vector<std::string> options) {
+  std::vector<std::string> a{"pg_dump"};
+  a.insert(a.end(), options.begin(), options.end());
+  a.push_back("--snapshot=" + snapshot);
+  a.push_back("--dbname=" + conninfo_for_tools(c.source));
+  return a;
+}
+
+std::vector<std::string> restore_cmd(const CopyParams& c, std::vector<std::string> options, bool clean,
+                                     const std::string& file) {
+  std::vector<std::string> a{"pg_restore", "--exit-on-error"};
+  a.insert(a.end(), options.begin(), options.end());
+  if (clean) a.insert(a.end(), {"--clean", "--if-exists"});
+  if (c.no_owner) a.push_back("--no-owner");
+  if (c.no_privileges) a.push_back("--no-privileges");
+  a.push_back("--dbname=" + conninfo_for_tools(c.target));
+  if (!file.empty()) a.push_back(file);
+  return a;
+}
+
+std::string table_option(const std::string& option, const std::string& schema, const std::string& name) {
+  // Inside double quotes a pg_dump pattern is literal ("*", "?", "." lose their meaning).
+  return option + "=" + quote_ident(schema) + "." + quote_ident(name);
+}
+
+std::string shown(const std::vector<std::string>& argv, const ConnParams& c) {
+  return (password_of(c).empty() ? "" : "PGPASSWORD=*** ") + params::quote_argv(argv);
+}
+
+std::string mb(std::uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return buf;
+}
+
+std::string server_of(const ConnParams& c) {
+  std::string d = display(c);
+  return d.substr(0, d.rfind('/'));
+}
+
+std::vector<std::string> describe_copy(const CopyParams& c) {
+  const std::string snap = "<snapshot exported at the start>";
+  const std::string dir = c.work_dir + "/plan-copy-XXXXXX";
+  const std::string jobs = std::to_string(c.jobs);
+  const std::vector<std::string> custom{"--format=custom", "--compress=0"};
+  auto with = [](std::vector<std::string> a, std::initializer_list<std::string> more) {
+    a.insert(a.end(), more);
+    return a;
+  };
+  std::vector<std::string> lines{
+      "copy database " + display(c.source) + " to " + display(c.target) +
+          (c.jobs == 1 ? " (streamed)"
+                       : c.parallel == Parallel::Directory ? " (directory format, " + jobs + " jobs)"
+                                                           : " (" + jobs + " parallel streams)"),
+      "  create database " + quote_ident(c.target_db) +
+          " unless it exists (TEMPLATE template0, the source's encoding and locale); " +
+          (c.replace ? "objects already in it are replaced (pg_restore --clean)" : "refused if it already has tables")};
+  auto add = [&](const std::string& s) { lines.push_back("  " + s); };
+  if (c.jobs == 1) {
+    add(shown(dump_cmd(c, snap, custom), c.source) + " \\");
+    add("  | " + shown(restore_cmd(c, {"--single-transaction"}, c.replace), c.target));
+  } else if (c.parallel == Parallel::Directory) {
+    add(shown(dump_cmd(c, snap, {"--format=directory", "--compress=0", "--jobs=" + jobs, "--file=" + dir + "/dump"}),
+              c.source));
+    add(shown(restore_cmd(c, {"--format=directory", "--jobs=" + jobs}, c.replace, dir + "/dump"), c.target));
+    add("then remove " + dir);
+  } else {
+    add("1. " + shown(dump_cmd(c, snap, with(custom, {"--section=pre-data"})), c.source) + " \\");
+    add("     | " + shown(restore_cmd(c, {"--section=pre-data"}, false), c.target));
+    add("   " + shown(dump_cmd(c, snap, with(custom, {"--section=post-data", "--file=" + dir + "/post-data"})), c.source));
+    add("2. " + jobs + " at once, the tables split by size (the first takes every table the others do not name, "
+        "the sequences and the large objects):");
+    add("   " + shown(dump_cmd(c, snap, with(custom, {"--section=data", "--table=<tables of stream i>"})), c.source) +
+        " \\");
+    add("     | " + shown(restore_cmd(c, {"--section=data"}, false), c.target));
+    add("3. " + shown(restore_cmd(c, {"--section=post-data", "--jobs=" + jobs}, false, dir + "/post-data"), c.target));
+    add("then remove " + dir + " (one streamed transaction instead when replacing tables)");
+  }
+  if (c.jobs > 1 && c.parallel_min_mb > 0)
+    add("(streamed in one pipe instead when the database is smaller than " + std::to_string(c.parallel_min_mb) + " MB)");
+  if (c.verify)
+    add("verify: every table's row count, every sequence's value and the number of large objects equal on both "
+        "sides");
+  return lines;
+}
+
+}  // namespace plan::pg
