@@ -11,6 +11,7 @@
 
 #include "managed_file.h"
 #include "params.h"
+#include "step_note.h"
 
 namespace plan {
 namespace {
@@ -98,7 +99,9 @@ class FilePutStep : public StepType {
     } catch (const std::exception& e) {
       return nothing_done(e.what());
     }
-    mfile::Replaced r = mfile::replace(ctx.host, f.target, ctx.deadline, ctx.cancel);
+    mfile::Replaced r = mfile::replace(ctx.host, f.target, ctx.deadline, ctx.cancel,
+                                       [&ctx](const Json& o) { note::write(ctx, o); });
+    note::drop(ctx);  // the outputs reach the journal now
     if (!r.ok) {
       StepOutcome o = StepOutcome::fail(FailureKind::Error, r.error);
       o.outputs = std::move(r.outputs);
@@ -117,17 +120,12 @@ class FilePutStep : public StepType {
     } catch (const std::exception& e) {
       return StepOutcome::fail(FailureKind::Error, e.what());
     }
-    if (outputs.is_object() && outputs.contains("path")) f.target.path = outputs["path"].get<std::string>();
-    // The content matters only when the outputs were not recorded (resumed as done).
-    if (!outputs.is_object() || !outputs.contains("changed")) {
-      try {
-        f.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
-      } catch (const std::exception& e) {
-        return StepOutcome::fail(FailureKind::Error, e.what());
-      }
-    }
-    std::string err = mfile::restore(ctx.host, outputs, f.target, ctx.deadline, ctx.cancel, ctx.log);
-    return err.empty() ? StepOutcome::ok() : StepOutcome::fail(FailureKind::Error, err);
+    const Json recorded = mfile::with_note(ctx, outputs);
+    if (recorded.is_object() && recorded.contains("path")) f.target.path = recorded["path"].get<std::string>();
+    std::string err = mfile::restore(ctx.host, recorded, f.target, ctx.deadline, ctx.cancel, ctx.log);
+    if (!err.empty()) return StepOutcome::fail(FailureKind::Error, err);
+    note::drop(ctx);
+    return StepOutcome::ok();
   }
 
   ProbeResult probe(StepContext& ctx) const override {

@@ -1,6 +1,7 @@
 // Replacing a file on a host with the previous version kept beside it (see managed_file.h).
-// The few things HostConnection has no call for (stat, cp -p, chmod, chown, mv) run as commands
-// on the host: POSIX tools every host a migration touches has.
+// Contents move through HostConnection's file calls (SFTP on SSH hosts); the two things it has
+// no call for, stat and chown, run as commands on the host, and only when needed: over SSH each
+// command costs a channel and a login shell.
 
 #include "managed_file.h"
 
@@ -13,6 +14,7 @@
 #include <sstream>
 
 #include "params.h"
+#include "step_note.h"
 #include "template.h"
 #include "util/sha256.h"
 
@@ -42,31 +44,38 @@ std::string run_ok(HostConnection& host, const std::vector<std::string>& argv, D
   return r.out;
 }
 
-/// What `stat` says about the path itself (a link is not followed).
+/// What `stat` says about the path itself (a link is not followed), and who writes: a file
+/// replaced through the host is a new inode owned by the connecting user.
 struct Meta {
   int mode = 0;
   std::string uid, gid, user, group;
   bool symlink = false;
+  std::string writer_uid, writer_gid, writer_user, writer_group;
 };
 
-Meta stat_of(HostConnection& host, const std::string& path, Deadline deadline, const CancelToken& cancel) {
-  std::string out = run_ok(host, {"stat", "-c", "%a %u %g %U %G %F", "--", path}, deadline, cancel);
+/// One command for all of it: over SSH every command costs a channel and a login shell.
+Meta inspect(HostConnection& host, const std::string& path, Deadline deadline, const CancelToken& cancel) {
+  std::string out = run_ok(host,
+                           {"sh", "-c",
+                            "id -u; id -g; id -un 2>/dev/null || id -u; id -gn 2>/dev/null || id -g; "
+                            "exec stat -c '%a %u %g %U %G %F' -- \"$1\"",
+                            "plan-file", path},
+                           deadline, cancel);
   std::istringstream in(out);
   Meta m;
   std::string mode, kind;
+  in >> m.writer_uid >> m.writer_gid >> m.writer_user >> m.writer_group;
   in >> mode >> m.uid >> m.gid >> m.user >> m.group;
   std::getline(in, kind);
+  if (mode.empty() || m.gid.empty()) throw std::runtime_error("cannot read the owner and mode of " + path + " from: " + out);
   m.mode = static_cast<int>(std::strtol(mode.c_str(), nullptr, 8));
   m.symlink = kind.find("symbolic link") != std::string::npos;
   return m;
 }
 
+/// Whether `wanted` (a name or a number; empty = anything) is `name` / `id`.
 bool same_principal(const std::string& wanted, const std::string& name, const std::string& id) {
   return wanted.empty() || wanted == name || wanted == id;
-}
-
-std::string owner_arg(const std::string& owner, const std::string& group) {
-  return group.empty() ? owner : owner + ":" + group;
 }
 
 std::string short_sha(const std::string& hex) { return hex.substr(0, 12); }
@@ -181,7 +190,8 @@ std::vector<std::string> unified_diff(const std::string& before, const std::stri
   return lines;
 }
 
-Replaced replace(HostConnection& host, const Target& t, Deadline deadline, const CancelToken& cancel) {
+Replaced replace(HostConnection& host, const Target& t, Deadline deadline, const CancelToken& cancel,
+                 const std::function<void(const Json&)>& before_change) {
   Replaced res;
   Json& o = res.outputs;
   const std::string new_sha = sha256_hex(t.content);
@@ -192,7 +202,7 @@ Replaced replace(HostConnection& host, const Target& t, Deadline deadline, const
     std::optional<std::string> current = host.read_file(t.path);
     Meta before;
     if (current) {
-      before = stat_of(host, t.path, deadline, cancel);
+      before = inspect(host, t.path, deadline, cancel);
       if (before.symlink)
         throw std::runtime_error(t.path + " is a symbolic link: give the path of the file it points to");
     }
@@ -215,26 +225,37 @@ Replaced replace(HostConnection& host, const Target& t, Deadline deadline, const
       o["previous_mode"] = mode_text(before.mode);
       o["previous_owner"] = before.user;
       o["previous_group"] = before.group;
-      run_ok(host, {"cp", "-p", "--", t.path, backup}, deadline, cancel);
-      host.remove_file(marker);
+      o["previous_ids"] = before.uid + ":" + before.gid;
+      o["writer_ids"] = before.writer_uid + ":" + before.writer_gid;
       o["backup"] = backup;
+    } else {
+      o["absent_marker"] = marker;
+    }
+    // From here the step's rollback has what it needs; a run that dies now leaves the note.
+    Json noted = o;
+    noted["changed"] = true;
+    if (before_change) before_change(noted);
+    if (current) {
+      // Private whatever the file's mode: the restore sets mode and owner from the outputs.
+      host.write_file(backup, *current, 0600);
+      host.remove_file(marker);
     } else {
       host.write_file(marker, "", 0600);
       host.remove_file(backup);
-      o["absent_marker"] = marker;
     }
-    // From here the step's rollback has what it needs.
     o["changed"] = true;
     res.changed = true;
     written = true;
-    if (!same_content) {
-      host.write_file(t.path, t.content, mode);
-    } else if (mode != before.mode) {
-      run_ok(host, {"chmod", mode_text(mode), "--", t.path}, deadline, cancel);
-    }
-    // A replaced file is a new inode owned by whoever wrote it: give it back to its owner.
-    if (!owner.empty() || !group.empty())
-      run_ok(host, {"chown", "--", owner_arg(owner, group), t.path}, deadline, cancel);
+    const bool rewrite = !same_content || !current || mode != before.mode;
+    if (rewrite) host.write_file(t.path, t.content, mode);
+    // A rewritten file is a new inode of the connecting user: chown when that is not the owner
+    // wanted (without knowing who connects, for a new file, whenever an owner is given).
+    const bool owner_ok = owner.empty() || (rewrite && current ? same_principal(owner, before.writer_user, before.writer_uid)
+                                                               : current && same_principal(owner, before.user, before.uid));
+    const bool group_ok = group.empty() || (rewrite && current ? same_principal(group, before.writer_group, before.writer_gid)
+                                                               : current && same_principal(group, before.group, before.gid));
+    if (!owner_ok || !group_ok)
+      run_ok(host, {"chown", "--", owner + (group.empty() ? "" : ":" + group), t.path}, deadline, cancel);
   } catch (const std::exception& e) {
     res.ok = false;
     res.error = std::string(written ? "after replacing " + t.path + ": " : "") + e.what();
@@ -255,33 +276,18 @@ std::string restore(HostConnection& host, const Json& outputs, const Target& t, 
   try {
     bool existed = false;
     std::string new_sha, previous_sha;
-    if (outputs.is_object() && outputs.contains("changed")) {
-      if (!outputs["changed"].get<bool>()) {
-        say(path + " was left as it was: nothing to restore");
-        return "";
-      }
-      existed = outputs.value("existed", false);
-      new_sha = outputs.value("new_sha256", "");
-      previous_sha = outputs.value("previous_sha256", "");
-    } else {
-      // No outputs: the step failed before it acted, or a resumed run took it as done (its
-      // probe) without them. Only a backup or marker beside the file and the file holding what
-      // the step writes point at the second, and even then the backup may be from an earlier
-      // run: say so rather than guess.
-      const bool has_backup = host.read_file(backup).has_value();
-      const bool has_marker = !has_backup && host.read_file(marker).has_value();
-      std::optional<std::string> current = host.read_file(path);
-      if ((!has_backup && !has_marker) || !current || *current != t.content) {
-        say("step " + t.step_id + " recorded no change to " + path + ": nothing to restore");
-        return "";
-      }
-      return "cannot tell whether this run changed " + path + ": step " + t.step_id +
-             " recorded no outputs (a resumed run took it as done, or it failed before acting); " + path +
-             " holds what the step writes, and " + (has_backup ? backup : marker) +
-             " is from an earlier attempt or an earlier run; if this run made the change, " +
-             (has_backup ? "put the previous version back with `mv -f " + backup + " " + path + "`"
-                         : "remove it with `rm " + path + " " + marker + "`");
+    if (!outputs.is_object() || !outputs.contains("changed")) {
+      // The step failed before it acted (or its outputs and note were both lost).
+      say("step " + t.step_id + " recorded no change to " + path + ": nothing to restore");
+      return "";
     }
+    if (!outputs["changed"].get<bool>()) {
+      say(path + " was left as it was: nothing to restore");
+      return "";
+    }
+    existed = outputs.value("existed", false);
+    new_sha = outputs.value("new_sha256", "");
+    previous_sha = outputs.value("previous_sha256", "");
 
     std::optional<std::string> current = host.read_file(path);
     if (!current && !existed) {
@@ -313,23 +319,26 @@ std::string restore(HostConnection& host, const Json& outputs, const Target& t, 
     if (!previous_sha.empty() && sha256_hex(*saved) != previous_sha)
       return "the backup " + backup + " does not hold what " + path + " held (sha256 " +
              short_sha(sha256_hex(*saved)) + ", expected " + short_sha(previous_sha) + "): not restoring";
-    // Copy beside, then rename: the file is never seen half-written, and keeps mode, owner, times.
-    auto [dir, name] = split_path(path);
-    const std::string tmp = dir + "." + name + ".plan-restore-" + t.step_id;
-    changed_back = true;  // from here on, possibly: nginx.site tests and reloads after a failure too
-    run_ok(host, {"cp", "-p", "--", backup, tmp}, deadline, cancel);
-    try {
-      run_ok(host, {"mv", "-f", "--", tmp, path}, deadline, cancel);
-    } catch (...) {
-      host.remove_file(tmp);
-      throw;
-    }
+    // An atomic replace with the previous mode, then its owner when the writer is someone else.
+    changed_back = true;
+    const std::string previous_mode = outputs.value("previous_mode", "");
+    const int mode = previous_mode.empty() ? 0644 : static_cast<int>(std::strtol(previous_mode.c_str(), nullptr, 8));
+    host.write_file(path, *saved, mode);
+    const std::string ids = outputs.value("previous_ids", "");
+    if (!ids.empty() && ids != outputs.value("writer_ids", "")) run_ok(host, {"chown", "--", ids, path}, deadline, cancel);
     host.remove_file(backup);
     say("restored " + path + " (sha256 " + short_sha(sha256_hex(*saved)) + ")");
     return "";
   } catch (const std::exception& e) {
     return std::string("cannot restore ") + path + ": " + e.what();
   }
+}
+
+Json with_note(const StepContext& ctx, const Json& outputs) {
+  if (outputs.is_object() && outputs.contains("changed")) return outputs;
+  std::optional<Json> noted = note::read(ctx);
+  if (noted && ctx.log) ctx.log("no outputs recorded: using the note the interrupted run left");
+  return noted ? *noted : outputs;
 }
 
 ProbeResult probe(HostConnection& host, const Target& t) {

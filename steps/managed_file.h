@@ -4,10 +4,10 @@
 // over SSH.
 //
 // The previous version is kept ON THE HOST, beside the file, as a hidden file named after the
-// step: DIR/.NAME.plan-backup-STEP (a copy made with `cp -p`: bytes, mode, owner, times). When
-// the file did not exist, an empty DIR/.NAME.plan-absent-STEP says so. Hidden, because globs
-// such as nginx's `include sites/*;` skip dot files. The outputs (journaled) hold paths and
-// hashes only, never content.
+// step: DIR/.NAME.plan-backup-STEP (its bytes, mode 0600; the outputs keep its mode and owner).
+// When the file did not exist, an empty DIR/.NAME.plan-absent-STEP says so. Hidden, because
+// globs such as nginx's `include sites/*;` skip dot files. The outputs (journaled) hold paths,
+// hashes, modes and owners, never content.
 
 #include <functional>
 #include <optional>
@@ -66,19 +66,24 @@ struct Replaced {
 /// absent marker), writes atomically, and sets mode and owner. A symbolic link at the path is
 /// refused (writing would replace the link, not the file it points to).
 /// Outputs: path, changed, existed, new_sha256, bytes, mode; when it existed: previous_sha256,
-/// previous_mode, previous_owner, previous_group, backup; else absent_marker.
-Replaced replace(HostConnection& host, const Target& t, Deadline deadline, const CancelToken& cancel);
+/// previous_mode, previous_owner, previous_group, previous_ids and writer_ids ("uid:gid"),
+/// backup; else absent_marker. `before_change` gets the outputs (changed: true) before the
+/// first change on the host: the step keeps them as its note (step_note.h) for a rollback after
+/// a crash that left no outputs in the journal.
+Replaced replace(HostConnection& host, const Target& t, Deadline deadline, const CancelToken& cancel,
+                 const std::function<void(const Json&)>& before_change = {});
 
-/// Undoes replace() given its outputs: puts the backup back (bytes, mode, owner, times) or
-/// removes the file it created, then drops the backup. Refuses when the file changed since the
-/// step wrote it, or the backup does not hold what the file held. Empty outputs mean the step
-/// failed before acting or a resumed run took it as done without them: nothing to do unless a
-/// backup or marker of the step is beside a file holding t.content, and then it refuses (the
-/// backup may be from an earlier run) naming the command that would restore by hand.
-/// Returns "" on success, else what failed.
+/// Undoes replace() given its outputs: puts the backup back (bytes, mode, owner) or removes the
+/// file it created, then drops the backup. Refuses when the file changed since the step wrote
+/// it, or the backup does not hold what the file held. Outputs without "changed" (the step
+/// failed before acting) leave everything as it is. Returns "" on success, else what failed.
 /// `*put_back` (when given) tells whether the file was changed back.
 std::string restore(HostConnection& host, const Json& outputs, const Target& t, Deadline deadline,
                     const CancelToken& cancel, const Log& log, bool* put_back = nullptr);
+
+/// The outputs a rollback works from: `outputs` when the run recorded them, else the step's
+/// note (a run that died after replace() began: its outputs never reached the journal).
+Json with_note(const StepContext& ctx, const Json& outputs);
 
 /// Resume: Done when the file holds exactly t.content, NotDone when it differs or is absent,
 /// Unknown when it cannot be read.

@@ -18,6 +18,7 @@
 
 #include "managed_file.h"
 #include "params.h"
+#include "step_note.h"
 
 namespace plan {
 namespace {
@@ -194,7 +195,17 @@ class NginxSiteStep : public StepType {
       return nothing_done(params::quote_argv(s.test) + " fails before any change, so site " + s.name +
                           " was not written: " + err);
 
-    mfile::Replaced r = mfile::replace(ctx.host, s.target, ctx.deadline, ctx.cancel);
+    // While it runs, the step's note holds what a rollback needs (see step_note.h); its outputs
+    // reach the journal once run() returns.
+    struct DropNote {
+      StepContext& c;
+      ~DropNote() { note::drop(c); }
+    } drop_note{ctx};
+    mfile::Replaced r = mfile::replace(ctx.host, s.target, ctx.deadline, ctx.cancel, [&](const Json& o) {
+      Json noted = o;
+      noted["name"] = s.name;
+      note::write(ctx, noted);
+    });
     r.outputs["name"] = s.name;
     if (!r.ok) {
       StepOutcome o = StepOutcome::fail(FailureKind::Error, r.error);
@@ -230,16 +241,16 @@ class NginxSiteStep : public StepType {
     SiteParams s;
     try {
       s = parse(ctx.params, ctx.step.id);
-      if (outputs.is_object() && outputs.contains("path")) s.target.path = outputs["path"].get<std::string>();
-      if (!outputs.is_object() || !outputs.contains("changed"))
-        s.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
     } catch (const std::exception& e) {
       return StepOutcome::fail(FailureKind::Error, e.what());
     }
+    const Json recorded = mfile::with_note(ctx, outputs);
+    if (recorded.is_object() && recorded.contains("path")) s.target.path = recorded["path"].get<std::string>();
     bool put_back = false;
-    if (std::string err = mfile::restore(ctx.host, outputs, s.target, ctx.deadline, ctx.cancel, ctx.log, &put_back);
+    if (std::string err = mfile::restore(ctx.host, recorded, s.target, ctx.deadline, ctx.cancel, ctx.log, &put_back);
         !err.empty())
       return StepOutcome::fail(FailureKind::Error, err);
+    note::drop(ctx);
     if (!put_back) return StepOutcome::ok();
     if (std::string err = run_tool(ctx.host, s.test, ctx.deadline, ctx.cancel); !err.empty())
       return StepOutcome::fail(FailureKind::Error, "put back the previous " + s.target.path + ", but " +

@@ -22,6 +22,12 @@ int mode_of(const fs::path& p) {
   return static_cast<int>(st.st_mode & 07777);
 }
 
+uid_t owner_of(const fs::path& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_uid;
+}
+
 /// Hidden files plan keeps beside a path (backups, absent markers, restore temporaries).
 std::vector<std::string> plan_leftovers(const fs::path& dir) {
   std::vector<std::string> out;
@@ -165,8 +171,8 @@ TEST_CASE("file.put dry run shows the size or with --probe the diff and changes 
 }
 
 TEST_CASE("an interrupted file.put is probed on resume and its rollback still finds the previous file", "[files][file.put][resume]") {
-  // A chown that waits holds the step in flight after it wrote the file (or, for `stat`, before);
-  // the engine is killed there, as in a crash.
+  // A chown (to give the file to nobody) that waits holds the step in flight after it wrote the
+  // file (a `stat` that waits: before); the engine is killed there, as in a crash.
   for (std::string tool : {"chown", "stat"}) {
     DYNAMIC_SECTION("killed in " << tool) {
       TempDir t;
@@ -174,7 +180,7 @@ TEST_CASE("an interrupted file.put is probed on resume and its rollback still fi
       harness::write_file(target, "before\n");
       t.file("bin/" + tool, "#!/bin/sh\necho $$ > " + t.str("in-tool") + "\nsleep 30\n");
       fs::permissions(t.path / "bin" / tool, fs::perms(0755));
-      t.file("p.yaml", put_plan("{ path: " + target.string() + ", content: \"after\\n\", owner: root }", true));
+      t.file("p.yaml", put_plan("{ path: " + target.string() + ", content: \"after\\n\", owner: nobody }", true));
       std::string script = "'" + std::string(PLAN_BINARY) + "' apply p.yaml >/dev/null 2>&1 & pid=$!; " +
                            "while [ ! -s in-tool ]; do sleep 0.02; done; kill -9 $pid $(cat in-tool); wait $pid; exit 0";
       const char* path = std::getenv("PATH");
@@ -184,27 +190,18 @@ TEST_CASE("an interrupted file.put is probed on resume and its rollback still fi
       CHECK(read_file(target) == (tool == "chown" ? "after\n" : "before\n"));
       REQUIRE(plan_in(t, {"unlock", "p.yaml"}).code == 0);
 
-      // The step after it fails, so the run rolls back.
+      // The step after it fails, so the run rolls back to the exact previous file either way.
       Result r = plan_in(t, {"apply", "p.yaml", "--resume"});
       INFO(r.out << r.err);
-      if (tool == "stat") {
-        // Killed before the write: run again, outputs recorded, rolled back to the exact bytes.
-        CHECK(contains(r.err, "resume: put was in flight when the last run stopped; the probe says it did not take effect: rerun\n"));
-        CHECK(r.code == 1);
-        CHECK(read_file(target) == "before\n");
-        CHECK(plan_leftovers(t.path).empty());
-      } else {
-        // Killed after the write: done, but without outputs; the backup beside the file may be
-        // from an earlier run, so the rollback names it and leaves the decision to the operator.
-        CHECK(contains(r.err, "resume: put was in flight when the last run stopped; the probe says it took effect: done\n"));
-        CHECK(r.code == 3);
-        Result st = plan_in(t, {"status", "p.yaml"});
-        CHECK(contains(st.out, "  put   rollback_failed "));
-        CHECK(contains(st.out, "cannot tell whether this run changed " + target.string() + ": step put recorded no outputs"));
-        CHECK(contains(st.out, "`mv -f " + t.str(".app.conf.plan-backup-put") + " " + target.string() + "`"));
-        CHECK(read_file(target) == "after\n");
-        CHECK(read_file(t.path / ".app.conf.plan-backup-put") == "before\n");
-      }
+      // Killed after the write: done, its outputs never journaled, its note says what it did.
+      // Killed before: run again.
+      CHECK(contains(r.err, tool == "chown" ? "resume: put was in flight when the last run stopped; the probe says it took effect: done\n"
+                                            : "resume: put was in flight when the last run stopped; the probe says it did not take effect: rerun\n"));
+      CHECK(r.code == 1);
+      CHECK(read_file(target) == "before\n");
+      CHECK(owner_of(target) == 0);
+      CHECK(plan_leftovers(t.path).empty());
+      CHECK_FALSE(fs::exists(t.path / "state" / "put" / "file.put" / "put.json"));
     }
   }
 }
@@ -241,9 +238,10 @@ struct SiteGuard {
 };
 
 /// A plan with one nginx.site step named plan-it on 127.0.0.6:8086 in front of the test app.
-std::string site_plan(const std::string& template_path, bool read_only, const std::string& verify, bool then_fail) {
-  std::string s = "plan: site\nsteps:\n"
-                  "  - id: site\n    type: nginx.site\n    with:\n"
+std::string site_plan(const std::string& template_path, bool read_only, const std::string& verify, bool then_fail,
+                      const std::string& hosts_yaml = "") {
+  std::string s = "plan: site\n" + hosts_yaml + "steps:\n"
+                  "  - id: site\n    type: nginx.site\n" + (hosts_yaml.empty() ? "" : "    on: legacy\n") + "    with:\n"
                   "      name: plan-it\n      template: " + template_path + "\n"
                   "      vars: { listen: \"127.0.0.6:8086\", server_name: 127.0.0.6, upstream: \"127.0.0.6:8087\", read_only: " +
                   (read_only ? "true" : "false") + " }\n"
@@ -351,5 +349,76 @@ TEST_CASE("examples/nginx-site.yaml applies against the test nginx and rolls bac
   INFO(back.out << back.err);
   CHECK(back.code == 0);
   CHECK_FALSE(fs::exists(kNginxDir + "/sites/botbot.conf"));
+  CHECK(http("POST") == "no site\n 404");
+}
+
+// ---- on an SSH host (tests/servers.d/sshd on 127.0.0.2:2222, root with a key) ----
+
+namespace {
+
+const std::string kSshd = kServers + "/sshd";
+
+std::string legacy_host() {
+  return "hosts:\n  legacy:\n    ssh: { address: 127.0.0.2, port: 2222, user: root, agent: false, identity: " + kSshd +
+         "/user_ed25519, known_hosts: " + kSshd + "/known_hosts }\n";
+}
+
+void require_sshd() {
+  INFO("start it with tests/servers up (or tests/servers.d/sshd up)");
+  REQUIRE(fs::exists(kSshd + "/known_hosts"));
+}
+
+}  // namespace
+
+TEST_CASE("file.put on an SSH host writes over SFTP with mode and owner and rolls back the exact bytes", "[files][file.put][ssh]") {
+  require_sshd();
+  TempDir t;
+  // The sshd runs on this machine: what the remote side does shows in the local folder.
+  const fs::path target = t.path / "remote.conf";
+  const std::string before("remote before\n\x00\x01", 16);
+  harness::write_file(target, before);
+  fs::permissions(target, fs::perms(0600));
+  t.file("t.mustache", "upstream = {{upstream}}\n");
+  const std::string step = "  - id: put\n    type: file.put\n    on: legacy\n"
+                           "    with: { path: " + target.string() + ", template: t.mustache, vars: { upstream: \"127.0.0.3:8080\" },"
+                           " mode: \"0640\", owner: nobody }\n    rollback: auto\n";
+  t.file("p.yaml", "plan: remote-put\n" + legacy_host() + "steps:\n" + step);
+
+  Result dry = plan_in(t, {"apply", "--dry-run", "--probe", "p.yaml"});
+  INFO(dry.out << dry.err);
+  CHECK(dry.code == 0);
+  CHECK(contains(dry.out, "  put (file.put) on legacy: probed\n"));
+  // The previous content has NUL bytes: diff says so rather than printing them.
+  CHECK(contains(dry.out, "      Binary files " + target.string() + " and " + target.string() + " (new) differ\n"));
+  CHECK(read_file(target) == before);
+
+  Result r = plan_in(t, {"apply", "p.yaml"});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(read_file(target) == "upstream = 127.0.0.3:8080\n");
+  CHECK(mode_of(target) == 0640);
+  CHECK(owner_of(target) != 0);
+  CHECK(read_file(t.path / ".remote.conf.plan-backup-put") == before);
+
+  Result back = plan_in(t, {"rollback", "p.yaml"});
+  INFO(back.out << back.err);
+  CHECK(back.code == 0);
+  CHECK(read_file(target) == before);
+  CHECK(mode_of(target) == 0600);
+  CHECK(owner_of(target) == 0);
+  CHECK(plan_leftovers(t.path).empty());
+}
+
+TEST_CASE("nginx.site on an SSH host switches read-only and rolls back", "[files][nginx][ssh]") {
+  require_sshd();
+  SiteGuard guard;
+  TempDir t;
+  t.file("ro.yaml", site_plan(kTemplate, true, kReadOnlyVerify, true, legacy_host()));
+  Result r = plan_in(t, {"apply", "ro.yaml"});
+  INFO(r.out << r.err);
+  // The verify checks held (GET 200, POST 405) before the failing step rolled the site back.
+  CHECK(r.code == 1);
+  CHECK(contains(r.out + r.err, "ok     site ("));
+  CHECK_FALSE(fs::exists(kSite));
   CHECK(http("POST") == "no site\n 404");
 }
