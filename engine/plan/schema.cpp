@@ -240,7 +240,7 @@ struct SchemaChecker::Impl {
 
   static const Json* exactly_one(const std::vector<const Json*>& cands) {
     for (const Json* s : cands) {
-      if (auto x = s->find("x-exactly-one"); x != s->end() && x->is_array() && x->size() == 2) return &*x;
+      if (auto x = s->find("x-exactly-one"); x != s->end() && x->is_array() && x->size() >= 2) return &*x;
     }
     return nullptr;
   }
@@ -341,13 +341,18 @@ void SchemaChecker::validate(const Json& value, const std::string& def, const Js
     // "exactly one of a or b" reads better than valijson's two missing keys or its oneOf failure.
     const Json* one = Impl::exactly_one(cands);
     if (one && here && here->is_object() && (p.kind == Kind::Required || p.kind == Kind::Mismatch)) {
-      std::string a = (*one)[0].get<std::string>(), b = (*one)[1].get<std::string>();
-      int present = (here->contains(a) ? 1 : 0) + (here->contains(b) ? 1 : 0);
+      int present = 0;
+      std::string keys;  // 'a' or 'b'; 'a', 'b' or 'c'
+      for (size_t k = 0; k < one->size(); ++k) {
+        const std::string key = (*one)[k].get<std::string>();
+        present += here->contains(key) ? 1 : 0;
+        keys += (k == 0 ? "" : k + 1 == one->size() ? " or " : ", ") + ("'" + key + "'");
+      }
       if (present != 1) {
         if (exactly_one_done.insert(p.path).second) {
-          std::string msg = present == 0 ? "missing '" + a + "' or '" + b + "' in " + Impl::title(cands)
-                                         : "give either '" + a + "' or '" + b + "' in " + Impl::title(cands) +
-                                               ", not both";
+          std::string msg = present == 0 ? "missing " + keys + " in " + Impl::title(cands)
+                            : one->size() == 2 ? "give either " + keys + " in " + Impl::title(cands) + ", not both"
+                                               : "give only one of " + keys + " in " + Impl::title(cands);
           diags.push_back({mark_of(doc, marks, full(p.path)), msg});
         }
         continue;

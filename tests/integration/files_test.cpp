@@ -51,6 +51,30 @@ std::string put_plan(const std::string& with, bool then_fail) {
 
 }  // namespace
 
+TEST_CASE("file.put and nginx.site parameters are checked by validate with their positions", "[files][validate]") {
+  TempDir t;
+  t.file("v.yaml",
+         "plan: v\nsteps:\n"
+         "  - id: a\n    type: file.put\n    with: { path: /tmp/x }\n"
+         "  - id: b\n    type: file.put\n    with: { path: /tmp/x, content: \"a\", template: t }\n"
+         "  - id: c\n    type: nginx.site\n    with: { name: x, template: t, mode: \"0999\" }\n"
+         "  - id: d\n    type: file.put\n    with: { path: /tmp/x, content: \"a\", mdoe: \"0644\" }\n");
+  Result r = plan_in(t, {"validate", "v.yaml"});
+  CHECK(r.code == 2);
+  auto errors = [&] {
+    std::vector<std::string> out;
+    std::istringstream in(r.err);
+    for (std::string l; std::getline(in, l);)
+      if (contains(l, ": error: ")) out.push_back(l);
+    return out;
+  }();
+  CHECK(errors == std::vector<std::string>{
+                      "v.yaml:5:11: error: missing 'template', 'content' or 'source' in file.put parameters",
+                      "v.yaml:8:11: error: give only one of 'template', 'content' or 'source' in file.put parameters",
+                      "v.yaml:11:41: error: expected a file mode of 3 or 4 octal digits (\"0644\"), found '0999'",
+                      "v.yaml:14:41: error: unknown key 'mdoe' in file.put parameters; did you mean 'mode'?"});
+}
+
 TEST_CASE("file.put creates a file with its mode and a failed run removes it again", "[files][file.put]") {
   TempDir t;
   const std::string target = t.str("out/motd");
