@@ -2,6 +2,7 @@
 
 #include "copy_commands.h"
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 
@@ -46,6 +47,17 @@ CopyParams parse_copy(const Json& p) {
   c.progress_interval = params::duration(p, "progress_interval", c.progress_interval);
   if (c.progress_interval < Millis(100)) c.progress_interval = Millis(100);
   c.maintenance_db = params::text(p, "maintenance_db", "postgres");
+  c.maintenance_work_mem = params::text(p, "maintenance_work_mem", c.maintenance_work_mem);
+  if (c.maintenance_work_mem == "default") c.maintenance_work_mem.clear();
+  {
+    // It goes into PGOPTIONS: digits and a unit, nothing that could add another option.
+    const std::string& m = c.maintenance_work_mem;
+    size_t digits = 0;
+    while (digits < m.size() && std::isdigit(static_cast<unsigned char>(m[digits]))) ++digits;
+    const std::string unit = m.substr(digits);
+    if (!m.empty() && (digits == 0 || !(unit.empty() || unit == "kB" || unit == "MB" || unit == "GB")))
+      throw params::BadParam("'maintenance_work_mem' is a size like 256MB (kB, MB or GB) or \"default\", not '" + m + "'");
+  }
   if (p.contains("parallel_min_mb")) {
     c.parallel_min_mb = params::integer(p["parallel_min_mb"], "'parallel_min_mb'");
     if (c.parallel_min_mb < 0) throw params::BadParam("'parallel_min_mb' must not be negative");
@@ -59,6 +71,12 @@ std::map<std::string, std::string> password_env(const ConnParams& c) {
   std::string pw = password_of(c);
   if (pw.empty()) return {};
   return {{"PGPASSWORD", pw}};
+}
+
+std::map<std::string, std::string> restore_env(const CopyParams& c) {
+  auto env = password_env(c.target);
+  if (!c.maintenance_work_mem.empty()) env["PGOPTIONS"] = "-c maintenance_work_mem=" + c.maintenance_work_mem;
+  return env;
 }
 
 std::vector<std::string> dump_cmd(const CopyParams& c, const std::string& snapshot, std::vector<std::string> options) {
@@ -86,8 +104,10 @@ std::string table_option(const std::string& option, const std::string& schema, c
   return option + "=" + quote_ident(schema) + "." + quote_ident(name);
 }
 
-std::string shown(const std::vector<std::string>& argv, const ConnParams& c) {
-  return (password_of(c).empty() ? "" : "PGPASSWORD=*** ") + params::quote_argv(argv);
+std::string shown(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+  std::string s;
+  for (const auto& [k, v] : env) s += k + "=" + (k == "PGPASSWORD" ? std::string("***") : params::quote(v)) + " ";
+  return s + params::quote_argv(argv);
 }
 
 std::string mb(std::uint64_t bytes) {
@@ -120,23 +140,23 @@ std::vector<std::string> describe_copy(const CopyParams& c) {
           (c.replace ? "objects already in it are replaced (pg_restore --clean)" : "refused if it already has tables")};
   auto add = [&](const std::string& s) { lines.push_back("  " + s); };
   if (c.jobs == 1) {
-    add(shown(dump_cmd(c, snap, custom), c.source) + " \\");
-    add("  | " + shown(restore_cmd(c, {"--single-transaction"}, c.replace), c.target));
+    add(shown(dump_cmd(c, snap, custom), password_env(c.source)) + " \\");
+    add("  | " + shown(restore_cmd(c, {"--single-transaction"}, c.replace), restore_env(c)));
   } else if (c.parallel == Parallel::Directory) {
     add(shown(dump_cmd(c, snap, {"--format=directory", "--compress=0", "--jobs=" + jobs, "--file=" + dir + "/dump"}),
-              c.source));
-    add(shown(restore_cmd(c, {"--format=directory", "--jobs=" + jobs}, c.replace, dir + "/dump"), c.target));
+              password_env(c.source)));
+    add(shown(restore_cmd(c, {"--format=directory", "--jobs=" + jobs}, c.replace, dir + "/dump"), restore_env(c)));
     add("then remove " + dir);
   } else {
-    add("1. " + shown(dump_cmd(c, snap, with(custom, {"--section=pre-data"})), c.source) + " \\");
-    add("     | " + shown(restore_cmd(c, {"--section=pre-data"}, false), c.target));
-    add("   " + shown(dump_cmd(c, snap, with(custom, {"--section=post-data", "--file=" + dir + "/post-data"})), c.source));
+    add("1. " + shown(dump_cmd(c, snap, with(custom, {"--section=pre-data"})), password_env(c.source)) + " \\");
+    add("     | " + shown(restore_cmd(c, {"--section=pre-data"}, false), restore_env(c)));
+    add("   " + shown(dump_cmd(c, snap, with(custom, {"--section=post-data", "--file=" + dir + "/post-data"})), password_env(c.source)));
     add("2. " + jobs + " at once, the tables split by size (the first takes every table the others do not name, "
         "the sequences and the large objects):");
-    add("   " + shown(dump_cmd(c, snap, with(custom, {"--section=data", "--table=<tables of stream i>"})), c.source) +
+    add("   " + shown(dump_cmd(c, snap, with(custom, {"--section=data", "--table=<tables of stream i>"})), password_env(c.source)) +
         " \\");
-    add("     | " + shown(restore_cmd(c, {"--section=data"}, false), c.target));
-    add("3. " + shown(restore_cmd(c, {"--section=post-data", "--jobs=" + jobs}, false, dir + "/post-data"), c.target));
+    add("     | " + shown(restore_cmd(c, {"--section=data"}, false), restore_env(c)));
+    add("3. " + shown(restore_cmd(c, {"--section=post-data", "--jobs=" + jobs}, false, dir + "/post-data"), restore_env(c)));
     add("then remove " + dir + " (one streamed transaction instead when replacing tables)");
   }
   if (c.jobs > 1 && c.parallel_min_mb > 0)

@@ -23,6 +23,9 @@ struct CopyParams {
   std::string maintenance_db = "postgres";
   std::string work_dir;
   long long parallel_min_mb = 64;  // below this, jobs > 1 streams anyway (fixed costs dominate)
+  // For pg_restore's sessions (PGOPTIONS): index builds sort in memory instead of on disk, as
+  // PostgreSQL's "Populating a Database" advises for restores. "" leaves the server's setting.
+  std::string maintenance_work_mem = "256MB";
 };
 
 /// Reads the step's parameters. Throws params::BadParam ("source: ...", "target: ...").
@@ -30,6 +33,8 @@ CopyParams parse_copy(const Json& params);
 
 /// PGPASSWORD for a tool connecting with `c` (empty when no password is given).
 std::map<std::string, std::string> password_env(const ConnParams& c);
+/// pg_restore's environment: the target's PGPASSWORD and PGOPTIONS (maintenance_work_mem).
+std::map<std::string, std::string> restore_env(const CopyParams& c);
 
 /// pg_dump from the source with `options`, reading the exported `snapshot`.
 std::vector<std::string> dump_cmd(const CopyParams& c, const std::string& snapshot, std::vector<std::string> options);
@@ -40,8 +45,9 @@ std::vector<std::string> restore_cmd(const CopyParams& c, std::vector<std::strin
 /// --table= / --exclude-table= with the name quoted as pg_dump patterns need it.
 std::string table_option(const std::string& option, const std::string& schema, const std::string& name);
 
-/// A command line as the dry run shows it: PGPASSWORD masked, never the password itself.
-std::string shown(const std::vector<std::string>& argv, const ConnParams& c);
+/// A command line as the dry run shows it, with its environment: PGPASSWORD masked, never the
+/// password itself.
+std::string shown(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env);
 
 /// "12.3 MB".
 std::string mb(std::uint64_t bytes);

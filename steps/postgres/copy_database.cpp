@@ -8,6 +8,7 @@
 //     verify: true       # row count of every table, value of every sequence, large objects
 //     no_owner: false, no_privileges: false, progress_interval: 5s, work_dir: /var/tmp,
 //     parallel_min_mb: 64  # jobs > 1 streams in one pipe anyway below this size
+//     maintenance_work_mem: 256MB  # for pg_restore's index builds ("default": the server's)
 //   rollback: auto       # drops the target database, only if this step created it
 //
 // Streamed (jobs 1): pg_dump -Fc -Z0 | pg_restore --single-transaction, the bytes pumped through
@@ -106,7 +107,7 @@ class Copier {
     return {pg::dump_cmd(c_, snap_, std::move(options)), pg::password_env(c_.source)};
   }
   pg::ProcSpec restore(std::vector<std::string> options, bool clean, const std::string& file = "") const {
-    return {pg::restore_cmd(c_, std::move(options), clean, file), pg::password_env(c_.target)};
+    return {pg::restore_cmd(c_, std::move(options), clean, file), pg::restore_env(c_)};
   }
 
   StepContext& ctx_;

@@ -222,7 +222,7 @@ TEST_CASE("dry-run descriptions show the exact action with passwords masked", "[
         "refused if it already has tables\n"
         "  PGPASSWORD=*** pg_dump --format=custom --compress=0 '--snapshot=<snapshot exported at the start>' "
         "'--dbname=host=127.0.0.2 dbname=botbot user=plan application_name=plan connect_timeout=10' \\\n"
-        "    | PGPASSWORD=*** pg_restore --exit-on-error --single-transaction "
+        "    | PGOPTIONS='-c maintenance_work_mem=256MB' PGPASSWORD=*** pg_restore --exit-on-error --single-transaction "
         "'--dbname=host=127.0.0.3 dbname=botbot user=plan application_name=plan connect_timeout=10'\n"
         "  verify: every table's row count, every sequence's value and the number of large objects equal on both "
         "sides\n");
@@ -231,7 +231,7 @@ TEST_CASE("dry-run descriptions show the exact action with passwords masked", "[
   CHECK(d.find("to 127.0.0.3:5432/botbot (2 parallel streams)") != std::string::npos);
   CHECK(d.find("1. PGPASSWORD=*** pg_dump --format=custom --compress=0 --section=pre-data") != std::string::npos);
   CHECK(d.find("2. 2 at once, the tables split by size") != std::string::npos);
-  CHECK(d.find("3. PGPASSWORD=*** pg_restore --exit-on-error --section=post-data --jobs=2") != std::string::npos);
+  CHECK(d.find("3. PGOPTIONS='-c maintenance_work_mem=256MB' PGPASSWORD=*** pg_restore --exit-on-error --section=post-data --jobs=2") != std::string::npos);
   CHECK(d.find("(streamed in one pipe instead when the database is smaller than 64 MB)") != std::string::npos);
   copy_params["parallel"] = "directory";
   copy_params["replace"] = true;
@@ -247,6 +247,10 @@ TEST_CASE("dry-run descriptions show the exact action with passwords masked", "[
   CHECK(join(copy->describe(Json{{"source", {{"conninfo", "host=a dbname=x"}}}, {"target", {{"conninfo", "host=b dbname=x"}}},
                                  {"parallel", "fast"}})) ==
         "invalid postgres.copy-database parameters: 'parallel' is streams or directory, not 'fast'\n");
+  CHECK(join(copy->describe(Json{{"source", {{"conninfo", "host=a dbname=x"}}}, {"target", {{"conninfo", "host=b dbname=x"}}},
+                                 {"maintenance_work_mem", "1GB -c fsync=off"}})) ==
+        "invalid postgres.copy-database parameters: 'maintenance_work_mem' is a size like 256MB (kB, MB or GB) or "
+        "\"default\", not '1GB -c fsync=off'\n");
 }
 
 TEST_CASE("the copy splits tables into streams of about equal size", "[data][postgres]") {
