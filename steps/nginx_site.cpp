@@ -35,7 +35,7 @@ constexpr Millis kReloadWait{15000};
 struct SiteParams {
   std::string name;
   mfile::Target target;
-  std::vector<std::string> test, reload;
+  std::vector<std::string> nginx, test, reload;
   bool sensitive = false;
 };
 
@@ -63,8 +63,8 @@ SiteParams parse(const Json& p, const std::string& step_id) {
   s.target.path = dir + "/" + s.name + ".conf";
   s.target.mode = mfile::parse_mode(p);
   s.target.step_id = step_id;
-  const std::vector<std::string> nginx = argv_of(p, "nginx", {"nginx"});
-  std::vector<std::string> test = nginx, reload = nginx;
+  s.nginx = argv_of(p, "nginx", {"nginx"});
+  std::vector<std::string> test = s.nginx, reload = s.nginx;
   test.push_back("-t");
   reload.insert(reload.end(), {"-s", "reload"});
   s.test = argv_of(p, "test", test);
@@ -88,14 +88,35 @@ std::string run_tool(HostConnection& host, const std::vector<std::string>& argv,
   return params::sanitize_utf8(tail.empty() ? msg : msg + ": " + tail);
 }
 
-/// Worker pid -> master pid of every nginx worker that still takes connections (a worker told
-/// to stop renames itself "worker process is shutting down" and closes its listeners).
-std::map<std::string, std::string> live_workers(HostConnection& host, Deadline deadline, const CancelToken& cancel) {
+/// Worker pid -> master pid of the nginx workers that still take connections (a worker told to
+/// stop renames itself "worker process is shutting down" and closes its listeners), for the
+/// masters that are this site's nginx.
+using Workers = std::map<std::string, std::string>;
+
+/// The masters that are this site's: started with the `-c` (else `-p`) the step runs nginx
+/// with, when it gives one and a master's command line shows it; else every master.
+std::set<std::string> our_masters(const std::map<std::string, std::string>& masters,
+                                  const std::vector<std::string>& nginx) {
+  std::string mark;
+  for (const char* flag : {"-c", "-p"})
+    for (size_t i = 0; mark.empty() && i + 1 < nginx.size(); ++i)
+      if (nginx[i] == flag) mark = nginx[i + 1];
+  std::set<std::string> ours, all;
+  for (const auto& [pid, args] : masters) {
+    all.insert(pid);
+    if (!mark.empty() && args.find(mark) != std::string::npos) ours.insert(pid);
+  }
+  return ours.empty() ? all : ours;
+}
+
+Workers live_workers(HostConnection& host, const std::vector<std::string>& nginx, Deadline deadline,
+                     const CancelToken& cancel) {
   CommandSpec spec;
   spec.argv = {"ps", "-eo", "pid=,ppid=,args="};
   CommandResult r = host.run(spec, deadline, cancel);
-  std::map<std::string, std::string> out;
-  if (!r.started || r.exit_code != 0) return out;
+  Workers workers;
+  std::map<std::string, std::string> masters;  // pid -> command line
+  if (!r.started || r.exit_code != 0) return workers;
   std::istringstream in(r.out);
   for (std::string line; std::getline(in, line);) {
     std::istringstream l(line);
@@ -103,16 +124,21 @@ std::map<std::string, std::string> live_workers(HostConnection& host, Deadline d
     l >> pid >> ppid;
     std::getline(l, args);
     auto b = args.find_first_not_of(' ');
-    if (b != std::string::npos && args.substr(b) == "nginx: worker process") out[pid] = ppid;
+    if (b == std::string::npos) continue;
+    args = args.substr(b);
+    if (args == "nginx: worker process") workers[pid] = ppid;
+    if (args.rfind("nginx: master process", 0) == 0) masters[pid] = args;
   }
-  return out;
+  const std::set<std::string> ours = our_masters(masters, nginx);
+  for (auto it = workers.begin(); it != workers.end();) it = ours.count(it->second) ? std::next(it) : workers.erase(it);
+  return workers;
 }
 
-/// Reloads and waits until one master's old workers have all stopped taking connections. A
+/// Reloads and waits until the master's old workers have all stopped taking connections. A
 /// reload that nginx rejects (a port it cannot bind) leaves them running: that is a failure.
 std::string reload_and_wait(HostConnection& host, const SiteParams& s, Deadline deadline,
                             const CancelToken& cancel, const mfile::Log& log) {
-  const auto before = live_workers(host, deadline, cancel);
+  const Workers before = live_workers(host, s.nginx, deadline, cancel);
   if (std::string err = run_tool(host, s.reload, deadline, cancel); !err.empty())
     return params::quote_argv(s.reload) + ": " + err;
   if (before.empty()) {
@@ -121,7 +147,7 @@ std::string reload_and_wait(HostConnection& host, const SiteParams& s, Deadline 
   }
   const auto limit = std::chrono::steady_clock::now() + params::bounded(kReloadWait, deadline);
   for (;;) {
-    const auto now = live_workers(host, deadline, cancel);
+    const Workers now = live_workers(host, s.nginx, deadline, cancel);
     std::map<std::string, int> old_left;  // master -> its pre-reload workers still taking connections
     for (const auto& [pid, master] : before) old_left[master] += now.count(pid) && now.at(pid) == master;
     for (const auto& [master, left] : old_left)
