@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -66,6 +67,33 @@ std::string drop_target(const CopyParams& c) {
   if (std::stoi(version->value_or("0")) >= 130000) return admin->exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)", &err) ? "" : err;
   admin->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &err, {c.target_db});
   return admin->exec("DROP DATABASE IF EXISTS " + db, &err) ? "" : err;
+}
+
+/// The mark of a target database this step created and has not yet finished with: an attempt
+/// interrupted by a crash leaves it, and the next attempt knows the database is its own.
+/// Empty when the run keeps no state folder.
+std::string created_mark(const StepContext& ctx) {
+  if (ctx.state_dir.empty()) return "";
+  return (fs::path(ctx.state_dir) / "copy-database" / (ctx.step.id + ".created")).string();
+}
+
+void write_mark(const std::string& path, const std::string& what) {
+  if (path.empty()) return;
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  std::ofstream(path) << what << "\n";
+}
+
+bool has_mark(const std::string& path, const std::string& what) {
+  if (path.empty()) return false;
+  std::ifstream in(path);
+  std::string line;
+  return std::getline(in, line) && line == what;
+}
+
+void remove_mark(const std::string& path) {
+  std::error_code ec;
+  if (!path.empty()) fs::remove(path, ec);
 }
 
 /// Removes a temporary folder when it goes out of scope.
@@ -340,6 +368,15 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
   bool created = false;
   long long existing_tables = 0;
   const std::string target_where = pg::display(c.target);
+  const std::string mark = created_mark(ctx);
+  if (exists->value_or("0") != "0" && has_mark(mark, target_where)) {
+    // Ours, from an attempt that never finished (the engine died): start it afresh.
+    log("dropping " + pg::quote_ident(c.target_db) + " on " + pg::server_of(c.target) +
+        ": an interrupted attempt of this step created it");
+    std::string why = drop_target(c);
+    if (!why.empty()) return StepOutcome::fail(FailureKind::Error, "target " + target_where + ": " + why);
+    exists = std::optional<std::string>("0");
+  }
   if (exists->value_or("0") == "0") {
     std::string sql = "CREATE DATABASE " + pg::quote_ident(c.target_db) + " TEMPLATE template0 ENCODING " +
                       pg::quote_literal(prop[0].value_or("UTF8")) + " LC_COLLATE " +
@@ -347,6 +384,7 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
     if (!admin->exec(sql, &err))
       return StepOutcome::fail(kind_of(admin->failure()), "target " + target_where + ": cannot create the database: " + err);
     created = true;
+    write_mark(mark, target_where);
     log("created database " + pg::quote_ident(c.target_db) + " on " + pg::server_of(c.target));
   } else {
     auto tgt = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, &err, "", false, &how);
@@ -371,6 +409,7 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
     if (created) {
       std::string why = drop_target(c);
       if (why.empty()) {
+        remove_mark(mark);
         msg += "; dropped the database this step had created";
         outputs["created_target"] = false;
         outputs["dropped_after_failure"] = true;
@@ -447,6 +486,7 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
   outputs["large_objects"] = t.large_objects;
   outputs["verified"] = c.verify;
   outputs["duration_ms"] = std::chrono::duration_cast<Millis>(Clock::now() - start).count();
+  remove_mark(mark);  // from here the journaled outputs say that the step created it
   return StepOutcome::ok(std::move(outputs));
 }
 
@@ -462,12 +502,16 @@ StepOutcome CopyDatabaseStep::rollback(StepContext& ctx, const Json& outputs) co
     if (ctx.log) ctx.log("nothing to drop: the failed copy already dropped " + what);
     return StepOutcome::ok();
   }
-  if (!outputs.is_object() || !outputs.value("created_target", false)) {
+  // An attempt the engine never finished has no outputs, but may have left its mark.
+  const bool ours = (outputs.is_object() && outputs.value("created_target", false)) ||
+                    has_mark(created_mark(ctx), pg::display(c.target));
+  if (!ours) {
     if (ctx.log) ctx.log("nothing to drop: " + what + " was not created by this step (left as it is)");
     return StepOutcome::ok();
   }
   std::string why = drop_target(c);
   if (!why.empty()) return StepOutcome::fail(FailureKind::Error, "cannot drop " + what + ": " + why);
+  remove_mark(created_mark(ctx));
   if (ctx.log) ctx.log("dropped " + what);
   return StepOutcome::ok();
 }

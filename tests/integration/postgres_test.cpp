@@ -5,9 +5,16 @@
 // schemas, sequences, large objects and indexes, a copy interrupted by killing the source,
 // rollback, old-vs-new consistency checks, and the password kept out of every output.
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <thread>
 
 #include "harness.h"
+
+extern char** environ;
 
 namespace {
 
@@ -467,4 +474,66 @@ TEST_CASE("examples/postgres-copy.yaml validates and dry-runs and applies and ro
   CHECK_FALSE(db_exists(kOld, "botbot_example"));
   for (const Result* r : {&dry, &applied, &rolled}) CHECK_FALSE(contains(r->out + r->err, pg_password()));
   CHECK_FALSE(contains(read_file(state.path / "postgres-copy" / "journal.jsonl"), pg_password()));
+}
+
+TEST_CASE("a copy whose engine was killed is probed on resume and copied again on a clean target", "[postgres][copy][resume]") {
+  require_servers();
+  make_source("it_src_res");
+  drop_db(kNew, "it_res");
+  const std::string pw = pg_password();
+  TempDir t("plan-pg");
+  const std::string file =
+      t.file("p.yaml", "plan: p\nsteps:\n" + copy_step("copy", "it_src_res", "it_res", "    rollback: auto\n"));
+  const std::map<std::string, std::string> env{{"PLAN_STATE_DIR", t.str("state")}, {"PLAN_SECRET_pg", pw}};
+  // pg_dump waits behind a lock while the engine is killed: the target exists, the copy never ended.
+  std::thread holder([pw] {
+    quiet(psql_argv("127.0.0.2", "it_src_res", "begin; lock table audit.log in access exclusive mode; select pg_sleep(300)"),
+          {{"PGPASSWORD", pw}});
+  });
+  REQUIRE(eventually([] {
+    return psql(kOld, "it_src_res", "select count(*) from pg_locks where relation = 'audit.log'::regclass and granted") == "1";
+  }));
+  // The engine by its pid, its output thrown away: killed like a machine that lost power.
+  std::vector<std::string> env_kv{"PLAN_STATE_DIR=" + t.str("state"), "PLAN_SECRET_pg=" + pw};
+  for (char** e = environ; *e; ++e) env_kv.push_back(*e);
+  std::vector<char*> envp;
+  for (auto& kv : env_kv) envp.push_back(kv.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args{kPlan, "apply", file};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t engine = -1;
+  REQUIRE(::posix_spawn(&engine, kPlan.c_str(), &actions, nullptr, argv.data(), envp.data()) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  bool waiting = eventually([] { return db_exists(kNew, "it_res"); }, std::chrono::seconds(60));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(engine, SIGKILL);
+  int status = 0;
+  ::waitpid(engine, &status, 0);
+  quiet(psql_argv("127.0.0.2", "postgres",
+                  "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(300)%' and pid <> pg_backend_pid()"),
+        {{"PGPASSWORD", pw}});
+  holder.join();
+  CHECK(waiting);
+  CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+  CHECK(db_exists(kNew, "it_res"));
+
+  // The probe finds the target incomplete, so the resumed run copies again, on a clean target.
+  CHECK(run({kPlan, "unlock", file}, kSource, env).code == 0);
+  Result resumed = run({kPlan, "apply", file, "--resume"}, kSource, env);
+  INFO(resumed.out << resumed.err);
+  CHECK(resumed.code == 0);
+  CHECK(contains(resumed.err, "the probe says it did not take effect"));
+  CHECK(contains(resumed.err, "dropping \"it_res\" on 127.0.0.3:5432: an interrupted attempt of this step created it"));
+  CHECK(psql(kNew, "it_res", "select count(*) from app.messages") == "3000");
+  // It is still the step's own database: rollback drops it.
+  Result rolled = run({kPlan, "rollback", file}, kSource, env);
+  CHECK(rolled.code == 0);
+  CHECK_FALSE(db_exists(kNew, "it_res"));
+  drop_db(kOld, "it_src_res");
 }
