@@ -178,8 +178,11 @@ log_line_prefix = '%m [%p] %u@%d '
                   "local all all peer\n"
                   "host all all 127.0.0.0/8 scram-sha-256\n")
 
-    # sshd on legacy: root by key only, for the migration's tunnels and commands.
+    # sshd on legacy: root by key only, for the migration's tunnels and commands. HOME is legacy's
+    # own folder: Debian's bash sources ~/.bashrc for every SSH command, and this machine's root
+    # .bashrc (pyenv init) costs seconds per command and puts its own python first on PATH.
     L = f"{sb}/legacy"
+    os.makedirs(f"{L}/home", exist_ok=True)
     write(f"{L}/etc/sshd_config", f"""# sshd for legacy (BotBot sandbox)
 ListenAddress {v['legacy_ip']}:{v['ssh_port']}
 HostKey {L}/ssh/ssh_host_ed25519_key
@@ -199,6 +202,7 @@ ClientAliveCountMax 4
 MaxSessions 64
 MaxStartups 64:30:128
 Subsystem sftp internal-sftp
+SetEnv HOME={L}/home
 """)
 
     I = f"{sb}/infra"
