@@ -125,6 +125,7 @@ class WaitStep : public StepType {
         CheckResult r = run_check(c.type, c.params, ctx.hosts, ctx.deadline, ctx.cancel);
         if (!r.ok) {
           failure = "check " + describe_check(c) + ": expected " + r.expected + ", saw " + r.seen;
+          if (r.permanent) return StepOutcome::fail(FailureKind::Error, failure);
           break;
         }
       }

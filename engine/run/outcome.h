@@ -34,6 +34,7 @@ struct CheckResult {
   bool ok = false;
   std::string expected;  // "port open", "status 200"
   std::string seen;      // "connection refused", "status 503"
+  bool permanent = false;  // asking again cannot change the answer (bad parameters): waits give up at once
   static CheckResult pass(std::string seen = "") { return {true, "", std::move(seen)}; }
   static CheckResult failed(std::string expected, std::string seen) { return {false, std::move(expected), std::move(seen)}; }
 };

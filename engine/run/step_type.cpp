@@ -63,7 +63,11 @@ std::vector<std::string> StepType::preview(const PreviewContext& /*ctx*/) const 
 CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts,
                       Deadline deadline, const CancelToken& cancel) {
   const CheckType* ct = Registry::instance().check(type);
-  if (!ct) return CheckResult::failed("a known check type", "unknown check type '" + type + "'");
+  if (!ct) {
+    auto r = CheckResult::failed("a known check type", "unknown check type '" + type + "'");
+    r.permanent = true;
+    return r;
+  }
   try {
     std::string on;
     if (resolved_params.is_object()) {
@@ -74,7 +78,9 @@ CheckResult run_check(const std::string& type, const Json& resolved_params, Host
     CheckContext ctx{hosts, deadline, cancel};
     return ct->evaluate(resolved_params, host, ctx);
   } catch (const std::invalid_argument& e) {
-    return CheckResult::failed("valid parameters", e.what());
+    auto r = CheckResult::failed("valid parameters", e.what());
+    r.permanent = true;
+    return r;
   } catch (const std::exception& e) {
     return CheckResult::failed("a check that completes", e.what());
   }

@@ -182,7 +182,9 @@ bool read_only_command(const std::vector<std::string>& argv) {
       "OBJECT FREQ", "OBJECT REFCOUNT", "SLOWLOG GET", "SLOWLOG LEN", "LASTSAVE", "ROLE", "PUBSUB CHANNELS",
       "PUBSUB NUMSUB", "PUBSUB NUMPAT", "BITCOUNT", "BITPOS", "GETBIT", "PFCOUNT", "DUMP", "CLUSTER INFO",
       "CLUSTER NODES", "COMMAND COUNT", "COMMAND INFO", "LATENCY LATEST", "GEOPOS", "GEODIST", "GEOHASH",
-      "GEOSEARCH"};
+      "GEOSEARCH",
+      // Scripts the server itself refuses to let write (Redis 7).
+      "EVAL_RO", "EVALSHA_RO", "FCALL_RO"};
   return read_only.count(command_name(argv)) > 0;
 }
 

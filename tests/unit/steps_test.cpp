@@ -289,6 +289,25 @@ TEST_CASE("wait pauses, polls checks, and gives up with the last answer", "[step
   CHECK(wait->describe(Json{{"duration", "90s"}}) == std::vector<std::string>{"wait 1m30s"});
 }
 
+TEST_CASE("wait gives up at once on a check that can never hold as written", "[steps][wait]") {
+  // Asking again cannot fix bad parameters: the step fails now, not after its timeout.
+  Fixture f;
+  auto unknown = f.run(make_step("ready", "wait",
+                                 Json{{"until", {{{"nosuch", {{"x", 1}}}}}}, {"interval", "10ms"}, {"timeout", "10m"}}),
+                       Deadline::after(std::chrono::minutes(10)));
+  CHECK(unknown.kind == FailureKind::Error);
+  CHECK(unknown.message == "check nosuch (unknown check type): expected a known check type, saw unknown check type 'nosuch'");
+
+  auto writes = f.run(make_step("drained", "wait",
+                                Json{{"until", {{{"redis", {{"host", "127.0.0.1"}, {"port", 1},
+                                                            {"command", {"EVAL", "return 1", "0"}}, {"equals", 1}}}}}},
+                                     {"interval", "10ms"}, {"timeout", "10m"}}),
+                      Deadline::after(std::chrono::minutes(10)));
+  CHECK(writes.kind == FailureKind::Error);
+  CHECK_THAT(writes.message, Catch::Contains("expected valid parameters") &&
+                                 Catch::Contains("EVAL is not one it knows"));
+}
+
 TEST_CASE("wait is cut short by cancellation", "[steps][wait]") {
   Fixture f;
   CancelToken cancel;
