@@ -321,6 +321,11 @@ class Loader {
       s.irreversible = boolean(m, "irreversible", false);
       if (auto it = m.find("idempotent"); it != m.end() && it->is_boolean()) s.idempotent = it->get<bool>();
       s.point_of_no_return = boolean(m, "point_of_no_return", false);
+      // The schema reports any other value where it is written.
+      if (auto it = m.find("on_rollback_failure"); it != m.end()) {
+        s.on_rollback_failure_mark = at(extend(mp, "on_rollback_failure"));
+        if (*it == "continue") s.on_rollback_failure = Step::OnRollbackFailure::Continue;
+      }
       if (auto d = m.find("description"); d != m.end() && d->is_string()) s.description = d->get<std::string>();
       s.estimate = duration(m, "estimate", mp);
       int index = static_cast<int>(plan_->steps.size());
@@ -408,6 +413,9 @@ class Loader {
           error(s.rollback.mark, "step type '" + s.type + "' has no automatic rollback; write the rollback steps");
         }
       }
+      if (s.on_rollback_failure_mark.line > 0 && s.rollback.kind == RollbackSpec::Kind::None)
+        error(s.on_rollback_failure_mark,
+              "on_rollback_failure has no effect: step '" + s.id + "' has no rollback");
       if (s.rollback.kind == RollbackSpec::Kind::Bodies) {
         const Json& r = doc_.at(Json::json_pointer(pointer(extend(p, "rollback"))));
         for (size_t b = 0; b < s.rollback.bodies.size(); ++b) {

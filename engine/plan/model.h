@@ -75,6 +75,12 @@ struct Step {
   bool irreversible = false;
   std::optional<bool> idempotent;  // unset: the step type decides
   bool point_of_no_return = false;
+  /// What the rollback pass does when this step's own rollback fails: stop there (the default:
+  /// everything not yet undone stays as it is), or go on undoing the other completed steps in
+  /// reverse dependency order. Either way the run ends rollback_failed (exit 3).
+  enum class OnRollbackFailure { Stop, Continue };
+  OnRollbackFailure on_rollback_failure = OnRollbackFailure::Stop;
+  Mark on_rollback_failure_mark;   // line 0 when not written
   std::optional<Millis> estimate;  // expected duration, for the critical path
 
   int group = -1;  // index of the innermost enclosing group in Plan::groups, -1 = top level

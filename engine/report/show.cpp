@@ -4,6 +4,7 @@
 
 #include "report/describe.h"
 #include "report/text.h"
+#include "run/executor.h"
 #include "run/step_type.h"
 
 namespace plan {
@@ -80,6 +81,7 @@ std::string render_text(const Json& m) {
       text_checks(o, "verify", s["verify"]);
       o << "      rollback: " << s["rollback"]["kind"].get<std::string>() << "\n";
       for (const auto& l : s["rollback"]["action"]) o << "        " << l.get<std::string>() << "\n";
+      if (s["rollback"]["on_failure"] == "continue") o << "        " << kOnRollbackFailureContinue << "\n";
       if (s.contains("estimate_ms")) o << "      estimate: " << ms_text(s["estimate_ms"]) << "\n";
     }
   }
@@ -138,6 +140,7 @@ std::string render_markdown(const Json& m) {
       for (const auto& l : s["verify"]) o << "  - verify: " << md_code(l.get<std::string>()) << "\n";
       o << "  - rollback: " << s["rollback"]["kind"].get<std::string>() << "\n";
       for (const auto& l : s["rollback"]["action"]) o << "    - " << md_code(l.get<std::string>()) << "\n";
+      if (s["rollback"]["on_failure"] == "continue") o << "    - " << kOnRollbackFailureContinue << "\n";
       if (s.contains("estimate_ms")) o << "  - estimate: " << ms_text(s["estimate_ms"]) << "\n";
     }
   }
@@ -219,7 +222,9 @@ Json show_model(const Plan& plan, const Graph& graph) {
       s["when"] = d.when;
       s["preconditions"] = d.preconditions;
       s["verify"] = d.verify;
-      s["rollback"] = {{"kind", d.rollback_kind}, {"action", d.rollback}};
+      s["rollback"] = {{"kind", d.rollback_kind},
+                       {"action", d.rollback},
+                       {"on_failure", st.on_rollback_failure == Step::OnRollbackFailure::Continue ? "continue" : "stop"}};
       s["irreversible"] = st.irreversible;
       s["point_of_no_return"] = st.point_of_no_return;
       s["after_point_of_no_return"] = after_ponr[static_cast<size_t>(i)] != 0;

@@ -296,6 +296,7 @@ StepOutcome DryRunExecutor::rollback(const RollbackRequest& req) {
       error = "step '" + step.id + "' has no rollback";
     }
     if (!error.empty()) return finish(StepOutcome::fail(FailureKind::Error, error));
+    if (step.on_rollback_failure == Step::OnRollbackFailure::Continue) say(kOnRollbackFailureContinue);
     return finish(StepOutcome::ok());
   } catch (const std::exception& e) {
     return finish(StepOutcome::fail(FailureKind::Error, e.what()));
@@ -360,6 +361,7 @@ StepOutcome DryRunExecutor::execute(const StepRequest& req) {
     describe_all("when: ", step.when);
     describe_all("precondition: ", step.preconditions);
     describe_all("verify: ", step.verify);
+    if (step.on_rollback_failure == Step::OnRollbackFailure::Continue) say(kOnRollbackFailureContinue);
 
     bool probe = probe_ && std::binary_search(first_wave_.begin(), first_wave_.end(), req.index);
     if (probe && (!step.when.empty() || !step.preconditions.empty())) {

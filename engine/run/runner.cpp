@@ -452,7 +452,11 @@ struct Runner::Impl {
           --running;
           if (c.record.outcome.failed()) {
             rb[c.step] = RollbackState::Failed;
-            if (!halted) {
+            if (plan.steps[c.step].on_rollback_failure == Step::OnRollbackFailure::Continue) {
+              // The plan says the others are better undone anyway: settle it as if undone, so
+              // that what it stands on still rolls back.
+              on_success(c.step);
+            } else if (!halted) {
               halted = true;
               sum.stop_reason = "rollback of '" + plan.steps[c.step].id + "' failed: " + c.record.outcome.message;
             }

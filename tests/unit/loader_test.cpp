@@ -402,3 +402,36 @@ TEST_CASE("loader: examples/errors.yaml reports exactly the errors its comments 
   for (const Diagnostic& d : r.diags) actual += std::to_string(d.mark.line) + ": " + d.message + "\n";
   CHECK(actual == expected);
 }
+
+TEST_CASE("loader: on_rollback_failure takes stop or continue, on a step that has a rollback") {
+  const char* plan = R"(plan: p
+steps:
+  - id: a
+    type: exec
+    with: { shell: x }
+    rollback: { type: exec, with: { shell: y } }
+    on_rollback_failure: contineu
+  - id: b
+    type: exec
+    with: { shell: x }
+    on_rollback_failure: continue
+  - id: c
+    type: exec
+    with: { shell: x }
+    rollback: { type: exec, with: { shell: y } }
+    on_rollback_failure: yes
+)";
+  CHECK(errors_of(plan) == "7:26: expected 'stop' or 'continue', found 'contineu'\n"
+                           "11:26: on_rollback_failure has no effect: step 'b' has no rollback\n"
+                           "16:26: expected 'stop' or 'continue', found 'yes'\n");
+  LoadResult r = load_plan_text("p.yaml", R"(plan: p
+steps:
+  - { id: a, type: exec, with: { shell: x }, rollback: { type: exec, with: { shell: y } }, on_rollback_failure: continue }
+  - { id: b, type: exec, with: { shell: x }, rollback: { type: exec, with: { shell: y } }, on_rollback_failure: stop }
+  - { id: c, type: exec, with: { shell: x }, rollback: { type: exec, with: { shell: y } } }
+)");
+  REQUIRE(r.ok());
+  CHECK(r.plan.steps[0].on_rollback_failure == Step::OnRollbackFailure::Continue);
+  CHECK(r.plan.steps[1].on_rollback_failure == Step::OnRollbackFailure::Stop);
+  CHECK(r.plan.steps[2].on_rollback_failure == Step::OnRollbackFailure::Stop);
+}

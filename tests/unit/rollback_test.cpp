@@ -287,6 +287,92 @@ TEST_CASE("rollback: a failing rollback lets running rollbacks finish and starts
   }
 }
 
+// The migration's case: the copy fails because its target died, and so does the copy's own
+// rollback (drop the half-made target) for the same reason.
+TEST_CASE("rollback: on_rollback_failure stop - the failed step's own failed rollback halts the pass") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("read-only");
+    h.undoable("stop-workers", {"read-only"});
+    h.undoable("copy", {"stop-workers"});
+    h.fake.script("copy", {StepOutcome::fail(FailureKind::Error, "target closed the connection")});
+    h.fake.script_rollback("copy", StepOutcome::fail(FailureKind::Error, "target: connection refused"));
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 3);
+    CHECK(s.stop_reason == "rollback of 'copy' failed: target: connection refused");
+    CHECK(h.rb(s, "copy") == RollbackState::Failed);
+    CHECK(h.rb(s, "stop-workers") == RollbackState::Skipped);
+    CHECK(h.rb(s, "read-only") == RollbackState::Skipped);
+    CHECK(h.fake.rollback_order() == Strings{"copy"});
+    CHECK(h.rec.has("kept read-only: rollback of 'copy' failed: target: connection refused"));
+  }
+}
+
+TEST_CASE("rollback: on_rollback_failure continue - the pass goes on undoing the others in reverse order") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("read-only");
+    h.undoable("stop-workers", {"read-only"});
+    h.undoable("copy", {"stop-workers"}).on_rollback_failure = Step::OnRollbackFailure::Continue;
+    h.fake.script("copy", {StepOutcome::fail(FailureKind::Error, "target closed the connection")});
+    h.fake.script_rollback("copy", StepOutcome::fail(FailureKind::Error, "target: connection refused"));
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 3);  // still not fully rolled back: the operator looks at the target
+    CHECK(h.rb(s, "copy") == RollbackState::Failed);
+    CHECK(h.rb(s, "stop-workers") == RollbackState::RolledBack);
+    CHECK(h.rb(s, "read-only") == RollbackState::RolledBack);
+    CHECK(h.fake.rollback_order() == Strings{"copy", "stop-workers", "read-only"});
+    CHECK(h.fake.attempts("undo:copy") == 1);  // never retried
+    CHECK(h.rec.has("undone copy failed: target: connection refused"));
+    CHECK(s.stop_reason.empty());  // the pass did not stop
+  }
+}
+
+TEST_CASE("rollback: on_rollback_failure continue on a completed step - what it stands on still rolls back after it") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("a");
+    h.undoable("b", {"a"}).on_rollback_failure = Step::OnRollbackFailure::Continue;
+    h.undoable("c", {"b"});
+    h.undoable("side");
+    h.b.step("bad", {"c", "side"});
+    h.fake.script("bad", {kBoom});
+    h.fake.script_rollback("b", StepOutcome::fail(FailureKind::Error, "disk full"));
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 3);
+    CHECK(h.rb(s, "c") == RollbackState::RolledBack);
+    CHECK(h.rb(s, "b") == RollbackState::Failed);
+    CHECK(h.rb(s, "a") == RollbackState::RolledBack);
+    CHECK(h.rb(s, "side") == RollbackState::RolledBack);
+    h.check_reverse_order();
+    CHECK(h.fake.last_end("undo:b") < h.fake.first_start("undo:a"));
+  }
+}
+
+TEST_CASE("rollback: a stop step's failure after a continue step's halts the pass there") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("a");
+    h.undoable("b", {"a"});  // stop, the default
+    h.undoable("c", {"b"}).on_rollback_failure = Step::OnRollbackFailure::Continue;
+    h.b.step("bad", {"c"});
+    h.fake.script("bad", {kBoom});
+    h.fake.script_rollback("c", StepOutcome::fail(FailureKind::Error, "c is stuck"));
+    h.fake.script_rollback("b", StepOutcome::fail(FailureKind::Error, "b is stuck"));
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 3);
+    CHECK(s.stop_reason == "rollback of 'b' failed: b is stuck");
+    CHECK(h.rb(s, "c") == RollbackState::Failed);
+    CHECK(h.rb(s, "b") == RollbackState::Failed);
+    CHECK(h.rb(s, "a") == RollbackState::Skipped);
+    CHECK(h.fake.rollback_order() == Strings{"c", "b"});
+  }
+}
+
 TEST_CASE("rollback: an irreversible step is kept, and so is everything it stands on") {
   for (int width : kWidths) {
     CAPTURE(width);
