@@ -1,5 +1,6 @@
 #include "report/console.h"
 
+#include <algorithm>
 #include <chrono>
 #include <sstream>
 
@@ -180,6 +181,33 @@ void ConsoleObserver::window_closed(const WindowRecord& w) {
        format_duration(w.budget) + " budget" + (used > w.budget ? style_.red(" (OVER BUDGET)") : ""));
 }
 
+void ConsoleObserver::rollback_started(int step) {
+  std::lock_guard lk(mu_);
+  undo_started_[step] = Clock::now();
+  // Its log lines keep their "[id]" prefix: rollbacks run in parallel, and readers (and
+  // tests) know undo lines by it.
+  last_log_step_ = -1;
+  line("undo   " + (plan_ ? step_label(plan_->steps[step]) : id(step)));
+}
+
+void ConsoleObserver::rollback_finished(int step, const StepOutcome& o) {
+  std::lock_guard lk(mu_);
+  last_log_step_ = -1;
+  auto it = undo_started_.find(step);
+  const std::string d = format_duration(it == undo_started_.end() ? Millis(0) : since(it->second, Clock::now()));
+  if (o.failed())
+    line(style_.red("ROLLBACK FAILED " + id(step)) + " (" + d + ", " + failure_kind_name(o.kind) + "): " +
+         mask(o.message));
+  else
+    line(style_.green("undone " + id(step)) + " (" + d + ")");
+}
+
+void ConsoleObserver::rollback_skipped(int step, const std::string& why) {
+  std::lock_guard lk(mu_);
+  last_log_step_ = -1;
+  line(style_.yellow("kept   " + id(step)) + ": " + mask(why));
+}
+
 void ConsoleObserver::run_finished(const RunSummary& summary) {
   {
     std::lock_guard lk(mu_);
@@ -226,6 +254,22 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
     << " skipped, " << never << " never started, in " << format_duration(summary.duration) << "\n";
   for (const auto& f : failures) o << "  " << style.red("failed") << ": " << f << "\n";
   if (!not_started.empty()) o << "  never started: " << join(not_started) << "\n";
+  // What the rollback pass could not undo: failures with their messages, then the steps it left
+  // as they are, grouped by why (in plan order).
+  std::vector<std::pair<std::string, std::vector<std::string>>> kept;
+  for (size_t i = 0; i < summary.rollback.size() && i < plan.steps.size(); ++i) {
+    const RollbackState st = summary.rollback[i];
+    const std::string why = i < summary.rollback_message.size() ? m(summary.rollback_message[i]) : "";
+    if (st == RollbackState::Failed) {
+      o << "  " << style.red("rollback failed") << ": " << plan.steps[i].id << ": " << why << "\n";
+    } else if (st == RollbackState::Skipped || st == RollbackState::NotReverted) {
+      auto it = std::find_if(kept.begin(), kept.end(), [&](const auto& k) { return k.first == why; });
+      if (it == kept.end()) it = kept.insert(kept.end(), {why, {}});
+      it->second.push_back(plan.steps[i].id);
+    }
+  }
+  for (const auto& [why, ids] : kept)
+    o << "  not rolled back" << (why.empty() ? "" : " (" + why + ")") << ": " << join(ids) << "\n";
   auto end = Clock::now();
   for (const auto& w : summary.windows) {
     o << "  window " << w.name << ": ";

@@ -6,6 +6,7 @@
 // with the running steps and each open window's clock against its budget.
 
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <ostream>
 #include <set>
@@ -35,6 +36,11 @@ class ConsoleObserver : public RunObserver {
   void step_finished(int step, const StepRecord& record) override;
   void window_opened(const WindowRecord& w) override;
   void window_closed(const WindowRecord& w) override;
+  /// The rollback pass: each undo as it starts and ends, a failed one with its message (masked),
+  /// and each completed step left as it is with the reason.
+  void rollback_started(int step) override;
+  void rollback_finished(int step, const StepOutcome& outcome) override;
+  void rollback_skipped(int step, const std::string& why) override;
   void run_finished(const RunSummary& summary) override;
 
   /// While paused (an approval prompt owns the terminal) the live status line is not drawn.
@@ -65,12 +71,14 @@ class ConsoleObserver : public RunObserver {
   bool status_shown_ = false;
   bool paused_ = false;
   std::set<int> running_;
+  std::map<int, Clock::time_point> undo_started_;
   std::vector<WindowRecord> open_windows_;
 };
 
 /// The end-of-run summary as printed by ConsoleObserver (no colour): counts of succeeded, failed,
-/// skipped and never started steps, each failure with its message, total time, and each window's
-/// real length against its budget.
+/// skipped and never started steps, each failure with its message, each failed rollback with its
+/// message and the steps a rollback pass left as they are (grouped by why), total time, and each
+/// window's real length against its budget.
 std::string format_summary(const Plan& plan, const RunSummary& summary, const SecretMasker* masker,
                            const Style& style = {});
 

@@ -136,6 +136,24 @@ void JsonEventObserver::window_closed(const WindowRecord& w) {
                          {"within_budget", used <= w.budget}});
 }
 
+void JsonEventObserver::rollback_started(int step) {
+  std::lock_guard lk(mu_);
+  emit("rollback_started", {{"step", id(step)}});
+}
+
+void JsonEventObserver::rollback_finished(int step, const StepOutcome& o) {
+  std::lock_guard lk(mu_);
+  Json f = {{"step", id(step)}, {"status", status_name(o.status)}};
+  if (o.failed()) f["kind"] = failure_kind_name(o.kind);
+  if (!o.message.empty()) f["message"] = mask(o.message);
+  emit("rollback_finished", std::move(f));
+}
+
+void JsonEventObserver::rollback_skipped(int step, const std::string& why) {
+  std::lock_guard lk(mu_);
+  emit("rollback_skipped", {{"step", id(step)}, {"why", mask(why)}});
+}
+
 void JsonEventObserver::run_finished(const RunSummary& s) {
   std::lock_guard lk(mu_);
   Json counts = {{"succeeded", 0}, {"failed", 0}, {"skipped", 0}, {"not_started", 0}};
@@ -158,6 +176,22 @@ void JsonEventObserver::run_finished(const RunSummary& s) {
       jw["elapsed_ms"] = std::chrono::duration_cast<Millis>(w.closed_at - w.opened_at).count();
     windows.push_back(jw);
   }
+  // What the rollback pass did with each step it touched or left.
+  Json rollback = Json::array();
+  for (size_t i = 0; i < s.rollback.size(); ++i) {
+    const char* state = nullptr;
+    switch (s.rollback[i]) {
+      case RollbackState::None: break;
+      case RollbackState::RolledBack: state = "rolled_back"; break;
+      case RollbackState::NotReverted: state = "not_reverted"; break;
+      case RollbackState::Failed: state = "failed"; break;
+      case RollbackState::Skipped: state = "skipped"; break;
+    }
+    if (!state) continue;
+    Json r = {{"step", id(static_cast<int>(i))}, {"state", state}};
+    if (i < s.rollback_message.size() && !s.rollback_message[i].empty()) r["message"] = mask(s.rollback_message[i]);
+    rollback.push_back(std::move(r));
+  }
   emit("run_finished", {{"succeeded", s.succeeded},
                         {"interrupted", s.interrupted},
                         {"dry_run", s.dry_run},
@@ -165,7 +199,9 @@ void JsonEventObserver::run_finished(const RunSummary& s) {
                         {"duration_ms", s.duration.count()},
                         {"counts", counts},
                         {"not_started", not_started},
-                        {"windows", windows}});
+                        {"windows", windows},
+                        {"rollback", rollback},
+                        {"stop_reason", mask(s.stop_reason)}});
 }
 
 }  // namespace plan

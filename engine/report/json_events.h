@@ -2,7 +2,8 @@
 // `--output json`: one JSON object per line, flushed as it happens, for machines. Every event has
 // "event" and "t_ms" (milliseconds since run_started). Strings are masked and sanitized to valid
 // UTF-8 before dump(). Events: run_started, step_started, step_retrying, step_log, step_finished,
-// window_opened, window_closed, run_finished.
+// window_opened, window_closed, rollback_started, rollback_finished (with the failed rollback's
+// kind and message), rollback_skipped (with why), run_finished.
 
 #include <mutex>
 #include <ostream>
@@ -23,6 +24,9 @@ class JsonEventObserver : public RunObserver {
   void step_finished(int step, const StepRecord& record) override;
   void window_opened(const WindowRecord& w) override;
   void window_closed(const WindowRecord& w) override;
+  void rollback_started(int step) override;
+  void rollback_finished(int step, const StepOutcome& outcome) override;
+  void rollback_skipped(int step, const std::string& why) override;
   void run_finished(const RunSummary& summary) override;
 
  private:

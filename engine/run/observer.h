@@ -38,6 +38,9 @@ struct RunSummary {
   /// rollback. Skipped: the pass stopped before it (irreversible step, point of no return, an
   /// earlier rollback failure).
   std::vector<RollbackState> rollback;
+  /// Per step: why its rollback failed (the rollback's message, masked like every message), or
+  /// why the pass left it as it is (Skipped, NotReverted); "" otherwise.
+  std::vector<std::string> rollback_message;
   std::string stop_reason;    // why rollback stopped or did not run ("point of no return 'x' passed")
   bool succeeded = false;   // every step succeeded or was skipped
   bool interrupted = false; // stopped by a signal

@@ -384,6 +384,7 @@ struct Runner::Impl {
           rb[i] = RollbackState::Skipped;
           skipped.emplace_back(i, sum.stop_reason);
         }
+      for (auto& [i, why] : skipped) sum.rollback_message[i] = why;
       lock.unlock();
       for (auto& [i, why] : skipped) emit([&](RunObserver& o) { o.rollback_skipped(i, why); });
       lock.lock();
@@ -452,6 +453,7 @@ struct Runner::Impl {
           --running;
           if (c.record.outcome.failed()) {
             rb[c.step] = RollbackState::Failed;
+            sum.rollback_message[c.step] = c.record.outcome.message;
             if (plan.steps[c.step].on_rollback_failure == Step::OnRollbackFailure::Continue) {
               // The plan says the others are better undone anyway: settle it as if undone, so
               // that what it stands on still rolls back.
@@ -492,6 +494,7 @@ struct Runner::Impl {
         rb[i] = RollbackState::Skipped;
         skipped.emplace_back(i, sum.stop_reason.empty() ? "rollback stopped" : sum.stop_reason);
       }
+    for (auto& [i, why] : skipped) sum.rollback_message[i] = why;
     lock.unlock();
     for (auto& [i, why] : skipped) emit([&](RunObserver& o) { o.rollback_skipped(i, why); });
     lock.lock();
@@ -527,6 +530,7 @@ struct Runner::Impl {
     RunSummary sum;
     sum.dry_run = opts.dry_run;
     sum.rollback.assign(graph.size, RollbackState::None);
+    sum.rollback_message.assign(graph.size, "");
     bool real_failure = false;
     sum.succeeded = !opts.rollback_only;
     for (StepRecord& r : records) {

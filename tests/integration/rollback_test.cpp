@@ -1,6 +1,6 @@
 // The rollback pass through the real `plan` binary with local exec steps (no servers): a failed
-// undo stops the pass or, with `on_rollback_failure: continue`, lets it go on; `plan status`
-// lists the failed undo with its message.
+// undo stops the pass or, with `on_rollback_failure: continue`, lets it go on; either way apply
+// says why the undo failed (text and --output json, masked) and `plan status` lists it.
 
 #include "harness.h"
 #include "plan/model.h"
@@ -57,6 +57,12 @@ TEST_CASE("on_rollback_failure continue: a failed undo of the copy still lets th
   CHECK(r.code == 3);
   CHECK_FALSE(fs::exists(t.path / "workers-stopped"));
   CHECK_FALSE(fs::exists(t.path / "read-only"));
+  // Why the undo failed, where the operator looks: the progress and the summary, masked.
+  CHECK(contains(r.err, "ROLLBACK FAILED copy ("));
+  CHECK(contains(r.err, "error): exited with status 2: psql: connection to 127.0.0.3:5432 refused, password ***"));
+  CHECK(contains(r.out, "  rollback failed: copy: exited with status 2: psql: connection to 127.0.0.3:5432 refused, password ***\n"));
+  CHECK(contains(r.err, "undone stop-workers ("));
+  CHECK(contains(r.err, "undone read-only ("));
   CHECK(contains(r.out, "result: failed, NOT fully rolled back: operator needed (exit 3)\n"));
   CHECK_FALSE(contains(r.out + r.err, kPassword));
 
@@ -69,7 +75,7 @@ TEST_CASE("on_rollback_failure continue: a failed undo of the copy still lets th
   CHECK(contains(s.out, "read-only     rolled_back"));
 }
 
-TEST_CASE("on_rollback_failure stop (the default): the pass halts at the failed undo", "[rollback][cli]") {
+TEST_CASE("on_rollback_failure stop (the default): the pass halts at the failed undo and says what it kept", "[rollback][cli]") {
   TempDir t;
   t.file("p.yaml", migration_plan(t, ""));
   Result r = plan_in(t, {"apply", "p.yaml"}, {{"PLAN_SECRET_pw", kPassword}});
@@ -77,9 +83,45 @@ TEST_CASE("on_rollback_failure stop (the default): the pass halts at the failed 
   CHECK(r.code == 3);
   CHECK(fs::exists(t.path / "workers-stopped"));
   CHECK(fs::exists(t.path / "read-only"));
+  CHECK(contains(r.out, "  rollback failed: copy: exited with status 2: psql: connection to 127.0.0.3:5432 refused, password ***\n"));
+  CHECK(contains(r.out, "  not rolled back (rollback of 'copy' failed: exited with status 2: psql: connection to "
+                        "127.0.0.3:5432 refused, password ***): read-only, stop-workers\n"));
+  CHECK(contains(r.err, "kept   stop-workers: rollback of 'copy' failed: "));
   CHECK_FALSE(contains(r.out + r.err, kPassword));
   Result s = plan_in(t, {"status", "p.yaml"});
   CHECK(contains(s.out, "status: rollback_failed\n"));
+}
+
+TEST_CASE("apply --output json tells why a rollback failed", "[rollback][cli]") {
+  TempDir t;
+  t.file("p.yaml", migration_plan(t, "    on_rollback_failure: continue\n"));
+  Result r = plan_in(t, {"apply", "p.yaml", "--output", "json"}, {{"PLAN_SECRET_pw", kPassword}});
+  INFO(r.out << r.err);
+  CHECK(r.code == 3);
+  std::vector<plan::Json> events;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) events.push_back(plan::Json::parse(line));
+  const std::string why = "exited with status 2: psql: connection to 127.0.0.3:5432 refused, password ***";
+  bool failed_event = false, undone = false;
+  for (const auto& e : events) {
+    if (e["event"] == "rollback_finished" && e["step"] == "copy") {
+      failed_event = true;
+      CHECK(e["status"] == "failed");
+      CHECK(e["kind"] == "error");
+      CHECK(e["message"] == why);
+    }
+    if (e["event"] == "rollback_finished" && e["step"] == "read-only") undone = e["status"] == "succeeded";
+  }
+  CHECK(failed_event);
+  CHECK(undone);
+  REQUIRE_FALSE(events.empty());
+  const plan::Json& fin = events.back();
+  CHECK(fin["event"] == "run_finished");
+  CHECK(fin["exit_code"] == 3);
+  CHECK(fin["rollback"] == plan::Json::parse(R"([{"step":"read-only","state":"rolled_back"},
+                                                {"step":"stop-workers","state":"rolled_back"},
+                                                {"step":"copy","state":"failed","message":")" + why + R"("}])"));
+  CHECK_FALSE(contains(r.out + r.err, kPassword));
 }
 
 TEST_CASE("show and the dry run say that a step's failed rollback lets the others go on", "[rollback][cli]") {
