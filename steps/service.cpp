@@ -16,7 +16,8 @@
 // Outputs: manager, pid, was_running (and pidfile, log, killed for processes).
 // rollback: auto is the inverse: stop what a start started, start again what a stop stopped
 // (same parameters, readiness included), stop what a restart started; a service that was running
-// before a restart is left running.
+// before a restart is left running. What an action found is noted in the state folder while it
+// acts (steps/step_note.h): a resume that probes it done takes its outputs from there.
 
 #include <algorithm>
 #include <thread>
@@ -252,6 +253,16 @@ class Service {
   StepOutcome stop() {
     Json out = base_outputs();
     try {
+      // Noted before anything is stopped: a run that dies while it waits out the grace leaves
+      // the rollback (start it again) what it needs, through a resume that probes it done.
+      const auto [was_running, pid] = running();
+      if (was_running) {
+        Json noted = out;
+        noted["pid"] = pid;
+        noted["was_running"] = true;
+        if (manager_ == "process") noted["killed"] = false;
+        note::write(ctx_, noted);
+      }
       if (manager_ == "process") {
         auto r = procman::stop(ctx_.host, paths_.pidfile, s_.stop_signal, s_.grace,
                                soon(ctx_, s_.grace + kQuickOp), ctx_.cancel);
@@ -265,7 +276,6 @@ class Service {
                                     " after SIG" + s_.stop_signal
                               : "stopped " + s_.name + " (pid " + std::to_string(r.pid) + ")");
       } else {
-        auto [was_running, pid] = running();
         out["pid"] = pid;
         out["was_running"] = was_running;
         if (was_running) systemctl("stop");
@@ -489,6 +499,15 @@ class ServiceStep : public StepType {
     } catch (const std::exception&) {
       return ProbeResult::Unknown;
     }
+  }
+
+  /// The note the interrupted action wrote (a start once started, before it waited for
+  /// readiness; a stop before it stopped anything): what it found, as run() would have
+  /// recorded it. The note stays for the rollback.
+  std::optional<Json> probed_outputs(StepContext& ctx) const override {
+    auto noted = note::read(ctx);
+    if (!noted || !noted->contains("was_running") || !noted->contains("manager")) return std::nullopt;
+    return noted;
   }
 
  private:

@@ -17,6 +17,7 @@
 #include "report/show.h"
 #include "report/text.h"
 #include "run/real_executor.h"
+#include "run/resume.h"
 #include "run/runner.h"
 #include "run/step_type.h"
 #include "state/journal.h"
@@ -312,17 +313,6 @@ int exit_code_of(const RunSummary& summary) {
   return code;
 }
 
-bool step_idempotent(const Step& s) {
-  if (s.idempotent) return *s.idempotent;
-  const StepType* t = Registry::instance().step(s.type);
-  return t && t->idempotent();
-}
-
-// What --resume does with one step, for the journal and the operator.
-struct ResumeDecision {
-  std::string step, decision, why;  // decision: "done" | "rerun"
-};
-
 // Decides, from the campaign, which steps count as done (with their outputs). 0, or 2 once it has
 // said why: a step already done was edited or removed, or an in-flight step cannot be decided.
 int resume_plan(const Prepared& p, const JournalRun& run, const std::map<std::string, std::string>& hashes,
@@ -358,53 +348,17 @@ int resume_plan(const Prepared& p, const JournalRun& run, const std::map<std::st
     return 2;
   }
 
-  Scope scope;
-  scope.vars = &plan.vars;
-  scope.secrets = &p.secrets;
-  scope.plan = &plan;
-  scope.outputs = [&](const std::string& id) -> const Json* {
-    auto it = done.find(plan.step_index(id));
-    return it == done.end() ? nullptr : &it->second;
-  };
-  CancelToken never;
-  std::vector<std::string> undecided;
+  // In flight: what the probes must decide (run.steps is keyed by id: the order is stable).
+  std::vector<InFlightStep> in_flight;
   for (const auto& [id, st] : run.steps) {
-    bool in_flight = st.state == "running" || st.state == "unknown" || st.state == "rolling_back" ||
-                     st.state == "rollback_failed";
+    bool flying = st.state == "running" || st.state == "unknown" || st.state == "rolling_back" ||
+                  st.state == "rollback_failed";
     int idx = plan.step_index(id);
-    if (!in_flight || idx < 0) continue;
-    const Step& step = plan.steps[static_cast<size_t>(idx)];
-    std::string was = "was " + std::string(st.state == "unknown" ? "cancelled mid-action" : "in flight") +
-                      " when the last run stopped";
-    if (args.rerun.count(id)) {
-      decisions.push_back({id, "rerun", was + "; --rerun"});
-      continue;
-    }
-    if (args.assume_done.count(id)) {
-      done[idx] = Json::object();
-      decisions.push_back({id, "done", was + "; --assume-done"});
-      continue;
-    }
-    StepRequest req{step,
-                    idx,
-                    st.attempts + 1,
-                    scope,
-                    Deadline::after(step.timeout.value_or(Millis(60000))),
-                    never,
-                    [&err, &id](const std::string& line) { err << "probe " << id << ": " << line << "\n"; },
-                    nullptr};
-    ProbeResult probe = executor.probe(req);
-    if (probe == ProbeResult::Done) {
-      done[idx] = Json::object();
-      decisions.push_back({id, "done", was + "; the probe says it took effect"});
-    } else if (probe == ProbeResult::NotDone) {
-      decisions.push_back({id, "rerun", was + "; the probe says it did not take effect"});
-    } else if (step_idempotent(step)) {
-      decisions.push_back({id, "rerun", was + "; the probe cannot tell, and it is idempotent"});
-    } else {
-      undecided.push_back(id);
-    }
+    if (flying && idx >= 0) in_flight.push_back({idx, st.attempts, st.state == "unknown"});
   }
+  ResumeInput in{plan, p.secrets, args.assume_done, args.rerun,
+                 [&err](const std::string& id, const std::string& line) { err << "probe " << id << ": " << line << "\n"; }};
+  std::vector<std::string> undecided = decide_in_flight(in, in_flight, executor, done, decisions);
   for (const auto& id : undecided)
     err << "error: cannot resume: step '" << id
         << "' was running when the last run stopped, and neither its verify checks nor its type can tell "
@@ -412,6 +366,10 @@ int resume_plan(const Prepared& p, const JournalRun& run, const std::map<std::st
         << id << "` or `--rerun " << id << "`\n";
   if (!undecided.empty()) return 2;
   for (const auto& d : decisions) err << "resume: " << d.step << " " << d.why << ": " << d.decision << "\n";
+  // Never a later step run with an output that an interrupted step did not record.
+  const std::vector<std::string> missing = unrecovered_outputs(plan, done, decisions);
+  for (const auto& m : missing) err << "error: cannot resume: " << m << "\n";
+  if (!missing.empty()) return 2;
   return 0;
 }
 
@@ -441,7 +399,7 @@ Json decisions_json(const std::vector<ResumeDecision>& decisions) {
 void journal_decisions(RunJournalFile& journal, const std::vector<ResumeDecision>& decisions) {
   for (const auto& d : decisions)
     if (d.decision == "done")
-      journal.note({{"type", "step_succeeded"}, {"step", d.step}, {"outputs", Json::object()}, {"resumed", d.why}});
+      journal.note({{"type", "step_succeeded"}, {"step", d.step}, {"outputs", d.outputs}, {"resumed", d.why}});
 }
 
 }  // namespace

@@ -53,9 +53,12 @@ class Executor {
     return StepOutcome::fail(FailureKind::Error, "this executor cannot roll back");
   }
   /// Resume: did the interrupted attempt take effect? Verify checks decide when the step has
-  /// them (all hold: Done), else the type's probe; Unknown when neither can tell.
-  virtual ProbeResult probe(const StepRequest& req) {
+  /// them (all hold: Done), else the type's probe; Unknown when neither can tell. On Done, when
+  /// `outputs` is given and the attempt's outputs can be recovered (StepType::probed_outputs),
+  /// they are stored there; otherwise *outputs is left as it is.
+  virtual ProbeResult probe(const StepRequest& req, Json* outputs = nullptr) {
     (void)req;
+    (void)outputs;
     return ProbeResult::Unknown;
   }
 };

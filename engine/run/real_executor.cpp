@@ -229,29 +229,48 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
   }
 }
 
-ProbeResult RealExecutor::probe(const StepRequest& req) {
-  try {
-    const Step& step = req.step;
-    if (!step.verify.empty()) {
-      ChecksVerdict v = run_checks(step.verify, req.scope, env_.hosts, req.deadline, req.cancel);
-      // A check that cannot be resolved or was cut short says nothing about the effect.
-      if (!v.resolve_error.empty() || req.cancel.cancelled()) return ProbeResult::Unknown;
-      return v.ok ? ProbeResult::Done : ProbeResult::NotDone;
-    }
-    const StepType* type = Registry::instance().step(step.type);
-    if (!type) return ProbeResult::Unknown;
+ProbeResult RealExecutor::probe(const StepRequest& req, Json* outputs) {
+  const Step& step = req.step;
+  const StepType* type = Registry::instance().step(step.type);
+  // The type's view: its probe (when `ask_probe`), then what it kept of the outputs. Throws
+  // when the step's host or parameters are not usable.
+  auto ask_type = [&](bool ask_probe) {
     Resolved params;
     try {
       params = resolve(step.with, req.scope);
     } catch (const ResolveError&) {
-      return ProbeResult::Unknown;
+      return ask_probe ? ProbeResult::Unknown : ProbeResult::Done;
     }
     HostConnection& host = env_.hosts.get(step.on);
     StepContext ctx{step,          params.value, params.display,          host,
                     env_.hosts,    req.deadline, req.cancel,              masked_log(req, env_.masker),
                     env_.approver, req.run,      env_.state_dir};
     ctx.plan_dir = plan_dir_of(env_.plan);
-    return type->probe(ctx);
+    const ProbeResult verdict = ask_probe ? type->probe(ctx) : ProbeResult::Done;
+    if (verdict == ProbeResult::Done && outputs)
+      if (std::optional<Json> kept = type->probed_outputs(ctx)) *outputs = std::move(*kept);
+    return verdict;
+  };
+  if (!step.verify.empty()) {
+    try {
+      ChecksVerdict v = run_checks(step.verify, req.scope, env_.hosts, req.deadline, req.cancel);
+      // A check that cannot be resolved or was cut short says nothing about the effect.
+      if (!v.resolve_error.empty() || req.cancel.cancelled()) return ProbeResult::Unknown;
+      if (!v.ok) return ProbeResult::NotDone;
+    } catch (...) {
+      return ProbeResult::Unknown;
+    }
+    // The checks decide alone; the type is asked only for what it kept. Done without outputs
+    // when it cannot tell: the resume says so if a later step needs one.
+    try {
+      if (type) ask_type(false);
+    } catch (...) {
+    }
+    return ProbeResult::Done;
+  }
+  if (!type) return ProbeResult::Unknown;
+  try {
+    return ask_type(true);
   } catch (...) {
     return ProbeResult::Unknown;
   }

@@ -33,8 +33,9 @@ class RealExecutor : public Executor {
   /// auto: the type's rollback with the step's resolved params; bodies: each in order on its
   /// host (`on`, else the step's), with its own timeout; the first failure stops and is returned.
   StepOutcome rollback(const RollbackRequest& req) override;
-  /// Verify checks when the step has them (all hold: Done, else NotDone), else the type's probe.
-  ProbeResult probe(const StepRequest& req) override;
+  /// Verify checks when the step has them (all hold: Done, else NotDone), else the type's probe;
+  /// on Done, the type's probed_outputs into `outputs`.
+  ProbeResult probe(const StepRequest& req, Json* outputs = nullptr) override;
 
  private:
   ExecutorEnv env_;

@@ -58,6 +58,8 @@ std::optional<Millis> StepType::estimate(const Json& /*params*/) const { return 
 
 ProbeResult StepType::probe(StepContext& /*ctx*/) const { return ProbeResult::Unknown; }
 
+std::optional<Json> StepType::probed_outputs(StepContext& /*ctx*/) const { return std::nullopt; }
+
 std::vector<std::string> StepType::preview(const PreviewContext& /*ctx*/) const { return {}; }
 
 CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts,

@@ -114,6 +114,13 @@ class StepType {
   virtual std::vector<std::string> describe_rollback(const Json& display_params) const;
   /// Resume: did an interrupted run() take effect? Read-only. Default: cannot tell.
   virtual ProbeResult probe(StepContext& ctx) const;
+  /// Resume, once an interrupted step is judged done (probe() said Done, or its verify checks
+  /// hold): the outputs its run() would have recorded, when the type kept them somewhere (its
+  /// note in the state folder: steps/step_note.h) and they are about this step's parameters.
+  /// They are journaled as the step's outputs, so later ${steps.ID.outputs.K} resolve. Read-only.
+  /// Default nullopt: the step counts as done without outputs (a resume then refuses to go on
+  /// when a later step refers to one of them).
+  virtual std::optional<Json> probed_outputs(StepContext& ctx) const;
   /// Safe to run again after a crash (a resumed run re-runs it without asking).
   virtual bool idempotent() const { return false; }
   /// True when it changes nothing (wait, approve): dry-run may label it differently.

@@ -12,7 +12,8 @@
 // or deletes the RRset when there was none. dig and nsupdate run on the step's host.
 // What an update replaces is also noted in the state folder just before it is sent, so that a run
 // that dies mid-update loses nothing: a re-run finds the record set and reports what the first
-// attempt replaced, and a rollback without recorded outputs restores from the note.
+// attempt replaced, a resume that probes it done takes its outputs from the note, and a rollback
+// without recorded outputs restores from the note.
 
 #include <algorithm>
 
@@ -355,6 +356,23 @@ class DnsRecordStep : public StepType {
       return done ? ProbeResult::Done : ProbeResult::NotDone;
     } catch (const std::exception&) {
       return ProbeResult::Unknown;
+    }
+  }
+
+  /// The note the interrupted attempt wrote just before its update: the outputs it would have
+  /// returned (previous_values, previous_ttl... what a later wait needs), when it is about the
+  /// record and target these parameters set. The note stays for the rollback.
+  std::optional<Json> probed_outputs(StepContext& ctx) const override {
+    try {
+      RecordParams r = parse(ctx.params, false);
+      auto memo = read_memo(ctx);
+      if (!memo || memo->value("name", "") != r.fqdn || memo->value("type", "") != r.type)
+        return std::nullopt;
+      if (!r.keep_values && (*memo)["values"] != strings(r.values)) return std::nullopt;
+      if (r.ttl && memo->value("ttl", -1LL) != *r.ttl) return std::nullopt;
+      return memo;
+    } catch (const std::exception&) {
+      return std::nullopt;
     }
   }
 

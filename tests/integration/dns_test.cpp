@@ -11,6 +11,7 @@ using harness::contains;
 using harness::plan_cmd;
 using harness::Result;
 using harness::TempDir;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -293,4 +294,61 @@ TEST_CASE("examples/dns.yaml lowers the TTL waits it out and switches and rolls 
   CHECK(contains(back.out + back.err,
                  "[lower-ttl] api.botbot.test. A 127.0.0.2 ttl 2 -> 127.0.0.2 ttl 3"));
   CHECK(record("api") == "3 127.0.0.2");
+}
+
+TEST_CASE("an engine killed after the DNS update but before its journal write resumes with the outputs the update noted",
+          "[dns][resume]") {
+  for (bool note_kept : {true, false}) {
+    DYNAMIC_SECTION((note_kept ? "the note is there" : "the note is gone")) {
+      set_record("it-resume", {"127.0.0.2"}, 3600);
+      TempDir t;
+      // The step after the update waits out the TTL it found: it must see 3600, never nothing.
+      std::string file = t.file(
+          "p.yaml", record_plan("name: it-resume, value: 127.0.0.2, ttl: 300",
+                                "  - id: wait-old-ttl\n"
+                                "    type: exec\n"
+                                "    with: { shell: \"echo ${steps.set.outputs.previous_ttl} > " +
+                                    t.str("waited") + "\" }\n"));
+      // nsupdate that applies the update, then hangs: the engine is killed there, after the
+      // update took effect and before the step's outputs reach the journal.
+      t.file("bin/nsupdate", "#!/bin/sh\n/usr/bin/nsupdate \"$@\" || exit $?\necho $$ > " + t.str("in-tool") +
+                                 "\nexec sleep 30\n");
+      fs::permissions(t.path / "bin" / "nsupdate", fs::perms(0755));
+      const char* path = std::getenv("PATH");
+      std::map<std::string, std::string> env = with_key();
+      env["PLAN_STATE_DIR"] = t.str("state");
+      env["PATH"] = t.str("bin") + ":" + (path ? path : "/usr/bin:/bin");
+      std::string script = "'" + harness::kPlan + "' apply p.yaml >/dev/null 2>&1 & pid=$!; " +
+                           "while [ ! -s in-tool ]; do sleep 0.02; done; kill -9 $pid $(cat in-tool); wait $pid; exit 0";
+      REQUIRE(harness::run({"sh", "-c", script}, t.str(), env).code == 0);
+      CHECK(record("it-resume") == "300 127.0.0.2");
+      const fs::path note = t.path / "state" / "dns-test" / "dns.record" / "set.json";
+      REQUIRE(fs::exists(note));
+      CHECK(plan_cmd({"unlock", file}, t.str("state")).code == 0);
+      // A crash between the note's removal and the journal write leaves no note: nothing to
+      // recover the outputs from.
+      if (!note_kept) fs::remove(note);
+
+      Result r = plan_cmd({"apply", file, "--resume"}, t.str("state"), with_key());
+      INFO(r.out + r.err);
+      CHECK(contains(r.err, "resume: set was in flight when the last run stopped; the probe says it took effect: done\n"));
+      if (note_kept) {
+        CHECK(r.code == 0);
+        CHECK(harness::read_file(t.path / "waited") == "3600\n");
+        // The outputs are journaled: the rollback restores the TTL the record had.
+        Result back = plan_cmd({"rollback", file}, t.str("state"), with_key());
+        INFO(back.out + back.err);
+        CHECK(back.code == 0);
+        CHECK(record("it-resume") == "3600 127.0.0.2");
+        CHECK_FALSE(fs::exists(note));
+      } else {
+        CHECK(r.code == 2);
+        CHECK(contains(r.err, "error: cannot resume: step 'wait-old-ttl' needs ${steps.set.outputs.previous_ttl}, but "
+                              "step 'set' counts as done (the probe says it took effect) without any recorded outputs; "
+                              "resume with `--rerun set` to run it again and record its outputs\n"));
+        CHECK_FALSE(fs::exists(t.path / "waited"));  // nothing ran with an empty value
+        CHECK(record("it-resume") == "300 127.0.0.2");
+      }
+    }
+  }
 }

@@ -348,3 +348,62 @@ TEST_CASE("a rollback without recorded outputs stops what the note says the star
   CHECK(s.run(start, &none).succeeded());
   CHECK(s.host.active);
 }
+
+namespace {
+
+/// Sees whether the step's note is there when systemctl stop runs: a crash from then on leaves it.
+class NoteAtStopHost : public FakeSystemdHost {
+ public:
+  std::string note_path;
+  std::optional<bool> note_at_stop;
+  CommandResult run(const CommandSpec& spec, Deadline d, const CancelToken& c, const LineSink& sink) override {
+    if (spec.argv.size() > 1 && spec.argv[0] == "systemctl" && spec.argv[1] == "stop")
+      note_at_stop = fs::exists(note_path);
+    return FakeSystemdHost::run(spec, d, c, sink);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("service gives a resume that probes it done the outputs its note kept", "[service][resume]") {
+  SystemdRun s;
+  const StepType* t = Registry::instance().step("service");
+  Json start = {{"name", "web"}, {"action", "start"}, {"manager", "systemd"}};
+  StepContext ctx = s.context(start);
+  CHECK_FALSE(t->probed_outputs(ctx).has_value());  // no note: nothing kept
+  StepOutcome o = s.run(start);
+  REQUIRE(o.succeeded());
+  CHECK_FALSE(t->probed_outputs(ctx).has_value());  // dropped once run() returned
+  // What a run that died while waiting for readiness leaves behind.
+  note::write(ctx, o.outputs);
+  CHECK(t->probe(ctx) == ProbeResult::Done);
+  CHECK(t->probed_outputs(ctx) == std::optional<Json>(o.outputs));
+  CHECK(fs::exists(s.state.path + "/service/svc.json"));  // kept for the rollback
+}
+
+TEST_CASE("a service stop notes what it found before it stops - a resume then restarts it on rollback", "[service][resume]") {
+  SystemdRun s;
+  NoteAtStopHost host;
+  host.active = true;
+  host.note_path = s.state.path + "/service/svc.json";
+  const Json stop = {{"name", "web"}, {"action", "stop"}, {"manager", "systemd"}};
+  auto sink = [&s](const std::string& l) { s.log.push_back(l); };
+  StepContext ctx{s.step, stop, stop, host, s.hosts, Deadline::after(std::chrono::seconds(10)), s.cancel, sink,
+                  nullptr, nullptr, s.state.path, ""};
+  const StepType* t = Registry::instance().step("service");
+  StepOutcome o = t->run(ctx);
+  REQUIRE(o.succeeded());
+  CHECK(host.note_at_stop == std::optional<bool>(true));
+  CHECK_FALSE(fs::exists(host.note_path));  // the outputs reach the journal now
+  CHECK_FALSE(host.active);
+
+  // A run killed during the stop: the resume probes it done and takes the note's outputs...
+  note::write(ctx, Json{{"manager", "systemd"}, {"pid", 101}, {"was_running", true}});
+  CHECK(t->probe(ctx) == ProbeResult::Done);
+  const std::optional<Json> kept = t->probed_outputs(ctx);
+  REQUIRE(kept.has_value());
+  CHECK((*kept)["was_running"] == true);
+  // ...and a rollback given them starts the service again.
+  CHECK(t->rollback(ctx, *kept).succeeded());
+  CHECK(host.active);
+}

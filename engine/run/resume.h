@@ -1,0 +1,57 @@
+#pragma once
+// What `plan apply --resume` does with the steps that were in flight when the last run stopped
+// (DESIGN.md, Resume): --rerun and --assume-done first, then the probe (the step's verify checks,
+// else its type's), then idempotence. A step judged done takes the outputs the probe recovered;
+// a later step that refers to an output nobody recovered stops the resume before anything runs,
+// instead of failing mid-run. Apart from the CLI so that unit tests drive it with a fake executor.
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "plan/model.h"
+#include "run/executor.h"
+
+namespace plan {
+
+/// One step the journal shows in flight.
+struct InFlightStep {
+  int index = 0;           // in Plan::steps
+  int attempts = 0;        // attempts the journal recorded
+  bool cancelled = false;  // cancelled mid-action by a second interrupt (journal state "unknown")
+};
+
+/// What --resume does with one step, for the operator and the journal.
+struct ResumeDecision {
+  std::string step;
+  std::string decision;           // "done" | "rerun"
+  std::string why;                // "was in flight when the last run stopped; the probe says ..."
+  Json outputs = Json::object();  // "done": the outputs recovered (journaled as the step's)
+};
+
+struct ResumeInput {
+  const Plan& plan;
+  const std::map<std::string, std::string>& secrets;  // for resolving probes' parameters
+  const std::set<std::string>& assume_done;           // --assume-done IDs
+  const std::set<std::string>& rerun;                 // --rerun IDs
+  /// A probe's progress line for `step` (stderr in the CLI); may be empty.
+  std::function<void(const std::string& step, const std::string& line)> log;
+};
+
+/// Decides each of `in_flight`, in order. Steps judged done are added to `done` (index ->
+/// outputs; it already holds the steps that succeeded earlier, whose outputs the probes may
+/// use) and to `decisions`, as are steps to run again. Returns the ids of steps nobody can
+/// decide (no verify checks, a type that cannot tell, not idempotent): the operator must say.
+std::vector<std::string> decide_in_flight(const ResumeInput& in, const std::vector<InFlightStep>& in_flight,
+                                          Executor& executor, std::map<int, Json>& done,
+                                          std::vector<ResumeDecision>& decisions);
+
+/// For each step judged done in `decisions` whose outputs (in `done`) lack a value some step of
+/// the plan refers to (${steps.ID.outputs.KEY}): one message naming both steps and the way out
+/// (`--rerun ID`). Empty when every such reference resolves.
+std::vector<std::string> unrecovered_outputs(const Plan& plan, const std::map<int, Json>& done,
+                                             const std::vector<ResumeDecision>& decisions);
+
+}  // namespace plan
