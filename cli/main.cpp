@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
   validate->add_option("FILE", va.files, "Plan files")->required();
   validate->add_option("--format", va.format, "text, json or github (annotations)")
       ->check(CLI::IsMember({"text", "json", "github"}));
+  std::vector<std::string> validate_vars, status_vars, unlock_vars;
+  validate->add_option("--var", validate_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
+  validate->add_option("--vars", va.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
 
   plan::ShowArgs sa;
   std::vector<std::string> show_vars;
@@ -118,12 +121,16 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "What the last run did, what is pending, timings, the lock");
   status->add_option("FILE", sta.file, "Plan file")->required();
   status->add_option("--state", sta.state_dir, "State folder (journal, lock)");
+  status->add_option("--var", status_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
+  status->add_option("--vars", sta.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
 
   plan::UnlockArgs ua;
   auto* unlock = app.add_subcommand("unlock", "Clear the run lock left by a run that is gone");
   unlock->add_option("FILE", ua.file, "Plan file")->required();
   unlock->add_flag("--force", ua.force, "Clear it even if its holder may still be running");
   unlock->add_option("--state", ua.state_dir, "State folder (journal, lock)");
+  unlock->add_option("--var", unlock_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
+  unlock->add_option("--vars", ua.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
 
   // Hidden: the ssh.tunnel supervisor, started detached by the step with its spec on stdin.
   std::string tunnel_listen;
@@ -145,7 +152,10 @@ int main(int argc, char** argv) {
 
   if (*tunnel) return plan::ssh::cmd_tunnel(tunnel_listen, std::cin, std::cout, std::cerr);
   std::string bad;
-  if (*validate) return plan::cmd_validate(va, std::cout, std::cerr);
+  if (*validate) {
+    if (!parse_vars(validate_vars, va.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+    return plan::cmd_validate(va, std::cout, std::cerr);
+  }
   if (*show) {
     if (!parse_vars(show_vars, sa.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
     return plan::cmd_show(sa, std::cout, std::cerr);
@@ -165,8 +175,14 @@ int main(int argc, char** argv) {
     int code = plan::cmd_apply(aa, std::cout, std::cerr, [&](plan::Runner* r) { interrupts.attach(r); });
     return code;
   }
-  if (*unlock) return plan::cmd_unlock(ua, std::cout, std::cerr);
-  if (*status) return plan::cmd_status(sta, std::cout, std::cerr);
+  if (*unlock) {
+    if (!parse_vars(unlock_vars, ua.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+    return plan::cmd_unlock(ua, std::cout, std::cerr);
+  }
+  if (*status) {
+    if (!parse_vars(status_vars, sta.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+    return plan::cmd_status(sta, std::cout, std::cerr);
+  }
   for (auto [cmd, a, vars, approve] : {std::tuple{rollback, &ra, &rb_vars, &rb_approve},
                                        std::tuple{rehearse, &ha, &rh_vars, &rh_approve}}) {
     if (!*cmd) continue;

@@ -123,7 +123,7 @@ int cmd_validate(const ValidateArgs& args, std::ostream& out, std::ostream& err)
   bool all_ok = true;
   std::vector<FileDiagnostic> all;
   for (const auto& file : args.files) {
-    LoadResult r = load_plan_file(file);
+    LoadResult r = load_plan_file(file, load_options(args.load));
     if (r.ok()) {
       if (args.format == "text") out << file << ": ok (" << r.plan.steps.size() << " steps)\n";
       continue;
@@ -405,7 +405,7 @@ void journal_decisions(RunJournalFile& journal, const std::vector<ResumeDecision
 }  // namespace
 
 int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err) {
-  LoadResult r = load_plan_file(args.file);
+  LoadResult r = load_plan_file(args.file, load_options(args.load));
   if (!r.ok()) {
     err << r.format();
     return 2;
@@ -514,7 +514,7 @@ std::string status_text(const JournalRun& run, bool live_holder) {
 int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
   LoadResult r;
   Graph graph;
-  if (!load_and_build(args.file, {}, err, r, graph)) return 2;
+  if (!load_and_build(args.file, args.load, err, r, graph)) return 2;
   const Plan& plan = r.plan;
   std::string dir = state_dir_for(plan, args.state_dir);
   std::string journal_path = (fs::path(dir) / "journal.jsonl").string();

@@ -18,18 +18,19 @@ inline constexpr const char* kPlanVersion = PLAN_VERSION;  // from CMake's proje
 /// "plan 0.1.0" then the registered step and check types, one line each.
 std::string version_text();
 
-struct ValidateArgs {
-  std::vector<std::string> files;
-  std::string format = "text";  // text | json | github
-};
-/// 0 when every file is valid, else 2. Text: "FILE: ok" per valid file on `out`, errors on `err`
-/// (file:line:col: error: ... with source line and caret). json/github: everything on `out`.
-int cmd_validate(const ValidateArgs& args, std::ostream& out, std::ostream& err);
-
 struct LoadArgs {
   std::map<std::string, std::string> vars;  // --var k=v
   std::vector<std::string> var_files;       // --vars FILE
 };
+
+struct ValidateArgs {
+  std::vector<std::string> files;
+  std::string format = "text";  // text | json | github
+  LoadArgs load;                // a plan written for a vars file is checked with it
+};
+/// 0 when every file is valid, else 2. Text: "FILE: ok" per valid file on `out`, errors on `err`
+/// (file:line:col: error: ... with source line and caret). json/github: everything on `out`.
+int cmd_validate(const ValidateArgs& args, std::ostream& out, std::ostream& err);
 
 struct ShowArgs {
   std::string file;
@@ -73,6 +74,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
 struct StatusArgs {
   std::string file;
   std::string state_dir;
+  LoadArgs load;
 };
 /// The current campaign from the journal: each step's state, attempts, timing and message, the
 /// run's status, and the lock holder. 0 unless the plan is invalid (2).
@@ -92,6 +94,7 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
 struct UnlockArgs {
   std::string file;
   std::string state_dir;
+  LoadArgs load;
   bool force = false;  // also when the holder may still be running (another host, or alive here)
 };
 /// Clears the run lock of a plan whose holder is gone. 0 when cleared or there was none; 4 when

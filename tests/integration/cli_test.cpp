@@ -115,6 +115,34 @@ TEST_CASE("validate reports every error with position and source line and caret 
   }
 }
 
+TEST_CASE("validate status and unlock take the vars file a plan is written for", "[cli][validate]") {
+  // A plan whose addresses live in a vars file (as plans/botbot-migration.yaml) must be checkable
+  // in review and unlockable at 2 a.m. without editing it.
+  TempDir t("plan-cli-vars");
+  std::string plan = t.file("p.yaml", "plan: p\nsteps:\n  - id: hello\n    type: exec\n    with: { command: [echo, \"${vars.who}\"] }\n");
+  std::string vars = t.file("v.yaml", "who: world\n");
+  std::string state = t.str("state");
+  Result bare = run({PLAN_BINARY, "validate", plan}, {}, state);
+  CHECK(bare.code == 2);
+  CHECK(contains(bare.err, "p.yaml:5:30: error: unknown variable 'who' in '${vars.who}'"));
+  for (const auto& given : std::vector<std::vector<std::string>>{{"--vars", vars}, {"--var", "who=world"}}) {
+    std::vector<std::string> argv{PLAN_BINARY, "validate", plan};
+    argv.insert(argv.end(), given.begin(), given.end());
+    Result ok = run(argv, {}, state);
+    INFO(ok.err);
+    CHECK(ok.code == 0);
+    CHECK(ok.out == plan + ": ok (1 steps)\n");
+  }
+  Result status = run({PLAN_BINARY, "status", plan, "--vars", vars}, {}, state);
+  INFO(status.err);
+  CHECK(status.code == 0);
+  Result unlock = run({PLAN_BINARY, "unlock", plan, "--vars", vars}, {}, state);
+  INFO(unlock.err);
+  CHECK(unlock.code == 0);
+  CHECK(unlock.out == "not locked: " + plan + "\n");
+  CHECK(run({PLAN_BINARY, "unlock", plan, "--var", "who"}, {}, state).code == 2);
+}
+
 TEST_CASE("bad usage exits 2 with a message", "[cli][usage]") {
   CHECK(plan_cmd({}).code == 2);
   CHECK(plan_cmd({"frobnicate"}).code == 2);
@@ -154,8 +182,10 @@ TEST_CASE("show prints waves and resolved actions with secrets masked and the cr
   CHECK(contains(r.out, "needs: prepare (implicit)"));
   CHECK(contains(r.out, "publish (exec) on local [POINT OF NO RETURN]"));
   CHECK(contains(r.out, "leave-maintenance (exec) on local [past the point of no return]"));
-  CHECK(contains(r.out, "maintenance: enter-maintenance .. leave-maintenance, budget 20s, predicted 4s (fits)"));
-  CHECK(contains(r.out, "critical path (9s): prepare -> render-pages -> start-server"));
+  // go-live is an approval gate without an estimate: a human's time is unknown, never zero.
+  CHECK(contains(r.out, "maintenance: enter-maintenance .. leave-maintenance, budget 20s, predicted at least 4s; "
+                        "1 step without an estimate or past run: go-live\n"));
+  CHECK(contains(r.out, "critical path (at least 9s): prepare -> render-pages -> start-server"));
 
   SECTION("as JSON") {
     Result j = plan_cmd({"show", "--format", "json", "examples/showcase.yaml"});
@@ -166,7 +196,9 @@ TEST_CASE("show prints waves and resolved actions with secrets masked and the cr
     REQUIRE(m["windows"].size() == 1);
     CHECK(m["windows"][0]["name"] == "maintenance");
     CHECK(m["windows"][0]["budget_ms"] == 20000);
-    CHECK(m["windows"][0]["fits"] == true);
+    CHECK(m["windows"][0]["fits"].is_null());
+    CHECK(m["windows"][0]["predicted_ms"] == 4000);
+    CHECK(m["windows"][0]["unknown_steps"] == Json{"go-live"});
     CHECK(m["critical_path"]["steps"].front() == "prepare");
     CHECK(m["critical_path"]["steps"].back() == "stop-server");
   }
@@ -174,7 +206,8 @@ TEST_CASE("show prints waves and resolved actions with secrets masked and the cr
     Result md = plan_cmd({"show", "--format", "markdown", "examples/showcase.yaml"});
     REQUIRE(md.code == 0);
     CHECK(contains(md.out, "# Plan `showcase`\n"));
-    CHECK(contains(md.out, "| maintenance | enter-maintenance | leave-maintenance | 20s | 4s | yes |"));
+    CHECK(contains(md.out, "| maintenance | enter-maintenance | leave-maintenance | 20s | at least 4s | unknown |"));
+    CHECK(contains(md.out, "- **maintenance**: 1 step without an estimate or past run: go-live\n"));
   }
 }
 
@@ -324,7 +357,7 @@ TEST_CASE("a dry run changes nothing and labels every step and masks secrets", "
                  "  copy (exec): simulated\n"
                  "      cp " + marker + " " + marker + ".copy\n"
                  "\n"
-                 "predicted critical path: 0ms (make -> copy)\n"
+                 "predicted critical path: unknown (make -> copy); 2 steps without an estimate or past run: make, copy\n"
                  "steps: 2 simulated, 0 probed, 0 skipped, 0 failed, 0 not started\n");
 
   SECTION("the showcase with every step labelled and the secret masked and the window predicted") {
@@ -334,7 +367,8 @@ TEST_CASE("a dry run changes nothing and labels every step and masks secrets", "
     CHECK_FALSE(fs::exists(w.path / "x"));
     CHECK_FALSE(contains(s.out + s.err, kShowcaseToken));
     CHECK(contains(s.out, "  env RELEASE_TOKEN='***'"));
-    CHECK(contains(s.out, "window maintenance (enter-maintenance .. leave-maintenance): predicted 4s of 20s budget (fits)"));
+    CHECK(contains(s.out, "window maintenance (enter-maintenance .. leave-maintenance): predicted at least 4s of 20s "
+                          "budget; 1 step without an estimate or past run: go-live\n"));
     for (const char* id : {"prepare", "render-pages", "sign-release", "start-server", "wait-for-server",
                            "enter-maintenance", "go-live", "publish", "leave-maintenance", "stop-server"}) {
       INFO(id);
