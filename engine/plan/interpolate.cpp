@@ -64,24 +64,6 @@ struct Lookup {
   bool secret = false;
 };
 
-const Json* walk(const Json& root, const std::vector<std::string>& path, size_t from) {
-  const Json* cur = &root;
-  for (size_t i = from; i < path.size(); ++i) {
-    if (cur->is_object()) {
-      auto it = cur->find(path[i]);
-      if (it == cur->end()) return nullptr;
-      cur = &*it;
-    } else if (cur->is_array()) {
-      char* end = nullptr;
-      unsigned long idx = std::strtoul(path[i].c_str(), &end, 10);
-      if (*end != '\0' || idx >= cur->size()) return nullptr;
-      cur = &(*cur)[idx];
-    } else {
-      return nullptr;
-    }
-  }
-  return cur;
-}
 
 Lookup lookup(const Reference& r, const Scope& scope, int depth);
 
@@ -208,6 +190,25 @@ void resolve_into(const Json& v, const Scope& scope, Json& value, Json& display)
 }
 
 }  // namespace
+
+const Json* walk(const Json& root, const std::vector<std::string>& path, size_t from) {
+  const Json* cur = &root;
+  for (size_t i = from; i < path.size(); ++i) {
+    if (cur->is_object()) {
+      auto it = cur->find(path[i]);
+      if (it == cur->end()) return nullptr;
+      cur = &*it;
+    } else if (cur->is_array()) {
+      char* end = nullptr;
+      unsigned long idx = std::strtoul(path[i].c_str(), &end, 10);
+      if (*end != '\0' || idx >= cur->size()) return nullptr;
+      cur = &(*cur)[idx];
+    } else {
+      return nullptr;
+    }
+  }
+  return cur;
+}
 
 std::vector<Reference> find_references(const std::string& s, std::vector<std::pair<size_t, std::string>>* errors) {
   std::vector<Reference> refs;

@@ -63,6 +63,10 @@ struct Resolved {
 /// when a value cannot be found.
 Resolved resolve(const Json& v, const Scope& scope);
 
+/// The value at path[from...] in `root` (object keys, array indexes), as ${...} references are
+/// looked up; nullptr when it is not there.
+const Json* walk(const Json& root, const std::vector<std::string>& path, size_t from);
+
 struct ResolveError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };

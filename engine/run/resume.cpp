@@ -17,26 +17,6 @@ bool idempotent(const Step& s) {
   return t && t->idempotent();
 }
 
-/// Whether `outputs` holds path[from...] (object keys, array indexes), as interpolation walks it.
-bool holds(const Json& outputs, const std::vector<std::string>& path, size_t from) {
-  const Json* cur = &outputs;
-  for (size_t i = from; i < path.size(); ++i) {
-    if (cur->is_object()) {
-      auto it = cur->find(path[i]);
-      if (it == cur->end()) return false;
-      cur = &*it;
-    } else if (cur->is_array()) {
-      char* end = nullptr;
-      const unsigned long k = std::strtoul(path[i].c_str(), &end, 10);
-      if (*end != '\0' || k >= cur->size()) return false;
-      cur = &(*cur)[k];
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
-
 /// The first ${steps.ID.outputs...} reference in `v` (recursively) that `outputs` cannot answer.
 const Reference* first_unanswered(const Json& v, const std::string& id, const Json& outputs,
                                   std::vector<Reference>& keep) {
@@ -44,7 +24,7 @@ const Reference* first_unanswered(const Json& v, const std::string& id, const Js
     const std::string& s = v.get_ref<const std::string&>();
     if (s.find("${steps.") == std::string::npos) return nullptr;
     for (Reference& r : find_references(s))
-      if (r.ns == "steps" && r.path.size() >= 3 && r.path[0] == id && !holds(outputs, r.path, 2)) {
+      if (r.ns == "steps" && r.path.size() >= 3 && r.path[0] == id && !walk(outputs, r.path, 2)) {
         keep.push_back(std::move(r));
         return &keep.back();
       }
