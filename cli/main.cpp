@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "markdown", "json"}));
   show->add_option("--var", show_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
   show->add_option("--vars", sa.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
+  show->add_option("--state", sa.state_dir, "State folder whose past runs give estimates (read only)");
 
   plan::GraphArgs ga;
   std::vector<std::string> graph_vars;

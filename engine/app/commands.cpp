@@ -22,6 +22,7 @@
 #include "run/step_type.h"
 #include "state/journal.h"
 #include "state/lock.h"
+#include "state/past_runs.h"
 #include "state/run_journal_file.h"
 
 namespace plan {
@@ -117,6 +118,15 @@ std::string state_dir_for(const Plan& plan, const std::string& override_dir = ""
   return (dir / ".plan" / plan.name).string();
 }
 
+// The durations each unchanged step took in the past runs journaled in `state_dir` become its
+// estimate where the plan gives none (before its type's). Reads the journal only: the folder is
+// neither created nor locked.
+void estimate_from_past_runs(const Plan& plan, Graph& graph, const std::string& state_dir,
+                             const std::map<std::string, std::string>& hashes) {
+  PastDurations past = read_past_durations((fs::path(state_dir) / "journal.jsonl").string(), hashes);
+  if (!past.empty()) estimate_graph(plan, graph, type_estimate, past);
+}
+
 }  // namespace
 
 int cmd_validate(const ValidateArgs& args, std::ostream& out, std::ostream& err) {
@@ -147,6 +157,10 @@ int cmd_show(const ShowArgs& args, std::ostream& out, std::ostream& err) {
   LoadResult r;
   Graph g;
   if (!load_and_build(args.file, args.load, err, r, g)) return 2;
+  // Step hashes show secrets as ***, whatever their value: any value gives the hash apply recorded.
+  std::map<std::string, std::string> placeholders;
+  for (const auto& [name, mark] : referenced_secrets(r.plan)) placeholders[name] = "***";
+  estimate_from_past_runs(r.plan, g, state_dir_for(r.plan, args.state_dir), step_content_hashes(r.plan, placeholders));
   ShowFormat f = args.format == "json" ? ShowFormat::JsonModel
                  : args.format == "markdown" ? ShowFormat::Markdown : ShowFormat::Text;
   out << render_show(r.plan, g, f);
@@ -453,8 +467,9 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     return 2;
   }
 
-  RunContext ctx(p, args, out, err);
   std::map<std::string, std::string> hashes = step_content_hashes(plan, p.secrets);
+  estimate_from_past_runs(plan, p.graph, p.state_dir, hashes);
+  RunContext ctx(p, args, out, err);
   RunOptions ropts;
   ropts.parallelism = args.parallelism;
   ropts.dry_run = args.dry_run;

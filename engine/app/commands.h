@@ -36,6 +36,7 @@ struct ShowArgs {
   std::string file;
   std::string format = "text";  // text | markdown | json
   LoadArgs load;
+  std::string state_dir;        // past runs for the estimates: --state DIR, else as apply finds it
 };
 int cmd_show(const ShowArgs& args, std::ostream& out, std::ostream& err);
 

@@ -141,10 +141,80 @@ bool longer(const Graph& g, const std::vector<int>& count, int a, int b) {
   return a < b;
 }
 
+/// Kahn's algorithm; steps left out sit on or behind a cycle.
+std::vector<int> topological_order(const Graph& g) {
+  const int n = g.size;
+  std::vector<int> indegree(n), order;
+  order.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    indegree[i] = static_cast<int>(g.deps[i].size());
+    if (indegree[i] == 0) order.push_back(i);
+  }
+  for (size_t head = 0; head < order.size(); ++head) {
+    for (int u : g.users[order[head]])
+      if (--indegree[u] == 0) order.push_back(u);
+  }
+  return order;
+}
+
 }  // namespace
 
-Graph build_graph(const Plan& plan, std::vector<Diagnostic>& diags,
-                  const std::function<std::optional<Millis>(const Step&)>& type_estimate) {
+void estimate_graph(const Plan& plan, Graph& g, const TypeEstimate& type_estimate, const PastDurations& past) {
+  const int n = g.size;
+  g.estimate.assign(n, Millis{0});
+  g.estimate_source.assign(n, EstimateSource::Unknown);
+  g.estimate_runs.assign(n, 0);
+  for (int i = 0; i < n; ++i) {
+    const Step& s = plan.steps[i];
+    if (s.estimate) {
+      g.estimate[i] = std::max(*s.estimate, Millis{0});
+      g.estimate_source[i] = EstimateSource::Plan;
+    } else if (auto p = past.find(s.id); p != past.end() && p->second.runs > 0) {
+      g.estimate[i] = std::max(p->second.median, Millis{0});
+      g.estimate_source[i] = EstimateSource::PastRuns;
+      g.estimate_runs[i] = p->second.runs;
+    } else if (std::optional<Millis> e = type_estimate ? type_estimate(s) : std::nullopt) {
+      g.estimate[i] = std::max(*e, Millis{0});
+      g.estimate_source[i] = EstimateSource::Type;
+    }
+  }
+
+  const std::vector<int> order = topological_order(g);
+  std::vector<char> acyclic(n, 0);
+  for (int v : order) acyclic[v] = 1;
+
+  g.remaining = g.estimate;
+  std::vector<int> count(n, 1);
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    const int v = *it;
+    Millis best{0};
+    int best_count = 0;
+    for (int u : g.users[v]) {
+      if (!acyclic[u]) continue;
+      best = std::max(best, g.remaining[u]);
+      best_count = std::max(best_count, count[u]);
+    }
+    g.remaining[v] += best;
+    count[v] += best_count;
+  }
+
+  g.critical_path.clear();
+  g.critical_length = Millis{0};
+  int start = -1;
+  for (int v : order)
+    if (start == -1 || longer(g, count, v, start)) start = v;
+  for (int v = start; v != -1;) {
+    g.critical_path.push_back(v);
+    int next = -1;
+    for (int u : g.users[v])
+      if (acyclic[u] && (next == -1 || longer(g, count, u, next))) next = u;
+    v = next;
+  }
+  if (start != -1) g.critical_length = g.remaining[start];
+}
+
+Graph build_graph(const Plan& plan, std::vector<Diagnostic>& diags, const TypeEstimate& type_estimate,
+                  const PastDurations& past) {
   Graph g;
   g.size = static_cast<int>(plan.steps.size());
   const int n = g.size;
@@ -224,59 +294,14 @@ Graph build_graph(const Plan& plan, std::vector<Diagnostic>& diags,
     }
   }
 
-  g.estimate.assign(n, Millis{0});
-  for (int i = 0; i < n; ++i) {
-    const Step& s = plan.steps[i];
-    std::optional<Millis> e = s.estimate;
-    if (!e && type_estimate) e = type_estimate(s);
-    if (e && e->count() > 0) g.estimate[i] = *e;
-  }
-
-  // Kahn's algorithm; steps left out sit on or behind a cycle.
-  std::vector<int> indegree(n), order;
-  order.reserve(n);
-  for (int i = 0; i < n; ++i) {
-    indegree[i] = static_cast<int>(g.deps[i].size());
-    if (indegree[i] == 0) order.push_back(i);
-  }
-  for (size_t head = 0; head < order.size(); ++head) {
-    for (int u : g.users[order[head]])
-      if (--indegree[u] == 0) order.push_back(u);
-  }
-  std::vector<char> acyclic(n, 0);
-  for (int v : order) acyclic[v] = 1;
+  const std::vector<int> order = topological_order(g);
   if (static_cast<int>(order.size()) < n) report_cycles(plan, g, diags);
 
   g.wave.assign(n, 0);
   for (int v : order)
     for (int d : g.deps[v]) g.wave[v] = std::max(g.wave[v], g.wave[d] + 1);
 
-  g.remaining = g.estimate;
-  std::vector<int> count(n, 1);
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    const int v = *it;
-    Millis best{0};
-    int best_count = 0;
-    for (int u : g.users[v]) {
-      if (!acyclic[u]) continue;
-      best = std::max(best, g.remaining[u]);
-      best_count = std::max(best_count, count[u]);
-    }
-    g.remaining[v] += best;
-    count[v] += best_count;
-  }
-
-  int start = -1;
-  for (int v : order)
-    if (start == -1 || longer(g, count, v, start)) start = v;
-  for (int v = start; v != -1;) {
-    g.critical_path.push_back(v);
-    int next = -1;
-    for (int u : g.users[v])
-      if (acyclic[u] && (next == -1 || longer(g, count, u, next))) next = u;
-    v = next;
-  }
-  if (start != -1) g.critical_length = g.remaining[start];
+  estimate_graph(plan, g, type_estimate, past);
   return g;
 }
 
@@ -361,6 +386,54 @@ std::optional<Millis> longest_path(const Graph& g, int from, int to) {
   }
   if (best[to] < 0) return std::nullopt;
   return Millis{best[to]};
+}
+
+Prediction predict_plan(const Graph& g) {
+  Prediction p;
+  p.known = g.critical_length;
+  p.path = g.critical_path;
+  for (int i = 0; i < g.size; ++i) {
+    if (g.known(i))
+      p.any_known = true;
+    else
+      p.unknown.push_back(i);
+  }
+  return p;
+}
+
+std::optional<Prediction> predict_between(const Graph& g, int from, int to) {
+  std::vector<int> between = steps_between(g, from, to);
+  if (between.empty()) return std::nullopt;
+  Prediction p;
+  for (int v : between) {
+    if (g.known(v))
+      p.any_known = true;
+    else
+      p.unknown.push_back(v);
+  }
+  // As longest_path, keeping each step's best predecessor to give the path back.
+  std::sort(between.begin(), between.end(), [&](int a, int b) {
+    return g.wave[a] != g.wave[b] ? g.wave[a] < g.wave[b] : a < b;
+  });
+  std::vector<long long> best(g.size, -1);
+  std::vector<int> prev(g.size, -1);
+  best[from] = g.estimate[from].count();
+  for (int v : between) {
+    if (v == from) continue;
+    for (int d : g.deps[v]) {
+      if (best[d] < 0) continue;
+      const long long via = best[d] + g.estimate[v].count();
+      if (via > best[v]) {
+        best[v] = via;
+        prev[v] = d;
+      }
+    }
+  }
+  if (best[to] < 0) return std::nullopt;
+  p.known = Millis{best[to]};
+  for (int v = to; v != -1; v = prev[v]) p.path.push_back(v);
+  std::reverse(p.path.begin(), p.path.end());
+  return p;
 }
 
 }  // namespace plan

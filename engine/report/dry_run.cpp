@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "report/predict.h"
 #include "report/show.h"
 #include "report/json_events.h"
 #include "report/text.h"
@@ -72,18 +73,23 @@ std::string DryRunReport::render() const {
         for (const auto& l : it->second.lines) o << "      " << l << "\n";
     }
   }
-  o << "\npredicted critical path: " << format_duration(graph_->critical_length);
+  // Unknown steps are never counted as zero silently: "at least", and which steps are unknown.
+  const Json cp = critical_path_json(*plan_, *graph_);
   std::vector<std::string> ids;
-  for (int i : graph_->critical_path) ids.push_back(plan_->steps[i].id);
-  o << " (" << join(ids, " -> ", "no steps") << ")\n";
+  for (const auto& id : cp["steps"]) ids.push_back(id.get<std::string>());
+  o << "\npredicted critical path: " << length_text(cp) << " (" << join(ids, " -> ", "no steps") << ")"
+    << notes_suffix(cp) << "\n";
   for (const auto& win : plan_->windows) {
     o << "window " << win.name << " (" << win.from << " .. " << win.to << "): ";
-    auto p = predict_window(*plan_, *graph_, win);
-    if (!p) {
+    const Json p = window_json(*plan_, *graph_, win);
+    if (p["predicted_ms"].is_null()) {
       o << "no prediction, budget " << format_duration(win.budget) << "\n";
+    } else if (!has_figure(p, "predicted_ms")) {
+      o << "no prediction, budget " << format_duration(win.budget) << notes_suffix(p) << "\n";
     } else {
-      o << "predicted " << format_duration(*p) << " of " << format_duration(win.budget) << " budget"
-        << (*p <= win.budget ? " (fits)" : " (OVER BUDGET)") << "\n";
+      o << "predicted " << length_text(p, "predicted_ms") << " of " << format_duration(win.budget) << " budget"
+        << (p["over_budget"] == true ? " (OVER BUDGET)" : p["fits"] == true ? " (fits)" : "") << notes_suffix(p)
+        << "\n";
     }
   }
   std::vector<std::string> parts;

@@ -1,8 +1,9 @@
 #pragma once
 // The report printed after `plan apply --dry-run`: each step by wave, then file order, with its
 // label (simulated, probed, skipped) and the exact resolved action and checks the DryRunExecutor
-// logged (secrets masked), then the predicted critical path and windows. No timings and no
-// clock in it, so the same plan gives the same bytes: it can be a golden file.
+// logged (secrets masked), then the predicted critical path and windows (report/predict.h: steps
+// without an estimate or past run are named, never counted as zero). No clock in it, so the same
+// plan and state folder (whose past runs give estimates) give the same bytes: a golden file.
 
 #include <map>
 #include <mutex>

@@ -1,5 +1,6 @@
 #include "report/json_events.h"
 
+#include "report/predict.h"
 #include "report/text.h"
 
 namespace plan {
@@ -81,13 +82,18 @@ void JsonEventObserver::run_started(const Plan& plan, const Graph& graph, bool d
   started_ = Clock::now();
   Json steps = Json::array();
   for (const auto& s : plan.steps) steps.push_back({{"id", s.id}, {"type", s.type}});
+  Json windows = Json::array();
+  for (const auto& w : plan.windows) windows.push_back(window_json(plan, graph, w));
   emit("run_started", {{"plan", plan.name},
                        {"file", plan.path},
                        {"hash", plan.hash},
                        {"dry_run", dry_run},
                        {"steps", masked(steps)},
                        {"waves", graph.waves().size()},
-                       {"critical_path_ms", graph.critical_length.count()}});
+                       {"critical_path_ms", graph.critical_length.count()},
+                       // critical_path_ms is a lower bound unless complete: what it rests on and lacks.
+                       {"critical_path", critical_path_json(plan, graph)},
+                       {"windows", windows}});
 }
 
 void JsonEventObserver::step_started(int step, int attempt) {

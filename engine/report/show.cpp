@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "report/describe.h"
+#include "report/predict.h"
 #include "report/text.h"
 #include "run/executor.h"
 #include "run/step_type.h"
@@ -48,8 +49,29 @@ std::string markers_text(const Json& s) {
 
 std::string ms_text(const Json& v) { return format_duration(Millis(v.get<long long>())); }
 
+// "1s" from the plan, "310ms (from 2 past runs)", "5s (from the step type)"; empty when unknown.
+std::string estimate_text(const Json& s) {
+  if (!s.contains("predicted_ms") || s["predicted_ms"].is_null()) return "";
+  std::string out = ms_text(s["predicted_ms"]);
+  const std::string source = s.value("estimate_source", "plan");
+  if (source == "past_runs") {
+    const int runs = s.value("past_runs", 0);
+    out += " (from " + std::to_string(runs) + (runs == 1 ? " past run)" : " past runs)");
+  } else if (source == "type") {
+    out += " (from the step type)";
+  }
+  return out;
+}
+
 void text_checks(std::ostringstream& o, const char* title, const Json& lines) {
   for (const auto& l : lines) o << "      " << title << ": " << l.get<std::string>() << "\n";
+}
+
+// " (fits)", " (OVER BUDGET)", or nothing while unknown steps leave it open.
+std::string verdict_text(const Json& win) {
+  if (win["over_budget"] == true) return " (OVER BUDGET)";
+  if (win["fits"] == true) return " (fits)";
+  return "";
 }
 
 std::string render_text(const Json& m) {
@@ -82,11 +104,12 @@ std::string render_text(const Json& m) {
       o << "      rollback: " << s["rollback"]["kind"].get<std::string>() << "\n";
       for (const auto& l : s["rollback"]["action"]) o << "        " << l.get<std::string>() << "\n";
       if (s["rollback"]["on_failure"] == "continue") o << "        " << kOnRollbackFailureContinue << "\n";
-      if (s.contains("estimate_ms")) o << "      estimate: " << ms_text(s["estimate_ms"]) << "\n";
+      if (std::string e = estimate_text(s); !e.empty()) o << "      estimate: " << e << "\n";
     }
   }
   const auto& cp = m["critical_path"];
-  o << "\ncritical path (" << ms_text(cp["length_ms"]) << "): " << join(strings(cp["steps"]), " -> ", "-") << "\n";
+  o << "\ncritical path (" << length_text(cp) << "): " << join(strings(cp["steps"]), " -> ", "-")
+    << notes_suffix(cp) << "\n";
   if (!m["windows"].empty()) {
     o << "\nwindows:\n";
     for (const auto& win : m["windows"]) {
@@ -95,9 +118,10 @@ std::string render_text(const Json& m) {
       if (win["predicted_ms"].is_null()) {
         o << ", no prediction (" << win["from"].get<std::string>() << " does not come before "
           << win["to"].get<std::string>() << ")\n";
+      } else if (!has_figure(win, "predicted_ms")) {
+        o << ", no prediction" << notes_suffix(win) << "\n";
       } else {
-        o << ", predicted " << ms_text(win["predicted_ms"])
-          << (win["fits"].get<bool>() ? " (fits)" : " (OVER BUDGET)") << "\n";
+        o << ", predicted " << length_text(win, "predicted_ms") << verdict_text(win) << notes_suffix(win) << "\n";
       }
     }
   }
@@ -141,19 +165,33 @@ std::string render_markdown(const Json& m) {
       o << "  - rollback: " << s["rollback"]["kind"].get<std::string>() << "\n";
       for (const auto& l : s["rollback"]["action"]) o << "    - " << md_code(l.get<std::string>()) << "\n";
       if (s["rollback"]["on_failure"] == "continue") o << "    - " << kOnRollbackFailureContinue << "\n";
-      if (s.contains("estimate_ms")) o << "  - estimate: " << ms_text(s["estimate_ms"]) << "\n";
+      if (std::string e = estimate_text(s); !e.empty()) o << "  - estimate: " << e << "\n";
     }
   }
   const auto& cp = m["critical_path"];
-  o << "\n## Critical path\n\n" << ms_text(cp["length_ms"]) << ": "
-    << join(strings(cp["steps"]), " → ", "-") << "\n";
+  o << "\n## Critical path\n\n" << length_text(cp) << ": " << join(strings(cp["steps"]), " → ", "-") << "\n";
+  const std::vector<std::string> cp_notes = prediction_notes(cp);
+  if (!cp_notes.empty()) o << "\n";
+  for (const auto& n : cp_notes) o << "- " << n << "\n";
   if (!m["windows"].empty()) {
     o << "\n## Windows\n\n| window | from | to | budget | predicted | fits |\n|---|---|---|---|---|---|\n";
     for (const auto& win : m["windows"]) {
       o << "| " << win["name"].get<std::string>() << " | " << win["from"].get<std::string>() << " | "
         << win["to"].get<std::string>() << " | " << ms_text(win["budget_ms"]) << " | "
-        << (win["predicted_ms"].is_null() ? std::string("-") : ms_text(win["predicted_ms"])) << " | "
-        << (win["predicted_ms"].is_null() ? "-" : (win["fits"].get<bool>() ? "yes" : "**no**")) << " |\n";
+        << (win["predicted_ms"].is_null() ? std::string("-") : length_text(win, "predicted_ms")) << " | "
+        << (win["predicted_ms"].is_null() ? "-"
+            : win["fits"] == true         ? "yes"
+            : win["fits"] == false        ? "**no**"
+                                          : "unknown")
+        << " |\n";
+    }
+    bool first = true;
+    for (const auto& win : m["windows"]) {
+      if (win["predicted_ms"].is_null()) continue;
+      for (const auto& n : prediction_notes(win)) {
+        o << (first ? "\n" : "") << "- **" << win["name"].get<std::string>() << "**: " << n << "\n";
+        first = false;
+      }
     }
   }
   return o.str();
@@ -229,23 +267,19 @@ Json show_model(const Plan& plan, const Graph& graph) {
       s["point_of_no_return"] = st.point_of_no_return;
       s["after_point_of_no_return"] = after_ponr[static_cast<size_t>(i)] != 0;
       if (st.estimate) s["estimate_ms"] = st.estimate->count();
+      const size_t k = static_cast<size_t>(i);
+      s["estimate_source"] = estimate_source_name(graph.estimate_source[k]);
+      s["predicted_ms"] = graph.known(i) ? Json(graph.estimate[k].count()) : Json(nullptr);
+      if (graph.estimate_source[k] == EstimateSource::PastRuns) s["past_runs"] = graph.estimate_runs[k];
       jw.push_back(s);
     }
     m["waves"].push_back(jw);
   }
 
-  Json cp_steps = Json::array();
-  for (int i : graph.critical_path) cp_steps.push_back(plan.steps[i].id);
-  m["critical_path"] = {{"steps", cp_steps}, {"length_ms", graph.critical_length.count()}};
+  m["critical_path"] = critical_path_json(plan, graph);
 
   m["windows"] = Json::array();
-  for (const auto& w : plan.windows) {
-    Json jw = {{"name", w.name}, {"from", w.from}, {"to", w.to}, {"budget_ms", w.budget.count()}};
-    auto predicted = predict_window(plan, graph, w);
-    jw["predicted_ms"] = predicted ? Json(predicted->count()) : Json(nullptr);
-    jw["fits"] = predicted ? Json(*predicted <= w.budget) : Json(nullptr);
-    m["windows"].push_back(jw);
-  }
+  for (const auto& w : plan.windows) m["windows"].push_back(window_json(plan, graph, w));
   return sanitize_json(m);
 }
 

@@ -12,14 +12,16 @@ namespace plan {
 enum class ShowFormat { Text, Markdown, JsonModel };
 
 /// The whole review as JSON: plan, hosts, waves of steps (type, host, needs with their kind,
-/// resolved action, checks, rollback, markers), critical path, windows with predicted length.
+/// resolved action, checks, rollback, markers, estimate and where it comes from), critical path
+/// and windows with their predictions (report/predict.h: what is known and what is not).
 Json show_model(const Plan& plan, const Graph& graph);
 
 /// show_model() rendered; the JSON form is show_model().dump(2) plus a newline.
 std::string render_show(const Plan& plan, const Graph& graph, ShowFormat format);
 
-/// Predicted length of a window from the graph's estimates; nullopt when `from` does not come
-/// before `to` or either id is not a step.
+/// Length of a window's longest path from the graph's estimates, unknown steps counted as zero
+/// (a lower bound: window_json() in report/predict.h says what is unknown); nullopt when `from`
+/// does not come before `to` or either id is not a step.
 std::optional<Millis> predict_window(const Plan& plan, const Graph& graph, const Window& w);
 
 }  // namespace plan
