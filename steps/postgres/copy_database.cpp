@@ -11,17 +11,20 @@
 //     maintenance_work_mem: 256MB  # for pg_restore's index builds ("default": the server's)
 //   rollback: auto       # drops the target database, only if this step created it
 //
-// Streamed (jobs 1): pg_dump -Fc -Z0 | pg_restore --single-transaction, the bytes pumped through
-// this process (spliced, counted for progress), no intermediate file. Compression is off because
-// the pipe never leaves this machine.
+// Streamed (jobs 1): pg_dump -Fc -Z0 | pg_restore --single-transaction through a pipe that only
+// they hold (the bytes counted from what pg_dump wrote, for progress), no intermediate file.
+// Compression is off because the pipe never leaves this machine. A plain script into psql is no
+// faster (bench/README.md) and could not be one transaction: pg_dump wraps large objects in
+// their own BEGIN/COMMIT.
 // Parallel streams (jobs N): the schema (pre-data) first, then N pipes at once, each carrying the
 // data of a share of the tables (split by size), then indexes and constraints (post-data) by
 // pg_restore -j N from a small DDL-only file. Dump and restore overlap as in the streamed copy,
 // and the tables and index builds run in parallel; the directory format, which the issue named,
 // dumps everything before restoring anything (bench/README.md has both measured).
 // Every pg_dump reads one snapshot that this step exports and holds, and the source side of the
-// verification reads the same snapshot, so the comparison holds even while the source is being
-// written. A database this attempt created is dropped again when the copy fails.
+// verification reads the same snapshot (while the copy runs, on the connection that holds it), so
+// the comparison holds even while the source is being written. A database this attempt created
+// is dropped again when the copy fails.
 // Outputs: bytes, rows, tables, sequences, large_objects, duration_ms, created_target, mode, jobs.
 
 #include <unistd.h>
@@ -95,6 +98,30 @@ void remove_mark(const std::string& path) {
   std::error_code ec;
   if (!path.empty()) fs::remove(path, ec);
 }
+
+/// A cancellation of our own that also follows the run's (Ctrl-C, --fail-fast): the source's
+/// counting is stopped by the run, or by us when the copy it runs beside has failed.
+class LinkedCancel {
+ public:
+  explicit LinkedCancel(const CancelToken& outer)
+      : thread_([this, outer] {
+          while (!done_) {
+            if (outer.cancelled()) token.cancel();
+            std::this_thread::sleep_for(Millis(50));
+          }
+        }) {}
+  ~LinkedCancel() {
+    done_ = true;
+    thread_.join();
+  }
+  LinkedCancel(const LinkedCancel&) = delete;
+  LinkedCancel& operator=(const LinkedCancel&) = delete;
+  CancelToken token;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;  // last: it uses the members above
+};
 
 /// Removes a temporary folder when it goes out of scope.
 struct TempFolder {
@@ -342,7 +369,8 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
   pg::Failure how = pg::Failure::None;
 
   // 1. The source: one snapshot for every pg_dump and for the verification.
-  auto src = pg::Connection::open(c.source, ctx.deadline, ctx.cancel, &err, "", false, &how);
+  LinkedCancel src_cancel(ctx.cancel);
+  auto src = pg::Connection::open(c.source, ctx.deadline, src_cancel.token, &err, "", false, &how);
   if (!src) return StepOutcome::fail(kind_of(how), "source " + err);
   auto src_fail = [&](const std::string& what) {
     return StepOutcome::fail(kind_of(src->failure()), "source " + src->where() + ": " + what + ": " + err);
@@ -441,12 +469,32 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
       return fail(FailureKind::Error, "cannot create a temporary folder in " + c.work_dir + ": " + std::strerror(errno));
     folder.path = tmpl;
   }
+  // The source side of the verification reads the copy's snapshot while the copy runs: its
+  // connection holds that snapshot and has nothing else to do meanwhile.
+  pg::DbState s, t;
+  std::string source_err;
+  std::thread source_side;
+  if (c.verify) source_side = std::thread([&] { source_err = pg::read_state(*src, s); });
+  struct StopAndJoin {  // whatever way this function is left
+    std::thread& thread;
+    CancelToken& stop;
+    ~StopAndJoin() {
+      if (thread.joinable()) {
+        stop.cancel();
+        thread.join();
+      }
+    }
+  } source_guard{source_side, src_cancel.token};
   Copier copier(ctx, c, **snapshot);
   FailureKind kind = FailureKind::Error;
   std::string failed = mode == "stream"      ? copier.stream(&kind)
                        : mode == "directory" ? copier.directory(folder.path, &kind)
                                              : copier.parallel(folder.path, relations, &kind);
-  if (!failed.empty()) return fail(kind, failed);
+  if (!failed.empty()) {
+    src_cancel.token.cancel();
+    if (source_side.joinable()) source_side.join();
+    return fail(kind, failed);
+  }
   char line[96];
   std::snprintf(line, sizeof line, "copied %s in %.1fs", pg::mb(copier.bytes()).c_str(),
                 std::chrono::duration<double>(Clock::now() - start).count());
@@ -455,8 +503,7 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
   outputs["mode"] = mode;
   outputs["jobs"] = mode == "stream" ? 1 : c.jobs;
 
-  // 4. Verification: the source under the copy's snapshot, the target as restored, at once.
-  pg::DbState s, t;
+  // 4. Verification: the target as restored, beside the source's counting if still running.
   if (c.verify) {
     std::string target_err;
     pg::Failure target_how = pg::Failure::None;
@@ -469,8 +516,8 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
         target_err = tgt->where() + ": " + target_err;
       }
     });
-    std::string source_err = pg::read_state(*src, s);
     target_side.join();
+    source_side.join();
     if (!source_err.empty())
       return fail(kind_of(src->failure()), "verification: source " + src->where() + ": " + source_err);
     if (!target_err.empty()) return fail(kind_of(target_how), "verification: target " + target_err);

@@ -1,17 +1,18 @@
-// Two processes joined through this one, for the database copy (see pipeline.h).
+// Two processes joined by a pipe, for the database copy (see pipeline.h).
 
 #include "pipeline.h"
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 
@@ -26,7 +27,7 @@ constexpr long long kSliceMs = 50;
 constexpr Millis kGrace{2000};        // SIGTERM -> SIGKILL
 constexpr Millis kPartnerGrace{5000};  // one side failed: how long the other may take to notice
 constexpr size_t kErrKeep = 16 * 1024;
-constexpr int kPipeSize = 1 << 20;    // the default pipe-max-size; fewer wake-ups than 64 KiB
+constexpr int kPipeSize = 1 << 20;    // the default pipe-max-size: the two sides wait less on each other than with 64 KiB
 
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -56,33 +57,33 @@ struct Child {
   int err_fd = -1;
   bool exited = false;
   std::string partial;
+  std::uint64_t err_bytes = 0;  // read from its stderr so far
   ProcOutcome outcome;
 };
 
-/// Spawns argv with the given stdin/stdout into process group `pgid` (0: a new one).
+/// The file `name` runs, looked up in PATH as execvp would; "" when there is none.
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
+  const char* path = std::getenv("PATH");
+  std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (size_t from = 0; from <= dirs.size();) {
+    size_t colon = dirs.find(':', from);
+    if (colon == std::string::npos) colon = dirs.size();
+    std::string dir = dirs.substr(from, colon - from);
+    std::string file = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(file.c_str(), X_OK) == 0) return file;
+    from = colon + 1;
+  }
+  return "";
+}
+
+/// Starts argv with the given stdin/stdout into process group `pgid` (0: a new one). The child
+/// is killed when the thread that started it ends (PR_SET_PDEATHSIG): when this process dies,
+/// nothing it started goes on copying unsupervised (before the pipe bypassed this process, its
+/// death cut the pipe). 0, or the errno of what failed.
 int spawn(const ProcSpec& spec, int in_fd, int out_fd, int err_fd, pid_t pgid, pid_t* pid) {
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_init(&actions);
-  if (in_fd >= 0)
-    posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
-  else
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  if (out_fd >= 0)
-    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-  else
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2}) sigaddset(&defaults, sig);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setpgroup(&attr, pgid);
-  posix_spawnattr_setflags(&attr, static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                                     POSIX_SPAWN_SETSIGDEF));
+  const std::string file = find_program(spec.argv.at(0));
+  if (file.empty()) return ENOENT;
   std::vector<char*> argv;
   for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -90,33 +91,72 @@ int spawn(const ProcSpec& spec, int in_fd, int out_fd, int err_fd, pid_t pgid, p
   std::vector<char*> envp;
   for (auto& e : env_store) envp.push_back(e.data());
   envp.push_back(nullptr);
-  int rc = ::posix_spawnp(pid, argv[0], &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  return rc;
+  int report[2];  // the child's exec errno, or nothing (closed by a successful exec)
+  if (::pipe2(report, O_CLOEXEC) != 0) return errno;
+  const pid_t parent = ::getpid();
+  const pid_t child = ::fork();
+  if (child < 0) {
+    int e = errno;
+    ::close(report[0]);
+    ::close(report[1]);
+    return e;
+  }
+  if (child == 0) {
+    // Only async-signal-safe calls from here to exec (this process has other threads).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
+    ::setpgid(0, pgid);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2}) ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    int null_in = in_fd >= 0 ? in_fd : ::open("/dev/null", O_RDONLY);
+    int null_out = out_fd >= 0 ? out_fd : ::open("/dev/null", O_WRONLY);
+    if (null_in < 0 || null_out < 0 || ::dup2(null_in, 0) < 0 || ::dup2(null_out, 1) < 0 || ::dup2(err_fd, 2) < 0) {
+      int e = errno;
+      (void)!::write(report[1], &e, sizeof e);
+      ::_exit(127);
+    }
+    ::execve(file.c_str(), argv.data(), envp.data());
+    int e = errno;
+    (void)!::write(report[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  ::setpgid(child, pgid == 0 ? child : pgid);  // also here: the caller signals the group at once
+  ::close(report[1]);
+  int e = 0;
+  ssize_t got;
+  while ((got = ::read(report[0], &e, sizeof e)) < 0 && errno == EINTR) {
+  }
+  ::close(report[0]);
+  if (got == static_cast<ssize_t>(sizeof e)) {
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    return e;
+  }
+  *pid = child;
+  return 0;
 }
 
-/// SIGPIPE blocked in this thread while we splice into a pipe whose reader may die; a SIGPIPE
-/// raised meanwhile is consumed before the mask is restored.
-class SigpipeBlock {
- public:
-  SigpipeBlock() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set_, &old_);
-  }
-  ~SigpipeBlock() {
-    timespec zero{0, 0};
-    while (sigtimedwait(&set_, nullptr, &zero) == SIGPIPE) {
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  SigpipeBlock(const SigpipeBlock&) = delete;
-  SigpipeBlock& operator=(const SigpipeBlock&) = delete;
-
- private:
-  sigset_t set_{}, old_{};
-};
+/// The bytes a process has written so far (/proc/PID/io "wchar", readable for our own children
+/// until they are reaped), or nullopt when the kernel does not tell.
+std::optional<std::uint64_t> written_by(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/io", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  buf[n] = '\0';
+  const char* w = std::strstr(buf, "wchar:");
+  if (!w) return std::nullopt;
+  return std::strtoull(w + 6, nullptr, 10);
+}
 
 }  // namespace
 
@@ -145,18 +185,13 @@ PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadlin
                             const std::function<void(size_t, const std::string&)>& line) {
   PipelineResult res;
   const bool piped = specs.size() == 2;
-  SigpipeBlock sigpipe;
-  int a[2] = {-1, -1}, b[2] = {-1, -1};  // first's stdout -> us -> second's stdin
+  int p[2] = {-1, -1};  // the first's stdout -> the second's stdin, not through this process
   if (piped) {
-    if (::pipe2(a, O_CLOEXEC) != 0 || ::pipe2(b, O_CLOEXEC) != 0) {
+    if (::pipe2(p, O_CLOEXEC) != 0) {
       res.error = std::string("cannot create pipes: ") + std::strerror(errno);
-      for (int* p : {a, b}) close_fd(p[0]), close_fd(p[1]);
       return res;
     }
-    ::fcntl(a[0], F_SETPIPE_SZ, kPipeSize);
-    ::fcntl(b[1], F_SETPIPE_SZ, kPipeSize);
-    ::fcntl(a[0], F_SETFL, ::fcntl(a[0], F_GETFL) | O_NONBLOCK);
-    ::fcntl(b[1], F_SETFL, ::fcntl(b[1], F_GETFL) | O_NONBLOCK);
+    ::fcntl(p[1], F_SETPIPE_SZ, kPipeSize);
   }
   std::vector<Child> kids(specs.size());
   pid_t pgid = 0;
@@ -166,8 +201,8 @@ PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadlin
       res.error = std::string("cannot create pipes: ") + std::strerror(errno);
       break;
     }
-    int in = piped && i == 1 ? b[0] : -1;
-    int out = piped && i == 0 ? a[1] : -1;
+    int in = piped && i == 1 ? p[0] : -1;
+    int out = piped && i == 0 ? p[1] : -1;
     int rc = spawn(specs[i], in, out, e[1], pgid, &kids[i].pid);
     ::close(e[1]);
     if (rc != 0) {
@@ -183,15 +218,25 @@ PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadlin
     ::fcntl(e[0], F_SETFL, ::fcntl(e[0], F_GETFL) | O_NONBLOCK);
     kids[i].pidfd = open_pidfd(kids[i].pid);
   }
-  close_fd(a[1]);
-  close_fd(b[0]);
+  // Only the children hold the pipe: the first sees EPIPE when the second is gone, the second
+  // the end of its input when the first has exited.
+  close_fd(p[0]);
+  close_fd(p[1]);
   res.started = res.error.empty();
+
+  // The bytes moved: what the first has written, less what it wrote to its stderr (read here).
+  std::uint64_t first_wrote = 0;
+  auto moved = [&] {
+    if (!piped || kids[0].pid <= 0) return;
+    if (!kids[0].exited)
+      if (auto w = written_by(kids[0].pid)) first_wrote = *w;
+    res.bytes = first_wrote > kids[0].err_bytes ? first_wrote - kids[0].err_bytes : 0;
+  };
 
   Clock::time_point term_at{}, failed_at{};
   bool terminated = false, killed = false, someone_failed = !res.started;
   if (!res.started) failed_at = Clock::now();
   auto next_progress = Clock::now() + interval;
-  bool want_write = false;  // the last splice found the second's pipe full
 
   auto all_exited = [&] {
     for (const auto& k : kids)
@@ -199,6 +244,7 @@ PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadlin
     return true;
   };
   auto reap = [&](Child& k) {
+    if (&k == kids.data()) moved();  // its count, while the kernel still has it
     int status = 0;
     while (::waitpid(k.pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -212,6 +258,7 @@ PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadlin
   };
   auto take_err = [&](size_t i, const char* data, size_t n) {
     Child& k = kids[i];
+    k.err_bytes += n;
     k.outcome.err.append(data, n);
     if (k.outcome.err.size() > 2 * kErrKeep) k.outcome.err.erase(0, k.outcome.err.size() - kErrKeep);
     if (!line) return;
@@ -247,12 +294,13 @@ PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadlin
       killed = true;
     }
     if (progress && now >= next_progress) {
+      moved();
       progress(res.bytes);
       next_progress = now + interval;
     }
 
     std::vector<pollfd> fds;
-    std::vector<std::pair<char, size_t>> what;  // 'e' stderr / 'p' pidfd of child i; 'a' / 'b'
+    std::vector<std::pair<char, size_t>> what;  // 'e' stderr / 'p' pidfd of child i
     for (size_t i = 0; i < kids.size(); ++i) {
       if (kids[i].err_fd >= 0) {
         fds.push_back({kids[i].err_fd, POLLIN, 0});
@@ -263,10 +311,6 @@ PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadlin
         what.push_back({'p', i});
       }
     }
-    if (a[0] >= 0 && b[1] >= 0) {
-      fds.push_back(want_write ? pollfd{b[1], POLLOUT, 0} : pollfd{a[0], POLLIN, 0});
-      what.push_back({want_write ? 'b' : 'a', 0});
-    }
     int rc = ::poll(fds.data(), fds.size(), static_cast<int>(kSliceMs));
     if (rc < 0 && errno != EINTR) break;
     for (size_t f = 0; rc > 0 && f < fds.size(); ++f) {
@@ -276,51 +320,17 @@ PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadlin
         ssize_t got = ::read(kids[i].err_fd, buf, sizeof buf);
         if (got > 0) take_err(i, buf, static_cast<size_t>(got));
         else if (got == 0 || (errno != EAGAIN && errno != EINTR)) close_fd(kids[i].err_fd);
-      } else if (kind == 'p') {
-        reap(kids[i]);
       } else {
-        // Move what is there, a megabyte at most per call, without copying it through us.
-        for (int burst = 0; burst < 8; ++burst) {
-          ssize_t moved = ::splice(a[0], nullptr, b[1], nullptr, kPipeSize, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-          if (moved > 0) {
-            res.bytes += static_cast<std::uint64_t>(moved);
-            want_write = false;
-            continue;
-          }
-          if (moved == 0) {  // the first closed its output: the second sees the end
-            close_fd(a[0]);
-            close_fd(b[1]);
-          } else if (errno == EAGAIN) {
-            // Readable input and nothing moved: the output is full (or the input just drained).
-            want_write = kind == 'a' || want_write;
-            if (kind == 'b') want_write = false;
-          } else if (errno != EINTR) {  // EPIPE: the second is gone; the first will see it too
-            close_fd(a[0]);
-            close_fd(b[1]);
-          }
-          break;
-        }
+        reap(kids[i]);
       }
     }
-    // Without pidfds (old kernels), notice exits by polling.
+    // Without pidfds (old kernels), notice exits by polling (WNOWAIT: reap() reads the count first).
     for (auto& k : kids) {
       if (k.pid > 0 && !k.exited && k.pidfd < 0) {
-        int status = 0;
-        if (::waitpid(k.pid, &status, WNOHANG) == k.pid) {
-          k.exited = true;
-          if (WIFEXITED(status)) k.outcome.exit_code = WEXITSTATUS(status);
-          if (WIFSIGNALED(status)) k.outcome.signal = WTERMSIG(status);
-          if (!k.outcome.ok() && !someone_failed) {
-            someone_failed = true;
-            failed_at = Clock::now();
-          }
-        }
+        siginfo_t info{};
+        if (::waitid(P_PID, static_cast<id_t>(k.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == k.pid)
+          reap(k);
       }
-    }
-    // The second exited (or failed) while the first still writes: stop pumping into nothing.
-    if (piped && kids.size() == 2 && kids[1].exited && a[0] >= 0) {
-      close_fd(a[0]);
-      close_fd(b[1]);
     }
   }
   if (!all_exited()) {
@@ -332,10 +342,9 @@ PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadlin
     if (line && !k.partial.empty()) line(&k - kids.data(), params::sanitize_utf8(k.partial));
     close_fd(k.err_fd);
     close_fd(k.pidfd);
-    res.procs.push_back(std::move(k.outcome));
   }
-  close_fd(a[0]);
-  close_fd(b[1]);
+  moved();  // its stderr read to the end
+  for (auto& k : kids) res.procs.push_back(std::move(k.outcome));
   return res;
 }
 

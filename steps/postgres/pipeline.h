@@ -1,10 +1,12 @@
 #pragma once
 // `a | b` for the database copy: two local processes (or one alone) in one new process group,
-// the bytes between them pumped through this process with splice(2) so that they can be counted
-// (progress) without copying them through user space. The deadline and cancellation stop the
-// whole group (SIGTERM, then SIGKILL after a grace period), and when one side fails the other is
-// given a few seconds to notice before the group is killed. No Boost.Process: it installs its own
-// SIGCHLD handler and its wait_for waits the full timeout (DESIGN.md, library notes).
+// joined by a pipe that only they hold (this process stays out of the data path: relaying the
+// bytes, even with splice(2), cost a second of CPU per 500 MB and a wake-up per write). The
+// bytes moved are what the first has written (/proc/PID/io), less what it wrote to its stderr.
+// The deadline and cancellation stop the whole group (SIGTERM, then SIGKILL after a grace
+// period), and when one side fails the other is given a few seconds to notice before the group
+// is killed. No Boost.Process: it installs its own SIGCHLD handler and its wait_for waits the
+// full timeout (DESIGN.md, library notes).
 
 #include <cstdint>
 #include <functional>
@@ -35,7 +37,7 @@ struct PipelineResult {
   bool started = false;
   std::string error;               // why it did not start
   std::vector<ProcOutcome> procs;  // in the order given
-  std::uint64_t bytes = 0;         // moved from the first to the second
+  std::uint64_t bytes = 0;         // moved from the first to the second (0 where /proc does not say)
   bool timed_out = false;
   bool cancelled = false;
   bool ok() const;
