@@ -148,15 +148,15 @@ std::vector<std::string> describe_copy(const CopyParams& c) {
     add(shown(restore_cmd(c, {"--format=directory", "--jobs=" + jobs}, c.replace, dir + "/dump"), restore_env(c)));
     add("then remove " + dir);
   } else {
-    add("1. " + shown(dump_cmd(c, snap, with(custom, {"--section=pre-data"})), password_env(c.source)) + " \\");
-    add("     | " + shown(restore_cmd(c, {"--section=pre-data"}, false), restore_env(c)));
-    add("   " + shown(dump_cmd(c, snap, with(custom, {"--section=post-data", "--file=" + dir + "/post-data"})), password_env(c.source)));
+    add("1. " + shown(dump_cmd(c, snap, with(custom, {"--section=pre-data", "--section=post-data", "--file=" + dir + "/schema"})),
+                      password_env(c.source)));
+    add("   " + shown(restore_cmd(c, {"--section=pre-data"}, false, dir + "/schema"), restore_env(c)));
     add("2. " + jobs + " at once, the tables split by size (the first takes every table the others do not name, "
         "the sequences and the large objects):");
     add("   " + shown(dump_cmd(c, snap, with(custom, {"--section=data", "--table=<tables of stream i>"})), password_env(c.source)) +
         " \\");
     add("     | " + shown(restore_cmd(c, {"--section=data"}, false), restore_env(c)));
-    add("3. " + shown(restore_cmd(c, {"--section=post-data", "--jobs=" + jobs}, false, dir + "/post-data"), restore_env(c)));
+    add("3. " + shown(restore_cmd(c, {"--section=post-data", "--jobs=" + jobs}, false, dir + "/schema"), restore_env(c)));
     add("then remove " + dir + " (one streamed transaction instead when replacing tables)");
   }
   if (c.jobs > 1 && c.parallel_min_mb > 0)

@@ -16,9 +16,9 @@
 // Compression is off because the pipe never leaves this machine. A plain script into psql is no
 // faster (bench/README.md) and could not be one transaction: pg_dump wraps large objects in
 // their own BEGIN/COMMIT.
-// Parallel streams (jobs N): the schema (pre-data) first, then N pipes at once, each carrying the
-// data of a share of the tables (split by size), then indexes and constraints (post-data) by
-// pg_restore -j N from a small DDL-only file. Dump and restore overlap as in the streamed copy,
+// Parallel streams (jobs N): the schema dumped into a small DDL-only file and its first part
+// (pre-data) restored, then N pipes at once, each carrying the data of a share of the tables
+// (split by size), then indexes and constraints (post-data) by pg_restore -j N from that file. Dump and restore overlap as in the streamed copy,
 // and the tables and index builds run in parallel; the directory format, which the issue named,
 // dumps everything before restoring anything (bench/README.md has both measured).
 // Every pg_dump reads one snapshot that this step exports and holds, and the source side of the
@@ -247,20 +247,16 @@ std::string Copier::directory(const std::string& dir, FailureKind* kind) {
 }
 
 std::string Copier::parallel(const std::string& dir, const std::vector<pg::Relation>& relations, FailureKind* kind) {
-  const std::string post = dir + "/post-data";
-  // 1. The schema, and the DDL that comes after the data (indexes, constraints) into a file.
-  log("pre-data: tables, types and functions; post-data saved to " + post);
-  pg::PipelineResult post_dump;
-  std::thread post_thread([&] {
-    post_dump = pg::run_pipeline({dump(custom({"--section=post-data", "--file=" + post}))}, ctx_.deadline, ctx_.cancel,
-                                 c_.progress_interval, {}, tool_lines({"pg_dump"}));
-  });
-  auto pre = pg::run_pipeline({dump(custom({"--section=pre-data"})), restore({"--section=pre-data"}, false)},
-                              ctx_.deadline, ctx_.cancel, c_.progress_interval, {},
-                              tool_lines({"pg_dump", "pg_restore"}));
-  post_thread.join();
-  if (!pre.ok()) return failure(pre, {"pg_dump --section=pre-data", "pg_restore --section=pre-data"}, kind);
-  if (!post_dump.ok()) return failure(post_dump, {"pg_dump --section=post-data"}, kind);
+  const std::string schema = dir + "/schema";
+  // 1. The schema: what comes before the data (tables, types, functions) and after it (indexes,
+  // constraints), dumped once into a small file; the first part restored now.
+  log("pre-data: tables, types and functions; the schema saved to " + schema);
+  auto dumped = pg::run_pipeline({dump(custom({"--section=pre-data", "--section=post-data", "--file=" + schema}))},
+                                 ctx_.deadline, ctx_.cancel, c_.progress_interval, {}, tool_lines({"pg_dump"}));
+  if (!dumped.ok()) return failure(dumped, {"pg_dump --section=pre-data --section=post-data"}, kind);
+  auto pre = pg::run_pipeline({restore({"--section=pre-data"}, false, schema)}, ctx_.deadline, ctx_.cancel,
+                              c_.progress_interval, {}, tool_lines({"pg_restore"}));
+  if (!pre.ok()) return failure(pre, {"pg_restore --section=pre-data"}, kind);
 
   // 2. The data: N pipes at once. The first takes every table the others do not name, so that
   // sequences, large objects and tables this step does not know about go with it.
@@ -316,7 +312,7 @@ std::string Copier::parallel(const std::string& dir, const std::vector<pg::Relat
 
   // 3. Indexes and constraints, built N at a time.
   log("post-data: indexes and constraints, " + std::to_string(c_.jobs) + " at a time");
-  auto p = pg::run_pipeline({restore({"--section=post-data", "--jobs=" + std::to_string(c_.jobs)}, false, post)},
+  auto p = pg::run_pipeline({restore({"--section=post-data", "--jobs=" + std::to_string(c_.jobs)}, false, schema)},
                             ctx_.deadline, ctx_.cancel, c_.progress_interval, {}, tool_lines({"pg_restore"}));
   if (!p.ok()) return failure(p, {"pg_restore --section=post-data"}, kind);
   return "";
