@@ -166,13 +166,15 @@ void estimate_graph(const Plan& plan, Graph& g, const TypeEstimate& type_estimat
   g.estimate_runs.assign(n, 0);
   for (int i = 0; i < n; ++i) {
     const Step& s = plan.steps[i];
-    if (s.estimate) {
-      g.estimate[i] = std::max(*s.estimate, Millis{0});
-      g.estimate_source[i] = EstimateSource::Plan;
-    } else if (auto p = past.find(s.id); p != past.end() && p->second.runs > 0) {
+    // A measured duration beats the operator's guess: `estimate:` is for the critical path
+    // before the first rehearsal (DESIGN), and the past runs are of this very step, unchanged.
+    if (auto p = past.find(s.id); p != past.end() && p->second.runs > 0) {
       g.estimate[i] = std::max(p->second.median, Millis{0});
       g.estimate_source[i] = EstimateSource::PastRuns;
       g.estimate_runs[i] = p->second.runs;
+    } else if (s.estimate) {
+      g.estimate[i] = std::max(*s.estimate, Millis{0});
+      g.estimate_source[i] = EstimateSource::Plan;
     } else if (std::optional<Millis> e = type_estimate ? type_estimate(s) : std::nullopt) {
       g.estimate[i] = std::max(*e, Millis{0});
       g.estimate_source[i] = EstimateSource::Type;

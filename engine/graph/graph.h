@@ -22,8 +22,8 @@ struct Edge {
   EdgeKind kind = EdgeKind::Explicit;
 };
 
-/// Where a step's predicted duration comes from, most trusted first: the plan's `estimate:`, the
-/// durations the unchanged step took in earlier runs, its type's estimate(); else it is unknown
+/// Where a step's predicted duration comes from, most trusted first: the durations the unchanged
+/// step took in earlier runs, the plan's `estimate:`, its type's estimate(); else it is unknown
 /// (and counted as zero in the lengths below, which are then lower bounds).
 enum class EstimateSource { Plan, PastRuns, Type, Unknown };
 

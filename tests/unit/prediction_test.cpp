@@ -70,21 +70,25 @@ struct WindowPlan {
 
 }  // namespace
 
-TEST_CASE("a step's estimate comes from the plan - else its past runs - else its type - else it is unknown",
+TEST_CASE("a step's estimate comes from its past runs - else the plan - else its type - else it is unknown",
           "[prediction]") {
   PlanBuilder b;
-  b.step("planned").estimate = Millis{1000};      // past runs do not override the plan
+  b.step("planned").estimate = Millis{1000};      // no past run: the plan's estimate
+  b.step("measured").estimate = Millis{1000};     // past runs override the plan's guess
   b.step("rehearsed", {}, "wait");                 // past runs come before the type's estimate
   b.step("typed", {}, "wait");
   b.step("unknown");
   b.step("zero").estimate = Millis{0};             // an estimate of zero is an estimate
   const Plan& p = b.plan();
-  const PastDurations past{{"planned", {Millis{9000}, 3}}, {"rehearsed", {Millis{320}, 2}}};
+  const PastDurations past{{"measured", {Millis{9000}, 3}}, {"rehearsed", {Millis{320}, 2}}};
   const Graph g = build(p, wait_estimate, past);
 
   auto at = [&](const char* id) { return static_cast<size_t>(index_of(p, id)); };
   CHECK(g.estimate_source[at("planned")] == EstimateSource::Plan);
   CHECK(g.estimate[at("planned")] == Millis{1000});
+  CHECK(g.estimate_source[at("measured")] == EstimateSource::PastRuns);
+  CHECK(g.estimate[at("measured")] == Millis{9000});
+  CHECK(g.estimate_runs[at("measured")] == 3);
   CHECK(g.estimate_source[at("rehearsed")] == EstimateSource::PastRuns);
   CHECK(g.estimate[at("rehearsed")] == Millis{320});
   CHECK(g.estimate_runs[at("rehearsed")] == 2);
