@@ -188,8 +188,10 @@ void Copier::report(const std::string& what, std::uint64_t bytes) {
 
 std::function<void(size_t, const std::string&)> Copier::tool_lines(std::vector<std::string> names) const {
   return [this, names](size_t i, const std::string& l) {
-    if (l.find("warning") != std::string::npos || l.find("error") != std::string::npos)
-      log(names[std::min(i, names.size() - 1)] + ": " + l);
+    if (l.find("warning") == std::string::npos && l.find("error") == std::string::npos) return;
+    // The tools name themselves ("pg_restore: error: ..."): no second name in front of theirs.
+    const std::string& name = names[std::min(i, names.size() - 1)];
+    log(l.rfind(name + ": ", 0) == 0 ? l : name + ": " + l);
   };
 }
 
