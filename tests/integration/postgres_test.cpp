@@ -445,6 +445,7 @@ TEST_CASE("a copy interrupted by killing the source or by its timeout leaves no 
   CHECK(waited);
   CHECK(killed.code == 1);
   CHECK(contains(killed.out, "pg_dump"));
+  CHECK_FALSE(contains(killed.out + killed.err, "pg_dump: pg_dump:"));  // the tool's own name, once
   CHECK(contains(killed.out, "dropped the database this step had created"));
   CHECK_FALSE(db_exists(kNew, "it_int"));
   CHECK_FALSE(contains(killed.out + killed.err, pw));
