@@ -78,17 +78,7 @@ class FilePutStep : public StepType {
   std::vector<std::string> preview(const PreviewContext& ctx) const override {
     PutParams f = parse(ctx.params, ctx.step.id);
     f.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
-    // A secret in the parameters may be in the file, and the old file may hold old ones.
-    const bool sensitive = f.sensitive || ctx.params != ctx.display_params;
-    HostConnection* host = nullptr;
-    if (ctx.hosts) {
-      try {
-        host = &ctx.hosts->get(ctx.step.on);
-      } catch (const std::exception& e) {
-        return {"probe: " + std::string(e.what())};
-      }
-    }
-    return mfile::preview(host, f.target, sensitive);
+    return mfile::preview_step(ctx, f.target, f.sensitive);
   }
 
   StepOutcome run(StepContext& ctx) const override {

@@ -383,4 +383,16 @@ std::vector<std::string> preview(HostConnection* host, const Target& t, bool sen
   return lines;
 }
 
+std::vector<std::string> preview_step(const PreviewContext& ctx, const Target& t, bool sensitive) {
+  HostConnection* host = nullptr;
+  if (ctx.hosts) {
+    try {
+      host = &ctx.hosts->get(ctx.step.on);
+    } catch (const std::exception& e) {
+      return {"probe: " + std::string(e.what())};
+    }
+  }
+  return preview(host, t, sensitive || ctx.params != ctx.display_params);
+}
+
 }  // namespace plan::mfile

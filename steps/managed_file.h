@@ -93,4 +93,9 @@ ProbeResult probe(HostConnection& host, const Target& t);
 /// unified diff against the current file (or "unchanged"), or only counts when `sensitive`.
 std::vector<std::string> preview(HostConnection* host, const Target& t, bool sensitive);
 
+/// The dry run of a step that writes t on its host (`on:`): preview() against that host when the
+/// dry run probes, else without one. The content counts as sensitive also when the step's
+/// parameters hold a secret (it may be in the file, and the old file may hold old ones).
+std::vector<std::string> preview_step(const PreviewContext& ctx, const Target& t, bool sensitive);
+
 }  // namespace plan::mfile

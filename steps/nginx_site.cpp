@@ -192,17 +192,7 @@ class NginxSiteStep : public StepType {
   std::vector<std::string> preview(const PreviewContext& ctx) const override {
     SiteParams s = parse(ctx.params, ctx.step.id);
     s.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
-    // A secret in the parameters may be in the file, and the old file may hold old ones.
-    const bool sensitive = s.sensitive || ctx.params != ctx.display_params;
-    HostConnection* host = nullptr;
-    if (ctx.hosts) {
-      try {
-        host = &ctx.hosts->get(ctx.step.on);
-      } catch (const std::exception& e) {
-        return {"probe: " + std::string(e.what())};
-      }
-    }
-    return mfile::preview(host, s.target, sensitive);
+    return mfile::preview_step(ctx, s.target, s.sensitive);
   }
 
   StepOutcome run(StepContext& ctx) const override {
