@@ -7,6 +7,8 @@
 #include <charconv>
 #include <string_view>
 
+#include "ssh/remote_command.h"
+
 namespace plan::params {
 
 std::string text(const Json& v) {
@@ -90,22 +92,8 @@ std::vector<std::string> command_argv(const Json& params) {
   return argv;
 }
 
-std::string quote(const std::string& word) {
-  if (word.empty()) return "''";
-  bool plain = std::all_of(word.begin(), word.end(), [](char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) ||
-           std::string_view("@%+=:,./_-").find(ch) != std::string_view::npos;
-  });
-  if (plain) return word;
-  std::string out = "'";
-  for (char ch : word) {
-    if (ch == '\'')
-      out += "'\\''";
-    else
-      out += ch;
-  }
-  return out + "'";
-}
+// Shown commands are meant to be pasted into a shell: the same quoting as the line SSH runs.
+std::string quote(const std::string& word) { return ssh::shell_quote(word); }
 
 std::string quote_argv(const std::vector<std::string>& argv) {
   std::string out;
