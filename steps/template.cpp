@@ -7,9 +7,6 @@
 
 #include <kainjow/mustache.hpp>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -17,6 +14,8 @@
 #include <map>
 #include <set>
 #include <vector>
+
+#include "util/read_file.h"
 
 namespace plan::tmpl {
 namespace {
@@ -239,27 +238,10 @@ std::string resolve_path(const std::string& path, const std::string& base_dir) {
 }
 
 std::string read_local(const std::string& path, const char* what) {
-  auto fail = [&](int err) {
-    return TemplateError(std::string("cannot read ") + what + " " + path + ": " + std::strerror(err));
-  };
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw fail(errno);
-  std::string content;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n > 0) {
-      content.append(buf, static_cast<size_t>(n));
-    } else if (n == 0) {
-      break;
-    } else if (errno != EINTR) {
-      int e = errno;
-      ::close(fd);
-      throw fail(e);
-    }
-  }
-  ::close(fd);
-  return content;
+  int err = 0;
+  std::optional<std::string> content = read_whole_file(path, &err);
+  if (!content) throw TemplateError(std::string("cannot read ") + what + " " + path + ": " + std::strerror(err));
+  return *content;
 }
 
 }  // namespace plan::tmpl

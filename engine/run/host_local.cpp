@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "run/host.h"
+#include "util/read_file.h"
 
 namespace plan {
 namespace {
@@ -37,26 +38,9 @@ class LocalHost : public HostConnection {
   }
 
   std::optional<std::string> read_file(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) return std::nullopt;
-      throw file_error("read", path, errno);
-    }
-    std::string content;
-    char buf[65536];
-    for (;;) {
-      ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n > 0) {
-        content.append(buf, static_cast<size_t>(n));
-      } else if (n == 0) {
-        break;
-      } else if (errno != EINTR) {
-        int e = errno;
-        ::close(fd);
-        throw file_error("read", path, e);
-      }
-    }
-    ::close(fd);
+    int err = 0;
+    std::optional<std::string> content = read_whole_file(path, &err);
+    if (!content && err != ENOENT) throw file_error("read", path, err);
     return content;
   }
 
