@@ -196,6 +196,14 @@ struct Prepared {
 int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std::ostream& err, Prepared& p) {
   if (!load_and_build(args.file, args.load, err, p.r, p.graph)) return 2;
   const Plan& plan = p.plan();
+  // A misspelled --approve would approve nothing: the run would stop at the gate it meant to pass.
+  bool unknown = false;
+  for (const auto& id : args.approve)
+    if (plan.step_index(id) < 0) {
+      unknown = true;
+      err << "error: --approve: no step '" << id << "' in " << args.file << "\n";
+    }
+  if (unknown) return 2;
   std::string secrets_file = args.secrets_file;
   if (secrets_file.empty()) {
     secrets_file = default_secrets_file(args.file);
@@ -579,7 +587,7 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
     out << "lock: held by " << holder->describe()
         << (stale ? "; stale: that process is gone (`plan unlock " + args.file + "` clears it)" : "") << "\n";
   out.flush();
-  return 0;
+  return readable ? 0 : 2;
 }
 
 int cmd_rollback(const ApplyArgs& args, std::ostream& out, std::ostream& err,

@@ -85,6 +85,8 @@ int edit_distance(const std::string& a, const std::string& b, int max) {
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
   // Allow more edits for longer words: one for "exe" -> "exec", three for long step ids.
   const int limit = word.size() <= 3 ? 1 : word.size() <= 6 ? 2 : 3;
+  // No one misspells a name this long, and comparing two of them costs their lengths' product.
+  if (word.size() > 256) return "";
   const std::string* best = nullptr;
   int best_d = limit + 1;
   for (const std::string& c : candidates) {

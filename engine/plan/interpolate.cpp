@@ -1,7 +1,10 @@
 #include "plan/interpolate.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -96,6 +99,8 @@ Lookup lookup(const Reference& r, const Scope& scope, int depth) {
   if (r.ns == "env") {
     const char* v = std::getenv(r.path[0].c_str());
     if (!v) throw ResolveError("environment variable " + r.path[0] + " is not set (" + where + ")");
+    if (invalid_utf8_at(v) != std::string::npos)
+      throw ResolveError("environment variable " + r.path[0] + " is not valid UTF-8 (" + where + ")");
     return {Json(v), false};
   }
   if (r.ns == "secret") {
@@ -301,7 +306,11 @@ std::map<std::string, std::string> load_secrets(const std::string& secrets_file,
     return out;
   };
   std::ifstream in(secrets_file, std::ios::binary);
-  if (!in) return fail(secrets_file + ": error: cannot read secrets file");
+  std::error_code ec;
+  // A folder opens as a stream that reads nothing: it would pass for an empty secrets file.
+  if (!in || std::filesystem::is_directory(secrets_file, ec))
+    return fail(secrets_file + ": error: cannot read secrets file" +
+                (in ? ": it is a folder" : ": " + std::string(std::strerror(errno))));
   std::stringstream ss;
   ss << in.rdbuf();
   std::string text = ss.str();

@@ -45,12 +45,18 @@ bool read_capped(const std::string& path, std::string& out, std::string& error) 
 }
 
 /// Checks that bytes look like text before YAML sees them: NUL bytes mean a binary file.
+Mark mark_at(const std::string& text, size_t pos) {
+  Mark where;
+  where.line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
+  size_t bol = pos == 0 ? std::string::npos : text.rfind('\n', pos - 1);
+  where.col = static_cast<int>(pos - (bol == std::string::npos ? 0 : bol + 1)) + 1;
+  return where;
+}
+
 bool looks_binary(const std::string& text, Mark& where) {
   size_t nul = text.find('\0');
   if (nul == std::string::npos) return false;
-  where.line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(nul), '\n'));
-  size_t bol = text.rfind('\n', nul);
-  where.col = static_cast<int>(nul - (bol == std::string::npos ? 0 : bol + 1)) + 1;
+  where = mark_at(text, nul);
   return true;
 }
 
@@ -128,10 +134,14 @@ class Loader {
     std::optional<Json> v = load_time(obj[key], kp);
     if (!v) return std::nullopt;
     std::optional<Millis> d = parse_duration(*v);
-    // The schema reports malformed literals; only a resolved ${...} can still be wrong here.
-    if (!d && obj[key].is_string() && obj[key].get_ref<const std::string&>().find("${") != std::string::npos) {
-      error(at(kp), "expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found " +
-                        (v->is_string() ? "'" + v->get<std::string>() + "'" : v->dump()));
+    // The schema reports malformed literals; a resolved ${...} or a well-formed literal beyond
+    // ~100 years ("999999999999d") can still be wrong here, and must not silently mean "none".
+    Mark m = at(kp);
+    bool reported = std::any_of(diags_.begin(), diags_.end(),
+                                [&](const Diagnostic& d0) { return d0.mark.line == m.line && d0.mark.col == m.col; });
+    if (!d && !reported) {
+      error(m, "expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found " +
+                   (v->is_string() ? "'" + v->get<std::string>() + "'" : v->dump()));
     }
     return d;
   }
@@ -651,7 +661,15 @@ Json apply_overrides(const Json& doc, const LoadOptions& opts, std::vector<std::
       extra.push_back(format_diagnostics(file, text, diags));
     }
   }
-  for (const auto& [k, v] : opts.var_overrides) set_var(vars, k, yaml_plain_scalar(v));
+  for (const auto& [k, v] : opts.var_overrides) {
+    // JSON (show, dry-run, the journal) cannot carry invalid UTF-8.
+    if (invalid_utf8_at(k) != std::string::npos || invalid_utf8_at(v) != std::string::npos) {
+      extra.push_back("error: --var " + (invalid_utf8_at(k) == std::string::npos ? k + " " : "") +
+                      "is not valid UTF-8\n");
+      continue;
+    }
+    set_var(vars, k, yaml_plain_scalar(v));
+  }
   return vars;
 }
 

@@ -300,10 +300,41 @@ std::vector<std::string> SchemaChecker::check_fields(const std::string& type) co
   return out;
 }
 
+namespace {
+
+// libstdc++'s std::regex, which valijson uses for `pattern`, recurses once per character matched:
+// a string of some 50,000 characters overflows the stack. Patterns here describe ids, durations
+// and ${...} references, all short; a prefix of that length decides the same for any sane value.
+constexpr size_t kMaxPatternText = 4096;
+
+bool has_long_text(const Json& v) {
+  if (v.is_string()) return v.get_ref<const std::string&>().size() > kMaxPatternText;
+  if (v.is_structured())
+    for (const Json& e : v)
+      if (has_long_text(e)) return true;
+  return false;
+}
+
+void shorten_long_text(Json& v) {
+  if (v.is_string() && v.get_ref<const std::string&>().size() > kMaxPatternText) {
+    v = v.get_ref<const std::string&>().substr(0, kMaxPatternText);
+  } else if (v.is_structured()) {
+    for (Json& e : v) shorten_long_text(e);
+  }
+}
+
+}  // namespace
+
 void SchemaChecker::validate(const Json& value, const std::string& def, const Json& doc, const MarkNode& marks,
                              const JsonPath& base, std::vector<Diagnostic>& diags) const {
   auto c = impl_->compiled.find(def);
   if (c == impl_->compiled.end()) return;
+  if (has_long_text(value)) {
+    Json shortened = value;
+    shorten_long_text(shortened);
+    validate(shortened, def, doc, marks, base, diags);
+    return;
+  }
   // valijson compiles each `pattern` into a std::regex per Validator: one per thread keeps the
   // compiled ones (a fresh Validator per call made 10,000 steps take seconds).
   thread_local valijson::Validator validator;

@@ -267,8 +267,47 @@ Json yaml_plain_scalar(const std::string& s) {
   return s;
 }
 
+size_t invalid_utf8_at(const std::string& text) {
+  size_t i = 0, n = text.size();
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  while (i < n) {
+    unsigned char c = byte(i);
+    size_t len = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    bool ok = len > 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) ok = (byte(i + k) & 0xC0) == 0x80;
+    if (ok && len >= 3) {
+      unsigned char c1 = byte(i + 1);
+      if (c == 0xE0) ok = c1 >= 0xA0;       // overlong
+      else if (c == 0xED) ok = c1 < 0xA0;   // UTF-16 surrogate
+      else if (c == 0xF0) ok = c1 >= 0x90;  // overlong
+      else if (c == 0xF4) ok = c1 < 0x90;   // above U+10FFFF
+    }
+    if (!ok) return i;
+    i += len;
+  }
+  return std::string::npos;
+}
+
 YamlDoc parse_yaml(const std::string& text, std::vector<Diagnostic>& diags) {
   YamlDoc doc;
+  if (size_t bad = invalid_utf8_at(text); bad != std::string::npos) {
+    // Refused before parsing: every value would otherwise reach JSON, which throws on it.
+    Mark m;
+    m.line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(bad), '\n'));
+    size_t bol = bad == 0 ? std::string::npos : text.rfind('\n', bad - 1);
+    m.col = static_cast<int>(bad - (bol == std::string::npos ? 0 : bol + 1)) + 1;
+    static const char* digits = "0123456789ABCDEF";
+    unsigned char c = static_cast<unsigned char>(text[bad]);
+    std::string message = "invalid UTF-8 (byte 0x";
+    message += digits[c >> 4];
+    message += digits[c & 0xF];
+    message += "); save the file as UTF-8";
+    Diagnostic& d = diags.emplace_back();
+    d.mark = m;
+    d.message = std::move(message);
+    doc.value = nullptr;
+    return doc;
+  }
   std::vector<Diagnostic> local;
   Builder b(local);
   try {

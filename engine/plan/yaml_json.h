@@ -30,9 +30,13 @@ struct YamlDoc {
 constexpr int kMaxYamlDepth = 64;
 constexpr size_t kMaxAliasNodes = 1'000'000;
 
-/// Parses one YAML document. Errors (syntax, duplicate keys, too deep, alias budget) are appended
+/// Parses one YAML document. Errors (invalid UTF-8, syntax, duplicate keys, too deep, alias budget) are appended
 /// to `diags`; when any is fatal the returned value is null and must not be used.
 YamlDoc parse_yaml(const std::string& text, std::vector<Diagnostic>& diags);
+
+/// The offset of the first byte of `text` that is not valid UTF-8 (overlong forms, surrogates and
+/// code points above U+10FFFF included), or npos. JSON cannot carry such bytes.
+size_t invalid_utf8_at(const std::string& text);
 
 /// Types a plain YAML scalar: null, true/false, integers, floats, otherwise the string itself.
 Json yaml_plain_scalar(const std::string& s);

@@ -1,7 +1,5 @@
 #include "report/diagnostics_out.h"
 
-#include <regex>
-
 #include "report/text.h"
 
 namespace plan {
@@ -9,17 +7,31 @@ namespace plan {
 std::vector<FileDiagnostic> collect_diagnostics(const std::string& path, const LoadResult& result) {
   std::vector<FileDiagnostic> out;
   for (const auto& d : result.diags) out.push_back({path, d.mark.line, d.mark.col, d.message});
-  static const std::regex with_pos(R"(^(.*?):(\d+):(\d+): error: (.*)$)");
-  static const std::regex without_pos(R"(^(.*?): error: (.*)$)");
+  // "FILE:LINE:COL: error: MESSAGE" or "FILE: error: MESSAGE", parsed by hand: std::regex recurses
+  // per character and a long line (a long --var) would overflow the stack.
   for (const auto& e : result.extra_errors) {
     std::string first = e.substr(0, e.find('\n'));
-    std::smatch m;
-    if (std::regex_match(first, m, with_pos)) {
-      out.push_back({m[1], std::stoi(m[2]), std::stoi(m[3]), m[4]});
-    } else if (std::regex_match(first, m, without_pos)) {
-      out.push_back({m[1], 0, 0, m[2]});
-    } else {
+    size_t sep = first.find(": error: ");
+    if (sep == std::string::npos || sep == 0) {
       out.push_back({path, 0, 0, first});
+      continue;
+    }
+    std::string where = first.substr(0, sep), message = first.substr(sep + 9);
+    auto number_at_end = [](std::string& text, int& n) {
+      size_t colon = text.rfind(':');
+      if (colon == std::string::npos || colon + 1 == text.size() || text.size() - colon > 10) return false;
+      for (size_t i = colon + 1; i < text.size(); ++i)
+        if (text[i] < '0' || text[i] > '9') return false;
+      n = std::stoi(text.substr(colon + 1));
+      text.resize(colon);
+      return true;
+    };
+    std::string file = where;
+    int line = 0, col = 0;
+    if (number_at_end(file, col) && number_at_end(file, line) && !file.empty()) {
+      out.push_back({file, line, col, message});
+    } else {
+      out.push_back({where, 0, 0, message});
     }
   }
   return out;

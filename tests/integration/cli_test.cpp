@@ -448,3 +448,46 @@ TEST_CASE("a second apply of a plan that is running exits 4 and names the holder
   CHECK(after.code == 0);
   CHECK(after.out == "not locked: " + file + "\n");
 }
+
+TEST_CASE("bytes that are not UTF-8 in a plan a var or the environment are errors never an abort", "[cli][robust]") {
+  TempDir t("plan-utf8");
+  std::string state = t.str("state");
+  std::string bad = t.file("bad.yaml", "plan: bad\nsteps:\n  - id: a\n    type: exec\n    with: { command: [echo, \"ok \xff\"] }\n");
+  const std::string error = bad + ":5:33: error: invalid UTF-8 (byte 0xFF); save the file as UTF-8\n";
+  for (std::vector<std::string> args : {std::vector<std::string>{"validate"}, {"show"}, {"show", "--format", "json"},
+                                        {"graph"}, {"apply", "--dry-run"}, {"apply"}, {"status"}}) {
+    args.insert(args.begin() + 1, bad);
+    INFO(args[0] << " " << args.back());
+    Result r = plan_cmd(args, {{"PLAN_STATE_DIR", state}});
+    CHECK(r.code == 2);
+    CHECK(r.err.find(error) == 0);
+  }
+  CHECK_FALSE(fs::exists(state));
+
+  std::string env_plan = t.file("env.yaml", "plan: env\nsteps:\n  - id: a\n    type: exec\n    with: { command: [echo, \"${env.PLAN_BAD}\"] }\n");
+  Result show = plan_cmd({"show", env_plan}, {{"PLAN_STATE_DIR", state}, {"PLAN_BAD", "a\xff"}});
+  CHECK(show.code == 0);
+  CHECK(contains(show.out, "action: echo '${env.PLAN_BAD}'\n"));
+  Result dry = plan_cmd({"apply", env_plan, "--dry-run"}, {{"PLAN_STATE_DIR", state}, {"PLAN_BAD", "a\xff"}});
+  CHECK(dry.code == 1);
+  CHECK(contains(dry.err + dry.out, "environment variable PLAN_BAD is not valid UTF-8 (${env.PLAN_BAD})"));
+
+  Result var = plan_cmd({"show", "examples/hello.yaml", "--var", "who=a\xff"}, {{"PLAN_STATE_DIR", state}});
+  CHECK(var.code == 2);
+  CHECK(var.err == "error: --var who is not valid UTF-8\n");
+}
+
+TEST_CASE("a secrets file that is a folder is refused, not read as empty", "[cli][robust]") {
+  TempDir t("plan-secrets");
+  Result r = plan_cmd({"apply", "examples/hello.yaml", "--dry-run", "--secrets", t.str()});
+  CHECK(r.code == 2);
+  CHECK(r.err == t.str() + ": error: cannot read secrets file: it is a folder\n");
+}
+
+TEST_CASE("an --approve naming no step of the plan is refused before anything runs", "[cli][usage]") {
+  TempDir t("plan-approve");
+  Result r = plan_cmd({"apply", "examples/hello.yaml", "--approve", "gret"}, {{"PLAN_STATE_DIR", t.str("state")}});
+  CHECK(r.code == 2);
+  CHECK(r.err == "error: --approve: no step 'gret' in examples/hello.yaml\n");
+  CHECK_FALSE(fs::exists(t.path / "state"));
+}

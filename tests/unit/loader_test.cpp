@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "plan/interpolate.h"
 #include "plan/loader.h"
 #include "plan/yaml_json.h"
 
@@ -434,4 +435,49 @@ steps:
   CHECK(r.plan.steps[0].on_rollback_failure == Step::OnRollbackFailure::Continue);
   CHECK(r.plan.steps[1].on_rollback_failure == Step::OnRollbackFailure::Stop);
   CHECK(r.plan.steps[2].on_rollback_failure == Step::OnRollbackFailure::Stop);
+}
+
+TEST_CASE("loader: invalid UTF-8 is an error at its byte in the plan and in vars and never a crash later") {
+  CHECK(errors_of("plan: x\nsteps:\n  - id: a\n    type: exec\n    with: { command: [echo, \"ok \xff\"] }\n") ==
+        "5:33: invalid UTF-8 (byte 0xFF); save the file as UTF-8\n");
+  // Overlong, surrogate and truncated sequences too; valid multi-byte text is fine.
+  CHECK(errors_of("plan: \xc0\xaf\nsteps: []\n") == "1:7: invalid UTF-8 (byte 0xC0); save the file as UTF-8\n");
+  CHECK(errors_of("plan: \xed\xa0\x80\nsteps: []\n") == "1:7: invalid UTF-8 (byte 0xED); save the file as UTF-8\n");
+  CHECK(errors_of("plan: x\nsteps: []\ndescription: caf\xc3") == "3:17: invalid UTF-8 (byte 0xC3); save the file as UTF-8\n");
+  CHECK(errors_of("plan: x\ndescription: caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x9a\x80\nsteps: []\n").empty());
+  LoadOptions opts;
+  opts.var_overrides["name"] = "a\xff";
+  CHECK(errors_of(kGood, opts) == "error: --var name is not valid UTF-8\n");
+}
+
+TEST_CASE("loader: a duration beyond the engine's range is an error, not silently no timeout") {
+  const std::string head = "plan: x\nsteps:\n  - id: a\n    type: exec\n    with: { command: [\"true\"] }\n";
+  CHECK(errors_of(head + "    timeout: 99999999999999999999s\n") ==
+        "6:14: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found '99999999999999999999s'\n");
+  CHECK(errors_of(head + "    timeout: 999999999999d\n") ==
+        "6:14: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found '999999999999d'\n");
+  CHECK(errors_of(head + "    timeout: 1e300\n") ==
+        "6:14: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found 1e+300\n");
+  CHECK(errors_of("plan: x\nsteps:\n  - id: w\n    type: wait\n    with: { duration: 18446744073709551616 }\n") ==
+        "5:23: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found 1.8446744073709552e+19\n");
+  CHECK(errors_of(head + "    timeout: 100d\n").empty());
+}
+
+TEST_CASE("loader: an environment variable that is not UTF-8 fails to resolve, it does not crash") {
+  ::setenv("PLAN_TEST_BAD_UTF8", "a\xff", 1);
+  Scope scope;
+  CHECK_THROWS_WITH(resolve(Json("${env.PLAN_TEST_BAD_UTF8}"), scope),
+                    "environment variable PLAN_TEST_BAD_UTF8 is not valid UTF-8 (${env.PLAN_TEST_BAD_UTF8})");
+  ::unsetenv("PLAN_TEST_BAD_UTF8");
+}
+
+TEST_CASE("loader: very long ids and names neither overflow the stack nor take quadratic time") {
+  const std::string id(60000, 'a');
+  std::string yaml = "plan: x\nsteps:\n  - { id: " + id + ", type: exec, with: { command: [\"true\"] } }\n"
+                     "  - { id: b, type: exec, needs: [" + id.substr(1) + "b], timeout: \"" + std::string(60000, '1') +
+                     "\", with: { command: [\"true\"] } }\n";
+  std::string errors = errors_of(yaml);
+  CHECK(errors.find("4:34: unknown step '" + id.substr(1) + "b' in needs\n") != std::string::npos);
+  CHECK(errors.find("4:60046: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found '") !=
+        std::string::npos);
 }
