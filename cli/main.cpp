@@ -151,49 +151,59 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  if (*tunnel) return plan::ssh::cmd_tunnel(tunnel_listen, std::cin, std::cout, std::cerr);
-  std::string bad;
-  if (*validate) {
-    if (!parse_vars(validate_vars, va.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-    return plan::cmd_validate(va, std::cout, std::cerr);
-  }
-  if (*show) {
-    if (!parse_vars(show_vars, sa.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-    return plan::cmd_show(sa, std::cout, std::cerr);
-  }
-  if (*graph) {
-    if (!parse_vars(graph_vars, ga.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-    return plan::cmd_graph(ga, std::cout, std::cerr);
-  }
-  if (*apply) {
-    if (!parse_vars(apply_vars, aa.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-    aa.approve.insert(approve_ids.begin(), approve_ids.end());
-    aa.assume_done.insert(assume_done_ids.begin(), assume_done_ids.end());
-    aa.rerun.insert(rerun_ids.begin(), rerun_ids.end());
-    aa.json = output == "json";
-    aa.fancy = plan::fancy_terminal(STDERR_FILENO);
-    plan::InterruptForwarder interrupts;
-    int code = plan::cmd_apply(aa, std::cout, std::cerr, [&](plan::Runner* r) { interrupts.attach(r); });
-    return code;
-  }
-  if (*unlock) {
-    if (!parse_vars(unlock_vars, ua.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-    return plan::cmd_unlock(ua, std::cout, std::cerr);
-  }
-  if (*status) {
-    if (!parse_vars(status_vars, sta.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-    return plan::cmd_status(sta, std::cout, std::cerr);
-  }
-  for (auto [cmd, a, vars, approve] : {std::tuple{rollback, &ra, &rb_vars, &rb_approve},
-                                       std::tuple{rehearse, &ha, &rh_vars, &rh_approve}}) {
-    if (!*cmd) continue;
-    if (!parse_vars(*vars, a->load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-    a->approve.insert(approve->begin(), approve->end());
-    a->fancy = plan::fancy_terminal(STDERR_FILENO);
-    plan::InterruptForwarder interrupts;
-    auto forward = [&](plan::Runner* r) { interrupts.attach(r); };
-    return cmd == rollback ? plan::cmd_rollback(*a, std::cout, std::cerr, forward)
-                           : plan::cmd_rehearse(*a, std::cout, std::cerr, forward);
+  // Whatever escapes the engine (a bug, a full disk under the journal) ends with a message, not an
+  // abort: unwinding also releases the run lock, which an abort would leave behind.
+  try {
+    if (*tunnel) return plan::ssh::cmd_tunnel(tunnel_listen, std::cin, std::cout, std::cerr);
+    std::string bad;
+    if (*validate) {
+      if (!parse_vars(validate_vars, va.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+      return plan::cmd_validate(va, std::cout, std::cerr);
+    }
+    if (*show) {
+      if (!parse_vars(show_vars, sa.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+      return plan::cmd_show(sa, std::cout, std::cerr);
+    }
+    if (*graph) {
+      if (!parse_vars(graph_vars, ga.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+      return plan::cmd_graph(ga, std::cout, std::cerr);
+    }
+    if (*apply) {
+      if (!parse_vars(apply_vars, aa.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+      aa.approve.insert(approve_ids.begin(), approve_ids.end());
+      aa.assume_done.insert(assume_done_ids.begin(), assume_done_ids.end());
+      aa.rerun.insert(rerun_ids.begin(), rerun_ids.end());
+      aa.json = output == "json";
+      aa.fancy = plan::fancy_terminal(STDERR_FILENO);
+      plan::InterruptForwarder interrupts;
+      int code = plan::cmd_apply(aa, std::cout, std::cerr, [&](plan::Runner* r) { interrupts.attach(r); });
+      return code;
+    }
+    if (*unlock) {
+      if (!parse_vars(unlock_vars, ua.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+      return plan::cmd_unlock(ua, std::cout, std::cerr);
+    }
+    if (*status) {
+      if (!parse_vars(status_vars, sta.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+      return plan::cmd_status(sta, std::cout, std::cerr);
+    }
+    for (auto [cmd, a, vars, approve] : {std::tuple{rollback, &ra, &rb_vars, &rb_approve},
+                                         std::tuple{rehearse, &ha, &rh_vars, &rh_approve}}) {
+      if (!*cmd) continue;
+      if (!parse_vars(*vars, a->load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
+      a->approve.insert(approve->begin(), approve->end());
+      a->fancy = plan::fancy_terminal(STDERR_FILENO);
+      plan::InterruptForwarder interrupts;
+      auto forward = [&](plan::Runner* r) { interrupts.attach(r); };
+      return cmd == rollback ? plan::cmd_rollback(*a, std::cout, std::cerr, forward)
+                             : plan::cmd_rehearse(*a, std::cout, std::cerr, forward);
+    }
+  } catch (const std::exception& e) {
+    std::cout.flush();
+    std::cerr << "error: internal error: " << e.what() << "\n";
+    // A command that may have changed something needs the operator (exit 3); the others are 2.
+    bool changes = (*apply && !aa.dry_run) || *rollback || *rehearse;
+    return changes ? 3 : 2;
   }
   std::cerr << app.help();
   return 2;

@@ -57,6 +57,24 @@ void write_all(int fd, const std::string& data, const std::string& path) {
   }
 }
 
+// Appends the bytes of `path` from `from` on to `path`.torn (best effort: the cut goes ahead).
+void save_tail(const std::string& path, size_t from) {
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(from));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string tail = ss.str();
+  if (tail.empty()) return;
+  int fd = ::open((path + ".torn").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  try {
+    write_all(fd, tail, path + ".torn");
+  } catch (const std::exception&) {
+  }
+  ::fdatasync(fd);
+  ::close(fd);
+}
+
 // Decodes one line; nullopt when its checksum or JSON is bad.
 std::optional<Json> decode_line(const std::string& line) {
   if (line.size() < 10 || line[8] != ' ') return std::nullopt;
@@ -74,6 +92,30 @@ std::optional<Json> decode_line(const std::string& line) {
   Json j = Json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   return j;
+}
+
+// What is wrong with the shape of a record whose checksum holds ("" when nothing): the fields
+// the engine reads must have their types, or reading them would throw.
+std::string malformed(const Json& r) {
+  auto it = r.find("type");
+  if (it == r.end() || !it->is_string()) return "it has no 'type' text";
+  for (const char* k : {"step", "run", "kind", "plan_hash", "status", "message"})
+    if (auto f = r.find(k); f != r.end() && !f->is_string()) return std::string("'") + k + "' is not text";
+  for (const char* k : {"t", "attempt", "attempts", "version"})
+    if (auto f = r.find(k); f != r.end() && !f->is_number_integer()) return std::string("'") + k + "' is not an integer";
+  if (auto f = r.find("continues"); f != r.end() && !f->is_boolean()) return "'continues' is not true or false";
+  if (auto f = r.find("step_hashes"); f != r.end() && !f->is_object()) return "'step_hashes' is not a map";
+  return "";
+}
+
+// Fields of a record that passed malformed(); defaults where absent.
+std::string text_of(const Json& r, const char* key) {
+  auto it = r.find(key);
+  return it != r.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+long long int_of(const Json& r, const char* key, long long fallback) {
+  auto it = r.find(key);
+  return it != r.end() && it->is_number_integer() ? it->get<long long>() : fallback;
 }
 
 }  // namespace
@@ -96,6 +138,9 @@ JournalWriter::JournalWriter(const std::string& path) : path_(path) {
   }
   struct stat st {};
   if (::fstat(fd_, &st) == 0 && static_cast<size_t>(st.st_size) > existing.valid_bytes) {
+    // The cut bytes are kept beside the journal: a torn line is most likely a crash, but if it
+    // was something else, nothing is lost.
+    save_tail(path, existing.valid_bytes);
     if (::ftruncate(fd_, static_cast<off_t>(existing.valid_bytes)) != 0) {
       int err = errno;
       ::close(fd_);
@@ -175,14 +220,20 @@ JournalReadResult parse_journal(const std::string& bytes) {
                 " is corrupt and valid records follow it; the journal was damaged, not torn by a crash";
       return r;
     }
+    if (std::string why = malformed(*rec); !why.empty()) {
+      // Its checksum holds: it was written so, not torn by a crash.
+      r.error = "journal line " + std::to_string(line_no) + " holds a malformed record (" + why +
+                "); the journal was edited or damaged";
+      return r;
+    }
     if (!header_seen) {
       header_seen = true;
       r.valid_bytes = pos;
-      if (rec->value("type", "") != "journal") {
+      if (text_of(*rec, "type") != "journal") {
         r.error = "not a plan journal (line 1 has no journal header)";
         return r;
       }
-      int version = rec->value("version", 0);
+      long long version = int_of(*rec, "version", 0);
       if (version != kJournalVersion) {
         r.error = "journal version " + std::to_string(version) + " is not supported (this plan reads version " +
                   std::to_string(kJournalVersion) + ")";
@@ -211,8 +262,23 @@ JournalReadResult parse_journal(const std::string& bytes) {
 }
 
 JournalReadResult read_journal(const std::string& path) {
+  JournalReadResult failed;
+  failed.exists = true;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return {};  // no journal (or no state folder) yet
+    failed.error = std::string("cannot read it: ") + std::strerror(errno);
+    return failed;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    failed.error = "it is a folder, not a journal file";
+    return failed;
+  }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
+  if (!in) {
+    failed.error = std::string("cannot read it: ") + std::strerror(errno);
+    return failed;
+  }
   std::stringstream ss;
   ss << in.rdbuf();
   return parse_journal(ss.str());
@@ -223,7 +289,7 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
   size_t start = records.size();
   for (size_t i = records.size(); i-- > 0;) {
     const Json& r = records[i];
-    if (r.value("type", "") == "run_started" && !r.value("continues", false)) {
+    if (text_of(r, "type") == "run_started" && !(r.contains("continues") && r["continues"].is_boolean() && r["continues"].get<bool>())) {
       start = i;
       break;
     }
@@ -233,14 +299,14 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
   JournalRun run;
   for (size_t i = start; i < records.size(); ++i) {
     const Json& r = records[i];
-    std::string type = r.value("type", "");
-    long long t = r.value("t", 0LL);
-    std::string id = r.value("step", "");
+    std::string type = text_of(r, "type");
+    long long t = int_of(r, "t", 0);
+    std::string id = text_of(r, "step");
     if (type == "run_started") {
       ++run.runs;
-      run.run_id = r.value("run", "");
-      run.kind = r.value("kind", "apply");
-      run.plan_hash = r.value("plan_hash", "");
+      run.run_id = text_of(r, "run");
+      run.kind = r.contains("kind") ? text_of(r, "kind") : "apply";
+      run.plan_hash = text_of(r, "plan_hash");
       run.status.clear();
       if (run.runs == 1) run.started_ms = t;
       if (r.contains("step_hashes") && r["step_hashes"].is_object())
@@ -249,7 +315,7 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
       continue;
     }
     if (type == "run_finished") {
-      run.status = r.value("status", "");
+      run.status = text_of(r, "status");
       run.finished_ms = t;
       continue;
     }
@@ -259,7 +325,7 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
     if (it != run.step_hashes.end()) s.hash = it->second;
     if (type == "step_started") {
       s.state = "running";
-      s.attempts = r.value("attempt", s.attempts + 1);
+      s.attempts = static_cast<int>(int_of(r, "attempt", s.attempts + 1));
       if (s.attempts <= 1 || s.started_ms == 0) s.started_ms = t;
     } else if (type == "step_succeeded") {
       s.state = "succeeded";
@@ -269,14 +335,14 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
     } else if (type == "step_failed") {
       s.state = "failed";
       s.finished_ms = t;
-      s.message = r.value("message", "");
+      s.message = text_of(r, "message");
     } else if (type == "step_skipped") {
       s.state = "skipped";
       s.finished_ms = t;
-      s.message = r.value("message", "");
+      s.message = text_of(r, "message");
     } else if (type == "step_unknown") {
       s.state = "unknown";
-      s.message = r.value("message", "");
+      s.message = text_of(r, "message");
     } else if (type == "rollback_started") {
       s.state = "rolling_back";
     } else if (type == "rollback_done") {
@@ -284,7 +350,7 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
       std::erase(run.completion_order, id);
     } else if (type == "rollback_failed") {
       s.state = "rollback_failed";
-      s.message = r.value("message", "");
+      s.message = text_of(r, "message");
     }
   }
   return run;

@@ -26,7 +26,8 @@ class JournalWriter {
  public:
   /// Opens (creating with mode 0600, and writing the version header if empty) or throws
   /// std::runtime_error naming the path and the cause. A torn tail left by a crash is cut off
-  /// first, so that new records never join a partial line.
+  /// first, so that new records never join a partial line; the cut bytes are appended to
+  /// `path`.torn, so that nothing is lost if they were something else.
   explicit JournalWriter(const std::string& path);
   ~JournalWriter();
   JournalWriter(const JournalWriter&) = delete;
@@ -57,7 +58,8 @@ struct JournalReadResult {
   size_t valid_bytes = 0;             // length of the prefix made of whole, valid lines
 };
 
-/// Reads a whole journal. Never throws; never crashes on any byte sequence.
+/// Reads a whole journal (`exists` false when there is none). Never throws; never crashes on any
+/// byte sequence. A folder or an unreadable file in its place is an error, never "no run".
 JournalReadResult read_journal(const std::string& path);
 /// Same, from bytes (tests feed every truncated length).
 JournalReadResult parse_journal(const std::string& bytes);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -40,6 +41,7 @@ std::string utc_now() {
 }  // namespace
 
 std::string LockHolder::describe() const {
+  if (host == "?") return "an unknown holder (the lock file is empty or unreadable: torn while being taken, or damaged)";
   std::string s = "pid " + std::to_string(pid) + " on host " + host + " (user " + user + ") since " + since;
   if (!command.empty()) s += ": " + command;
   return s;
@@ -53,11 +55,19 @@ std::optional<LockHolder> read_lock(const std::string& path) {
   LockHolder h;
   nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
   if (j.is_object()) {
-    h.pid = j.value("pid", 0L);
-    h.host = j.value("host", "");
-    h.user = j.value("user", "");
-    h.since = j.value("since", "");
-    h.command = j.value("command", "");
+    // Any field may hold anything in a damaged file: a wrong type reads as absent, never throws.
+    auto text = [&j](const char* k) {
+      auto it = j.find(k);
+      return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    auto pid = j.find("pid");
+    // Out of pid_t's range is no process; a cast would name another one (or the process group).
+    if (pid != j.end() && pid->is_number_integer() && pid->get<long long>() > 0 && pid->get<long long>() <= INT_MAX)
+      h.pid = pid->get<long>();
+    h.host = text("host");
+    h.user = text("user");
+    h.since = text("since");
+    h.command = text("command");
   } else {
     h.host = "?";  // a lock torn while being written: still a lock, of unknown holder
   }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "harness.h"
+#include "state/journal.h"
 
 namespace {
 
@@ -302,4 +303,51 @@ TEST_CASE("a second SIGINT records the running step as unknown, then resume asks
   Result done = plan_in(t, {"apply", "si.yaml", "--resume", "--assume-done", "slow"});
   CHECK(done.code == 0);
   CHECK(read(t.path / "fx") == "after\n");
+}
+
+TEST_CASE("a journal record with a valid checksum but fields of the wrong type is refused by line and the lock is released", "[journal][corrupt]") {
+  TempDir t;
+  write(t.path / "three.yaml", three_steps());
+  write(t.path / "ok", "");
+  REQUIRE(plan_in(t, {"apply", "three.yaml"}).code == 0);
+  fs::path journal = t.path / "state" / "three" / "journal.jsonl";
+  std::string text = R"({"type":"step_started","step":5,"attempt":"x"})";
+  char crc[9];
+  std::snprintf(crc, sizeof crc, "%08x", plan::crc32(text));
+  std::string damaged = read(journal) + crc + " " + text + "\n";
+  write(journal, damaged);
+  const std::string message = "error: journal " + t.str("state") + "/three/journal.jsonl: journal line 10 holds a "
+                              "malformed record ('step' is not text); the journal was edited or damaged\n";
+  for (std::vector<std::string> args : {std::vector<std::string>{"status", "three.yaml"},
+                                        {"apply", "three.yaml"},
+                                        {"apply", "three.yaml", "--resume"},
+                                        {"apply", "three.yaml", "--dry-run"},
+                                        {"rollback", "three.yaml"}}) {
+    INFO(args[0] << " " << args.back());
+    Result r = plan_in(t, args);
+    CHECK(r.code == 2);  // not an abort, and not 4: no lock was left behind by an earlier command
+    CHECK(r.err == message);
+  }
+  CHECK(read(journal) == damaged);
+  CHECK_FALSE(fs::exists(t.path / "state" / "three" / "lock"));
+}
+
+TEST_CASE("a lock file with fields of the wrong type still locks and names no process", "[journal][lock]") {
+  TempDir t;
+  write(t.path / "three.yaml", three_steps());
+  fs::create_directories(t.path / "state" / "three");
+  write(t.path / "state" / "three" / "lock", R"({"pid":"x","host":7})");
+  Result s = plan_in(t, {"status", "three.yaml"});
+  CHECK(s.code == 0);
+  CHECK(contains(s.out, "lock: held by pid 0 on host  (user ) since \n"));
+  Result a = plan_in(t, {"apply", "three.yaml"});
+  CHECK(a.code == 4);
+  CHECK(contains(a.err, "error: locked by another run: pid 0 on host "));
+  write(t.path / "state" / "three" / "lock", "");
+  Result u = plan_in(t, {"unlock", "three.yaml"});
+  CHECK(u.code == 4);
+  CHECK(u.err == "error: the lock is held by an unknown holder (the lock file is empty or unreadable: torn while being "
+                 "taken, or damaged), which may still be running; stop it first, or use --force if you are sure it is gone\n");
+  CHECK(plan_in(t, {"unlock", "three.yaml", "--force"}).code == 0);
+  CHECK_FALSE(fs::exists(t.path / "state" / "three" / "lock"));
 }

@@ -206,3 +206,89 @@ TEST_CASE("a second lock names the holder - a dead holder's lock is reported sta
   CHECK(err.find("stale lock: held by pid 999999999") == 0);
   CHECK(err.find("but that process is gone; if no other run is active, clear it with: plan unlock x.yaml") != std::string::npos);
 }
+
+namespace {
+
+// A journal line as the writer makes it: "<crc32> <json>\n".
+std::string checked_line(const std::string& text) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", plan::crc32(text));
+  return std::string(buf) + " " + text + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("a record whose checksum holds but whose fields have the wrong types is refused and never thrown") {
+  const std::string header = checked_line(R"({"type":"journal","version":1})");
+  const std::string started = checked_line(R"({"type":"run_started","run":"r1","step_hashes":{}})");
+  for (const std::string& bad : {std::string(R"({"type":"step_started","step":5})"),
+                                 std::string(R"({"type":7})"),
+                                 std::string(R"({"type":"step_failed","step":"a","t":"noon"})"),
+                                 std::string(R"({"type":"run_started","continues":"yes"})"),
+                                 std::string(R"({"type":"run_started","step_hashes":[1]})")}) {
+    INFO(bad);
+    plan::JournalReadResult r;
+    REQUIRE_NOTHROW(r = plan::parse_journal(header + started + checked_line(bad)));
+    CHECK(r.error.find("journal line 3 holds a malformed record (") == 0);
+    CHECK(r.error.find("); the journal was edited or damaged") != std::string::npos);
+  }
+  CHECK(plan::parse_journal(header + checked_line(R"({"type":"step_started","step":5})")).error ==
+        "journal line 2 holds a malformed record ('step' is not text); the journal was edited or damaged");
+  CHECK(plan::parse_journal(checked_line(R"({"type":"journal","version":"1"})")).error ==
+        "journal line 1 holds a malformed record ('version' is not an integer); the journal was edited or damaged");
+  // Folding records that never went through the reader does not throw either.
+  std::vector<Json> records = {Json::parse(R"({"type":"run_started","run":5,"kind":1,"continues":"no"})"),
+                               Json::parse(R"({"type":"step_started","step":"a","attempt":"x","t":"y"})"),
+                               Json::parse(R"({"type":"run_finished","status":3})")};
+  std::optional<plan::JournalRun> run;
+  REQUIRE_NOTHROW(run = plan::current_campaign(records));
+  REQUIRE(run);
+  CHECK(run->steps["a"].state == "running");
+}
+
+TEST_CASE("the torn tail cut by the writer is kept beside the journal") {
+  TempDir dir;
+  auto path = (dir.path / "j.jsonl").string();
+  {
+    plan::JournalWriter w(path);
+    w.append({{"type", "run_started"}, {"run", "r1"}});
+  }
+  std::string full = slurp(path);
+  spit(path, full + "0123abcd {\"type\":\"step_sta");
+  {
+    plan::JournalWriter w(path);
+    w.append({{"type", "step_started"}, {"step", "b"}});
+  }
+  CHECK(slurp(path + ".torn") == "0123abcd {\"type\":\"step_sta");
+  auto r = plan::read_journal(path);
+  CHECK(r.error.empty());
+  CHECK(r.records.size() == 2);
+}
+
+TEST_CASE("a damaged lock file reads as a lock of unknown holder and never throws") {
+  TempDir dir;
+  auto path = (dir.path / "lock").string();
+  for (const std::string& text : {std::string(R"({"pid":"x","host":5})"), std::string(R"({"pid":99999999999999999999})"),
+                                  std::string(R"({"pid":-7,"user":[]})")}) {
+    INFO(text);
+    spit(path, text);
+    std::optional<plan::LockHolder> h;
+    REQUIRE_NOTHROW(h = plan::read_lock(path));
+    REQUIRE(h);
+    CHECK(h->pid == 0);  // no process: never one another cast would name
+  }
+  spit(path, "garbage");
+  std::string err;
+  CHECK(!plan::RunLock::acquire(path, "plan apply x.yaml", "plan unlock x.yaml", &err));
+  CHECK(err == "locked by another run: an unknown holder (the lock file is empty or unreadable: torn while being "
+               "taken, or damaged) (if it is gone, clear it with: plan unlock x.yaml)");
+}
+
+TEST_CASE("a folder in the journal's place is an error, not an empty journal") {
+  TempDir dir;
+  fs::create_directories(dir.path / "journal.jsonl");
+  auto r = plan::read_journal((dir.path / "journal.jsonl").string());
+  CHECK(r.error == "it is a folder, not a journal file");
+  CHECK(plan::read_journal((dir.path / "none.jsonl").string()).exists == false);
+  CHECK(plan::read_journal((dir.path / "none.jsonl").string()).error.empty());
+}
