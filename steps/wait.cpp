@@ -14,6 +14,8 @@ namespace {
 constexpr Millis kDefaultInterval{1000};
 constexpr Millis kDefaultTimeout{300000};
 constexpr long long kSliceMs = 50;
+// How long past the wait's own limit the last look at the checks may take.
+constexpr Millis kLastLook{1000};
 
 /// Sleeps until `until` in short slices. False when cancelled first.
 bool sleep_until(Clock::time_point until, const CancelToken& cancel) {
@@ -115,14 +117,18 @@ class WaitStep : public StepType {
                           Millis timeout) {
     auto start = Clock::now();
     Deadline until{std::min(ctx.deadline.at, start + timeout)};
+    // Each check bounds itself by its own timeout (a redis check waits 30s for a reply by
+    // default); the wait's limit bounds it too, or a server that never answers holds the wait
+    // that long past its timeout. The last look, at the limit, still gets a moment.
+    Deadline checks_until{until.at == Clock::time_point::max() ? until.at
+                                                                : std::min(ctx.deadline.at, until.at + kLastLook)};
     std::string last_seen;
     int rounds = 0;
     for (;;) {
       ++rounds;
       std::string failure;
       for (const auto& c : checks) {
-        // Each check bounds itself by its own timeout; only the step's deadline is imposed.
-        CheckResult r = run_check(c.type, c.params, ctx.hosts, ctx.deadline, ctx.cancel);
+        CheckResult r = run_check(c.type, c.params, ctx.hosts, checks_until, ctx.cancel);
         if (!r.ok) {
           failure = "check " + describe_check(c) + ": expected " + r.expected + ", saw " + r.seen;
           if (r.permanent) return StepOutcome::fail(FailureKind::Error, failure);

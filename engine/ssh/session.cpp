@@ -152,7 +152,7 @@ Target target_from_json(const std::string& host_name, const Json& ssh) {
   return t;
 }
 
-std::unique_ptr<Session> Session::connect(const Target& target) {
+std::unique_ptr<Session> Session::connect(const Target& target, Deadline deadline, const CancelToken* cancel) {
   std::unique_ptr<Session> self(new Session(target));
   const std::string who = "host '" + target.host_name + "' (" + target.label() + "): ";
   auto fail = [&](const std::string& why) { return SshError(who + why); };
@@ -175,13 +175,28 @@ std::unique_ptr<Session> Session::connect(const Target& target) {
       ssh_options_set(s, SSH_OPTIONS_TIMEOUT_USEC, &usecs) != SSH_OK)
     throw fail(std::string("invalid connection options: ") + ssh_get_error(s));
 
-  const auto started = std::chrono::steady_clock::now();
-  if (ssh_connect(s) != SSH_OK) {
-    if (std::chrono::steady_clock::now() - started >= target.connect_timeout)
-      throw fail("cannot connect: no answer within " + format_duration(target.connect_timeout) +
-                 " (" + ssh_get_error(s) + ")");
-    throw fail(std::string("cannot connect: ") + ssh_get_error(s));
+  // Non-blocking, in short slices: a blocking ssh_connect would hold the step past its deadline
+  // and past Ctrl-C for the whole connect_timeout. libssh applies no timeout of its own here.
+  const auto started = Clock::now();
+  const Deadline until{std::min(deadline.at, started + target.connect_timeout)};
+  const std::string no_answer = deadline.at < started + target.connect_timeout
+                                    ? "no answer before the deadline"
+                                    : "no answer within " + format_duration(target.connect_timeout);
+  ssh_set_blocking(s, 0);
+  int connected = SSH_AGAIN;
+  while ((connected = ssh_connect(s)) == SSH_AGAIN) {
+    if (cancel && cancel->cancelled()) throw fail("cannot connect: cancelled");
+    if (until.expired()) throw fail("cannot connect: " + no_answer);
+    // The fd is readable when the server speaks; a TCP connect in progress (writable) is
+    // picked up by the next ssh_connect after the slice.
+    pollfd pfd{ssh_get_fd(s), POLLIN, 0};
+    if (pfd.fd >= 0)
+      ::poll(&pfd, 1, static_cast<int>(until.remaining_ms(20)));
+    else
+      ::poll(nullptr, 0, static_cast<int>(until.remaining_ms(20)));
   }
+  ssh_set_blocking(s, 1);
+  if (connected != SSH_OK) throw fail(std::string("cannot connect: ") + ssh_get_error(s));
 
   // Verify the host before anything secret is sent.
   switch (ssh_session_is_known_server(s)) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "plan/model.h"
+#include "run/cancel.h"
 
 namespace plan::ssh {
 
@@ -44,8 +45,11 @@ struct SshError : std::runtime_error {
 class Session {
  public:
   /// Connects, verifies the host key against known_hosts (accept-new records an unknown key), and
-  /// authenticates (identity file with passphrase, then agent). Throws SshError.
-  static std::unique_ptr<Session> connect(const Target& target);
+  /// authenticates (identity file with passphrase, then agent). Throws SshError. The TCP connect
+  /// and the SSH handshake end at connect_timeout, at `deadline` (the step's) or when `cancel`
+  /// is set, whichever comes first: a server that accepts and never speaks holds nobody longer.
+  static std::unique_ptr<Session> connect(const Target& target, Deadline deadline = Deadline::none(),
+                                          const CancelToken* cancel = nullptr);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;

@@ -132,7 +132,7 @@ class SshHost : public HostConnection {
 
  private:
   /// The live connection, connecting (again) when there is none. Throws SshError.
-  std::shared_ptr<Conn> connection();
+  std::shared_ptr<Conn> connection(Deadline deadline = Deadline::none(), const CancelToken* cancel = nullptr);
   /// Marks `c` dropped and builds the error; hold c.mu().
   SshError lost(Conn& c, const std::string& during) {
     c.broken = true;
@@ -159,7 +159,7 @@ class SshHost : public HostConnection {
   int slots_used_ = 0;
 };
 
-std::shared_ptr<Conn> SshHost::connection() {
+std::shared_ptr<Conn> SshHost::connection(Deadline deadline, const CancelToken* cancel) {
   std::lock_guard<std::mutex> lock(conn_mu_);
   if (conn_ && !conn_->broken) {
     std::lock_guard<std::mutex> s(conn_->mu());
@@ -167,7 +167,7 @@ std::shared_ptr<Conn> SshHost::connection() {
     conn_->broken = true;
   }
   auto c = std::make_shared<Conn>();
-  c->session = Session::connect(target_);
+  c->session = Session::connect(target_, deadline, cancel);
   conn_ = c;
   return c;
 }
@@ -232,7 +232,18 @@ CommandResult SshHost::run(const CommandSpec& spec, Deadline deadline, const Can
     ~SlotGuard() { h->release_slot(); }
   } slot_guard{this};
 
-  std::shared_ptr<Conn> c = connection();
+  std::shared_ptr<Conn> c;
+  try {
+    c = connection(deadline, &cancel);
+  } catch (const SshError& e) {
+    if (!cancel.cancelled()) throw;
+    // Ctrl-C during the connect: a cancelled command (as above), so the run ends as interrupted.
+    r.started = true;
+    r.cancelled = true;
+    r.err = e.what();
+    r.duration_ms = now_ms() - start;
+    return r;
+  }
   ssh_session s = c->native();
   const std::string during = "while running '" + spec.argv[0] + "'";
 

@@ -33,6 +33,10 @@ std::string clean_error(const char* msg) {
     if (first.rfind(prefix, 0) == 0) first = first.substr(std::strlen(prefix));
   while (!first.empty() && std::isspace(static_cast<unsigned char>(first.back()))) first.pop_back();
   if (first.empty()) first = "unknown error";
+  // libpq shows the byte it did not expect with %c: a NUL from a server that does not speak
+  // PostgreSQL's protocol ends the message right there ("...but received").
+  if (first.back() == ':' || (first.size() >= 8 && first.compare(first.size() - 8, 8, "received") == 0))
+    first += " a NUL byte (not a PostgreSQL server?)";
   if (first.size() > 1 && std::isupper(static_cast<unsigned char>(first[0])) &&
       std::islower(static_cast<unsigned char>(first[1])))
     first[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(first[0])));
@@ -218,7 +222,7 @@ Connection::Connection(Deadline deadline, const CancelToken& cancel)
 
 Connection::~Connection() = default;
 
-bool Connection::wait_socket(bool for_write, std::string* error) {
+bool Connection::wait_socket(bool for_write, std::string* error, bool* ready) {
   int fd = PQsocket(impl_->conn);
   if (fd < 0) {
     *error = "no socket";
@@ -230,6 +234,7 @@ bool Connection::wait_socket(bool for_write, std::string* error) {
     *error = std::strerror(errno);
     return false;
   }
+  if (ready) *ready = rc > 0;
   return true;
 }
 
@@ -296,11 +301,12 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
       return nullptr;
     }
     std::string err;
-    if (!conn->wait_socket(st == PGRES_POLLING_WRITING, &err)) {
+    bool ready = false;
+    if (!conn->wait_socket(st == PGRES_POLLING_WRITING, &err, &ready)) {
       *error = conn->where_ + ": " + err;
       return nullptr;
     }
-    st = PQconnectPoll(pc);
+    if (ready) st = PQconnectPoll(pc);
   }
   conn->deadline_ = saved;
   PQsetnonblocking(pc, 1);

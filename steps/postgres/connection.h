@@ -104,7 +104,10 @@ class Connection {
  private:
   struct Impl;
   Connection(Deadline deadline, const CancelToken& cancel);
-  bool wait_socket(bool for_write, std::string* error);
+  /// Waits one slice for the socket; false on a poll error. `ready` (when given) says whether the
+  /// socket became readable/writable: PQconnectPoll must only be called then, or libpq takes a
+  /// connect still in progress for done and blocks in its own poll without a timeout.
+  bool wait_socket(bool for_write, std::string* error, bool* ready = nullptr);
   std::unique_ptr<Impl> impl_;
   Deadline deadline_;
   const CancelToken& cancel_;
