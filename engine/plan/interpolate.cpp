@@ -311,9 +311,14 @@ std::map<std::string, std::string> load_secrets(const std::string& secrets_file,
   if (!in || std::filesystem::is_directory(secrets_file, ec))
     return fail(secrets_file + ": error: cannot read secrets file" +
                 (in ? ": it is a folder" : ": " + std::string(std::strerror(errno))));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  // Capped: /dev/zero, or a pipe that never ends, must not exhaust memory (a pipe stays allowed:
+  // --secrets <(pass show x)).
+  std::string text;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (text.size() > (32u << 20)) return fail(secrets_file + ": error: secrets file is larger than 32 MiB");
+  }
   std::vector<Diagnostic> diags;
   YamlDoc doc = parse_yaml(text, diags);
   if (!diags.empty()) {

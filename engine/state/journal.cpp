@@ -274,6 +274,10 @@ JournalReadResult read_journal(const std::string& path) {
     failed.error = "it is a folder, not a journal file";
     return failed;
   }
+  if (!S_ISREG(st.st_mode)) {  // a device or a pipe would be read forever
+    failed.error = "it is not a regular file";
+    return failed;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     failed.error = std::string("cannot read it: ") + std::strerror(errno);

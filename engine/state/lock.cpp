@@ -50,10 +50,12 @@ std::string LockHolder::describe() const {
 std::optional<LockHolder> read_lock(const std::string& path) {
   std::ifstream in(path);
   if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
+  // A lock is one short line; reading at most 64 KiB keeps a lock that is /dev/zero finite.
+  std::string content(65536, '\0');
+  in.read(content.data(), static_cast<std::streamsize>(content.size()));
+  content.resize(static_cast<size_t>(in.gcount()));
   LockHolder h;
-  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  nlohmann::json j = nlohmann::json::parse(content, nullptr, false);
   if (j.is_object()) {
     // Any field may hold anything in a damaged file: a wrong type reads as absent, never throws.
     auto text = [&j](const char* k) {

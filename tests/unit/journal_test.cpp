@@ -292,3 +292,13 @@ TEST_CASE("a folder in the journal's place is an error, not an empty journal") {
   CHECK(plan::read_journal((dir.path / "none.jsonl").string()).exists == false);
   CHECK(plan::read_journal((dir.path / "none.jsonl").string()).error.empty());
 }
+
+TEST_CASE("a journal or lock that is an endless device is refused or read short and never read forever") {
+  TempDir dir;
+  fs::create_symlink("/dev/zero", dir.path / "journal.jsonl");
+  CHECK(plan::read_journal((dir.path / "journal.jsonl").string()).error == "it is not a regular file");
+  fs::create_symlink("/dev/zero", dir.path / "lock");
+  std::optional<plan::LockHolder> h = plan::read_lock((dir.path / "lock").string());
+  REQUIRE(h);
+  CHECK(h->host == "?");
+}

@@ -481,3 +481,9 @@ TEST_CASE("loader: very long ids and names neither overflow the stack nor take q
   CHECK(errors.find("4:60046: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found '") !=
         std::string::npos);
 }
+
+TEST_CASE("loader: a secrets file that never ends is refused at 32 MiB") {
+  std::string error;
+  load_secrets("/dev/zero", &error);
+  CHECK(error == "/dev/zero: error: secrets file is larger than 32 MiB");
+}
