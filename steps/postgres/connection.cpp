@@ -283,7 +283,8 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
     return nullptr;
   }
   const Deadline saved = conn->deadline_;
-  conn->deadline_ = Deadline{std::min(deadline.at, Clock::now() + c.connect_timeout)};
+  const auto saved_start = Clock::now();
+  conn->deadline_ = Deadline{std::min(deadline.at, saved_start + c.connect_timeout)};
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   while (st != PGRES_POLLING_OK) {
     if (st == PGRES_POLLING_FAILED) {
@@ -297,7 +298,10 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
     }
     if (conn->deadline_.expired()) {
       set_failure(deadline.expired() ? Failure::Timeout : Failure::Error);
-      *error = conn->where_ + ": no connection within " + format_duration(c.connect_timeout);
+      // Say which limit ran out: a wait's or step's deadline may come before connect_timeout.
+      *error = conn->where_ + (deadline.at < saved_start + c.connect_timeout
+                                   ? std::string(": no connection before the deadline")
+                                   : ": no connection within " + format_duration(c.connect_timeout));
       return nullptr;
     }
     std::string err;

@@ -245,14 +245,16 @@ std::unique_ptr<Connection> Connection::open(const Endpoint& e, Deadline deadlin
     return nullptr;
   }
   // Wait for the non-blocking connect within connect_timeout (and the caller's deadline).
-  Deadline until{std::min(deadline.at, Clock::now() + e.connect_timeout)};
+  const Clock::time_point own = Clock::now() + e.connect_timeout;
+  Deadline until{std::min(deadline.at, own)};
   for (;;) {
     if (cancel.cancelled()) {
       *error = where + "cancelled while connecting";
       return nullptr;
     }
     if (until.expired()) {
-      *error = where + "no connection within " + format_duration(e.connect_timeout);
+      *error = where + (own <= deadline.at ? "no connection within " + format_duration(e.connect_timeout)
+                                           : std::string("no connection before the deadline"));
       return nullptr;
     }
     pollfd pfd{ctx->fd, POLLOUT, 0};

@@ -145,11 +145,39 @@ TEST_CASE("postgres check in a wait against an address whose connect never compl
                    "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      interval: 500ms\n      timeout: 3s\n"
                    "      until:\n        - postgres: { conninfo: \"host=127.0.0.28 port=" +
                        std::to_string(syn.port) +
-                       " dbname=x user=u\", password: \"${secret.pw}\", query: \"select 1\", connect_timeout: 1s }\n");
+                       " dbname=x user=u\", password: \"${secret.pw}\", query: \"select 1\", connect_timeout: 500ms }\n");
   CHECK(r.code == 1);
   CHECK(contains(r.out, "gave up after 3s: check postgres " + syn.where() + "/x"));
-  CHECK(contains(r.out, syn.where() + "/x: no connection within 1s"));
+  CHECK(contains(r.out, syn.where() + "/x: no connection within 500ms"));
   CHECK_FALSE(contains(r.out + r.err, kSecret));
+}
+
+TEST_CASE("a postgres check cut by the wait's timeout says the deadline ended it and not its connect_timeout",
+          "[faults]") {
+  FaultListener syn("127.0.0.28", FaultListener::FullQueue);
+  TempDir dir("plan-faults");
+  Result r = apply_plan(dir,
+                        "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      interval: 500ms\n      timeout: 2s\n"
+                        "      until:\n        - postgres: { conninfo: \"host=127.0.0.28 port=" +
+                            std::to_string(syn.port) + " dbname=x user=u\", query: \"select 1\", connect_timeout: 30s }\n");
+  CHECK(r.code == 1);
+  CHECK(contains(r.out, "gave up after 2s: check postgres " + syn.where() + "/x"));
+  CHECK(contains(r.out, syn.where() + "/x: no connection before the deadline"));
+  CHECK_FALSE(contains(r.out, "within 30s"));
+}
+
+TEST_CASE("a redis check cut by the wait's timeout says the deadline ended it and not its connect_timeout",
+          "[faults]") {
+  FaultListener syn("127.0.0.28", FaultListener::FullQueue);
+  TempDir dir("plan-faults");
+  Result r = apply_plan(dir,
+                        "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      interval: 500ms\n      timeout: 2s\n"
+                        "      until:\n        - redis: { host: 127.0.0.28, port: " +
+                            std::to_string(syn.port) + ", command: [PING], connect_timeout: 30s }\n");
+  CHECK(r.code == 1);
+  CHECK(contains(r.out, "gave up after 2s: check redis " + syn.where() + " PING answers"));
+  CHECK(contains(r.out, "saw " + syn.where() + ": no connection before the deadline"));
+  CHECK_FALSE(contains(r.out, "within 30s"));
 }
 
 TEST_CASE("a wait until a redis check against a server that never answers gives up at the wait's timeout",
