@@ -133,6 +133,11 @@ int main(int argc, char** argv) {
   unlock->add_option("--var", unlock_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
   unlock->add_option("--vars", ua.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
 
+  std::string schema_format = "json";
+  auto* schema = app.add_subcommand("schema", "The JSON schema of plan files, or the step and check reference");
+  schema->add_option("--format", schema_format, "json (schemas/plan.schema.json) or markdown (the reference)")
+      ->check(CLI::IsMember({"json", "markdown"}));
+
   // Hidden: the ssh.tunnel supervisor, started detached by the step with its spec on stdin.
   std::string tunnel_listen;
   auto* tunnel = app.add_subcommand("__tunnel", "")->group("");
@@ -156,6 +161,7 @@ int main(int argc, char** argv) {
   try {
     if (*tunnel) return plan::ssh::cmd_tunnel(tunnel_listen, std::cin, std::cout, std::cerr);
     std::string bad;
+    if (*schema) return plan::cmd_schema(schema_format, std::cout);
     if (*validate) {
       if (!parse_vars(validate_vars, va.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
       return plan::cmd_validate(va, std::cout, std::cerr);

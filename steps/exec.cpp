@@ -26,8 +26,10 @@ ExecParams parse(const Json& p) {
   ExecParams e;
   e.argv = params::command_argv(p);
   e.shell = p.contains("shell");
-  if (p.contains("env") && p["env"].is_object())
+  if (p.contains("env") && !p["env"].is_null()) {
+    if (!p["env"].is_object()) throw params::BadParam("'env' must be a map of NAME: value", "env");
     for (const auto& [k, v] : p["env"].items()) e.env[k] = params::text(v);
+  }
   e.cwd = params::text(p, "cwd", "");
   e.exit_codes = params::int_list(p, "exit_codes", {0});
   if (p.contains("stdin") && !p["stdin"].is_null()) e.stdin_data = params::text(p["stdin"]);
@@ -38,6 +40,45 @@ ExecParams parse(const Json& p) {
   }
   return e;
 }
+
+const ParamTable kTable{
+    .title = "exec parameters",
+    .description = "Run one command on the step's host: an argv list without a shell, or an explicit "
+                   "shell line. It fails when the exit status is not one of exit_codes.",
+    .params =
+        {
+            {.name = "command",
+             .kind = ParamKind::Argv,
+             .description = "The program and its arguments, run without a shell.",
+             .example = Json::array({"pg_dump", "-Fc", "botbot"})},
+            {.name = "shell",
+             .description = "A command line for /bin/sh -c, when a shell is really wanted (pipes, redirections).",
+             .example = "pg_dump botbot | gzip > /srv/dump.gz"},
+            {.name = "env",
+             .kind = ParamKind::StringMap,
+             .description = "Environment variables added for the command (values may be ${secret.X}).",
+             .example = Json{{"PGPASSWORD", "${secret.pg}"}}},
+            {.name = "cwd", .description = "Working folder; default: the host's default.", .example = "/srv"},
+            {.name = "exit_codes",
+             .kind = ParamKind::IntList,
+             .default_value = Json::array({0}),
+             .description = "Exit statuses that count as success.",
+             .example = Json::array({0, 1})},
+            {.name = "stdin", .description = "Text written to the command's standard input.", .example = "SELECT 1;"},
+            {.name = "output_cap",
+             .kind = ParamKind::PositiveInteger,
+             .default_value = 1 << 20,
+             .description = "Bytes of stdout and of stderr kept as outputs (the rest is dropped).",
+             .example = 65536},
+        },
+    .exactly_one = {{"command", "shell"}},
+    .outputs =
+        {
+            {"stdout", "string", "Standard output, its final newline trimmed."},
+            {"stderr", "string", "Standard error."},
+            {"exit_code", "integer", "The exit status (null when the command died by a signal)."},
+        },
+};
 
 std::string codes_text(const std::vector<int>& codes) {
   std::string s;
@@ -58,6 +99,8 @@ std::string with_tail(std::string msg, const CommandResult& r) {
 class ExecStep : public StepType {
  public:
   std::string name() const override { return "exec"; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::vector<std::string> describe(const Json& p) const override {
     std::vector<std::string> lines;

@@ -14,6 +14,8 @@ namespace plan::params {
 std::string text(const Json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_null()) return "";
+  // A map or a list where text is meant would be read as its JSON: refuse it instead.
+  if (v.is_structured()) throw BadParam(std::string("expected text, found ") + (v.is_object() ? "a map" : "a list"));
   return v.dump();
 }
 
@@ -21,6 +23,7 @@ std::string text(const Json& params, const char* key, const std::string& def) {
   if (!params.is_object()) return def;
   auto it = params.find(key);
   if (it == params.end() || it->is_null()) return def;
+  if (it->is_structured()) throw BadParam("'" + std::string(key) + "' must be text, not " + (it->is_object() ? "a map" : "a list"));
   return text(*it);
 }
 

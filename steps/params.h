@@ -11,10 +11,9 @@
 
 namespace plan::params {
 
-/// A parameter problem; run_check and the step types turn it into a failed result, never a crash.
-struct BadParam : std::invalid_argument {
-  using std::invalid_argument::invalid_argument;
-};
+/// A parameter problem; run_check and the step types turn it into a failed result, never a crash,
+/// and the loader into an error at the parameter (plan/param_table.h).
+using BadParam = ParamError;
 
 /// Text of a scalar: strings as they are, numbers and booleans as written in JSON.
 std::string text(const Json& v);

@@ -32,6 +32,10 @@ struct ValidateArgs {
 /// (file:line:col: error: ... with source line and caret). json/github: everything on `out`.
 int cmd_validate(const ValidateArgs& args, std::ostream& out, std::ostream& err);
 
+/// `plan schema`: the published JSON schema of plan files (json), or the parameter reference of
+/// every step and check type (markdown), both generated from the types' parameter tables.
+int cmd_schema(const std::string& format, std::ostream& out);
+
 struct ShowArgs {
   std::string file;
   std::string format = "text";  // text | markdown | json

@@ -7,11 +7,13 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <unordered_map>
 
 #include "graph/graph.h"
 #include "plan/interpolate.h"
+#include "plan/param_table.h"
 #include "plan/schema.h"
 #include "plan/yaml_json.h"
 #include "run/step_type.h"
@@ -368,8 +370,66 @@ class Loader {
       error(key_at(pp), "unknown check type '" + type + "'" + did_you_mean(type, check_types_));
       return;
     }
+    size_t before = diags_.size();
     schema_.validate(params, "check_types/" + type, doc_, marks_, pp, diags_);
     check_host(str(params, "on"), extend(pp, "on"));
+    if (diags_.size() != before) return;
+    const CheckType* ct = Registry::instance().check(type);
+    if (ct) check_parse(ct->parameters(), [ct](const Json& v) { ct->validate(v); }, params, pp);
+  }
+
+  /// A value that only the run knows: a secret, or an earlier step's output.
+  static bool known_at_run_time(const Json& v) {
+    if (!v.is_string() || v.get_ref<const std::string&>().find("${") == std::string::npos) return false;
+    for (const Reference& r : find_references(v.get<std::string>()))
+      if (r.ns == "secret" || r.ns == "steps") return true;
+    return false;
+  }
+
+  /// `v` with each value known only at run time replaced by a sample of its parameter's kind.
+  static Json stand_in(const Json& v, const ParamTable* table, const ParamSpec* spec) {
+    if (known_at_run_time(v)) {
+      if (!spec && table && !table->shorthand.empty()) spec = table->find(table->shorthand);
+      return spec ? sample_value(*spec) : Json("x");
+    }
+    if (v.is_object()) {
+      Json out = Json::object();
+      const ParamTable* fields = spec ? (spec->kind == ParamKind::Object ? spec->fields : nullptr) : table;
+      for (auto it = v.begin(); it != v.end(); ++it)
+        out[it.key()] = stand_in(it.value(), nullptr, fields ? fields->find(it.key()) : nullptr);
+      return out;
+    }
+    if (v.is_array()) {
+      Json out = Json::array();
+      for (const Json& e : v) out.push_back(stand_in(e, nullptr, nullptr));
+      return out;
+    }
+    return v;
+  }
+
+  /// The type's own parse on the parameters as the run will see them: ${vars...}, ${env...} and
+  /// ${hosts...} resolved now, secrets and outputs stood in for (they are checked again when
+  /// known). What it refuses is reported at the parameter it names, else at `p`.
+  void check_parse(const ParamTable* table, const std::function<void(const Json&)>& validate, const Json& raw,
+                   const JsonPath& p) {
+    Json v;
+    try {
+      Scope scope;
+      scope.vars = &plan_->vars;
+      scope.plan = plan_;
+      v = resolve(stand_in(raw, table, nullptr), scope).value;
+    } catch (const std::exception&) {
+      return;  // check_references reports what cannot be resolved
+    }
+    try {
+      validate(v);
+    } catch (const ParamError& e) {
+      JsonPath kp = p;
+      if (!e.key.empty() && raw.is_object() && raw.contains(e.key)) kp.push_back(e.key);
+      error(at(kp), e.what());
+    } catch (const std::exception& e) {
+      error(at(p), e.what());
+    }
   }
 
   void check_host(const std::string& name, const JsonPath& p) {
@@ -389,7 +449,12 @@ class Loader {
       return;
     }
     JsonPath wp = extend(p, "with");
+    size_t before = diags_.size();
     schema_.validate(with, "step_types/" + type, doc_, marks_, wp, diags_);
+    if (diags_.size() == before) {
+      if (const StepType* t = Registry::instance().step(type))
+        check_parse(t->parameters(), [t](const Json& v) { t->validate(v); }, with, wp);
+    }
     for (const std::string& field : schema_.check_fields(type)) {
       auto f = with.find(field);
       if (f == with.end()) continue;
@@ -551,7 +616,10 @@ class Loader {
           error(ref_mark(), "unknown host '" + r.path[0] + "' in " + where + did_you_mean(r.path[0], names));
         }
       } else if (r.ns == "steps") {
-        if (plan_->step_index(r.path[0]) >= 0) continue;
+        if (int i = plan_->step_index(r.path[0]); i >= 0) {
+          check_output(plan_->steps[static_cast<size_t>(i)], r, ref_mark);
+          continue;
+        }
         if (plan_->group_index(r.path[0]) >= 0) {
           error(ref_mark(), "'" + r.path[0] + "' in " + where + " is a group; only steps have outputs");
         } else {
@@ -561,6 +629,25 @@ class Loader {
         }
       }
     }
+  }
+
+  /// ${steps.ID.outputs.KEY} must name an output that ID's type declares.
+  template <class MarkFn>
+  void check_output(const Step& target, const Reference& r, MarkFn ref_mark) {
+    if (r.path.size() < 3) return;
+    const StepType* t = Registry::instance().step(target.type);
+    const ParamTable* table = t ? t->parameters() : nullptr;
+    if (!table) return;
+    std::vector<std::string> names;
+    for (const OutputSpec& o : table->outputs) {
+      if (o.name == r.path[2]) return;
+      names.push_back(o.name);
+    }
+    std::string list;
+    for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+    error(ref_mark(), "unknown output '" + r.path[2] + "' of step '" + target.id + "' in '${" + r.text + "}': " +
+                          (names.empty() ? target.type + " has no outputs" : target.type + " outputs " + list) +
+                          did_you_mean(r.path[2], names));
   }
 
   void check_windows_and_graph() {

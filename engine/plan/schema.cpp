@@ -10,6 +10,9 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include "plan/param_table.h"
+#include "run/step_type.h"
+
 namespace plan {
 namespace {
 
@@ -246,8 +249,110 @@ struct SchemaChecker::Impl {
   }
 };
 
+Json SchemaChecker::loader_schema() {
+  Json root = Json::parse(embedded_schema());
+  // Each type's parameters come from its table; a type without one keeps the base's definition.
+  const Registry& reg = Registry::instance();
+  for (const std::string& n : reg.step_names())
+    if (const ParamTable* t = reg.step(n)->parameters()) root["definitions"]["step_types"][n] = table_schema(*t, false);
+  for (const std::string& n : reg.check_names())
+    if (const ParamTable* t = reg.check(n)->parameters()) root["definitions"]["check_types"][n] = table_schema(*t, true);
+  return root;
+}
+
+namespace {
+
+/// Leaves out the loader's x- hints, and says `type: object` wherever object keywords appear
+/// without it (ajv's strictTypes asks for that).
+void make_publishable(Json& s) {
+  if (s.is_array()) {
+    for (Json& e : s) make_publishable(e);
+    return;
+  }
+  if (!s.is_object()) return;
+  for (auto it = s.begin(); it != s.end();) {
+    if (it.key().rfind("x-", 0) == 0) it = s.erase(it);
+    else ++it;
+  }
+  bool objecty = s.contains("required") || s.contains("properties") || s.contains("additionalProperties") ||
+                 s.contains("minProperties") || s.contains("maxProperties") || s.contains("propertyNames");
+  if (objecty && !s.contains("type")) s["type"] = "object";
+  for (const char* k : {"allOf", "anyOf", "oneOf", "if", "then", "else", "items", "not", "additionalProperties",
+                        "propertyNames"}) {
+    if (auto it = s.find(k); it != s.end()) make_publishable(*it);
+  }
+  for (const char* k : {"properties", "definitions"}) {
+    if (auto it = s.find(k); it != s.end() && it->is_object())
+      for (auto& [name, sub] : it->items()) make_publishable(sub);
+  }
+}
+
+/// Rewrites "#/definitions/step_types/X" as "#/definitions/step.X" (and check_types as check.X):
+/// the published schema's definitions are all schemas, as strict validators require.
+void flatten_refs(Json& s) {
+  if (s.is_structured()) {
+    for (Json& e : s) flatten_refs(e);
+  }
+  if (s.is_object()) {
+    if (auto r = s.find("$ref"); r != s.end() && r->is_string()) {
+      std::string ref = r->get<std::string>();
+      for (auto [from, to] : {std::pair{"#/definitions/step_types/", "#/definitions/step."},
+                              std::pair{"#/definitions/check_types/", "#/definitions/check."}}) {
+        if (ref.rfind(from, 0) == 0) *r = to + ref.substr(std::string(from).size());
+      }
+    }
+  }
+}
+
+Json described_ref(const std::string& target, const std::string& description) {
+  return {{"allOf", Json::array({Json{{"$ref", target}}})}, {"description", description}};
+}
+
+}  // namespace
+
+Json SchemaChecker::published_schema() {
+  Json root = loader_schema();
+  Json& defs = root["definitions"];
+  Json step_types = defs["step_types"], check_types = defs["check_types"];
+  defs.erase("step_types");
+  defs.erase("check_types");
+  std::vector<std::string> steps, checks;
+  for (auto& [name, def] : step_types.items()) {
+    steps.push_back(name);
+    defs["step." + name] = def;
+  }
+  for (auto& [name, def] : check_types.items()) {
+    checks.push_back(name);
+    defs["check." + name] = def;
+  }
+  // A step's (and a rollback body's) `with` is checked by its type.
+  Json by_type = Json::array();
+  for (const std::string& n : steps) {
+    by_type.push_back(
+        {{"if", {{"type", "object"}, {"required", {"type"}}, {"properties", {{"type", {{"const", n}}}}}}},
+         {"then", {{"type", "object"}, {"properties", {{"with", {{"$ref", "#/definitions/step." + n}}}}}}}});
+  }
+  for (const char* def : {"step", "body"}) {
+    Json& d = defs[def];
+    Json& type = d["properties"]["type"];
+    std::string description = type.value("description", "");
+    type = {{"enum", steps}, {"description", description.empty() ? "The step type." : description}};
+    d["allOf"] = by_type;
+  }
+  // A check is a one-key map: the check type, then its parameters.
+  Json& check = defs["check"];
+  Json props = Json::object();
+  for (const std::string& n : checks)
+    props[n] = described_ref("#/definitions/check." + n, "Parameters of the " + n + " check.");
+  check["properties"] = props;
+  check["additionalProperties"] = false;
+  flatten_refs(root);
+  make_publishable(root);
+  return root;
+}
+
 SchemaChecker::SchemaChecker() : impl_(std::make_unique<Impl>()) {
-  impl_->root = Json::parse(embedded_schema());
+  impl_->root = loader_schema();
   auto compile = [&](const std::string& name, const Json& doc) {
     auto schema = std::make_unique<valijson::Schema>();
     valijson::SchemaParser parser;
@@ -295,7 +400,11 @@ std::vector<std::string> SchemaChecker::check_fields(const std::string& type) co
   auto t = types.find(type);
   if (t == types.end() || !t->contains("properties")) return out;
   for (auto it = (*t)["properties"].begin(); it != (*t)["properties"].end(); ++it) {
-    if (it->value("$ref", "") == "#/definitions/checks") out.push_back(it.key());
+    const Json& prop = *it;
+    bool checks = prop.value("$ref", "") == "#/definitions/checks";
+    if (auto a = prop.find("allOf"); a != prop.end() && a->size() == 1 && (*a)[0].value("$ref", "") == "#/definitions/checks")
+      checks = true;
+    if (checks) out.push_back(it.key());
   }
   return out;
 }
@@ -363,7 +472,7 @@ void SchemaChecker::validate(const Json& value, const std::string& def, const Js
     if (p.kind != Kind::Mismatch) precise_at.insert(p.path);
     for (size_t n = 0; n < p.path.size(); ++n) below.insert(JsonPath(p.path.begin(), p.path.begin() + static_cast<long>(n)));
   }
-  std::set<JsonPath> reported_mismatch, exactly_one_done;
+  std::set<JsonPath> reported_mismatch, exactly_one_done, unknown_done;
   for (const Problem& p : problems) {
     std::vector<const Json*> cands = impl_->at(def_schema, value, p.path);
     const Json* here = &value;
@@ -394,10 +503,21 @@ void SchemaChecker::validate(const Json& value, const std::string& def, const Js
       diags.push_back({mark_of(doc, marks, full(p.path)),
                        "missing required key '" + p.key + "' in " + Impl::title(cands)});
     } else if (p.kind == Kind::Unknown) {
-      JsonPath kp = full(p.path);
-      kp.push_back(p.key);
-      diags.push_back({key_mark_of(doc, marks, kp), "unknown key '" + p.key + "' in " + Impl::title(cands) +
-                                                         did_you_mean(p.key, Impl::allowed_keys(cands))});
+      // valijson stops at the first unknown key of a map: report every one, each where it is.
+      if (!unknown_done.insert(p.path).second) continue;
+      std::vector<std::string> allowed = Impl::allowed_keys(cands);
+      std::vector<std::string> unknown;
+      if (here && here->is_object()) {
+        for (auto it = here->begin(); it != here->end(); ++it)
+          if (!std::binary_search(allowed.begin(), allowed.end(), it.key())) unknown.push_back(it.key());
+      }
+      if (unknown.empty()) unknown.push_back(p.key);
+      for (const std::string& key : unknown) {
+        JsonPath kp = full(p.path);
+        kp.push_back(key);
+        diags.push_back({key_mark_of(doc, marks, kp),
+                         "unknown key '" + key + "' in " + Impl::title(cands) + did_you_mean(key, allowed)});
+      }
     } else {
       // A mismatch is noise when something more precise was found at or below the same place:
       // anyOf alternatives that do not fit the value's shape all fail, and say so generically.

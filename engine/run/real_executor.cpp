@@ -96,6 +96,19 @@ CheckResult evaluate_checks(const std::vector<CheckSpec>& checks, const Scope& s
   return v.result;
 }
 
+namespace {
+
+/// "" when the type takes these parameters, else "invalid TYPE parameters: ..." (every problem).
+std::string refused_params(const StepType& type, const Json& resolved) {
+  std::vector<std::string> bad = param_problems(type, resolved);
+  if (bad.empty()) return "";
+  std::string msg = "invalid " + type.name() + " parameters: ";
+  for (size_t i = 0; i < bad.size(); ++i) msg += (i ? "; " : "") + bad[i];
+  return msg;
+}
+
+}  // namespace
+
 StepOutcome RealExecutor::execute(const StepRequest& req) {
   const SecretMasker* m = env_.masker;
   auto finish = [&](StepOutcome o) {
@@ -135,6 +148,10 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
     } catch (const ResolveError& e) {
       return finish(StepOutcome::fail(FailureKind::Error, e.what()));
     }
+    // The loader checked every parameter it could know; those known only now are checked here,
+    // before the step can act.
+    if (std::string bad = refused_params(*type, params.value); !bad.empty())
+      return finish(StepOutcome::fail(FailureKind::Error, bad));
     HostConnection& host = env_.hosts.get(step.on);
     StepContext ctx{step,          params.value, params.display, host,
                     env_.hosts,    req.deadline, req.cancel,     masked_log(req, m),
@@ -178,6 +195,8 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
       } catch (const ResolveError& e) {
         return finish(StepOutcome::fail(FailureKind::Error, e.what()));
       }
+      if (std::string bad = refused_params(*type, params.value); !bad.empty())
+        return finish(StepOutcome::fail(FailureKind::Error, bad));
       HostConnection& host = env_.hosts.get(step.on);
       StepContext ctx{step,          params.value, params.display, host,
                       env_.hosts,    req.deadline, req.cancel,     log,
@@ -208,6 +227,8 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
       } catch (const ResolveError& e) {
         return finish(StepOutcome::fail(FailureKind::Error, which(k) + e.what()));
       }
+      if (std::string bad = refused_params(*type, params.value); !bad.empty())
+        return finish(StepOutcome::fail(FailureKind::Error, which(k) + bad));
       HostConnection& host = env_.hosts.get(as_step.on);
       const Deadline deadline = bodies[k].timeout ? Deadline::after(*bodies[k].timeout) : req.deadline;
       StepContext ctx{as_step,       params.value, params.display, host,

@@ -62,6 +62,27 @@ std::optional<Json> StepType::probed_outputs(StepContext& /*ctx*/) const { retur
 
 std::vector<std::string> StepType::preview(const PreviewContext& /*ctx*/) const { return {}; }
 
+namespace {
+
+std::vector<std::string> problems(const std::function<void(const Json&)>& validate, const Json& resolved) {
+  try {
+    validate(resolved);
+  } catch (const std::exception& e) {
+    return {e.what()};
+  }
+  return {};
+}
+
+}  // namespace
+
+std::vector<std::string> param_problems(const StepType& type, const Json& resolved_params) {
+  return problems([&](const Json& v) { type.validate(v); }, resolved_params);
+}
+
+std::vector<std::string> param_problems(const CheckType& type, const Json& resolved_params) {
+  return problems([&](const Json& v) { type.validate(v); }, resolved_params);
+}
+
 CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts,
                       Deadline deadline, const CancelToken& cancel) {
   const CheckType* ct = Registry::instance().check(type);
@@ -75,6 +96,13 @@ CheckResult run_check(const std::string& type, const Json& resolved_params, Host
     if (resolved_params.is_object()) {
       auto it = resolved_params.find("on");
       if (it != resolved_params.end() && it->is_string()) on = it->get<std::string>();
+    }
+    if (std::vector<std::string> bad = param_problems(*ct, resolved_params); !bad.empty()) {
+      std::string seen;
+      for (const std::string& b : bad) seen += (seen.empty() ? "" : "; ") + b;
+      auto r = CheckResult::failed("valid parameters", seen);
+      r.permanent = true;
+      return r;
     }
     HostConnection& host = hosts.get(on);
     CheckContext ctx{hosts, deadline, cancel};

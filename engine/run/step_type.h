@@ -11,6 +11,7 @@
 
 #include "plan/interpolate.h"
 #include "plan/model.h"
+#include "plan/param_table.h"
 #include "run/cancel.h"
 #include "run/host.h"
 #include "run/outcome.h"
@@ -96,6 +97,14 @@ class StepType {
  public:
   virtual ~StepType() = default;
   virtual std::string name() const = 0;
+  /// Its parameters and outputs, declared once: the schema, the reference and the loader's
+  /// checks derive from it. nullptr only while a type has not declared them yet.
+  virtual const ParamTable* parameters() const { return nullptr; }
+  /// The type's own full check of resolved parameters: the same parse run() does. Throws
+  /// ParamError (naming the parameter when one is to blame). The loader calls it on every step
+  /// and rollback body, with values known only at run time stood in for by samples of their kind;
+  /// the executor calls it again on the real values before run().
+  virtual void validate(const Json& params) const { (void)params; }
   /// Lines telling exactly what apply would do (command, SQL, diff...). Used by dry-run and show.
   virtual std::vector<std::string> describe(const Json& display_params) const = 0;
   /// Performs the action. Never throws for expected failures: returns a failed outcome.
@@ -133,6 +142,10 @@ class CheckType {
  public:
   virtual ~CheckType() = default;
   virtual std::string name() const = 0;
+  /// As StepType::parameters(). A check's `on` (its host) is the engine's, not in the table.
+  virtual const ParamTable* parameters() const { return nullptr; }
+  /// As StepType::validate(): the same parse evaluate() does. Throws ParamError.
+  virtual void validate(const Json& params) const { (void)params; }
   /// One line: "tcp 127.0.0.1:80 accepts connections".
   virtual std::string describe(const Json& display_params) const = 0;
   /// Read-only by contract. Never throws for expected failures.
@@ -144,6 +157,14 @@ class CheckType {
 /// Used by the executors and by steps that poll checks (wait ... until).
 CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts,
                       Deadline deadline, const CancelToken& cancel);
+
+/// What apply checks on a step's (or rollback body's) resolved parameters before run(): its
+/// type's validate(), the parse the loader ran on what it could know then (the rest of the
+/// loader's checks are about the plan as written, which the run does not change). Empty when
+/// they are fine, else what is wrong.
+std::vector<std::string> param_problems(const StepType& type, const Json& resolved_params);
+/// The same for a check's resolved parameters, before evaluate().
+std::vector<std::string> param_problems(const CheckType& type, const Json& resolved_params);
 
 /// Parses "500ms", "30s", "10m", "1h30m", "2d", or a number of seconds (JSON number or numeric
 /// string). nullopt when malformed or negative.

@@ -48,6 +48,31 @@ TcpParams parse(const Json& p) {
   return t;
 }
 
+const ParamTable kTable{
+    .title = "tcp check",
+    .description = "Does a port accept TCP connections (or, with open: false, refuse them)? Written as "
+                   "\"host:port\" alone or as a map.",
+    .params =
+        {
+            {.name = "address",
+             .kind = ParamKind::Address,
+             .required = true,
+             .description = "host:port to connect to ([::1]:80 for IPv6).",
+             .example = "127.0.0.3:8080"},
+            {.name = "open",
+             .kind = ParamKind::Boolean,
+             .default_value = true,
+             .description = "true: the port must accept; false: it must refuse.",
+             .example = false},
+            {.name = "timeout",
+             .kind = ParamKind::Duration,
+             .default_value = "5s",
+             .description = "How long one connection attempt may take.",
+             .example = "2s"},
+        },
+    .shorthand = "address",
+};
+
 std::string lower_first(std::string s) {
   if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
   return s;
@@ -123,6 +148,8 @@ std::string probe_remote(const TcpParams& t, HostConnection& host, Deadline dead
 class TcpCheck : public CheckType {
  public:
   std::string name() const override { return "tcp"; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {
     try {
