@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> validate_vars, status_vars, unlock_vars;
   validate->add_option("--var", validate_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
   validate->add_option("--vars", va.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
+  validate->add_flag("--strict", va.load.strict, "Warnings (a --var the plan never uses) are errors");
 
   plan::ShowArgs sa;
   std::vector<std::string> show_vars;
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   apply->add_option("--var", apply_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
   apply->add_option("--vars", aa.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
+  apply->add_flag("--strict", aa.load.strict, "Warnings (a --var the plan never uses) are errors");
   apply->add_option("--secrets", aa.secrets_file,
                     "YAML file of secrets (default: FILE's name with .secrets.yaml beside it, if present)");
   apply->add_flag("--yes", aa.yes, "Approve every approval gate");

@@ -52,6 +52,7 @@ LoadOptions load_options(const LoadArgs& a) {
   LoadOptions o;
   o.var_overrides = a.vars;
   o.var_files = a.var_files;
+  o.strict = a.strict;
   return o;
 }
 
@@ -64,6 +65,7 @@ std::optional<Millis> type_estimate(const Step& s) {
 bool load_and_build(const std::string& file, const LoadArgs& args, std::ostream& err, LoadResult& result,
                     Graph& graph) {
   result = load_plan_file(file, load_options(args));
+  for (const std::string& w : result.warnings) err << w;
   if (!result.ok()) {
     err << result.format();
     err.flush();
@@ -134,6 +136,7 @@ int cmd_validate(const ValidateArgs& args, std::ostream& out, std::ostream& err)
   std::vector<FileDiagnostic> all;
   for (const auto& file : args.files) {
     LoadResult r = load_plan_file(file, load_options(args.load));
+    for (const std::string& w : r.warnings) err << w;
     if (r.ok()) {
       if (args.format == "text") out << file << ": ok (" << r.plan.steps.size() << " steps)\n";
       continue;

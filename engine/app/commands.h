@@ -21,6 +21,7 @@ std::string version_text();
 struct LoadArgs {
   std::map<std::string, std::string> vars;  // --var k=v
   std::vector<std::string> var_files;       // --vars FILE
+  bool strict = false;                      // --strict: warnings are errors
 };
 
 struct ValidateArgs {

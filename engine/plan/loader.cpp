@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 #include <unordered_map>
 
@@ -94,6 +95,7 @@ class Loader {
     plan.name = str(doc_, "plan");
     plan.description = str(doc_, "description");
     plan.vars = overridden_vars;
+    load_variables();
     load_hosts();
     load_defaults();
     load_windows();
@@ -102,8 +104,12 @@ class Loader {
     check_types_and_params();
     check_ids();
     check_references();
+    report_missing_vars();
     check_windows_and_graph();
   }
+
+  /// Top-level variable names that ${vars...} references or `variables:` declarations use.
+  const std::set<std::string>& used_vars() const { return used_vars_; }
 
  private:
   void error(Mark m, std::string msg) { diags_.push_back({m, std::move(msg)}); }
@@ -178,6 +184,65 @@ class Loader {
     if (auto d = duration(obj, "backoff", p)) r.backoff = *d;
     if (auto it = obj.find("factor"); it != obj.end() && it->is_number()) r.factor = it->get<double>();
     if (auto d = duration(obj, "max_backoff", p)) r.max_backoff = *d;
+  }
+
+  static bool has_form(const Json& v, const std::string& type) {
+    if (type == "string") return v.is_string();
+    if (type == "integer") return v.is_number_integer();
+    if (type == "number") return v.is_number();
+    if (type == "boolean") return v.is_boolean();
+    if (type == "duration") return parse_duration(v).has_value();
+    if (type == "list") return v.is_array();
+    if (type == "map") return v.is_object();
+    return true;
+  }
+
+  /// `variables:` declarations: defaults fill in, values are checked against their type, and a
+  /// required one without a value joins the missing variables (one error for all of them).
+  void load_variables() {
+    auto decls = doc_.find("variables");
+    if (decls == doc_.end() || !decls->is_object()) return;
+    for (auto it = decls->begin(); it != decls->end(); ++it) {
+      const std::string& name = it.key();
+      const Json& d = it.value();
+      JsonPath dp = {"variables", name};
+      declared_vars_.insert(name);
+      used_vars_.insert(name);
+      if (!d.is_object()) continue;  // the schema has said why
+      bool has_default = d.contains("default");
+      bool given = plan_->vars.is_object() && plan_->vars.contains(name);
+      if (!given && has_default) plan_->vars[name] = d["default"];
+      bool required = d.contains("required") && d["required"].is_boolean() ? d["required"].get<bool>() : !has_default;
+      if (!given && !has_default) {
+        if (required) missing_vars_.emplace(name, key_at(dp));
+        continue;
+      }
+      std::string type = str(d, "type");
+      const Json& value = plan_->vars[name];
+      if (!type.empty() && !has_form(value, type)) {
+        error(given ? key_at(dp) : at(extend(dp, "default")),
+              "variable '" + name + "' must be " + (type == "integer" ? "an " : "a ") + type + ", found " +
+                  (value.is_string() ? "'" + value.get<std::string>() + "'" : value.dump()) +
+                  (given ? "" : " (its default)"));
+      }
+    }
+  }
+
+  /// One error for every variable a reference or a declaration needs and nothing gives.
+  void report_missing_vars() {
+    if (missing_vars_.empty()) return;
+    Mark first = missing_vars_.begin()->second;
+    std::string names;
+    size_t i = 0;
+    for (const auto& [name, mark] : missing_vars_) {
+      if (std::tie(mark.line, mark.col) < std::tie(first.line, first.col)) first = mark;
+      names += (i == 0 ? "" : i + 1 == missing_vars_.size() ? " and " : ", ") + ("'" + name + "'");
+      ++i;
+    }
+    const std::string& one = missing_vars_.begin()->first;
+    error(first, std::string(missing_vars_.size() == 1 ? "missing variable " : "missing variables ") + names +
+                     ": give " + (missing_vars_.size() == 1 ? "it" : "them") + " a value with --vars FILE or --var " +
+                     one + "=VALUE, or under vars: in the plan");
   }
 
   void load_hosts() {
@@ -593,6 +658,7 @@ class Loader {
       std::string where = "'${" + r.text + "}'";
       auto ref_mark = [&] { return at_offset(s, r.offset, p); };  // only errors pay for it
       if (r.ns == "vars") {
+        used_vars_.insert(r.path[0]);
         const Json* cur = &plan_->vars;
         for (const std::string& part : r.path) {
           const Json* next = nullptr;
@@ -604,7 +670,14 @@ class Loader {
             next = &(*cur)[std::stoul(part)];
           }
           if (!next) {
-            error(ref_mark(), "unknown variable '" + part + "' in " + where + did_you_mean(part, sorted_keys(*cur)));
+            // A top-level name that nothing declares and nothing near it exists: a variable the
+            // plan expects from outside (one error lists them all); else a misspelling.
+            std::string hint = did_you_mean(part, sorted_keys(*cur));
+            if (cur == &plan_->vars && hint.empty()) {
+              if (!declared_vars_.count(part)) missing_vars_.emplace(part, ref_mark());
+            } else {
+              error(ref_mark(), "unknown variable '" + part + "' in " + where + hint);
+            }
             break;
           }
           cur = next;
@@ -698,6 +771,8 @@ class Loader {
   std::vector<std::pair<size_t, size_t>> step_checks_;  // range in check_paths_ per step
   std::vector<JsonPath> check_paths_;
   std::vector<std::string> step_types_, check_types_;
+  std::set<std::string> declared_vars_, used_vars_;
+  std::map<std::string, Mark> missing_vars_;  // name -> first use (or its declaration)
 };
 
 /// Sets vars[k] (a dotted key walks into maps, creating them).
@@ -793,6 +868,14 @@ LoadResult load_plan_text(const std::string& path, const std::string& text, cons
   Loader loader(doc.value, doc.marks, &r.source, r.diags);
   loader.run(r.plan, vars);
   sort_diagnostics(r.diags);
+  // A --var the plan never uses is most likely misspelt: the value it meant to set is not set.
+  for (const auto& [key, value] : opts.var_overrides) {
+    std::string name = key.substr(0, key.find('.'));
+    if (loader.used_vars().count(name)) continue;
+    std::string msg = "--var " + key + " is not used by the plan";
+    if (opts.strict) r.extra_errors.push_back(path + ": error: " + msg + "\n");
+    else r.warnings.push_back(path + ": warning: " + msg + " (an error with --strict)\n");
+  }
   return r;
 }
 

@@ -15,6 +15,7 @@ namespace plan {
 struct LoadOptions {
   std::map<std::string, std::string> var_overrides;  // --var k=v (value parsed as YAML scalar)
   std::vector<std::string> var_files;                // --vars FILE (YAML map), applied in order
+  bool strict = false;                               // warnings are errors (validate --strict)
 };
 
 struct LoadResult {
@@ -22,6 +23,7 @@ struct LoadResult {
   std::string source;             // the file's text, for carets
   std::vector<Diagnostic> diags;  // sorted; errors in var files carry their own path (see below)
   std::vector<std::string> extra_errors;  // fully formatted errors about other files (var files, I/O)
+  std::vector<std::string> warnings;      // formatted "file: warning: ..." lines; errors with strict
   bool ok() const { return diags.empty() && extra_errors.empty(); }
   /// Every error, formatted as "file:line:col: error: ..." blocks.
   std::string format() const;

@@ -174,7 +174,8 @@ Json table_schema(const ParamTable& t, bool is_check) {
   Json wrapper = {{"if", {{"type", "object"}}}, {"then", obj}, {"else", sh ? kind_schema(*sh) : Json{{"type", "string"}}}};
   if (!t.title.empty()) wrapper["title"] = t.title;
   if (!t.description.empty()) wrapper["description"] = t.description;
-  wrapper["x-expect"] = "'" + std::string(sh ? kind_name(sh->kind) : "a value") + "' or a map with '" + t.shorthand + "'";
+  const std::string alone = sh && sh->kind == ParamKind::Address ? "\"host:port\"" : "a " + t.shorthand;
+  wrapper["x-expect"] = alone + " or a map with '" + t.shorthand + "'";
   return wrapper;
 }
 

@@ -139,7 +139,7 @@ steps:
   - id: c
     type: exec
     with: { shell: "echo ${steps.b.outputs.stdout} ${steps.a.outputs.stdout} ${steps.b.outputs.stderr}" }
-    verify: [ { file: { path: "${steps.a.outputs.x}" } } ]
+    verify: [ { file: { path: "${steps.a.outputs.stderr}" } } ]
 )");
   REQUIRE(lr.ok());
   CHECK(referenced_steps(*lr.plan.find_step("c")) == std::vector<std::string>{"b", "a"});

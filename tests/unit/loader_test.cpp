@@ -128,7 +128,7 @@ steps:
   - just a string
   - id: b
     type: exec
-    with: { command: [ls], shell: ls, exit_codes: 0 }
+    with: { command: [ls], shell: ls, exit_codes: zero }
     timeout: [1]
 )") == "2:1: unknown key 'descripton' in plan; did you mean 'description'?\n"
        "6:5: unknown key 'neeeds' in step; did you mean 'needs'?\n"
@@ -140,7 +140,7 @@ steps:
        "10:27: unknown key 'backof' in retry; did you mean 'backoff'?\n"
        "11:5: expected a step or a group (a map with 'id'), found 'just a string'\n"
        "14:11: give either 'command' or 'shell' in exec parameters, not both\n"
-       "14:51: expected a list of exit codes, found 0\n"
+       "14:51: expected an integer or a list of integers, found 'zero'\n"
        "15:14: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found a list\n");
 }
 
@@ -309,9 +309,10 @@ TEST_CASE("loader: --var and --vars override plan vars") {
   const char* plan = R"(plan: x
 vars: { port: 8080, host: a }
 steps:
-  - { id: a, type: exec, with: { command: [echo, "${vars.port}", "${vars.extra}"] } }
+  - { id: a, type: exec, with: { command: [echo, "${vars.port}", "extra=${vars.extra}"] } }
 )";
-  CHECK(errors_of(plan) == "4:67: unknown variable 'extra' in '${vars.extra}'\n");
+  CHECK(errors_of(plan) ==
+        "4:73: missing variable 'extra': give it a value with --vars FILE or --var extra=VALUE, or under vars: in the plan\n");
 
   LoadOptions o;
   o.var_overrides = {{"port", "80"}, {"extra", "yes"}, {"db.name", "botbot"}};
@@ -486,4 +487,60 @@ TEST_CASE("loader: a secrets file that never ends is refused at 32 MiB") {
   std::string error;
   load_secrets("/dev/zero", &error);
   CHECK(error == "/dev/zero: error: secrets file is larger than 32 MiB");
+}
+
+TEST_CASE("loader: missing variables are one error naming them all; misspelt ones are told apart") {
+  const char* plan = R"(plan: x
+vars: { port: 8080 }
+steps:
+  - { id: a, type: exec, with: { command: [echo, "${vars.domain}", "${vars.legacy_ip}", "${vars.prot}"] } }
+  - { id: b, type: exec, with: { command: [echo, "${vars.domain}", "${vars.new_ip}"] } }
+)";
+  CHECK(errors_of(plan) ==
+        "4:51: missing variables 'domain', 'legacy_ip' and 'new_ip': give them a value with --vars FILE or --var "
+        "domain=VALUE, or under vars: in the plan\n"
+        "4:90: unknown variable 'prot' in '${vars.prot}'; did you mean 'port'?\n");
+}
+
+TEST_CASE("loader: declared variables take defaults, are checked by type, and are required without one") {
+  const char* plan = R"(plan: x
+variables:
+  domain: { type: string, description: The site's name }
+  port: { type: integer, default: 80, description: Its port }
+  ttl: { type: duration, default: 5 minutes }
+  debug: { type: boolean, required: false }
+steps:
+  - { id: a, type: exec, with: { command: [echo, "${vars.domain}", "${vars.port}"] } }
+)";
+  CHECK(errors_of(plan) ==
+        "3:3: missing variable 'domain': give it a value with --vars FILE or --var domain=VALUE, or under vars: in "
+        "the plan\n"
+        "5:35: variable 'ttl' must be a duration, found '5 minutes' (its default)\n");
+
+  LoadOptions o;
+  o.var_overrides = {{"domain", "botbot.test"}, {"port", "http"}, {"ttl", "30s"}};
+  CHECK(errors_of(plan, o) == "4:3: variable 'port' must be an integer, found 'http'\n");
+
+  o.var_overrides = {{"domain", "botbot.test"}, {"ttl", "30s"}};
+  LoadResult r = load_plan_text("p.yaml", plan, o);
+  REQUIRE(r.ok());
+  CHECK(r.plan.vars["port"] == 80);
+  CHECK(!r.plan.vars.contains("debug"));
+}
+
+TEST_CASE("loader: a --var the plan never uses is a warning, an error with strict") {
+  const char* plan = R"(plan: x
+vars: { port: 8080 }
+steps:
+  - { id: a, type: exec, with: { command: [echo, "${vars.port}"] } }
+)";
+  LoadOptions o;
+  o.var_overrides = {{"port", "81"}, {"prot", "82"}};
+  LoadResult r = load_plan_text("p.yaml", plan, o);
+  CHECK(r.ok());
+  CHECK(r.warnings == std::vector<std::string>{"p.yaml: warning: --var prot is not used by the plan (an error with --strict)\n"});
+  o.strict = true;
+  r = load_plan_text("p.yaml", plan, o);
+  CHECK(!r.ok());
+  CHECK(r.format() == "p.yaml: error: --var prot is not used by the plan\n");
 }

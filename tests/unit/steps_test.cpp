@@ -132,7 +132,7 @@ TEST_CASE("exec says when the command does not exist", "[steps][exec]") {
   CHECK(o.kind == FailureKind::Error);
   CHECK(o.message == "cannot start 'plan-no-such-command': command not found in PATH");
   auto both = f.run(make_step("x", "exec", Json{{"command", {"true"}}, {"shell", "true"}}));
-  CHECK(both.message == "give exactly one of 'command' (argv list) and 'shell'");
+  CHECK(both.message == "invalid exec parameters: give exactly one of 'command' (argv list) and 'shell'");
 }
 
 TEST_CASE("exec times out and is cancelled as a failure of that kind", "[steps][exec]") {
