@@ -572,7 +572,9 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
       if (st.started_ms > 0 && st.finished_ms >= st.started_ms)
         out << "  " << format_duration(Millis(st.finished_ms - st.started_ms));
       // A message left by an earlier failed attempt no longer applies once the step succeeded.
-      if (!st.message.empty() && st.state != "succeeded") out << "  " << st.message;
+      const bool said = !st.message.empty() && st.state != "succeeded";
+      if (said) out << "  " << st.message;
+      if (!st.not_rolled_back.empty()) out << (said ? "; " : "  ") << "not rolled back: " << st.not_rolled_back;
       out << "\n";
     }
     for (const auto& [id, st] : run.steps)
