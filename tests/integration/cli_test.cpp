@@ -431,6 +431,31 @@ TEST_CASE("an approval gate in a rollback counts when the run may roll back", "[
   CHECK(gated(t, {"apply", "p.yaml", "--approve", "gate", "--approve", "c", "--no-rollback"}).code == 0);
 }
 
+TEST_CASE("rollback and rehearse check the approval gates they would reach before undoing anything", "[cli][approve][rollback]") {
+  TempDir t;
+  t.file("p.yaml", "plan: undo-gate\n"
+                   "steps:\n"
+                   "  - id: a\n"
+                   "    type: exec\n"
+                   "    with: { shell: \"echo a >> ran\" }\n"
+                   "    rollback:\n"
+                   "      - { type: approve, with: { message: \"undo a?\" } }\n"
+                   "      - { type: exec, with: { shell: \"echo undo-a >> ran\" } }\n");
+  Result rehearse = gated(t, {"rehearse", "p.yaml"});
+  CHECK(rehearse.code == 2);
+  CHECK(contains(rehearse.err, "error: rehearse stopped before its first step: 1 approval gate cannot be answered"));
+  CHECK_FALSE(fs::exists(t.path / "ran"));
+  REQUIRE(gated(t, {"apply", "p.yaml", "--approve", "a"}).code == 0);
+  Result rollback = gated(t, {"rollback", "p.yaml"});
+  CHECK(rollback.code == 2);
+  CHECK(contains(rollback.err, "error: the rollback of step 'a' asks for approval (if the run rolls back); answer it "
+                               "with `--approve a` (or --yes), or run from a terminal\n"));
+  CHECK(harness::read_file(t.path / "ran") == "a\n");
+  CHECK(contains(gated(t, {"status", "p.yaml"}).out, "status: succeeded\n"));
+  CHECK(gated(t, {"rollback", "p.yaml", "--approve", "a"}).code == 0);
+  CHECK(harness::read_file(t.path / "ran") == "a\nundo-a\n");
+}
+
 TEST_CASE("resume checks the gates not yet passed before it runs anything", "[cli][apply][approve][resume]") {
   TempDir t;
   t.file("p.yaml", gated_plan("    rollback: { type: exec, with: { shell: \"echo undo-a >> ran\" } }\n"));
