@@ -12,6 +12,7 @@ class ApproveStep : public StepType {
   std::string name() const override { return "approve"; }
   bool read_only() const override { return true; }
   bool idempotent() const override { return true; }  // asking again changes nothing
+  bool asks_approval() const override { return true; }
 
   std::vector<std::string> describe(const Json& p) const override {
     std::string msg = params::text(p, "message", "");

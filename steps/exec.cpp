@@ -124,7 +124,7 @@ class ExecStep : public StepType {
     try {
       e = parse(ctx.params);
     } catch (const std::exception& ex) {
-      return StepOutcome::fail(FailureKind::Error, ex.what());
+      return StepOutcome::fail(FailureKind::Error, ex.what()).changed_nothing("parameters refused");
     }
     CommandSpec spec;
     spec.argv = e.argv;
@@ -147,7 +147,7 @@ class ExecStep : public StepType {
     }
     StepOutcome o;
     if (!r.started) {
-      o = StepOutcome::fail(FailureKind::Error, "cannot start '" + e.argv[0] + "': " + r.error);
+      o = StepOutcome::fail(FailureKind::Error, "cannot start '" + e.argv[0] + "': " + r.error).changed_nothing("command never started");
     } else if (r.timed_out) {
       // Name the timeout the plan set: the time measured from the spawn is a little shorter.
       const std::string what = ctx.step.timeout ? "timed out after " + format_duration(*ctx.step.timeout)

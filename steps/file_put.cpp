@@ -87,7 +87,7 @@ class FilePutStep : public StepType {
       f = parse(ctx.params, ctx.step.id);
       f.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
     } catch (const std::exception& e) {
-      return nothing_done(e.what());
+      return nothing_done(e.what()).changed_nothing("parameters refused");
     }
     mfile::Replaced r = mfile::replace(ctx.host, f.target, ctx.deadline, ctx.cancel,
                                        [&ctx](const Json& o) { note::write(ctx, o); });

@@ -201,7 +201,7 @@ class NginxSiteStep : public StepType {
       s = parse(ctx.params, ctx.step.id);
       s.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
     } catch (const std::exception& e) {
-      return nothing_done(e.what());
+      return nothing_done(e.what()).changed_nothing("parameters refused");
     }
     auto say = [&](const std::string& l) {
       if (ctx.log) ctx.log(l);
@@ -209,7 +209,8 @@ class NginxSiteStep : public StepType {
     // A config that fails before any change is not this site's doing: say so, touch nothing.
     if (std::string err = run_tool(ctx.host, s.test, ctx.deadline, ctx.cancel); !err.empty())
       return nothing_done(params::quote_argv(s.test) + " fails before any change, so site " + s.name +
-                          " was not written: " + err);
+                          " was not written: " + err)
+          .changed_nothing("the config test failed before any change");
 
     // While it runs, the step's note holds what a rollback needs (see step_note.h); its outputs
     // reach the journal once run() returns.

@@ -286,7 +286,7 @@ class SshTunnelStep : public StepType {
     try {
       t = parse(ctx.params);
     } catch (const std::exception& e) {
-      return StepOutcome::fail(FailureKind::Error, e.what());
+      return StepOutcome::fail(FailureKind::Error, e.what()).changed_nothing("parameters refused");
     }
     return t.open ? open_tunnel(ctx, t) : close_tunnel(ctx, t);
   }

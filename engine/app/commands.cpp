@@ -292,6 +292,9 @@ class RunContext {
 
   Executor& executor() { return *executor_; }
   HostPool& hosts() { return *hosts_; }
+  const CliApprover& approver() const { return approver_; }
+  /// Lines the dry-run report shows under "warning: apply would stop before its first step".
+  void set_dry_run_warnings(std::vector<std::string> lines) { dry_run_warnings_ = std::move(lines); }
 
   RunSummary run(RunOptions ropts, const std::function<void(Runner*)>& attach) {
     Runner runner(p_.plan(), p_.graph, *executor_, std::move(ropts), p_.secrets);
@@ -299,6 +302,7 @@ class RunContext {
     JsonEventObserver json_events(out_, &p_.masker);
     if (args_.json) runner.add_observer(&json_events);
     DryRunReport report(&p_.masker);
+    report.set_warnings(dry_run_warnings_);
     if (args_.dry_run && !args_.json) runner.add_observer(&report);
     if (attach) attach(&runner);
     RunSummary summary = runner.run();
@@ -330,6 +334,7 @@ class RunContext {
   CliApprover approver_;
   std::unique_ptr<HostPool> hosts_;
   std::unique_ptr<Executor> executor_;
+  std::vector<std::string> dry_run_warnings_;
 };
 
 int exit_code_of(const RunSummary& summary) {
@@ -413,6 +418,61 @@ bool irreversible_approved(const Plan& plan, const ApplyArgs& args, const std::m
   return ok;
 }
 
+// An approval gate a run may reach: a step whose type asks for approval, or such a body in a
+// step's rollback (it asks under the owning step's id, so `--approve ID` answers both).
+struct Gate {
+  std::string id;
+  bool in_rollback = false;
+};
+
+// The gates a run may reach: with `forward`, every step not in `done`; with `rollbacks`, the
+// rollback bodies of every step (those in `done` too: a later failure undoes them).
+std::vector<Gate> approval_gates(const Plan& plan, const std::map<int, Json>& done, bool forward, bool rollbacks) {
+  auto asks = [](const std::string& type) {
+    const StepType* t = Registry::instance().step(type);
+    return t && t->asks_approval();
+  };
+  std::vector<Gate> gates;
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    const Step& s = plan.steps[i];
+    const bool is_done = done.count(static_cast<int>(i)) > 0;
+    if (forward && !is_done && asks(s.type)) gates.push_back({s.id, false});
+    if (!rollbacks || (!forward && !is_done) || s.rollback.kind != RollbackSpec::Kind::Bodies) continue;
+    for (const auto& b : s.rollback.bodies)
+      if (asks(b.type)) {
+        gates.push_back({s.id, true});
+        break;
+      }
+  }
+  return gates;
+}
+
+// "go-live: ...": each gate that neither --yes, --approve ID nor a terminal can answer now.
+std::vector<std::string> unanswerable_gates(const std::vector<Gate>& gates, const CliApprover& approver) {
+  std::vector<std::string> out;
+  for (const auto& g : gates) {
+    if (approver.can_answer(g.id)) continue;
+    out.push_back((g.in_rollback ? "the rollback of step '" + g.id + "' asks for approval (if the run rolls back)"
+                                 : "step '" + g.id + "' is an approval gate") +
+                  "; answer it with `--approve " + g.id + "` (or --yes), or run from a terminal");
+  }
+  return out;
+}
+
+// Approval gates are settled before the first step: a gate nobody can answer would fail the run
+// halfway and roll back what came before it. False once it has said which gates and why.
+bool approvals_answerable(const std::vector<Gate>& gates, const CliApprover& approver, const std::string& verb,
+                          std::ostream& err) {
+  const std::vector<std::string> lines = unanswerable_gates(gates, approver);
+  if (lines.empty()) return true;
+  for (const auto& l : lines) err << "error: " << l << "\n";
+  err << "error: " << verb << " stopped before its first step: " << lines.size()
+      << (lines.size() == 1 ? " approval gate" : " approval gates")
+      << " cannot be answered (no terminal on stdin to ask on, and neither --yes nor --approve ID for "
+      << (lines.size() == 1 ? "it" : "them") << "); nothing was run\n";
+  return false;
+}
+
 Json decisions_json(const std::vector<ResumeDecision>& decisions) {
   Json out = Json::array();
   for (const auto& d : decisions) out.push_back({{"step", d.step}, {"decision", d.decision}, {"why", d.why}});
@@ -490,7 +550,19 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   if (args.resume)
     if (int code = resume_plan(p, *campaign, hashes, args, ctx.executor(), ropts.already_done, decisions, err))
       return code;
-  if (!irreversible_approved(plan, args, ropts.already_done, err)) return 2;
+  // Every reason not to start, at once.
+  const bool irreversible_ok = irreversible_approved(plan, args, ropts.already_done, err);
+  const std::vector<Gate> gates = approval_gates(plan, ropts.already_done, true, ropts.rollback_on_failure);
+  if (args.dry_run) {
+    // Reviewed where no terminal is (CI, a pull request): the dry run warns and still passes.
+    std::vector<std::string> warnings = unanswerable_gates(gates, ctx.approver());
+    if (args.json)
+      for (const auto& w : warnings) err << "warning: " << w << "\n";
+    else
+      ctx.set_dry_run_warnings(std::move(warnings));
+  } else if (!approvals_answerable(gates, ctx.approver(), "apply", err) || !irreversible_ok) {
+    return 2;
+  }
 
   std::unique_ptr<JournalWriter> writer;
   std::unique_ptr<RunJournalFile> journal;
@@ -575,7 +647,9 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
       if (st.started_ms > 0 && st.finished_ms >= st.started_ms)
         out << "  " << format_duration(Millis(st.finished_ms - st.started_ms));
       // A message left by an earlier failed attempt no longer applies once the step succeeded.
-      if (!st.message.empty() && st.state != "succeeded") out << "  " << st.message;
+      const bool said = !st.message.empty() && st.state != "succeeded";
+      if (said) out << "  " << st.message;
+      if (!st.not_rolled_back.empty()) out << (said ? "; " : "  ") << "not rolled back: " << st.not_rolled_back;
       out << "\n";
     }
     for (const auto& [id, st] : run.steps)
@@ -630,12 +704,14 @@ int cmd_rollback(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     out << "nothing to roll back: no step of the last run of " << args.file << " is done\n";
     return 0;
   }
+  RunContext ctx(p, args, out, err);
+  if (!approvals_answerable(approval_gates(plan, ropts.already_done, false, true), ctx.approver(), "rollback", err))
+    return 2;
   std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
   if (!writer) return 2;
   RunJournalFile journal(*writer, plan, &p.masker);
   journal.run_started("rollback", true, step_content_hashes(plan, p.secrets));
   ropts.journal = &journal;
-  RunContext ctx(p, args, out, err);
   RunSummary summary = ctx.run(std::move(ropts), attach);
   int code = exit_code_of(summary);
   std::string status = summary.interrupted ? "interrupted" : code == 0 ? "rolled_back" : "rollback_failed";
@@ -656,7 +732,17 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
         << ") is not finished; resume it or roll it back before rehearsing\n";
     return 2;
   }
-  if (!irreversible_approved(plan, args, {}, err)) return 2;
+  const bool irreversible_ok = irreversible_approved(plan, args, {}, err);
+  {
+    // Rehearsal runs every step forward and every rollback back.
+    CliApproverOptions o;
+    o.yes = args.yes;
+    o.approve_ids = args.approve;
+    o.allow_prompt = args.allow_prompt;
+    CliApprover approver(o, err);
+    if (!approvals_answerable(approval_gates(plan, {}, true, true), approver, "rehearse", err) || !irreversible_ok)
+      return 2;
+  }
   std::map<std::string, std::string> hashes = step_content_hashes(plan, p.secrets);
   std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
   if (!writer) return 2;

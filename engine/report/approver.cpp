@@ -55,6 +55,15 @@ std::string format_approval_request(const ApprovalRequest& req) {
 
 CliApprover::CliApprover(CliApproverOptions opts, std::ostream& log) : opts_(std::move(opts)), log_(log) {}
 
+bool CliApprover::can_answer(const std::string& step_id) const {
+  if (opts_.yes || opts_.approve_ids.count(step_id)) return true;
+  if (!opts_.allow_prompt) return false;
+  int fd = open_prompt_terminal();
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
 bool CliApprover::approve(const ApprovalRequest& req, const CancelToken& cancel) {
   std::lock_guard lk(mu_);
   if (opts_.approve_ids.count(req.step_id)) {

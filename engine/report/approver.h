@@ -26,6 +26,9 @@ class CliApprover : public Approver {
   /// Decisions are reported on `log` (stderr), one line each.
   CliApprover(CliApproverOptions opts, std::ostream& log);
   bool approve(const ApprovalRequest& req, const CancelToken& cancel) override;
+  /// Whether approve() could say yes to the gate `step_id` without refusing outright: --approve
+  /// names it, --yes, or a prompt is allowed and a terminal is there to ask on (now). Asks nothing.
+  bool can_answer(const std::string& step_id) const;
 
  private:
   bool prompt(int fd, const ApprovalRequest& req, const CancelToken& cancel);

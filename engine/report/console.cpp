@@ -262,6 +262,8 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
     const std::string why = i < summary.rollback_message.size() ? m(summary.rollback_message[i]) : "";
     if (st == RollbackState::Failed) {
       o << "  " << style.red("rollback failed") << ": " << plan.steps[i].id << ": " << why << "\n";
+    } else if (st == RollbackState::Untouched) {
+      o << "  not rolled back: " << plan.steps[i].id << ": " << why << "\n";
     } else if (st == RollbackState::Skipped || st == RollbackState::NotReverted) {
       auto it = std::find_if(kept.begin(), kept.end(), [&](const auto& k) { return k.first == why; });
       if (it == kept.end()) it = kept.insert(kept.end(), {why, {}});

@@ -39,6 +39,12 @@ std::string DryRunReport::render() const {
   if (!plan_ || !graph_) return "";
   std::ostringstream o;
   o << "dry run of plan " << plan_->name << " (" << plan_->path << "): nothing was changed\n";
+  if (!warnings_.empty()) {
+    o << "\nwarning: apply, run like this, would stop before its first step: nobody could answer "
+      << (warnings_.size() == 1 ? "this approval gate" : "these approval gates")
+      << " (no terminal on stdin, neither --yes nor --approve ID):\n";
+    for (const auto& w : warnings_) o << "  " << sanitize_utf8(w) << "\n";
+  }
   std::map<std::string, int> counts;
   size_t w = 0;
   for (const auto& wave : graph_->waves()) {

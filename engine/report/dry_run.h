@@ -24,6 +24,10 @@ class DryRunReport : public RunObserver {
   void step_finished(int step, const StepRecord& record) override;
   void run_finished(const RunSummary& summary) override;
 
+  /// Why apply, as it was asked for, would stop before its first step (approval gates nobody
+  /// could answer): shown at the top under a warning line. The dry run itself still passes.
+  void set_warnings(std::vector<std::string> lines) { warnings_ = std::move(lines); }
+
   /// The report; valid after run_finished.
   std::string render() const;
 
@@ -39,6 +43,7 @@ class DryRunReport : public RunObserver {
   const Graph* graph_ = nullptr;
   std::map<int, Entry> entries_;
   bool interrupted_ = false;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace plan

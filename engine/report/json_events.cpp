@@ -125,6 +125,7 @@ void JsonEventObserver::step_finished(int step, const StepRecord& r) {
   if (r.outcome.failed()) f["kind"] = failure_kind_name(r.outcome.kind);
   if (!r.outcome.message.empty()) f["message"] = mask(r.outcome.message);
   if (!r.outcome.label.empty()) f["label"] = r.outcome.label;
+  if (r.outcome.failed() && r.outcome.untouched) f["changed_nothing"] = r.outcome.untouched_why;
   emit("step_finished", std::move(f));
 }
 
@@ -192,6 +193,7 @@ void JsonEventObserver::run_finished(const RunSummary& s) {
       case RollbackState::NotReverted: state = "not_reverted"; break;
       case RollbackState::Failed: state = "failed"; break;
       case RollbackState::Skipped: state = "skipped"; break;
+      case RollbackState::Untouched: state = "untouched"; break;
     }
     if (!state) continue;
     Json r = {{"step", id(static_cast<int>(i))}, {"state", state}};

@@ -8,4 +8,8 @@ Millis StepRecord::duration() const {
   return std::chrono::duration_cast<Millis>(finished - started);
 }
 
+std::string untouched_text(const StepOutcome& outcome) {
+  return outcome.untouched_why.empty() ? "it changed nothing" : "it changed nothing (" + outcome.untouched_why + ")";
+}
+
 }  // namespace plan

@@ -29,17 +29,22 @@ struct WindowRecord {
 };
 
 /// How a completed step fared when the run rolled back.
-enum class RollbackState { None, RolledBack, NotReverted, Failed, Skipped };
+enum class RollbackState { None, RolledBack, NotReverted, Failed, Skipped, Untouched };
+
+/// Why a failed step that changed nothing is not rolled back: "it changed nothing (parameters
+/// refused)", from its outcome's untouched_why.
+std::string untouched_text(const StepOutcome& outcome);
 
 struct RunSummary {
   bool dry_run = false;
   bool rolled_back = false;   // a rollback pass ran
   /// Per step (index in Plan::steps): what the rollback pass did with it. NotReverted: it has no
   /// rollback. Skipped: the pass stopped before it (irreversible step, point of no return, an
-  /// earlier rollback failure).
+  /// earlier rollback failure). Untouched: it failed before it changed anything
+  /// (StepOutcome::untouched), so its own rollback did not run.
   std::vector<RollbackState> rollback;
   /// Per step: why its rollback failed (the rollback's message, masked like every message), or
-  /// why the pass left it as it is (Skipped, NotReverted); "" otherwise.
+  /// why the pass left it as it is (Skipped, NotReverted, Untouched); "" otherwise.
   std::vector<std::string> rollback_message;
   std::string stop_reason;    // why rollback stopped or did not run ("point of no return 'x' passed")
   bool succeeded = false;   // every step succeeded or was skipped
@@ -62,7 +67,8 @@ class RunObserver {
   virtual void window_closed(const WindowRecord&) {}
   virtual void rollback_started(int /*step*/) {}
   virtual void rollback_finished(int /*step*/, const StepOutcome&) {}
-  /// A completed step that the rollback pass leaves as it is, and why.
+  /// A completed step that the rollback pass leaves as it is, or a failed step that changed
+  /// nothing (untouched_text), and why.
   virtual void rollback_skipped(int /*step*/, const std::string& /*why*/) {}
   virtual void run_finished(const RunSummary&) {}
 };

@@ -18,12 +18,33 @@ struct StepOutcome {
   std::string message;         // one line, secrets masked: "check tcp 127.0.0.1:80: expected open, saw connection refused"
   Json outputs = Json::object();
   std::string label;           // dry-run: "simulated", "probed" or "skipped"; empty for real runs
+  /// A failure that certainly came before the step changed anything (its parameters were
+  /// refused, its connection never opened, its command never started): the runner does not run
+  /// the step's own rollback, and says why with `untouched_why` ("parameters refused").
+  bool untouched = false;
+  std::string untouched_why;
 
-  static StepOutcome ok(Json outputs = Json::object()) { return {Status::Succeeded, FailureKind::None, "", std::move(outputs), ""}; }
-  static StepOutcome skipped(std::string why) { return {Status::Skipped, FailureKind::None, std::move(why), Json::object(), ""}; }
-  static StepOutcome fail(FailureKind k, std::string msg) { return {Status::Failed, k, std::move(msg), Json::object(), ""}; }
+  static StepOutcome ok(Json outputs = Json::object()) { return make(Status::Succeeded, FailureKind::None, "", std::move(outputs)); }
+  static StepOutcome skipped(std::string why) { return make(Status::Skipped, FailureKind::None, std::move(why)); }
+  static StepOutcome fail(FailureKind k, std::string msg) { return make(Status::Failed, k, std::move(msg)); }
+  /// This failure, marked as having changed nothing: `return StepOutcome::fail(...).changed_nothing("parameters refused");`
+  StepOutcome changed_nothing(std::string why) && {
+    untouched = true;
+    untouched_why = std::move(why);
+    return std::move(*this);
+  }
   bool succeeded() const { return status == Status::Succeeded; }
   bool failed() const { return status == Status::Failed; }
+
+ private:
+  static StepOutcome make(Status st, FailureKind k, std::string msg, Json outputs = Json::object()) {
+    StepOutcome o;
+    o.status = st;
+    o.kind = k;
+    o.message = std::move(msg);
+    o.outputs = std::move(outputs);
+    return o;
+  }
 };
 
 /// Resume: whether an attempt that was running when the engine died took effect.

@@ -118,10 +118,11 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
   try {
     const Step& step = req.step;
     if (req.cancel.cancelled())
-      return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled"));
+      return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled").changed_nothing("cancelled before it started"));
     const StepType* type = Registry::instance().step(step.type);
     if (!type)
-      return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"));
+      return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'")
+                        .changed_nothing("unknown step type"));
 
     // A check cut short by cancellation is not a false check: report the cancellation.
     auto check_failure = [&](FailureKind kind, const std::string& prefix, const ChecksVerdict& v) {
@@ -132,27 +133,39 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
       return finish(StepOutcome::fail(kind, prefix + v.message));
     };
 
+    // Checks only read: a step stopped by them (or before them) changed nothing.
     ChecksVerdict when = run_checks(step.when, req.scope, env_.hosts, req.deadline, req.cancel);
     if (!when.ok) {
       if (!when.resolve_error.empty() || req.cancel.cancelled())
-        return check_failure(FailureKind::Error, "when: ", when);
+        return check_failure(FailureKind::Error, "when: ", when).changed_nothing("its action never started");
       return finish(StepOutcome::skipped("when: " + when.message));
     }
     ChecksVerdict pre =
         run_checks(step.preconditions, req.scope, env_.hosts, req.deadline, req.cancel);
-    if (!pre.ok) return check_failure(FailureKind::Precondition, "precondition failed: ", pre);
+    if (!pre.ok) {
+      StepOutcome o = check_failure(FailureKind::Precondition, "precondition failed: ", pre);
+      // A false precondition is already never rolled back; an unresolvable one is said so.
+      if (o.kind != FailureKind::Precondition) o = std::move(o).changed_nothing("its action never started");
+      return o;
+    }
 
     Resolved params;
     try {
       params = resolve(step.with, req.scope);
     } catch (const ResolveError& e) {
-      return finish(StepOutcome::fail(FailureKind::Error, e.what()));
+      return finish(StepOutcome::fail(FailureKind::Error, e.what()).changed_nothing("parameters refused"));
     }
     // The loader checked every parameter it could know; those known only now are checked here,
     // before the step can act.
     if (std::string bad = refused_params(*type, params.value); !bad.empty())
-      return finish(StepOutcome::fail(FailureKind::Error, bad));
-    HostConnection& host = env_.hosts.get(step.on);
+      return finish(StepOutcome::fail(FailureKind::Error, bad).changed_nothing("parameters refused"));
+    HostConnection* host_ptr = nullptr;
+    try {
+      host_ptr = &env_.hosts.get(step.on);
+    } catch (const std::exception& e) {
+      return finish(StepOutcome::fail(FailureKind::Error, e.what()).changed_nothing("host unusable"));
+    }
+    HostConnection& host = *host_ptr;
     StepContext ctx{step,          params.value, params.display, host,
                     env_.hosts,    req.deadline, req.cancel,     masked_log(req, m),
                     env_.approver, req.run,      env_.state_dir};

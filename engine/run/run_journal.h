@@ -20,6 +20,12 @@ class RunJournal {
   virtual void step_unknown(int step, const std::string& why) = 0;
   virtual void rollback_started(int step) = 0;
   virtual void rollback_finished(int step, const StepOutcome& outcome) = 0;
+  /// The rollback pass leaves the step as it is, and why ("no rollback", "it changed nothing
+  /// (parameters refused)", "irreversible"...).
+  virtual void rollback_skipped(int step, const std::string& why) {
+    (void)step;
+    (void)why;
+  }
 };
 
 }  // namespace plan

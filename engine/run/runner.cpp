@@ -159,6 +159,7 @@ struct Runner::Impl {
       emit([&](RunObserver& o) { o.step_log(s, line); });
     };
     StepOutcome out;
+    bool untouched = true;  // every attempt failed before changing anything
     int attempt = 1;
     for (;; ++attempt) {
       if (attempt > 1) emit([&](RunObserver& o) { o.step_started(s, attempt); });
@@ -172,11 +173,17 @@ struct Runner::Impl {
       } catch (...) {
         out = StepOutcome::fail(FailureKind::Error, "internal error: unknown exception");
       }
+      untouched = untouched && out.failed() && out.untouched;
       if (!out.failed() || attempt >= attempts || !retryable(out.kind) || cancel.cancelled()) break;
       const Millis delay = backoff_before(step.retry, attempt);
       emit([&](RunObserver& o) { o.step_retrying(s, attempt, out, delay); });
       opts.sleep(delay, cancel);
       if (cancel.cancelled()) break;  // keep the last real failure as the step's outcome
+    }
+    // An earlier attempt may have acted even if the last one never started.
+    if (out.failed() && !untouched) {
+      out.untouched = false;
+      out.untouched_why.clear();
     }
     StepRecord r;
     r.state = out.failed() ? StepState::Failed
@@ -207,7 +214,7 @@ struct Runner::Impl {
         // Recorded here, before the loop can release dependents, so that parallel steps'
         // records share one sync (group commit).
         if (opts.journal) {
-          if (c.record.outcome.kind == FailureKind::Cancelled && user_cancelled.load())
+          if (c.record.outcome.kind == FailureKind::Cancelled && user_cancelled.load() && !c.record.outcome.untouched)
             opts.journal->step_unknown(job.step, "cancelled by a second interrupt while running: "
                                                  "whether its action took effect is unknown");
           else
@@ -340,10 +347,7 @@ struct Runner::Impl {
     Barriers b;
     b.stopped_at.assign(graph.size, -1);
     for (int i : finish_order) {
-      const bool acted = records[i].state == StepState::Succeeded ||
-                         (records[i].state == StepState::Failed &&
-                          records[i].outcome.kind != FailureKind::Precondition);
-      if (!acted) continue;
+      if (!acted(records[i])) continue;
       if (records[i].state == StepState::Succeeded && plan.steps[i].point_of_no_return && b.pnr < 0)
         b.pnr = i;
       if (!plan.steps[i].irreversible || b.stopped_at[i] >= 0) continue;
@@ -364,6 +368,20 @@ struct Runner::Impl {
   }
 
   static bool has_rollback(const Step& s) { return s.rollback.kind != RollbackSpec::Kind::None; }
+  /// Succeeded, or failed after its action may have begun (not at a precondition, not before it
+  /// changed anything).
+  static bool acted(const StepRecord& r) {
+    return r.state == StepState::Succeeded ||
+           (r.state == StepState::Failed && r.outcome.kind != FailureKind::Precondition && !r.outcome.untouched);
+  }
+
+  /// Journals and announces the steps the rollback pass leaves as they are. Called unlocked.
+  void announce_skipped(const std::vector<std::pair<int, std::string>>& skipped) {
+    for (const auto& [i, why] : skipped) {
+      if (opts.journal) opts.journal->rollback_skipped(i, why);
+      emit([&](RunObserver& o) { o.rollback_skipped(i, why); });
+    }
+  }
 
   /// The rollback pass. Called with `lock` held, workers alive; fills sum.rollback/stop_reason.
   void rollback_pass(std::unique_lock<std::mutex>& lock, RunSummary& sum) {
@@ -372,8 +390,7 @@ struct Runner::Impl {
     const Barriers bar = barriers();
     auto completed = [&](int i) { return records[i].state == StepState::Succeeded; };
     auto own_rollback = [&](int i) {  // a failed step whose action may have half happened
-      return records[i].state == StepState::Failed &&
-             records[i].outcome.kind != FailureKind::Precondition && has_rollback(plan.steps[i]);
+      return records[i].state == StepState::Failed && acted(records[i]) && has_rollback(plan.steps[i]);
     };
 
     if (bar.pnr >= 0) {
@@ -386,7 +403,7 @@ struct Runner::Impl {
         }
       for (auto& [i, why] : skipped) sum.rollback_message[i] = why;
       lock.unlock();
-      for (auto& [i, why] : skipped) emit([&](RunObserver& o) { o.rollback_skipped(i, why); });
+      announce_skipped(skipped);
       lock.lock();
       return;
     }
@@ -475,6 +492,9 @@ struct Runner::Impl {
       if (records[i].state != StepState::Failed || bar.stopped_at[i] >= 0) continue;
       if (own_rollback(i)) {
         ready.push(i);
+      } else if (records[i].outcome.untouched) {
+        rb[i] = RollbackState::Untouched;  // nothing to undo, whatever its rollback would do
+        skipped.emplace_back(i, untouched_text(records[i].outcome));
       } else if (records[i].outcome.kind != FailureKind::Precondition) {
         rb[i] = RollbackState::NotReverted;
         skipped.emplace_back(i, "no rollback");
@@ -496,7 +516,7 @@ struct Runner::Impl {
       }
     for (auto& [i, why] : skipped) sum.rollback_message[i] = why;
     lock.unlock();
-    for (auto& [i, why] : skipped) emit([&](RunObserver& o) { o.rollback_skipped(i, why); });
+    announce_skipped(skipped);
     lock.lock();
   }
 
@@ -574,10 +594,7 @@ struct Runner::Impl {
     // a rollback would have touched is left for the operator.
     for (int i = 0; i < graph.size; ++i) {
       const Step& s = plan.steps[i];
-      const StepRecord& r = records[i];
-      const bool acted = r.state == StepState::Succeeded ||
-                         (r.state == StepState::Failed && r.outcome.kind != FailureKind::Precondition);
-      if (acted && (has_rollback(s) || s.irreversible)) {
+      if (acted(records[i]) && (has_rollback(s) || s.irreversible)) {
         if (sum.stop_reason.empty())
           sum.stop_reason = stopped_by_signal ? "interrupted after a failure: nothing was rolled back"
                                               : "rollback disabled: completed steps are left as they are";

@@ -134,6 +134,9 @@ class StepType {
   virtual bool idempotent() const { return false; }
   /// True when it changes nothing (wait, approve): dry-run may label it differently.
   virtual bool read_only() const { return false; }
+  /// True for an approval gate (approve): run() asks the Approver, so apply checks before the
+  /// first step that --yes, --approve ID or a terminal can answer it.
+  virtual bool asks_approval() const { return false; }
   /// Expected duration when the plan gives no estimate.
   virtual std::optional<Millis> estimate(const Json& params) const;
 };

@@ -99,7 +99,7 @@ std::optional<Json> decode_line(const std::string& line) {
 std::string malformed(const Json& r) {
   auto it = r.find("type");
   if (it == r.end() || !it->is_string()) return "it has no 'type' text";
-  for (const char* k : {"step", "run", "kind", "plan_hash", "status", "message"})
+  for (const char* k : {"step", "run", "kind", "plan_hash", "status", "message", "why"})
     if (auto f = r.find(k); f != r.end() && !f->is_string()) return std::string("'") + k + "' is not text";
   for (const char* k : {"t", "attempt", "attempts", "version"})
     if (auto f = r.find(k); f != r.end() && !f->is_number_integer()) return std::string("'") + k + "' is not an integer";
@@ -329,6 +329,7 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
     if (it != run.step_hashes.end()) s.hash = it->second;
     if (type == "step_started") {
       s.state = "running";
+      s.not_rolled_back.clear();
       s.attempts = static_cast<int>(int_of(r, "attempt", s.attempts + 1));
       if (s.attempts <= 1 || s.started_ms == 0) s.started_ms = t;
     } else if (type == "step_succeeded") {
@@ -355,6 +356,8 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
     } else if (type == "rollback_failed") {
       s.state = "rollback_failed";
       s.message = text_of(r, "message");
+    } else if (type == "rollback_skipped") {
+      s.not_rolled_back = text_of(r, "why");
     }
   }
   return run;

@@ -73,6 +73,7 @@ struct JournalStepState {
   Json outputs = Json::object();
   int attempts = 0;
   std::string message;
+  std::string not_rolled_back;  // why the last rollback pass left it as it is ("no rollback", "it changed nothing (...)")
   long long started_ms = 0, finished_ms = 0;
 };
 

@@ -198,4 +198,8 @@ void RunJournalFile::rollback_finished(int step, const StepOutcome& outcome) {
     writer_.append({{"type", "rollback_done"}, {"step", id_of(step)}});
 }
 
+void RunJournalFile::rollback_skipped(int step, const std::string& why) {
+  writer_.append({{"type", "rollback_skipped"}, {"step", id_of(step)}, {"why", mask(why)}});
+}
+
 }  // namespace plan

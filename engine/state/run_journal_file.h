@@ -49,6 +49,9 @@ class RunJournalFile : public RunJournal {
   void step_unknown(int step, const std::string& why) override;
   void rollback_started(int step) override;
   void rollback_finished(int step, const StepOutcome& outcome) override;
+  /// {"type":"rollback_skipped","step":ID,"why":...}: the step keeps its state (succeeded,
+  /// failed); `plan status` shows why it was not rolled back.
+  void rollback_skipped(int step, const std::string& why) override;
 
  private:
   std::string id_of(int step) const;

@@ -206,7 +206,7 @@ class DnsRecordStep : public StepType {
     try {
       r = parse(ctx.params, false);
     } catch (const std::exception& ex) {
-      return StepOutcome::fail(FailureKind::Error, ex.what());
+      return StepOutcome::fail(FailureKind::Error, ex.what()).changed_nothing("parameters refused");
     }
     dns::RRset cur;
     try {

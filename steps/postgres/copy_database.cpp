@@ -353,7 +353,7 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
   try {
     c = pg::parse_copy(ctx.params);
   } catch (const std::exception& ex) {
-    return StepOutcome::fail(FailureKind::Error, ex.what());
+    return StepOutcome::fail(FailureKind::Error, ex.what()).changed_nothing("parameters refused");
   }
   if (!ctx.host.is_local())
     return StepOutcome::fail(FailureKind::Error,

@@ -97,12 +97,12 @@ class PostgresSqlStep : public StepType {
     try {
       s = parse(ctx.params);
     } catch (const std::exception& ex) {
-      return StepOutcome::fail(FailureKind::Error, ex.what());
+      return StepOutcome::fail(FailureKind::Error, ex.what()).changed_nothing("parameters refused");
     }
     std::string err;
     pg::Failure how = pg::Failure::None;
     auto conn = pg::Connection::open(s.conn, ctx.deadline, ctx.cancel, &err, "", false, &how);
-    if (!conn) return fail(how, "postgres " + err);
+    if (!conn) return fail(how, "postgres " + err).changed_nothing("connection never opened");
 
     Json commands = Json::array();
     std::optional<pg::Result> last_rows;

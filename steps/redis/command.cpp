@@ -314,15 +314,16 @@ class RedisCommandStep : public StepType {
       c = parse(ctx.params);
       shown = redis::command_argv(ctx.display_params);
     } catch (const std::exception& ex) {
-      return StepOutcome::fail(FailureKind::Error, ex.what());
+      return StepOutcome::fail(FailureKind::Error, ex.what()).changed_nothing("parameters refused");
     }
     const bool want_undo = ctx.step.rollback.kind == RollbackSpec::Kind::Auto;
     const Inverse inv = inverse_of(c.argv);
-    if (want_undo && inv == Inverse::None) return StepOutcome::fail(FailureKind::Error, no_inverse_message(c.argv));
+    if (want_undo && inv == Inverse::None)
+      return StepOutcome::fail(FailureKind::Error, no_inverse_message(c.argv)).changed_nothing("parameters refused");
 
     std::string err;
     auto conn = Connection::open(c.endpoint, ctx.deadline, ctx.cancel, &err);
-    if (!conn) return fail(ctx, "redis " + err);
+    if (!conn) return fail(ctx, "redis " + err).changed_nothing("connection never opened");
     Json outputs = Json::object();
     if (want_undo && inv != Inverse::ReadOnly) {
       err = run_with_undo(*conn, c.argv, inv, outputs);

@@ -149,3 +149,82 @@ TEST_CASE("show and the dry run say that a step's failed rollback lets the other
                           "      if its rollback fails, the other rollbacks still run (on_rollback_failure: continue)\n"));
   CHECK(harness::count_of(dry.out, "if its rollback fails") == 1);
 }
+
+namespace {
+
+/// `prep` leaves a mark and undoes it; `act` (of `type`) runs `act_with` and its rollback leaves `undo-act`.
+std::string act_plan(const TempDir& t, const std::string& act_with, const std::string& type = "exec") {
+  const std::string d = t.str();
+  return "plan: act\n"
+         "steps:\n"
+         "  - id: prep\n"
+         "    type: exec\n"
+         "    with: { shell: \"touch " + d + "/prep\" }\n"
+         "    rollback: { type: exec, with: { shell: \"rm " + d + "/prep\" } }\n"
+         "  - id: act\n"
+         "    type: " + type + "\n"
+         "    needs: [prep]\n"
+         "    with: " + act_with + "\n"
+         "    rollback: { type: exec, with: { shell: \"touch " + d + "/undo-act\" } }\n";
+}
+
+}  // namespace
+
+TEST_CASE("a step that failed before it changed anything is not rolled back, and apply and status say why", "[rollback][cli]") {
+  TempDir t;
+  t.file("p.yaml", act_plan(t, "{ command: [plan-no-such-command, --now] }"));
+  Result r = plan_in(t, {"apply", "p.yaml"});
+  INFO(r.out << r.err);
+  CHECK(r.code == 1);  // everything that changed was undone
+  CHECK_FALSE(fs::exists(t.path / "undo-act"));
+  CHECK_FALSE(fs::exists(t.path / "prep"));
+  CHECK(contains(r.err, "undone prep ("));
+  CHECK(contains(r.err, "kept   act: it changed nothing (command never started)\n"));
+  CHECK(contains(r.out, "  failed: act: cannot start 'plan-no-such-command': command not found in PATH\n"));
+  CHECK(contains(r.out, "  not rolled back: act: it changed nothing (command never started)\n"));
+  CHECK(contains(r.out, "result: failed (exit 1)\n"));
+  CHECK(contains(read_file(t.path / "state" / "act" / "journal.jsonl"),
+                 "\"type\":\"rollback_skipped\",\"why\":\"it changed nothing (command never started)\""));
+
+  Result s = plan_in(t, {"status", "p.yaml"});
+  INFO(s.out);
+  CHECK(contains(s.out, "status: rolled_back\n"));
+  CHECK(contains(s.out, "cannot start 'plan-no-such-command': command not found in PATH; not rolled back: it "
+                        "changed nothing (command never started)\n"));
+  // Rolled back, not left half done: the next apply needs no --fresh.
+  CHECK(plan_in(t, {"apply", "p.yaml"}).code == 1);
+
+  Result j = plan_in(t, {"apply", "p.yaml", "--output", "json"});
+  CHECK(contains(j.out, "\"changed_nothing\":\"command never started\""));
+  CHECK(contains(j.out, "{\"message\":\"it changed nothing (command never started)\",\"state\":\"untouched\",\"step\":\"act\"}"));
+}
+
+TEST_CASE("a postgres.sql step whose parameters are refused at run time is not rolled back", "[rollback][cli]") {
+  // Refused before any connection is tried: no server is needed.
+  TempDir t;
+  t.file("p.yaml", act_plan(t, "{ conninfo: \"host=127.0.0.1 port=1 dbname=x\", sql: [\"SELECT $1\", \"SELECT 2\"], "
+                               "params: [a] }",
+                            "postgres.sql"));
+  Result r = plan_in(t, {"apply", "p.yaml"});
+  INFO(r.out << r.err);
+  CHECK(r.code == 1);
+  CHECK_FALSE(fs::exists(t.path / "undo-act"));
+  CHECK_FALSE(fs::exists(t.path / "prep"));
+  CHECK(contains(r.out, "  failed: act: 'params' goes with a single statement in 'sql'\n"));
+  CHECK(contains(r.out, "  not rolled back: act: it changed nothing (parameters refused)\n"));
+  Result s = plan_in(t, {"status", "p.yaml"});
+  CHECK(contains(s.out, "'params' goes with a single statement in 'sql'; not rolled back: it changed nothing "
+                        "(parameters refused)\n"));
+}
+
+TEST_CASE("a step that failed after it acted still runs its own rollback", "[rollback][cli]") {
+  TempDir t;
+  t.file("p.yaml", act_plan(t, "{ shell: \"echo half-done; exit 1\" }"));
+  Result r = plan_in(t, {"apply", "p.yaml"});
+  INFO(r.out << r.err);
+  CHECK(r.code == 1);
+  CHECK(fs::exists(t.path / "undo-act"));
+  CHECK_FALSE(fs::exists(t.path / "prep"));
+  CHECK(contains(r.err, "undone act ("));
+  CHECK_FALSE(contains(r.out, "it changed nothing"));
+}

@@ -544,3 +544,17 @@ steps:
   CHECK(!r.ok());
   CHECK(r.format() == "p.yaml: error: --var prot is not used by the plan\n");
 }
+
+TEST_CASE("loader: every unknown key of a map is reported, each where it is") {
+  CHECK(errors_of(R"(plan: x
+steps:
+  - id: a
+    type: exec
+    with: { command: [echo], xyz: 1, abc: 2 }
+    verfy: [ { tcp: "127.0.0.1:1" } ]
+    timout: 5s
+)") == "5:30: unknown key 'xyz' in exec parameters\n"
+       "5:38: unknown key 'abc' in exec parameters\n"
+       "6:5: unknown key 'verfy' in step; did you mean 'verify'?\n"
+       "7:5: unknown key 'timout' in step; did you mean 'timeout'?\n");
+}

@@ -70,6 +70,7 @@ struct FakeJournal : RunJournal {
   void rollback_finished(int s, const StepOutcome& o) override {
     add("rollback finished " + id(s) + (o.failed() ? " failed" : ""));
   }
+  void rollback_skipped(int s, const std::string& why) override { add("rollback skipped " + id(s) + ": " + why); }
 };
 
 struct Harness {
@@ -205,6 +206,83 @@ TEST_CASE("rollback: a failed precondition undoes nothing of the failed step its
   CHECK(s.exit_code == 1);
   CHECK(h.fake.rollback_order() == Strings{"a"});
   CHECK(h.rb(s, "bad") == RollbackState::None);
+}
+
+TEST_CASE("rollback: a step that failed before changing anything keeps its own rollback from running") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    FakeJournal j;
+    h.undoable("a");
+    h.undoable("bad", {"a"});
+    h.fake.script("bad", {StepOutcome::fail(FailureKind::Error, "'sql' is empty").changed_nothing("parameters refused")});
+    h.opts.journal = &j;
+    Runner& r = h.make(width);
+    j.fake = &h.fake;
+    j.plan = &h.b.plan();
+    j.graph = &h.graph;
+    const RunSummary s = r.run();
+    CHECK(s.exit_code == 1);  // fully rolled back: what changed (a) is undone
+    CHECK(h.fake.rollback_order() == Strings{"a"});
+    CHECK(h.rb(s, "bad") == RollbackState::Untouched);
+    CHECK(s.rollback_message.at(static_cast<size_t>(h.index("bad"))) == "it changed nothing (parameters refused)");
+    CHECK(h.rb(s, "a") == RollbackState::RolledBack);
+    CHECK(h.rec.has("kept bad: it changed nothing (parameters refused)"));
+    CHECK(std::count(j.calls.begin(), j.calls.end(), "rollback skipped bad: it changed nothing (parameters refused)") == 1);
+  }
+}
+
+TEST_CASE("rollback: a step that failed after acting still runs its own rollback (the contrary case)") {
+  Harness h;
+  h.undoable("a");
+  h.undoable("bad", {"a"});
+  h.fake.script("bad", {StepOutcome::fail(FailureKind::Error, "exited with status 1")});
+  const RunSummary s = h.run(2);
+  CHECK(s.exit_code == 1);
+  CHECK(h.fake.rollback_order() == Strings{"bad", "a"});
+  CHECK(h.rb(s, "bad") == RollbackState::RolledBack);
+}
+
+TEST_CASE("rollback: an attempt that acted before a retry that never started still counts as acted") {
+  Harness h;
+  h.undoable("bad").retry = {2, Millis{1}, 1.0, Millis{1}};
+  h.fake.script("bad", {StepOutcome::fail(FailureKind::Error, "exited with status 1"),
+                        StepOutcome::fail(FailureKind::Error, "cannot start 'x'").changed_nothing("command never started")});
+  const RunSummary s = h.run(1);
+  CHECK(h.fake.attempts("bad") == 2);
+  CHECK_FALSE(h.record(s, "bad").outcome.untouched);
+  CHECK(h.fake.rollback_order() == Strings{"bad"});
+  CHECK(h.rb(s, "bad") == RollbackState::RolledBack);
+}
+
+TEST_CASE("rollback: every attempt failing before acting leaves the step untouched") {
+  Harness h;
+  h.undoable("bad").retry = {3, Millis{1}, 1.0, Millis{1}};
+  h.fake.script("bad", {StepOutcome::fail(FailureKind::Error, "no connection").changed_nothing("connection never opened")});
+  const RunSummary s = h.run(1);
+  CHECK(h.fake.attempts("bad") == 3);
+  CHECK(h.fake.rollback_order().empty());
+  CHECK(h.rb(s, "bad") == RollbackState::Untouched);
+  CHECK(h.rec.has("kept bad: it changed nothing (connection never opened)"));
+}
+
+TEST_CASE("rollback: --no-rollback after a failure that changed nothing exits 1, nothing is left half done") {
+  Harness h;
+  h.undoable("bad");
+  h.fake.script("bad", {StepOutcome::fail(FailureKind::Error, "bad").changed_nothing("parameters refused")});
+  h.opts.rollback_on_failure = false;
+  CHECK(h.run(2).exit_code == 1);
+}
+
+TEST_CASE("rollback: an irreversible step that changed nothing does not keep what it stands on") {
+  Harness h;
+  h.undoable("base");
+  h.b.step("drop", {"base"}).irreversible = true;
+  h.fake.script("drop", {StepOutcome::fail(FailureKind::Error, "bad").changed_nothing("parameters refused")});
+  const RunSummary s = h.run(2);
+  CHECK(s.exit_code == 1);
+  CHECK(h.fake.rollback_order() == Strings{"base"});
+  CHECK(h.rb(s, "drop") == RollbackState::Untouched);
 }
 
 TEST_CASE("rollback: auto and explicit rollbacks run - a step without one is reported not reverted") {

@@ -97,6 +97,7 @@ TEST_CASE("exec fails on an unexpected exit status, with the end of stderr", "[s
   CHECK(o.kind == FailureKind::Error);
   CHECK(o.message == "exited with status 4: connecting | table users is missing");
   CHECK(o.outputs["exit_code"] == 4);
+  CHECK_FALSE(o.untouched);  // it ran: its rollback must run
 
   auto accepted =
       f.run(make_step("grep", "exec", Json{{"shell", "exit 1"}, {"exit_codes", {0, 1}}}));
@@ -131,6 +132,12 @@ TEST_CASE("exec says when the command does not exist", "[steps][exec]") {
   auto o = f.run(make_step("x", "exec", Json{{"command", {"plan-no-such-command", "--help"}}}));
   CHECK(o.kind == FailureKind::Error);
   CHECK(o.message == "cannot start 'plan-no-such-command': command not found in PATH");
+  CHECK(o.untouched);
+  CHECK(o.untouched_why == "command never started");
+  auto refused = f.run(make_step("x", "exec", Json{{"command", {"true"}}, {"output_cap", -1}}));
+  CHECK(refused.message == "invalid exec parameters: 'output_cap' must not be negative");
+  CHECK(refused.untouched);
+  CHECK(refused.untouched_why == "parameters refused");
   auto both = f.run(make_step("x", "exec", Json{{"command", {"true"}}, {"shell", "true"}}));
   CHECK(both.message == "invalid exec parameters: give exactly one of 'command' (argv list) and 'shell'");
 }
@@ -223,6 +230,7 @@ TEST_CASE("unresolvable references and unknown hosts fail the step", "[steps]") 
   auto o = f.run(make_step("x", "exec", Json{{"command", {"echo", "${vars.nope}"}}}));
   CHECK(o.kind == FailureKind::Error);
   CHECK(o.message == "unknown variable in ${vars.nope}");
+  CHECK(o.untouched_why == "parameters refused");
 
   f.outputs["dump"] = Json{{"stdout", "/srv/dump.sql"}};
   auto used =
@@ -231,7 +239,9 @@ TEST_CASE("unresolvable references and unknown hosts fail the step", "[steps]") 
 
   Step remote = make_step("x", "exec", Json{{"command", {"true"}}});
   remote.on = "legacy";
-  CHECK(f.run(remote).message == "host 'legacy' is not defined in the plan");
+  auto no_host = f.run(remote);
+  CHECK(no_host.message == "host 'legacy' is not defined in the plan");
+  CHECK(no_host.untouched_why == "host unusable");
   remote.on = "new";
   CHECK(f.run(remote).succeeded());
 
