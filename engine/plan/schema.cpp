@@ -262,8 +262,9 @@ Json SchemaChecker::loader_schema() {
 
 namespace {
 
-/// Leaves out the loader's x- hints, and says `type: object` wherever object keywords appear
-/// without it (ajv's strictTypes asks for that).
+/// What strict validators (ajv's strict mode) ask of a schema, which the loader's does not need:
+/// no x- hints; `type: object` wherever object keywords appear; every required key named under
+/// properties in the same subschema (strictRequired); a union of types as anyOf (strictTypes).
 void make_publishable(Json& s) {
   if (s.is_array()) {
     for (Json& e : s) make_publishable(e);
@@ -277,6 +278,19 @@ void make_publishable(Json& s) {
   bool objecty = s.contains("required") || s.contains("properties") || s.contains("additionalProperties") ||
                  s.contains("minProperties") || s.contains("maxProperties") || s.contains("propertyNames");
   if (objecty && !s.contains("type")) s["type"] = "object";
+  if (auto r = s.find("required"); r != s.end() && r->is_array()) {
+    Json& props = s["properties"];
+    if (!props.is_object()) props = Json::object();
+    for (const Json& k : *r)
+      if (!props.contains(k.get<std::string>())) props[k.get<std::string>()] = Json::object();
+  }
+  if (auto t = s.find("type"); t != s.end() && t->is_array()) {
+    Json alternatives = Json::array();
+    for (const Json& one : *t) alternatives.push_back({{"type", one}});
+    s.erase("type");
+    if (s.contains("anyOf")) s["allOf"].push_back({{"anyOf", alternatives}});
+    else s["anyOf"] = alternatives;
+  }
   for (const char* k : {"allOf", "anyOf", "oneOf", "if", "then", "else", "items", "not", "additionalProperties",
                         "propertyNames"}) {
     if (auto it = s.find(k); it != s.end()) make_publishable(*it);

@@ -21,7 +21,14 @@ try {
 }
 console.log('compiled');
 for (const file of process.argv.slice(4)) {
-  const doc = YAML.parse(fs.readFileSync(file, 'utf8'));
+  let doc;
+  try {
+    // Merge keys (<<: *anchor) as plan reads them; duplicate keys are an error, as in plan.
+    doc = YAML.parse(fs.readFileSync(file, 'utf8'), { merge: true });
+  } catch (e) {
+    console.log('invalid ' + file + ': YAML: ' + e.message.split('\n')[0]);
+    continue;
+  }
   if (validate(doc)) {
     console.log('valid ' + file);
   } else {
