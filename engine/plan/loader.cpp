@@ -872,6 +872,7 @@ LoadResult load_plan_text(const std::string& path, const std::string& text, cons
   for (const auto& [key, value] : opts.var_overrides) {
     std::string name = key.substr(0, key.find('.'));
     if (loader.used_vars().count(name)) continue;
+    if (invalid_utf8_at(key) != std::string::npos || invalid_utf8_at(value) != std::string::npos) continue;  // refused above
     std::string msg = "--var " + key + " is not used by the plan";
     if (opts.strict) r.extra_errors.push_back(path + ": error: " + msg + "\n");
     else r.warnings.push_back(path + ": warning: " + msg + " (an error with --strict)\n");

@@ -124,7 +124,7 @@ TEST_CASE("validate status and unlock take the vars file a plan is written for",
   std::string state = t.str("state");
   Result bare = run({PLAN_BINARY, "validate", plan}, {}, state);
   CHECK(bare.code == 2);
-  CHECK(contains(bare.err, "p.yaml:5:30: error: unknown variable 'who' in '${vars.who}'"));
+  CHECK(contains(bare.err, "p.yaml:5:30: error: missing variable 'who': give it a value with --vars FILE or --var who=VALUE, or under vars: in the plan"));
   for (const auto& given : std::vector<std::vector<std::string>>{{"--vars", vars}, {"--var", "who=world"}}) {
     std::vector<std::string> argv{PLAN_BINARY, "validate", plan};
     argv.insert(argv.end(), given.begin(), given.end());
@@ -652,4 +652,23 @@ TEST_CASE("an --approve naming no step of the plan is refused before anything ru
   CHECK(r.code == 2);
   CHECK(r.err == "error: --approve: no step 'gret' in examples/hello.yaml\n");
   CHECK_FALSE(fs::exists(t.path / "state"));
+}
+
+TEST_CASE("a plan written for a vars file says once which variables it misses; an unused --var warns", "[cli][validate]") {
+  TempDir t("plan-cli-missing");
+  std::string state = t.str("state");
+  Result bare = run({PLAN_BINARY, "validate", PLAN_SOURCE_DIR "/plans/botbot-migration.yaml"}, {}, state);
+  CHECK(bare.code == 2);
+  CHECK(harness::count_of(bare.err, "error:") == 1);
+  CHECK(contains(bare.err, "error: missing variables '"));
+  CHECK(contains(bare.err, "'legacy_ip', "));
+  CHECK(contains(bare.err, "give them a value with --vars FILE or --var "));
+
+  std::string plan = t.file("p.yaml", "plan: p\nvars: { who: world }\nsteps:\n  - id: hello\n    type: exec\n    with: { command: [echo, \"${vars.who}\"] }\n");
+  Result warned = run({PLAN_BINARY, "validate", plan, "--var", "woh=x"}, {}, state);
+  CHECK(warned.code == 0);
+  CHECK(warned.err == plan + ": warning: --var woh is not used by the plan (an error with --strict)\n");
+  Result strict = run({PLAN_BINARY, "validate", plan, "--var", "woh=x", "--strict"}, {}, state);
+  CHECK(strict.code == 2);
+  CHECK(strict.err == plan + ": error: --var woh is not used by the plan\n");
 }
