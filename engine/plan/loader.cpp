@@ -477,6 +477,11 @@ class Loader {
   /// known). What it refuses is reported at the parameter it names, else at `p`.
   void check_parse(const ParamTable* table, const std::function<void(const Json&)>& validate, const Json& raw,
                    const JsonPath& p) {
+    if (table && raw.is_object()) {
+      for (auto it = raw.begin(); it != raw.end(); ++it) {
+        if (const ParamSpec* spec = table->find(it.key())) check_output_fits(*spec, it.value(), extend(p, it.key()));
+      }
+    }
     Json v;
     try {
       Scope scope;
@@ -701,6 +706,46 @@ class Loader {
           error(ref_mark(), "unknown step '" + r.path[0] + "' in " + where + did_you_mean(r.path[0], ids));
         }
       }
+    }
+  }
+
+  /// Whether a value of JSON type `type` (an output's) can be a parameter of kind `kind`. Text
+  /// can hold anything a scalar parameter takes, so only lists, maps and booleans are judged.
+  static bool fits(const std::string& type, ParamKind kind) {
+    switch (kind) {
+      case ParamKind::Any: return true;
+      case ParamKind::Argv:
+      case ParamKind::Texts:
+      case ParamKind::Scalars: return type == "array";
+      case ParamKind::Values:
+      case ParamKind::IntList: return type != "object" && type != "boolean";
+      case ParamKind::StringMap:
+      case ParamKind::Map:
+      case ParamKind::Object: return type == "object";
+      case ParamKind::Checks: return type == "array" || type == "object";
+      case ParamKind::Boolean: return type == "boolean" || type == "string";
+      case ParamKind::String: return type != "array" && type != "object";
+      default: return type == "string" || type == "integer" || type == "number";
+    }
+  }
+
+  /// A parameter whose whole value is one earlier step's output: that output's declared type
+  /// must fit the parameter (a list cannot be a port).
+  void check_output_fits(const ParamSpec& spec, const Json& value, const JsonPath& p) {
+    if (!value.is_string()) return;
+    const std::string& s = value.get_ref<const std::string&>();
+    if (s.rfind("${steps.", 0) != 0 || s.back() != '}') return;
+    std::vector<Reference> refs = find_references(s);
+    if (refs.size() != 1 || refs[0].offset != 0 || refs[0].text.size() + 3 != s.size() || refs[0].path.size() < 3) return;
+    int i = plan_->step_index(refs[0].path[0]);
+    const StepType* t = i >= 0 ? Registry::instance().step(plan_->steps[static_cast<size_t>(i)].type) : nullptr;
+    const ParamTable* table = t ? t->parameters() : nullptr;
+    if (!table) return;
+    for (const OutputSpec& o : table->outputs) {
+      if (o.name != refs[0].path[2] || fits(o.type, spec.kind)) continue;
+      error(at(p), "'" + s + "' is " + (o.type == "integer" || o.type == "array" || o.type == "object" ? "an " : "a ") +
+                       o.type + " (an output of " + t->name() + "), but '" + spec.name + "' takes a " +
+                       kind_name(spec.kind));
     }
   }
 

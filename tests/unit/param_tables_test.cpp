@@ -212,3 +212,46 @@ steps:
   CHECK(r.format().find("p.yaml:8:30: error: unknown output 'stdot' of step 'b' in '${steps.b.outputs.stdot}': "
                         "exec outputs stdout, stderr, exit_code; did you mean 'stdout'?") != std::string::npos);
 }
+
+namespace {
+
+/// A type with outputs of every shape, registered in the unit tests only.
+class ListerStep : public StepType {
+ public:
+  std::string name() const override { return "test.lister"; }
+  const ParamTable* parameters() const override {
+    static const ParamTable table{
+        .title = "test.lister parameters",
+        .description = "Lists things (unit tests only).",
+        .params = {},
+        .outputs = {{"items", "array", "A list."}, {"ok", "boolean", "A flag."}, {"meta", "object", "A map."},
+                    {"count", "integer", "A number."}},
+    };
+    return &table;
+  }
+  std::vector<std::string> describe(const Json&) const override { return {"list"}; }
+  StepOutcome run(StepContext&) const override { return StepOutcome::ok(); }
+};
+PLAN_REGISTER_STEP(ListerStep);
+
+}  // namespace
+
+TEST_CASE("a parameter whose value is an output must take that output's type", "[contract]") {
+  const char* plan = R"(plan: outputs
+steps:
+  - { id: l, type: test.lister }
+  - id: c
+    type: exec
+    with:
+      command: [ls]
+      cwd: "${steps.l.outputs.items}"
+      output_cap: "${steps.l.outputs.ok}"
+      exit_codes: "${steps.l.outputs.count}"
+)";
+  LoadResult r = load_plan_text("p.yaml", plan, {});
+  std::string errors;
+  for (const Diagnostic& d : r.diags) errors += std::to_string(d.mark.line) + ":" + std::to_string(d.mark.col) + ": " + d.message + "\n";
+  CHECK(errors ==
+        "8:12: '${steps.l.outputs.items}' is an array (an output of test.lister), but 'cwd' takes a string\n"
+        "9:19: '${steps.l.outputs.ok}' is a boolean (an output of test.lister), but 'output_cap' takes a positive integer\n");
+}
