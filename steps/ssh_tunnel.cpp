@@ -65,7 +65,12 @@ TunnelParams parse(const Json& p) {
   t.respawn_window = params::duration(p, "respawn_window", t.respawn_window);
   t.ready_timeout = params::duration(p, "ready_timeout", t.ready_timeout);
   if (p.contains("max_respawns")) {
-    long long n = params::integer(p["max_respawns"], "'max_respawns'");
+    long long n = 0;
+    try {
+      n = params::integer(p["max_respawns"], "'max_respawns'");
+    } catch (const params::BadParam& e) {
+      throw params::BadParam(e.what(), "max_respawns");
+    }
     if (n < 0 || n > 1000) throw params::BadParam("'max_respawns' must be between 0 and 1000", "max_respawns");
     t.max_respawns = static_cast<int>(n);
   }

@@ -25,8 +25,11 @@ ExecCheckParams parse(const Json& p) {
     throw params::BadParam("exec check takes { command: [...] } or { shell: \"...\" }");
   e.argv = params::command_argv(p);
   e.shell = p.contains("shell");
-  if (p.contains("exit_code"))
-    e.exit_code = static_cast<int>(params::integer(p["exit_code"], "'exit_code'"));
+  try {
+    if (p.contains("exit_code")) e.exit_code = static_cast<int>(params::integer(p["exit_code"], "'exit_code'"));
+  } catch (const params::BadParam& ex) {
+    throw params::BadParam(ex.what(), "exit_code");
+  }
   e.stdout_contains = params::text(p, "stdout_contains", "");
   e.timeout = params::duration(p, "timeout", kDefaultTimeout);
   return e;
