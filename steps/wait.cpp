@@ -2,7 +2,8 @@
 //   with: { duration: 5m }
 //   with: { until: [ { tcp: "127.0.0.3:6379" } ], interval: 1s, timeout: 2m }
 //   with: { until: { file: /srv/ready } }                  # one check needs no list
-// Outputs (until): waited_ms. Changes nothing; a pause is cut short by cancellation and bounded by the step's deadline.
+// Outputs (until): waited_ms. Changes nothing; a pause is cut short by cancellation and bounded by
+// the step's deadline.
 
 #include <algorithm>
 #include <thread>
