@@ -28,13 +28,15 @@ struct PutParams {
   bool sensitive = false;
 };
 
-/// Everything but the content, which needs the plan's folder and may fail on its own.
+/// Everything but the content, which needs the plan's folder (and its files) and may fail on its
+/// own: mfile::content_from.
 PutParams parse(const Json& p, const std::string& step_id) {
   if (!p.is_object()) throw params::BadParam("file.put takes { path: ..., template|content|source: ... }");
   PutParams f;
   f.target.path = params::text(p, "path", "");
-  if (f.target.path.empty()) throw params::BadParam("file.put needs a 'path'");
-  if (f.target.path[0] != '/') throw params::BadParam("'path' must be absolute, not '" + f.target.path + "'");
+  if (f.target.path.empty()) throw params::BadParam("file.put needs a 'path'", "path");
+  if (f.target.path[0] != '/') throw params::BadParam("'path' must be absolute, not '" + f.target.path + "'", "path");
+  mfile::check_source(p);
   f.target.mode = mfile::parse_mode(p);
   f.target.owner = params::text(p, "owner", "");
   f.target.group = params::text(p, "group", "");
@@ -52,12 +54,52 @@ std::string target_text(const PutParams& f) {
   return s;
 }
 
+const ParamTable kTable{
+    .title = "file.put parameters",
+    .description = "Write a file on the step's host from a mustache template (with vars), inline content or "
+                   "a local file; the previous version is kept beside it for rollback: auto. Relative "
+                   "template and source paths start at the plan's folder.",
+    .params =
+        {
+            {.name = "path",
+             .required = true,
+             .description = "Absolute path of the file on the host.",
+             .example = "/etc/botbot/settings.ini"},
+            {.name = "template",
+             .description = "A local mustache template file, rendered with vars.",
+             .example = "templates/settings.ini.mustache"},
+            {.name = "vars",
+             .kind = ParamKind::Map,
+             .description = "Values for the template: strings, numbers, booleans (sections), lists and maps.",
+             .example = Json{{"redis", "127.0.0.3:6379"}, {"read_only", true}}},
+            {.name = "content", .description = "The file's content, written as it is.", .example = "maintenance until 18:00\n"},
+            {.name = "source", .description = "A local file copied as it is.", .example = "files/logo.png"},
+            {.name = "mode",
+             .kind = ParamKind::FileMode,
+             .description = "Permissions; default: the current file's, 0644 for a new one.",
+             .example = "0640"},
+            {.name = "owner",
+             .description = "User owning the file; default: the current file's (a new file is the connecting user's).",
+             .example = "botbot"},
+            {.name = "group", .description = "Group of the file; default: the current file's.", .example = "botbot"},
+            {.name = "sensitive",
+             .kind = ParamKind::Boolean,
+             .default_value = false,
+             .description = "Never show the content in dry-run diffs (automatic when a secret is involved).",
+             .example = true},
+        },
+    .exactly_one = {{"template", "content", "source"}},
+    .outputs = mfile::file_outputs(),
+};
+
 class FilePutStep : public StepType {
  public:
   std::string name() const override { return "file.put"; }
   bool has_auto_rollback() const override { return true; }
   // Writing the same bytes again changes nothing.
   bool idempotent() const override { return true; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p, ""); }
 
   std::vector<std::string> describe(const Json& p) const override {
     try {

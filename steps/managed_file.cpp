@@ -125,14 +125,22 @@ std::string absent_marker(const std::string& path, const std::string& step_id) {
   return dir + "." + name + ".plan-absent-" + step_id;
 }
 
-std::string content_from(const Json& p, const std::string& plan_dir) {
+void check_source(const Json& p) {
   const bool has_template = p.contains("template"), has_content = p.contains("content"),
              has_source = p.contains("source");
   if (int(has_template) + int(has_content) + int(has_source) != 1)
     throw params::BadParam("give exactly one of 'template', 'content' and 'source'");
-  if (p.contains("vars") && !has_template) throw params::BadParam("'vars' go with 'template'");
-  if (has_content) return params::text(p["content"]);
-  if (has_source) return tmpl::read_local(tmpl::resolve_path(params::text(p["source"]), plan_dir), "source");
+  for (const char* key : {"template", "content", "source"}) (void)params::text(p, key, "");
+  if (p.contains("vars")) {
+    if (!has_template) throw params::BadParam("'vars' go with 'template'", "vars");
+    if (!p["vars"].is_object()) throw params::BadParam("'vars' must be a map of NAME: value, not " + p["vars"].dump(), "vars");
+  }
+}
+
+std::string content_from(const Json& p, const std::string& plan_dir) {
+  check_source(p);
+  if (p.contains("content")) return params::text(p["content"]);
+  if (p.contains("source")) return tmpl::read_local(tmpl::resolve_path(params::text(p["source"]), plan_dir), "source");
   const std::string path = tmpl::resolve_path(params::text(p["template"]), plan_dir);
   return tmpl::render(tmpl::read_local(path), p.contains("vars") ? p["vars"] : Json(nullptr), path);
 }
@@ -159,7 +167,7 @@ std::optional<int> parse_mode(const Json& p) {
   const Json& m = p["mode"];
   std::string s = m.is_number_integer() ? std::to_string(m.get<long long>()) : params::text(m);
   bool ok = (s.size() == 3 || s.size() == 4) && s.find_first_not_of("01234567") == std::string::npos;
-  if (!ok) throw params::BadParam("'mode' must be 3 or 4 octal digits such as \"0644\", not " + m.dump());
+  if (!ok) throw params::BadParam("'mode' must be 3 or 4 octal digits such as \"0644\", not " + m.dump(), "mode");
   return static_cast<int>(std::strtol(s.c_str(), nullptr, 8));
 }
 
@@ -188,6 +196,25 @@ std::vector<std::string> unified_diff(const std::string& before, const std::stri
     if (lines.size() < max_lines) lines.push_back(l);
   if (total > lines.size()) lines.push_back("... " + std::to_string(total - lines.size()) + " more lines");
   return lines;
+}
+
+std::vector<OutputSpec> file_outputs() {
+  return {
+    {"path", "string", "The file's path on the host."},
+    {"changed", "boolean", "Whether the step changed the file (content, mode or owner)."},
+    {"existed", "boolean", "Whether the file existed before the step."},
+    {"new_sha256", "string", "SHA-256 of the content written."},
+    {"bytes", "integer", "Size of the content written."},
+    {"mode", "string", "The file's mode now, as 4 octal digits (\"0644\")."},
+    {"previous_sha256", "string", "When it existed: SHA-256 of its previous content."},
+    {"previous_mode", "string", "When it existed: its previous mode."},
+    {"previous_owner", "string", "When it existed: its previous owner (user name)."},
+    {"previous_group", "string", "When it existed: its previous group."},
+    {"previous_ids", "string", "When it existed: its previous owner and group as \"uid:gid\"."},
+    {"writer_ids", "string", "\"uid:gid\" a file written by the connecting user gets."},
+    {"backup", "string", "When it existed: the path of the kept previous version (restored by rollback)."},
+    {"absent_marker", "string", "When it did not exist: the path of the marker saying so (rollback removes the file)."},
+  };
 }
 
 Replaced replace(HostConnection& host, const Target& t, Deadline deadline, const CancelToken& cancel,

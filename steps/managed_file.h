@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "plan/param_table.h"
 #include "run/step_type.h"
 
 namespace plan::mfile {
@@ -31,6 +32,9 @@ struct Target {
 std::string backup_path(const std::string& path, const std::string& step_id);
 std::string absent_marker(const std::string& path, const std::string& step_id);
 
+/// Checks, without reading any file, that `params` name exactly one of `template`, `content` and
+/// `source` (text), and `vars` (a map) only with a template. Throws params::BadParam.
+void check_source(const Json& params);
 /// The bytes a file step writes, from exactly one of `template` (rendered with `vars`),
 /// `content`, or `source` (a local file). Relative paths start at `plan_dir`. Throws
 /// params::BadParam or tmpl::TemplateError with a message naming the file.
@@ -60,6 +64,10 @@ struct Replaced {
   bool changed = false;
   Json outputs = Json::object();
 };
+
+/// The outputs replace() records, for the tables of the steps that use it (a function: those
+/// tables are built during static initialisation, in other files).
+std::vector<OutputSpec> file_outputs();
 
 /// Makes `t` true on the host: reads the current file; when content, mode and owner already
 /// match, changes nothing (changed: false). Otherwise keeps the previous version (backup or

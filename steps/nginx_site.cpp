@@ -8,7 +8,7 @@
 //           test: [...], reload: [...] }                  # default nginx + [-t], + [-s, reload]
 // The reload returns once nginx runs the new config: its old workers have stopped taking
 // connections (so a verify check right after sees the new behaviour).
-// Outputs: the file's (see managed_file.h) plus name and reloaded.
+// Outputs: the file's (see managed_file.h) plus name, reloaded, and refused (nginx -t refused it).
 
 #include <chrono>
 #include <map>
@@ -42,23 +42,26 @@ struct SiteParams {
 std::vector<std::string> argv_of(const Json& p, const char* key, const std::vector<std::string>& def) {
   if (!p.contains(key) || p[key].is_null()) return def;
   if (!p[key].is_array() || p[key].empty())
-    throw params::BadParam(std::string("'") + key + "' must be a non-empty list (an argv)");
+    throw params::BadParam(std::string("'") + key + "' must be a non-empty list (an argv)", key);
   std::vector<std::string> out;
   for (const auto& a : p[key]) out.push_back(params::text(a));
   return out;
 }
 
+/// Everything but the content, which needs the plan's folder (and its files) and may fail on its
+/// own: mfile::content_from.
 SiteParams parse(const Json& p, const std::string& step_id) {
   if (!p.is_object()) throw params::BadParam("nginx.site takes { name: ..., template: ... }");
   SiteParams s;
   s.name = params::text(p, "name", "");
-  if (s.name.empty()) throw params::BadParam("nginx.site needs a 'name'");
+  if (s.name.empty()) throw params::BadParam("nginx.site needs a 'name'", "name");
   if (s.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
           std::string::npos ||
       s.name[0] == '.')
-    throw params::BadParam("'name' must be letters, digits, '.', '_' or '-', not '" + s.name + "'");
+    throw params::BadParam("'name' must be letters, digits, '.', '_' or '-', not '" + s.name + "'", "name");
+  mfile::check_source(p);
   std::string dir = params::text(p, "sites_dir", "/etc/nginx/conf.d");
-  if (dir.empty() || dir[0] != '/') throw params::BadParam("'sites_dir' must be absolute, not '" + dir + "'");
+  if (dir.empty() || dir[0] != '/') throw params::BadParam("'sites_dir' must be absolute, not '" + dir + "'", "sites_dir");
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   s.target.path = dir + "/" + s.name + ".conf";
   s.target.mode = mfile::parse_mode(p);
@@ -72,6 +75,67 @@ SiteParams parse(const Json& p, const std::string& step_id) {
   s.sensitive = params::boolean(p, "sensitive", false);
   return s;
 }
+
+std::vector<OutputSpec> site_outputs() {
+  std::vector<OutputSpec> out = mfile::file_outputs();
+  out.push_back({"name", "string", "The site's name."});
+  out.push_back({"reloaded", "boolean", "true once nginx runs the new config."});
+  out.push_back({"refused", "boolean", "true when nginx -t refused the new config and the previous file was put back."});
+  return out;
+}
+
+const ParamTable kTable{
+    .title = "nginx.site parameters",
+    .description = "Render a site config into SITES_DIR/NAME.conf with the previous version kept, nginx -t "
+                   "(a failing config is put back at once), reload and wait until nginx runs it. rollback: "
+                   "auto puts the previous config back and reloads.",
+    .params =
+        {
+            {.name = "name",
+             .required = true,
+             .description = "The site: its file is SITES_DIR/NAME.conf (letters, digits, '.', '_' or '-').",
+             .example = "botbot"},
+            {.name = "template",
+             .description = "A local mustache template file, rendered with vars.",
+             .example = "nginx/botbot.conf.mustache"},
+            {.name = "vars",
+             .kind = ParamKind::Map,
+             .description = "Values for the template: strings, numbers, booleans (sections), lists and maps.",
+             .example = Json{{"upstream", "127.0.0.3:8080"}, {"read_only", true}}},
+            {.name = "content",
+             .description = "The config, written as it is.",
+             .example = "server { listen 127.0.0.3:80; return 503; }\n"},
+            {.name = "source", .description = "A local file copied as it is.", .example = "nginx/botbot.conf"},
+            {.name = "sites_dir",
+             .default_value = "/etc/nginx/conf.d",
+             .description = "Absolute folder of NAME.conf.",
+             .example = "/srv/nginx/sites"},
+            {.name = "nginx",
+             .kind = ParamKind::Argv,
+             .default_value = Json::array({"nginx"}),
+             .description = "How to run nginx, e.g. [nginx, -p, /srv/x, -c, /srv/x/nginx.conf].",
+             .example = Json::array({"nginx", "-p", "/srv/nginx", "-c", "/srv/nginx/nginx.conf"})},
+            {.name = "test",
+             .kind = ParamKind::Argv,
+             .description = "The config test; default: the nginx argv + [-t].",
+             .example = Json::array({"nginx", "-t"})},
+            {.name = "reload",
+             .kind = ParamKind::Argv,
+             .description = "The reload; default: the nginx argv + [-s, reload].",
+             .example = Json::array({"nginx", "-s", "reload"})},
+            {.name = "mode",
+             .kind = ParamKind::FileMode,
+             .description = "Permissions of NAME.conf; default: the current file's, 0644 for a new one.",
+             .example = "0644"},
+            {.name = "sensitive",
+             .kind = ParamKind::Boolean,
+             .default_value = false,
+             .description = "Never show the config in dry-run diffs (automatic when a secret is involved).",
+             .example = true},
+        },
+    .exactly_one = {{"template", "content", "source"}},
+    .outputs = site_outputs(),
+};
 
 /// Runs argv on the host: "" when it exits 0, else what it said (its last lines).
 std::string run_tool(HostConnection& host, const std::vector<std::string>& argv, Deadline deadline,
@@ -166,6 +230,8 @@ class NginxSiteStep : public StepType {
   bool has_auto_rollback() const override { return true; }
   // Rendering, testing and reloading again is harmless.
   bool idempotent() const override { return true; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p, ""); }
 
   std::vector<std::string> describe(const Json& p) const override {
     try {

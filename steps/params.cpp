@@ -23,7 +23,8 @@ std::string text(const Json& params, const char* key, const std::string& def) {
   if (!params.is_object()) return def;
   auto it = params.find(key);
   if (it == params.end() || it->is_null()) return def;
-  if (it->is_structured()) throw BadParam("'" + std::string(key) + "' must be text, not " + (it->is_object() ? "a map" : "a list"));
+  if (it->is_structured())
+    throw BadParam("'" + std::string(key) + "' must be text, not " + (it->is_object() ? "a map" : "a list"), key);
   return text(*it);
 }
 
@@ -32,7 +33,7 @@ Millis duration(const Json& params, const char* key, Millis def) {
   auto it = params.find(key);
   if (it == params.end() || it->is_null()) return def;
   auto d = parse_duration(*it);
-  if (!d) throw BadParam(std::string("invalid duration for '") + key + "': " + it->dump());
+  if (!d) throw BadParam(std::string("invalid duration for '") + key + "': " + it->dump(), key);
   return *d;
 }
 
@@ -45,7 +46,7 @@ bool boolean(const Json& params, const char* key, bool def) {
     if (*it == "true") return true;
     if (*it == "false") return false;
   }
-  throw BadParam(std::string("'") + key + "' must be true or false, not " + it->dump());
+  throw BadParam(std::string("'") + key + "' must be true or false, not " + it->dump(), key);
 }
 
 long long integer(const Json& v, const std::string& what) {
@@ -68,11 +69,14 @@ std::vector<int> int_list(const Json& params, const char* key, std::vector<int> 
   auto it = params.find(key);
   if (it == params.end() || it->is_null()) return def;
   std::vector<int> out;
-  if (it->is_array()) {
-    for (const auto& e : *it)
-      out.push_back(static_cast<int>(integer(e, std::string("'") + key + "'")));
-  } else {
-    out.push_back(static_cast<int>(integer(*it, std::string("'") + key + "'")));
+  try {
+    if (it->is_array()) {
+      for (const auto& e : *it) out.push_back(static_cast<int>(integer(e, std::string("'") + key + "'")));
+    } else {
+      out.push_back(static_cast<int>(integer(*it, std::string("'") + key + "'")));
+    }
+  } catch (const BadParam& e) {
+    throw BadParam(e.what(), key);
   }
   return out;
 }

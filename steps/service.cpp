@@ -13,7 +13,7 @@
 // start: nothing when it already runs, then waits until every `ready` check holds (without
 // checks, until it has stayed up for half a second); a start that never gets ready fails and
 // stops what it started. stop: stop_signal to its process group, SIGKILL after `grace`.
-// Outputs: manager, pid, was_running (and pidfile, log, killed for processes).
+// Outputs: manager, pid, was_running, previous_pid (restart) (and pidfile, log, killed for processes).
 // rollback: auto is the inverse: stop what a start started, start again what a stop stopped
 // (same parameters, readiness included), stop what a restart started; a service that was running
 // before a restart is left running. What an action found is noted in the state folder while it
@@ -62,44 +62,129 @@ ServiceParams parse(const Json& p) {
         return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '@' || c == ':';
       }))
     throw params::BadParam("service 'name' must be letters, digits and - _ . @ : (not '" + s.name +
-                           "')");
+                           "')", "name");
   s.action = params::text(p, "action", "");
   if (s.action != "start" && s.action != "stop" && s.action != "restart")
     throw params::BadParam("service 'action' must be start, stop or restart, not '" + s.action +
-                           "'");
+                           "'", "action");
   s.manager = params::text(p, "manager", "");
   if (!s.manager.empty() && s.manager != "systemd" && s.manager != "process")
-    throw params::BadParam("service 'manager' must be systemd or process, not '" + s.manager + "'");
+    throw params::BadParam("service 'manager' must be systemd or process, not '" + s.manager + "'", "manager");
   if (p.contains("command") || p.contains("shell")) s.argv = params::command_argv(p);
   if (s.manager == "systemd" && !s.argv.empty())
     throw params::BadParam(
-        "service with manager systemd takes no 'command' (the unit says what runs)");
+        "service with manager systemd takes no 'command' (the unit says what runs)", "manager");
   if (!s.argv.empty() && s.argv[0].find('=') != std::string::npos)
-    throw params::BadParam("service 'command' must not start with a NAME=VALUE word (use 'env')");
-  if (p.contains("env") && p["env"].is_object())
+    throw params::BadParam("service 'command' must not start with a NAME=VALUE word (use 'env')", "command");
+  if (p.contains("env") && !p["env"].is_null()) {
+    if (!p["env"].is_object()) throw params::BadParam("service 'env' must be a map of NAME: value", "env");
     for (const auto& [k, v] : p["env"].items()) {
       if (k.empty() || k.find('=') != std::string::npos)
-        throw params::BadParam("service 'env' name '" + k + "' is not a variable name");
+        throw params::BadParam("service 'env' name '" + k + "' is not a variable name", "env");
       s.env[k] = params::text(v);
     }
+  }
   s.cwd = params::text(p, "cwd", "");
   s.log = params::text(p, "log", "");
   s.pidfile = params::text(p, "pidfile", "");
-  s.stop_signal = procman::signal_name(params::text(p, "stop_signal", "TERM"));
+  try {
+    s.stop_signal = procman::signal_name(params::text(p, "stop_signal", "TERM"));
+  } catch (const params::BadParam& e) {
+    throw params::BadParam(e.what(), "stop_signal");
+  }
   s.grace = params::duration(p, "grace", kDefaultGrace);
   s.ready_timeout = params::duration(p, "ready_timeout", kDefaultReadyTimeout);
   if (p.contains("ready") && !p["ready"].is_null()) {
     const Json& r = p["ready"];
+    if (!r.is_object() && !r.is_array())
+      throw params::BadParam("service 'ready' takes a check or a list of checks, not " + r.dump(), "ready");
     std::vector<Json> list =
         r.is_array() ? std::vector<Json>(r.begin(), r.end()) : std::vector<Json>{r};
     for (const auto& c : list) {
       if (!c.is_object() || c.size() != 1)
-        throw params::BadParam("each 'ready' check is a one-key map like { tcp: \"host:port\" }");
+        throw params::BadParam("each 'ready' check is a one-key map like { tcp: \"host:port\" }", "ready");
       s.ready.push_back({c.begin().key(), c.begin().value()});
     }
   }
   return s;
 }
+
+const ParamTable kTable{
+    .title = "service parameters",
+    .description = "Start, stop or restart a service through systemd or as a pidfile-managed process "
+                   "(detached, its output appended to a log). Start waits until the ready checks hold (a "
+                   "start that never gets ready fails and stops what it started); stop sends stop_signal "
+                   "to the process group, then SIGKILL after grace. rollback: auto is the inverse.",
+    .params =
+        {
+            {.name = "name",
+             .required = true,
+             .description = "The systemd unit, or the process's name (its default pidfile and log are named "
+                            "after it): letters, digits and - _ . @ :.",
+             .example = "botbot-irc"},
+            {.name = "action",
+             .required = true,
+             .allowed = {"start", "stop", "restart"},
+             .description = "What to do with the service.",
+             .example = "start"},
+            {.name = "manager",
+             .allowed = {"systemd", "process"},
+             .description = "systemd (systemctl) or process (pidfile); default: process when a command is given, "
+                            "else systemd where the host runs it, else process.",
+             .example = "process"},
+            {.name = "command",
+             .kind = ParamKind::Argv,
+             .description = "The process to start (manager process), run without a shell.",
+             .example = Json::array({"python3", "bot.py"})},
+            {.name = "shell",
+             .description = "Instead of command: a command line for /bin/sh -c.",
+             .example = "exec python3 bot.py >> bot.out"},
+            {.name = "env",
+             .kind = ParamKind::StringMap,
+             .description = "Environment variables added for the process.",
+             .example = Json{{"BOTBOT_ENV", "production"}}},
+            {.name = "cwd",
+             .description = "Working folder of the process; relative paths start at the plan's folder "
+                            "(on an SSH host at the login folder).",
+             .example = "/srv/botbot"},
+            {.name = "log",
+             .description = "File the process's stdout and stderr are appended to; default: beside the "
+                            "pidfile, NAME.log.",
+             .example = "/var/log/botbot-irc.log"},
+            {.name = "pidfile",
+             .description = "Default: services/NAME.pid in the plan's state folder (~/.plan/services on an SSH host).",
+             .example = "/run/botbot-irc.pid"},
+            {.name = "stop_signal",
+             .default_value = "TERM",
+             .description = "Signal that asks the process to stop: TERM, INT, QUIT, HUP, USR1, USR2 or KILL.",
+             .example = "INT"},
+            {.name = "grace",
+             .kind = ParamKind::Duration,
+             .default_value = "10s",
+             .description = "How long stop waits after stop_signal before SIGKILL.",
+             .example = "20s"},
+            {.name = "ready",
+             .kind = ParamKind::Checks,
+             .description = "A check or a list of checks that hold once a start is complete; without them a "
+                            "started process must stay up for half a second.",
+             .example = Json{{"tcp", "127.0.0.3:6667"}}},
+            {.name = "ready_timeout",
+             .kind = ParamKind::Duration,
+             .default_value = "30s",
+             .description = "How long a start waits for the ready checks.",
+             .example = "1m"},
+        },
+    .outputs =
+        {
+            {"manager", "string", "The manager used: systemd or process."},
+            {"pid", "integer", "The service's pid after the action (0 when unknown or stopped by systemd)."},
+            {"was_running", "boolean", "Whether it ran before the step."},
+            {"previous_pid", "integer", "restart: the pid before the restart (0 when it was not running)."},
+            {"pidfile", "string", "Process manager: the pidfile."},
+            {"log", "string", "Process manager: the log file."},
+            {"killed", "boolean", "Process manager, stop: whether it needed SIGKILL after grace."},
+        },
+};
 
 std::string describe_check(const ReadyCheck& c) {
   const CheckType* t = Registry::instance().check(c.type);
@@ -421,6 +506,8 @@ class ServiceStep : public StepType {
   std::string name() const override { return "service"; }
   bool has_auto_rollback() const override { return true; }
   bool idempotent() const override { return true; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::vector<std::string> describe(const Json& p) const override {
     try {

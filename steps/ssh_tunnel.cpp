@@ -42,17 +42,17 @@ TunnelParams parse(const Json& p) {
   TunnelParams t;
   std::string state = params::text(p, "state", "open");
   if (state != "open" && state != "closed")
-    throw params::BadParam("'state' must be open or closed, not '" + state + "'");
+    throw params::BadParam("'state' must be open or closed, not '" + state + "'", "state");
   t.open = state == "open";
   t.via = params::text(p, "via", "");
   t.id = params::text(p, "id", "");
-  std::string listen = params::text(p, "listen", "");
-  std::string target = params::text(p, "target", "");
-  try {
-    if (!listen.empty()) t.listen = ssh::parse_endpoint(listen, "listen");
-    if (!target.empty()) t.target = ssh::parse_endpoint(target, "target");
-  } catch (const std::invalid_argument& e) {
-    throw params::BadParam(e.what());
+  for (auto [key, endpoint] : {std::pair{"listen", &t.listen}, std::pair{"target", &t.target}}) {
+    std::string text = params::text(p, key, "");
+    try {
+      if (!text.empty()) *endpoint = ssh::parse_endpoint(text, key);
+    } catch (const std::invalid_argument& e) {
+      throw params::BadParam(e.what(), key);
+    }
   }
   if (t.open) {
     if (t.via.empty()) throw params::BadParam("ssh.tunnel needs 'via' (the host to tunnel through)");
@@ -65,12 +65,89 @@ TunnelParams parse(const Json& p) {
   t.respawn_window = params::duration(p, "respawn_window", t.respawn_window);
   t.ready_timeout = params::duration(p, "ready_timeout", t.ready_timeout);
   if (p.contains("max_respawns")) {
-    long long n = params::integer(p["max_respawns"], "'max_respawns'");
-    if (n < 0 || n > 1000) throw params::BadParam("'max_respawns' must be between 0 and 1000");
+    long long n = 0;
+    try {
+      n = params::integer(p["max_respawns"], "'max_respawns'");
+    } catch (const params::BadParam& e) {
+      throw params::BadParam(e.what(), "max_respawns");
+    }
+    if (n < 0 || n > 1000) throw params::BadParam("'max_respawns' must be between 0 and 1000", "max_respawns");
     t.max_respawns = static_cast<int>(n);
   }
   return t;
 }
+
+const ParamTable kTable{
+    .title = "ssh.tunnel parameters",
+    .description = "A local port forward through an SSH host (listen on this machine, target as seen from the "
+                   "via host), supervised like autossh (keepalive, reconnect, respawn limit, log) by a detached "
+                   "process that outlives the run; files in STATE_DIR/tunnels. state: closed stops the tunnel "
+                   "found by listen or by the id of the step that opened it. The step's host must be this "
+                   "machine. rollback: auto closes a tunnel it opened and reopens one it closed.",
+    .params =
+        {
+            {.name = "via",
+             .description = "The plan host (with ssh) the tunnel goes through.",
+             .example = "legacy"},
+            {.name = "listen",
+             .kind = ParamKind::Address,
+             .description = "ADDR:PORT to listen on, on this machine.",
+             .example = "127.0.0.3:6379"},
+            {.name = "target",
+             .kind = ParamKind::Address,
+             .description = "ADDR:PORT to reach, as seen from the via host.",
+             .example = "127.0.0.1:6379"},
+            {.name = "state",
+             .default_value = "open",
+             .allowed = {"open", "closed"},
+             .description = "open starts the tunnel; closed stops the one named by listen or id.",
+             .example = "closed"},
+            {.name = "id",
+             .description = "With state: closed: the id of the step that opened the tunnel.",
+             .example = "redis-tunnel"},
+            {.name = "keepalive",
+             .kind = ParamKind::Duration,
+             .default_value = "15s",
+             .description = "Keepalive interval (0 = off); 3 unanswered mean the connection is dead.",
+             .example = "10s"},
+            {.name = "max_respawns",
+             .kind = ParamKind::Integer,
+             .default_value = 5,
+             .description = "Reconnects allowed within respawn_window before the supervisor gives up (0 to 1000).",
+             .example = 3},
+            {.name = "respawn_window",
+             .kind = ParamKind::Duration,
+             .default_value = "60s",
+             .description = "The window max_respawns counts reconnects in.",
+             .example = "2m"},
+            {.name = "ready_timeout",
+             .kind = ParamKind::Duration,
+             .default_value = "30s",
+             .description = "How long the step waits for the tunnel to forward.",
+             .example = "10s"},
+        },
+    .rules =
+        {
+            {.key = "state",
+             .value = "closed",
+             .at_least_one = {"listen", "id"},
+             .description = "state: closed needs 'listen' or 'id' naming the tunnel to close"},
+            {.key = "state",
+             .value = "closed",
+             .equal = false,
+             .required = {"via", "listen", "target"},
+             .description = "opening a tunnel needs 'via', 'listen' and 'target'"},
+        },
+    .outputs =
+        {
+            {"pid", "integer", "Open: the supervisor's pid."},
+            {"listen", "string", "The listen address (ADDR:PORT) of the tunnel opened or closed."},
+            {"target", "string", "Open: the target address, as seen from the via host."},
+            {"via", "string", "Open: the host the tunnel goes through."},
+            {"log", "string", "Open: the supervisor's log file."},
+            {"stopped", "integer", "Closed: the pid of the supervisor stopped (null when none ran)."},
+        },
+};
 
 std::string respawn_text(const TunnelParams& t) {
   return "respawn " + std::to_string(t.max_respawns) + " in " + ssh::short_duration(t.respawn_window);
@@ -255,6 +332,8 @@ class SshTunnelStep : public StepType {
   bool has_auto_rollback() const override { return true; }
   // A running tunnel that forwards is found and kept; a closed one stays closed.
   bool idempotent() const override { return true; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::vector<std::string> describe(const Json& p) const override {
     try {

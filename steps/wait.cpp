@@ -1,7 +1,9 @@
 // Step `wait`: a fixed pause, or polling checks until they all hold.
 //   with: { duration: 5m }
 //   with: { until: [ { tcp: "127.0.0.3:6379" } ], interval: 1s, timeout: 2m }
-// Changes nothing; a pause is cut short by cancellation and bounded by the step's deadline.
+//   with: { until: { file: /srv/ready } }                  # one check needs no list
+// Outputs (until): waited_ms. Changes nothing; a pause is cut short by cancellation and bounded by
+// the step's deadline.
 
 #include <algorithm>
 #include <thread>
@@ -32,17 +34,72 @@ struct UntilCheck {
   Json params;
 };
 
-std::vector<UntilCheck> until_checks(const Json& p) {
+struct WaitParams {
+  std::optional<Millis> duration;  // a pause, or
+  std::vector<UntilCheck> until;   // checks polled until they all hold
+  Millis interval = kDefaultInterval;
+  Millis timeout = kDefaultTimeout;
+};
+
+/// One check (a one-key map) or a list of them; each check's own parameters are its type's to
+/// judge (run_check validates them before evaluating).
+std::vector<UntilCheck> until_checks(const Json& u) {
+  if (!u.is_object() && !u.is_array())
+    throw params::BadParam("wait 'until' takes a check or a list of checks, not " + u.dump(), "until");
   std::vector<UntilCheck> out;
-  const Json& u = p["until"];
-  if (!u.is_array() || u.empty()) throw params::BadParam("wait 'until' takes a list of checks");
-  for (const auto& c : u) {
+  const std::vector<Json> list = u.is_array() ? std::vector<Json>(u.begin(), u.end()) : std::vector<Json>{u};
+  if (list.empty()) throw params::BadParam("wait 'until' lists no check", "until");
+  for (const auto& c : list) {
     if (!c.is_object() || c.size() != 1)
-      throw params::BadParam("each check in 'until' is a one-key map like { tcp: \"host:port\" }");
+      throw params::BadParam("each check in 'until' is a one-key map like { tcp: \"host:port\" }", "until");
     out.push_back({c.begin().key(), c.begin().value()});
   }
   return out;
 }
+
+WaitParams parse(const Json& p) {
+  if (!p.is_object() || p.contains("duration") == p.contains("until"))
+    throw params::BadParam("wait takes exactly one of 'duration' and 'until'");
+  WaitParams w;
+  if (p.contains("duration")) w.duration = params::duration(p, "duration", Millis(0));
+  if (p.contains("until")) w.until = until_checks(p["until"]);
+  w.interval = params::duration(p, "interval", kDefaultInterval);
+  w.timeout = params::duration(p, "timeout", kDefaultTimeout);
+  return w;
+}
+
+const ParamTable kTable{
+    .title = "wait parameters",
+    .description = "Pause for a fixed time, or poll checks every interval until they all hold (failing "
+                   "after timeout with the last answer). Changes nothing; cut short by Ctrl-C and "
+                   "bounded by the step's timeout.",
+    .params =
+        {
+            {.name = "duration",
+             .kind = ParamKind::Duration,
+             .description = "How long to pause.",
+             .example = "5m"},
+            {.name = "until",
+             .kind = ParamKind::Checks,
+             .description = "A check or a list of checks, polled until every one holds.",
+             .example = Json::array({Json{{"tcp", "127.0.0.3:6379"}}})},
+            {.name = "interval",
+             .kind = ParamKind::Duration,
+             .default_value = "1s",
+             .description = "Time between two rounds of checks (with until).",
+             .example = "2s"},
+            {.name = "timeout",
+             .kind = ParamKind::Duration,
+             .default_value = "5m",
+             .description = "How long to poll before the step fails (with until).",
+             .example = "2m"},
+        },
+    .exactly_one = {{"duration", "until"}},
+    .outputs =
+        {
+            {"waited_ms", "integer", "With until: milliseconds until every check held."},
+        },
+};
 
 std::string describe_check(const UntilCheck& c) {
   const CheckType* t = Registry::instance().check(c.type);
@@ -53,6 +110,8 @@ class WaitStep : public StepType {
  public:
   std::string name() const override { return "wait"; }
   bool read_only() const override { return true; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::vector<std::string> describe(const Json& p) const override {
     try {
@@ -60,13 +119,11 @@ class WaitStep : public StepType {
       if (p.contains("duration") && p["duration"].is_string() &&
           p["duration"].get<std::string>().rfind("<steps.", 0) == 0)
         return {"wait " + p["duration"].get<std::string>() + " (known once that step has run)"};
-      if (p.contains("duration"))
-        return {"wait " + format_duration(params::duration(p, "duration", Millis(0)))};
-      std::vector<std::string> lines{
-          "wait until every check holds (every " +
-          format_duration(params::duration(p, "interval", kDefaultInterval)) + ", up to " +
-          format_duration(params::duration(p, "timeout", kDefaultTimeout)) + "):"};
-      for (const auto& c : until_checks(p)) lines.push_back("  " + describe_check(c));
+      WaitParams w = parse(p);
+      if (w.duration) return {"wait " + format_duration(*w.duration)};
+      std::vector<std::string> lines{"wait until every check holds (every " + format_duration(w.interval) +
+                                     ", up to " + format_duration(w.timeout) + "):"};
+      for (const auto& c : w.until) lines.push_back("  " + describe_check(c));
       return lines;
     } catch (const std::exception& ex) {
       return {std::string("invalid wait parameters: ") + ex.what()};
@@ -75,7 +132,7 @@ class WaitStep : public StepType {
 
   std::optional<Millis> estimate(const Json& p) const override {
     try {
-      if (p.contains("duration")) return params::duration(p, "duration", Millis(0));
+      return parse(p).duration;
     } catch (const std::exception&) {
     }
     return std::nullopt;
@@ -83,13 +140,9 @@ class WaitStep : public StepType {
 
   StepOutcome run(StepContext& ctx) const override {
     try {
-      const Json& p = ctx.params;
-      if (!p.is_object() || p.contains("duration") == p.contains("until"))
-        return StepOutcome::fail(FailureKind::Error,
-                                 "wait takes exactly one of 'duration' and 'until'");
-      if (p.contains("duration")) return pause(ctx, params::duration(p, "duration", Millis(0)));
-      return poll(ctx, until_checks(p), params::duration(p, "interval", kDefaultInterval),
-                  params::duration(p, "timeout", kDefaultTimeout));
+      WaitParams w = parse(ctx.params);
+      if (w.duration) return pause(ctx, *w.duration);
+      return poll(ctx, w.until, w.interval, w.timeout);
     } catch (const std::exception& ex) {
       return StepOutcome::fail(FailureKind::Error, ex.what());
     }

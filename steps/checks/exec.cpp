@@ -21,21 +21,50 @@ struct ExecCheckParams {
 
 ExecCheckParams parse(const Json& p) {
   ExecCheckParams e;
-  if (p.is_string()) {
-    e.argv = {"/bin/sh", "-c", p.get<std::string>()};
-    e.shell = true;
-    return e;
-  }
   if (!p.is_object())
     throw params::BadParam("exec check takes { command: [...] } or { shell: \"...\" }");
   e.argv = params::command_argv(p);
   e.shell = p.contains("shell");
-  if (p.contains("exit_code"))
-    e.exit_code = static_cast<int>(params::integer(p["exit_code"], "'exit_code'"));
+  try {
+    if (p.contains("exit_code")) e.exit_code = static_cast<int>(params::integer(p["exit_code"], "'exit_code'"));
+  } catch (const params::BadParam& ex) {
+    throw params::BadParam(ex.what(), "exit_code");
+  }
   e.stdout_contains = params::text(p, "stdout_contains", "");
   e.timeout = params::duration(p, "timeout", kDefaultTimeout);
   return e;
 }
+
+const ParamTable kTable{
+    .title = "exec check",
+    .description = "A command on the check's host that exits with the expected status (and prints the "
+                   "expected text). Read-only by contract: the plan's author promises the command changes "
+                   "nothing.",
+    .params =
+        {
+            {.name = "command",
+             .kind = ParamKind::Argv,
+             .description = "The program and its arguments, run without a shell.",
+             .example = Json::array({"pg_isready", "-h", "127.0.0.1"})},
+            {.name = "shell",
+             .description = "A command line for /bin/sh -c.",
+             .example = "test -s /srv/dump.sql"},
+            {.name = "exit_code",
+             .kind = ParamKind::Integer,
+             .default_value = 0,
+             .description = "The exit status that makes the check hold.",
+             .example = 1},
+            {.name = "stdout_contains",
+             .description = "Text the command's standard output must contain.",
+             .example = "accepting connections"},
+            {.name = "timeout",
+             .kind = ParamKind::Duration,
+             .default_value = "30s",
+             .description = "How long the command may run.",
+             .example = "10s"},
+        },
+    .exactly_one = {{"command", "shell"}},
+};
 
 std::string shown_command(const ExecCheckParams& e) {
   return e.shell ? e.argv[2] : params::quote_argv(e.argv);
@@ -44,6 +73,8 @@ std::string shown_command(const ExecCheckParams& e) {
 class ExecCheck : public CheckType {
  public:
   std::string name() const override { return "exec"; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {
     try {

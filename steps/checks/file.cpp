@@ -21,18 +21,42 @@ FileParams parse(const Json& p) {
     f.path = params::text(p, "path", "");
     f.exists = params::boolean(p, "exists", true);
     if (p.contains("contains") && !p["contains"].is_null())
-      f.contains = params::text(p["contains"]);
+      f.contains = params::text(p, "contains", "");
   } else {
     throw params::BadParam("file takes \"path\" or { path: ... }");
   }
-  if (f.path.empty()) throw params::BadParam("file needs a 'path'");
-  if (!f.exists && f.contains) throw params::BadParam("file: 'contains' needs exists: true");
+  if (f.path.empty()) throw params::BadParam("file needs a 'path'", "path");
+  if (!f.exists && f.contains) throw params::BadParam("file: 'contains' needs exists: true", "contains");
   return f;
 }
+
+const ParamTable kTable{
+    .title = "file check",
+    .description = "A file exists on the check's host (or, with exists: false, does not), optionally "
+                   "containing some text. Written as a path alone or as a map.",
+    .params =
+        {
+            {.name = "path",
+             .required = true,
+             .description = "The file's path on the host.",
+             .example = "/srv/botbot/dump.sql"},
+            {.name = "exists",
+             .kind = ParamKind::Boolean,
+             .default_value = true,
+             .description = "true: the file must exist; false: it must not.",
+             .example = false},
+            {.name = "contains",
+             .description = "Text the file must contain (with exists: true).",
+             .example = "read_only"},
+        },
+    .shorthand = "path",
+};
 
 class FileCheck : public CheckType {
  public:
   std::string name() const override { return "file"; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {
     try {

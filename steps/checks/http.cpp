@@ -32,26 +32,58 @@ struct HttpParams {
 
 HttpParams parse(const Json& p) {
   HttpParams h;
-  if (p.is_string()) {
-    h.url = p.get<std::string>();
-  } else if (p.is_object()) {
+  if (p.is_object()) {
     h.url = params::text(p, "url", "");
     h.method = params::text(p, "method", "GET");
     std::transform(h.method.begin(), h.method.end(), h.method.begin(),
                    [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
     h.status = params::int_list(p, "status", {200});
     h.body_contains = params::text(p, "body_contains", "");
-    if (p.contains("headers") && p["headers"].is_object())
+    if (p.contains("headers") && !p["headers"].is_null()) {
+      if (!p["headers"].is_object()) throw params::BadParam("http 'headers' must be a map of NAME: value", "headers");
       for (const auto& [k, v] : p["headers"].items()) h.headers.emplace_back(k, params::text(v));
-    if (p.contains("body") && !p["body"].is_null()) h.body = params::text(p["body"]);
+    }
+    if (p.contains("body") && !p["body"].is_null()) h.body = params::text(p, "body", "");
     h.timeout = params::duration(p, "timeout", kDefaultTimeout);
   } else {
     throw params::BadParam("http takes { url: ... }");
   }
-  if (h.url.empty()) throw params::BadParam("http needs a 'url'");
-  if (h.status.empty()) throw params::BadParam("http 'status' lists no status");
+  if (h.url.empty()) throw params::BadParam("http needs a 'url'", "url");
+  if (h.status.empty()) throw params::BadParam("http 'status' lists no status", "status");
   return h;
 }
+
+const ParamTable kTable{
+    .title = "http check",
+    .description = "An HTTP request answered with an expected status (and optionally a body containing some "
+                   "text): from this machine through libcurl, from another host through its curl command.",
+    .params =
+        {
+            {.name = "url", .required = true, .description = "The URL requested.", .example = "http://127.0.0.3/"},
+            {.name = "method",
+             .default_value = "GET",
+             .description = "The request method (GET, HEAD, POST, ...).",
+             .example = "POST"},
+            {.name = "status",
+             .kind = ParamKind::IntList,
+             .default_value = Json::array({200}),
+             .description = "The status, or the list of statuses, that make the check hold.",
+             .example = Json::array({200, 301})},
+            {.name = "body_contains",
+             .description = "Text the response body must contain.",
+             .example = "read-only"},
+            {.name = "headers",
+             .kind = ParamKind::StringMap,
+             .description = "Request headers, NAME: value.",
+             .example = Json{{"Host", "botbot.test"}}},
+            {.name = "body", .description = "The request body.", .example = "{\"ping\": true}"},
+            {.name = "timeout",
+             .kind = ParamKind::Duration,
+             .default_value = "10s",
+             .description = "How long the request may take.",
+             .example = "5s"},
+        },
+};
 
 std::string expected_status(const HttpParams& h) {
   std::string s = "status ";
@@ -173,6 +205,8 @@ Reply request_remote(const HttpParams& h, HostConnection& host, Deadline deadlin
 class HttpCheck : public CheckType {
  public:
   std::string name() const override { return "http"; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {
     try {

@@ -37,6 +37,37 @@ ProcessParams parse(const Json& p) {
   return c;
 }
 
+const ParamTable kTable{
+    .title = "process check",
+    .description = "Is a process running on the check's host (or, with running: false, not running)? "
+                   "Found by its pidfile, its exact name (pgrep -x) or a pattern on its command line "
+                   "(pgrep -f); a name alone stands for { name: NAME }. Zombies do not count as running.",
+    .params =
+        {
+            {.name = "pidfile",
+             .description = "A pidfile: the process whose pid it holds.",
+             .example = "/run/botbot.pid"},
+            {.name = "name",
+             .description = "Exact process name (pgrep -x).",
+             .example = "botbot-irc"},
+            {.name = "pattern",
+             .description = "Regular expression on the command line (pgrep -f).",
+             .example = "python3 -m http.server"},
+            {.name = "running",
+             .kind = ParamKind::Boolean,
+             .default_value = true,
+             .description = "true: it must run; false: it must not.",
+             .example = false},
+            {.name = "timeout",
+             .kind = ParamKind::Duration,
+             .default_value = "10s",
+             .description = "How long looking for the process may take.",
+             .example = "5s"},
+        },
+    .exactly_one = {{"pidfile", "name", "pattern"}},
+    .shorthand = "name",
+};
+
 std::string subject(const ProcessParams& c) {
   if (!c.pidfile.empty()) return "process of pidfile " + c.pidfile;
   if (!c.name.empty()) return "process named " + c.name;
@@ -46,6 +77,8 @@ std::string subject(const ProcessParams& c) {
 class ProcessCheck : public CheckType {
  public:
   std::string name() const override { return "process"; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {
     try {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "../../steps/managed_file.h"
+#include "plan/loader.h"
 #include "util/sha256.h"
 
 namespace fs = std::filesystem;
@@ -267,4 +268,28 @@ TEST_CASE("preview shows the size without a host and the diff with one", "[manag
   CHECK(mfile::preview(host.get(), same, false) ==
         std::vector<std::string>{"probe: " + d / "site.conf" + " already holds this content (sha256 " +
                                  sha256_hex(same.content).substr(0, 12) + "): unchanged"});
+}
+
+TEST_CASE("file.put and nginx.site parameters are judged when the plan is loaded, files unread", "[managed_file]") {
+  // What only the run used to find out: plan validate says it, at the parameter to blame.
+  LoadResult r = load_plan_text("f.yaml", R"(plan: f
+vars: { mode: "0999" }
+steps:
+  - id: a
+    type: file.put
+    with: { path: /srv/a, content: x, vars: { v: 1 } }
+  - id: b
+    type: file.put
+    with: { path: relative/b, template: no-such-template.mustache }
+  - id: c
+    type: nginx.site
+    with: { name: site, source: no-such-file.conf, mode: "${vars.mode}" }
+)",
+                                {});
+  const std::string errors = r.format();
+  CHECK_THAT(errors, Catch::Contains("f.yaml:6:45: error: 'vars' go with 'template'\n"));
+  CHECK_THAT(errors, Catch::Contains("f.yaml:9:19: error: 'path' must be absolute, not 'relative/b'\n"));
+  CHECK_THAT(errors, Catch::Contains("f.yaml:12:58: error: 'mode' must be 3 or 4 octal digits such as \"0644\", "
+                                     "not \"0999\"\n"));
+  CHECK(r.diags.size() == 3);
 }

@@ -299,6 +299,27 @@ TEST_CASE("wait pauses, polls checks, and gives up with the last answer", "[step
   CHECK(wait->describe(Json{{"duration", "90s"}}) == std::vector<std::string>{"wait 1m30s"});
 }
 
+TEST_CASE("wait and service take one check written as a map where they take checks", "[steps][wait]") {
+  // The schema takes a check or a list of them: so does the run (it once wanted a list).
+  Fixture f;
+  std::string dir = temp_dir();
+  std::ofstream(dir + "/ready") << "up\n";
+  auto one = f.run(make_step("ready", "wait",
+                             Json{{"until", {{"file", {{"path", dir + "/ready"}, {"contains", "up"}}}}}, {"interval", "10ms"}}));
+  CHECK(one.succeeded());
+  CHECK(one.message == "");
+  const StepType* wait = Registry::instance().step("wait");
+  CHECK(wait->describe(Json{{"until", {{"file", dir + "/ready"}}}}) ==
+        std::vector<std::string>{"wait until every check holds (every 1s, up to 5m00s):", "  file " + dir + "/ready"});
+  CHECK(param_problems(*Registry::instance().step("service"),
+                       Json{{"name", "x"}, {"action", "start"}, {"command", {"x"}}, {"ready", {{"file", "/x"}}}})
+            .empty());
+  auto text = f.run(make_step("ready", "wait", Json{{"until", "file"}}));
+  CHECK(text.message == "invalid wait parameters: wait 'until' takes a check or a list of checks, not \"file\"");
+  ::unlink((dir + "/ready").c_str());
+  ::rmdir(dir.c_str());
+}
+
 TEST_CASE("wait gives up at once on a check that can never hold as written", "[steps][wait]") {
   // Asking again cannot fix bad parameters: the step fails now, not after its timeout.
   Fixture f;
