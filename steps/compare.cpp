@@ -52,10 +52,12 @@ std::optional<Expectation> parse(const Json& p) {
     auto it = p.find(k.name);
     if (it == p.end()) continue;
     if (e)
-      throw params::BadParam("give one comparison (equals, lt, lte, gt or gte), not several");
+      throw params::BadParam("give one comparison (equals, lt, lte, gt or gte), not several", k.name);
     e = Expectation{k.op, *it};
+    if (k.op == Op::Eq && it->is_object())
+      throw params::BadParam("'equals' takes a value or a list of values, not a map", k.name);
     if (k.op != Op::Eq && !number(*it))
-      throw params::BadParam(std::string("'") + k.name + "' needs a number, not " + it->dump());
+      throw params::BadParam(std::string("'") + k.name + "' needs a number, not " + it->dump(), k.name);
   }
   return e;
 }

@@ -31,30 +31,80 @@ DnsCheckParams parse(const Json& p) {
   DnsCheckParams d;
   if (!p.contains("name")) throw params::BadParam("dns needs a 'name'");
   if (!p.contains("server")) throw params::BadParam("dns needs a 'server' (host:port) to ask");
-  d.fqdn = dns::fqdn(params::text(p, "name", ""));
-  d.type = dns::record_type(params::text(p, "type", "A"));
-  d.server = dns::parse_server(params::text(p, "server", ""));
-  d.exists = params::boolean(p, "exists", true);
+  // Each problem names its parameter, so that the loader points at it.
+  auto named = [](const char* key, auto&& read) {
+    try {
+      read();
+    } catch (const params::BadParam& ex) {
+      throw params::BadParam(ex.what(), key);
+    }
+  };
+  named("name", [&] { d.fqdn = dns::fqdn(params::text(p, "name", "")); });
+  named("type", [&] { d.type = dns::record_type(params::text(p, "type", "A")); });
+  named("server", [&] { d.server = dns::parse_server(params::text(p, "server", "")); });
+  named("exists", [&] { d.exists = params::boolean(p, "exists", true); });
   if (p.contains("equals") && !p["equals"].is_null()) {
-    std::vector<std::string> v;
-    if (p["equals"].is_array())
-      for (const auto& e : p["equals"]) v.push_back(dns::canonical_value(d.type, params::text(e)));
-    else
-      v.push_back(dns::canonical_value(d.type, params::text(p["equals"])));
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-    if (v.empty()) throw params::BadParam("dns 'equals' lists no value");
-    d.equals = std::move(v);
+    named("equals", [&] {
+      std::vector<std::string> v;
+      if (p["equals"].is_array())
+        for (const auto& e : p["equals"]) v.push_back(dns::canonical_value(d.type, params::text(e)));
+      else
+        v.push_back(dns::canonical_value(d.type, params::text(p["equals"])));
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+      if (v.empty()) throw params::BadParam("dns 'equals' lists no value");
+      d.equals = std::move(v);
+    });
   }
   if (p.contains("ttl_lte") && !p["ttl_lte"].is_null()) {
-    Millis t = params::duration(p, "ttl_lte", Millis(0));
-    d.ttl_lte = t.count() / 1000;
+    named("ttl_lte", [&] { d.ttl_lte = params::duration(p, "ttl_lte", Millis(0)).count() / 1000; });
   }
   if (!d.exists && (d.equals || d.ttl_lte))
-    throw params::BadParam("dns 'exists: false' takes no 'equals' or 'ttl_lte'");
-  d.timeout = params::duration(p, "timeout", kDefaultTimeout);
+    throw params::BadParam("dns 'exists: false' takes no 'equals' or 'ttl_lte'", "exists");
+  named("timeout", [&] { d.timeout = params::duration(p, "timeout", kDefaultTimeout); });
   return d;
 }
+
+const ParamTable kTable{
+    .title = "dns check",
+    .description =
+        "What a DNS server answers for a name, asked directly (no recursion) with dig on the check's host: the "
+        "record set must exist, equal the given values (in any order), have a TTL at most ttl_lte, or, with "
+        "exists: false, not exist.",
+    .params =
+        {
+            {.name = "name",
+             .required = true,
+             .description = "The absolute name to ask for (the trailing dot is optional).",
+             .example = "www.botbot.test"},
+            {.name = "server",
+             .required = true,
+             .description = "The server to ask: host or host:port (the port defaults to 53).",
+             .example = "127.0.0.4:5353"},
+            {.name = "type",
+             .default_value = "A",
+             .description = "The record type: A, AAAA, CNAME, TXT, MX, ...",
+             .example = "A"},
+            {.name = "equals",
+             .kind = ParamKind::Values,
+             .description = "The whole record set: a value or a list of values, in any order.",
+             .example = "127.0.0.3"},
+            {.name = "ttl_lte",
+             .kind = ParamKind::Duration,
+             .description = "The TTL the server gives must be at most this (seconds or a duration).",
+             .example = 300},
+            {.name = "exists",
+             .kind = ParamKind::Boolean,
+             .default_value = true,
+             .description = "false: there must be no such record (then neither equals nor ttl_lte).",
+             .example = false},
+            {.name = "timeout",
+             .kind = ParamKind::Duration,
+             .default_value = "5s",
+             .description = "How long the query may take.",
+             .example = "2s"},
+        },
+};
 
 std::string joined(const std::vector<std::string>& v) {
   std::string s;
@@ -72,6 +122,8 @@ std::string expected_text(const DnsCheckParams& d) {
 class DnsCheck : public CheckType {
  public:
   std::string name() const override { return "dns"; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {
     try {

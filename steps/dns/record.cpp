@@ -48,51 +48,128 @@ RecordParams parse(const Json& p, bool display) {
     throw params::BadParam("dns.record takes { server, zone, name, type, value, ttl, key }");
   for (const char* k : {"server", "zone", "name"})
     if (!p.contains(k)) throw params::BadParam(std::string("dns.record needs '") + k + "'");
+  // Each problem names its parameter, so that the loader points at it.
+  auto named = [](const char* key, auto&& read) {
+    try {
+      read();
+    } catch (const params::BadParam& ex) {
+      throw params::BadParam(ex.what(), key);
+    }
+  };
   RecordParams r;
-  r.server = dns::parse_server(params::text(p, "server", ""));
-  r.zone = dns::fqdn(params::text(p, "zone", ""));
-  r.fqdn = dns::owner_name(params::text(p, "name", ""), r.zone);
-  r.type = dns::record_type(params::text(p, "type", "A"));
+  named("server", [&] { r.server = dns::parse_server(params::text(p, "server", "")); });
+  named("zone", [&] { r.zone = dns::fqdn(params::text(p, "zone", "")); });
+  named("name", [&] { r.fqdn = dns::owner_name(params::text(p, "name", ""), r.zone); });
+  named("type", [&] { r.type = dns::record_type(params::text(p, "type", "A")); });
   const Json v = p.contains("value") ? p["value"] : Json();
   std::vector<std::string> raw;
   r.keep_values = v.is_null();
-  if (r.keep_values) {
-    if (!p.contains("ttl"))
-      throw params::BadParam("dns.record needs 'value', or 'ttl' alone to change only the TTL");
-  } else if (v.is_array()) {
-    for (const auto& e : v) raw.push_back(params::text(e));
-  } else {
-    raw.push_back(params::text(v));
-  }
-  if (raw.empty() && !r.keep_values) throw params::BadParam("dns.record 'value' lists no value");
-  for (const auto& s : raw) {
-    try {
-      r.values.push_back(dns::canonical_value(r.type, s));
-    } catch (const params::BadParam&) {
-      if (!display) throw;
-      r.values.push_back(s);
+  named("value", [&] {
+    if (r.keep_values) {
+      if (!p.contains("ttl") || p["ttl"].is_null())
+        throw params::BadParam("dns.record needs 'value', or 'ttl' alone to change only the TTL");
+    } else if (v.is_array()) {
+      for (const auto& e : v) raw.push_back(params::text(e));
+    } else {
+      raw.push_back(params::text(v));
     }
-  }
+    if (raw.empty() && !r.keep_values) throw params::BadParam("dns.record 'value' lists no value");
+    for (const auto& s : raw) {
+      try {
+        r.values.push_back(dns::canonical_value(r.type, s));
+      } catch (const params::BadParam&) {
+        if (!display) throw;
+        r.values.push_back(s);
+      }
+    }
+  });
   std::sort(r.values.begin(), r.values.end());
   r.values.erase(std::unique(r.values.begin(), r.values.end()), r.values.end());
   if (p.contains("ttl") && !p["ttl"].is_null()) {
-    Millis t = params::duration(p, "ttl", Millis(0));
-    if (t.count() % 1000 != 0) throw params::BadParam("dns.record 'ttl' must be whole seconds");
-    if (t.count() / 1000 > kMaxTtl)
-      throw params::BadParam("dns.record 'ttl' is above 2147483647 seconds");
-    r.ttl = t.count() / 1000;
+    named("ttl", [&] {
+      Millis t = params::duration(p, "ttl", Millis(0));
+      if (t.count() % 1000 != 0) throw params::BadParam("dns.record 'ttl' must be whole seconds");
+      if (t.count() / 1000 > kMaxTtl) throw params::BadParam("dns.record 'ttl' is above 2147483647 seconds");
+      r.ttl = t.count() / 1000;
+    });
   }
   if (p.contains("key") && !p["key"].is_null()) {
-    std::string k = params::text(p["key"]);
-    r.key_display = dns::key_name_for_display(k);
-    if (!display) {
-      r.key = dns::parse_key(k);
-      r.key_display = r.key->name;
-    }
+    named("key", [&] {
+      std::string k = params::text(p["key"]);
+      r.key_display = dns::key_name_for_display(k);
+      if (!display) {
+        r.key = dns::parse_key(k);
+        r.key_display = r.key->name;
+      }
+    });
   }
-  r.timeout = params::duration(p, "timeout", kDefaultTimeout);
+  named("timeout", [&] { r.timeout = params::duration(p, "timeout", kDefaultTimeout); });
   return r;
 }
+
+const ParamTable kTable{
+    .title = "dns.record parameters",
+    .description =
+        "Set one record set's values and TTL by an RFC 2136 update signed with TSIG (nsupdate), after reading "
+        "what the server has (dig), and only if that is still there. Without value, only the TTL changes. "
+        "rollback: auto puts back exactly the values and TTL it found, or deletes the record. dig and "
+        "nsupdate run on the step's host.",
+    .params =
+        {
+            {.name = "server",
+             .required = true,
+             .description = "The authoritative server: host or host:port (the port defaults to 53).",
+             .example = "127.0.0.4:5353"},
+            {.name = "zone",
+             .required = true,
+             .description = "The zone the update is for.",
+             .example = "botbot.test"},
+            {.name = "name",
+             .required = true,
+             .description = "The record's name: relative to the zone (www), @ for the apex, or absolute "
+                            "(www.botbot.test.).",
+             .example = "www"},
+            {.name = "type",
+             .default_value = "A",
+             .description = "The record type: A, AAAA, CNAME, TXT, MX, SRV, NS, PTR, CAA...",
+             .example = "A"},
+            {.name = "value",
+             .kind = ParamKind::Values,
+             .description = "The record set's new value, or a list of values (one record each), in the "
+                            "type's presentation form.",
+             .example = "127.0.0.3"},
+            {.name = "ttl",
+             .kind = ParamKind::Duration,
+             .description = "The TTL, in seconds or as a duration (whole seconds); default: the TTL already "
+                            "there (3600 for a new record).",
+             .example = 300},
+            {.name = "key",
+             .secret = true,
+             .description = "The TSIG key as ALGORITHM:NAME:BASE64SECRET (or NAME:SECRET for hmac-sha256); "
+                            "without it the update goes unsigned.",
+             .example = "hmac-sha256:tsig-botbot:c2VjcmV0"},
+            {.name = "timeout",
+             .kind = ParamKind::Duration,
+             .default_value = "5s",
+             .description = "How long each query and the update may take.",
+             .example = "2s"},
+        },
+    .at_least_one = {{"value", "ttl"}},
+    .outputs =
+        {
+            {"name", "string", "The record's absolute name (www.botbot.test.)."},
+            {"type", "string", "The record type."},
+            {"server", "string", "The server asked, as host:port."},
+            {"existed", "boolean", "Whether the record set existed before."},
+            {"previous_values", "array", "The values it had before (empty when it did not exist)."},
+            {"previous_ttl", "integer",
+             "The TTL it had before, in seconds (0 when there was none): how long resolvers may keep the old "
+             "values."},
+            {"values", "array", "The values it has now."},
+            {"ttl", "integer", "The TTL it has now, in seconds."},
+            {"changed", "boolean", "Whether an update was sent (false when it already had these values)."},
+        },
+};
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -149,6 +226,8 @@ std::optional<Json> read_memo(const StepContext& ctx) {
 class DnsRecordStep : public StepType {
  public:
   std::string name() const override { return "dns.record"; }
+  const ParamTable* parameters() const override { return &kTable; }
+  void validate(const Json& p) const override { (void)parse(p, false); }
   bool has_auto_rollback() const override { return true; }
   bool idempotent() const override { return true; }
 

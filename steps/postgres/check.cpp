@@ -27,18 +27,64 @@ struct PgCheckParams {
 PgCheckParams parse(const Json& p) {
   PgCheckParams c;
   c.conn = pg::parse_conn(p);
-  c.query = params::text(p, "query", "");
-  if (c.query.empty()) throw params::BadParam("give the 'query' whose value the check compares");
+  try {
+    c.query = params::text(p, "query", "");
+  } catch (const params::BadParam& ex) {
+    throw params::BadParam(ex.what(), "query");
+  }
+  if (c.query.empty()) throw params::BadParam("give the 'query' whose value the check compares", "query");
   c.expect = compare::parse(p);
   if (p.contains("compare_with")) {
     if (c.expect)
-      throw params::BadParam("give either a comparison (equals, lt, lte, gt, gte) or compare_with, not both");
+      throw params::BadParam("give either a comparison (equals, lt, lte, gt, gte) or compare_with, not both",
+                             "compare_with");
     Json other = p["compare_with"];
     for (const char* k : {"connect_timeout", "statement_timeout"})
       if (p.contains(k) && other.is_object() && !other.contains(k)) other[k] = p[k];
-    c.other = pg::parse_conn(other);
+    try {
+      c.other = pg::parse_conn(other);
+    } catch (const params::BadParam& ex) {
+      throw params::BadParam(std::string("compare_with: ") + ex.what(), "compare_with");
+    }
   }
   return c;
+}
+
+const ParamTable& table() {
+  static const ParamTable instance = [] {
+    ParamTable t{
+        .title = "postgres check",
+        .description =
+            "Run a query from this machine, in a read-only transaction, and compare its single value with a "
+            "constant (equals, lt, lte, gt or gte) or with the same query's value on another server "
+            "(compare_with). With neither, the query must run (reachable, credentials accepted).",
+        .params = pg::connection_params(),
+        .exactly_one = {{"conninfo", "uri"}},
+    };
+    const auto add = [&t](ParamSpec p) { t.params.push_back(std::move(p)); };
+    add({.name = "query",
+         .required = true,
+         .description = "The query; with a comparison or compare_with it must return one row of one column.",
+         .example = "select count(*) from pg_stat_activity where usename = 'botbot'"});
+    add({.name = "equals",
+         .kind = ParamKind::Any,
+         .description = "The value must be this (numbers compare as numbers, null is NULL).",
+         .example = 0});
+    for (const auto& [op, what] : {std::pair{"lt", "less than"}, std::pair{"lte", "at most"},
+                                   std::pair{"gt", "more than"}, std::pair{"gte", "at least"}})
+      add({.name = op,
+           .kind = ParamKind::Comparable,
+           .description = std::string("The value must be a number ") + what + " this one.",
+           .example = 1000});
+    add({.name = "compare_with",
+         .kind = ParamKind::Object,
+         .description = "Another database where the same query must give the same value (it takes the "
+                        "timeouts given here unless it sets its own).",
+         .example = Json{{"conninfo", "host=127.0.0.3 port=5432 dbname=botbot user=plan"}},
+         .fields = &pg::connection_table()});
+    return t;
+  }();
+  return instance;
 }
 
 std::string short_query(const std::string& q) {
@@ -101,6 +147,8 @@ std::optional<Json> ask(const pg::ConnParams& c, const std::string& query, bool 
 class PostgresCheck : public CheckType {
  public:
   std::string name() const override { return "postgres"; }
+  const ParamTable* parameters() const override { return &table(); }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {
     try {

@@ -89,18 +89,78 @@ std::string conninfo_text(const std::map<std::string, std::string>& kw, bool mas
 
 }  // namespace
 
+const char* const kSslModes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+
 ConnParams parse_conn(const Json& p) {
   if (!p.is_object()) throw params::BadParam("a PostgreSQL connection is a map with 'conninfo' or 'uri'");
   const bool has_conninfo = p.contains("conninfo"), has_uri = p.contains("uri");
-  if (has_conninfo == has_uri) throw params::BadParam("give exactly one of 'conninfo' and 'uri'");
+  if (has_conninfo == has_uri)
+    throw params::BadParam("give exactly one of 'conninfo' and 'uri'", has_conninfo ? "uri" : "");
+  const char* const where = has_conninfo ? "conninfo" : "uri";
+  // Each problem names its parameter, so that the loader points at it.
+  auto named = [](const char* key, auto&& read) {
+    try {
+      read();
+    } catch (const params::BadParam& ex) {
+      const std::string what = ex.what(), quoted = "'" + std::string(key) + "'";
+      const bool said = what.find(quoted) != std::string::npos || what.find(key) != std::string::npos;
+      throw params::BadParam(said ? what : quoted + ": " + what, key);
+    }
+  };
   ConnParams c;
-  c.conninfo = params::text(has_conninfo ? p["conninfo"] : p["uri"]);
-  c.password = params::text(p, "password", "");
-  c.sslmode = params::text(p, "sslmode", "");
-  c.connect_timeout = params::duration(p, "connect_timeout", c.connect_timeout);
-  if (p.contains("statement_timeout")) c.statement_timeout = params::duration(p, "statement_timeout", Millis(0));
-  keywords(c);  // parse errors surface here, at validation time of the step
+  named(where, [&] { c.conninfo = params::text(p, where, ""); });
+  named("password", [&] { c.password = params::text(p, "password", ""); });
+  named("sslmode", [&] { c.sslmode = params::text(p, "sslmode", ""); });
+  if (!c.sslmode.empty() && std::find(std::begin(kSslModes), std::end(kSslModes), c.sslmode) == std::end(kSslModes))
+    throw params::BadParam("'sslmode' is disable, allow, prefer, require, verify-ca or verify-full, not '" +
+                               params::sanitize_utf8(c.sslmode) + "'",
+                           "sslmode");
+  named("connect_timeout", [&] { c.connect_timeout = params::duration(p, "connect_timeout", c.connect_timeout); });
+  if (p.contains("statement_timeout"))
+    named("statement_timeout", [&] { c.statement_timeout = params::duration(p, "statement_timeout", Millis(0)); });
+  named(where, [&] { keywords(c); });  // parse errors surface here, at validation time of the step
   return c;
+}
+
+std::vector<ParamSpec> connection_params() {
+  std::vector<std::string> modes(std::begin(kSslModes), std::end(kSslModes));
+  return {
+      {.name = "conninfo",
+       .description = "The libpq connection string: host=... port=... dbname=... user=...",
+       .example = "host=127.0.0.2 port=5432 dbname=botbot user=plan"},
+      {.name = "uri",
+       .description = "The connection as a URI: postgresql://user@host:port/dbname.",
+       .example = "postgresql://plan@127.0.0.2:5432/botbot"},
+      {.name = "password",
+       .secret = true,
+       .description = "The password, overriding one in the conninfo or URI (without either, ~/.pgpass may "
+                      "give one).",
+       .example = "s3cret"},
+      {.name = "sslmode",
+       .allowed = modes,
+       .description = "libpq's sslmode, overriding the conninfo's; default: libpq's (prefer).",
+       .example = "prefer"},
+      {.name = "connect_timeout",
+       .kind = ParamKind::Duration,
+       .default_value = "10s",
+       .description = "How long connecting may take.",
+       .example = "5s"},
+      {.name = "statement_timeout",
+       .kind = ParamKind::Duration,
+       .description = "How long one statement may run; default: the server's setting.",
+       .example = "5m"},
+  };
+}
+
+const ParamTable& connection_table() {
+  static const ParamTable table{
+      .title = "PostgreSQL connection",
+      .description = "A PostgreSQL database to connect to: a conninfo or a URI (exactly one), with the "
+                     "password and settings beside it.",
+      .params = connection_params(),
+      .exactly_one = {{"conninfo", "uri"}},
+  };
+  return table;
 }
 
 std::map<std::string, std::string> keywords(const ConnParams& c) {

@@ -29,6 +29,14 @@ struct ConnParams {
 /// libpq cannot parse the conninfo (its message never includes the password).
 ConnParams parse_conn(const Json& params);
 
+/// The connection's parameters (conninfo, uri, password, sslmode, connect_timeout,
+/// statement_timeout), declared once: at the top of `postgres.sql`'s and the `postgres` check's
+/// tables (with exactly one of conninfo and uri), and as the fields of `source`, `target` and
+/// `compare_with`.
+std::vector<ParamSpec> connection_params();
+/// A table of the connection's parameters alone (a map such as `source`).
+const ParamTable& connection_table();
+
 /// The conninfo's keywords as libpq reads them (conninfo or URI), with `password` and `sslmode`
 /// applied, password included. Throws params::BadParam.
 std::map<std::string, std::string> keywords(const ConnParams& c);

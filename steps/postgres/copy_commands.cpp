@@ -13,41 +13,51 @@ namespace plan::pg {
 CopyParams parse_copy(const Json& p) {
   if (!p.is_object() || !p.contains("source") || !p.contains("target"))
     throw params::BadParam("postgres.copy-database takes { source: {conninfo: ...}, target: {conninfo: ...} }");
+  // Each problem names its parameter, so that the loader points at it.
+  auto named = [](const char* key, auto&& read) {
+    try {
+      read();
+    } catch (const params::BadParam& ex) {
+      throw params::BadParam(ex.what(), key);
+    }
+  };
   CopyParams c;
   try {
     c.source = parse_conn(p["source"]);
   } catch (const std::exception& ex) {
-    throw params::BadParam(std::string("source: ") + ex.what());
+    throw params::BadParam(std::string("source: ") + ex.what(), "source");
   }
   try {
     c.target = parse_conn(p["target"]);
   } catch (const std::exception& ex) {
-    throw params::BadParam(std::string("target: ") + ex.what());
+    throw params::BadParam(std::string("target: ") + ex.what(), "target");
   }
   c.source_db = dbname_of(c.source);
   c.target_db = dbname_of(c.target);
-  if (c.source_db.empty()) throw params::BadParam("source: the conninfo names no database (dbname)");
-  if (c.target_db.empty()) throw params::BadParam("target: the conninfo names no database (dbname)");
+  if (c.source_db.empty()) throw params::BadParam("source: the conninfo names no database (dbname)", "source");
+  if (c.target_db.empty()) throw params::BadParam("target: the conninfo names no database (dbname)", "target");
   if (display(c.source) == display(c.target))
-    throw params::BadParam("source and target are the same database (" + display(c.source) + ")");
+    throw params::BadParam("source and target are the same database (" + display(c.source) + ")", "target");
   if (p.contains("jobs")) {
-    long long j = params::integer(p["jobs"], "'jobs'");
-    if (j < 1 || j > 64) throw params::BadParam("'jobs' must be 1-64");
+    long long j = 0;
+    named("jobs", [&] { j = params::integer(p["jobs"], "'jobs'"); });
+    if (j < 1 || j > 64) throw params::BadParam("'jobs' must be 1-64", "jobs");
     c.jobs = static_cast<int>(j);
   }
-  const std::string parallel = params::text(p, "parallel", "streams");
+  std::string parallel;
+  named("parallel", [&] { parallel = params::text(p, "parallel", "streams"); });
   if (parallel == "directory")
     c.parallel = Parallel::Directory;
   else if (parallel != "streams")
-    throw params::BadParam("'parallel' is streams or directory, not '" + parallel + "'");
-  c.replace = params::boolean(p, "replace", false);
-  c.verify = params::boolean(p, "verify", true);
-  c.no_owner = params::boolean(p, "no_owner", false);
-  c.no_privileges = params::boolean(p, "no_privileges", false);
-  c.progress_interval = params::duration(p, "progress_interval", c.progress_interval);
+    throw params::BadParam("'parallel' is streams or directory, not '" + parallel + "'", "parallel");
+  named("replace", [&] { c.replace = params::boolean(p, "replace", false); });
+  named("verify", [&] { c.verify = params::boolean(p, "verify", true); });
+  named("no_owner", [&] { c.no_owner = params::boolean(p, "no_owner", false); });
+  named("no_privileges", [&] { c.no_privileges = params::boolean(p, "no_privileges", false); });
+  named("progress_interval", [&] { c.progress_interval = params::duration(p, "progress_interval", c.progress_interval); });
   if (c.progress_interval < Millis(100)) c.progress_interval = Millis(100);
-  c.maintenance_db = params::text(p, "maintenance_db", "postgres");
-  c.maintenance_work_mem = params::text(p, "maintenance_work_mem", c.maintenance_work_mem);
+  named("maintenance_db", [&] { c.maintenance_db = params::text(p, "maintenance_db", "postgres"); });
+  named("maintenance_work_mem", [&] { c.maintenance_work_mem = params::text(p, "maintenance_work_mem", c.maintenance_work_mem); });
   if (c.maintenance_work_mem == "default") c.maintenance_work_mem.clear();
   {
     // It goes into PGOPTIONS: digits and a unit, nothing that could add another option.
@@ -56,15 +66,114 @@ CopyParams parse_copy(const Json& p) {
     while (digits < m.size() && std::isdigit(static_cast<unsigned char>(m[digits]))) ++digits;
     const std::string unit = m.substr(digits);
     if (!m.empty() && (digits == 0 || !(unit.empty() || unit == "kB" || unit == "MB" || unit == "GB")))
-      throw params::BadParam("'maintenance_work_mem' is a size like 256MB (kB, MB or GB) or \"default\", not '" + m + "'");
+      throw params::BadParam("'maintenance_work_mem' is a size like 256MB (kB, MB or GB) or \"default\", not '" + m + "'",
+                             "maintenance_work_mem");
   }
   if (p.contains("parallel_min_mb")) {
-    c.parallel_min_mb = params::integer(p["parallel_min_mb"], "'parallel_min_mb'");
-    if (c.parallel_min_mb < 0) throw params::BadParam("'parallel_min_mb' must not be negative");
+    named("parallel_min_mb", [&] { c.parallel_min_mb = params::integer(p["parallel_min_mb"], "'parallel_min_mb'"); });
+    if (c.parallel_min_mb < 0) throw params::BadParam("'parallel_min_mb' must not be negative", "parallel_min_mb");
   }
   const char* tmp = std::getenv("TMPDIR");
-  c.work_dir = params::text(p, "work_dir", tmp && *tmp ? tmp : "/tmp");
+  named("work_dir", [&] { c.work_dir = params::text(p, "work_dir", tmp && *tmp ? tmp : "/tmp"); });
   return c;
+}
+
+const ParamTable& copy_table() {
+  static const ParamTable t{
+      .title = "postgres.copy-database parameters",
+      .description =
+          "Copy a database from one PostgreSQL server to another with pg_dump and pg_restore on this machine, "
+          "from one snapshot of the source, then verify the copy (row count of every table, every sequence, "
+          "large objects). jobs above 1 copies tables in parallel. A target that already has tables is "
+          "refused unless replace: true. rollback: auto drops the target database, only if this step created it.",
+      .params =
+          {
+              {.name = "source",
+               .kind = ParamKind::Object,
+               .required = true,
+               .description = "The database to copy from (its conninfo names the database).",
+               .example = Json{{"conninfo", "host=127.0.0.2 port=5432 dbname=botbot user=plan"}},
+               .fields = &connection_table()},
+              {.name = "target",
+               .kind = ParamKind::Object,
+               .required = true,
+               .description = "The database to copy to, created when it does not exist (its conninfo names "
+                              "the database).",
+               .example = Json{{"conninfo", "host=127.0.0.3 port=5432 dbname=botbot user=plan"}},
+               .fields = &connection_table()},
+              {.name = "jobs",
+               .kind = ParamKind::PositiveInteger,
+               .default_value = 1,
+               .description = "How many tables are copied at once (1-64); above 1 the copy is parallel.",
+               .example = 4},
+              {.name = "parallel",
+               .default_value = "streams",
+               .allowed = {"streams", "directory"},
+               .description = "How jobs above 1 copies: parallel pipes (streams) or pg_dump's directory "
+                              "format through a folder (directory).",
+               .example = "streams"},
+              {.name = "replace",
+               .kind = ParamKind::Boolean,
+               .default_value = false,
+               .description = "Replace the contents of a target that already has tables.",
+               .example = true},
+              {.name = "verify",
+               .kind = ParamKind::Boolean,
+               .default_value = true,
+               .description = "Compare row counts, sequences and large objects of source and target after "
+                              "the copy.",
+               .example = false},
+              {.name = "no_owner",
+               .kind = ParamKind::Boolean,
+               .default_value = false,
+               .description = "Do not restore the objects' owners (pg_restore --no-owner).",
+               .example = true},
+              {.name = "no_privileges",
+               .kind = ParamKind::Boolean,
+               .default_value = false,
+               .description = "Do not restore privileges (pg_restore --no-privileges).",
+               .example = true},
+              {.name = "progress_interval",
+               .kind = ParamKind::Duration,
+               .default_value = "5s",
+               .description = "How often progress is logged (at least 100ms).",
+               .example = "10s"},
+              {.name = "maintenance_db",
+               .default_value = "postgres",
+               .description = "The target server's database to connect to when creating or dropping the "
+                              "target database.",
+               .example = "postgres"},
+              {.name = "work_dir",
+               .description = "Where temporary dumps go for a parallel copy; default: $TMPDIR, else /tmp.",
+               .example = "/var/tmp"},
+              {.name = "parallel_min_mb",
+               .kind = ParamKind::Integer,
+               .default_value = 64,
+               .description = "Below this source size (MB), jobs above 1 copies in one stream anyway.",
+               .example = 128},
+              {.name = "maintenance_work_mem",
+               .default_value = "256MB",
+               .description = "maintenance_work_mem for pg_restore's index builds (kB, MB or GB); \"default\" "
+                              "leaves the server's.",
+               .example = "512MB"},
+          },
+      .outputs =
+          {
+              {"created_target", "boolean", "Whether this step created the target database."},
+              {"dropped_after_failure", "boolean",
+               "Present after a failed copy that dropped the database it had created."},
+              {"bytes", "integer", "Bytes the dump carried."},
+              {"mode", "string", "How the copy ran: stream, parallel streams or directory."},
+              {"jobs", "integer", "Parallel jobs used (1 for a stream)."},
+              {"rows", "integer", "Rows in the target's tables (0 without verify)."},
+              {"tables", "integer", "Tables verified (0 without verify)."},
+              {"sequences", "integer", "Sequences verified (0 without verify)."},
+              {"large_objects", "integer", "Large objects verified (0 without verify)."},
+              {"verified", "boolean", "Whether the copy was verified."},
+              {"duration_ms", "integer", "How long the copy (and verification) took, in milliseconds."},
+          },
+  };
+  return t;
 }
 
 std::map<std::string, std::string> password_env(const ConnParams& c) {

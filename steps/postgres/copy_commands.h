@@ -30,6 +30,8 @@ struct CopyParams {
 
 /// Reads the step's parameters. Throws params::BadParam ("source: ...", "target: ...").
 CopyParams parse_copy(const Json& params);
+/// The step's parameter and output table.
+const ParamTable& copy_table();
 
 /// PGPASSWORD for a tool connecting with `c` (empty when no password is given).
 std::map<std::string, std::string> password_env(const ConnParams& c);

@@ -323,6 +323,8 @@ std::string Copier::parallel(const std::string& dir, const std::vector<pg::Relat
 class CopyDatabaseStep : public StepType {
  public:
   std::string name() const override { return "postgres.copy-database"; }
+  const ParamTable* parameters() const override { return &pg::copy_table(); }
+  void validate(const Json& p) const override { (void)pg::parse_copy(p); }
   bool has_auto_rollback() const override { return true; }
 
   std::vector<std::string> describe(const Json& p) const override {

@@ -30,23 +30,94 @@ SqlParams parse(const Json& p) {
   if (!p.contains("sql")) throw params::BadParam("give the 'sql' to run (a string or a list of statements)");
   const Json& sql = p["sql"];
   if (sql.is_array()) {
-    for (const auto& st : sql) s.statements.push_back(params::text(st));
+    for (const auto& st : sql) {
+      if (!st.is_string()) throw params::BadParam("'sql' is a list of statements, each a string, not " + st.dump(), "sql");
+      s.statements.push_back(st.get<std::string>());
+    }
+  } else if (sql.is_string()) {
+    s.statements.push_back(sql.get<std::string>());
   } else {
-    s.statements.push_back(params::text(sql));
+    throw params::BadParam("'sql' is a string or a list of statements, not " + sql.dump(), "sql");
   }
-  if (s.statements.empty()) throw params::BadParam("'sql' is empty");
+  if (s.statements.empty()) throw params::BadParam("'sql' is empty", "sql");
   if (p.contains("params")) {
-    if (!p["params"].is_array()) throw params::BadParam("'params' is a list of values for $1, $2, ...");
-    for (const auto& a : p["params"]) s.args.push_back(a.is_null() ? std::nullopt : std::optional(params::text(a)));
-    if (s.statements.size() != 1) throw params::BadParam("'params' goes with a single statement in 'sql'");
+    const Json& args = p["params"];
+    if (!args.is_array()) throw params::BadParam("'params' is a list of values for $1, $2, ...", "params");
+    for (const auto& a : args) {
+      if (a.is_structured())
+        throw params::BadParam("'params' holds values for $1, $2, ..., not " + std::string(a.is_object() ? "maps" : "lists"),
+                               "params");
+      s.args.push_back(a.is_null() ? std::nullopt : std::optional(params::text(a)));
+    }
+    // libpq sends parameters with one statement only (the extended protocol).
+    if (s.statements.size() != 1)
+      throw params::BadParam("'params' goes with a single statement in 'sql', not a list of " +
+                                 std::to_string(s.statements.size()),
+                             "params");
   }
-  s.transaction = params::boolean(p, "transaction", true);
+  try {
+    s.transaction = params::boolean(p, "transaction", true);
+  } catch (const params::BadParam& ex) {
+    throw params::BadParam(ex.what(), "transaction");
+  }
   if (p.contains("max_rows")) {
-    long long m = params::integer(p["max_rows"], "'max_rows'");
-    if (m < 0) throw params::BadParam("'max_rows' must not be negative");
+    long long m = 0;
+    try {
+      m = params::integer(p["max_rows"], "'max_rows'");
+    } catch (const params::BadParam& ex) {
+      throw params::BadParam(ex.what(), "max_rows");
+    }
+    if (m < 0) throw params::BadParam("'max_rows' must not be negative", "max_rows");
     s.max_rows = static_cast<size_t>(m);
   }
   return s;
+}
+
+const ParamTable& table() {
+  static const ParamTable instance = [] {
+    ParamTable t{
+        .title = "postgres.sql parameters",
+        .description =
+            "Run SQL statements on a PostgreSQL database, in one transaction unless transaction: false. The "
+            "rows of the last statement that returns rows become outputs. No automatic rollback: write the "
+            "inverse SQL as the step's rollback.",
+        .params = pg::connection_params(),
+        .exactly_one = {{"conninfo", "uri"}},
+        .outputs =
+            {
+                {"commands", "array", "The command tag of each statement (\"UPDATE 3\", \"SELECT 1\")."},
+                {"rows", "array",
+                 "The rows of the last statement that returns rows, as objects by column name (at most "
+                 "max_rows)."},
+                {"columns", "array", "That statement's column names."},
+                {"row_count", "integer", "How many rows that statement returned (all of them, beyond max_rows)."},
+                {"truncated", "boolean", "Whether rows holds fewer rows than the statement returned."},
+                {"value", "any", "The first column of the first row (absent when there is no row)."},
+            },
+    };
+    const auto add = [&t](ParamSpec p) { t.params.push_back(std::move(p)); };
+    add({.name = "sql",
+         .kind = ParamKind::Texts,
+         .required = true,
+         .description = "The SQL to run: a string (which may hold several statements) or a list of statements.",
+         .example = "UPDATE jobs SET state = 'paused' WHERE state = $1"});
+    add({.name = "params",
+         .kind = ParamKind::Scalars,
+         .description = "Values for $1, $2, ... (null for NULL); only with a single statement in sql.",
+         .example = Json::array({"queued"})});
+    add({.name = "transaction",
+         .kind = ParamKind::Boolean,
+         .default_value = true,
+         .description = "Run the statements in one transaction (false: each commits on its own).",
+         .example = false});
+    add({.name = "max_rows",
+         .kind = ParamKind::Integer,
+         .default_value = kDefaultMaxRows,
+         .description = "How many rows of the last statement to keep as outputs (0 or more).",
+         .example = 100});
+    return t;
+  }();
+  return instance;
 }
 
 /// The first line of a statement, cut short: for messages.
@@ -64,6 +135,8 @@ std::string first_line(const std::string& sql) {
 class PostgresSqlStep : public StepType {
  public:
   std::string name() const override { return "postgres.sql"; }
+  const ParamTable* parameters() const override { return &table(); }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::vector<std::string> describe(const Json& p) const override {
     try {

@@ -30,17 +30,62 @@ RedisCheckParams parse(const Json& p) {
   c.expect = compare::parse(p);
   if (p.contains("compare_with")) {
     if (c.expect)
-      throw params::BadParam("give either a comparison (equals, lt, lte, gt, gte) or compare_with, not both");
+      throw params::BadParam("give either a comparison (equals, lt, lte, gt, gte) or compare_with, not both",
+                             "compare_with");
     Json other = p["compare_with"];
     // The other endpoint inherits the timeouts unless it sets its own.
     for (const char* k : {"connect_timeout", "command_timeout"})
       if (p.contains(k) && other.is_object() && !other.contains(k)) other[k] = p[k];
-    c.other = redis::parse_endpoint(other);
+    try {
+      c.other = redis::parse_endpoint(other);
+    } catch (const params::BadParam& ex) {
+      throw params::BadParam(std::string("compare_with: ") + ex.what(), "compare_with");
+    }
   }
   if (!redis::read_only_command(c.argv))
     throw params::BadParam("the redis check runs only read-only commands, and " + redis::command_name(c.argv) +
-                           " is not one it knows (use a redis.command step to change data)");
+                               " is not one it knows (use a redis.command step to change data)",
+                           "command");
   return c;
+}
+
+const ParamTable& table() {
+  static const ParamTable instance = [] {
+    ParamTable t{
+        .title = "redis check",
+        .description =
+            "Run a read-only Redis command (GET, LLEN, DBSIZE, INFO, CONFIG GET...) from this machine and "
+            "compare its reply with a value (equals, lt, lte, gt or gte), or with the same command's reply "
+            "on another server (compare_with). With neither, the server must answer (reachable, "
+            "credentials accepted).",
+        .params = redis::endpoint_params(),
+    };
+    const auto add = [&t](ParamSpec p) { t.params.push_back(std::move(p)); };
+    add({.name = "command",
+         .kind = ParamKind::Argv,
+         .required = true,
+         .description = "The read-only command and its arguments, one word each.",
+         .example = Json::array({"LLEN", "botbot:queue"})});
+    add({.name = "equals",
+         .kind = ParamKind::Any,
+         .description = "The reply must be this value (numbers compare as numbers, a list element by element, "
+                        "null is nil).",
+         .example = 0});
+    for (const auto& [op, what] : {std::pair{"lt", "less than"}, std::pair{"lte", "at most"},
+                                   std::pair{"gt", "more than"}, std::pair{"gte", "at least"}})
+      add({.name = op,
+           .kind = ParamKind::Comparable,
+           .description = std::string("The reply must be a number ") + what + " this one.",
+           .example = 1000});
+    add({.name = "compare_with",
+         .kind = ParamKind::Object,
+         .description = "Another server whose reply to the same command must be the same (it takes the "
+                        "timeouts given here unless it sets its own).",
+         .example = Json{{"host", "127.0.0.3"}, {"port", 6379}},
+         .fields = &redis::endpoint_table()});
+    return t;
+  }();
+  return instance;
 }
 
 /// Connects and runs the command; the reply, or the failure as `seen`.
@@ -67,6 +112,8 @@ std::optional<redis::Reply> ask(const redis::Endpoint& e, const std::vector<std:
 class RedisCheck : public CheckType {
  public:
   std::string name() const override { return "redis"; }
+  const ParamTable* parameters() const override { return &table(); }
+  void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {
     try {

@@ -121,6 +121,35 @@ CommandParams parse(const Json& p) {
   return {redis::parse_endpoint(p), redis::command_argv(p)};
 }
 
+const ParamTable& table() {
+  static const ParamTable instance = [] {
+    ParamTable t{
+        .title = "redis.command parameters",
+        .description =
+            "Send one Redis command and keep its typed reply as outputs. An error reply fails the step "
+            "with Redis's message. rollback: auto undoes CONFIG SET, SET, DEL, UNLINK, EXPIRE, PERSIST "
+            "and HSET (what they replace is read in the same MULTI/EXEC) and read-only commands; other "
+            "commands refuse it before sending anything.",
+        .params = redis::endpoint_params(),
+        .outputs =
+            {
+                {"reply", "any", "The reply: an integer, a text, a list of values, or null (nil)."},
+                {"type", "string", "The reply's type: integer, string, array, nil, status or error."},
+                {"undo", "array",
+                 "With rollback: auto, the commands that put back what the command replaced (argv lists; "
+                 "binary arguments as { base64: ... })."},
+            },
+    };
+    t.params.push_back({.name = "command",
+                        .kind = ParamKind::Argv,
+                        .required = true,
+                        .description = "The command and its arguments, one word each.",
+                        .example = Json::array({"CONFIG", "SET", "maxmemory-policy", "noeviction"})});
+    return t;
+  }();
+  return instance;
+}
+
 std::string no_inverse_message(const std::vector<std::string>& argv) {
   const std::string n = command_name(argv);
   if (n == "CONFIG SET" && inverse_of(argv) == Inverse::None && argv.size() >= 4 && argv.size() % 2 == 0)
@@ -285,6 +314,8 @@ std::string describe_inverse(const std::vector<std::string>& argv) {
 class RedisCommandStep : public StepType {
  public:
   std::string name() const override { return "redis.command"; }
+  const ParamTable* parameters() const override { return &table(); }
+  void validate(const Json& p) const override { (void)parse(p); }
   // Per command: the ones without an inverse refuse rollback: auto when they run (see run()).
   bool has_auto_rollback() const override { return true; }
 

@@ -21,13 +21,13 @@ constexpr long long kSliceMs = 50;
 
 int port_of(const Json& v) {
   long long p = params::integer(v, "'port'");
-  if (p < 1 || p > 65535) throw params::BadParam("'port' must be 1-65535, not " + v.dump());
+  if (p < 1 || p > 65535) throw params::BadParam("'port' must be 1-65535, not " + v.dump(), "port");
   return static_cast<int>(p);
 }
 
 int db_of(const Json& v) {
   long long d = params::integer(v, "'db'");
-  if (d < 0) throw params::BadParam("'db' must not be negative");
+  if (d < 0) throw params::BadParam("'db' must not be negative", "db");
   return static_cast<int>(d);
 }
 
@@ -128,29 +128,98 @@ void parse_url(const std::string& url, Endpoint& e) {
 Endpoint parse_endpoint(const Json& p) {
   if (!p.is_object()) throw params::BadParam("a redis endpoint is a map ({ host: ..., port: ... } or { url: redis://... })");
   Endpoint e;
-  if (p.contains("url")) parse_url(params::text(p["url"]), e);
-  if (p.contains("host")) e.host = params::text(p["host"]);
-  if (p.contains("port")) e.port = port_of(p["port"]);
-  if (p.contains("db")) e.db = db_of(p["db"]);
-  if (p.contains("user")) e.user = params::text(p["user"]);
-  if (p.contains("password")) e.password = params::text(p["password"]);
-  e.connect_timeout = params::duration(p, "connect_timeout", e.connect_timeout);
-  e.command_timeout = params::duration(p, "command_timeout", e.command_timeout);
-  if (e.host.empty()) throw params::BadParam("the redis 'host' is empty");
+  // Each problem names its parameter, so that the loader points at it.
+  auto named = [](const char* key, auto&& read) {
+    try {
+      read();
+    } catch (const params::BadParam& ex) {
+      const std::string what = ex.what(), quoted = "'" + std::string(key) + "'";
+      throw params::BadParam(what.find(quoted) == std::string::npos && what.find("url") == std::string::npos
+                                 ? quoted + ": " + what
+                                 : what,
+                             key);
+    }
+  };
+  if (p.contains("url")) named("url", [&] { parse_url(params::text(p["url"]), e); });
+  if (p.contains("host")) named("host", [&] { e.host = params::text(p["host"]); });
+  if (p.contains("port")) named("port", [&] { e.port = port_of(p["port"]); });
+  if (p.contains("db")) named("db", [&] { e.db = db_of(p["db"]); });
+  if (p.contains("user")) named("user", [&] { e.user = params::text(p["user"]); });
+  if (p.contains("password")) named("password", [&] { e.password = params::text(p["password"]); });
+  named("connect_timeout", [&] { e.connect_timeout = params::duration(p, "connect_timeout", e.connect_timeout); });
+  named("command_timeout", [&] { e.command_timeout = params::duration(p, "command_timeout", e.command_timeout); });
+  if (e.host.empty()) throw params::BadParam("the redis 'host' is empty", p.contains("host") ? "host" : "url");
   return e;
+}
+
+std::vector<ParamSpec> endpoint_params() {
+  return {
+      {.name = "url",
+       .description = "The server as redis://[[user]:password@]host[:port][/db]; fields given beside it "
+                      "override its parts.",
+       .example = "redis://127.0.0.3:6379/0"},
+      {.name = "host",
+       .default_value = "127.0.0.1",
+       .description = "The server's host name or address.",
+       .example = "127.0.0.3"},
+      {.name = "port",
+       .kind = ParamKind::Port,
+       .default_value = 6379,
+       .description = "The server's TCP port.",
+       .example = 6379},
+      {.name = "db",
+       .kind = ParamKind::Integer,
+       .default_value = 0,
+       .description = "The database number SELECTed after connecting (0 or more).",
+       .example = 0},
+      {.name = "user",
+       .description = "The ACL user (Redis 6) to AUTH as; without it AUTH sends the password alone.",
+       .example = "plan"},
+      {.name = "password",
+       .secret = true,
+       .description = "The password to AUTH with.",
+       .example = "s3cret"},
+      {.name = "connect_timeout",
+       .kind = ParamKind::Duration,
+       .default_value = "5s",
+       .description = "How long connecting and authenticating may take.",
+       .example = "2s"},
+      {.name = "command_timeout",
+       .kind = ParamKind::Duration,
+       .default_value = "30s",
+       .description = "How long one command may wait for its reply.",
+       .example = "10s"},
+  };
+}
+
+const ParamTable& endpoint_table() {
+  static const ParamTable table{
+      .title = "redis endpoint",
+      .description = "A Redis server to connect to: a redis:// url, or its host, port, db and credentials "
+                     "as separate fields (which override the url's).",
+      .params = endpoint_params(),
+  };
+  return table;
 }
 
 std::vector<std::string> command_argv(const Json& p) {
   if (!p.is_object() || !p.contains("command"))
-    throw params::BadParam("give the redis 'command' as a list: [LLEN, botbot:queue]");
+    throw params::BadParam("give the redis 'command' as a list: [LLEN, botbot:queue]", "command");
   const Json& c = p["command"];
   std::vector<std::string> argv;
   if (c.is_array()) {
-    for (const auto& a : c) argv.push_back(params::text(a));
+    for (const auto& a : c) {
+      if (a.is_structured())
+        throw params::BadParam("the redis 'command' is a list of words, not of " +
+                                   std::string(a.is_object() ? "maps" : "lists"),
+                               "command");
+      argv.push_back(params::text(a));
+    }
   } else {
-    throw params::BadParam("the redis 'command' is a list of words ([CONFIG, SET, maxmemory, 1gb]), not " + c.dump());
+    throw params::BadParam("the redis 'command' is a list of words ([CONFIG, SET, maxmemory, 1gb]), not " + c.dump(),
+                           "command");
   }
-  if (argv.empty() || argv[0].empty()) throw params::BadParam("the redis 'command' is empty");
+  if (argv.empty() || argv[0].empty()) throw params::BadParam("the redis 'command' is empty", "command");
   return argv;
 }
 

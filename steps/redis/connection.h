@@ -31,6 +31,13 @@ struct Endpoint {
 /// Reads an endpoint from params (url and/or the separate fields). Throws params::BadParam.
 Endpoint parse_endpoint(const Json& params);
 
+/// The endpoint's parameters (url, host, port, db, user, password, connect_timeout,
+/// command_timeout), declared once: at the top of `redis.command`'s and the `redis` check's
+/// tables, and as the fields of the check's `compare_with`.
+std::vector<ParamSpec> endpoint_params();
+/// A table of the endpoint's parameters alone (a map such as `compare_with`).
+const ParamTable& endpoint_table();
+
 /// Parses "redis://[[user]:password@]host[:port][/db]" into `e` (fields the URL lacks stay).
 /// Throws params::BadParam naming what is wrong (never echoing a password).
 void parse_url(const std::string& url, Endpoint& e);

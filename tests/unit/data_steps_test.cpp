@@ -19,6 +19,7 @@
 #include "../../steps/postgres/copy_commands.h"
 #include "../../steps/postgres/pipeline.h"
 #include "../../steps/redis/connection.h"
+#include "plan/loader.h"
 #include "run/step_type.h"
 
 using namespace plan;
@@ -107,7 +108,7 @@ TEST_CASE("redis endpoints come from fields or a redis url and never show the pa
   CHECK(bad_param([] { redis::parse_endpoint(Json{{"url", "rediss://h"}}); }) ==
         "'url' must start with redis:// (rediss:// needs TLS, which hiredis 0.14 lacks)");
   CHECK(bad_param([] { redis::parse_endpoint(Json{{"url", "redis://:pw@h:99999"}}); }) ==
-        "'port' must be 1-65535, not \"99999\"");
+        "'url': 'port' must be 1-65535, not \"99999\"");
   CHECK(bad_param([] { redis::parse_endpoint(Json{{"port", 0}}); }) == "'port' must be 1-65535, not 0");
   CHECK(bad_param([] { redis::command_argv(Json{{"command", "LLEN q"}}); }) ==
         "the redis 'command' is a list of words ([CONFIG, SET, maxmemory, 1gb]), not \"LLEN q\"");
@@ -377,4 +378,59 @@ TEST_CASE("the copy pipe names the side that failed and stops at its deadline", 
                                   Millis(1000), {});
   CHECK_FALSE(missing.started);
   CHECK(missing.error == "cannot start no-such-pg-dump-here: not found in PATH (install the PostgreSQL client tools)");
+}
+
+TEST_CASE("postgres.sql with params and a list of statements is refused when the plan is loaded", "[data][postgres]") {
+  // It used to validate and dry-run fine, then fail at once when applied.
+  const char* plan = R"(plan: sql
+steps:
+  - id: pause
+    type: postgres.sql
+    with:
+      conninfo: "host=127.0.0.2 dbname=botbot user=plan"
+      password: "${secret.pg}"
+      sql: ["UPDATE jobs SET state = 'paused' WHERE state = $1", "SELECT count(*) FROM jobs"]
+      params: [queued]
+)";
+  LoadResult r = load_plan_text("p.yaml", plan, {});
+  CHECK(r.format().find("p.yaml:9:15: error: 'params' goes with a single statement in 'sql', not a list of 2") !=
+        std::string::npos);
+  CHECK_FALSE(r.ok());
+
+  // The run-time parse says the same when the statements only arrive at run time.
+  const StepType* sql = Registry::instance().step("postgres.sql");
+  REQUIRE(sql);
+  CHECK(param_problems(*sql, Json{{"conninfo", "host=a dbname=x"}, {"sql", {"SELECT 1", "SELECT 2"}}, {"params", {1}}}) ==
+        std::vector<std::string>{"'params' goes with a single statement in 'sql', not a list of 2"});
+  CHECK(param_problems(*sql, Json{{"conninfo", "host=a dbname=x"}, {"sql", "SELECT $1"}, {"params", {1}}}).empty());
+}
+
+TEST_CASE("the data types' parses refuse what their tables refuse, naming the parameter", "[data][contract]") {
+  auto key_of = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const params::BadParam& e) {
+      return e.key + ": " + e.what();
+    }
+    return std::string("(no error)");
+  };
+  const StepType* sql = Registry::instance().step("postgres.sql");
+  const CheckType* pg_check = Registry::instance().check("postgres");
+  const CheckType* redis_check = Registry::instance().check("redis");
+  const StepType* copy = Registry::instance().step("postgres.copy-database");
+  REQUIRE((sql && pg_check && redis_check && copy));
+  CHECK(key_of([&] { sql->validate(Json{{"conninfo", "host=a dbname=x"}, {"sslmode", "maybe"}, {"sql", "SELECT 1"}}); }) ==
+        "sslmode: 'sslmode' is disable, allow, prefer, require, verify-ca or verify-full, not 'maybe'");
+  CHECK(key_of([&] { sql->validate(Json{{"conninfo", "host=a dbname=x"}, {"sql", "SELECT 1"}, {"max_rows", "many"}}); }) ==
+        "max_rows: 'max_rows' must be an integer, not \"many\"");
+  CHECK(key_of([&] { pg_check->validate(Json{{"uri", "postgresql://a/x"}, {"query", "select 1"},
+                                              {"compare_with", {{"conninfo", "host=b dbname=x"}, {"sslmode", "no"}}}}); }) ==
+        "compare_with: compare_with: 'sslmode' is disable, allow, prefer, require, verify-ca or verify-full, not 'no'");
+  CHECK(key_of([&] { redis_check->validate(Json{{"command", {"LLEN", "q"}}, {"port", 70000}}); }) ==
+        "port: 'port' must be 1-65535, not 70000");
+  CHECK(key_of([&] { redis_check->validate(Json{{"command", {"LLEN", "q"}}, {"equals", {{"a", 1}}}}); }) ==
+        "equals: 'equals' takes a value or a list of values, not a map");
+  CHECK(key_of([&] { copy->validate(Json{{"source", {{"conninfo", "host=a dbname=x"}}},
+                                         {"target", {{"conninfo", "host=b dbname=x"}, {"password", {{"a", 1}}}}}}); }) ==
+        "target: target: 'password' must be text, not a map");
 }

@@ -234,6 +234,33 @@ TEST_CASE("dns.record describes the change with the key's name only", "[dns]") {
                                  "TTL it had (delete it if it did not exist)"});
 }
 
+TEST_CASE("dns.record's parse names the parameter it refuses, and refuses a null ttl without a value", "[dns]") {
+  const StepType* t = Registry::instance().step("dns.record");
+  REQUIRE(t != nullptr);
+  const Json base = {{"server", "127.0.0.4:5353"}, {"zone", "botbot.test"}, {"name", "www"}};
+  auto refused = [&](const Json& p) {
+    try {
+      t->validate(p);
+    } catch (const params::BadParam& e) {
+      return e.key + ": " + e.what();
+    }
+    return std::string("(accepted)");
+  };
+  Json p = base;
+  p["ttl"] = nullptr;  // a variable that resolved to null: no value and no ttl to change
+  CHECK(refused(p) == "value: dns.record needs 'value', or 'ttl' alone to change only the TTL");
+  p = base;
+  p["value"] = "not-an-address";
+  CHECK(refused(p) == "value: 'not-an-address' is not an IPv4 address (type A)");
+  p = base;
+  p["value"] = "127.0.0.3";
+  p["key"] = "hmac-sha256:tsig-botbot:%%%";
+  CHECK(refused(p).rfind("key: ", 0) == 0);
+  CHECK(refused(p).find("%%%") == std::string::npos);
+  p.erase("key");
+  CHECK(refused(p) == "(accepted)");
+}
+
 TEST_CASE("the dns check describes what it expects", "[dns]") {
   const CheckType* c = Registry::instance().check("dns");
   REQUIRE(c != nullptr);
