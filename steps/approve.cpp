@@ -32,7 +32,7 @@ class ApproveStep : public StepType {
   bool read_only() const override { return true; }
   bool idempotent() const override { return true; }  // asking again changes nothing
   bool asks_approval() const override { return true; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::vector<std::string> describe(const Json& p) const override {

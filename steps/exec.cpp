@@ -99,7 +99,7 @@ std::string with_tail(std::string msg, const CommandResult& r) {
 class ExecStep : public StepType {
  public:
   std::string name() const override { return "exec"; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::vector<std::string> describe(const Json& p) const override {

@@ -98,7 +98,7 @@ class FilePutStep : public StepType {
   bool has_auto_rollback() const override { return true; }
   // Writing the same bytes again changes nothing.
   bool idempotent() const override { return true; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p, ""); }
 
   std::vector<std::string> describe(const Json& p) const override {

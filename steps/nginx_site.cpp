@@ -230,7 +230,7 @@ class NginxSiteStep : public StepType {
   bool has_auto_rollback() const override { return true; }
   // Rendering, testing and reloading again is harmless.
   bool idempotent() const override { return true; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p, ""); }
 
   std::vector<std::string> describe(const Json& p) const override {

@@ -506,7 +506,7 @@ class ServiceStep : public StepType {
   std::string name() const override { return "service"; }
   bool has_auto_rollback() const override { return true; }
   bool idempotent() const override { return true; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::vector<std::string> describe(const Json& p) const override {

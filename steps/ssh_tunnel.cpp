@@ -332,7 +332,7 @@ class SshTunnelStep : public StepType {
   bool has_auto_rollback() const override { return true; }
   // A running tunnel that forwards is found and kept; a closed one stays closed.
   bool idempotent() const override { return true; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::vector<std::string> describe(const Json& p) const override {

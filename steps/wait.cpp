@@ -110,7 +110,7 @@ class WaitStep : public StepType {
  public:
   std::string name() const override { return "wait"; }
   bool read_only() const override { return true; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::vector<std::string> describe(const Json& p) const override {

@@ -440,7 +440,7 @@ class Loader {
     check_host(str(params, "on"), extend(pp, "on"));
     if (diags_.size() != before) return;
     const CheckType* ct = Registry::instance().check(type);
-    if (ct) check_parse(ct->parameters(), [ct](const Json& v) { ct->validate(v); }, params, pp);
+    if (ct) check_parse(&ct->parameters(), [ct](const Json& v) { ct->validate(v); }, params, pp);
   }
 
   /// A value that only the run knows: a secret, or an earlier step's output.
@@ -491,15 +491,36 @@ class Loader {
     } catch (const std::exception&) {
       return;  // check_references reports what cannot be resolved
     }
+    // Keys whose value was stood in for: a sample cannot fit what other parameters ask of it
+    // (an IPv6 address for an AAAA record), so what the parse says of them waits for the run.
+    std::set<std::string> stood_in;
+    if (raw.is_object()) {
+      for (auto it = raw.begin(); it != raw.end(); ++it)
+        if (mentions_run_time(it.value())) stood_in.insert(it.key());
+    } else if (mentions_run_time(raw)) {
+      stood_in.insert("");
+    }
     try {
       validate(v);
     } catch (const ParamError& e) {
+      if (stood_in.count(e.key) || (e.key.empty() && !stood_in.empty())) return;
       JsonPath kp = p;
       if (!e.key.empty() && raw.is_object() && raw.contains(e.key)) kp.push_back(e.key);
       error(at(kp), e.what());
     } catch (const std::exception& e) {
+      if (!stood_in.empty()) return;
       error(at(p), e.what());
     }
+  }
+
+  /// Whether a value holds anything known only at run time, at any depth.
+  static bool mentions_run_time(const Json& v) {
+    if (known_at_run_time(v)) return true;
+    if (v.is_structured()) {
+      for (const Json& e : v)
+        if (mentions_run_time(e)) return true;
+    }
+    return false;
   }
 
   void check_host(const std::string& name, const JsonPath& p) {
@@ -523,7 +544,7 @@ class Loader {
     schema_.validate(with, "step_types/" + type, doc_, marks_, wp, diags_);
     if (diags_.size() == before) {
       if (const StepType* t = Registry::instance().step(type))
-        check_parse(t->parameters(), [t](const Json& v) { t->validate(v); }, with, wp);
+        check_parse(&t->parameters(), [t](const Json& v) { t->validate(v); }, with, wp);
     }
     for (const std::string& field : schema_.check_fields(type)) {
       auto f = with.find(field);
@@ -712,6 +733,7 @@ class Loader {
   /// Whether a value of JSON type `type` (an output's) can be a parameter of kind `kind`. Text
   /// can hold anything a scalar parameter takes, so only lists, maps and booleans are judged.
   static bool fits(const std::string& type, ParamKind kind) {
+    if (type == "any") return true;
     switch (kind) {
       case ParamKind::Any: return true;
       case ParamKind::Argv:
@@ -739,7 +761,7 @@ class Loader {
     if (refs.size() != 1 || refs[0].offset != 0 || refs[0].text.size() + 3 != s.size() || refs[0].path.size() < 3) return;
     int i = plan_->step_index(refs[0].path[0]);
     const StepType* t = i >= 0 ? Registry::instance().step(plan_->steps[static_cast<size_t>(i)].type) : nullptr;
-    const ParamTable* table = t ? t->parameters() : nullptr;
+    const ParamTable* table = t ? &t->parameters() : nullptr;
     if (!table) return;
     for (const OutputSpec& o : table->outputs) {
       if (o.name != refs[0].path[2] || fits(o.type, spec.kind)) continue;
@@ -754,7 +776,7 @@ class Loader {
   void check_output(const Step& target, const Reference& r, MarkFn ref_mark) {
     if (r.path.size() < 3) return;
     const StepType* t = Registry::instance().step(target.type);
-    const ParamTable* table = t ? t->parameters() : nullptr;
+    const ParamTable* table = t ? &t->parameters() : nullptr;
     if (!table) return;
     std::vector<std::string> names;
     for (const OutputSpec& o : table->outputs) {

@@ -180,7 +180,8 @@ Json table_schema(const ParamTable& t, bool is_check) {
 }
 
 Json sample_value(const ParamSpec& p) {
-  if (!p.example.is_null()) return p.example;
+  // An example that is itself a reference (${secret.X}) cannot stand in for a value.
+  if (!p.example.is_null() && p.example.dump().find("${") == std::string::npos) return p.example;
   switch (p.kind) {
     case ParamKind::String: return p.allowed.empty() ? Json("x") : Json(p.allowed.front());
     case ParamKind::Integer:

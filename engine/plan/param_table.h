@@ -69,7 +69,7 @@ struct ParamRule {
 
 struct OutputSpec {
   std::string name;
-  std::string type;  // JSON type: string, integer, number, boolean, array, object
+  std::string type;  // JSON type: string, integer, number, boolean, array, object; or any
   std::string description;
 };
 

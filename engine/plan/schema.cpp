@@ -251,12 +251,12 @@ struct SchemaChecker::Impl {
 
 Json SchemaChecker::loader_schema() {
   Json root = Json::parse(embedded_schema());
-  // Each type's parameters come from its table; a type without one keeps the base's definition.
+  // Each type's parameters come from its table.
   const Registry& reg = Registry::instance();
   for (const std::string& n : reg.step_names())
-    if (const ParamTable* t = reg.step(n)->parameters()) root["definitions"]["step_types"][n] = table_schema(*t, false);
+    root["definitions"]["step_types"][n] = table_schema(reg.step(n)->parameters(), false);
   for (const std::string& n : reg.check_names())
-    if (const ParamTable* t = reg.check(n)->parameters()) root["definitions"]["check_types"][n] = table_schema(*t, true);
+    root["definitions"]["check_types"][n] = table_schema(reg.check(n)->parameters(), true);
   return root;
 }
 

@@ -83,10 +83,10 @@ std::string parameter_reference_markdown() {
                     "Generated from each type's parameter table (`build/plan schema --format markdown`); "
                     "every form also takes a `${...}` reference.\n\n";
   for (const std::string& n : reg.step_names()) {
-    if (const ParamTable* t = reg.step(n)->parameters()) section("Step `" + n + "`", *t, false, out);
+    section("Step `" + n + "`", reg.step(n)->parameters(), false, out);
   }
   for (const std::string& n : reg.check_names()) {
-    if (const ParamTable* t = reg.check(n)->parameters()) section("Check `" + n + "`", *t, true, out);
+    section("Check `" + n + "`", reg.check(n)->parameters(), true, out);
   }
   return out;
 }

@@ -98,8 +98,8 @@ class StepType {
   virtual ~StepType() = default;
   virtual std::string name() const = 0;
   /// Its parameters and outputs, declared once: the schema, the reference and the loader's
-  /// checks derive from it. nullptr only while a type has not declared them yet.
-  virtual const ParamTable* parameters() const { return nullptr; }
+  /// checks derive from it.
+  virtual const ParamTable& parameters() const = 0;
   /// The type's own full check of resolved parameters: the same parse run() does. Throws
   /// ParamError (naming the parameter when one is to blame). The loader calls it on every step
   /// and rollback body, with values known only at run time stood in for by samples of their kind;
@@ -146,7 +146,7 @@ class CheckType {
   virtual ~CheckType() = default;
   virtual std::string name() const = 0;
   /// As StepType::parameters(). A check's `on` (its host) is the engine's, not in the table.
-  virtual const ParamTable* parameters() const { return nullptr; }
+  virtual const ParamTable& parameters() const = 0;
   /// As StepType::validate(): the same parse evaluate() does. Throws ParamError.
   virtual void validate(const Json& params) const { (void)params; }
   /// One line: "tcp 127.0.0.1:80 accepts connections".

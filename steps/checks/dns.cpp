@@ -122,7 +122,7 @@ std::string expected_text(const DnsCheckParams& d) {
 class DnsCheck : public CheckType {
  public:
   std::string name() const override { return "dns"; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {

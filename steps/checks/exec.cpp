@@ -73,7 +73,7 @@ std::string shown_command(const ExecCheckParams& e) {
 class ExecCheck : public CheckType {
  public:
   std::string name() const override { return "exec"; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {

@@ -55,7 +55,7 @@ const ParamTable kTable{
 class FileCheck : public CheckType {
  public:
   std::string name() const override { return "file"; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {

@@ -205,7 +205,7 @@ Reply request_remote(const HttpParams& h, HostConnection& host, Deadline deadlin
 class HttpCheck : public CheckType {
  public:
   std::string name() const override { return "http"; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {

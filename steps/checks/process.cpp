@@ -77,7 +77,7 @@ std::string subject(const ProcessParams& c) {
 class ProcessCheck : public CheckType {
  public:
   std::string name() const override { return "process"; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {

@@ -148,7 +148,7 @@ std::string probe_remote(const TcpParams& t, HostConnection& host, Deadline dead
 class TcpCheck : public CheckType {
  public:
   std::string name() const override { return "tcp"; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {

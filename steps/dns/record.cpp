@@ -226,7 +226,7 @@ std::optional<Json> read_memo(const StepContext& ctx) {
 class DnsRecordStep : public StepType {
  public:
   std::string name() const override { return "dns.record"; }
-  const ParamTable* parameters() const override { return &kTable; }
+  const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p, false); }
   bool has_auto_rollback() const override { return true; }
   bool idempotent() const override { return true; }

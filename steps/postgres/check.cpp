@@ -147,7 +147,7 @@ std::optional<Json> ask(const pg::ConnParams& c, const std::string& query, bool 
 class PostgresCheck : public CheckType {
  public:
   std::string name() const override { return "postgres"; }
-  const ParamTable* parameters() const override { return &table(); }
+  const ParamTable& parameters() const override { return table(); }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {

@@ -323,7 +323,7 @@ std::string Copier::parallel(const std::string& dir, const std::vector<pg::Relat
 class CopyDatabaseStep : public StepType {
  public:
   std::string name() const override { return "postgres.copy-database"; }
-  const ParamTable* parameters() const override { return &pg::copy_table(); }
+  const ParamTable& parameters() const override { return pg::copy_table(); }
   void validate(const Json& p) const override { (void)pg::parse_copy(p); }
   bool has_auto_rollback() const override { return true; }
 

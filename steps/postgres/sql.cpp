@@ -135,7 +135,7 @@ std::string first_line(const std::string& sql) {
 class PostgresSqlStep : public StepType {
  public:
   std::string name() const override { return "postgres.sql"; }
-  const ParamTable* parameters() const override { return &table(); }
+  const ParamTable& parameters() const override { return table(); }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::vector<std::string> describe(const Json& p) const override {

@@ -112,7 +112,7 @@ std::optional<redis::Reply> ask(const redis::Endpoint& e, const std::vector<std:
 class RedisCheck : public CheckType {
  public:
   std::string name() const override { return "redis"; }
-  const ParamTable* parameters() const override { return &table(); }
+  const ParamTable& parameters() const override { return table(); }
   void validate(const Json& p) const override { (void)parse(p); }
 
   std::string describe(const Json& p) const override {

@@ -314,7 +314,7 @@ std::string describe_inverse(const std::vector<std::string>& argv) {
 class RedisCommandStep : public StepType {
  public:
   std::string name() const override { return "redis.command"; }
-  const ParamTable* parameters() const override { return &table(); }
+  const ParamTable& parameters() const override { return table(); }
   void validate(const Json& p) const override { (void)parse(p); }
   // Per command: the ones without an inverse refuse rollback: auto when they run (see run()).
   bool has_auto_rollback() const override { return true; }

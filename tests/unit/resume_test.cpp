@@ -182,6 +182,17 @@ namespace {
 class KeptOutputsStep : public StepType {
  public:
   std::string name() const override { return "test.kept-outputs"; }
+  const ParamTable& parameters() const override {
+    static const ParamTable table{
+        .title = "test.kept-outputs parameters",
+        .description = "Done when its file exists (unit tests only).",
+        .params = {{.name = "path", .required = true, .description = "The file.", .example = "/tmp/x"}},
+    };
+    return table;
+  }
+  void validate(const Json& p) const override {
+    if (!p.is_object() || !p.value("path", Json()).is_string()) throw ParamError("'path' must be text", "path");
+  }
   std::vector<std::string> describe(const Json&) const override { return {"test"}; }
   StepOutcome run(StepContext&) const override { return StepOutcome::ok(); }
   ProbeResult probe(StepContext& ctx) const override {
