@@ -200,21 +200,23 @@ TEST_CASE("a step that failed before it changed anything is not rolled back, and
 }
 
 TEST_CASE("a postgres.sql step whose parameters are refused at run time is not rolled back", "[rollback][cli]") {
-  // Refused before any connection is tried: no server is needed.
+  // Known only at run time (an earlier step's output, here empty), so validate cannot refuse it;
+  // refused before any connection is tried: no server is needed.
   TempDir t;
-  t.file("p.yaml", act_plan(t, "{ conninfo: \"host=127.0.0.1 port=1 dbname=x\", sql: [\"SELECT $1\", \"SELECT 2\"], "
-                               "params: [a] }",
+  t.file("p.yaml", act_plan(t, "{ conninfo: \"host=127.0.0.1 port=1 dbname=x\", sql: \"SELECT 1\", "
+                               "statement_timeout: \"${steps.prep.outputs.stdout}\" }",
                             "postgres.sql"));
+  CHECK(plan_in(t, {"validate", "p.yaml"}).code == 0);
   Result r = plan_in(t, {"apply", "p.yaml"});
   INFO(r.out << r.err);
   CHECK(r.code == 1);
   CHECK_FALSE(fs::exists(t.path / "undo-act"));
   CHECK_FALSE(fs::exists(t.path / "prep"));
-  CHECK(contains(r.out, "  failed: act: 'params' goes with a single statement in 'sql'\n"));
+  CHECK(contains(r.out, "  failed: act: invalid postgres.sql parameters: "));
+  CHECK(contains(r.out, "statement_timeout"));
   CHECK(contains(r.out, "  not rolled back: act: it changed nothing (parameters refused)\n"));
   Result s = plan_in(t, {"status", "p.yaml"});
-  CHECK(contains(s.out, "'params' goes with a single statement in 'sql'; not rolled back: it changed nothing "
-                        "(parameters refused)\n"));
+  CHECK(contains(s.out, "; not rolled back: it changed nothing (parameters refused)\n"));
 }
 
 TEST_CASE("a step that failed after it acted still runs its own rollback", "[rollback][cli]") {

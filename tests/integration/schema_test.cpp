@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "harness.h"
+#include "plan/model.h"
 
 using namespace harness;
 
@@ -112,4 +113,41 @@ TEST_CASE("ajv in strict mode compiles the schema and agrees with plan validate"
     CHECK(v.code == (valid ? 0 : 2));
     CHECK(contains(ajv.out, (valid ? "valid " : "invalid ") + file + (valid ? "\n" : ":")));
   }
+}
+
+namespace {
+
+/// Paths of the properties, in maps that allow no others, that have no description.
+void undescribed(const plan::Json& s, const std::string& path, std::vector<std::string>& out) {
+  if (s.is_array()) {
+    for (size_t i = 0; i < s.size(); ++i) undescribed(s[i], path + "/" + std::to_string(i), out);
+    return;
+  }
+  if (!s.is_object()) return;
+  bool closed = s.contains("additionalProperties") && s["additionalProperties"] == false;
+  for (auto it = s.begin(); it != s.end(); ++it) {
+    if (it.key() == "properties" && it->is_object()) {
+      for (auto p = it->begin(); p != it->end(); ++p) {
+        if (closed && !p->contains("description")) out.push_back(path + "/properties/" + p.key());
+        undescribed(p.value(), path + "/properties/" + p.key(), out);
+      }
+    } else {
+      undescribed(it.value(), path + "/" + it.key(), out);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the published schema describes every property and names its version", "[schema]") {
+  plan::Json s = plan::Json::parse(read_file(fs::path(kSource) / "schemas/plan.schema.json"));
+  CHECK(s["$schema"] == "http://json-schema.org/draft-07/schema#");
+  CHECK(s["$id"] == "https://github.com/plan/plan/schemas/plan.schema.json");
+  std::vector<std::string> missing;
+  undescribed(s, "#", missing);
+  CHECK(missing == std::vector<std::string>{});
+  // The step's type is one of the known types, and each type's `with` is checked by it.
+  CHECK(s["definitions"]["step"]["properties"]["type"]["enum"].size() == 11);
+  CHECK(s["definitions"]["step"]["allOf"].size() == 11);
+  CHECK(s["definitions"]["check"]["properties"].size() == 8);
 }
