@@ -15,6 +15,20 @@ namespace plan::params {
 /// and the loader into an error at the parameter (plan/param_table.h).
 using BadParam = ParamError;
 
+/// Runs `read` (which parses one parameter); a BadParam it throws is thrown again naming `key`,
+/// so that the loader points at that parameter, its message starting "'key': " unless it names
+/// the parameter already.
+template <class Read>
+void named(const char* key, Read&& read) {
+  try {
+    read();
+  } catch (const BadParam& ex) {
+    const std::string what = ex.what(), quoted = "'" + std::string(key) + "'";
+    const bool said = what.find(quoted) != std::string::npos || what.find(key) != std::string::npos;
+    throw BadParam(said ? what : quoted + ": " + what, key);
+  }
+}
+
 /// Text of a scalar: strings as they are, numbers and booleans as written in JSON.
 std::string text(const Json& v);
 /// params[key] as text, or `def` when absent.

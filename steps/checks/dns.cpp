@@ -31,20 +31,12 @@ DnsCheckParams parse(const Json& p) {
   DnsCheckParams d;
   if (!p.contains("name")) throw params::BadParam("dns needs a 'name'");
   if (!p.contains("server")) throw params::BadParam("dns needs a 'server' (host:port) to ask");
-  // Each problem names its parameter, so that the loader points at it.
-  auto named = [](const char* key, auto&& read) {
-    try {
-      read();
-    } catch (const params::BadParam& ex) {
-      throw params::BadParam(ex.what(), key);
-    }
-  };
-  named("name", [&] { d.fqdn = dns::fqdn(params::text(p, "name", "")); });
-  named("type", [&] { d.type = dns::record_type(params::text(p, "type", "A")); });
-  named("server", [&] { d.server = dns::parse_server(params::text(p, "server", "")); });
-  named("exists", [&] { d.exists = params::boolean(p, "exists", true); });
+  params::named("name", [&] { d.fqdn = dns::fqdn(params::text(p, "name", "")); });
+  params::named("type", [&] { d.type = dns::record_type(params::text(p, "type", "A")); });
+  params::named("server", [&] { d.server = dns::parse_server(params::text(p, "server", "")); });
+  params::named("exists", [&] { d.exists = params::boolean(p, "exists", true); });
   if (p.contains("equals") && !p["equals"].is_null()) {
-    named("equals", [&] {
+    params::named("equals", [&] {
       std::vector<std::string> v;
       if (p["equals"].is_array())
         for (const auto& e : p["equals"]) v.push_back(dns::canonical_value(d.type, params::text(e)));
@@ -57,11 +49,11 @@ DnsCheckParams parse(const Json& p) {
     });
   }
   if (p.contains("ttl_lte") && !p["ttl_lte"].is_null()) {
-    named("ttl_lte", [&] { d.ttl_lte = params::duration(p, "ttl_lte", Millis(0)).count() / 1000; });
+    params::named("ttl_lte", [&] { d.ttl_lte = params::duration(p, "ttl_lte", Millis(0)).count() / 1000; });
   }
   if (!d.exists && (d.equals || d.ttl_lte))
     throw params::BadParam("dns 'exists: false' takes no 'equals' or 'ttl_lte'", "exists");
-  named("timeout", [&] { d.timeout = params::duration(p, "timeout", kDefaultTimeout); });
+  params::named("timeout", [&] { d.timeout = params::duration(p, "timeout", kDefaultTimeout); });
   return d;
 }
 

@@ -48,23 +48,15 @@ RecordParams parse(const Json& p, bool display) {
     throw params::BadParam("dns.record takes { server, zone, name, type, value, ttl, key }");
   for (const char* k : {"server", "zone", "name"})
     if (!p.contains(k)) throw params::BadParam(std::string("dns.record needs '") + k + "'");
-  // Each problem names its parameter, so that the loader points at it.
-  auto named = [](const char* key, auto&& read) {
-    try {
-      read();
-    } catch (const params::BadParam& ex) {
-      throw params::BadParam(ex.what(), key);
-    }
-  };
   RecordParams r;
-  named("server", [&] { r.server = dns::parse_server(params::text(p, "server", "")); });
-  named("zone", [&] { r.zone = dns::fqdn(params::text(p, "zone", "")); });
-  named("name", [&] { r.fqdn = dns::owner_name(params::text(p, "name", ""), r.zone); });
-  named("type", [&] { r.type = dns::record_type(params::text(p, "type", "A")); });
+  params::named("server", [&] { r.server = dns::parse_server(params::text(p, "server", "")); });
+  params::named("zone", [&] { r.zone = dns::fqdn(params::text(p, "zone", "")); });
+  params::named("name", [&] { r.fqdn = dns::owner_name(params::text(p, "name", ""), r.zone); });
+  params::named("type", [&] { r.type = dns::record_type(params::text(p, "type", "A")); });
   const Json v = p.contains("value") ? p["value"] : Json();
   std::vector<std::string> raw;
   r.keep_values = v.is_null();
-  named("value", [&] {
+  params::named("value", [&] {
     if (r.keep_values) {
       if (!p.contains("ttl") || p["ttl"].is_null())
         throw params::BadParam("dns.record needs 'value', or 'ttl' alone to change only the TTL");
@@ -86,7 +78,7 @@ RecordParams parse(const Json& p, bool display) {
   std::sort(r.values.begin(), r.values.end());
   r.values.erase(std::unique(r.values.begin(), r.values.end()), r.values.end());
   if (p.contains("ttl") && !p["ttl"].is_null()) {
-    named("ttl", [&] {
+    params::named("ttl", [&] {
       Millis t = params::duration(p, "ttl", Millis(0));
       if (t.count() % 1000 != 0) throw params::BadParam("dns.record 'ttl' must be whole seconds");
       if (t.count() / 1000 > kMaxTtl) throw params::BadParam("dns.record 'ttl' is above 2147483647 seconds");
@@ -94,7 +86,7 @@ RecordParams parse(const Json& p, bool display) {
     });
   }
   if (p.contains("key") && !p["key"].is_null()) {
-    named("key", [&] {
+    params::named("key", [&] {
       std::string k = params::text(p["key"]);
       r.key_display = dns::key_name_for_display(k);
       if (!display) {
@@ -103,7 +95,7 @@ RecordParams parse(const Json& p, bool display) {
       }
     });
   }
-  named("timeout", [&] { r.timeout = params::duration(p, "timeout", kDefaultTimeout); });
+  params::named("timeout", [&] { r.timeout = params::duration(p, "timeout", kDefaultTimeout); });
   return r;
 }
 

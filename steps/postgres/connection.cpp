@@ -97,28 +97,18 @@ ConnParams parse_conn(const Json& p) {
   if (has_conninfo == has_uri)
     throw params::BadParam("give exactly one of 'conninfo' and 'uri'", has_conninfo ? "uri" : "");
   const char* const where = has_conninfo ? "conninfo" : "uri";
-  // Each problem names its parameter, so that the loader points at it.
-  auto named = [](const char* key, auto&& read) {
-    try {
-      read();
-    } catch (const params::BadParam& ex) {
-      const std::string what = ex.what(), quoted = "'" + std::string(key) + "'";
-      const bool said = what.find(quoted) != std::string::npos || what.find(key) != std::string::npos;
-      throw params::BadParam(said ? what : quoted + ": " + what, key);
-    }
-  };
   ConnParams c;
-  named(where, [&] { c.conninfo = params::text(p, where, ""); });
-  named("password", [&] { c.password = params::text(p, "password", ""); });
-  named("sslmode", [&] { c.sslmode = params::text(p, "sslmode", ""); });
+  params::named(where, [&] { c.conninfo = params::text(p, where, ""); });
+  params::named("password", [&] { c.password = params::text(p, "password", ""); });
+  params::named("sslmode", [&] { c.sslmode = params::text(p, "sslmode", ""); });
   if (!c.sslmode.empty() && std::find(std::begin(kSslModes), std::end(kSslModes), c.sslmode) == std::end(kSslModes))
     throw params::BadParam("'sslmode' is disable, allow, prefer, require, verify-ca or verify-full, not '" +
                                params::sanitize_utf8(c.sslmode) + "'",
                            "sslmode");
-  named("connect_timeout", [&] { c.connect_timeout = params::duration(p, "connect_timeout", c.connect_timeout); });
+  params::named("connect_timeout", [&] { c.connect_timeout = params::duration(p, "connect_timeout", c.connect_timeout); });
   if (p.contains("statement_timeout"))
-    named("statement_timeout", [&] { c.statement_timeout = params::duration(p, "statement_timeout", Millis(0)); });
-  named(where, [&] { keywords(c); });  // parse errors surface here, at validation time of the step
+    params::named("statement_timeout", [&] { c.statement_timeout = params::duration(p, "statement_timeout", Millis(0)); });
+  params::named(where, [&] { keywords(c); });  // parse errors surface here, at validation time of the step
   return c;
 }
 

@@ -13,14 +13,6 @@ namespace plan::pg {
 CopyParams parse_copy(const Json& p) {
   if (!p.is_object() || !p.contains("source") || !p.contains("target"))
     throw params::BadParam("postgres.copy-database takes { source: {conninfo: ...}, target: {conninfo: ...} }");
-  // Each problem names its parameter, so that the loader points at it.
-  auto named = [](const char* key, auto&& read) {
-    try {
-      read();
-    } catch (const params::BadParam& ex) {
-      throw params::BadParam(ex.what(), key);
-    }
-  };
   CopyParams c;
   try {
     c.source = parse_conn(p["source"]);
@@ -40,24 +32,24 @@ CopyParams parse_copy(const Json& p) {
     throw params::BadParam("source and target are the same database (" + display(c.source) + ")", "target");
   if (p.contains("jobs")) {
     long long j = 0;
-    named("jobs", [&] { j = params::integer(p["jobs"], "'jobs'"); });
+    params::named("jobs", [&] { j = params::integer(p["jobs"], "'jobs'"); });
     if (j < 1 || j > 64) throw params::BadParam("'jobs' must be 1-64", "jobs");
     c.jobs = static_cast<int>(j);
   }
   std::string parallel;
-  named("parallel", [&] { parallel = params::text(p, "parallel", "streams"); });
+  params::named("parallel", [&] { parallel = params::text(p, "parallel", "streams"); });
   if (parallel == "directory")
     c.parallel = Parallel::Directory;
   else if (parallel != "streams")
     throw params::BadParam("'parallel' is streams or directory, not '" + parallel + "'", "parallel");
-  named("replace", [&] { c.replace = params::boolean(p, "replace", false); });
-  named("verify", [&] { c.verify = params::boolean(p, "verify", true); });
-  named("no_owner", [&] { c.no_owner = params::boolean(p, "no_owner", false); });
-  named("no_privileges", [&] { c.no_privileges = params::boolean(p, "no_privileges", false); });
-  named("progress_interval", [&] { c.progress_interval = params::duration(p, "progress_interval", c.progress_interval); });
+  params::named("replace", [&] { c.replace = params::boolean(p, "replace", false); });
+  params::named("verify", [&] { c.verify = params::boolean(p, "verify", true); });
+  params::named("no_owner", [&] { c.no_owner = params::boolean(p, "no_owner", false); });
+  params::named("no_privileges", [&] { c.no_privileges = params::boolean(p, "no_privileges", false); });
+  params::named("progress_interval", [&] { c.progress_interval = params::duration(p, "progress_interval", c.progress_interval); });
   if (c.progress_interval < Millis(100)) c.progress_interval = Millis(100);
-  named("maintenance_db", [&] { c.maintenance_db = params::text(p, "maintenance_db", "postgres"); });
-  named("maintenance_work_mem", [&] { c.maintenance_work_mem = params::text(p, "maintenance_work_mem", c.maintenance_work_mem); });
+  params::named("maintenance_db", [&] { c.maintenance_db = params::text(p, "maintenance_db", "postgres"); });
+  params::named("maintenance_work_mem", [&] { c.maintenance_work_mem = params::text(p, "maintenance_work_mem", c.maintenance_work_mem); });
   if (c.maintenance_work_mem == "default") c.maintenance_work_mem.clear();
   {
     // It goes into PGOPTIONS: digits and a unit, nothing that could add another option.
@@ -70,11 +62,11 @@ CopyParams parse_copy(const Json& p) {
                              "maintenance_work_mem");
   }
   if (p.contains("parallel_min_mb")) {
-    named("parallel_min_mb", [&] { c.parallel_min_mb = params::integer(p["parallel_min_mb"], "'parallel_min_mb'"); });
+    params::named("parallel_min_mb", [&] { c.parallel_min_mb = params::integer(p["parallel_min_mb"], "'parallel_min_mb'"); });
     if (c.parallel_min_mb < 0) throw params::BadParam("'parallel_min_mb' must not be negative", "parallel_min_mb");
   }
   const char* tmp = std::getenv("TMPDIR");
-  named("work_dir", [&] { c.work_dir = params::text(p, "work_dir", tmp && *tmp ? tmp : "/tmp"); });
+  params::named("work_dir", [&] { c.work_dir = params::text(p, "work_dir", tmp && *tmp ? tmp : "/tmp"); });
   return c;
 }
 

@@ -128,26 +128,14 @@ void parse_url(const std::string& url, Endpoint& e) {
 Endpoint parse_endpoint(const Json& p) {
   if (!p.is_object()) throw params::BadParam("a redis endpoint is a map ({ host: ..., port: ... } or { url: redis://... })");
   Endpoint e;
-  // Each problem names its parameter, so that the loader points at it.
-  auto named = [](const char* key, auto&& read) {
-    try {
-      read();
-    } catch (const params::BadParam& ex) {
-      const std::string what = ex.what(), quoted = "'" + std::string(key) + "'";
-      throw params::BadParam(what.find(quoted) == std::string::npos && what.find("url") == std::string::npos
-                                 ? quoted + ": " + what
-                                 : what,
-                             key);
-    }
-  };
-  if (p.contains("url")) named("url", [&] { parse_url(params::text(p["url"]), e); });
-  if (p.contains("host")) named("host", [&] { e.host = params::text(p["host"]); });
-  if (p.contains("port")) named("port", [&] { e.port = port_of(p["port"]); });
-  if (p.contains("db")) named("db", [&] { e.db = db_of(p["db"]); });
-  if (p.contains("user")) named("user", [&] { e.user = params::text(p["user"]); });
-  if (p.contains("password")) named("password", [&] { e.password = params::text(p["password"]); });
-  named("connect_timeout", [&] { e.connect_timeout = params::duration(p, "connect_timeout", e.connect_timeout); });
-  named("command_timeout", [&] { e.command_timeout = params::duration(p, "command_timeout", e.command_timeout); });
+  if (p.contains("url")) params::named("url", [&] { parse_url(params::text(p["url"]), e); });
+  if (p.contains("host")) params::named("host", [&] { e.host = params::text(p["host"]); });
+  if (p.contains("port")) params::named("port", [&] { e.port = port_of(p["port"]); });
+  if (p.contains("db")) params::named("db", [&] { e.db = db_of(p["db"]); });
+  if (p.contains("user")) params::named("user", [&] { e.user = params::text(p["user"]); });
+  if (p.contains("password")) params::named("password", [&] { e.password = params::text(p["password"]); });
+  params::named("connect_timeout", [&] { e.connect_timeout = params::duration(p, "connect_timeout", e.connect_timeout); });
+  params::named("command_timeout", [&] { e.command_timeout = params::duration(p, "command_timeout", e.command_timeout); });
   if (e.host.empty()) throw params::BadParam("the redis 'host' is empty", p.contains("host") ? "host" : "url");
   return e;
 }

@@ -251,7 +251,7 @@ TEST_CASE("dns.record's parse names the parameter it refuses, and refuses a null
   CHECK(refused(p) == "value: dns.record needs 'value', or 'ttl' alone to change only the TTL");
   p = base;
   p["value"] = "not-an-address";
-  CHECK(refused(p) == "value: 'not-an-address' is not an IPv4 address (type A)");
+  CHECK(refused(p) == "value: 'value': 'not-an-address' is not an IPv4 address (type A)");
   p = base;
   p["value"] = "127.0.0.3";
   p["key"] = "hmac-sha256:tsig-botbot:%%%";
