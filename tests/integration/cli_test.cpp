@@ -654,7 +654,7 @@ TEST_CASE("an --approve naming no step of the plan is refused before anything ru
   CHECK_FALSE(fs::exists(t.path / "state"));
 }
 
-TEST_CASE("a plan written for a vars file says once which variables it misses; an unused --var warns", "[cli][validate]") {
+TEST_CASE("a plan written for a vars file says once which variables it misses, an unused --var warns", "[cli][validate]") {
   TempDir t("plan-cli-missing");
   std::string state = t.str("state");
   Result bare = run({PLAN_BINARY, "validate", PLAN_SOURCE_DIR "/plans/botbot-migration.yaml"}, {}, state);

@@ -489,7 +489,7 @@ TEST_CASE("loader: a secrets file that never ends is refused at 32 MiB") {
   CHECK(error == "/dev/zero: error: secrets file is larger than 32 MiB");
 }
 
-TEST_CASE("loader: missing variables are one error naming them all; misspelt ones are told apart") {
+TEST_CASE("loader: missing variables are one error naming them all, misspelt ones are told apart") {
   const char* plan = R"(plan: x
 vars: { port: 8080 }
 steps:
