@@ -337,11 +337,10 @@ class RunContext {
   std::vector<std::string> dry_run_warnings_;
 };
 
-int exit_code_of(const RunSummary& summary) {
-  int code = summary.exit_code;
-  if (summary.interrupted && code == 0) code = 130;
-  return code;
-}
+// The runner's code, which the summary printed and the journal's status follow: an interrupt
+// that came while the last steps ran, and let them complete, leaves a run that is done (0), not
+// one to resume (130).
+int exit_code_of(const RunSummary& summary) { return summary.exit_code; }
 
 // Decides, from the campaign, which steps count as done (with their outputs). 0, or 2 once it has
 // said why: a step already done was edited or removed, or an in-flight step cannot be decided.
@@ -759,6 +758,12 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     applied = ctx.run(std::move(fwd), attach);
   }
   journal.run_finished(run_status(applied), {{"phase", "apply"}, {"duration_ms", applied.duration.count()}});
+  if (applied.succeeded && applied.interrupted) {
+    // Every step completed, but the operator asked to stop: nothing is rolled back.
+    err << "rehearse: interrupted; the apply phase completed and nothing was rolled back "
+           "(`plan rollback " << args.file << "` undoes it)\n";
+    return 130;
+  }
   if (!applied.succeeded || applied.interrupted) {
     err << "rehearse: the apply phase did not succeed (" << run_status(applied) << ")\n";
     return exit_code_of(applied) == 0 ? 1 : exit_code_of(applied);

@@ -284,6 +284,8 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
       << (w.closed ? "" : " (still open when the run ended)")
       << (used > w.budget ? style.red(" OVER BUDGET") : "") << "\n";
   }
+  if (summary.interrupted && summary.exit_code == 0 && !summary.dry_run)
+    o << "  interrupted while the last steps ran; they completed, so the run is done (nothing to resume)\n";
   std::string verdict = exit_meaning(summary.exit_code);
   o << "result: " << (summary.exit_code == 0 ? style.green(verdict) : style.red(verdict)) << " (exit "
     << summary.exit_code << ")\n";

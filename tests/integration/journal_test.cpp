@@ -351,3 +351,21 @@ TEST_CASE("a lock file with fields of the wrong type still locks and names no pr
   CHECK(plan_in(t, {"unlock", "three.yaml", "--force"}).code == 0);
   CHECK_FALSE(fs::exists(t.path / "state" / "three" / "lock"));
 }
+
+TEST_CASE("one Ctrl-C during the last step, which completes: the result, status and exit code all say done", "[journal][signals]") {
+  TempDir t;
+  write(t.path / "last.yaml",
+        "plan: last\nsteps:\n"
+        "  - id: first\n    type: exec\n    with: { shell: \"echo first >> fx\" }\n"
+        "  - id: last\n    type: exec\n    needs: [first]\n    with: { shell: \"touch started; sleep 1; echo last >> fx\" }\n");
+  std::string script = "'" + std::string(PLAN_BINARY) + "' apply last.yaml >out 2>err & pid=$!; "
+                       "while [ ! -e started ]; do sleep 0.05; done; kill -INT $pid; wait $pid";
+  Result r = run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}});
+  std::string out = read(t.path / "out");
+  INFO(out << read(t.path / "err"));
+  CHECK(r.code == 0);
+  CHECK(contains(out, "  interrupted while the last steps ran; they completed, so the run is done (nothing to resume)\n"
+                      "result: done (exit 0)\n"));
+  CHECK(read(t.path / "fx") == "first\nlast\n");
+  CHECK(contains(plan_in(t, {"status", "last.yaml"}).out, "status: succeeded\n"));
+}
