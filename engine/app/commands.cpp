@@ -191,6 +191,7 @@ struct Prepared {
   SecretMasker masker;
   std::string state_dir;
   std::optional<RunLock> lock;
+  std::optional<LockHolder> lock_taken_from;  // apply --resume took over the lock of a gone run
   const Plan& plan() const { return r.plan; }
   std::string journal_path() const { return (fs::path(state_dir) / "journal.jsonl").string(); }
 };
@@ -237,8 +238,17 @@ int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std:
     return 2;
   }
   std::string lock_error;
-  p.lock = RunLock::acquire((fs::path(p.state_dir) / "lock").string(), "plan " + verb + " " + args.file,
-                            "plan unlock " + args.file, &lock_error);
+  const std::string lock_path = (fs::path(p.state_dir) / "lock").string();
+  const std::string command = "plan " + verb + " " + args.file;
+  // --resume is the operator's decision to carry on the run that died: its lock goes with it.
+  if (verb == "apply" && args.resume)
+    p.lock = RunLock::acquire_or_take_over(lock_path, command, "plan unlock " + args.file, &lock_error,
+                                           &p.lock_taken_from);
+  else
+    p.lock = RunLock::acquire(lock_path, command, "plan unlock " + args.file, &lock_error);
+  if (p.lock_taken_from)
+    err << "resume: took over the lock of the run that died (" << p.lock_taken_from->describe()
+        << "; that process is gone, on this host since its boot)\n";
   if (!p.lock) {
     err << "error: " << lock_error << "\n";
     return 4;
@@ -572,6 +582,12 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     Json extra = Json::object();
     if (args.resume) extra["resume"] = decisions_json(decisions);
     journal->run_started("apply", args.resume, hashes, extra);
+    if (p.lock_taken_from)
+      journal->note({{"type", "lock_taken_over"},
+                     {"from", p.lock_taken_from->describe()},
+                     {"pid", p.lock_taken_from->pid},
+                     {"host", p.lock_taken_from->host},
+                     {"boot_id", p.lock_taken_from->boot_id}});
     journal_decisions(*journal, decisions);
     ropts.journal = journal.get();
   }

@@ -3,6 +3,7 @@
 // over an unfinished run, edit-and-resume, a torn last line, a stale lock.
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "state/journal.h"
@@ -188,20 +189,31 @@ TEST_CASE("kill -9 at every step boundary and mid-step, then --resume: each effe
                       "\",\"t\":[0-9]*,\"type\":\"step_succeeded\"' state/crash/journal.jsonl; do sleep 0.02; done; "
                       "kill -9 $pid; "
                 : "while [ ! -s " + marker + " ]; do sleep 0.02; done; kill -9 $pid $(cat " + marker + "); ";
-        std::string script = bin + " apply crash.yaml >/dev/null 2>&1 & pid=$!; " + wait_for + "wait $pid; exit 0";
+        // A step the engine left running (it is in its own process group) may still act: the
+        // resume below takes the lock over at once, so wait until those shells are gone, as an
+        // operator must (a takeover knows only that the engine's own process is gone).
+        std::string orphans_gone =
+            "for f in start-*; do [ -s $f ] || continue; while kill -0 $(cat $f) 2>/dev/null; do sleep 0.02; done; done; ";
+        std::string script =
+            bin + " apply crash.yaml >/dev/null 2>&1 & pid=$!; " + wait_for + "wait $pid; " + orphans_gone + "exit 0";
         REQUIRE(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 0);
         Result st = plan_in(t, {"status", "crash.yaml"});
         CHECK(contains(st.out, "status: unfinished"));
         CHECK(contains(st.out, "; stale: that process is gone (`plan unlock crash.yaml` clears it)\n"));
-        Result locked = plan_in(t, {"apply", "crash.yaml", "--resume"});
+        // A new apply still refuses the dead run's lock; --resume, the decision to carry that run
+        // on, takes it over, says so and journals it.
+        Result locked = plan_in(t, {"apply", "crash.yaml", "--fresh"});
         CHECK(locked.code == 4);
         CHECK(contains(locked.err, "error: stale lock: held by pid "));
         CHECK(contains(locked.err, "but that process is gone; if no other run is active, clear it with: "
                                    "plan unlock crash.yaml\n"));
-        CHECK(plan_in(t, {"unlock", "crash.yaml"}).code == 0);
         Result r = plan_in(t, {"apply", "crash.yaml", "--resume"});
         INFO(r.err);
         CHECK(r.code == 0);
+        CHECK(contains(r.err, "resume: took over the lock of the run that died (pid "));
+        CHECK(contains(r.err, ": plan apply crash.yaml; that process is gone, on this host since its boot)\n"));
+        CHECK(contains(read(t.path / "state" / "crash" / "journal.jsonl"), "\"type\":\"lock_taken_over\""));
+        CHECK_FALSE(fs::exists(t.path / "state" / "crash" / "lock"));
         std::string fx = read(t.path / "fx");
         for (int k = 1; k <= 4; ++k) CHECK(count_of(fx, "step-" + std::to_string(k) + "\n") == 1);
         CHECK(contains(plan_in(t, {"status", "crash.yaml"}).out, "status: succeeded\n"));
@@ -351,7 +363,6 @@ TEST_CASE("a lock file with fields of the wrong type still locks and names no pr
   CHECK(plan_in(t, {"unlock", "three.yaml", "--force"}).code == 0);
   CHECK_FALSE(fs::exists(t.path / "state" / "three" / "lock"));
 }
-
 TEST_CASE("one Ctrl-C during the last step, which completes: the result, status and exit code all say done", "[journal][signals]") {
   TempDir t;
   write(t.path / "last.yaml",
@@ -368,4 +379,32 @@ TEST_CASE("one Ctrl-C during the last step, which completes: the result, status 
                       "result: done (exit 0)\n"));
   CHECK(read(t.path / "fx") == "first\nlast\n");
   CHECK(contains(plan_in(t, {"status", "last.yaml"}).out, "status: succeeded\n"));
+}
+
+TEST_CASE("apply --resume never takes over a lock whose holder is alive or of another boot", "[journal][lock]") {
+  TempDir t;
+  write(t.path / "three.yaml", three_steps());
+  REQUIRE(plan_in(t, {"apply", "three.yaml"}).code == 1);  // b fails: a resumable campaign
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string boot;
+  std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;
+  auto lock_with = [&](long pid, const std::string& boot_id) {
+    write(t.path / "state" / "three" / "lock", "{\"pid\":" + std::to_string(pid) + ",\"host\":\"" + host +
+                                                   "\",\"boot_id\":\"" + boot_id +
+                                                   "\",\"user\":\"u\",\"since\":\"s\",\"command\":\"plan apply three.yaml\"}\n");
+  };
+  lock_with(::getpid(), boot);  // alive: this test
+  Result alive = plan_in(t, {"apply", "three.yaml", "--resume"});
+  CHECK(alive.code == 4);
+  CHECK(contains(alive.err, "error: locked by another run: pid " + std::to_string(::getpid())));
+  lock_with(999999999, "another-boot");
+  Result other = plan_in(t, {"apply", "three.yaml", "--resume"});
+  CHECK(other.code == 4);
+  CHECK(contains(other.err, "error: stale lock: held by pid 999999999"));
+  lock_with(999999999, boot);  // gone, this boot: taken over
+  write(t.path / "ok", "");
+  Result r = plan_in(t, {"apply", "three.yaml", "--resume"});
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "resume: took over the lock of the run that died (pid 999999999 on host "));
 }
