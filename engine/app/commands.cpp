@@ -2,9 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "graph/export.h"
 #include "plan/interpolate.h"
@@ -120,6 +123,63 @@ std::string state_dir_for(const Plan& plan, const std::string& override_dir = ""
   return (dir / ".plan" / plan.name).string();
 }
 
+// A state folder belongs to one plan: plan.json there records its name, file and hash (a folder
+// from before plan.json: the journal's last run names it). Another plan is refused, never mixed
+// in. With `record`, plan.json is written (or brought up to date) once the plan may use it.
+// False once it has said why.
+bool state_folder_ours(const Plan& plan, const std::string& dir, const std::string& file, bool record,
+                       std::ostream& err) {
+  const fs::path owner_path = fs::path(dir) / "plan.json";
+  std::string owner, owner_file, owner_hash;
+  {
+    std::ifstream in(owner_path);
+    std::stringstream ss;
+    if (in) ss << in.rdbuf();
+    Json j = Json::parse(ss.str(), nullptr, false);
+    if (j.is_object()) {
+      if (j.contains("plan") && j["plan"].is_string()) owner = j["plan"].get<std::string>();
+      if (j.contains("file") && j["file"].is_string()) owner_file = j["file"].get<std::string>();
+      if (j.contains("hash") && j["hash"].is_string()) owner_hash = j["hash"].get<std::string>();
+    }
+  }
+  if (owner.empty()) {
+    const JournalReadResult jr = read_journal((fs::path(dir) / "journal.jsonl").string());
+    for (auto it = jr.records.rbegin(); it != jr.records.rend(); ++it)
+      if (it->value("type", "") == "run_started" && (*it).contains("plan") && (*it)["plan"].is_string()) {
+        owner = (*it)["plan"].get<std::string>();
+        owner_file = it->value("plan_path", "");
+        break;
+      }
+  }
+  if (!owner.empty() && owner != plan.name) {
+    err << "error: the state folder " << dir << " belongs to plan '" << owner << "'"
+        << (owner_file.empty() ? "" : " (" + owner_file + ")") << "; plan '" << plan.name << "' (" << file
+        << ") cannot use it: its journal and lock would be mixed with that plan's; give it a folder of its own "
+           "(--state DIR, or leave --state out)\n";
+    return false;
+  }
+  std::string abs_file = plan.path;
+  std::error_code ec;
+  if (fs::path p = fs::absolute(plan.path, ec); !ec) abs_file = p.lexically_normal().string();
+  if (!record || (owner == plan.name && owner_file == abs_file && owner_hash == plan.hash)) return true;
+  const Json j = {{"plan", plan.name}, {"file", abs_file}, {"hash", plan.hash}};
+  const fs::path tmp = owner_path.string() + ".tmp";
+  {
+    std::ofstream o(tmp, std::ios::trunc);
+    o << j.dump() << "\n";
+    if (!o) {
+      err << "error: cannot write " << tmp.string() << "\n";
+      return false;
+    }
+  }
+  fs::rename(tmp, owner_path, ec);
+  if (ec) {
+    err << "error: cannot write " << owner_path.string() << ": " << ec.message() << "\n";
+    return false;
+  }
+  return true;
+}
+
 // The durations each unchanged step took in the past runs journaled in `state_dir` become its
 // estimate where the plan gives none (before its type's). Reads the journal only: the folder is
 // neither created nor locked.
@@ -230,6 +290,7 @@ int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std:
   for (const auto& [name, value] : p.secrets) p.masker.add(value);
 
   p.state_dir = state_dir_for(plan, args.state_dir);
+  if (!state_folder_ours(plan, p.state_dir, args.file, false, err)) return 2;
   if (!take_lock) return 0;
   std::error_code ec;
   fs::create_directories(p.state_dir, ec);
@@ -253,6 +314,8 @@ int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std:
     err << "error: " << lock_error << "\n";
     return 4;
   }
+  // Under the lock: a plan that took the folder meanwhile is still refused.
+  if (!state_folder_ours(plan, p.state_dir, args.file, true, err)) return 2;
   return 0;
 }
 
@@ -504,6 +567,7 @@ int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err) {
     err << r.format();
     return 2;
   }
+  if (!state_folder_ours(r.plan, state_dir_for(r.plan, args.state_dir), args.file, false, err)) return 2;
   std::string path = (fs::path(state_dir_for(r.plan, args.state_dir)) / "lock").string();
   std::optional<LockHolder> holder = read_lock(path);
   if (!holder) {
@@ -630,6 +694,7 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
   if (!load_and_build(args.file, args.load, err, r, graph)) return 2;
   const Plan& plan = r.plan;
   std::string dir = state_dir_for(plan, args.state_dir);
+  if (!state_folder_ours(plan, dir, args.file, false, err)) return 2;
   std::string journal_path = (fs::path(dir) / "journal.jsonl").string();
   std::string lock_path = (fs::path(dir) / "lock").string();
   std::optional<LockHolder> holder = read_lock(lock_path);

@@ -381,6 +381,39 @@ TEST_CASE("one Ctrl-C during the last step, which completes: the result, status 
   CHECK(contains(plan_in(t, {"status", "last.yaml"}).out, "status: succeeded\n"));
 }
 
+TEST_CASE("a state folder belongs to one plan: another plan pointed at it is refused, naming both", "[journal][state]") {
+  TempDir t;
+  write(t.path / "rb.yaml", kReversible);
+  write(t.path / "other.yaml", "plan: other\nsteps:\n  - id: x\n    type: exec\n    with: { shell: \"echo x >> ox\" }\n");
+  const std::string dir = t.str("shared");
+  auto plan_at = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), kPlan);
+    return run(std::move(args), t.str());
+  };
+  REQUIRE(plan_at({"apply", "rb.yaml", "--state", dir}).code == 0);
+  const std::string journal = read(fs::path(dir) / "journal.jsonl");
+  CHECK(contains(read(fs::path(dir) / "plan.json"), "\"plan\":\"rb\""));
+  const std::string refusal = "error: the state folder " + dir + " belongs to plan 'rb' (" + t.str("rb.yaml") +
+                              "); plan 'other' (other.yaml) cannot use it: its journal and lock would be mixed with "
+                              "that plan's; give it a folder of its own (--state DIR, or leave --state out)\n";
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"apply", "other.yaml"}, {"rollback", "other.yaml"}, {"rehearse", "other.yaml"},
+        {"status", "other.yaml"}, {"unlock", "other.yaml"}, {"apply", "other.yaml", "--dry-run"}}) {
+    std::vector<std::string> args = cmd;
+    args.insert(args.end(), {"--state", dir});
+    Result r = plan_at(args);
+    CAPTURE(cmd);
+    CHECK(r.code == 2);
+    CHECK(r.err == refusal);
+  }
+  CHECK_FALSE(fs::exists(t.path / "ox"));
+  CHECK(read(fs::path(dir) / "journal.jsonl") == journal);
+  // The first plan's folder is intact: its rollback works.
+  Result back = plan_at({"rollback", "rb.yaml", "--state", dir});
+  CHECK(back.code == 0);
+  CHECK(read(t.path / "log") == "undo-b\nundo-a\n");
+}
+
 TEST_CASE("apply --resume never takes over a lock whose holder is alive or of another boot", "[journal][lock]") {
   TempDir t;
   write(t.path / "three.yaml", three_steps());
