@@ -270,7 +270,7 @@ TEST_CASE("rollback reverts the steps the last run completed, in reverse order, 
   CHECK(contains(s.out, "  a     rolled_back "));
   Result again = plan_in(t, {"rollback", "rb.yaml"});
   CHECK(again.code == 0);
-  CHECK(again.out == "nothing to roll back: no step of the last run of rb.yaml is done\n");
+  CHECK(again.out == "nothing to roll back: no step of the last run of rb.yaml is left to undo\n");
 }
 
 TEST_CASE("rehearse applies, rolls back, and finds the start state again", "[journal][rehearse]") {
@@ -363,6 +363,108 @@ TEST_CASE("a lock file with fields of the wrong type still locks and names no pr
   CHECK(plan_in(t, {"unlock", "three.yaml", "--force"}).code == 0);
   CHECK_FALSE(fs::exists(t.path / "state" / "three" / "lock"));
 }
+
+namespace {
+
+// a, b and c each create eff-N (their verify checks look for it) and undo it in a rollback that
+// writes its pid to undo-start-N, removes eff-N, then writes undo-done-N, with short sleeps so that
+// the harness can kill the engine at a known point of the undo; d fails, so the run rolls back
+// c, b, a in that order. `kill -0 $PPID`: an undo whose engine died does nothing, as in a crash.
+std::string undo_crash_plan(bool verify = true) {
+  std::string s = "plan: undo\nsteps:\n";
+  for (int n = 1; n <= 3; ++n) {
+    const std::string k = std::to_string(n);
+    s += "  - id: s" + k + "\n    type: exec\n";
+    if (n > 1) s += "    needs: [s" + std::to_string(n - 1) + "]\n";
+    s += "    with: { shell: \"touch eff-" + k + "\" }\n";
+    if (verify) s += "    verify:\n      - file: { path: eff-" + k + ", exists: true }\n";
+    s += "    rollback:\n      type: exec\n      with: { shell: \"echo $$ > undo-start-" + k +
+         "; sleep 0.2; kill -0 $PPID || exit 1; rm -f eff-" + k + "; echo undo-" + k + " >> log; echo $$ > undo-done-" +
+         k + "; sleep 0.2\" }\n";
+  }
+  s += "  - id: fails\n    type: exec\n    needs: [s3]\n    with: { shell: \"exit 1\" }\n";
+  return s;
+}
+
+// Runs apply of undo.yaml and kills the engine (and the undo's shell) once `marker` exists.
+void apply_and_kill_at(const TempDir& t, const std::string& marker) {
+  std::string bin = "'" + std::string(PLAN_BINARY) + "'";
+  std::string script = bin + " apply undo.yaml >/dev/null 2>&1 & pid=$!; while [ ! -s " + marker +
+                       " ]; do sleep 0.02; done; kill -9 $pid $(cat " + marker + "); wait $pid; exit 0";
+  REQUIRE(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 0);
+}
+
+}  // namespace
+
+TEST_CASE("kill -9 during a rollback, then plan rollback or apply --resume: every effect is undone, never reported done while one remains", "[journal][crash][rollback]") {
+  for (int n = 3; n >= 1; --n) {
+    for (std::string point : {"undo-start", "undo-done"}) {
+      for (std::string how : {"rollback", "resume"}) {
+        DYNAMIC_SECTION("killed at " << point << "-" << n << ", then " << how) {
+          TempDir t;
+          write(t.path / "undo.yaml", undo_crash_plan());
+          apply_and_kill_at(t, point + "-" + std::to_string(n));
+          const std::string id = "s" + std::to_string(n);
+          Result r;
+          if (how == "rollback") {
+            REQUIRE(plan_in(t, {"unlock", "undo.yaml"}).code == 0);
+            r = plan_in(t, {"rollback", "undo.yaml"});
+            CHECK(r.code == 0);
+          } else {
+            r = plan_in(t, {"apply", "undo.yaml", "--resume"});
+            CHECK(contains(r.err, "resume: the last run of undo.yaml ("));
+            CHECK(contains(r.err, ") stopped while rolling back; resuming it finishes the rollback\n"));
+            CHECK(r.code == 1);  // the run failed, and now it is rolled back
+            CHECK(contains(r.out, "result: failed (exit 1)\n"));
+          }
+          INFO(r.out << r.err);
+          CHECK(contains(r.err, "rollback: " + id + " its undo was in flight when the last run stopped; " +
+                                    (point == "undo-start" ? "the probe says its effect is still there: undo it again\n"
+                                                           : "the probe says its effect is gone: nothing left to undo\n")));
+          // What this pass undid: the interrupted undo (again) when its effect was there, and those
+          // before it; never a step "never started".
+          const int undone = point == "undo-start" ? n : n - 1;
+          if (undone > 0)
+            CHECK(contains(r.out, "rollback summary: " + std::to_string(undone) +
+                                      " undone, 0 failed to undo, 0 kept as they are, in "));
+          else
+            CHECK(contains(r.out, "nothing to roll back: no step of the last run of undo.yaml is left to undo\n"));
+          CHECK_FALSE(contains(r.out, "never started"));
+          for (int k = 1; k <= 3; ++k) CHECK_FALSE(fs::exists(t.path / ("eff-" + std::to_string(k))));
+          Result st = plan_in(t, {"status", "undo.yaml"});
+          CHECK(contains(st.out, "status: rolled_back\n"));
+          CHECK(contains(st.out, "  " + id + "     rolled_back "));
+          Result again = plan_in(t, {"rollback", "undo.yaml"});
+          CHECK(again.code == 0);
+          CHECK(again.out == "nothing to roll back: no step of the last run of undo.yaml is left to undo\n");
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("an interrupted undo that nothing can probe is not called done: rollback asks, --rerun-undo or --assume-undone settles it", "[journal][crash][rollback]") {
+  TempDir t;
+  write(t.path / "undo.yaml", undo_crash_plan(false));
+  apply_and_kill_at(t, "undo-start-2");
+  REQUIRE(plan_in(t, {"unlock", "undo.yaml"}).code == 0);
+  Result ask = plan_in(t, {"rollback", "undo.yaml"});
+  CHECK(ask.code == 2);
+  CHECK(contains(ask.err, "error: cannot roll back: step 's2' its undo was in flight when the last run stopped, and "
+                          "neither its verify checks nor its type can tell whether its effect is still there; check by "
+                          "hand, then run again with `--assume-undone s2` or `--rerun-undo s2`\n"));
+  CHECK(fs::exists(t.path / "eff-2"));
+  Result resume = plan_in(t, {"apply", "undo.yaml", "--resume"});
+  CHECK(resume.code == 2);
+  CHECK(contains(resume.err, "`--assume-undone s2` or `--rerun-undo s2`\n"));
+  Result r = plan_in(t, {"rollback", "undo.yaml", "--rerun-undo", "s2"});
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "rollback: s2 its undo was in flight when the last run stopped; --rerun-undo: undo it again\n"));
+  for (int k = 1; k <= 3; ++k) CHECK_FALSE(fs::exists(t.path / ("eff-" + std::to_string(k))));
+  CHECK(contains(plan_in(t, {"status", "undo.yaml"}).out, "status: rolled_back\n"));
+}
+
 TEST_CASE("one Ctrl-C during the last step, which completes: the result, status and exit code all say done", "[journal][signals]") {
   TempDir t;
   write(t.path / "last.yaml",
@@ -412,6 +514,25 @@ TEST_CASE("a state folder belongs to one plan: another plan pointed at it is ref
   Result back = plan_at({"rollback", "rb.yaml", "--state", dir});
   CHECK(back.code == 0);
   CHECK(read(t.path / "log") == "undo-b\nundo-a\n");
+}
+
+TEST_CASE("plan rollback run a second time, with a step that has no rollback, says nothing to roll back", "[journal][rollback]") {
+  TempDir t;
+  write(t.path / "nr.yaml",
+        "plan: nr\nsteps:\n"
+        "  - id: note\n    type: exec\n    with: { shell: \"echo note >> fx\" }\n"
+        "  - id: b\n    type: exec\n    needs: [note]\n    with: { shell: \"touch b\" }\n"
+        "    rollback: { type: exec, with: { shell: \"rm -f b\" } }\n"
+        "  - id: c\n    type: exec\n    needs: [b]\n    with: { shell: \"touch c\" }\n"
+        "    rollback: { type: exec, with: { shell: \"rm -f c\" } }\n");
+  REQUIRE(plan_in(t, {"apply", "nr.yaml"}).code == 0);
+  Result first = plan_in(t, {"rollback", "nr.yaml"});
+  CHECK(first.code == 0);
+  CHECK_FALSE(fs::exists(t.path / "b"));
+  Result again = plan_in(t, {"rollback", "nr.yaml"});
+  CHECK(again.code == 0);
+  CHECK(again.out == "nothing to roll back: no step of the last run of nr.yaml is left to undo (kept as they are, "
+                     "having no rollback: note)\n");
 }
 
 TEST_CASE("apply --resume never takes over a lock whose holder is alive or of another boot", "[journal][lock]") {

@@ -177,7 +177,17 @@ TEST_CASE("the campaign starts at the last fresh run and folds resumed runs and 
   CHECK(run->steps["b"].state == "running");
   CHECK(run->completion_order.empty());
   CHECK(run->status == "rolled_back");
+  CHECK(run->latest_rolled_back);
   CHECK(!plan::current_campaign({}).has_value());
+
+  // A resumed run that only went forward: the rollback of an earlier run of the campaign is not
+  // what it was doing when it stopped.
+  recs.push_back({{"type", "run_started"}, {"run", "r3"}, {"continues", true}, {"kind", "apply"}});
+  recs.push_back({{"type", "step_started"}, {"step", "a"}});
+  run = plan::current_campaign(recs);
+  REQUIRE(run);
+  CHECK(!run->latest_rolled_back);
+  CHECK(run->steps["a"].state == "running");
 }
 
 TEST_CASE("a second lock names the holder - a dead holder's lock is reported stale") {
