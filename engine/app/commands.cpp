@@ -1001,8 +1001,9 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   journal.run_finished(back_code == 0 ? "rolled_back" : reverted.interrupted ? "interrupted" : "rollback_failed",
                        {{"phase", "rollback"}, {"duration_ms", reverted.duration.count()}});
 
-  // 3. The start state: the first wave's preconditions hold again.
-  std::vector<std::string> failures;
+  // 3. The start state: the first wave's preconditions hold again, and the verify checks of the
+  // steps rolled back, which describe their effects, no longer hold.
+  std::vector<std::string> failures, remaining, gone;
   size_t checked = 0;
   if (back_code == 0) {
     auto hosts = make_host_pool(plan, &p.secrets);
@@ -1010,7 +1011,11 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     scope.vars = &plan.vars;
     scope.secrets = &p.secrets;
     scope.plan = &plan;
-    scope.outputs = [](const std::string&) -> const Json* { return nullptr; };
+    scope.outputs = [&](const std::string& id) -> const Json* {
+      const int i = plan.step_index(id);
+      if (i < 0 || static_cast<size_t>(i) >= applied.steps.size()) return nullptr;
+      return &applied.steps[static_cast<size_t>(i)].outcome.outputs;
+    };
     CancelToken never;
     auto waves = p.graph.waves();
     for (int idx : waves.empty() ? std::vector<int>{} : waves.front()) {
@@ -1021,14 +1026,25 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
       CheckResult r = evaluate_checks(s.preconditions, scope, *hosts, Deadline::after(Millis(60000)), never, &message);
       if (!r.ok) failures.push_back(s.id + ": " + p.masker.mask(message));
     }
+    for (size_t i = 0; i < plan.steps.size() && i < reverted.rollback.size(); ++i) {
+      const Step& s = plan.steps[i];
+      if (reverted.rollback[i] != RollbackState::RolledBack || s.verify.empty()) continue;
+      std::string message;
+      CheckResult r = evaluate_checks(s.verify, scope, *hosts, Deadline::after(Millis(60000)), never, &message);
+      (r.ok ? remaining : gone).push_back(s.id);
+    }
   }
-  bool holds = back_code == 0 && failures.empty();
+  const bool holds = back_code == 0 && failures.empty() && remaining.empty();
   journal.note({{"type", "rehearsal"},
                 {"apply_ms", applied.duration.count()},
                 {"rollback_ms", reverted.duration.count()},
                 {"rollback_ok", back_code == 0},
-                {"preconditions_hold", holds},
-                {"failures", failures}});
+                {"preconditions_checked", checked},
+                {"preconditions_hold", back_code == 0 && failures.empty()},
+                {"failures", failures},
+                {"effects_gone", gone},
+                {"effects_remaining", remaining},
+                {"start_state_holds", holds}});
   out << "rehearsal: apply " << format_duration(applied.duration) << ", rollback "
       << format_duration(reverted.duration) << "\n";
   if (back_code != 0) {
@@ -1036,11 +1052,29 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     return back_code;
   }
   for (const auto& f : failures) out << "rehearsal: precondition no longer holds: " << f << "\n";
-  if (!failures.empty()) {
+  for (const auto& id : remaining)
+    out << "rehearsal: the verify checks of '" << id
+        << "' still hold after its rollback: its effect may remain (or they hold before it runs too)\n";
+  if (!failures.empty() || !remaining.empty()) {
     out << "rehearsal: the start state does not hold again (exit 3)\n";
     return 3;
   }
-  out << "rehearsal: the start state holds again (" << checked << " preconditions of the first wave)\n";
+  if (checked == 0 && gone.empty()) {
+    out << "rehearsal: the start state was not compared: the first wave has no preconditions and no step rolled "
+           "back has verify checks; add them so that rehearse can tell whether the rollback restored it\n";
+  } else {
+    std::vector<std::string> compared;
+    compared.push_back(checked == 0 ? "the first wave has no preconditions"
+                                    : std::to_string(checked) +
+                                          (checked == 1 ? " precondition of the first wave holds again"
+                                                        : " preconditions of the first wave hold again"));
+    compared.push_back(gone.empty() ? "no step rolled back has verify checks"
+                                    : "the verify checks of " + std::to_string(gone.size()) +
+                                          (gone.size() == 1 ? " step" : " steps") +
+                                          " rolled back no longer hold (their effects are gone: " + join(gone, ", ", "") +
+                                          ")");
+    out << "rehearsal: the start state holds again: " << join(compared, "; ", "") << "\n";
+  }
   out.flush();
   return 0;
 }

@@ -280,7 +280,8 @@ TEST_CASE("rehearse applies, rolls back, and finds the start state again", "[jou
   INFO(r.err);
   CHECK(r.code == 0);
   CHECK(contains(r.out, "rehearsal: apply "));
-  CHECK(contains(r.out, "rehearsal: the start state holds again (1 preconditions of the first wave)\n"));
+  CHECK(contains(r.out, "rehearsal: the start state holds again: 1 precondition of the first wave holds again; "
+                       "no step rolled back has verify checks\n"));
   CHECK(read(t.path / "log") == "undo-b\nundo-a\n");
   CHECK(contains(read(t.path / "state" / "rb" / "journal.jsonl"), "\"type\":\"rehearsal\""));
 
@@ -533,6 +534,43 @@ TEST_CASE("plan rollback run a second time, with a step that has no rollback, sa
   CHECK(again.code == 0);
   CHECK(again.out == "nothing to roll back: no step of the last run of nr.yaml is left to undo (kept as they are, "
                      "having no rollback: note)\n");
+}
+
+TEST_CASE("rehearse says what it compared: nothing, or the verify checks that no longer hold after the rollback", "[journal][rehearse]") {
+  TempDir t;
+  write(t.path / "bare.yaml",
+        "plan: bare\nsteps:\n  - id: a\n    type: exec\n    with: { shell: \"touch fa\" }\n"
+        "    rollback: { type: exec, with: { shell: \"rm -f fa\" } }\n");
+  Result bare = plan_in(t, {"rehearse", "bare.yaml"});
+  CHECK(bare.code == 0);
+  CHECK(contains(bare.out, "rehearsal: the start state was not compared: the first wave has no preconditions and no "
+                           "step rolled back has verify checks; add them so that rehearse can tell whether the rollback "
+                           "restored it\n"));
+  CHECK_FALSE(contains(bare.out, "holds again"));
+
+  const std::string verified =
+      "plan: ver\nsteps:\n"
+      "  - id: a\n    type: exec\n    with: { shell: \"touch fa\" }\n    verify: [{ file: { path: fa, exists: true } }]\n"
+      "    rollback: { type: exec, with: { shell: \"rm -f fa\" } }\n"
+      "  - id: b\n    type: exec\n    needs: [a]\n    with: { shell: \"touch fb\" }\n"
+      "    verify: [{ file: { path: fb, exists: true } }]\n"
+      "    rollback: { type: exec, with: { shell: \"rm -f fb\" } }\n";
+  write(t.path / "ver.yaml", verified);
+  Result ok = plan_in(t, {"rehearse", "ver.yaml"});
+  CHECK(ok.code == 0);
+  CHECK(contains(ok.out, "rehearsal: the start state holds again: the first wave has no preconditions; the verify "
+                         "checks of 2 steps rolled back no longer hold (their effects are gone: a, b)\n"));
+
+  std::string leaky = verified;
+  leaky.replace(leaky.find("rm -f fb"), 8, "true");
+  write(t.path / "ver.yaml", leaky);
+  std::error_code ec;
+  fs::remove(t.path / "fb", ec);
+  Result bad = plan_in(t, {"rehearse", "ver.yaml"});
+  CHECK(bad.code == 3);
+  CHECK(contains(bad.out, "rehearsal: the verify checks of 'b' still hold after its rollback: its effect may remain "
+                          "(or they hold before it runs too)\n"
+                          "rehearsal: the start state does not hold again (exit 3)\n"));
 }
 
 TEST_CASE("apply --resume never takes over a lock whose holder is alive or of another boot", "[journal][lock]") {
