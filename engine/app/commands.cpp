@@ -593,6 +593,8 @@ int plan_rollback(const Prepared& p, const JournalRun& run, const ApplyArgs& arg
       removed.push_back(id);
     } else if (st.state == "succeeded") {
       undo[idx] = st.outputs;
+    } else if (plan.steps[static_cast<size_t>(idx)].rollback.kind == RollbackSpec::Kind::None) {
+      err << "warning: step '" << id << "' " << was << "; it has no rollback, so it is left as it is\n";
     } else {
       uncertain.push_back({idx, was});
     }

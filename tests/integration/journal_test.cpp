@@ -313,6 +313,12 @@ TEST_CASE("a second SIGINT records the running step as unknown, then resume asks
   CHECK(contains(ask.err, "error: cannot resume: step 'slow' was running when the last run stopped, and neither "
                           "its verify checks nor its type can tell whether it took effect; check by hand, then "
                           "resume with `--assume-done slow` or `--rerun slow`\n"));
+  // A rollback now cannot know whether 'slow' acted, and has nothing to undo it with: it says so.
+  Result rb = plan_in(t, {"rollback", "si.yaml"});
+  CHECK(rb.code == 0);
+  CHECK(rb.err == "warning: step 'slow' it was in flight when the last run stopped; it has no rollback, so it is "
+                  "left as it is\n");
+  CHECK(rb.out == "nothing to roll back: no step of the last run of si.yaml is left to undo\n");
   Result done = plan_in(t, {"apply", "si.yaml", "--resume", "--assume-done", "slow"});
   CHECK(done.code == 0);
   CHECK(read(t.path / "fx") == "after\n");
