@@ -98,12 +98,25 @@ int main(int argc, char** argv) {
       ->type_name("ID")->allow_extra_args(false)->needs(resume);
   apply->add_option("--rerun", rerun_ids, "With --resume: run this in-flight step again (repeatable)")
       ->type_name("ID")->allow_extra_args(false)->needs(resume);
+  std::vector<std::string> assume_undone_ids, rerun_undo_ids;
+  apply->add_option("--assume-undone", assume_undone_ids,
+                    "With --resume of a run that was rolling back: take this step's interrupted undo as done (repeatable)")
+      ->type_name("ID")->allow_extra_args(false)->needs(resume);
+  apply->add_option("--rerun-undo", rerun_undo_ids,
+                    "With --resume of a run that was rolling back: run this step's interrupted undo again (repeatable)")
+      ->type_name("ID")->allow_extra_args(false)->needs(resume);
   apply->add_flag("--no-rollback", aa.no_rollback, "On failure, leave everything as it is (no rollback)");
 
   // rollback and rehearse take the options of apply that make sense for them.
   plan::ApplyArgs ra;
   std::vector<std::string> rb_vars, rb_approve;
   auto* rollback = app.add_subcommand("rollback", "Revert the steps the last run completed");
+  std::vector<std::string> rb_assume_undone, rb_rerun_undo;
+  rollback->add_option("--assume-undone", rb_assume_undone,
+                       "Take this step, whose undo was interrupted, as undone (repeatable)")
+      ->type_name("ID")->allow_extra_args(false);
+  rollback->add_option("--rerun-undo", rb_rerun_undo, "Run the interrupted undo of this step again (repeatable)")
+      ->type_name("ID")->allow_extra_args(false);
   plan::ApplyArgs ha;
   std::vector<std::string> rh_vars, rh_approve;
   auto* rehearse = app.add_subcommand("rehearse", "Apply, roll everything back, check the start state holds again");
@@ -181,6 +194,8 @@ int main(int argc, char** argv) {
       aa.approve.insert(approve_ids.begin(), approve_ids.end());
       aa.assume_done.insert(assume_done_ids.begin(), assume_done_ids.end());
       aa.rerun.insert(rerun_ids.begin(), rerun_ids.end());
+      aa.assume_undone.insert(assume_undone_ids.begin(), assume_undone_ids.end());
+      aa.rerun_undo.insert(rerun_undo_ids.begin(), rerun_undo_ids.end());
       aa.json = output == "json";
       aa.fancy = plan::fancy_terminal(STDERR_FILENO);
       plan::InterruptForwarder interrupts;
@@ -200,6 +215,10 @@ int main(int argc, char** argv) {
       if (!*cmd) continue;
       if (!parse_vars(*vars, a->load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
       a->approve.insert(approve->begin(), approve->end());
+      if (cmd == rollback) {
+        a->assume_undone.insert(rb_assume_undone.begin(), rb_assume_undone.end());
+        a->rerun_undo.insert(rb_rerun_undo.begin(), rb_rerun_undo.end());
+      }
       a->fancy = plan::fancy_terminal(STDERR_FILENO);
       plan::InterruptForwarder interrupts;
       auto forward = [&](plan::Runner* r) { interrupts.attach(r); };

@@ -2,9 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "graph/export.h"
 #include "plan/interpolate.h"
@@ -120,6 +123,63 @@ std::string state_dir_for(const Plan& plan, const std::string& override_dir = ""
   return (dir / ".plan" / plan.name).string();
 }
 
+// A state folder belongs to one plan: plan.json there records its name, file and hash (a folder
+// from before plan.json: the journal's last run names it). Another plan is refused, never mixed
+// in. With `record`, plan.json is written (or brought up to date) once the plan may use it.
+// False once it has said why.
+bool state_folder_ours(const Plan& plan, const std::string& dir, const std::string& file, bool record,
+                       std::ostream& err) {
+  const fs::path owner_path = fs::path(dir) / "plan.json";
+  std::string owner, owner_file, owner_hash;
+  {
+    std::ifstream in(owner_path);
+    std::stringstream ss;
+    if (in) ss << in.rdbuf();
+    Json j = Json::parse(ss.str(), nullptr, false);
+    if (j.is_object()) {
+      if (j.contains("plan") && j["plan"].is_string()) owner = j["plan"].get<std::string>();
+      if (j.contains("file") && j["file"].is_string()) owner_file = j["file"].get<std::string>();
+      if (j.contains("hash") && j["hash"].is_string()) owner_hash = j["hash"].get<std::string>();
+    }
+  }
+  if (owner.empty()) {
+    const JournalReadResult jr = read_journal((fs::path(dir) / "journal.jsonl").string());
+    for (auto it = jr.records.rbegin(); it != jr.records.rend(); ++it)
+      if (it->value("type", "") == "run_started" && (*it).contains("plan") && (*it)["plan"].is_string()) {
+        owner = (*it)["plan"].get<std::string>();
+        owner_file = it->value("plan_path", "");
+        break;
+      }
+  }
+  if (!owner.empty() && owner != plan.name) {
+    err << "error: the state folder " << dir << " belongs to plan '" << owner << "'"
+        << (owner_file.empty() ? "" : " (" + owner_file + ")") << "; plan '" << plan.name << "' (" << file
+        << ") cannot use it: its journal and lock would be mixed with that plan's; give it a folder of its own "
+           "(--state DIR, or leave --state out)\n";
+    return false;
+  }
+  std::string abs_file = plan.path;
+  std::error_code ec;
+  if (fs::path p = fs::absolute(plan.path, ec); !ec) abs_file = p.lexically_normal().string();
+  if (!record || (owner == plan.name && owner_file == abs_file && owner_hash == plan.hash)) return true;
+  const Json j = {{"plan", plan.name}, {"file", abs_file}, {"hash", plan.hash}};
+  const fs::path tmp = owner_path.string() + ".tmp";
+  {
+    std::ofstream o(tmp, std::ios::trunc);
+    o << j.dump() << "\n";
+    if (!o) {
+      err << "error: cannot write " << tmp.string() << "\n";
+      return false;
+    }
+  }
+  fs::rename(tmp, owner_path, ec);
+  if (ec) {
+    err << "error: cannot write " << owner_path.string() << ": " << ec.message() << "\n";
+    return false;
+  }
+  return true;
+}
+
 // The durations each unchanged step took in the past runs journaled in `state_dir` become its
 // estimate where the plan gives none (before its type's). Reads the journal only: the folder is
 // neither created nor locked.
@@ -191,6 +251,7 @@ struct Prepared {
   SecretMasker masker;
   std::string state_dir;
   std::optional<RunLock> lock;
+  std::optional<LockHolder> lock_taken_from;  // apply --resume took over the lock of a gone run
   const Plan& plan() const { return r.plan; }
   std::string journal_path() const { return (fs::path(state_dir) / "journal.jsonl").string(); }
 };
@@ -229,6 +290,7 @@ int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std:
   for (const auto& [name, value] : p.secrets) p.masker.add(value);
 
   p.state_dir = state_dir_for(plan, args.state_dir);
+  if (!state_folder_ours(plan, p.state_dir, args.file, false, err)) return 2;
   if (!take_lock) return 0;
   std::error_code ec;
   fs::create_directories(p.state_dir, ec);
@@ -237,12 +299,23 @@ int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std:
     return 2;
   }
   std::string lock_error;
-  p.lock = RunLock::acquire((fs::path(p.state_dir) / "lock").string(), "plan " + verb + " " + args.file,
-                            "plan unlock " + args.file, &lock_error);
+  const std::string lock_path = (fs::path(p.state_dir) / "lock").string();
+  const std::string command = "plan " + verb + " " + args.file;
+  // --resume is the operator's decision to carry on the run that died: its lock goes with it.
+  if (verb == "apply" && args.resume)
+    p.lock = RunLock::acquire_or_take_over(lock_path, command, "plan unlock " + args.file, &lock_error,
+                                           &p.lock_taken_from);
+  else
+    p.lock = RunLock::acquire(lock_path, command, "plan unlock " + args.file, &lock_error);
+  if (p.lock_taken_from)
+    err << "resume: took over the lock of the run that died (" << p.lock_taken_from->describe()
+        << "; that process is gone, on this host since its boot)\n";
   if (!p.lock) {
     err << "error: " << lock_error << "\n";
     return 4;
   }
+  // Under the lock: a plan that took the folder meanwhile is still refused.
+  if (!state_folder_ours(plan, p.state_dir, args.file, true, err)) return 2;
   return 0;
 }
 
@@ -337,11 +410,10 @@ class RunContext {
   std::vector<std::string> dry_run_warnings_;
 };
 
-int exit_code_of(const RunSummary& summary) {
-  int code = summary.exit_code;
-  if (summary.interrupted && code == 0) code = 130;
-  return code;
-}
+// The runner's code, which the summary printed and the journal's status follow: an interrupt
+// that came while the last steps ran, and let them complete, leaves a run that is done (0), not
+// one to resume (130).
+int exit_code_of(const RunSummary& summary) { return summary.exit_code; }
 
 // Decides, from the campaign, which steps count as done (with their outputs). 0, or 2 once it has
 // said why: a step already done was edited or removed, or an in-flight step cannot be decided.
@@ -487,6 +559,89 @@ void journal_decisions(RunJournalFile& journal, const std::vector<ResumeDecision
       journal.note({{"type", "step_succeeded"}, {"step", d.step}, {"outputs", d.outputs}, {"resumed", d.why}});
 }
 
+// Whether the current campaign stopped while it was rolling back (a crash or an interrupt in the
+// rollback pass, or a `plan rollback` that never finished): resuming it finishes that rollback.
+bool was_rolling_back(const JournalRun& run) {
+  return !run.finished() && (run.kind == "rollback" || run.latest_rolled_back);
+}
+
+// What a rollback of the current campaign undoes (`undo`: index -> outputs): the steps still
+// done, and the steps whose effect may remain (an undo in flight or failed, an action in flight
+// that nothing undid), as their probes decide. 0, or 2 once it has said why.
+int plan_rollback(const Prepared& p, const JournalRun& run, const ApplyArgs& args, Executor& executor,
+                  std::map<int, Json>& undo, std::vector<UndoDecision>& decisions, std::ostream& err) {
+  const Plan& plan = p.plan();
+  for (const auto* ids : {&args.assume_undone, &args.rerun_undo})
+    for (const auto& id : *ids)
+      if (plan.step_index(id) < 0) {
+        err << "error: " << (ids == &args.rerun_undo ? "--rerun-undo" : "--assume-undone") << ": no step '" << id
+            << "' in " << args.file << "\n";
+        return 2;
+      }
+  std::vector<std::string> removed;
+  std::vector<UndoInFlight> uncertain;
+  std::map<int, Json> outputs;
+  for (const auto& [id, st] : run.steps) {
+    const int idx = plan.step_index(id);
+    if (idx >= 0) outputs[idx] = st.outputs;
+    std::string was;
+    if (st.state == "rolling_back") was = "its undo was in flight when the last run stopped";
+    else if (st.state == "rollback_failed") was = "its undo failed in the last run";
+    else if (st.state == "running" || st.state == "unknown") was = "it was in flight when the last run stopped";
+    if (st.state != "succeeded" && was.empty()) continue;
+    if (idx < 0) {
+      removed.push_back(id);
+    } else if (st.state == "succeeded") {
+      undo[idx] = st.outputs;
+    } else if (plan.steps[static_cast<size_t>(idx)].rollback.kind == RollbackSpec::Kind::None) {
+      err << "warning: step '" << id << "' " << was << "; it has no rollback, so it is left as it is\n";
+    } else {
+      uncertain.push_back({idx, was});
+    }
+  }
+  if (!removed.empty()) {
+    err << "error: cannot roll back: steps done by the last run are no longer in " << args.file << ": "
+        << join(removed, ", ", "") << "\n";
+    return 2;
+  }
+  UndoInput in{plan, p.secrets, outputs, args.assume_undone, args.rerun_undo,
+               [&err](const std::string& id, const std::string& line) { err << "probe " << id << ": " << line << "\n"; }};
+  const std::vector<std::string> undecided = decide_undo_in_flight(in, uncertain, executor, decisions);
+  for (const auto& id : undecided)
+    err << "error: cannot roll back: step '" << id << "' "
+        << std::find_if(uncertain.begin(), uncertain.end(), [&](const UndoInFlight& u) { return plan.steps[u.index].id == id; })->was
+        << ", and neither its verify checks nor its type can tell whether its effect is still there; check by hand, "
+           "then run again with `--assume-undone " << id << "` or `--rerun-undo " << id << "`\n";
+  if (!undecided.empty()) return 2;
+  for (const auto& d : decisions) {
+    err << "rollback: " << d.step << " " << d.why << ": " << (d.decision == "undo" ? "undo it again" : "nothing left to undo")
+        << "\n";
+    if (d.decision == "undo") undo[plan.step_index(d.step)] = outputs[plan.step_index(d.step)];
+  }
+  return 0;
+}
+
+// Steps `plan_rollback` found with nothing left to undo are journaled as rolled back.
+void journal_undo_decisions(RunJournalFile& journal, const std::vector<UndoDecision>& decisions) {
+  for (const auto& d : decisions)
+    if (d.decision == "undone") journal.note({{"type", "rollback_done"}, {"step", d.step}, {"resumed", d.why}});
+}
+
+// A rollback that would undo nothing: every step left is kept for want of a rollback (or was
+// undone already). Says so and returns true.
+bool nothing_to_undo(const Plan& plan, const std::map<int, Json>& undo, const std::string& file, std::ostream& out) {
+  std::vector<std::string> kept;
+  for (const auto& [idx, outputs] : undo) {
+    const Step& s = plan.steps[static_cast<size_t>(idx)];
+    if (s.rollback.kind != RollbackSpec::Kind::None) return false;
+    kept.push_back(s.id);
+  }
+  out << "nothing to roll back: no step of the last run of " << file << " is left to undo";
+  if (!kept.empty()) out << " (kept as they are, having no rollback: " << join(kept, ", ", "") << ")";
+  out << "\n";
+  return true;
+}
+
 }  // namespace
 
 int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err) {
@@ -495,6 +650,7 @@ int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err) {
     err << r.format();
     return 2;
   }
+  if (!state_folder_ours(r.plan, state_dir_for(r.plan, args.state_dir), args.file, false, err)) return 2;
   std::string path = (fs::path(state_dir_for(r.plan, args.state_dir)) / "lock").string();
   std::optional<LockHolder> holder = read_lock(path);
   if (!holder) {
@@ -516,6 +672,55 @@ int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+namespace {
+
+int ropts_done_code(const JournalRun& run) { return run.kind == "rollback" ? 0 : 1; }
+
+// `apply --resume` of a run that stopped while rolling back: its failure stands, so resuming it
+// finishes its rollback (the interrupted undo decided as `plan rollback` decides it). Exit 1 when
+// everything is undone (failed, and rolled back), 3 when not.
+int finish_rollback(Prepared& p, const JournalRun& run, const ApplyArgs& args, std::ostream& out, std::ostream& err,
+                    const std::function<void(Runner*)>& attach) {
+  const Plan& plan = p.plan();
+  err << "resume: the last run of " << args.file << " (" << run.run_id
+      << ") stopped while rolling back; resuming it finishes the rollback\n";
+  RunOptions ropts;
+  ropts.parallelism = args.parallelism;
+  ropts.rollback_only = true;
+  // A failed apply rolled back is exit 1; an interrupted `plan rollback`, finished, is done.
+  ropts.rollback_only_done_code = ropts_done_code(run);
+  RunContext ctx(p, args, out, err);
+  std::vector<UndoDecision> decisions;
+  if (int code = plan_rollback(p, run, args, ctx.executor(), ropts.already_done, decisions, err)) return code;
+  const bool nothing = nothing_to_undo(plan, ropts.already_done, args.file, out);
+  if (!nothing &&
+      !approvals_answerable(approval_gates(plan, ropts.already_done, false, true), ctx.approver(), "apply", err))
+    return 2;
+  std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
+  if (!writer) return 2;
+  RunJournalFile journal(*writer, plan, &p.masker);
+  journal.run_started("rollback", true, step_content_hashes(plan, p.secrets), {{"resume", "finishes the rollback"}});
+  if (p.lock_taken_from)
+    journal.note({{"type", "lock_taken_over"}, {"from", p.lock_taken_from->describe()}});
+  journal_undo_decisions(journal, decisions);
+  if (nothing) {
+    journal.run_finished("rolled_back");
+    out << "result: " << (ropts.rollback_only_done_code ? "failed (exit 1)" : "done (exit 0)") << "\n";
+    return ropts.rollback_only_done_code;
+  }
+  ropts.journal = &journal;
+  RunSummary summary = ctx.run(std::move(ropts), attach);
+  const int code = exit_code_of(summary);
+  journal.run_finished(summary.interrupted                          ? "interrupted"
+                       : code == ropts_done_code(run) ? "rolled_back"
+                                                      : "rollback_failed",
+                       {{"duration_ms", summary.duration.count()}});
+  out.flush();
+  return code;
+}
+
+}  // namespace
+
 int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
               const std::function<void(Runner*)>& attach) {
   Prepared p;
@@ -536,6 +741,17 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     err << "error: the last run of " << args.file << " (" << campaign->run_id << ") " << what
         << "; run `plan apply " << args.file << " --resume` to continue, or `--fresh` to start over\n";
     return 2;
+  }
+
+  if (args.resume && !args.dry_run && was_rolling_back(*campaign))
+    return finish_rollback(p, *campaign, args, out, err, attach);
+  if (!args.resume || !was_rolling_back(*campaign)) {
+    for (const auto* ids : {&args.assume_undone, &args.rerun_undo})
+      if (!ids->empty()) {
+        err << "error: " << (ids == &args.rerun_undo ? "--rerun-undo" : "--assume-undone")
+            << " applies when the run being resumed was rolling back; the last run of " << args.file << " was not\n";
+        return 2;
+      }
   }
 
   std::map<std::string, std::string> hashes = step_content_hashes(plan, p.secrets);
@@ -573,6 +789,12 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     Json extra = Json::object();
     if (args.resume) extra["resume"] = decisions_json(decisions);
     journal->run_started("apply", args.resume, hashes, extra);
+    if (p.lock_taken_from)
+      journal->note({{"type", "lock_taken_over"},
+                     {"from", p.lock_taken_from->describe()},
+                     {"pid", p.lock_taken_from->pid},
+                     {"host", p.lock_taken_from->host},
+                     {"boot_id", p.lock_taken_from->boot_id}});
     journal_decisions(*journal, decisions);
     ropts.journal = journal.get();
   }
@@ -615,6 +837,7 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
   if (!load_and_build(args.file, args.load, err, r, graph)) return 2;
   const Plan& plan = r.plan;
   std::string dir = state_dir_for(plan, args.state_dir);
+  if (!state_folder_ours(plan, dir, args.file, false, err)) return 2;
   std::string journal_path = (fs::path(dir) / "journal.jsonl").string();
   std::string lock_path = (fs::path(dir) / "lock").string();
   std::optional<LockHolder> holder = read_lock(lock_path);
@@ -681,36 +904,28 @@ int cmd_rollback(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   RunOptions ropts;
   ropts.parallelism = args.parallelism;
   ropts.rollback_only = true;
-  std::vector<std::string> removed, uncertain;
-  for (const auto& [id, st] : campaign->steps) {
-    int idx = plan.step_index(id);
-    if (st.state == "succeeded") {
-      if (idx < 0)
-        removed.push_back(id);
-      else
-        ropts.already_done[idx] = st.outputs;
-    } else if (st.state == "running" || st.state == "unknown" || st.state == "rolling_back") {
-      uncertain.push_back(id);
+  RunContext ctx(p, args, out, err);
+  std::vector<UndoDecision> decisions;
+  if (int code = plan_rollback(p, *campaign, args, ctx.executor(), ropts.already_done, decisions, err)) return code;
+  if (nothing_to_undo(plan, ropts.already_done, args.file, out)) {
+    // Journaled when it settles something: an interrupted undo, or a campaign left unfinished.
+    if (!decisions.empty() || !campaign->finished()) {
+      std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
+      if (!writer) return 2;
+      RunJournalFile journal(*writer, plan, &p.masker);
+      journal.run_started("rollback", true, step_content_hashes(plan, p.secrets));
+      journal_undo_decisions(journal, decisions);
+      journal.run_finished("rolled_back");
     }
-  }
-  if (!removed.empty()) {
-    err << "error: cannot roll back: steps done by the last run are no longer in " << args.file << ": "
-        << join(removed, ", ", "") << "\n";
-    return 2;
-  }
-  for (const auto& id : uncertain)
-    err << "warning: step '" << id << "' was in flight when the last run stopped; it is left as it is\n";
-  if (ropts.already_done.empty()) {
-    out << "nothing to roll back: no step of the last run of " << args.file << " is done\n";
     return 0;
   }
-  RunContext ctx(p, args, out, err);
   if (!approvals_answerable(approval_gates(plan, ropts.already_done, false, true), ctx.approver(), "rollback", err))
     return 2;
   std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
   if (!writer) return 2;
   RunJournalFile journal(*writer, plan, &p.masker);
   journal.run_started("rollback", true, step_content_hashes(plan, p.secrets));
+  journal_undo_decisions(journal, decisions);
   ropts.journal = &journal;
   RunSummary summary = ctx.run(std::move(ropts), attach);
   int code = exit_code_of(summary);
@@ -759,6 +974,12 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     applied = ctx.run(std::move(fwd), attach);
   }
   journal.run_finished(run_status(applied), {{"phase", "apply"}, {"duration_ms", applied.duration.count()}});
+  if (applied.succeeded && applied.interrupted) {
+    // Every step completed, but the operator asked to stop: nothing is rolled back.
+    err << "rehearse: interrupted; the apply phase completed and nothing was rolled back "
+           "(`plan rollback " << args.file << "` undoes it)\n";
+    return 130;
+  }
   if (!applied.succeeded || applied.interrupted) {
     err << "rehearse: the apply phase did not succeed (" << run_status(applied) << ")\n";
     return exit_code_of(applied) == 0 ? 1 : exit_code_of(applied);
@@ -782,8 +1003,9 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   journal.run_finished(back_code == 0 ? "rolled_back" : reverted.interrupted ? "interrupted" : "rollback_failed",
                        {{"phase", "rollback"}, {"duration_ms", reverted.duration.count()}});
 
-  // 3. The start state: the first wave's preconditions hold again.
-  std::vector<std::string> failures;
+  // 3. The start state: the first wave's preconditions hold again, and the verify checks of the
+  // steps rolled back, which describe their effects, no longer hold.
+  std::vector<std::string> failures, remaining, gone;
   size_t checked = 0;
   if (back_code == 0) {
     auto hosts = make_host_pool(plan, &p.secrets);
@@ -791,7 +1013,11 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     scope.vars = &plan.vars;
     scope.secrets = &p.secrets;
     scope.plan = &plan;
-    scope.outputs = [](const std::string&) -> const Json* { return nullptr; };
+    scope.outputs = [&](const std::string& id) -> const Json* {
+      const int i = plan.step_index(id);
+      if (i < 0 || static_cast<size_t>(i) >= applied.steps.size()) return nullptr;
+      return &applied.steps[static_cast<size_t>(i)].outcome.outputs;
+    };
     CancelToken never;
     auto waves = p.graph.waves();
     for (int idx : waves.empty() ? std::vector<int>{} : waves.front()) {
@@ -802,14 +1028,25 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
       CheckResult r = evaluate_checks(s.preconditions, scope, *hosts, Deadline::after(Millis(60000)), never, &message);
       if (!r.ok) failures.push_back(s.id + ": " + p.masker.mask(message));
     }
+    for (size_t i = 0; i < plan.steps.size() && i < reverted.rollback.size(); ++i) {
+      const Step& s = plan.steps[i];
+      if (reverted.rollback[i] != RollbackState::RolledBack || s.verify.empty()) continue;
+      std::string message;
+      CheckResult r = evaluate_checks(s.verify, scope, *hosts, Deadline::after(Millis(60000)), never, &message);
+      (r.ok ? remaining : gone).push_back(s.id);
+    }
   }
-  bool holds = back_code == 0 && failures.empty();
+  const bool holds = back_code == 0 && failures.empty() && remaining.empty();
   journal.note({{"type", "rehearsal"},
                 {"apply_ms", applied.duration.count()},
                 {"rollback_ms", reverted.duration.count()},
                 {"rollback_ok", back_code == 0},
-                {"preconditions_hold", holds},
-                {"failures", failures}});
+                {"preconditions_checked", checked},
+                {"preconditions_hold", back_code == 0 && failures.empty()},
+                {"failures", failures},
+                {"effects_gone", gone},
+                {"effects_remaining", remaining},
+                {"start_state_holds", holds}});
   out << "rehearsal: apply " << format_duration(applied.duration) << ", rollback "
       << format_duration(reverted.duration) << "\n";
   if (back_code != 0) {
@@ -817,11 +1054,29 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     return back_code;
   }
   for (const auto& f : failures) out << "rehearsal: precondition no longer holds: " << f << "\n";
-  if (!failures.empty()) {
+  for (const auto& id : remaining)
+    out << "rehearsal: the verify checks of '" << id
+        << "' still hold after its rollback: its effect may remain (or they hold before it runs too)\n";
+  if (!failures.empty() || !remaining.empty()) {
     out << "rehearsal: the start state does not hold again (exit 3)\n";
     return 3;
   }
-  out << "rehearsal: the start state holds again (" << checked << " preconditions of the first wave)\n";
+  if (checked == 0 && gone.empty()) {
+    out << "rehearsal: the start state was not compared: the first wave has no preconditions and no step rolled "
+           "back has verify checks; add them so that rehearse can tell whether the rollback restored it\n";
+  } else {
+    std::vector<std::string> compared;
+    compared.push_back(checked == 0 ? "the first wave has no preconditions"
+                                    : std::to_string(checked) +
+                                          (checked == 1 ? " precondition of the first wave holds again"
+                                                        : " preconditions of the first wave hold again"));
+    compared.push_back(gone.empty() ? "no step rolled back has verify checks"
+                                    : "the verify checks of " + std::to_string(gone.size()) +
+                                          (gone.size() == 1 ? " step" : " steps") +
+                                          " rolled back no longer hold (their effects are gone: " + join(gone, ", ", "") +
+                                          ")");
+    out << "rehearsal: the start state holds again: " << join(compared, "; ", "") << "\n";
+  }
   out.flush();
   return 0;
 }

@@ -70,6 +70,9 @@ struct ApplyArgs {
   bool fresh = false;         // start a new campaign even though the last one is unfinished
   std::set<std::string> assume_done;  // with --resume: in-flight steps taken as done
   std::set<std::string> rerun;        // with --resume: in-flight steps run again
+  /// rollback, and apply --resume of a run that was rolling back: steps whose undo was in flight
+  /// taken as undone / undone again, when their probe cannot tell.
+  std::set<std::string> assume_undone, rerun_undo;
   bool no_rollback = false;   // on failure, leave everything as it is
 };
 /// Loads, preflights (secrets, lock) and runs the plan. `attach` is called with the runner before

@@ -151,6 +151,11 @@ class Loader {
       error(m, "expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found " +
                    (v->is_string() ? "'" + v->get<std::string>() + "'" : v->dump()));
     }
+    // A zero timeout used to mean none: a typo for "no limit" that nobody would read so.
+    if (d && d->count() == 0 && std::string(key) == "timeout") {
+      error(m, "timeout must be more than 0; leave it out for none");
+      return std::nullopt;
+    }
     return d;
   }
 

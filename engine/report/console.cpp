@@ -249,11 +249,23 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
     }
   }
   std::ostringstream o;
-  o << "\n" << style.bold(summary.dry_run ? "dry run summary" : "summary") << ": " << ok
-    << " succeeded" << ", " << failed << " failed, " << skipped
-    << " skipped, " << never << " never started, in " << format_duration(summary.duration) << "\n";
-  for (const auto& f : failures) o << "  " << style.red("failed") << ": " << f << "\n";
-  if (!not_started.empty()) o << "  never started: " << join(not_started) << "\n";
+  if (summary.rollback_only) {
+    // Nothing ran forward: what counts is what was undone, not what "never started".
+    int undone = 0, undo_failed = 0, kept = 0;
+    for (RollbackState st : summary.rollback) {
+      if (st == RollbackState::RolledBack) ++undone;
+      else if (st == RollbackState::Failed) ++undo_failed;
+      else if (st != RollbackState::None) ++kept;
+    }
+    o << "\n" << style.bold("rollback summary") << ": " << undone << " undone, " << undo_failed
+      << " failed to undo, " << kept << " kept as they are, in " << format_duration(summary.duration) << "\n";
+  } else {
+    o << "\n" << style.bold(summary.dry_run ? "dry run summary" : "summary") << ": " << ok << " succeeded"
+      << ", " << failed << " failed, " << skipped << " skipped, " << never << " never started, in "
+      << format_duration(summary.duration) << "\n";
+    for (const auto& f : failures) o << "  " << style.red("failed") << ": " << f << "\n";
+    if (!not_started.empty()) o << "  never started: " << join(not_started) << "\n";
+  }
   // What the rollback pass could not undo: failures with their messages, then the steps it left
   // as they are, grouped by why (in plan order).
   std::vector<std::pair<std::string, std::vector<std::string>>> kept;
@@ -284,6 +296,8 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
       << (w.closed ? "" : " (still open when the run ended)")
       << (used > w.budget ? style.red(" OVER BUDGET") : "") << "\n";
   }
+  if (summary.interrupted && summary.exit_code == 0 && !summary.dry_run)
+    o << "  interrupted while the last steps ran; they completed, so the run is done (nothing to resume)\n";
   std::string verdict = exit_meaning(summary.exit_code);
   o << "result: " << (summary.exit_code == 0 ? style.green(verdict) : style.red(verdict)) << " (exit "
     << summary.exit_code << ")\n";

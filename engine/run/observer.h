@@ -38,6 +38,7 @@ std::string untouched_text(const StepOutcome& outcome);
 struct RunSummary {
   bool dry_run = false;
   bool rolled_back = false;   // a rollback pass ran
+  bool rollback_only = false; // `plan rollback` (or a resume finishing one): nothing ran forward
   /// Per step (index in Plan::steps): what the rollback pass did with it. NotReverted: it has no
   /// rollback. Skipped: the pass stopped before it (irreversible step, point of no return, an
   /// earlier rollback failure). Untouched: it failed before it changed anything

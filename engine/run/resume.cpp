@@ -107,6 +107,64 @@ std::vector<std::string> decide_in_flight(const ResumeInput& in, const std::vect
   return undecided;
 }
 
+bool undo_repeatable(const Step& s) {
+  const Registry& reg = Registry::instance();
+  if (s.rollback.kind == RollbackSpec::Kind::Auto) {
+    const StepType* t = reg.step(s.type);
+    return t && t->idempotent();
+  }
+  if (s.rollback.kind != RollbackSpec::Kind::Bodies || s.rollback.bodies.empty()) return false;
+  for (const StepBody& b : s.rollback.bodies) {
+    const StepType* t = reg.step(b.type);
+    if (!t || !t->idempotent()) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> decide_undo_in_flight(const UndoInput& in, const std::vector<UndoInFlight>& steps,
+                                               Executor& executor, std::vector<UndoDecision>& decisions) {
+  const Plan& plan = in.plan;
+  Scope scope;
+  scope.vars = &plan.vars;
+  scope.secrets = &in.secrets;
+  scope.plan = &plan;
+  scope.outputs = [&](const std::string& id) -> const Json* {
+    auto it = in.outputs.find(plan.step_index(id));
+    return it == in.outputs.end() ? nullptr : &it->second;
+  };
+  CancelToken never;
+  std::vector<std::string> undecided;
+  for (const UndoInFlight& f : steps) {
+    if (f.index < 0 || static_cast<size_t>(f.index) >= plan.steps.size()) continue;
+    const Step& step = plan.steps[static_cast<size_t>(f.index)];
+    const std::string& id = step.id;
+    if (in.rerun_undo.count(id)) {
+      decisions.push_back({id, "undo", f.was + "; --rerun-undo"});
+      continue;
+    }
+    if (in.assume_undone.count(id)) {
+      decisions.push_back({id, "undone", f.was + "; --assume-undone"});
+      continue;
+    }
+    if (step.rollback.kind == RollbackSpec::Kind::None) continue;  // nothing could undo it anyway
+    const std::function<void(const std::string&)> log = [&in, &id](const std::string& line) {
+      if (in.log) in.log(id, line);
+    };
+    const StepRequest req{step, f.index, 1, scope, Deadline::after(step.timeout.value_or(Millis(60000))),
+                          never, log, nullptr};
+    const ProbeResult probe = executor.probe(req, nullptr);
+    if (probe == ProbeResult::Done)
+      decisions.push_back({id, "undo", f.was + "; the probe says its effect is still there"});
+    else if (probe == ProbeResult::NotDone)
+      decisions.push_back({id, "undone", f.was + "; the probe says its effect is gone"});
+    else if (undo_repeatable(step))
+      decisions.push_back({id, "undo", f.was + "; the probe cannot tell, and its undo is safe to repeat"});
+    else
+      undecided.push_back(id);
+  }
+  return undecided;
+}
+
 std::vector<std::string> unrecovered_outputs(const Plan& plan, const std::map<int, Json>& done,
                                              const std::vector<ResumeDecision>& decisions) {
   std::vector<std::string> out;

@@ -48,6 +48,40 @@ std::vector<std::string> decide_in_flight(const ResumeInput& in, const std::vect
                                           Executor& executor, std::map<int, Json>& done,
                                           std::vector<ResumeDecision>& decisions);
 
+/// A step whose effect a rollback may have left behind: its undo was in flight (or failed) when
+/// the last run stopped, or its forward action was in flight and nothing undid it.
+struct UndoInFlight {
+  int index = 0;
+  std::string was;  // "its undo was in flight when the last run stopped", ...
+};
+
+/// What `plan rollback` (or `apply --resume` of a run that was rolling back) does with one.
+struct UndoDecision {
+  std::string step;
+  std::string decision;  // "undo" (undo it again) | "undone" (nothing left to undo)
+  std::string why;       // "its undo was in flight when the last run stopped; the probe says ..."
+};
+
+struct UndoInput {
+  const Plan& plan;
+  const std::map<std::string, std::string>& secrets;
+  const std::map<int, Json>& outputs;           // the steps' recorded outputs, for probes' parameters
+  const std::set<std::string>& assume_undone;   // --assume-undone IDs
+  const std::set<std::string>& rerun_undo;      // --rerun-undo IDs
+  std::function<void(const std::string& step, const std::string& line)> log;
+};
+
+/// Whether running `s`'s undo a second time is known to be harmless: `rollback: auto` of an
+/// idempotent type, or bodies whose types are all idempotent.
+bool undo_repeatable(const Step& s);
+
+/// Decides each of `steps` in order: --rerun-undo and --assume-undone first, then the probe (the
+/// step's verify checks, else its type's: the effect still there means undo it again; gone means
+/// undone), then undo_repeatable (cannot tell: undo again). Returns the ids nobody can decide:
+/// the operator must say, and no rollback may be called done meanwhile.
+std::vector<std::string> decide_undo_in_flight(const UndoInput& in, const std::vector<UndoInFlight>& steps,
+                                               Executor& executor, std::vector<UndoDecision>& decisions);
+
 /// For each step judged done in `decisions` whose outputs (in `done`) lack a value some step of
 /// the plan refers to (${steps.ID.outputs.KEY}): one message naming both steps and the way out
 /// (`--rerun ID`). Empty when every such reference resolves.

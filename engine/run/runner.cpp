@@ -549,6 +549,7 @@ struct Runner::Impl {
     schedule.close();
     RunSummary sum;
     sum.dry_run = opts.dry_run;
+    sum.rollback_only = opts.rollback_only;
     sum.rollback.assign(graph.size, RollbackState::None);
     sum.rollback_message.assign(graph.size, "");
     bool real_failure = false;
@@ -585,7 +586,7 @@ struct Runner::Impl {
     bool fully_undone = true;
     for (RollbackState st : sum.rollback)
       if (st == RollbackState::Failed || st == RollbackState::Skipped) fully_undone = false;
-    if (opts.rollback_only) return fully_undone && !sum.interrupted ? 0 : 3;
+    if (opts.rollback_only) return fully_undone && !sum.interrupted ? opts.rollback_only_done_code : 3;
     if (sum.succeeded) return 0;
     if (opts.dry_run) return stopped_by_signal && !real_failure ? 130 : 1;
     if (!real_failure) return 130;  // interrupted: resumable, nothing undone on purpose

@@ -34,6 +34,9 @@ struct RunOptions {
   std::map<int, Json> already_done;
   /// `plan rollback`: run nothing forward; roll back `already_done` (all of them).
   bool rollback_only = false;
+  /// rollback_only: the exit code when everything is undone. 0 for `plan rollback`; 1 when
+  /// `apply --resume` finishes the rollback of a failed run (failed, and rolled back).
+  int rollback_only_done_code = 0;
   /// Durable record of every event, or null (dry run).
   RunJournal* journal = nullptr;
 };

@@ -312,6 +312,7 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
       run.kind = r.contains("kind") ? text_of(r, "kind") : "apply";
       run.plan_hash = text_of(r, "plan_hash");
       run.status.clear();
+      run.latest_rolled_back = false;
       if (run.runs == 1) run.started_ms = t;
       if (r.contains("step_hashes") && r["step_hashes"].is_object())
         for (auto& [k, v] : r["step_hashes"].items())
@@ -350,6 +351,7 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
       s.message = text_of(r, "message");
     } else if (type == "rollback_started") {
       s.state = "rolling_back";
+      run.latest_rolled_back = true;
     } else if (type == "rollback_done") {
       s.state = "rolled_back";
       std::erase(run.completion_order, id);

@@ -87,6 +87,7 @@ struct JournalRun {
   std::map<std::string, std::string> step_hashes;
   std::map<std::string, JournalStepState> steps;
   std::vector<std::string> completion_order;  // step ids in the order they succeeded
+  bool latest_rolled_back = false;  // the latest run started undoing steps (a rollback pass ran)
   bool finished() const { return !status.empty() && status != "interrupted"; }
 };
 

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -27,6 +28,13 @@ std::string hostname() {
 std::string username() {
   if (const passwd* pw = ::getpwuid(::geteuid())) return pw->pw_name;
   return std::to_string(::geteuid());
+}
+
+std::string boot_id() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  if (!(in >> id)) return "";
+  return id;
 }
 
 std::string utc_now() {
@@ -70,6 +78,7 @@ std::optional<LockHolder> read_lock(const std::string& path) {
     h.user = text("user");
     h.since = text("since");
     h.command = text("command");
+    h.boot_id = text("boot_id");
   } else {
     h.host = "?";  // a lock torn while being written: still a lock, of unknown holder
   }
@@ -80,6 +89,38 @@ bool lock_is_stale(const LockHolder& h) {
   if (h.host != hostname()) return false;  // cannot tell for another host
   if (h.pid <= 0) return true;
   return ::kill(static_cast<pid_t>(h.pid), 0) != 0 && errno == ESRCH;
+}
+
+bool lock_provably_gone(const LockHolder& h) {
+  if (h.host == "?" || h.host != hostname() || h.pid <= 0) return false;
+  const std::string ours = boot_id();
+  if (h.boot_id.empty() || ours.empty() || h.boot_id != ours) return false;
+  return ::kill(static_cast<pid_t>(h.pid), 0) != 0 && errno == ESRCH;
+}
+
+std::optional<RunLock> RunLock::acquire_or_take_over(const std::string& path, const std::string& command,
+                                                     const std::string& unlock_hint, std::string* error,
+                                                     std::optional<LockHolder>* taken_from) {
+  taken_from->reset();
+  std::optional<RunLock> lock = acquire(path, command, unlock_hint, error);
+  if (lock) return lock;
+  std::optional<LockHolder> h = read_lock(path);
+  if (!h || !lock_provably_gone(*h)) return std::nullopt;
+  // Two resumes at once: one takes it over, the other then finds a live holder. The flock dies
+  // with its process, so it can never be left behind.
+  const std::string guard_path = path + ".takeover";
+  int guard = ::open(guard_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (guard < 0 || ::flock(guard, LOCK_EX) != 0) {
+    if (guard >= 0) ::close(guard);
+    return std::nullopt;
+  }
+  std::optional<LockHolder> again = read_lock(path);
+  if (again && lock_provably_gone(*again) && again->pid == h->pid && again->since == h->since) ::unlink(path.c_str());
+  lock = acquire(path, command, unlock_hint, error);
+  ::flock(guard, LOCK_UN);
+  ::close(guard);
+  if (lock) *taken_from = std::move(again);
+  return lock;
 }
 
 std::optional<RunLock> RunLock::acquire(const std::string& path, const std::string& command,
@@ -101,7 +142,8 @@ std::optional<RunLock> RunLock::acquire(const std::string& path, const std::stri
     }
     return std::nullopt;
   }
-  nlohmann::json j{{"pid", static_cast<long>(::getpid())}, {"host", hostname()}, {"user", username()},
+  nlohmann::json j{{"pid", static_cast<long>(::getpid())}, {"host", hostname()}, {"boot_id", boot_id()},
+                   {"user", username()},
                    {"since", utc_now()}, {"command", command}};
   std::string text = j.dump() + "\n";
   ssize_t n = ::write(fd, text.data(), text.size());

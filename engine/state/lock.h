@@ -1,7 +1,9 @@
 #pragma once
 // One apply (or rollback) per plan state at a time. The lock is a file created exclusively,
-// holding its holder (pid, host, user, since, command). A lock whose process is gone on this host
-// is stale: it is never taken over silently; the error says so and names `plan unlock`.
+// holding its holder (pid, host, boot id, user, since, command). A lock whose process is gone on
+// this host is stale: it is never taken over silently; the error says so and names `plan unlock`.
+// Only `apply --resume`, the operator's explicit decision to carry on, takes over a lock whose
+// holder is provably gone (same host, same boot, process gone), and says so.
 
 #include <optional>
 #include <string>
@@ -11,6 +13,7 @@ namespace plan {
 struct LockHolder {
   long pid = 0;
   std::string host, user, since, command;
+  std::string boot_id;  // the kernel's boot id when it was taken; empty in older locks
   /// "pid 123 on host db1 (user root) since 2026-11-25T18:00:00Z: plan apply x.yaml"
   std::string describe() const;
 };
@@ -26,6 +29,12 @@ class RunLock {
   /// names the holder, says whether it is stale, and how to clear it (unlock_hint).
   static std::optional<RunLock> acquire(const std::string& path, const std::string& command,
                                         const std::string& unlock_hint, std::string* error);
+  /// Same, but when the holder is provably gone (lock_provably_gone) the lock is taken over:
+  /// `taken_from` is set to the gone holder. A holder alive, on another host, of another boot or
+  /// unknown still fails as acquire does.
+  static std::optional<RunLock> acquire_or_take_over(const std::string& path, const std::string& command,
+                                                     const std::string& unlock_hint, std::string* error,
+                                                     std::optional<LockHolder>* taken_from);
   void release();
 
  private:
@@ -36,5 +45,8 @@ class RunLock {
 std::optional<LockHolder> read_lock(const std::string& path);
 /// True when the holder ran on this host and its process no longer exists.
 bool lock_is_stale(const LockHolder& h);
+/// Stricter: the holder ran on this host during this boot (its boot id recorded and ours) and its
+/// process no longer exists. Only then may a run take the lock over.
+bool lock_provably_gone(const LockHolder& h);
 
 }  // namespace plan

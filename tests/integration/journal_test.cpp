@@ -3,6 +3,7 @@
 // over an unfinished run, edit-and-resume, a torn last line, a stale lock.
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "state/journal.h"
@@ -188,20 +189,31 @@ TEST_CASE("kill -9 at every step boundary and mid-step, then --resume: each effe
                       "\",\"t\":[0-9]*,\"type\":\"step_succeeded\"' state/crash/journal.jsonl; do sleep 0.02; done; "
                       "kill -9 $pid; "
                 : "while [ ! -s " + marker + " ]; do sleep 0.02; done; kill -9 $pid $(cat " + marker + "); ";
-        std::string script = bin + " apply crash.yaml >/dev/null 2>&1 & pid=$!; " + wait_for + "wait $pid; exit 0";
+        // A step the engine left running (it is in its own process group) may still act: the
+        // resume below takes the lock over at once, so wait until those shells are gone, as an
+        // operator must (a takeover knows only that the engine's own process is gone).
+        std::string orphans_gone =
+            "for f in start-*; do [ -s $f ] || continue; while kill -0 $(cat $f) 2>/dev/null; do sleep 0.02; done; done; ";
+        std::string script =
+            bin + " apply crash.yaml >/dev/null 2>&1 & pid=$!; " + wait_for + "wait $pid; " + orphans_gone + "exit 0";
         REQUIRE(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 0);
         Result st = plan_in(t, {"status", "crash.yaml"});
         CHECK(contains(st.out, "status: unfinished"));
         CHECK(contains(st.out, "; stale: that process is gone (`plan unlock crash.yaml` clears it)\n"));
-        Result locked = plan_in(t, {"apply", "crash.yaml", "--resume"});
+        // A new apply still refuses the dead run's lock; --resume, the decision to carry that run
+        // on, takes it over, says so and journals it.
+        Result locked = plan_in(t, {"apply", "crash.yaml", "--fresh"});
         CHECK(locked.code == 4);
         CHECK(contains(locked.err, "error: stale lock: held by pid "));
         CHECK(contains(locked.err, "but that process is gone; if no other run is active, clear it with: "
                                    "plan unlock crash.yaml\n"));
-        CHECK(plan_in(t, {"unlock", "crash.yaml"}).code == 0);
         Result r = plan_in(t, {"apply", "crash.yaml", "--resume"});
         INFO(r.err);
         CHECK(r.code == 0);
+        CHECK(contains(r.err, "resume: took over the lock of the run that died (pid "));
+        CHECK(contains(r.err, ": plan apply crash.yaml; that process is gone, on this host since its boot)\n"));
+        CHECK(contains(read(t.path / "state" / "crash" / "journal.jsonl"), "\"type\":\"lock_taken_over\""));
+        CHECK_FALSE(fs::exists(t.path / "state" / "crash" / "lock"));
         std::string fx = read(t.path / "fx");
         for (int k = 1; k <= 4; ++k) CHECK(count_of(fx, "step-" + std::to_string(k) + "\n") == 1);
         CHECK(contains(plan_in(t, {"status", "crash.yaml"}).out, "status: succeeded\n"));
@@ -258,7 +270,7 @@ TEST_CASE("rollback reverts the steps the last run completed, in reverse order, 
   CHECK(contains(s.out, "  a     rolled_back "));
   Result again = plan_in(t, {"rollback", "rb.yaml"});
   CHECK(again.code == 0);
-  CHECK(again.out == "nothing to roll back: no step of the last run of rb.yaml is done\n");
+  CHECK(again.out == "nothing to roll back: no step of the last run of rb.yaml is left to undo\n");
 }
 
 TEST_CASE("rehearse applies, rolls back, and finds the start state again", "[journal][rehearse]") {
@@ -268,7 +280,8 @@ TEST_CASE("rehearse applies, rolls back, and finds the start state again", "[jou
   INFO(r.err);
   CHECK(r.code == 0);
   CHECK(contains(r.out, "rehearsal: apply "));
-  CHECK(contains(r.out, "rehearsal: the start state holds again (1 preconditions of the first wave)\n"));
+  CHECK(contains(r.out, "rehearsal: the start state holds again: 1 precondition of the first wave holds again; "
+                       "no step rolled back has verify checks\n"));
   CHECK(read(t.path / "log") == "undo-b\nundo-a\n");
   CHECK(contains(read(t.path / "state" / "rb" / "journal.jsonl"), "\"type\":\"rehearsal\""));
 
@@ -300,6 +313,12 @@ TEST_CASE("a second SIGINT records the running step as unknown, then resume asks
   CHECK(contains(ask.err, "error: cannot resume: step 'slow' was running when the last run stopped, and neither "
                           "its verify checks nor its type can tell whether it took effect; check by hand, then "
                           "resume with `--assume-done slow` or `--rerun slow`\n"));
+  // A rollback now cannot know whether 'slow' acted, and has nothing to undo it with: it says so.
+  Result rb = plan_in(t, {"rollback", "si.yaml"});
+  CHECK(rb.code == 0);
+  CHECK(rb.err == "warning: step 'slow' it was in flight when the last run stopped; it has no rollback, so it is "
+                  "left as it is\n");
+  CHECK(rb.out == "nothing to roll back: no step of the last run of si.yaml is left to undo\n");
   Result done = plan_in(t, {"apply", "si.yaml", "--resume", "--assume-done", "slow"});
   CHECK(done.code == 0);
   CHECK(read(t.path / "fx") == "after\n");
@@ -350,4 +369,240 @@ TEST_CASE("a lock file with fields of the wrong type still locks and names no pr
                  "taken, or damaged), which may still be running; stop it first, or use --force if you are sure it is gone\n");
   CHECK(plan_in(t, {"unlock", "three.yaml", "--force"}).code == 0);
   CHECK_FALSE(fs::exists(t.path / "state" / "three" / "lock"));
+}
+
+namespace {
+
+// a, b and c each create eff-N (their verify checks look for it) and undo it in a rollback that
+// writes its pid to undo-start-N, removes eff-N, then writes undo-done-N, with short sleeps so that
+// the harness can kill the engine at a known point of the undo; d fails, so the run rolls back
+// c, b, a in that order. `kill -0 $PPID`: an undo whose engine died does nothing, as in a crash.
+std::string undo_crash_plan(bool verify = true) {
+  std::string s = "plan: undo\nsteps:\n";
+  for (int n = 1; n <= 3; ++n) {
+    const std::string k = std::to_string(n);
+    s += "  - id: s" + k + "\n    type: exec\n";
+    if (n > 1) s += "    needs: [s" + std::to_string(n - 1) + "]\n";
+    s += "    with: { shell: \"touch eff-" + k + "\" }\n";
+    if (verify) s += "    verify:\n      - file: { path: eff-" + k + ", exists: true }\n";
+    s += "    rollback:\n      type: exec\n      with: { shell: \"echo $$ > undo-start-" + k +
+         "; sleep 0.2; kill -0 $PPID || exit 1; rm -f eff-" + k + "; echo undo-" + k + " >> log; echo $$ > undo-done-" +
+         k + "; sleep 0.2\" }\n";
+  }
+  s += "  - id: fails\n    type: exec\n    needs: [s3]\n    with: { shell: \"exit 1\" }\n";
+  return s;
+}
+
+// Runs apply of undo.yaml and kills the engine (and the undo's shell) once `marker` exists.
+void apply_and_kill_at(const TempDir& t, const std::string& marker) {
+  std::string bin = "'" + std::string(PLAN_BINARY) + "'";
+  std::string script = bin + " apply undo.yaml >/dev/null 2>&1 & pid=$!; while [ ! -s " + marker +
+                       " ]; do sleep 0.02; done; kill -9 $pid $(cat " + marker + "); wait $pid; exit 0";
+  REQUIRE(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 0);
+}
+
+}  // namespace
+
+TEST_CASE("kill -9 during a rollback, then plan rollback or apply --resume: every effect is undone, never reported done while one remains", "[journal][crash][rollback]") {
+  for (int n = 3; n >= 1; --n) {
+    for (std::string point : {"undo-start", "undo-done"}) {
+      for (std::string how : {"rollback", "resume"}) {
+        DYNAMIC_SECTION("killed at " << point << "-" << n << ", then " << how) {
+          TempDir t;
+          write(t.path / "undo.yaml", undo_crash_plan());
+          apply_and_kill_at(t, point + "-" + std::to_string(n));
+          const std::string id = "s" + std::to_string(n);
+          Result r;
+          if (how == "rollback") {
+            REQUIRE(plan_in(t, {"unlock", "undo.yaml"}).code == 0);
+            r = plan_in(t, {"rollback", "undo.yaml"});
+            CHECK(r.code == 0);
+          } else {
+            r = plan_in(t, {"apply", "undo.yaml", "--resume"});
+            CHECK(contains(r.err, "resume: the last run of undo.yaml ("));
+            CHECK(contains(r.err, ") stopped while rolling back; resuming it finishes the rollback\n"));
+            CHECK(r.code == 1);  // the run failed, and now it is rolled back
+            CHECK(contains(r.out, "result: failed (exit 1)\n"));
+          }
+          INFO(r.out << r.err);
+          CHECK(contains(r.err, "rollback: " + id + " its undo was in flight when the last run stopped; " +
+                                    (point == "undo-start" ? "the probe says its effect is still there: undo it again\n"
+                                                           : "the probe says its effect is gone: nothing left to undo\n")));
+          // What this pass undid: the interrupted undo (again) when its effect was there, and those
+          // before it; never a step "never started".
+          const int undone = point == "undo-start" ? n : n - 1;
+          if (undone > 0)
+            CHECK(contains(r.out, "rollback summary: " + std::to_string(undone) +
+                                      " undone, 0 failed to undo, 0 kept as they are, in "));
+          else
+            CHECK(contains(r.out, "nothing to roll back: no step of the last run of undo.yaml is left to undo\n"));
+          CHECK_FALSE(contains(r.out, "never started"));
+          for (int k = 1; k <= 3; ++k) CHECK_FALSE(fs::exists(t.path / ("eff-" + std::to_string(k))));
+          Result st = plan_in(t, {"status", "undo.yaml"});
+          CHECK(contains(st.out, "status: rolled_back\n"));
+          CHECK(contains(st.out, "  " + id + "     rolled_back "));
+          Result again = plan_in(t, {"rollback", "undo.yaml"});
+          CHECK(again.code == 0);
+          CHECK(again.out == "nothing to roll back: no step of the last run of undo.yaml is left to undo\n");
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("an interrupted undo that nothing can probe is not called done: rollback asks, --rerun-undo or --assume-undone settles it", "[journal][crash][rollback]") {
+  TempDir t;
+  write(t.path / "undo.yaml", undo_crash_plan(false));
+  apply_and_kill_at(t, "undo-start-2");
+  REQUIRE(plan_in(t, {"unlock", "undo.yaml"}).code == 0);
+  Result ask = plan_in(t, {"rollback", "undo.yaml"});
+  CHECK(ask.code == 2);
+  CHECK(contains(ask.err, "error: cannot roll back: step 's2' its undo was in flight when the last run stopped, and "
+                          "neither its verify checks nor its type can tell whether its effect is still there; check by "
+                          "hand, then run again with `--assume-undone s2` or `--rerun-undo s2`\n"));
+  CHECK(fs::exists(t.path / "eff-2"));
+  Result resume = plan_in(t, {"apply", "undo.yaml", "--resume"});
+  CHECK(resume.code == 2);
+  CHECK(contains(resume.err, "`--assume-undone s2` or `--rerun-undo s2`\n"));
+  Result r = plan_in(t, {"rollback", "undo.yaml", "--rerun-undo", "s2"});
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "rollback: s2 its undo was in flight when the last run stopped; --rerun-undo: undo it again\n"));
+  for (int k = 1; k <= 3; ++k) CHECK_FALSE(fs::exists(t.path / ("eff-" + std::to_string(k))));
+  CHECK(contains(plan_in(t, {"status", "undo.yaml"}).out, "status: rolled_back\n"));
+}
+
+TEST_CASE("one Ctrl-C during the last step, which completes: the result, status and exit code all say done", "[journal][signals]") {
+  TempDir t;
+  write(t.path / "last.yaml",
+        "plan: last\nsteps:\n"
+        "  - id: first\n    type: exec\n    with: { shell: \"echo first >> fx\" }\n"
+        "  - id: last\n    type: exec\n    needs: [first]\n    with: { shell: \"touch started; sleep 1; echo last >> fx\" }\n");
+  std::string script = "'" + std::string(PLAN_BINARY) + "' apply last.yaml >out 2>err & pid=$!; "
+                       "while [ ! -e started ]; do sleep 0.05; done; kill -INT $pid; wait $pid";
+  Result r = run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}});
+  std::string out = read(t.path / "out");
+  INFO(out << read(t.path / "err"));
+  CHECK(r.code == 0);
+  CHECK(contains(out, "  interrupted while the last steps ran; they completed, so the run is done (nothing to resume)\n"
+                      "result: done (exit 0)\n"));
+  CHECK(read(t.path / "fx") == "first\nlast\n");
+  CHECK(contains(plan_in(t, {"status", "last.yaml"}).out, "status: succeeded\n"));
+}
+
+TEST_CASE("a state folder belongs to one plan: another plan pointed at it is refused, naming both", "[journal][state]") {
+  TempDir t;
+  write(t.path / "rb.yaml", kReversible);
+  write(t.path / "other.yaml", "plan: other\nsteps:\n  - id: x\n    type: exec\n    with: { shell: \"echo x >> ox\" }\n");
+  const std::string dir = t.str("shared");
+  auto plan_at = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), kPlan);
+    return run(std::move(args), t.str());
+  };
+  REQUIRE(plan_at({"apply", "rb.yaml", "--state", dir}).code == 0);
+  const std::string journal = read(fs::path(dir) / "journal.jsonl");
+  CHECK(contains(read(fs::path(dir) / "plan.json"), "\"plan\":\"rb\""));
+  const std::string refusal = "error: the state folder " + dir + " belongs to plan 'rb' (" + t.str("rb.yaml") +
+                              "); plan 'other' (other.yaml) cannot use it: its journal and lock would be mixed with "
+                              "that plan's; give it a folder of its own (--state DIR, or leave --state out)\n";
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"apply", "other.yaml"}, {"rollback", "other.yaml"}, {"rehearse", "other.yaml"},
+        {"status", "other.yaml"}, {"unlock", "other.yaml"}, {"apply", "other.yaml", "--dry-run"}}) {
+    std::vector<std::string> args = cmd;
+    args.insert(args.end(), {"--state", dir});
+    Result r = plan_at(args);
+    CAPTURE(cmd);
+    CHECK(r.code == 2);
+    CHECK(r.err == refusal);
+  }
+  CHECK_FALSE(fs::exists(t.path / "ox"));
+  CHECK(read(fs::path(dir) / "journal.jsonl") == journal);
+  // The first plan's folder is intact: its rollback works.
+  Result back = plan_at({"rollback", "rb.yaml", "--state", dir});
+  CHECK(back.code == 0);
+  CHECK(read(t.path / "log") == "undo-b\nundo-a\n");
+}
+
+TEST_CASE("plan rollback run a second time, with a step that has no rollback, says nothing to roll back", "[journal][rollback]") {
+  TempDir t;
+  write(t.path / "nr.yaml",
+        "plan: nr\nsteps:\n"
+        "  - id: note\n    type: exec\n    with: { shell: \"echo note >> fx\" }\n"
+        "  - id: b\n    type: exec\n    needs: [note]\n    with: { shell: \"touch b\" }\n"
+        "    rollback: { type: exec, with: { shell: \"rm -f b\" } }\n"
+        "  - id: c\n    type: exec\n    needs: [b]\n    with: { shell: \"touch c\" }\n"
+        "    rollback: { type: exec, with: { shell: \"rm -f c\" } }\n");
+  REQUIRE(plan_in(t, {"apply", "nr.yaml"}).code == 0);
+  Result first = plan_in(t, {"rollback", "nr.yaml"});
+  CHECK(first.code == 0);
+  CHECK_FALSE(fs::exists(t.path / "b"));
+  Result again = plan_in(t, {"rollback", "nr.yaml"});
+  CHECK(again.code == 0);
+  CHECK(again.out == "nothing to roll back: no step of the last run of nr.yaml is left to undo (kept as they are, "
+                     "having no rollback: note)\n");
+}
+
+TEST_CASE("rehearse says what it compared: nothing, or the verify checks that no longer hold after the rollback", "[journal][rehearse]") {
+  TempDir t;
+  write(t.path / "bare.yaml",
+        "plan: bare\nsteps:\n  - id: a\n    type: exec\n    with: { shell: \"touch fa\" }\n"
+        "    rollback: { type: exec, with: { shell: \"rm -f fa\" } }\n");
+  Result bare = plan_in(t, {"rehearse", "bare.yaml"});
+  CHECK(bare.code == 0);
+  CHECK(contains(bare.out, "rehearsal: the start state was not compared: the first wave has no preconditions and no "
+                           "step rolled back has verify checks; add them so that rehearse can tell whether the rollback "
+                           "restored it\n"));
+  CHECK_FALSE(contains(bare.out, "holds again"));
+
+  const std::string verified =
+      "plan: ver\nsteps:\n"
+      "  - id: a\n    type: exec\n    with: { shell: \"touch fa\" }\n    verify: [{ file: { path: fa, exists: true } }]\n"
+      "    rollback: { type: exec, with: { shell: \"rm -f fa\" } }\n"
+      "  - id: b\n    type: exec\n    needs: [a]\n    with: { shell: \"touch fb\" }\n"
+      "    verify: [{ file: { path: fb, exists: true } }]\n"
+      "    rollback: { type: exec, with: { shell: \"rm -f fb\" } }\n";
+  write(t.path / "ver.yaml", verified);
+  Result ok = plan_in(t, {"rehearse", "ver.yaml"});
+  CHECK(ok.code == 0);
+  CHECK(contains(ok.out, "rehearsal: the start state holds again: the first wave has no preconditions; the verify "
+                         "checks of 2 steps rolled back no longer hold (their effects are gone: a, b)\n"));
+
+  std::string leaky = verified;
+  leaky.replace(leaky.find("rm -f fb"), 8, "true");
+  write(t.path / "ver.yaml", leaky);
+  std::error_code ec;
+  fs::remove(t.path / "fb", ec);
+  Result bad = plan_in(t, {"rehearse", "ver.yaml"});
+  CHECK(bad.code == 3);
+  CHECK(contains(bad.out, "rehearsal: the verify checks of 'b' still hold after its rollback: its effect may remain "
+                          "(or they hold before it runs too)\n"
+                          "rehearsal: the start state does not hold again (exit 3)\n"));
+}
+
+TEST_CASE("apply --resume never takes over a lock whose holder is alive or of another boot", "[journal][lock]") {
+  TempDir t;
+  write(t.path / "three.yaml", three_steps());
+  REQUIRE(plan_in(t, {"apply", "three.yaml"}).code == 1);  // b fails: a resumable campaign
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string boot;
+  std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;
+  auto lock_with = [&](long pid, const std::string& boot_id) {
+    write(t.path / "state" / "three" / "lock", "{\"pid\":" + std::to_string(pid) + ",\"host\":\"" + host +
+                                                   "\",\"boot_id\":\"" + boot_id +
+                                                   "\",\"user\":\"u\",\"since\":\"s\",\"command\":\"plan apply three.yaml\"}\n");
+  };
+  lock_with(::getpid(), boot);  // alive: this test
+  Result alive = plan_in(t, {"apply", "three.yaml", "--resume"});
+  CHECK(alive.code == 4);
+  CHECK(contains(alive.err, "error: locked by another run: pid " + std::to_string(::getpid())));
+  lock_with(999999999, "another-boot");
+  Result other = plan_in(t, {"apply", "three.yaml", "--resume"});
+  CHECK(other.code == 4);
+  CHECK(contains(other.err, "error: stale lock: held by pid 999999999"));
+  lock_with(999999999, boot);  // gone, this boot: taken over
+  write(t.path / "ok", "");
+  Result r = plan_in(t, {"apply", "three.yaml", "--resume"});
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "resume: took over the lock of the run that died (pid 999999999 on host "));
 }

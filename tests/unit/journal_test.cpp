@@ -177,7 +177,17 @@ TEST_CASE("the campaign starts at the last fresh run and folds resumed runs and 
   CHECK(run->steps["b"].state == "running");
   CHECK(run->completion_order.empty());
   CHECK(run->status == "rolled_back");
+  CHECK(run->latest_rolled_back);
   CHECK(!plan::current_campaign({}).has_value());
+
+  // A resumed run that only went forward: the rollback of an earlier run of the campaign is not
+  // what it was doing when it stopped.
+  recs.push_back({{"type", "run_started"}, {"run", "r3"}, {"continues", true}, {"kind", "apply"}});
+  recs.push_back({{"type", "step_started"}, {"step", "a"}});
+  run = plan::current_campaign(recs);
+  REQUIRE(run);
+  CHECK(!run->latest_rolled_back);
+  CHECK(run->steps["a"].state == "running");
 }
 
 TEST_CASE("a second lock names the holder - a dead holder's lock is reported stale") {
@@ -205,6 +215,60 @@ TEST_CASE("a second lock names the holder - a dead holder's lock is reported sta
   CHECK(!again);
   CHECK(err.find("stale lock: held by pid 999999999") == 0);
   CHECK(err.find("but that process is gone; if no other run is active, clear it with: plan unlock x.yaml") != std::string::npos);
+}
+
+TEST_CASE("a lock whose holder is provably gone is taken over only through acquire_or_take_over") {
+  TempDir dir;
+  auto path = (dir.path / "lock").string();
+  std::string err;
+  auto holder = plan::RunLock::acquire(path, "plan apply x.yaml", "plan unlock x.yaml", &err);
+  REQUIRE(holder);
+  const std::string text = slurp(path);
+  CHECK(text.find("\"boot_id\":\"") != std::string::npos);
+  std::optional<plan::LockHolder> taken;
+  // Alive (this process): never taken over.
+  CHECK(!plan::RunLock::acquire_or_take_over(path, "plan apply x.yaml --resume", "plan unlock x.yaml", &err, &taken));
+  CHECK(err.find("locked by another run: pid " + std::to_string(::getpid())) == 0);
+  CHECK(!taken);
+  auto with = [&](const std::string& field, const std::string& value) {
+    std::string t = text;
+    auto pos = t.find("\"" + field + "\":");
+    auto end = t.find_first_of(",}", pos);
+    t.replace(pos, end - pos, "\"" + field + "\":" + value);
+    return t;
+  };
+  holder->release();
+  const std::string dead = with("pid", "999999999");
+  // Another boot, or another host: not provably gone.
+  spit(path, [&] {
+    std::string t = dead;
+    auto pos = t.find("\"boot_id\":\"") + 11;
+    t.replace(pos, 36, std::string(36, '0'));
+    return t;
+  }());
+  CHECK(!plan::RunLock::acquire_or_take_over(path, "plan apply x.yaml --resume", "plan unlock x.yaml", &err, &taken));
+  CHECK(err.find("stale lock: held by pid 999999999") == 0);
+  CHECK(!taken);
+  spit(path, [&] {
+    std::string t = dead;
+    auto pos = t.find("\"host\":\"") + 8;
+    t.replace(pos, t.find('"', pos) - pos, "elsewhere.example");
+    return t;
+  }());
+  CHECK(!plan::RunLock::acquire_or_take_over(path, "plan apply x.yaml --resume", "plan unlock x.yaml", &err, &taken));
+  CHECK(err.find("locked by another run: pid 999999999 on host elsewhere.example") == 0);
+  // Same host, same boot, process gone: taken over, and the old holder handed back.
+  spit(path, dead);
+  auto took = plan::RunLock::acquire_or_take_over(path, "plan apply x.yaml --resume", "plan unlock x.yaml", &err, &taken);
+  REQUIRE(took);
+  REQUIRE(taken);
+  CHECK(taken->pid == 999999999);
+  CHECK(slurp(path).find("\"pid\":" + std::to_string(::getpid())) != std::string::npos);
+  CHECK(slurp(path).find("plan apply x.yaml --resume") != std::string::npos);
+  // The plain acquire never takes over.
+  took->release();
+  spit(path, dead);
+  CHECK(!plan::RunLock::acquire(path, "plan apply x.yaml", "plan unlock x.yaml", &err));
 }
 
 namespace {

@@ -464,6 +464,22 @@ TEST_CASE("loader: a duration beyond the engine's range is an error, not silentl
   CHECK(errors_of(head + "    timeout: 100d\n").empty());
 }
 
+TEST_CASE("loader: a zero timeout is an error, not silently no timeout") {
+  const std::string head = "plan: x\nsteps:\n  - id: a\n    type: exec\n    with: { command: [\"true\"] }\n";
+  CHECK(errors_of(head + "    timeout: 0s\n") == "6:14: timeout must be more than 0; leave it out for none\n");
+  CHECK(errors_of(head + "    timeout: 0\n") == "6:14: timeout must be more than 0; leave it out for none\n");
+  CHECK(errors_of("plan: x\ndefaults: { timeout: 0ms }\nsteps:\n  - id: a\n    type: exec\n    with: { command: [\"true\"] }\n") ==
+        "2:22: timeout must be more than 0; leave it out for none\n");
+  CHECK(errors_of(head + "    rollback: { type: exec, with: { command: [\"true\"] }, timeout: 0s }\n") ==
+        "6:67: timeout must be more than 0; leave it out for none\n");
+  LoadOptions opts;
+  opts.var_overrides["t"] = "0s";
+  CHECK(errors_of("plan: x\nvars: { t: 1s }\nsteps:\n  - id: a\n    type: exec\n    with: { command: [\"true\"] }\n"
+                  "    timeout: \"${vars.t}\"\n", opts) == "7:14: timeout must be more than 0; leave it out for none\n");
+  // Other durations may be zero: no backoff between retries.
+  CHECK(errors_of(head + "    retry: { attempts: 2, backoff: 0s }\n").empty());
+}
+
 TEST_CASE("loader: an environment variable that is not UTF-8 fails to resolve, it does not crash") {
   ::setenv("PLAN_TEST_BAD_UTF8", "a\xff", 1);
   Scope scope;

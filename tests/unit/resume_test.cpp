@@ -255,3 +255,39 @@ TEST_CASE("real executor: a probe that says done brings the type's kept outputs 
   CHECK(l.probe(ex, step, outputs) == ProbeResult::Done);
   CHECK(outputs == Json{{"previous_ttl", 3600}});
 }
+
+TEST_CASE("resume: an undo in flight when the engine died is probed: effect there, undo again; gone, undone; neither, ask") {
+  PlanBuilder b;
+  for (const char* id : {"there", "gone", "blind", "repeatable", "forced", "assumed"}) {
+    Step& s = b.step(id);
+    s.rollback.kind = RollbackSpec::Kind::Bodies;
+    StepBody body;
+    body.type = "exec";
+    body.with = Json{{"shell", "undo"}};
+    s.rollback.bodies.push_back(body);
+  }
+  // An undo through file.put (idempotent) may run twice; exec's may not.
+  b.plan().steps[static_cast<size_t>(index_of(b.plan(), "repeatable"))].rollback.bodies[0].type = "file.put";
+  ProbingExecutor ex;
+  ex.script_probe("there", ProbeResult::Done);
+  ex.script_probe("gone", ProbeResult::NotDone);
+  std::map<std::string, std::string> secrets;
+  std::map<int, Json> outputs;
+  std::set<std::string> assume_undone{"assumed"}, rerun_undo{"forced"};
+  UndoInput in{b.plan(), secrets, outputs, assume_undone, rerun_undo, {}};
+  std::vector<UndoInFlight> steps;
+  for (const char* id : {"there", "gone", "blind", "repeatable", "forced", "assumed"})
+    steps.push_back({index_of(b.plan(), id), "its undo was in flight when the last run stopped"});
+  std::vector<UndoDecision> decisions;
+  CHECK(decide_undo_in_flight(in, steps, ex, decisions) == Strings{"blind"});
+  Strings got;
+  for (const auto& d : decisions) got.push_back(d.step + ": " + d.decision + ": " + d.why);
+  CHECK(got == Strings{
+                   "there: undo: its undo was in flight when the last run stopped; the probe says its effect is still there",
+                   "gone: undone: its undo was in flight when the last run stopped; the probe says its effect is gone",
+                   "repeatable: undo: its undo was in flight when the last run stopped; the probe cannot tell, and its "
+                   "undo is safe to repeat",
+                   "forced: undo: its undo was in flight when the last run stopped; --rerun-undo",
+                   "assumed: undone: its undo was in flight when the last run stopped; --assume-undone"});
+  CHECK(ex.probed_ == Strings{"there", "gone", "blind", "repeatable"});  // the operator's word needs no probe
+}

@@ -12,7 +12,9 @@
 #include "fake_executor.h"
 #include "graph/graph.h"
 #include "plan_builder.h"
+#include "report/console.h"
 #include "run/runner.h"
+#include "state/run_journal_file.h"
 
 using namespace plan;
 using plan::test::Background;
@@ -319,6 +321,28 @@ TEST_CASE("runner: request_stop lets running steps finish and leaves a resumable
     CHECK(h.record(s, "a").state == StepState::Succeeded);
     CHECK(h.record(s, "b").state == StepState::NotStarted);
     CHECK(h.record(s, "c").state == StepState::NotStarted);
+  }
+}
+
+TEST_CASE("runner: one interrupt during the last step, which completes: done everywhere (summary, journal status, exit)") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.b.step("a");
+    h.b.step("b", {"a"});
+    h.fake.hold("b");
+    Runner& r = h.make(width);
+    Background bg(r);
+    REQUIRE(h.fake.wait_started("b"));
+    r.request_stop();
+    h.fake.release("b");
+    const RunSummary s = bg.join();
+    CHECK(s.interrupted);
+    CHECK(s.exit_code == 0);
+    CHECK(run_status(s) == "succeeded");
+    const std::string text = format_summary(h.b.plan(), s, nullptr, Style{});
+    CHECK(text.find("  interrupted while the last steps ran; they completed, so the run is done (nothing to resume)\n"
+                    "result: done (exit 0)\n") != std::string::npos);
   }
 }
 
