@@ -377,7 +377,9 @@ struct Runner::Impl {
 
   /// Journals and announces the steps the rollback pass leaves as they are. Called unlocked.
   void announce_skipped(const std::vector<std::pair<int, std::string>>& skipped) {
-    for (const auto& [i, why] : skipped) {
+    for (const auto& entry : skipped) {
+      const int i = entry.first;  // named, not a structured binding: clang 14 cannot capture those
+      const std::string& why = entry.second;
       if (opts.journal) opts.journal->rollback_skipped(i, why);
       emit([&](RunObserver& o) { o.rollback_skipped(i, why); });
     }

@@ -72,7 +72,9 @@ std::string conninfo_text(const std::map<std::string, std::string>& kw, bool mas
   };
   for (const char* k : kFirst)
     if (auto it = kw.find(k); it != kw.end()) add(k, it->second);
-  for (const auto& [k, v] : kw) {
+  for (const auto& entry : kw) {
+    const std::string& k = entry.first;  // named, not a structured binding: clang 14 cannot capture those
+    const std::string& v = entry.second;
     if (std::find_if(std::begin(kFirst), std::end(kFirst), [&](const char* f) { return k == f; }) != std::end(kFirst))
       continue;
     if (k == "password") {
