@@ -256,7 +256,7 @@ TEST_CASE("real executor: a probe that says done brings the type's kept outputs 
   CHECK(outputs == Json{{"previous_ttl", 3600}});
 }
 
-TEST_CASE("resume: an undo in flight when the engine died is probed: effect there, undo again; gone, undone; neither, ask") {
+TEST_CASE("resume: an undo in flight when the engine died is probed: effect there, undo again - gone, undone - neither, ask") {
   PlanBuilder b;
   for (const char* id : {"there", "gone", "blind", "repeatable", "forced", "assumed"}) {
     Step& s = b.step(id);
