@@ -419,21 +419,6 @@ class Loader {
     }
   }
 
-  std::vector<std::string> known_step_types() const {
-    std::vector<std::string> names = Registry::instance().step_names();
-    for (const std::string& n : schema_.step_types()) names.push_back(n);
-    std::sort(names.begin(), names.end());
-    names.erase(std::unique(names.begin(), names.end()), names.end());
-    return names;
-  }
-  std::vector<std::string> known_check_types() const {
-    std::vector<std::string> names = Registry::instance().check_names();
-    for (const std::string& n : schema_.check_types()) names.push_back(n);
-    std::sort(names.begin(), names.end());
-    names.erase(std::unique(names.begin(), names.end()), names.end());
-    return names;
-  }
-
   /// Validates one check's type and parameters; `pp` is the path of its parameters.
   void check_check(const std::string& type, const Json& params, const JsonPath& pp) {
     if (!std::binary_search(check_types_.begin(), check_types_.end(), type)) {
@@ -545,13 +530,14 @@ class Loader {
       return;
     }
     JsonPath wp = extend(p, "with");
+    const StepType* t = Registry::instance().step(type);
     size_t before = diags_.size();
     schema_.validate(with, "step_types/" + type, doc_, marks_, wp, diags_);
-    if (diags_.size() == before) {
-      if (const StepType* t = Registry::instance().step(type))
-        check_parse(&t->parameters(), [t](const Json& v) { t->validate(v); }, with, wp);
-    }
-    for (const std::string& field : schema_.check_fields(type)) {
+    if (diags_.size() == before) check_parse(&t->parameters(), [t](const Json& v) { t->validate(v); }, with, wp);
+    // Parameters that hold checks (a wait's until): each check against its own type.
+    for (const ParamSpec& spec : t->parameters().params) {
+      if (spec.kind != ParamKind::Checks) continue;
+      const std::string& field = spec.name;
       auto f = with.find(field);
       if (f == with.end()) continue;
       JsonPath fp = extend(wp, field);
@@ -566,8 +552,8 @@ class Loader {
   }
 
   void check_types_and_params() {
-    step_types_ = known_step_types();
-    check_types_ = known_check_types();
+    step_types_ = Registry::instance().step_names();  // sorted
+    check_types_ = Registry::instance().check_names();
     for (size_t i = 0; i < plan_->steps.size(); ++i) {
       const Step& s = plan_->steps[i];
       const JsonPath& p = step_paths_[i];

@@ -394,35 +394,6 @@ const SchemaChecker& SchemaChecker::instance() {
 
 bool SchemaChecker::has(const std::string& def) const { return impl_->compiled.count(def) > 0; }
 
-std::vector<std::string> SchemaChecker::step_types() const {
-  std::vector<std::string> out;
-  for (auto it = impl_->root["definitions"]["step_types"].begin(); it != impl_->root["definitions"]["step_types"].end(); ++it)
-    out.push_back(it.key());
-  return out;
-}
-
-std::vector<std::string> SchemaChecker::check_types() const {
-  std::vector<std::string> out;
-  for (auto it = impl_->root["definitions"]["check_types"].begin(); it != impl_->root["definitions"]["check_types"].end(); ++it)
-    out.push_back(it.key());
-  return out;
-}
-
-std::vector<std::string> SchemaChecker::check_fields(const std::string& type) const {
-  std::vector<std::string> out;
-  const Json& types = impl_->root["definitions"]["step_types"];
-  auto t = types.find(type);
-  if (t == types.end() || !t->contains("properties")) return out;
-  for (auto it = (*t)["properties"].begin(); it != (*t)["properties"].end(); ++it) {
-    const Json& prop = *it;
-    bool checks = prop.value("$ref", "") == "#/definitions/checks";
-    if (auto a = prop.find("allOf"); a != prop.end() && a->size() == 1 && (*a)[0].value("$ref", "") == "#/definitions/checks")
-      checks = true;
-    if (checks) out.push_back(it.key());
-  }
-  return out;
-}
-
 namespace {
 
 // libstdc++'s std::regex, which valijson uses for `pattern`, recurses once per character matched:

@@ -27,12 +27,6 @@ class SchemaChecker {
                 const JsonPath& base, std::vector<Diagnostic>& diags) const;
 
   bool has(const std::string& def) const;
-  /// Type names with a parameter definition, sorted.
-  std::vector<std::string> step_types() const;
-  std::vector<std::string> check_types() const;
-  /// Parameters of step type `type` whose values are checks (a wait's `until`): the loader
-  /// validates each of those checks against its own check type.
-  std::vector<std::string> check_fields(const std::string& type) const;
 
   /// The schema the loader applies: the base structure with each type's parameter table.
   static Json loader_schema();

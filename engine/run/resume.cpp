@@ -48,20 +48,28 @@ const Reference* first_unanswered(const Step& s, const std::string& id, const Js
   return nullptr;
 }
 
+/// Where a probe's references are looked up: the plan, its secrets, and the outputs recorded
+/// so far (by reference: entries added later are seen).
+Scope scope_of(const Plan& plan, const std::map<std::string, std::string>& secrets,
+               const std::map<int, Json>& outputs) {
+  Scope scope;
+  scope.vars = &plan.vars;
+  scope.secrets = &secrets;
+  scope.plan = &plan;
+  scope.outputs = [&plan, &outputs](const std::string& id) -> const Json* {
+    auto it = outputs.find(plan.step_index(id));
+    return it == outputs.end() ? nullptr : &it->second;
+  };
+  return scope;
+}
+
 }  // namespace
 
 std::vector<std::string> decide_in_flight(const ResumeInput& in, const std::vector<InFlightStep>& in_flight,
                                           Executor& executor, std::map<int, Json>& done,
                                           std::vector<ResumeDecision>& decisions) {
   const Plan& plan = in.plan;
-  Scope scope;
-  scope.vars = &plan.vars;
-  scope.secrets = &in.secrets;
-  scope.plan = &plan;
-  scope.outputs = [&](const std::string& id) -> const Json* {
-    auto it = done.find(plan.step_index(id));
-    return it == done.end() ? nullptr : &it->second;
-  };
+  const Scope scope = scope_of(plan, in.secrets, done);  // sees the steps judged done as it goes
   CancelToken never;
   std::vector<std::string> undecided;
   for (const InFlightStep& f : in_flight) {
@@ -124,14 +132,7 @@ bool undo_repeatable(const Step& s) {
 std::vector<std::string> decide_undo_in_flight(const UndoInput& in, const std::vector<UndoInFlight>& steps,
                                                Executor& executor, std::vector<UndoDecision>& decisions) {
   const Plan& plan = in.plan;
-  Scope scope;
-  scope.vars = &plan.vars;
-  scope.secrets = &in.secrets;
-  scope.plan = &plan;
-  scope.outputs = [&](const std::string& id) -> const Json* {
-    auto it = in.outputs.find(plan.step_index(id));
-    return it == in.outputs.end() ? nullptr : &it->second;
-  };
+  const Scope scope = scope_of(plan, in.secrets, in.outputs);
   CancelToken never;
   std::vector<std::string> undecided;
   for (const UndoInFlight& f : steps) {
