@@ -3,7 +3,9 @@
 // describes, and unit tests use a fake that returns scripted outcomes per step id.
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "plan/interpolate.h"
 #include "plan/model.h"
@@ -51,6 +53,29 @@ class Executor {
   virtual StepOutcome rollback(const RollbackRequest& req) {
     (void)req;
     return StepOutcome::fail(FailureKind::Error, "this executor cannot roll back");
+  }
+  /// Held resources (StepType::held): what the step (its params resolved with req.scope) keeps
+  /// open once it succeeded. nullopt when nothing (the default: fakes and dry runs hold nothing).
+  virtual std::optional<HeldResource> held(const StepRequest& req) {
+    (void)req;
+    return std::nullopt;
+  }
+  /// Keys of held resources the step closes on purpose (StepType::releases).
+  virtual std::vector<std::string> releases(const StepRequest& req) {
+    (void)req;
+    return {};
+  }
+  /// Liveness of a succeeded step's held resource (StepType::check_held). Must not throw.
+  virtual HeldStatus check_held(const StepRequest& req, const Json& outputs) {
+    (void)req;
+    (void)outputs;
+    return {true, ""};
+  }
+  /// Brings it back (StepType::restart_held). Must not throw.
+  virtual StepOutcome restart_held(const StepRequest& req, const Json& outputs) {
+    (void)req;
+    (void)outputs;
+    return StepOutcome::fail(FailureKind::Error, "this executor cannot restart held resources");
   }
   /// Resume: did the interrupted attempt take effect? Verify checks decide when the step has
   /// them (all hold: Done), else the type's probe; Unknown when neither can tell. On Done, when

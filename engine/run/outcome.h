@@ -60,4 +60,24 @@ struct CheckResult {
   static CheckResult failed(std::string expected, std::string seen) { return {false, std::move(expected), std::move(seen)}; }
 };
 
+/// Something a succeeded step keeps open for the rest of the run (a supervised tunnel, a started
+/// service), which the engine watches while later steps run (engine/run/held_watch.h): probed
+/// about once a second and right before each step that stands on it, restarted the way its type
+/// knows when found dead.
+struct HeldResource {
+  /// What it is, the same for every step that holds or releases the same thing: "tunnel
+  /// 127.0.0.3:6379", "service new-worker on new". A later step that holds the same key takes the
+  /// watch over; one that releases it (StepType::releases) ends it.
+  std::string key;
+  /// For messages: "tunnel 127.0.0.3:6379 -> legacy -> 127.0.0.1:6379".
+  std::string what;
+};
+
+/// A held resource's liveness, as its type sees it. Read-only and cheap (no network round trip
+/// when a local look can tell).
+struct HeldStatus {
+  bool alive = false;
+  std::string seen;  // "supervisor 4121 running", "supervisor 4121 gone (pidfile names a dead process)"
+};
+
 }  // namespace plan

@@ -263,6 +263,67 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
   }
 }
 
+std::optional<HeldResource> RealExecutor::held(const StepRequest& req) {
+  const StepType* type = Registry::instance().step(req.step.type);
+  if (!type) return std::nullopt;
+  try {
+    return type->held(resolve(req.step.with, req.scope).value);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+std::vector<std::string> RealExecutor::releases(const StepRequest& req) {
+  const StepType* type = Registry::instance().step(req.step.type);
+  if (!type) return {};
+  try {
+    return type->releases(resolve(req.step.with, req.scope).value);
+  } catch (...) {
+    return {};
+  }
+}
+
+namespace {
+
+// Calls `act` with a StepContext like run()'s for `req`'s step; what escapes it becomes `on_error`.
+template <class R, class F>
+R with_step_context(const ExecutorEnv& env, const StepRequest& req, F&& act, R on_error(const std::string&)) {
+  try {
+    const StepType* type = Registry::instance().step(req.step.type);
+    if (!type) return on_error("unknown step type '" + req.step.type + "'");
+    Resolved params = resolve(req.step.with, req.scope);
+    HostConnection& host = env.hosts.get(req.step.on);
+    StepContext ctx{req.step,     params.value, params.display, host,
+                    env.hosts,    req.deadline, req.cancel,     masked_log(req, env.masker),
+                    env.approver, req.run,      env.state_dir};
+    ctx.plan_dir = plan_dir_of(env.plan);
+    return act(*type, ctx);
+  } catch (const std::exception& e) {
+    return on_error(e.what());
+  } catch (...) {
+    return on_error("unexpected error");
+  }
+}
+
+HeldStatus held_error(const std::string& why) { return {false, why}; }
+StepOutcome restart_error(const std::string& why) { return StepOutcome::fail(FailureKind::Error, why); }
+
+}  // namespace
+
+HeldStatus RealExecutor::check_held(const StepRequest& req, const Json& outputs) {
+  HeldStatus st = with_step_context<HeldStatus>(
+      env_, req, [&](const StepType& t, StepContext& ctx) { return t.check_held(ctx, outputs); }, held_error);
+  st.seen = masked(env_.masker, std::move(st.seen));
+  return st;
+}
+
+StepOutcome RealExecutor::restart_held(const StepRequest& req, const Json& outputs) {
+  StepOutcome out = with_step_context<StepOutcome>(
+      env_, req, [&](const StepType& t, StepContext& ctx) { return t.restart_held(ctx, outputs); }, restart_error);
+  out.message = masked(env_.masker, std::move(out.message));
+  return out;
+}
+
 ProbeResult RealExecutor::probe(const StepRequest& req, Json* outputs) {
   const Step& step = req.step;
   const StepType* type = Registry::instance().step(step.type);

@@ -36,6 +36,13 @@ class RealExecutor : public Executor {
   /// Verify checks when the step has them (all hold: Done, else NotDone), else the type's probe;
   /// on Done, the type's probed_outputs into `outputs`.
   ProbeResult probe(const StepRequest& req, Json* outputs = nullptr) override;
+  /// The type's held() / releases() on the step's resolved parameters (nullopt / none when they
+  /// do not resolve).
+  std::optional<HeldResource> held(const StepRequest& req) override;
+  std::vector<std::string> releases(const StepRequest& req) override;
+  /// The type's check_held() / restart_held() in a context like run()'s; what they say is masked.
+  HeldStatus check_held(const StepRequest& req, const Json& outputs) override;
+  StepOutcome restart_held(const StepRequest& req, const Json& outputs) override;
 
  private:
   ExecutorEnv env_;

@@ -60,6 +60,12 @@ ProbeResult StepType::probe(StepContext& /*ctx*/) const { return ProbeResult::Un
 
 std::optional<Json> StepType::probed_outputs(StepContext& /*ctx*/) const { return std::nullopt; }
 
+HeldStatus StepType::check_held(StepContext& /*ctx*/, const Json& /*outputs*/) const { return {true, ""}; }
+
+StepOutcome StepType::restart_held(StepContext& /*ctx*/, const Json& /*outputs*/) const {
+  return StepOutcome::fail(FailureKind::Error, "its type cannot restart it");
+}
+
 std::vector<std::string> StepType::preview(const PreviewContext& /*ctx*/) const { return {}; }
 
 namespace {

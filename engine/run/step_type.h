@@ -130,6 +130,27 @@ class StepType {
   /// Default nullopt: the step counts as done without outputs (a resume then refuses to go on
   /// when a later step refers to one of them).
   virtual std::optional<Json> probed_outputs(StepContext& ctx) const;
+  /// What run() keeps open once it succeeded (a tunnel with state: open, a started service), from
+  /// the step's resolved parameters; nullopt (default) when nothing is held.
+  virtual std::optional<HeldResource> held(const Json& params) const {
+    (void)params;
+    return std::nullopt;
+  }
+  /// Keys (HeldResource::key) of what this step closes on purpose (a tunnel with state: closed,
+  /// a service stopped), from its resolved parameters: the engine stops watching them before the
+  /// step runs, so that nothing brings back what the plan closes. "step:ID" names whatever step
+  /// ID holds. Default: none.
+  virtual std::vector<std::string> releases(const Json& params) const {
+    (void)params;
+    return {};
+  }
+  /// Is the held resource of a succeeded run() (with the outputs it recorded) still there?
+  /// Read-only. Only called when held() gave a resource. Default: alive (nothing to look at).
+  virtual HeldStatus check_held(StepContext& ctx, const Json& outputs) const;
+  /// Brings back a held resource found dead, the way the type knows (a tunnel's supervisor started
+  /// again on the same listen address with the same parameters). Succeeded: it is back (its
+  /// outputs are the new ones, e.g. a new pid); failed: why it cannot come back. Default: fails.
+  virtual StepOutcome restart_held(StepContext& ctx, const Json& outputs) const;
   /// Safe to run again after a crash (a resumed run re-runs it without asking).
   virtual bool idempotent() const { return false; }
   /// True when it changes nothing (wait, approve): dry-run may label it differently.
