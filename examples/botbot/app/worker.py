@@ -6,7 +6,9 @@
 
 Each worker (named SERVER-1 .. SERVER-N) moves one item at a time from the queue to its own
 processing list (BLMOVE queue -> PROCESSING_PREFIX+NAME), inserts it with ON CONFLICT (id) DO
-NOTHING, then LREMs it. On start it first re-processes what its processing list still holds; it
+NOTHING, then LREMs it. On start it first re-processes what its processing list still holds, and
+again after Redis was unreachable (a BLMOVE whose reply was lost with the connection has moved an
+item that the worker never saw: left there, it would wait in the processing list forever); it
 also gives back to the queue the processing lists of workers whose heartbeat key
 (HEARTBEAT_PREFIX+NAME, 15 s TTL) has expired. Nothing is removed from Redis before it is in
 PostgreSQL; replaying an item is harmless.
@@ -47,6 +49,7 @@ class Worker:
         self.stopping = False
         self.processed = 0
         self.redis_ok = self.pg_ok = None
+        self.redis_failed = False  # a Redis call failed since the processing list was last read
         self.last_beat = self.last_adopt = self.last_status = 0.0
         self.deadline = float("inf")  # --drain-once: give up on Redis after this
         self.status_path = os.path.join(cfg["run_dir"], f"worker-{name}.status")
@@ -109,6 +112,7 @@ class Worker:
                 self.redis_ok = True
                 return result
             except redis.RedisError as e:
+                self.redis_failed = True
                 if self.redis_ok is not False:
                     self.log.warning("redis %s:%s error (%s): retrying", self.cfg["redis"]["host"],
                                      self.cfg["redis"]["port"], e)
@@ -148,10 +152,11 @@ class Worker:
             self.redis_call(lambda: self.redis.lrem(self.processing, 1, raw))
             self.processed += 1
 
-    def recover(self):
+    def recover(self, why="left"):
+        self.redis_failed = False
         items = self.redis_call(lambda: self.redis.lrange(self.processing, 0, -1))
         if items:
-            self.log.info("re-processing %d items left in %s", len(items), self.processing)
+            self.log.info("re-processing %d items %s in %s", len(items), why, self.processing)
         for raw in reversed(items):  # oldest at the right end
             if self.stopping:
                 return
@@ -187,6 +192,10 @@ class Worker:
                     lambda: self.redis.blmove(self.queue, self.processing, 1, "RIGHT", "LEFT"))
                 if raw is not None:
                     self.handle(raw)
+                if self.redis_failed and not self.stopping:
+                    # The move that failed may have happened all the same: its item is in the
+                    # processing list, and only this worker looks there while its heartbeat lives.
+                    self.recover("moved while redis was unreachable")
                 elif drain_once and self.drained():
                     self.log.info("drained: queue and processing lists empty (%d processed)",
                                   self.processed)
