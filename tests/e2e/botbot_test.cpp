@@ -7,7 +7,9 @@
 
 #include <signal.h>
 
+#include <fstream>
 #include <iostream>
+#include <regex>
 #include <nlohmann/json.hpp>
 #include <atomic>
 #include <optional>
@@ -145,6 +147,92 @@ std::optional<int> engine_pid(const std::string& state_dir) {
   return std::nullopt;
 }
 
+/// A process of a tunnel: its pid and its parent's.
+struct TunnelProcess {
+  int pid = 0;
+  int ppid = 0;
+};
+
+/// The processes of the tunnel listening on `listen`: the `plan __tunnel --listen ADDR` supervisor,
+/// and, where the supervisor runs one, its forwarding child (found from /proc: a process whose
+/// command line names `__tunnel` and the address, or whose parent is one of those).
+std::vector<TunnelProcess> tunnel_processes(const std::string& listen) {
+  std::vector<TunnelProcess> all;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    std::string cmd = read_file(e.path() / "cmdline");
+    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+    std::string stat = read_file(e.path() / "stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    std::string state;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (state == "Z") continue;
+    TunnelProcess p{std::stoi(name), ppid};
+    if (contains(cmd, "__tunnel") && contains(cmd, listen)) all.push_back(p);
+    else all.push_back({-p.pid, ppid});  // a candidate child, kept aside below
+  }
+  std::vector<TunnelProcess> out;
+  for (const auto& p : all)
+    if (p.pid > 0) out.push_back(p);
+  for (const auto& p : all)
+    if (p.pid < 0 && std::any_of(out.begin(), out.end(), [&](const TunnelProcess& t) { return t.pid == p.ppid; }))
+      out.push_back({-p.pid, p.ppid});
+  return out;
+}
+
+bool has_parent_in(const std::vector<TunnelProcess>& set, const TunnelProcess& p) {
+  return std::any_of(set.begin(), set.end(), [&](const TunnelProcess& t) { return t.pid == p.ppid; });
+}
+
+/// The process that forwards the tunnel's connections: the supervisor's child when it runs one,
+/// else the supervisor itself (which then is the forwarder).
+std::vector<int> tunnel_forwarders(const std::string& listen) {
+  auto procs = tunnel_processes(listen);
+  std::vector<int> children, roots;
+  for (const auto& p : procs) (has_parent_in(procs, p) ? children : roots).push_back(p.pid);
+  return children.empty() ? roots : children;
+}
+
+/// SIGKILL to every pid (a process already gone is no error).
+void kill_all(const std::vector<int>& pids) {
+  for (int pid : pids) ::kill(pid, SIGKILL);
+}
+
+/// The lines of the output that start with `prefix` (after console colours, if any).
+std::vector<std::string> lines_starting(const std::string& out, const std::string& prefix) {
+  std::vector<std::string> found;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    std::string plain = std::regex_replace(line, std::regex("\x1b\\[[0-9;]*m"), "");
+    auto start = plain.find_first_not_of(' ');
+    if (start != std::string::npos && plain.compare(start, prefix.size(), prefix) == 0) found.push_back(plain);
+  }
+  return found;
+}
+
+/// A duration as the engine prints it ("850ms", "8s", "1m02s"), in milliseconds; -1 when unreadable.
+long long printed_ms(const std::string& d) {
+  std::smatch m;
+  if (std::regex_match(d, m, std::regex(R"((\d+)ms)"))) return std::stoll(m[1]);
+  if (std::regex_match(d, m, std::regex(R"((\d+(?:\.\d+)?)s)"))) return static_cast<long long>(std::stod(m[1]) * 1000);
+  if (std::regex_match(d, m, std::regex(R"((\d+)m(\d+)s)"))) return (std::stoll(m[1]) * 60 + std::stoll(m[2])) * 1000;
+  return -1;
+}
+
+/// The journal time (epoch ms) of the first record of `type` for step `id`; -1 when none.
+long long journal_time(const std::string& state_dir, const std::string& id, const std::string& type) {
+  for (const auto& r : journal_records(state_dir))
+    if (r.value("type", "") == type && r.value("step", "") == id && r.contains("t")) return r["t"].get<long long>();
+  return -1;
+}
+
+const std::string kRedisTunnel = "127.0.0.3:6379";
+
 /// `sandbox check --final --json`: stops the IRC users, waits for every queue to drain, judges.
 Json final_check() {
   auto r = run({kSandbox, "check", "--final", "--json"}, kSource, {}, 300s);
@@ -271,6 +359,169 @@ TEST_CASE("the engine killed with SIGKILL during the drain, then --resume: nothi
   std::cout << r.err << "\n";
   INFO(r.err);
   REQUIRE(r.code == 0);
+
+  Json c = final_check();
+  require_nothing_lost(c);
+  CHECK(c["primary"]["server"] == "new");
+}
+
+// --- What a plan holds open stays alive (issue 14): the Redis tunnel under fault, the engine
+// killed inside the read-only window. Each judged by `sandbox check --final`.
+
+TEST_CASE("the Redis tunnel's forwarder killed during the drain: the run completes and loses nothing",
+          "[e2e][botbot][tunnel]") {
+  Sandbox sandbox;
+  TempDir state("plan-e2e");
+  BackgroundApply apply(state.str());
+  // The drain begins: new's workers start on the backlog, through the tunnel.
+  REQUIRE(apply.reaches("start-workers-new", "step_started"));
+  auto forwarders = tunnel_forwarders(kRedisTunnel);
+  INFO("tunnel processes on " << kRedisTunnel << ": " << tunnel_processes(kRedisTunnel).size());
+  REQUIRE_FALSE(forwarders.empty());
+  // As the OOM killer or a slip of `kill` would: no chance to clean up.
+  kill_all(forwarders);
+  Result r = apply.wait();
+  std::cout << r.err << "\n";
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "window read-only closed after"));
+  // The tunnel forwards again (its supervisor brought the forwarder back): the run used it to the
+  // end, and closed it.
+  CHECK(journal_says(state.str(), "close-redis-tunnel", "step_succeeded"));
+
+  Json c = final_check();
+  require_nothing_lost(c);
+  CHECK(c["primary"]["server"] == "new");
+}
+
+TEST_CASE("the Redis tunnel's supervisor and forwarder both killed during the drain: the engine restarts it and nothing is lost",
+          "[e2e][botbot][tunnel]") {
+  Sandbox sandbox;
+  TempDir state("plan-e2e");
+  BackgroundApply apply(state.str());
+  REQUIRE(apply.reaches("start-workers-new", "step_started"));
+  auto procs = tunnel_processes(kRedisTunnel);
+  REQUIRE_FALSE(procs.empty());
+  std::vector<int> pids;
+  for (const auto& p : procs) pids.push_back(p.pid);
+  kill_all(pids);
+  REQUIRE(eventually([&] {
+    for (int pid : pids)
+      if (::kill(pid, 0) == 0 && !contains(read_file("/proc/" + std::to_string(pid) + "/stat"), ") Z")) return false;
+    return true;
+  }));
+  Result r = apply.wait();
+  std::cout << r.err << "\n";
+  INFO(r.err);
+  CHECK(r.code == 0);
+  // The engine says it found the tunnel dead and brought it back.
+  CHECK(contains(r.err, "redis-tunnel"));
+  CHECK(contains(r.err, "restart"));
+  CHECK(journal_says(state.str(), "close-redis-tunnel", "step_succeeded"));
+
+  Json c = final_check();
+  require_nothing_lost(c);
+  CHECK(c["primary"]["server"] == "new");
+}
+
+TEST_CASE("the Redis tunnel cannot come back (legacy's sshd stopped): the run fails naming it before the point of no return and rolls back",
+          "[e2e][botbot][tunnel]") {
+  Sandbox sandbox;
+  TempDir state("plan-e2e");
+  BackgroundApply apply(state.str());
+  REQUIRE(apply.reaches("start-workers-new", "step_started"));
+  // No new SSH connection to legacy from here on (the connections already open stay: sshd's
+  // per-connection processes outlive the listener, so the engine's own session still reaches
+  // legacy for the rollback); then the tunnel dies with its SSH connection.
+  auto stop = run({sandbox_dir() + "/bin/svc", "legacy", "sshd", "stop"}, kSource, {}, 60s);
+  INFO(stop.err);
+  REQUIRE(stop.code == 0);
+  auto procs = tunnel_processes(kRedisTunnel);
+  REQUIRE_FALSE(procs.empty());
+  std::vector<int> pids;
+  for (const auto& p : procs) pids.push_back(p.pid);
+  kill_all(pids);
+  Result r = apply.wait();
+  std::cout << r.err << "\n";
+  INFO(r.err);
+  // Failed and fully rolled back (exit 1), not left half-way (exit 3).
+  CHECK(r.code == 1);
+  // The failure names the tunnel (its step or its address), not just a worker that is not ready.
+  auto failed = lines_starting(r.err, "FAILED ");
+  REQUIRE_FALSE(failed.empty());
+  CHECK(std::any_of(failed.begin(), failed.end(), [](const std::string& l) {
+    return contains(l, "redis-tunnel") || contains(l, kRedisTunnel);
+  }));
+  // Before the point of no return: it never started, and everything before it was undone.
+  CHECK_FALSE(journal_says(state.str(), "nginx-to-new", "step_started"));
+  CHECK(contains(r.err, "undone start-workers-new"));
+  CHECK(contains(r.err, "undone keep-drained-messages"));
+  CHECK(contains(r.err, "undone stop-plugins"));
+  CHECK(contains(r.err, "undone read-only-legacy"));
+  CHECK(contains(r.err, "undone switch-dns"));
+
+  // Legacy serves and logs everything, including what new's workers drained before the tunnel
+  // died (copied back by keep-drained-messages' undo).
+  Json c = final_check();
+  require_nothing_lost(c);
+  CHECK(c["primary"]["server"] == "legacy");
+}
+
+TEST_CASE("the engine killed inside the read-only window, then unlock and --resume: the window's real length is reported",
+          "[e2e][botbot][resume]") {
+  Sandbox sandbox;
+  TempDir state("plan-e2e");
+  {
+    BackgroundApply apply(state.str());
+    // Inside the window: writes are refused on both servers, the database has been copied.
+    REQUIRE(apply.reaches("copy-db", "step_succeeded"));
+    auto pid = engine_pid(state.str());
+    REQUIRE(pid);
+    REQUIRE(::kill(*pid, SIGKILL) == 0);
+    Result killed = apply.wait();
+    CHECK(killed.code == 128 + SIGKILL);
+  }
+  // The operator takes a few seconds to notice; the window stays open meanwhile.
+  std::this_thread::sleep_for(3s);
+  auto unlock = plan_cmd({"unlock", kMigration, "--vars", kVars}, state.str());
+  INFO(unlock.err);
+  REQUIRE(unlock.code == 0);
+  auto r = apply_plan(state.str(), {"--resume"});
+  std::cout << r.err << "\n";
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+
+  // The window's real length, on the journal's clock: from the start of read-only-new (in the
+  // first run) to the end of nginx-to-new (in the resumed one).
+  long long opened = journal_time(state.str(), "read-only-new", "step_started");
+  long long closed = journal_time(state.str(), "nginx-to-new", "step_succeeded");
+  REQUIRE(opened > 0);
+  REQUIRE(closed > opened);
+  const long long real_ms = closed - opened;
+  INFO("window read-only, journal: " << real_ms << " ms");
+  CHECK(real_ms > 3000);  // the pause above is inside it
+
+  // The summary reports it, against its budget, never as "never opened".
+  CHECK_FALSE(contains(r.err, "window read-only: never opened"));
+  std::smatch m;
+  REQUIRE(std::regex_search(r.err, m, std::regex(R"(window read-only: (\S+) of )")));
+  long long reported = printed_ms(m[1]);
+  INFO("summary: window read-only: " << m[1]);
+  // Printed in whole seconds: at most a second under the journal's length, never more than it.
+  CHECK(reported >= real_ms - 1000);
+  CHECK(reported <= real_ms + 1000);
+
+  // `plan status` shows it too.
+  auto status = plan_cmd({"status", kMigration, "--vars", kVars}, state.str());
+  INFO(status.out + status.err);
+  REQUIRE(status.code == 0);
+  const std::string st = status.out + status.err;
+  std::smatch sm;
+  REQUIRE(std::regex_search(st, sm, std::regex(R"(window read-only\S*:? (\S+))")));
+  long long in_status = printed_ms(sm[1]);
+  INFO("status: window read-only " << sm[1]);
+  CHECK(in_status >= real_ms - 1000);
+  CHECK(in_status <= real_ms + 1000);
 
   Json c = final_check();
   require_nothing_lost(c);
