@@ -45,6 +45,7 @@ class Bot:
         self.status_path = os.path.join(self.run_dir, "bot.status")
         self.unflushed_path = os.path.join(self.run_dir, "bot.unflushed.jsonl")
         self.stop = threading.Event()
+        self.left = threading.Event()  # off IRC: no message can come in any more
         self.held = threading.Event()
         self.lock = threading.Lock()
         self.wakeup = threading.Condition(self.lock)
@@ -81,7 +82,10 @@ class Bot:
         while True:
             with self.lock:
                 while not self.buffer or self.held.is_set():
-                    if self.stop.is_set() and (not self.buffer or self.held.is_set()):
+                    # Not before the bot is off IRC: after SIGTERM it waits for the server to
+                    # close, and a message can still come in meanwhile (it would be left for a
+                    # next start that may never come).
+                    if self.left.is_set() and (not self.buffer or self.held.is_set()):
                         return
                     self.wakeup.wait(0.5)
                 batch = [self.buffer[i] for i in range(min(200, len(self.buffer)))]
@@ -271,6 +275,7 @@ class Bot:
                       len(self.buffer), FLUSH_TIMEOUT)
         self.flush_deadline = time.monotonic() + FLUSH_TIMEOUT
         with self.lock:
+            self.left.set()
             self.wakeup.notify_all()
         threads[0].join()
         saved = self.save_unflushed()
