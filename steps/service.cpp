@@ -588,6 +588,45 @@ class ServiceStep : public StepType {
     }
   }
 
+  /// A started service is held for the rest of the run: the engine restarts it if it dies
+  /// (a supervisor's job), until a later step stops it. Keyed by name (the engine adds the host).
+  std::optional<HeldResource> held(const Json& p) const override {
+    try {
+      ServiceParams s = parse(p);
+      if (s.action == "stop") return std::nullopt;
+      return HeldResource{"service " + s.name, "service " + s.name};
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+  std::vector<std::string> releases(const Json& p) const override {
+    try {
+      ServiceParams s = parse(p);
+      if (s.action == "stop") return {"service " + s.name};
+    } catch (const std::exception&) {
+    }
+    return {};
+  }
+  HeldStatus check_held(StepContext& ctx, const Json& /*outputs*/) const override {
+    try {
+      Service svc(ctx, parse(ctx.params));
+      const auto [up, pid] = svc.running();
+      const std::string which = pid > 0 ? "pid " + std::to_string(pid) : "it";
+      return {up, up ? which + " running" : "not running"};
+    } catch (const std::exception& e) {
+      return {false, e.what()};
+    }
+  }
+  /// Started again exactly as `action: start` would (readiness included).
+  StepOutcome restart_held(StepContext& ctx, const Json& /*outputs*/) const override {
+    try {
+      Service svc(ctx, parse(ctx.params));
+      return svc.start();
+    } catch (const std::exception& ex) {
+      return StepOutcome::fail(kind_of(ctx), ex.what());
+    }
+  }
+
   /// The note the interrupted action wrote (a start once started, before it waited for
   /// readiness; a stop before it stopped anything): what it found, as run() would have
   /// recorded it. The note stays for the rollback.

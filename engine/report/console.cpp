@@ -208,6 +208,17 @@ void ConsoleObserver::rollback_skipped(int step, const std::string& why) {
   line(style_.yellow("kept   " + id(step)) + ": " + mask(why));
 }
 
+void ConsoleObserver::held_restarted(int step, const HeldResource& resource, const HeldStatus& found,
+                                     const StepOutcome& restart) {
+  std::lock_guard lk(mu_);
+  last_log_step_ = -1;
+  const std::string head = "held   " + id(step) + ": " + mask(resource.what) + " found down (" + mask(found.seen) + ")";
+  if (restart.succeeded())
+    line(style_.yellow(head + "; restarted"));
+  else
+    line(style_.red(head + "; could NOT be restarted: " + mask(restart.message)));
+}
+
 void ConsoleObserver::run_finished(const RunSummary& summary) {
   {
     std::lock_guard lk(mu_);

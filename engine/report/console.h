@@ -41,6 +41,8 @@ class ConsoleObserver : public RunObserver {
   void rollback_started(int step) override;
   void rollback_finished(int step, const StepOutcome& outcome) override;
   void rollback_skipped(int step, const std::string& why) override;
+  void held_restarted(int step, const HeldResource& resource, const HeldStatus& found,
+                      const StepOutcome& restart) override;
   void run_finished(const RunSummary& summary) override;
 
   /// While paused (an approval prompt owns the terminal) the live status line is not drawn.

@@ -161,6 +161,15 @@ void JsonEventObserver::rollback_skipped(int step, const std::string& why) {
   emit("rollback_skipped", {{"step", id(step)}, {"why", mask(why)}});
 }
 
+void JsonEventObserver::held_restarted(int step, const HeldResource& resource, const HeldStatus& found,
+                                       const StepOutcome& restart) {
+  std::lock_guard lk(mu_);
+  Json f = {{"step", id(step)}, {"what", mask(resource.what)}, {"seen", mask(found.seen)},
+            {"restarted", restart.succeeded()}};
+  if (!restart.message.empty()) f["message"] = mask(restart.message);
+  emit("held_restarted", std::move(f));
+}
+
 void JsonEventObserver::run_finished(const RunSummary& s) {
   std::lock_guard lk(mu_);
   Json counts = {{"succeeded", 0}, {"failed", 0}, {"skipped", 0}, {"not_started", 0}};

@@ -10,13 +10,29 @@ namespace plan {
 using Clock = std::chrono::steady_clock;
 
 /// Set once by the runner (second Ctrl-C, --fail-fast); polled by actions and subprocess loops.
+/// Copies share one flag. A child() is cancelled by its own cancel() or by its parent's: the
+/// runner gives each attempt a child of the run's token, so that it can stop one step alone (a
+/// held resource it stands on died for good) while an interrupt still stops them all.
 class CancelToken {
  public:
-  void cancel() { flag_->store(true); }
-  bool cancelled() const { return flag_->load(); }
+  void cancel() { state_->flag.store(true); }
+  bool cancelled() const {
+    for (const State* s = state_.get(); s; s = s->parent.get())
+      if (s->flag.load()) return true;
+    return false;
+  }
+  CancelToken child() const {
+    CancelToken c;
+    c.state_->parent = state_;
+    return c;
+  }
 
  private:
-  std::shared_ptr<std::atomic<bool>> flag_ = std::make_shared<std::atomic<bool>>(false);
+  struct State {
+    std::atomic<bool> flag{false};
+    std::shared_ptr<const State> parent;
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 /// A point in time after which an attempt is abandoned; Deadline::none() never expires.

@@ -71,6 +71,10 @@ class RunObserver {
   /// A completed step that the rollback pass leaves as it is, or a failed step that changed
   /// nothing (untouched_text), and why.
   virtual void rollback_skipped(int /*step*/, const std::string& /*why*/) {}
+  /// A held resource of a succeeded step (StepType::held) was found dead (`found`), and what
+  /// restarting it came to: succeeded, it is back; failed, it is lost (restart.message says why).
+  virtual void held_restarted(int /*step*/, const HeldResource&, const HeldStatus& /*found*/,
+                              const StepOutcome& /*restart*/) {}
   virtual void run_finished(const RunSummary&) {}
 };
 

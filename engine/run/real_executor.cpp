@@ -263,11 +263,28 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
   }
 }
 
+namespace {
+
+// A type's key names the thing on its host; the same name on two hosts is two things. Local
+// hosts (any name) are this machine: one place.
+std::string where(HostPool& hosts, const Step& step) {
+  HostConnection& host = hosts.get(step.on);  // never connects
+  return host.is_local() ? "" : " on " + host.name();
+}
+
+}  // namespace
+
 std::optional<HeldResource> RealExecutor::held(const StepRequest& req) {
   const StepType* type = Registry::instance().step(req.step.type);
   if (!type) return std::nullopt;
   try {
-    return type->held(resolve(req.step.with, req.scope).value);
+    std::optional<HeldResource> r = type->held(resolve(req.step.with, req.scope).value);
+    if (r) {
+      const std::string at = where(env_.hosts, req.step);
+      r->key += at;
+      r->what += at;
+    }
+    return r;
   } catch (...) {
     return std::nullopt;
   }
@@ -277,7 +294,11 @@ std::vector<std::string> RealExecutor::releases(const StepRequest& req) {
   const StepType* type = Registry::instance().step(req.step.type);
   if (!type) return {};
   try {
-    return type->releases(resolve(req.step.with, req.scope).value);
+    std::vector<std::string> keys = type->releases(resolve(req.step.with, req.scope).value);
+    const std::string at = keys.empty() ? "" : where(env_.hosts, req.step);
+    for (std::string& k : keys)
+      if (k.rfind("step:", 0) != 0) k += at;
+    return keys;
   } catch (...) {
     return {};
   }

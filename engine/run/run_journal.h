@@ -26,6 +26,14 @@ class RunJournal {
     (void)step;
     (void)why;
   }
+  /// A held resource of `step` was found dead and restarted (or not: restart failed).
+  virtual void held_restarted(int step, const HeldResource& resource, const HeldStatus& found,
+                              const StepOutcome& restart) {
+    (void)step;
+    (void)resource;
+    (void)found;
+    (void)restart;
+  }
 };
 
 }  // namespace plan

@@ -9,6 +9,8 @@
 
 #include "run/runner.h"
 
+#include "run/held_watch.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -71,6 +73,13 @@ struct Runner::Impl {
     scope.placeholders_for_missing = opts.dry_run;
     scope.outputs = [this](const std::string& id) { return outputs_of(id); };
     setup_windows();
+    HeldWatch::Listener listener;
+    listener.restarted = [this](int step, const HeldResource& r, const HeldStatus& found, const StepOutcome& restart) {
+      if (opts.journal) opts.journal->held_restarted(step, r, found, restart);
+      emit([&](RunObserver& obs) { obs.held_restarted(step, r, found, restart); });
+    };
+    listener.lost = [this](int step, const std::string& why) { held_lost(step, why); };
+    held = std::make_unique<HeldWatch>(p, g, e, scope, std::move(listener), opts.held_interval);
   }
 
   const Plan& plan;
@@ -101,6 +110,28 @@ struct Runner::Impl {
   std::vector<WindowRecord> windows;
   std::vector<std::vector<int>> window_from, window_to;  // leaf steps that open / close each window
   std::vector<int> window_to_left;                       // closing steps not yet finished
+  std::unique_ptr<HeldWatch> held;                       // what succeeded steps keep open
+  std::map<int, CancelToken> attempt_tokens;             // running steps: cancels one alone
+  std::map<int, std::string> lost_under;                 // running steps whose held resource is lost
+
+  /// A held resource of step `h` died for good: every running step standing on it is stopped,
+  /// and fails saying why (not as "cancelled").
+  void held_lost(int h, const std::string& why) {
+    std::vector<int> running;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& entry : attempt_tokens) running.push_back(entry.first);
+    }
+    for (int s : running) {
+      const std::vector<int> under = held->held_under(s);
+      if (std::find(under.begin(), under.end(), h) == under.end()) continue;
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = attempt_tokens.find(s);
+      if (it == attempt_tokens.end()) continue;
+      lost_under[s] = why;
+      it->second.cancel();
+    }
+  }
 
   template <class F>
   void emit(F&& f) {
@@ -161,17 +192,40 @@ struct Runner::Impl {
     StepOutcome out;
     bool untouched = true;  // every attempt failed before changing anything
     int attempt = 1;
+    // What this step closes on purpose is no longer watched: nothing may bring it back.
+    held->release_for(s);
+    const CancelToken step_cancel = cancel.child();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      attempt_tokens[s] = step_cancel;
+    }
     for (;; ++attempt) {
       if (attempt > 1) emit([&](RunObserver& o) { o.step_started(s, attempt); });
       const Deadline deadline = timeout.count() > 0 ? Deadline::after(timeout) : Deadline::none();
-      const StepRequest req{step, s, attempt, scope, deadline, cancel, log, static_cast<const RunView*>(owner)};
+      const StepRequest req{step, s, attempt, scope, deadline, step_cancel, log, static_cast<const RunView*>(owner)};
       if (opts.journal) opts.journal->step_started(s, attempt);  // durable before the action
-      try {
-        out = executor.execute(req);
-      } catch (const std::exception& e) {
-        out = StepOutcome::fail(FailureKind::Error, std::string("internal error: ") + e.what());
-      } catch (...) {
-        out = StepOutcome::fail(FailureKind::Error, "internal error: unknown exception");
+      // Never run on a held resource that died: restarted first, or the step fails naming it.
+      if (std::string lost = held->ensure(s, deadline, step_cancel); !lost.empty()) {
+        out = StepOutcome::fail(FailureKind::Error, "stands on a held resource that is down: " + lost)
+                  .changed_nothing("a held resource it stands on is down");
+      } else {
+        try {
+          out = executor.execute(req);
+        } catch (const std::exception& e) {
+          out = StepOutcome::fail(FailureKind::Error, std::string("internal error: ") + e.what());
+        } catch (...) {
+          out = StepOutcome::fail(FailureKind::Error, "internal error: unknown exception");
+        }
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (auto it = lost_under.find(s); it != lost_under.end() && out.failed() && !cancel.cancelled()) {
+          // Stopped by held_lost, not by the operator: a failure of its own, not retried.
+          out.kind = FailureKind::Error;
+          out.message = "stopped: it stands on a held resource that is down: " + it->second;
+          untouched = false;
+          break;
+        }
       }
       untouched = untouched && out.failed() && out.untouched;
       if (!out.failed() || attempt >= attempts || !retryable(out.kind) || cancel.cancelled()) break;
@@ -179,6 +233,11 @@ struct Runner::Impl {
       emit([&](RunObserver& o) { o.step_retrying(s, attempt, out, delay); });
       opts.sleep(delay, cancel);
       if (cancel.cancelled()) break;  // keep the last real failure as the step's outcome
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      attempt_tokens.erase(s);
+      lost_under.erase(s);
     }
     // An earlier attempt may have acted even if the last one never started.
     if (out.failed() && !untouched) {
@@ -287,6 +346,10 @@ struct Runner::Impl {
     // Finished records and closed windows are not written again: safe to read unlocked.
     for (int s : finished) emit([&](RunObserver& o) { o.step_finished(s, records[s]); });
     for (int w : closed) emit([&](RunObserver& o) { o.window_closed(windows[w]); });
+    // Watched before the loop can launch what stands on it (held() resolves parameters, which
+    // reads outputs under `mu`: hence unlocked).
+    for (int s : finished)
+      if (records[s].state == StepState::Succeeded) held->hold(s, records[s].outcome.outputs);
     lock.lock();
   }
 
@@ -297,8 +360,13 @@ struct Runner::Impl {
     const std::function<void(const std::string&)> log = [this, s](const std::string& line) {
       emit([&](RunObserver& o) { o.step_log(s, line); });
     };
+    // Its own resource is about to be closed; what the undo stands on must be alive.
+    held->release_step(s);
+    // A resource already found lost is not restarted again for every undo standing on it.
+    const std::string lost = held->ensure(s, Deadline::none(), rollback_cancel, /*retry_lost=*/false);
     if (opts.journal) opts.journal->rollback_started(s);
     emit([&](RunObserver& o) { o.rollback_started(s); });
+    if (!lost.empty()) log("a held resource this undo stands on is down: " + lost);
     // The record is final (the forward pass is over): its outputs may be read unlocked.
     const Json& outputs = records[s].outcome.outputs;
     const Deadline deadline = timeout.count() > 0 ? Deadline::after(timeout) : Deadline::none();
@@ -316,6 +384,21 @@ struct Runner::Impl {
     Completion c{s, {}, true};
     c.record.outcome = std::move(out);
     return c;
+  }
+
+  /// What steps done earlier still hold is watched again (resume), in dependency order so that a
+  /// later step's release or re-hold wins. Called unlocked.
+  void hold_already_done() {
+    std::vector<int> earlier;
+    for (const auto& entry : opts.already_done)
+      if (entry.first >= 0 && entry.first < graph.size) earlier.push_back(entry.first);
+    std::sort(earlier.begin(), earlier.end(), [&](int a, int b) {
+      return graph.wave[a] != graph.wave[b] ? graph.wave[a] < graph.wave[b] : a < b;
+    });
+    for (int s : earlier) {
+      held->release_for(s);
+      held->hold(s, records[s].outcome.outputs);
+    }
   }
 
   /// Steps done earlier (resume): done in the schedule, their outputs visible, never run again.
@@ -533,6 +616,9 @@ struct Runner::Impl {
       if (s >= 0 && s < graph.size) emit([&](RunObserver& o) { o.step_finished(s, records[s]); });
     }
 
+    hold_already_done();
+    if (!opts.rollback_only) held->start();  // a rollback restarts only what an undo stands on
+
     const int nworkers = std::max(1, std::min(std::max(1, opts.parallelism), graph.size));
     std::vector<std::thread> threads;
     for (int i = 0; i < nworkers; ++i) threads.emplace_back([this] { worker(); });
@@ -565,6 +651,11 @@ struct Runner::Impl {
 
     const bool pass = opts.rollback_only ||
                       (real_failure && !stopped_by_signal && opts.rollback_on_failure && !opts.dry_run);
+    // From here nothing runs forward: no periodic restarts (one could race an undo closing it);
+    // an undo still gets what it stands on checked (ensure).
+    lock.unlock();
+    held->stop();
+    lock.lock();
     if (pass) rollback_pass(lock, sum);
 
     shutdown = true;

@@ -39,6 +39,8 @@ struct RunOptions {
   int rollback_only_done_code = 0;
   /// Durable record of every event, or null (dry run).
   RunJournal* journal = nullptr;
+  /// How often held resources (StepType::held) are probed while the run goes on.
+  Millis held_interval{1000};
 };
 
 class Runner : public RunView {

@@ -360,6 +360,9 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
       s.message = text_of(r, "message");
     } else if (type == "rollback_skipped") {
       s.not_rolled_back = text_of(r, "why");
+    } else if (type == "held_restarted" && s.state == "succeeded" && r.contains("outputs") &&
+               r["outputs"].is_object() && !r["outputs"].empty()) {
+      s.outputs = r["outputs"];  // what a rollback or a resume finds now (a restarted tunnel's pid)
     }
   }
   return run;

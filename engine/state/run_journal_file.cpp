@@ -198,6 +198,18 @@ void RunJournalFile::rollback_finished(int step, const StepOutcome& outcome) {
     writer_.append({{"type", "rollback_done"}, {"step", id_of(step)}});
 }
 
+void RunJournalFile::held_restarted(int step, const HeldResource& resource, const HeldStatus& found,
+                                    const StepOutcome& restart) {
+  Json r = {{"type", "held_restarted"},
+            {"step", id_of(step)},
+            {"what", mask(resource.what)},
+            {"seen", mask(found.seen)},
+            {"restarted", restart.succeeded()}};
+  if (!restart.message.empty()) r["message"] = mask(restart.message);
+  if (restart.succeeded() && !restart.outputs.empty()) r["outputs"] = mask_json(restart.outputs, masker_);
+  writer_.append(std::move(r));
+}
+
 void RunJournalFile::rollback_skipped(int step, const std::string& why) {
   writer_.append({{"type", "rollback_skipped"}, {"step", id_of(step)}, {"why", mask(why)}});
 }

@@ -52,6 +52,11 @@ class RunJournalFile : public RunJournal {
   /// {"type":"rollback_skipped","step":ID,"why":...}: the step keeps its state (succeeded,
   /// failed); `plan status` shows why it was not rolled back.
   void rollback_skipped(int step, const std::string& why) override;
+  /// {"type":"held_restarted","step":ID,"what":...,"seen":...,"restarted":BOOL,"message"?,
+  /// "outputs"?}: a held resource found dead, and whether it came back (its new outputs, which
+  /// replace the step's for a later rollback or resume).
+  void held_restarted(int step, const HeldResource& resource, const HeldStatus& found,
+                      const StepOutcome& restart) override;
 
  private:
   std::string id_of(int step) const;

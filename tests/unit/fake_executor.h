@@ -7,8 +7,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -91,6 +93,16 @@ class FakeExecutor : public Executor {
   }
   bool wait_started(const std::string& id) {
     return wait_until([&] { return started_.count(id) > 0; });
+  }
+  /// Until some attempt of `id` has ended.
+  bool wait_ended(const std::string& id) {
+    return wait_until([&] {
+      return std::any_of(events_.begin(), events_.end(), [&](const Event& e) { return e.id == id && !e.start; });
+    });
+  }
+  /// Until `id`'s held resource has been restarted `n` times.
+  bool wait_restarts(const std::string& id, int n) {
+    return wait_until([&] { return restarts_.count(id) && restarts_.at(id) >= n; });
   }
 
   StepOutcome execute(const StepRequest& req) override {
@@ -217,6 +229,60 @@ class FakeExecutor : public Executor {
       if (events_[k].id == id && !events_[k].start) return static_cast<int>(k);
     return -1;
   }
+  // Held resources (Executor::held): `id` holds `key` (alive) once it succeeds; kill_held makes
+  // the next probes find it dead; a restart brings it back unless restart_fails said why not.
+  void holds(const std::string& id, const std::string& key) {
+    std::lock_guard<std::mutex> l(mu_);
+    holds_[id] = key;
+  }
+  void releases(const std::string& id, std::vector<std::string> keys) {
+    std::lock_guard<std::mutex> l(mu_);
+    releases_[id] = std::move(keys);
+  }
+  void kill_held(const std::string& id) {
+    std::lock_guard<std::mutex> l(mu_);
+    dead_.insert(id);
+    cv_.notify_all();
+  }
+  void restart_fails(const std::string& id, std::string why) {
+    std::lock_guard<std::mutex> l(mu_);
+    restart_refusals_[id] = std::move(why);
+  }
+  bool held_alive(const std::string& id) const {
+    std::lock_guard<std::mutex> l(mu_);
+    return !dead_.count(id);
+  }
+  int held_restarts(const std::string& id) const {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = restarts_.find(id);
+    return it == restarts_.end() ? 0 : it->second;
+  }
+  std::optional<HeldResource> held(const StepRequest& req) override {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = holds_.find(req.step.id);
+    if (it == holds_.end()) return std::nullopt;
+    return HeldResource{it->second, "resource " + it->second};
+  }
+  std::vector<std::string> releases(const StepRequest& req) override {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = releases_.find(req.step.id);
+    return it == releases_.end() ? std::vector<std::string>{} : it->second;
+  }
+  HeldStatus check_held(const StepRequest& req, const Json&) override {
+    std::lock_guard<std::mutex> l(mu_);
+    return dead_.count(req.step.id) ? HeldStatus{false, "gone"} : HeldStatus{true, "alive"};
+  }
+  StepOutcome restart_held(const StepRequest& req, const Json&) override {
+    std::lock_guard<std::mutex> l(mu_);
+    const std::string& id = req.step.id;
+    ++restarts_[id];
+    cv_.notify_all();
+    if (auto it = restart_refusals_.find(id); it != restart_refusals_.end())
+      return StepOutcome::fail(FailureKind::Error, it->second);
+    dead_.erase(id);
+    return StepOutcome::ok({{"restarted", restarts_[id]}});
+  }
+
   /// Milliseconds left on the deadline the step's last attempt was given.
   long long deadline_left(const std::string& id) const {
     std::lock_guard<std::mutex> l(mu_);
@@ -245,6 +311,10 @@ class FakeExecutor : public Executor {
   int running_ = 0, max_running_ = 0, rollbacks_running_ = 0;
   std::vector<Event> events_;
   std::map<std::string, long long> deadline_left_;
+  std::map<std::string, std::string> holds_, restart_refusals_;
+  std::map<std::string, std::vector<std::string>> releases_;
+  std::set<std::string> dead_;
+  std::map<std::string, int> restarts_;
 };
 
 /// Runs `runner.run()` on a thread, for tests that act while the run is under way.
