@@ -527,3 +527,27 @@ TEST_CASE("the engine killed inside the read-only window, then unlock and --resu
   require_nothing_lost(c);
   CHECK(c["primary"]["server"] == "new");
 }
+
+TEST_CASE("the Redis tunnel stalled for 7 s during the drain: the workers' timed-out moves are not stranded",
+          "[e2e][botbot][tunnel]") {
+  // The tally's exit 3: on a loaded machine the tunnel stalls past the workers' 5 s socket timeout;
+  // a BLMOVE the server carried out but whose reply never came left its item in the worker's
+  // processing list, and wait-legacy-empty gave up on it past the point of no return.
+  Sandbox sandbox;
+  TempDir state("plan-e2e");
+  BackgroundApply apply(state.str());
+  REQUIRE(apply.reaches("wait-drained", "step_started"));
+  auto procs = tunnel_processes(kRedisTunnel);
+  REQUIRE_FALSE(procs.empty());
+  for (const auto& p : procs) ::kill(p.pid, SIGSTOP);
+  std::this_thread::sleep_for(7s);
+  for (const auto& p : procs) ::kill(p.pid, SIGCONT);
+  Result r = apply.wait();
+  std::cout << r.err << "\n";
+  INFO(r.err);
+  CHECK(r.code == 0);
+
+  Json c = final_check();
+  require_nothing_lost(c);
+  CHECK(c["primary"]["server"] == "new");
+}
