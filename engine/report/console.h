@@ -71,6 +71,7 @@ class ConsoleObserver : public RunObserver {
   bool status_shown_ = false;
   bool paused_ = false;
   std::set<int> running_;
+  std::map<int, int> first_attempt_;  // per step: the number of its first attempt in this run
   std::map<int, Clock::time_point> undo_started_;
   std::vector<WindowRecord> open_windows_;
 };

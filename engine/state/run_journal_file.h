@@ -52,6 +52,10 @@ class RunJournalFile : public RunJournal {
   /// {"type":"rollback_skipped","step":ID,"why":...}: the step keeps its state (succeeded,
   /// failed); `plan status` shows why it was not rolled back.
   void rollback_skipped(int step, const std::string& why) override;
+  /// {"type":"window_opened","window":NAME,"budget_ms":N} and {"type":"window_closed",...,
+  /// "elapsed_ms":N}: their "t" is the journal's clock for the window (`plan status`, a resume).
+  void window_opened(const WindowRecord& w) override;
+  void window_closed(const WindowRecord& w) override;
 
  private:
   std::string id_of(int step) const;
