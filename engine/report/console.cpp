@@ -302,7 +302,8 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
     o << "  not rolled back" << (why.empty() ? "" : " (" + why + ")") << ": " << join(ids) << "\n";
   if (!summary.forward.empty()) o << "  " << style.yellow("forward recovery") << ": " << m(summary.forward.text()) << "\n";
   auto end = Clock::now();
-  for (const auto& w : summary.windows) {
+  // A rollback runs nothing forward: the windows are the forward runs' (`plan status` shows them).
+  for (const auto& w : summary.rollback_only ? std::vector<WindowRecord>{} : summary.windows) {
     o << "  window " << w.name << ": ";
     if (!w.opened) {
       o << "never opened (budget " << format_duration(w.budget) << ")\n";
