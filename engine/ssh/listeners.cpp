@@ -179,18 +179,19 @@ bool accepts_connections(const Endpoint& ep, std::chrono::milliseconds timeout) 
     if (fd < 0) continue;
     socklen_t len = sa.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
     int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), len);
-    bool ok = rc == 0;
-    if (rc != 0 && errno == EINPROGRESS) {
+    int err = rc == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
       pollfd p{fd, POLLOUT, 0};
-      if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1) {
-        int err = 0;
+      // No answer in time: a listener whose backlog is full (nobody accepts) still holds the
+      // address; only a refusal says that nothing listens.
+      err = ::poll(&p, 1, static_cast<int>(timeout.count())) == 1 ? 0 : ETIMEDOUT;
+      if (err == 0) {
         socklen_t el = sizeof err;
         ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-        ok = err == 0;
       }
     }
     ::close(fd);
-    if (ok) return true;
+    if (err == 0 || err == ETIMEDOUT) return true;
   }
   return false;
 }

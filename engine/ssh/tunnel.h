@@ -116,7 +116,8 @@ bool holds_listener(int pid, const Endpoint& ep);
 /// For messages: "pid 812 (python3 -m http.server 16391)" per listener, "; "-separated, or
 /// "a process this user cannot see" when connections are accepted but no holder is found.
 std::string describe_listeners(const Endpoint& ep);
-/// True when a TCP connection to `ep` is accepted within `timeout`.
+/// True when something takes TCP connections to `ep`: a connection is accepted, or left without
+/// an answer for `timeout` (a listener nobody accepts from, its backlog full). False when refused.
 bool accepts_connections(const Endpoint& ep, std::chrono::milliseconds timeout);
 
 /// The `plan` binary to run `__tunnel` with: this process's own executable, unless the

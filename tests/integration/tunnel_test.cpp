@@ -70,6 +70,14 @@ int pidfile_pid(const std::string& pidfile) {
   return std::regex_search(text, m, re) ? std::stoi(m[1]) : 0;
 }
 
+/// The forwarder's pid in a tunnel's pidfile, or 0.
+int pidfile_forwarder(const std::string& pidfile) {
+  std::smatch m;
+  std::string text = read_file(pidfile);
+  static const std::regex re("\"forwarder\":([0-9]+)");
+  return std::regex_search(text, m, re) ? std::stoi(m[1]) : 0;
+}
+
 bool process_alive(int pid) { return pid > 0 && ::kill(pid, 0) == 0 && !contains(read_file("/proc/" + std::to_string(pid) + "/stat"), ") Z "); }
 
 /// Stops every supervisor a test left behind, also when an assertion failed half-way.
@@ -142,7 +150,7 @@ Result redis_cli(const std::string& host, int port, std::vector<std::string> arg
 }
 
 /// The pids on the sshd side of the TCP connections that `pid` holds to sshd port `sshd_port`
-/// (the sshd processes serving that supervisor), from `ss`.
+/// (the sshd processes serving that forwarder), from `ss`.
 std::vector<int> sshd_pids_serving(int pid, int sshd_port) {
   Result mine = harness::run({"ss", "-tnpH", "state", "established", "( dport = :" + std::to_string(sshd_port) + " )"});
   std::vector<int> out;
@@ -354,7 +362,8 @@ TEST_CASE("ssh.tunnel reconnects after its SSH connection is cut", "[tunnel]") {
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   std::string log = tunnels_dir(state, "tunnel-cut") + "/127.0.0.9_16383.log";
-  int pid = pidfile_pid(tunnels_dir(state, "tunnel-cut") + "/127.0.0.9_16383.pid");
+  std::string pidfile = tunnels_dir(state, "tunnel-cut") + "/127.0.0.9_16383.pid";
+  int pid = pidfile_pid(pidfile);
   REQUIRE(pid > 0);
 
   // A client connected through the tunnel loses its connection with the SSH connection.
@@ -363,7 +372,7 @@ TEST_CASE("ssh.tunnel reconnects after its SSH connection is cut", "[tunnel]") {
   std::string got;
   REQUIRE((send_all(fd, resp({"PING"})) && recv_exact(fd, got, 7) && got == "+PONG\r\n"));
 
-  std::vector<int> sshd = sshd_pids_serving(pid, 2222);
+  std::vector<int> sshd = sshd_pids_serving(pidfile_forwarder(pidfile), 2222);
   REQUIRE_FALSE(sshd.empty());
   for (int p : sshd) ::kill(p, SIGKILL);
 
@@ -388,11 +397,12 @@ TEST_CASE("ssh.tunnel notices an SSH connection that stopped answering through i
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   std::string log = tunnels_dir(state, "tunnel-silent") + "/127.0.0.9_16388.log";
-  int pid = pidfile_pid(tunnels_dir(state, "tunnel-silent") + "/127.0.0.9_16388.pid");
+  std::string pidfile = tunnels_dir(state, "tunnel-silent") + "/127.0.0.9_16388.pid";
+  int pid = pidfile_pid(pidfile);
   REQUIRE(pid > 0);
   // The sshd processes serving it freeze (as a hung server or a dead link would): the TCP
   // connection stays up, nothing answers.
-  std::vector<int> sshd = sshd_pids_serving(pid, 2222);
+  std::vector<int> sshd = sshd_pids_serving(pidfile_forwarder(pidfile), 2222);
   REQUIRE_FALSE(sshd.empty());
   for (int p : sshd) ::kill(p, SIGSTOP);
   struct Killer {
@@ -443,7 +453,8 @@ TEST_CASE("ssh.tunnel gives up after max_respawns when sshd stays down", "[tunne
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   std::string log = tunnels_dir(state, "tunnel-giveup") + "/127.0.0.9_16384.log";
-  int pid = pidfile_pid(tunnels_dir(state, "tunnel-giveup") + "/127.0.0.9_16384.pid");
+  std::string pidfile = tunnels_dir(state, "tunnel-giveup") + "/127.0.0.9_16384.pid";
+  int pid = pidfile_pid(pidfile);
   REQUIRE(pid > 0);
 
   // sshd goes down for good: its listener, then the process serving the tunnel.
@@ -451,7 +462,7 @@ TEST_CASE("ssh.tunnel gives up after max_respawns when sshd stays down", "[tunne
   std::ifstream(sshd_pidfile) >> listener;
   REQUIRE(listener > 0);
   ::kill(listener, SIGKILL);
-  for (int p : sshd_pids_serving(pid, 2223)) ::kill(p, SIGKILL);
+  for (int p : sshd_pids_serving(pidfile_forwarder(pidfile), 2223)) ::kill(p, SIGKILL);
 
   REQUIRE(harness::eventually([&] { return !process_alive(pid); }, std::chrono::seconds(30)));
   std::string text = read_file(log);
@@ -529,14 +540,6 @@ TEST_CASE("ssh.tunnel holds back a client that does not read instead of bufferin
 }
 
 namespace {
-
-/// The forwarder's pid in a tunnel's pidfile, or 0.
-int pidfile_forwarder(const std::string& pidfile) {
-  std::smatch m;
-  std::string text = read_file(pidfile);
-  static const std::regex re("\"forwarder\":([0-9]+)");
-  return std::regex_search(text, m, re) ? std::stoi(m[1]) : 0;
-}
 
 /// A machine registry of tunnels of the test's own (XDG_RUNTIME_DIR), for `plan` runs and, while
 /// it lives, for this process: what another developer's tunnels do cannot reach into the test.
