@@ -199,8 +199,8 @@ std::optional<Found> find_live(const std::string& state_dir, const ssh::Endpoint
 /// about a tunnel found through the registry.
 std::string whose(const Found& f) {
   fs::path state = fs::path(f.pid_path).parent_path().parent_path();
-  return "supervisor " + std::to_string(f.info.pid) + " (pidfile " + f.pid_path + ", opened by step '" + f.info.id +
-         "' with state folder " + state.string() + ")";
+  return "supervisor " + std::to_string(f.info.pid) + " (pidfile " + f.pid_path + ", opened by step '" +
+         f.info.id + "' with state folder " + state.string() + ")";
 }
 
 /// For state: closed by id: the pidfile whose opener was step `id`.
@@ -321,13 +321,15 @@ StepOutcome open_tunnel(StepContext& ctx, const TunnelParams& t) {
     ssh::stop_supervisor(*info, spec.pid_path, kStopGrace);  // also clears a stale pidfile
   }
   // Another state folder's tunnel on this address: not ours to replace (nor to fight for the port).
-  if (auto other = ssh::registered_tunnel(spec.listen); other && other->pid_path != spec.pid_path)
+  if (auto other = ssh::registered_tunnel(spec.listen); other && other->pid_path != spec.pid_path) {
+    std::string addr = spec.listen.text();
     return StepOutcome::fail(FailureKind::Error,
-                             "tunnel " + spec.route() + ": " + spec.listen.text() + " is already held by the tunnel " +
+                             "tunnel " + spec.route() + ": " + addr + " is already held by the tunnel " +
                                  whose(Found{*other, other->pid_path, true}) + ", to " + other->via + " -> " +
-                                 other->target + "; close it first (ssh.tunnel with listen: \"" + spec.listen.text() +
+                                 other->target + "; close it first (ssh.tunnel with listen: \"" + addr +
                                  "\" and state: closed)")
         .changed_nothing("the listen address is another plan's");
+  }
   std::error_code ec;
   fs::create_directories(fs::path(spec.log_path).parent_path(), ec);
   long long offset = static_cast<long long>(fs::file_size(spec.log_path, ec));
@@ -393,11 +395,11 @@ StepOutcome close_tunnel(StepContext& ctx, const TunnelParams& t, Answering answ
       std::this_thread::sleep_for(Millis(100));
       answers = ssh::accepts_connections(*listen, Millis(1000));
     }
-    if (answers)
-      return StepOutcome::fail(FailureKind::Error,
-                               (found ? "tunnel " + listen->text() + " closed, but " : "no tunnel running for " + what + ", but ") +
-                                   listen->text() + " still accepts connections: " + ssh::describe_listeners(*listen) +
-                                   " listens there");
+    if (answers) {
+      std::string done = found ? "tunnel " + listen->text() + " closed" : "no tunnel running for " + what;
+      return StepOutcome::fail(FailureKind::Error, done + ", but " + listen->text() + " still accepts connections: " +
+                                                       ssh::describe_listeners(*listen) + " listens there");
+    }
   }
   return StepOutcome::ok(out);
 }
@@ -413,7 +415,8 @@ HeldStatus held_status(const std::string& state_dir, const ssh::Endpoint& listen
   if (info->listen != listen.text()) return {false, sup + " serves " + info->listen + ", not " + listen.text()};
   if (!ssh::holds_listener(info->pid, listen))
     return {false, sup + " runs but does not listen on " + listen.text()};
-  if (ssh::forwarder_alive(*info)) return {true, sup + " running (forwarder " + std::to_string(info->forwarder) + ")"};
+  if (ssh::forwarder_alive(*info))
+    return {true, sup + " running (forwarder " + std::to_string(info->forwarder) + ")"};
   return {true, sup + " running (restarting its forwarder)"};
 }
 
@@ -524,8 +527,10 @@ class SshTunnelStep : public StepType {
     } catch (const std::exception& e) {
       return StepOutcome::fail(FailureKind::Error, e.what());
     }
-    if (!t.open) return StepOutcome::fail(FailureKind::Error, "a tunnel with state: closed holds nothing to restart");
-    if (ctx.log) ctx.log("restarting tunnel " + route_text(t) + ": " + held_status(state_dir_of(ctx), *t.listen).seen);
+    if (!t.open)
+      return StepOutcome::fail(FailureKind::Error, "a tunnel with state: closed holds nothing to restart");
+    if (ctx.log)
+      ctx.log("restarting tunnel " + route_text(t) + ": " + held_status(state_dir_of(ctx), *t.listen).seen);
     // Exactly what run() does: a stale pidfile is cleared, a new supervisor started on the same
     // listen address with the step's parameters, and waited for until it forwards.
     return open_tunnel(ctx, t);

@@ -658,15 +658,17 @@ TEST_CASE("ssh.tunnel whose monitor and forwarder are both killed frees its port
   plan::LoadResult loaded = plan::load_plan_text(plan, text);
   REQUIRE(loaded.ok());
   auto hosts = plan::make_host_pool(loaded.plan);
-  plan::RealExecutor exec(plan::ExecutorEnv{loaded.plan, *hosts, nullptr, nullptr, state.str() + "/tunnel-both-killed"});
+  plan::ExecutorEnv env{loaded.plan, *hosts, nullptr, nullptr, state.str() + "/tunnel-both-killed"};
+  plan::RealExecutor exec(env);
   plan::Scope scope;
   scope.vars = &loaded.plan.vars;
   scope.plan = &loaded.plan;
   scope.outputs = [](const std::string&) -> const plan::Json* { return nullptr; };
   plan::CancelToken cancel;
   std::vector<std::string> lines;
-  plan::StepRequest req{loaded.plan.steps.at(0), 0, 1, scope, plan::Deadline::after(std::chrono::seconds(60)), cancel,
-                        [&](const std::string& l) { lines.push_back(l); }};
+  plan::StepRequest req{loaded.plan.steps.at(0), 0,      1,
+                        scope,                   plan::Deadline::after(std::chrono::seconds(60)),
+                        cancel,                  [&](const std::string& l) { lines.push_back(l); }};
   auto held = exec.held(req);
   REQUIRE(held);
   CHECK(held->key == "tunnel 127.0.0.9:16390");

@@ -245,7 +245,8 @@ int exit_status(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(20)
 std::vector<int> forwarders_in(const std::string& log) {
   std::vector<int> pids;
   static const std::regex re("started forwarder ([0-9]+)");
-  for (std::sregex_iterator it(log.begin(), log.end(), re), end; it != end; ++it) pids.push_back(std::stoi((*it)[1]));
+  for (std::sregex_iterator it(log.begin(), log.end(), re), end; it != end; ++it)
+    pids.push_back(std::stoi((*it)[1]));
   return pids;
 }
 
@@ -267,7 +268,8 @@ TEST_CASE("the machine's registry of tunnels lives under the runtime directory",
     CHECK(ssh::registry_entry(listen) == "/run/user/1000/plan/tunnels/127.0.0.3_6379.json");
   }
   EnvVar none("XDG_RUNTIME_DIR", nullptr);
-  std::string expected = ::access("/run", W_OK) == 0 ? "/run/plan/tunnels" : "/tmp/plan-" + std::to_string(::getuid()) + "/tunnels";
+  std::string expected = ::access("/run", W_OK) == 0 ? "/run/plan/tunnels"
+                                                     : "/tmp/plan-" + std::to_string(::getuid()) + "/tunnels";
   CHECK(ssh::tunnel_registry_dir() == expected);
   CHECK(ssh::registry_entry(ssh::parse_endpoint("[::1]:80", "listen")) == expected + "/__1_80.json");
 }
@@ -318,7 +320,9 @@ namespace {
 
 class NoHosts : public HostPool {
  public:
-  HostConnection& get(const std::string& n) override { throw std::runtime_error("no host '" + n + "' in this test"); }
+  HostConnection& get(const std::string& n) override {
+    throw std::runtime_error("no host '" + n + "' in this test");
+  }
 };
 
 }  // namespace
