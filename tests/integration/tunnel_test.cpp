@@ -24,6 +24,7 @@
 #include "harness.h"
 #include "plan/loader.h"
 #include "run/real_executor.h"
+#include "ssh/tunnel.h"
 
 namespace fs = std::filesystem;
 using harness::contains;
@@ -80,15 +81,22 @@ int pidfile_forwarder(const std::string& pidfile) {
 
 bool process_alive(int pid) { return pid > 0 && ::kill(pid, 0) == 0 && !contains(read_file("/proc/" + std::to_string(pid) + "/stat"), ") Z "); }
 
-/// Stops every supervisor a test left behind, also when an assertion failed half-way.
+/// Stops every supervisor a test left behind, also when an assertion failed half-way, and clears
+/// its entry in the machine's registry of tunnels (which only a monitor killed outright leaves).
 struct TunnelReaper {
   std::string dir;
   ~TunnelReaper() {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       if (e.path().extension() != ".pid") continue;
-      int pid = pidfile_pid(e.path().string());
-      if (pid > 0 && contains(read_file("/proc/" + std::to_string(pid) + "/cmdline"), "__tunnel")) ::kill(pid, SIGKILL);
+      auto info = plan::ssh::read_pidfile(e.path().string());
+      if (!info || !contains(read_file("/proc/" + std::to_string(info->pid) + "/cmdline"), "__tunnel")) continue;
+      ::kill(info->pid, SIGKILL);
+      harness::eventually([&] { return !plan::ssh::supervisor_alive(*info); });
+      try {
+        plan::ssh::registered_tunnel(plan::ssh::parse_endpoint(info->listen, "listen"));  // removes it when stale
+      } catch (const std::exception&) {
+      }
     }
   }
 };
