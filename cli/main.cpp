@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> assume_done_ids, rerun_ids;
   apply->add_option("--assume-done", assume_done_ids, "With --resume: take this in-flight step as done (repeatable)")
       ->type_name("ID")->allow_extra_args(false)->needs(resume);
-  apply->add_option("--rerun", rerun_ids, "With --resume: run this in-flight step again (repeatable)")
+  apply->add_option("--rerun", rerun_ids, "With --resume: run this step again, one in flight or one that succeeded earlier (irreversible: with --approve ID) (repeatable)")
       ->type_name("ID")->allow_extra_args(false)->needs(resume);
   std::vector<std::string> assume_undone_ids, rerun_undo_ids;
   apply->add_option("--assume-undone", assume_undone_ids,

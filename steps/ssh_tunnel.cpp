@@ -1,15 +1,24 @@
 // Step `ssh.tunnel`: a local port forward through a plan host, supervised like autossh
-// (keepalives, reconnects, a respawn limit, a log) by a detached `plan __tunnel` process that
-// outlives the engine. Its pidfile and log live in STATE_DIR/tunnels/, keyed by the listen address.
+// (keepalives, reconnects, a respawn limit, a log) by detached `plan __tunnel` processes that
+// outlive the engine: a monitor that restarts the forwarder when it dies (engine/ssh/tunnel.h).
+// Its pidfile and log live in STATE_DIR/tunnels/, keyed by the listen address, and the machine's
+// registry of tunnels (engine/ssh/tunnel.h: tunnel_registry_dir) lets a plan with another state
+// folder find it by that address: to close it, or to refuse to open a second one there.
 //   with: { via: legacy, listen: "127.0.0.3:6379", target: "127.0.0.1:6379",
 //           keepalive: 15s, max_respawns: 5, respawn_window: 60s, ready_timeout: 30s }
 //   with: { listen: "127.0.0.3:6379", state: closed }      # or { id: redis-tunnel, state: closed }
 // The listener runs on this machine: the step's `on` must be a local host.
 // Outputs (open): pid, listen, target, via, log. Outputs (closed): listen, stopped (pid or null).
 // rollback: auto stops a tunnel it opened, and reopens one it closed (when via and target are given).
+// A close (or rollback) that leaves the address still accepting connections fails, naming who
+// listens there.
+// Held resource (engine/run/outcome.h): an open tunnel is "tunnel LISTEN", watched by the engine
+// through check_held (its monitor alive and listening) and brought back by restart_held (run()'s
+// own start: same listen address, same parameters); a closing step releases it.
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -25,6 +34,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr Millis kStopGrace{5000};
 constexpr Millis kProbeWait{5000};
+constexpr Millis kFreeWait{3000};  // for the address to refuse connections once its tunnel is stopped
 
 struct TunnelParams {
   bool open = true;
@@ -80,10 +90,13 @@ TunnelParams parse(const Json& p) {
 const ParamTable kTable{
     .title = "ssh.tunnel parameters",
     .description = "A local port forward through an SSH host (listen on this machine, target as seen from the "
-                   "via host), supervised like autossh (keepalive, reconnect, respawn limit, log) by a detached "
-                   "process that outlives the run; files in STATE_DIR/tunnels. state: closed stops the tunnel "
-                   "found by listen or by the id of the step that opened it. The step's host must be this "
-                   "machine. rollback: auto closes a tunnel it opened and reopens one it closed.",
+                   "via host), supervised like autossh (keepalive, reconnect, respawn limit, log) by detached "
+                   "processes that outlive the run: a monitor restarts the forwarder when it dies. Files in "
+                   "STATE_DIR/tunnels, and an entry in the machine's registry of tunnels (under the runtime "
+                   "directory) so that another plan finds it by its listen address. state: closed stops the "
+                   "tunnel found by listen (opened by any plan) or by the id of the step that opened it, and "
+                   "fails when the address still answers. The step's host must be this machine. rollback: auto "
+                   "closes a tunnel it opened and reopens one it closed.",
     .params =
         {
             {.name = "via",
@@ -113,12 +126,13 @@ const ParamTable kTable{
             {.name = "max_respawns",
              .kind = ParamKind::Integer,
              .default_value = 5,
-             .description = "Reconnects allowed within respawn_window before the supervisor gives up (0 to 1000).",
+             .description = "Reconnects, and restarts of a dead forwarder, each allowed within respawn_window "
+                            "before the supervisor gives up (0 to 1000).",
              .example = 3},
             {.name = "respawn_window",
              .kind = ParamKind::Duration,
              .default_value = "60s",
-             .description = "The window max_respawns counts reconnects in.",
+             .description = "The window max_respawns counts reconnects and restarts in.",
              .example = "2m"},
             {.name = "ready_timeout",
              .kind = ParamKind::Duration,
@@ -140,7 +154,7 @@ const ParamTable kTable{
         },
     .outputs =
         {
-            {"pid", "integer", "Open: the supervisor's pid."},
+            {"pid", "integer", "Open: the supervisor's pid (its monitor, which restarts the forwarder)."},
             {"listen", "string", "The listen address (ADDR:PORT) of the tunnel opened or closed."},
             {"target", "string", "Open: the target address, as seen from the via host."},
             {"via", "string", "Open: the host the tunnel goes through."},
@@ -163,6 +177,31 @@ std::string state_dir_of(const StepContext& ctx) {
 
 /// The supervisor recorded for `listen`, if its pidfile is there (alive or not).
 std::optional<ssh::TunnelInfo> recorded(const ssh::TunnelFiles& files) { return ssh::read_pidfile(files.pid); }
+
+/// A live supervisor and where its pidfile is.
+struct Found {
+  ssh::TunnelInfo info;
+  std::string pid_path;
+  bool elsewhere = false;  // found through the machine's registry: another state folder's
+};
+
+/// The live supervisor serving `listen`: this state folder's pidfile first, then the machine's
+/// registry (a tunnel another plan, or this plan with another --state, opened). Stale pidfiles
+/// and entries met on the way are removed.
+std::optional<Found> find_live(const std::string& state_dir, const ssh::Endpoint& listen) {
+  std::string own = ssh::tunnel_files(state_dir, listen).pid;
+  if (auto info = ssh::live_pidfile(own)) return Found{*info, own, false};
+  if (auto info = ssh::registered_tunnel(listen)) return Found{*info, info->pid_path, info->pid_path != own};
+  return std::nullopt;
+}
+
+/// "supervisor 4121 (pidfile P, opened by step 'redis-tunnel' with state folder S)": for messages
+/// about a tunnel found through the registry.
+std::string whose(const Found& f) {
+  fs::path state = fs::path(f.pid_path).parent_path().parent_path();
+  return "supervisor " + std::to_string(f.info.pid) + " (pidfile " + f.pid_path + ", opened by step '" +
+         f.info.id + "' with state folder " + state.string() + ")";
+}
 
 /// For state: closed by id: the pidfile whose opener was step `id`.
 std::optional<std::pair<ssh::TunnelInfo, std::string>> find_by_id(const std::string& state_dir,
@@ -200,6 +239,7 @@ ssh::TunnelSpec make_spec(StepContext& ctx, const TunnelParams& t) {
   auto files = ssh::tunnel_files(state_dir_of(ctx), spec.listen);
   spec.pid_path = files.pid;
   spec.log_path = files.log;
+  spec.registry_path = ssh::registry_entry(spec.listen);
   return spec;
 }
 
@@ -278,7 +318,17 @@ StepOutcome open_tunnel(StepContext& ctx, const TunnelParams& t) {
                 " -> " + info->target + ")");
       }
     }
-    ssh::stop_supervisor(*info, spec.pid_path, kStopGrace);
+    ssh::stop_supervisor(*info, spec.pid_path, kStopGrace);  // also clears a stale pidfile
+  }
+  // Another state folder's tunnel on this address: not ours to replace (nor to fight for the port).
+  if (auto other = ssh::registered_tunnel(spec.listen); other && other->pid_path != spec.pid_path) {
+    std::string addr = spec.listen.text();
+    return StepOutcome::fail(FailureKind::Error,
+                             "tunnel " + spec.route() + ": " + addr + " is already held by the tunnel " +
+                                 whose(Found{*other, other->pid_path, true}) + ", to " + other->via + " -> " +
+                                 other->target + "; close it first (ssh.tunnel with listen: \"" + addr +
+                                 "\" and state: closed)")
+        .changed_nothing("the listen address is another plan's");
   }
   std::error_code ec;
   fs::create_directories(fs::path(spec.log_path).parent_path(), ec);
@@ -286,7 +336,7 @@ StepOutcome open_tunnel(StepContext& ctx, const TunnelParams& t) {
   if (ec) offset = 0;
   int pid = 0;
   try {
-    pid = ssh::spawn_supervisor(fs::read_symlink("/proc/self/exe").string(), spec);
+    pid = ssh::spawn_supervisor(ssh::plan_binary(), spec);
   } catch (const std::exception& e) {
     return StepOutcome::fail(FailureKind::Error, "tunnel " + spec.route() + ": " + e.what() + log_says(spec.log_path));
   }
@@ -298,32 +348,76 @@ StepOutcome open_tunnel(StepContext& ctx, const TunnelParams& t) {
   return wait_ready(ctx, spec, *info, t.ready_timeout, offset);
 }
 
-StepOutcome close_tunnel(StepContext& ctx, const TunnelParams& t) {
+/// How a close treats an address that still answers once no supervisor holds it.
+enum class Answering {
+  Fails,          // a close step: the plan wants the address closed
+  FailsIfStopped  // a rollback of an open step: only when it stopped a supervisor (an address
+                  // already free of the tunnel may since have been taken on purpose)
+};
+
+/// Stops the tunnel on t.listen (this state folder's, else the one the machine's registry knows)
+/// or the one step t.id opened (this state folder's). The address must then refuse connections:
+/// when something still answers there, the close fails naming it (see Answering).
+StepOutcome close_tunnel(StepContext& ctx, const TunnelParams& t, Answering answering = Answering::Fails) {
   std::string state_dir = state_dir_of(ctx);
-  std::optional<ssh::TunnelInfo> info;
-  std::string pid_path;
+  std::optional<Found> found;
+  std::optional<ssh::Endpoint> listen = t.listen;
   if (t.listen) {
-    pid_path = ssh::tunnel_files(state_dir, *t.listen).pid;
-    info = ssh::read_pidfile(pid_path);
-  } else if (auto found = find_by_id(state_dir, t.id)) {
-    info = found->first;
-    pid_path = found->second;
+    found = find_live(state_dir, *t.listen);
+  } else if (auto by_id = find_by_id(state_dir, t.id)) {
+    if (ssh::supervisor_alive(by_id->first)) found = Found{by_id->first, by_id->second, false};
+    else ssh::stop_supervisor(by_id->first, by_id->second, kStopGrace);  // clears the stale pidfile
+    try {
+      listen = ssh::parse_endpoint(by_id->first.listen, "listen");
+    } catch (const std::exception&) {
+    }
   }
   std::string what = t.listen ? t.listen->text() : "opened by step '" + t.id + "'";
-  Json out{{"listen", info ? Json(info->listen) : (t.listen ? Json(t.listen->text()) : Json(nullptr))},
-           {"stopped", nullptr}};
-  if (!info || !ssh::supervisor_alive(*info)) {
-    if (info) ssh::stop_supervisor(*info, pid_path, kStopGrace);  // clears the stale pidfile
-    if (ctx.log) ctx.log("no tunnel running for " + what);
-    return StepOutcome::ok(out);
+  Json out{{"listen", listen ? Json(listen->text()) : Json(nullptr)}, {"stopped", nullptr}};
+  if (!found) {
+    if (ctx.log) ctx.log("no tunnel running for " + what + " (already gone)");
+  } else {
+    const ssh::TunnelInfo& info = found->info;
+    std::string how = ssh::stop_supervisor(info, found->pid_path, kStopGrace);
+    if (ssh::supervisor_alive(info))
+      return StepOutcome::fail(FailureKind::Error, "tunnel " + what + " (pid " + std::to_string(info.pid) +
+                                                       ") is still running after SIGKILL");
+    if (ctx.log)
+      ctx.log("tunnel " + info.listen + " (pid " + std::to_string(info.pid) + ") " + how +
+              (found->elsewhere ? "; it was the " + whose(*found) : ""));
+    out["stopped"] = info.pid;
   }
-  std::string how = ssh::stop_supervisor(*info, pid_path, kStopGrace);
-  if (ssh::supervisor_alive(*info))
-    return StepOutcome::fail(FailureKind::Error, "tunnel " + what + " (pid " + std::to_string(info->pid) +
-                                                     ") is still running after SIGKILL");
-  if (ctx.log) ctx.log("tunnel " + info->listen + " (pid " + std::to_string(info->pid) + ") " + how);
-  out["stopped"] = info->pid;
+  // Nothing may answer there any more: a close that leaves the address serving has not closed it.
+  if (listen && (found || answering == Answering::Fails)) {
+    auto until = Clock::now() + params::bounded(kFreeWait, ctx.deadline);
+    bool answers = ssh::accepts_connections(*listen, Millis(1000));
+    while (answers && Clock::now() < until) {
+      std::this_thread::sleep_for(Millis(100));
+      answers = ssh::accepts_connections(*listen, Millis(1000));
+    }
+    if (answers) {
+      std::string done = found ? "tunnel " + listen->text() + " closed" : "no tunnel running for " + what;
+      return StepOutcome::fail(FailureKind::Error, done + ", but " + listen->text() + " still accepts connections: " +
+                                                       ssh::describe_listeners(*listen) + " listens there");
+    }
+  }
   return StepOutcome::ok(out);
+}
+
+/// The held resource's liveness: the monitor named by this state folder's pidfile is alive and
+/// holds the listening socket of `listen`. Local and read-only (no connection through it).
+HeldStatus held_status(const std::string& state_dir, const ssh::Endpoint& listen) {
+  std::string pid_path = ssh::tunnel_files(state_dir, listen).pid;
+  auto info = ssh::read_pidfile(pid_path);
+  if (!info) return {false, "no pidfile (" + pid_path + ")"};
+  std::string sup = "supervisor " + std::to_string(info->pid);
+  if (!ssh::supervisor_alive(*info)) return {false, sup + " gone (its pidfile names a dead process)"};
+  if (info->listen != listen.text()) return {false, sup + " serves " + info->listen + ", not " + listen.text()};
+  if (!ssh::holds_listener(info->pid, listen))
+    return {false, sup + " runs but does not listen on " + listen.text()};
+  if (ssh::forwarder_alive(*info))
+    return {true, sup + " running (forwarder " + std::to_string(info->forwarder) + ")"};
+  return {true, sup + " running (restarting its forwarder)"};
 }
 
 class SshTunnelStep : public StepType {
@@ -395,7 +489,51 @@ class SshTunnelStep : public StepType {
       } catch (const std::exception&) {
       }
     }
-    return close_tunnel(ctx, c);
+    return close_tunnel(ctx, c, Answering::FailsIfStopped);
+  }
+
+  std::optional<HeldResource> held(const Json& p) const override {
+    TunnelParams t = parse(p);
+    if (!t.open) return std::nullopt;
+    return HeldResource{"tunnel " + t.listen->text(), "tunnel " + route_text(t)};
+  }
+
+  std::vector<std::string> releases(const Json& p) const override {
+    TunnelParams t = parse(p);
+    if (t.open) return {};
+    std::vector<std::string> keys;
+    if (t.listen) keys.push_back("tunnel " + t.listen->text());
+    if (!t.id.empty()) keys.push_back("step:" + t.id);
+    return keys;
+  }
+
+  HeldStatus check_held(StepContext& ctx, const Json& outputs) const override {
+    (void)outputs;  // the pidfile is the truth: the monitor may have been restarted since
+    TunnelParams t;
+    try {
+      t = parse(ctx.params);
+    } catch (const std::exception& e) {
+      return {false, e.what()};
+    }
+    if (!t.open) return {true, "a closed tunnel holds nothing"};
+    return held_status(state_dir_of(ctx), *t.listen);
+  }
+
+  StepOutcome restart_held(StepContext& ctx, const Json& outputs) const override {
+    (void)outputs;
+    TunnelParams t;
+    try {
+      t = parse(ctx.params);
+    } catch (const std::exception& e) {
+      return StepOutcome::fail(FailureKind::Error, e.what());
+    }
+    if (!t.open)
+      return StepOutcome::fail(FailureKind::Error, "a tunnel with state: closed holds nothing to restart");
+    if (ctx.log)
+      ctx.log("restarting tunnel " + route_text(t) + ": " + held_status(state_dir_of(ctx), *t.listen).seen);
+    // Exactly what run() does: a stale pidfile is cleared, a new supervisor started on the same
+    // listen address with the step's parameters, and waited for until it forwards.
+    return open_tunnel(ctx, t);
   }
 
   ProbeResult probe(StepContext& ctx) const override {

@@ -2,12 +2,40 @@
 
 #include "step_note.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 namespace plan::note {
 namespace {
+
+/// Writes `text` into a new file at `path` and syncs it: a note must outlive a machine that
+/// crashes, not only the engine. False on failure (errno set).
+bool write_synced(const std::string& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  const bool ok = done == text.size() && ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+void sync_folder(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
 
 std::string path_of(const StepContext& ctx) {
   if (ctx.state_dir.empty()) return "";
@@ -22,13 +50,9 @@ void write(const StepContext& ctx, const Json& outputs) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   const std::string tmp = path + ".tmp";
-  if (!ec) {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << outputs.dump() << "\n";
-    f.flush();
-    if (!f) ec = std::make_error_code(std::errc::io_error);
-  }
+  if (!ec && !write_synced(tmp, outputs.dump() + "\n")) ec = std::error_code(errno ? errno : EIO, std::generic_category());
   if (!ec) std::filesystem::rename(tmp, path, ec);
+  if (!ec) sync_folder(std::filesystem::path(path).parent_path().string());
   if (ec && ctx.log) ctx.log("warning: cannot write the note " + path + ": " + ec.message());
 }
 

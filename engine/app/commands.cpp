@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include "run/runner.h"
 #include "run/step_type.h"
 #include "state/journal.h"
+#include "state/campaign_view.h"
 #include "state/lock.h"
 #include "state/past_runs.h"
 #include "state/run_journal_file.h"
@@ -415,12 +417,14 @@ class RunContext {
 // one to resume (130).
 int exit_code_of(const RunSummary& summary) { return summary.exit_code; }
 
-// Decides, from the campaign, which steps count as done (with their outputs). 0, or 2 once it has
-// said why: a step already done was edited or removed, or an in-flight step cannot be decided.
+// Decides, from the campaign, which steps count as done (with their outputs), which of them run
+// again (--rerun), each step's attempts so far and the windows already opened. 0, or 2 once it
+// has said why: a step already done was edited or removed, or an in-flight step cannot be decided.
 int resume_plan(const Prepared& p, const JournalRun& run, const std::map<std::string, std::string>& hashes,
-                const ApplyArgs& args, Executor& executor, std::map<int, Json>& done,
+                const ApplyArgs& args, Executor& executor, RunOptions& ropts,
                 std::vector<ResumeDecision>& decisions, std::ostream& err) {
   const Plan& plan = p.plan();
+  std::map<int, Json>& done = ropts.already_done;
   for (const auto* ids : {&args.assume_done, &args.rerun})
     for (const auto& id : *ids)
       if (plan.step_index(id) < 0) {
@@ -467,7 +471,27 @@ int resume_plan(const Prepared& p, const JournalRun& run, const std::map<std::st
            "whether it took effect; check by hand, then resume with `--assume-done "
         << id << "` or `--rerun " << id << "`\n";
   if (!undecided.empty()) return 2;
-  for (const auto& d : decisions) err << "resume: " << d.step << " " << d.why << ": " << d.decision << "\n";
+  // --rerun of a step that succeeded earlier: the operator's decision, never ignored.
+  ropts.rerun = rerun_done_steps(plan, args.rerun, done, decisions);
+  for (const auto& d : decisions) err << "resume: " << d.text() << "\n";
+  for (int idx : ropts.rerun) {
+    const std::vector<std::string> kept = dependents_kept_done(plan, p.graph, idx, done, ropts.rerun);
+    if (!kept.empty())
+      err << "resume: steps done earlier that depend on " << plan.steps[static_cast<size_t>(idx)].id
+          << " stay done: " << join(kept, ", ", "") << " (name them with --rerun too to run them again)\n";
+  }
+  for (const auto& id : args.rerun) {
+    const int idx = plan.step_index(id);
+    auto st = run.steps.find(id);
+    const bool decided = std::any_of(decisions.begin(), decisions.end(), [&](const ResumeDecision& d) { return d.step == id; });
+    if (idx < 0 || done.count(idx) || decided) continue;
+    err << "resume: " << id << " "
+        << (st == run.steps.end() ? "has not run yet" : "did not succeed in an earlier run (" + st->second.state + ")")
+        << ": it runs anyway (--rerun changes nothing for it)\n";
+  }
+  for (const auto& [id, st] : run.steps)
+    if (const int idx = plan.step_index(id); idx >= 0 && st.attempts > 0) ropts.earlier_attempts[idx] = st.attempts;
+  ropts.earlier_windows = earlier_windows(campaign_windows(plan, run));
   // Never a later step run with an output that an interrupted step did not record.
   const std::vector<std::string> missing = unrecovered_outputs(plan, done, decisions);
   for (const auto& m : missing) err << "error: cannot resume: " << m << "\n";
@@ -475,19 +499,32 @@ int resume_plan(const Prepared& p, const JournalRun& run, const std::map<std::st
   return 0;
 }
 
-// Irreversible steps about to run need --yes or --approve ID before anything starts.
+// Irreversible steps about to run need --yes or --approve ID before anything starts; so does one
+// that succeeded earlier and runs again (--rerun): the only rerun refused.
 bool irreversible_approved(const Plan& plan, const ApplyArgs& args, const std::map<int, Json>& done,
-                           std::ostream& err) {
+                           std::ostream& err, const std::set<int>& rerun = {}) {
   if (args.yes || args.dry_run) return true;
   bool ok = true;
   for (size_t i = 0; i < plan.steps.size(); ++i) {
     const Step& s = plan.steps[i];
-    if (!s.irreversible || done.count(static_cast<int>(i)) || args.approve.count(s.id)) continue;
+    const int idx = static_cast<int>(i);
+    if (!s.irreversible || (done.count(idx) && !rerun.count(idx)) || args.approve.count(s.id)) continue;
     ok = false;
-    err << "error: step '" << s.id << "' is irreversible; approve it with `--approve " << s.id
-        << "` (or --yes) to run " << args.file << "\n";
+    if (rerun.count(idx))
+      err << "error: step '" << s.id << "' is irreversible and succeeded in an earlier run; `--rerun " << s.id
+          << "` runs it again only with `--approve " << s.id << "` (or --yes); nothing was run\n";
+    else
+      err << "error: step '" << s.id << "' is irreversible; approve it with `--approve " << s.id
+          << "` (or --yes) to run " << args.file << "\n";
   }
   return ok;
+}
+
+// The steps of `done` that will not run: those not named by --rerun.
+std::map<int, Json> skipped_as_done(const RunOptions& ropts) {
+  std::map<int, Json> out = ropts.already_done;
+  for (int i : ropts.rerun) out.erase(i);
+  return out;
 }
 
 // An approval gate a run may reach: a step whose type asks for approval, or such a body in a
@@ -743,8 +780,17 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     return 2;
   }
 
-  if (args.resume && !args.dry_run && was_rolling_back(*campaign))
+  if (args.resume && !args.dry_run && was_rolling_back(*campaign)) {
+    // Never ignored: a run being rolled back does not go forward, so nothing could run again.
+    for (const auto* ids : {&args.rerun, &args.assume_done})
+      if (!ids->empty()) {
+        err << "error: " << (ids == &args.rerun ? "--rerun" : "--assume-done") << " applies to a run going forward; the "
+            << "last run of " << args.file << " (" << campaign->run_id << ") stopped while rolling back, and resuming "
+            << "it finishes the rollback (use --rerun-undo / --assume-undone for its interrupted undo)\n";
+        return 2;
+      }
     return finish_rollback(p, *campaign, args, out, err, attach);
+  }
   if (!args.resume || !was_rolling_back(*campaign)) {
     for (const auto* ids : {&args.assume_undone, &args.rerun_undo})
       if (!ids->empty()) {
@@ -764,11 +810,10 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   ropts.rollback_on_failure = !args.no_rollback;
   std::vector<ResumeDecision> decisions;
   if (args.resume)
-    if (int code = resume_plan(p, *campaign, hashes, args, ctx.executor(), ropts.already_done, decisions, err))
-      return code;
+    if (int code = resume_plan(p, *campaign, hashes, args, ctx.executor(), ropts, decisions, err)) return code;
   // Every reason not to start, at once.
-  const bool irreversible_ok = irreversible_approved(plan, args, ropts.already_done, err);
-  const std::vector<Gate> gates = approval_gates(plan, ropts.already_done, true, ropts.rollback_on_failure);
+  const bool irreversible_ok = irreversible_approved(plan, args, ropts.already_done, err, ropts.rerun);
+  const std::vector<Gate> gates = approval_gates(plan, skipped_as_done(ropts), true, ropts.rollback_on_failure);
   if (args.dry_run) {
     // Reviewed where no terminal is (CI, a pull request): the dry run warns and still passes.
     std::vector<std::string> warnings = unanswerable_gates(gates, ctx.approver());
@@ -807,16 +852,6 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
 }
 
 namespace {
-
-std::string iso_time(long long ms) {
-  if (ms <= 0) return "-";
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string pad(std::string s, size_t width) {
   if (s.size() < width) s.append(width - s.size(), ' ');
@@ -877,6 +912,12 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
     }
     for (const auto& [id, st] : run.steps)
       if (plan.step_index(id) < 0) out << "  " << pad(id, width) << "  " << st.state << " (no longer in the plan)\n";
+    // Windows on the journal's clock, across crashes and resumes; an open one up to now.
+    const long long now_ms =
+        std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
+    for (const CampaignWindow& w : campaign_windows(plan, run)) out << "window " << window_status_line(w, now_ms) << "\n";
+    if (const ForwardRecovery f = campaign_forward_recovery(plan, graph, run); !f.empty() && run.status != "succeeded")
+      out << "forward recovery: " << f.text() << "\n";
     if (run.finished_ms > 0 && run.finished_ms >= run.started_ms)
       out << "finished " << iso_time(run.finished_ms) << ", after " << format_duration(Millis(run.finished_ms - run.started_ms))
           << "\n";

@@ -69,7 +69,7 @@ struct ApplyArgs {
   bool resume = false;        // carry on the current campaign: succeeded steps are not run again
   bool fresh = false;         // start a new campaign even though the last one is unfinished
   std::set<std::string> assume_done;  // with --resume: in-flight steps taken as done
-  std::set<std::string> rerun;        // with --resume: in-flight steps run again
+  std::set<std::string> rerun;        // with --resume: steps run again (in flight, or succeeded earlier)
   /// rollback, and apply --resume of a run that was rolling back: steps whose undo was in flight
   /// taken as undone / undone again, when their probe cannot tell.
   std::set<std::string> assume_undone, rerun_undo;

@@ -341,6 +341,13 @@ bool valid(const Graph& g, int i) { return i >= 0 && i < g.size; }
 
 }  // namespace
 
+std::vector<int> leaves_of(const Plan& plan, const std::string& id) {
+  if (const int s = plan.step_index(id); s >= 0) return {s};
+  const int g = plan.group_index(id);
+  if (g < 0) return {};
+  return group_leaves(plan)[static_cast<size_t>(g)];
+}
+
 bool reaches(const Graph& g, int a, int b) {
   if (!valid(g, a) || !valid(g, b) || a == b) return false;
   std::vector<char> seen(g.size, 0);

@@ -74,6 +74,10 @@ void estimate_graph(const Plan& plan, Graph& g, const TypeEstimate& type_estimat
 /// True when `a` must finish before `b` can start (a path a -> ... -> b exists).
 bool reaches(const Graph& g, int a, int b);
 
+/// The leaf steps an id names, as a window's `from` and `to` do: a step names itself, a group all
+/// its leaves (nested groups too), in file order. Empty for an id that is neither.
+std::vector<int> leaves_of(const Plan& plan, const std::string& id);
+
 /// Steps on some path from `from` to `to` inclusive (for window predictions); empty if unordered.
 std::vector<int> steps_between(const Graph& g, int from, int to);
 

@@ -121,9 +121,17 @@ void ConsoleObserver::step_started(int step, int attempt) {
   std::lock_guard lk(mu_);
   running_.insert(step);
   last_log_step_ = step;
+  // A resume numbers attempts on from the earlier runs' (the journal's); the retry budget counts
+  // this run's.
+  const int first = first_attempt_.emplace(step, attempt).first->second;
   std::string text = "start  " + (plan_ ? step_label(plan_->steps[step]) : id(step));
-  if (attempt > 1 && plan_)
-    text += " (attempt " + std::to_string(attempt) + " of " + std::to_string(plan_->steps[step].retry.attempts) + ")";
+  const int budget = plan_ ? plan_->steps[step].retry.attempts : 1;
+  if (first > 1)
+    text += " (attempt " + std::to_string(attempt) +
+            (budget > 1 ? "; " + std::to_string(attempt - first + 1) + " of " + std::to_string(budget) + " in this run" : "") +
+            ")";
+  else if (attempt > 1)
+    text += " (attempt " + std::to_string(attempt) + " of " + std::to_string(budget) + ")";
   line(text);
 }
 
@@ -154,7 +162,10 @@ void ConsoleObserver::step_finished(int step, const StepRecord& rec) {
   std::string d = format_duration(rec.duration());
   const StepOutcome& o = rec.outcome;
   std::string text;
-  if (o.status == StepOutcome::Status::Succeeded) {
+  if (o.status == StepOutcome::Status::Succeeded && rec.attempts == 0) {
+    // Done in an earlier run of the campaign (resume): not run now.
+    text = style_.green("done   " + id(step)) + " (in an earlier run)";
+  } else if (o.status == StepOutcome::Status::Succeeded) {
     std::string word = o.label.empty() ? "ok" : o.label;
     text = style_.green(word + std::string(word.size() < 6 ? 7 - word.size() : 1, ' ') + id(step)) + " (" + d + ")";
   } else if (o.status == StepOutcome::Status::Skipped) {
@@ -169,7 +180,11 @@ void ConsoleObserver::window_opened(const WindowRecord& w) {
   std::lock_guard lk(mu_);
   open_windows_.push_back(w);
   last_log_step_ = -1;
-  line(style_.bold("window " + w.name + " opened") + " (budget " + format_duration(w.budget) + ")");
+  if (w.earlier)
+    line(style_.bold("window " + w.name + " open since an earlier run") + " (" +
+         format_duration(w.length(Clock::now())) + " so far, budget " + format_duration(w.budget) + ")");
+  else
+    line(style_.bold("window " + w.name + " opened") + " (budget " + format_duration(w.budget) + ")");
 }
 
 void ConsoleObserver::window_closed(const WindowRecord& w) {
@@ -178,7 +193,8 @@ void ConsoleObserver::window_closed(const WindowRecord& w) {
   last_log_step_ = -1;
   Millis used = since(w.opened_at, w.closed_at);
   line(style_.bold("window " + w.name + " closed") + " after " + format_duration(used) + " of " +
-       format_duration(w.budget) + " budget" + (used > w.budget ? style_.red(" (OVER BUDGET)") : ""));
+       format_duration(w.budget) + " budget" + (w.earlier ? " (opened in an earlier run)" : "") +
+       (used > w.budget ? style_.red(" (OVER BUDGET)") : ""));
 }
 
 void ConsoleObserver::rollback_started(int step) {
@@ -295,15 +311,19 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
   }
   for (const auto& [why, ids] : kept)
     o << "  not rolled back" << (why.empty() ? "" : " (" + why + ")") << ": " << join(ids) << "\n";
+  if (!summary.forward.empty()) o << "  " << style.yellow("forward recovery") << ": " << m(summary.forward.text()) << "\n";
   auto end = Clock::now();
-  for (const auto& w : summary.windows) {
+  // A rollback runs nothing forward: the windows are the forward runs' (`plan status` shows them).
+  for (const auto& w : summary.rollback_only ? std::vector<WindowRecord>{} : summary.windows) {
     o << "  window " << w.name << ": ";
     if (!w.opened) {
       o << "never opened (budget " << format_duration(w.budget) << ")\n";
       continue;
     }
-    Millis used = since(w.opened_at, w.closed ? w.closed_at : end);
+    // A window an earlier run opened is measured from that opening (the journal's clock).
+    Millis used = w.length(end);
     o << format_duration(used) << " of " << format_duration(w.budget) << " budget"
+      << (w.earlier ? (w.closed_earlier ? " (in an earlier run)" : " (opened in an earlier run)") : "")
       << (w.closed ? "" : " (still open when the run ended)")
       << (used > w.budget ? style.red(" OVER BUDGET") : "") << "\n";
   }

@@ -73,14 +73,17 @@ class ConsoleObserver : public RunObserver {
   bool status_shown_ = false;
   bool paused_ = false;
   std::set<int> running_;
+  std::map<int, int> first_attempt_;  // per step: the number of its first attempt in this run
   std::map<int, Clock::time_point> undo_started_;
   std::vector<WindowRecord> open_windows_;
 };
 
 /// The end-of-run summary as printed by ConsoleObserver (no colour): counts of succeeded, failed,
 /// skipped and never started steps, each failure with its message, each failed rollback with its
-/// message and the steps a rollback pass left as they are (grouped by why), total time, and each
-/// window's real length against its budget.
+/// message and the steps a rollback pass left as they are (grouped by why), the forward recovery
+/// after a failure past a point of no return, total time, and each window's real length against
+/// its budget (measured from its opening in an earlier run, on a resume; none after a rollback,
+/// which runs nothing forward).
 std::string format_summary(const Plan& plan, const RunSummary& summary, const SecretMasker* masker,
                            const Style& style = {});
 

@@ -126,21 +126,26 @@ void JsonEventObserver::step_finished(int step, const StepRecord& r) {
   if (!r.outcome.message.empty()) f["message"] = mask(r.outcome.message);
   if (!r.outcome.label.empty()) f["label"] = r.outcome.label;
   if (r.outcome.failed() && r.outcome.untouched) f["changed_nothing"] = r.outcome.untouched_why;
+  if (r.outcome.succeeded() && r.attempts == 0 && r.outcome.label.empty()) f["done_earlier"] = true;  // resume
   emit("step_finished", std::move(f));
 }
 
 void JsonEventObserver::window_opened(const WindowRecord& w) {
   std::lock_guard lk(mu_);
-  emit("window_opened", {{"window", w.name}, {"budget_ms", w.budget.count()}});
+  Json f = {{"window", w.name}, {"budget_ms", w.budget.count()}};
+  if (w.earlier) {  // open since an earlier run of the campaign (resume): its clock goes on
+    f["earlier"] = true;
+    f["elapsed_ms"] = w.length(Clock::now()).count();
+  }
+  emit("window_opened", std::move(f));
 }
 
 void JsonEventObserver::window_closed(const WindowRecord& w) {
   std::lock_guard lk(mu_);
-  auto used = std::chrono::duration_cast<Millis>(w.closed_at - w.opened_at);
-  emit("window_closed", {{"window", w.name},
-                         {"budget_ms", w.budget.count()},
-                         {"elapsed_ms", used.count()},
-                         {"within_budget", used <= w.budget}});
+  const Millis used = w.length(w.closed_at);
+  Json f = {{"window", w.name}, {"budget_ms", w.budget.count()}, {"elapsed_ms", used.count()}, {"within_budget", used <= w.budget}};
+  if (w.earlier) f["earlier"] = true;
+  emit("window_closed", std::move(f));
 }
 
 void JsonEventObserver::rollback_started(int step) {
@@ -170,6 +175,14 @@ void JsonEventObserver::held_restarted(int step, const HeldResource& resource, c
   emit("held_restarted", std::move(f));
 }
 
+Json JsonEventObserver::forward_json(const ForwardRecovery& f) const {
+  if (f.empty()) return nullptr;
+  return {{"point_of_no_return", f.point_of_no_return},
+          {"done", f.done},
+          {"failed", f.failed},
+          {"message", mask(f.text())}};
+}
+
 void JsonEventObserver::run_finished(const RunSummary& s) {
   std::lock_guard lk(mu_);
   Json counts = {{"succeeded", 0}, {"failed", 0}, {"skipped", 0}, {"not_started", 0}};
@@ -188,8 +201,12 @@ void JsonEventObserver::run_finished(const RunSummary& s) {
   Json windows = Json::array();
   for (const auto& w : s.windows) {
     Json jw = {{"window", w.name}, {"budget_ms", w.budget.count()}, {"opened", w.opened}, {"closed", w.closed}};
-    if (w.opened && w.closed)
-      jw["elapsed_ms"] = std::chrono::duration_cast<Millis>(w.closed_at - w.opened_at).count();
+    if (w.opened && w.closed) {
+      const Millis used = w.length(w.closed_at);
+      jw["elapsed_ms"] = used.count();
+      jw["within_budget"] = used <= w.budget;
+    }
+    if (w.earlier) jw["earlier"] = true;  // opened in an earlier run: measured from then
     windows.push_back(jw);
   }
   // What the rollback pass did with each step it touched or left.
@@ -218,7 +235,8 @@ void JsonEventObserver::run_finished(const RunSummary& s) {
                         {"not_started", not_started},
                         {"windows", windows},
                         {"rollback", rollback},
-                        {"stop_reason", mask(s.stop_reason)}});
+                        {"stop_reason", mask(s.stop_reason)},
+                        {"forward_recovery", forward_json(s.forward)}});
 }
 
 }  // namespace plan

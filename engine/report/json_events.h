@@ -3,7 +3,12 @@
 // "event" and "t_ms" (milliseconds since run_started). Strings are masked and sanitized to valid
 // UTF-8 before dump(). Events: run_started, step_started, step_retrying, step_log, step_finished,
 // window_opened, window_closed, rollback_started, rollback_finished (with the failed rollback's
-// kind and message), rollback_skipped (with why), run_finished.
+// kind and message), rollback_skipped (with why), run_finished (with forward_recovery: null, or
+// what is done past the point of no return, what failed, and the message, after a failure there).
+// On a resume: attempts go on from the journal's; steps done earlier finish at once with
+// "done_earlier": true and 0 attempts; a window open since an earlier run is announced by a
+// window_opened with "earlier": true and its elapsed_ms so far, and every length of such a window
+// is measured from that earlier opening.
 
 #include <mutex>
 #include <ostream>
@@ -34,6 +39,7 @@ class JsonEventObserver : public RunObserver {
  private:
   void emit(const char* event, Json fields);
   Json masked(const Json& j) const;
+  Json forward_json(const ForwardRecovery& f) const;
   std::string mask(const std::string& s) const;
   std::string id(int step) const;
 

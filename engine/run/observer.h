@@ -2,6 +2,7 @@
 // Progress is an observer of the runner (ninja's Status): console, JSON events, quiet, journal.
 // Callbacks come from the runner's threads but never concurrently (the runner serializes them).
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,8 +25,15 @@ struct StepRecord {
 struct WindowRecord {
   std::string name;
   bool opened = false, closed = false;
+  /// A window an earlier run of the campaign opened (resume): opened_at (and closed_at, if it
+  /// closed then) are back-dated from the journal's wall-clock times, so that its length is the
+  /// real one, across the crash.
+  bool earlier = false;
+  bool closed_earlier = false;  // and closed then too
   Clock::time_point opened_at{}, closed_at{};
   Millis budget{0};
+  /// Closed: closed_at - opened_at; open: the time so far, up to `now`.
+  Millis length(Clock::time_point now) const;
 };
 
 /// How a completed step fared when the run rolled back.
@@ -34,6 +42,24 @@ enum class RollbackState { None, RolledBack, NotReverted, Failed, Skipped, Untou
 /// Why a failed step that changed nothing is not rolled back: "it changed nothing (parameters
 /// refused)", from its outcome's untouched_why.
 std::string untouched_text(const StepOutcome& outcome);
+
+/// A failure after a point-of-no-return step succeeded: nothing is undone (the new side is
+/// authoritative), so the way on is forward: fix the cause, then `plan apply --resume`.
+struct ForwardRecovery {
+  std::string point_of_no_return;   // step id; empty when the run did not fail past one
+  std::vector<std::string> done;    // the point of no return and the steps after it (depending on it) that succeeded
+  std::vector<std::string> failed;  // the steps that failed: a resume runs them again
+  bool empty() const { return point_of_no_return.empty(); }
+  /// "past the point of no return 'x': done: x, y; failed: z; `plan apply --resume` runs z again
+  /// and continues forward; fix the cause first"
+  std::string text() const;
+};
+
+/// The forward recovery of a failure past `pnr` (a step index): `done` lists pnr and the steps
+/// that depend on it (directly or not) for which `succeeded` holds, `failed` every step for which
+/// `failed` holds, both in plan order. Shared by the runner's summary and `plan status`.
+ForwardRecovery forward_recovery(const Plan& plan, const Graph& graph, int pnr,
+                                 const std::function<bool(int)>& succeeded, const std::function<bool(int)>& failed);
 
 struct RunSummary {
   bool dry_run = false;
@@ -48,6 +74,7 @@ struct RunSummary {
   /// why the pass left it as it is (Skipped, NotReverted, Untouched); "" otherwise.
   std::vector<std::string> rollback_message;
   std::string stop_reason;    // why rollback stopped or did not run ("point of no return 'x' passed")
+  ForwardRecovery forward;    // set when the run failed past a point of no return
   bool succeeded = false;   // every step succeeded or was skipped
   bool interrupted = false; // stopped by a signal
   std::vector<StepRecord> steps;

@@ -115,6 +115,44 @@ std::vector<std::string> decide_in_flight(const ResumeInput& in, const std::vect
   return undecided;
 }
 
+std::string ResumeDecision::text() const {
+  if (done_earlier) return step + " " + why;
+  return step + " " + why + ": " + decision;
+}
+
+std::set<int> rerun_done_steps(const Plan& plan, const std::set<std::string>& rerun, const std::map<int, Json>& done,
+                               std::vector<ResumeDecision>& decisions) {
+  std::set<int> out;
+  for (const std::string& id : rerun) {
+    const int idx = plan.step_index(id);
+    if (idx < 0 || !done.count(idx)) continue;
+    out.insert(idx);
+    ResumeDecision d{id, "rerun", "succeeded in an earlier run; running it again (--rerun)"};
+    d.done_earlier = true;
+    decisions.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::vector<std::string> dependents_kept_done(const Plan& plan, const Graph& graph, int step,
+                                              const std::map<int, Json>& done, const std::set<int>& rerun) {
+  std::vector<char> seen(static_cast<size_t>(graph.size), 0);
+  std::vector<int> stack{step};
+  while (!stack.empty()) {
+    const int v = stack.back();
+    stack.pop_back();
+    for (int u : graph.users[static_cast<size_t>(v)])
+      if (!seen[static_cast<size_t>(u)]) {
+        seen[static_cast<size_t>(u)] = 1;
+        stack.push_back(u);
+      }
+  }
+  std::vector<std::string> out;
+  for (int i = 0; i < graph.size; ++i)
+    if (seen[static_cast<size_t>(i)] && done.count(i) && !rerun.count(i)) out.push_back(plan.steps[static_cast<size_t>(i)].id);
+  return out;
+}
+
 bool undo_repeatable(const Step& s) {
   const Registry& reg = Registry::instance();
   if (s.rollback.kind == RollbackSpec::Kind::Auto) {

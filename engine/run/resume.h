@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "graph/graph.h"
 #include "plan/model.h"
 #include "run/executor.h"
 
@@ -29,6 +30,11 @@ struct ResumeDecision {
   std::string decision;           // "done" | "rerun"
   std::string why;                // "was in flight when the last run stopped; the probe says ..."
   Json outputs = Json::object();  // "done": the outputs recovered (journaled as the step's)
+  /// "rerun" of a step that succeeded in an earlier run (--rerun): why says so in full.
+  bool done_earlier = false;
+  /// What the operator reads: "resume: ID WHY: DECISION", or for a step done earlier "resume:
+  /// ID succeeded in an earlier run; running it again (--rerun)".
+  std::string text() const;
 };
 
 struct ResumeInput {
@@ -47,6 +53,20 @@ struct ResumeInput {
 std::vector<std::string> decide_in_flight(const ResumeInput& in, const std::vector<InFlightStep>& in_flight,
                                           Executor& executor, std::map<int, Json>& done,
                                           std::vector<ResumeDecision>& decisions);
+
+/// `--rerun ID` of steps that succeeded in an earlier run (in `done`). Rerunning is the operator's
+/// explicit decision (as Terraform's -replace), so it is never ignored: each such step gets a
+/// "rerun" decision (done_earlier) and its index is returned, for RunOptions::rerun; it stays in
+/// `done` (its earlier outputs stand until it runs). Its dependents done earlier stay done unless
+/// named too. Ids that are in flight are decide_in_flight's; ids neither done nor in flight run
+/// anyway. Whether an irreversible step may run again is the caller's to ask (--approve ID).
+std::set<int> rerun_done_steps(const Plan& plan, const std::set<std::string>& rerun, const std::map<int, Json>& done,
+                               std::vector<ResumeDecision>& decisions);
+
+/// The steps that depend on `step` (directly or not) and are in `done` but not in `rerun`: they
+/// stay done while `step` runs again. In plan order.
+std::vector<std::string> dependents_kept_done(const Plan& plan, const Graph& graph, int step,
+                                              const std::map<int, Json>& done, const std::set<int>& rerun);
 
 /// A step whose effect a rollback may have left behind: its undo was in flight (or failed) when
 /// the last run stopped, or its forward action was in flight and nothing undid it.

@@ -34,6 +34,11 @@ class RunJournal {
     (void)found;
     (void)restart;
   }
+  /// A window opened (before the record of its first `from` step's start) or closed (after the
+  /// record of its last `to` step's end). Their wall-clock times let a resumed run, and `plan
+  /// status`, measure a window that a crash cut in two.
+  virtual void window_opened(const WindowRecord& w) { (void)w; }
+  virtual void window_closed(const WindowRecord& w) { (void)w; }
 };
 
 }  // namespace plan

@@ -150,33 +150,38 @@ struct Runner::Impl {
     return r.state == StepState::Succeeded ? &r.outcome.outputs : nullptr;
   }
 
-  /// A window's `from` and `to` name a step or a group (all its leaves).
-  std::vector<int> leaves_of(const std::string& id) const {
-    if (auto it = step_ids.find(id); it != step_ids.end()) return {it->second};
-    std::vector<int> out;
-    const int ngroups = static_cast<int>(plan.groups.size());
-    for (int i = 0; i < graph.size; ++i) {
-      int hops = 0;
-      for (int g = plan.steps[i].group; g >= 0 && g < ngroups && hops <= ngroups; g = plan.groups[g].parent, ++hops) {
-        if (plan.groups[g].id == id) {
-          out.push_back(i);
-          break;
-        }
-      }
-    }
-    return out;
-  }
-
+  /// A window's `from` and `to` name a step or a group (all its leaves). A window an earlier run
+  /// opened starts opened, back-dated from the journal's wall clock onto this run's clock.
   void setup_windows() {
+    const auto now = Clock::now();
+    const long long wall_now = std::chrono::duration_cast<Millis>(
+                                   std::chrono::system_clock::now().time_since_epoch()).count();
+    auto back_dated = [&](long long wall_ms) {  // never in the future, whatever the clocks say
+      return now - std::chrono::duration_cast<Clock::duration>(Millis(std::max(0LL, wall_now - wall_ms)));
+    };
     for (const Window& w : plan.windows) {
       WindowRecord r;
       r.name = w.name;
       r.budget = w.budget;
+      if (auto it = opts.earlier_windows.find(w.name); it != opts.earlier_windows.end() && it->second.opened_ms > 0) {
+        r.opened = r.earlier = true;
+        r.opened_at = back_dated(it->second.opened_ms);
+        if (it->second.closed_ms > 0) {
+          r.closed = r.closed_earlier = true;
+          r.closed_at = std::max(r.opened_at, back_dated(it->second.closed_ms));
+        }
+      }
       windows.push_back(r);
-      window_from.push_back(leaves_of(w.from));
-      window_to.push_back(leaves_of(w.to));
+      window_from.push_back(leaves_of(plan, w.from));
+      window_to.push_back(leaves_of(plan, w.to));
       window_to_left.push_back(static_cast<int>(window_to.back().size()));
     }
+  }
+
+  /// The number of `s`'s first attempt in this run: 1, or one more than the journal holds.
+  int first_attempt(int s) const {
+    auto it = opts.earlier_attempts.find(s);
+    return it == opts.earlier_attempts.end() ? 1 : std::max(0, it->second) + 1;
   }
 
   static bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
@@ -184,23 +189,26 @@ struct Runner::Impl {
   /// Every attempt of one step, with retries. Runs on a worker thread.
   Completion attempt_all(int s) {
     const Step& step = plan.steps[s];
-    const int attempts = std::max(1, step.retry.attempts);
+    const int attempts = std::max(1, step.retry.attempts);  // in this run
+    const int first = first_attempt(s);                     // counted across resumes
     const Millis timeout = step.timeout.value_or(opts.default_timeout);
     const std::function<void(const std::string&)> log = [this, s](const std::string& line) {
       emit([&](RunObserver& o) { o.step_log(s, line); });
     };
     StepOutcome out;
     bool untouched = true;  // every attempt failed before changing anything
-    int attempt = 1;
-    // What this step closes on purpose is no longer watched: nothing may bring it back.
+    int attempt = first;
+    // What this step closes on purpose is no longer watched: nothing may bring it back. Nor is
+    // what it held in an earlier run (--rerun): it is about to open it again itself.
     held->release_for(s);
+    held->release_step(s);
     const CancelToken step_cancel = cancel.child();
     {
       std::lock_guard<std::mutex> lock(mu);
       attempt_tokens[s] = step_cancel;
     }
     for (;; ++attempt) {
-      if (attempt > 1) emit([&](RunObserver& o) { o.step_started(s, attempt); });
+      if (attempt > first) emit([&](RunObserver& o) { o.step_started(s, attempt); });
       const Deadline deadline = timeout.count() > 0 ? Deadline::after(timeout) : Deadline::none();
       const StepRequest req{step, s, attempt, scope, deadline, step_cancel, log, static_cast<const RunView*>(owner)};
       if (opts.journal) opts.journal->step_started(s, attempt);  // durable before the action
@@ -228,8 +236,8 @@ struct Runner::Impl {
         }
       }
       untouched = untouched && out.failed() && out.untouched;
-      if (!out.failed() || attempt >= attempts || !retryable(out.kind) || cancel.cancelled()) break;
-      const Millis delay = backoff_before(step.retry, attempt);
+      if (!out.failed() || attempt - first + 1 >= attempts || !retryable(out.kind) || cancel.cancelled()) break;
+      const Millis delay = backoff_before(step.retry, attempt - first + 1);
       emit([&](RunObserver& o) { o.step_retrying(s, attempt, out, delay); });
       opts.sleep(delay, cancel);
       if (cancel.cancelled()) break;  // keep the last real failure as the step's outcome
@@ -305,8 +313,11 @@ struct Runner::Impl {
     }
     lock.unlock();
     // Announced before a worker can log anything for them.
-    for (int w : opened) emit([&](RunObserver& o) { o.window_opened(windows[w]); });
-    for (int s : steps) emit([&](RunObserver& o) { o.step_started(s, 1); });
+    for (int w : opened) {
+      if (opts.journal) opts.journal->window_opened(windows[w]);  // before its step's start record
+      emit([&](RunObserver& o) { o.window_opened(windows[w]); });
+    }
+    for (int s : steps) emit([&](RunObserver& o) { o.step_started(s, first_attempt(s)); });
     lock.lock();
     for (int s : steps) work.push_back({s, false});
     work_cv.notify_all();
@@ -345,7 +356,10 @@ struct Runner::Impl {
     lock.unlock();
     // Finished records and closed windows are not written again: safe to read unlocked.
     for (int s : finished) emit([&](RunObserver& o) { o.step_finished(s, records[s]); });
-    for (int w : closed) emit([&](RunObserver& o) { o.window_closed(windows[w]); });
+    for (int w : closed) {
+      if (opts.journal) opts.journal->window_closed(windows[w]);
+      emit([&](RunObserver& o) { o.window_closed(windows[w]); });
+    }
     // Watched before the loop can launch what stands on it (held() resolves parameters, which
     // reads outputs under `mu`: hence unlocked).
     for (int s : finished)
@@ -404,17 +418,37 @@ struct Runner::Impl {
   /// Steps done earlier (resume): done in the schedule, their outputs visible, never run again.
   void mark_already_done() {
     for (const auto& [s, outputs] : opts.already_done) {
-      if (s < 0 || s >= graph.size) continue;
+      if (s < 0 || s >= graph.size || opts.rerun.count(s)) continue;  // a rerun is scheduled as usual
       schedule.mark_done(s);
-      StepRecord& r = records[s];
-      r.state = StepState::Succeeded;
-      r.outcome = StepOutcome::ok(outputs);
-      r.attempts = 0;  // observers show "done earlier"
-      finish_pos[s] = static_cast<int>(finish_order.size());
-      finish_order.push_back(s);
+      mark_done_earlier(s, outputs);
       for (size_t w = 0; w < windows.size(); ++w)
         if (contains(window_to[w], s)) --window_to_left[w];
     }
+  }
+
+  void mark_done_earlier(int s, const Json& outputs) {
+    StepRecord& r = records[s];
+    r.state = StepState::Succeeded;
+    r.outcome = StepOutcome::ok(outputs);
+    r.attempts = 0;  // observers show "done earlier"
+    finish_pos[s] = static_cast<int>(finish_order.size());
+    finish_order.push_back(s);
+  }
+
+  /// Steps to rerun that never started (the run stopped first) are still done from the earlier
+  /// run, as the journal says: the rollback pass undoes them like the other steps done earlier.
+  /// Called with `mu` held once the forward pass is over; returns them, to be announced.
+  std::vector<int> keep_unstarted_reruns() {
+    std::vector<int> kept;
+    for (int s : opts.rerun) {
+      auto it = opts.already_done.find(s);
+      if (it == opts.already_done.end() || s < 0 || s >= graph.size) continue;
+      const StepState st = records[s].state;
+      if (st != StepState::Pending && st != StepState::NotStarted) continue;
+      mark_done_earlier(s, it->second);
+      kept.push_back(s);
+    }
+    return kept;
   }
 
   /// Why the rollback pass may not touch some completed steps. `pnr`: the first completed
@@ -520,9 +554,14 @@ struct Runner::Impl {
       for (int d : graph.deps[v])
         if (--waiting[d] == 0) consider(d);
     };
+    // A failed step rerun by a resume may have dependents done in an earlier run: its own undo
+    // waits for theirs, in reverse dependency order like the others.
+    auto users_done = [&](int i) {
+      return std::any_of(graph.users[i].begin(), graph.users[i].end(), [&](int u) { return completed(u); });
+    };
     consider = [&](int v) {
       if (bar.stopped_at[v] >= 0) return;  // never settles: what it stands on stays too
-      if (completed(v) && has_rollback(plan.steps[v])) {
+      if ((completed(v) && has_rollback(plan.steps[v])) || (own_rollback(v) && rb[v] == RollbackState::None)) {
         ready.push(v);
       } else {
         if (completed(v)) {
@@ -576,7 +615,7 @@ struct Runner::Impl {
     for (int i : finish_order) {
       if (records[i].state != StepState::Failed || bar.stopped_at[i] >= 0) continue;
       if (own_rollback(i)) {
-        ready.push(i);
+        if (!users_done(i)) ready.push(i);
       } else if (records[i].outcome.untouched) {
         rb[i] = RollbackState::Untouched;  // nothing to undo, whatever its rollback would do
         skipped.emplace_back(i, untouched_text(records[i].outcome));
@@ -613,8 +652,12 @@ struct Runner::Impl {
     lock.unlock();
     for (const auto& entry : opts.already_done) {
       const int s = entry.first;
-      if (s >= 0 && s < graph.size) emit([&](RunObserver& o) { o.step_finished(s, records[s]); });
+      if (s >= 0 && s < graph.size && !opts.rerun.count(s))
+        emit([&](RunObserver& o) { o.step_finished(s, records[s]); });
     }
+    // Windows still open since an earlier run: their clock goes on (they never open again).
+    for (const WindowRecord& w : windows)
+      if (w.earlier && !w.closed) emit([&](RunObserver& o) { o.window_opened(w); });
 
     hold_already_done();
     if (!opts.rollback_only) held->start();  // a rollback restarts only what an undo stands on
@@ -635,6 +678,12 @@ struct Runner::Impl {
     const bool stopped_by_signal = interrupted;
 
     schedule.close();
+    const std::vector<int> kept_reruns = keep_unstarted_reruns();
+    if (!kept_reruns.empty()) {
+      lock.unlock();
+      for (int s : kept_reruns) emit([&](RunObserver& o) { o.step_finished(s, records[s]); });
+      lock.lock();
+    }
     RunSummary sum;
     sum.dry_run = opts.dry_run;
     sum.rollback_only = opts.rollback_only;
@@ -649,6 +698,7 @@ struct Runner::Impl {
       if (r.state == StepState::Failed && !stopped_by_signal) real_failure = true;  // cancelled by --fail-fast
     }
 
+    if (real_failure && !opts.dry_run && !opts.rollback_only) sum.forward = forward();
     const bool pass = opts.rollback_only ||
                       (real_failure && !stopped_by_signal && opts.rollback_on_failure && !opts.dry_run);
     // From here nothing runs forward: no periodic restarts (one could race an undo closing it);
@@ -672,6 +722,16 @@ struct Runner::Impl {
     lock.unlock();
     emit([&](RunObserver& o) { o.run_finished(sum); });
     return sum;
+  }
+
+  /// After a failure: what is done past the first point of no return passed, and what failed
+  /// (empty when none was passed). Called with `mu` held, once the records are final.
+  ForwardRecovery forward() const {
+    const int pnr = barriers().pnr;
+    if (pnr < 0) return {};
+    return forward_recovery(
+        plan, graph, pnr, [&](int i) { return records[i].state == StepState::Succeeded; },
+        [&](int i) { return records[i].state == StepState::Failed; });
   }
 
   /// DESIGN.md's exit codes. Called with `mu` held, once the records are final.

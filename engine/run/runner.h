@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,13 @@
 #include "run/step_type.h"
 
 namespace plan {
+
+/// A window an earlier run of the campaign opened, on the journal's clock (wall-clock ms since
+/// the epoch); closed_ms is 0 while it is still open.
+struct EarlierWindow {
+  long long opened_ms = 0;
+  long long closed_ms = 0;
+};
 
 struct RunOptions {
   int parallelism = 4;
@@ -32,6 +40,17 @@ struct RunOptions {
   /// Resume: steps done in an earlier run of this campaign, with their outputs. They never run
   /// again; their outputs feed interpolation; a rollback undoes them like the others.
   std::map<int, Json> already_done;
+  /// Resume: steps of `already_done` to run again (`--rerun ID` of a step that succeeded in an
+  /// earlier run). Each runs once its dependencies are done; its dependents in `already_done`
+  /// stay done. Until it starts it counts as done (with its earlier outputs): a run that stops
+  /// first keeps it so, and a rollback undoes it like the other steps done earlier.
+  std::set<int> rerun;
+  /// Resume: attempts the journal holds per step (index) in this campaign. A step run again is
+  /// attempt N+1; its retry budget (retry.attempts) counts the attempts of this run.
+  std::map<int, int> earlier_attempts;
+  /// Resume: windows (by name) that earlier runs of the campaign opened, and maybe closed. They
+  /// do not open again; their clock runs from the journaled opening.
+  std::map<std::string, EarlierWindow> earlier_windows;
   /// `plan rollback`: run nothing forward; roll back `already_done` (all of them).
   bool rollback_only = false;
   /// rollback_only: the exit code when everything is undone. 0 for `plan rollback`; 1 when

@@ -1,5 +1,6 @@
-// The tunnel supervisor's forwarding loop: one thread, one poll() over the listening socket, the
-// client sockets, the SSH socket, a signalfd and the reconnect thread's eventfd.
+// The tunnel's forwarder: one thread, one poll() over the listening socket (bound by the monitor,
+// tunnel_monitor.cpp, which restarts this process when it dies), the client sockets, the SSH
+// socket, a signalfd and the reconnect thread's eventfd.
 //
 // Data paths, and why they cannot buffer without bound:
 // - target -> client: libssh hands channel data to on_data() as packets are decoded. When the
@@ -13,7 +14,8 @@
 // libssh's writes, bounded by SO_SNDTIMEO so that a stuck server cannot stop the loop for long.
 //
 // Connections accepted while the SSH connection is down wait: their channel is opened once it is
-// back. If the supervisor gives up, they are closed.
+// back. If the forwarder gives up, they are closed (and the monitor, which gives up with it,
+// closes the listening socket).
 
 #include "ssh/tunnel.h"
 
@@ -83,6 +85,36 @@ void tunnel_log(const std::string& msg) {
     if (w <= 0) return;
     off += static_cast<size_t>(w);
   }
+}
+
+int listen_socket(const Endpoint& ep, std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(ep.port);
+  int rc = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0) {
+    *error = "cannot resolve " + ep.text() + ": " + gai_strerror(rc);
+    return -1;
+  }
+  int fd = -1;
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      *error = "socket: " + errno_text(errno);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 1024) == 0) break;
+    *error = "cannot listen on " + ep.text() + ": " + errno_text(errno);
+    ::close(fd);
+    fd = -1;
+  }
+  ::freeaddrinfo(res);
+  return fd;
 }
 
 namespace {
@@ -176,36 +208,6 @@ void set_nodelay(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-int bind_listener(const Endpoint& ep, std::string* error) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  std::string port = std::to_string(ep.port);
-  int rc = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0) {
-    *error = "cannot resolve " + ep.text() + ": " + gai_strerror(rc);
-    return -1;
-  }
-  int fd = -1;
-  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      *error = "socket: " + errno_text(errno);
-      continue;
-    }
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 1024) == 0) break;
-    *error = "cannot listen on " + ep.text() + ": " + errno_text(errno);
-    ::close(fd);
-    fd = -1;
-  }
-  ::freeaddrinfo(res);
-  return fd;
-}
-
 /// Connects in a thread of its own so that the loop keeps accepting (and answers SIGTERM) while
 /// a connection attempt waits for its timeout. The state is shared so that a detached attempt
 /// can finish after the loop has gone.
@@ -235,7 +237,8 @@ std::shared_ptr<Attempt> start_attempt(const Target& target) {
 
 class Forwarder {
  public:
-  explicit Forwarder(const TunnelSpec& spec) : spec_(spec) {}
+  Forwarder(const TunnelSpec& spec, const ForwarderStart& start)
+      : spec_(spec), listen_fd_(start.listen_fd), restarted_(start.restarted) {}
   int run();
 
  private:
@@ -255,6 +258,7 @@ class Forwarder {
 
   const TunnelSpec& spec_;
   int listen_fd_ = -1;
+  bool restarted_ = false;  // see ForwarderStart
   int sig_fd_ = -1;
   std::unique_ptr<Session> session_;
   ssh_session ss_ = nullptr;
@@ -627,17 +631,16 @@ int Forwarder::run() {
     ::setrlimit(RLIMIT_NOFILE, &rl);
   }
 
-  std::string error;
-  listen_fd_ = bind_listener(spec_.listen, &error);
   if (listen_fd_ < 0) {
-    log_line("cannot start: " + error);
-    return 1;
+    // Alone (no monitor holding the socket for us): bind it here.
+    std::string error;
+    listen_fd_ = listen_socket(spec_.listen, &error);
+    if (listen_fd_ < 0) {
+      log_line("cannot start: " + error);
+      return 1;
+    }
+    log_line("listening on " + spec_.listen.text() + " (pid " + std::to_string(::getpid()) + ")");
   }
-  log_line("listening on " + spec_.listen.text() + " -> " + spec_.via.host_name + " (" + spec_.via.label() +
-           ") -> " + spec_.target.text() + "; keepalive " +
-           (spec_.keepalive.count() > 0 ? fmt_ms(spec_.keepalive) : std::string("off")) + ", respawn " +
-           std::to_string(spec_.max_respawns) + " in " + fmt_ms(spec_.respawn_window) + " (pid " +
-           std::to_string(::getpid()) + ")");
   attempt_ = start_attempt(spec_.via);
 
   std::vector<pollfd> fds;
@@ -709,13 +712,13 @@ int Forwarder::run() {
         log_line(std::string(initial_ ? "connected to " : "reconnected to ") + spec_.via.host_name + " (" +
                  spec_.via.label() + ")");
         initial_ = false;
-      } else if (initial_) {
+      } else if (initial_ && !restarted_) {
         log_line("cannot start: " + a->error);
         exit_code_ = 1;
         break;
       } else {
         last_error_ = a->error;
-        log_line("reconnect failed: " + a->error);
+        log_line(std::string(initial_ ? "connect failed: " : "reconnect failed: ") + a->error);
         ++failures_in_row_;
         schedule_reconnect();
       }
@@ -764,8 +767,8 @@ std::string Endpoint::text() const {
   return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-int run_tunnel(const TunnelSpec& spec) {
-  Forwarder f(spec);
+int run_tunnel(const TunnelSpec& spec, const ForwarderStart& start) {
+  Forwarder f(spec, start);
   return f.run();
 }
 

@@ -1,6 +1,11 @@
-// Everything around the tunnel supervisor's loop: the spec it is given, its files (pidfile, log),
-// starting it detached (`plan __tunnel`), telling whether it is alive and really ours, checking
-// that it forwards, and stopping it.
+// Everything around the tunnel supervisor's processes: the spec it is given, its files (pidfile,
+// log, the machine's registry entry), starting it detached (`plan __tunnel`: the monitor of
+// tunnel_monitor.cpp around the forwarder of tunnel.cpp), telling whether it is alive and really
+// ours, checking that it forwards, and stopping it.
+//
+// The pidfile names the monitor, which lives as long as the tunnel; the forwarder it records may
+// be replaced at any time. Whoever finds a pidfile (or registry entry) whose monitor is gone
+// treats it as absent and removes it.
 //
 // The spec reaches the supervisor on a pipe (its stdin), never in a file: it holds the identity's
 // passphrase, and a pipe leaves nothing on disk to protect or to clean up after a crash, and no
@@ -69,10 +74,56 @@ void write_atomically(const std::string& path, const std::string& text) {
   }
 }
 
-/// Removes the pidfile when it names `pid` (a successor's pidfile is left alone).
+/// Removes the pidfile (or registry entry) when it names `pid` (a successor's is left alone).
 void remove_pidfile_of(const std::string& path, int pid) {
+  if (path.empty()) return;
   auto info = read_pidfile(path);
   if (info && info->pid == pid) ::unlink(path.c_str());
+}
+
+/// True when `pid` is alive, started at `ticks` and runs `plan __tunnel`.
+bool tunnel_process(int pid, long long ticks) {
+  long long now_ticks = 0;
+  char state = '?';
+  if (pid <= 0 || !proc_stat(pid, &now_ticks, &state)) return false;
+  if (state == 'Z' || state == 'X' || now_ticks != ticks) return false;
+  std::string cmdline = read_all("/proc/" + std::to_string(pid) + "/cmdline");
+  return cmdline.find(std::string("__tunnel") + '\0') != std::string::npos;
+}
+
+/// `dir` exists as a folder of ours that nobody else may enter (mode 0700), made if needed.
+/// False with `why` when it is someone else's or not a folder (then nothing is written there).
+bool private_dir(const fs::path& dir, std::string* why) {
+  std::error_code ec;
+  if (!fs::exists(dir.parent_path(), ec) && !private_dir(dir.parent_path(), why)) return false;
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    *why = "cannot create " + dir.string() + ": " + std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *why = dir.string() + " is not a folder";
+    return false;
+  }
+  if (st.st_uid != ::getuid()) {
+    *why = dir.string() + " belongs to uid " + std::to_string(st.st_uid);
+    return false;
+  }
+  if ((st.st_mode & 077) != 0) ::chmod(dir.c_str(), 0700);
+  return true;
+}
+
+/// The pidfile's (and registry entry's) content.
+Json info_json(const TunnelSpec& spec, int monitor, long long ticks, int forwarder, long long forwarder_ticks) {
+  return Json{{"pid", monitor},
+              {"start_ticks", ticks},
+              {"forwarder", forwarder},
+              {"forwarder_start_ticks", forwarder_ticks},
+              {"id", spec.id},
+              {"listen", spec.listen.text()},
+              {"target", spec.target.text()},
+              {"via", spec.via.host_name},
+              {"log", spec.log_path}};
 }
 
 long long file_size(const std::string& path) {
@@ -154,7 +205,8 @@ Json spec_to_json(const TunnelSpec& s) {
               {"max_respawns", s.max_respawns},
               {"respawn_window_ms", s.respawn_window.count()},
               {"pid_path", s.pid_path},
-              {"log_path", s.log_path}};
+              {"log_path", s.log_path},
+              {"registry_path", s.registry_path}};
 }
 
 TunnelSpec spec_from_json(const Json& j) {
@@ -170,8 +222,11 @@ TunnelSpec spec_from_json(const Json& j) {
     s.respawn_window = milliseconds(j.value("respawn_window_ms", 60000LL));
     s.pid_path = j.at("pid_path").get<std::string>();
     s.log_path = j.at("log_path").get<std::string>();
+    s.registry_path = j.value("registry_path", "");
     if (s.pid_path.empty() || s.pid_path[0] != '/' || s.log_path.empty() || s.log_path[0] != '/')
       throw std::invalid_argument("pid_path and log_path must be absolute");
+    if (!s.registry_path.empty() && s.registry_path[0] != '/')
+      throw std::invalid_argument("registry_path must be absolute");
     return s;
   } catch (const Json::exception& e) {
     throw std::invalid_argument(e.what());
@@ -195,6 +250,9 @@ std::optional<TunnelInfo> read_pidfile(const std::string& path) {
     TunnelInfo i;
     i.pid = j.at("pid").get<int>();
     i.start_ticks = j.at("start_ticks").get<long long>();
+    i.forwarder = j.value("forwarder", 0);
+    i.forwarder_ticks = j.value("forwarder_start_ticks", 0LL);
+    i.pid_path = j.value("pidfile", "");
     i.id = j.value("id", "");
     i.listen = j.value("listen", "");
     i.target = j.value("target", "");
@@ -207,13 +265,40 @@ std::optional<TunnelInfo> read_pidfile(const std::string& path) {
   }
 }
 
-bool supervisor_alive(const TunnelInfo& info) {
-  long long ticks = 0;
-  char state = '?';
-  if (!proc_stat(info.pid, &ticks, &state)) return false;
-  if (state == 'Z' || state == 'X' || ticks != info.start_ticks) return false;
-  std::string cmdline = read_all("/proc/" + std::to_string(info.pid) + "/cmdline");
-  return cmdline.find(std::string("__tunnel") + '\0') != std::string::npos;
+std::optional<TunnelInfo> live_pidfile(const std::string& path) {
+  auto info = read_pidfile(path);
+  if (!info) return std::nullopt;
+  if (supervisor_alive(*info)) return info;
+  remove_pidfile_of(path, info->pid);
+  return std::nullopt;
+}
+
+bool supervisor_alive(const TunnelInfo& info) { return tunnel_process(info.pid, info.start_ticks); }
+
+bool forwarder_alive(const TunnelInfo& info) { return tunnel_process(info.forwarder, info.forwarder_ticks); }
+
+std::string tunnel_registry_dir() {
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && xdg[0] == '/')
+    return (fs::path(xdg) / "plan" / "tunnels").lexically_normal().string();
+  if (::access("/run", W_OK) == 0) return "/run/plan/tunnels";
+  return "/tmp/plan-" + std::to_string(::getuid()) + "/tunnels";
+}
+
+std::string registry_entry(const Endpoint& listen) {
+  std::string name = fs::path(tunnel_files("/", listen).pid).stem().string();
+  return (fs::path(tunnel_registry_dir()) / (name + ".json")).string();
+}
+
+std::optional<TunnelInfo> registered_tunnel(const Endpoint& listen) {
+  std::string path = registry_entry(listen);
+  auto info = read_pidfile(path);
+  if (!info) return std::nullopt;
+  if (!supervisor_alive(*info)) {
+    remove_pidfile_of(path, info->pid);
+    return std::nullopt;
+  }
+  if (info->listen != listen.text() || info->pid_path.empty()) return std::nullopt;
+  return info;
 }
 
 std::string stop_supervisor(const TunnelInfo& info, const std::string& pid_path, milliseconds grace) {
@@ -238,7 +323,16 @@ std::string stop_supervisor(const TunnelInfo& info, const std::string& pid_path,
       what = "killed (SIGKILL after " + std::to_string(grace.count() / 1000) + "s)";
     }
   }
+  // Its forwarder dies with it (PR_SET_PDEATHSIG), a moment later; one that would not (a monitor
+  // from before that) is killed here, so that nothing keeps the port.
+  auto end = Clock::now() + milliseconds(2000);
+  while (forwarder_alive(info) && Clock::now() < end) std::this_thread::sleep_for(milliseconds(10));
+  if (forwarder_alive(info)) ::kill(info.forwarder, SIGKILL);
   remove_pidfile_of(pid_path, info.pid);
+  try {
+    remove_pidfile_of(registry_entry(parse_endpoint(info.listen, "listen")), info.pid);
+  } catch (const std::exception&) {
+  }
   return what;
 }
 
@@ -252,6 +346,11 @@ std::string log_tail(const std::string& log_path, size_t n) {
   for (size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i)
     out += (out.empty() ? "" : "\n") + lines[i];
   return out;
+}
+
+std::string plan_binary() {
+  if (const char* env = std::getenv("PLAN_TUNNEL_BINARY"); env && env[0] == '/') return env;
+  return fs::read_symlink("/proc/self/exe").string();
 }
 
 int spawn_supervisor(const std::string& exe, const TunnelSpec& spec) {
@@ -396,8 +495,8 @@ int cmd_tunnel(const std::string& listen_arg, std::istream& in, std::ostream& ou
     return 1;
   }
   if (pid == 0) {
-    // The supervisor: its own session (no terminal, no signals meant for the engine's group),
-    // stdio on the log, nothing else inherited.
+    // The monitor: its own session (no terminal, no signals meant for the engine's group), stdio
+    // on the log, nothing else inherited.
     ::setsid();
     ::dup2(logfd, 1);
     ::dup2(logfd, 2);
@@ -410,24 +509,66 @@ int cmd_tunnel(const std::string& listen_arg, std::istream& in, std::ostream& ou
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    long long ticks = 0;
-    proc_stat(::getpid(), &ticks, nullptr);
-    Json info{{"pid", ::getpid()},          {"start_ticks", ticks},
-              {"id", spec.id},              {"listen", spec.listen.text()},
-              {"target", spec.target.text()}, {"via", spec.via.host_name},
-              {"log", spec.log_path}};
-    try {
-      write_atomically(spec.pid_path, info.dump() + "\n");
-    } catch (const std::exception& e) {
-      tunnel_log(std::string("cannot start: ") + e.what());
+    ::signal(SIGPIPE, SIG_IGN);
+
+    std::string error;
+    int listen_fd = listen_socket(spec.listen, &error);
+    if (listen_fd < 0) {
+      tunnel_log("cannot start: " + error);
       ::_exit(1);
     }
-    [[maybe_unused]] ssize_t w = ::write(3, "1", 1);  // the pidfile is there
-    ::close(3);
-    int code = run_tunnel(spec);
+    long long ticks = 0;
+    proc_stat(::getpid(), &ticks, nullptr);
+    tunnel_log("listening on " + spec.listen.text() + " -> " + spec.via.host_name + " (" + spec.via.label() +
+               ") -> " + spec.target.text() + "; keepalive " +
+               (spec.keepalive.count() > 0 ? short_duration(spec.keepalive) : std::string("off")) + ", respawn " +
+               std::to_string(spec.max_respawns) + " in " + short_duration(spec.respawn_window) + " (pid " +
+               std::to_string(::getpid()) + ")");
+    int ready_fd = 3;
+    bool registered = false;
+    MonitorHooks hooks;
+    hooks.forward = [&](int fd, bool restarted) {
+      if (ready_fd >= 0) ::close(ready_fd);  // the engine waits for the monitor's word, not ours
+      return run_tunnel(spec, ForwarderStart{fd, restarted});
+    };
+    hooks.started = [&](int forwarder) {
+      long long forwarder_ticks = 0;
+      proc_stat(forwarder, &forwarder_ticks, nullptr);
+      Json info = info_json(spec, ::getpid(), ticks, forwarder, forwarder_ticks);
+      try {
+        write_atomically(spec.pid_path, info.dump() + "\n");
+      } catch (const std::exception& e) {
+        if (ready_fd >= 0) {
+          tunnel_log(std::string("cannot start: ") + e.what());
+          return false;
+        }
+        // It still names this monitor, the holder; only the forwarder it records is old.
+        tunnel_log(std::string("pidfile not updated: ") + e.what());
+      }
+      if (!spec.registry_path.empty()) {
+        std::string why;
+        info["pidfile"] = spec.pid_path;
+        try {
+          if (!private_dir(fs::path(spec.registry_path).parent_path(), &why)) throw std::runtime_error(why);
+          write_atomically(spec.registry_path, info.dump() + "\n");
+          registered = true;
+        } catch (const std::exception& e) {
+          // Other plans will not find it by its address; this plan still does, by its pidfile.
+          if (ready_fd >= 0 || registered) tunnel_log(std::string("not in the machine's registry: ") + e.what());
+          registered = false;
+        }
+      }
+      if (ready_fd >= 0) {
+        [[maybe_unused]] ssize_t w = ::write(ready_fd, "1", 1);  // the pidfile is there
+        ::close(ready_fd);
+        ready_fd = -1;
+      }
+      return true;
+    };
+    int code = run_monitor(spec, listen_fd, hooks);
     remove_pidfile_of(spec.pid_path, ::getpid());
+    remove_pidfile_of(spec.registry_path, ::getpid());
     tunnel_log("exit " + std::to_string(code) + " (pidfile removed)");
-    // _exit: a reconnect attempt may still be running in its thread; nothing is left to flush.
     ::_exit(code);
   }
   ::close(ready[1]);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -99,7 +100,7 @@ std::optional<Json> decode_line(const std::string& line) {
 std::string malformed(const Json& r) {
   auto it = r.find("type");
   if (it == r.end() || !it->is_string()) return "it has no 'type' text";
-  for (const char* k : {"step", "run", "kind", "plan_hash", "status", "message", "why"})
+  for (const char* k : {"step", "run", "kind", "plan_hash", "status", "message", "why", "window"})
     if (auto f = r.find(k); f != r.end() && !f->is_string()) return std::string("'") + k + "' is not text";
   for (const char* k : {"t", "attempt", "attempts", "version"})
     if (auto f = r.find(k); f != r.end() && !f->is_number_integer()) return std::string("'") + k + "' is not an integer";
@@ -301,6 +302,7 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
   if (start == records.size()) return std::nullopt;
 
   JournalRun run;
+  std::set<std::string> started_in_run;  // steps started since the latest run_started
   for (size_t i = start; i < records.size(); ++i) {
     const Json& r = records[i];
     std::string type = text_of(r, "type");
@@ -313,6 +315,7 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
       run.plan_hash = text_of(r, "plan_hash");
       run.status.clear();
       run.latest_rolled_back = false;
+      started_in_run.clear();
       if (run.runs == 1) run.started_ms = t;
       if (r.contains("step_hashes") && r["step_hashes"].is_object())
         for (auto& [k, v] : r["step_hashes"].items())
@@ -324,6 +327,14 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
       run.finished_ms = t;
       continue;
     }
+    if (type == "window_opened" || type == "window_closed") {
+      const std::string name = text_of(r, "window");
+      if (name.empty()) continue;
+      JournalWindow& w = run.windows[name];
+      if (type == "window_opened" && w.opened_ms == 0) w.opened_ms = t;
+      if (type == "window_closed" && w.opened_ms > 0) w.closed_ms = t;
+      continue;
+    }
     if (id.empty()) continue;
     JournalStepState& s = run.steps[id];
     auto it = run.step_hashes.find(id);
@@ -332,11 +343,13 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
       s.state = "running";
       s.not_rolled_back.clear();
       s.attempts = static_cast<int>(int_of(r, "attempt", s.attempts + 1));
-      if (s.attempts <= 1 || s.started_ms == 0) s.started_ms = t;
+      // Its time is this run's: a step run again by a resume is timed from its new start.
+      if (started_in_run.insert(id).second) s.started_ms = t;
     } else if (type == "step_succeeded") {
       s.state = "succeeded";
       s.finished_ms = t;
       if (r.contains("outputs")) s.outputs = r["outputs"];
+      std::erase(run.completion_order, id);  // a step run again by a resume (--rerun) counts once
       run.completion_order.push_back(id);
     } else if (type == "step_failed") {
       s.state = "failed";

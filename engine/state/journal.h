@@ -71,10 +71,16 @@ struct JournalStepState {
   std::string state;  // "running" | "succeeded" | "failed" | "skipped" | "rolled_back" | "rollback_failed" | "unknown"
   std::string hash;   // content hash recorded when the run started
   Json outputs = Json::object();
-  int attempts = 0;
+  int attempts = 0;  // attempts in the whole campaign (a resume's attempt numbers go on)
   std::string message;
   std::string not_rolled_back;  // why the last rollback pass left it as it is ("no rollback", "it changed nothing (...)")
-  long long started_ms = 0, finished_ms = 0;
+  long long started_ms = 0, finished_ms = 0;  // started: its first attempt in the latest run that ran it
+};
+
+/// A window as the campaign's journal records it, on the journal's clock (wall-clock ms).
+struct JournalWindow {
+  long long opened_ms = 0;  // the first opening in the campaign
+  long long closed_ms = 0;  // 0 while open
 };
 
 struct JournalRun {
@@ -86,7 +92,8 @@ struct JournalRun {
   long long started_ms = 0, finished_ms = 0;
   std::map<std::string, std::string> step_hashes;
   std::map<std::string, JournalStepState> steps;
-  std::vector<std::string> completion_order;  // step ids in the order they succeeded
+  std::vector<std::string> completion_order;  // step ids in the order they (last) succeeded
+  std::map<std::string, JournalWindow> windows;  // by name: those opened in the campaign
   bool latest_rolled_back = false;  // the latest run started undoing steps (a rollback pass ran)
   bool finished() const { return !status.empty() && status != "interrupted"; }
 };

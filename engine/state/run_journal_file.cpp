@@ -214,4 +214,17 @@ void RunJournalFile::rollback_skipped(int step, const std::string& why) {
   writer_.append({{"type", "rollback_skipped"}, {"step", id_of(step)}, {"why", mask(why)}});
 }
 
+void RunJournalFile::window_opened(const WindowRecord& w) {
+  Json r = {{"type", "window_opened"}, {"window", w.name}, {"budget_ms", w.budget.count()}};
+  writer_.append(std::move(r));
+}
+
+void RunJournalFile::window_closed(const WindowRecord& w) {
+  Json r = {{"type", "window_closed"},
+            {"window", w.name},
+            {"budget_ms", w.budget.count()},
+            {"elapsed_ms", std::chrono::duration_cast<Millis>(w.closed_at - w.opened_at).count()}};
+  writer_.append(std::move(r));
+}
+
 }  // namespace plan

@@ -57,6 +57,10 @@ class RunJournalFile : public RunJournal {
   /// replace the step's for a later rollback or resume).
   void held_restarted(int step, const HeldResource& resource, const HeldStatus& found,
                       const StepOutcome& restart) override;
+  /// {"type":"window_opened","window":NAME,"budget_ms":N} and {"type":"window_closed",...,
+  /// "elapsed_ms":N}: their "t" is the journal's clock for the window (`plan status`, a resume).
+  void window_opened(const WindowRecord& w) override;
+  void window_closed(const WindowRecord& w) override;
 
  private:
   std::string id_of(int step) const;

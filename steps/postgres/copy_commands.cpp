@@ -43,6 +43,7 @@ CopyParams parse_copy(const Json& p) {
   else if (parallel != "streams")
     throw params::BadParam("'parallel' is streams or directory, not '" + parallel + "'", "parallel");
   params::named("replace", [&] { c.replace = params::boolean(p, "replace", false); });
+  params::named("keep_replaced", [&] { c.keep_replaced = params::boolean(p, "keep_replaced", false); });
   params::named("verify", [&] { c.verify = params::boolean(p, "verify", true); });
   params::named("no_owner", [&] { c.no_owner = params::boolean(p, "no_owner", false); });
   params::named("no_privileges", [&] { c.no_privileges = params::boolean(p, "no_privileges", false); });
@@ -77,7 +78,10 @@ const ParamTable& copy_table() {
           "Copy a database from one PostgreSQL server to another with pg_dump and pg_restore on this machine, "
           "from one snapshot of the source, then verify the copy (row count of every table, every sequence, "
           "large objects). jobs above 1 copies tables in parallel. A target that already has tables is "
-          "refused unless replace: true. rollback: auto drops the target database, only if this step created it.",
+          "refused unless replace: true. rollback: auto drops the target database when this step created it; a "
+          "target that existed is recorded first (a dump of it kept in the state folder), and rollback: auto "
+          "recreates it from that dump (its owner, grants, settings, comment and schemas) and checks it is as it was. "
+          "Tables replaced with replace: true are restored only with keep_replaced: true.",
       .params =
           {
               {.name = "source",
@@ -108,6 +112,14 @@ const ParamTable& copy_table() {
                .kind = ParamKind::Boolean,
                .default_value = false,
                .description = "Replace the contents of a target that already has tables.",
+               .example = true},
+              {.name = "keep_replaced",
+               .kind = ParamKind::Boolean,
+               .default_value = false,
+               .description = "With replace: true, keep a dump of a target that has tables before replacing them "
+                              "(in the state folder; it takes as long as dumping that database), so that rollback: "
+                              "auto can restore them. Without it, rollback of such a copy fails and says that the "
+                              "replaced tables are lost. A target without tables is always kept.",
                .example = true},
               {.name = "verify",
                .kind = ParamKind::Boolean,
@@ -152,6 +164,15 @@ const ParamTable& copy_table() {
       .outputs =
           {
               {"created_target", "boolean", "Whether this step created the target database."},
+              {"undo", "string",
+               "What rollback: auto does: drop (the database this step created), restore (recreate the database "
+               "that existed from the dump kept before the copy), cannot (replaced tables were not kept: rollback "
+               "fails and says so), nothing (the failed copy already dropped what it created)."},
+              {"kept", "string", "With undo: restore, the dump of the target kept before the copy."},
+              {"before", "object",
+               "For a target that existed, what it was before the copy (owner, grants, settings, comment, schemas, "
+               "objects): what rollback checks the database it puts back against."},
+              {"replaced_tables", "integer", "Tables the target had before a copy with replace: true."},
               {"dropped_after_failure", "boolean",
                "Present after a failed copy that dropped the database it had created."},
               {"bytes", "integer", "Bytes the dump carried."},
@@ -200,6 +221,10 @@ std::vector<std::string> restore_cmd(const CopyParams& c, std::vector<std::strin
   return a;
 }
 
+std::vector<std::string> keep_cmd(const CopyParams& c, const std::string& file) {
+  return {"pg_dump", "--format=custom", "--file=" + file, "--dbname=" + conninfo_for_tools(c.target)};
+}
+
 std::string table_option(const std::string& option, const std::string& schema, const std::string& name) {
   // Inside double quotes a pg_dump pattern is literal ("*", "?", "." lose their meaning).
   return option + "=" + quote_ident(schema) + "." + quote_ident(name);
@@ -240,6 +265,9 @@ std::vector<std::string> describe_copy(const CopyParams& c) {
           " unless it exists (TEMPLATE template0, the source's encoding and locale); " +
           (c.replace ? "objects already in it are replaced (pg_restore --clean)" : "refused if it already has tables")};
   auto add = [&](const std::string& s) { lines.push_back("  " + s); };
+  add(std::string(c.replace && c.keep_replaced ? "if it exists" : "if it exists without tables") +
+      ", kept first for rollback (written beside, then renamed): " +
+      shown(keep_cmd(c, "<state folder>/postgres.copy-database/<step>.before.dump"), password_env(c.target)));
   if (c.jobs == 1) {
     add(shown(dump_cmd(c, snap, custom), password_env(c.source)) + " \\");
     add("  | " + shown(restore_cmd(c, {"--single-transaction"}, c.replace), restore_env(c)));

@@ -19,6 +19,7 @@ struct CopyParams {
   int jobs = 1;
   Parallel parallel = Parallel::Streams;
   bool replace = false, verify = true, no_owner = false, no_privileges = false;
+  bool keep_replaced = false;  // replace: a dump of the tables replaced is kept for rollback
   Millis progress_interval{5000};
   std::string maintenance_db = "postgres";
   std::string work_dir;
@@ -44,6 +45,9 @@ std::vector<std::string> dump_cmd(const CopyParams& c, const std::string& snapsh
 /// and privilege options), reading `file` or stdin.
 std::vector<std::string> restore_cmd(const CopyParams& c, std::vector<std::string> options, bool clean,
                                      const std::string& file = "");
+/// pg_dump of the target as it is, into `file`: kept before copying into a target that exists,
+/// for rollback (the archive format, which pg_restore --create recreates the database from).
+std::vector<std::string> keep_cmd(const CopyParams& c, const std::string& file);
 /// --table= / --exclude-table= with the name quoted as pg_dump patterns need it.
 std::string table_option(const std::string& option, const std::string& schema, const std::string& name);
 

@@ -5,11 +5,13 @@
 //     jobs: 2            # > 1: tables copied in parallel (see below)
 //     parallel: streams  # or directory: pg_dump -Fd -j N into a folder, then pg_restore -j N
 //     replace: false     # a target that already has tables is refused unless true
+//     keep_replaced: false  # with replace: a dump of the tables replaced, for rollback
 //     verify: true       # row count of every table, value of every sequence, large objects
 //     no_owner: false, no_privileges: false, progress_interval: 5s, work_dir: /var/tmp,
 //     parallel_min_mb: 64  # jobs > 1 streams in one pipe anyway below this size
 //     maintenance_work_mem: 256MB  # for pg_restore's index builds ("default": the server's)
-//   rollback: auto       # drops the target database, only if this step created it
+//   rollback: auto       # drops the target database if this step created it, else recreates it
+//                        # as it was from the dump kept before the copy (see below)
 //
 // Streamed (jobs 1): pg_dump -Fc -Z0 | pg_restore --single-transaction through a pipe that only
 // they hold (the bytes counted from what pg_dump wrote, for progress), no intermediate file.
@@ -25,7 +27,16 @@
 // verification reads the same snapshot (while the copy runs, on the connection that holds it), so
 // the comparison holds even while the source is being written. A database this attempt created
 // is dropped again when the copy fails.
-// Outputs: bytes, rows, tables, sequences, large_objects, duration_ms, created_target, mode, jobs.
+// A target that existed (the usual case: an administrator created it, empty, with its owner and
+// grants) is dumped into the state folder before anything is copied into it, and its properties
+// recorded (copy_undo.h); rollback: auto drops it and recreates it from that dump, then checks it
+// against the record: owner, grants, settings, comment, schemas, no copied object. The record is
+// the step's note (steps/step_note.h), written before the target changes, so that a resume or a
+// `plan rollback` after a crash knows what to put back. Replaced tables (replace: true) are kept
+// only with keep_replaced: true (a dump of the whole database, which takes time); otherwise the
+// outputs, the dry run and the rollback's failure say they cannot be restored.
+// Outputs: bytes, rows, tables, sequences, large_objects, duration_ms, created_target, undo (drop,
+// restore, cannot, nothing), kept, before, replaced_tables, mode, jobs.
 
 #include <unistd.h>
 
@@ -34,13 +45,14 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <thread>
 
 #include "../params.h"
+#include "../step_note.h"
 #include "connection.h"
 #include "copy_commands.h"
+#include "copy_undo.h"
 #include "copy_verify.h"
 #include "pipeline.h"
 
@@ -50,54 +62,36 @@ namespace {
 namespace fs = std::filesystem;
 using pg::CopyParams;
 
-constexpr Millis kDropTimeout{30000};
-
 FailureKind kind_of(pg::Failure f) {
   return f == pg::Failure::Timeout ? FailureKind::Timeout
          : f == pg::Failure::Cancelled ? FailureKind::Cancelled
                                        : FailureKind::Error;
 }
 
-/// Drops the target database (terminating its sessions). "" or what failed.
-std::string drop_target(const CopyParams& c) {
-  CancelToken never;
-  std::string err;
-  auto admin = pg::Connection::open(c.target, Deadline::after(kDropTimeout), never, &err, c.maintenance_db);
-  if (!admin) return err;
-  auto version = admin->value("SELECT current_setting('server_version_num')::int", &err);
-  if (!version) return err;
-  const std::string db = pg::quote_ident(c.target_db);
-  if (std::stoi(version->value_or("0")) >= 130000) return admin->exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)", &err) ? "" : err;
-  admin->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &err, {c.target_db});
-  return admin->exec("DROP DATABASE IF EXISTS " + db, &err) ? "" : err;
-}
-
-/// The mark of a target database this step created and has not yet finished with: an attempt
-/// interrupted by a crash leaves it, and the next attempt knows the database is its own.
-/// Empty when the run keeps no state folder.
-std::string created_mark(const StepContext& ctx) {
+/// Where the dump of a target that existed is kept (STATE/postgres.copy-database/STEP.before.dump),
+/// beside the step's note; "" when the run keeps no state folder.
+std::string dump_path(const StepContext& ctx) {
   if (ctx.state_dir.empty()) return "";
-  return (fs::path(ctx.state_dir) / "copy-database" / (ctx.step.id + ".created")).string();
+  return (fs::path(ctx.state_dir) / ctx.step.type / (ctx.step.id + ".before.dump")).string();
 }
 
-void write_mark(const std::string& path, const std::string& what) {
-  if (path.empty()) return;
-  std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
-  std::ofstream(path) << what << "\n";
+/// The record an attempt of this step kept of what it did to this target (its note): written
+/// before the step changes the target, marked finished when run() succeeds, dropped by the
+/// rollback that undoes it or by the next attempt. nullopt when there is none for this target.
+std::optional<Json> record_of(const StepContext& ctx, const CopyParams& c) {
+  std::optional<Json> rec = note::read(ctx);
+  if (rec && rec->value("target", "") != pg::display(c.target)) return std::nullopt;
+  return rec;
 }
 
-bool has_mark(const std::string& path, const std::string& what) {
-  if (path.empty()) return false;
-  std::ifstream in(path);
-  std::string line;
-  return std::getline(in, line) && line == what;
+/// `a` with the keys of `b` added.
+Json merged(Json a, const Json& b) {
+  a.update(b);
+  return a;
 }
 
-void remove_mark(const std::string& path) {
-  std::error_code ec;
-  if (!path.empty()) fs::remove(path, ec);
-}
+/// "\"botbot\" on 127.0.0.3:5432".
+std::string target_name(const CopyParams& c) { return pg::quote_ident(c.target_db) + " on " + pg::server_of(c.target); }
 
 /// A cancellation of our own that also follows the run's (Ctrl-C, --fail-fast): the source's
 /// counting is stopped by the run, or by us when the copy it runs beside has failed.
@@ -338,16 +332,32 @@ class CopyDatabaseStep : public StepType {
   std::vector<std::string> describe_rollback(const Json& p) const override {
     try {
       CopyParams c = pg::parse_copy(p);
-      return {"drop database " + pg::quote_ident(c.target_db) + " on " + pg::server_of(c.target) +
-              " if this step created it (a database that existed before is left as it is)"};
+      std::vector<std::string> lines{
+          "drop database " + target_name(c) + " if this step created it",
+          "if it existed without tables: unless it is still as it was, drop it (terminating its sessions) and "
+          "recreate it from the dump of it kept before the copy (its owner, grants, settings, comment and schemas), "
+          "then check it is as it was, with no copied object left"};
+      if (c.replace)
+        lines.push_back(c.keep_replaced ? "if it had tables (replaced): the same, from the dump of it and its tables "
+                                          "kept before the copy (keep_replaced)"
+                                        : "if it had tables: they are replaced and not kept (keep_replaced: false), so "
+                                          "rollback fails and says so, leaving the copy in place");
+      lines.push_back("(the outputs and `plan apply --dry-run --probe` tell which applies)");
+      return lines;
     } catch (const std::exception& ex) {
       return {std::string("invalid postgres.copy-database parameters: ") + ex.what()};
     }
   }
 
+  std::vector<std::string> preview(const PreviewContext& ctx) const override;
   StepOutcome run(StepContext& ctx) const override;
   StepOutcome rollback(StepContext& ctx, const Json& outputs) const override;
   ProbeResult probe(StepContext& ctx) const override;
+  std::optional<Json> probed_outputs(StepContext& ctx) const override;
+  /// Safe to run again after a crash: an attempt starts by putting back what an interrupted one
+  /// left on the target (dropping the database it created, recreating the one it copied into
+  /// from its dump). Its undo is as safe to repeat: it checks the target first.
+  bool idempotent() const override { return true; }
 };
 
 StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
@@ -367,6 +377,9 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
   const auto start = Clock::now();
   std::string err;
   pg::Failure how = pg::Failure::None;
+  // The record of an earlier attempt that finished belongs to a run whose outputs are journaled:
+  // from now on it would only mislead a probe or a rollback of this attempt.
+  if (std::optional<Json> rec = note::read(ctx); rec && rec->value("finished", false)) note::drop(ctx);
 
   // 1. The source: one snapshot for every pg_dump and for the verification.
   LinkedCancel src_cancel(ctx.cancel);
@@ -388,58 +401,122 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
   std::vector<pg::Relation> relations;
   if (c.jobs > 1 && !(err = pg::read_catalog(*src, relations)).empty()) return src_fail("reading the catalog");
 
-  // 2. The target: create it, or make sure it is empty (unless replace).
-  auto admin = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, &err, c.maintenance_db, false, &how);
-  if (!admin) return StepOutcome::fail(kind_of(how), "target " + err);
-  auto exists = admin->value("SELECT count(*) FROM pg_database WHERE datname = $1", &err, {c.target_db});
-  if (!exists) return StepOutcome::fail(kind_of(admin->failure()), "target " + admin->where() + ": " + err);
+  // 2. The target: first put back what an interrupted attempt of this step left there; then
+  // create it, or record it as it is before copying into it (refused when it has tables, unless
+  // replace), so that rollback can restore it.
+  const std::string target_where = pg::display(c.target);
+  const std::string what = target_name(c);
+  std::unique_ptr<pg::Connection> admin;
+  std::optional<bool> exists;
+  auto look = [&]() -> std::string {  // (re)opens `admin` and reads whether the target exists
+    admin = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, &err, c.maintenance_db, false, &how);
+    if (!admin) return "target " + err;
+    auto n = admin->value("SELECT count(*) FROM pg_database WHERE datname = $1", &err, {c.target_db});
+    if (!n) {
+      how = admin->failure();
+      return "target " + admin->where() + ": " + err;
+    }
+    exists = n->value_or("0") != "0";
+    return "";
+  };
+  if (std::string why = look(); !why.empty()) return StepOutcome::fail(kind_of(how), why);
+  if (std::optional<Json> rec = record_of(ctx, c); rec && !rec->value("finished", false)) {
+    const std::string undo = rec->value("undo", "");
+    if (undo == "drop" && *exists) {
+      // Ours, from an attempt that never finished (the engine died): start it afresh.
+      log("dropping " + what + ": an interrupted attempt of this step created it");
+      std::string why = pg::drop_target(c);
+      if (!why.empty()) return StepOutcome::fail(FailureKind::Error, "target " + target_where + ": " + why);
+      exists = false;
+    } else if (undo == "restore") {
+      log("putting back " + what + " as it was before an interrupted attempt of this step copied into it");
+      admin.reset();
+      bool already = false;
+      std::string why = pg::restore_target(c, rec->value("before", Json::object()), rec->value("kept", ""),
+                                           ctx.deadline, ctx.cancel, log, &already);
+      if (!why.empty())
+        return StepOutcome::fail(FailureKind::Error, "target " + target_where +
+                                                         ": cannot put back what an interrupted attempt of this step "
+                                                         "changed: " + why);
+      log(already ? "it is as it was" : "recreated it as it was");
+      if (std::string w = look(); !w.empty()) return StepOutcome::fail(kind_of(how), w);
+    }
+  }
+  note::drop(ctx);  // an interrupted attempt's record, settled above (or about another target)
+
   bool created = false;
   long long existing_tables = 0;
-  const std::string target_where = pg::display(c.target);
-  const std::string mark = created_mark(ctx);
-  if (exists->value_or("0") != "0" && has_mark(mark, target_where)) {
-    // Ours, from an attempt that never finished (the engine died): start it afresh.
-    log("dropping " + pg::quote_ident(c.target_db) + " on " + pg::server_of(c.target) +
-        ": an interrupted attempt of this step created it");
-    std::string why = drop_target(c);
-    if (!why.empty()) return StepOutcome::fail(FailureKind::Error, "target " + target_where + ": " + why);
-    exists = std::optional<std::string>("0");
-  }
-  if (exists->value_or("0") == "0") {
+  Json outputs{{"created_target", false}};
+  if (!*exists) {
     std::string sql = "CREATE DATABASE " + pg::quote_ident(c.target_db) + " TEMPLATE template0 ENCODING " +
                       pg::quote_literal(prop[0].value_or("UTF8")) + " LC_COLLATE " +
                       pg::quote_literal(prop[1].value_or("C")) + " LC_CTYPE " + pg::quote_literal(prop[2].value_or("C"));
-    if (!admin->exec(sql, &err))
+    // Recorded first: an engine that dies right after CREATE DATABASE leaves a database its next
+    // attempt, or rollback, knows to be this step's.
+    outputs = {{"created_target", true}, {"undo", "drop"}};
+    note::write(ctx, merged(outputs, {{"target", target_where}}));
+    if (!admin->exec(sql, &err)) {
+      note::drop(ctx);
       return StepOutcome::fail(kind_of(admin->failure()), "target " + target_where + ": cannot create the database: " + err);
+    }
     created = true;
-    write_mark(mark, target_where);
-    log("created database " + pg::quote_ident(c.target_db) + " on " + pg::server_of(c.target));
+    log("created database " + what);
   } else {
     auto tgt = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, &err, "", false, &how);
     if (!tgt) return StepOutcome::fail(kind_of(how), "target " + err);
-    auto tables = tgt->value(
-        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
-        "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'",
-        &err);
+    auto tables = pg::count_tables(*tgt, &err);
     if (!tables) return StepOutcome::fail(kind_of(tgt->failure()), "target " + target_where + ": " + err);
-    existing_tables = std::stoll(tables->value_or("0"));
+    existing_tables = *tables;
     if (existing_tables > 0 && !c.replace)
       return StepOutcome::fail(FailureKind::Error, "target database " + target_where + " already has " +
                                                        std::to_string(existing_tables) +
                                                        (existing_tables == 1 ? " table" : " tables") +
                                                        "; set replace: true to replace its contents");
+    // What it holds now, recorded before anything changes: rollback checks the database it puts
+    // back against it, and tells a copy that changed nothing from one that did.
+    Json before;
+    if (std::string why = pg::read_fingerprint(*tgt, before); !why.empty())
+      return StepOutcome::fail(kind_of(tgt->failure()), "target " + target_where + ": " + why);
+    outputs["before"] = before;
+    const std::string dump = dump_path(ctx);
+    if (existing_tables > 0) outputs["replaced_tables"] = existing_tables;
+    if (existing_tables > 0 && !c.keep_replaced) {
+      outputs["undo"] = "cannot";
+      log("warning: " + what + " has " + std::to_string(existing_tables) +
+          (existing_tables == 1 ? " table" : " tables") +
+          " that the copy replaces without keeping them (keep_replaced: true keeps a dump of them): rollback cannot "
+          "restore them");
+    } else if (dump.empty()) {
+      outputs["undo"] = "cannot";
+      log("warning: no state folder to keep a dump of " + what + " in: rollback cannot restore it");
+    } else {
+      // Kept before anything changes: the undo recreates the database from this dump.
+      log("keeping " + what + " as it is before the copy: pg_dump into " + dump);
+      if (std::string why = pg::dump_target(c, dump, ctx.deadline, ctx.cancel); !why.empty())
+        return StepOutcome::fail(ctx.cancel.cancelled() ? FailureKind::Cancelled : FailureKind::Error,
+                                 "target " + target_where + ": cannot keep a dump of it before the copy: " + why)
+            .changed_nothing("nothing copied yet");
+      if (std::string blocked = pg::restore_blocker(*admin, before.value("owner", "")); !blocked.empty())
+        log("warning: rollback could not recreate " + what + ": " + blocked);
+      log("kept: " + pg::fingerprint_summary(before));
+      outputs["undo"] = "restore";
+      outputs["kept"] = dump;
+    }
+    note::write(ctx, merged(outputs, {{"target", target_where}}));
   }
   admin.reset();
 
-  Json outputs{{"created_target", created}};
   // From here on a failure drops the database this attempt created: nothing half-copied stays.
+  // A database that existed is left to rollback (its record kept): a streamed copy, one
+  // transaction, changed nothing when it failed.
   auto fail = [&](FailureKind k, std::string msg) {
     if (created) {
-      std::string why = drop_target(c);
+      std::string why = pg::drop_target(c);
       if (why.empty()) {
-        remove_mark(mark);
+        note::drop(ctx);
         msg += "; dropped the database this step had created";
         outputs["created_target"] = false;
+        outputs["undo"] = "nothing";
         outputs["dropped_after_failure"] = true;
       } else {
         msg += "; could not drop the database this step created (" + why + ")";
@@ -533,7 +610,9 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
   outputs["large_objects"] = t.large_objects;
   outputs["verified"] = c.verify;
   outputs["duration_ms"] = std::chrono::duration_cast<Millis>(Clock::now() - start).count();
-  remove_mark(mark);  // from here the journaled outputs say that the step created it
+  // Kept, marked finished: an engine that dies before journaling these outputs finds them again
+  // (probed_outputs), and rollback still knows what to undo. The next attempt drops it.
+  note::write(ctx, merged(outputs, {{"target", target_where}, {"finished", true}}));
   return StepOutcome::ok(std::move(outputs));
 }
 
@@ -544,43 +623,149 @@ StepOutcome CopyDatabaseStep::rollback(StepContext& ctx, const Json& outputs) co
   } catch (const std::exception& ex) {
     return StepOutcome::fail(FailureKind::Error, ex.what());
   }
-  const std::string what = "database " + pg::quote_ident(c.target_db) + " on " + pg::server_of(c.target);
+  auto log = [&](const std::string& s) {
+    if (ctx.log) ctx.log(s);
+  };
+  const std::string what = "database " + target_name(c);
   if (outputs.is_object() && outputs.value("dropped_after_failure", false)) {
-    if (ctx.log) ctx.log("nothing to drop: the failed copy already dropped " + what);
+    log("nothing to drop: the failed copy already dropped " + what);
     return StepOutcome::ok();
   }
-  // An attempt the engine never finished has no outputs, but may have left its mark.
-  const bool ours = (outputs.is_object() && outputs.value("created_target", false)) ||
-                    has_mark(created_mark(ctx), pg::display(c.target));
-  if (!ours) {
-    if (ctx.log) ctx.log("nothing to drop: " + what + " was not created by this step (left as it is)");
+  // The journaled outputs say what to undo; an attempt the engine never finished has none, but
+  // left its record.
+  Json rec = outputs.is_object() && outputs.contains("undo") ? outputs : Json();
+  if (rec.is_null())
+    if (std::optional<Json> noted = record_of(ctx, c)) rec = std::move(*noted);
+  if (rec.is_null() && outputs.is_object() && outputs.value("created_target", false))
+    rec = {{"undo", "drop"}};  // outputs journaled before the undo was recorded
+  const std::string undo = rec.is_object() ? rec.value("undo", "") : "";
+
+  if (undo == "drop") {
+    std::string why = pg::drop_target(c);
+    if (!why.empty()) return StepOutcome::fail(FailureKind::Error, "cannot drop " + what + ": " + why);
+    note::drop(ctx);
+    log("dropped " + what);
     return StepOutcome::ok();
   }
-  std::string why = drop_target(c);
-  if (!why.empty()) return StepOutcome::fail(FailureKind::Error, "cannot drop " + what + ": " + why);
-  remove_mark(created_mark(ctx));
-  if (ctx.log) ctx.log("dropped " + what);
+  if (undo == "restore") {
+    const Json before = rec.value("before", Json::object());
+    const std::string dump = rec.value("kept", "");
+    bool already = false;
+    std::string why = pg::restore_target(c, before, dump, ctx.deadline, ctx.cancel, log, &already);
+    if (!why.empty())
+      return StepOutcome::fail(ctx.cancel.cancelled() ? FailureKind::Cancelled : FailureKind::Error,
+                               "cannot restore " + what + " as it was before the copy: " + why);
+    note::drop(ctx);
+    std::error_code ec;
+    fs::remove(dump, ec);
+    log((already ? what + " is as it was before the copy, nothing to restore (" : "restored " + what +
+                                                                                      " as it was before the copy (") +
+        pg::fingerprint_summary(before) + "), checked: no copied object left");
+    return StepOutcome::ok();
+  }
+  if (undo == "cannot") {
+    if (rec.contains("before") && pg::as_recorded(c, rec["before"], ctx.deadline, ctx.cancel).value_or(false)) {
+      log("nothing to undo: " + what + " is as it was before the copy (the copy changed nothing)");
+      note::drop(ctx);
+      return StepOutcome::ok();
+    }
+    const long long replaced = rec.value("replaced_tables", 0LL);
+    return StepOutcome::fail(
+        FailureKind::Error,
+        "cannot restore " + what + ": " +
+            (replaced > 0 ? "the copy replaced its " + std::to_string(replaced) +
+                                (replaced == 1 ? " table (replace: true), which was" : " tables (replace: true), which were") +
+                                " not kept (keep_replaced: true keeps a dump for rollback)"
+                          : std::string("no dump of it was kept (the run had no state folder)")) +
+            "; the copy is left in place");
+  }
+  if (undo == "nothing") {
+    log("nothing to undo: the failed copy already put back " + what);
+    return StepOutcome::ok();
+  }
+  log("nothing to undo: this step left no record of changing " + what + " (left as it is)");
   return StepOutcome::ok();
 }
 
 ProbeResult CopyDatabaseStep::probe(StepContext& ctx) const {
   try {
     CopyParams c = pg::parse_copy(ctx.params);
+    // An attempt of this step had begun on this target when its record is there.
+    const std::optional<Json> rec = record_of(ctx, c);
+    const std::string undo = rec ? rec->value("undo", "") : "";
     std::string err;
     auto admin = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, &err, c.maintenance_db, true);
     if (!admin) return ProbeResult::Unknown;
     auto exists = admin->value("SELECT count(*) FROM pg_database WHERE datname = $1", &err, {c.target_db});
     if (!exists) return ProbeResult::Unknown;
-    if (exists->value_or("0") == "0") return ProbeResult::NotDone;
+    // Gone while its record says it existed: an undo was cut short between its drop and its
+    // recreation; what was there is missing, which is not "nothing happened".
+    if (exists->value_or("0") == "0") return undo == "restore" ? ProbeResult::Unknown : ProbeResult::NotDone;
     auto src = pg::Connection::open(c.source, ctx.deadline, ctx.cancel, &err, "", true);
     auto tgt = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, &err, "", true);
     if (!src || !tgt) return ProbeResult::Unknown;
     pg::DbState s, t;
     if (!pg::read_state(*src, s).empty() || !pg::read_state(*tgt, t).empty()) return ProbeResult::Unknown;
-    return pg::differences(s, t).empty() ? ProbeResult::Done : ProbeResult::NotDone;
+    if (pg::differences(s, t).empty()) return ProbeResult::Done;
+    if (!rec) return ProbeResult::NotDone;  // not this step's doing
+    if (rec->contains("before")) {
+      Json now;
+      if (pg::read_fingerprint(*tgt, now).empty() && pg::fingerprint_differences((*rec)["before"], now).empty())
+        return ProbeResult::NotDone;  // as it was before: the copy left nothing
+    }
+    // Partly copied by this step (or a database it created): not done, and not undone either.
+    // A resume runs it again (it is idempotent: the next attempt starts by putting the target
+    // back), a rollback undoes it.
+    return ProbeResult::Unknown;
   } catch (const std::exception&) {
     return ProbeResult::Unknown;
   }
+}
+
+std::optional<Json> CopyDatabaseStep::probed_outputs(StepContext& ctx) const {
+  try {
+    std::optional<Json> rec = record_of(ctx, pg::parse_copy(ctx.params));
+    if (!rec) return std::nullopt;
+    rec->erase("target");
+    rec->erase("finished");
+    return rec;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::vector<std::string> CopyDatabaseStep::preview(const PreviewContext& ctx) const {
+  if (!ctx.hosts) return {};  // connects only with --probe
+  CopyParams c;
+  try {
+    c = pg::parse_copy(ctx.params);
+  } catch (const std::exception& ex) {
+    return {std::string("live: invalid parameters: ") + ex.what()};
+  }
+  const std::string what = "database " + target_name(c);
+  std::string err;
+  auto admin = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, &err, c.maintenance_db, true);
+  if (!admin) return {"live: cannot read the target: " + err};
+  auto exists = admin->value("SELECT count(*) FROM pg_database WHERE datname = $1", &err, {c.target_db});
+  if (!exists) return {"live: cannot read the target: " + err};
+  if (exists->value_or("0") == "0") return {"live: " + what + " does not exist: the copy creates it, rollback: auto drops it"};
+  auto tgt = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, &err, "", true);
+  std::optional<long long> tables = tgt ? pg::count_tables(*tgt, &err) : std::nullopt;
+  if (!tables) return {"live: cannot read " + what + ": " + err};
+  const std::string n = std::to_string(*tables) + (*tables == 1 ? " table" : " tables");
+  std::vector<std::string> lines;
+  if (*tables > 0 && !c.replace) return {"live: " + what + " has " + n + ": the copy will be refused (replace: false)"};
+  if (*tables > 0 && !c.keep_replaced)
+    return {"live: " + what + " has " + n + ", which the copy replaces without keeping them: rollback: auto cannot "
+            "restore them (keep_replaced: true keeps a dump)"};
+  Json now;
+  if (!(err = pg::read_fingerprint(*tgt, now)).empty()) return {"live: cannot read " + what + ": " + err};
+  lines.push_back("live: " + what + " exists (" + pg::fingerprint_summary(now) +
+                  "): the copy keeps a dump of it first; rollback: auto recreates it from that dump and checks it is "
+                  "as it was");
+  if (std::string blocked = pg::restore_blocker(*admin, now.value("owner", "")); !blocked.empty())
+    lines.push_back("live: warning: rollback could not recreate it: " + blocked);
+  return lines;
 }
 
 PLAN_REGISTER_STEP(CopyDatabaseStep);

@@ -11,6 +11,7 @@
 namespace {
 
 using namespace harness;
+using plan::Json;
 
 // Runs in the test's folder with the run state in its state/ subfolder.
 Result plan_in(const TempDir& t, std::vector<std::string> args) {
@@ -163,8 +164,11 @@ std::string crash_plan() {
     std::string id = "s" + std::to_string(n);
     s += "  - id: " + id + "\n    type: exec\n";
     if (n > 1) s += "    needs: [s" + std::to_string(n - 1) + "]\n";
-    // `kill -0 $PPID`: a step whose engine died meanwhile does nothing, as in a crash of the machine.
-    s += "    with: { shell: \"echo $$ > start-" + std::to_string(n) + "; sleep 0.2; kill -0 $PPID || exit 1; echo step-" +
+    // A step whose engine died meanwhile does nothing, as in a crash of the machine. Its parent
+    // must still be the engine (`plan`): a shell started just as the engine was killed is already
+    // reparented (`kill -0 $PPID` would ask init), and would act after the resume ran the step.
+    s += "    with: { shell: \"p=$PPID; echo $$ > start-" + std::to_string(n) +
+         "; sleep 0.2; [ $(cat /proc/$p/comm 2>/dev/null) = plan ] || exit 1; echo step-" +
          std::to_string(n) + " >> fx; echo $$ > done-" + std::to_string(n) + "; sleep 0.2\" }\n";
     s += "    verify:\n      - file: { path: fx, contains: step-" + std::to_string(n) + " }\n";
   }
@@ -605,4 +609,186 @@ TEST_CASE("apply --resume never takes over a lock whose holder is alive or of an
   Result r = plan_in(t, {"apply", "three.yaml", "--resume"});
   CHECK(r.code == 0);
   CHECK(contains(r.err, "resume: took over the lock of the run that died (pid 999999999 on host "));
+}
+
+// ---- across crashes and resumes (issue 14): windows, attempts, --rerun, forward recovery ----
+
+namespace {
+
+// `open` opens the window ro (budget 1s); `inside` writes its pid and sleeps (the harness kills
+// the engine in there, at least 2 s after the window opened), then leaves its effect; `close`
+// closes the window. inside's verify check lets the resume's probe decide to run it again.
+const char* kWindowPlan =
+    "plan: win\n"
+    "windows:\n"
+    "  ro: { from: open, to: close, budget: 1s }\n"
+    "steps:\n"
+    "  - id: open\n    type: exec\n    with: { shell: \"echo open >> fx\" }\n"
+    "  - id: inside\n    type: exec\n    needs: [open]\n"
+    "    with: { shell: \"echo $$ > inside-started; sleep 3; kill -0 $PPID || exit 1; echo inside >> fx\" }\n"
+    "    verify:\n      - file: { path: fx, contains: inside }\n"
+    "  - id: close\n    type: exec\n    needs: [inside]\n    with: { shell: \"echo close >> fx\" }\n";
+
+// The JSON events of a run's stdout.
+std::vector<Json> events_of(const std::string& out) {
+  std::vector<Json> events;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) events.push_back(Json::parse(line));
+  return events;
+}
+
+// The events named `name`.
+std::vector<Json> named(const std::vector<Json>& events, const std::string& name) {
+  std::vector<Json> out;
+  for (const Json& e : events)
+    if (e.value("event", "") == name) out.push_back(e);
+  return out;
+}
+
+// The seconds in "window ro: 4s of ..." (or "... still open: 4s so far of ...") in `text`; -1 if absent.
+long long window_seconds(const std::string& text, const std::string& prefix) {
+  const size_t at = text.find(prefix);
+  if (at == std::string::npos) return -1;
+  return std::atoll(text.c_str() + at + prefix.size());
+}
+
+}  // namespace
+
+TEST_CASE("kill -9 inside a window, unlock, --resume: the window's real length shows in the summary, status and events, against its budget", "[journal][crash][windows]") {
+  TempDir t;
+  write(t.path / "win.yaml", kWindowPlan);
+  const std::string bin = "'" + std::string(PLAN_BINARY) + "'";
+  const std::string script = bin + " apply win.yaml >/dev/null 2>&1 & pid=$!; "
+                                   "while [ ! -s inside-started ]; do sleep 0.02; done; sleep 2; "
+                                   "kill -9 $pid $(cat inside-started); wait $pid; exit 0";
+  REQUIRE(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 0);
+
+  // While the run is interrupted, status shows the window still open, over its budget already.
+  Result before = plan_in(t, {"status", "win.yaml"});
+  INFO(before.out);
+  CHECK(contains(before.out, "status: unfinished"));
+  CHECK(contains(before.out, "window ro: opened "));
+  CHECK(window_seconds(before.out, ", still open: ") >= 2);
+  CHECK(contains(before.out, " so far of 1s budget OVER BUDGET\n"));
+
+  REQUIRE(plan_in(t, {"unlock", "win.yaml"}).code == 0);
+  Result r = plan_in(t, {"apply", "win.yaml", "--resume", "--output", "json"});
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(read(t.path / "fx") == "open\ninside\nclose\n");
+  // The summary (on stderr with --output json): the real length, never "never opened".
+  CHECK(window_seconds(r.err, "  window ro: ") >= 2);
+  CHECK(contains(r.err, " of 1s budget (opened in an earlier run) OVER BUDGET\n"));
+  CHECK_FALSE(contains(r.err, "never opened"));
+  CHECK(contains(r.err, "window ro open since an earlier run ("));
+  CHECK(contains(r.err, "start  inside (exec) (attempt 2)\n"));
+  CHECK(contains(r.err, "done   open (in an earlier run)\n"));
+
+  const std::vector<Json> events = events_of(r.out);
+  const std::vector<Json> opened = named(events, "window_opened");
+  REQUIRE(opened.size() == 1);
+  CHECK(opened[0]["earlier"] == true);
+  CHECK(opened[0]["elapsed_ms"].get<long long>() >= 2000);
+  const std::vector<Json> closed = named(events, "window_closed");
+  REQUIRE(closed.size() == 1);
+  CHECK(closed[0]["elapsed_ms"].get<long long>() >= 2000);
+  CHECK(closed[0]["within_budget"] == false);
+  const Json finished = named(events, "run_finished").at(0);
+  CHECK(finished["windows"][0]["elapsed_ms"].get<long long>() >= 2000);
+  CHECK(finished["windows"][0]["within_budget"] == false);
+  for (const Json& e : named(events, "step_started"))
+    if (e["step"] == "inside") CHECK(e["attempt"] == 2);
+  for (const Json& e : named(events, "step_finished"))
+    if (e["step"] == "inside") CHECK(e["attempts"] == 2);
+
+  // Status: the window on the journal's clock, and the attempts of the whole campaign.
+  Result after = plan_in(t, {"status", "win.yaml"});
+  INFO(after.out);
+  CHECK(contains(after.out, "status: succeeded\n"));
+  CHECK(window_seconds(after.out, "Z: ") >= 2);
+  CHECK(contains(after.out, " of 1s budget OVER BUDGET\n"));
+  CHECK(contains(after.out, "  inside  succeeded       2 attempts"));
+  CHECK(contains(after.out, "  open    succeeded       1 attempt "));
+  const std::string journal = read(t.path / "state" / "win" / "journal.jsonl");
+  CHECK(count_of(journal, "\"type\":\"window_opened\"") == 1);
+  CHECK(count_of(journal, "\"type\":\"window_closed\"") == 1);
+}
+
+TEST_CASE("resume with --rerun of a step that succeeded runs it again and says so - an irreversible one needs --approve", "[journal][resume]") {
+  TempDir t;
+  write(t.path / "three.yaml", three_steps());
+  write(t.path / "ok", "");
+  REQUIRE(plan_in(t, {"apply", "three.yaml"}).code == 0);
+  Result r = plan_in(t, {"apply", "three.yaml", "--resume", "--rerun", "a"});
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(read(t.path / "fx") == "a\nb\nc\na\n");  // a ran again; b and c stayed done
+  CHECK(contains(r.err, "resume: a succeeded in an earlier run; running it again (--rerun)\n"));
+  CHECK(contains(r.err, "resume: steps done earlier that depend on a stay done: b, c (name them with --rerun too to "
+                        "run them again)\n"));
+  CHECK(contains(r.err, "start  a (exec) (attempt 2)\n"));
+  CHECK(contains(r.err, "done   b (in an earlier run)\n"));
+  CHECK(contains(read(t.path / "state" / "three" / "journal.jsonl"),
+                 "\"decision\":\"rerun\",\"step\":\"a\",\"why\":\"succeeded in an earlier run; running it again (--rerun)\""));
+  Result s = plan_in(t, {"status", "three.yaml"});
+  CHECK(contains(s.out, "status: succeeded\n"));
+  CHECK(contains(s.out, "  a     succeeded       2 attempts"));
+  CHECK(contains(s.out, "  b     succeeded       1 attempt "));
+
+  // A step that never succeeded runs anyway: said, not silently dropped.
+  write(t.path / "irr.yaml",
+        "plan: irr\nsteps:\n"
+        "  - id: first\n    type: exec\n    with: { shell: \"echo first >> fi\" }\n"
+        "  - id: drop-old\n    type: exec\n    needs: [first]\n    irreversible: true\n"
+        "    with: { shell: \"echo drop >> fi\" }\n");
+  REQUIRE(plan_in(t, {"apply", "irr.yaml", "--approve", "drop-old"}).code == 0);
+  Result refused = plan_in(t, {"apply", "irr.yaml", "--resume", "--rerun", "drop-old"});
+  CHECK(refused.code == 2);
+  CHECK(contains(refused.err, "error: step 'drop-old' is irreversible and succeeded in an earlier run; `--rerun "
+                              "drop-old` runs it again only with `--approve drop-old` (or --yes); nothing was run\n"));
+  CHECK(read(t.path / "fi") == "first\ndrop\n");
+  Result approved = plan_in(t, {"apply", "irr.yaml", "--resume", "--rerun", "drop-old", "--approve", "drop-old"});
+  CHECK(approved.code == 0);
+  CHECK(read(t.path / "fi") == "first\ndrop\ndrop\n");
+}
+
+TEST_CASE("a failure past the point of no return says what is done and what --resume does - the resume goes forward", "[journal][resume][pnr]") {
+  TempDir t;
+  write(t.path / "fwd.yaml",
+        "plan: fwd\nsteps:\n"
+        "  - id: prep\n    type: exec\n    with: { shell: \"echo prep >> fx\" }\n"
+        "    rollback: { type: exec, with: { shell: \"echo undo-prep >> log\" } }\n"
+        "  - id: switch\n    type: exec\n    needs: [prep]\n    point_of_no_return: true\n"
+        "    with: { shell: \"echo switch >> fx\" }\n"
+        "    rollback: { type: exec, with: { shell: \"echo undo-switch >> log\" } }\n"
+        "  - id: workers\n    type: exec\n    needs: [switch]\n    with: { shell: \"echo workers >> fx; test -e ok\" }\n"
+        "  - id: after\n    type: exec\n    needs: [workers]\n    with: { shell: \"echo after >> fx\" }\n");
+  const std::string message = "past the point of no return 'switch': done: switch; failed: workers; `plan apply "
+                              "--resume` runs workers again and continues forward; fix the cause first";
+  Result r = plan_in(t, {"apply", "fwd.yaml", "--output", "json"});
+  INFO(r.err);
+  CHECK(r.code == 3);
+  CHECK_FALSE(fs::exists(t.path / "log"));  // nothing rolled back
+  CHECK(contains(r.err, "  forward recovery: " + message + "\n"));
+  const Json finished = named(events_of(r.out), "run_finished").at(0);
+  CHECK(finished["forward_recovery"]["point_of_no_return"] == "switch");
+  CHECK(finished["forward_recovery"]["done"] == Json{"switch"});
+  CHECK(finished["forward_recovery"]["failed"] == Json{"workers"});
+  CHECK(finished["forward_recovery"]["message"] == message);
+  Result s = plan_in(t, {"status", "fwd.yaml"});
+  CHECK(contains(s.out, "status: failed\n"));
+  CHECK(contains(s.out, "forward recovery: " + message + "\n"));
+
+  // The cause gone, --resume continues forward: workers again, then after.
+  write(t.path / "ok", "");
+  Result resumed = plan_in(t, {"apply", "fwd.yaml", "--resume"});
+  INFO(resumed.err);
+  CHECK(resumed.code == 0);
+  CHECK(read(t.path / "fx") == "prep\nswitch\nworkers\nworkers\nafter\n");
+  CHECK_FALSE(fs::exists(t.path / "log"));
+  Result done = plan_in(t, {"status", "fwd.yaml"});
+  CHECK(contains(done.out, "status: succeeded\n"));
+  CHECK(contains(done.out, "  workers  succeeded       2 attempts"));
+  CHECK_FALSE(contains(done.out, "forward recovery"));
 }

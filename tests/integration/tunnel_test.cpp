@@ -1,7 +1,10 @@
 // ssh.tunnel against the test sshd (127.0.0.2:2222) and Redis (127.0.0.2:6379): Redis traffic
 // through the tunnel, 50 connections at once, the tunnel outliving `plan apply` and being closed by
 // a later run, rollback: auto, --resume after the engine is killed, reconnecting after its SSH
-// connection is cut, and giving up when sshd stays down. Tunnels listen on 127.0.0.9.
+// connection is cut, and giving up when sshd stays down; its monitor restarting a killed
+// forwarder, the engine's restart of a tunnel whose processes were all killed (the held-resource
+// hooks), another plan closing it by its listen address, and a close that leaves the address
+// answering. Tunnels listen on 127.0.0.9.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,6 +22,9 @@
 #include <thread>
 
 #include "harness.h"
+#include "plan/loader.h"
+#include "run/real_executor.h"
+#include "ssh/tunnel.h"
 
 namespace fs = std::filesystem;
 using harness::contains;
@@ -65,17 +71,32 @@ int pidfile_pid(const std::string& pidfile) {
   return std::regex_search(text, m, re) ? std::stoi(m[1]) : 0;
 }
 
+/// The forwarder's pid in a tunnel's pidfile, or 0.
+int pidfile_forwarder(const std::string& pidfile) {
+  std::smatch m;
+  std::string text = read_file(pidfile);
+  static const std::regex re("\"forwarder\":([0-9]+)");
+  return std::regex_search(text, m, re) ? std::stoi(m[1]) : 0;
+}
+
 bool process_alive(int pid) { return pid > 0 && ::kill(pid, 0) == 0 && !contains(read_file("/proc/" + std::to_string(pid) + "/stat"), ") Z "); }
 
-/// Stops every supervisor a test left behind, also when an assertion failed half-way.
+/// Stops every supervisor a test left behind, also when an assertion failed half-way, and clears
+/// its entry in the machine's registry of tunnels (which only a monitor killed outright leaves).
 struct TunnelReaper {
   std::string dir;
   ~TunnelReaper() {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       if (e.path().extension() != ".pid") continue;
-      int pid = pidfile_pid(e.path().string());
-      if (pid > 0 && contains(read_file("/proc/" + std::to_string(pid) + "/cmdline"), "__tunnel")) ::kill(pid, SIGKILL);
+      auto info = plan::ssh::read_pidfile(e.path().string());
+      if (!info || !contains(read_file("/proc/" + std::to_string(info->pid) + "/cmdline"), "__tunnel")) continue;
+      ::kill(info->pid, SIGKILL);
+      harness::eventually([&] { return !plan::ssh::supervisor_alive(*info); });
+      try {
+        plan::ssh::registered_tunnel(plan::ssh::parse_endpoint(info->listen, "listen"));  // removes it when stale
+      } catch (const std::exception&) {
+      }
     }
   }
 };
@@ -137,7 +158,7 @@ Result redis_cli(const std::string& host, int port, std::vector<std::string> arg
 }
 
 /// The pids on the sshd side of the TCP connections that `pid` holds to sshd port `sshd_port`
-/// (the sshd processes serving that supervisor), from `ss`.
+/// (the sshd processes serving that forwarder), from `ss`.
 std::vector<int> sshd_pids_serving(int pid, int sshd_port) {
   Result mine = harness::run({"ss", "-tnpH", "state", "established", "( dport = :" + std::to_string(sshd_port) + " )"});
   std::vector<int> out;
@@ -349,7 +370,8 @@ TEST_CASE("ssh.tunnel reconnects after its SSH connection is cut", "[tunnel]") {
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   std::string log = tunnels_dir(state, "tunnel-cut") + "/127.0.0.9_16383.log";
-  int pid = pidfile_pid(tunnels_dir(state, "tunnel-cut") + "/127.0.0.9_16383.pid");
+  std::string pidfile = tunnels_dir(state, "tunnel-cut") + "/127.0.0.9_16383.pid";
+  int pid = pidfile_pid(pidfile);
   REQUIRE(pid > 0);
 
   // A client connected through the tunnel loses its connection with the SSH connection.
@@ -358,7 +380,7 @@ TEST_CASE("ssh.tunnel reconnects after its SSH connection is cut", "[tunnel]") {
   std::string got;
   REQUIRE((send_all(fd, resp({"PING"})) && recv_exact(fd, got, 7) && got == "+PONG\r\n"));
 
-  std::vector<int> sshd = sshd_pids_serving(pid, 2222);
+  std::vector<int> sshd = sshd_pids_serving(pidfile_forwarder(pidfile), 2222);
   REQUIRE_FALSE(sshd.empty());
   for (int p : sshd) ::kill(p, SIGKILL);
 
@@ -383,11 +405,12 @@ TEST_CASE("ssh.tunnel notices an SSH connection that stopped answering through i
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   std::string log = tunnels_dir(state, "tunnel-silent") + "/127.0.0.9_16388.log";
-  int pid = pidfile_pid(tunnels_dir(state, "tunnel-silent") + "/127.0.0.9_16388.pid");
+  std::string pidfile = tunnels_dir(state, "tunnel-silent") + "/127.0.0.9_16388.pid";
+  int pid = pidfile_pid(pidfile);
   REQUIRE(pid > 0);
   // The sshd processes serving it freeze (as a hung server or a dead link would): the TCP
   // connection stays up, nothing answers.
-  std::vector<int> sshd = sshd_pids_serving(pid, 2222);
+  std::vector<int> sshd = sshd_pids_serving(pidfile_forwarder(pidfile), 2222);
   REQUIRE_FALSE(sshd.empty());
   for (int p : sshd) ::kill(p, SIGSTOP);
   struct Killer {
@@ -438,7 +461,8 @@ TEST_CASE("ssh.tunnel gives up after max_respawns when sshd stays down", "[tunne
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   std::string log = tunnels_dir(state, "tunnel-giveup") + "/127.0.0.9_16384.log";
-  int pid = pidfile_pid(tunnels_dir(state, "tunnel-giveup") + "/127.0.0.9_16384.pid");
+  std::string pidfile = tunnels_dir(state, "tunnel-giveup") + "/127.0.0.9_16384.pid";
+  int pid = pidfile_pid(pidfile);
   REQUIRE(pid > 0);
 
   // sshd goes down for good: its listener, then the process serving the tunnel.
@@ -446,7 +470,7 @@ TEST_CASE("ssh.tunnel gives up after max_respawns when sshd stays down", "[tunne
   std::ifstream(sshd_pidfile) >> listener;
   REQUIRE(listener > 0);
   ::kill(listener, SIGKILL);
-  for (int p : sshd_pids_serving(pid, 2223)) ::kill(p, SIGKILL);
+  for (int p : sshd_pids_serving(pidfile_forwarder(pidfile), 2223)) ::kill(p, SIGKILL);
 
   REQUIRE(harness::eventually([&] { return !process_alive(pid); }, std::chrono::seconds(30)));
   std::string text = read_file(log);
@@ -521,4 +545,239 @@ TEST_CASE("ssh.tunnel holds back a client that does not read instead of bufferin
   CHECK(intact);
   ::close(fd);
   redis_cli("127.0.0.2", 6379, {"DEL", "tunnel-slow-key"});
+}
+
+namespace {
+
+/// A machine registry of tunnels of the test's own (XDG_RUNTIME_DIR), for `plan` runs and, while
+/// it lives, for this process: what another developer's tunnels do cannot reach into the test.
+struct OwnRegistry {
+  TempDir dir{"plan-tunnel-run"};
+  std::string saved;
+  bool had = false;
+  OwnRegistry() {
+    if (const char* x = std::getenv("XDG_RUNTIME_DIR")) {
+      had = true;
+      saved = x;
+    }
+    ::setenv("XDG_RUNTIME_DIR", dir.str().c_str(), 1);
+  }
+  ~OwnRegistry() {
+    if (had) ::setenv("XDG_RUNTIME_DIR", saved.c_str(), 1);
+    else ::unsetenv("XDG_RUNTIME_DIR");
+  }
+  std::map<std::string, std::string> env() const { return {{"XDG_RUNTIME_DIR", dir.str()}}; }
+  std::string entry(const std::string& name) const { return dir.str() + "/plan/tunnels/" + name + ".json"; }
+};
+
+/// A plain listener of this process on ip:port (not a tunnel), open while it lives.
+struct PlainListener {
+  int fd = -1;
+  PlainListener(const std::string& ip, int port) {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    ::inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 16) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ~PlainListener() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("ssh.tunnel's forwarder killed with SIGKILL is restarted by its monitor with no engine running", "[tunnel]") {
+  TempDir dir("plan-tunnel");
+  TempDir state("plan-tunnel-state");
+  OwnRegistry registry;
+  TunnelReaper reaper{tunnels_dir(state, "tunnel-fwd-killed")};
+  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-fwd-killed",
+      "{ via: legacy, listen: \"127.0.0.9:16389\", target: \"127.0.0.2:6379\", state: \"${vars.state}\" }"));
+  Result r = harness::plan_cmd({"apply", plan}, state.str(), registry.env());
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  std::string pidfile = tunnels_dir(state, "tunnel-fwd-killed") + "/127.0.0.9_16389.pid";
+  std::string log = tunnels_dir(state, "tunnel-fwd-killed") + "/127.0.0.9_16389.log";
+  int monitor = pidfile_pid(pidfile);
+  int forwarder = pidfile_forwarder(pidfile);
+  REQUIRE(monitor > 0);
+  REQUIRE(forwarder > 0);
+  REQUIRE(forwarder != monitor);
+  CHECK(redis_cli(kListenIp, 16389, {"PING"}).out == "PONG\n");
+
+  // The engine is long gone; the forwarder dies as the OOM killer would kill it.
+  REQUIRE(::kill(forwarder, SIGKILL) == 0);
+  int next = 0;
+  REQUIRE(harness::eventually([&] {
+    next = pidfile_forwarder(pidfile);
+    return next > 0 && next != forwarder && process_alive(next);
+  }));
+  INFO(read_file(log));
+  CHECK(contains(read_file(log), "forwarder " + std::to_string(forwarder) + " killed by SIGKILL; restarted as " +
+                                     std::to_string(next)));
+  // The pidfile still names the monitor, alive; Redis traffic goes through again.
+  CHECK(pidfile_pid(pidfile) == monitor);
+  CHECK(process_alive(monitor));
+  std::string value = "after the restart " + std::to_string(::getpid());
+  CHECK(redis_cli(kListenIp, 16389, {"SET", "tunnel-restart-key", value}).out == "OK\n");
+  CHECK(redis_cli("127.0.0.2", 6379, {"GET", "tunnel-restart-key"}).out == value + "\n");
+  CHECK(redis_cli(kListenIp, 16389, {"GET", "tunnel-restart-key"}).out == value + "\n");
+
+  // Closing it stops both processes.
+  Result closed = harness::plan_cmd({"apply", plan, "--var", "state=closed"}, state.str(), registry.env());
+  INFO(closed.out << closed.err);
+  CHECK(closed.code == 0);
+  CHECK_FALSE(process_alive(monitor));
+  CHECK_FALSE(process_alive(next));
+  CHECK(port_refuses(kListenIp, 16389));
+}
+
+TEST_CASE("ssh.tunnel whose monitor and forwarder are both killed frees its port and comes back by restart_held", "[tunnel]") {
+  TempDir dir("plan-tunnel");
+  TempDir state("plan-tunnel-state");
+  OwnRegistry registry;
+  TunnelReaper reaper{tunnels_dir(state, "tunnel-both-killed")};
+  std::string text = tunnel_plan("tunnel-both-killed",
+                                 "{ via: legacy, listen: \"127.0.0.9:16390\", target: \"127.0.0.2:6379\" }");
+  std::string plan = dir.file("tunnel.yaml", text);
+  Result r = harness::plan_cmd({"apply", plan}, state.str(), registry.env());
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  std::string pidfile = tunnels_dir(state, "tunnel-both-killed") + "/127.0.0.9_16390.pid";
+  int monitor = pidfile_pid(pidfile);
+  int forwarder = pidfile_forwarder(pidfile);
+  REQUIRE(monitor > 0);
+  REQUIRE(forwarder > 0);
+
+  // Both die at once: nothing is left holding the port (no orphan forwarder).
+  ::kill(monitor, SIGKILL);
+  ::kill(forwarder, SIGKILL);
+  REQUIRE(harness::eventually([&] { return !process_alive(monitor) && !process_alive(forwarder); }));
+  CHECK(harness::eventually([&] { return port_refuses(kListenIp, 16390); }));
+
+  // What the engine asks (its held-resource watch), through the step type as the runner calls it.
+  plan::LoadResult loaded = plan::load_plan_text(plan, text);
+  REQUIRE(loaded.ok());
+  auto hosts = plan::make_host_pool(loaded.plan);
+  plan::ExecutorEnv env{loaded.plan, *hosts, nullptr, nullptr, state.str() + "/tunnel-both-killed"};
+  plan::RealExecutor exec(env);
+  plan::Scope scope;
+  scope.vars = &loaded.plan.vars;
+  scope.plan = &loaded.plan;
+  scope.outputs = [](const std::string&) -> const plan::Json* { return nullptr; };
+  plan::CancelToken cancel;
+  std::vector<std::string> lines;
+  plan::StepRequest req{loaded.plan.steps.at(0), 0,      1,
+                        scope,                   plan::Deadline::after(std::chrono::seconds(60)),
+                        cancel,                  [&](const std::string& l) { lines.push_back(l); }};
+  auto held = exec.held(req);
+  REQUIRE(held);
+  CHECK(held->key == "tunnel 127.0.0.9:16390");
+  CHECK(held->what == "tunnel 127.0.0.9:16390 -> legacy -> 127.0.0.2:6379");
+  plan::Json outputs{{"pid", monitor}, {"listen", "127.0.0.9:16390"}};
+  plan::HeldStatus dead = exec.check_held(req, outputs);
+  CHECK_FALSE(dead.alive);
+  CHECK(dead.seen == "supervisor " + std::to_string(monitor) + " gone (its pidfile names a dead process)");
+
+  ::setenv("PLAN_TUNNEL_BINARY", harness::kPlan.c_str(), 1);  // this process is not `plan`
+  plan::StepOutcome back = exec.restart_held(req, outputs);
+  ::unsetenv("PLAN_TUNNEL_BINARY");
+  INFO(back.message);
+  REQUIRE(back.succeeded());
+  int pid = back.outputs.value("pid", 0);
+  CHECK(pid > 0);
+  CHECK(pid != monitor);
+  CHECK(pidfile_pid(pidfile) == pid);
+  CHECK(process_alive(pid));
+  plan::HeldStatus alive = exec.check_held(req, back.outputs);
+  CHECK(alive.alive);
+  CHECK(contains(alive.seen, "supervisor " + std::to_string(pid) + " running (forwarder "));
+  CHECK(redis_cli(kListenIp, 16390, {"PING"}).out == "PONG\n");
+}
+
+TEST_CASE("ssh.tunnel is closed by another plan with its own state folder, found by its listen address", "[tunnel]") {
+  TempDir dir("plan-tunnel");
+  TempDir first_state("plan-tunnel-state");
+  TempDir second_state("plan-tunnel-state");
+  OwnRegistry registry;
+  TunnelReaper reaper{tunnels_dir(first_state, "tunnel-first")};
+  std::string first = dir.file("first.yaml", tunnel_plan("tunnel-first",
+      "{ via: legacy, listen: \"127.0.0.9:16391\", target: \"127.0.0.2:6379\", state: \"${vars.state}\" }\n"
+      "    rollback: auto"));
+  Result r = harness::plan_cmd({"apply", first}, first_state.str(), registry.env());
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  std::string pidfile = tunnels_dir(first_state, "tunnel-first") + "/127.0.0.9_16391.pid";
+  int pid = pidfile_pid(pidfile);
+  REQUIRE(pid > 0);
+  CHECK(fs::exists(registry.entry("127.0.0.9_16391")));
+
+  // Another plan cannot open a second tunnel on that address: it is told whose it is.
+  std::string intruder = dir.file("intruder.yaml", tunnel_plan("tunnel-intruder",
+      "{ via: legacy, listen: \"127.0.0.9:16391\", target: \"127.0.0.2:6380\" }"));
+  Result refused = harness::plan_cmd({"apply", intruder}, second_state.str(), registry.env());
+  INFO(refused.out << refused.err);
+  CHECK(refused.code == 1);
+  CHECK(contains(refused.out + refused.err, "127.0.0.9:16391 is already held by the tunnel supervisor " +
+                                                std::to_string(pid) + " (pidfile " + pidfile +
+                                                ", opened by step 'redis-tunnel' with state folder "));
+  CHECK(process_alive(pid));
+  CHECK(redis_cli(kListenIp, 16391, {"PING"}).out == "PONG\n");
+
+  // A second plan, its own state folder, closes it by its listen address.
+  std::string second = dir.file("second.yaml", "plan: tunnel-second\nsteps:\n"
+                                                "  - { id: close, type: ssh.tunnel, with: { listen: \"127.0.0.9:16391\", "
+                                                "state: closed } }\n");
+  Result closed = harness::plan_cmd({"apply", second}, second_state.str(), registry.env());
+  INFO(closed.out << closed.err);
+  CHECK(closed.code == 0);
+  CHECK(contains(closed.out + closed.err, "tunnel 127.0.0.9:16391 (pid " + std::to_string(pid) + ") stopped (SIGTERM)"));
+  CHECK_FALSE(contains(closed.out + closed.err, "no tunnel running"));
+  CHECK_FALSE(process_alive(pid));
+  CHECK(port_refuses(kListenIp, 16391));
+  CHECK_FALSE(fs::exists(pidfile));
+  CHECK_FALSE(fs::exists(registry.entry("127.0.0.9_16391")));
+
+  // The first plan's rollback, then its own close, find it already gone: no error.
+  Result rolled = harness::plan_cmd({"rollback", first}, first_state.str(), registry.env());
+  INFO(rolled.out << rolled.err);
+  CHECK(rolled.code == 0);
+  CHECK(contains(rolled.out + rolled.err, "no tunnel running for 127.0.0.9:16391 (already gone)"));
+  Result again = harness::plan_cmd({"apply", first, "--var", "state=closed"}, first_state.str(), registry.env());
+  INFO(again.out << again.err);
+  CHECK(again.code == 0);
+  CHECK(contains(again.out + again.err, "no tunnel running for 127.0.0.9:16391 (already gone)"));
+}
+
+TEST_CASE("ssh.tunnel's close fails when the address still answers, naming what listens there", "[tunnel]") {
+  TempDir dir("plan-tunnel");
+  TempDir state("plan-tunnel-state");
+  OwnRegistry registry;
+  std::string plan = dir.file("close.yaml", "plan: tunnel-squatted\nsteps:\n"
+                                            "  - { id: close, type: ssh.tunnel, with: { listen: \"127.0.0.9:16392\", "
+                                            "state: closed } }\n");
+  {
+    // Not a tunnel: another program listens on the address.
+    PlainListener other(kListenIp, 16392);
+    REQUIRE(other.fd >= 0);
+    Result r = harness::plan_cmd({"apply", plan}, state.str(), registry.env());
+    INFO(r.out << r.err);
+    CHECK(r.code == 1);
+    CHECK(contains(r.out + r.err, "no tunnel running for 127.0.0.9:16392, but 127.0.0.9:16392 still accepts "
+                                  "connections: pid " + std::to_string(::getpid()) + " ("));
+    CHECK(contains(r.out + r.err, ") listens there"));
+  }
+  // Once it is gone, the same close passes.
+  TempDir fresh("plan-tunnel-state");
+  Result r = harness::plan_cmd({"apply", plan}, fresh.str(), registry.env());
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.out + r.err, "no tunnel running for 127.0.0.9:16392 (already gone)"));
 }

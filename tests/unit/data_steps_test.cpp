@@ -224,6 +224,9 @@ TEST_CASE("dry-run descriptions show the exact action with passwords masked", "[
         "copy database 127.0.0.2:5432/botbot to 127.0.0.3:5432/botbot (streamed)\n"
         "  create database \"botbot\" unless it exists (TEMPLATE template0, the source's encoding and locale); "
         "refused if it already has tables\n"
+        "  if it exists without tables, kept first for rollback (written beside, then renamed): PGPASSWORD=*** pg_dump "
+        "--format=custom '--file=<state folder>/postgres.copy-database/<step>.before.dump' "
+        "'--dbname=host=127.0.0.3 dbname=botbot user=plan application_name=plan connect_timeout=10'\n"
         "  PGPASSWORD=*** pg_dump --format=custom --compress=0 '--snapshot=<snapshot exported at the start>' "
         "'--dbname=host=127.0.0.2 dbname=botbot user=plan application_name=plan connect_timeout=10' \\\n"
         "    | PGOPTIONS='-c maintenance_work_mem=256MB' PGPASSWORD=*** pg_restore --exit-on-error --single-transaction "
@@ -244,8 +247,18 @@ TEST_CASE("dry-run descriptions show the exact action with passwords masked", "[
   CHECK(d.find("pg_restore --exit-on-error --format=directory --jobs=2 --clean --if-exists") != std::string::npos);
   CHECK(d.find("objects already in it are replaced (pg_restore --clean)") != std::string::npos);
   CHECK(join(copy->describe_rollback(copy_params)) ==
-        "drop database \"botbot\" on 127.0.0.3:5432 if this step created it (a database that existed before "
-        "is left as it is)\n");
+        "drop database \"botbot\" on 127.0.0.3:5432 if this step created it\n"
+        "if it existed without tables: unless it is still as it was, drop it (terminating its sessions) and recreate "
+        "it from the dump of it kept before the copy (its owner, grants, settings, comment and schemas), then check it "
+        "is as it was, with no copied object left\n"
+        "if it had tables: they are replaced and not kept (keep_replaced: false), so rollback fails and says so, "
+        "leaving the copy in place\n"
+        "(the outputs and `plan apply --dry-run --probe` tell which applies)\n");
+  copy_params["keep_replaced"] = true;
+  CHECK(join(copy->describe(copy_params)).find("  if it exists, kept first for rollback") != std::string::npos);
+  CHECK(join(copy->describe_rollback(copy_params)).find("if it had tables (replaced): the same, from the dump of it "
+                                                        "and its tables kept before the copy (keep_replaced)") !=
+        std::string::npos);
   CHECK(join(copy->describe(Json{{"source", {{"conninfo", "host=a dbname=x"}}}, {"target", {{"conninfo", "host=a dbname=x"}}}})) ==
         "invalid postgres.copy-database parameters: source and target are the same database (a:5432/x)\n");
   CHECK(join(copy->describe(Json{{"source", {{"conninfo", "host=a dbname=x"}}}, {"target", {{"conninfo", "host=b dbname=x"}}},

@@ -366,3 +366,31 @@ TEST_CASE("a journal or lock that is an endless device is refused or read short 
   REQUIRE(h);
   CHECK(h->host == "?");
 }
+
+TEST_CASE("the campaign folds windows on the journal's clock and counts attempts across resumes") {
+  std::vector<Json> recs = {
+      {{"type", "run_started"}, {"run", "r1"}, {"t", 1000}},
+      {{"type", "window_opened"}, {"window", "ro"}, {"t", 2000}},
+      {{"type", "step_started"}, {"step", "a"}, {"attempt", 1}, {"t", 2000}},
+      // killed: no run_finished
+      {{"type", "run_started"}, {"run", "r2"}, {"continues", true}, {"t", 9000}},
+      {{"type", "step_started"}, {"step", "a"}, {"attempt", 2}, {"t", 9500}},
+      {{"type", "step_succeeded"}, {"step", "a"}, {"attempts", 2}, {"t", 10000}},
+      {{"type", "window_closed"}, {"window", "ro"}, {"t", 10000}},
+      {{"type", "run_finished"}, {"status", "succeeded"}, {"t", 10001}},
+  };
+  auto run = plan::current_campaign(recs);
+  REQUIRE(run);
+  CHECK(run->steps["a"].attempts == 2);
+  CHECK(run->steps["a"].started_ms == 9500);  // this run's start: its duration is not the gap's
+  REQUIRE(run->windows.count("ro") == 1);
+  CHECK(run->windows["ro"].opened_ms == 2000);
+  CHECK(run->windows["ro"].closed_ms == 10000);
+
+  // A fresh run starts a new campaign: the window is not open in it.
+  recs.push_back({{"type", "run_started"}, {"run", "r3"}, {"t", 20000}});
+  run = plan::current_campaign(recs);
+  REQUIRE(run);
+  CHECK(run->windows.empty());
+  CHECK(run->steps.empty());
+}

@@ -174,6 +174,31 @@ TEST_CASE("resume: --rerun goes first, then the probe, then idempotence - otherw
   CHECK(t.missing().empty());  // nothing judged done
 }
 
+TEST_CASE("resume: --rerun of a step that succeeded earlier is a decision said aloud, never ignored") {
+  PlanBuilder b;
+  b.step("tunnel");
+  b.step("workers", {"tunnel"});
+  b.step("drain", {"workers"});
+  b.step("other");
+  std::vector<Diagnostic> diags;
+  const Graph g = build_graph(b.plan(), diags);
+  REQUIRE(diags.empty());
+  std::map<int, Json> done = {{0, Json{{"pid", 1}}}, {1, Json::object()}, {2, Json::object()}};
+  std::vector<ResumeDecision> decisions;
+  // `other` never succeeded: it runs anyway, and no decision is needed for it.
+  const std::set<int> rerun = rerun_done_steps(b.plan(), {"tunnel", "other"}, done, decisions);
+  CHECK(rerun == std::set<int>{0});
+  CHECK(done.count(0) == 1);  // its earlier outputs stand until it runs
+  REQUIRE(decisions.size() == 1);
+  CHECK(decisions[0].decision == "rerun");
+  CHECK(decisions[0].text() == "tunnel succeeded in an earlier run; running it again (--rerun)");
+  CHECK(dependents_kept_done(b.plan(), g, 0, done, rerun) == Strings{"workers", "drain"});
+  CHECK(dependents_kept_done(b.plan(), g, 0, done, {0, 1}) == Strings{"drain"});
+  // The in-flight decisions read as before.
+  CHECK(ResumeDecision{"x", "rerun", "was in flight when the last run stopped; --rerun"}.text() ==
+        "x was in flight when the last run stopped; --rerun: rerun");
+}
+
 // ---- what the real executor asks of a type ----
 
 namespace {

@@ -8,6 +8,7 @@
 #include "fake_executor.h"
 #include "graph/graph.h"
 #include "plan_builder.h"
+#include "report/console.h"
 #include "run/runner.h"
 
 using namespace plan;
@@ -786,4 +787,112 @@ TEST_CASE("dry-run executor: rollback tells what it would run and changes nothin
   CHECK(l.log.front().rfind("rollback: ", 0) == 0);
   CHECK(l.log.front().find("touch " + l.path("undo")) != std::string::npos);
   CHECK_FALSE(Local::exists(l.path("undo")));
+}
+
+TEST_CASE("resume: --rerun of a step done earlier runs it again - its dependents done earlier stay done") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("tunnel");
+    h.undoable("workers", {"tunnel"});
+    h.b.step("drain", {"workers"});
+    h.b.step("check", {"tunnel"});
+    h.opts.already_done = {{h.index("tunnel"), Json{{"pid", 1}}}, {h.index("workers"), Json::object()}};
+    h.opts.rerun = {h.index("tunnel")};
+    h.opts.earlier_attempts = {{h.index("tunnel"), 1}, {h.index("workers"), 1}};
+    std::vector<int> attempts;
+    h.fake.on("tunnel", [&](const StepRequest& req) {
+      attempts.push_back(req.attempt);
+      return StepOutcome::ok({{"pid", 2}});
+    });
+    Json seen;
+    h.fake.on("check", [&](const StepRequest& req) {
+      if (const Json* o = req.scope.outputs("tunnel")) seen = *o;
+      return StepOutcome::ok();
+    });
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 0);
+    CHECK(attempts == std::vector<int>{2});
+    CHECK(h.fake.attempts("workers") == 0);
+    CHECK(h.fake.last_end("tunnel") < h.fake.first_start("check"));  // dependents not done wait for it
+    CHECK(seen == Json{{"pid", 2}});
+    CHECK(h.record(s, "tunnel").attempts == 2);
+    CHECK(h.rec.has("finished workers (done earlier)"));
+    CHECK_FALSE(h.rec.has("finished tunnel (done earlier)"));
+  }
+}
+
+TEST_CASE("resume: a rerun that never starts stays done from the earlier run and is rolled back like it") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("base");
+    h.undoable("tunnel", {"base"});
+    h.undoable("workers", {"tunnel"});
+    h.opts.already_done = {{h.index("base"), Json::object()},
+                           {h.index("tunnel"), Json{{"pid", 1}}},
+                           {h.index("workers"), Json::object()}};
+    // Both named: base runs again first and fails after acting; tunnel never starts.
+    h.opts.rerun = {h.index("base"), h.index("tunnel")};
+    h.fake.script("base", {kBoom});
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 1);
+    CHECK(h.fake.attempts("tunnel") == 0);
+    CHECK(h.record(s, "tunnel").state == StepState::Succeeded);
+    CHECK(h.rec.has("finished tunnel (done earlier)"));
+    CHECK(h.rb(s, "tunnel") == RollbackState::RolledBack);
+    CHECK(h.fake.rollback_outputs("tunnel") == Json{{"pid", 1}});
+    // base's own undo waits for those of the steps done earlier that stand on it.
+    CHECK(h.fake.rollback_order() == Strings{"workers", "tunnel", "base"});
+    h.check_reverse_order();
+  }
+}
+
+TEST_CASE("rollback: a failure past a point of no return says what is done, what failed and what a resume does") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    h.undoable("prep");
+    h.undoable("switch", {"prep"}).point_of_no_return = true;
+    h.b.step("workers", {"switch"});
+    h.b.step("after", {"workers"});
+    h.fake.script("workers", {kBoom});
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 3);
+    CHECK(h.fake.rollback_order().empty());
+    CHECK(s.forward.point_of_no_return == "switch");
+    CHECK(s.forward.done == Strings{"switch"});
+    CHECK(s.forward.failed == Strings{"workers"});
+    const std::string line = "past the point of no return 'switch': done: switch; failed: workers; `plan apply "
+                             "--resume` runs workers again and continues forward; fix the cause first";
+    CHECK(s.forward.text() == line);
+    CHECK(format_summary(h.b.plan(), s, nullptr).find("  forward recovery: " + line + "\n") != std::string::npos);
+
+    // The resume: workers runs again (attempt 2) once its cause is gone, and `after` follows.
+    Harness again;
+    again.undoable("prep");
+    again.undoable("switch", {"prep"}).point_of_no_return = true;
+    again.b.step("workers", {"switch"});
+    again.b.step("after", {"workers"});
+    again.opts.already_done = {{0, Json::object()}, {1, Json::object()}};
+    again.opts.earlier_attempts = {{0, 1}, {1, 1}, {2, 1}};
+    const RunSummary r = again.run(width);
+    CHECK(r.exit_code == 0);
+    CHECK(again.record(r, "workers").attempts == 2);
+    CHECK(again.fake.attempts("after") == 1);
+    CHECK(r.forward.empty());
+  }
+}
+
+TEST_CASE("rollback: a failure before any point of no return has no forward recovery") {
+  Harness h;
+  h.undoable("prep");
+  h.b.step("switch", {"prep"}).point_of_no_return = true;
+  h.b.step("bad", {"prep"});
+  h.fake.script("bad", {kBoom});
+  h.fake.script("switch", {kBoom});
+  const RunSummary s = h.run(1);
+  CHECK(s.exit_code == 1);
+  CHECK(s.forward.empty());
+  CHECK(format_summary(h.b.plan(), s, nullptr).find("forward recovery") == std::string::npos);
 }

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <sstream>
 #include <thread>
 
 #include "fake_executor.h"
@@ -471,4 +472,187 @@ TEST_CASE("runner: an executor that throws fails the step, not the process") {
   const RunSummary s = h.run(1);
   CHECK(s.exit_code == 1);
   CHECK(h.record(s, "boom").outcome.message == "internal error: bad state");
+}
+
+// Across crashes and resumes (issue 14): windows measured on the journal's clock, attempts counted
+// on from the journal's.
+
+namespace {
+
+/// The journal calls the runner makes, in order ("window_opened ro", "started a #2", ...).
+struct JournalLog : RunJournal {
+  const Plan* plan = nullptr;
+  std::mutex mu;
+  Strings calls;
+  void add(const std::string& line) {
+    std::lock_guard<std::mutex> l(mu);
+    calls.push_back(line);
+  }
+  std::string id(int s) const { return plan->steps[s].id; }
+  void step_started(int s, int attempt) override { add("started " + id(s) + " #" + std::to_string(attempt)); }
+  void step_finished(int s, const StepRecord& r) override {
+    add("finished " + id(s) + " after " + std::to_string(r.attempts) + " attempts");
+  }
+  void step_unknown(int s, const std::string&) override { add("unknown " + id(s)); }
+  void rollback_started(int s) override { add("rollback started " + id(s)); }
+  void rollback_finished(int s, const StepOutcome&) override { add("rollback finished " + id(s)); }
+  void window_opened(const WindowRecord& w) override { add("window_opened " + w.name); }
+  void window_closed(const WindowRecord& w) override { add("window_closed " + w.name); }
+  size_t position(const std::string& line) {
+    std::lock_guard<std::mutex> l(mu);
+    return static_cast<size_t>(std::find(calls.begin(), calls.end(), line) - calls.begin());
+  }
+  size_t count(const std::string& line) {
+    std::lock_guard<std::mutex> l(mu);
+    return static_cast<size_t>(std::count(calls.begin(), calls.end(), line));
+  }
+};
+
+long long wall_now_ms() {
+  return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+TEST_CASE("runner: a window's opening and closing are journaled around its steps' records") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    JournalLog journal;
+    h.b.step("before");
+    h.b.step("open", {"before"});
+    h.b.step("close", {"open"});
+    h.b.window("ro", "open", "close", Millis{60000});
+    journal.plan = &h.b.plan();
+    h.opts.journal = &journal;
+    CHECK(h.run(width).exit_code == 0);
+    CHECK(journal.count("window_opened ro") == 1);
+    CHECK(journal.count("window_closed ro") == 1);
+    CHECK(journal.position("finished before after 1 attempts") < journal.position("window_opened ro"));
+    CHECK(journal.position("window_opened ro") < journal.position("started open #1"));
+    CHECK(journal.position("finished close after 1 attempts") < journal.position("window_closed ro"));
+  }
+}
+
+TEST_CASE("runner: a window opened before a crash is measured from its journaled opening when it closes after the resume") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    JournalLog journal;
+    h.b.step("open");
+    h.b.step("inside", {"open"});
+    h.b.step("close", {"inside"});
+    h.b.step("later", {"close"});
+    h.b.window("ro", "open", "close", Millis{3000});
+    h.b.window("after", "later", "later", Millis{60000});
+    h.b.window("never", "nope", "nope", Millis{1000});  // names nothing: never opens
+    journal.plan = &h.b.plan();
+    h.opts.journal = &journal;
+    // The earlier run started `open` 5 s ago and died inside the window.
+    h.opts.already_done = {{index_of(h.b.plan(), "open"), Json::object()}};
+    h.opts.earlier_windows["ro"] = {wall_now_ms() - 5000, 0};
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 0);
+    REQUIRE(s.windows.size() == 3);
+    const WindowRecord& ro = s.windows[0];
+    CHECK(ro.opened);
+    CHECK(ro.closed);
+    CHECK(ro.earlier);
+    CHECK_FALSE(ro.closed_earlier);
+    CHECK(ro.length(Clock::now()) >= Millis{5000});  // the time it was open before the crash counts
+    CHECK(s.windows[1].opened);
+    CHECK_FALSE(s.windows[1].earlier);
+    CHECK_FALSE(s.windows[2].opened);
+    // Announced as open since the earlier run before anything runs; never opened again.
+    CHECK(h.rec.position("window opened ro") < h.rec.position("started inside #1"));
+    CHECK(std::count(h.rec.log.begin(), h.rec.log.end(), "window opened ro") == 1);
+    CHECK(h.rec.position("finished close") < h.rec.position("window closed ro"));
+    CHECK(journal.count("window_opened ro") == 0);
+    CHECK(journal.count("window_closed ro") == 1);
+    const std::string text = format_summary(h.b.plan(), s, nullptr);
+    INFO(text);
+    CHECK(text.find("  window ro: ") != std::string::npos);
+    CHECK(text.find(" of 3s budget (opened in an earlier run) OVER BUDGET\n") != std::string::npos);
+    CHECK(text.find("  window never: never opened (budget 1s)\n") != std::string::npos);
+    CHECK(text.find("window ro: never opened") == std::string::npos);
+  }
+}
+
+TEST_CASE("runner: a window opened and closed in earlier runs keeps its journaled length") {
+  Harness h;
+  h.b.step("open");
+  h.b.step("close", {"open"});
+  h.b.step("after", {"close"});
+  h.b.window("ro", "open", "close", Millis{3000});
+  const long long now = wall_now_ms();
+  h.opts.already_done = {{0, Json::object()}, {1, Json::object()}};
+  h.opts.earlier_windows["ro"] = {now - 9000, now - 2000};
+  const RunSummary s = h.run(2);
+  CHECK(s.exit_code == 0);
+  REQUIRE(s.windows.size() == 1);
+  CHECK(s.windows[0].closed_earlier);
+  CHECK(s.windows[0].length(Clock::now()) == Millis{7000});
+  CHECK(h.rec.position("window opened ro") == h.rec.log.size());  // no event: it is over
+  CHECK(format_summary(h.b.plan(), s, nullptr).find("  window ro: 7s of 3s budget (in an earlier run) OVER BUDGET\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("runner: a step run again by a resume is attempt N+1, and its retries count from there") {
+  for (int width : kWidths) {
+    CAPTURE(width);
+    Harness h;
+    JournalLog journal;
+    h.b.step("a");
+    h.b.step("b", {"a"}).retry.attempts = 2;
+    journal.plan = &h.b.plan();
+    h.opts.journal = &journal;
+    h.opts.already_done = {{0, Json::object()}};
+    h.opts.earlier_attempts = {{0, 1}, {1, 2}};  // b: two attempts in the run that failed
+    std::vector<int> seen;
+    h.fake.on("b", [&](const StepRequest& req) {
+      seen.push_back(req.attempt);
+      return req.attempt == 3 ? StepOutcome::fail(FailureKind::Error, "not yet") : StepOutcome::ok();
+    });
+    const RunSummary s = h.run(width);
+    CHECK(s.exit_code == 0);
+    CHECK(seen == std::vector<int>{3, 4});  // this run's retry budget: two attempts
+    CHECK(h.record(s, "b").attempts == 4);
+    CHECK(h.record(s, "a").attempts == 0);  // done earlier, not run
+    CHECK(h.rec.position("started b #3") < h.rec.position("started b #4"));
+    CHECK(journal.position("started b #3") < journal.position("started b #4"));
+    CHECK(journal.count("finished b after 4 attempts") == 1);
+    CHECK(h.slept == std::vector<long long>{1000});  // the first retry's backoff, not the third's
+  }
+}
+
+TEST_CASE("console: a resumed attempt shows its number across runs, a step done earlier says so") {
+  Plan plan;
+  plan.name = "p";
+  Step a;
+  a.id = "a";
+  a.type = "exec";
+  a.retry.attempts = 3;
+  plan.steps.push_back(a);
+  Step b = a;
+  b.id = "b";
+  b.retry.attempts = 1;
+  plan.steps.push_back(b);
+  std::vector<Diagnostic> diags;
+  const Graph g = build_graph(plan, diags);
+  std::ostringstream progress, results;
+  ConsoleObserver console(progress, results, {});
+  console.run_started(plan, g, false);
+  console.step_started(0, 2);  // a resume: one attempt in the earlier run
+  console.step_started(0, 3);  // its retry
+  console.step_started(1, 2);
+  StepRecord earlier;
+  earlier.state = StepState::Succeeded;
+  earlier.attempts = 0;
+  console.step_finished(1, earlier);
+  const std::string text = progress.str();
+  INFO(text);
+  CHECK(text.find("start  a (exec) (attempt 2; 1 of 3 in this run)\n") != std::string::npos);
+  CHECK(text.find("start  a (exec) (attempt 3; 2 of 3 in this run)\n") != std::string::npos);
+  CHECK(text.find("start  b (exec) (attempt 2)\n") != std::string::npos);
+  CHECK(text.find("done   b (in an earlier run)\n") != std::string::npos);
 }
