@@ -193,11 +193,14 @@ std::unique_ptr<Session> Session::connect(const Target& target, Deadline deadlin
   self->session_ = s;
 
   // The plan says exactly how to connect: ~/.ssh/config must not change it behind its back.
-  int no = 0;
+  // TCP_NODELAY: an SFTP write waits for its answer before the next, and Nagle's algorithm held
+  // each request's last segment until the peer's delayed ACK (40 ms): 32 KiB per 40 ms, 1 MB/s.
+  int no = 0, yes = 1;
   long secs = static_cast<long>(target.connect_timeout.count() / 1000);
   long usecs = static_cast<long>(target.connect_timeout.count() % 1000) * 1000;
   unsigned int port = static_cast<unsigned int>(target.port);
   if (ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no) != SSH_OK ||
+      ssh_options_set(s, SSH_OPTIONS_NODELAY, &yes) != SSH_OK ||
       ssh_options_set(s, SSH_OPTIONS_HOST, target.address.c_str()) != SSH_OK ||
       ssh_options_set(s, SSH_OPTIONS_PORT, &port) != SSH_OK ||
       ssh_options_set(s, SSH_OPTIONS_USER, target.user.c_str()) != SSH_OK ||

@@ -237,9 +237,9 @@ TEST_CASE("file.put and a file check on an SSH host that sends its banner then s
   INFO(put.out << put.err);
   CHECK(put.code == 1);
   // A timeout, as the retry line says, with what was under way.
-  CHECK(contains(put.out, "retry  put: attempt 1 failed (timeout): reading '" + path + "' on host 'legacy' (root@" +
+  CHECK(contains(put.err, "retry  put: attempt 1 failed (timeout): reading '" + path + "' on host 'legacy' (root@" +
                               stall.where() + "): " + cause));
-  CHECK(contains(put.out, "FAILED put"));
+  CHECK(contains(put.out, "failed: put: reading '" + path + "' on host 'legacy' (root@" + stall.where() + "): " + cause));
 
   Result check = apply_plan(dir,
                             "plan: p\n" + ssh_host_yaml(stall, "60s") +

@@ -173,7 +173,7 @@ TEST_CASE("ssh file operations: a file.put whose server stops mid-transfer ends 
   CHECK(contains(out, "retry  put: attempt 1 failed (timeout): after replacing " + target + ": writing '" + target +
                           "' on host 'legacy' (root@127.0.0.2:2222): timed out after 5s (the server stopped answering "
                           "mid-transfer)"));
-  CHECK(contains(out, "start  put (attempt 2 of 2)"));
+  CHECK(contains(out, "start  put (file.put) on legacy (attempt 2 of 2)"));
   CHECK(contains(out, "exit 0\n"));
   CHECK(fs::file_size(target) == kBig);
   // The temporary the cut write left was removed by the next attempt.
