@@ -130,6 +130,13 @@ std::string random_suffix() {
   return s;
 }
 
+/// "cancelled", "timed out after 30s" (the timeout the deadline was made from) or "timed out".
+std::string ended_by(const Deadline& deadline, const CancelToken& cancel) {
+  if (cancel.cancelled()) return "cancelled";
+  if (deadline.span.count() > 0) return "timed out after " + format_duration(deadline.span);
+  return "timed out";
+}
+
 /// Thrown by FileOp::check() between two calls: the deadline passed or cancellation came while
 /// the server was still answering. `progress` says how far the operation got.
 struct Stopped {
@@ -557,10 +564,8 @@ template <class Body>
 auto SshHost::bounded(const char* doing, const std::string& path, Deadline deadline, const CancelToken& cancel,
                       Body&& body) -> decltype(body(std::declval<FileOp&>())) {
   auto ended = [&](const std::string& how) {
-    std::string why = cancel.cancelled()  ? std::string("cancelled")
-                      : deadline.span.count() > 0 ? "timed out after " + format_duration(deadline.span)
-                                                  : std::string("timed out");
-    return std::runtime_error(std::string(doing) + " '" + path + "' on " + who_ + ": " + why + how);
+    return std::runtime_error(std::string(doing) + " '" + path + "' on " + who_ + ": " + ended_by(deadline, cancel) +
+                              how);
   };
   if (cancel.cancelled() || deadline.expired()) throw ended(" (before it started)");
   std::shared_ptr<Conn> c;
@@ -603,8 +608,9 @@ void SshHost::remove_leftovers(FileOp& op) {
   op.phase = "while removing the temporary an earlier write left";
   sftp_session sf = sftp_of(c);
   for (const std::string& tmp : left) {
-    // Absent, it may still appear: a server that stopped answering may yet carry out the
-    // creation it had received. Kept until it is gone, or cannot be removed.
+    // Absent now, it may still appear: the server that stopped answering may yet carry out
+    // the creation it had received. So it is tried again by each file operation until a
+    // removal succeeds; one refused for another reason is given up.
     if (sftp_unlink(sf, tmp.c_str()) != SSH_OK) {
       if (!ssh_is_connected(c.native())) throw lost(c, "in SFTP (remove '" + tmp + "')");
       int e = sftp_get_error(sf);
@@ -776,12 +782,9 @@ void SshHost::write_file(const std::string& path, const std::string& content, in
   }
   if (r.started && !r.timed_out && !r.cancelled && r.signal == 0 && r.exit_code == 0) return;
   drop_temporary();
-  if (r.timed_out || r.cancelled) {
-    std::string why = r.cancelled ? std::string("cancelled")
-                      : deadline.span.count() > 0 ? "timed out after " + format_duration(deadline.span)
-                                                  : std::string("timed out");
-    throw std::runtime_error("writing '" + path + "' on " + who_ + ": " + why + " (while moving it into place)");
-  }
+  if (r.timed_out || r.cancelled)
+    throw std::runtime_error("writing '" + path + "' on " + who_ + ": " + ended_by(deadline, cancel) +
+                             " (while moving it into place)");
   std::string why = r.started ? r.err : r.error;
   while (!why.empty() && why.back() == '\n') why.pop_back();
   throw std::runtime_error("cannot write '" + path + "' on " + who_ + ": " +

@@ -219,7 +219,7 @@ TEST_CASE("a step on an SSH host that accepts and never speaks ends at the step'
   CHECK(contains(r.out, "host 'legacy' (root@" + hole.where() + "): cannot connect: no answer before the deadline"));
 }
 
-TEST_CASE("file.put and a file check on an SSH host that sends its banner then stalls end at the step's timeout",
+TEST_CASE("file.put and a file check on an ssh host that sends its banner then stalls end at the step's timeout",
           "[faults][ssh-files]") {
   // The host's connect_timeout (60s) is longer than the run may take: the step's 3s must end
   // the file operations, connect included. Before, they connected with no deadline.
