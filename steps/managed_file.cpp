@@ -374,7 +374,8 @@ Json with_note(const StepContext& ctx, const Json& outputs) {
   return noted ? *noted : outputs;
 }
 
-ProbeResult probe(HostConnection& host, const Target& t, Deadline deadline, const CancelToken& cancel) {
+ProbeResult probe(HostConnection& host, const Target& t, Deadline deadline,
+                  const CancelToken& cancel) {
   try {
     std::optional<std::string> current = host.read_file(t.path, deadline, cancel);
     return current && *current == t.content ? ProbeResult::Done : ProbeResult::NotDone;
@@ -383,8 +384,8 @@ ProbeResult probe(HostConnection& host, const Target& t, Deadline deadline, cons
   }
 }
 
-std::vector<std::string> preview(HostConnection* host, const Target& t, bool sensitive, Deadline deadline,
-                                 const CancelToken& cancel) {
+std::vector<std::string> preview(HostConnection* host, const Target& t, bool sensitive,
+                                 Deadline deadline, const CancelToken& cancel) {
   const std::string sha = short_sha(sha256_hex(t.content));
   if (!host) {
     const size_t n = count_lines(t.content);

@@ -40,7 +40,8 @@ class LocalHost : public HostConnection {
 
   // Local files wait on no peer: the deadline is not watched; cancellation stops a long write
   // between two chunks.
-  std::optional<std::string> read_file(const std::string& path, Deadline, const CancelToken&) override {
+  std::optional<std::string> read_file(const std::string& path, Deadline,
+                                       const CancelToken&) override {
     int err = 0;
     std::optional<std::string> content = read_whole_file(path, &err);
     if (!content && err != ENOENT) throw file_error("read", path, err);

@@ -122,7 +122,8 @@ void set_tcp_keepalive(ssh_session s, int seconds) {
 /// never opened.
 std::string stall_detail(ssh_session s) {
   const char* banner = ssh_get_serverbanner(s);
-  if (banner && *banner) return " (the server sent its SSH banner, then stopped answering during the key exchange)";
+  if (banner && *banner)
+    return " (the server sent its SSH banner, then stopped answering during the key exchange)";
   sockaddr_storage peer{};
   socklen_t len = sizeof peer;
   int fd = ssh_get_fd(s);
@@ -240,12 +241,14 @@ std::unique_ptr<Session> Session::connect(const Target& target, Deadline deadlin
     log_in(*self, who);
   } catch (const SshError&) {
     if (!watchdog.disarm()) throw;
-    throw fail(cancel && cancel->cancelled() ? "cannot connect: cancelled"
-                                             : "cannot connect: no answer before the deadline (the server stopped "
-                                               "answering during authentication)");
+    throw fail(cancel && cancel->cancelled()
+                   ? "cannot connect: cancelled"
+                   : "cannot connect: no answer before the deadline (the server stopped "
+                     "answering during authentication)");
   }
   if (watchdog.disarm())
-    throw fail(cancel && cancel->cancelled() ? "cannot connect: cancelled" : "cannot connect: no answer before the deadline");
+    throw fail(cancel && cancel->cancelled() ? "cannot connect: cancelled"
+                                             : "cannot connect: no answer before the deadline");
   set_tcp_keepalive(s, target.keepalive_seconds);
   return self;
 }
@@ -363,7 +366,8 @@ Watchdog::Watchdog(const Session& session, Deadline deadline, const CancelToken*
   thread_ = std::thread([this, deadline, cancel, grace] { watch(deadline, cancel, grace); });
 }
 
-void Watchdog::watch(Deadline deadline, const CancelToken* cancel, std::chrono::milliseconds grace) {
+void Watchdog::watch(Deadline deadline, const CancelToken* cancel,
+                     std::chrono::milliseconds grace) {
   // The token has no way to wake anyone: look at it this often.
   constexpr auto kCancelPoll = std::chrono::milliseconds(50);
   std::unique_lock<std::mutex> lock(mu_);

@@ -6,10 +6,10 @@
 //
 // A command runs as `echo plan-pid=$$ && read -r plan_go && ... exec ARGV` (remote_command.h): the
 // pid is the process group to stop, and the command starts only after the go-ahead line plan
-// sends once it has the pid. On a timeout or cancellation the group gets SIGTERM, then SIGKILL after a grace
-// period, both ways: an SSH "signal" request on the channel (OpenSSH delivers it to the session's
-// process group) and `kill` over a second channel (any POSIX shell). A command left running on
-// the host after plan gave up on it would be the worst kind of surprise in a migration.
+// sends once it has the pid. On a timeout or cancellation the group gets SIGTERM, then SIGKILL
+// after a grace period, both ways: an SSH "signal" request on the channel (OpenSSH delivers it to
+// the session's process group) and `kill` over a second channel (any POSIX shell). A command left
+// running on the host after plan gave up on it would be the worst kind of surprise in a migration.
 //
 // File operations go over SFTP, whose libssh API blocks (one request, then wait for its answer)
 // and holds the session's mutex while it waits. Each operation is bounded by the caller's
@@ -221,8 +221,8 @@ class SshHost : public HostConnection {
   /// "DOING 'PATH' on HOST: timed out after 30s (...)" or "...: cancelled (...)"; other errors
   /// pass as they are.
   template <class Body>
-  auto bounded(const char* doing, const std::string& path, Deadline deadline, const CancelToken& cancel,
-               Body&& body) -> decltype(body(std::declval<FileOp&>()));
+  auto bounded(const char* doing, const std::string& path, Deadline deadline,
+               const CancelToken& cancel, Body&& body) -> decltype(body(std::declval<FileOp&>()));
   /// Removes the temporaries that writes cut off left behind (hold op's session mutex).
   void remove_leftovers(FileOp& op);
   /// Sends `signal` to the process group `pid` leads, both ways (see the file comment). False
@@ -561,11 +561,12 @@ void SshHost::sftp_fail(Conn& c, const std::string& what, const std::string& pat
 }
 
 template <class Body>
-auto SshHost::bounded(const char* doing, const std::string& path, Deadline deadline, const CancelToken& cancel,
-                      Body&& body) -> decltype(body(std::declval<FileOp&>())) {
+auto SshHost::bounded(const char* doing, const std::string& path, Deadline deadline,
+                      const CancelToken& cancel, Body&& body)
+    -> decltype(body(std::declval<FileOp&>())) {
   auto ended = [&](const std::string& how) {
-    return std::runtime_error(std::string(doing) + " '" + path + "' on " + who_ + ": " + ended_by(deadline, cancel) +
-                              how);
+    return std::runtime_error(std::string(doing) + " '" + path + "' on " + who_ + ": " +
+                              ended_by(deadline, cancel) + how);
   };
   if (cancel.cancelled() || deadline.expired()) throw ended(" (before it started)");
   std::shared_ptr<Conn> c;
@@ -641,7 +642,8 @@ std::optional<std::string> SshHost::read_file(const std::string& path, Deadline 
       bool dir = a->type == SSH_FILEXFER_TYPE_DIRECTORY;
       sftp_attributes_free(a);
       // The file check takes "Is a directory" for an existing folder, as with local files.
-      if (dir) throw std::runtime_error("cannot read '" + path + "' on " + who_ + ": Is a directory");
+      if (dir)
+        throw std::runtime_error("cannot read '" + path + "' on " + who_ + ": Is a directory");
       f = sftp_open(sf, path.c_str(), O_RDONLY, 0);
       if (!f) {
         int e = sftp_get_error(sf);
@@ -679,14 +681,15 @@ std::optional<std::string> SshHost::read_file(const std::string& path, Deadline 
   });
 }
 
-void SshHost::write_file(const std::string& path, const std::string& content, int mode, Deadline deadline,
-                         const CancelToken& cancel) {
+void SshHost::write_file(const std::string& path, const std::string& content, int mode,
+                         Deadline deadline, const CancelToken& cancel) {
   // The temporary sits beside the target so that the rename stays on one filesystem (atomic),
   // hidden: one that a cut connection leaves behind must not match globs such as nginx's
   // `include sites/*;` until it is removed.
   const auto slash = path.rfind('/');
   const std::string tmp = (slash == std::string::npos ? "" : path.substr(0, slash + 1)) + "." +
-                          path.substr(slash == std::string::npos ? 0 : slash + 1) + ".plan-tmp-" + random_suffix();
+                          path.substr(slash == std::string::npos ? 0 : slash + 1) + ".plan-tmp-" +
+                          random_suffix();
   const auto m = static_cast<mode_t>(mode);
   // Whether the move into place is left to `mv` (see below).
   const bool by_mv = bounded("writing", path, deadline, cancel, [&](FileOp& op) -> bool {
@@ -700,7 +703,8 @@ void SshHost::write_file(const std::string& path, const std::string& content, in
       if (!created || !ssh_is_connected(c.native())) return;
       // The server answers in order: absent now, it was never created.
       int e = sftp_unlink(c.sftp, tmp.c_str()) == SSH_OK ? SSH_FX_OK : sftp_get_error(c.sftp);
-      if (ssh_is_connected(c.native()) && (e == SSH_FX_OK || e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
+      if (ssh_is_connected(c.native()) &&
+          (e == SSH_FX_OK || e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
         created = false;
     };
     try {
@@ -745,8 +749,9 @@ void SshHost::write_file(const std::string& path, const std::string& content, in
       if (a) sftp_attributes_free(a);
       if (replaceable) return true;
       if (!ssh_is_connected(c.native())) throw lost(c, "in SFTP (write '" + path + "')");
-      throw std::runtime_error("cannot write '" + path + "' on " + who_ +
-                               (a ? ": Is a directory" : ": " + std::string(ssh_get_error(c.native()))));
+      throw std::runtime_error(
+          "cannot write '" + path + "' on " + who_ +
+          (a ? ": Is a directory" : ": " + std::string(ssh_get_error(c.native()))));
     } catch (...) {
       op.cleaning_up();
       std::lock_guard<std::mutex> lock(c.mu());
@@ -783,8 +788,8 @@ void SshHost::write_file(const std::string& path, const std::string& content, in
   if (r.started && !r.timed_out && !r.cancelled && r.signal == 0 && r.exit_code == 0) return;
   drop_temporary();
   if (r.timed_out || r.cancelled)
-    throw std::runtime_error("writing '" + path + "' on " + who_ + ": " + ended_by(deadline, cancel) +
-                             " (while moving it into place)");
+    throw std::runtime_error("writing '" + path + "' on " + who_ + ": " +
+                             ended_by(deadline, cancel) + " (while moving it into place)");
   std::string why = r.started ? r.err : r.error;
   while (!why.empty() && why.back() == '\n') why.pop_back();
   throw std::runtime_error("cannot write '" + path + "' on " + who_ + ": " +

@@ -28,7 +28,8 @@ void require_sshd() {
 }
 
 std::string hosts_yaml() {
-  return "hosts:\n  legacy:\n    ssh: { address: 127.0.0.2, port: 2222, user: root, agent: false, identity: " +
+  return "hosts:\n  legacy:\n    ssh: { address: 127.0.0.2, port: 2222, user: root, agent: false, "
+         "identity: " +
          sshd_dir() + "/user_ed25519, known_hosts: " + sshd_dir() + "/known_hosts }\n";
 }
 
@@ -84,7 +85,8 @@ bool transfer_under_way(const fs::path& dir, std::uintmax_t bytes, std::chrono::
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       std::error_code size_ec;
-      if (contains(e.path().filename().string(), ".plan-tmp-") && fs::file_size(e.path(), size_ec) >= bytes && !size_ec)
+      if (contains(e.path().filename().string(), ".plan-tmp-") &&
+          fs::file_size(e.path(), size_ec) >= bytes && !size_ec)
         return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -96,7 +98,8 @@ bool transfer_under_way(const fs::path& dir, std::uintmax_t bytes, std::chrono::
 std::vector<std::string> temporaries(const fs::path& dir) {
   std::vector<std::string> found;
   for (const auto& e : fs::directory_iterator(dir))
-    if (contains(e.path().filename().string(), ".plan-tmp-")) found.push_back(e.path().filename().string());
+    if (contains(e.path().filename().string(), ".plan-tmp-"))
+      found.push_back(e.path().filename().string());
   return found;
 }
 
@@ -106,8 +109,14 @@ class Background {
  public:
   Background(const TempDir& t, const std::string& plan_file, std::chrono::seconds limit) : t_(t) {
     plan::CommandSpec spec;
-    spec.argv = {"sh", "-c", "\"$0\" apply \"$1\" > \"$2\" 2>&1 & echo $! > \"$3\"; wait $!; echo \"exit $?\" >> \"$2\"",
-                 kPlan, plan_file, t.str("out"), t.str("pid")};
+    spec.argv = {
+        "sh",
+        "-c",
+        "\"$0\" apply \"$1\" > \"$2\" 2>&1 & echo $! > \"$3\"; wait $!; echo \"exit $?\" >> \"$2\"",
+        kPlan,
+        plan_file,
+        t.str("out"),
+        t.str("pid")};
     spec.cwd = t.str();
     spec.env = {{"PLAN_STATE_DIR", t.str("state")}, {"NO_COLOR", "1"}};
     thread_ = std::thread([this, spec, limit] {
@@ -163,7 +172,8 @@ TEST_CASE("ssh file operations: a file.put whose server stops mid-transfer ends 
   const bool under_way = transfer_under_way(t.path / "dest", 1u << 20, std::chrono::seconds(60));
   if (under_way) frozen.freeze(sshd_session_processes());
   // The processes go on once the first attempt gave up (a new connection never needed them).
-  eventually([&] { return contains(apply.out(), "retry  put: attempt 1 failed"); }, std::chrono::seconds(60));
+  eventually([&] { return contains(apply.out(), "retry  put: attempt 1 failed"); },
+             std::chrono::seconds(60));
   frozen.thaw();
   const bool ended = apply.finish();
   const std::string out = apply.out();
@@ -171,8 +181,8 @@ TEST_CASE("ssh file operations: a file.put whose server stops mid-transfer ends 
   REQUIRE(under_way);
   REQUIRE(ended);
   CHECK(contains(out, "retry  put: attempt 1 failed (timeout): after replacing " + target + ": writing '" + target +
-                          "' on host 'legacy' (root@127.0.0.2:2222): timed out after 5s (the server stopped answering "
-                          "mid-transfer)"));
+                          "' on host 'legacy' (root@127.0.0.2:2222): timed out after 5s (the server stopped "
+                          "answering mid-transfer)"));
   CHECK(contains(out, "start  put (file.put) on legacy (attempt 2 of 2)"));
   CHECK(contains(out, "exit 0\n"));
   CHECK(fs::file_size(target) == kBig);
@@ -188,7 +198,8 @@ TEST_CASE("ssh file operations: a second Ctrl-C during a stalled SFTP transfer e
   fs::create_directories(t.path / "dest");
   const std::string target = t.str("dest/big.bin");
   // The step's own timeout is far away: only the interrupt can end it.
-  Background apply(t, t.file("plan.yaml", big_put(source, target, "    timeout: 10m\n")), std::chrono::seconds(60));
+  Background apply(t, t.file("plan.yaml", big_put(source, target, "    timeout: 10m\n")),
+                   std::chrono::seconds(60));
   Frozen frozen;
   const bool under_way = transfer_under_way(t.path / "dest", 1u << 20, std::chrono::seconds(50));
   if (under_way) {
@@ -205,8 +216,8 @@ TEST_CASE("ssh file operations: a second Ctrl-C during a stalled SFTP transfer e
   REQUIRE(under_way);
   REQUIRE(ended);  // before the fix the run waited for the blocked SFTP write, forever
   CHECK(contains(out, "interrupt: cancelling the running steps"));
-  CHECK(contains(out, "writing '" + target + "' on host 'legacy' (root@127.0.0.2:2222): cancelled (the server stopped "
-                      "answering mid-transfer)"));
+  CHECK(contains(out, "writing '" + target + "' on host 'legacy' (root@127.0.0.2:2222): cancelled (the server "
+                      "stopped answering mid-transfer)"));
   CHECK(contains(out, "result: interrupted (exit 130)"));
   CHECK(contains(out, "exit 130\n"));
 }
