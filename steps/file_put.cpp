@@ -135,7 +135,7 @@ class FilePutStep : public StepType {
                                        [&ctx](const Json& o) { note::write(ctx, o); });
     note::drop(ctx);  // the outputs reach the journal now
     if (!r.ok) {
-      StepOutcome o = StepOutcome::fail(FailureKind::Error, r.error);
+      StepOutcome o = StepOutcome::fail(r.kind, r.error);
       o.outputs = std::move(r.outputs);
       return o;
     }
@@ -155,7 +155,7 @@ class FilePutStep : public StepType {
     const Json recorded = mfile::with_note(ctx, outputs);
     if (recorded.is_object() && recorded.contains("path")) f.target.path = recorded["path"].get<std::string>();
     std::string err = mfile::restore(ctx.host, recorded, f.target, ctx.deadline, ctx.cancel, ctx.log);
-    if (!err.empty()) return StepOutcome::fail(FailureKind::Error, err);
+    if (!err.empty()) return StepOutcome::fail(mfile::failure_kind(ctx.deadline, ctx.cancel), err);
     note::drop(ctx);
     return StepOutcome::ok();
   }
@@ -164,7 +164,7 @@ class FilePutStep : public StepType {
     try {
       PutParams f = parse(ctx.params, ctx.step.id);
       f.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
-      return mfile::probe(ctx.host, f.target);
+      return mfile::probe(ctx.host, f.target, ctx.deadline, ctx.cancel);
     } catch (const std::exception&) {
       return ProbeResult::Unknown;
     }

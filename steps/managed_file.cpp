@@ -198,6 +198,11 @@ std::vector<std::string> unified_diff(const std::string& before, const std::stri
   return lines;
 }
 
+FailureKind failure_kind(Deadline deadline, const CancelToken& cancel) {
+  if (cancel.cancelled()) return FailureKind::Cancelled;
+  return deadline.expired() ? FailureKind::Timeout : FailureKind::Error;
+}
+
 std::vector<OutputSpec> file_outputs() {
   return {
     {"path", "string", "The file's path on the host."},
@@ -226,7 +231,7 @@ Replaced replace(HostConnection& host, const Target& t, Deadline deadline, const
   o["changed"] = false;  // until the previous version is kept, a rollback has nothing to do
   bool written = false;
   try {
-    std::optional<std::string> current = host.read_file(t.path);
+    std::optional<std::string> current = host.read_file(t.path, deadline, cancel);
     Meta before;
     if (current) {
       before = inspect(host, t.path, deadline, cancel);
@@ -264,17 +269,17 @@ Replaced replace(HostConnection& host, const Target& t, Deadline deadline, const
     if (before_change) before_change(noted);
     if (current) {
       // Private whatever the file's mode: the restore sets mode and owner from the outputs.
-      host.write_file(backup, *current, 0600);
-      host.remove_file(marker);
+      host.write_file(backup, *current, 0600, deadline, cancel);
+      host.remove_file(marker, deadline, cancel);
     } else {
-      host.write_file(marker, "", 0600);
-      host.remove_file(backup);
+      host.write_file(marker, "", 0600, deadline, cancel);
+      host.remove_file(backup, deadline, cancel);
     }
     o["changed"] = true;
     res.changed = true;
     written = true;
     const bool rewrite = !same_content || !current || mode != before.mode;
-    if (rewrite) host.write_file(t.path, t.content, mode);
+    if (rewrite) host.write_file(t.path, t.content, mode, deadline, cancel);
     // A rewritten file is a new inode of the connecting user: chown when that is not the owner
     // wanted (without knowing who connects, for a new file, whenever an owner is given).
     const bool owner_ok = owner.empty() || (rewrite && current ? same_principal(owner, before.writer_user, before.writer_uid)
@@ -285,6 +290,7 @@ Replaced replace(HostConnection& host, const Target& t, Deadline deadline, const
       run_ok(host, {"chown", "--", owner + (group.empty() ? "" : ":" + group), t.path}, deadline, cancel);
   } catch (const std::exception& e) {
     res.ok = false;
+    res.kind = failure_kind(deadline, cancel);
     res.error = std::string(written ? "after replacing " + t.path + ": " : "") + e.what();
   }
   return res;
@@ -316,16 +322,16 @@ std::string restore(HostConnection& host, const Json& outputs, const Target& t, 
     new_sha = outputs.value("new_sha256", "");
     previous_sha = outputs.value("previous_sha256", "");
 
-    std::optional<std::string> current = host.read_file(path);
+    std::optional<std::string> current = host.read_file(path, deadline, cancel);
     if (!current && !existed) {
-      host.remove_file(marker);
+      host.remove_file(marker, deadline, cancel);
       say(path + " is already absent");
       return "";
     }
     const std::string now_sha = current ? sha256_hex(*current) : "";
     if (existed && !previous_sha.empty() && now_sha == previous_sha && now_sha != new_sha) {
       // It failed before writing: the file is as it was.
-      host.remove_file(backup);
+      host.remove_file(backup, deadline, cancel);
       say(path + " is as it was before the step");
       return "";
     }
@@ -336,12 +342,12 @@ std::string restore(HostConnection& host, const Json& outputs, const Target& t, 
 
     if (!existed) {
       changed_back = true;
-      host.remove_file(path);
-      host.remove_file(marker);
+      host.remove_file(path, deadline, cancel);
+      host.remove_file(marker, deadline, cancel);
       say("removed " + path + " (it did not exist before)");
       return "";
     }
-    std::optional<std::string> saved = host.read_file(backup);
+    std::optional<std::string> saved = host.read_file(backup, deadline, cancel);
     if (!saved) return "the backup " + backup + " of " + path + " is missing: cannot restore";
     if (!previous_sha.empty() && sha256_hex(*saved) != previous_sha)
       return "the backup " + backup + " does not hold what " + path + " held (sha256 " +
@@ -350,10 +356,10 @@ std::string restore(HostConnection& host, const Json& outputs, const Target& t, 
     changed_back = true;
     const std::string previous_mode = outputs.value("previous_mode", "");
     const int mode = previous_mode.empty() ? 0644 : static_cast<int>(std::strtol(previous_mode.c_str(), nullptr, 8));
-    host.write_file(path, *saved, mode);
+    host.write_file(path, *saved, mode, deadline, cancel);
     const std::string ids = outputs.value("previous_ids", "");
     if (!ids.empty() && ids != outputs.value("writer_ids", "")) run_ok(host, {"chown", "--", ids, path}, deadline, cancel);
-    host.remove_file(backup);
+    host.remove_file(backup, deadline, cancel);
     say("restored " + path + " (sha256 " + short_sha(sha256_hex(*saved)) + ")");
     return "";
   } catch (const std::exception& e) {
@@ -368,16 +374,18 @@ Json with_note(const StepContext& ctx, const Json& outputs) {
   return noted ? *noted : outputs;
 }
 
-ProbeResult probe(HostConnection& host, const Target& t) {
+ProbeResult probe(HostConnection& host, const Target& t, Deadline deadline,
+                  const CancelToken& cancel) {
   try {
-    std::optional<std::string> current = host.read_file(t.path);
+    std::optional<std::string> current = host.read_file(t.path, deadline, cancel);
     return current && *current == t.content ? ProbeResult::Done : ProbeResult::NotDone;
   } catch (const std::exception&) {
     return ProbeResult::Unknown;
   }
 }
 
-std::vector<std::string> preview(HostConnection* host, const Target& t, bool sensitive) {
+std::vector<std::string> preview(HostConnection* host, const Target& t, bool sensitive,
+                                 Deadline deadline, const CancelToken& cancel) {
   const std::string sha = short_sha(sha256_hex(t.content));
   if (!host) {
     const size_t n = count_lines(t.content);
@@ -386,7 +394,7 @@ std::vector<std::string> preview(HostConnection* host, const Target& t, bool sen
   }
   std::optional<std::string> current;
   try {
-    current = host->read_file(t.path);
+    current = host->read_file(t.path, deadline, cancel);
   } catch (const std::exception& e) {
     return {"probe: cannot read the current file: " + std::string(e.what())};
   }
@@ -419,7 +427,7 @@ std::vector<std::string> preview_step(const PreviewContext& ctx, const Target& t
       return {"probe: " + std::string(e.what())};
     }
   }
-  return preview(host, t, sensitive || ctx.params != ctx.display_params);
+  return preview(host, t, sensitive || ctx.params != ctx.display_params, ctx.deadline, ctx.cancel);
 }
 
 }  // namespace plan::mfile

@@ -61,9 +61,15 @@ using Log = std::function<void(const std::string&)>;
 struct Replaced {
   bool ok = true;
   std::string error;   // when !ok: what failed and what the host said
+  FailureKind kind =
+      FailureKind::None;  // when !ok: Timeout or Cancelled when those ended it, else Error
   bool changed = false;
   Json outputs = Json::object();
 };
+
+/// What ended file work bounded by `deadline` and `cancel` that failed: Cancelled or Timeout
+/// when they did, else Error.
+FailureKind failure_kind(Deadline deadline, const CancelToken& cancel);
 
 /// The outputs replace() records, for the tables of the steps that use it (a function: those
 /// tables are built during static initialisation, in other files).
@@ -94,12 +100,14 @@ std::string restore(HostConnection& host, const Json& outputs, const Target& t, 
 Json with_note(const StepContext& ctx, const Json& outputs);
 
 /// Resume: Done when the file holds exactly t.content, NotDone when it differs or is absent,
-/// Unknown when it cannot be read.
-ProbeResult probe(HostConnection& host, const Target& t);
+/// Unknown when it cannot be read (in time).
+ProbeResult probe(HostConnection& host, const Target& t, Deadline deadline,
+                  const CancelToken& cancel);
 
 /// Dry-run lines: without a host, the size and hash of what would be written; with one, the
 /// unified diff against the current file (or "unchanged"), or only counts when `sensitive`.
-std::vector<std::string> preview(HostConnection* host, const Target& t, bool sensitive);
+std::vector<std::string> preview(HostConnection* host, const Target& t, bool sensitive,
+                                 Deadline deadline, const CancelToken& cancel);
 
 /// The dry run of a step that writes t on its host (`on:`): preview() against that host when the
 /// dry run probes, else without one. The content counts as sensitive also when the step's

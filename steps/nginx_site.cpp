@@ -291,7 +291,7 @@ class NginxSiteStep : public StepType {
     });
     r.outputs["name"] = s.name;
     if (!r.ok) {
-      StepOutcome o = StepOutcome::fail(FailureKind::Error, r.error);
+      StepOutcome o = StepOutcome::fail(r.kind, r.error);
       o.outputs = std::move(r.outputs);
       return o;
     }
@@ -332,7 +332,7 @@ class NginxSiteStep : public StepType {
     bool put_back = false;
     if (std::string err = mfile::restore(ctx.host, recorded, s.target, ctx.deadline, ctx.cancel, ctx.log, &put_back);
         !err.empty())
-      return StepOutcome::fail(FailureKind::Error, err);
+      return StepOutcome::fail(mfile::failure_kind(ctx.deadline, ctx.cancel), err);
     note::drop(ctx);
     if (!put_back) return StepOutcome::ok();
     if (std::string err = run_tool(ctx.host, s.test, ctx.deadline, ctx.cancel); !err.empty())
@@ -350,7 +350,7 @@ class NginxSiteStep : public StepType {
     try {
       SiteParams s = parse(ctx.params, ctx.step.id);
       s.target.content = mfile::content_from(ctx.params, ctx.plan_dir);
-      ProbeResult p = mfile::probe(ctx.host, s.target);
+      ProbeResult p = mfile::probe(ctx.host, s.target, ctx.deadline, ctx.cancel);
       return p == ProbeResult::Done ? ProbeResult::Unknown : p;
     } catch (const std::exception&) {
       return ProbeResult::Unknown;

@@ -38,8 +38,11 @@ class CancelToken {
 /// A point in time after which an attempt is abandoned; Deadline::none() never expires.
 struct Deadline {
   Clock::time_point at = Clock::time_point::max();
+  /// The timeout it was made from (Deadline::after), for messages ("timed out after 30s"); zero
+  /// when unknown (a deadline computed from others).
+  std::chrono::milliseconds span{0};
   static Deadline none() { return {}; }
-  static Deadline after(std::chrono::milliseconds d) { return {Clock::now() + d}; }
+  static Deadline after(std::chrono::milliseconds d) { return {Clock::now() + d, d}; }
   bool expired() const { return at != Clock::time_point::max() && Clock::now() >= at; }
   /// Milliseconds left, clamped to [0, cap].
   long long remaining_ms(long long cap) const {

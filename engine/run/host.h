@@ -19,11 +19,21 @@ class HostConnection {
   /// Runs a command; the deadline and cancellation stop it (the whole process group) on the host.
   virtual CommandResult run(const CommandSpec& spec, Deadline deadline, const CancelToken& cancel,
                             const LineSink& sink = {}) = 0;
+  // The file operations are bounded like run(): they end by `deadline` (the calling step's or
+  // check's) and soon after `cancel` is set, throwing std::runtime_error saying "timed out after
+  // 30s" or "cancelled", and what was under way. A remote host that stops answering in the middle
+  // holds nobody past the deadline.
+
   /// Whole-file read; nullopt when absent. Errors other than absence throw std::runtime_error.
-  virtual std::optional<std::string> read_file(const std::string& path) = 0;
-  /// Atomic replace (write to a temporary beside it, then rename), with the given mode.
-  virtual void write_file(const std::string& path, const std::string& content, int mode) = 0;
-  virtual bool remove_file(const std::string& path) = 0;
+  virtual std::optional<std::string> read_file(const std::string& path, Deadline deadline,
+                                               const CancelToken& cancel) = 0;
+  /// Atomic replace (write to a temporary beside it, then rename), with the given mode. On any
+  /// failure the file is as it was.
+  virtual void write_file(const std::string& path, const std::string& content, int mode,
+                          Deadline deadline, const CancelToken& cancel) = 0;
+  /// False when there was nothing to remove.
+  virtual bool remove_file(const std::string& path, Deadline deadline,
+                           const CancelToken& cancel) = 0;
 };
 
 /// The local machine.

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -37,14 +38,18 @@ class LocalHost : public HostConnection {
     return run_command(spec, deadline, cancel, sink);
   }
 
-  std::optional<std::string> read_file(const std::string& path) override {
+  // Local files wait on no peer: the deadline is not watched; cancellation stops a long write
+  // between two chunks.
+  std::optional<std::string> read_file(const std::string& path, Deadline,
+                                       const CancelToken&) override {
     int err = 0;
     std::optional<std::string> content = read_whole_file(path, &err);
     if (!content && err != ENOENT) throw file_error("read", path, err);
     return content;
   }
 
-  void write_file(const std::string& path, const std::string& content, int mode) override {
+  void write_file(const std::string& path, const std::string& content, int mode, Deadline,
+                  const CancelToken& cancel) override {
     // The temporary sits beside the target so that rename() stays on one filesystem (atomic).
     std::string tmp = path + ".plan-tmp-XXXXXX";
     int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
@@ -54,9 +59,15 @@ class LocalHost : public HostConnection {
       ::unlink(tmp.c_str());
       return file_error("write", path, err);
     };
+    constexpr size_t kChunk = 1 << 20;
     size_t off = 0;
     while (off < content.size()) {
-      ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+      if (cancel.cancelled()) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw std::runtime_error("writing '" + path + "': cancelled");
+      }
+      ssize_t n = ::write(fd, content.data() + off, std::min(kChunk, content.size() - off));
       if (n < 0) {
         if (errno == EINTR) continue;
         throw fail(errno);
@@ -83,7 +94,7 @@ class LocalHost : public HostConnection {
     }
   }
 
-  bool remove_file(const std::string& path) override {
+  bool remove_file(const std::string& path, Deadline, const CancelToken&) override {
     if (::unlink(path.c_str()) == 0) return true;
     if (errno == ENOENT) return false;
     throw file_error("remove", path, errno);

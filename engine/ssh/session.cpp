@@ -1,9 +1,27 @@
 // libssh sessions for plan hosts: connect with a bounded timeout, verify the host key before any
 // credential leaves this machine, authenticate with the plan's identity (then the agent), and
 // keep an idle connection noticed by the kernel (TCP keepalive) so a dead peer becomes an error.
+//
+// Bounding blocking calls (Watchdog). libssh 0.10's SFTP API and its authentication calls block,
+// and libssh's own knobs cannot bound them by a step's deadline or Ctrl-C:
+// - SSH_OPTIONS_TIMEOUT makes a blocked ssh_channel_read return 0 when it expires, and
+//   sftp_packet_read (sftp.c) takes 0 as "nothing yet, unless EOF" and reads again: a server that
+//   stops answering mid-SFTP holds the call forever, whatever the timeout.
+// - A non-blocking session does not help either: the same loop spins on the 0 it gets at once,
+//   and the SFTP calls (open, stat, close, rename...) have no non-blocking variant in 0.10.
+// - libssh calls on a session must not be made from another thread (no ssh_disconnect from a
+//   timer), and the blocked call holds the session's mutex anyway.
+// What is safe from another thread is the kernel: shutdown(2) on the socket. libssh's poll then
+// sees a hang-up, its read sees the end of the stream, the session goes to its error state
+// (ssh_is_connected turns false) and the blocked call returns an error, within milliseconds.
+// The Watchdog does that from a thread of its own. It shuts down a duplicate of the socket
+// (fcntl F_DUPFD_CLOEXEC at connect), never libssh's descriptor: libssh closes its descriptor
+// when it sees an error, and the number may then be reused by an unrelated socket or file; the
+// duplicate keeps naming the same socket until the Session is freed.
 
 #include "ssh/session.h"
 
+#include <fcntl.h>
 #include <libssh/libssh.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -100,6 +118,20 @@ void set_tcp_keepalive(ssh_session s, int seconds) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
+/// How far a handshake that ran out of time got, for its message: nothing when the TCP connection
+/// never opened.
+std::string stall_detail(ssh_session s) {
+  const char* banner = ssh_get_serverbanner(s);
+  if (banner && *banner)
+    return " (the server sent its SSH banner, then stopped answering during the key exchange)";
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  int fd = ssh_get_fd(s);
+  if (fd >= 0 && ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0)
+    return " (the server accepted the connection but sent no SSH banner)";
+  return "";
+}
+
 }  // namespace
 
 std::string Target::label() const {
@@ -162,11 +194,14 @@ std::unique_ptr<Session> Session::connect(const Target& target, Deadline deadlin
   self->session_ = s;
 
   // The plan says exactly how to connect: ~/.ssh/config must not change it behind its back.
-  int no = 0;
+  // TCP_NODELAY: an SFTP write waits for its answer before the next, and Nagle's algorithm held
+  // each request's last segment until the peer's delayed ACK (40 ms): 32 KiB per 40 ms, 1 MB/s.
+  int no = 0, yes = 1;
   long secs = static_cast<long>(target.connect_timeout.count() / 1000);
   long usecs = static_cast<long>(target.connect_timeout.count() % 1000) * 1000;
   unsigned int port = static_cast<unsigned int>(target.port);
   if (ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no) != SSH_OK ||
+      ssh_options_set(s, SSH_OPTIONS_NODELAY, &yes) != SSH_OK ||
       ssh_options_set(s, SSH_OPTIONS_HOST, target.address.c_str()) != SSH_OK ||
       ssh_options_set(s, SSH_OPTIONS_PORT, &port) != SSH_OK ||
       ssh_options_set(s, SSH_OPTIONS_USER, target.user.c_str()) != SSH_OK ||
@@ -186,7 +221,7 @@ std::unique_ptr<Session> Session::connect(const Target& target, Deadline deadlin
   int connected = SSH_AGAIN;
   while ((connected = ssh_connect(s)) == SSH_AGAIN) {
     if (cancel && cancel->cancelled()) throw fail("cannot connect: cancelled");
-    if (until.expired()) throw fail("cannot connect: " + no_answer);
+    if (until.expired()) throw fail("cannot connect: " + no_answer + stall_detail(s));
     // The fd is readable when the server speaks; a TCP connect in progress (writable) is
     // picked up by the next ssh_connect after the slice.
     pollfd pfd{ssh_get_fd(s), POLLIN, 0};
@@ -197,6 +232,31 @@ std::unique_ptr<Session> Session::connect(const Target& target, Deadline deadlin
   }
   ssh_set_blocking(s, 1);
   if (connected != SSH_OK) throw fail(std::string("cannot connect: ") + ssh_get_error(s));
+  self->watch_fd_ = ::fcntl(ssh_get_fd(s), F_DUPFD_CLOEXEC, 0);
+
+  // Authentication blocks (each call ends at connect_timeout at the latest): the step's
+  // deadline and Ctrl-C end it too.
+  Watchdog watchdog(*self, deadline, cancel);
+  try {
+    log_in(*self, who);
+  } catch (const SshError&) {
+    if (!watchdog.disarm()) throw;
+    throw fail(cancel && cancel->cancelled()
+                   ? "cannot connect: cancelled"
+                   : "cannot connect: no answer before the deadline (the server stopped "
+                     "answering during authentication)");
+  }
+  if (watchdog.disarm())
+    throw fail(cancel && cancel->cancelled() ? "cannot connect: cancelled"
+                                             : "cannot connect: no answer before the deadline");
+  set_tcp_keepalive(s, target.keepalive_seconds);
+  return self;
+}
+
+void Session::log_in(Session& self, const std::string& who) {
+  const Target& target = self.target_;
+  ssh_session s = S(self.session_);
+  auto fail = [&](const std::string& why) { return SshError(who + why); };
 
   // Verify the host before anything secret is sent.
   switch (ssh_session_is_known_server(s)) {
@@ -272,8 +332,6 @@ std::unique_ptr<Session> Session::connect(const Target& target, Deadline deadlin
                (what.empty() ? std::string("no identity given, no ssh-agent and no default key")
                              : "user '" + target.user + "' was refused with " + what));
   }
-  set_tcp_keepalive(s, target.keepalive_seconds);
-  return self;
 }
 
 Session::~Session() {
@@ -281,6 +339,7 @@ Session::~Session() {
     if (ssh_is_connected(S(session_))) ssh_disconnect(S(session_));
     ssh_free(S(session_));
   }
+  if (watch_fd_ >= 0) ::close(watch_fd_);
 }
 
 bool Session::alive() {
@@ -297,6 +356,50 @@ bool Session::alive() {
 
 void Session::send_keepalive() {
   if (session_ && ssh_is_connected(S(session_))) ssh_send_ignore(S(session_), "keepalive");
+}
+
+Watchdog::Watchdog(const Session& session, Deadline deadline, const CancelToken* cancel,
+                   std::chrono::milliseconds grace)
+    : fd_(session.watch_fd_) {
+  // Nothing to wait for: no thread.
+  if (fd_ < 0 || (deadline.at == Clock::time_point::max() && !cancel)) return;
+  thread_ = std::thread([this, deadline, cancel, grace] { watch(deadline, cancel, grace); });
+}
+
+void Watchdog::watch(Deadline deadline, const CancelToken* cancel,
+                     std::chrono::milliseconds grace) {
+  // The token has no way to wake anyone: look at it this often.
+  constexpr auto kCancelPoll = std::chrono::milliseconds(50);
+  std::unique_lock<std::mutex> lock(mu_);
+  Clock::time_point cut_at = Clock::time_point::max();
+  if (deadline.at != Clock::time_point::max()) cut_at = deadline.at + grace;
+  bool cancel_seen = false;
+  while (!done_) {
+    const auto now = Clock::now();
+    if (cancel && !cancel_seen && cancel->cancelled()) {
+      cancel_seen = true;
+      cut_at = std::min(cut_at, now + grace);
+    }
+    if (now >= cut_at) {
+      ::shutdown(fd_, SHUT_RDWR);
+      cut_ = true;
+      return;
+    }
+    if (cancel && !cancel_seen)
+      cv_.wait_until(lock, std::min(cut_at, now + kCancelPoll));
+    else
+      cv_.wait_until(lock, cut_at);
+  }
+}
+
+bool Watchdog::disarm() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  return cut_;
 }
 
 }  // namespace plan::ssh

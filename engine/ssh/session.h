@@ -5,10 +5,12 @@
 // session include <libssh/libssh.h> themselves and cast native().
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "plan/model.h"
 #include "run/cancel.h"
@@ -48,6 +50,8 @@ class Session {
   /// authenticates (identity file with passphrase, then agent). Throws SshError. The TCP connect
   /// and the SSH handshake end at connect_timeout, at `deadline` (the step's) or when `cancel`
   /// is set, whichever comes first: a server that accepts and never speaks holds nobody longer.
+  /// Authentication ends at `deadline` or on `cancel` too (each of its calls also at
+  /// connect_timeout).
   static std::unique_ptr<Session> connect(const Target& target, Deadline deadline = Deadline::none(),
                                           const CancelToken* cancel = nullptr);
   ~Session();
@@ -65,10 +69,39 @@ class Session {
   void send_keepalive();
 
  private:
+  friend class Watchdog;
   explicit Session(Target t) : target_(std::move(t)) {}
+  /// Verifies the host key, then authenticates. Throws SshError.
+  static void log_in(Session& self, const std::string& who);
   Target target_;
   void* session_ = nullptr;
+  int watch_fd_ = -1;  // a duplicate of the connection's socket, for Watchdog
   std::mutex mu_;
+};
+
+/// While it lives, watches a deadline and a cancel token, and cuts the session's connection
+/// (shutdown(2) of its socket) once the deadline has passed by `grace`, or `grace` after
+/// `cancel` was seen set. A libssh call blocked on a server that stopped answering then returns
+/// an error instead of waiting forever; the session is dead afterwards (drop it, connect again).
+/// It never calls libssh, so it needs no mutex(). session.cpp says why it works this way.
+class Watchdog {
+ public:
+  Watchdog(const Session& session, Deadline deadline, const CancelToken* cancel,
+           std::chrono::milliseconds grace = std::chrono::milliseconds(0));
+  ~Watchdog() { disarm(); }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+  /// Stops watching. True when it cut the connection (before this call; it never cuts after).
+  bool disarm();
+
+ private:
+  void watch(Deadline deadline, const CancelToken* cancel, std::chrono::milliseconds grace);
+  int fd_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool cut_ = false;
+  std::thread thread_;
 };
 
 }  // namespace plan::ssh

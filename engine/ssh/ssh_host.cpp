@@ -6,10 +6,20 @@
 //
 // A command runs as `echo plan-pid=$$ && read -r plan_go && ... exec ARGV` (remote_command.h): the
 // pid is the process group to stop, and the command starts only after the go-ahead line plan
-// sends once it has the pid. On a timeout or cancellation the group gets SIGTERM, then SIGKILL after a grace
-// period, both ways: an SSH "signal" request on the channel (OpenSSH delivers it to the session's
-// process group) and `kill` over a second channel (any POSIX shell). A command left running on
-// the host after plan gave up on it would be the worst kind of surprise in a migration.
+// sends once it has the pid. On a timeout or cancellation the group gets SIGTERM, then SIGKILL
+// after a grace period, both ways: an SSH "signal" request on the channel (OpenSSH delivers it to
+// the session's process group) and `kill` over a second channel (any POSIX shell). A command left
+// running on the host after plan gave up on it would be the worst kind of surprise in a migration.
+//
+// File operations go over SFTP, whose libssh API blocks (one request, then wait for its answer)
+// and holds the session's mutex while it waits. Each operation is bounded by the caller's
+// deadline and cancel token in two ways (FileOp): between two calls it stops at a clean point
+// (handle closed, temporary removed) when the deadline has passed or cancellation came; a call
+// the server has not answered a short grace after that is cut off by a Watchdog (session.h),
+// which shuts the connection's socket down: the only way to end a blocked libssh SFTP call
+// (session.cpp says why). The connection is dead then: it is dropped, and the next use
+// connects again, as after any lost connection. A temporary a cut write left behind is removed
+// by the next file operation on the host.
 
 #include "ssh/ssh_host.h"
 
@@ -27,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include "run/step_type.h"  // format_duration
 #include "ssh/remote_command.h"
 
 namespace plan::ssh {
@@ -38,6 +49,9 @@ constexpr long long kLingerMs = 200;    // output still arriving after the exit 
 constexpr long long kRetryStopMs = 100; // a refused `kill` channel is tried again after this
 constexpr size_t kMaxLine = 64 * 1024;  // a partial line longer than this is delivered as is
 constexpr size_t kChunk = 32 * 1024;
+// A file operation's call still unanswered this long after its deadline (or after cancellation)
+// is cut off with its connection; one that returns sooner lets the operation stop cleanly.
+constexpr auto kCutGrace = std::chrono::milliseconds(1000);
 
 long long now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
@@ -116,6 +130,64 @@ std::string random_suffix() {
   return s;
 }
 
+/// "cancelled", "timed out after 30s" (the timeout the deadline was made from) or "timed out".
+std::string ended_by(const Deadline& deadline, const CancelToken& cancel) {
+  if (cancel.cancelled()) return "cancelled";
+  if (deadline.span.count() > 0) return "timed out after " + format_duration(deadline.span);
+  return "timed out";
+}
+
+/// Thrown by FileOp::check() between two calls: the deadline passed or cancellation came while
+/// the server was still answering. `progress` says how far the operation got.
+struct Stopped {
+  std::string progress;
+};
+
+/// One bounded file operation (see the file comment) on a connection: a watchdog on it, what
+/// is under way (for the message), and a check for between two calls.
+class FileOp {
+ public:
+  FileOp(std::shared_ptr<Conn> c, Deadline deadline, const CancelToken& cancel)
+      : c_(std::move(c)), deadline_(deadline), cancel_(cancel) {
+    dog_.emplace(*c_->session, deadline, &cancel, kCutGrace);
+  }
+  ~FileOp() { finish(); }
+  FileOp(const FileOp&) = delete;
+  FileOp& operator=(const FileOp&) = delete;
+
+  Conn& conn() { return *c_; }
+  /// What the next calls do, said in the message when the server stops answering in them.
+  const char* phase = "";
+  bool over() const { return cancel_.cancelled() || deadline_.expired(); }
+  /// Throws Stopped when the operation is over its deadline or cancelled.
+  void check(std::string progress = "") const {
+    if (over()) throw Stopped{std::move(progress)};
+  }
+  /// Before cleaning up after a stop (closing the handle, removing the temporary): a short bound
+  /// of its own, since the deadline has passed or the run is being cancelled.
+  void cleaning_up() {
+    if (!over() || cut_) return;
+    finish();
+    if (!cut_) dog_.emplace(*c_->session, Deadline::after(kCutGrace), nullptr);
+  }
+  /// Stops watching. True when the watchdog cut the connection, which is then marked broken.
+  bool finish() {
+    if (dog_) {
+      cut_ = dog_->disarm() || cut_;
+      dog_.reset();
+    }
+    if (cut_) c_->broken = true;
+    return cut_;
+  }
+
+ private:
+  std::shared_ptr<Conn> c_;
+  Deadline deadline_;
+  const CancelToken& cancel_;
+  std::optional<Watchdog> dog_;
+  bool cut_ = false;
+};
+
 class SshHost : public HostConnection {
  public:
   explicit SshHost(Target t)
@@ -126,9 +198,11 @@ class SshHost : public HostConnection {
 
   CommandResult run(const CommandSpec& spec, Deadline deadline, const CancelToken& cancel,
                     const LineSink& sink) override;
-  std::optional<std::string> read_file(const std::string& path) override;
-  void write_file(const std::string& path, const std::string& content, int mode) override;
-  bool remove_file(const std::string& path) override;
+  std::optional<std::string> read_file(const std::string& path, Deadline deadline,
+                                       const CancelToken& cancel) override;
+  void write_file(const std::string& path, const std::string& content, int mode, Deadline deadline,
+                  const CancelToken& cancel) override;
+  bool remove_file(const std::string& path, Deadline deadline, const CancelToken& cancel) override;
 
  private:
   /// The live connection, connecting (again) when there is none. Throws SshError.
@@ -142,6 +216,15 @@ class SshHost : public HostConnection {
   sftp_session sftp_of(Conn& c);
   /// Throws the error of the last SFTP call on `path` ("cannot read '/x' on host 'h': ...").
   [[noreturn]] void sftp_fail(Conn& c, const std::string& what, const std::string& path);
+  /// Runs `body` as a bounded file operation (FileOp) on the live connection, connecting within
+  /// the deadline when needed. An operation that the deadline or cancellation ended throws
+  /// "DOING 'PATH' on HOST: timed out after 30s (...)" or "...: cancelled (...)"; other errors
+  /// pass as they are.
+  template <class Body>
+  auto bounded(const char* doing, const std::string& path, Deadline deadline,
+               const CancelToken& cancel, Body&& body) -> decltype(body(std::declval<FileOp&>()));
+  /// Removes the temporaries that writes cut off left behind (hold op's session mutex).
+  void remove_leftovers(FileOp& op);
   /// Sends `signal` to the process group `pid` leads, both ways (see the file comment). False
   /// when the server refused the extra channel for `kill` (it is at MaxSessions): try again.
   bool stop(Conn& c, ssh_channel ch, long pid, const char* signal, std::vector<ssh_channel>& killers);
@@ -157,13 +240,18 @@ class SshHost : public HostConnection {
   std::mutex slots_mu_;
   std::condition_variable slots_cv_;
   int slots_used_ = 0;
+  std::mutex leftovers_mu_;
+  std::vector<std::string> leftovers_;  // temporaries of cut-off writes, removed on next use
 };
 
 std::shared_ptr<Conn> SshHost::connection(Deadline deadline, const CancelToken* cancel) {
   std::lock_guard<std::mutex> lock(conn_mu_);
   if (conn_ && !conn_->broken) {
-    std::lock_guard<std::mutex> s(conn_->mu());
-    if (conn_->session->alive()) return conn_;
+    // A connection in use is taken as alive: a file operation may hold its mutex until its
+    // watchdog cuts a server that stopped answering, and nobody waits on that here. Whoever
+    // uses a dead connection finds out, and marks it broken.
+    std::unique_lock<std::mutex> s(conn_->mu(), std::try_to_lock);
+    if (!s.owns_lock() || conn_->session->alive()) return conn_;
     conn_->broken = true;
   }
   auto c = std::make_shared<Conn>();
@@ -472,131 +560,255 @@ void SshHost::sftp_fail(Conn& c, const std::string& what, const std::string& pat
   throw std::runtime_error("cannot " + what + " '" + path + "' on " + who_ + ": " + why);
 }
 
-std::optional<std::string> SshHost::read_file(const std::string& path) {
-  std::shared_ptr<Conn> c = connection();
-  sftp_file f = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(c->mu());
-    sftp_session sf = sftp_of(*c);
-    sftp_attributes a = sftp_stat(sf, path.c_str());
-    if (!a) {
-      int e = sftp_get_error(sf);
-      if (ssh_is_connected(c->native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
-        return std::nullopt;
-      sftp_fail(*c, "read", path);
-    }
-    bool dir = a->type == SSH_FILEXFER_TYPE_DIRECTORY;
-    sftp_attributes_free(a);
-    // The file check takes "Is a directory" for an existing folder, as with local files.
-    if (dir) throw std::runtime_error("cannot read '" + path + "' on " + who_ + ": Is a directory");
-    f = sftp_open(sf, path.c_str(), O_RDONLY, 0);
-    if (!f) {
-      int e = sftp_get_error(sf);
-      if (ssh_is_connected(c->native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
-        return std::nullopt;
-      sftp_fail(*c, "read", path);
-    }
+template <class Body>
+auto SshHost::bounded(const char* doing, const std::string& path, Deadline deadline,
+                      const CancelToken& cancel, Body&& body)
+    -> decltype(body(std::declval<FileOp&>())) {
+  auto ended = [&](const std::string& how) {
+    return std::runtime_error(std::string(doing) + " '" + path + "' on " + who_ + ": " +
+                              ended_by(deadline, cancel) + how);
+  };
+  if (cancel.cancelled() || deadline.expired()) throw ended(" (before it started)");
+  std::shared_ptr<Conn> c;
+  try {
+    c = connection(deadline, &cancel);
+  } catch (const SshError& e) {
+    if (!cancel.cancelled() && !deadline.expired()) throw;
+    if (cancel.cancelled()) throw ended(" while connecting");
+    // "host 'h' (...): cannot connect: no answer before the deadline (...)": the cause only.
+    std::string cause = e.what();
+    for (const std::string& lead : {who_ + ": ", std::string("cannot connect: ")})
+      if (cause.rfind(lead, 0) == 0) cause.erase(0, lead.size());
+    throw ended(" while connecting: " + cause);
   }
-  // Chunk by chunk, releasing the session between them so commands keep flowing.
-  std::string content;
-  std::vector<char> buf(kChunk);
-  for (;;) {
-    std::lock_guard<std::mutex> lock(c->mu());
-    ssize_t n = sftp_read(f, buf.data(), buf.size());
-    if (n > 0) {
-      content.append(buf.data(), static_cast<size_t>(n));
-      continue;
-    }
-    if (n < 0) {
-      sftp_close(f);
-      sftp_fail(*c, "read", path);
-    }
-    sftp_close(f);
-    break;
+  FileOp op(c, deadline, cancel);
+  try {
+    remove_leftovers(op);
+    auto result = body(op);
+    // A cut after the last call leaves its result standing; the connection is dropped.
+    op.finish();
+    return result;
+  } catch (const Stopped& s) {
+    op.finish();
+    throw ended(std::string(" (") + op.phase + (s.progress.empty() ? "" : ", " + s.progress) + ")");
+  } catch (const std::exception&) {
+    if (!op.finish()) throw;
+    throw ended(std::string(" (the server stopped answering ") + op.phase + ")");
   }
-  return content;
 }
 
-void SshHost::write_file(const std::string& path, const std::string& content, int mode) {
-  std::shared_ptr<Conn> c = connection();
-  // The temporary sits beside the target so that the rename stays on one filesystem (atomic).
-  const std::string tmp = path + ".plan-tmp-" + random_suffix();
-  const auto m = static_cast<mode_t>(mode);
-  sftp_file f = nullptr;
+void SshHost::remove_leftovers(FileOp& op) {
+  std::vector<std::string> left;
   {
-    std::lock_guard<std::mutex> lock(c->mu());
-    f = sftp_open(sftp_of(*c), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, m);
-    if (!f) sftp_fail(*c, "write", path);
+    std::lock_guard<std::mutex> lock(leftovers_mu_);
+    left = leftovers_;
   }
-  auto abandon = [&]() {
-    // Hold c->mu(). The temporary must not stay behind.
-    if (f) sftp_close(f);
-    f = nullptr;
-    if (ssh_is_connected(c->native())) sftp_unlink(c->sftp, tmp.c_str());
-  };
-  size_t off = 0;
-  while (off < content.size()) {
-    std::lock_guard<std::mutex> lock(c->mu());
-    ssize_t n = sftp_write(f, content.data() + off, std::min(kChunk, content.size() - off));
-    if (n <= 0) {
-      abandon();
-      sftp_fail(*c, "write", path);
+  if (left.empty()) return;
+  Conn& c = op.conn();
+  std::lock_guard<std::mutex> lock(c.mu());
+  op.phase = "while removing the temporary an earlier write left";
+  sftp_session sf = sftp_of(c);
+  for (const std::string& tmp : left) {
+    // Absent now, it may still appear: the server that stopped answering may yet carry out
+    // the creation it had received. So it is tried again by each file operation until a
+    // removal succeeds; one refused for another reason is given up.
+    if (sftp_unlink(sf, tmp.c_str()) != SSH_OK) {
+      if (!ssh_is_connected(c.native())) throw lost(c, "in SFTP (remove '" + tmp + "')");
+      int e = sftp_get_error(sf);
+      if (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH) continue;
     }
-    off += static_cast<size_t>(n);
+    std::lock_guard<std::mutex> l(leftovers_mu_);
+    leftovers_.erase(std::remove(leftovers_.begin(), leftovers_.end(), tmp), leftovers_.end());
   }
-  std::unique_lock<std::mutex> lock(c->mu());
-  sftp_session sf = c->sftp;
-  // Durable before it replaces the old file, where the server can tell us (OpenSSH can).
-  if (sftp_extension_supported(sf, "fsync@openssh.com", "1") && sftp_fsync(f) != SSH_OK) {
-    abandon();
-    sftp_fail(*c, "write", path);
-  }
-  if (sftp_close(f) != SSH_OK) {
-    f = nullptr;
-    abandon();
-    sftp_fail(*c, "write", path);
-  }
-  f = nullptr;
-  // The server's umask applied at creation; the mode asked for is the mode wanted.
-  if (sftp_chmod(sf, tmp.c_str(), m) != SSH_OK) {
-    abandon();
-    sftp_fail(*c, "write", path);
-  }
-  if (sftp_rename(sf, tmp.c_str(), path.c_str()) == SSH_OK) return;
-  // SFTP v3's rename refuses an existing target (libssh 0.10 has no posix-rename): replace it
-  // with mv, which renames within one filesystem, atomically, as rename(2) does locally.
-  sftp_attributes a = sftp_lstat(sf, path.c_str());
-  bool replaceable = a && a->type != SSH_FILEXFER_TYPE_DIRECTORY;
-  if (a) sftp_attributes_free(a);
-  if (!replaceable) {
-    abandon();
-    if (!ssh_is_connected(c->native())) throw lost(*c, "in SFTP (write '" + path + "')");
-    throw std::runtime_error("cannot write '" + path + "' on " + who_ +
-                             (a ? ": Is a directory" : ": " + std::string(ssh_get_error(c->native()))));
-  }
-  lock.unlock();
+}
+
+std::optional<std::string> SshHost::read_file(const std::string& path, Deadline deadline,
+                                              const CancelToken& cancel) {
+  return bounded("reading", path, deadline, cancel, [&](FileOp& op) -> std::optional<std::string> {
+    Conn& c = op.conn();
+    sftp_file f = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(c.mu());
+      op.phase = "while starting SFTP";
+      sftp_session sf = sftp_of(c);
+      op.phase = "while opening the file";
+      sftp_attributes a = sftp_stat(sf, path.c_str());
+      if (!a) {
+        int e = sftp_get_error(sf);
+        if (ssh_is_connected(c.native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
+          return std::nullopt;
+        sftp_fail(c, "read", path);
+      }
+      bool dir = a->type == SSH_FILEXFER_TYPE_DIRECTORY;
+      sftp_attributes_free(a);
+      // The file check takes "Is a directory" for an existing folder, as with local files.
+      if (dir)
+        throw std::runtime_error("cannot read '" + path + "' on " + who_ + ": Is a directory");
+      f = sftp_open(sf, path.c_str(), O_RDONLY, 0);
+      if (!f) {
+        int e = sftp_get_error(sf);
+        if (ssh_is_connected(c.native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
+          return std::nullopt;
+        sftp_fail(c, "read", path);
+      }
+    }
+    // Chunk by chunk, releasing the session between them so commands keep flowing.
+    std::string content;
+    std::vector<char> buf(kChunk);
+    op.phase = "mid-transfer";
+    try {
+      for (;;) {
+        op.check(std::to_string(content.size()) + " bytes read");
+        std::lock_guard<std::mutex> lock(c.mu());
+        ssize_t n = sftp_read(f, buf.data(), buf.size());
+        if (n > 0) {
+          content.append(buf.data(), static_cast<size_t>(n));
+          continue;
+        }
+        if (n < 0) sftp_fail(c, "read", path);
+        break;
+      }
+    } catch (...) {
+      op.cleaning_up();
+      std::lock_guard<std::mutex> lock(c.mu());
+      sftp_close(f);  // frees it, answered or not
+      throw;
+    }
+    std::lock_guard<std::mutex> lock(c.mu());
+    op.phase = "while closing the file";
+    sftp_close(f);
+    return content;
+  });
+}
+
+void SshHost::write_file(const std::string& path, const std::string& content, int mode,
+                         Deadline deadline, const CancelToken& cancel) {
+  // The temporary sits beside the target so that the rename stays on one filesystem (atomic),
+  // hidden: one that a cut connection leaves behind must not match globs such as nginx's
+  // `include sites/*;` until it is removed.
+  const auto slash = path.rfind('/');
+  const std::string tmp = (slash == std::string::npos ? "" : path.substr(0, slash + 1)) + "." +
+                          path.substr(slash == std::string::npos ? 0 : slash + 1) + ".plan-tmp-" +
+                          random_suffix();
+  const auto m = static_cast<mode_t>(mode);
+  // Whether the move into place is left to `mv` (see below).
+  const bool by_mv = bounded("writing", path, deadline, cancel, [&](FileOp& op) -> bool {
+    Conn& c = op.conn();
+    sftp_file f = nullptr;
+    bool created = false;
+    // After a failure or a stop: the temporary must not stay behind. Hold c.mu().
+    auto abandon = [&]() {
+      if (f) sftp_close(f);
+      f = nullptr;
+      if (!created || !ssh_is_connected(c.native())) return;
+      // The server answers in order: absent now, it was never created.
+      int e = sftp_unlink(c.sftp, tmp.c_str()) == SSH_OK ? SSH_FX_OK : sftp_get_error(c.sftp);
+      if (ssh_is_connected(c.native()) &&
+          (e == SSH_FX_OK || e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
+        created = false;
+    };
+    try {
+      {
+        std::lock_guard<std::mutex> lock(c.mu());
+        op.phase = "while starting SFTP";
+        sftp_session sf = sftp_of(c);
+        op.phase = "while creating the temporary file";
+        created = true;  // from here it may exist, even when the server never says so
+        f = sftp_open(sf, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, m);
+        if (!f) {
+          created = !ssh_is_connected(c.native());
+          sftp_fail(c, "write", path);
+        }
+      }
+      op.phase = "mid-transfer";
+      size_t off = 0;
+      while (off < content.size()) {
+        op.check(std::to_string(off) + " of " + std::to_string(content.size()) + " bytes written");
+        std::lock_guard<std::mutex> lock(c.mu());
+        ssize_t n = sftp_write(f, content.data() + off, std::min(kChunk, content.size() - off));
+        if (n <= 0) sftp_fail(c, "write", path);
+        off += static_cast<size_t>(n);
+      }
+      std::lock_guard<std::mutex> lock(c.mu());
+      sftp_session sf = c.sftp;
+      op.phase = "while closing the file";
+      // Durable before it replaces the old file, where the server can tell us (OpenSSH can).
+      if (sftp_extension_supported(sf, "fsync@openssh.com", "1") && sftp_fsync(f) != SSH_OK)
+        sftp_fail(c, "write", path);
+      int closed = sftp_close(f);
+      f = nullptr;
+      if (closed != SSH_OK) sftp_fail(c, "write", path);
+      op.phase = "while moving it into place";
+      // The server's umask applied at creation; the mode asked for is the mode wanted.
+      if (sftp_chmod(sf, tmp.c_str(), m) != SSH_OK) sftp_fail(c, "write", path);
+      if (sftp_rename(sf, tmp.c_str(), path.c_str()) == SSH_OK) return false;
+      // SFTP v3's rename refuses an existing target (libssh 0.10 has no posix-rename): replace
+      // it with mv (below), which renames within one filesystem, atomically, as rename(2) does.
+      sftp_attributes a = sftp_lstat(sf, path.c_str());
+      bool replaceable = a && a->type != SSH_FILEXFER_TYPE_DIRECTORY;
+      if (a) sftp_attributes_free(a);
+      if (replaceable) return true;
+      if (!ssh_is_connected(c.native())) throw lost(c, "in SFTP (write '" + path + "')");
+      throw std::runtime_error(
+          "cannot write '" + path + "' on " + who_ +
+          (a ? ": Is a directory" : ": " + std::string(ssh_get_error(c.native()))));
+    } catch (...) {
+      op.cleaning_up();
+      std::lock_guard<std::mutex> lock(c.mu());
+      abandon();
+      if (created) {
+        std::lock_guard<std::mutex> l(leftovers_mu_);
+        leftovers_.push_back(tmp);
+      }
+      throw;
+    }
+  });
+  if (!by_mv) return;
+
   CommandSpec mv;
   mv.argv = {"mv", "-f", "--", tmp, path};
-  CancelToken never;
-  CommandResult r = run(mv, Deadline::after(std::chrono::seconds(60)), never, {});
-  if (r.started && r.signal == 0 && r.exit_code == 0) return;
-  lock.lock();
-  abandon();
+  // The temporary must not stay behind: removed within a bound of its own (the deadline may be
+  // gone), or else by the next file operation.
+  auto drop_temporary = [&]() {
+    try {
+      CancelToken never;
+      remove_file(tmp, Deadline::after(kCutGrace * 2), never);
+    } catch (const std::exception&) {
+      std::lock_guard<std::mutex> l(leftovers_mu_);
+      leftovers_.push_back(tmp);
+    }
+  };
+  CommandResult r;
+  try {
+    r = run(mv, deadline, cancel, {});
+  } catch (...) {
+    drop_temporary();
+    throw;
+  }
+  if (r.started && !r.timed_out && !r.cancelled && r.signal == 0 && r.exit_code == 0) return;
+  drop_temporary();
+  if (r.timed_out || r.cancelled)
+    throw std::runtime_error("writing '" + path + "' on " + who_ + ": " +
+                             ended_by(deadline, cancel) + " (while moving it into place)");
   std::string why = r.started ? r.err : r.error;
   while (!why.empty() && why.back() == '\n') why.pop_back();
   throw std::runtime_error("cannot write '" + path + "' on " + who_ + ": " +
                            (why.empty() ? describe_exit(r) : why));
 }
 
-bool SshHost::remove_file(const std::string& path) {
-  std::shared_ptr<Conn> c = connection();
-  std::lock_guard<std::mutex> lock(c->mu());
-  sftp_session sf = sftp_of(*c);
-  if (sftp_unlink(sf, path.c_str()) == SSH_OK) return true;
-  int e = sftp_get_error(sf);
-  if (ssh_is_connected(c->native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
-    return false;
-  sftp_fail(*c, "remove", path);
+bool SshHost::remove_file(const std::string& path, Deadline deadline, const CancelToken& cancel) {
+  return bounded("removing", path, deadline, cancel, [&](FileOp& op) -> bool {
+    Conn& c = op.conn();
+    std::lock_guard<std::mutex> lock(c.mu());
+    op.phase = "while starting SFTP";
+    sftp_session sf = sftp_of(c);
+    op.phase = "while removing it";
+    if (sftp_unlink(sf, path.c_str()) == SSH_OK) return true;
+    int e = sftp_get_error(sf);
+    if (ssh_is_connected(c.native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
+      return false;
+    sftp_fail(c, "remove", path);
+  });
 }
 
 }  // namespace

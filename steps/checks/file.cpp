@@ -70,11 +70,11 @@ class FileCheck : public CheckType {
     }
   }
 
-  CheckResult evaluate(const Json& p, HostConnection& host, CheckContext& /*ctx*/) const override {
+  CheckResult evaluate(const Json& p, HostConnection& host, CheckContext& ctx) const override {
     FileParams f = parse(p);
     std::optional<std::string> content;
     try {
-      content = host.read_file(f.path);
+      content = host.read_file(f.path, ctx.deadline, ctx.cancel);
     } catch (const std::exception& e) {
       // A directory exists for `file: PATH`; it has no content to search.
       bool directory = std::string(e.what()).find("Is a directory") != std::string::npos;

@@ -21,13 +21,14 @@ using namespace harness;
 
 const std::string kSecret = "faults-Secret-42";
 
-/// A TCP listener on `address`. Blackhole: accepts and never says anything. Garbage: answers
+/// A TCP listener on `address`. Blackhole: accepts and never says anything. Banner: accepts, sends
+/// an SSH banner, then never says anything more. Garbage: answers
 /// every connection with a NUL and some text, then closes it. Full queue: never
 /// accepts and keeps its accept queue full, so the kernel drops new SYNs and a connect to it
 /// stays in progress until the client gives up.
 class FaultListener {
  public:
-  enum Kind { Blackhole, Garbage, FullQueue };
+  enum Kind { Blackhole, Banner, Garbage, FullQueue };
 
   FaultListener(const std::string& address, Kind kind) : address_(address) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -42,7 +43,7 @@ class FaultListener {
     port = ntohs(sa.sin_port);
     REQUIRE(::listen(fd_, kind == FullQueue ? 0 : 16) == 0);
     if (kind != FullQueue) {
-      thread_ = std::thread([this, kind] { accept_loop(kind == Garbage); });
+      thread_ = std::thread([this, kind] { accept_loop(kind); });
       return;
     }
     // Fill the queue (backlog 0 holds one; the rest wait in SYN), then make sure it hangs.
@@ -80,13 +81,18 @@ class FaultListener {
     (void)rc;  // EINPROGRESS is the point
     return c;
   }
-  void accept_loop(bool garbage) {
+  void accept_loop(Kind kind) {
     while (!stop_) {
       pollfd pfd{fd_, POLLIN, 0};
       if (::poll(&pfd, 1, 100) > 0) {
         int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (c < 0) continue;
-        if (!garbage) {
+        if (kind != Garbage) {
+          static const char kBanner[] = "SSH-2.0-OpenSSH_9.2p1 stalls-after-this\r\n";
+          if (kind == Banner) {
+            ssize_t n = ::send(c, kBanner, sizeof kBanner - 1, MSG_NOSIGNAL);
+            (void)n;
+          }
           held_.push_back(c);
           continue;
         }
@@ -211,6 +217,39 @@ TEST_CASE("a step on an SSH host that accepts and never speaks ends at the step'
                    std::chrono::seconds(30));
   CHECK(r.code == 1);
   CHECK(contains(r.out, "host 'legacy' (root@" + hole.where() + "): cannot connect: no answer before the deadline"));
+}
+
+TEST_CASE("file.put and a file check on an ssh host that sends its banner then stalls end at the step's timeout",
+          "[faults][ssh-files]") {
+  // The host's connect_timeout (60s) is longer than the run may take: the step's 3s must end
+  // the file operations, connect included. Before, they connected with no deadline.
+  FaultListener stall("127.0.0.21", FaultListener::Banner);
+  TempDir dir("plan-faults");
+  const std::string path = dir.str("site.conf");
+  const std::string cause = "timed out after 3s while connecting: no answer before the deadline (the server sent "
+                            "its SSH banner, then stopped answering during the key exchange)";
+  Result put = apply_plan(dir,
+                          "plan: p\n" + ssh_host_yaml(stall, "60s") +
+                              "steps:\n  - id: put\n    type: file.put\n    on: legacy\n    timeout: 3s\n"
+                              "    retry: { attempts: 2, backoff: 100ms }\n"
+                              "    with: { path: " + path + ", content: \"x\" }\n",
+                          std::chrono::seconds(50));
+  INFO(put.out << put.err);
+  CHECK(put.code == 1);
+  // A timeout, as the retry line says, with what was under way.
+  CHECK(contains(put.err, "retry  put: attempt 1 failed (timeout): reading '" + path + "' on host 'legacy' (root@" +
+                              stall.where() + "): " + cause));
+  CHECK(contains(put.out, "failed: put: reading '" + path + "' on host 'legacy' (root@" + stall.where() + "): " + cause));
+
+  Result check = apply_plan(dir,
+                            "plan: p\n" + ssh_host_yaml(stall, "60s") +
+                                "steps:\n  - id: e\n    type: exec\n    timeout: 3s\n"
+                                "    preconditions:\n      - file: { path: " + path + ", on: legacy }\n"
+                                "    with: { command: [\"true\"] }\n",
+                            std::chrono::seconds(40));
+  INFO(check.out << check.err);
+  CHECK(check.code == 1);
+  CHECK(contains(check.out, "reading '" + path + "' on host 'legacy' (root@" + stall.where() + "): " + cause));
 }
 
 TEST_CASE("a step on an SSH host that accepts and never speaks stops at the second Ctrl-C", "[faults]") {

@@ -397,12 +397,14 @@ TEST_CASE("files over SFTP: atomic write with mode - read - remove - errors name
                            {"identity", sshd_dir() + "/user_ed25519"},
                            {"known_hosts", sshd_dir() + "/known_hosts"}, {"agent", false}}));
   std::string path = t.str("app.conf");
-  host->write_file(path, "v1\n", 0640);
+  plan::CancelToken never;
+  const auto soon = [] { return plan::Deadline::after(std::chrono::seconds(60)); };
+  host->write_file(path, "v1\n", 0640, soon(), never);
   CHECK(read_file(path) == "v1\n");
   struct stat st {};
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0640);
-  host->write_file(path, std::string(200000, 'x'), 0600);  // replaces, in more than one chunk
+  host->write_file(path, std::string(200000, 'x'), 0600, soon(), never);  // replaces, in more than one chunk
   CHECK(read_file(path) == std::string(200000, 'x'));
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0600);
@@ -410,15 +412,15 @@ TEST_CASE("files over SFTP: atomic write with mode - read - remove - errors name
   for (const auto& e : fs::directory_iterator(t.path)) entries += e.path().filename() != "app.conf";
   CHECK(entries == 0);  // no temporary left beside it
 
-  CHECK(host->read_file(path) == std::string(200000, 'x'));
-  CHECK(host->read_file(t.str("absent")) == std::nullopt);
-  CHECK_THROWS_WITH(host->read_file(t.str()),
+  CHECK(host->read_file(path, soon(), never) == std::string(200000, 'x'));
+  CHECK(host->read_file(t.str("absent"), soon(), never) == std::nullopt);
+  CHECK_THROWS_WITH(host->read_file(t.str(), soon(), never),
                     "cannot read '" + t.str() + "' on host 'legacy' (root@127.0.0.2:2222): Is a directory");
-  CHECK_THROWS_WITH(host->write_file("/nonexistent-plan-dir/x", "x", 0644),
+  CHECK_THROWS_WITH(host->write_file("/nonexistent-plan-dir/x", "x", 0644, soon(), never),
                     "cannot write '/nonexistent-plan-dir/x' on host 'legacy' (root@127.0.0.2:2222): "
                     "No such file or directory");
-  CHECK(host->remove_file(path));
-  CHECK_FALSE(host->remove_file(path));
+  CHECK(host->remove_file(path, soon(), never));
+  CHECK_FALSE(host->remove_file(path, soon(), never));
   CHECK_FALSE(fs::exists(path));
 }
 

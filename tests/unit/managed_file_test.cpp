@@ -215,8 +215,8 @@ TEST_CASE("restore without recorded outputs leaves everything as it is", "[manag
   CHECK(mfile::restore(*host, Json::object(), t, soon(), never, [&](const std::string& l) { log.push_back(l); }) == "");
   CHECK(log == std::vector<std::string>{"step put recorded no change to " + d / "f" + ": nothing to restore"});
   CHECK(slurp(d / "f") == "ours\n");
-  CHECK(mfile::probe(*host, t) == ProbeResult::Done);
-  CHECK(mfile::probe(*host, target(d / "absent", "x")) == ProbeResult::NotDone);
+  CHECK(mfile::probe(*host, t, soon(), never) == ProbeResult::Done);
+  CHECK(mfile::probe(*host, target(d / "absent", "x"), soon(), never) == ProbeResult::NotDone);
 }
 
 TEST_CASE("replace hands the outputs over before it changes anything", "[managed_file]") {
@@ -252,20 +252,21 @@ TEST_CASE("a symbolic link is refused and left alone", "[managed_file]") {
 
 TEST_CASE("preview shows the size without a host and the diff with one", "[managed_file]") {
   Dir d;
+  CancelToken never;
   auto host = make_local_host();
   spit(d / "site.conf", "listen 80;\nreturn 200;\n");
   auto t = target(d / "site.conf", "listen 80;\nreturn 405;\n");
-  CHECK(mfile::preview(nullptr, t, false) ==
+  CHECK(mfile::preview(nullptr, t, false, soon(), never) ==
         std::vector<std::string>{"would write 23 bytes, 2 lines (sha256 " + sha256_hex(t.content).substr(0, 12) + ")"});
-  CHECK(mfile::preview(host.get(), t, false) ==
+  CHECK(mfile::preview(host.get(), t, false, soon(), never) ==
         std::vector<std::string>{"probe: " + d / "site.conf" + " differs from what would be written (23 -> 23 bytes)",
                                  "--- " + d / "site.conf", "+++ " + d / "site.conf" + " (new)", "@@ -1,2 +1,2 @@",
                                  " listen 80;", "-return 200;", "+return 405;"});
-  CHECK(mfile::preview(host.get(), t, true) ==
+  CHECK(mfile::preview(host.get(), t, true, soon(), never) ==
         std::vector<std::string>{"probe: " + d / "site.conf" + " differs from what would be written (23 -> 23 bytes)",
                                  "(diff not shown: the content is sensitive)"});
   auto same = target(d / "site.conf", "listen 80;\nreturn 200;\n");
-  CHECK(mfile::preview(host.get(), same, false) ==
+  CHECK(mfile::preview(host.get(), same, false, soon(), never) ==
         std::vector<std::string>{"probe: " + d / "site.conf" + " already holds this content (sha256 " +
                                  sha256_hex(same.content).substr(0, 12) + "): unchanged"});
 }

@@ -223,9 +223,9 @@ class FakeSystemdHost : public HostConnection {
     }
     return r;
   }
-  std::optional<std::string> read_file(const std::string&) override { return std::nullopt; }
-  void write_file(const std::string&, const std::string&, int) override {}
-  bool remove_file(const std::string&) override { return false; }
+  std::optional<std::string> read_file(const std::string&, Deadline, const CancelToken&) override { return std::nullopt; }
+  void write_file(const std::string&, const std::string&, int, Deadline, const CancelToken&) override {}
+  bool remove_file(const std::string&, Deadline, const CancelToken&) override { return false; }
 
  private:
   std::string name_ = "web1";
