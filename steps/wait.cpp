@@ -110,6 +110,9 @@ class WaitStep : public StepType {
  public:
   std::string name() const override { return "wait"; }
   bool read_only() const override { return true; }
+  // Waiting again changes nothing: a wait in flight when the engine died is simply rerun by
+  // --resume (a plan's `wait` with a custom rollback, beside a window, must not stop a resume).
+  bool idempotent() const override { return true; }
   const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
 

@@ -792,3 +792,24 @@ TEST_CASE("a failure past the point of no return says what is done and what --re
   CHECK(contains(done.out, "  workers  succeeded       2 attempts"));
   CHECK_FALSE(contains(done.out, "forward recovery"));
 }
+
+TEST_CASE("a wait in flight when the engine was killed is rerun by --resume without asking", "[journal][crash][resume]") {
+  // A wait changes nothing, so it is safe to run again (the BotBot plan's keep-drained-messages,
+  // a 0 s wait carrying a rollback, was in flight inside the read-only window when a crash came).
+  TempDir t;
+  write(t.path / "w.yaml",
+        "plan: w\nsteps:\n"
+        "  - id: w\n    type: wait\n    with: { until: { file: { path: go, exists: true } }, interval: 50ms, timeout: 1m }\n"
+        "  - id: after\n    type: exec\n    needs: [w]\n    with: { shell: \"echo after >> fx\" }\n");
+  std::string script = "'" + std::string(PLAN_BINARY) + "' apply w.yaml >/dev/null 2>&1 & pid=$!; "
+                       "until grep -qs '\"step\":\"w\",\"t\"' state/w/journal.jsonl; do sleep 0.05; done; "
+                       "kill -9 $pid; wait $pid; exit 0";
+  REQUIRE(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 0);
+  REQUIRE(plan_in(t, {"unlock", "w.yaml"}).code == 0);
+  write(t.path / "go", "");
+  Result r = plan_in(t, {"apply", "w.yaml", "--resume"});
+  INFO(r.out + r.err);
+  CHECK(r.code == 0);
+  CHECK_FALSE(contains(r.err, "cannot resume"));
+  CHECK(read_file(t.path / "fx") == "after\n");
+}
