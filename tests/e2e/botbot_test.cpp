@@ -502,11 +502,13 @@ TEST_CASE("the engine killed inside the read-only window, then unlock and --resu
   CHECK(real_ms > 3000);  // the pause above is inside it
 
   // The summary reports it, against its budget, never as "never opened".
-  CHECK_FALSE(contains(r.err, "window read-only: never opened"));
+  // The summary is on stdout, the progress on stderr.
+  const std::string printed = r.out + r.err;
+  CHECK_FALSE(contains(printed, "window read-only: never opened"));
   std::smatch m;
   // "window read-only: 8s of 1m00s budget" (status adds when it opened and closed before the length)
   const std::regex window_line(R"(window read-only: (?:[^\n]*: )?(\S+) of \S+ budget)");
-  REQUIRE(std::regex_search(r.err, m, window_line));
+  REQUIRE(std::regex_search(printed, m, window_line));
   long long reported = printed_ms(m[1]);
   INFO("summary: window read-only: " << m[1]);
   // Printed in whole seconds: at most a second under the journal's length, never more than it.
