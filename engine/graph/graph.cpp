@@ -348,22 +348,35 @@ std::vector<int> leaves_of(const Plan& plan, const std::string& id) {
   return group_leaves(plan)[static_cast<size_t>(g)];
 }
 
-bool reaches(const Graph& g, int a, int b) {
-  if (!valid(g, a) || !valid(g, b) || a == b) return false;
-  std::vector<char> seen(g.size, 0);
-  std::vector<int> todo{a};
+namespace {
+
+// Every step reached from `from` along `next` (users or deps), `from` excluded.
+std::vector<char> walk(const Graph& g, int from, const std::vector<std::vector<int>>& next) {
+  std::vector<char> seen(static_cast<size_t>(g.size), 0);
+  if (!valid(g, from)) return seen;
+  std::vector<int> todo{from};
   while (!todo.empty()) {
     const int v = todo.back();
     todo.pop_back();
-    for (int u : g.users[v]) {
-      if (u == b) return true;
-      if (!seen[u]) {
-        seen[u] = 1;
+    for (int u : next[static_cast<size_t>(v)])
+      if (!seen[static_cast<size_t>(u)]) {
+        seen[static_cast<size_t>(u)] = 1;
         todo.push_back(u);
       }
-    }
   }
-  return false;
+  if (seen[static_cast<size_t>(from)]) seen[static_cast<size_t>(from)] = 0;  // a cycle cannot pass validation
+  return seen;
+}
+
+}  // namespace
+
+std::vector<char> downstream(const Graph& g, int from) { return walk(g, from, g.users); }
+
+std::vector<char> upstream(const Graph& g, int from) { return walk(g, from, g.deps); }
+
+bool reaches(const Graph& g, int a, int b) {
+  if (!valid(g, a) || !valid(g, b) || a == b) return false;
+  return downstream(g, a)[static_cast<size_t>(b)] != 0;
 }
 
 std::vector<int> steps_between(const Graph& g, int from, int to) {

@@ -74,6 +74,12 @@ void estimate_graph(const Plan& plan, Graph& g, const TypeEstimate& type_estimat
 /// True when `a` must finish before `b` can start (a path a -> ... -> b exists).
 bool reaches(const Graph& g, int a, int b);
 
+/// Per step, 1 when it stands on `from` through any path of edges (needs, groups, outputs):
+/// everything that waits for `from`. `from` itself is 0.
+std::vector<char> downstream(const Graph& g, int from);
+/// Per step, 1 when `from` stands on it: everything `from` waits for. `from` itself is 0.
+std::vector<char> upstream(const Graph& g, int from);
+
 /// The leaf steps an id names, as a window's `from` and `to` do: a step names itself, a group all
 /// its leaves (nested groups too), in file order. Empty for an id that is neither.
 std::vector<int> leaves_of(const Plan& plan, const std::string& id);

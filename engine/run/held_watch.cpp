@@ -109,19 +109,9 @@ std::vector<int> HeldWatch::held_under(int step) const {
   std::vector<int> out;
   if (watched.empty()) return out;
   // Every step it stands on, through any chain of needs, groups or outputs.
-  std::vector<char> seen(static_cast<size_t>(graph_.size), 0);
-  std::vector<int> stack{step};
-  while (!stack.empty()) {
-    const int v = stack.back();
-    stack.pop_back();
-    for (int d : graph_.deps[v]) {
-      if (seen[d]) continue;
-      seen[d] = 1;
-      if (watched.count(d)) out.push_back(d);
-      stack.push_back(d);
-    }
-  }
-  std::sort(out.begin(), out.end());
+  const std::vector<char> under = upstream(graph_, step);
+  for (const auto& entry : watched)
+    if (under[static_cast<size_t>(entry.first)]) out.push_back(entry.first);  // map order: sorted
   return out;
 }
 

@@ -1,6 +1,5 @@
 #include "run/observer.h"
 
-#include <deque>
 
 namespace plan {
 
@@ -38,18 +37,8 @@ ForwardRecovery forward_recovery(const Plan& plan, const Graph& graph, int pnr,
   ForwardRecovery f;
   if (pnr < 0 || pnr >= graph.size) return f;
   f.point_of_no_return = plan.steps[static_cast<size_t>(pnr)].id;
-  std::vector<char> after(static_cast<size_t>(graph.size), 0);  // pnr and the steps depending on it
-  std::deque<int> queue{pnr};
+  std::vector<char> after = downstream(graph, pnr);  // pnr and the steps depending on it
   after[static_cast<size_t>(pnr)] = 1;
-  while (!queue.empty()) {
-    const int v = queue.front();
-    queue.pop_front();
-    for (int u : graph.users[static_cast<size_t>(v)])
-      if (!after[static_cast<size_t>(u)]) {
-        after[static_cast<size_t>(u)] = 1;
-        queue.push_back(u);
-      }
-  }
   for (int i = 0; i < graph.size; ++i) {
     if (after[static_cast<size_t>(i)] && succeeded(i)) f.done.push_back(plan.steps[static_cast<size_t>(i)].id);
     if (failed(i)) f.failed.push_back(plan.steps[static_cast<size_t>(i)].id);

@@ -136,17 +136,7 @@ std::set<int> rerun_done_steps(const Plan& plan, const std::set<std::string>& re
 
 std::vector<std::string> dependents_kept_done(const Plan& plan, const Graph& graph, int step,
                                               const std::map<int, Json>& done, const std::set<int>& rerun) {
-  std::vector<char> seen(static_cast<size_t>(graph.size), 0);
-  std::vector<int> stack{step};
-  while (!stack.empty()) {
-    const int v = stack.back();
-    stack.pop_back();
-    for (int u : graph.users[static_cast<size_t>(v)])
-      if (!seen[static_cast<size_t>(u)]) {
-        seen[static_cast<size_t>(u)] = 1;
-        stack.push_back(u);
-      }
-  }
+  const std::vector<char> seen = downstream(graph, step);
   std::vector<std::string> out;
   for (int i = 0; i < graph.size; ++i)
     if (seen[static_cast<size_t>(i)] && done.count(i) && !rerun.count(i)) out.push_back(plan.steps[static_cast<size_t>(i)].id);
