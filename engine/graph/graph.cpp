@@ -364,7 +364,8 @@ std::vector<char> walk(const Graph& g, int from, const std::vector<std::vector<i
         todo.push_back(u);
       }
   }
-  if (seen[static_cast<size_t>(from)]) seen[static_cast<size_t>(from)] = 0;  // a cycle cannot pass validation
+  if (seen[static_cast<size_t>(from)])
+    seen[static_cast<size_t>(from)] = 0;  // a cycle cannot pass validation
   return seen;
 }
 

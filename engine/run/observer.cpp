@@ -1,6 +1,5 @@
 #include "run/observer.h"
 
-
 namespace plan {
 
 Millis StepRecord::duration() const {
