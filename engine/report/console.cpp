@@ -139,7 +139,7 @@ void ConsoleObserver::step_retrying(int step, int attempt, const StepOutcome& ou
   std::lock_guard lk(mu_);
   last_log_step_ = -1;
   line(style_.yellow("retry  " + id(step)) + ": attempt " + std::to_string(attempt) + " failed (" +
-       failure_kind_name(outcome.kind) + "): " + mask(outcome.message) + "; next attempt in " + format_duration(delay));
+       to_string(outcome.kind) + "): " + mask(outcome.message) + "; next attempt in " + format_duration(delay));
 }
 
 void ConsoleObserver::step_log(int step, const std::string& text) {
@@ -212,7 +212,7 @@ void ConsoleObserver::rollback_finished(int step, const StepOutcome& o) {
   auto it = undo_started_.find(step);
   const std::string d = format_duration(it == undo_started_.end() ? Millis(0) : since(it->second, Clock::now()));
   if (o.failed())
-    line(style_.red("ROLLBACK FAILED " + id(step)) + " (" + d + ", " + failure_kind_name(o.kind) + "): " +
+    line(style_.red("ROLLBACK FAILED " + id(step)) + " (" + d + ", " + to_string(o.kind) + "): " +
          mask(o.message));
   else
     line(style_.green("undone " + id(step)) + " (" + d + ")");

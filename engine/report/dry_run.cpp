@@ -60,7 +60,7 @@ std::string DryRunReport::render() const {
       } else {
         const StepOutcome& out = it->second.outcome;
         if (out.failed()) {
-          verdict = std::string("FAILED (") + failure_kind_name(out.kind) + ")";
+          verdict = std::string("FAILED (") + to_string(out.kind) + ")";
           detail = out.message;
         } else if (out.status == StepOutcome::Status::Skipped) {
           verdict = out.label.empty() ? "skipped" : out.label;

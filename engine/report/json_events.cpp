@@ -14,18 +14,6 @@ const char* status_name(StepOutcome::Status s) {
   return "failed";
 }
 
-const char* failure_kind_name(FailureKind k) {
-  switch (k) {
-    case FailureKind::None: return "none";
-    case FailureKind::Error: return "error";
-    case FailureKind::Timeout: return "timeout";
-    case FailureKind::Precondition: return "precondition";
-    case FailureKind::Verify: return "verify";
-    case FailureKind::Cancelled: return "cancelled";
-  }
-  return "error";
-}
-
 const char* state_name(StepState s) {
   switch (s) {
     case StepState::Pending: return "pending";
@@ -105,7 +93,7 @@ void JsonEventObserver::step_retrying(int step, int attempt, const StepOutcome& 
   std::lock_guard lk(mu_);
   emit("step_retrying", {{"step", id(step)},
                          {"attempt", attempt},
-                         {"kind", failure_kind_name(o.kind)},
+                         {"kind", to_string(o.kind)},
                          {"message", mask(o.message)},
                          {"delay_ms", delay.count()}});
 }
@@ -122,7 +110,7 @@ void JsonEventObserver::step_finished(int step, const StepRecord& r) {
             {"attempts", r.attempts},
             {"duration_ms", r.duration().count()},
             {"outputs", masked(r.outcome.outputs)}};
-  if (r.outcome.failed()) f["kind"] = failure_kind_name(r.outcome.kind);
+  if (r.outcome.failed()) f["kind"] = to_string(r.outcome.kind);
   if (!r.outcome.message.empty()) f["message"] = mask(r.outcome.message);
   if (!r.outcome.label.empty()) f["label"] = r.outcome.label;
   if (r.outcome.failed() && r.outcome.untouched) f["changed_nothing"] = r.outcome.untouched_why;
@@ -156,7 +144,7 @@ void JsonEventObserver::rollback_started(int step) {
 void JsonEventObserver::rollback_finished(int step, const StepOutcome& o) {
   std::lock_guard lk(mu_);
   Json f = {{"step", id(step)}, {"status", status_name(o.status)}};
-  if (o.failed()) f["kind"] = failure_kind_name(o.kind);
+  if (o.failed()) f["kind"] = to_string(o.kind);
   if (!o.message.empty()) f["message"] = mask(o.message);
   emit("rollback_finished", std::move(f));
 }

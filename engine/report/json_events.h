@@ -52,9 +52,6 @@ class JsonEventObserver : public RunObserver {
 
 /// Names used in events and reports: "succeeded", "failed", "skipped".
 const char* status_name(StepOutcome::Status s);
-/// "error", "timeout", "precondition", "verify", "cancelled" ("none" for no failure). Reports use
-/// this rather than outcome.h's to_string(FailureKind), which nothing defines yet.
-const char* failure_kind_name(FailureKind k);
 /// "pending", "ready", "running", "succeeded", "failed", "skipped", "not_started".
 const char* state_name(StepState s);
 

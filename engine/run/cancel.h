@@ -9,18 +9,24 @@ namespace plan {
 
 using Clock = std::chrono::steady_clock;
 
-/// Set once by the runner (second Ctrl-C, --fail-fast); polled by actions and subprocess loops.
+/// Set once by the runner (second Ctrl-C, --fail-fast); polled by actions and subprocess loops,
+/// or waited on (wait_for) instead of sleeping between polls.
 /// Copies share one flag. A child() is cancelled by its own cancel() or by its parent's: the
 /// runner gives each attempt a child of the run's token, so that it can stop one step alone (a
 /// held resource it stands on died for good) while an interrupt still stops them all.
 class CancelToken {
  public:
-  void cancel() { state_->flag.store(true); }
+  /// Sets the flag and wakes every wait_for()/wait_until() (of this token and its children).
+  void cancel();
   bool cancelled() const {
     for (const State* s = state_.get(); s; s = s->parent.get())
       if (s->flag.load()) return true;
     return false;
   }
+  /// Sleeps until `t` or until cancelled, whichever comes first: the way to pause between polls
+  /// (never std::this_thread::sleep_for, which a cancel cannot cut short). True when cancelled.
+  bool wait_until(Clock::time_point t) const;
+  bool wait_for(std::chrono::milliseconds d) const { return wait_until(Clock::now() + d); }
   CancelToken child() const {
     CancelToken c;
     c.state_->parent = state_;

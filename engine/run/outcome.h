@@ -1,6 +1,7 @@
 #pragma once
 // What one attempt of a step (or a check, or a rollback) came to.
 
+#include <stdexcept>
 #include <string>
 
 #include "plan/model.h"
@@ -9,7 +10,21 @@ namespace plan {
 
 /// Retry and rollback decide on the kind, never on message text.
 enum class FailureKind { None, Error, Timeout, Precondition, Verify, Cancelled };
+/// "none", "error", "timeout", "precondition", "verify", "cancelled": the names journals and
+/// JSON events use.
 const char* to_string(FailureKind k);
+
+/// Below the step seam (hosts, processes, SSH, the clients of PostgreSQL, Redis and DNS), an
+/// operation that cannot be done throws: this when the caller must tell a timeout or a cancel
+/// from an error, else a plain std::runtime_error (which means FailureKind::Error). The what() is
+/// the whole sentence a user reads. A step type's run() catches once, at its top, and returns
+/// StepOutcome::fail(e.kind, e.what()). Results that are data (a command's exit status, a query's
+/// rows) are returned, not thrown.
+class OperationError : public std::runtime_error {
+ public:
+  OperationError(FailureKind k, const std::string& what) : std::runtime_error(what), kind(k) {}
+  FailureKind kind;
+};
 
 struct StepOutcome {
   enum class Status { Succeeded, Failed, Skipped };

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <ctime>
 
-#include "report/json_events.h"
+#include "run/outcome.h"
 #include "util/sha256.h"
 
 namespace plan {
@@ -171,7 +171,7 @@ void RunJournalFile::step_finished(int step, const StepRecord& record) {
     r["outputs"] = mask_json(o.outputs, masker_);
   } else if (o.failed()) {
     r["type"] = "step_failed";
-    r["kind"] = failure_kind_name(o.kind);
+    r["kind"] = to_string(o.kind);
     r["message"] = mask(o.message);
   } else {
     r["type"] = "step_skipped";
@@ -192,7 +192,7 @@ void RunJournalFile::rollback_finished(int step, const StepOutcome& outcome) {
   if (outcome.failed())
     writer_.append({{"type", "rollback_failed"},
                     {"step", id_of(step)},
-                    {"kind", failure_kind_name(outcome.kind)},
+                    {"kind", to_string(outcome.kind)},
                     {"message", mask(outcome.message)}});
   else
     writer_.append({{"type", "rollback_done"}, {"step", id_of(step)}});
