@@ -9,7 +9,7 @@
 #include "app/commands.h"
 #include "app/signals.h"
 #include "report/text.h"
-#include "ssh/tunnel.h"
+#include "run/step_type.h"
 
 namespace {
 
@@ -35,6 +35,11 @@ bool parse_vars(const std::vector<std::string>& items, std::map<std::string, std
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `plan __NAME ...`: a command a step type registered for its own use (never in --help).
+  if (argc >= 2 && std::string(argv[1]).rfind("__", 0) == 0) {
+    if (const auto* hidden = plan::Registry::instance().command(argv[1]))
+      return (*hidden)(std::vector<std::string>(argv + 2, argv + argc), std::cin, std::cout, std::cerr);
+  }
   CLI::App app{"plan: runs infrastructure migrations from YAML plans"};
   app.require_subcommand(0, 1);
   bool version = false;
@@ -153,11 +158,6 @@ int main(int argc, char** argv) {
   schema->add_option("--format", schema_format, "json (schemas/plan.schema.json) or markdown (the reference)")
       ->check(CLI::IsMember({"json", "markdown"}));
 
-  // Hidden: the ssh.tunnel supervisor, started detached by the step with its spec on stdin.
-  std::string tunnel_listen;
-  auto* tunnel = app.add_subcommand("__tunnel", "")->group("");
-  tunnel->add_option("--listen", tunnel_listen, "Listen address (names the process)")->required();
-
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -174,7 +174,6 @@ int main(int argc, char** argv) {
   // Whatever escapes the engine (a bug, a full disk under the journal) ends with a message, not an
   // abort: unwinding also releases the run lock, which an abort would leave behind.
   try {
-    if (*tunnel) return plan::ssh::cmd_tunnel(tunnel_listen, std::cin, std::cout, std::cerr);
     std::string bad;
     if (*schema) return plan::cmd_schema(schema_format, std::cout);
     if (*validate) {

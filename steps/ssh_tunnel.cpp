@@ -562,5 +562,18 @@ class SshTunnelStep : public StepType {
 
 PLAN_REGISTER_STEP(SshTunnelStep);
 
+// `plan __tunnel --listen ADDR`: the supervisor start_tunnel() starts detached, its spec on stdin.
+int tunnel_command(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
+  std::string listen;
+  if (args.size() == 2 && args[0] == "--listen") listen = args[1];
+  else if (args.size() == 1 && args[0].rfind("--listen=", 0) == 0) listen = args[0].substr(9);
+  if (listen.empty()) {
+    err << "usage: plan __tunnel --listen ADDR (the spec on stdin)\n";
+    return 2;
+  }
+  return ssh::cmd_tunnel(listen, in, out, err);
+}
+PLAN_REGISTER_COMMAND("__tunnel", tunnel_command);
+
 }  // namespace
 }  // namespace plan

@@ -23,6 +23,15 @@ void Registry::add_check(std::unique_ptr<CheckType> t) {
   checks_[n] = std::move(t);
 }
 
+void Registry::add_command(const std::string& name, HiddenCommand command) {
+  commands_[name] = std::move(command);
+}
+
+const HiddenCommand* Registry::command(const std::string& name) const {
+  auto it = commands_.find(name);
+  return it == commands_.end() ? nullptr : &it->second;
+}
+
 const StepType* Registry::step(const std::string& name) const {
   auto it = steps_.find(name);
   return it == steps_.end() ? nullptr : it->second.get();

@@ -3,6 +3,7 @@
 // steps/ registers each by name (PLAN_REGISTER_STEP / PLAN_REGISTER_CHECK in its own file).
 
 #include <functional>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <optional>
@@ -196,19 +197,29 @@ std::optional<Millis> parse_duration(const Json& v);
 /// "1h02m", "3m05s", "12s", "850ms".
 std::string format_duration(Millis d);
 
+/// A command `plan` runs for its own use and never lists in --help: `plan __NAME ARGS...`, e.g.
+/// the ssh.tunnel supervisor its step starts detached. Gets the arguments after the name; returns
+/// the exit code.
+using HiddenCommand =
+    std::function<int(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err)>;
+
 class Registry {
  public:
   static Registry& instance();
   void add_step(std::unique_ptr<StepType> t);
   void add_check(std::unique_ptr<CheckType> t);
+  /// `name` starts with "__".
+  void add_command(const std::string& name, HiddenCommand command);
   const StepType* step(const std::string& name) const;    // nullptr if unknown
   const CheckType* check(const std::string& name) const;  // nullptr if unknown
   std::vector<std::string> step_names() const;            // sorted
   std::vector<std::string> check_names() const;
+  const HiddenCommand* command(const std::string& name) const;  // nullptr if unknown
 
  private:
   std::map<std::string, std::unique_ptr<StepType>> steps_;
   std::map<std::string, std::unique_ptr<CheckType>> checks_;
+  std::map<std::string, HiddenCommand> commands_;
 };
 
 template <class T>
@@ -220,9 +231,17 @@ struct CheckRegistrar {
   CheckRegistrar() { Registry::instance().add_check(std::make_unique<T>()); }
 };
 
+struct CommandRegistrar {
+  CommandRegistrar(const std::string& name, HiddenCommand command) {
+    Registry::instance().add_command(name, std::move(command));
+  }
+};
+
 #define PLAN_CONCAT_(a, b) a##b
 #define PLAN_CONCAT(a, b) PLAN_CONCAT_(a, b)
 #define PLAN_REGISTER_STEP(T) static ::plan::StepRegistrar<T> PLAN_CONCAT(plan_step_registrar_, __LINE__)
 #define PLAN_REGISTER_CHECK(T) static ::plan::CheckRegistrar<T> PLAN_CONCAT(plan_check_registrar_, __LINE__)
+#define PLAN_REGISTER_COMMAND(NAME, FN) \
+  static ::plan::CommandRegistrar PLAN_CONCAT(plan_command_registrar_, __LINE__)(NAME, FN)
 
 }  // namespace plan
