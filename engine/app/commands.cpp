@@ -21,6 +21,7 @@
 #include "report/show.h"
 #include "report/text.h"
 #include "run/real_executor.h"
+#include "ssh/host_pool.h"
 #include "run/resume.h"
 #include "run/runner.h"
 #include "run/step_type.h"

@@ -1,7 +1,7 @@
 // `plan schema`: what the step and check types declare, for editors, validators and the README.
 
 #include "app/commands.h"
-#include "plan/schema.h"
+#include "load/schema.h"
 #include "report/reference.h"
 
 namespace plan {

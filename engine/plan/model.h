@@ -11,10 +11,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/duration.h"
+
 namespace plan {
 
 using Json = nlohmann::json;
-using Millis = std::chrono::milliseconds;
 
 /// A position in a plan file, 1-based. line == 0 means "unknown" (e.g. a value given by --var).
 struct Mark {
@@ -52,6 +53,10 @@ struct RollbackSpec {
   std::vector<StepBody> bodies;  // Kind::Bodies: run in order as written
   Mark mark;
 };
+
+/// Said under the rollback lines of a step with `on_rollback_failure: continue` (show, dry runs).
+inline constexpr const char* kOnRollbackFailureContinue =
+    "if its rollback fails, the other rollbacks still run (on_rollback_failure: continue)";
 
 struct Step {
   std::string id;

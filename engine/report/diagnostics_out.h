@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "plan/loader.h"
+#include "load/loader.h"
 
 namespace plan {
 

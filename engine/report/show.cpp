@@ -5,7 +5,6 @@
 #include "report/describe.h"
 #include "report/predict.h"
 #include "report/text.h"
-#include "run/executor.h"
 #include "run/step_type.h"
 
 namespace plan {

@@ -27,10 +27,6 @@ struct StepRequest {
   const RunView* run = nullptr;
 };
 
-/// Said under the rollback lines of a step with `on_rollback_failure: continue` (show, dry runs).
-inline constexpr const char* kOnRollbackFailureContinue =
-    "if its rollback fails, the other rollbacks still run (on_rollback_failure: continue)";
-
 /// Undoing one completed (or part-way failed) step.
 struct RollbackRequest {
   const Step& step;

@@ -12,12 +12,6 @@
 
 namespace plan {
 
-/// Hosts of a plan: local ones map to this machine, SSH hosts (engine/ssh/ssh_host.h) get their
-/// `ssh:` parameters resolved with `secrets` (${secret.X}) when first asked for, and connect when
-/// first used, never here. get() throws naming the host for an undefined one or bad parameters.
-std::unique_ptr<HostPool> make_host_pool(const Plan& plan,
-                                         const std::map<std::string, std::string>* secrets = nullptr);
-
 struct ExecutorEnv {
   const Plan& plan;
   HostPool& hosts;

@@ -13,53 +13,13 @@
 #include "plan/interpolate.h"
 #include "plan/model.h"
 #include "plan/param_table.h"
+#include "run/approval.h"
 #include "run/cancel.h"
 #include "run/host.h"
+#include "run/host_pool.h"
 #include "run/outcome.h"
 
 namespace plan {
-
-/// What an approval gate shows before asking: the steps left, what rollback would do from here,
-/// and each window's budget left.
-struct ApprovalRequest {
-  std::string step_id;
-  std::string prompt;
-  std::vector<std::string> remaining;  // "id (type)" of steps not yet finished
-  std::vector<std::string> windows;    // "read-only: 1m12s of 2m budget left"
-  std::vector<std::string> rollback;   // what a failure now would undo
-};
-
-/// Decides approval gates: a TTY prompt, --yes, or --approve ID.
-class Approver {
- public:
-  virtual ~Approver() = default;
-  /// True when approved. `cancel` ends a pending prompt (returns false).
-  virtual bool approve(const ApprovalRequest& req, const CancelToken& cancel) = 0;
-};
-
-/// Read-only view of the run, for types that report on it (approve).
-class RunView {
- public:
-  virtual ~RunView() = default;
-  virtual std::vector<std::string> remaining_steps() const = 0;
-  virtual std::vector<std::string> window_status() const = 0;
-  virtual std::vector<std::string> rollback_preview() const = 0;
-};
-
-/// Resolves host names to connections (one per host per run).
-class HostPool {
- public:
-  virtual ~HostPool() = default;
-  /// "" or a local host gives the local machine. Throws std::runtime_error naming host and cause.
-  virtual HostConnection& get(const std::string& host_name) = 0;
-  /// The resolved `ssh:` object of an SSH host (secrets in clear: for connecting, never for
-  /// printing), for types that open connections of their own (ssh.tunnel's supervisor); nullopt
-  /// for a local host. Never connects. Throws std::runtime_error for an unknown host.
-  virtual std::optional<Json> ssh_params(const std::string& host_name) {
-    (void)host_name;
-    return std::nullopt;
-  }
-};
 
 struct CheckContext {
   HostPool& hosts;
@@ -191,57 +151,7 @@ std::vector<std::string> param_problems(const StepType& type, const Json& resolv
 /// The same for a check's resolved parameters, before evaluate().
 std::vector<std::string> param_problems(const CheckType& type, const Json& resolved_params);
 
-/// Parses "500ms", "30s", "10m", "1h30m", "2d", or a number of seconds (JSON number or numeric
-/// string). nullopt when malformed or negative.
-std::optional<Millis> parse_duration(const Json& v);
-/// "1h02m", "3m05s", "12s", "850ms".
-std::string format_duration(Millis d);
-
-/// A command `plan` runs for its own use and never lists in --help: `plan __NAME ARGS...`, e.g.
-/// the ssh.tunnel supervisor its step starts detached. Gets the arguments after the name; returns
-/// the exit code.
-using HiddenCommand =
-    std::function<int(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err)>;
-
-class Registry {
- public:
-  static Registry& instance();
-  void add_step(std::unique_ptr<StepType> t);
-  void add_check(std::unique_ptr<CheckType> t);
-  /// `name` starts with "__".
-  void add_command(const std::string& name, HiddenCommand command);
-  const StepType* step(const std::string& name) const;    // nullptr if unknown
-  const CheckType* check(const std::string& name) const;  // nullptr if unknown
-  std::vector<std::string> step_names() const;            // sorted
-  std::vector<std::string> check_names() const;
-  const HiddenCommand* command(const std::string& name) const;  // nullptr if unknown
-
- private:
-  std::map<std::string, std::unique_ptr<StepType>> steps_;
-  std::map<std::string, std::unique_ptr<CheckType>> checks_;
-  std::map<std::string, HiddenCommand> commands_;
-};
-
-template <class T>
-struct StepRegistrar {
-  StepRegistrar() { Registry::instance().add_step(std::make_unique<T>()); }
-};
-template <class T>
-struct CheckRegistrar {
-  CheckRegistrar() { Registry::instance().add_check(std::make_unique<T>()); }
-};
-
-struct CommandRegistrar {
-  CommandRegistrar(const std::string& name, HiddenCommand command) {
-    Registry::instance().add_command(name, std::move(command));
-  }
-};
-
-#define PLAN_CONCAT_(a, b) a##b
-#define PLAN_CONCAT(a, b) PLAN_CONCAT_(a, b)
-#define PLAN_REGISTER_STEP(T) static ::plan::StepRegistrar<T> PLAN_CONCAT(plan_step_registrar_, __LINE__)
-#define PLAN_REGISTER_CHECK(T) static ::plan::CheckRegistrar<T> PLAN_CONCAT(plan_check_registrar_, __LINE__)
-#define PLAN_REGISTER_COMMAND(NAME, FN) \
-  static ::plan::CommandRegistrar PLAN_CONCAT(plan_command_registrar_, __LINE__)(NAME, FN)
-
 }  // namespace plan
+
+// Transitional, until every user includes it: the registry used to be declared here.
+#include "run/registry.h"  // IWYU pragma: export

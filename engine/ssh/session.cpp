@@ -33,7 +33,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "run/step_type.h"  // parse_duration, format_duration
+#include "util/duration.h"
 
 namespace plan::ssh {
 namespace {

@@ -24,6 +24,7 @@
 #include "harness.h"
 #include "plan/loader.h"
 #include "run/real_executor.h"
+#include "ssh/host_pool.h"
 #include "ssh/tunnel.h"
 
 namespace fs = std::filesystem;

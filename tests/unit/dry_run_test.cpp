@@ -10,6 +10,7 @@
 
 #include "plan_builder.h"
 #include "run/real_executor.h"
+#include "ssh/host_pool.h"
 
 using namespace plan;
 using plan::test::make_check;

@@ -15,6 +15,7 @@
 #include "run/real_executor.h"
 #include "run/resume.h"
 #include "run/runner.h"
+#include "ssh/host_pool.h"
 
 using namespace plan;
 using plan::test::FakeExecutor;

@@ -690,6 +690,7 @@ TEST_CASE("rollback preview: nothing is undone past a point of no return, depend
 #include <fstream>
 
 #include "run/real_executor.h"
+#include "ssh/host_pool.h"
 
 namespace {
 

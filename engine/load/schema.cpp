@@ -1,4 +1,4 @@
-#include "plan/schema.h"
+#include "load/schema.h"
 
 #include <algorithm>
 #include <map>
@@ -11,7 +11,7 @@
 #include <valijson/validator.hpp>
 
 #include "plan/param_table.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

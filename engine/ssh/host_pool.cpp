@@ -7,7 +7,8 @@
 #include <optional>
 #include <stdexcept>
 
-#include "run/real_executor.h"
+#include "plan/interpolate.h"
+#include "ssh/host_pool.h"
 #include "ssh/ssh_host.h"
 
 namespace plan {

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "run/step_type.h"
+#include "util/duration.h"
 
 namespace plan {
 namespace {
@@ -31,7 +31,7 @@ bool read_number(const std::string& s, size_t& i, double& out) {
 
 }  // namespace
 
-std::optional<Millis> parse_duration(const Json& v) {
+std::optional<Millis> parse_duration(const nlohmann::json& v) {
   if (v.is_number()) return from_seconds(v.get<double>());
   if (!v.is_string()) return std::nullopt;
   const std::string& s = v.get_ref<const std::string&>();

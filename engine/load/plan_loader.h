@@ -1,0 +1,191 @@
+#pragma once
+// The Loader behind load_plan_text (loader.cpp), for the load/ folder only: it reads one plan
+// document into the model (model_reader.cpp), then checks the model against the step and check
+// types, its references and its graph (plan_checks.cpp). Every problem is a Diagnostic at the
+// position it came from; nothing is thrown for bad input.
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "load/schema.h"
+#include "plan/diagnostic.h"
+#include "plan/interpolate.h"
+#include "plan/model.h"
+#include "plan/param_table.h"
+#include "plan/yaml_json.h"
+#include "run/registry.h"
+
+namespace plan::load_detail {
+
+inline JsonPath extend(JsonPath p, const std::string& tok) {
+  p.push_back(tok);
+  return p;
+}
+inline JsonPath extend(JsonPath p, size_t i) { return extend(std::move(p), std::to_string(i)); }
+
+inline std::string str(const Json& obj, const char* key) {
+  if (!obj.is_object()) return "";
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+inline std::vector<std::string> sorted_keys(const Json& obj) {
+  std::vector<std::string> out;
+  if (obj.is_object()) {
+    for (auto it = obj.begin(); it != obj.end(); ++it) out.push_back(it.key());
+  }
+  return out;
+}
+
+class Loader {
+ public:
+  Loader(const Json& doc, const MarkNode& marks, const std::string* source, std::vector<Diagnostic>& diags)
+      : doc_(doc), marks_(marks), source_(source), diags_(diags), schema_(SchemaChecker::instance()) {}
+
+  void run(Plan& plan, const Json& overridden_vars);
+
+  /// Top-level variable names that ${vars...} references or `variables:` declarations use.
+  const std::set<std::string>& used_vars() const { return used_vars_; }
+
+ private:
+  void error(Mark m, std::string msg) { diags_.push_back({m, std::move(msg)}); }
+  Mark at(const JsonPath& p) const { return mark_of(doc_, marks_, p); }
+  Mark key_at(const JsonPath& p) const { return key_mark_of(doc_, marks_, p); }
+
+  /// A value needed at load time (a timeout, a retry count): only ${vars...} and ${env...} can be
+  /// resolved now; secrets and outputs exist only when the plan runs.
+  std::optional<Json> load_time(const Json& v, const JsonPath& p);
+
+  std::optional<Millis> duration(const Json& obj, const char* key, const JsonPath& p);
+
+  std::optional<long long> integer(const Json& obj, const char* key, const JsonPath& p);
+
+  bool boolean(const Json& obj, const char* key, bool dflt);
+
+  void load_retry(const Json& obj, const JsonPath& p, RetrySpec& r);
+
+  static bool has_form(const Json& v, const std::string& type);
+
+  /// `variables:` declarations: defaults fill in, values are checked against their type, and a
+  /// required one without a value joins the missing variables (one error for all of them).
+  void load_variables();
+
+  /// One error for every variable a reference or a declaration needs and nothing gives.
+  void report_missing_vars();
+
+  void load_hosts();
+
+  void load_defaults();
+
+  void load_windows();
+
+  void load_needs(const Json& obj, const JsonPath& p, std::vector<std::string>& needs, std::vector<Mark>& marks);
+
+  struct CheckAt {
+    const CheckSpec* spec;
+    JsonPath path;  // of the check's params (the value under its type key)
+  };
+
+  void load_checks(const Json& v, const JsonPath& p, std::vector<CheckSpec>& out);
+
+  StepBody load_body(const Json& b, const JsonPath& p);
+
+  void build_members(const Json& arr, const JsonPath& p, int parent, std::vector<GroupMember>& out);
+
+  /// Validates one check's type and parameters; `pp` is the path of its parameters.
+  void check_check(const std::string& type, const Json& params, const JsonPath& pp);
+
+  /// A value that only the run knows: a secret, or an earlier step's output.
+  static bool known_at_run_time(const Json& v);
+
+  /// `v` with each value known only at run time replaced by a sample of its parameter's kind.
+  static Json stand_in(const Json& v, const ParamTable* table, const ParamSpec* spec);
+
+  /// The type's own parse on the parameters as the run will see them: ${vars...}, ${env...} and
+  /// ${hosts...} resolved now, secrets and outputs stood in for (they are checked again when
+  /// known). What it refuses is reported at the parameter it names, else at `p`.
+  void check_parse(const ParamTable* table, const std::function<void(const Json&)>& validate, const Json& raw,
+                   const JsonPath& p);
+
+  /// Whether a value holds anything known only at run time, at any depth.
+  static bool mentions_run_time(const Json& v);
+
+  void check_host(const std::string& name, const JsonPath& p);
+
+  /// Parameters of a step or rollback body, validated against its own type so that messages
+  /// name the type ("unknown key 'comand' in exec parameters").
+  void check_action(const std::string& type, const Json& with, const JsonPath& p, const std::string& on);
+
+  void check_types_and_params();
+
+  static std::string pointer(const JsonPath& p);
+
+  void check_ids();
+
+  std::vector<std::string> all_ids();
+
+  /// Every ${...} in the document must be well formed and name something that exists.
+  void check_references() { walk_refs(doc_, {}); }
+
+  void walk_refs(const Json& v, JsonPath& p);
+  void walk_refs(const Json& v, JsonPath&& p) { walk_refs(v, p); }
+
+  /// The position of s[offset] in the file when the scalar is written on one line without
+  /// escapes before that point (the usual case); otherwise the start of the value.
+  Mark at_offset(const std::string& s, size_t offset, const JsonPath& p);
+
+  void check_string(const std::string& s, const JsonPath& p);
+
+  /// Whether a value of JSON type `type` (an output's) can be a parameter of kind `kind`. Text
+  /// can hold anything a scalar parameter takes, so only lists, maps and booleans are judged.
+  static bool fits(const std::string& type, ParamKind kind);
+
+  /// A parameter whose whole value is one earlier step's output: that output's declared type
+  /// must fit the parameter (a list cannot be a port).
+  void check_output_fits(const ParamSpec& spec, const Json& value, const JsonPath& p);
+
+  /// ${steps.ID.outputs.KEY} must name an output that ID's type declares.
+  template <class MarkFn>
+  void check_output(const Step& target, const Reference& r, MarkFn ref_mark) {
+    if (r.path.size() < 3) return;
+    const StepType* t = Registry::instance().step(target.type);
+    const ParamTable* table = t ? &t->parameters() : nullptr;
+    if (!table) return;
+    std::vector<std::string> names;
+    for (const OutputSpec& o : table->outputs) {
+      if (o.name == r.path[2]) return;
+      names.push_back(o.name);
+    }
+    std::string list;
+    for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+    error(ref_mark(), "unknown output '" + r.path[2] + "' of step '" + target.id + "' in '${" + r.text + "}': " +
+                          (names.empty() ? target.type + " has no outputs" : target.type + " outputs " + list) +
+                          did_you_mean(r.path[2], names));
+  }
+
+  void check_windows_and_graph();
+
+  const Json& doc_;
+  const MarkNode& marks_;
+  const std::string* source_;  // for positions inside strings; may be null
+  std::vector<size_t> line_starts_;
+  std::vector<Diagnostic>& diags_;
+  const SchemaChecker& schema_;
+  Plan* plan_ = nullptr;
+  std::optional<Millis> default_timeout_;
+  RetrySpec default_retry_;
+  std::vector<std::pair<std::string, Mark>> ids_;  // steps and groups, file order
+  std::vector<std::string> all_ids_;
+  std::vector<JsonPath> step_paths_;                 // parallel to plan.steps
+  std::vector<std::pair<size_t, size_t>> step_checks_;  // range in check_paths_ per step
+  std::vector<JsonPath> check_paths_;
+  std::vector<std::string> step_types_, check_types_;
+  std::set<std::string> declared_vars_, used_vars_;
+  std::map<std::string, Mark> missing_vars_;  // name -> first use (or its declaration)
+};
+
+}  // namespace plan::load_detail

@@ -1,0 +1,20 @@
+#pragma once
+// Durations as plans write them, and as messages print them.
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace plan {
+
+using Millis = std::chrono::milliseconds;
+
+/// Parses "500ms", "30s", "10m", "1h30m", "2d", or a number of seconds (JSON number or numeric
+/// string). nullopt when malformed or negative.
+std::optional<Millis> parse_duration(const nlohmann::json& v);
+/// "1h02m", "3m05s", "12s", "850ms".
+std::string format_duration(Millis d);
+
+}  // namespace plan
