@@ -111,7 +111,8 @@ std::string short_query(const std::string& q) {
 Json ask(const pg::ConnParams& c, const std::string& query, bool single, CheckContext& ctx) {
   auto conn = pg::Connection::open(c, ctx.deadline, ctx.cancel, "", true);
   const std::string where = conn->where() + ": ";
-  const std::vector<pg::Result> res = pg::in_context(where, [&] { return conn->exec(query, {}, single ? 2 : 1); });
+  const std::vector<pg::Result> res =
+      pg::in_context(where, [&] { return conn->exec(query, {}, single ? 2 : 1); });
   if (!single) {
     long long rows = 0;
     for (const auto& r : res) rows = r.has_rows ? r.total_rows : rows;
@@ -123,8 +124,9 @@ Json ask(const pg::ConnParams& c, const std::string& query, bool single, CheckCo
   if (!last || last->columns.size() != 1 || last->total_rows != 1)
     throw std::runtime_error(where +
                              (!last ? std::string("no rows")
-                              : last->columns.size() != 1 ? std::to_string(last->columns.size()) + " columns"
-                                                          : std::to_string(last->total_rows) + " rows") +
+                              : last->columns.size() != 1
+                                  ? std::to_string(last->columns.size()) + " columns"
+                                  : std::to_string(last->total_rows) + " rows") +
                              " (the query should return one value)");
   return pg::cell_json(last->rows[0][0], last->types[0]);
 }
@@ -166,9 +168,10 @@ class PostgresCheck : public CheckType {
     const std::string shown = compare::show(mine, "NULL");
     if (c.other) {
       if (compare::same(mine, theirs)) return CheckResult::pass(shown + " on both");
-      return CheckResult::failed("the same value on both servers", shown + " on " + pg::display(c.conn) + ", " +
-                                                                       compare::show(theirs, "NULL") + " on " +
-                                                                       pg::display(*c.other));
+      return CheckResult::failed("the same value on both servers",
+                                 shown + " on " + pg::display(c.conn) + ", " +
+                                     compare::show(theirs, "NULL") + " on " +
+                                     pg::display(*c.other));
     }
     std::string problem;
     if (compare::holds(*c.expect, mine, &problem)) return CheckResult::pass(shown);

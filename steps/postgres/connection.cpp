@@ -287,8 +287,9 @@ bool Connection::wait_socket(bool for_write) {
   return rc > 0;
 }
 
-std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadline, const CancelToken& cancel,
-                                             const std::string& dbname, bool read_only) {
+std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadline,
+                                             const CancelToken& cancel, const std::string& dbname,
+                                             bool read_only) {
   std::map<std::string, std::string> kw;
   try {
     kw = keywords(c);
@@ -309,7 +310,9 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
     if (!dbname.empty()) conn->where_ = conn->where_.substr(0, conn->where_.rfind('/') + 1) + dbname;
   }
   const std::string& where = conn->where_;
-  auto failed = [&](FailureKind kind, const std::string& why) { return OperationError(kind, where + ": " + why); };
+  auto failed = [&](FailureKind kind, const std::string& why) {
+    return OperationError(kind, where + ": " + why);
+  };
   std::vector<const char*> keys, vals;
   for (const auto& [k, v] : kw) {
     keys.push_back(k.c_str());
@@ -320,13 +323,15 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
   PGconn* pc = PQconnectStartParams(keys.data(), vals.data(), 0);
   conn->impl_->conn = pc;
   if (!pc) throw failed(FailureKind::Error, "out of memory");
-  if (PQstatus(pc) == CONNECTION_BAD) throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+  if (PQstatus(pc) == CONNECTION_BAD)
+    throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
   const Deadline saved = conn->deadline_;
   const auto saved_start = Clock::now();
   conn->deadline_ = Deadline{std::min(deadline.at, saved_start + c.connect_timeout)};
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   while (st != PGRES_POLLING_OK) {
-    if (st == PGRES_POLLING_FAILED) throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+    if (st == PGRES_POLLING_FAILED)
+      throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
     if (cancel.cancelled()) throw failed(FailureKind::Cancelled, "cancelled while connecting");
     if (conn->deadline_.expired())
       // Say which limit ran out: a wait's or step's deadline may come before connect_timeout.
@@ -347,7 +352,8 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
   return conn;
 }
 
-std::vector<Result> Connection::exec(const std::string& sql, const std::vector<std::optional<std::string>>& params,
+std::vector<Result> Connection::exec(const std::string& sql,
+                                     const std::vector<std::optional<std::string>>& params,
                                      size_t max_rows) {
   PGconn* pc = impl_->conn;
   int sent = 0;
@@ -385,9 +391,9 @@ Result result_of(PGresult* r, size_t max_rows) {
   for (int t = 0; t < nt && static_cast<size_t>(t) < max_rows; ++t) {
     std::vector<std::optional<std::string>> row;
     for (int c = 0; c < nf; ++c)
-      row.push_back(PQgetisnull(r, t, c)
-                        ? std::nullopt
-                        : std::optional<std::string>(std::string(PQgetvalue(r, t, c), PQgetlength(r, t, c))));
+      row.push_back(PQgetisnull(r, t, c) ? std::nullopt
+                                         : std::optional<std::string>(std::string(
+                                               PQgetvalue(r, t, c), PQgetlength(r, t, c))));
     res.rows.push_back(std::move(row));
   }
   return res;
@@ -413,15 +419,19 @@ std::vector<Result> Connection::collect(size_t max_rows) {
         }
       }
       if (stopped != FailureKind::None && Clock::now() - cancel_at > kCancelGrace)
-        throw OperationError(stopped, stopped == FailureKind::Cancelled
-                                          ? "cancelled (the server did not stop the query)"
-                                          : "no result before the deadline (the server did not stop the query)");
+        throw OperationError(
+            stopped, stopped == FailureKind::Cancelled
+                         ? "cancelled (the server did not stop the query)"
+                         : "no result before the deadline (the server did not stop the query)");
       int fd = PQsocket(pc);
       pollfd pfd{fd, POLLIN, 0};
-      int rc = ::poll(&pfd, 1,
-                      static_cast<int>(stopped != FailureKind::None ? kSliceMs : deadline_.remaining_ms(kSliceMs)));
+      int rc =
+          ::poll(&pfd, 1,
+                 static_cast<int>(stopped != FailureKind::None ? kSliceMs
+                                                               : deadline_.remaining_ms(kSliceMs)));
       if (rc < 0 && errno != EINTR) throw OperationError(FailureKind::Error, std::strerror(errno));
-      if (rc > 0 && !PQconsumeInput(pc)) throw OperationError(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+      if (rc > 0 && !PQconsumeInput(pc))
+        throw OperationError(FailureKind::Error, clean_error(PQerrorMessage(pc)));
     }
     PGresult* r = PQgetResult(pc);
     if (!r) break;
@@ -429,7 +439,9 @@ std::vector<Result> Connection::collect(size_t max_rows) {
       case PGRES_TUPLES_OK:
       case PGRES_SINGLE_TUPLE:
       case PGRES_COMMAND_OK:
-      case PGRES_EMPTY_QUERY: results.push_back(result_of(r, max_rows)); break;
+      case PGRES_EMPTY_QUERY:
+        results.push_back(result_of(r, max_rows));
+        break;
       case PGRES_COPY_IN:
         PQputCopyEnd(pc, "COPY FROM STDIN is not supported here");
         if (first_error.empty()) first_error = "COPY FROM STDIN is not supported here (use COPY FROM a file)";
@@ -453,14 +465,15 @@ std::vector<Result> Connection::collect(size_t max_rows) {
   return results;
 }
 
-std::optional<std::string> Connection::value(const std::string& sql,
-                                             const std::vector<std::optional<std::string>>& params) {
+std::optional<std::string> Connection::value(
+    const std::string& sql, const std::vector<std::optional<std::string>>& params) {
   const std::vector<Result> results = exec(sql, params, 2);
   const Result* last = nullptr;
   for (const auto& r : results)
     if (r.has_rows) last = &r;
   auto wrong = [](const std::string& what) {
-    return OperationError(FailureKind::Error, "the query returned " + what + " (it should return one value)");
+    return OperationError(FailureKind::Error,
+                          "the query returned " + what + " (it should return one value)");
   };
   if (!last) throw wrong("no rows");
   if (last->columns.size() != 1) throw wrong(std::to_string(last->columns.size()) + " columns");

@@ -87,8 +87,9 @@ class Connection {
   /// Connects; `dbname` replaces the database (e.g. "postgres" to create one). `read_only`
   /// makes every transaction read-only (checks). Throws OperationError:
   /// "127.0.0.2:5432/botbot: password authentication failed for user \"plan\"".
-  static std::unique_ptr<Connection> open(const ConnParams& c, Deadline deadline, const CancelToken& cancel,
-                                          const std::string& dbname = "", bool read_only = false);
+  static std::unique_ptr<Connection> open(const ConnParams& c, Deadline deadline,
+                                          const CancelToken& cancel, const std::string& dbname = "",
+                                          bool read_only = false);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -96,10 +97,12 @@ class Connection {
   /// Runs `sql` (several statements allowed when `params` is empty; one with params). Returns
   /// every statement's result; throws OperationError ("relation \"x\" does not exist (42P01)",
   /// without the server's name: callers say where).
-  std::vector<Result> exec(const std::string& sql, const std::vector<std::optional<std::string>>& params = {},
+  std::vector<Result> exec(const std::string& sql,
+                           const std::vector<std::optional<std::string>>& params = {},
                            size_t max_rows = 100000);
   /// The single value of a query that must return one row and one column (nullopt: NULL).
-  std::optional<std::string> value(const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
+  std::optional<std::string> value(const std::string& sql,
+                                   const std::vector<std::optional<std::string>>& params = {});
 
   /// Later calls use this deadline (a long copy sets its own).
   void set_deadline(Deadline d) { deadline_ = d; }
@@ -121,7 +124,8 @@ class Connection {
   std::string where_;
 };
 
-/// `e` with `context` put in front of its message, of the same kind ("source 127.0.0.2:5432/botbot: ").
+/// `e` with `context` put in front of its message, of the same kind ("source 127.0.0.2:5432/botbot:
+/// ").
 OperationError with_context(const std::string& context, const OperationError& e);
 
 /// What `f` returns; an OperationError it throws is thrown again with `context` in front of its

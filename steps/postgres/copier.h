@@ -54,7 +54,8 @@ class Copier {
   ProcSpec dump(std::vector<std::string> options) const {
     return {dump_cmd(c_, snap_, std::move(options)), password_env(c_.source)};
   }
-  ProcSpec restore(std::vector<std::string> options, bool clean, const std::string& file = "") const {
+  ProcSpec restore(std::vector<std::string> options, bool clean,
+                   const std::string& file = "") const {
     return {restore_cmd(c_, std::move(options), clean, file), restore_env(c_)};
   }
 

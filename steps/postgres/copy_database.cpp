@@ -38,7 +38,6 @@
 // Outputs: bytes, rows, tables, sequences, large_objects, duration_ms, created_target, undo (drop,
 // restore, cannot, nothing), kept, before, replaced_tables, mode, jobs.
 
-
 #include <unistd.h>
 
 #include <cerrno>
@@ -89,7 +88,8 @@ std::string target_name(const CopyParams& c) { return pg::quote_ident(c.target_d
 /// Whether the database the target names exists, asked through a connection to the maintenance
 /// database.
 bool target_exists(pg::Connection& admin, const CopyParams& c) {
-  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {c.target_db}).value_or("0") != "0";
+  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {c.target_db})
+             .value_or("0") != "0";
 }
 
 /// Removes a temporary folder when it goes out of scope.
@@ -108,7 +108,10 @@ struct TempFolder {
 class CopyAttempt {
  public:
   CopyAttempt(StepContext& ctx, const CopyParams& c)
-      : ctx_(ctx), c_(c), src_cancel_(ctx.cancel.child()), target_where_(pg::display(c.target)),
+      : ctx_(ctx),
+        c_(c),
+        src_cancel_(ctx.cancel.child()),
+        target_where_(pg::display(c.target)),
         what_(target_name(c)) {}
 
   StepOutcome run();
@@ -163,7 +166,8 @@ StepOutcome CopyAttempt::failed(FailureKind kind, std::string msg) {
     return untouched_why_.empty() ? o : std::move(o).changed_nothing(untouched_why_);
   }
   // Nothing half-copied stays in a database this attempt created. A database that existed is left
-  // to rollback (its record kept): a streamed copy, one transaction, changed nothing when it failed.
+  // to rollback (its record kept): a streamed copy, one transaction, changed nothing when it
+  // failed.
   if (created_) {
     try {
       pg::drop_target(c_);
@@ -184,7 +188,8 @@ StepOutcome CopyAttempt::failed(FailureKind kind, std::string msg) {
 StepOutcome CopyAttempt::run() {
   // The record of an earlier attempt that finished belongs to a run whose outputs are journaled:
   // from now on it would only mislead a probe or a rollback of this attempt.
-  if (std::optional<Json> rec = note::read(ctx_); rec && rec->value("finished", false)) note::drop(ctx_);
+  if (std::optional<Json> rec = note::read(ctx_); rec && rec->value("finished", false))
+    note::drop(ctx_);
   open_source();
 
   // The target: first put back what an interrupted attempt of this step left there; then create
@@ -205,7 +210,8 @@ StepOutcome CopyAttempt::run() {
 
 /// The source: one snapshot for every pg_dump and for the verification.
 void CopyAttempt::open_source() {
-  src_ = pg::in_context("source ", [&] { return pg::Connection::open(c_.source, ctx_.deadline, src_cancel_); });
+  src_ = pg::in_context(
+      "source ", [&] { return pg::Connection::open(c_.source, ctx_.deadline, src_cancel_); });
   std::string doing = "BEGIN";
   try {
     src_->exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
@@ -231,7 +237,8 @@ void CopyAttempt::look_at_target() {
   admin_ = pg::in_context("target ", [&] {
     return pg::Connection::open(c_.target, ctx_.deadline, ctx_.cancel, c_.maintenance_db);
   });
-  exists_ = pg::in_context("target " + admin_->where() + ": ", [&] { return target_exists(*admin_, c_); });
+  exists_ = pg::in_context("target " + admin_->where() + ": ",
+                           [&] { return target_exists(*admin_, c_); });
 }
 
 /// Puts back what an attempt of this step that never finished (the engine died) left on the target.
@@ -249,16 +256,19 @@ void CopyAttempt::settle_interrupted_attempt() {
     }
     exists_ = false;
   } else if (undo == "restore") {
-    log("putting back " + what_ + " as it was before an interrupted attempt of this step copied into it");
+    log("putting back " + what_ +
+        " as it was before an interrupted attempt of this step copied into it");
     admin_.reset();
     bool already = false;
     try {
-      already = pg::restore_target(c_, rec->value("before", Json::object()), rec->value("kept", ""), ctx_.deadline,
-                                   ctx_.cancel, logger());
+      already = pg::restore_target(c_, rec->value("before", Json::object()), rec->value("kept", ""),
+                                   ctx_.deadline, ctx_.cancel, logger());
     } catch (const std::exception& e) {
-      throw OperationError(FailureKind::Error, "target " + target_where_ +
-                                                   ": cannot put back what an interrupted attempt of this step "
-                                                   "changed: " + e.what());
+      throw OperationError(FailureKind::Error,
+                           "target " + target_where_ +
+                               ": cannot put back what an interrupted attempt of this step "
+                               "changed: " +
+                               e.what());
     }
     log(already ? "it is as it was" : "recreated it as it was");
     look_at_target();
@@ -267,9 +277,10 @@ void CopyAttempt::settle_interrupted_attempt() {
 
 void CopyAttempt::create_target() {
   const auto& prop = props_;
-  std::string sql = "CREATE DATABASE " + pg::quote_ident(c_.target_db) + " TEMPLATE template0 ENCODING " +
-                    pg::quote_literal(prop[0].value_or("UTF8")) + " LC_COLLATE " +
-                    pg::quote_literal(prop[1].value_or("C")) + " LC_CTYPE " + pg::quote_literal(prop[2].value_or("C"));
+  std::string sql = "CREATE DATABASE " + pg::quote_ident(c_.target_db) +
+                    " TEMPLATE template0 ENCODING " + pg::quote_literal(prop[0].value_or("UTF8")) +
+                    " LC_COLLATE " + pg::quote_literal(prop[1].value_or("C")) + " LC_CTYPE " +
+                    pg::quote_literal(prop[2].value_or("C"));
   // Recorded first: an engine that dies right after CREATE DATABASE leaves a database its next
   // attempt, or rollback, knows to be this step's.
   outputs_ = {{"created_target", true}, {"undo", "drop"}};
@@ -287,13 +298,15 @@ void CopyAttempt::create_target() {
 /// A target that exists: refused when it has tables (unless replace), else recorded as it is and,
 /// when it can be, kept in a dump for rollback.
 void CopyAttempt::record_target() {
-  auto tgt = pg::in_context("target ", [&] { return pg::Connection::open(c_.target, ctx_.deadline, ctx_.cancel); });
+  auto tgt = pg::in_context(
+      "target ", [&] { return pg::Connection::open(c_.target, ctx_.deadline, ctx_.cancel); });
   const std::string here = "target " + target_where_ + ": ";
   existing_tables_ = pg::in_context(here, [&] { return pg::count_tables(*tgt); });
-  const std::string n = std::to_string(existing_tables_) + (existing_tables_ == 1 ? " table" : " tables");
+  const std::string n =
+      std::to_string(existing_tables_) + (existing_tables_ == 1 ? " table" : " tables");
   if (existing_tables_ > 0 && !c_.replace)
-    throw OperationError(FailureKind::Error, "target database " + target_where_ + " already has " + n +
-                                                 "; set replace: true to replace its contents");
+    throw OperationError(FailureKind::Error, "target database " + target_where_ + " already has " +
+                                                 n + "; set replace: true to replace its contents");
   // What it holds now, recorded before anything changes: rollback checks the database it puts
   // back against it, and tells a copy that changed nothing from one that did.
   const Json before = pg::in_context(here, [&] { return pg::read_fingerprint(*tgt); });
@@ -303,7 +316,8 @@ void CopyAttempt::record_target() {
   if (existing_tables_ > 0 && !c_.keep_replaced) {
     outputs_["undo"] = "cannot";
     log("warning: " + what_ + " has " + n +
-        " that the copy replaces without keeping them (keep_replaced: true keeps a dump of them): rollback cannot "
+        " that the copy replaces without keeping them (keep_replaced: true keeps a dump of them): "
+        "rollback cannot "
         "restore them");
   } else if (dump.empty()) {
     outputs_["undo"] = "cannot";
@@ -318,7 +332,8 @@ void CopyAttempt::record_target() {
       throw OperationError(ctx_.cancel.cancelled() ? FailureKind::Cancelled : FailureKind::Error,
                            here + "cannot keep a dump of it before the copy: " + e.what());
     }
-    if (std::string blocked = pg::restore_blocker(*admin_, before.value("owner", "")); !blocked.empty())
+    if (std::string blocked = pg::restore_blocker(*admin_, before.value("owner", ""));
+        !blocked.empty())
       log("warning: rollback could not recreate " + what_ + ": " + blocked);
     log("kept: " + pg::fingerprint_summary(before));
     outputs_["undo"] = "restore";
@@ -338,7 +353,8 @@ std::string CopyAttempt::choose_mode() const {
     return "stream";
   }
   if (c_.parallel == pg::Parallel::Streams && existing_tables_ > 0) {
-    log("one stream instead of " + std::to_string(c_.jobs) + ": replacing existing tables is done in one transaction");
+    log("one stream instead of " + std::to_string(c_.jobs) +
+        ": replacing existing tables is done in one transaction");
     return "stream";
   }
   return c_.parallel == pg::Parallel::Directory ? "directory" : "parallel streams";
@@ -349,8 +365,8 @@ pg::DbState CopyAttempt::copy_and_verify(const std::string& mode) {
   if (mode != "stream") {
     std::string tmpl = c_.work_dir + "/plan-copy-XXXXXX";
     if (!::mkdtemp(tmpl.data()))
-      throw OperationError(FailureKind::Error,
-                           "cannot create a temporary folder in " + c_.work_dir + ": " + std::strerror(errno));
+      throw OperationError(FailureKind::Error, "cannot create a temporary folder in " +
+                                                   c_.work_dir + ": " + std::strerror(errno));
     folder.path = tmpl;
   }
   // The source side of the verification reads the copy's snapshot while the copy runs: its
@@ -405,13 +421,15 @@ pg::DbState CopyAttempt::verify(std::thread& source_side, const pg::DbState& sou
     target_failure = e;
   }
   source_side.join();
-  if (source_failure) throw pg::with_context("verification: source " + src_->where() + ": ", *source_failure);
+  if (source_failure)
+    throw pg::with_context("verification: source " + src_->where() + ": ", *source_failure);
   if (target_failure) throw pg::with_context("verification: target ", *target_failure);
   auto diff = pg::differences(source, target);
-  if (!diff.empty()) throw OperationError(FailureKind::Verify, "verification failed: " + pg::join_differences(diff));
-  log("verified " + std::to_string(target.rows.size()) + " tables (" + std::to_string(target.total_rows()) +
-      " rows), " + std::to_string(target.sequences.size()) + " sequences, " + std::to_string(target.large_objects) +
-      " large objects");
+  if (!diff.empty())
+    throw OperationError(FailureKind::Verify, "verification failed: " + pg::join_differences(diff));
+  log("verified " + std::to_string(target.rows.size()) + " tables (" +
+      std::to_string(target.total_rows()) + " rows), " + std::to_string(target.sequences.size()) +
+      " sequences, " + std::to_string(target.large_objects) + " large objects");
   return target;
 }
 
@@ -479,7 +497,6 @@ class CopyDatabaseStep : public StepType {
   bool idempotent() const override { return true; }
 };
 
-
 StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
   CopyParams c;
   try {
@@ -540,8 +557,9 @@ StepOutcome CopyDatabaseStep::rollback(StepContext& ctx, const Json& outputs) co
     try {
       already = pg::restore_target(c, before, dump, ctx.deadline, ctx.cancel, log);
     } catch (const std::exception& e) {
-      return StepOutcome::fail(ctx.cancel.cancelled() ? FailureKind::Cancelled : FailureKind::Error,
-                               "cannot restore " + what + " as it was before the copy: " + e.what());
+      return StepOutcome::fail(
+          ctx.cancel.cancelled() ? FailureKind::Cancelled : FailureKind::Error,
+          "cannot restore " + what + " as it was before the copy: " + e.what());
     }
     note::drop(ctx);
     std::error_code ec;
@@ -585,12 +603,15 @@ ProbeResult CopyDatabaseStep::probe(StepContext& ctx) const {
     auto admin = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, c.maintenance_db, true);
     // Gone while its record says it existed: an undo was cut short between its drop and its
     // recreation; what was there is missing, which is not "nothing happened".
-    if (!target_exists(*admin, c)) return undo == "restore" ? ProbeResult::Unknown : ProbeResult::NotDone;
+    if (!target_exists(*admin, c))
+      return undo == "restore" ? ProbeResult::Unknown : ProbeResult::NotDone;
     auto src = pg::Connection::open(c.source, ctx.deadline, ctx.cancel, "", true);
     auto tgt = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, "", true);
-    if (pg::differences(pg::read_state(*src), pg::read_state(*tgt)).empty()) return ProbeResult::Done;
+    if (pg::differences(pg::read_state(*src), pg::read_state(*tgt)).empty())
+      return ProbeResult::Done;
     if (!rec) return ProbeResult::NotDone;  // not this step's doing
-    if (rec->contains("before") && pg::fingerprint_differences((*rec)["before"], pg::read_fingerprint(*tgt)).empty())
+    if (rec->contains("before") &&
+        pg::fingerprint_differences((*rec)["before"], pg::read_fingerprint(*tgt)).empty())
       return ProbeResult::NotDone;  // as it was before: the copy left nothing
     // Partly copied by this step (or a database it created): not done, and not undone either.
     // A resume runs it again (it is idempotent: the next attempt starts by putting the target
@@ -640,7 +661,8 @@ std::vector<std::string> CopyDatabaseStep::preview(const PreviewContext& ctx) co
     return {"live: cannot read " + what + ": " + e.what()};
   }
   const std::string n = std::to_string(tables) + (tables == 1 ? " table" : " tables");
-  if (tables > 0 && !c.replace) return {"live: " + what + " has " + n + ": the copy will be refused (replace: false)"};
+  if (tables > 0 && !c.replace)
+    return {"live: " + what + " has " + n + ": the copy will be refused (replace: false)"};
   if (tables > 0 && !c.keep_replaced)
     return {"live: " + what + " has " + n + ", which the copy replaces without keeping them: rollback: auto cannot "
             "restore them (keep_replaced: true keeps a dump)"};

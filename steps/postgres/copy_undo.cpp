@@ -124,7 +124,8 @@ Json read_fingerprint(Connection& conn) {
     throw with_context("reading what the database holds: ", e);
   }
   Json out = Json::parse(v.value_or("{}"), nullptr, false);
-  if (!out.is_object()) throw OperationError(FailureKind::Error, "reading what the database holds: not a JSON object");
+  if (!out.is_object())
+    throw OperationError(FailureKind::Error, "reading what the database holds: not a JSON object");
   return out;
 }
 
@@ -173,17 +174,19 @@ std::string fingerprint_summary(const Json& fp) {
 }
 
 long long count_tables(Connection& conn) {
-  return std::stoll(
-      conn.value("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN "
-                 "('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
-                 "'pg\\_toast%'")
-          .value_or("0"));
+  return std::stoll(conn.value("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                               "c.relnamespace WHERE c.relkind IN "
+                               "('r', 'p') AND n.nspname NOT IN ('pg_catalog', "
+                               "'information_schema') AND n.nspname NOT LIKE "
+                               "'pg\\_toast%'")
+                        .value_or("0"));
 }
 
 namespace {
 
 bool target_exists(Connection& admin, const CopyParams& c) {
-  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {c.target_db}).value_or("0") != "0";
+  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {c.target_db})
+             .value_or("0") != "0";
 }
 
 }  // namespace
@@ -202,21 +205,24 @@ std::optional<bool> as_recorded(const CopyParams& c, const Json& before, Deadlin
 void drop_target(const CopyParams& c) {
   CancelToken never;
   auto admin = Connection::open(c.target, Deadline::after(kDropTimeout), never, c.maintenance_db);
-  const int version = std::stoi(admin->value("SELECT current_setting('server_version_num')::int").value_or("0"));
+  const int version =
+      std::stoi(admin->value("SELECT current_setting('server_version_num')::int").value_or("0"));
   const std::string db = quote_ident(c.target_db);
   if (version >= 130000) {
     admin->exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
     return;
   }
   try {
-    admin->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", {c.target_db});
+    admin->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                {c.target_db});
   } catch (const OperationError&) {
     // Sessions that stay make the DROP below fail, which says so.
   }
   admin->exec("DROP DATABASE IF EXISTS " + db);
 }
 
-void dump_target(const CopyParams& c, const std::string& path, Deadline deadline, const CancelToken& cancel) {
+void dump_target(const CopyParams& c, const std::string& path, Deadline deadline,
+                 const CancelToken& cancel) {
   const std::string folder = fs::path(path).parent_path().string();
   const std::string tmp = path + ".tmp";
   std::error_code ec;
@@ -239,13 +245,16 @@ void dump_target(const CopyParams& c, const std::string& path, Deadline deadline
 std::string restore_blocker(Connection& admin, const std::string& owner) {
   try {
     return admin
-        .value("SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1::name) "
-               "THEN 'its owner, role ' || quote_ident($1) || ', no longer exists' "
-               "WHEN r.rolsuper OR (r.rolcreatedb AND pg_has_role(r.oid, $1::name, 'MEMBER')) THEN '' "
-               "ELSE 'role ' || quote_ident(r.rolname) || ' cannot create it again owned by ' || quote_ident($1) || "
-               "' (that needs superuser, or CREATEDB and membership in ' || quote_ident($1) || ')' END "
-               "FROM pg_roles r WHERE r.rolname = current_user",
-               {owner})
+        .value(
+            "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1::name) "
+            "THEN 'its owner, role ' || quote_ident($1) || ', no longer exists' "
+            "WHEN r.rolsuper OR (r.rolcreatedb AND pg_has_role(r.oid, $1::name, 'MEMBER')) THEN '' "
+            "ELSE 'role ' || quote_ident(r.rolname) || ' cannot create it again owned by ' || "
+            "quote_ident($1) || "
+            "' (that needs superuser, or CREATEDB and membership in ' || quote_ident($1) || ')' "
+            "END "
+            "FROM pg_roles r WHERE r.rolname = current_user",
+            {owner})
         .value_or("");
   } catch (const OperationError& e) {
     return std::string("cannot tell whether it can be recreated: ") + e.what();
@@ -258,8 +267,9 @@ const char* const kLeft = "; the database is left as it is";
 
 /// Whether the target exists and is as `before` recorded it; when it exists otherwise, logs how
 /// it differs. Throws std::runtime_error (the database is left as it is).
-bool unchanged(const CopyParams& c, Connection& admin, bool* exists, const Json& before, Deadline deadline,
-               const CancelToken& cancel, const std::function<void(const std::string&)>& log) {
+bool unchanged(const CopyParams& c, Connection& admin, bool* exists, const Json& before,
+               Deadline deadline, const CancelToken& cancel,
+               const std::function<void(const std::string&)>& log) {
   try {
     *exists = target_exists(admin, c);
   } catch (const OperationError& e) {
@@ -282,8 +292,9 @@ bool unchanged(const CopyParams& c, Connection& admin, bool* exists, const Json&
 
 }  // namespace
 
-bool restore_target(const CopyParams& c, const Json& before, const std::string& dump, Deadline deadline,
-                    const CancelToken& cancel, const std::function<void(const std::string&)>& log) {
+bool restore_target(const CopyParams& c, const Json& before, const std::string& dump,
+                    Deadline deadline, const CancelToken& cancel,
+                    const std::function<void(const std::string&)>& log) {
   std::unique_ptr<Connection> admin;
   try {
     admin = Connection::open(c.target, deadline, cancel, c.maintenance_db);
@@ -294,8 +305,8 @@ bool restore_target(const CopyParams& c, const Json& before, const std::string& 
   if (unchanged(c, *admin, &exists, before, deadline, cancel, log)) return true;
   std::error_code ec;
   if (!fs::is_regular_file(dump, ec))
-    throw std::runtime_error("the dump of it kept before the copy (" + dump + ") is gone, so it cannot be recreated" +
-                             kLeft);
+    throw std::runtime_error("the dump of it kept before the copy (" + dump +
+                             ") is gone, so it cannot be recreated" + kLeft);
   if (std::string why = restore_blocker(*admin, field(before, "owner").is_string() ? before["owner"].get<std::string>() : "");
       !why.empty())
     throw std::runtime_error(why + kLeft);
@@ -315,8 +326,9 @@ bool restore_target(const CopyParams& c, const Json& before, const std::string& 
   if (log) log("recreating it: pg_restore --create " + dump);
   auto r = run_pipeline({{argv, restore_env(c)}}, deadline, cancel, Millis(1000), {});
   if (!r.ok())
-    throw std::runtime_error(failure_of(r, "pg_restore --create") + "; it was dropped and is not fully recreated (" +
-                             dump + " is kept: rolling back again retries)");
+    throw std::runtime_error(failure_of(r, "pg_restore --create") +
+                             "; it was dropped and is not fully recreated (" + dump +
+                             " is kept: rolling back again retries)");
   Json now;
   try {
     now = read_fingerprint(*Connection::open(c.target, deadline, cancel, "", true));
@@ -325,8 +337,9 @@ bool restore_target(const CopyParams& c, const Json& before, const std::string& 
   }
   std::vector<std::string> diff = fingerprint_differences(before, now);
   if (!diff.empty())
-    throw std::runtime_error("recreated from " + dump +
-                             ", but it differs from what was recorded before the copy: " + join_differences(diff));
+    throw std::runtime_error(
+        "recreated from " + dump +
+        ", but it differs from what was recorded before the copy: " + join_differences(diff));
   return false;
 }
 

@@ -65,7 +65,8 @@ DbState read_state(Connection& conn) {
     }
   }
   try {
-    out.large_objects = std::stoll(conn.value("SELECT count(*) FROM pg_largeobject_metadata").value_or("0"));
+    out.large_objects =
+        std::stoll(conn.value("SELECT count(*) FROM pg_largeobject_metadata").value_or("0"));
   } catch (const OperationError& e) {
     throw with_context("counting large objects: ", e);
   }

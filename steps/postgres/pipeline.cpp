@@ -185,10 +185,17 @@ namespace {
 /// One run of run_pipeline: the children, what the first has moved, and when to stop them.
 class Pipeline {
  public:
-  Pipeline(const std::vector<ProcSpec>& specs, Deadline deadline, const CancelToken& cancel, Millis interval,
-           const std::function<void(std::uint64_t)>& progress, const std::function<void(size_t, const std::string&)>& line)
-      : specs_(specs), deadline_(deadline), cancel_(cancel), interval_(interval), progress_(progress), line_(line),
-        piped_(specs.size() == 2), kids_(specs.size()) {}
+  Pipeline(const std::vector<ProcSpec>& specs, Deadline deadline, const CancelToken& cancel,
+           Millis interval, const std::function<void(std::uint64_t)>& progress,
+           const std::function<void(size_t, const std::string&)>& line)
+      : specs_(specs),
+        deadline_(deadline),
+        cancel_(cancel),
+        interval_(interval),
+        progress_(progress),
+        line_(line),
+        piped_(specs.size() == 2),
+        kids_(specs.size()) {}
 
   PipelineResult run();
 
@@ -251,9 +258,10 @@ bool Pipeline::start() {
     if (rc != 0) {
       ::close(e[0]);
       kids_[i].pid = -1;
-      res_.error = "cannot start " + specs_[i].argv[0] + ": " +
-                   (rc == ENOENT ? std::string("not found in PATH (install the PostgreSQL client tools)")
-                                 : std::string(std::strerror(rc)));
+      res_.error =
+          "cannot start " + specs_[i].argv[0] + ": " +
+          (rc == ENOENT ? std::string("not found in PATH (install the PostgreSQL client tools)")
+                        : std::string(std::strerror(rc)));
       break;
     }
     if (pgid_ == 0) pgid_ = kids_[i].pid;
@@ -314,10 +322,12 @@ bool Pipeline::over(Clock::time_point now) {
 }
 
 void Pipeline::stop_when_due(Clock::time_point now) {
-  if (!terminated_ &&
-      (deadline_.expired() || cancel_.cancelled() || (someone_failed_ && now - failed_at_ > kPartnerGrace))) {
-    if (deadline_.expired()) res_.timed_out = true;
-    else if (cancel_.cancelled()) res_.cancelled = true;
+  if (!terminated_ && (deadline_.expired() || cancel_.cancelled() ||
+                       (someone_failed_ && now - failed_at_ > kPartnerGrace))) {
+    if (deadline_.expired())
+      res_.timed_out = true;
+    else if (cancel_.cancelled())
+      res_.cancelled = true;
     if (pgid_ > 0) ::kill(-pgid_, SIGTERM);
     terminated_ = true;
     term_at_ = now;
@@ -349,8 +359,10 @@ bool Pipeline::wait_once() {
     auto [kind, i] = what[f];
     if (kind == 'e') {
       ssize_t got = ::read(kids_[i].err_fd, buf, sizeof buf);
-      if (got > 0) take_err(i, buf, static_cast<size_t>(got));
-      else if (got == 0 || (errno != EAGAIN && errno != EINTR)) close_fd(kids_[i].err_fd);
+      if (got > 0)
+        take_err(i, buf, static_cast<size_t>(got));
+      else if (got == 0 || (errno != EAGAIN && errno != EINTR))
+        close_fd(kids_[i].err_fd);
     } else {
       reap(kids_[i]);
     }
@@ -359,7 +371,8 @@ bool Pipeline::wait_once() {
   for (auto& k : kids_) {
     if (k.pid > 0 && !k.exited && k.pidfd < 0) {
       siginfo_t info{};
-      if (::waitid(P_PID, static_cast<id_t>(k.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == k.pid)
+      if (::waitid(P_PID, static_cast<id_t>(k.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          info.si_pid == k.pid)
         reap(k);
     }
   }
@@ -404,8 +417,9 @@ PipelineResult Pipeline::run() {
 
 }  // namespace
 
-PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadline, const CancelToken& cancel,
-                            Millis interval, const std::function<void(std::uint64_t)>& progress,
+PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadline,
+                            const CancelToken& cancel, Millis interval,
+                            const std::function<void(std::uint64_t)>& progress,
                             const std::function<void(size_t, const std::string&)>& line) {
   return Pipeline(specs, deadline, cancel, interval, progress, line).run();
 }

@@ -180,7 +180,9 @@ class PostgresSqlStep : public StepType {
       where = "postgres " + conn->where() + ": ";
       return run_statements(s, *conn, ctx, where, at);
     } catch (const OperationError& e) {
-      if (!conn) return StepOutcome::fail(e.kind, "postgres " + std::string(e.what())).changed_nothing("connection never opened");
+      if (!conn)
+        return StepOutcome::fail(e.kind, "postgres " + std::string(e.what()))
+            .changed_nothing("connection never opened");
       std::string msg = where + at.doing + ": " + e.what();
       if (!at.statement) return StepOutcome::fail(e.kind, msg);
       if (s.transaction) {
@@ -215,7 +217,8 @@ class PostgresSqlStep : public StepType {
     std::string& doing = at.doing;
     std::optional<size_t>& statement = at.statement;
     std::optional<pg::Result> last_rows;
-    auto run_one = [&](const std::string& sql, const std::vector<std::optional<std::string>>& args) {
+    auto run_one = [&](const std::string& sql,
+                       const std::vector<std::optional<std::string>>& args) {
       for (auto& r : conn.exec(sql, args, s.max_rows)) {
         commands.push_back(r.command);
         if (r.has_rows) last_rows = std::move(r);
@@ -229,8 +232,8 @@ class PostgresSqlStep : public StepType {
     for (size_t i = 0; i < s.statements.size(); ++i) {
       statement = i;
       doing = s.statements.size() > 1 ? "statement " + std::to_string(i + 1) + " of " +
-                                            std::to_string(s.statements.size()) + " (" + first_line(s.statements[i]) +
-                                            ")"
+                                            std::to_string(s.statements.size()) + " (" +
+                                            first_line(s.statements[i]) + ")"
                                       : first_line(s.statements[i]);
       run_one(s.statements[i], s.args);
       if (ctx.log && s.statements.size() > 1 && !commands.empty())

@@ -104,8 +104,9 @@ struct PlanRun {
   TempDir dir;
   Result result;
   std::string journal;
-  PlanRun(const std::string& prefix, const std::string& secret_var, const std::function<std::string()>& secret,
-          const std::string& yaml, std::vector<std::string> extra, std::map<std::string, std::string> env)
+  PlanRun(const std::string& prefix, const std::string& secret_var,
+          const std::function<std::string()>& secret, const std::string& yaml,
+          std::vector<std::string> extra, std::map<std::string, std::string> env)
       : dir(prefix) {
     std::string file = dir.file("p.yaml", yaml);
     std::vector<std::string> args{"apply", file};
@@ -125,7 +126,8 @@ inline nlohmann::json outputs_of(const std::string& json_lines, const std::strin
   while (std::getline(in, line)) {
     if (line.empty() || line[0] != '{') continue;
     nlohmann::json e = nlohmann::json::parse(line, nullptr, false);
-    if (e.is_object() && e.value("event", "") == "step_finished" && e.value("step", "") == id && e.contains("outputs"))
+    if (e.is_object() && e.value("event", "") == "step_finished" && e.value("step", "") == id &&
+        e.contains("outputs"))
       found = e["outputs"];
   }
   return found;

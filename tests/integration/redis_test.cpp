@@ -50,8 +50,10 @@ void require_servers() {
 
 /// Runs `plan apply` on `yaml` in a fresh folder with the password as ${secret.redis}.
 struct Run : PlanRun {
-  Run(const std::string& yaml, std::vector<std::string> extra = {}, std::map<std::string, std::string> env = {})
-      : PlanRun("plan-redis", "PLAN_SECRET_redis", redis_password, yaml, std::move(extra), std::move(env)) {}
+  Run(const std::string& yaml, std::vector<std::string> extra = {},
+      std::map<std::string, std::string> env = {})
+      : PlanRun("plan-redis", "PLAN_SECRET_redis", redis_password, yaml, std::move(extra),
+                std::move(env)) {}
 };
 
 std::string step(const std::string& id, const std::string& host, const std::string& command,
