@@ -106,41 +106,28 @@ std::string short_query(const std::string& q) {
   return params::sanitize_utf8(s);
 }
 
-/// The query's value (JSON), or the failure as `seen`. `single`: it must be one value.
-std::optional<Json> ask(const pg::ConnParams& c, const std::string& query, bool single, CheckContext& ctx,
-                        std::string* seen) {
-  std::string err;
-  auto conn = pg::Connection::open(c, ctx.deadline, ctx.cancel, &err, "", true);
-  if (!conn) {
-    *seen = err;
-    return std::nullopt;
-  }
+/// The query's value (JSON). `single`: it must be one value. Throws std::runtime_error (an
+/// OperationError from the connection) whose message is what the check saw.
+Json ask(const pg::ConnParams& c, const std::string& query, bool single, CheckContext& ctx) {
+  auto conn = pg::Connection::open(c, ctx.deadline, ctx.cancel, "", true);
+  const std::string where = conn->where() + ": ";
+  const std::vector<pg::Result> res =
+      pg::in_context(where, [&] { return conn->exec(query, {}, single ? 2 : 1); });
   if (!single) {
-    auto res = conn->exec(query, &err, {}, 1);
-    if (!res) {
-      *seen = conn->where() + ": " + err;
-      return std::nullopt;
-    }
     long long rows = 0;
-    for (const auto& r : *res) rows = r.has_rows ? r.total_rows : rows;
+    for (const auto& r : res) rows = r.has_rows ? r.total_rows : rows;
     return Json(std::to_string(rows) + (rows == 1 ? " row" : " rows"));
   }
-  auto res = conn->exec(query, &err, {}, 2);
-  if (!res) {
-    *seen = conn->where() + ": " + err;
-    return std::nullopt;
-  }
   const pg::Result* last = nullptr;
-  for (const auto& r : *res)
+  for (const auto& r : res)
     if (r.has_rows) last = &r;
-  if (!last || last->columns.size() != 1 || last->total_rows != 1) {
-    *seen = conn->where() + ": " +
-            (!last ? std::string("no rows")
-                   : last->columns.size() != 1 ? std::to_string(last->columns.size()) + " columns"
-                                               : std::to_string(last->total_rows) + " rows") +
-            " (the query should return one value)";
-    return std::nullopt;
-  }
+  if (!last || last->columns.size() != 1 || last->total_rows != 1)
+    throw std::runtime_error(where +
+                             (!last ? std::string("no rows")
+                              : last->columns.size() != 1
+                                  ? std::to_string(last->columns.size()) + " columns"
+                                  : std::to_string(last->total_rows) + " rows") +
+                             " (the query should return one value)");
   return pg::cell_json(last->rows[0][0], last->types[0]);
 }
 
@@ -170,21 +157,24 @@ class PostgresCheck : public CheckType {
                                  "the postgres check connects from the machine running plan, not from '" +
                                      host.name() + "' (reach that server through an ssh.tunnel)");
     const bool single = c.expect || c.other;
-    std::string seen;
-    auto mine = ask(c.conn, c.query, single, ctx, &seen);
-    if (!mine) return CheckResult::failed(c.other ? "the same value on both servers" : "a value", seen);
-    if (!single) return CheckResult::pass(mine->get<std::string>());
-    const std::string shown = compare::show(*mine, "NULL");
+    Json mine, theirs;
+    try {
+      mine = ask(c.conn, c.query, single, ctx);
+      if (c.other) theirs = ask(*c.other, c.query, true, ctx);
+    } catch (const std::runtime_error& e) {
+      return CheckResult::failed(c.other ? "the same value on both servers" : "a value", e.what());
+    }
+    if (!single) return CheckResult::pass(mine.get<std::string>());
+    const std::string shown = compare::show(mine, "NULL");
     if (c.other) {
-      auto theirs = ask(*c.other, c.query, true, ctx, &seen);
-      if (!theirs) return CheckResult::failed("the same value on both servers", seen);
-      if (compare::same(*mine, *theirs)) return CheckResult::pass(shown + " on both");
-      return CheckResult::failed("the same value on both servers", shown + " on " + pg::display(c.conn) + ", " +
-                                                                       compare::show(*theirs, "NULL") + " on " +
-                                                                       pg::display(*c.other));
+      if (compare::same(mine, theirs)) return CheckResult::pass(shown + " on both");
+      return CheckResult::failed("the same value on both servers",
+                                 shown + " on " + pg::display(c.conn) + ", " +
+                                     compare::show(theirs, "NULL") + " on " +
+                                     pg::display(*c.other));
     }
     std::string problem;
-    if (compare::holds(*c.expect, *mine, &problem)) return CheckResult::pass(shown);
+    if (compare::holds(*c.expect, mine, &problem)) return CheckResult::pass(shown);
     return CheckResult::failed(std::string(compare::symbol(c.expect->op)) + " " + compare::show(c.expect->value, "NULL"),
                                problem.empty() ? shown : shown + " (" + problem + ")");
   }

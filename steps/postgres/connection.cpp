@@ -269,40 +269,32 @@ struct Connection::Impl {
   }
 };
 
+OperationError with_context(const std::string& context, const OperationError& e) {
+  return OperationError(e.kind, context + e.what());
+}
+
 Connection::Connection(Deadline deadline, const CancelToken& cancel)
     : impl_(std::make_unique<Impl>()), deadline_(deadline), cancel_(cancel) {}
 
 Connection::~Connection() = default;
 
-bool Connection::wait_socket(bool for_write, std::string* error, bool* ready) {
+bool Connection::wait_socket(bool for_write) {
   int fd = PQsocket(impl_->conn);
-  if (fd < 0) {
-    *error = "no socket";
-    return false;
-  }
+  if (fd < 0) throw OperationError(FailureKind::Error, "no socket");
   pollfd pfd{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
   int rc = ::poll(&pfd, 1, static_cast<int>(deadline_.remaining_ms(kSliceMs)));
-  if (rc < 0 && errno != EINTR) {
-    *error = std::strerror(errno);
-    return false;
-  }
-  if (ready) *ready = rc > 0;
-  return true;
+  if (rc < 0 && errno != EINTR) throw OperationError(FailureKind::Error, std::strerror(errno));
+  return rc > 0;
 }
 
-std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadline, const CancelToken& cancel,
-                                             std::string* error, const std::string& dbname, bool read_only,
-                                             Failure* failure) {
-  auto set_failure = [&](Failure f) {
-    if (failure) *failure = f;
-  };
-  set_failure(Failure::Error);
+std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadline,
+                                             const CancelToken& cancel, const std::string& dbname,
+                                             bool read_only) {
   std::map<std::string, std::string> kw;
   try {
     kw = keywords(c);
   } catch (const std::exception& ex) {
-    *error = ex.what();
-    return nullptr;
+    throw OperationError(FailureKind::Error, ex.what());
   }
   if (!dbname.empty()) kw["dbname"] = dbname;
   if (!kw.count("application_name")) kw["application_name"] = "plan";
@@ -317,6 +309,10 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
     conn->where_ = display(shown);
     if (!dbname.empty()) conn->where_ = conn->where_.substr(0, conn->where_.rfind('/') + 1) + dbname;
   }
+  const std::string& where = conn->where_;
+  auto failed = [&](FailureKind kind, const std::string& why) {
+    return OperationError(kind, where + ": " + why);
+  };
   std::vector<const char*> keys, vals;
   for (const auto& [k, v] : kw) {
     keys.push_back(k.c_str());
@@ -326,55 +322,40 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
   vals.push_back(nullptr);
   PGconn* pc = PQconnectStartParams(keys.data(), vals.data(), 0);
   conn->impl_->conn = pc;
-  if (!pc) {
-    *error = conn->where_ + ": out of memory";
-    return nullptr;
-  }
-  if (PQstatus(pc) == CONNECTION_BAD) {
-    *error = conn->where_ + ": " + clean_error(PQerrorMessage(pc));
-    return nullptr;
-  }
+  if (!pc) throw failed(FailureKind::Error, "out of memory");
+  if (PQstatus(pc) == CONNECTION_BAD)
+    throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
   const Deadline saved = conn->deadline_;
   const auto saved_start = Clock::now();
   conn->deadline_ = Deadline{std::min(deadline.at, saved_start + c.connect_timeout)};
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   while (st != PGRES_POLLING_OK) {
-    if (st == PGRES_POLLING_FAILED) {
-      *error = conn->where_ + ": " + clean_error(PQerrorMessage(pc));
-      return nullptr;
-    }
-    if (cancel.cancelled()) {
-      set_failure(Failure::Cancelled);
-      *error = conn->where_ + ": cancelled while connecting";
-      return nullptr;
-    }
-    if (conn->deadline_.expired()) {
-      set_failure(deadline.expired() ? Failure::Timeout : Failure::Error);
+    if (st == PGRES_POLLING_FAILED)
+      throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+    if (cancel.cancelled()) throw failed(FailureKind::Cancelled, "cancelled while connecting");
+    if (conn->deadline_.expired())
       // Say which limit ran out: a wait's or step's deadline may come before connect_timeout.
-      *error = conn->where_ + (deadline.at < saved_start + c.connect_timeout
-                                   ? std::string(": no connection before the deadline")
-                                   : ": no connection within " + format_duration(c.connect_timeout));
-      return nullptr;
-    }
-    std::string err;
+      throw failed(deadline.expired() ? FailureKind::Timeout : FailureKind::Error,
+                   deadline.at < saved_start + c.connect_timeout
+                       ? std::string("no connection before the deadline")
+                       : "no connection within " + format_duration(c.connect_timeout));
     bool ready = false;
-    if (!conn->wait_socket(st == PGRES_POLLING_WRITING, &err, &ready)) {
-      *error = conn->where_ + ": " + err;
-      return nullptr;
+    try {
+      ready = conn->wait_socket(st == PGRES_POLLING_WRITING);
+    } catch (const OperationError& e) {
+      throw with_context(where + ": ", e);
     }
     if (ready) st = PQconnectPoll(pc);
   }
   conn->deadline_ = saved;
   PQsetnonblocking(pc, 1);
-  set_failure(Failure::None);
   return conn;
 }
 
-std::optional<std::vector<Result>> Connection::exec(const std::string& sql, std::string* error,
-                                                    const std::vector<std::optional<std::string>>& params,
-                                                    size_t max_rows) {
+std::vector<Result> Connection::exec(const std::string& sql,
+                                     const std::vector<std::optional<std::string>>& params,
+                                     size_t max_rows) {
   PGconn* pc = impl_->conn;
-  failure_ = Failure::Error;
   int sent = 0;
   if (params.empty()) {
     sent = PQsendQuery(pc, sql.c_str());
@@ -384,28 +365,52 @@ std::optional<std::vector<Result>> Connection::exec(const std::string& sql, std:
     sent = PQsendQueryParams(pc, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
                              nullptr, 0);
   }
-  if (!sent) {
-    *error = clean_error(PQerrorMessage(pc));
-    return std::nullopt;
-  }
-  std::string err;
+  if (!sent) throw OperationError(FailureKind::Error, clean_error(PQerrorMessage(pc)));
   for (;;) {
     int f = PQflush(pc);
     if (f == 0) break;
-    if (f < 0 || !wait_socket(true, &err)) {
-      *error = err.empty() ? clean_error(PQerrorMessage(pc)) : err;
-      return std::nullopt;
-    }
+    if (f < 0) throw OperationError(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+    wait_socket(true);
   }
+  return collect(max_rows);
+}
 
+namespace {
+
+/// A statement's rows (at most max_rows) and columns.
+Result result_of(PGresult* r, size_t max_rows) {
+  Result res;
+  res.command = PQcmdStatus(r);
+  res.has_rows = PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_EMPTY_QUERY;
+  const int nf = PQnfields(r), nt = PQntuples(r);
+  for (int c = 0; c < nf; ++c) {
+    res.columns.push_back(params::sanitize_utf8(PQfname(r, c)));
+    res.types.push_back(PQftype(r, c));
+  }
+  res.total_rows = nt;
+  for (int t = 0; t < nt && static_cast<size_t>(t) < max_rows; ++t) {
+    std::vector<std::optional<std::string>> row;
+    for (int c = 0; c < nf; ++c)
+      row.push_back(PQgetisnull(r, t, c) ? std::nullopt
+                                         : std::optional<std::string>(std::string(
+                                               PQgetvalue(r, t, c), PQgetlength(r, t, c))));
+    res.rows.push_back(std::move(row));
+  }
+  return res;
+}
+
+}  // namespace
+
+std::vector<Result> Connection::collect(size_t max_rows) {
+  PGconn* pc = impl_->conn;
   std::vector<Result> results;
   std::string first_error;
-  Failure stopped = Failure::None;
+  FailureKind stopped = FailureKind::None;
   Clock::time_point cancel_at{};
   for (;;) {
     while (PQisBusy(pc)) {
-      if (stopped == Failure::None && (cancel_.cancelled() || deadline_.expired())) {
-        stopped = cancel_.cancelled() ? Failure::Cancelled : Failure::Timeout;
+      if (stopped == FailureKind::None && (cancel_.cancelled() || deadline_.expired())) {
+        stopped = cancel_.cancelled() ? FailureKind::Cancelled : FailureKind::Timeout;
         cancel_at = Clock::now();
         if (PGcancel* cn = PQgetCancel(pc)) {
           char buf[256];
@@ -413,23 +418,20 @@ std::optional<std::vector<Result>> Connection::exec(const std::string& sql, std:
           PQfreeCancel(cn);
         }
       }
-      if (stopped != Failure::None && Clock::now() - cancel_at > kCancelGrace) {
-        failure_ = stopped;
-        *error = stopped == Failure::Cancelled ? "cancelled (the server did not stop the query)"
-                                               : "no result before the deadline (the server did not stop the query)";
-        return std::nullopt;
-      }
+      if (stopped != FailureKind::None && Clock::now() - cancel_at > kCancelGrace)
+        throw OperationError(
+            stopped, stopped == FailureKind::Cancelled
+                         ? "cancelled (the server did not stop the query)"
+                         : "no result before the deadline (the server did not stop the query)");
       int fd = PQsocket(pc);
       pollfd pfd{fd, POLLIN, 0};
-      int rc = ::poll(&pfd, 1, static_cast<int>(stopped != Failure::None ? kSliceMs : deadline_.remaining_ms(kSliceMs)));
-      if (rc < 0 && errno != EINTR) {
-        *error = std::strerror(errno);
-        return std::nullopt;
-      }
-      if (rc > 0 && !PQconsumeInput(pc)) {
-        *error = clean_error(PQerrorMessage(pc));
-        return std::nullopt;
-      }
+      int rc =
+          ::poll(&pfd, 1,
+                 static_cast<int>(stopped != FailureKind::None ? kSliceMs
+                                                               : deadline_.remaining_ms(kSliceMs)));
+      if (rc < 0 && errno != EINTR) throw OperationError(FailureKind::Error, std::strerror(errno));
+      if (rc > 0 && !PQconsumeInput(pc))
+        throw OperationError(FailureKind::Error, clean_error(PQerrorMessage(pc)));
     }
     PGresult* r = PQgetResult(pc);
     if (!r) break;
@@ -437,27 +439,9 @@ std::optional<std::vector<Result>> Connection::exec(const std::string& sql, std:
       case PGRES_TUPLES_OK:
       case PGRES_SINGLE_TUPLE:
       case PGRES_COMMAND_OK:
-      case PGRES_EMPTY_QUERY: {
-        Result res;
-        res.command = PQcmdStatus(r);
-        res.has_rows = PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_EMPTY_QUERY;
-        const int nf = PQnfields(r), nt = PQntuples(r);
-        for (int c = 0; c < nf; ++c) {
-          res.columns.push_back(params::sanitize_utf8(PQfname(r, c)));
-          res.types.push_back(PQftype(r, c));
-        }
-        res.total_rows = nt;
-        for (int t = 0; t < nt && static_cast<size_t>(t) < max_rows; ++t) {
-          std::vector<std::optional<std::string>> row;
-          for (int c = 0; c < nf; ++c)
-            row.push_back(PQgetisnull(r, t, c) ? std::nullopt
-                                               : std::optional<std::string>(std::string(PQgetvalue(r, t, c),
-                                                                                        PQgetlength(r, t, c))));
-          res.rows.push_back(std::move(row));
-        }
-        results.push_back(std::move(res));
+      case PGRES_EMPTY_QUERY:
+        results.push_back(result_of(r, max_rows));
         break;
-      }
       case PGRES_COPY_IN:
         PQputCopyEnd(pc, "COPY FROM STDIN is not supported here");
         if (first_error.empty()) first_error = "COPY FROM STDIN is not supported here (use COPY FROM a file)";
@@ -465,46 +449,35 @@ std::optional<std::vector<Result>> Connection::exec(const std::string& sql, std:
       case PGRES_COPY_OUT:
         if (first_error.empty()) first_error = "COPY TO STDOUT is not supported here (use COPY TO a file)";
         PQclear(r);
-        *error = first_error;
-        return std::nullopt;  // the connection is unusable now; the caller drops it
+        // The connection is unusable now; the caller drops it.
+        throw OperationError(FailureKind::Error, first_error);
       default:
         if (first_error.empty()) first_error = result_error(r);
         break;
     }
     PQclear(r);
   }
-  if (stopped != Failure::None) {
-    failure_ = stopped;
-    *error = stopped == Failure::Cancelled ? "cancelled" : "no result before the deadline (the query was cancelled)";
-    return std::nullopt;
-  }
-  if (!first_error.empty()) {
-    *error = first_error;
-    return std::nullopt;
-  }
-  failure_ = Failure::None;
+  if (stopped != FailureKind::None)
+    throw OperationError(stopped, stopped == FailureKind::Cancelled
+                                      ? "cancelled"
+                                      : "no result before the deadline (the query was cancelled)");
+  if (!first_error.empty()) throw OperationError(FailureKind::Error, first_error);
   return results;
 }
 
-std::optional<std::optional<std::string>> Connection::value(const std::string& sql, std::string* error,
-                                                            const std::vector<std::optional<std::string>>& params) {
-  auto results = exec(sql, error, params, 2);
-  if (!results) return std::nullopt;
+std::optional<std::string> Connection::value(
+    const std::string& sql, const std::vector<std::optional<std::string>>& params) {
+  const std::vector<Result> results = exec(sql, params, 2);
   const Result* last = nullptr;
-  for (const auto& r : *results)
+  for (const auto& r : results)
     if (r.has_rows) last = &r;
-  if (!last) {
-    *error = "the query returned no rows (it should return one value)";
-    return std::nullopt;
-  }
-  if (last->columns.size() != 1) {
-    *error = "the query returned " + std::to_string(last->columns.size()) + " columns (it should return one value)";
-    return std::nullopt;
-  }
-  if (last->total_rows != 1) {
-    *error = "the query returned " + std::to_string(last->total_rows) + " rows (it should return one value)";
-    return std::nullopt;
-  }
+  auto wrong = [](const std::string& what) {
+    return OperationError(FailureKind::Error,
+                          "the query returned " + what + " (it should return one value)");
+  };
+  if (!last) throw wrong("no rows");
+  if (last->columns.size() != 1) throw wrong(std::to_string(last->columns.size()) + " columns");
+  if (last->total_rows != 1) throw wrong(std::to_string(last->total_rows) + " rows");
   return last->rows[0][0];
 }
 

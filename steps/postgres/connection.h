@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "run/outcome.h"
 #include "run/step_type.h"
 
 namespace plan::pg {
@@ -77,34 +78,32 @@ struct Result {
 /// A cell as JSON: numbers, booleans and json/jsonb as such, NULL as null, the rest as text.
 Json cell_json(const std::optional<std::string>& v, unsigned type_oid);
 
-/// How a call ended when it did not succeed.
-enum class Failure { None, Error, Timeout, Cancelled };
-
 /// One connection, non-blocking underneath: the deadline and cancellation interrupt a connect
 /// or a query (the server is asked to cancel it), and a server that dies is reported at once.
+/// What cannot be done throws plan::OperationError: FailureKind::Timeout when the deadline came
+/// first, Cancelled when the cancel token did, else Error.
 class Connection {
  public:
   /// Connects; `dbname` replaces the database (e.g. "postgres" to create one). `read_only`
-  /// makes every transaction read-only (checks). On failure returns null and sets `error`:
+  /// makes every transaction read-only (checks). Throws OperationError:
   /// "127.0.0.2:5432/botbot: password authentication failed for user \"plan\"".
-  static std::unique_ptr<Connection> open(const ConnParams& c, Deadline deadline, const CancelToken& cancel,
-                                          std::string* error, const std::string& dbname = "", bool read_only = false,
-                                          Failure* failure = nullptr);
+  static std::unique_ptr<Connection> open(const ConnParams& c, Deadline deadline,
+                                          const CancelToken& cancel, const std::string& dbname = "",
+                                          bool read_only = false);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   /// Runs `sql` (several statements allowed when `params` is empty; one with params). Returns
-  /// every statement's result, or nullopt with `error` ("ERROR: relation \"x\" does not exist")
-  /// and failure() set.
-  std::optional<std::vector<Result>> exec(const std::string& sql, std::string* error,
-                                          const std::vector<std::optional<std::string>>& params = {},
-                                          size_t max_rows = 100000);
-  /// The single value of a query that must return one row and one column.
-  std::optional<std::optional<std::string>> value(const std::string& sql, std::string* error,
-                                                  const std::vector<std::optional<std::string>>& params = {});
+  /// every statement's result; throws OperationError ("relation \"x\" does not exist (42P01)",
+  /// without the server's name: callers say where).
+  std::vector<Result> exec(const std::string& sql,
+                           const std::vector<std::optional<std::string>>& params = {},
+                           size_t max_rows = 100000);
+  /// The single value of a query that must return one row and one column (nullopt: NULL).
+  std::optional<std::string> value(const std::string& sql,
+                                   const std::vector<std::optional<std::string>>& params = {});
 
-  Failure failure() const { return failure_; }
   /// Later calls use this deadline (a long copy sets its own).
   void set_deadline(Deadline d) { deadline_ = d; }
   const std::string& where() const { return where_; }
@@ -112,15 +111,32 @@ class Connection {
  private:
   struct Impl;
   Connection(Deadline deadline, const CancelToken& cancel);
-  /// Waits one slice for the socket; false on a poll error. `ready` (when given) says whether the
-  /// socket became readable/writable: PQconnectPoll must only be called then, or libpq takes a
-  /// connect still in progress for done and blocks in its own poll without a timeout.
-  bool wait_socket(bool for_write, std::string* error, bool* ready = nullptr);
+  /// Waits one slice for the socket; throws when poll fails. True when the socket became
+  /// readable/writable: PQconnectPoll must only be called then, or libpq takes a connect still
+  /// in progress for done and blocks in its own poll without a timeout.
+  bool wait_socket(bool for_write);
+  /// Waits for the results of the query sent, asking the server to cancel it when the deadline
+  /// or the cancel token comes first.
+  std::vector<Result> collect(size_t max_rows);
   std::unique_ptr<Impl> impl_;
   Deadline deadline_;
   const CancelToken& cancel_;
   std::string where_;
-  Failure failure_ = Failure::None;
 };
+
+/// `e` with `context` put in front of its message, of the same kind ("source 127.0.0.2:5432/botbot:
+/// ").
+OperationError with_context(const std::string& context, const OperationError& e);
+
+/// What `f` returns; an OperationError it throws is thrown again with `context` in front of its
+/// message: `in_context("target " + where + ": ", [&] { return count_tables(*tgt); })`.
+template <typename F>
+auto in_context(const std::string& context, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const OperationError& e) {
+    throw with_context(context, e);
+  }
+}
 
 }  // namespace plan::pg

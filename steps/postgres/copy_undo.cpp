@@ -116,13 +116,17 @@ std::string failure_of(const PipelineResult& r, const std::string& name) {
 
 }  // namespace
 
-std::string read_fingerprint(Connection& conn, Json& out) {
-  std::string err;
-  auto v = conn.value(kFingerprintQuery, &err);
-  if (!v) return "reading what the database holds: " + err;
-  out = Json::parse(v->value_or("{}"), nullptr, false);
-  if (!out.is_object()) return "reading what the database holds: not a JSON object";
-  return "";
+Json read_fingerprint(Connection& conn) {
+  std::optional<std::string> v;
+  try {
+    v = conn.value(kFingerprintQuery);
+  } catch (const OperationError& e) {
+    throw with_context("reading what the database holds: ", e);
+  }
+  Json out = Json::parse(v.value_or("{}"), nullptr, false);
+  if (!out.is_object())
+    throw OperationError(FailureKind::Error, "reading what the database holds: not a JSON object");
+  return out;
 }
 
 std::vector<std::string> fingerprint_differences(const Json& before, const Json& now) {
@@ -169,107 +173,150 @@ std::string fingerprint_summary(const Json& fp) {
   return s + "; " + (n == 0 ? std::string("no table") : std::to_string(n) + (n == 1 ? " table" : " tables"));
 }
 
-std::optional<long long> count_tables(Connection& conn, std::string* error) {
-  auto v = conn.value(
-      "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
-      "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'",
-      error);
-  if (!v) return std::nullopt;
-  return std::stoll(v->value_or("0"));
+long long count_tables(Connection& conn) {
+  return std::stoll(conn.value("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                               "c.relnamespace WHERE c.relkind IN "
+                               "('r', 'p') AND n.nspname NOT IN ('pg_catalog', "
+                               "'information_schema') AND n.nspname NOT LIKE "
+                               "'pg\\_toast%'")
+                        .value_or("0"));
 }
+
+namespace {
+
+bool target_exists(Connection& admin, const CopyParams& c) {
+  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {c.target_db})
+             .value_or("0") != "0";
+}
+
+}  // namespace
 
 std::optional<bool> as_recorded(const CopyParams& c, const Json& before, Deadline deadline, const CancelToken& cancel) {
-  std::string err;
-  auto admin = Connection::open(c.target, deadline, cancel, &err, c.maintenance_db, true);
-  if (!admin) return std::nullopt;
-  auto exists = admin->value("SELECT count(*) FROM pg_database WHERE datname = $1", &err, {c.target_db});
-  if (!exists) return std::nullopt;
-  if (exists->value_or("0") == "0") return false;
-  auto tgt = Connection::open(c.target, deadline, cancel, &err, "", true);
-  Json now;
-  if (!tgt || !read_fingerprint(*tgt, now).empty()) return std::nullopt;
-  return fingerprint_differences(before, now).empty();
+  try {
+    auto admin = Connection::open(c.target, deadline, cancel, c.maintenance_db, true);
+    if (!target_exists(*admin, c)) return false;
+    auto tgt = Connection::open(c.target, deadline, cancel, "", true);
+    return fingerprint_differences(before, read_fingerprint(*tgt)).empty();
+  } catch (const OperationError&) {
+    return std::nullopt;
+  }
 }
 
-std::string drop_target(const CopyParams& c) {
+void drop_target(const CopyParams& c) {
   CancelToken never;
-  std::string err;
-  auto admin = Connection::open(c.target, Deadline::after(kDropTimeout), never, &err, c.maintenance_db);
-  if (!admin) return err;
-  auto version = admin->value("SELECT current_setting('server_version_num')::int", &err);
-  if (!version) return err;
+  auto admin = Connection::open(c.target, Deadline::after(kDropTimeout), never, c.maintenance_db);
+  const int version =
+      std::stoi(admin->value("SELECT current_setting('server_version_num')::int").value_or("0"));
   const std::string db = quote_ident(c.target_db);
-  if (std::stoi(version->value_or("0")) >= 130000) return admin->exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)", &err) ? "" : err;
-  admin->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &err, {c.target_db});
-  return admin->exec("DROP DATABASE IF EXISTS " + db, &err) ? "" : err;
+  if (version >= 130000) {
+    admin->exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+    return;
+  }
+  try {
+    admin->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                {c.target_db});
+  } catch (const OperationError&) {
+    // Sessions that stay make the DROP below fail, which says so.
+  }
+  admin->exec("DROP DATABASE IF EXISTS " + db);
 }
 
-std::string dump_target(const CopyParams& c, const std::string& path, Deadline deadline, const CancelToken& cancel) {
+void dump_target(const CopyParams& c, const std::string& path, Deadline deadline,
+                 const CancelToken& cancel) {
   const std::string folder = fs::path(path).parent_path().string();
   const std::string tmp = path + ".tmp";
   std::error_code ec;
   fs::create_directories(folder, ec);
-  if (ec) return "cannot create " + folder + ": " + ec.message();
+  if (ec) throw std::runtime_error("cannot create " + folder + ": " + ec.message());
   fs::remove(tmp, ec);
   auto r = run_pipeline({{keep_cmd(c, tmp), password_env(c.target)}}, deadline, cancel, Millis(1000), {});
   if (!r.ok()) {
     fs::remove(tmp, ec);
-    return failure_of(r, "pg_dump");
+    throw std::runtime_error(failure_of(r, "pg_dump"));
   }
   // What a database holds is for its owner's eyes: the dump is readable by this user only.
   fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
-  if (!sync_path(tmp, false)) return "cannot sync " + tmp;
+  if (!sync_path(tmp, false)) throw std::runtime_error("cannot sync " + tmp);
   fs::rename(tmp, path, ec);
-  if (ec) return "cannot rename " + tmp + ": " + ec.message();
-  if (!sync_path(folder, true)) return "cannot sync " + folder;
-  return "";
+  if (ec) throw std::runtime_error("cannot rename " + tmp + ": " + ec.message());
+  if (!sync_path(folder, true)) throw std::runtime_error("cannot sync " + folder);
 }
 
 std::string restore_blocker(Connection& admin, const std::string& owner) {
-  std::string err;
-  auto v = admin.value(
-      "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1::name) "
-      "THEN 'its owner, role ' || quote_ident($1) || ', no longer exists' "
-      "WHEN r.rolsuper OR (r.rolcreatedb AND pg_has_role(r.oid, $1::name, 'MEMBER')) THEN '' "
-      "ELSE 'role ' || quote_ident(r.rolname) || ' cannot create it again owned by ' || quote_ident($1) || "
-      "' (that needs superuser, or CREATEDB and membership in ' || quote_ident($1) || ')' END "
-      "FROM pg_roles r WHERE r.rolname = current_user",
-      &err, {owner});
-  if (!v) return "cannot tell whether it can be recreated: " + err;
-  return v->value_or("");
+  try {
+    return admin
+        .value(
+            "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1::name) "
+            "THEN 'its owner, role ' || quote_ident($1) || ', no longer exists' "
+            "WHEN r.rolsuper OR (r.rolcreatedb AND pg_has_role(r.oid, $1::name, 'MEMBER')) THEN '' "
+            "ELSE 'role ' || quote_ident(r.rolname) || ' cannot create it again owned by ' || "
+            "quote_ident($1) || "
+            "' (that needs superuser, or CREATEDB and membership in ' || quote_ident($1) || ')' "
+            "END "
+            "FROM pg_roles r WHERE r.rolname = current_user",
+            {owner})
+        .value_or("");
+  } catch (const OperationError& e) {
+    return std::string("cannot tell whether it can be recreated: ") + e.what();
+  }
 }
 
-std::string restore_target(const CopyParams& c, const Json& before, const std::string& dump, Deadline deadline,
-                           const CancelToken& cancel, const std::function<void(const std::string&)>& log,
-                           bool* already) {
-  *already = false;
-  const std::string left = "; the database is left as it is";
-  std::string err;
-  auto admin = Connection::open(c.target, deadline, cancel, &err, c.maintenance_db);
-  if (!admin) return err + left;
-  auto exists = admin->value("SELECT count(*) FROM pg_database WHERE datname = $1", &err, {c.target_db});
-  if (!exists) return admin->where() + ": " + err + left;
-  if (exists->value_or("0") != "0") {
-    auto tgt = Connection::open(c.target, deadline, cancel, &err, "", true);
-    if (!tgt) return err + left;
-    Json now;
-    if (err = read_fingerprint(*tgt, now); !err.empty()) return tgt->where() + ": " + err + left;
-    std::vector<std::string> diff = fingerprint_differences(before, now);
-    if (diff.empty()) {
-      *already = true;
-      return "";
-    }
-    if (log) log("not as it was before the copy: " + join_differences(diff));
+namespace {
+
+const char* const kLeft = "; the database is left as it is";
+
+/// Whether the target exists and is as `before` recorded it; when it exists otherwise, logs how
+/// it differs. Throws std::runtime_error (the database is left as it is).
+bool unchanged(const CopyParams& c, Connection& admin, bool* exists, const Json& before,
+               Deadline deadline, const CancelToken& cancel,
+               const std::function<void(const std::string&)>& log) {
+  try {
+    *exists = target_exists(admin, c);
+  } catch (const OperationError& e) {
+    throw std::runtime_error(admin.where() + ": " + e.what() + kLeft);
   }
+  if (!*exists) return false;
+  std::unique_ptr<Connection> tgt;
+  Json now;
+  try {
+    tgt = Connection::open(c.target, deadline, cancel, "", true);
+    now = read_fingerprint(*tgt);
+  } catch (const OperationError& e) {
+    throw std::runtime_error((tgt ? tgt->where() + ": " : std::string()) + e.what() + kLeft);
+  }
+  std::vector<std::string> diff = fingerprint_differences(before, now);
+  if (diff.empty()) return true;
+  if (log) log("not as it was before the copy: " + join_differences(diff));
+  return false;
+}
+
+}  // namespace
+
+bool restore_target(const CopyParams& c, const Json& before, const std::string& dump,
+                    Deadline deadline, const CancelToken& cancel,
+                    const std::function<void(const std::string&)>& log) {
+  std::unique_ptr<Connection> admin;
+  try {
+    admin = Connection::open(c.target, deadline, cancel, c.maintenance_db);
+  } catch (const OperationError& e) {
+    throw std::runtime_error(e.what() + std::string(kLeft));
+  }
+  bool exists = false;
+  if (unchanged(c, *admin, &exists, before, deadline, cancel, log)) return true;
   std::error_code ec;
   if (!fs::is_regular_file(dump, ec))
-    return "the dump of it kept before the copy (" + dump + ") is gone, so it cannot be recreated" + left;
+    throw std::runtime_error("the dump of it kept before the copy (" + dump +
+                             ") is gone, so it cannot be recreated" + kLeft);
   if (std::string why = restore_blocker(*admin, field(before, "owner").is_string() ? before["owner"].get<std::string>() : "");
       !why.empty())
-    return why + left;
+    throw std::runtime_error(why + kLeft);
   admin.reset();
-  if (exists->value_or("0") != "0") {
-    if (std::string why = drop_target(c); !why.empty()) return "cannot drop it: " + why + left;
+  if (exists) {
+    try {
+      drop_target(c);
+    } catch (const OperationError& e) {
+      throw std::runtime_error("cannot drop it: " + std::string(e.what()) + kLeft);
+    }
     if (log) log("dropped it (its other sessions terminated)");
   }
   // From the maintenance database: pg_restore creates the database as the dump has it (owner,
@@ -279,16 +326,21 @@ std::string restore_target(const CopyParams& c, const Json& before, const std::s
   if (log) log("recreating it: pg_restore --create " + dump);
   auto r = run_pipeline({{argv, restore_env(c)}}, deadline, cancel, Millis(1000), {});
   if (!r.ok())
-    return failure_of(r, "pg_restore --create") + "; it was dropped and is not fully recreated (" + dump +
-           " is kept: rolling back again retries)";
-  auto tgt = Connection::open(c.target, deadline, cancel, &err, "", true);
-  if (!tgt) return "recreated, but cannot be checked: " + err;
+    throw std::runtime_error(failure_of(r, "pg_restore --create") +
+                             "; it was dropped and is not fully recreated (" + dump +
+                             " is kept: rolling back again retries)");
   Json now;
-  if (err = read_fingerprint(*tgt, now); !err.empty()) return "recreated, but cannot be checked: " + err;
+  try {
+    now = read_fingerprint(*Connection::open(c.target, deadline, cancel, "", true));
+  } catch (const OperationError& e) {
+    throw std::runtime_error("recreated, but cannot be checked: " + std::string(e.what()));
+  }
   std::vector<std::string> diff = fingerprint_differences(before, now);
   if (!diff.empty())
-    return "recreated from " + dump + ", but it differs from what was recorded before the copy: " + join_differences(diff);
-  return "";
+    throw std::runtime_error(
+        "recreated from " + dump +
+        ", but it differs from what was recorded before the copy: " + join_differences(diff));
+  return false;
 }
 
 }  // namespace plan::pg

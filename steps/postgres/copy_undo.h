@@ -19,8 +19,9 @@ namespace plan::pg {
 
 /// The database `conn` is connected to as an undo compares it: a JSON object (owner, grants,
 /// comment, connection_limit, settings, encoding, locale, schemas, objects: counts by kind,
-/// digest: of the objects' names and the sequences' values). "" or what failed.
-std::string read_fingerprint(Connection& conn, Json& out);
+/// digest: of the objects' names and the sequences' values). Throws OperationError ("reading
+/// what the database holds: ...").
+Json read_fingerprint(Connection& conn);
 
 /// What differs between the recorded fingerprint and the current one, one item each:
 /// "owner: it_owner before, plan now", "tables: 0 before, 3 now".
@@ -30,29 +31,31 @@ std::vector<std::string> fingerprint_differences(const Json& before, const Json&
 std::string fingerprint_summary(const Json& fp);
 
 /// The tables (and partitioned tables) in the database `conn` is connected to, outside the system
-/// schemas. nullopt on failure (`error` set).
-std::optional<long long> count_tables(Connection& conn, std::string* error);
+/// schemas. Throws OperationError.
+long long count_tables(Connection& conn);
 
 /// Whether the target exists and is as `before` recorded it; nullopt when it cannot be read.
 std::optional<bool> as_recorded(const CopyParams& c, const Json& before, Deadline deadline, const CancelToken& cancel);
 
-/// Drops the target database, its other sessions terminated first. "" or what failed.
-std::string drop_target(const CopyParams& c);
+/// Drops the target database, its other sessions terminated first. Throws OperationError.
+void drop_target(const CopyParams& c);
 
 /// Dumps the target database as it is now into `path` (written beside it, synced, then renamed:
-/// a crash never leaves a half file under that name). "" or what failed.
-std::string dump_target(const CopyParams& c, const std::string& path, Deadline deadline, const CancelToken& cancel);
+/// a crash never leaves a half file under that name). Throws std::runtime_error.
+void dump_target(const CopyParams& c, const std::string& path, Deadline deadline,
+                 const CancelToken& cancel);
 
 /// Why the role connected through `admin` could not drop the target and create it again owned
-/// by `owner` (it needs to be superuser, or to have CREATEDB and be a member of the owner), or "".
+/// by `owner` (it needs to be superuser, or to have CREATEDB and be a member of the owner), or ""
+/// when nothing stands in the way ("cannot tell whether ..." when the server cannot say).
 /// Asked before dropping anything: an undo that cannot recreate must not drop.
 std::string restore_blocker(Connection& admin, const std::string& owner);
 
-/// Puts the target back as `before` recorded it: unchanged already (nothing done, `*already`
-/// set), or dropped and recreated from the dump at `dump`, then compared with `before`.
-/// "" or what failed, saying what state the database is left in.
-std::string restore_target(const CopyParams& c, const Json& before, const std::string& dump, Deadline deadline,
-                           const CancelToken& cancel, const std::function<void(const std::string&)>& log,
-                           bool* already);
+/// Puts the target back as `before` recorded it: unchanged already (nothing done, returns true),
+/// or dropped and recreated from the dump at `dump`, then compared with `before` (returns false).
+/// Throws std::runtime_error saying what failed and what state the database is left in.
+bool restore_target(const CopyParams& c, const Json& before, const std::string& dump,
+                    Deadline deadline, const CancelToken& cancel,
+                    const std::function<void(const std::string&)>& log);
 
 }  // namespace plan::pg

@@ -17,19 +17,23 @@ ORDER BY 1, 2)";
 
 }  // namespace
 
-std::string read_catalog(Connection& conn, std::vector<Relation>& out) {
-  std::string err;
-  auto cat = conn.exec(kCatalogQuery, &err, {}, 10000000);
-  if (!cat || cat->empty()) return "reading the catalog: " + err;
-  out.clear();
-  for (const auto& row : cat->back().rows)
+std::vector<Relation> read_catalog(Connection& conn) {
+  std::vector<Result> cat;
+  try {
+    cat = conn.exec(kCatalogQuery, {}, 10000000);
+  } catch (const OperationError& e) {
+    throw with_context("reading the catalog: ", e);
+  }
+  if (cat.empty()) throw OperationError(FailureKind::Error, "reading the catalog: ");
+  std::vector<Relation> out;
+  for (const auto& row : cat.back().rows)
     out.push_back({row[0].value_or(""), row[1].value_or(""), row[2].value_or("r")[0], std::stoll(row[3].value_or("0"))});
-  return "";
+  return out;
 }
 
-std::string read_state(Connection& conn, DbState& out) {
-  std::string err = read_catalog(conn, out.relations);
-  if (!err.empty()) return err;
+DbState read_state(Connection& conn) {
+  DbState out;
+  out.relations = read_catalog(conn);
   // Batches of UNION ALL: one round trip per hundred relations.
   for (char kind : {'r', 'S'}) {
     std::vector<const Relation*> rels;
@@ -43,9 +47,15 @@ std::string read_state(Connection& conn, DbState& out) {
                (kind == 'r' ? ", count(*)::text FROM ONLY " : ", last_value::text || '/' || is_called::text FROM ") +
                rels[i]->qualified();
       }
-      auto res = conn.exec(sql, &err, {}, 1000);
-      if (!res || res->empty()) return std::string(kind == 'r' ? "counting rows: " : "reading sequences: ") + err;
-      for (const auto& row : res->back().rows) {
+      const std::string doing = kind == 'r' ? "counting rows: " : "reading sequences: ";
+      std::vector<Result> res;
+      try {
+        res = conn.exec(sql, {}, 1000);
+      } catch (const OperationError& e) {
+        throw with_context(doing, e);
+      }
+      if (res.empty()) throw OperationError(FailureKind::Error, doing);
+      for (const auto& row : res.back().rows) {
         const Relation* r = rels[std::stoul(row[0].value_or("0"))];
         if (kind == 'r')
           out.rows[r->label()] = std::stoll(row[1].value_or("0"));
@@ -54,10 +64,13 @@ std::string read_state(Connection& conn, DbState& out) {
       }
     }
   }
-  auto lo = conn.value("SELECT count(*) FROM pg_largeobject_metadata", &err);
-  if (!lo) return "counting large objects: " + err;
-  out.large_objects = std::stoll(lo->value_or("0"));
-  return "";
+  try {
+    out.large_objects =
+        std::stoll(conn.value("SELECT count(*) FROM pg_largeobject_metadata").value_or("0"));
+  } catch (const OperationError& e) {
+    throw with_context("counting large objects: ", e);
+  }
+  return out;
 }
 
 std::vector<std::string> differences(const DbState& s, const DbState& t) {

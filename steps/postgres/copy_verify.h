@@ -27,12 +27,14 @@ struct DbState {
   long long total_rows() const;
 };
 
-/// The tables and sequences (with sizes), in schema and name order. "" or what failed.
-std::string read_catalog(Connection& conn, std::vector<Relation>& out);
+/// The tables and sequences (with sizes), in schema and name order. Throws OperationError
+/// ("reading the catalog: ...").
+std::vector<Relation> read_catalog(Connection& conn);
 
 /// Reads the catalog, row counts, sequence values and the number of large objects, in the
-/// connection's current transaction (the copy's snapshot on the source). "" or what failed.
-std::string read_state(Connection& conn, DbState& out);
+/// connection's current transaction (the copy's snapshot on the source). Throws OperationError
+/// ("counting rows: ...").
+DbState read_state(Connection& conn);
 
 /// What differs between source and target, one item per difference:
 /// "irc.messages has 1000 rows on the source, 998 on the target (2 fewer)".

@@ -180,172 +180,248 @@ bool PipelineResult::ok() const {
   return true;
 }
 
-PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadline, const CancelToken& cancel,
-                            Millis interval, const std::function<void(std::uint64_t)>& progress,
-                            const std::function<void(size_t, const std::string&)>& line) {
-  PipelineResult res;
-  const bool piped = specs.size() == 2;
+namespace {
+
+/// One run of run_pipeline: the children, what the first has moved, and when to stop them.
+class Pipeline {
+ public:
+  Pipeline(const std::vector<ProcSpec>& specs, Deadline deadline, const CancelToken& cancel,
+           Millis interval, const std::function<void(std::uint64_t)>& progress,
+           const std::function<void(size_t, const std::string&)>& line)
+      : specs_(specs),
+        deadline_(deadline),
+        cancel_(cancel),
+        interval_(interval),
+        progress_(progress),
+        line_(line),
+        piped_(specs.size() == 2),
+        kids_(specs.size()) {}
+
+  PipelineResult run();
+
+ private:
+  /// Starts the children; false when not even the pipe between them could be made.
+  bool start();
+  void count_moved();
+  void reap(Child& k);
+  void take_err(size_t i, const char* data, size_t n);
+  bool all_exited() const {
+    for (const auto& k : kids_)
+      if (k.pid > 0 && !k.exited) return false;
+    return true;
+  }
+  /// Every child has exited and its stderr is read (or has had time enough).
+  bool over(Clock::time_point now);
+  /// SIGTERM to the group when the deadline, a cancel or a failed partner says so; SIGKILL when it
+  /// does not end within the grace period.
+  void stop_when_due(Clock::time_point now);
+  /// Waits one slice for stderr output and exits, and takes them.
+  bool wait_once();
+  /// Kills and reaps what is left, and takes the last of every stderr.
+  void finish();
+
+  const std::vector<ProcSpec>& specs_;
+  const Deadline deadline_;
+  const CancelToken& cancel_;
+  const Millis interval_;
+  const std::function<void(std::uint64_t)>& progress_;
+  const std::function<void(size_t, const std::string&)>& line_;
+  const bool piped_;
+  std::vector<Child> kids_;
+  PipelineResult res_;
+  pid_t pgid_ = 0;
+  std::uint64_t first_wrote_ = 0;
+  Clock::time_point term_at_{}, failed_at_{};
+  bool terminated_ = false, killed_ = false, someone_failed_ = false;
+  std::optional<Clock::time_point> all_exited_at_;
+};
+
+bool Pipeline::start() {
   int p[2] = {-1, -1};  // the first's stdout -> the second's stdin, not through this process
-  if (piped) {
+  if (piped_) {
     if (::pipe2(p, O_CLOEXEC) != 0) {
-      res.error = std::string("cannot create pipes: ") + std::strerror(errno);
-      return res;
+      res_.error = std::string("cannot create pipes: ") + std::strerror(errno);
+      return false;
     }
     ::fcntl(p[1], F_SETPIPE_SZ, kPipeSize);
   }
-  std::vector<Child> kids(specs.size());
-  pid_t pgid = 0;
-  for (size_t i = 0; i < specs.size(); ++i) {
+  for (size_t i = 0; i < specs_.size(); ++i) {
     int e[2];
     if (::pipe2(e, O_CLOEXEC) != 0) {
-      res.error = std::string("cannot create pipes: ") + std::strerror(errno);
+      res_.error = std::string("cannot create pipes: ") + std::strerror(errno);
       break;
     }
-    int in = piped && i == 1 ? p[0] : -1;
-    int out = piped && i == 0 ? p[1] : -1;
-    int rc = spawn(specs[i], in, out, e[1], pgid, &kids[i].pid);
+    int in = piped_ && i == 1 ? p[0] : -1;
+    int out = piped_ && i == 0 ? p[1] : -1;
+    int rc = spawn(specs_[i], in, out, e[1], pgid_, &kids_[i].pid);
     ::close(e[1]);
     if (rc != 0) {
       ::close(e[0]);
-      kids[i].pid = -1;
-      res.error = "cannot start " + specs[i].argv[0] + ": " +
-                  (rc == ENOENT ? std::string("not found in PATH (install the PostgreSQL client tools)")
-                                : std::string(std::strerror(rc)));
+      kids_[i].pid = -1;
+      res_.error =
+          "cannot start " + specs_[i].argv[0] + ": " +
+          (rc == ENOENT ? std::string("not found in PATH (install the PostgreSQL client tools)")
+                        : std::string(std::strerror(rc)));
       break;
     }
-    if (pgid == 0) pgid = kids[i].pid;
-    kids[i].err_fd = e[0];
+    if (pgid_ == 0) pgid_ = kids_[i].pid;
+    kids_[i].err_fd = e[0];
     ::fcntl(e[0], F_SETFL, ::fcntl(e[0], F_GETFL) | O_NONBLOCK);
-    kids[i].pidfd = open_pidfd(kids[i].pid);
+    kids_[i].pidfd = open_pidfd(kids_[i].pid);
   }
   // Only the children hold the pipe: the first sees EPIPE when the second is gone, the second
   // the end of its input when the first has exited.
   close_fd(p[0]);
   close_fd(p[1]);
-  res.started = res.error.empty();
+  return true;
+}
 
-  // The bytes moved: what the first has written, less what it wrote to its stderr (read here).
-  std::uint64_t first_wrote = 0;
-  auto moved = [&] {
-    if (!piped || kids[0].pid <= 0) return;
-    if (!kids[0].exited)
-      if (auto w = written_by(kids[0].pid)) first_wrote = *w;
-    res.bytes = first_wrote > kids[0].err_bytes ? first_wrote - kids[0].err_bytes : 0;
-  };
+/// The bytes moved: what the first has written, less what it wrote to its stderr (read here).
+void Pipeline::count_moved() {
+  if (!piped_ || kids_[0].pid <= 0) return;
+  if (!kids_[0].exited)
+    if (auto w = written_by(kids_[0].pid)) first_wrote_ = *w;
+  res_.bytes = first_wrote_ > kids_[0].err_bytes ? first_wrote_ - kids_[0].err_bytes : 0;
+}
 
-  Clock::time_point term_at{}, failed_at{};
-  bool terminated = false, killed = false, someone_failed = !res.started;
-  if (!res.started) failed_at = Clock::now();
-  auto next_progress = Clock::now() + interval;
+void Pipeline::reap(Child& k) {
+  if (&k == kids_.data()) count_moved();  // its count, while the kernel still has it
+  int status = 0;
+  while (::waitpid(k.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  k.exited = true;
+  if (WIFEXITED(status)) k.outcome.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) k.outcome.signal = WTERMSIG(status);
+  if (!k.outcome.ok()) {
+    if (!someone_failed_) failed_at_ = Clock::now();
+    someone_failed_ = true;
+  }
+}
 
-  auto all_exited = [&] {
-    for (const auto& k : kids)
-      if (k.pid > 0 && !k.exited) return false;
-    return true;
-  };
-  auto reap = [&](Child& k) {
-    if (&k == kids.data()) moved();  // its count, while the kernel still has it
-    int status = 0;
-    while (::waitpid(k.pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    k.exited = true;
-    if (WIFEXITED(status)) k.outcome.exit_code = WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) k.outcome.signal = WTERMSIG(status);
-    if (!k.outcome.ok()) {
-      if (!someone_failed) failed_at = Clock::now();
-      someone_failed = true;
-    }
-  };
-  auto take_err = [&](size_t i, const char* data, size_t n) {
-    Child& k = kids[i];
-    k.err_bytes += n;
-    k.outcome.err.append(data, n);
-    if (k.outcome.err.size() > 2 * kErrKeep) k.outcome.err.erase(0, k.outcome.err.size() - kErrKeep);
-    if (!line) return;
-    k.partial.append(data, n);
-    size_t nl;
-    while ((nl = k.partial.find('\n')) != std::string::npos) {
-      line(i, params::sanitize_utf8(k.partial.substr(0, nl)));
-      k.partial.erase(0, nl + 1);
-    }
-  };
+void Pipeline::take_err(size_t i, const char* data, size_t n) {
+  Child& k = kids_[i];
+  k.err_bytes += n;
+  k.outcome.err.append(data, n);
+  if (k.outcome.err.size() > 2 * kErrKeep) k.outcome.err.erase(0, k.outcome.err.size() - kErrKeep);
+  if (!line_) return;
+  k.partial.append(data, n);
+  size_t nl;
+  while ((nl = k.partial.find('\n')) != std::string::npos) {
+    line_(i, params::sanitize_utf8(k.partial.substr(0, nl)));
+    k.partial.erase(0, nl + 1);
+  }
+}
 
-  char buf[8192];
-  std::optional<Clock::time_point> all_exited_at;
-  for (;;) {
-    bool errs_open = false;
-    for (const auto& k : kids) errs_open = errs_open || k.err_fd >= 0;
-    const auto now = Clock::now();
-    if (all_exited()) {
-      if (!all_exited_at) all_exited_at = now;
-      // A grandchild that kept stderr open must not hold us: listen a moment longer at most.
-      if (!errs_open || terminated || now - *all_exited_at > Millis(200)) break;
-    }
-    if (!terminated && (deadline.expired() || cancel.cancelled() ||
-                        (someone_failed && now - failed_at > kPartnerGrace))) {
-      if (deadline.expired()) res.timed_out = true;
-      else if (cancel.cancelled()) res.cancelled = true;
-      if (pgid > 0) ::kill(-pgid, SIGTERM);
-      terminated = true;
-      term_at = now;
-    }
-    if (terminated && !killed && now - term_at > kGrace) {
-      if (pgid > 0) ::kill(-pgid, SIGKILL);
-      killed = true;
-    }
-    if (progress && now >= next_progress) {
-      moved();
-      progress(res.bytes);
-      next_progress = now + interval;
-    }
+bool Pipeline::over(Clock::time_point now) {
+  if (!all_exited()) return false;
+  bool errs_open = false;
+  for (const auto& k : kids_) errs_open = errs_open || k.err_fd >= 0;
+  if (!all_exited_at_) all_exited_at_ = now;
+  // A grandchild that kept stderr open must not hold us: listen a moment longer at most.
+  return !errs_open || terminated_ || now - *all_exited_at_ > Millis(200);
+}
 
-    std::vector<pollfd> fds;
-    std::vector<std::pair<char, size_t>> what;  // 'e' stderr / 'p' pidfd of child i
-    for (size_t i = 0; i < kids.size(); ++i) {
-      if (kids[i].err_fd >= 0) {
-        fds.push_back({kids[i].err_fd, POLLIN, 0});
-        what.push_back({'e', i});
-      }
-      if (kids[i].pidfd >= 0 && !kids[i].exited) {
-        fds.push_back({kids[i].pidfd, POLLIN, 0});
-        what.push_back({'p', i});
-      }
+void Pipeline::stop_when_due(Clock::time_point now) {
+  if (!terminated_ && (deadline_.expired() || cancel_.cancelled() ||
+                       (someone_failed_ && now - failed_at_ > kPartnerGrace))) {
+    if (deadline_.expired())
+      res_.timed_out = true;
+    else if (cancel_.cancelled())
+      res_.cancelled = true;
+    if (pgid_ > 0) ::kill(-pgid_, SIGTERM);
+    terminated_ = true;
+    term_at_ = now;
+  }
+  if (terminated_ && !killed_ && now - term_at_ > kGrace) {
+    if (pgid_ > 0) ::kill(-pgid_, SIGKILL);
+    killed_ = true;
+  }
+}
+
+bool Pipeline::wait_once() {
+  std::vector<pollfd> fds;
+  std::vector<std::pair<char, size_t>> what;  // 'e' stderr / 'p' pidfd of child i
+  for (size_t i = 0; i < kids_.size(); ++i) {
+    if (kids_[i].err_fd >= 0) {
+      fds.push_back({kids_[i].err_fd, POLLIN, 0});
+      what.push_back({'e', i});
     }
-    int rc = ::poll(fds.data(), fds.size(), static_cast<int>(kSliceMs));
-    if (rc < 0 && errno != EINTR) break;
-    for (size_t f = 0; rc > 0 && f < fds.size(); ++f) {
-      if (fds[f].revents == 0) continue;
-      auto [kind, i] = what[f];
-      if (kind == 'e') {
-        ssize_t got = ::read(kids[i].err_fd, buf, sizeof buf);
-        if (got > 0) take_err(i, buf, static_cast<size_t>(got));
-        else if (got == 0 || (errno != EAGAIN && errno != EINTR)) close_fd(kids[i].err_fd);
-      } else {
-        reap(kids[i]);
-      }
-    }
-    // Without pidfds (old kernels), notice exits by polling (WNOWAIT: reap() reads the count first).
-    for (auto& k : kids) {
-      if (k.pid > 0 && !k.exited && k.pidfd < 0) {
-        siginfo_t info{};
-        if (::waitid(P_PID, static_cast<id_t>(k.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == k.pid)
-          reap(k);
-      }
+    if (kids_[i].pidfd >= 0 && !kids_[i].exited) {
+      fds.push_back({kids_[i].pidfd, POLLIN, 0});
+      what.push_back({'p', i});
     }
   }
+  int rc = ::poll(fds.data(), fds.size(), static_cast<int>(kSliceMs));
+  if (rc < 0 && errno != EINTR) return false;
+  char buf[8192];
+  for (size_t f = 0; rc > 0 && f < fds.size(); ++f) {
+    if (fds[f].revents == 0) continue;
+    auto [kind, i] = what[f];
+    if (kind == 'e') {
+      ssize_t got = ::read(kids_[i].err_fd, buf, sizeof buf);
+      if (got > 0)
+        take_err(i, buf, static_cast<size_t>(got));
+      else if (got == 0 || (errno != EAGAIN && errno != EINTR))
+        close_fd(kids_[i].err_fd);
+    } else {
+      reap(kids_[i]);
+    }
+  }
+  // Without pidfds (old kernels), notice exits by polling (WNOWAIT: reap() reads the count first).
+  for (auto& k : kids_) {
+    if (k.pid > 0 && !k.exited && k.pidfd < 0) {
+      siginfo_t info{};
+      if (::waitid(P_PID, static_cast<id_t>(k.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          info.si_pid == k.pid)
+        reap(k);
+    }
+  }
+  return true;
+}
+
+void Pipeline::finish() {
   if (!all_exited()) {
-    if (pgid > 0) ::kill(-pgid, SIGKILL);
-    for (auto& k : kids)
+    if (pgid_ > 0) ::kill(-pgid_, SIGKILL);
+    for (auto& k : kids_)
       if (k.pid > 0 && !k.exited) reap(k);
   }
-  for (auto& k : kids) {
-    if (line && !k.partial.empty()) line(&k - kids.data(), params::sanitize_utf8(k.partial));
+  for (auto& k : kids_) {
+    if (line_ && !k.partial.empty()) line_(&k - kids_.data(), params::sanitize_utf8(k.partial));
     close_fd(k.err_fd);
     close_fd(k.pidfd);
   }
-  moved();  // its stderr read to the end
-  for (auto& k : kids) res.procs.push_back(std::move(k.outcome));
-  return res;
+  count_moved();  // its stderr read to the end
+  for (auto& k : kids_) res_.procs.push_back(std::move(k.outcome));
+}
+
+PipelineResult Pipeline::run() {
+  if (!start()) return std::move(res_);
+  res_.started = res_.error.empty();
+  someone_failed_ = !res_.started;
+  if (!res_.started) failed_at_ = Clock::now();
+  auto next_progress = Clock::now() + interval_;
+  for (;;) {
+    const auto now = Clock::now();
+    if (over(now)) break;
+    stop_when_due(now);
+    if (progress_ && now >= next_progress) {
+      count_moved();
+      progress_(res_.bytes);
+      next_progress = now + interval_;
+    }
+    if (!wait_once()) break;
+  }
+  finish();
+  return std::move(res_);
+}
+
+}  // namespace
+
+PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadline,
+                            const CancelToken& cancel, Millis interval,
+                            const std::function<void(std::uint64_t)>& progress,
+                            const std::function<void(size_t, const std::string&)>& line) {
+  return Pipeline(specs, deadline, cancel, interval, progress, line).run();
 }
 
 }  // namespace plan::pg

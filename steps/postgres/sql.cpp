@@ -172,54 +172,85 @@ class PostgresSqlStep : public StepType {
     } catch (const std::exception& ex) {
       return StepOutcome::fail(FailureKind::Error, ex.what()).changed_nothing("parameters refused");
     }
-    std::string err;
-    pg::Failure how = pg::Failure::None;
-    auto conn = pg::Connection::open(s.conn, ctx.deadline, ctx.cancel, &err, "", false, &how);
-    if (!conn) return fail(how, "postgres " + err).changed_nothing("connection never opened");
+    std::unique_ptr<pg::Connection> conn;
+    std::string where;  // "postgres 127.0.0.2:5432/botbot: "
+    Progress at;
+    try {
+      conn = pg::Connection::open(s.conn, ctx.deadline, ctx.cancel);
+      where = "postgres " + conn->where() + ": ";
+      return run_statements(s, *conn, ctx, where, at);
+    } catch (const OperationError& e) {
+      if (!conn)
+        return StepOutcome::fail(e.kind, "postgres " + std::string(e.what()))
+            .changed_nothing("connection never opened");
+      std::string msg = where + at.doing + ": " + e.what();
+      if (!at.statement) return StepOutcome::fail(e.kind, msg);
+      if (s.transaction) {
+        try {
+          conn->exec("ROLLBACK");
+          msg += "; rolled back";
+        } catch (const OperationError&) {
+          // The message says nothing of a rollback that did not happen.
+        }
+      } else if (*at.statement > 0) {
+        msg += "; the statements before it were committed";
+      }
+      StepOutcome o = StepOutcome::fail(e.kind, msg);
+      o.outputs = Json{{"commands", at.commands}};
+      return o;
+    }
+  }
 
-    Json commands = Json::array();
+ private:
+  /// How far the statements went: for the message of a failure.
+  struct Progress {
+    std::string doing;  // the statement running: "BEGIN", "statement 2 of 3 (UPDATE ...)", "COMMIT"
+    std::optional<size_t> statement;  // its index, while the statements given run
+    Json commands = Json::array();    // the command tags so far
+  };
+
+  /// Runs the statements (in a transaction unless transaction: false) and makes the outputs. What
+  /// fails throws OperationError, `at` saying where it stopped.
+  static StepOutcome run_statements(const SqlParams& s, pg::Connection& conn, StepContext& ctx,
+                                    const std::string& where, Progress& at) {
+    Json& commands = at.commands;
+    std::string& doing = at.doing;
+    std::optional<size_t>& statement = at.statement;
     std::optional<pg::Result> last_rows;
-    auto run_one = [&](const std::string& sql, const std::vector<std::optional<std::string>>& args) {
-      auto res = conn->exec(sql, &err, args, s.max_rows);
-      if (!res) return false;
-      for (auto& r : *res) {
+    auto run_one = [&](const std::string& sql,
+                       const std::vector<std::optional<std::string>>& args) {
+      for (auto& r : conn.exec(sql, args, s.max_rows)) {
         commands.push_back(r.command);
         if (r.has_rows) last_rows = std::move(r);
       }
-      return true;
     };
-    const std::string where = "postgres " + conn->where() + ": ";
-    if (s.transaction && !run_one("BEGIN", {})) return fail(conn->failure(), where + "BEGIN: " + err);
-    if (s.transaction) commands.clear();
+    if (s.transaction) {
+      doing = "BEGIN";
+      run_one("BEGIN", {});
+      commands.clear();
+    }
     for (size_t i = 0; i < s.statements.size(); ++i) {
-      if (!run_one(s.statements[i], s.args)) {
-        std::string which = s.statements.size() > 1 ? "statement " + std::to_string(i + 1) + " of " +
-                                                          std::to_string(s.statements.size()) + " (" +
-                                                          first_line(s.statements[i]) + ")"
-                                                    : first_line(s.statements[i]);
-        std::string msg = where + which + ": " + err;
-        pg::Failure f = conn->failure();
-        if (s.transaction) {
-          std::string ignored;
-          if (conn->exec("ROLLBACK", &ignored)) msg += "; rolled back";
-        } else if (i > 0) {
-          msg += "; the statements before it were committed";
-        }
-        StepOutcome o = fail(f, msg);
-        o.outputs = Json{{"commands", commands}};
-        return o;
-      }
+      statement = i;
+      doing = s.statements.size() > 1 ? "statement " + std::to_string(i + 1) + " of " +
+                                            std::to_string(s.statements.size()) + " (" +
+                                            first_line(s.statements[i]) + ")"
+                                      : first_line(s.statements[i]);
+      run_one(s.statements[i], s.args);
       if (ctx.log && s.statements.size() > 1 && !commands.empty())
         ctx.log(first_line(s.statements[i]) + " -> " + commands.back().get<std::string>());
     }
+    statement.reset();
     if (s.transaction) {
-      auto res = conn->exec("COMMIT", &err);
-      if (!res) return fail(conn->failure(), where + "COMMIT: " + err);
+      doing = "COMMIT";
+      auto res = conn.exec("COMMIT");
       // A deferred constraint fails at COMMIT, which then reports ROLLBACK.
-      if (!res->empty() && res->back().command == "ROLLBACK")
+      if (!res.empty() && res.back().command == "ROLLBACK")
         return StepOutcome::fail(FailureKind::Error, where + "COMMIT was refused: the transaction rolled back");
     }
+    return StepOutcome::ok(outputs(commands, last_rows));
+  }
 
+  static Json outputs(const Json& commands, const std::optional<pg::Result>& last_rows) {
     Json outputs{{"commands", commands}};
     if (last_rows) {
       Json rows = Json::array();
@@ -235,15 +266,7 @@ class PostgresSqlStep : public StepType {
       if (!last_rows->rows.empty() && !last_rows->columns.empty())
         outputs["value"] = pg::cell_json(last_rows->rows[0][0], last_rows->types[0]);
     }
-    return StepOutcome::ok(std::move(outputs));
-  }
-
- private:
-  static StepOutcome fail(pg::Failure f, std::string msg) {
-    FailureKind k = f == pg::Failure::Timeout ? FailureKind::Timeout
-                    : f == pg::Failure::Cancelled ? FailureKind::Cancelled
-                                                  : FailureKind::Error;
-    return StepOutcome::fail(k, std::move(msg));
+    return outputs;
   }
 };
 

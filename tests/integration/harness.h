@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -94,6 +95,42 @@ inline std::string read_file(const fs::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+/// `plan apply` of `yaml` (written to p.yaml in a fresh folder named after `prefix`) with the
+/// `extra` arguments and `env`, the secret `secret_var` set to `secret()` unless `env` sets it:
+/// its result and its journal.
+struct PlanRun {
+  TempDir dir;
+  Result result;
+  std::string journal;
+  PlanRun(const std::string& prefix, const std::string& secret_var,
+          const std::function<std::string()>& secret, const std::string& yaml,
+          std::vector<std::string> extra, std::map<std::string, std::string> env)
+      : dir(prefix) {
+    std::string file = dir.file("p.yaml", yaml);
+    std::vector<std::string> args{"apply", file};
+    args.insert(args.end(), extra.begin(), extra.end());
+    if (!env.count(secret_var)) env[secret_var] = secret();
+    result = plan_cmd(args, dir.str("state"), env);
+    journal = read_file(dir.path / "state" / "p" / "journal.jsonl");
+  }
+  std::string all() const { return result.out + result.err + journal; }
+};
+
+/// The outputs of step `id` from --output json events.
+inline nlohmann::json outputs_of(const std::string& json_lines, const std::string& id) {
+  std::istringstream in(json_lines);
+  std::string line;
+  nlohmann::json found;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    nlohmann::json e = nlohmann::json::parse(line, nullptr, false);
+    if (e.is_object() && e.value("event", "") == "step_finished" && e.value("step", "") == id &&
+        e.contains("outputs"))
+      found = e["outputs"];
+  }
+  return found;
 }
 
 /// Polls `cond` every 50 ms until it holds or `limit` passes; returns whether it held.

@@ -49,34 +49,12 @@ void require_servers() {
 }
 
 /// Runs `plan apply` on `yaml` in a fresh folder with the password as ${secret.redis}.
-struct Run {
-  TempDir dir{"plan-redis"};
-  Result result;
-  std::string journal;
-  Run(const std::string& yaml, std::vector<std::string> extra = {}, std::map<std::string, std::string> env = {}) {
-    std::string file = dir.file("p.yaml", yaml);
-    std::vector<std::string> args{"apply", file};
-    args.insert(args.end(), extra.begin(), extra.end());
-    if (!env.count("PLAN_SECRET_redis")) env["PLAN_SECRET_redis"] = redis_password();
-    result = plan_cmd(args, dir.str("state"), env);
-    journal = read_file(dir.path / "state" / "p" / "journal.jsonl");
-  }
-  std::string all() const { return result.out + result.err + journal; }
+struct Run : PlanRun {
+  Run(const std::string& yaml, std::vector<std::string> extra = {},
+      std::map<std::string, std::string> env = {})
+      : PlanRun("plan-redis", "PLAN_SECRET_redis", redis_password, yaml, std::move(extra),
+                std::move(env)) {}
 };
-
-/// The outputs of step `id` from --output json events.
-Json outputs_of(const std::string& json_lines, const std::string& id) {
-  std::istringstream in(json_lines);
-  std::string line;
-  Json found;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] != '{') continue;
-    Json e = Json::parse(line, nullptr, false);
-    if (e.is_object() && e.value("event", "") == "step_finished" && e.value("step", "") == id && e.contains("outputs"))
-      found = e["outputs"];
-  }
-  return found;
-}
 
 std::string step(const std::string& id, const std::string& host, const std::string& command,
                  const std::string& extra = "") {
