@@ -131,7 +131,8 @@ void check_startable(const CommandSpec& spec) {
   // posix_spawn reports a failed chdir with the same ENOENT as a missing program; say which.
   struct stat st {};
   if (::stat(spec.cwd.c_str(), &st) != 0)
-    throw std::runtime_error("cannot change to directory '" + spec.cwd + "': " + std::strerror(errno));
+    throw std::runtime_error("cannot change to directory '" + spec.cwd +
+                             "': " + std::strerror(errno));
   if (!S_ISDIR(st.st_mode))
     throw std::runtime_error("cannot change to directory '" + spec.cwd + "': Not a directory");
 }

@@ -16,6 +16,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "run/outcome.h"
 #include "run/step_type.h"  // format_duration
 #include "ssh/ssh_host_internal.h"
 
@@ -39,6 +40,11 @@ std::string ended_by(const Deadline& deadline, const CancelToken& cancel) {
   if (cancel.cancelled()) return "cancelled";
   if (deadline.span.count() > 0) return "timed out after " + format_duration(deadline.span);
   return "timed out";
+}
+
+/// What ended an operation that ended_by() describes.
+FailureKind ended_kind(const CancelToken& cancel) {
+  return cancel.cancelled() ? FailureKind::Cancelled : FailureKind::Timeout;
 }
 
 /// Thrown by FileOp::check() between two calls: the deadline passed or cancellation came while
@@ -113,12 +119,24 @@ void SshHost::sftp_fail(Conn& c, const std::string& what, const std::string& pat
   std::string why;
   switch (sftp_get_error(c.sftp.get())) {
     case SSH_FX_NO_SUCH_FILE:
-    case SSH_FX_NO_SUCH_PATH: why = "No such file or directory"; break;
-    case SSH_FX_PERMISSION_DENIED: why = "Permission denied"; break;
-    case SSH_FX_FILE_ALREADY_EXISTS: why = "File exists"; break;
-    case SSH_FX_WRITE_PROTECT: why = "Read-only file system"; break;
-    case SSH_FX_OP_UNSUPPORTED: why = "Operation not supported"; break;
-    default: why = ssh_get_error(c.native()); break;
+    case SSH_FX_NO_SUCH_PATH:
+      why = "No such file or directory";
+      break;
+    case SSH_FX_PERMISSION_DENIED:
+      why = "Permission denied";
+      break;
+    case SSH_FX_FILE_ALREADY_EXISTS:
+      why = "File exists";
+      break;
+    case SSH_FX_WRITE_PROTECT:
+      why = "Read-only file system";
+      break;
+    case SSH_FX_OP_UNSUPPORTED:
+      why = "Operation not supported";
+      break;
+    default:
+      why = ssh_get_error(c.native());
+      break;
   }
   throw std::runtime_error("cannot " + what + " '" + path + "' on " + who_ + ": " + why);
 }
@@ -128,8 +146,8 @@ auto SshHost::bounded(const char* doing, const std::string& path, Deadline deadl
                       const CancelToken& cancel, Body&& body)
     -> decltype(body(std::declval<FileOp&>())) {
   auto ended = [&](const std::string& how) {
-    return std::runtime_error(std::string(doing) + " '" + path + "' on " + who_ + ": " +
-                              ended_by(deadline, cancel) + how);
+    return OperationError(ended_kind(cancel), std::string(doing) + " '" + path + "' on " + who_ +
+                                                  ": " + ended_by(deadline, cancel) + how);
   };
   if (cancel.cancelled() || deadline.expired()) throw ended(" (before it started)");
   std::shared_ptr<Conn> c;
@@ -292,7 +310,8 @@ bool SshHost::write_by_sftp(const std::string& path, const std::string& tmp,
       while (off < content.size()) {
         op.check(std::to_string(off) + " of " + std::to_string(content.size()) + " bytes written");
         std::lock_guard<std::mutex> lock(c.mu());
-        ssize_t n = sftp_write(f.get(), content.data() + off, std::min(kChunk, content.size() - off));
+        ssize_t n =
+            sftp_write(f.get(), content.data() + off, std::min(kChunk, content.size() - off));
         if (n <= 0) sftp_fail(c, "write", path);
         off += static_cast<size_t>(n);
       }
@@ -350,8 +369,9 @@ void SshHost::move_into_place(const std::string& tmp, const std::string& path, D
   if (r.started && !r.timed_out && !r.cancelled && r.signal == 0 && r.exit_code == 0) return;
   drop_temporary();
   if (r.timed_out || r.cancelled)
-    throw std::runtime_error("writing '" + path + "' on " + who_ + ": " +
-                             ended_by(deadline, cancel) + " (while moving it into place)");
+    throw OperationError(ended_kind(cancel), "writing '" + path + "' on " + who_ + ": " +
+                                                 ended_by(deadline, cancel) +
+                                                 " (while moving it into place)");
   std::string why = r.started ? r.err : r.error;
   while (!why.empty() && why.back() == '\n') why.pop_back();
   throw std::runtime_error("cannot write '" + path + "' on " + who_ + ": " +

@@ -58,7 +58,6 @@ void on_exit_signal(ssh_session, ssh_channel, const char* signal, int, const cha
   static_cast<ExitState*>(userdata)->signal = signal && *signal ? signal : "UNKNOWN";
 }
 
-
 /// One command on a channel of a live connection (see the file comment): its output, its input
 /// (the go-ahead, then stdin), its exit, and its stop in two stages. Its channels (the command's
 /// and the `kill`s') are freed under the session's mutex on every path, before the connection.
@@ -127,8 +126,9 @@ class ChannelCommand {
   ssh_channel_callbacks_struct cb_{};  // points at st_; detached before the channel is freed
   ChannelHandle ch_;
   std::vector<ChannelHandle> killers_;  // `kill` commands under way
-  std::string preamble_;  // stdout until the pid marker
-  long pid_ = -1;         // known once the marker arrived; only then does the command start
+  std::string preamble_;                // stdout until the pid marker
+  // Known once the marker arrived; only then does the command start.
+  long pid_ = -1;
   // What goes to the channel's stdin: the wrapper's go-ahead line (sent once the pid is known),
   // then the command's input.
   const std::string input_;
@@ -251,7 +251,8 @@ void ChannelCommand::take_stdout(std::string_view data) {
 }
 
 void ChannelCommand::write_input(ssh_session s, bool& progress) {
-  size_t n = std::min<size_t>({ssh_channel_window_size(ch_.get()), input_.size() - in_off_, kChunk});
+  size_t n =
+      std::min<size_t>({ssh_channel_window_size(ch_.get()), input_.size() - in_off_, kChunk});
   if (n > 0) {
     int put = ssh_channel_write(ch_.get(), input_.data() + in_off_, static_cast<uint32_t>(n));
     if (put > 0) {

@@ -230,7 +230,8 @@ TEST_CASE("output capture cuts lines across chunks and keeps each stream apart",
   capture.take(1, "o\n\nthr");
   capture.take(2, "rr\n");
   capture.take(1, "ee");
-  CHECK(lines == std::vector<std::pair<int, std::string>>{{1, "one"}, {1, "two"}, {1, ""}, {2, "err"}});
+  CHECK(lines ==
+        std::vector<std::pair<int, std::string>>{{1, "one"}, {1, "two"}, {1, ""}, {2, "err"}});
   capture.flush();
   CHECK(lines.back() == std::pair<int, std::string>{1, "three"});
   CHECK(lines.size() == 5);
