@@ -1,5 +1,5 @@
 #pragma once
-// Where a step or check acts: this machine, or (later) a host reached over SSH. Steps call these
+// Where a step or check acts: this machine, or a host reached over SSH. Steps call these
 // operations and never care which kind of host they have.
 
 #include <memory>
@@ -20,9 +20,9 @@ class HostConnection {
   virtual CommandResult run(const CommandSpec& spec, Deadline deadline, const CancelToken& cancel,
                             const LineSink& sink = {}) = 0;
   // The file operations are bounded like run(): they end by `deadline` (the calling step's or
-  // check's) and soon after `cancel` is set, throwing std::runtime_error saying "timed out after
-  // 30s" or "cancelled", and what was under way. A remote host that stops answering in the middle
-  // holds nobody past the deadline.
+  // check's) and soon after `cancel` is set, throwing plan::OperationError (kind Timeout or
+  // Cancelled) saying "timed out after 30s" or "cancelled", and what was under way. A remote host
+  // that stops answering in the middle holds nobody past the deadline.
 
   /// Whole-file read; nullopt when absent. Errors other than absence throw std::runtime_error.
   virtual std::optional<std::string> read_file(const std::string& path, Deadline deadline,

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "run/host.h"
+#include "run/outcome.h"
 #include "util/read_file.h"
 
 namespace plan {
@@ -65,7 +66,7 @@ class LocalHost : public HostConnection {
       if (cancel.cancelled()) {
         ::close(fd);
         ::unlink(tmp.c_str());
-        throw std::runtime_error("writing '" + path + "': cancelled");
+        throw OperationError(FailureKind::Cancelled, "writing '" + path + "': cancelled");
       }
       ssize_t n = ::write(fd, content.data() + off, std::min(kChunk, content.size() - off));
       if (n < 0) {

@@ -15,8 +15,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 #include <string_view>
 
+#include "run/output_capture.h"
 #include "run/step_type.h"
 
 extern char** environ;
@@ -27,7 +29,6 @@ namespace {
 constexpr long long kSliceMs = 50;      // how often cancellation is noticed
 constexpr long long kGraceMs = 2000;    // SIGTERM -> SIGKILL
 constexpr long long kLingerMs = 200;    // output still arriving after the leader exited
-constexpr size_t kMaxLine = 64 * 1024;  // a partial line longer than this is delivered as is
 
 long long now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
@@ -54,38 +55,6 @@ struct SpawnSetup {
   }
   SpawnSetup(const SpawnSetup&) = delete;
   SpawnSetup& operator=(const SpawnSetup&) = delete;
-};
-
-/// One captured stream: keeps the first `cap` bytes, counts the rest, and cuts lines for the sink.
-struct Stream {
-  int fd = -1;
-  int number = 1;
-  std::string* kept = nullptr;
-  size_t* total = nullptr;
-  std::string partial;
-
-  void take(const char* data, size_t n, size_t cap, const LineSink& sink) {
-    *total += n;
-    if (kept->size() < cap) kept->append(data, std::min(n, cap - kept->size()));
-    if (!sink) return;
-    std::string_view chunk(data, n);
-    while (!chunk.empty()) {
-      auto nl = chunk.find('\n');
-      if (nl == std::string_view::npos) {
-        partial.append(chunk);
-        if (partial.size() >= kMaxLine) flush(sink);
-        return;
-      }
-      partial.append(chunk.substr(0, nl));
-      sink(number, partial);
-      partial.clear();
-      chunk.remove_prefix(nl + 1);
-    }
-  }
-  void flush(const LineSink& sink) {
-    if (sink && !partial.empty()) sink(number, partial);
-    partial.clear();
-  }
 };
 
 /// The environment for the child: the inherited one with spec.env added or overriding.
@@ -141,54 +110,52 @@ class SigpipeGuard {
   bool was_pending_ = false;
 };
 
-}  // namespace
-
-CommandResult run_command(const CommandSpec& spec, Deadline deadline, const CancelToken& cancel,
-                          const LineSink& sink) {
-  CommandResult r;
-  const long long start = now_ms();
-  if (spec.argv.empty() || spec.argv[0].empty()) {
-    r.error = "empty command";
-    return r;
-  }
-  if (!spec.cwd.empty()) {
-    // posix_spawn reports a failed chdir with the same ENOENT as a missing program; say which.
-    struct stat st {};
-    if (::stat(spec.cwd.c_str(), &st) != 0) {
-      r.error = "cannot change to directory '" + spec.cwd + "': " + std::strerror(errno);
-      return r;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-      r.error = "cannot change to directory '" + spec.cwd + "': Not a directory";
-      return r;
-    }
-  }
-
-  int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1}, in_pipe[2] = {-1, -1};
-  auto close_all = [&] {
-    for (int* p : {out_pipe, err_pipe, in_pipe}) {
+/// The pipes of one command; every end still held is closed on every path.
+struct Pipes {
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1};
+  Pipes() = default;
+  Pipes(const Pipes&) = delete;
+  Pipes& operator=(const Pipes&) = delete;
+  ~Pipes() {
+    for (int* p : {out, err, in}) {
       close_fd(p[0]);
       close_fd(p[1]);
     }
-  };
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 ||
-      (spec.stdin_data && ::pipe2(in_pipe, O_CLOEXEC) != 0)) {
-    r.error = std::string("cannot create pipes: ") + std::strerror(errno);
-    close_all();
-    return r;
   }
+};
+
+/// Refuses what posix_spawn would report badly. Throws std::runtime_error saying why.
+void check_startable(const CommandSpec& spec) {
+  if (spec.argv.empty() || spec.argv[0].empty()) throw std::runtime_error("empty command");
+  if (spec.cwd.empty()) return;
+  // posix_spawn reports a failed chdir with the same ENOENT as a missing program; say which.
+  struct stat st {};
+  if (::stat(spec.cwd.c_str(), &st) != 0)
+    throw std::runtime_error("cannot change to directory '" + spec.cwd +
+                             "': " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    throw std::runtime_error("cannot change to directory '" + spec.cwd + "': Not a directory");
+}
+
+/// Spawns the command in a new process group, its stdin, stdout and stderr on `pipes` (stdin on
+/// /dev/null without stdin_data), and closes the child's ends. Throws std::runtime_error saying
+/// why it did not start.
+pid_t spawn(const CommandSpec& spec, Pipes& pipes) {
+  if (::pipe2(pipes.out, O_CLOEXEC) != 0 || ::pipe2(pipes.err, O_CLOEXEC) != 0 ||
+      (spec.stdin_data && ::pipe2(pipes.in, O_CLOEXEC) != 0))
+    throw std::runtime_error(std::string("cannot create pipes: ") + std::strerror(errno));
 
   pid_t pid = -1;
   int spawn_rc = 0;
   {
     SpawnSetup s;
     if (spec.stdin_data) {
-      posix_spawn_file_actions_adddup2(&s.actions, in_pipe[0], 0);
+      posix_spawn_file_actions_adddup2(&s.actions, pipes.in[0], 0);
     } else {
       posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0);
     }
-    posix_spawn_file_actions_adddup2(&s.actions, out_pipe[1], 1);
-    posix_spawn_file_actions_adddup2(&s.actions, err_pipe[1], 2);
+    posix_spawn_file_actions_adddup2(&s.actions, pipes.out[1], 1);
+    posix_spawn_file_actions_adddup2(&s.actions, pipes.err[1], 2);
     if (!spec.cwd.empty()) posix_spawn_file_actions_addchdir_np(&s.actions, spec.cwd.c_str());
 
     // A new process group, so timeouts reach the command's children too; default signal
@@ -222,150 +189,211 @@ CommandResult run_command(const CommandSpec& spec, Deadline deadline, const Canc
     }
     spawn_rc = ::posix_spawnp(&pid, argv[0], &s.actions, &s.attr, argv.data(), env);
   }
-  close_fd(out_pipe[1]);
-  close_fd(err_pipe[1]);
-  close_fd(in_pipe[0]);
+  close_fd(pipes.out[1]);
+  close_fd(pipes.err[1]);
+  close_fd(pipes.in[0]);
   if (spawn_rc != 0) {
     if (spawn_rc == ENOENT && spec.argv[0].find('/') == std::string::npos)
-      r.error = "command not found in PATH";
-    else
-      r.error = std::strerror(spawn_rc);
-    close_all();
-    return r;
+      throw std::runtime_error("command not found in PATH");
+    throw std::runtime_error(std::strerror(spawn_rc));
   }
-  r.started = true;
+  return pid;
+}
 
-  Stream streams[2];
-  streams[0] = Stream{out_pipe[0], 1, &r.out, &r.out_bytes, {}};
-  streams[1] = Stream{err_pipe[0], 2, &r.err, &r.err_bytes, {}};
-  out_pipe[0] = err_pipe[0] = -1;  // owned by streams now
-  int in_fd = in_pipe[1];
-  in_pipe[1] = -1;
-  size_t in_off = 0;
-  std::optional<SigpipeGuard> sigpipe;
-  if (in_fd >= 0) {
-    ::fcntl(in_fd, F_SETFL, ::fcntl(in_fd, F_GETFL) | O_NONBLOCK);
-    sigpipe.emplace();
-    if (spec.stdin_data->empty()) close_fd(in_fd);
+/// A started command until it is reaped: one poll loop moves its input and output, notices its
+/// exit, and stops its whole group on the deadline or cancellation (SIGTERM, then SIGKILL).
+class LocalCommand {
+ public:
+  /// Takes over the parent's ends of `pipes`.
+  LocalCommand(const CommandSpec& spec, pid_t pid, Pipes& pipes, CommandResult& r,
+               const LineSink& sink, long long start)
+      : spec_(spec), r_(r), capture_(r, spec.output_cap, sink), start_(start), pid_(pid) {
+    std::swap(out_fd_, pipes.out[0]);
+    std::swap(err_fd_, pipes.err[0]);
+    std::swap(in_fd_, pipes.in[1]);
+    if (in_fd_ >= 0) {
+      ::fcntl(in_fd_, F_SETFL, ::fcntl(in_fd_, F_GETFL) | O_NONBLOCK);
+      sigpipe_.emplace();
+      if (spec.stdin_data->empty()) close_fd(in_fd_);
+    }
+    pidfd_ = open_pidfd(pid);
+  }
+  LocalCommand(const LocalCommand&) = delete;
+  LocalCommand& operator=(const LocalCommand&) = delete;
+  ~LocalCommand() {
+    for (int* fd : {&pidfd_, &in_fd_, &out_fd_, &err_fd_}) close_fd(*fd);
   }
 
-  int pidfd = open_pidfd(pid);
-  bool exited = false;  // the leader has exited (a zombie until reaped below)
-  int status = 0;
-  long long exited_at = 0;
-  long long term_at = -1;  // when SIGTERM went to the group
-  bool killed = false;
+  /// Returns once the command and its output have ended, or it was stopped and is gone (or
+  /// killed), or poll failed.
+  void supervise(Deadline deadline, const CancelToken& cancel) {
+    for (;;) {
+      if (pidfd_ < 0 && !exited_) notice_exit_by_waitpid();
+      const long long now = now_ms();
+      if (done(now)) return;
+      stop_when_due(now, deadline, cancel);
+      if (term_at_ >= 0 && exited_ && (!pipes_open() || killed_)) return;
+      if (!transfer(slice(now, deadline))) return;
+    }
+  }
 
-  bool reaped = false;  // without a pidfd, waitpid(WNOHANG) both notices the exit and reaps
-
-  char buf[65536];
-  for (;;) {
-    bool pipes_open = streams[0].fd >= 0 || streams[1].fd >= 0;
-    if (pidfd < 0 && !exited) {
-      pid_t w = ::waitpid(pid, &status, WNOHANG);
-      if (w == pid) {
-        exited = true;
-        reaped = true;
-        exited_at = now_ms();
+  /// Makes sure nobody from the group outlives a stopped command, reaps the leader, delivers the
+  /// last partial lines and records how the command ended.
+  void finish() {
+    // The leader is still a zombie here (not reaped), so its pid cannot have been reused as
+    // another group's id.
+    if (term_at_ >= 0 && !killed_) ::kill(-pid_, SIGKILL);
+    // Left the loop without the leader exiting (poll failure): stop it rather than block.
+    if (!exited_ && term_at_ < 0) ::kill(-pid_, SIGKILL);
+    if (!reaped_) {
+      while (::waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
       }
     }
-    if (exited && !pipes_open) break;
-    long long now = now_ms();
+    close_fd(pidfd_);
+    close_fd(in_fd_);
+    capture_.flush();
+    close_fd(out_fd_);
+    close_fd(err_fd_);
+    sigpipe_.reset();
+
+    if (!r_.timed_out && !r_.cancelled) r_.duration_ms = now_ms() - start_;
+    if (WIFEXITED(status_)) {
+      r_.exit_code = WEXITSTATUS(status_);
+    } else if (WIFSIGNALED(status_)) {
+      r_.signal = WTERMSIG(status_);
+    }
+  }
+
+ private:
+  bool pipes_open() const { return out_fd_ >= 0 || err_fd_ >= 0; }
+
+  /// Without a pidfd, waitpid(WNOHANG) both notices the exit and reaps.
+  void notice_exit_by_waitpid() {
+    if (::waitpid(pid_, &status_, WNOHANG) != pid_) return;
+    exited_ = true;
+    reaped_ = true;
+    exited_at_ = now_ms();
+  }
+
+  bool done(long long now) const {
+    if (exited_ && !pipes_open()) return true;
     // Output still open after the leader exited belongs to a background child that kept our
     // pipes (a daemon that did not redirect): stop listening shortly rather than hang.
-    if (exited && term_at < 0 && now - exited_at >= kLingerMs) break;
+    return exited_ && term_at_ < 0 && now - exited_at_ >= kLingerMs;
+  }
 
-    if (term_at < 0 && (deadline.expired() || cancel.cancelled())) {
+  void stop_when_due(long long now, const Deadline& deadline, const CancelToken& cancel) {
+    if (term_at_ < 0 && (deadline.expired() || cancel.cancelled())) {
       if (deadline.expired())
-        r.timed_out = true;
+        r_.timed_out = true;
       else
-        r.cancelled = true;
-      r.duration_ms = now - start;  // the time until it was stopped, not counting the grace
-      ::kill(-pid, SIGTERM);
-      term_at = now;
+        r_.cancelled = true;
+      r_.duration_ms = now - start_;  // the time until it was stopped, not counting the grace
+      ::kill(-pid_, SIGTERM);
+      term_at_ = now;
     }
-    if (term_at >= 0 && !killed && now - term_at >= kGraceMs) {
-      ::kill(-pid, SIGKILL);
-      killed = true;
+    if (term_at_ >= 0 && !killed_ && now - term_at_ >= kGraceMs) {
+      ::kill(-pid_, SIGKILL);
+      killed_ = true;
     }
-    if (term_at >= 0 && exited && (!pipes_open || killed)) break;
+  }
 
+  /// How long the next poll may wait.
+  long long slice(long long now, const Deadline& deadline) const {
+    long long slice = kSliceMs;
+    if (pidfd_ < 0 && !exited_ && !pipes_open()) slice = 5;  // only waitpid can notice the exit
+    if (term_at_ < 0) slice = deadline.remaining_ms(slice);
+    if (exited_ && term_at_ < 0)
+      slice = std::min(slice, std::max(1LL, kLingerMs - (now - exited_at_)));
+    return slice;
+  }
+
+  /// Waits up to `slice_ms` for output, room for input or the exit, and moves what is ready.
+  /// False when poll failed (cannot happen with valid descriptors).
+  bool transfer(long long slice_ms) {
     pollfd fds[4];
     int n = 0;
     int idx_out = -1, idx_err = -1, idx_in = -1, idx_pid = -1;
-    if (streams[0].fd >= 0) {
+    if (out_fd_ >= 0) {
       idx_out = n;
-      fds[n++] = {streams[0].fd, POLLIN, 0};
+      fds[n++] = {out_fd_, POLLIN, 0};
     }
-    if (streams[1].fd >= 0) {
+    if (err_fd_ >= 0) {
       idx_err = n;
-      fds[n++] = {streams[1].fd, POLLIN, 0};
+      fds[n++] = {err_fd_, POLLIN, 0};
     }
-    if (in_fd >= 0) {
+    if (in_fd_ >= 0) {
       idx_in = n;
-      fds[n++] = {in_fd, POLLOUT, 0};
+      fds[n++] = {in_fd_, POLLOUT, 0};
     }
-    if (pidfd >= 0 && !exited) {
+    if (pidfd_ >= 0 && !exited_) {
       idx_pid = n;
-      fds[n++] = {pidfd, POLLIN, 0};
+      fds[n++] = {pidfd_, POLLIN, 0};
     }
-    long long slice = kSliceMs;
-    if (pidfd < 0 && !exited && !pipes_open) slice = 5;  // only waitpid polling can notice the exit
-    if (term_at < 0) slice = deadline.remaining_ms(slice);
-    if (exited && term_at < 0)
-      slice = std::min(slice, std::max(1LL, kLingerMs - (now - exited_at)));
-    int rc = ::poll(fds, static_cast<nfds_t>(n), static_cast<int>(slice));
-    if (rc < 0) {
-      if (errno == EINTR) continue;
-      break;  // cannot happen with valid descriptors; fall through to kill and reap
-    }
-    for (int si = 0; si < 2; ++si) {
-      int i = si == 0 ? idx_out : idx_err;
-      if (i < 0 || fds[i].revents == 0) continue;
-      ssize_t got = ::read(streams[si].fd, buf, sizeof buf);
-      if (got > 0) {
-        streams[si].take(buf, static_cast<size_t>(got), spec.output_cap, sink);
-      } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-        close_fd(streams[si].fd);
-      }
-    }
-    if (idx_in >= 0 && fds[idx_in].revents != 0) {
-      const std::string& data = *spec.stdin_data;
-      ssize_t put = ::write(in_fd, data.data() + in_off, data.size() - in_off);
-      if (put > 0) in_off += static_cast<size_t>(put);
-      if ((put < 0 && errno != EAGAIN && errno != EINTR) || in_off >= data.size()) close_fd(in_fd);
-    }
+    int rc = ::poll(fds, static_cast<nfds_t>(n), static_cast<int>(slice_ms));
+    if (rc < 0) return errno == EINTR;
+    if (idx_out >= 0 && fds[idx_out].revents != 0) read_output(out_fd_, 1);
+    if (idx_err >= 0 && fds[idx_err].revents != 0) read_output(err_fd_, 2);
+    if (idx_in >= 0 && fds[idx_in].revents != 0) write_input();
     if (idx_pid >= 0 && fds[idx_pid].revents != 0) {
-      exited = true;
-      exited_at = now_ms();
+      exited_ = true;
+      exited_at_ = now_ms();
+    }
+    return true;
+  }
+
+  void read_output(int& fd, int stream) {
+    ssize_t got = ::read(fd, buf_, sizeof buf_);
+    if (got > 0) {
+      capture_.take(stream, std::string_view(buf_, static_cast<size_t>(got)));
+    } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+      close_fd(fd);
     }
   }
 
-  // Whatever happened, nobody from the group outlives a stopped command; the leader is still a
-  // zombie here (not reaped), so its pid cannot have been reused as another group's id.
-  if (term_at >= 0 && !killed) ::kill(-pid, SIGKILL);
-  if (!exited && term_at < 0) {
-    // Left the loop without the leader exiting (poll failure): stop it rather than block.
-    ::kill(-pid, SIGKILL);
+  void write_input() {
+    const std::string& data = *spec_.stdin_data;
+    ssize_t put = ::write(in_fd_, data.data() + in_off_, data.size() - in_off_);
+    if (put > 0) in_off_ += static_cast<size_t>(put);
+    if ((put < 0 && errno != EAGAIN && errno != EINTR) || in_off_ >= data.size()) close_fd(in_fd_);
   }
-  if (!reaped) {
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
-  close_fd(pidfd);
-  close_fd(in_fd);
-  for (auto& s : streams) {
-    s.flush(sink);
-    close_fd(s.fd);
-  }
-  sigpipe.reset();
 
-  if (!r.timed_out && !r.cancelled) r.duration_ms = now_ms() - start;
-  if (WIFEXITED(status)) {
-    r.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    r.signal = WTERMSIG(status);
+  const CommandSpec& spec_;
+  CommandResult& r_;
+  OutputCapture capture_;
+  const long long start_;
+  const pid_t pid_;
+  int out_fd_ = -1, err_fd_ = -1, in_fd_ = -1, pidfd_ = -1;
+  size_t in_off_ = 0;
+  std::optional<SigpipeGuard> sigpipe_;
+  bool exited_ = false;  // the leader has exited (a zombie until reaped, unless reaped_)
+  bool reaped_ = false;
+  int status_ = 0;
+  long long exited_at_ = 0;
+  long long term_at_ = -1;  // when SIGTERM went to the group
+  bool killed_ = false;
+  char buf_[65536];
+};
+
+}  // namespace
+
+CommandResult run_command(const CommandSpec& spec, Deadline deadline, const CancelToken& cancel,
+                          const LineSink& sink) {
+  CommandResult r;
+  const long long start = now_ms();
+  Pipes pipes;
+  pid_t pid = -1;
+  try {
+    check_startable(spec);
+    pid = spawn(spec, pipes);
+  } catch (const std::runtime_error& e) {
+    r.error = e.what();
+    return r;
   }
+  r.started = true;
+  LocalCommand command(spec, pid, pipes, r, sink, start);
+  command.supervise(deadline, cancel);
+  command.finish();
   return r;
 }
 

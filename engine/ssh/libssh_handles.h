@@ -25,6 +25,9 @@ struct SftpSessionFree {
 struct SftpFileClose {
   void operator()(sftp_file f) const { sftp_close(f); }
 };
+struct SftpAttributesFree {
+  void operator()(sftp_attributes a) const { sftp_attributes_free(a); }
+};
 struct KeyFree {
   void operator()(ssh_key k) const { ssh_key_free(k); }
 };
@@ -32,6 +35,7 @@ struct KeyFree {
 using ChannelHandle = std::unique_ptr<ssh_channel_struct, ChannelFree>;
 using SftpHandle = std::unique_ptr<sftp_session_struct, SftpSessionFree>;
 using SftpFileHandle = std::unique_ptr<sftp_file_struct, SftpFileClose>;
+using SftpAttributesHandle = std::unique_ptr<sftp_attributes_struct, SftpAttributesFree>;
 using KeyHandle = std::unique_ptr<ssh_key_struct, KeyFree>;
 
 }  // namespace plan::ssh

@@ -33,6 +33,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "ssh/libssh_handles.h"
 #include "util/duration.h"
 
 namespace plan::ssh {
@@ -88,12 +89,14 @@ std::string key_type_name(ssh_key key) {
 
 /// "ED25519 SHA256:..." of the key the server offered.
 std::string server_fingerprint(ssh_session s) {
-  ssh_key key = nullptr;
-  if (ssh_get_server_publickey(s, &key) != SSH_OK) return "(no host key)";
+  ssh_key raw = nullptr;
+  int rc = ssh_get_server_publickey(s, &raw);
+  KeyHandle key(raw);
+  if (rc != SSH_OK) return "(no host key)";
   unsigned char* hash = nullptr;
   size_t len = 0;
-  std::string out = key_type_name(key);
-  if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) == SSH_OK) {
+  std::string out = key_type_name(key.get());
+  if (ssh_get_publickey_hash(key.get(), SSH_PUBLICKEY_HASH_SHA256, &hash, &len) == SSH_OK) {
     char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
     if (fp) {
       out += std::string(" ") + fp;
@@ -101,7 +104,6 @@ std::string server_fingerprint(ssh_session s) {
     }
     ssh_clean_pubkey_hash(&hash);
   }
-  ssh_key_free(key);
   return out;
 }
 
@@ -225,10 +227,13 @@ std::unique_ptr<Session> Session::connect(const Target& target, Deadline deadlin
     // The fd is readable when the server speaks; a TCP connect in progress (writable) is
     // picked up by the next ssh_connect after the slice.
     pollfd pfd{ssh_get_fd(s), POLLIN, 0};
+    const auto slice = std::chrono::milliseconds(until.remaining_ms(20));
     if (pfd.fd >= 0)
-      ::poll(&pfd, 1, static_cast<int>(until.remaining_ms(20)));
+      ::poll(&pfd, 1, static_cast<int>(slice.count()));
+    else if (cancel)
+      cancel->wait_for(slice);
     else
-      ::poll(nullptr, 0, static_cast<int>(until.remaining_ms(20)));
+      ::poll(nullptr, 0, static_cast<int>(slice.count()));
   }
   ssh_set_blocking(s, 1);
   if (connected != SSH_OK) throw fail(std::string("cannot connect: ") + ssh_get_error(s));
@@ -287,8 +292,9 @@ void Session::log_in(Session& self, const std::string& who) {
   // default keys. A key the server refuses is named; its passphrase never is.
   std::vector<std::string> refused;
   auto try_key = [&](const std::string& path, const char* passphrase, bool required) -> bool {
-    ssh_key key = nullptr;
-    int rc = ssh_pki_import_privkey_file(path.c_str(), passphrase, nullptr, nullptr, &key);
+    ssh_key raw = nullptr;
+    int rc = ssh_pki_import_privkey_file(path.c_str(), passphrase, nullptr, nullptr, &raw);
+    KeyHandle key(raw);
     if (rc != SSH_OK) {
       if (!required) return false;
       if (::access(path.c_str(), R_OK) != 0)
@@ -297,8 +303,8 @@ void Session::log_in(Session& self, const std::string& who) {
                  (passphrase ? "wrong passphrase, or not a private key"
                              : "not a private key, or it needs a passphrase (set passphrase:)"));
     }
-    rc = ssh_userauth_publickey(s, nullptr, key);
-    ssh_key_free(key);
+    rc = ssh_userauth_publickey(s, nullptr, key.get());
+    key.reset();
     if (rc == SSH_AUTH_SUCCESS) return true;
     if (rc == SSH_AUTH_ERROR) throw fail(std::string("authentication failed: ") + ssh_get_error(s));
     refused.push_back("key " + path);

@@ -7,8 +7,8 @@
 // Errors: a failure to connect, verify the host key or authenticate, and a connection lost in the
 // middle of a command or a file operation, throw plan::ssh::SshError (a std::runtime_error) whose
 // message names the host and the cause. A command that runs and fails is a CommandResult. A file
-// operation ended by its deadline or cancel token throws std::runtime_error naming the file, the
-// host and what was under way ("writing '/etc/x' on host 'legacy' (...): timed out after 30s (the
+// operation ended by its deadline or cancel token throws plan::OperationError (kind Timeout or
+// Cancelled) naming the file, the host and what was under way ("writing '/etc/x' on host 'legacy' (...): timed out after 30s (the
 // server stopped answering mid-transfer)"); when the server had stopped answering, the
 // connection is dropped and the next use connects again.
 

@@ -1,5 +1,6 @@
 // run_command: exit statuses, capture and its cap, env, cwd, stdin, and that a stopped command
-// leaves nobody behind (its whole process group is gone).
+// leaves nobody behind (its whole process group is gone). OutputCapture, which local and SSH
+// commands share: lines across chunks, the cap, an endless line.
 
 #include "run/process.h"
 
@@ -10,7 +11,10 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include "run/output_capture.h"
 
 using namespace plan;
 
@@ -214,4 +218,68 @@ TEST_CASE("a background child that keeps the pipes open does not hold up the com
   CHECK(r.exit_code == 0);
   REQUIRE(pids.pids.size() == 1);
   ::kill(pids.pids[0], SIGKILL);  // it was meant to outlive the command; clean up after the test
+}
+
+TEST_CASE("output capture cuts lines across chunks and keeps each stream apart", "[process]") {
+  CommandResult r;
+  std::vector<std::pair<int, std::string>> lines;
+  LineSink sink = [&](int stream, const std::string& line) { lines.emplace_back(stream, line); };
+  OutputCapture capture(r, 1 << 20, sink);
+  capture.take(1, "one\ntw");
+  capture.take(2, "e");
+  capture.take(1, "o\n\nthr");
+  capture.take(2, "rr\n");
+  capture.take(1, "ee");
+  CHECK(lines ==
+        std::vector<std::pair<int, std::string>>{{1, "one"}, {1, "two"}, {1, ""}, {2, "err"}});
+  capture.flush();
+  CHECK(lines.back() == std::pair<int, std::string>{1, "three"});
+  CHECK(lines.size() == 5);
+  capture.flush();  // nothing left
+  CHECK(lines.size() == 5);
+  CHECK(r.out == "one\ntwo\n\nthree");
+  CHECK(r.err == "err\n");
+  CHECK(r.out_bytes == r.out.size());
+  CHECK(r.err_bytes == 4);
+}
+
+TEST_CASE("output capture keeps the cap per stream, counts everything, and still sinks every line",
+          "[process]") {
+  CommandResult r;
+  std::vector<std::string> lines;
+  LineSink sink = [&](int, const std::string& line) { lines.push_back(line); };
+  OutputCapture capture(r, 5, sink);
+  capture.take(1, "abc\n");
+  capture.take(1, "defg\n");
+  capture.take(2, "xy");
+  capture.flush();
+  CHECK(r.out == "abc\nd");
+  CHECK(r.out_bytes == 9);
+  CHECK(r.err == "xy");
+  CHECK(r.err_bytes == 2);
+  CHECK(lines == std::vector<std::string>{"abc", "defg", "xy"});
+}
+
+TEST_CASE("output capture delivers an endless line in pieces, and works without a sink",
+          "[process]") {
+  CommandResult r;
+  std::vector<std::string> lines;
+  LineSink sink = [&](int, const std::string& line) { lines.push_back(line); };
+  OutputCapture capture(r, 16, sink);
+  const std::string half(kMaxSinkLine / 2, 'x');
+  capture.take(1, half);
+  CHECK(lines.empty());
+  capture.take(1, half);
+  capture.take(1, "tail\n");
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].size() == kMaxSinkLine);
+  CHECK(lines[1] == "tail");
+
+  CommandResult quiet;
+  LineSink none;
+  OutputCapture no_sink(quiet, 16, none);
+  no_sink.take(1, "a\nb");
+  no_sink.flush();
+  CHECK(quiet.out == "a\nb");
+  CHECK(quiet.out_bytes == 3);
 }
