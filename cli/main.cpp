@@ -3,8 +3,11 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <array>
 #include <iostream>
-#include <tuple>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "app/commands.h"
 #include "app/signals.h"
@@ -19,17 +22,317 @@ int usage_error(const std::string& message) {
   return 2;
 }
 
-bool parse_vars(const std::vector<std::string>& items, std::map<std::string, std::string>& out,
-                std::string* bad) {
-  for (const auto& item : items) {
+// --var K=V and --vars FILE, which every command that loads a plan takes.
+void add_var_options(CLI::App* cmd, std::vector<std::string>& assignments, plan::LoadArgs& load) {
+  cmd->add_option("--var", assignments, "Set a variable (repeatable)")
+      ->type_name("K=V")
+      ->allow_extra_args(false);
+  cmd->add_option("--vars", load.var_files, "YAML file of variables (repeatable)")
+      ->allow_extra_args(false);
+}
+
+// The --var assignments into `load`: 0, or the usage error's exit code once it has said which is
+// bad.
+int read_vars(const std::vector<std::string>& assignments, plan::LoadArgs& load) {
+  for (const auto& item : assignments) {
     std::string k, v;
-    if (!plan::parse_var_assignment(item, &k, &v)) {
-      *bad = item;
-      return false;
-    }
-    out[k] = v;
+    if (!plan::parse_var_assignment(item, &k, &v))
+      return usage_error("--var expects K=V, got '" + item + "'");
+    load.vars[k] = v;
   }
-  return true;
+  return 0;
+}
+
+// A repeatable option listing step ids (--approve ID, --rerun ID ...).
+CLI::Option* add_ids_option(CLI::App* cmd, const std::string& name, std::vector<std::string>& ids,
+                            const std::string& description) {
+  return cmd->add_option(name, ids, description)->type_name("ID")->allow_extra_args(false);
+}
+
+void insert_ids(const std::vector<std::string>& ids, std::set<std::string>& into) {
+  into.insert(ids.begin(), ids.end());
+}
+
+// A subcommand: `define` adds it and its options to the app; once parsed, `run` calls the engine.
+class Command {
+ public:
+  virtual ~Command() = default;
+  virtual void define(CLI::App& app) = 0;
+  virtual int run() = 0;
+  /// Whether an internal error may have left something changed: the operator must look (exit 3).
+  virtual bool may_change() const { return false; }
+  bool chosen() const { return cmd_ && cmd_->parsed(); }
+
+ protected:
+  CLI::App* cmd_ = nullptr;
+  std::vector<std::string> vars_;  // --var K=V, for the commands that load a plan
+};
+
+class ValidateCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ =
+        app.add_subcommand("validate", "Check plan files; every error at once, as file:line:col");
+    cmd_->add_option("FILE", args_.files, "Plan files")->required();
+    cmd_->add_option("--format", args_.format, "text, json or github (annotations)")
+        ->check(CLI::IsMember({"text", "json", "github"}));
+    add_var_options(cmd_, vars_, args_.load);
+    cmd_->add_flag("--strict", args_.load.strict,
+                   "Warnings (a --var the plan never uses) are errors");
+  }
+  int run() override {
+    if (int code = read_vars(vars_, args_.load)) return code;
+    return plan::cmd_validate(args_, std::cout, std::cerr);
+  }
+
+ private:
+  plan::ValidateArgs args_;
+};
+
+class ShowCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("show",
+                              "Hosts, waves, each step's resolved action, critical path, windows");
+    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("--format", args_.format, "text, markdown or json")
+        ->check(CLI::IsMember({"text", "markdown", "json"}));
+    add_var_options(cmd_, vars_, args_.load);
+    cmd_->add_option("--state", args_.state_dir,
+                     "State folder whose past runs give estimates (read only)");
+  }
+  int run() override {
+    if (int code = read_vars(vars_, args_.load)) return code;
+    return plan::cmd_show(args_, std::cout, std::cerr);
+  }
+
+ private:
+  plan::ShowArgs args_;
+};
+
+class GraphCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("graph", "The dependency graph, for Graphviz or Mermaid");
+    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("--format", args_.format, "dot or mermaid")
+        ->check(CLI::IsMember({"dot", "mermaid"}));
+    add_var_options(cmd_, vars_, args_.load);
+  }
+  int run() override {
+    if (int code = read_vars(vars_, args_.load)) return code;
+    return plan::cmd_graph(args_, std::cout, std::cerr);
+  }
+
+ private:
+  plan::GraphArgs args_;
+};
+
+class ApplyCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("apply", "Run a plan (or rehearse it with --dry-run)");
+    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    auto* dry =
+        cmd_->add_flag("--dry-run", args_.dry_run, "Say exactly what would happen; change nothing");
+    cmd_->add_flag("--probe", args_.probe,
+                   "With --dry-run: also evaluate the read-only checks answerable now")
+        ->needs(dry);
+    cmd_->add_option("--parallelism", args_.parallelism, "Steps running at once (default 4)")
+        ->check(CLI::Range(1, 1024));
+    add_var_options(cmd_, vars_, args_.load);
+    cmd_->add_flag("--strict", args_.load.strict,
+                   "Warnings (a --var the plan never uses) are errors");
+    cmd_->add_option(
+        "--secrets", args_.secrets_file,
+        "YAML file of secrets (default: FILE's name with .secrets.yaml beside it, if present)");
+    cmd_->add_flag("--yes", args_.yes, "Approve every approval gate");
+    add_ids_option(cmd_, "--approve", approve_, "Approve the gate with this step id (repeatable)");
+    cmd_->add_flag("--fail-fast", args_.fail_fast,
+                   "On the first failure, cancel the running steps too");
+    cmd_->add_option("--output", output_, "text, or json: one event per line on stdout")
+        ->check(CLI::IsMember({"text", "json"}));
+    cmd_->add_option("--state", args_.state_dir,
+                     "State folder (journal, lock); default PLAN_STATE_DIR/NAME or .plan/NAME");
+    define_resume_options();
+    cmd_->add_flag("--no-rollback", args_.no_rollback,
+                   "On failure, leave everything as it is (no rollback)");
+  }
+  int run() override {
+    if (int code = read_vars(vars_, args_.load)) return code;
+    insert_ids(approve_, args_.approve);
+    insert_ids(assume_done_, args_.assume_done);
+    insert_ids(rerun_, args_.rerun);
+    insert_ids(assume_undone_, args_.assume_undone);
+    insert_ids(rerun_undo_, args_.rerun_undo);
+    args_.json = output_ == "json";
+    args_.fancy = plan::fancy_terminal(STDERR_FILENO);
+    plan::InterruptForwarder interrupts;
+    return plan::cmd_apply(args_, std::cout, std::cerr,
+                           [&](plan::Runner* r) { interrupts.attach(r); });
+  }
+  bool may_change() const override { return !args_.dry_run; }
+
+ private:
+  void define_resume_options() {
+    auto* resume = cmd_->add_flag("--resume", args_.resume,
+                                  "Continue the last run: steps already done are not run again");
+    auto* fresh = cmd_->add_flag("--fresh", args_.fresh,
+                                 "Start over even though the last run did not finish");
+    resume->excludes(fresh);
+    add_ids_option(cmd_, "--assume-done", assume_done_,
+                   "With --resume: take this in-flight step as done (repeatable)")
+        ->needs(resume);
+    add_ids_option(cmd_, "--rerun", rerun_,
+                   "With --resume: run this step again, one in flight or one that succeeded "
+                   "earlier (irreversible: "
+                   "with --approve ID) (repeatable)")
+        ->needs(resume);
+    add_ids_option(
+        cmd_, "--assume-undone", assume_undone_,
+        "With --resume of a run that was rolling back: take this step's interrupted undo as done "
+        "(repeatable)")
+        ->needs(resume);
+    add_ids_option(
+        cmd_, "--rerun-undo", rerun_undo_,
+        "With --resume of a run that was rolling back: run this step's interrupted undo again "
+        "(repeatable)")
+        ->needs(resume);
+  }
+
+  plan::ApplyArgs args_;
+  std::string output_ = "text";
+  std::vector<std::string> approve_, assume_done_, rerun_, assume_undone_, rerun_undo_;
+};
+
+// rollback and rehearse take the options of apply that make sense for them.
+class UndoingCommand : public Command {
+ public:
+  bool may_change() const override { return true; }
+
+ protected:
+  void define_apply_options() {
+    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    add_var_options(cmd_, vars_, args_.load);
+    cmd_->add_option("--secrets", args_.secrets_file, "YAML file of secrets");
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)");
+    cmd_->add_flag("--yes", args_.yes, "Approve every approval gate");
+    add_ids_option(cmd_, "--approve", approve_, "Approve the gate with this step id (repeatable)");
+    cmd_->add_option("--parallelism", args_.parallelism, "Steps running at once (default 4)")
+        ->check(CLI::Range(1, 1024));
+  }
+  // The parsed options into args_; 0, or a usage error's exit code.
+  int read_apply_options() {
+    if (int code = read_vars(vars_, args_.load)) return code;
+    insert_ids(approve_, args_.approve);
+    args_.fancy = plan::fancy_terminal(STDERR_FILENO);
+    return 0;
+  }
+
+  plan::ApplyArgs args_;
+  std::vector<std::string> approve_;
+};
+
+class RollbackCommand : public UndoingCommand {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("rollback", "Revert the steps the last run completed");
+    add_ids_option(cmd_, "--assume-undone", assume_undone_,
+                   "Take this step, whose undo was interrupted, as undone (repeatable)");
+    add_ids_option(cmd_, "--rerun-undo", rerun_undo_,
+                   "Run the interrupted undo of this step again (repeatable)");
+    define_apply_options();
+  }
+  int run() override {
+    if (int code = read_apply_options()) return code;
+    insert_ids(assume_undone_, args_.assume_undone);
+    insert_ids(rerun_undo_, args_.rerun_undo);
+    plan::InterruptForwarder interrupts;
+    return plan::cmd_rollback(args_, std::cout, std::cerr,
+                              [&](plan::Runner* r) { interrupts.attach(r); });
+  }
+
+ private:
+  std::vector<std::string> assume_undone_, rerun_undo_;
+};
+
+class RehearseCommand : public UndoingCommand {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("rehearse",
+                              "Apply, roll everything back, check the start state holds again");
+    define_apply_options();
+  }
+  int run() override {
+    if (int code = read_apply_options()) return code;
+    plan::InterruptForwarder interrupts;
+    return plan::cmd_rehearse(args_, std::cout, std::cerr,
+                              [&](plan::Runner* r) { interrupts.attach(r); });
+  }
+};
+
+class StatusCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ =
+        app.add_subcommand("status", "What the last run did, what is pending, timings, the lock");
+    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)");
+    add_var_options(cmd_, vars_, args_.load);
+  }
+  int run() override {
+    if (int code = read_vars(vars_, args_.load)) return code;
+    return plan::cmd_status(args_, std::cout, std::cerr);
+  }
+
+ private:
+  plan::StatusArgs args_;
+};
+
+class UnlockCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("unlock", "Clear the run lock left by a run that is gone");
+    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_flag("--force", args_.force, "Clear it even if its holder may still be running");
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)");
+    add_var_options(cmd_, vars_, args_.load);
+  }
+  int run() override {
+    if (int code = read_vars(vars_, args_.load)) return code;
+    return plan::cmd_unlock(args_, std::cout, std::cerr);
+  }
+
+ private:
+  plan::UnlockArgs args_;
+};
+
+class SchemaCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("schema",
+                              "The JSON schema of plan files, or the step and check reference");
+    cmd_->add_option("--format", format_,
+                     "json (schemas/plan.schema.json) or markdown (the reference)")
+        ->check(CLI::IsMember({"json", "markdown"}));
+  }
+  int run() override { return plan::cmd_schema(format_, std::cout); }
+
+ private:
+  std::string format_ = "json";
+};
+
+// Whatever escapes the engine (a bug, a full disk under the journal) ends with a message, not an
+// abort: unwinding also releases the run lock, which an abort would leave behind.
+int run_reporting_internal_errors(Command& command) {
+  try {
+    return command.run();
+  } catch (const std::exception& e) {
+    std::cout.flush();
+    std::cerr << "error: internal error: " << e.what() << "\n";
+    // A command that may have changed something needs the operator (exit 3); the others are 2.
+    return command.may_change() ? 3 : 2;
+  }
 }
 
 }  // namespace
@@ -45,118 +348,19 @@ int main(int argc, char** argv) {
   bool version = false;
   app.add_flag("--version", version, "Print the version and the registered step and check types");
 
-  plan::ValidateArgs va;
-  auto* validate = app.add_subcommand("validate", "Check plan files; every error at once, as file:line:col");
-  validate->add_option("FILE", va.files, "Plan files")->required();
-  validate->add_option("--format", va.format, "text, json or github (annotations)")
-      ->check(CLI::IsMember({"text", "json", "github"}));
-  std::vector<std::string> validate_vars, status_vars, unlock_vars;
-  validate->add_option("--var", validate_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
-  validate->add_option("--vars", va.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
-  validate->add_flag("--strict", va.load.strict, "Warnings (a --var the plan never uses) are errors");
-
-  plan::ShowArgs sa;
-  std::vector<std::string> show_vars;
-  auto* show = app.add_subcommand("show", "Hosts, waves, each step's resolved action, critical path, windows");
-  show->add_option("FILE", sa.file, "Plan file")->required();
-  show->add_option("--format", sa.format, "text, markdown or json")
-      ->check(CLI::IsMember({"text", "markdown", "json"}));
-  show->add_option("--var", show_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
-  show->add_option("--vars", sa.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
-  show->add_option("--state", sa.state_dir, "State folder whose past runs give estimates (read only)");
-
-  plan::GraphArgs ga;
-  std::vector<std::string> graph_vars;
-  auto* graph = app.add_subcommand("graph", "The dependency graph, for Graphviz or Mermaid");
-  graph->add_option("FILE", ga.file, "Plan file")->required();
-  graph->add_option("--format", ga.format, "dot or mermaid")->check(CLI::IsMember({"dot", "mermaid"}));
-  graph->add_option("--var", graph_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
-  graph->add_option("--vars", ga.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
-
-  plan::ApplyArgs aa;
-  std::vector<std::string> apply_vars, approve_ids;
-  std::string output = "text";
-  auto* apply = app.add_subcommand("apply", "Run a plan (or rehearse it with --dry-run)");
-  apply->add_option("FILE", aa.file, "Plan file")->required();
-  auto* dry = apply->add_flag("--dry-run", aa.dry_run, "Say exactly what would happen; change nothing");
-  apply->add_flag("--probe", aa.probe, "With --dry-run: also evaluate the read-only checks answerable now")
-      ->needs(dry);
-  apply->add_option("--parallelism", aa.parallelism, "Steps running at once (default 4)")
-      ->check(CLI::Range(1, 1024));
-  apply->add_option("--var", apply_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
-  apply->add_option("--vars", aa.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
-  apply->add_flag("--strict", aa.load.strict, "Warnings (a --var the plan never uses) are errors");
-  apply->add_option("--secrets", aa.secrets_file,
-                    "YAML file of secrets (default: FILE's name with .secrets.yaml beside it, if present)");
-  apply->add_flag("--yes", aa.yes, "Approve every approval gate");
-  apply->add_option("--approve", approve_ids, "Approve the gate with this step id (repeatable)")
-      ->type_name("ID")->allow_extra_args(false);
-  apply->add_flag("--fail-fast", aa.fail_fast, "On the first failure, cancel the running steps too");
-  apply->add_option("--output", output, "text, or json: one event per line on stdout")
-      ->check(CLI::IsMember({"text", "json"}));
-  apply->add_option("--state", aa.state_dir, "State folder (journal, lock); default PLAN_STATE_DIR/NAME or .plan/NAME");
-  auto* resume = apply->add_flag("--resume", aa.resume, "Continue the last run: steps already done are not run again");
-  auto* fresh = apply->add_flag("--fresh", aa.fresh, "Start over even though the last run did not finish");
-  resume->excludes(fresh);
-  std::vector<std::string> assume_done_ids, rerun_ids;
-  apply->add_option("--assume-done", assume_done_ids, "With --resume: take this in-flight step as done (repeatable)")
-      ->type_name("ID")->allow_extra_args(false)->needs(resume);
-  apply->add_option("--rerun", rerun_ids, "With --resume: run this step again, one in flight or one that succeeded earlier (irreversible: with --approve ID) (repeatable)")
-      ->type_name("ID")->allow_extra_args(false)->needs(resume);
-  std::vector<std::string> assume_undone_ids, rerun_undo_ids;
-  apply->add_option("--assume-undone", assume_undone_ids,
-                    "With --resume of a run that was rolling back: take this step's interrupted undo as done (repeatable)")
-      ->type_name("ID")->allow_extra_args(false)->needs(resume);
-  apply->add_option("--rerun-undo", rerun_undo_ids,
-                    "With --resume of a run that was rolling back: run this step's interrupted undo again (repeatable)")
-      ->type_name("ID")->allow_extra_args(false)->needs(resume);
-  apply->add_flag("--no-rollback", aa.no_rollback, "On failure, leave everything as it is (no rollback)");
-
-  // rollback and rehearse take the options of apply that make sense for them.
-  plan::ApplyArgs ra;
-  std::vector<std::string> rb_vars, rb_approve;
-  auto* rollback = app.add_subcommand("rollback", "Revert the steps the last run completed");
-  std::vector<std::string> rb_assume_undone, rb_rerun_undo;
-  rollback->add_option("--assume-undone", rb_assume_undone,
-                       "Take this step, whose undo was interrupted, as undone (repeatable)")
-      ->type_name("ID")->allow_extra_args(false);
-  rollback->add_option("--rerun-undo", rb_rerun_undo, "Run the interrupted undo of this step again (repeatable)")
-      ->type_name("ID")->allow_extra_args(false);
-  plan::ApplyArgs ha;
-  std::vector<std::string> rh_vars, rh_approve;
-  auto* rehearse = app.add_subcommand("rehearse", "Apply, roll everything back, check the start state holds again");
-  for (auto [cmd, a, vars, approve] : {std::tuple{rollback, &ra, &rb_vars, &rb_approve},
-                                       std::tuple{rehearse, &ha, &rh_vars, &rh_approve}}) {
-    cmd->add_option("FILE", a->file, "Plan file")->required();
-    cmd->add_option("--var", *vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
-    cmd->add_option("--vars", a->load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
-    cmd->add_option("--secrets", a->secrets_file, "YAML file of secrets");
-    cmd->add_option("--state", a->state_dir, "State folder (journal, lock)");
-    cmd->add_flag("--yes", a->yes, "Approve every approval gate");
-    cmd->add_option("--approve", *approve, "Approve the gate with this step id (repeatable)")
-        ->type_name("ID")->allow_extra_args(false);
-    cmd->add_option("--parallelism", a->parallelism, "Steps running at once (default 4)")->check(CLI::Range(1, 1024));
-  }
-
-  plan::StatusArgs sta;
-  auto* status = app.add_subcommand("status", "What the last run did, what is pending, timings, the lock");
-  status->add_option("FILE", sta.file, "Plan file")->required();
-  status->add_option("--state", sta.state_dir, "State folder (journal, lock)");
-  status->add_option("--var", status_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
-  status->add_option("--vars", sta.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
-
-  plan::UnlockArgs ua;
-  auto* unlock = app.add_subcommand("unlock", "Clear the run lock left by a run that is gone");
-  unlock->add_option("FILE", ua.file, "Plan file")->required();
-  unlock->add_flag("--force", ua.force, "Clear it even if its holder may still be running");
-  unlock->add_option("--state", ua.state_dir, "State folder (journal, lock)");
-  unlock->add_option("--var", unlock_vars, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
-  unlock->add_option("--vars", ua.load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
-
-  std::string schema_format = "json";
-  auto* schema = app.add_subcommand("schema", "The JSON schema of plan files, or the step and check reference");
-  schema->add_option("--format", schema_format, "json (schemas/plan.schema.json) or markdown (the reference)")
-      ->check(CLI::IsMember({"json", "markdown"}));
+  ValidateCommand validate;
+  ShowCommand show;
+  GraphCommand graph;
+  ApplyCommand apply;
+  RollbackCommand rollback;
+  RehearseCommand rehearse;
+  StatusCommand status;
+  UnlockCommand unlock;
+  SchemaCommand schema;
+  // In the order --help lists them.
+  const std::array<Command*, 9> commands{&validate, &show,   &graph,  &apply, &rollback,
+                                         &rehearse, &status, &unlock, &schema};
+  for (Command* command : commands) command->define(app);
 
   try {
     app.parse(argc, argv);
@@ -165,72 +369,12 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
-
   if (version) {
     std::cout << plan::version_text();
     return 0;
   }
-
-  // Whatever escapes the engine (a bug, a full disk under the journal) ends with a message, not an
-  // abort: unwinding also releases the run lock, which an abort would leave behind.
-  try {
-    std::string bad;
-    if (*schema) return plan::cmd_schema(schema_format, std::cout);
-    if (*validate) {
-      if (!parse_vars(validate_vars, va.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-      return plan::cmd_validate(va, std::cout, std::cerr);
-    }
-    if (*show) {
-      if (!parse_vars(show_vars, sa.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-      return plan::cmd_show(sa, std::cout, std::cerr);
-    }
-    if (*graph) {
-      if (!parse_vars(graph_vars, ga.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-      return plan::cmd_graph(ga, std::cout, std::cerr);
-    }
-    if (*apply) {
-      if (!parse_vars(apply_vars, aa.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-      aa.approve.insert(approve_ids.begin(), approve_ids.end());
-      aa.assume_done.insert(assume_done_ids.begin(), assume_done_ids.end());
-      aa.rerun.insert(rerun_ids.begin(), rerun_ids.end());
-      aa.assume_undone.insert(assume_undone_ids.begin(), assume_undone_ids.end());
-      aa.rerun_undo.insert(rerun_undo_ids.begin(), rerun_undo_ids.end());
-      aa.json = output == "json";
-      aa.fancy = plan::fancy_terminal(STDERR_FILENO);
-      plan::InterruptForwarder interrupts;
-      int code = plan::cmd_apply(aa, std::cout, std::cerr, [&](plan::Runner* r) { interrupts.attach(r); });
-      return code;
-    }
-    if (*unlock) {
-      if (!parse_vars(unlock_vars, ua.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-      return plan::cmd_unlock(ua, std::cout, std::cerr);
-    }
-    if (*status) {
-      if (!parse_vars(status_vars, sta.load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-      return plan::cmd_status(sta, std::cout, std::cerr);
-    }
-    for (auto [cmd, a, vars, approve] : {std::tuple{rollback, &ra, &rb_vars, &rb_approve},
-                                         std::tuple{rehearse, &ha, &rh_vars, &rh_approve}}) {
-      if (!*cmd) continue;
-      if (!parse_vars(*vars, a->load.vars, &bad)) return usage_error("--var expects K=V, got '" + bad + "'");
-      a->approve.insert(approve->begin(), approve->end());
-      if (cmd == rollback) {
-        a->assume_undone.insert(rb_assume_undone.begin(), rb_assume_undone.end());
-        a->rerun_undo.insert(rb_rerun_undo.begin(), rb_rerun_undo.end());
-      }
-      a->fancy = plan::fancy_terminal(STDERR_FILENO);
-      plan::InterruptForwarder interrupts;
-      auto forward = [&](plan::Runner* r) { interrupts.attach(r); };
-      return cmd == rollback ? plan::cmd_rollback(*a, std::cout, std::cerr, forward)
-                             : plan::cmd_rehearse(*a, std::cout, std::cerr, forward);
-    }
-  } catch (const std::exception& e) {
-    std::cout.flush();
-    std::cerr << "error: internal error: " << e.what() << "\n";
-    // A command that may have changed something needs the operator (exit 3); the others are 2.
-    bool changes = (*apply && !aa.dry_run) || *rollback || *rehearse;
-    return changes ? 3 : 2;
-  }
+  for (Command* command : commands)
+    if (command->chosen()) return run_reporting_internal_errors(*command);
   std::cerr << app.help();
   return 2;
 }

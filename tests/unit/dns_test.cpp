@@ -12,9 +12,11 @@
 #include <sstream>
 
 #include "../../steps/params.h"
+#include "fakes.h"
 #include "run/step_type.h"
 
 using namespace plan;
+using plan::test::NoHosts;
 
 namespace {
 
@@ -373,11 +375,6 @@ class FakeDnsHost : public HostConnection {
     return r;
   }
   std::string name_ = "local";
-};
-
-class NoHosts : public HostPool {
- public:
-  HostConnection& get(const std::string& n) override { throw std::runtime_error("no host " + n); }
 };
 
 struct RecordRun {

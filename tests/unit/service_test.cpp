@@ -13,9 +13,11 @@
 #include "../../steps/params.h"
 #include "../../steps/process_manager.h"
 #include "../../steps/step_note.h"
+#include "fakes.h"
 #include "run/step_type.h"
 
 using namespace plan;
+using plan::test::NoHosts;
 namespace fs = std::filesystem;
 
 namespace {
@@ -229,13 +231,6 @@ class FakeSystemdHost : public HostConnection {
 
  private:
   std::string name_ = "web1";
-};
-
-class NoHosts : public HostPool {
- public:
-  HostConnection& get(const std::string& n) override {
-    throw std::runtime_error("no host '" + n + "' in this test");
-  }
 };
 
 struct SystemdRun {

@@ -1,5 +1,4 @@
-// The built-in checks against real sockets, a tiny HTTP responder, files and commands: each
-// failure says what it expected and what it saw, verbatim.
+// The tcp and http checks against real sockets and a tiny HTTP responder.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -8,15 +7,14 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
-#include <cstdio>
-#include <fstream>
 #include <mutex>
 #include <thread>
 
-#include "run/real_executor.h"
-#include "run/step_type.h"
+#include "check_fixture.h"
 
 using namespace plan;
+using plan::test::check;
+using plan::test::describe;
 
 namespace {
 
@@ -101,37 +99,6 @@ class HttpResponder {
   std::string last_;
 };
 
-class OneHostPool : public HostPool {
- public:
-  HostConnection& get(const std::string& name) override {
-    if (!name.empty() && name != "local")
-      throw std::runtime_error("host '" + name + "' is not defined in the plan");
-    return *host_;
-  }
-
- private:
-  std::unique_ptr<HostConnection> host_ = make_local_host();
-};
-
-CheckResult check(const std::string& type, const Json& params) {
-  OneHostPool hosts;
-  CancelToken cancel;
-  return run_check(type, params, hosts, Deadline::after(std::chrono::seconds(20)), cancel);
-}
-
-std::string describe(const std::string& type, const Json& params) {
-  return Registry::instance().check(type)->describe(params);
-}
-
-std::string temp_file(const std::string& content) {
-  char path[] = "/tmp/plan-check-XXXXXX";
-  int fd = ::mkstemp(path);
-  REQUIRE(fd >= 0);
-  REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
-  ::close(fd);
-  return path;
-}
-
 }  // namespace
 
 TEST_CASE("tcp sees an open port and a refused one", "[checks]") {
@@ -203,61 +170,4 @@ TEST_CASE("http reports the transport error when nothing answers", "[checks]") {
   CHECK(r.seen == "connection refused");
   CHECK(describe("http", Json{{"url", "http://127.0.0.3/"}, {"method", "POST"}, {"status", 405}}) ==
         "http POST http://127.0.0.3/ status 405");
-}
-
-TEST_CASE("file checks existence and content", "[checks]") {
-  std::string path = temp_file("listen 80;\nread_only on;\n");
-  auto exists = check("file", path);
-  CHECK(exists.ok);
-  CHECK(exists.seen == "file exists (25 bytes)");
-  CHECK(check("file", Json{{"path", path}, {"contains", "read_only on"}}).ok);
-  auto lacks = check("file", Json{{"path", path}, {"contains", "read_only off"}});
-  CHECK_FALSE(lacks.ok);
-  CHECK(lacks.expected == "content containing 'read_only off'");
-  CHECK(lacks.seen == "not in its 25 bytes");
-  auto present = check("file", Json{{"path", path}, {"exists", false}});
-  CHECK(present.expected == "no file");
-  CHECK(present.seen == "file exists (25 bytes)");
-
-  ::unlink(path.c_str());
-  auto missing = check("file", path);
-  CHECK_FALSE(missing.ok);
-  CHECK(missing.expected == "file exists");
-  CHECK(missing.seen == "no such file");
-  CHECK(check("file", Json{{"path", path}, {"exists", false}}).ok);
-  CHECK(describe("file", Json{{"path", "/etc/x"}, {"exists", false}}) == "file /etc/x absent");
-  CHECK(check("file", "/tmp").seen == "directory exists");
-}
-
-TEST_CASE("exec checks the exit status and the output", "[checks]") {
-  CHECK(check("exec", Json{{"command", {"true"}}}).ok);
-  auto failing = check("exec", Json{{"shell", "echo 'no database' >&2; exit 2"}});
-  CHECK_FALSE(failing.ok);
-  CHECK(failing.expected == "exit status 0");
-  CHECK(failing.seen == "exit status 2 (no database)");
-  CHECK(check("exec", Json{{"command", {"false"}}, {"exit_code", 1}}).ok);
-
-  CHECK(check("exec", Json{{"command", {"echo", "accepting connections"}},
-                           {"stdout_contains", "accepting"}})
-            .ok);
-  auto quiet =
-      check("exec", Json{{"command", {"echo", "no response"}}, {"stdout_contains", "accepting"}});
-  CHECK(quiet.expected == "output containing 'accepting'");
-  CHECK(quiet.seen == "'no response'");
-
-  auto missing = check("exec", Json{{"command", {"plan-no-such-command"}}});
-  CHECK(missing.seen == "cannot start 'plan-no-such-command': command not found in PATH");
-  CHECK(describe("exec", Json{{"command", {"pg_isready", "-h", "127.0.0.1"}}}) ==
-        "exec pg_isready -h 127.0.0.1");
-  CHECK(describe("exec", Json{{"shell", "test -s /srv/dump"}, {"exit_code", 1}}) ==
-        "exec test -s /srv/dump exits 1");
-}
-
-TEST_CASE("run_check reports unknown types and unknown hosts", "[checks]") {
-  auto unknown = check("tcpp", "127.0.0.1:1");
-  CHECK_FALSE(unknown.ok);
-  CHECK(unknown.seen == "unknown check type 'tcpp'");
-  auto host = check("file", Json{{"path", "/etc/hostname"}, {"on", "legacy"}});
-  CHECK_FALSE(host.ok);
-  CHECK(host.seen == "host 'legacy' is not defined in the plan");
 }

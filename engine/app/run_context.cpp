@@ -1,0 +1,177 @@
+#include "app/run_context.h"
+
+#include <filesystem>
+
+#include "app/plan_files.h"
+#include "report/dry_run.h"
+#include "report/json_events.h"
+#include "run/real_executor.h"
+#include "ssh/host_pool.h"
+
+namespace plan::app {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A misspelled --approve would approve nothing: the run would stop at the gate it meant to pass.
+bool approve_ids_known(const ApplyArgs& args, const Plan& plan, std::ostream& err) {
+  bool unknown = false;
+  for (const auto& id : args.approve)
+    if (plan.step_index(id) < 0) {
+      unknown = true;
+      err << "error: --approve: no step '" << id << "' in " << args.file << "\n";
+    }
+  return !unknown;
+}
+
+// Reads the secrets (--secrets FILE, else the file beside the plan, and the environment) and
+// checks that every secret the plan references is set. False once it has said why.
+bool load_run_secrets(const ApplyArgs& args, Prepared& p, std::ostream& err) {
+  const Plan& plan = p.plan();
+  std::string secrets_file = args.secrets_file;
+  if (secrets_file.empty()) {
+    secrets_file = default_secrets_file(args.file);
+    if (!secrets_file.empty())
+      err << "secrets: reading " << secrets_file << " (found beside the plan)\n";
+  }
+  std::string secrets_error;
+  p.secrets = load_secrets(secrets_file, &secrets_error);
+  if (!secrets_error.empty()) {
+    err << secrets_error << (secrets_error.back() == '\n' ? "" : "\n");
+    return false;
+  }
+  bool missing = false;
+  for (const auto& [name, mark] : referenced_secrets(plan)) {
+    if (p.secrets.count(name)) continue;
+    missing = true;
+    err << plan.path << ":" << mark.line << ":" << mark.col << ": error: secret '" << name
+        << "' is not set; set PLAN_SECRET_" << name
+        << " in the environment or give --secrets FILE\n";
+  }
+  if (missing) return false;
+  for (const auto& [name, value] : p.secrets) p.masker.add(value);
+  return true;
+}
+
+// Creates and locks the state folder for `plan VERB FILE`. 0, or the exit code once it has said
+// why.
+int lock_state_folder(const ApplyArgs& args, const std::string& verb, Prepared& p,
+                      std::ostream& err) {
+  std::error_code ec;
+  fs::create_directories(p.state_dir, ec);
+  if (ec) {
+    err << "error: cannot create the state folder " << p.state_dir << ": " << ec.message() << "\n";
+    return 2;
+  }
+  std::string lock_error;
+  const std::string lock_path = (fs::path(p.state_dir) / "lock").string();
+  const std::string command = "plan " + verb + " " + args.file;
+  // --resume is the operator's decision to carry on the run that died: its lock goes with it.
+  if (verb == "apply" && args.resume)
+    p.lock = RunLock::acquire_or_take_over(lock_path, command, "plan unlock " + args.file,
+                                           &lock_error, &p.lock_taken_from);
+  else
+    p.lock = RunLock::acquire(lock_path, command, "plan unlock " + args.file, &lock_error);
+  if (p.lock_taken_from)
+    err << "resume: took over the lock of the run that died (" << p.lock_taken_from->describe()
+        << "; that process is gone, on this host since its boot)\n";
+  if (!p.lock) {
+    err << "error: " << lock_error << "\n";
+    return 4;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string Prepared::journal_path() const {
+  return (fs::path(state_dir) / "journal.jsonl").string();
+}
+
+int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std::ostream& err,
+            Prepared& p) {
+  if (!load_and_build(args.file, args.load, err, p.r, p.graph)) return 2;
+  const Plan& plan = p.plan();
+  if (!approve_ids_known(args, plan, err)) return 2;
+  if (!load_run_secrets(args, p, err)) return 2;
+  p.state_dir = state_dir_for(plan, args.state_dir);
+  if (!state_folder_ours(plan, p.state_dir, args.file, false, err)) return 2;
+  if (!take_lock) return 0;
+  if (int code = lock_state_folder(args, verb, p, err)) return code;
+  // Under the lock: a plan that took the folder meanwhile is still refused.
+  if (!state_folder_ours(plan, p.state_dir, args.file, true, err)) return 2;
+  return 0;
+}
+
+bool read_campaign(const std::string& path, std::ostream& err,
+                   std::optional<JournalRun>& campaign) {
+  JournalReadResult jr = read_journal(path);
+  for (const auto& w : jr.warnings) err << "warning: journal " << path << ": " << w << "\n";
+  if (!jr.error.empty()) {
+    err << "error: journal " << path << ": " << jr.error << "\n";
+    return false;
+  }
+  campaign = current_campaign(jr.records);
+  return true;
+}
+
+std::unique_ptr<JournalWriter> open_journal(const std::string& path, std::ostream& err) {
+  try {
+    return std::make_unique<JournalWriter>(path);
+  } catch (const std::exception& e) {
+    err << "error: " << e.what() << "\n";
+    return nullptr;
+  }
+}
+
+RunContext::RunContext(Prepared& p, const ApplyArgs& args, std::ostream& out, std::ostream& err)
+    : p_(p),
+      args_(args),
+      out_(out),
+      console_(err, (args.json || args.dry_run) ? err : out, console_options(args, p.masker)),
+      approver_(approver_options(args, console_), err),
+      hosts_(make_host_pool(p.plan(), &p.secrets)) {
+  ExecutorEnv env{p.plan(), *hosts_, &approver_, &p.masker, p.state_dir};
+  if (args.dry_run) {
+    auto dry = std::make_unique<DryRunExecutor>(env, args.probe);
+    auto waves = p.graph.waves();
+    if (!waves.empty()) dry->set_first_wave(waves.front());
+    executor_ = std::move(dry);
+  } else {
+    executor_ = std::make_unique<RealExecutor>(env);
+  }
+}
+
+RunSummary RunContext::run(RunOptions ropts, const std::function<void(Runner*)>& attach) {
+  Runner runner(p_.plan(), p_.graph, *executor_, std::move(ropts), p_.secrets);
+  runner.add_observer(&console_);
+  JsonEventObserver json_events(out_, &p_.masker);
+  if (args_.json) runner.add_observer(&json_events);
+  DryRunReport report(&p_.masker);
+  report.set_warnings(dry_run_warnings_);
+  if (args_.dry_run && !args_.json) runner.add_observer(&report);
+  if (attach) attach(&runner);
+  RunSummary summary = runner.run();
+  if (attach) attach(nullptr);
+  if (args_.dry_run && !args_.json) out_ << report.render();
+  return summary;
+}
+
+ConsoleOptions RunContext::console_options(const ApplyArgs& args, const SecretMasker& masker) {
+  ConsoleOptions o;
+  o.fancy = args.fancy;
+  o.masker = &masker;
+  return o;
+}
+
+CliApproverOptions RunContext::approver_options(const ApplyArgs& args, ConsoleObserver& console) {
+  CliApproverOptions o;
+  o.yes = args.yes;
+  o.approve_ids = args.approve;
+  o.allow_prompt = args.allow_prompt;
+  o.pause_progress = [&console](bool paused) { console.pause(paused); };
+  return o;
+}
+
+}  // namespace plan::app
