@@ -16,15 +16,9 @@
 #include "run/observer.h"
 #include "run/run_journal.h"
 #include "run/step_type.h"
+#include "run/window_tracker.h"
 
 namespace plan {
-
-/// A window an earlier run of the campaign opened, on the journal's clock (wall-clock ms since
-/// the epoch); closed_ms is 0 while it is still open.
-struct EarlierWindow {
-  long long opened_ms = 0;
-  long long closed_ms = 0;
-};
 
 struct RunOptions {
   int parallelism = 4;
