@@ -4,8 +4,9 @@
 //  - observers are called under `obs_mu` only, never while `mu` is held, so an observer (or an
 //    executor) may call the RunView methods, which take `mu`.
 // Lock order is therefore obs_mu -> mu, never the reverse.
-// After a failure the same workers run the rollback pass (rollback_pass below):
-// failed steps undo themselves first, then completed steps in reverse dependency order.
+// After a failure the same workers run the rollback pass (rollback_pass below), in the order a
+// RollbackSchedule gives: failed steps undo themselves first, then completed steps in reverse
+// dependency order.
 
 #include "run/runner.h"
 

@@ -1,7 +1,8 @@
 #pragma once
 // The runner owns a Schedule, an Executor and the observers: it starts ready steps on threads,
 // applies timeouts and retries with backoff, stops launching on the first failure or interrupt,
-// tracks windows, and ends with a summary. Rollback, journal and resume plug in here (issue 3).
+// and ends with a summary. The order of the rollback pass is RollbackSchedule's, the windows are
+// WindowTracker's, the exit code is run_exit_code's: the runner starts and reaps.
 
 #include <map>
 #include <memory>
