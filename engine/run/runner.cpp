@@ -511,14 +511,7 @@ struct Runner::Impl {
     sum.steps = records;
     sum.windows = windows.records();
     sum.duration = std::chrono::duration_cast<Millis>(Clock::now() - start);
-    RunEnding ending;
-    ending.dry_run = opts.dry_run;
-    ending.rollback_only = opts.rollback_only;
-    ending.rollback_only_done_code = opts.rollback_only_done_code;
-    ending.rollback_pass = pass;
-    ending.real_failure = real_failure;
-    ending.stopped_by_signal = stopped_by_signal;
-    sum.exit_code = run_exit_code(plan, records, ending, sum);
+    sum.exit_code = run_exit_code(plan, records, ending(pass, real_failure, stopped_by_signal), sum);
     lock.unlock();
     emit([&](RunObserver& o) { o.run_finished(sum); });
     return sum;
@@ -532,6 +525,17 @@ struct Runner::Impl {
     return forward_recovery(
         plan, graph, pnr, [&](int i) { return records[i].state == StepState::Succeeded; },
         [&](int i) { return records[i].state == StepState::Failed; });
+  }
+
+  RunEnding ending(bool rollback_pass, bool real_failure, bool stopped_by_signal) const {
+    RunEnding e;
+    e.dry_run = opts.dry_run;
+    e.rollback_only = opts.rollback_only;
+    e.rollback_only_done_code = opts.rollback_only_done_code;
+    e.rollback_pass = rollback_pass;
+    e.real_failure = real_failure;
+    e.stopped_by_signal = stopped_by_signal;
+    return e;
   }
 
   const Runner* owner = nullptr;
