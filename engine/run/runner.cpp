@@ -10,11 +10,6 @@
 
 #include "run/runner.h"
 
-#include "run/exit_code.h"
-#include "run/held_watch.h"
-#include "run/rollback_schedule.h"
-#include "run/window_tracker.h"
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -22,6 +17,11 @@
 #include <deque>
 #include <thread>
 #include <unordered_map>
+
+#include "run/exit_code.h"
+#include "run/held_watch.h"
+#include "run/rollback_schedule.h"
+#include "run/window_tracker.h"
 
 namespace plan {
 
@@ -59,8 +59,14 @@ struct Runner::Impl {
 
   Impl(const Plan& p, const Graph& g, Executor& e, RunOptions o,
        const std::map<std::string, std::string>& s)
-      : plan(p), graph(g), executor(e), opts(std::move(o)), secrets(s),
-        schedule(p, g, opts.parallelism), records(g.size), windows(p, opts.earlier_windows) {
+      : plan(p),
+        graph(g),
+        executor(e),
+        opts(std::move(o)),
+        secrets(s),
+        schedule(p, g, opts.parallelism),
+        records(g.size),
+        windows(p, opts.earlier_windows) {
     if (!opts.sleep) opts.sleep = sleep_cancellable;
     for (int i = 0; i < g.size; ++i) step_ids.emplace(p.steps[i].id, i);
     scope.vars = &plan.vars;
@@ -398,7 +404,9 @@ struct Runner::Impl {
   }
 
   /// Called with `mu` held (reads the records).
-  RollbackBarriers barriers() const { return rollback_barriers(plan, graph, records, finish_order); }
+  RollbackBarriers barriers() const {
+    return rollback_barriers(plan, graph, records, finish_order);
+  }
 
   /// Journals and announces the steps the rollback pass leaves as they are. Called unlocked.
   void announce_skipped(const std::vector<std::pair<int, std::string>>& skipped) {
@@ -511,7 +519,8 @@ struct Runner::Impl {
     sum.steps = records;
     sum.windows = windows.records();
     sum.duration = std::chrono::duration_cast<Millis>(Clock::now() - start);
-    sum.exit_code = run_exit_code(plan, records, ending(pass, real_failure, stopped_by_signal), sum);
+    sum.exit_code =
+        run_exit_code(plan, records, ending(pass, real_failure, stopped_by_signal), sum);
     lock.unlock();
     emit([&](RunObserver& o) { o.run_finished(sum); });
     return sum;

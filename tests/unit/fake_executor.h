@@ -129,7 +129,8 @@ class FakeExecutor : public Executor {
     } else if (hangs) {
       // Woken by a cancel at once; by the deadline within a second (Deadline::none() never comes).
       while (!req.deadline.expired() &&
-             !req.cancel.wait_until(std::min(req.deadline.at, Clock::now() + std::chrono::seconds(1)))) {
+             !req.cancel.wait_until(
+                 std::min(req.deadline.at, Clock::now() + std::chrono::seconds(1)))) {
       }
       out = req.cancel.cancelled() ? StepOutcome::fail(FailureKind::Cancelled, "cancelled")
                                    : StepOutcome::fail(FailureKind::Timeout, "timed out");

@@ -2,7 +2,6 @@
 // not run again, their outputs stay visible, and a rollback undoes them like the others.
 
 #include <catch2/catch.hpp>
-
 #include <thread>
 
 #include "fake_executor.h"
@@ -16,8 +15,8 @@ using namespace plan;
 using plan::test::Background;
 using plan::test::FakeExecutor;
 using plan::test::FakeJournal;
-using plan::test::kWidths;
 using plan::test::index_of;
+using plan::test::kWidths;
 using plan::test::PlanBuilder;
 using Harness = plan::test::RollbackHarness;
 using Strings = std::vector<std::string>;
@@ -28,7 +27,8 @@ const StepOutcome kBoom = StepOutcome::fail(FailureKind::Error, "boom");
 
 }  // namespace
 
-TEST_CASE("resume: steps done earlier are skipped, their outputs visible, and rolled back on failure") {
+TEST_CASE(
+    "resume: steps done earlier are skipped, their outputs visible, and rolled back on failure") {
   for (int width : kWidths) {
     CAPTURE(width);
     Harness h;
@@ -42,7 +42,8 @@ TEST_CASE("resume: steps done earlier are skipped, their outputs visible, and ro
       if (const Json* o = req.scope.outputs("dump")) seen = o->value("path", "");
       return StepOutcome::ok();
     });
-    h.opts.already_done = {{h.index("dump"), Json{{"path", "/tmp/d.sql"}}}, {h.index("copy"), Json::object()}};
+    h.opts.already_done = {{h.index("dump"), Json{{"path", "/tmp/d.sql"}}},
+                           {h.index("copy"), Json::object()}};
     const RunSummary s = h.run(width);
     CHECK(h.fake.attempts("dump") == 0);
     CHECK(h.fake.attempts("copy") == 0);
@@ -65,7 +66,9 @@ TEST_CASE("rollback only: runs nothing forward and undoes the steps done earlier
     h.undoable("c", {"a"});
     h.undoable("never", {"b"});
     h.opts.rollback_only = true;
-    h.opts.already_done = {{h.index("a"), Json::object()}, {h.index("b"), Json::object()}, {h.index("c"), Json::object()}};
+    h.opts.already_done = {{h.index("a"), Json::object()},
+                           {h.index("b"), Json::object()},
+                           {h.index("c"), Json::object()}};
     const RunSummary s = h.run(width);
     CHECK(s.exit_code == 0);
     CHECK(s.rolled_back);
@@ -89,7 +92,9 @@ TEST_CASE("rollback only: a rollback that fails exits 3") {
   CHECK(h.rb(s, "a") == RollbackState::Skipped);
 }
 
-TEST_CASE("resume: --rerun of a step done earlier runs it again - its dependents done earlier stay done") {
+TEST_CASE(
+    "resume: --rerun of a step done earlier runs it again - its dependents done earlier stay "
+    "done") {
   for (int width : kWidths) {
     CAPTURE(width);
     Harness h;
@@ -97,7 +102,8 @@ TEST_CASE("resume: --rerun of a step done earlier runs it again - its dependents
     h.undoable("workers", {"tunnel"});
     h.b.step("drain", {"workers"});
     h.b.step("check", {"tunnel"});
-    h.opts.already_done = {{h.index("tunnel"), Json{{"pid", 1}}}, {h.index("workers"), Json::object()}};
+    h.opts.already_done = {{h.index("tunnel"), Json{{"pid", 1}}},
+                           {h.index("workers"), Json::object()}};
     h.opts.rerun = {h.index("tunnel")};
     h.opts.earlier_attempts = {{h.index("tunnel"), 1}, {h.index("workers"), 1}};
     std::vector<int> attempts;
@@ -114,7 +120,8 @@ TEST_CASE("resume: --rerun of a step done earlier runs it again - its dependents
     CHECK(s.exit_code == 0);
     CHECK(attempts == std::vector<int>{2});
     CHECK(h.fake.attempts("workers") == 0);
-    CHECK(h.fake.last_end("tunnel") < h.fake.first_start("check"));  // dependents not done wait for it
+    CHECK(h.fake.last_end("tunnel") <
+          h.fake.first_start("check"));  // dependents not done wait for it
     CHECK(seen == Json{{"pid", 2}});
     CHECK(h.record(s, "tunnel").attempts == 2);
     CHECK(h.rec.has("finished workers (done earlier)"));
@@ -122,7 +129,9 @@ TEST_CASE("resume: --rerun of a step done earlier runs it again - its dependents
   }
 }
 
-TEST_CASE("resume: a rerun that never starts stays done from the earlier run and is rolled back like it") {
+TEST_CASE(
+    "resume: a rerun that never starts stays done from the earlier run and is rolled back like "
+    "it") {
   for (int width : kWidths) {
     CAPTURE(width);
     Harness h;

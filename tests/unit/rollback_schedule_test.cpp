@@ -1,14 +1,14 @@
 // The rollback pass's schedule, driven by hand without threads or an executor: which undos may
 // start, in what order, and what is left as it is and why.
 
-#include <catch2/catch.hpp>
+#include "run/rollback_schedule.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <map>
 
 #include "graph/graph.h"
 #include "plan_builder.h"
-#include "run/rollback_schedule.h"
 
 using namespace plan;
 using plan::test::index_of;
@@ -35,7 +35,8 @@ struct Ended {
     finish_order.push_back(at(id));
     return *this;
   }
-  Ended& failed(const std::string& id, StepOutcome outcome = StepOutcome::fail(FailureKind::Error, "boom")) {
+  Ended& failed(const std::string& id,
+                StepOutcome outcome = StepOutcome::fail(FailureKind::Error, "boom")) {
     records[at(id)].state = StepState::Failed;
     records[at(id)].outcome = std::move(outcome);
     finish_order.push_back(at(id));
@@ -104,7 +105,9 @@ TEST_CASE("rollback schedule: a chain is undone in reverse order, one at a time 
   CHECK(rs.states()[e.at("d")] == RollbackState::NotReverted);
 }
 
-TEST_CASE("rollback schedule: independent undos are ready together, the latest finished first, within the width") {
+TEST_CASE(
+    "rollback schedule: independent undos are ready together, the latest finished first, within "
+    "the width") {
   PlanBuilder b;
   with_undo(b.step("x"));
   with_undo(b.step("y"));
@@ -141,7 +144,8 @@ TEST_CASE("rollback schedule: a failed step that changed nothing is not undone, 
   with_undo(b.step("a"));
   with_undo(b.step("b", {"a"}));
   Ended e(b.plan());
-  e.succeeded("a").failed("b", StepOutcome::fail(FailureKind::Error, "refused").changed_nothing("parameters refused"));
+  e.succeeded("a").failed(
+      "b", StepOutcome::fail(FailureKind::Error, "refused").changed_nothing("parameters refused"));
   RollbackSchedule rs(e.plan, e.graph, e.records, e.finish_order, 4);
   CHECK(drive(rs, e) == Batches{{"a"}});
   CHECK(rs.states()[e.at("b")] == RollbackState::Untouched);
@@ -178,14 +182,16 @@ TEST_CASE("rollback schedule: past a point of no return nothing is undone") {
   CHECK(rs.done());
   CHECK(drive(rs, e).empty());
   CHECK_FALSE(rs.rolled_back());
-  CHECK(rs.stop_reason() == "past the point of no return 'switch': the new side is authoritative; undo means "
-                            "syncing data back, not reverting");
+  CHECK(rs.stop_reason() ==
+        "past the point of no return 'switch': the new side is authoritative; undo means "
+        "syncing data back, not reverting");
   CHECK(ids(e.plan, [&] {
           std::vector<int> v;
           for (const auto& entry : rs.skipped()) v.push_back(entry.first);
           return v;
         }()) == std::vector<std::string>{"a", "switch", "c"});
-  for (const char* id : {"a", "switch", "c"}) CHECK(rs.states()[e.at(id)] == RollbackState::Skipped);
+  for (const char* id : {"a", "switch", "c"})
+    CHECK(rs.states()[e.at(id)] == RollbackState::Skipped);
 }
 
 TEST_CASE("rollback schedule: on_rollback_failure stop halts the pass, continue goes on") {
@@ -224,7 +230,8 @@ TEST_CASE("rollback schedule: a failing undo lets running undos finish and start
   b.step("fails", {"top"});
   Ended e(b.plan());
   e.succeeded("base").succeeded("x").succeeded("y").succeeded("top").failed("fails");
-  // `top` stands on `base`, `x` and `y`, which stand on nothing: all three are ready once it is undone.
+  // `top` stands on `base`, `x` and `y`, which stand on nothing: all three are ready once it is
+  // undone.
   RollbackSchedule rs(e.plan, e.graph, e.records, e.finish_order, 4);
   CHECK(ids(e.plan, rs.take_ready()) == std::vector<std::string>{"top"});
   rs.finished(e.at("top"), true);
@@ -269,12 +276,15 @@ TEST_CASE("rollback schedule: a group's members are undone after what depends on
   with_undo(b.step("switch", {"copy"}));
   b.step("check", {"switch"});
   Ended e(b.plan());
-  e.succeeded("prepare").succeeded("copy_a").succeeded("copy_b").succeeded("switch").failed("check");
+  e.succeeded("prepare").succeeded("copy_a").succeeded("copy_b").succeeded("switch").failed(
+      "check");
   RollbackSchedule rs(e.plan, e.graph, e.records, e.finish_order, 4);
   CHECK(drive(rs, e) == Batches{{"switch"}, {"copy_b", "copy_a"}, {"prepare"}});
 }
 
-TEST_CASE("rollback schedule: a completed step without an undo is reported not reverted, and does not block") {
+TEST_CASE(
+    "rollback schedule: a completed step without an undo is reported not reverted, and does not "
+    "block") {
   PlanBuilder b;
   with_undo(b.step("a"));
   b.step("b", {"a"});

@@ -2,7 +2,6 @@
 // log and on gates the test releases, never on timing.
 
 #include <catch2/catch.hpp>
-
 #include <thread>
 
 #include "fake_executor.h"
@@ -16,8 +15,8 @@ using namespace plan;
 using plan::test::Background;
 using plan::test::FakeExecutor;
 using plan::test::FakeJournal;
-using plan::test::kWidths;
 using plan::test::index_of;
+using plan::test::kWidths;
 using plan::test::PlanBuilder;
 using Harness = plan::test::RollbackHarness;
 using Strings = std::vector<std::string>;

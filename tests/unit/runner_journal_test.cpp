@@ -2,7 +2,6 @@
 // finish before dependents start, a step cut short by a second interrupt is unknown.
 
 #include <catch2/catch.hpp>
-
 #include <thread>
 
 #include "fake_executor.h"
@@ -16,8 +15,8 @@ using namespace plan;
 using plan::test::Background;
 using plan::test::FakeExecutor;
 using plan::test::FakeJournal;
-using plan::test::kWidths;
 using plan::test::index_of;
+using plan::test::kWidths;
 using plan::test::PlanBuilder;
 using Harness = plan::test::RollbackHarness;
 using Strings = std::vector<std::string>;
@@ -78,8 +77,9 @@ TEST_CASE("journal: a step cancelled by the second interrupt is recorded as unkn
   r.cancel();
   const RunSummary s = bg.join();
   CHECK(s.exit_code == 130);
-  CHECK(j.calls == Strings{"started stuck #1",
-                           "unknown stuck: cancelled by a second interrupt while running: whether its action "
-                           "took effect is unknown"});
+  CHECK(j.calls ==
+        Strings{"started stuck #1",
+                "unknown stuck: cancelled by a second interrupt while running: whether its action "
+                "took effect is unknown"});
   CHECK(h.fake.rollback_order().empty());
 }

@@ -5,8 +5,9 @@
 // (cmake --preset tsan -B build-tsan && cmake --build build-tsan --target plan_unit_tests &&
 // build-tsan/tests/plan_unit_tests -# "[#runner_test]"); they pass without reports.
 
-#include <catch2/catch.hpp>
+#include "run/runner.h"
 
+#include <catch2/catch.hpp>
 #include <sstream>
 #include <thread>
 
@@ -14,7 +15,6 @@
 #include "graph/graph.h"
 #include "plan_builder.h"
 #include "report/console.h"
-#include "run/runner.h"
 #include "run_harness.h"
 #include "state/run_journal_file.h"
 
@@ -62,7 +62,6 @@ struct Harness : plan::test::RunHarness {
     observe(&rec);
   }
 };
-
 
 }  // namespace
 
