@@ -4,21 +4,24 @@
 //  - observers are called under `obs_mu` only, never while `mu` is held, so an observer (or an
 //    executor) may call the RunView methods, which take `mu`.
 // Lock order is therefore obs_mu -> mu, never the reverse.
-// After a failure the same workers run the rollback pass (rollback_pass below):
-// failed steps undo themselves first, then completed steps in reverse dependency order.
+// After a failure the same workers run the rollback pass (rollback_pass below), in the order a
+// RollbackSchedule gives: failed steps undo themselves first, then completed steps in reverse
+// dependency order.
 
 #include "run/runner.h"
-
-#include "run/held_watch.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
-#include <queue>
 #include <thread>
 #include <unordered_map>
+
+#include "run/exit_code.h"
+#include "run/held_watch.h"
+#include "run/rollback_schedule.h"
+#include "run/window_tracker.h"
 
 namespace plan {
 
@@ -37,14 +40,7 @@ Millis backoff_before(const RetrySpec& r, int failed_attempt) {
   return Millis{static_cast<Millis::rep>(std::llround(std::max(0.0, ms)))};
 }
 
-void sleep_cancellable(Millis d, const CancelToken& cancel) {
-  const auto until = Clock::now() + d;
-  while (!cancel.cancelled()) {
-    const auto now = Clock::now();
-    if (now >= until) return;
-    std::this_thread::sleep_for(std::min<Clock::duration>(until - now, std::chrono::milliseconds(50)));
-  }
-}
+void sleep_cancellable(Millis d, const CancelToken& cancel) { cancel.wait_for(d); }
 
 std::string label(const Step& s) { return s.id + " (" + s.type + ")"; }
 
@@ -63,8 +59,14 @@ struct Runner::Impl {
 
   Impl(const Plan& p, const Graph& g, Executor& e, RunOptions o,
        const std::map<std::string, std::string>& s)
-      : plan(p), graph(g), executor(e), opts(std::move(o)), secrets(s),
-        schedule(p, g, opts.parallelism), records(g.size), finish_pos(g.size, -1) {
+      : plan(p),
+        graph(g),
+        executor(e),
+        opts(std::move(o)),
+        secrets(s),
+        schedule(p, g, opts.parallelism),
+        records(g.size),
+        windows(p, opts.earlier_windows) {
     if (!opts.sleep) opts.sleep = sleep_cancellable;
     for (int i = 0; i < g.size; ++i) step_ids.emplace(p.steps[i].id, i);
     scope.vars = &plan.vars;
@@ -72,7 +74,6 @@ struct Runner::Impl {
     scope.plan = &plan;
     scope.placeholders_for_missing = opts.dry_run;
     scope.outputs = [this](const std::string& id) { return outputs_of(id); };
-    setup_windows();
     HeldWatch::Listener listener;
     listener.restarted = [this](int step, const HeldResource& r, const HeldStatus& found, const StepOutcome& restart) {
       if (opts.journal) opts.journal->held_restarted(step, r, found, restart);
@@ -106,10 +107,7 @@ struct Runner::Impl {
   bool interrupted = false;
   std::vector<StepRecord> records;  // written by the loop thread only, under mu
   std::vector<int> finish_order;    // every finished step, in order (rollback walks it backwards)
-  std::vector<int> finish_pos;      // per step: its position in finish_order, -1 if not finished
-  std::vector<WindowRecord> windows;
-  std::vector<std::vector<int>> window_from, window_to;  // leaf steps that open / close each window
-  std::vector<int> window_to_left;                       // closing steps not yet finished
+  WindowTracker windows;
   std::unique_ptr<HeldWatch> held;                       // what succeeded steps keep open
   std::map<int, CancelToken> attempt_tokens;             // running steps: cancels one alone
   std::map<int, std::string> lost_under;                 // running steps whose held resource is lost
@@ -150,41 +148,11 @@ struct Runner::Impl {
     return r.state == StepState::Succeeded ? &r.outcome.outputs : nullptr;
   }
 
-  /// A window's `from` and `to` name a step or a group (all its leaves). A window an earlier run
-  /// opened starts opened, back-dated from the journal's wall clock onto this run's clock.
-  void setup_windows() {
-    const auto now = Clock::now();
-    const long long wall_now = std::chrono::duration_cast<Millis>(
-                                   std::chrono::system_clock::now().time_since_epoch()).count();
-    auto back_dated = [&](long long wall_ms) {  // never in the future, whatever the clocks say
-      return now - std::chrono::duration_cast<Clock::duration>(Millis(std::max(0LL, wall_now - wall_ms)));
-    };
-    for (const Window& w : plan.windows) {
-      WindowRecord r;
-      r.name = w.name;
-      r.budget = w.budget;
-      if (auto it = opts.earlier_windows.find(w.name); it != opts.earlier_windows.end() && it->second.opened_ms > 0) {
-        r.opened = r.earlier = true;
-        r.opened_at = back_dated(it->second.opened_ms);
-        if (it->second.closed_ms > 0) {
-          r.closed = r.closed_earlier = true;
-          r.closed_at = std::max(r.opened_at, back_dated(it->second.closed_ms));
-        }
-      }
-      windows.push_back(r);
-      window_from.push_back(leaves_of(plan, w.from));
-      window_to.push_back(leaves_of(plan, w.to));
-      window_to_left.push_back(static_cast<int>(window_to.back().size()));
-    }
-  }
-
   /// The number of `s`'s first attempt in this run: 1, or one more than the journal holds.
   int first_attempt(int s) const {
     auto it = opts.earlier_attempts.find(s);
     return it == opts.earlier_attempts.end() ? 1 : std::max(0, it->second) + 1;
   }
-
-  static bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
   /// Every attempt of one step, with retries. Runs on a worker thread.
   Completion attempt_all(int s) {
@@ -303,13 +271,7 @@ struct Runner::Impl {
     for (int s : steps) {
       records[s].state = StepState::Running;
       records[s].started = now;
-      for (size_t w = 0; w < windows.size(); ++w) {
-        if (!windows[w].opened && contains(window_from[w], s)) {
-          windows[w].opened = true;
-          windows[w].opened_at = now;
-          opened.push_back(static_cast<int>(w));
-        }
-      }
+      for (int w : windows.step_started(s, now)) opened.push_back(w);
     }
     lock.unlock();
     // Announced before a worker can log anything for them.
@@ -336,7 +298,6 @@ struct Runner::Impl {
       r.attempts = c.record.attempts;
       r.finished = now;
       schedule.finished(c.step, r.state);
-      finish_pos[c.step] = static_cast<int>(finish_order.size());
       finish_order.push_back(c.step);
       finished.push_back(c.step);
       if (r.state == StepState::Failed) {
@@ -344,14 +305,7 @@ struct Runner::Impl {
         if (opts.fail_fast) cancel.cancel();
         continue;
       }
-      for (size_t w = 0; w < windows.size(); ++w) {
-        if (!contains(window_to[w], c.step)) continue;
-        if (--window_to_left[w] == 0 && windows[w].opened && !windows[w].closed) {
-          windows[w].closed = true;
-          windows[w].closed_at = now;
-          closed.push_back(static_cast<int>(w));
-        }
-      }
+      for (int w : windows.step_finished(c.step, now)) closed.push_back(w);
     }
     lock.unlock();
     // Finished records and closed windows are not written again: safe to read unlocked.
@@ -421,8 +375,7 @@ struct Runner::Impl {
       if (s < 0 || s >= graph.size || opts.rerun.count(s)) continue;  // a rerun is scheduled as usual
       schedule.mark_done(s);
       mark_done_earlier(s, outputs);
-      for (size_t w = 0; w < windows.size(); ++w)
-        if (contains(window_to[w], s)) --window_to_left[w];
+      windows.done_earlier(s);
     }
   }
 
@@ -431,7 +384,6 @@ struct Runner::Impl {
     r.state = StepState::Succeeded;
     r.outcome = StepOutcome::ok(outputs);
     r.attempts = 0;  // observers show "done earlier"
-    finish_pos[s] = static_cast<int>(finish_order.size());
     finish_order.push_back(s);
   }
 
@@ -451,45 +403,9 @@ struct Runner::Impl {
     return kept;
   }
 
-  /// Why the rollback pass may not touch some completed steps. `pnr`: the first completed
-  /// point-of-no-return step, or -1. `stopped_at[i]`: the irreversible step that keeps i as it
-  /// is (i itself, or a step depending on i), or -1.
-  struct Barriers {
-    int pnr = -1;
-    std::vector<int> stopped_at;
-  };
-
   /// Called with `mu` held (reads the records).
-  Barriers barriers() const {
-    Barriers b;
-    b.stopped_at.assign(graph.size, -1);
-    for (int i : finish_order) {
-      if (!acted(records[i])) continue;
-      if (records[i].state == StepState::Succeeded && plan.steps[i].point_of_no_return && b.pnr < 0)
-        b.pnr = i;
-      if (!plan.steps[i].irreversible || b.stopped_at[i] >= 0) continue;
-      // Undoing what an irreversible step stands on would pull the ground from under it.
-      std::vector<int> stack{i};
-      b.stopped_at[i] = i;
-      while (!stack.empty()) {
-        const int v = stack.back();
-        stack.pop_back();
-        for (int d : graph.deps[v])
-          if (b.stopped_at[d] < 0) {
-            b.stopped_at[d] = i;
-            stack.push_back(d);
-          }
-      }
-    }
-    return b;
-  }
-
-  static bool has_rollback(const Step& s) { return s.rollback.kind != RollbackSpec::Kind::None; }
-  /// Succeeded, or failed after its action may have begun (not at a precondition, not before it
-  /// changed anything).
-  static bool acted(const StepRecord& r) {
-    return r.state == StepState::Succeeded ||
-           (r.state == StepState::Failed && r.outcome.kind != FailureKind::Precondition && !r.outcome.untouched);
+  RollbackBarriers barriers() const {
+    return rollback_barriers(plan, graph, records, finish_order);
   }
 
   /// Journals and announces the steps the rollback pass leaves as they are. Called unlocked.
@@ -502,145 +418,30 @@ struct Runner::Impl {
     }
   }
 
-  /// The rollback pass. Called with `lock` held, workers alive; fills sum.rollback/stop_reason.
+  /// The rollback pass: starts the undos `rollback` hands out and reaps them. Called with `lock`
+  /// held, workers alive; fills sum.rollback/rollback_message/stop_reason.
   void rollback_pass(std::unique_lock<std::mutex>& lock, RunSummary& sum) {
-    std::vector<RollbackState>& rb = sum.rollback;
-    std::vector<std::pair<int, std::string>> skipped;  // announced once the pass ends
-    const Barriers bar = barriers();
-    auto completed = [&](int i) { return records[i].state == StepState::Succeeded; };
-    auto own_rollback = [&](int i) {  // a failed step whose action may have half happened
-      return records[i].state == StepState::Failed && acted(records[i]) && has_rollback(plan.steps[i]);
-    };
-
-    if (bar.pnr >= 0) {
-      sum.stop_reason = "past the point of no return '" + plan.steps[bar.pnr].id +
-                        "': the new side is authoritative; undo means syncing data back, not reverting";
-      for (int i : finish_order)
-        if (completed(i) || own_rollback(i)) {
-          rb[i] = RollbackState::Skipped;
-          skipped.emplace_back(i, sum.stop_reason);
-        }
-      for (auto& [i, why] : skipped) sum.rollback_message[i] = why;
-      lock.unlock();
-      announce_skipped(skipped);
-      lock.lock();
-      return;
-    }
-    sum.rolled_back = true;
-    for (int i = 0; i < graph.size; ++i) {
-      if (!completed(i) && records[i].state != StepState::Failed) continue;
-      if (bar.stopped_at[i] == i) {
-        rb[i] = RollbackState::Skipped;
-        skipped.emplace_back(i, "irreversible");
-        if (sum.stop_reason.empty()) sum.stop_reason = "stopped at irreversible step '" + plan.steps[i].id + "'";
-      } else if (bar.stopped_at[i] >= 0 && completed(i)) {
-        rb[i] = RollbackState::Skipped;
-        skipped.emplace_back(i, "stopped at irreversible step '" + plan.steps[bar.stopped_at[i]].id + "'");
+    RollbackSchedule rollback(plan, graph, records, finish_order, opts.parallelism);
+    for (;;) {
+      if (interrupted) rollback.interrupt();
+      const std::vector<int> launched = rollback.take_ready();
+      for (int s : launched) work.push_back({s, true});
+      if (!launched.empty()) work_cv.notify_all();
+      if (rollback.running() == 0) break;
+      main_cv.wait(lock, [&] { return !done.empty() || (interrupted && !rollback.halted()); });
+      while (!done.empty()) {
+        const Completion c = std::move(done.front());
+        done.pop_front();
+        rollback.finished(c.step, !c.record.outcome.failed(), c.record.outcome.message);
       }
     }
-
-    // Ready rollbacks start latest-finished first (a deterministic order at width 1).
-    auto later = [&](int a, int b) { return finish_pos[a] < finish_pos[b]; };
-    std::priority_queue<int, std::vector<int>, decltype(later)> ready(later);
-    int running = 0;
-    bool halted = false;
-    const int width = std::max(1, opts.parallelism);
-
-    // A step may roll back once every step depending on it is settled: rolled back, or
-    // never completed, or left as it is for want of a rollback.
-    std::vector<int> waiting(graph.size, 0);
-    std::function<void(int)> settle, consider;
-    settle = [&](int v) {
-      for (int d : graph.deps[v])
-        if (--waiting[d] == 0) consider(d);
-    };
-    // A failed step rerun by a resume may have dependents done in an earlier run: its own undo
-    // waits for theirs, in reverse dependency order like the others.
-    auto users_done = [&](int i) {
-      return std::any_of(graph.users[i].begin(), graph.users[i].end(), [&](int u) { return completed(u); });
-    };
-    consider = [&](int v) {
-      if (bar.stopped_at[v] >= 0) return;  // never settles: what it stands on stays too
-      if ((completed(v) && has_rollback(plan.steps[v])) || (own_rollback(v) && rb[v] == RollbackState::None)) {
-        ready.push(v);
-      } else {
-        if (completed(v)) {
-          rb[v] = RollbackState::NotReverted;
-          skipped.emplace_back(v, "no rollback");
-        }
-        settle(v);
-      }
-    };
-
-    auto drive = [&](const std::function<void(int)>& on_success) {
-      for (;;) {
-        if (interrupted && !halted) {
-          halted = true;
-          if (sum.stop_reason.empty()) sum.stop_reason = "interrupted during rollback";
-        }
-        std::vector<int> launched;
-        while (!halted && running < width && !ready.empty()) {
-          launched.push_back(ready.top());
-          ready.pop();
-          ++running;
-        }
-        for (int s : launched) work.push_back({s, true});
-        if (!launched.empty()) work_cv.notify_all();
-        if (running == 0) return;
-        main_cv.wait(lock, [&] { return !done.empty() || (interrupted && !halted); });
-        while (!done.empty()) {
-          Completion c = std::move(done.front());
-          done.pop_front();
-          --running;
-          if (c.record.outcome.failed()) {
-            rb[c.step] = RollbackState::Failed;
-            sum.rollback_message[c.step] = c.record.outcome.message;
-            if (plan.steps[c.step].on_rollback_failure == Step::OnRollbackFailure::Continue) {
-              // The plan says the others are better undone anyway: settle it as if undone, so
-              // that what it stands on still rolls back.
-              on_success(c.step);
-            } else if (!halted) {
-              halted = true;
-              sum.stop_reason = "rollback of '" + plan.steps[c.step].id + "' failed: " + c.record.outcome.message;
-            }
-          } else {
-            rb[c.step] = RollbackState::RolledBack;
-            on_success(c.step);
-          }
-        }
-      }
-    };
-
-    // The failed steps first: their actions may have half happened.
-    for (int i : finish_order) {
-      if (records[i].state != StepState::Failed || bar.stopped_at[i] >= 0) continue;
-      if (own_rollback(i)) {
-        if (!users_done(i)) ready.push(i);
-      } else if (records[i].outcome.untouched) {
-        rb[i] = RollbackState::Untouched;  // nothing to undo, whatever its rollback would do
-        skipped.emplace_back(i, untouched_text(records[i].outcome));
-      } else if (records[i].outcome.kind != FailureKind::Precondition) {
-        rb[i] = RollbackState::NotReverted;
-        skipped.emplace_back(i, "no rollback");
-      }
-    }
-    drive([](int) {});
-
-    if (!halted) {
-      for (int i = 0; i < graph.size; ++i) waiting[i] = static_cast<int>(graph.users[i].size());
-      for (int i = 0; i < graph.size; ++i)
-        if (waiting[i] == 0) consider(i);
-      drive(settle);
-    }
-    // Completed steps the pass never reached: it stopped first.
-    for (int i = 0; i < graph.size; ++i)
-      if ((completed(i) || own_rollback(i)) && rb[i] == RollbackState::None) {
-        rb[i] = RollbackState::Skipped;
-        skipped.emplace_back(i, sum.stop_reason.empty() ? "rollback stopped" : sum.stop_reason);
-      }
-    for (auto& [i, why] : skipped) sum.rollback_message[i] = why;
+    rollback.close();
+    sum.rolled_back = rollback.rolled_back();
+    sum.rollback = rollback.states();
+    sum.rollback_message = rollback.messages();
+    sum.stop_reason = rollback.stop_reason();
     lock.unlock();
-    announce_skipped(skipped);
+    announce_skipped(rollback.skipped());
     lock.lock();
   }
 
@@ -656,7 +457,7 @@ struct Runner::Impl {
         emit([&](RunObserver& o) { o.step_finished(s, records[s]); });
     }
     // Windows still open since an earlier run: their clock goes on (they never open again).
-    for (const WindowRecord& w : windows)
+    for (const WindowRecord& w : windows.records())
       if (w.earlier && !w.closed) emit([&](RunObserver& o) { o.window_opened(w); });
 
     hold_already_done();
@@ -716,9 +517,10 @@ struct Runner::Impl {
 
     sum.interrupted = interrupted;
     sum.steps = records;
-    sum.windows = windows;
+    sum.windows = windows.records();
     sum.duration = std::chrono::duration_cast<Millis>(Clock::now() - start);
-    sum.exit_code = exit_code(sum, pass, real_failure, stopped_by_signal);
+    sum.exit_code =
+        run_exit_code(plan, records, ending(pass, real_failure, stopped_by_signal), sum);
     lock.unlock();
     emit([&](RunObserver& o) { o.run_finished(sum); });
     return sum;
@@ -734,28 +536,15 @@ struct Runner::Impl {
         [&](int i) { return records[i].state == StepState::Failed; });
   }
 
-  /// DESIGN.md's exit codes. Called with `mu` held, once the records are final.
-  int exit_code(RunSummary& sum, bool pass, bool real_failure, bool stopped_by_signal) const {
-    bool fully_undone = true;
-    for (RollbackState st : sum.rollback)
-      if (st == RollbackState::Failed || st == RollbackState::Skipped) fully_undone = false;
-    if (opts.rollback_only) return fully_undone && !sum.interrupted ? opts.rollback_only_done_code : 3;
-    if (sum.succeeded) return 0;
-    if (opts.dry_run) return stopped_by_signal && !real_failure ? 130 : 1;
-    if (!real_failure) return 130;  // interrupted: resumable, nothing undone on purpose
-    if (pass) return fully_undone ? 1 : 3;
-    // Failed without a rollback pass (--no-rollback, or interrupted after the failure): anything
-    // a rollback would have touched is left for the operator.
-    for (int i = 0; i < graph.size; ++i) {
-      const Step& s = plan.steps[i];
-      if (acted(records[i]) && (has_rollback(s) || s.irreversible)) {
-        if (sum.stop_reason.empty())
-          sum.stop_reason = stopped_by_signal ? "interrupted after a failure: nothing was rolled back"
-                                              : "rollback disabled: completed steps are left as they are";
-        return 3;
-      }
-    }
-    return 1;
+  RunEnding ending(bool rollback_pass, bool real_failure, bool stopped_by_signal) const {
+    RunEnding e;
+    e.dry_run = opts.dry_run;
+    e.rollback_only = opts.rollback_only;
+    e.rollback_only_done_code = opts.rollback_only_done_code;
+    e.rollback_pass = rollback_pass;
+    e.real_failure = real_failure;
+    e.stopped_by_signal = stopped_by_signal;
+    return e;
   }
 
   const Runner* owner = nullptr;
@@ -812,47 +601,13 @@ std::vector<std::string> Runner::window_status() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   const auto now = Clock::now();
   std::vector<std::string> out;
-  for (const WindowRecord& w : impl_->windows) {
-    const std::string budget = format_duration(w.budget);
-    if (!w.opened) {
-      out.push_back(w.name + ": not open yet, budget " + budget);
-      continue;
-    }
-    const Millis used = std::chrono::duration_cast<Millis>((w.closed ? w.closed_at : now) - w.opened_at);
-    const Millis left = w.budget - used;
-    std::string text = w.name + ": ";
-    if (w.closed) text += "closed after " + format_duration(used) + ", ";
-    if (left.count() >= 0)
-      text += format_duration(left) + " of " + budget + " budget left";
-    else
-      text += format_duration(-left) + " over the " + budget + " budget";
-    out.push_back(std::move(text));
-  }
+  for (const WindowRecord& w : impl_->windows.records()) out.push_back(window_status_text(w, now));
   return out;
 }
 
 std::vector<std::string> Runner::rollback_preview() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  const Plan& plan = impl_->plan;
-  const Impl::Barriers bar = impl_->barriers();
-  if (bar.pnr >= 0)
-    return {"nothing would be undone: past the point of no return '" + plan.steps[bar.pnr].id + "'"};
-  std::vector<std::string> out;
-  // The latest finished first: roughly the order the rollback pass would take.
-  for (auto it = impl_->finish_order.rbegin(); it != impl_->finish_order.rend(); ++it) {
-    if (impl_->records[*it].state != StepState::Succeeded) continue;
-    const Step& s = plan.steps[*it];
-    const int stop = bar.stopped_at[*it];
-    if (stop == *it)
-      out.push_back("cannot undo (irreversible): " + label(s));
-    else if (stop >= 0)
-      out.push_back("kept (stopped at irreversible step '" + plan.steps[stop].id + "'): " + label(s));
-    else if (s.rollback.kind == RollbackSpec::Kind::None)
-      out.push_back("not reverted (no rollback): " + label(s));
-    else
-      out.push_back("would undo: " + label(s));
-  }
-  return out;
+  return rollback_preview_text(impl_->plan, impl_->graph, impl_->records, impl_->finish_order);
 }
 
 }  // namespace plan

@@ -1,7 +1,8 @@
 #pragma once
 // The runner owns a Schedule, an Executor and the observers: it starts ready steps on threads,
 // applies timeouts and retries with backoff, stops launching on the first failure or interrupt,
-// tracks windows, and ends with a summary. Rollback, journal and resume plug in here (issue 3).
+// and ends with a summary. The order of the rollback pass is RollbackSchedule's, the windows are
+// WindowTracker's, the exit code is run_exit_code's: the runner starts and reaps.
 
 #include <map>
 #include <memory>
@@ -16,15 +17,9 @@
 #include "run/observer.h"
 #include "run/run_journal.h"
 #include "run/step_type.h"
+#include "run/window_tracker.h"
 
 namespace plan {
-
-/// A window an earlier run of the campaign opened, on the journal's clock (wall-clock ms since
-/// the epoch); closed_ms is 0 while it is still open.
-struct EarlierWindow {
-  long long opened_ms = 0;
-  long long closed_ms = 0;
-};
 
 struct RunOptions {
   int parallelism = 4;

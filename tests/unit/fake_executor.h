@@ -127,8 +127,11 @@ class FakeExecutor : public Executor {
     if (behaviour) {
       out = behaviour(req);
     } else if (hangs) {
-      while (!req.deadline.expired() && !req.cancel.cancelled())
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      // Woken by a cancel at once; by the deadline within a second (Deadline::none() never comes).
+      while (!req.deadline.expired() &&
+             !req.cancel.wait_until(
+                 std::min(req.deadline.at, Clock::now() + std::chrono::seconds(1)))) {
+      }
       out = req.cancel.cancelled() ? StepOutcome::fail(FailureKind::Cancelled, "cancelled")
                                    : StepOutcome::fail(FailureKind::Timeout, "timed out");
     } else {

@@ -9,6 +9,7 @@
 #include "graph/graph.h"
 #include "plan_builder.h"
 #include "run/runner.h"
+#include "run_harness.h"
 
 using namespace plan;
 using plan::test::Background;
@@ -33,34 +34,13 @@ struct HeldLog : RunObserver {
   }
 };
 
-struct Run {
-  PlanBuilder b;
-  Graph graph;
-  FakeExecutor fake;
+/// Held resources are probed every 5ms instead of every second.
+struct Run : plan::test::RunHarness {
   HeldLog log;
-  RunOptions opts;
-  std::unique_ptr<Runner> runner;
-
   Run() {
     opts.held_interval = Millis{5};
-    opts.sleep = [](Millis, const CancelToken&) {};
-  }
-  Step& auto_rollback(Step& s) {
-    s.rollback.kind = RollbackSpec::Kind::Auto;
-    return s;
-  }
-  Runner& make(int width = 2) {
-    std::vector<Diagnostic> diags;
-    graph = build_graph(b.plan(), diags);
-    REQUIRE(diags.empty());
-    opts.parallelism = width;
-    runner = std::make_unique<Runner>(b.plan(), graph, fake, opts);
     log.plan = &b.plan();
-    runner->add_observer(&log);
-    return *runner;
-  }
-  const StepRecord& record(const RunSummary& s, const std::string& id) {
-    return s.steps.at(static_cast<size_t>(index_of(b.plan(), id)));
+    observe(&log);
   }
 };
 

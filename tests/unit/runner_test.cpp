@@ -5,8 +5,9 @@
 // (cmake --preset tsan -B build-tsan && cmake --build build-tsan --target plan_unit_tests &&
 // build-tsan/tests/plan_unit_tests -# "[#runner_test]"); they pass without reports.
 
-#include <catch2/catch.hpp>
+#include "run/runner.h"
 
+#include <catch2/catch.hpp>
 #include <sstream>
 #include <thread>
 
@@ -14,7 +15,7 @@
 #include "graph/graph.h"
 #include "plan_builder.h"
 #include "report/console.h"
-#include "run/runner.h"
+#include "run_harness.h"
 #include "state/run_journal_file.h"
 
 using namespace plan;
@@ -54,45 +55,13 @@ struct Recorder : RunObserver {
 };
 
 /// One run: a plan, its graph, the fake, a recording observer and a sleep that only records.
-struct Harness {
-  PlanBuilder b;
-  Graph graph;
-  FakeExecutor fake;
+struct Harness : plan::test::RunHarness {
   Recorder rec;
-  RunOptions opts;
-  std::mutex slept_mu;
-  std::vector<long long> slept;  // ms, in order
-  std::unique_ptr<Runner> runner;
-
-  Runner& make(int width) {
-    std::vector<Diagnostic> diags;
-    graph = build_graph(b.plan(), diags);
-    REQUIRE(diags.empty());
-    opts.parallelism = width;
-    opts.sleep = [this](Millis d, const CancelToken&) {
-      std::lock_guard<std::mutex> l(slept_mu);
-      slept.push_back(d.count());
-    };
-    runner = std::make_unique<Runner>(b.plan(), graph, fake, opts);
+  Harness() {
     rec.plan = &b.plan();
-    runner->add_observer(&rec);
-    return *runner;
-  }
-  RunSummary run(int width) { return make(width).run(); }
-  const StepRecord& record(const RunSummary& s, const std::string& id) {
-    return s.steps.at(static_cast<size_t>(index_of(b.plan(), id)));
-  }
-  /// Every edge's `from` ended before its `to` started.
-  void check_order() {
-    for (const Edge& e : graph.edges) {
-      const std::string& from = b.plan().steps[e.from].id;
-      const std::string& to = b.plan().steps[e.to].id;
-      CAPTURE(from, to);
-      CHECK(fake.last_end(from) < fake.first_start(to));
-    }
+    observe(&rec);
   }
 };
-
 
 }  // namespace
 
