@@ -24,7 +24,7 @@
 #include "harness.h"
 #include "plan/loader.h"
 #include "run/real_executor.h"
-#include "ssh/tunnel.h"
+#include "../../steps/ssh_tunnel/supervisor.h"
 
 namespace fs = std::filesystem;
 using harness::contains;

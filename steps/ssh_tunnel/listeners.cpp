@@ -18,7 +18,7 @@
 #include <set>
 #include <sstream>
 
-#include "ssh/tunnel.h"
+#include "supervisor.h"
 
 namespace plan::ssh {
 namespace {

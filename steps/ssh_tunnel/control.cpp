@@ -1,6 +1,6 @@
 // Everything around the tunnel supervisor's processes: the spec it is given, its files (pidfile,
 // log, the machine's registry entry), starting it detached (`plan __tunnel`: the monitor of
-// tunnel_monitor.cpp around the forwarder of tunnel.cpp), telling whether it is alive and really
+// monitor.cpp around the forwarder of forwarder.cpp), telling whether it is alive and really
 // ours, checking that it forwards, and stopping it.
 //
 // The pidfile names the monitor, which lives as long as the tunnel; the forwarder it records may
@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "run/process.h"
-#include "ssh/tunnel.h"
+#include "supervisor.h"
 
 namespace plan::ssh {
 namespace fs = std::filesystem;

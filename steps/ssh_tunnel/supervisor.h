@@ -9,7 +9,7 @@
 //   forwarder restarts (clients wait in the backlog), and does autossh's work: keepalives,
 //   reconnects when the SSH connection drops, a respawn limit, one log line per event. It dies
 //   with the monitor (PR_SET_PDEATHSIG), so a killed monitor leaves nothing holding the port.
-// The step type (steps/ssh_tunnel.cpp) starts, finds, checks and stops it through the functions
+// The step type (step.cpp) starts, finds, checks and stops it through the functions
 // below. Pidfile and log live under STATE_DIR/tunnels/; a copy of the pidfile goes to the
 // machine's registry (tunnel_registry_dir()), so that any plan finds a tunnel by its listen
 // address, wherever it was opened from.

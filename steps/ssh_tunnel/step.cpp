@@ -1,8 +1,8 @@
 // Step `ssh.tunnel`: a local port forward through a plan host, supervised like autossh
 // (keepalives, reconnects, a respawn limit, a log) by detached `plan __tunnel` processes that
-// outlive the engine: a monitor that restarts the forwarder when it dies (engine/ssh/tunnel.h).
+// outlive the engine: a monitor that restarts the forwarder when it dies (supervisor.h).
 // Its pidfile and log live in STATE_DIR/tunnels/, keyed by the listen address, and the machine's
-// registry of tunnels (engine/ssh/tunnel.h: tunnel_registry_dir) lets a plan with another state
+// registry of tunnels (supervisor.h: tunnel_registry_dir) lets a plan with another state
 // folder find it by that address: to close it, or to refuse to open a second one there.
 //   with: { via: legacy, listen: "127.0.0.3:6379", target: "127.0.0.1:6379",
 //           keepalive: 15s, max_respawns: 5, respawn_window: 60s, ready_timeout: 30s }
@@ -23,8 +23,8 @@
 #include <fstream>
 #include <thread>
 
-#include "params.h"
-#include "ssh/tunnel.h"
+#include "../params.h"
+#include "supervisor.h"
 
 namespace plan {
 namespace {

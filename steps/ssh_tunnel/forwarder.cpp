@@ -1,5 +1,5 @@
 // The tunnel's forwarder: one thread, one poll() over the listening socket (bound by the monitor,
-// tunnel_monitor.cpp, which restarts this process when it dies), the client sockets, the SSH
+// monitor.cpp, which restarts this process when it dies), the client sockets, the SSH
 // socket, a signalfd and the reconnect thread's eventfd.
 //
 // Data paths, and why they cannot buffer without bound:
@@ -17,7 +17,7 @@
 // back. If the forwarder gives up, they are closed (and the monitor, which gives up with it,
 // closes the listening socket).
 
-#include "ssh/tunnel.h"
+#include "supervisor.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -19,7 +19,7 @@
 #include <cstring>
 #include <deque>
 
-#include "ssh/tunnel.h"
+#include "supervisor.h"
 
 namespace plan::ssh {
 namespace {
