@@ -17,7 +17,7 @@
 
 #include "plan/loader.h"
 #include "run/step_type.h"
-#include "ssh/tunnel.h"
+#include "../../steps/ssh_tunnel/supervisor.h"
 
 using namespace plan;
 namespace fs = std::filesystem;

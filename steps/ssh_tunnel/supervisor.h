@@ -9,7 +9,7 @@
 //   forwarder restarts (clients wait in the backlog), and does autossh's work: keepalives,
 //   reconnects when the SSH connection drops, a respawn limit, one log line per event. It dies
 //   with the monitor (PR_SET_PDEATHSIG), so a killed monitor leaves nothing holding the port.
-// The step type (steps/ssh_tunnel.cpp) starts, finds, checks and stops it through the functions
+// The step type (step.cpp) starts, finds, checks and stops it through the functions
 // below. Pidfile and log live under STATE_DIR/tunnels/; a copy of the pidfile goes to the
 // machine's registry (tunnel_registry_dir()), so that any plan finds a tunnel by its listen
 // address, wherever it was opened from.
@@ -132,12 +132,15 @@ int spawn_supervisor(const std::string& exe, const TunnelSpec& spec);
 /// The last `n` lines of the log (for failure messages).
 std::string log_tail(const std::string& log_path, size_t n);
 
+/// What a connection through the tunnel showed.
+struct ForwardingProbe {
+  bool forwards = false;  // its channel to the target opened: the via host reached the target
+  std::string seen;       // the supervisor's log line about it, or why no answer came
+};
 /// Opens a TCP connection to `listen`, then waits (up to the deadline) for the supervisor's log to
-/// say what became of it (found by the connection's source address): true when its channel to the
-/// target opened, i.e. the via host reached the target. `seen` gets the log line, or why no answer
-/// came.
-bool forwarding_works(const TunnelSpec& spec, std::chrono::steady_clock::time_point deadline,
-                      std::string* seen);
+/// say what became of it (found by the connection's source address).
+ForwardingProbe probe_forwarding(const TunnelSpec& spec,
+                                 std::chrono::steady_clock::time_point deadline);
 
 /// `plan __tunnel`: reads the spec (JSON) from `in`, forks the monitor into its own session with
 /// stdio on the log; the monitor binds the listen address, starts its first forwarder and writes
@@ -151,9 +154,10 @@ int cmd_tunnel(const std::string& listen_arg, std::istream& in, std::ostream& ou
 /// One time-stamped line on fd 2, the supervisor's log: "2026-11-25T23:41:07.123Z message".
 void tunnel_log(const std::string& message);
 
-/// A listening socket on `ep` (SO_REUSEADDR, non-blocking, close-on-exec); -1 and `error` set
-/// ("cannot listen on 127.0.0.3:6379: Address already in use") when it cannot be had.
-int listen_socket(const Endpoint& ep, std::string* error);
+/// A listening socket on `ep` (SO_REUSEADDR, non-blocking, close-on-exec). Throws
+/// std::runtime_error ("cannot listen on 127.0.0.3:6379: Address already in use") when it cannot
+/// be had.
+int listen_socket(const Endpoint& ep);
 
 /// How a forwarder starts.
 struct ForwarderStart {
@@ -171,8 +175,9 @@ struct MonitorHooks {
   /// Runs in each forked forwarder; its result is the child's exit code.
   std::function<int(int listen_fd, bool restarted)> forward;
   /// Called in the monitor after each fork with the new forwarder's pid (the pidfile is
-  /// rewritten here). False ends the tunnel (the forwarder is stopped, the monitor returns 1).
-  std::function<bool(int forwarder)> started;
+  /// rewritten here). Throwing ends the tunnel: "cannot start: WHY" is logged, the forwarder is
+  /// stopped and the monitor returns 1.
+  std::function<void(int forwarder)> started;
 };
 
 /// The monitor loop in this process (it must have no other threads): forks the forwarder and,

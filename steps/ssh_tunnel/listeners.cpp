@@ -1,7 +1,8 @@
-// Who takes connections on an address: what a tunnel's close names when the address still
-// answers after the supervisor is gone ("pid 812 (python3 -m http.server 16391)"), and what tells
-// that a tunnel's monitor holds its listening socket. Read from /proc: the listening sockets in
-// /proc/net/tcp and tcp6 (their inodes), then the processes whose /proc/PID/fd link to them.
+// Listening sockets: the one a tunnel's monitor binds, and who takes connections on an address:
+// what a tunnel's close names when the address still answers after the supervisor is gone
+// ("pid 812 (python3 -m http.server 16391)"), and what tells that a tunnel's monitor holds its
+// listening socket. Read from /proc: the listening sockets in /proc/net/tcp and tcp6 (their
+// inodes), then the processes whose /proc/PID/fd link to them.
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -17,8 +18,9 @@
 #include <iterator>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
-#include "ssh/tunnel.h"
+#include "supervisor.h"
 
 namespace plan::ssh {
 namespace {
@@ -130,6 +132,35 @@ bool holds_any(int pid, const std::set<std::string>& inodes) {
 }
 
 }  // namespace
+
+int listen_socket(const Endpoint& ep) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(ep.port);
+  int rc = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0) throw std::runtime_error("cannot resolve " + ep.text() + ": " + gai_strerror(rc));
+  int fd = -1;
+  std::string error;
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      error = std::string("socket: ") + std::strerror(errno);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 1024) == 0) break;
+    error = "cannot listen on " + ep.text() + ": " + std::strerror(errno);
+    ::close(fd);
+    fd = -1;
+  }
+  ::freeaddrinfo(res);
+  if (fd < 0) throw std::runtime_error(error);
+  return fd;
+}
 
 std::vector<int> listener_pids(const Endpoint& ep) {
   std::set<std::string> inodes = listening_inodes(ep);

@@ -1,8 +1,8 @@
 // Step `ssh.tunnel`: a local port forward through a plan host, supervised like autossh
 // (keepalives, reconnects, a respawn limit, a log) by detached `plan __tunnel` processes that
-// outlive the engine: a monitor that restarts the forwarder when it dies (engine/ssh/tunnel.h).
+// outlive the engine: a monitor that restarts the forwarder when it dies (supervisor.h).
 // Its pidfile and log live in STATE_DIR/tunnels/, keyed by the listen address, and the machine's
-// registry of tunnels (engine/ssh/tunnel.h: tunnel_registry_dir) lets a plan with another state
+// registry of tunnels (supervisor.h: tunnel_registry_dir) lets a plan with another state
 // folder find it by that address: to close it, or to refuse to open a second one there.
 //   with: { via: legacy, listen: "127.0.0.3:6379", target: "127.0.0.1:6379",
 //           keepalive: 15s, max_respawns: 5, respawn_window: 60s, ready_timeout: 30s }
@@ -21,10 +21,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
-#include "params.h"
-#include "ssh/tunnel.h"
+#include "../params.h"
+#include "supervisor.h"
 
 namespace plan {
 namespace {
@@ -282,13 +281,14 @@ StepOutcome wait_ready(StepContext& ctx, const ssh::TunnelSpec& spec, const ssh:
     if (ctx.cancel.cancelled()) return fail("cancelled");
     if (Clock::now() >= deadline)
       return fail("no SSH connection to " + spec.via.host_name + " within " + format_duration(ready_timeout));
-    std::this_thread::sleep_for(Millis(25));
+    ctx.cancel.wait_for(Millis(25));  // a cancel is seen at the top of the next round
   }
-  std::string seen;
-  if (!ssh::forwarding_works(spec, std::max(deadline, Clock::now() + Millis(2000)), &seen))
-    return fail("a connection through it does not reach the target: " + seen,
-                seen.find(" refused: ") == std::string::npos);  // a refusal says it all
-  if (ctx.log) ctx.log("forwarding: " + seen);
+  ssh::ForwardingProbe probe =
+      ssh::probe_forwarding(spec, std::max(deadline, Clock::now() + Millis(2000)));
+  if (!probe.forwards)
+    return fail("a connection through it does not reach the target: " + probe.seen,
+                probe.seen.find(" refused: ") == std::string::npos);  // a refusal says it all
+  if (ctx.log) ctx.log("forwarding: " + probe.seen);
   return StepOutcome::ok(outputs_of(spec, info.pid));
 }
 
@@ -306,13 +306,15 @@ StepOutcome open_tunnel(StepContext& ctx, const TunnelParams& t) {
   if (auto info = recorded(ssh::tunnel_files(state_dir_of(ctx), spec.listen))) {
     if (ssh::supervisor_alive(*info)) {
       if (info->target == spec.target.text() && info->via == spec.via.host_name) {
-        std::string seen;
-        if (ssh::forwarding_works(spec, Clock::now() + params::bounded(kProbeWait, ctx.deadline), &seen)) {
+        ssh::ForwardingProbe probe =
+            ssh::probe_forwarding(spec, Clock::now() + params::bounded(kProbeWait, ctx.deadline));
+        if (probe.forwards) {
           if (ctx.log) ctx.log("tunnel already running (pid " + std::to_string(info->pid) + "), forwarding");
           return StepOutcome::ok(outputs_of(spec, info->pid));
         }
-        if (ctx.log) ctx.log("tunnel pid " + std::to_string(info->pid) + " runs but does not forward (" + seen +
-                             "): restarting it");
+        if (ctx.log)
+          ctx.log("tunnel pid " + std::to_string(info->pid) + " runs but does not forward (" +
+                  probe.seen + "): restarting it");
       } else if (ctx.log) {
         ctx.log("replacing tunnel pid " + std::to_string(info->pid) + " (" + info->listen + " -> " + info->via +
                 " -> " + info->target + ")");
@@ -392,7 +394,7 @@ StepOutcome close_tunnel(StepContext& ctx, const TunnelParams& t, Answering answ
     auto until = Clock::now() + params::bounded(kFreeWait, ctx.deadline);
     bool answers = ssh::accepts_connections(*listen, Millis(1000));
     while (answers && Clock::now() < until) {
-      std::this_thread::sleep_for(Millis(100));
+      if (ctx.cancel.wait_for(Millis(100))) break;  // cancelled: the address answers still
       answers = ssh::accepts_connections(*listen, Millis(1000));
     }
     if (answers) {
@@ -553,10 +555,8 @@ class SshTunnelStep : public StepType {
     ssh::TunnelSpec spec;
     spec.listen = *t.listen;
     spec.log_path = ssh::tunnel_files(state_dir, *t.listen).log;
-    std::string seen;
-    return ssh::forwarding_works(spec, Clock::now() + params::bounded(kProbeWait, ctx.deadline), &seen)
-               ? ProbeResult::Done
-               : ProbeResult::NotDone;
+    auto deadline = Clock::now() + params::bounded(kProbeWait, ctx.deadline);
+    return ssh::probe_forwarding(spec, deadline).forwards ? ProbeResult::Done : ProbeResult::NotDone;
   }
 };
 

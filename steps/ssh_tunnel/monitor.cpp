@@ -19,7 +19,7 @@
 #include <cstring>
 #include <deque>
 
-#include "ssh/tunnel.h"
+#include "supervisor.h"
 
 namespace plan::ssh {
 namespace {
@@ -60,15 +60,21 @@ pid_t fork_forwarder(const MonitorHooks& hooks, int listen_fd, bool restarted) {
   ::_exit(code);
 }
 
-/// Waits for `child` to end, up to `limit` (SIGCHLD is blocked: poll waitpid). True when reaped.
+/// Waits for `child` to end, up to `limit`. True when reaped. SIGCHLD is blocked in the monitor:
+/// sigtimedwait() sleeps until a child changes state (or the time is up), then waitpid looks.
 bool reap_within(pid_t child, milliseconds limit) {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
   auto end = Clock::now() + limit;
   for (;;) {
     int status = 0;
     pid_t r = ::waitpid(child, &status, WNOHANG);
     if (r == child || (r < 0 && errno == ECHILD)) return true;
-    if (Clock::now() >= end) return false;
-    ::usleep(10000);
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(end - Clock::now()).count();
+    if (left <= 0) return false;
+    timespec ts{static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
+    ::sigtimedwait(&chld, nullptr, &ts);
   }
 }
 
@@ -80,6 +86,19 @@ void stop_forwarder(pid_t child) {
              short_duration(kChildStopGrace) + " after SIGTERM: SIGKILL");
   ::kill(child, SIGKILL);
   reap_within(child, milliseconds(5000));
+}
+
+/// Tells hooks.started of a new forwarder; when it throws, the forwarder is stopped and the
+/// tunnel ends (false).
+bool announce(const MonitorHooks& hooks, pid_t child) {
+  try {
+    hooks.started(child);
+    return true;
+  } catch (const std::exception& e) {
+    tunnel_log(std::string("cannot start: ") + e.what());
+    stop_forwarder(child);
+    return false;
+  }
 }
 
 }  // namespace
@@ -96,10 +115,7 @@ int run_monitor(const TunnelSpec& spec, int listen_fd, const MonitorHooks& hooks
     return 1;
   }
   Clock::time_point child_since = Clock::now();
-  if (!hooks.started(child)) {
-    stop_forwarder(child);
-    return 1;
-  }
+  if (!announce(hooks, child)) return 1;
   std::deque<Clock::time_point> restarts;  // within the respawn window
   bool restart_due = false;                // a forwarder died: fork the next one at restart_at
   Clock::time_point restart_at;
@@ -163,10 +179,7 @@ int run_monitor(const TunnelSpec& spec, int listen_fd, const MonitorHooks& hooks
                  std::to_string(child) + " (restart " + std::to_string(restarts.size()) + " of " +
                  std::to_string(spec.max_respawns) + " within " +
                  short_duration(spec.respawn_window) + ")");
-      if (!hooks.started(child)) {
-        stop_forwarder(child);
-        return 1;
-      }
+      if (!announce(hooks, child)) return 1;
     }
   }
 }
