@@ -12,7 +12,7 @@
 #include "app/commands.h"
 #include "app/signals.h"
 #include "report/text.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 
 namespace {
 

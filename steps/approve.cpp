@@ -3,6 +3,7 @@
 //   with: { message: "DNS now points at the new server. Continue with the cut-over?" }
 
 #include "params.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

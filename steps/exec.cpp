@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "params.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

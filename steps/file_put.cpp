@@ -12,6 +12,7 @@
 #include "managed_file.h"
 #include "params.h"
 #include "step_note.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

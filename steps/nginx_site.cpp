@@ -19,6 +19,7 @@
 #include "managed_file.h"
 #include "params.h"
 #include "step_note.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

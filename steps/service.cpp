@@ -26,6 +26,7 @@
 #include "params.h"
 #include "process_manager.h"
 #include "step_note.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <map>
 #include <set>
 #include <vector>
@@ -238,10 +239,13 @@ std::string resolve_path(const std::string& path, const std::string& base_dir) {
 }
 
 std::string read_local(const std::string& path, const char* what) {
-  int err = 0;
-  std::optional<std::string> content = read_whole_file(path, &err);
-  if (!content) throw TemplateError(std::string("cannot read ") + what + " " + path + ": " + std::strerror(err));
-  return *content;
+  int err = ENOENT;
+  try {
+    if (std::optional<std::string> content = read_whole_file(path)) return *content;
+  } catch (const std::system_error& e) {
+    err = e.code().value();
+  }
+  throw TemplateError(std::string("cannot read ") + what + " " + path + ": " + std::strerror(err));
 }
 
 }  // namespace plan::tmpl

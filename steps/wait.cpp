@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "params.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

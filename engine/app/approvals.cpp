@@ -1,6 +1,6 @@
 #include "app/approvals.h"
 
-#include "run/step_type.h"
+#include "run/registry.h"
 
 namespace plan::app {
 

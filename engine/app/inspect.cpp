@@ -7,7 +7,7 @@
 #include "report/diagnostics_out.h"
 #include "report/show.h"
 #include "report/text.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 #include "state/run_journal_file.h"
 
 namespace plan {

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "plan/interpolate.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 #include "state/journal.h"
 #include "state/past_runs.h"
 

@@ -8,7 +8,7 @@
 
 #include "app/commands.h"
 #include "graph/graph.h"
-#include "plan/loader.h"
+#include "load/loader.h"
 
 namespace plan::app {
 

@@ -12,7 +12,7 @@
 #include "app/commands.h"
 #include "graph/graph.h"
 #include "plan/interpolate.h"
-#include "plan/loader.h"
+#include "load/loader.h"
 #include "report/approver.h"
 #include "report/console.h"
 #include "run/executor.h"

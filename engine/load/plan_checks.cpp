@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "graph/graph.h"
+#include "run/registry.h"
 
 namespace plan::load_detail {
 

@@ -3,7 +3,7 @@
 #include <map>
 
 #include "plan/interpolate.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 
 namespace plan {
 

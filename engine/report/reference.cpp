@@ -1,6 +1,6 @@
 #include "report/reference.h"
 
-#include "run/step_type.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

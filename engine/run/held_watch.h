@@ -1,7 +1,7 @@
 #pragma once
 // What succeeded steps keep open for the rest of the run (StepType::held: a supervised tunnel, a
 // started service) is watched, so that a step standing on it never runs on something that died
-// (issue 14: a killed tunnel lost messages while the plan went on). The runner owns one HeldWatch:
+// (a killed tunnel once lost messages while the plan went on). The runner owns one HeldWatch:
 //  - hold() after a step that holds something succeeds (or, on resume, was done earlier);
 //  - release() before a step that closes it on purpose runs, and when its own rollback starts;
 //  - a thread probes every watched resource about once a second (check_held through the

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <system_error>
 #include <cstring>
 #include <stdexcept>
 
@@ -43,10 +44,11 @@ class LocalHost : public HostConnection {
   // between two chunks.
   std::optional<std::string> read_file(const std::string& path, Deadline,
                                        const CancelToken&) override {
-    int err = 0;
-    std::optional<std::string> content = read_whole_file(path, &err);
-    if (!content && err != ENOENT) throw file_error("read", path, err);
-    return content;
+    try {
+      return read_whole_file(path);
+    } catch (const std::system_error& e) {
+      throw file_error("read", path, e.code().value());
+    }
   }
 
   void write_file(const std::string& path, const std::string& content, int mode, Deadline,

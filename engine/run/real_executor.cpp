@@ -3,6 +3,7 @@
 // would do and, with probe, answers the read-only questions that can be answered now.
 
 #include "run/real_executor.h"
+#include "run/registry.h"
 
 #include <algorithm>
 #include <mutex>

@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "plan/interpolate.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 
 namespace plan {
 

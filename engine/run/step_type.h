@@ -152,6 +152,3 @@ std::vector<std::string> param_problems(const StepType& type, const Json& resolv
 std::vector<std::string> param_problems(const CheckType& type, const Json& resolved_params);
 
 }  // namespace plan
-
-// Transitional, until every user includes it: the registry used to be declared here.
-#include "run/registry.h"  // IWYU pragma: export

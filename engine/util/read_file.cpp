@@ -4,14 +4,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <system_error>
 
 namespace plan {
 
-std::optional<std::string> read_whole_file(const std::string& path, int* error) {
+std::optional<std::string> read_whole_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    *error = errno;
-    return std::nullopt;
+    if (errno == ENOENT) return std::nullopt;
+    throw std::system_error(errno, std::generic_category(), path);
   }
   std::string content;
   char buf[65536];
@@ -22,9 +23,9 @@ std::optional<std::string> read_whole_file(const std::string& path, int* error) 
     } else if (n == 0) {
       break;
     } else if (errno != EINTR) {
-      *error = errno;
+      int err = errno;
       ::close(fd);
-      return std::nullopt;
+      throw std::system_error(err, std::generic_category(), path);
     }
   }
   ::close(fd);

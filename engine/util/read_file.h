@@ -1,4 +1,5 @@
-// Reading a whole local file, the one way the engine and the step types do it.
+// Reading a whole local file at once (a local host's read_file, a template). Readers that need a
+// cap, a tail or a stream of lines (the loader, the journal, tunnel logs) keep their own streams.
 
 #pragma once
 
@@ -7,8 +8,8 @@
 
 namespace plan {
 
-/// The whole content of the local file at path, read through EINTR. nullopt when it cannot be
-/// opened or read, with the errno in *error (ENOENT: it does not exist); callers say what failed.
-std::optional<std::string> read_whole_file(const std::string& path, int* error);
+/// The whole content of the local file at path, read through EINTR; nullopt when it does not
+/// exist. Any other failure throws std::system_error carrying the errno (callers say what failed).
+std::optional<std::string> read_whole_file(const std::string& path);
 
 }  // namespace plan

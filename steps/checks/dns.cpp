@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "../params.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

@@ -5,6 +5,7 @@
 // Read-only by contract: the plan's author promises the command changes nothing.
 
 #include "../params.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

@@ -3,6 +3,7 @@
 //   - file: { path: /etc/nginx/sites-enabled/botbot, exists: true, contains: "read_only", on: new }
 
 #include "../params.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

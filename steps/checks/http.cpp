@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "../params.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

@@ -6,6 +6,7 @@
 
 #include "../params.h"
 #include "../process_manager.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "../params.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

@@ -20,6 +20,7 @@
 #include "../params.h"
 #include "../step_note.h"
 #include "dns.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

@@ -13,6 +13,7 @@
 #include "../compare.h"
 #include "../params.h"
 #include "connection.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

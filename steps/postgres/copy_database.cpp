@@ -53,6 +53,7 @@
 #include "copy_commands.h"
 #include "copy_undo.h"
 #include "copy_verify.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

@@ -10,6 +10,7 @@
 
 #include "../params.h"
 #include "connection.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

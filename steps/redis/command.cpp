@@ -22,6 +22,7 @@
 
 #include "../params.h"
 #include "connection.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

@@ -24,6 +24,7 @@
 
 #include "../params.h"
 #include "supervisor.h"
+#include "run/registry.h"
 
 namespace plan {
 namespace {

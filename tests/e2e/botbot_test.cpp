@@ -365,7 +365,7 @@ TEST_CASE("the engine killed with SIGKILL during the drain, then --resume: nothi
   CHECK(c["primary"]["server"] == "new");
 }
 
-// --- What a plan holds open stays alive (issue 14): the Redis tunnel under fault, the engine
+// --- What a plan holds open stays alive: the Redis tunnel under fault, the engine
 // killed inside the read-only window. Each judged by `sandbox check --final`.
 
 TEST_CASE("the Redis tunnel's forwarder killed during the drain: the run completes and loses nothing",

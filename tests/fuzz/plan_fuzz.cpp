@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "plan/loader.h"
+#include "load/loader.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);

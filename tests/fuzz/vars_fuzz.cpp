@@ -10,7 +10,7 @@
 
 #include "fuzz_input.h"
 #include "plan/interpolate.h"
-#include "plan/loader.h"
+#include "load/loader.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 
 #include "harness.h"
 #include "plan/param_table.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 
 using namespace harness;
 using plan::Json;

@@ -20,7 +20,7 @@
 
 #include "../../steps/ssh_tunnel/supervisor.h"
 #include "harness.h"
-#include "plan/loader.h"
+#include "load/loader.h"
 #include "run/real_executor.h"
 #include "ssh/host_pool.h"
 

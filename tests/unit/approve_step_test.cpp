@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "executor_fixture.h"
+#include "run/registry.h"
 
 using namespace plan;
 using plan::test::Fixture;

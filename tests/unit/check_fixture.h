@@ -12,7 +12,7 @@
 #include <string>
 
 #include "run/real_executor.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 
 namespace plan::test {
 

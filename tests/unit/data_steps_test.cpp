@@ -5,7 +5,7 @@
 #include <functional>
 
 #include "../../steps/params.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 
 using namespace plan;
 

@@ -13,7 +13,7 @@
 
 #include "../../steps/params.h"
 #include "fakes.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 
 using namespace plan;
 using plan::test::NoHosts;

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "run/step_type.h"
+#include "run/host_pool.h"
 
 namespace plan::test {
 

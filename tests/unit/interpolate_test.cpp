@@ -7,7 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "plan/interpolate.h"
-#include "plan/loader.h"
+#include "load/loader.h"
 
 using namespace plan;
 

@@ -9,7 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "plan/interpolate.h"
-#include "plan/loader.h"
+#include "load/loader.h"
 #include "plan/yaml_json.h"
 
 using namespace plan;

@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "../../steps/managed_file.h"
-#include "plan/loader.h"
+#include "load/loader.h"
 #include "util/sha256.h"
 
 namespace fs = std::filesystem;

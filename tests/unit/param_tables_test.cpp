@@ -8,9 +8,9 @@
 
 #include <catch2/catch.hpp>
 
-#include "plan/loader.h"
+#include "load/loader.h"
 #include "plan/param_table.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 
 using namespace plan;
 

@@ -7,8 +7,8 @@
 #include "../../steps/postgres/copy_commands.h"
 #include "../../steps/postgres/copy_verify.h"
 #include "bad_param.h"
-#include "plan/loader.h"
-#include "run/step_type.h"
+#include "load/loader.h"
+#include "run/registry.h"
 
 using namespace plan;
 using plan::test::bad_param;

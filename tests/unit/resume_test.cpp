@@ -16,6 +16,7 @@
 #include "run/resume.h"
 #include "run/runner.h"
 #include "ssh/host_pool.h"
+#include "run/registry.h"
 
 using namespace plan;
 using plan::test::FakeExecutor;

@@ -5,7 +5,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
-#include "plan/loader.h"
+#include "load/loader.h"
 #include "state/run_journal_file.h"
 
 namespace fs = std::filesystem;

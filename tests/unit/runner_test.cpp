@@ -443,7 +443,7 @@ TEST_CASE("runner: an executor that throws fails the step, not the process") {
   CHECK(h.record(s, "boom").outcome.message == "internal error: bad state");
 }
 
-// Across crashes and resumes (issue 14): windows measured on the journal's clock, attempts counted
+// Across crashes and resumes: windows measured on the journal's clock, attempts counted
 // on from the journal's.
 
 namespace {

@@ -14,7 +14,7 @@
 #include "../../steps/process_manager.h"
 #include "../../steps/step_note.h"
 #include "fakes.h"
-#include "run/step_type.h"
+#include "run/registry.h"
 
 using namespace plan;
 using plan::test::NoHosts;

@@ -15,9 +15,10 @@
 #include <sstream>
 #include <thread>
 
-#include "plan/loader.h"
-#include "run/step_type.h"
+#include "load/loader.h"
+#include "run/registry.h"
 #include "../../steps/ssh_tunnel/supervisor.h"
+#include "fakes.h"
 
 using namespace plan;
 namespace fs = std::filesystem;
@@ -316,17 +317,6 @@ TEST_CASE("ssh.tunnel declares what it holds open and what it releases", "[tunne
         std::vector<std::string>{"tunnel 127.0.0.3:6379", "step:redis-tunnel"});
 }
 
-namespace {
-
-class NoHosts : public HostPool {
- public:
-  HostConnection& get(const std::string& n) override {
-    throw std::runtime_error("no host '" + n + "' in this test");
-  }
-};
-
-}  // namespace
-
 TEST_CASE("ssh.tunnel's held check reads the pidfile: none, or one naming a dead monitor, is dead", "[tunnel]") {
   TempFolder state;
   const StepType* t = Registry::instance().step("ssh.tunnel");
@@ -336,7 +326,7 @@ TEST_CASE("ssh.tunnel's held check reads the pidfile: none, or one naming a dead
   step.type = "ssh.tunnel";
   Json params{{"via", "legacy"}, {"listen", "127.0.0.3:6379"}, {"target", "127.0.0.1:6379"}};
   auto local = make_local_host();
-  NoHosts hosts;
+  test::NoHosts hosts;
   CancelToken cancel;
   StepContext ctx{step,   params, params,  *local,  hosts,      Deadline::after(std::chrono::seconds(10)),
                   cancel, {},     nullptr, nullptr, state.path, ""};

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "executor_fixture.h"
+#include "run/registry.h"
 
 using namespace plan;
 using plan::test::Fixture;

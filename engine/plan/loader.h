@@ -1,3 +1,0 @@
-#pragma once
-// Transitional: moved to load/loader.h.
-#include "load/loader.h"

@@ -1,3 +1,0 @@
-#pragma once
-// Transitional: moved to load/schema.h.
-#include "load/schema.h"
