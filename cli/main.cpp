@@ -24,11 +24,8 @@ int usage_error(const std::string& message) {
 
 // --var K=V and --vars FILE, which every command that loads a plan takes.
 void add_var_options(CLI::App* cmd, std::vector<std::string>& assignments, plan::LoadArgs& load) {
-  cmd->add_option("--var", assignments, "Set a variable (repeatable)")
-      ->type_name("K=V")
-      ->allow_extra_args(false);
-  cmd->add_option("--vars", load.var_files, "YAML file of variables (repeatable)")
-      ->allow_extra_args(false);
+  cmd->add_option("--var", assignments, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
+  cmd->add_option("--vars", load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
 }
 
 // The --var assignments into `load`: 0, or the usage error's exit code once it has said which is
@@ -36,8 +33,7 @@ void add_var_options(CLI::App* cmd, std::vector<std::string>& assignments, plan:
 int read_vars(const std::vector<std::string>& assignments, plan::LoadArgs& load) {
   for (const auto& item : assignments) {
     std::string k, v;
-    if (!plan::parse_var_assignment(item, &k, &v))
-      return usage_error("--var expects K=V, got '" + item + "'");
+    if (!plan::parse_var_assignment(item, &k, &v)) return usage_error("--var expects K=V, got '" + item + "'");
     load.vars[k] = v;
   }
   return 0;
@@ -71,14 +67,12 @@ class Command {
 class ValidateCommand : public Command {
  public:
   void define(CLI::App& app) override {
-    cmd_ =
-        app.add_subcommand("validate", "Check plan files; every error at once, as file:line:col");
+    cmd_ = app.add_subcommand("validate", "Check plan files; every error at once, as file:line:col");
     cmd_->add_option("FILE", args_.files, "Plan files")->required();
     cmd_->add_option("--format", args_.format, "text, json or github (annotations)")
         ->check(CLI::IsMember({"text", "json", "github"}));
     add_var_options(cmd_, vars_, args_.load);
-    cmd_->add_flag("--strict", args_.load.strict,
-                   "Warnings (a --var the plan never uses) are errors");
+    cmd_->add_flag("--strict", args_.load.strict, "Warnings (a --var the plan never uses) are errors");
   }
   int run() override {
     if (int code = read_vars(vars_, args_.load)) return code;
@@ -92,14 +86,12 @@ class ValidateCommand : public Command {
 class ShowCommand : public Command {
  public:
   void define(CLI::App& app) override {
-    cmd_ = app.add_subcommand("show",
-                              "Hosts, waves, each step's resolved action, critical path, windows");
+    cmd_ = app.add_subcommand("show", "Hosts, waves, each step's resolved action, critical path, windows");
     cmd_->add_option("FILE", args_.file, "Plan file")->required();
     cmd_->add_option("--format", args_.format, "text, markdown or json")
         ->check(CLI::IsMember({"text", "markdown", "json"}));
     add_var_options(cmd_, vars_, args_.load);
-    cmd_->add_option("--state", args_.state_dir,
-                     "State folder whose past runs give estimates (read only)");
+    cmd_->add_option("--state", args_.state_dir, "State folder whose past runs give estimates (read only)");
   }
   int run() override {
     if (int code = read_vars(vars_, args_.load)) return code;
@@ -115,8 +107,7 @@ class GraphCommand : public Command {
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("graph", "The dependency graph, for Graphviz or Mermaid");
     cmd_->add_option("FILE", args_.file, "Plan file")->required();
-    cmd_->add_option("--format", args_.format, "dot or mermaid")
-        ->check(CLI::IsMember({"dot", "mermaid"}));
+    cmd_->add_option("--format", args_.format, "dot or mermaid")->check(CLI::IsMember({"dot", "mermaid"}));
     add_var_options(cmd_, vars_, args_.load);
   }
   int run() override {
@@ -133,30 +124,24 @@ class ApplyCommand : public Command {
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("apply", "Run a plan (or rehearse it with --dry-run)");
     cmd_->add_option("FILE", args_.file, "Plan file")->required();
-    auto* dry =
-        cmd_->add_flag("--dry-run", args_.dry_run, "Say exactly what would happen; change nothing");
-    cmd_->add_flag("--probe", args_.probe,
-                   "With --dry-run: also evaluate the read-only checks answerable now")
+    auto* dry = cmd_->add_flag("--dry-run", args_.dry_run, "Say exactly what would happen; change nothing");
+    cmd_->add_flag("--probe", args_.probe, "With --dry-run: also evaluate the read-only checks answerable now")
         ->needs(dry);
     cmd_->add_option("--parallelism", args_.parallelism, "Steps running at once (default 4)")
         ->check(CLI::Range(1, 1024));
     add_var_options(cmd_, vars_, args_.load);
-    cmd_->add_flag("--strict", args_.load.strict,
-                   "Warnings (a --var the plan never uses) are errors");
-    cmd_->add_option(
-        "--secrets", args_.secrets_file,
-        "YAML file of secrets (default: FILE's name with .secrets.yaml beside it, if present)");
+    cmd_->add_flag("--strict", args_.load.strict, "Warnings (a --var the plan never uses) are errors");
+    cmd_->add_option("--secrets", args_.secrets_file,
+                     "YAML file of secrets (default: FILE's name with .secrets.yaml beside it, if present)");
     cmd_->add_flag("--yes", args_.yes, "Approve every approval gate");
     add_ids_option(cmd_, "--approve", approve_, "Approve the gate with this step id (repeatable)");
-    cmd_->add_flag("--fail-fast", args_.fail_fast,
-                   "On the first failure, cancel the running steps too");
+    cmd_->add_flag("--fail-fast", args_.fail_fast, "On the first failure, cancel the running steps too");
     cmd_->add_option("--output", output_, "text, or json: one event per line on stdout")
         ->check(CLI::IsMember({"text", "json"}));
     cmd_->add_option("--state", args_.state_dir,
                      "State folder (journal, lock); default PLAN_STATE_DIR/NAME or .plan/NAME");
     define_resume_options();
-    cmd_->add_flag("--no-rollback", args_.no_rollback,
-                   "On failure, leave everything as it is (no rollback)");
+    cmd_->add_flag("--no-rollback", args_.no_rollback, "On failure, leave everything as it is (no rollback)");
   }
   int run() override {
     if (int code = read_vars(vars_, args_.load)) return code;
@@ -168,35 +153,30 @@ class ApplyCommand : public Command {
     args_.json = output_ == "json";
     args_.fancy = plan::fancy_terminal(STDERR_FILENO);
     plan::InterruptForwarder interrupts;
-    return plan::cmd_apply(args_, std::cout, std::cerr,
-                           [&](plan::Runner* r) { interrupts.attach(r); });
+    return plan::cmd_apply(args_, std::cout, std::cerr, [&](plan::Runner* r) { interrupts.attach(r); });
   }
   bool may_change() const override { return !args_.dry_run; }
 
  private:
   void define_resume_options() {
-    auto* resume = cmd_->add_flag("--resume", args_.resume,
-                                  "Continue the last run: steps already done are not run again");
-    auto* fresh = cmd_->add_flag("--fresh", args_.fresh,
-                                 "Start over even though the last run did not finish");
+    auto* resume =
+        cmd_->add_flag("--resume", args_.resume, "Continue the last run: steps already done are not run again");
+    auto* fresh = cmd_->add_flag("--fresh", args_.fresh, "Start over even though the last run did not finish");
     resume->excludes(fresh);
-    add_ids_option(cmd_, "--assume-done", assume_done_,
-                   "With --resume: take this in-flight step as done (repeatable)")
+    add_ids_option(cmd_, "--assume-done", assume_done_, "With --resume: take this in-flight step as done (repeatable)")
         ->needs(resume);
     add_ids_option(cmd_, "--rerun", rerun_,
                    "With --resume: run this step again, one in flight or one that succeeded "
                    "earlier (irreversible: "
                    "with --approve ID) (repeatable)")
         ->needs(resume);
-    add_ids_option(
-        cmd_, "--assume-undone", assume_undone_,
-        "With --resume of a run that was rolling back: take this step's interrupted undo as done "
-        "(repeatable)")
+    add_ids_option(cmd_, "--assume-undone", assume_undone_,
+                   "With --resume of a run that was rolling back: take this step's interrupted undo as done "
+                   "(repeatable)")
         ->needs(resume);
-    add_ids_option(
-        cmd_, "--rerun-undo", rerun_undo_,
-        "With --resume of a run that was rolling back: run this step's interrupted undo again "
-        "(repeatable)")
+    add_ids_option(cmd_, "--rerun-undo", rerun_undo_,
+                   "With --resume of a run that was rolling back: run this step's interrupted undo again "
+                   "(repeatable)")
         ->needs(resume);
   }
 
@@ -239,8 +219,7 @@ class RollbackCommand : public UndoingCommand {
     cmd_ = app.add_subcommand("rollback", "Revert the steps the last run completed");
     add_ids_option(cmd_, "--assume-undone", assume_undone_,
                    "Take this step, whose undo was interrupted, as undone (repeatable)");
-    add_ids_option(cmd_, "--rerun-undo", rerun_undo_,
-                   "Run the interrupted undo of this step again (repeatable)");
+    add_ids_option(cmd_, "--rerun-undo", rerun_undo_, "Run the interrupted undo of this step again (repeatable)");
     define_apply_options();
   }
   int run() override {
@@ -248,8 +227,7 @@ class RollbackCommand : public UndoingCommand {
     insert_ids(assume_undone_, args_.assume_undone);
     insert_ids(rerun_undo_, args_.rerun_undo);
     plan::InterruptForwarder interrupts;
-    return plan::cmd_rollback(args_, std::cout, std::cerr,
-                              [&](plan::Runner* r) { interrupts.attach(r); });
+    return plan::cmd_rollback(args_, std::cout, std::cerr, [&](plan::Runner* r) { interrupts.attach(r); });
   }
 
  private:
@@ -259,23 +237,20 @@ class RollbackCommand : public UndoingCommand {
 class RehearseCommand : public UndoingCommand {
  public:
   void define(CLI::App& app) override {
-    cmd_ = app.add_subcommand("rehearse",
-                              "Apply, roll everything back, check the start state holds again");
+    cmd_ = app.add_subcommand("rehearse", "Apply, roll everything back, check the start state holds again");
     define_apply_options();
   }
   int run() override {
     if (int code = read_apply_options()) return code;
     plan::InterruptForwarder interrupts;
-    return plan::cmd_rehearse(args_, std::cout, std::cerr,
-                              [&](plan::Runner* r) { interrupts.attach(r); });
+    return plan::cmd_rehearse(args_, std::cout, std::cerr, [&](plan::Runner* r) { interrupts.attach(r); });
   }
 };
 
 class StatusCommand : public Command {
  public:
   void define(CLI::App& app) override {
-    cmd_ =
-        app.add_subcommand("status", "What the last run did, what is pending, timings, the lock");
+    cmd_ = app.add_subcommand("status", "What the last run did, what is pending, timings, the lock");
     cmd_->add_option("FILE", args_.file, "Plan file")->required();
     cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)");
     add_var_options(cmd_, vars_, args_.load);
@@ -310,10 +285,8 @@ class UnlockCommand : public Command {
 class SchemaCommand : public Command {
  public:
   void define(CLI::App& app) override {
-    cmd_ = app.add_subcommand("schema",
-                              "The JSON schema of plan files, or the step and check reference");
-    cmd_->add_option("--format", format_,
-                     "json (schemas/plan.schema.json) or markdown (the reference)")
+    cmd_ = app.add_subcommand("schema", "The JSON schema of plan files, or the step and check reference");
+    cmd_->add_option("--format", format_, "json (schemas/plan.schema.json) or markdown (the reference)")
         ->check(CLI::IsMember({"json", "markdown"}));
   }
   int run() override { return plan::cmd_schema(format_, std::cout); }

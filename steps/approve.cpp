@@ -16,9 +16,10 @@ std::string parse(const Json& p) {
 
 const ParamTable kTable{
     .title = "approve parameters",
-    .description = "A manual gate: shows what remains, what a rollback would undo from here and the "
-                   "windows' budgets, then asks for approval (a terminal prompt, --yes, or --approve "
-                   "ID). A refusal fails the step.",
+    .description =
+        "A manual gate: shows what remains, what a rollback would undo from here and the "
+        "windows' budgets, then asks for approval (a terminal prompt, --yes, or --approve "
+        "ID). A refusal fails the step.",
     .params =
         {
             {.name = "message",

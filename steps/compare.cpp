@@ -51,8 +51,7 @@ std::optional<Expectation> parse(const Json& p) {
   for (const auto& k : kKeys) {
     auto it = p.find(k.name);
     if (it == p.end()) continue;
-    if (e)
-      throw params::BadParam("give one comparison (equals, lt, lte, gt or gte), not several", k.name);
+    if (e) throw params::BadParam("give one comparison (equals, lt, lte, gt or gte), not several", k.name);
     e = Expectation{k.op, *it};
     if (k.op == Op::Eq && it->is_object())
       throw params::BadParam("'equals' takes a value or a list of values, not a map", k.name);
@@ -64,11 +63,16 @@ std::optional<Expectation> parse(const Json& p) {
 
 const char* symbol(Op op) {
   switch (op) {
-    case Op::Eq: return "==";
-    case Op::Lt: return "<";
-    case Op::Lte: return "<=";
-    case Op::Gt: return ">";
-    case Op::Gte: return ">=";
+    case Op::Eq:
+      return "==";
+    case Op::Lt:
+      return "<";
+    case Op::Lte:
+      return "<=";
+    case Op::Gt:
+      return ">";
+    case Op::Gte:
+      return ">=";
   }
   return "?";
 }
@@ -81,8 +85,7 @@ std::string show(const Json& v, const std::string& null_word) {
     if (number(v)) return s;
     bool word = !s.empty() && s.size() <= 40;
     for (char c : s)
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.' && c != ':')
-        word = false;
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.' && c != ':') word = false;
     if (word) return s;
     std::string shown = s;
     if (shown.size() > 120) {  // resize + append: GCC 12 warns falsely about substr() + "..."
@@ -141,19 +144,29 @@ bool holds(const Expectation& e, const Json& seen, std::string* problem) {
   auto is = exact_integer(seen), iw = exact_integer(e.value);
   if (is && iw) {
     switch (e.op) {
-      case Op::Lt: return *is < *iw;
-      case Op::Lte: return *is <= *iw;
-      case Op::Gt: return *is > *iw;
-      case Op::Gte: return *is >= *iw;
-      case Op::Eq: break;
+      case Op::Lt:
+        return *is < *iw;
+      case Op::Lte:
+        return *is <= *iw;
+      case Op::Gt:
+        return *is > *iw;
+      case Op::Gte:
+        return *is >= *iw;
+      case Op::Eq:
+        break;
     }
   }
   switch (e.op) {
-    case Op::Lt: return *s < *want;
-    case Op::Lte: return *s <= *want;
-    case Op::Gt: return *s > *want;
-    case Op::Gte: return *s >= *want;
-    case Op::Eq: break;
+    case Op::Lt:
+      return *s < *want;
+    case Op::Lte:
+      return *s <= *want;
+    case Op::Gt:
+      return *s > *want;
+    case Op::Gte:
+      return *s >= *want;
+    case Op::Eq:
+      break;
   }
   return false;
 }

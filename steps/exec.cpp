@@ -44,8 +44,9 @@ ExecParams parse(const Json& p) {
 
 const ParamTable kTable{
     .title = "exec parameters",
-    .description = "Run one command on the step's host: an argv list without a shell, or an explicit "
-                   "shell line. It fails when the exit status is not one of exit_codes.",
+    .description =
+        "Run one command on the step's host: an argv list without a shell, or an explicit "
+        "shell line. It fails when the exit status is not one of exit_codes.",
     .params =
         {
             {.name = "command",
@@ -110,10 +111,8 @@ class ExecStep : public StepType {
       lines.push_back(e.shell ? "sh -c " + params::quote(e.argv[2]) : params::quote_argv(e.argv));
       for (const auto& [k, v] : e.env) lines.push_back("  env " + k + "=" + params::quote(v));
       if (!e.cwd.empty()) lines.push_back("  in " + e.cwd);
-      if (e.stdin_data)
-        lines.push_back("  stdin: " + std::to_string(e.stdin_data->size()) + " bytes");
-      if (e.exit_codes != std::vector<int>{0})
-        lines.push_back("  accepting exit status " + codes_text(e.exit_codes));
+      if (e.stdin_data) lines.push_back("  stdin: " + std::to_string(e.stdin_data->size()) + " bytes");
+      if (e.exit_codes != std::vector<int>{0}) lines.push_back("  accepting exit status " + codes_text(e.exit_codes));
     } catch (const std::exception& ex) {
       lines.push_back(std::string("invalid exec parameters: ") + ex.what());
     }
@@ -134,8 +133,7 @@ class ExecStep : public StepType {
     spec.stdin_data = e.stdin_data;
     spec.output_cap = e.output_cap;
     LineSink sink;
-    if (ctx.log)
-      sink = [&ctx](int, const std::string& line) { ctx.log(params::sanitize_utf8(line)); };
+    if (ctx.log) sink = [&ctx](int, const std::string& line) { ctx.log(params::sanitize_utf8(line)); };
     CommandResult r = ctx.host.run(spec, ctx.deadline, ctx.cancel, sink);
 
     Json outputs = Json::object();
@@ -148,21 +146,20 @@ class ExecStep : public StepType {
     }
     StepOutcome o;
     if (!r.started) {
-      o = StepOutcome::fail(FailureKind::Error, "cannot start '" + e.argv[0] + "': " + r.error).changed_nothing("command never started");
+      o = StepOutcome::fail(FailureKind::Error, "cannot start '" + e.argv[0] + "': " + r.error)
+              .changed_nothing("command never started");
     } else if (r.timed_out) {
       // Name the timeout the plan set: the time measured from the spawn is a little shorter.
-      const std::string what = ctx.step.timeout ? "timed out after " + format_duration(*ctx.step.timeout)
-                                                : describe_exit(r);
+      const std::string what =
+          ctx.step.timeout ? "timed out after " + format_duration(*ctx.step.timeout) : describe_exit(r);
       o = StepOutcome::fail(FailureKind::Timeout, with_tail(what, r));
     } else if (r.cancelled) {
       o = StepOutcome::fail(FailureKind::Cancelled, "cancelled");
     } else if (r.signal != 0) {
       o = StepOutcome::fail(FailureKind::Error, with_tail(describe_exit(r), r));
-    } else if (std::find(e.exit_codes.begin(), e.exit_codes.end(), r.exit_code) ==
-               e.exit_codes.end()) {
+    } else if (std::find(e.exit_codes.begin(), e.exit_codes.end(), r.exit_code) == e.exit_codes.end()) {
       std::string msg = describe_exit(r);
-      if (e.exit_codes != std::vector<int>{0})
-        msg += " (expected " + codes_text(e.exit_codes) + ")";
+      if (e.exit_codes != std::vector<int>{0}) msg += " (expected " + codes_text(e.exit_codes) + ")";
       o = StepOutcome::fail(FailureKind::Error, with_tail(msg, r));
     }
     o.message = params::sanitize_utf8(o.message);

@@ -11,8 +11,8 @@
 
 #include "managed_file.h"
 #include "params.h"
-#include "step_note.h"
 #include "run/registry.h"
+#include "step_note.h"
 
 namespace plan {
 namespace {
@@ -57,9 +57,10 @@ std::string target_text(const PutParams& f) {
 
 const ParamTable kTable{
     .title = "file.put parameters",
-    .description = "Write a file on the step's host from a mustache template (with vars), inline content or "
-                   "a local file; the previous version is kept beside it for rollback: auto. Relative "
-                   "template and source paths start at the plan's folder.",
+    .description =
+        "Write a file on the step's host from a mustache template (with vars), inline content or "
+        "a local file; the previous version is kept beside it for rollback: auto. Relative "
+        "template and source paths start at the plan's folder.",
     .params =
         {
             {.name = "path",
@@ -73,7 +74,9 @@ const ParamTable kTable{
              .kind = ParamKind::Map,
              .description = "Values for the template: strings, numbers, booleans (sections), lists and maps.",
              .example = Json{{"redis", "127.0.0.3:6379"}, {"read_only", true}}},
-            {.name = "content", .description = "The file's content, written as it is.", .example = "maintenance until 18:00\n"},
+            {.name = "content",
+             .description = "The file's content, written as it is.",
+             .example = "maintenance until 18:00\n"},
             {.name = "source", .description = "A local file copied as it is.", .example = "files/logo.png"},
             {.name = "mode",
              .kind = ParamKind::FileMode,
@@ -132,8 +135,8 @@ class FilePutStep : public StepType {
     } catch (const std::exception& e) {
       return nothing_done(e.what()).changed_nothing("parameters refused");
     }
-    mfile::Replaced r = mfile::replace(ctx.host, f.target, ctx.deadline, ctx.cancel,
-                                       [&ctx](const Json& o) { note::write(ctx, o); });
+    mfile::Replaced r =
+        mfile::replace(ctx.host, f.target, ctx.deadline, ctx.cancel, [&ctx](const Json& o) { note::write(ctx, o); });
     note::drop(ctx);  // the outputs reach the journal now
     if (!r.ok) {
       StepOutcome o = StepOutcome::fail(r.kind, r.error);

@@ -67,7 +67,8 @@ Meta inspect(HostConnection& host, const std::string& path, Deadline deadline, c
   in >> m.writer_uid >> m.writer_gid >> m.writer_user >> m.writer_group;
   in >> mode >> m.uid >> m.gid >> m.user >> m.group;
   std::getline(in, kind);
-  if (mode.empty() || m.gid.empty()) throw std::runtime_error("cannot read the owner and mode of " + path + " from: " + out);
+  if (mode.empty() || m.gid.empty())
+    throw std::runtime_error("cannot read the owner and mode of " + path + " from: " + out);
   m.mode = static_cast<int>(std::strtol(mode.c_str(), nullptr, 8));
   m.symlink = kind.find("symbolic link") != std::string::npos;
   return m;
@@ -87,7 +88,8 @@ struct LocalTemp {
     const char* dir = std::getenv("TMPDIR");
     path = std::string(dir && *dir ? dir : "/tmp") + "/plan-diff-XXXXXX";
     int fd = ::mkstemp(path.data());  // 0600: the text may be a config with secrets in it
-    if (fd < 0) throw std::runtime_error(std::string("cannot create a temporary file for diff: ") + std::strerror(errno));
+    if (fd < 0)
+      throw std::runtime_error(std::string("cannot create a temporary file for diff: ") + std::strerror(errno));
     size_t off = 0;
     while (off < text.size()) {
       ssize_t n = ::write(fd, text.data() + off, text.size() - off);
@@ -133,7 +135,8 @@ void check_source(const Json& p) {
   for (const char* key : {"template", "content", "source"}) (void)params::text(p, key, "");
   if (p.contains("vars")) {
     if (!has_template) throw params::BadParam("'vars' go with 'template'", "vars");
-    if (!p["vars"].is_object()) throw params::BadParam("'vars' must be a map of NAME: value, not " + p["vars"].dump(), "vars");
+    if (!p["vars"].is_object())
+      throw params::BadParam("'vars' must be a map of NAME: value, not " + p["vars"].dump(), "vars");
   }
 }
 
@@ -150,7 +153,8 @@ std::string source_text(const Json& p) {
     std::string s = "template " + params::text(p["template"]);
     if (p.contains("vars") && p["vars"].is_object() && !p["vars"].empty()) {
       std::vector<std::string> kv;
-      for (const auto& [k, v] : p["vars"].items()) kv.push_back(k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+      for (const auto& [k, v] : p["vars"].items())
+        kv.push_back(k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
       std::string joined;
       for (size_t i = 0; i < kv.size(); ++i) joined += (i ? ", " : "") + kv[i];
       s += " (vars: " + joined + ")";
@@ -188,7 +192,8 @@ std::vector<std::string> unified_diff(const std::string& before, const std::stri
   CommandResult r = run_command(spec, Deadline::after(Millis(30000)), never);
   // diff exits 1 when the files differ, 0 when not, 2 on trouble.
   if (!r.started || r.signal != 0 || r.exit_code > 1)
-    throw std::runtime_error("diff failed: " + (r.started ? describe_exit(r) + ": " + params::last_lines(r.err, 2) : r.error));
+    throw std::runtime_error("diff failed: " +
+                             (r.started ? describe_exit(r) + ": " + params::last_lines(r.err, 2) : r.error));
   std::vector<std::string> lines;
   std::istringstream in(params::sanitize_utf8(r.out));
   size_t total = 0;
@@ -205,20 +210,21 @@ FailureKind failure_kind(Deadline deadline, const CancelToken& cancel) {
 
 std::vector<OutputSpec> file_outputs() {
   return {
-    {"path", "string", "The file's path on the host."},
-    {"changed", "boolean", "Whether the step changed the file (content, mode or owner)."},
-    {"existed", "boolean", "Whether the file existed before the step."},
-    {"new_sha256", "string", "SHA-256 of the content written."},
-    {"bytes", "integer", "Size of the content written."},
-    {"mode", "string", "The file's mode now, as 4 octal digits (\"0644\")."},
-    {"previous_sha256", "string", "When it existed: SHA-256 of its previous content."},
-    {"previous_mode", "string", "When it existed: its previous mode."},
-    {"previous_owner", "string", "When it existed: its previous owner (user name)."},
-    {"previous_group", "string", "When it existed: its previous group."},
-    {"previous_ids", "string", "When it existed: its previous owner and group as \"uid:gid\"."},
-    {"writer_ids", "string", "\"uid:gid\" a file written by the connecting user gets."},
-    {"backup", "string", "When it existed: the path of the kept previous version (restored by rollback)."},
-    {"absent_marker", "string", "When it did not exist: the path of the marker saying so (rollback removes the file)."},
+      {"path", "string", "The file's path on the host."},
+      {"changed", "boolean", "Whether the step changed the file (content, mode or owner)."},
+      {"existed", "boolean", "Whether the file existed before the step."},
+      {"new_sha256", "string", "SHA-256 of the content written."},
+      {"bytes", "integer", "Size of the content written."},
+      {"mode", "string", "The file's mode now, as 4 octal digits (\"0644\")."},
+      {"previous_sha256", "string", "When it existed: SHA-256 of its previous content."},
+      {"previous_mode", "string", "When it existed: its previous mode."},
+      {"previous_owner", "string", "When it existed: its previous owner (user name)."},
+      {"previous_group", "string", "When it existed: its previous group."},
+      {"previous_ids", "string", "When it existed: its previous owner and group as \"uid:gid\"."},
+      {"writer_ids", "string", "\"uid:gid\" a file written by the connecting user gets."},
+      {"backup", "string", "When it existed: the path of the kept previous version (restored by rollback)."},
+      {"absent_marker", "string",
+       "When it did not exist: the path of the marker saying so (rollback removes the file)."},
   };
 }
 
@@ -282,10 +288,12 @@ Replaced replace(HostConnection& host, const Target& t, Deadline deadline, const
     if (rewrite) host.write_file(t.path, t.content, mode, deadline, cancel);
     // A rewritten file is a new inode of the connecting user: chown when that is not the owner
     // wanted (without knowing who connects, for a new file, whenever an owner is given).
-    const bool owner_ok = owner.empty() || (rewrite && current ? same_principal(owner, before.writer_user, before.writer_uid)
-                                                               : current && same_principal(owner, before.user, before.uid));
-    const bool group_ok = group.empty() || (rewrite && current ? same_principal(group, before.writer_group, before.writer_gid)
-                                                               : current && same_principal(group, before.group, before.gid));
+    const bool owner_ok =
+        owner.empty() || (rewrite && current ? same_principal(owner, before.writer_user, before.writer_uid)
+                                             : current && same_principal(owner, before.user, before.uid));
+    const bool group_ok =
+        group.empty() || (rewrite && current ? same_principal(group, before.writer_group, before.writer_gid)
+                                             : current && same_principal(group, before.group, before.gid));
     if (!owner_ok || !group_ok)
       run_ok(host, {"chown", "--", owner + (group.empty() ? "" : ":" + group), t.path}, deadline, cancel);
   } catch (const std::exception& e) {
@@ -350,15 +358,16 @@ std::string restore(HostConnection& host, const Json& outputs, const Target& t, 
     std::optional<std::string> saved = host.read_file(backup, deadline, cancel);
     if (!saved) return "the backup " + backup + " of " + path + " is missing: cannot restore";
     if (!previous_sha.empty() && sha256_hex(*saved) != previous_sha)
-      return "the backup " + backup + " does not hold what " + path + " held (sha256 " +
-             short_sha(sha256_hex(*saved)) + ", expected " + short_sha(previous_sha) + "): not restoring";
+      return "the backup " + backup + " does not hold what " + path + " held (sha256 " + short_sha(sha256_hex(*saved)) +
+             ", expected " + short_sha(previous_sha) + "): not restoring";
     // An atomic replace with the previous mode, then its owner when the writer is someone else.
     changed_back = true;
     const std::string previous_mode = outputs.value("previous_mode", "");
     const int mode = previous_mode.empty() ? 0644 : static_cast<int>(std::strtol(previous_mode.c_str(), nullptr, 8));
     host.write_file(path, *saved, mode, deadline, cancel);
     const std::string ids = outputs.value("previous_ids", "");
-    if (!ids.empty() && ids != outputs.value("writer_ids", "")) run_ok(host, {"chown", "--", ids, path}, deadline, cancel);
+    if (!ids.empty() && ids != outputs.value("writer_ids", ""))
+      run_ok(host, {"chown", "--", ids, path}, deadline, cancel);
     host.remove_file(backup, deadline, cancel);
     say("restored " + path + " (sha256 " + short_sha(sha256_hex(*saved)) + ")");
     return "";
@@ -374,8 +383,7 @@ Json with_note(const StepContext& ctx, const Json& outputs) {
   return noted ? *noted : outputs;
 }
 
-ProbeResult probe(HostConnection& host, const Target& t, Deadline deadline,
-                  const CancelToken& cancel) {
+ProbeResult probe(HostConnection& host, const Target& t, Deadline deadline, const CancelToken& cancel) {
   try {
     std::optional<std::string> current = host.read_file(t.path, deadline, cancel);
     return current && *current == t.content ? ProbeResult::Done : ProbeResult::NotDone;
@@ -384,8 +392,8 @@ ProbeResult probe(HostConnection& host, const Target& t, Deadline deadline,
   }
 }
 
-std::vector<std::string> preview(HostConnection* host, const Target& t, bool sensitive,
-                                 Deadline deadline, const CancelToken& cancel) {
+std::vector<std::string> preview(HostConnection* host, const Target& t, bool sensitive, Deadline deadline,
+                                 const CancelToken& cancel) {
   const std::string sha = short_sha(sha256_hex(t.content));
   if (!host) {
     const size_t n = count_lines(t.content);

@@ -21,7 +21,7 @@ namespace plan::mfile {
 
 /// What a step wants a file to be.
 struct Target {
-  std::string path;          // on the host; absolute or relative to the host's working folder
+  std::string path;  // on the host; absolute or relative to the host's working folder
   std::string content;
   std::optional<int> mode;   // nullopt: keep the current file's, 0644 for a new one
   std::string owner, group;  // empty: keep the current file's (a new file is the connecting user's)
@@ -60,9 +60,8 @@ using Log = std::function<void(const std::string&)>;
 /// already written, the step's rollback needs it).
 struct Replaced {
   bool ok = true;
-  std::string error;   // when !ok: what failed and what the host said
-  FailureKind kind =
-      FailureKind::None;  // when !ok: Timeout or Cancelled when those ended it, else Error
+  std::string error;                     // when !ok: what failed and what the host said
+  FailureKind kind = FailureKind::None;  // when !ok: Timeout or Cancelled when those ended it, else Error
   bool changed = false;
   Json outputs = Json::object();
 };
@@ -101,13 +100,12 @@ Json with_note(const StepContext& ctx, const Json& outputs);
 
 /// Resume: Done when the file holds exactly t.content, NotDone when it differs or is absent,
 /// Unknown when it cannot be read (in time).
-ProbeResult probe(HostConnection& host, const Target& t, Deadline deadline,
-                  const CancelToken& cancel);
+ProbeResult probe(HostConnection& host, const Target& t, Deadline deadline, const CancelToken& cancel);
 
 /// Dry-run lines: without a host, the size and hash of what would be written; with one, the
 /// unified diff against the current file (or "unchanged"), or only counts when `sensitive`.
-std::vector<std::string> preview(HostConnection* host, const Target& t, bool sensitive,
-                                 Deadline deadline, const CancelToken& cancel);
+std::vector<std::string> preview(HostConnection* host, const Target& t, bool sensitive, Deadline deadline,
+                                 const CancelToken& cancel);
 
 /// The dry run of a step that writes t on its host (`on:`): preview() against that host when the
 /// dry run probes, else without one. The content counts as sensitive also when the step's

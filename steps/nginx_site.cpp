@@ -18,8 +18,8 @@
 
 #include "managed_file.h"
 #include "params.h"
-#include "step_note.h"
 #include "run/registry.h"
+#include "step_note.h"
 
 namespace plan {
 namespace {
@@ -62,7 +62,8 @@ SiteParams parse(const Json& p, const std::string& step_id) {
     throw params::BadParam("'name' must be letters, digits, '.', '_' or '-', not '" + s.name + "'", "name");
   mfile::check_source(p);
   std::string dir = params::text(p, "sites_dir", "/etc/nginx/conf.d");
-  if (dir.empty() || dir[0] != '/') throw params::BadParam("'sites_dir' must be absolute, not '" + dir + "'", "sites_dir");
+  if (dir.empty() || dir[0] != '/')
+    throw params::BadParam("'sites_dir' must be absolute, not '" + dir + "'", "sites_dir");
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   s.target.path = dir + "/" + s.name + ".conf";
   s.target.mode = mfile::parse_mode(p);
@@ -81,15 +82,17 @@ std::vector<OutputSpec> site_outputs() {
   std::vector<OutputSpec> out = mfile::file_outputs();
   out.push_back({"name", "string", "The site's name."});
   out.push_back({"reloaded", "boolean", "true once nginx runs the new config."});
-  out.push_back({"refused", "boolean", "true when nginx -t refused the new config and the previous file was put back."});
+  out.push_back(
+      {"refused", "boolean", "true when nginx -t refused the new config and the previous file was put back."});
   return out;
 }
 
 const ParamTable kTable{
     .title = "nginx.site parameters",
-    .description = "Render a site config into SITES_DIR/NAME.conf with the previous version kept, nginx -t "
-                   "(a failing config is put back at once), reload and wait until nginx runs it. rollback: "
-                   "auto puts the previous config back and reloads.",
+    .description =
+        "Render a site config into SITES_DIR/NAME.conf with the previous version kept, nginx -t "
+        "(a failing config is put back at once), reload and wait until nginx runs it. rollback: "
+        "auto puts the previous config back and reloads.",
     .params =
         {
             {.name = "name",
@@ -201,8 +204,8 @@ Workers live_workers(HostConnection& host, const std::vector<std::string>& nginx
 
 /// Reloads and waits until the master's old workers have all stopped taking connections. A
 /// reload that nginx rejects (a port it cannot bind) leaves them running: that is a failure.
-std::string reload_and_wait(HostConnection& host, const SiteParams& s, Deadline deadline,
-                            const CancelToken& cancel, const mfile::Log& log) {
+std::string reload_and_wait(HostConnection& host, const SiteParams& s, Deadline deadline, const CancelToken& cancel,
+                            const mfile::Log& log) {
   const Workers before = live_workers(host, s.nginx, deadline, cancel);
   if (std::string err = run_tool(host, s.reload, deadline, cancel); !err.empty())
     return params::quote_argv(s.reload) + ": " + err;
@@ -248,8 +251,8 @@ class NginxSiteStep : public StepType {
   std::vector<std::string> describe_rollback(const Json& p) const override {
     try {
       SiteParams s = parse(p, "");
-      return {"put back the previous " + s.target.path + " (or remove it), " + params::quote_argv(s.test) +
-              ", " + params::quote_argv(s.reload)};
+      return {"put back the previous " + s.target.path + " (or remove it), " + params::quote_argv(s.test) + ", " +
+              params::quote_argv(s.reload)};
     } catch (const std::exception& e) {
       return {std::string("invalid nginx.site parameters: ") + e.what()};
     }
@@ -338,7 +341,8 @@ class NginxSiteStep : public StepType {
     if (!put_back) return StepOutcome::ok();
     if (std::string err = run_tool(ctx.host, s.test, ctx.deadline, ctx.cancel); !err.empty())
       return StepOutcome::fail(FailureKind::Error, "put back the previous " + s.target.path + ", but " +
-                                                       params::quote_argv(s.test) + " fails, so nginx was not reloaded: " + err);
+                                                       params::quote_argv(s.test) +
+                                                       " fails, so nginx was not reloaded: " + err);
     if (std::string err = reload_and_wait(ctx.host, s, ctx.deadline, ctx.cancel, ctx.log); !err.empty())
       return StepOutcome::fail(FailureKind::Error, "put back the previous " + s.target.path + ", but " + err);
     if (ctx.log) ctx.log("nginx reloaded with the previous config");

@@ -84,8 +84,7 @@ std::vector<int> int_list(const Json& params, const char* key, std::vector<int> 
 std::vector<std::string> command_argv(const Json& params) {
   bool has_command = params.is_object() && params.contains("command");
   bool has_shell = params.is_object() && params.contains("shell");
-  if (has_command == has_shell)
-    throw BadParam("give exactly one of 'command' (argv list) and 'shell'");
+  if (has_command == has_shell) throw BadParam("give exactly one of 'command' (argv list) and 'shell'");
   if (has_shell) return {"/bin/sh", "-c", text(params["shell"])};
   const Json& c = params["command"];
   std::vector<std::string> argv;
@@ -118,11 +117,7 @@ std::string sanitize_utf8(const std::string& s) {
   size_t n = s.size(), i = 0;
   while (i < n) {
     unsigned char c = p[i];
-    size_t len = c < 0x80           ? 1
-                 : (c >> 5) == 0x6  ? 2
-                 : (c >> 4) == 0xE  ? 3
-                 : (c >> 3) == 0x1E ? 4
-                                    : 0;
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
     bool ok = len > 0 && i + len <= n;
     for (size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xC0) == 0x80;
     if (ok && len > 1) {
@@ -150,8 +145,7 @@ std::string last_lines(const std::string& text_in, size_t n, size_t max_chars) {
     size_t nl = text_in.rfind('\n', pos - 1);
     size_t begin = nl == std::string::npos ? 0 : nl + 1;
     std::string line = text_in.substr(begin, pos - begin);
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
-      line.pop_back();
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
     if (!line.empty()) lines.push_back(line);
     if (nl == std::string::npos) break;
     pos = nl;

@@ -132,8 +132,8 @@ std::string why(const CommandResult& r) {
   return tail.empty() ? describe_exit(r) : tail;
 }
 
-CommandResult run_script(HostConnection& host, const char* body, std::vector<std::string> args,
-                         Deadline deadline, const CancelToken& cancel) {
+CommandResult run_script(HostConnection& host, const char* body, std::vector<std::string> args, Deadline deadline,
+                         const CancelToken& cancel) {
   CommandSpec spec;
   spec.argv = {"sh", "-c", std::string(kPrelude) + body, "plan-service"};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
@@ -164,18 +164,15 @@ long long to_pid(const std::vector<std::string>& w, size_t i) {
 
 }  // namespace
 
-Status status(HostConnection& host, const std::string& pidfile, Deadline deadline,
-              const CancelToken& cancel) {
+Status status(HostConnection& host, const std::string& pidfile, Deadline deadline, const CancelToken& cancel) {
   CommandResult r = run_script(host, kStatus, {pidfile}, deadline, cancel);
   auto w = answer(r);
   if (r.exit_code != 0 || w.empty())
-    throw std::runtime_error("cannot read pidfile " + pidfile + " on " + host.name() + ": " +
-                             why(r));
+    throw std::runtime_error("cannot read pidfile " + pidfile + " on " + host.name() + ": " + why(r));
   return {w[0] == "running", to_pid(w, 1)};
 }
 
-StartResult start(HostConnection& host, const StartSpec& spec, Deadline deadline,
-                  const CancelToken& cancel) {
+StartResult start(HostConnection& host, const StartSpec& spec, Deadline deadline, const CancelToken& cancel) {
   if (spec.argv.empty() || spec.argv[0].empty()) throw std::runtime_error("no command to start");
   std::vector<std::string> args{spec.pidfile, spec.log, spec.cwd};
   for (const auto& [k, v] : spec.env) args.push_back(k + "=" + v);
@@ -186,11 +183,10 @@ StartResult start(HostConnection& host, const StartSpec& spec, Deadline deadline
   return {w[0] == "running", to_pid(w, 1)};
 }
 
-StopResult stop(HostConnection& host, const std::string& pidfile, const std::string& signal,
-                Millis grace, Deadline deadline, const CancelToken& cancel) {
+StopResult stop(HostConnection& host, const std::string& pidfile, const std::string& signal, Millis grace,
+                Deadline deadline, const CancelToken& cancel) {
   long long tenths = std::max<long long>(0, (grace.count() + 99) / 100);
-  CommandResult r =
-      run_script(host, kStop, {pidfile, signal, std::to_string(tenths)}, deadline, cancel);
+  CommandResult r = run_script(host, kStop, {pidfile, signal, std::to_string(tenths)}, deadline, cancel);
   auto w = answer(r);
   if (r.exit_code != 0 || w.size() < 2) throw std::runtime_error(why(r));
   StopResult s;
@@ -200,10 +196,9 @@ StopResult stop(HostConnection& host, const std::string& pidfile, const std::str
   return s;
 }
 
-std::vector<long long> find(HostConnection& host, const std::string& what, bool pattern,
-                            Deadline deadline, const CancelToken& cancel) {
-  CommandResult r =
-      run_script(host, kFind, {pattern ? "pattern" : "exact", what}, deadline, cancel);
+std::vector<long long> find(HostConnection& host, const std::string& what, bool pattern, Deadline deadline,
+                            const CancelToken& cancel) {
+  CommandResult r = run_script(host, kFind, {pattern ? "pattern" : "exact", what}, deadline, cancel);
   if (r.exit_code != 0) throw std::runtime_error(why(r));
   std::vector<long long> pids;
   std::istringstream in(r.out);
@@ -222,17 +217,15 @@ std::string log_tail(HostConnection& host, const std::string& log, int lines, De
 }
 
 std::string signal_name(const std::string& s_in) {
-  static const std::vector<std::pair<std::string, int>> known{
-      {"HUP", 1},   {"INT", 2},   {"QUIT", 3},  {"KILL", 9},  {"USR1", 10},
-      {"USR2", 12}, {"TERM", 15}, {"CONT", 18}, {"STOP", 19}, {"WINCH", 28}};
+  static const std::vector<std::pair<std::string, int>> known{{"HUP", 1},   {"INT", 2},   {"QUIT", 3},  {"KILL", 9},
+                                                              {"USR1", 10}, {"USR2", 12}, {"TERM", 15}, {"CONT", 18},
+                                                              {"STOP", 19}, {"WINCH", 28}};
   std::string s = s_in;
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   if (s.rfind("SIG", 0) == 0) s = s.substr(3);
   for (const auto& [name, number] : known)
     if (s == name || s == std::to_string(number)) return name;
-  throw params::BadParam("unknown signal '" + s_in +
-                         "' (use TERM, INT, QUIT, HUP, USR1, USR2 or KILL)");
+  throw params::BadParam("unknown signal '" + s_in + "' (use TERM, INT, QUIT, HUP, USR1, USR2 or KILL)");
 }
 
 }  // namespace plan::procman

@@ -22,8 +22,7 @@ struct Status {
 };
 /// Paths may be relative (to where the script starts: the login folder over SSH) or start with ~/.
 /// Throws std::runtime_error naming the host when the script cannot run.
-Status status(HostConnection& host, const std::string& pidfile, Deadline deadline,
-              const CancelToken& cancel);
+Status status(HostConnection& host, const std::string& pidfile, Deadline deadline, const CancelToken& cancel);
 
 struct StartSpec {
   std::vector<std::string> argv;           // argv[0] looked up in PATH on the host
@@ -38,8 +37,7 @@ struct StartResult {
 };
 /// Starts the process unless the pidfile names a live one. Throws std::runtime_error saying why
 /// it could not (cannot create the pidfile's folder, cannot enter cwd).
-StartResult start(HostConnection& host, const StartSpec& spec, Deadline deadline,
-                  const CancelToken& cancel);
+StartResult start(HostConnection& host, const StartSpec& spec, Deadline deadline, const CancelToken& cancel);
 
 struct StopResult {
   bool was_running = false;
@@ -50,13 +48,13 @@ struct StopResult {
 /// leads no group), waits up to `grace` for the group to exit, then SIGKILLs it; removes the
 /// pidfile. Not running: nothing happens (a stale pidfile is removed). Throws std::runtime_error
 /// when the process survives SIGKILL or the script cannot run.
-StopResult stop(HostConnection& host, const std::string& pidfile, const std::string& signal,
-                Millis grace, Deadline deadline, const CancelToken& cancel);
+StopResult stop(HostConnection& host, const std::string& pidfile, const std::string& signal, Millis grace,
+                Deadline deadline, const CancelToken& cancel);
 
 /// Live (non-zombie) pids of processes named exactly `name` (pgrep -x), or whose command line
 /// matches the regular expression `pattern` (pgrep -f, never counting the script's own shell).
-std::vector<long long> find(HostConnection& host, const std::string& what, bool pattern,
-                            Deadline deadline, const CancelToken& cancel);
+std::vector<long long> find(HostConnection& host, const std::string& what, bool pattern, Deadline deadline,
+                            const CancelToken& cancel);
 
 /// The last `lines` lines of a log on the host, "" when it is absent or empty.
 std::string log_tail(HostConnection& host, const std::string& log, int lines, Deadline deadline,

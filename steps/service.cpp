@@ -25,8 +25,8 @@
 
 #include "params.h"
 #include "process_manager.h"
-#include "step_note.h"
 #include "run/registry.h"
+#include "step_note.h"
 
 namespace plan {
 namespace {
@@ -62,19 +62,16 @@ ServiceParams parse(const Json& p) {
   if (s.name.empty() || !std::all_of(s.name.begin(), s.name.end(), [](unsigned char c) {
         return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '@' || c == ':';
       }))
-    throw params::BadParam("service 'name' must be letters, digits and - _ . @ : (not '" + s.name +
-                           "')", "name");
+    throw params::BadParam("service 'name' must be letters, digits and - _ . @ : (not '" + s.name + "')", "name");
   s.action = params::text(p, "action", "");
   if (s.action != "start" && s.action != "stop" && s.action != "restart")
-    throw params::BadParam("service 'action' must be start, stop or restart, not '" + s.action +
-                           "'", "action");
+    throw params::BadParam("service 'action' must be start, stop or restart, not '" + s.action + "'", "action");
   s.manager = params::text(p, "manager", "");
   if (!s.manager.empty() && s.manager != "systemd" && s.manager != "process")
     throw params::BadParam("service 'manager' must be systemd or process, not '" + s.manager + "'", "manager");
   if (p.contains("command") || p.contains("shell")) s.argv = params::command_argv(p);
   if (s.manager == "systemd" && !s.argv.empty())
-    throw params::BadParam(
-        "service with manager systemd takes no 'command' (the unit says what runs)", "manager");
+    throw params::BadParam("service with manager systemd takes no 'command' (the unit says what runs)", "manager");
   if (!s.argv.empty() && s.argv[0].find('=') != std::string::npos)
     throw params::BadParam("service 'command' must not start with a NAME=VALUE word (use 'env')", "command");
   if (p.contains("env") && !p["env"].is_null()) {
@@ -99,8 +96,7 @@ ServiceParams parse(const Json& p) {
     const Json& r = p["ready"];
     if (!r.is_object() && !r.is_array())
       throw params::BadParam("service 'ready' takes a check or a list of checks, not " + r.dump(), "ready");
-    std::vector<Json> list =
-        r.is_array() ? std::vector<Json>(r.begin(), r.end()) : std::vector<Json>{r};
+    std::vector<Json> list = r.is_array() ? std::vector<Json>(r.begin(), r.end()) : std::vector<Json>{r};
     for (const auto& c : list) {
       if (!c.is_object() || c.size() != 1)
         throw params::BadParam("each 'ready' check is a one-key map like { tcp: \"host:port\" }", "ready");
@@ -112,10 +108,11 @@ ServiceParams parse(const Json& p) {
 
 const ParamTable kTable{
     .title = "service parameters",
-    .description = "Start, stop or restart a service through systemd or as a pidfile-managed process "
-                   "(detached, its output appended to a log). Start waits until the ready checks hold (a "
-                   "start that never gets ready fails and stops what it started); stop sends stop_signal "
-                   "to the process group, then SIGKILL after grace. rollback: auto is the inverse.",
+    .description =
+        "Start, stop or restart a service through systemd or as a pidfile-managed process "
+        "(detached, its output appended to a log). Start waits until the ready checks hold (a "
+        "start that never gets ready fails and stops what it started); stop sends stop_signal "
+        "to the process group, then SIGKILL after grace. rollback: auto is the inverse.",
     .params =
         {
             {.name = "name",
@@ -230,9 +227,7 @@ FailureKind kind_of(const StepContext& ctx) {
   return ctx.deadline.expired() ? FailureKind::Timeout : FailureKind::Error;
 }
 
-Deadline soon(const StepContext& ctx, Millis d) {
-  return {std::min(ctx.deadline.at, Clock::now() + d)};
-}
+Deadline soon(const StepContext& ctx, Millis d) { return {std::min(ctx.deadline.at, Clock::now() + d)}; }
 
 /// Runs a short command on the step's host: `systemctl is-active`, `[ -d /run/systemd/system ]`.
 CommandResult host_run(StepContext& ctx, std::vector<std::string> argv, Millis limit = kQuickOp) {
@@ -244,8 +239,7 @@ CommandResult host_run(StepContext& ctx, std::vector<std::string> argv, Millis l
 std::string manager_for(const ServiceParams& s, StepContext& ctx) {
   if (!s.manager.empty()) return s.manager;
   if (!s.argv.empty()) return "process";
-  CommandResult r =
-      host_run(ctx, {"sh", "-c", "[ -d /run/systemd/system ] && command -v systemctl >/dev/null"});
+  CommandResult r = host_run(ctx, {"sh", "-c", "[ -d /run/systemd/system ] && command -v systemctl >/dev/null"});
   return r.started && r.signal == 0 && r.exit_code == 0 ? "systemd" : "process";
 }
 
@@ -263,8 +257,7 @@ class Service {
     manager_ = manager_for(s_, ctx_);
     paths_ = paths_for(s_, ctx_);
     if (manager_ == "systemd") {
-      CommandResult r = host_run(
-          ctx_, {"sh", "-c", "[ -d /run/systemd/system ] && command -v systemctl >/dev/null"});
+      CommandResult r = host_run(ctx_, {"sh", "-c", "[ -d /run/systemd/system ] && command -v systemctl >/dev/null"});
       if (!r.started || r.exit_code != 0)
         throw std::runtime_error("manager systemd: " + ctx_.host.name() +
                                  " does not run systemd (no /run/systemd/system or no systemctl)");
@@ -288,8 +281,7 @@ class Service {
       return {st.running, st.pid};
     }
     CommandResult r = host_run(ctx_, {"systemctl", "is-active", "--quiet", s_.name});
-    if (!r.started)
-      throw std::runtime_error("cannot run systemctl on " + ctx_.host.name() + ": " + r.error);
+    if (!r.started) throw std::runtime_error("cannot run systemctl on " + ctx_.host.name() + ": " + r.error);
     return {r.signal == 0 && r.exit_code == 0, r.exit_code == 0 ? main_pid() : 0};
   }
 
@@ -302,9 +294,8 @@ class Service {
     try {
       if (manager_ == "process") {
         if (s_.argv.empty())
-          return StepOutcome::fail(
-              FailureKind::Error,
-              "service " + s_.name + ": 'command' is needed to start it as a process");
+          return StepOutcome::fail(FailureKind::Error,
+                                   "service " + s_.name + ": 'command' is needed to start it as a process");
         procman::StartSpec spec{s_.argv, s_.env, cwd_for(s_, ctx_), paths_.pidfile, paths_.log};
         auto r = procman::start(ctx_.host, spec, soon(ctx_, kQuickOp), ctx_.cancel);
         pid = r.pid;
@@ -350,17 +341,17 @@ class Service {
         note::write(ctx_, noted);
       }
       if (manager_ == "process") {
-        auto r = procman::stop(ctx_.host, paths_.pidfile, s_.stop_signal, s_.grace,
-                               soon(ctx_, s_.grace + kQuickOp), ctx_.cancel);
+        auto r = procman::stop(ctx_.host, paths_.pidfile, s_.stop_signal, s_.grace, soon(ctx_, s_.grace + kQuickOp),
+                               ctx_.cancel);
         out["pid"] = r.pid;
         out["was_running"] = r.was_running;
         out["killed"] = r.killed;
         if (ctx_.log)
           ctx_.log(!r.was_running ? s_.name + " was not running"
-                   : r.killed     ? "stopped " + s_.name + " (pid " + std::to_string(r.pid) +
-                                    ") with SIGKILL: still running " + format_duration(s_.grace) +
-                                    " after SIG" + s_.stop_signal
-                              : "stopped " + s_.name + " (pid " + std::to_string(r.pid) + ")");
+                   : r.killed
+                       ? "stopped " + s_.name + " (pid " + std::to_string(r.pid) + ") with SIGKILL: still running " +
+                             format_duration(s_.grace) + " after SIG" + s_.stop_signal
+                       : "stopped " + s_.name + " (pid " + std::to_string(r.pid) + ")");
       } else {
         out["pid"] = pid;
         out["was_running"] = was_running;
@@ -407,8 +398,7 @@ class Service {
 
  private:
   long long main_pid() {
-    CommandResult r =
-        host_run(ctx_, {"systemctl", "show", "--property", "MainPID", "--value", s_.name});
+    CommandResult r = host_run(ctx_, {"systemctl", "show", "--property", "MainPID", "--value", s_.name});
     try {
       return r.exit_code == 0 ? std::stoll(r.out) : 0;
     } catch (const std::exception&) {
@@ -421,14 +411,12 @@ class Service {
     CommandSpec spec;
     spec.argv = {"systemctl", verb, s_.name};
     CommandResult r = ctx_.host.run(spec, ctx_.deadline, ctx_.cancel);
-    if (!r.started)
-      throw std::runtime_error("cannot run systemctl on " + ctx_.host.name() + ": " + r.error);
+    if (!r.started) throw std::runtime_error("cannot run systemctl on " + ctx_.host.name() + ": " + r.error);
     if (r.cancelled) throw std::runtime_error("cancelled");
     if (r.timed_out) throw std::runtime_error("systemctl " + verb + " " + s_.name + " timed out");
     if (r.signal != 0 || r.exit_code != 0) {
       std::string tail = params::last_lines(r.err.empty() ? r.out : r.err, 2);
-      throw std::runtime_error("systemctl " + verb + " " + s_.name + ": " +
-                               (tail.empty() ? describe_exit(r) : tail));
+      throw std::runtime_error("systemctl " + verb + " " + s_.name + ": " + (tail.empty() ? describe_exit(r) : tail));
     }
   }
 
@@ -464,15 +452,13 @@ class Service {
         } catch (const std::exception&) {
         }
         if (!alive) {
-          std::string tail = params::last_lines(
-              procman::log_tail(ctx_.host, paths_.log, 5, soon(ctx_, kQuickOp), ctx_.cancel), 5);
-          return "exited before it was ready" + (tail.empty()
-                                                     ? " (its log " + paths_.log + " is empty)"
-                                                     : "; its log ends: " + tail);
+          std::string tail =
+              params::last_lines(procman::log_tail(ctx_.host, paths_.log, 5, soon(ctx_, kQuickOp), ctx_.cancel), 5);
+          return "exited before it was ready" +
+                 (tail.empty() ? " (its log " + paths_.log + " is empty)" : "; its log ends: " + tail);
         }
       }
-      if (ctx_.log && !failure.empty() && failure != last)
-        ctx_.log("waiting for " + s_.name + ": " + failure);
+      if (ctx_.log && !failure.empty() && failure != last) ctx_.log("waiting for " + s_.name + ": " + failure);
       last = failure;
       if (ctx_.cancel.cancelled()) return "cancelled while waiting for it to get ready";
       if (until.expired()) {
@@ -480,8 +466,8 @@ class Service {
         auto waited = std::min(limit, std::chrono::duration_cast<Millis>(Clock::now() - start));
         return "not ready after " + format_duration(waited) + ": " + failure;
       }
-      std::this_thread::sleep_for(
-          std::min(kReadyInterval, Millis(until.remaining_ms(kReadyInterval.count()))) + Millis(1));
+      std::this_thread::sleep_for(std::min(kReadyInterval, Millis(until.remaining_ms(kReadyInterval.count()))) +
+                                  Millis(1));
     }
   }
 
@@ -514,27 +500,22 @@ class ServiceStep : public StepType {
     try {
       ServiceParams s = parse(p);
       std::vector<std::string> lines;
-      const std::string files = "pidfile " +
-                                (s.pidfile.empty() ? "in the plan's state folder" : s.pidfile) +
+      const std::string files = "pidfile " + (s.pidfile.empty() ? "in the plan's state folder" : s.pidfile) +
                                 (s.log.empty() ? "" : ", log " + s.log);
       if (s.manager == "systemd" || (s.manager.empty() && s.argv.empty() && s.action != "stop")) {
         lines.push_back(s.manager == "systemd"
                             ? "systemctl " + s.action + " " + s.name
-                            : s.action + " " + s.name +
-                                  " (systemctl where the host runs systemd; else its " + files +
+                            : s.action + " " + s.name + " (systemctl where the host runs systemd; else its " + files +
                                   ")");
       } else if (s.action == "stop") {
-        lines.push_back("stop " + s.name + ": SIG" + s.stop_signal +
-                        " to its process group, SIGKILL after " + format_duration(s.grace) + " (" +
-                        files + ")");
+        lines.push_back("stop " + s.name + ": SIG" + s.stop_signal + " to its process group, SIGKILL after " +
+                        format_duration(s.grace) + " (" + files + ")");
       } else {
-        lines.push_back(s.action + " " + s.name + ": " + params::quote_argv(s.argv) +
-                        " detached (" + files + ")");
+        lines.push_back(s.action + " " + s.name + ": " + params::quote_argv(s.argv) + " detached (" + files + ")");
         for (const auto& [k, v] : s.env) lines.push_back("  env " + k + "=" + params::quote(v));
         if (!s.cwd.empty()) lines.push_back("  in " + s.cwd);
         if (s.action == "restart")
-          lines.push_back("  stopping it first: SIG" + s.stop_signal + ", SIGKILL after " +
-                          format_duration(s.grace));
+          lines.push_back("  stopping it first: SIG" + s.stop_signal + ", SIGKILL after " + format_duration(s.grace));
       }
       const bool process = s.manager == "process" || (s.manager.empty() && !s.argv.empty());
       if (s.action != "stop") {
@@ -557,8 +538,7 @@ class ServiceStep : public StepType {
       if (s.action == "start") return {"stop " + s.name + " if this step started it"};
       if (s.action == "stop")
         return {"start " + s.name + " again if it was running" +
-                (s.manager != "systemd" && s.argv.empty() ? " (as a process this needs 'command')"
-                                                          : "")};
+                (s.manager != "systemd" && s.argv.empty() ? " (as a process this needs 'command')" : "")};
       return {"stop " + s.name + " if the restart started it; one that was running stays running"};
     } catch (const std::exception& ex) {
       return {std::string("invalid service parameters: ") + ex.what()};
@@ -667,8 +647,7 @@ class ServiceStep : public StepType {
       Service svc(ctx, s);
       if (s.action == "stop") return was_running ? svc.start() : StepOutcome::ok();
       if (was_running) {
-        if (ctx.log && s.action == "restart")
-          ctx.log(s.name + " was running before the restart: left running");
+        if (ctx.log && s.action == "restart") ctx.log(s.name + " was running before the restart: left running");
         return StepOutcome::ok();
       }
       return svc.stop();

@@ -50,7 +50,8 @@ void write(const StepContext& ctx, const Json& outputs) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   const std::string tmp = path + ".tmp";
-  if (!ec && !write_synced(tmp, outputs.dump() + "\n")) ec = std::error_code(errno ? errno : EIO, std::generic_category());
+  if (!ec && !write_synced(tmp, outputs.dump() + "\n"))
+    ec = std::error_code(errno ? errno : EIO, std::generic_category());
   if (!ec) std::filesystem::rename(tmp, path, ec);
   if (!ec) sync_folder(std::filesystem::path(path).parent_path().string());
   if (ec && ctx.log) ctx.log("warning: cannot write the note " + path + ": " + ec.message());

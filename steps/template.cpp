@@ -5,15 +5,14 @@
 
 #include "template.h"
 
-#include <kainjow/mustache.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <system_error>
+#include <kainjow/mustache.hpp>
 #include <map>
 #include <set>
+#include <system_error>
 #include <vector>
 
 #include "util/read_file.h"
@@ -39,7 +38,7 @@ std::string trim(const std::string& s) {
 struct Usage {
   std::map<std::string, int> variables;  // name -> line of its first use
   std::set<std::string> sections;
-  std::map<std::string, int> partials;   // name -> line
+  std::map<std::string, int> partials;  // name -> line
 };
 
 Usage scan(const std::string& text) {

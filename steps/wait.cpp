@@ -71,15 +71,13 @@ WaitParams parse(const Json& p) {
 
 const ParamTable kTable{
     .title = "wait parameters",
-    .description = "Pause for a fixed time, or poll checks every interval until they all hold (failing "
-                   "after timeout with the last answer). Changes nothing; cut short by Ctrl-C and "
-                   "bounded by the step's timeout.",
+    .description =
+        "Pause for a fixed time, or poll checks every interval until they all hold (failing "
+        "after timeout with the last answer). Changes nothing; cut short by Ctrl-C and "
+        "bounded by the step's timeout.",
     .params =
         {
-            {.name = "duration",
-             .kind = ParamKind::Duration,
-             .description = "How long to pause.",
-             .example = "5m"},
+            {.name = "duration", .kind = ParamKind::Duration, .description = "How long to pause.", .example = "5m"},
             {.name = "until",
              .kind = ParamKind::Checks,
              .description = "A check or a list of checks, polled until every one holds.",
@@ -125,8 +123,8 @@ class WaitStep : public StepType {
         return {"wait " + p["duration"].get<std::string>() + " (known once that step has run)"};
       WaitParams w = parse(p);
       if (w.duration) return {"wait " + format_duration(*w.duration)};
-      std::vector<std::string> lines{"wait until every check holds (every " + format_duration(w.interval) +
-                                     ", up to " + format_duration(w.timeout) + "):"};
+      std::vector<std::string> lines{"wait until every check holds (every " + format_duration(w.interval) + ", up to " +
+                                     format_duration(w.timeout) + "):"};
       for (const auto& c : w.until) lines.push_back("  " + describe_check(c));
       return lines;
     } catch (const std::exception& ex) {
@@ -170,15 +168,14 @@ class WaitStep : public StepType {
     return StepOutcome::ok();
   }
 
-  static StepOutcome poll(StepContext& ctx, const std::vector<UntilCheck>& checks, Millis interval,
-                          Millis timeout) {
+  static StepOutcome poll(StepContext& ctx, const std::vector<UntilCheck>& checks, Millis interval, Millis timeout) {
     auto start = Clock::now();
     Deadline until{std::min(ctx.deadline.at, start + timeout)};
     // Each check bounds itself by its own timeout (a redis check waits 30s for a reply by
     // default); the wait's limit bounds it too, or a server that never answers holds the wait
     // that long past its timeout. The last look, at the limit, still gets a moment.
     Deadline checks_until{until.at == Clock::time_point::max() ? until.at
-                                                                : std::min(ctx.deadline.at, until.at + kLastLook)};
+                                                               : std::min(ctx.deadline.at, until.at + kLastLook)};
     std::string last_seen;
     int rounds = 0;
     for (;;) {
@@ -194,8 +191,7 @@ class WaitStep : public StepType {
       }
       if (failure.empty()) {
         if (ctx.log && rounds > 1)
-          ctx.log("checks hold after " +
-                  format_duration(std::chrono::duration_cast<Millis>(Clock::now() - start)));
+          ctx.log("checks hold after " + format_duration(std::chrono::duration_cast<Millis>(Clock::now() - start)));
         Json outputs = Json::object();
         outputs["waited_ms"] = std::chrono::duration_cast<Millis>(Clock::now() - start).count();
         return StepOutcome::ok(std::move(outputs));
@@ -208,8 +204,7 @@ class WaitStep : public StepType {
         // Say the limit the plan set when that is what ran out, not the slightly longer time
         // the last round of checks took.
         auto waited = std::min(timeout, std::chrono::duration_cast<Millis>(Clock::now() - start));
-        return StepOutcome::fail(FailureKind::Timeout,
-                                 "gave up after " + format_duration(waited) + ": " + failure);
+        return StepOutcome::fail(FailureKind::Timeout, "gave up after " + format_duration(waited) + ": " + failure);
       }
       // The last sleep ends at the limit, so the checks get one more look right there.
       if (!sleep_until(std::min(Clock::now() + interval, until.at), ctx.cancel))

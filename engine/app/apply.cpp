@@ -21,17 +21,16 @@ namespace {
 // Decides, from the campaign, which steps count as done (with their outputs), which of them run
 // again (--rerun), each step's attempts so far and the windows already opened. 0, or 2 once it
 // has said why: a step already done was edited or removed, or an in-flight step cannot be decided.
-int resume_plan(const Prepared& p, const JournalRun& run,
-                const std::map<std::string, std::string>& hashes, const ApplyArgs& args,
-                Executor& executor, RunOptions& ropts, std::vector<ResumeDecision>& decisions,
+int resume_plan(const Prepared& p, const JournalRun& run, const std::map<std::string, std::string>& hashes,
+                const ApplyArgs& args, Executor& executor, RunOptions& ropts, std::vector<ResumeDecision>& decisions,
                 std::ostream& err) {
   const Plan& plan = p.plan();
   std::map<int, Json>& done = ropts.already_done;
   for (const auto* ids : {&args.assume_done, &args.rerun})
     for (const auto& id : *ids)
       if (plan.step_index(id) < 0) {
-        err << "error: " << (ids == &args.rerun ? "--rerun" : "--assume-done") << ": no step '"
-            << id << "' in " << args.file << "\n";
+        err << "error: " << (ids == &args.rerun ? "--rerun" : "--assume-done") << ": no step '" << id << "' in "
+            << args.file << "\n";
         return 2;
       }
   auto same_hash = [&](const std::string& id, const JournalStepState& st) {
@@ -51,22 +50,20 @@ int resume_plan(const Prepared& p, const JournalRun& run,
     }
   }
   if (!changed.empty()) {
-    err << "error: cannot resume: steps already done have changed since they ran: "
-        << join(changed, ", ", "") << "\n  undo those edits to resume, or run `plan apply "
-        << args.file << " --fresh` to start over\n";
+    err << "error: cannot resume: steps already done have changed since they ran: " << join(changed, ", ", "")
+        << "\n  undo those edits to resume, or run `plan apply " << args.file << " --fresh` to start over\n";
     return 2;
   }
 
   // In flight: what the probes must decide (run.steps is keyed by id: the order is stable).
   std::vector<InFlightStep> in_flight;
   for (const auto& [id, st] : run.steps) {
-    bool flying = st.state == "running" || st.state == "unknown" || st.state == "rolling_back" ||
-                  st.state == "rollback_failed";
+    bool flying =
+        st.state == "running" || st.state == "unknown" || st.state == "rolling_back" || st.state == "rollback_failed";
     int idx = plan.step_index(id);
     if (flying && idx >= 0) in_flight.push_back({idx, st.attempts, st.state == "unknown"});
   }
-  ResumeInput in{plan, p.secrets, args.assume_done, args.rerun,
-                 [&err](const std::string& id, const std::string& line) {
+  ResumeInput in{plan, p.secrets, args.assume_done, args.rerun, [&err](const std::string& id, const std::string& line) {
                    err << "probe " << id << ": " << line << "\n";
                  }};
   std::vector<std::string> undecided = decide_in_flight(in, in_flight, executor, done, decisions);
@@ -81,27 +78,23 @@ int resume_plan(const Prepared& p, const JournalRun& run,
   ropts.rerun = rerun_done_steps(plan, args.rerun, done, decisions);
   for (const auto& d : decisions) err << "resume: " << d.text() << "\n";
   for (int idx : ropts.rerun) {
-    const std::vector<std::string> kept =
-        dependents_kept_done(plan, p.graph, idx, done, ropts.rerun);
+    const std::vector<std::string> kept = dependents_kept_done(plan, p.graph, idx, done, ropts.rerun);
     if (!kept.empty())
       err << "resume: steps done earlier that depend on " << plan.steps[static_cast<size_t>(idx)].id
-          << " stay done: " << join(kept, ", ", "")
-          << " (name them with --rerun too to run them again)\n";
+          << " stay done: " << join(kept, ", ", "") << " (name them with --rerun too to run them again)\n";
   }
   for (const auto& id : args.rerun) {
     const int idx = plan.step_index(id);
     auto st = run.steps.find(id);
-    const bool decided = std::any_of(decisions.begin(), decisions.end(),
-                                     [&](const ResumeDecision& d) { return d.step == id; });
+    const bool decided =
+        std::any_of(decisions.begin(), decisions.end(), [&](const ResumeDecision& d) { return d.step == id; });
     if (idx < 0 || done.count(idx) || decided) continue;
     err << "resume: " << id << " "
-        << (st == run.steps.end() ? "has not run yet"
-                                  : "did not succeed in an earlier run (" + st->second.state + ")")
+        << (st == run.steps.end() ? "has not run yet" : "did not succeed in an earlier run (" + st->second.state + ")")
         << ": it runs anyway (--rerun changes nothing for it)\n";
   }
   for (const auto& [id, st] : run.steps)
-    if (const int idx = plan.step_index(id); idx >= 0 && st.attempts > 0)
-      ropts.earlier_attempts[idx] = st.attempts;
+    if (const int idx = plan.step_index(id); idx >= 0 && st.attempts > 0) ropts.earlier_attempts[idx] = st.attempts;
   ropts.earlier_windows = earlier_windows(campaign_windows(plan, run));
   // Never a later step run with an output that an interrupted step did not record.
   const std::vector<std::string> missing = unrecovered_outputs(plan, done, decisions);
@@ -119,8 +112,7 @@ std::map<int, Json> skipped_as_done(const RunOptions& ropts) {
 
 Json decisions_json(const std::vector<ResumeDecision>& decisions) {
   Json out = Json::array();
-  for (const auto& d : decisions)
-    out.push_back({{"step", d.step}, {"decision", d.decision}, {"why", d.why}});
+  for (const auto& d : decisions) out.push_back({{"step", d.step}, {"decision", d.decision}, {"why", d.why}});
   return out;
 }
 
@@ -129,10 +121,7 @@ Json decisions_json(const std::vector<ResumeDecision>& decisions) {
 void journal_decisions(RunJournalFile& journal, const std::vector<ResumeDecision>& decisions) {
   for (const auto& d : decisions)
     if (d.decision == "done")
-      journal.note({{"type", "step_succeeded"},
-                    {"step", d.step},
-                    {"outputs", d.outputs},
-                    {"resumed", d.why}});
+      journal.note({{"type", "step_succeeded"}, {"step", d.step}, {"outputs", d.outputs}, {"resumed", d.why}});
 }
 
 // Whether the current campaign stopped while it was rolling back (a crash or an interrupt in the
@@ -147,8 +136,7 @@ bool was_rolling_back(const JournalRun& run) {
 
 using namespace app;
 
-int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
-              const std::function<void(Runner*)>& attach) {
+int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const std::function<void(Runner*)>& attach) {
   Prepared p;
   if (int code = prepare(args, "apply", !args.dry_run, err, p)) return code;
   const Plan& plan = p.plan();
@@ -156,19 +144,16 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   std::optional<JournalRun> campaign;
   if (!read_campaign(p.journal_path(), err, campaign)) return 2;
   if (args.resume && !campaign) {
-    err << "error: nothing to resume: no run of " << args.file << " is recorded in "
-        << p.journal_path() << "\n";
+    err << "error: nothing to resume: no run of " << args.file << " is recorded in " << p.journal_path() << "\n";
     return 2;
   }
   if (!args.dry_run && campaign && !args.resume && !args.fresh &&
-      (!campaign->finished() || campaign->status == "failed" ||
-       campaign->status == "rollback_failed")) {
+      (!campaign->finished() || campaign->status == "failed" || campaign->status == "rollback_failed")) {
     std::string what = campaign->status.empty()            ? "did not finish"
                        : campaign->status == "interrupted" ? "was interrupted"
                                                            : "failed and was not fully rolled back";
-    err << "error: the last run of " << args.file << " (" << campaign->run_id << ") " << what
-        << "; run `plan apply " << args.file
-        << " --resume` to continue, or `--fresh` to start over\n";
+    err << "error: the last run of " << args.file << " (" << campaign->run_id << ") " << what << "; run `plan apply "
+        << args.file << " --resume` to continue, or `--fresh` to start over\n";
     return 2;
   }
 
@@ -178,8 +163,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
       if (!ids->empty()) {
         err << "error: " << (ids == &args.rerun ? "--rerun" : "--assume-done")
             << " applies to a run going forward; the "
-            << "last run of " << args.file << " (" << campaign->run_id
-            << ") stopped while rolling back, and resuming "
+            << "last run of " << args.file << " (" << campaign->run_id << ") stopped while rolling back, and resuming "
             << "it finishes the rollback (use --rerun-undo / --assume-undone for its interrupted "
                "undo)\n";
         return 2;
@@ -190,8 +174,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
     for (const auto* ids : {&args.assume_undone, &args.rerun_undo})
       if (!ids->empty()) {
         err << "error: " << (ids == &args.rerun_undo ? "--rerun-undo" : "--assume-undone")
-            << " applies when the run being resumed was rolling back; the last run of " << args.file
-            << " was not\n";
+            << " applies when the run being resumed was rolling back; the last run of " << args.file << " was not\n";
         return 2;
       }
   }
@@ -206,13 +189,10 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   ropts.rollback_on_failure = !args.no_rollback;
   std::vector<ResumeDecision> decisions;
   if (args.resume)
-    if (int code = resume_plan(p, *campaign, hashes, args, ctx.executor(), ropts, decisions, err))
-      return code;
+    if (int code = resume_plan(p, *campaign, hashes, args, ctx.executor(), ropts, decisions, err)) return code;
   // Every reason not to start, at once.
-  const bool irreversible_ok =
-      irreversible_approved(plan, args, ropts.already_done, err, ropts.rerun);
-  const std::vector<Gate> gates =
-      approval_gates(plan, skipped_as_done(ropts), true, ropts.rollback_on_failure);
+  const bool irreversible_ok = irreversible_approved(plan, args, ropts.already_done, err, ropts.rerun);
+  const std::vector<Gate> gates = approval_gates(plan, skipped_as_done(ropts), true, ropts.rollback_on_failure);
   if (args.dry_run) {
     // Reviewed where no terminal is (CI, a pull request): the dry run warns and still passes.
     std::vector<std::string> warnings = unanswerable_gates(gates, ctx.approver());
@@ -244,8 +224,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   }
 
   RunSummary summary = ctx.run(std::move(ropts), attach);
-  if (journal)
-    journal->run_finished(run_status(summary), {{"duration_ms", summary.duration.count()}});
+  if (journal) journal->run_finished(run_status(summary), {{"duration_ms", summary.duration.count()}});
   out.flush();
   err.flush();
   return exit_code_of(summary);

@@ -41,7 +41,7 @@ struct ShowArgs {
   std::string file;
   std::string format = "text";  // text | markdown | json
   LoadArgs load;
-  std::string state_dir;        // past runs for the estimates: --state DIR, else as apply finds it
+  std::string state_dir;  // past runs for the estimates: --state DIR, else as apply finds it
 };
 int cmd_show(const ShowArgs& args, std::ostream& out, std::ostream& err);
 
@@ -58,22 +58,22 @@ struct ApplyArgs {
   bool dry_run = false;
   bool probe = false;
   int parallelism = 4;
-  std::string secrets_file;   // empty: FILE's stem + ".secrets.yaml" beside it, when it exists
+  std::string secrets_file;  // empty: FILE's stem + ".secrets.yaml" beside it, when it exists
   bool yes = false;
   std::set<std::string> approve;
   bool fail_fast = false;
-  bool json = false;          // --output json: events on `out`, progress still on `err`
-  bool allow_prompt = true;   // approval prompts on /dev/tty when there is a terminal
-  bool fancy = false;         // colour and live progress on `err` (the caller checks the terminal)
-  std::string state_dir;      // --state DIR; empty: PLAN_STATE_DIR/NAME, else .plan/NAME beside the plan
-  bool resume = false;        // carry on the current campaign: succeeded steps are not run again
-  bool fresh = false;         // start a new campaign even though the last one is unfinished
+  bool json = false;                  // --output json: events on `out`, progress still on `err`
+  bool allow_prompt = true;           // approval prompts on /dev/tty when there is a terminal
+  bool fancy = false;                 // colour and live progress on `err` (the caller checks the terminal)
+  std::string state_dir;              // --state DIR; empty: PLAN_STATE_DIR/NAME, else .plan/NAME beside the plan
+  bool resume = false;                // carry on the current campaign: succeeded steps are not run again
+  bool fresh = false;                 // start a new campaign even though the last one is unfinished
   std::set<std::string> assume_done;  // with --resume: in-flight steps taken as done
   std::set<std::string> rerun;        // with --resume: steps run again (in flight, or succeeded earlier)
   /// rollback, and apply --resume of a run that was rolling back: steps whose undo was in flight
   /// taken as undone / undone again, when their probe cannot tell.
   std::set<std::string> assume_undone, rerun_undo;
-  bool no_rollback = false;   // on failure, leave everything as it is
+  bool no_rollback = false;  // on failure, leave everything as it is
 };
 /// Loads, preflights (secrets, lock) and runs the plan. `attach` is called with the runner before
 /// it starts and with nullptr once it has finished (the signal forwarder uses it).

@@ -55,8 +55,7 @@ int cmd_show(const ShowArgs& args, std::ostream& out, std::ostream& err) {
   // Step hashes show secrets as ***, whatever their value: any value gives the hash apply recorded.
   std::map<std::string, std::string> placeholders;
   for (const auto& [name, mark] : referenced_secrets(r.plan)) placeholders[name] = "***";
-  estimate_from_past_runs(r.plan, g, state_dir_for(r.plan, args.state_dir),
-                          step_content_hashes(r.plan, placeholders));
+  estimate_from_past_runs(r.plan, g, state_dir_for(r.plan, args.state_dir), step_content_hashes(r.plan, placeholders));
   ShowFormat f = args.format == "json"       ? ShowFormat::JsonModel
                  : args.format == "markdown" ? ShowFormat::Markdown
                                              : ShowFormat::Text;
@@ -69,8 +68,7 @@ int cmd_graph(const GraphArgs& args, std::ostream& out, std::ostream& err) {
   LoadResult r;
   Graph g;
   if (!load_and_build(args.file, args.load, err, r, g)) return 2;
-  out << export_graph(r.plan, g,
-                      args.format == "mermaid" ? GraphFormat::Mermaid : GraphFormat::Dot);
+  out << export_graph(r.plan, g, args.format == "mermaid" ? GraphFormat::Mermaid : GraphFormat::Dot);
   out.flush();
   return 0;
 }

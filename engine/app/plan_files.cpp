@@ -60,8 +60,7 @@ FolderOwner read_folder_owner(const std::string& dir) {
   if (owner.plan.empty()) {
     const JournalReadResult jr = read_journal((fs::path(dir) / "journal.jsonl").string());
     for (auto it = jr.records.rbegin(); it != jr.records.rend(); ++it)
-      if (it->value("type", "") == "run_started" && (*it).contains("plan") &&
-          (*it)["plan"].is_string()) {
+      if (it->value("type", "") == "run_started" && (*it).contains("plan") && (*it)["plan"].is_string()) {
         owner.plan = (*it)["plan"].get<std::string>();
         owner.file = it->value("plan_path", "");
         break;
@@ -100,8 +99,8 @@ LoadOptions load_options(const LoadArgs& args) {
   return o;
 }
 
-bool load_and_build(const std::string& file, const LoadArgs& args, std::ostream& err,
-                    LoadResult& result, Graph& graph) {
+bool load_and_build(const std::string& file, const LoadArgs& args, std::ostream& err, LoadResult& result,
+                    Graph& graph) {
   result = load_plan_file(file, load_options(args));
   for (const std::string& w : result.warnings) err << w;
   if (!result.ok()) {
@@ -140,19 +139,17 @@ std::string default_secrets_file(const std::string& plan_file) {
 
 std::string state_dir_for(const Plan& plan, const std::string& override_dir) {
   if (!override_dir.empty()) return override_dir;
-  if (const char* env = std::getenv("PLAN_STATE_DIR"); env && *env)
-    return (fs::path(env) / plan.name).string();
+  if (const char* env = std::getenv("PLAN_STATE_DIR"); env && *env) return (fs::path(env) / plan.name).string();
   fs::path dir = fs::path(plan.path).parent_path();
   return (dir / ".plan" / plan.name).string();
 }
 
-bool state_folder_ours(const Plan& plan, const std::string& dir, const std::string& file,
-                       bool record, std::ostream& err) {
+bool state_folder_ours(const Plan& plan, const std::string& dir, const std::string& file, bool record,
+                       std::ostream& err) {
   const FolderOwner owner = read_folder_owner(dir);
   if (!owner.plan.empty() && owner.plan != plan.name) {
     err << "error: the state folder " << dir << " belongs to plan '" << owner.plan << "'"
-        << (owner.file.empty() ? "" : " (" + owner.file + ")") << "; plan '" << plan.name << "' ("
-        << file
+        << (owner.file.empty() ? "" : " (" + owner.file + ")") << "; plan '" << plan.name << "' (" << file
         << ") cannot use it: its journal and lock would be mixed with that plan's; give it a "
            "folder of its own "
            "(--state DIR, or leave --state out)\n";
@@ -161,16 +158,14 @@ bool state_folder_ours(const Plan& plan, const std::string& dir, const std::stri
   std::string abs_file = plan.path;
   std::error_code ec;
   if (fs::path p = fs::absolute(plan.path, ec); !ec) abs_file = p.lexically_normal().string();
-  if (!record || (owner.plan == plan.name && owner.file == abs_file && owner.hash == plan.hash))
-    return true;
+  if (!record || (owner.plan == plan.name && owner.file == abs_file && owner.hash == plan.hash)) return true;
   const Json j = {{"plan", plan.name}, {"file", abs_file}, {"hash", plan.hash}};
   return write_folder_owner(fs::path(dir) / "plan.json", j, err);
 }
 
 void estimate_from_past_runs(const Plan& plan, Graph& graph, const std::string& state_dir,
                              const std::map<std::string, std::string>& hashes) {
-  PastDurations past =
-      read_past_durations((fs::path(state_dir) / "journal.jsonl").string(), hashes);
+  PastDurations past = read_past_durations((fs::path(state_dir) / "journal.jsonl").string(), hashes);
   if (!past.empty()) estimate_graph(plan, graph, type_estimate, past);
 }
 

@@ -15,8 +15,7 @@ namespace plan::app {
 LoadOptions load_options(const LoadArgs& args);
 
 /// Loads a plan and builds its graph; prints the errors and returns false when it is invalid.
-bool load_and_build(const std::string& file, const LoadArgs& args, std::ostream& err,
-                    LoadResult& result, Graph& graph);
+bool load_and_build(const std::string& file, const LoadArgs& args, std::ostream& err, LoadResult& result, Graph& graph);
 
 /// Every ${secret.X} in the plan with where it is first used, so that a missing secret stops the
 /// run before anything starts instead of failing a step halfway.
@@ -33,8 +32,8 @@ std::string state_dir_for(const Plan& plan, const std::string& override_dir = ""
 /// from before plan.json: the journal's last run names it). Another plan is refused, never mixed
 /// in. With `record`, plan.json is written (or brought up to date) once the plan may use it.
 /// False once it has said why.
-bool state_folder_ours(const Plan& plan, const std::string& dir, const std::string& file,
-                       bool record, std::ostream& err);
+bool state_folder_ours(const Plan& plan, const std::string& dir, const std::string& file, bool record,
+                       std::ostream& err);
 
 /// The durations each unchanged step took in the past runs journaled in `state_dir` become its
 /// estimate where the plan gives none (before its type's). Reads the journal only: the folder is

@@ -6,8 +6,8 @@
 #include "app/run_context.h"
 #include "report/text.h"
 #include "run/real_executor.h"
-#include "state/run_journal_file.h"
 #include "ssh/host_pool.h"
+#include "state/run_journal_file.h"
 
 namespace plan {
 
@@ -21,8 +21,7 @@ bool ready_to_rehearse(const Prepared& p, const ApplyArgs& args, std::ostream& e
   const Plan& plan = p.plan();
   std::optional<JournalRun> campaign;
   if (!read_campaign(p.journal_path(), err, campaign)) return false;
-  if (campaign && (!campaign->finished() || campaign->status == "failed" ||
-                   campaign->status == "rollback_failed")) {
+  if (campaign && (!campaign->finished() || campaign->status == "failed" || campaign->status == "rollback_failed")) {
     err << "error: the last run of " << args.file << " (" << campaign->run_id
         << ") is not finished; resume it or roll it back before rehearsing\n";
     return false;
@@ -33,13 +32,12 @@ bool ready_to_rehearse(const Prepared& p, const ApplyArgs& args, std::ostream& e
   o.approve_ids = args.approve;
   o.allow_prompt = args.allow_prompt;
   CliApprover approver(o, err);
-  return approvals_answerable(approval_gates(plan, {}, true, true), approver, "rehearse", err) &&
-         irreversible_ok;
+  return approvals_answerable(approval_gates(plan, {}, true, true), approver, "rehearse", err) && irreversible_ok;
 }
 
 // One phase of the rehearsal, in a run context of its own.
-RunSummary run_phase(Prepared& p, const ApplyArgs& args, RunOptions ropts, std::ostream& out,
-                     std::ostream& err, const std::function<void(Runner*)>& attach) {
+RunSummary run_phase(Prepared& p, const ApplyArgs& args, RunOptions ropts, std::ostream& out, std::ostream& err,
+                     const std::function<void(Runner*)>& attach) {
   RunContext ctx(p, args, out, err);
   return ctx.run(std::move(ropts), attach);
 }
@@ -67,8 +65,7 @@ struct StartState {
 
 // The start state: the first wave's preconditions hold again, and the verify checks of the steps
 // rolled back, which describe their effects, no longer hold.
-StartState compare_start_state(const Prepared& p, const RunSummary& applied,
-                               const RunSummary& reverted) {
+StartState compare_start_state(const Prepared& p, const RunSummary& applied, const RunSummary& reverted) {
   const Plan& plan = p.plan();
   StartState found;
   auto hosts = make_host_pool(plan, &p.secrets);
@@ -88,23 +85,20 @@ StartState compare_start_state(const Prepared& p, const RunSummary& applied,
     if (s.preconditions.empty()) continue;
     found.checked += s.preconditions.size();
     std::string message;
-    CheckResult r = evaluate_checks(s.preconditions, scope, *hosts, Deadline::after(Millis(60000)),
-                                    never, &message);
+    CheckResult r = evaluate_checks(s.preconditions, scope, *hosts, Deadline::after(Millis(60000)), never, &message);
     if (!r.ok) found.failures.push_back(s.id + ": " + p.masker.mask(message));
   }
   for (size_t i = 0; i < plan.steps.size() && i < reverted.rollback.size(); ++i) {
     const Step& s = plan.steps[i];
     if (reverted.rollback[i] != RollbackState::RolledBack || s.verify.empty()) continue;
     std::string message;
-    CheckResult r =
-        evaluate_checks(s.verify, scope, *hosts, Deadline::after(Millis(60000)), never, &message);
+    CheckResult r = evaluate_checks(s.verify, scope, *hosts, Deadline::after(Millis(60000)), never, &message);
     (r.ok ? found.remaining : found.gone).push_back(s.id);
   }
   return found;
 }
 
-Json rehearsal_record(const RunSummary& applied, const RunSummary& reverted, int back_code,
-                      const StartState& start) {
+Json rehearsal_record(const RunSummary& applied, const RunSummary& reverted, int back_code, const StartState& start) {
   return {{"type", "rehearsal"},
           {"apply_ms", applied.duration.count()},
           {"rollback_ms", reverted.duration.count()},
@@ -120,32 +114,28 @@ Json rehearsal_record(const RunSummary& applied, const RunSummary& reverted, int
 // "the start state holds again: ...": what was compared, when the rollback restored it.
 std::string start_state_compared(const StartState& start) {
   std::vector<std::string> compared;
-  compared.push_back(start.checked == 0
-                         ? "the first wave has no preconditions"
-                         : std::to_string(start.checked) +
-                               (start.checked == 1
-                                    ? " precondition of the first wave holds again"
-                                    : " preconditions of the first wave hold again"));
-  compared.push_back(start.gone.empty()
-                         ? "no step rolled back has verify checks"
-                         : "the verify checks of " + std::to_string(start.gone.size()) +
-                               (start.gone.size() == 1 ? " step" : " steps") +
-                               " rolled back no longer hold (their effects are gone: " +
-                               join(start.gone, ", ", "") + ")");
+  compared.push_back(start.checked == 0 ? "the first wave has no preconditions"
+                                        : std::to_string(start.checked) +
+                                              (start.checked == 1 ? " precondition of the first wave holds again"
+                                                                  : " preconditions of the first wave hold again"));
+  compared.push_back(start.gone.empty() ? "no step rolled back has verify checks"
+                                        : "the verify checks of " + std::to_string(start.gone.size()) +
+                                              (start.gone.size() == 1 ? " step" : " steps") +
+                                              " rolled back no longer hold (their effects are gone: " +
+                                              join(start.gone, ", ", "") + ")");
   return join(compared, "; ", "");
 }
 
 // Prints the rehearsal's durations and findings; returns its exit code.
-int report_rehearsal(const RunSummary& applied, const RunSummary& reverted, int back_code,
-                     const StartState& start, std::ostream& out) {
-  out << "rehearsal: apply " << format_duration(applied.duration) << ", rollback "
-      << format_duration(reverted.duration) << "\n";
+int report_rehearsal(const RunSummary& applied, const RunSummary& reverted, int back_code, const StartState& start,
+                     std::ostream& out) {
+  out << "rehearsal: apply " << format_duration(applied.duration) << ", rollback " << format_duration(reverted.duration)
+      << "\n";
   if (back_code != 0) {
     out << "rehearsal: the rollback did not complete (exit " << back_code << ")\n";
     return back_code;
   }
-  for (const auto& f : start.failures)
-    out << "rehearsal: precondition no longer holds: " << f << "\n";
+  for (const auto& f : start.failures) out << "rehearsal: precondition no longer holds: " << f << "\n";
   for (const auto& id : start.remaining)
     out << "rehearsal: the verify checks of '" << id
         << "' still hold after its rollback: its effect may remain (or they hold before it runs "
@@ -188,8 +178,7 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   fwd.journal = &journal;
   journal.run_started("rehearse", false, hashes, {{"phase", "apply"}});
   const RunSummary applied = run_phase(p, args, std::move(fwd), out, err, attach);
-  journal.run_finished(run_status(applied),
-                       {{"phase", "apply"}, {"duration_ms", applied.duration.count()}});
+  journal.run_finished(run_status(applied), {{"phase", "apply"}, {"duration_ms", applied.duration.count()}});
   if (applied.succeeded && applied.interrupted) {
     // Every step completed, but the operator asked to stop: nothing is rolled back.
     err << "rehearse: interrupted; the apply phase completed and nothing was rolled back "
@@ -213,8 +202,7 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
                        {{"phase", "rollback"}, {"duration_ms", reverted.duration.count()}});
 
   // 3. The start state, compared only once everything is back.
-  const StartState start =
-      back_code == 0 ? compare_start_state(p, applied, reverted) : StartState{};
+  const StartState start = back_code == 0 ? compare_start_state(p, applied, reverted) : StartState{};
   journal.note(rehearsal_record(applied, reverted, back_code, start));
   return report_rehearsal(applied, reverted, back_code, start, out);
 }

@@ -14,7 +14,7 @@ namespace plan::app {
 /// `apply --resume` of a run that stopped while rolling back: its failure stands, so resuming it
 /// finishes its rollback (the interrupted undo decided as `plan rollback` decides it). Exit 1 when
 /// everything is undone (failed, and rolled back), 3 when not.
-int finish_rollback(Prepared& p, const JournalRun& run, const ApplyArgs& args, std::ostream& out,
-                    std::ostream& err, const std::function<void(Runner*)>& attach);
+int finish_rollback(Prepared& p, const JournalRun& run, const ApplyArgs& args, std::ostream& out, std::ostream& err,
+                    const std::function<void(Runner*)>& attach);
 
 }  // namespace plan::app

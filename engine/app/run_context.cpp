@@ -32,8 +32,7 @@ bool load_run_secrets(const ApplyArgs& args, Prepared& p, std::ostream& err) {
   std::string secrets_file = args.secrets_file;
   if (secrets_file.empty()) {
     secrets_file = default_secrets_file(args.file);
-    if (!secrets_file.empty())
-      err << "secrets: reading " << secrets_file << " (found beside the plan)\n";
+    if (!secrets_file.empty()) err << "secrets: reading " << secrets_file << " (found beside the plan)\n";
   }
   std::string secrets_error;
   p.secrets = load_secrets(secrets_file, &secrets_error);
@@ -46,8 +45,7 @@ bool load_run_secrets(const ApplyArgs& args, Prepared& p, std::ostream& err) {
     if (p.secrets.count(name)) continue;
     missing = true;
     err << plan.path << ":" << mark.line << ":" << mark.col << ": error: secret '" << name
-        << "' is not set; set PLAN_SECRET_" << name
-        << " in the environment or give --secrets FILE\n";
+        << "' is not set; set PLAN_SECRET_" << name << " in the environment or give --secrets FILE\n";
   }
   if (missing) return false;
   for (const auto& [name, value] : p.secrets) p.masker.add(value);
@@ -56,8 +54,7 @@ bool load_run_secrets(const ApplyArgs& args, Prepared& p, std::ostream& err) {
 
 // Creates and locks the state folder for `plan VERB FILE`. 0, or the exit code once it has said
 // why.
-int lock_state_folder(const ApplyArgs& args, const std::string& verb, Prepared& p,
-                      std::ostream& err) {
+int lock_state_folder(const ApplyArgs& args, const std::string& verb, Prepared& p, std::ostream& err) {
   std::error_code ec;
   fs::create_directories(p.state_dir, ec);
   if (ec) {
@@ -69,8 +66,8 @@ int lock_state_folder(const ApplyArgs& args, const std::string& verb, Prepared& 
   const std::string command = "plan " + verb + " " + args.file;
   // --resume is the operator's decision to carry on the run that died: its lock goes with it.
   if (verb == "apply" && args.resume)
-    p.lock = RunLock::acquire_or_take_over(lock_path, command, "plan unlock " + args.file,
-                                           &lock_error, &p.lock_taken_from);
+    p.lock =
+        RunLock::acquire_or_take_over(lock_path, command, "plan unlock " + args.file, &lock_error, &p.lock_taken_from);
   else
     p.lock = RunLock::acquire(lock_path, command, "plan unlock " + args.file, &lock_error);
   if (p.lock_taken_from)
@@ -85,12 +82,9 @@ int lock_state_folder(const ApplyArgs& args, const std::string& verb, Prepared& 
 
 }  // namespace
 
-std::string Prepared::journal_path() const {
-  return (fs::path(state_dir) / "journal.jsonl").string();
-}
+std::string Prepared::journal_path() const { return (fs::path(state_dir) / "journal.jsonl").string(); }
 
-int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std::ostream& err,
-            Prepared& p) {
+int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std::ostream& err, Prepared& p) {
   if (!load_and_build(args.file, args.load, err, p.r, p.graph)) return 2;
   const Plan& plan = p.plan();
   if (!approve_ids_known(args, plan, err)) return 2;
@@ -104,8 +98,7 @@ int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std:
   return 0;
 }
 
-bool read_campaign(const std::string& path, std::ostream& err,
-                   std::optional<JournalRun>& campaign) {
+bool read_campaign(const std::string& path, std::ostream& err, std::optional<JournalRun>& campaign) {
   JournalReadResult jr = read_journal(path);
   for (const auto& w : jr.warnings) err << "warning: journal " << path << ": " << w << "\n";
   if (!jr.error.empty()) {

@@ -11,8 +11,8 @@
 
 #include "app/commands.h"
 #include "graph/graph.h"
-#include "plan/interpolate.h"
 #include "load/loader.h"
+#include "plan/interpolate.h"
 #include "report/approver.h"
 #include "report/console.h"
 #include "run/executor.h"
@@ -38,8 +38,7 @@ struct Prepared {
 
 /// Loads the plan, checks --approve ids and secrets, finds the state folder and, with `take_lock`,
 /// locks it for `plan VERB FILE`. 0, or the exit code once it has said why.
-int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std::ostream& err,
-            Prepared& p);
+int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std::ostream& err, Prepared& p);
 
 /// Reads the journal's current campaign (nullopt: none). False, once it has said why, when the
 /// journal cannot be trusted; a torn last line is only a warning.
@@ -62,9 +61,7 @@ class RunContext {
   HostPool& hosts() { return *hosts_; }
   const CliApprover& approver() const { return approver_; }
   /// Lines the dry-run report shows under "warning: apply would stop before its first step".
-  void set_dry_run_warnings(std::vector<std::string> lines) {
-    dry_run_warnings_ = std::move(lines);
-  }
+  void set_dry_run_warnings(std::vector<std::string> lines) { dry_run_warnings_ = std::move(lines); }
 
   /// Runs the plan; `attach` is called with the runner before it starts and with nullptr after.
   RunSummary run(RunOptions ropts, const std::function<void(Runner*)>& attach);

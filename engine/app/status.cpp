@@ -24,8 +24,7 @@ std::string pad(std::string s, size_t width) {
 // A campaign that is not finished and has no live lock holder ended without a word: a crash.
 std::string status_text(const JournalRun& run, bool live_holder) {
   if (!run.status.empty()) return run.status;
-  return live_holder ? "running"
-                     : "unfinished (the engine stopped without finishing; resume with --resume)";
+  return live_holder ? "running" : "unfinished (the engine stopped without finishing; resume with --resume)";
 }
 
 }  // namespace
@@ -53,8 +52,8 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
   } else {
     const JournalRun& run = *campaign;
     out << "plan " << plan.name << ": run " << run.run_id << " (" << run.kind << ", " << run.runs
-        << (run.runs == 1 ? " run" : " runs") << " in this campaign), started "
-        << iso_time(run.started_ms) << "\nstatus: " << status_text(run, holder && !stale) << "\n";
+        << (run.runs == 1 ? " run" : " runs") << " in this campaign), started " << iso_time(run.started_ms)
+        << "\nstatus: " << status_text(run, holder && !stale) << "\n";
     if (!run.plan_hash.empty() && run.plan_hash != plan.hash)
       out << "note: " << args.file << " has changed since the run started\n";
     size_t width = 4;
@@ -73,21 +72,17 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
       // A message left by an earlier failed attempt no longer applies once the step succeeded.
       const bool said = !st.message.empty() && st.state != "succeeded";
       if (said) out << "  " << st.message;
-      if (!st.not_rolled_back.empty())
-        out << (said ? "; " : "  ") << "not rolled back: " << st.not_rolled_back;
+      if (!st.not_rolled_back.empty()) out << (said ? "; " : "  ") << "not rolled back: " << st.not_rolled_back;
       out << "\n";
     }
     for (const auto& [id, st] : run.steps)
-      if (plan.step_index(id) < 0)
-        out << "  " << pad(id, width) << "  " << st.state << " (no longer in the plan)\n";
+      if (plan.step_index(id) < 0) out << "  " << pad(id, width) << "  " << st.state << " (no longer in the plan)\n";
     // Windows on the journal's clock, across crashes and resumes; an open one up to now.
     const long long now_ms =
-        std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch())
-            .count();
+        std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
     for (const CampaignWindow& w : campaign_windows(plan, run))
       out << "window " << window_status_line(w, now_ms) << "\n";
-    if (const ForwardRecovery f = campaign_forward_recovery(plan, graph, run);
-        !f.empty() && run.status != "succeeded")
+    if (const ForwardRecovery f = campaign_forward_recovery(plan, graph, run); !f.empty() && run.status != "succeeded")
       out << "forward recovery: " << f.text() << "\n";
     if (run.finished_ms > 0 && run.finished_ms >= run.started_ms)
       out << "finished " << iso_time(run.finished_ms) << ", after "
@@ -97,9 +92,7 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
     out << "lock: none\n";
   else
     out << "lock: held by " << holder->describe()
-        << (stale ? "; stale: that process is gone (`plan unlock " + args.file + "` clears it)"
-                  : "")
-        << "\n";
+        << (stale ? "; stale: that process is gone (`plan unlock " + args.file + "` clears it)" : "") << "\n";
   out.flush();
   return readable ? 0 : 2;
 }
@@ -110,8 +103,7 @@ int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err) {
     err << r.format();
     return 2;
   }
-  if (!state_folder_ours(r.plan, state_dir_for(r.plan, args.state_dir), args.file, false, err))
-    return 2;
+  if (!state_folder_ours(r.plan, state_dir_for(r.plan, args.state_dir), args.file, false, err)) return 2;
   std::string path = (fs::path(state_dir_for(r.plan, args.state_dir)) / "lock").string();
   std::optional<LockHolder> holder = read_lock(path);
   if (!holder) {

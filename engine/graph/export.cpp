@@ -29,11 +29,20 @@ std::string mermaid_text(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '"': out += "#quot;"; break;
-      case '<': out += "#lt;"; break;
-      case '>': out += "#gt;"; break;
-      case '\n': out += ' '; break;
-      default: out += c;
+      case '"':
+        out += "#quot;";
+        break;
+      case '<':
+        out += "#lt;";
+        break;
+      case '>':
+        out += "#gt;";
+        break;
+      case '\n':
+        out += ' ';
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -154,9 +163,7 @@ std::string export_mermaid(const Plan& plan, const Graph& graph) {
   w.leave = [&](int, int depth) { out += std::string(2 * depth, ' ') + "end\n"; };
   w.walk();
   for (const Edge& e : graph.edges) {
-    const char* arrow = crit_edges.count({e.from, e.to}) ? " ==> "
-                        : e.kind == EdgeKind::Implicit     ? " -.-> "
-                                                           : " --> ";
+    const char* arrow = crit_edges.count({e.from, e.to}) ? " ==> " : e.kind == EdgeKind::Implicit ? " -.-> " : " --> ";
     out += "  s" + std::to_string(e.from) + arrow + "s" + std::to_string(e.to) + "\n";
   }
   if (!graph.critical_path.empty()) {

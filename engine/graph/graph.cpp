@@ -21,8 +21,7 @@ std::vector<std::vector<int>> group_leaves(const Plan& plan) {
   std::vector<std::vector<int>> leaves(plan.groups.size());
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
     int hops = 0;
-    for (int g = plan.steps[i].group; g >= 0 && g < ngroups && hops <= ngroups;
-         g = plan.groups[g].parent, ++hops) {
+    for (int g = plan.steps[i].group; g >= 0 && g < ngroups && hops <= ngroups; g = plan.groups[g].parent, ++hops) {
       leaves[g].push_back(i);
     }
   }
@@ -364,8 +363,7 @@ std::vector<char> walk(const Graph& g, int from, const std::vector<std::vector<i
         todo.push_back(u);
       }
   }
-  if (seen[static_cast<size_t>(from)])
-    seen[static_cast<size_t>(from)] = 0;  // a cycle cannot pass validation
+  if (seen[static_cast<size_t>(from)]) seen[static_cast<size_t>(from)] = 0;  // a cycle cannot pass validation
   return seen;
 }
 
@@ -396,9 +394,8 @@ std::optional<Millis> longest_path(const Graph& g, int from, int to) {
   std::vector<int> between = steps_between(g, from, to);
   if (between.empty()) return std::nullopt;
   // Waves order the steps topologically: a step's deps all have smaller waves.
-  std::sort(between.begin(), between.end(), [&](int a, int b) {
-    return g.wave[a] != g.wave[b] ? g.wave[a] < g.wave[b] : a < b;
-  });
+  std::sort(between.begin(), between.end(),
+            [&](int a, int b) { return g.wave[a] != g.wave[b] ? g.wave[a] < g.wave[b] : a < b; });
   std::vector<long long> best(g.size, -1);
   best[from] = g.estimate[from].count();
   for (int v : between) {
@@ -435,9 +432,8 @@ std::optional<Prediction> predict_between(const Graph& g, int from, int to) {
       p.unknown.push_back(v);
   }
   // As longest_path, keeping each step's best predecessor to give the path back.
-  std::sort(between.begin(), between.end(), [&](int a, int b) {
-    return g.wave[a] != g.wave[b] ? g.wave[a] < g.wave[b] : a < b;
-  });
+  std::sort(between.begin(), between.end(),
+            [&](int a, int b) { return g.wave[a] != g.wave[b] ? g.wave[a] < g.wave[b] : a < b; });
   std::vector<long long> best(g.size, -1);
   std::vector<int> prev(g.size, -1);
   best[from] = g.estimate[from].count();

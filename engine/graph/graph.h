@@ -42,18 +42,18 @@ using TypeEstimate = std::function<std::optional<Millis>(const Step&)>;
 
 struct Graph {
   int size = 0;
-  std::vector<Edge> edges;               // deduplicated; the strongest kind wins (Explicit > Group > Implicit)
-  std::vector<std::vector<int>> deps;    // deps[i]: steps i waits for
-  std::vector<std::vector<int>> users;   // users[i]: steps waiting for i
-  std::vector<std::vector<int>> pools;   // pools[i]: groups with max_parallel enclosing step i, innermost first
+  std::vector<Edge> edges;              // deduplicated; the strongest kind wins (Explicit > Group > Implicit)
+  std::vector<std::vector<int>> deps;   // deps[i]: steps i waits for
+  std::vector<std::vector<int>> users;  // users[i]: steps waiting for i
+  std::vector<std::vector<int>> pools;  // pools[i]: groups with max_parallel enclosing step i, innermost first
 
-  std::vector<int> wave;                 // wave[i]: 0 for steps with no deps, else 1 + max(wave of deps)
-  std::vector<Millis> estimate;          // per step: the predicted duration; 0 when unknown
+  std::vector<int> wave;                        // wave[i]: 0 for steps with no deps, else 1 + max(wave of deps)
+  std::vector<Millis> estimate;                 // per step: the predicted duration; 0 when unknown
   std::vector<EstimateSource> estimate_source;  // per step: where `estimate` comes from
-  std::vector<int> estimate_runs;        // per step: past runs behind it (EstimateSource::PastRuns), else 0
-  std::vector<Millis> remaining;         // longest path from i to any sink, including i's estimate
-  std::vector<int> critical_path;        // step indices, source to sink
-  Millis critical_length{0};             // a lower bound while some step's estimate is unknown
+  std::vector<int> estimate_runs;               // per step: past runs behind it (EstimateSource::PastRuns), else 0
+  std::vector<Millis> remaining;                // longest path from i to any sink, including i's estimate
+  std::vector<int> critical_path;               // step indices, source to sink
+  Millis critical_length{0};                    // a lower bound while some step's estimate is unknown
 
   /// Steps grouped by wave, in file order within a wave.
   std::vector<std::vector<int>> waves() const;

@@ -56,7 +56,6 @@ bool looks_binary(const std::string& text, Mark& where) {
   return true;
 }
 
-
 /// Sets vars[k] (a dotted key walks into maps, creating them).
 void set_var(Json& vars, const std::string& key, Json value) {
   Json* cur = &vars;
@@ -154,10 +153,13 @@ LoadResult load_plan_text(const std::string& path, const std::string& text, cons
   for (const auto& [key, value] : opts.var_overrides) {
     std::string name = key.substr(0, key.find('.'));
     if (loader.used_vars().count(name)) continue;
-    if (invalid_utf8_at(key) != std::string::npos || invalid_utf8_at(value) != std::string::npos) continue;  // refused above
+    if (invalid_utf8_at(key) != std::string::npos || invalid_utf8_at(value) != std::string::npos)
+      continue;  // refused above
     std::string msg = "--var " + key + " is not used by the plan";
-    if (opts.strict) r.extra_errors.push_back(path + ": error: " + msg + "\n");
-    else r.warnings.push_back(path + ": warning: " + msg + " (an error with --strict)\n");
+    if (opts.strict)
+      r.extra_errors.push_back(path + ": error: " + msg + "\n");
+    else
+      r.warnings.push_back(path + ": warning: " + msg + " (an error with --strict)\n");
   }
   return r;
 }
@@ -174,4 +176,3 @@ LoadResult load_plan_file(const std::string& path, const LoadOptions& opts) {
 }
 
 }  // namespace plan
-

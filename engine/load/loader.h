@@ -19,9 +19,9 @@ struct LoadOptions {
 };
 
 struct LoadResult {
-  Plan plan;                      // meaningful only when ok()
-  std::string source;             // the file's text, for carets
-  std::vector<Diagnostic> diags;  // sorted; errors in var files carry their own path (see below)
+  Plan plan;                              // meaningful only when ok()
+  std::string source;                     // the file's text, for carets
+  std::vector<Diagnostic> diags;          // sorted; errors in var files carry their own path (see below)
   std::vector<std::string> extra_errors;  // fully formatted errors about other files (var files, I/O)
   std::vector<std::string> warnings;      // formatted "file: warning: ..." lines; errors with strict
   bool ok() const { return diags.empty() && extra_errors.empty(); }

@@ -1,9 +1,9 @@
 // The Loader's first half: the plan document (already checked against the schema) read into the
 // model: variables, hosts, defaults, windows, steps and groups with their checks and rollbacks.
 
-#include "load/plan_loader.h"
-
 #include <algorithm>
+
+#include "load/plan_loader.h"
 
 namespace plan::load_detail {
 
@@ -31,7 +31,8 @@ std::optional<Json> Loader::load_time(const Json& v, const JsonPath& p) {
   if (!v.is_string() || v.get_ref<const std::string&>().find("${") == std::string::npos) return v;
   for (const Reference& r : find_references(v.get<std::string>())) {
     if (r.ns != "vars" && r.ns != "env") {
-      error(at(p), "'${" + r.text + "}' cannot be used here: only ${vars...} and ${env...} are known when the plan is loaded");
+      error(at(p),
+            "'${" + r.text + "}' cannot be used here: only ${vars...} and ${env...} are known when the plan is loaded");
       return std::nullopt;
     }
   }
@@ -94,7 +95,8 @@ bool Loader::boolean(const Json& obj, const char* key, bool dflt) {
 
 void Loader::load_retry(const Json& obj, const JsonPath& p, RetrySpec& r) {
   if (!obj.is_object()) return;
-  if (auto n = integer(obj, "attempts", p); n && *n >= 1) r.attempts = static_cast<int>(std::min<long long>(*n, 1000000));
+  if (auto n = integer(obj, "attempts", p); n && *n >= 1)
+    r.attempts = static_cast<int>(std::min<long long>(*n, 1000000));
   if (auto d = duration(obj, "backoff", p)) r.backoff = *d;
   if (auto it = obj.find("factor"); it != obj.end() && it->is_number()) r.factor = it->get<double>();
   if (auto d = duration(obj, "max_backoff", p)) r.max_backoff = *d;
@@ -151,9 +153,9 @@ void Loader::report_missing_vars() {
     ++i;
   }
   const std::string& one = missing_vars_.begin()->first;
-  error(first, std::string(missing_vars_.size() == 1 ? "missing variable " : "missing variables ") + names +
-                   ": give " + (missing_vars_.size() == 1 ? "it" : "them") + " a value with --vars FILE or --var " +
-                   one + "=VALUE, or under vars: in the plan");
+  error(first, std::string(missing_vars_.size() == 1 ? "missing variable " : "missing variables ") + names + ": give " +
+                   (missing_vars_.size() == 1 ? "it" : "them") + " a value with --vars FILE or --var " + one +
+                   "=VALUE, or under vars: in the plan");
 }
 
 void Loader::load_hosts() {
@@ -237,8 +239,10 @@ void Loader::load_checks(const Json& v, const JsonPath& p, std::vector<CheckSpec
 StepBody Loader::load_body(const Json& b, const JsonPath& p) {
   StepBody body;
   body.type = str(b, "type");
-  if (auto w = b.find("with"); w != b.end() && w->is_object()) body.with = *w;
-  else body.with = Json::object();
+  if (auto w = b.find("with"); w != b.end() && w->is_object())
+    body.with = *w;
+  else
+    body.with = Json::object();
   body.on = str(b, "on");
   body.timeout = duration(b, "timeout", p);
   body.mark = b.contains("type") ? key_at(extend(p, "type")) : at(p);
@@ -258,7 +262,8 @@ void Loader::build_members(const Json& arr, const JsonPath& p, int parent, std::
       g.parent = parent;
       g.parallel = boolean(m, "parallel", false);
       if (auto d = m.find("description"); d != m.end() && d->is_string()) g.description = d->get<std::string>();
-      if (auto n = integer(m, "max_parallel", mp); n && *n > 0) g.max_parallel = static_cast<int>(std::min<long long>(*n, 1 << 30));
+      if (auto n = integer(m, "max_parallel", mp); n && *n > 0)
+        g.max_parallel = static_cast<int>(std::min<long long>(*n, 1 << 30));
       load_needs(m, mp, g.needs, g.needs_marks);
       int index = static_cast<int>(plan_->groups.size());
       plan_->groups.push_back(std::move(g));

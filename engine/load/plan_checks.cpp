@@ -2,12 +2,11 @@
 // against its type (with values known only at run time stood in for), ids, hosts, references
 // and outputs, and the graph: cycles, and windows whose ends the graph orders.
 
-#include "load/plan_loader.h"
-
 #include <algorithm>
 #include <unordered_map>
 
 #include "graph/graph.h"
+#include "load/plan_loader.h"
 #include "run/registry.h"
 
 namespace plan::load_detail {
@@ -22,7 +21,9 @@ void Loader::check_check(const std::string& type, const Json& params, const Json
   check_host(str(params, "on"), extend(pp, "on"));
   if (diags_.size() != before) return;
   const CheckType* ct = Registry::instance().check(type);
-  if (ct) check_parse(&ct->parameters(), [ct](const Json& v) { ct->validate(v); }, params, pp);
+  if (ct)
+    check_parse(
+        &ct->parameters(), [ct](const Json& v) { ct->validate(v); }, params, pp);
 }
 
 bool Loader::known_at_run_time(const Json& v) {
@@ -53,7 +54,7 @@ Json Loader::stand_in(const Json& v, const ParamTable* table, const ParamSpec* s
 }
 
 void Loader::check_parse(const ParamTable* table, const std::function<void(const Json&)>& validate, const Json& raw,
-                 const JsonPath& p) {
+                         const JsonPath& p) {
   if (table && raw.is_object()) {
     for (auto it = raw.begin(); it != raw.end(); ++it) {
       if (const ParamSpec* spec = table->find(it.key())) check_output_fits(*spec, it.value(), extend(p, it.key()));
@@ -117,7 +118,9 @@ void Loader::check_action(const std::string& type, const Json& with, const JsonP
   const StepType* t = Registry::instance().step(type);
   size_t before = diags_.size();
   schema_.validate(with, "step_types/" + type, doc_, marks_, wp, diags_);
-  if (diags_.size() == before) check_parse(&t->parameters(), [t](const Json& v) { t->validate(v); }, with, wp);
+  if (diags_.size() == before)
+    check_parse(
+        &t->parameters(), [t](const Json& v) { t->validate(v); }, with, wp);
   // Parameters that hold checks (a wait's until): each check against its own type.
   for (const ParamSpec& spec : t->parameters().params) {
     if (spec.kind != ParamKind::Checks) continue;
@@ -155,8 +158,7 @@ void Loader::check_types_and_params() {
       }
     }
     if (s.on_rollback_failure_mark.line > 0 && s.rollback.kind == RollbackSpec::Kind::None)
-      error(s.on_rollback_failure_mark,
-            "on_rollback_failure has no effect: step '" + s.id + "' has no rollback");
+      error(s.on_rollback_failure_mark, "on_rollback_failure has no effect: step '" + s.id + "' has no rollback");
     if (s.rollback.kind == RollbackSpec::Kind::Bodies) {
       const Json& r = doc_.at(Json::json_pointer(pointer(extend(p, "rollback"))));
       for (size_t b = 0; b < s.rollback.bodies.size(); ++b) {
@@ -173,9 +175,12 @@ std::string Loader::pointer(const JsonPath& p) {
   for (const std::string& t : p) {
     out += '/';
     for (char c : t) {
-      if (c == '~') out += "~0";
-      else if (c == '/') out += "~1";
-      else out += c;
+      if (c == '~')
+        out += "~0";
+      else if (c == '/')
+        out += "~1";
+      else
+        out += c;
     }
   }
   return out;
@@ -302,19 +307,27 @@ void Loader::check_string(const std::string& s, const JsonPath& p) {
 bool Loader::fits(const std::string& type, ParamKind kind) {
   if (type == "any") return true;
   switch (kind) {
-    case ParamKind::Any: return true;
+    case ParamKind::Any:
+      return true;
     case ParamKind::Argv:
     case ParamKind::Texts:
-    case ParamKind::Scalars: return type == "array";
+    case ParamKind::Scalars:
+      return type == "array";
     case ParamKind::Values:
-    case ParamKind::IntList: return type != "object" && type != "boolean";
+    case ParamKind::IntList:
+      return type != "object" && type != "boolean";
     case ParamKind::StringMap:
     case ParamKind::Map:
-    case ParamKind::Object: return type == "object";
-    case ParamKind::Checks: return type == "array" || type == "object";
-    case ParamKind::Boolean: return type == "boolean" || type == "string";
-    case ParamKind::String: return type != "array" && type != "object";
-    default: return type == "string" || type == "integer" || type == "number";
+    case ParamKind::Object:
+      return type == "object";
+    case ParamKind::Checks:
+      return type == "array" || type == "object";
+    case ParamKind::Boolean:
+      return type == "boolean" || type == "string";
+    case ParamKind::String:
+      return type != "array" && type != "object";
+    default:
+      return type == "string" || type == "integer" || type == "number";
   }
 }
 
@@ -353,8 +366,8 @@ void Loader::check_windows_and_graph() {
       } else {
         std::vector<std::string> ids;
         for (const Step& s : plan_->steps) ids.push_back(s.id);
-        error(m, "window '" + w.name + "': unknown step '" + *names[k] + "' in " + keys[k] +
-                     did_you_mean(*names[k], ids));
+        error(m,
+              "window '" + w.name + "': unknown step '" + *names[k] + "' in " + keys[k] + did_you_mean(*names[k], ids));
       }
     }
     if (ends[0] >= 0 && ends[1] >= 0) ordered.push_back({&w, {ends[0], ends[1]}});

@@ -180,7 +180,7 @@ class Loader {
   RetrySpec default_retry_;
   std::vector<std::pair<std::string, Mark>> ids_;  // steps and groups, file order
   std::vector<std::string> all_ids_;
-  std::vector<JsonPath> step_paths_;                 // parallel to plan.steps
+  std::vector<JsonPath> step_paths_;                    // parallel to plan.steps
   std::vector<std::pair<size_t, size_t>> step_checks_;  // range in check_paths_ per step
   std::vector<JsonPath> check_paths_;
   std::vector<std::string> step_types_, check_types_;

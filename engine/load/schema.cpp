@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <map>
 #include <set>
-
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
@@ -79,13 +78,20 @@ const Json* child_value(const Json* v, const std::string& tok) {
 
 std::string type_name(const Json& v) {
   switch (v.type()) {
-    case Json::value_t::object: return "object";
-    case Json::value_t::array: return "array";
-    case Json::value_t::string: return "string";
-    case Json::value_t::boolean: return "boolean";
-    case Json::value_t::null: return "null";
-    case Json::value_t::number_float: return "number";
-    default: return "integer";
+    case Json::value_t::object:
+      return "object";
+    case Json::value_t::array:
+      return "array";
+    case Json::value_t::string:
+      return "string";
+    case Json::value_t::boolean:
+      return "boolean";
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::number_float:
+      return "number";
+    default:
+      return "integer";
   }
 }
 
@@ -105,8 +111,10 @@ std::string describe_found(const Json& v) {
   switch (v.type()) {
     case Json::value_t::object:
       return v.empty() ? "an empty map" : v.size() == 1 ? "a map" : "a map with " + std::to_string(v.size()) + " keys";
-    case Json::value_t::array: return v.empty() ? "an empty list" : "a list";
-    case Json::value_t::null: return "an empty value";
+    case Json::value_t::array:
+      return v.empty() ? "an empty list" : "a list";
+    case Json::value_t::null:
+      return "an empty value";
     case Json::value_t::string: {
       const std::string& s = v.get_ref<const std::string&>();
       std::string shown = s.size() > 40 ? s.substr(0, 37) + "..." : s;
@@ -115,7 +123,8 @@ std::string describe_found(const Json& v) {
       }
       return "'" + shown + "'";
     }
-    default: return v.dump();
+    default:
+      return v.dump();
   }
 }
 
@@ -272,8 +281,10 @@ void make_publishable(Json& s) {
   }
   if (!s.is_object()) return;
   for (auto it = s.begin(); it != s.end();) {
-    if (it.key().rfind("x-", 0) == 0) it = s.erase(it);
-    else ++it;
+    if (it.key().rfind("x-", 0) == 0)
+      it = s.erase(it);
+    else
+      ++it;
   }
   bool objecty = s.contains("required") || s.contains("properties") || s.contains("additionalProperties") ||
                  s.contains("minProperties") || s.contains("maxProperties") || s.contains("propertyNames");
@@ -288,11 +299,13 @@ void make_publishable(Json& s) {
     Json alternatives = Json::array();
     for (const Json& one : *t) alternatives.push_back({{"type", one}});
     s.erase("type");
-    if (s.contains("anyOf")) s["allOf"].push_back({{"anyOf", alternatives}});
-    else s["anyOf"] = alternatives;
+    if (s.contains("anyOf"))
+      s["allOf"].push_back({{"anyOf", alternatives}});
+    else
+      s["anyOf"] = alternatives;
   }
-  for (const char* k : {"allOf", "anyOf", "oneOf", "if", "then", "else", "items", "not", "additionalProperties",
-                        "propertyNames"}) {
+  for (const char* k :
+       {"allOf", "anyOf", "oneOf", "if", "then", "else", "items", "not", "additionalProperties", "propertyNames"}) {
     if (auto it = s.find(k); it != s.end()) make_publishable(*it);
   }
   for (const char* k : {"properties", "definitions"}) {
@@ -455,7 +468,8 @@ void SchemaChecker::validate(const Json& value, const std::string& def, const Js
   std::set<JsonPath> precise_at, below;
   for (const Problem& p : problems) {
     if (p.kind != Kind::Mismatch) precise_at.insert(p.path);
-    for (size_t n = 0; n < p.path.size(); ++n) below.insert(JsonPath(p.path.begin(), p.path.begin() + static_cast<long>(n)));
+    for (size_t n = 0; n < p.path.size(); ++n)
+      below.insert(JsonPath(p.path.begin(), p.path.begin() + static_cast<long>(n)));
   }
   std::set<JsonPath> reported_mismatch, exactly_one_done, unknown_done;
   for (const Problem& p : problems) {
@@ -475,7 +489,7 @@ void SchemaChecker::validate(const Json& value, const std::string& def, const Js
       }
       if (present != 1) {
         if (exactly_one_done.insert(p.path).second) {
-          std::string msg = present == 0 ? "missing " + keys + " in " + Impl::title(cands)
+          std::string msg = present == 0       ? "missing " + keys + " in " + Impl::title(cands)
                             : one->size() == 2 ? "give either " + keys + " in " + Impl::title(cands) + ", not both"
                                                : "give only one of " + keys + " in " + Impl::title(cands);
           diags.push_back({mark_of(doc, marks, full(p.path)), msg});
@@ -485,8 +499,8 @@ void SchemaChecker::validate(const Json& value, const std::string& def, const Js
     }
 
     if (p.kind == Kind::Required) {
-      diags.push_back({mark_of(doc, marks, full(p.path)),
-                       "missing required key '" + p.key + "' in " + Impl::title(cands)});
+      diags.push_back(
+          {mark_of(doc, marks, full(p.path)), "missing required key '" + p.key + "' in " + Impl::title(cands)});
     } else if (p.kind == Kind::Unknown) {
       // valijson stops at the first unknown key of a map: report every one, each where it is.
       if (!unknown_done.insert(p.path).second) continue;

@@ -39,8 +39,7 @@ std::string format_diagnostics(const std::string& path, const std::string& sourc
       out += path + ": error: " + d.message + "\n";
       continue;
     }
-    out += path + ":" + std::to_string(d.mark.line) + ":" + std::to_string(d.mark.col) + ": error: " +
-           d.message + "\n";
+    out += path + ":" + std::to_string(d.mark.line) + ":" + std::to_string(d.mark.col) + ": error: " + d.message + "\n";
     std::string_view line = source_line(source, d.mark.line);
     if (line.empty()) continue;
     // A very long line (minified or garbage input) is cut to a window around the column.

@@ -51,8 +51,10 @@ std::string check_shape(const std::string& text, Reference& ref) {
   size_t n = ref.path.size();
   if (ref.ns == "vars" && n < 1) return "'${vars}' needs a name: '${vars.NAME}'";
   if ((ref.ns == "env" || ref.ns == "secret") && n != 1) return "'${" + text + "}' must be '${" + ref.ns + ".NAME}'";
-  if (ref.ns == "hosts" && n != 2) return "'${" + text + "}' must be '${hosts.NAME.address}' (or another host parameter)";
-  if (ref.ns == "steps" && (n != 3 || ref.path[1] != "outputs")) return "'${" + text + "}' must be '${steps.ID.outputs.KEY}'";
+  if (ref.ns == "hosts" && n != 2)
+    return "'${" + text + "}' must be '${hosts.NAME.address}' (or another host parameter)";
+  if (ref.ns == "steps" && (n != 3 || ref.path[1] != "outputs"))
+    return "'${" + text + "}' must be '${steps.ID.outputs.KEY}'";
   return "";
 }
 
@@ -66,7 +68,6 @@ struct Lookup {
   Json value;
   bool secret = false;
 };
-
 
 Lookup lookup(const Reference& r, const Scope& scope, int depth);
 

@@ -47,7 +47,7 @@ class SecretMasker {
 struct Scope {
   const Json* vars = nullptr;
   const std::map<std::string, std::string>* secrets = nullptr;  // name -> value
-  const Plan* plan = nullptr;                                     // for hosts
+  const Plan* plan = nullptr;                                   // for hosts
   /// Outputs of finished steps: returns nullptr when the step has no outputs (yet).
   std::function<const Json*(const std::string& step_id)> outputs;
   /// In dry-run, unknown outputs become "<steps.id.outputs.k>" instead of an error.
@@ -73,7 +73,6 @@ struct ResolveError : std::runtime_error {
 
 /// Secrets for ${secret.X}: the environment variable PLAN_SECRET_X, or the key X of a YAML
 /// secrets file given by --secrets (file wins over environment).
-std::map<std::string, std::string> load_secrets(const std::string& secrets_file,
-                                                std::string* error);
+std::map<std::string, std::string> load_secrets(const std::string& secrets_file, std::string* error);
 
 }  // namespace plan

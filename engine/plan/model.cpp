@@ -6,8 +6,7 @@ namespace {
 /// Index lookup verified against the vector; a miss or a stale entry falls back to a scan, so
 /// a Plan built by hand (tests) or edited after loading still answers correctly.
 template <class T>
-int lookup(const std::vector<T>& items, const std::unordered_map<std::string, int>& index,
-           const std::string& id) {
+int lookup(const std::vector<T>& items, const std::unordered_map<std::string, int>& index, const std::string& id) {
   auto it = index.find(id);
   if (it != index.end() && it->second >= 0 && static_cast<size_t>(it->second) < items.size() &&
       items[static_cast<size_t>(it->second)].id == id) {

@@ -4,12 +4,11 @@
 
 #include <chrono>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "util/duration.h"
 
@@ -26,15 +25,15 @@ struct Mark {
 /// One check (`- tcp: "127.0.0.1:80"`): a one-key map from check type to its parameters.
 struct CheckSpec {
   std::string type;
-  Json params;      // as written (interpolation happens when it is evaluated)
-  std::string on;   // host name from params.on, empty = local
+  Json params;     // as written (interpolation happens when it is evaluated)
+  std::string on;  // host name from params.on, empty = local
   Mark mark;
 };
 
 struct RetrySpec {
-  int attempts = 1;                 // total attempts, >= 1
-  Millis backoff{1000};             // delay before the second attempt
-  double factor = 2.0;              // delay multiplier for each further attempt
+  int attempts = 1;      // total attempts, >= 1
+  Millis backoff{1000};  // delay before the second attempt
+  double factor = 2.0;   // delay multiplier for each further attempt
   Millis max_backoff{60000};
 };
 
@@ -64,7 +63,7 @@ struct Step {
   Json with = Json::object();
   std::string on;  // host name; empty = local
   std::string description;
-  Mark mark;       // position of the step's `id` key
+  Mark mark;  // position of the step's `id` key
   Mark type_mark;
 
   std::vector<std::string> needs;  // explicit, as written (step or group ids)
@@ -131,10 +130,10 @@ struct Plan {
   Json vars = Json::object();
   std::vector<Host> hosts;  // in file order
   std::vector<Window> windows;
-  std::vector<Step> steps;    // every leaf step, in file order
-  std::vector<Group> groups;  // every group, in file order
+  std::vector<Step> steps;       // every leaf step, in file order
+  std::vector<Group> groups;     // every group, in file order
   std::vector<GroupMember> top;  // top-level members in file order
-  std::string hash;           // sha256 of the file's bytes, hex
+  std::string hash;              // sha256 of the file's bytes, hex
 
   const Step* find_step(const std::string& id) const;
   int step_index(const std::string& id) const;   // -1 if absent

@@ -37,19 +37,30 @@ Json kind_schema(const ParamSpec& p) {
       if (p.allowed.empty()) return {{"type", "string"}};
       return {{"x-expect", or_list(p.allowed, false)},
               {"anyOf", Json::array({Json{{"enum", p.allowed}}, ref("interp")})}};
-    case ParamKind::Integer: return ref("integer");
-    case ParamKind::PositiveInteger: return ref("positive_integer");
-    case ParamKind::Port: return ref("port");
+    case ParamKind::Integer:
+      return ref("integer");
+    case ParamKind::PositiveInteger:
+      return ref("positive_integer");
+    case ParamKind::Port:
+      return ref("port");
     case ParamKind::Number:
       return {{"x-expect", "a number"}, {"anyOf", Json::array({Json{{"type", "number"}}, ref("interp")})}};
-    case ParamKind::Boolean: return ref("boolean");
-    case ParamKind::Duration: return ref("duration");
-    case ParamKind::Argv: return ref("argv");
-    case ParamKind::StringMap: return ref("string_map");
-    case ParamKind::Map: return {{"type", "object"}};
-    case ParamKind::Checks: return ref("checks");
-    case ParamKind::Object: return p.fields ? table_schema(*p.fields, false) : Json{{"type", "object"}};
-    case ParamKind::Address: return ref("address");
+    case ParamKind::Boolean:
+      return ref("boolean");
+    case ParamKind::Duration:
+      return ref("duration");
+    case ParamKind::Argv:
+      return ref("argv");
+    case ParamKind::StringMap:
+      return ref("string_map");
+    case ParamKind::Map:
+      return {{"type", "object"}};
+    case ParamKind::Checks:
+      return ref("checks");
+    case ParamKind::Object:
+      return p.fields ? table_schema(*p.fields, false) : Json{{"type", "object"}};
+    case ParamKind::Address:
+      return ref("address");
     case ParamKind::Values: {
       Json one = scalar_of({"string", "number"});
       Json list = {{"type", "array"}, {"minItems", 1}, {"items", one}};
@@ -62,8 +73,8 @@ Json kind_schema(const ParamSpec& p) {
                                      Json{{"type", "array"}, {"minItems", 1}, {"items", {{"type", "string"}}}}})}};
     case ParamKind::IntList:
       return {{"x-expect", "an integer or a list of integers"},
-              {"anyOf", Json::array({Json{{"type", "integer"}},
-                                     Json{{"type", "array"}, {"items", ref("integer")}}, ref("interp")})}};
+              {"anyOf", Json::array({Json{{"type", "integer"}}, Json{{"type", "array"}, {"items", ref("integer")}},
+                                     ref("interp")})}};
     case ParamKind::FileMode:
       return {{"x-expect", "a file mode of 3 or 4 octal digits (\"0644\")"},
               {"anyOf", Json::array({Json{{"type", "string"}, {"pattern", "^[0-7]{3,4}$"}},
@@ -71,8 +82,10 @@ Json kind_schema(const ParamSpec& p) {
     case ParamKind::Scalars:
       return {{"type", "array"}, {"items", scalar_of({"string", "number", "boolean", "null"})}};
     case ParamKind::Comparable:
-      return {{"x-expect", "a string or a number"}, {"anyOf", Json::array({Json{{"type", "string"}}, Json{{"type", "number"}}})}};
-    case ParamKind::Any: return Json::object();
+      return {{"x-expect", "a string or a number"},
+              {"anyOf", Json::array({Json{{"type", "string"}}, Json{{"type", "number"}}})}};
+    case ParamKind::Any:
+      return Json::object();
   }
   return Json::object();
 }
@@ -89,26 +102,46 @@ const ParamSpec* ParamTable::find(const std::string& name) const {
 
 const char* kind_name(ParamKind kind) {
   switch (kind) {
-    case ParamKind::String: return "string";
-    case ParamKind::Integer: return "integer";
-    case ParamKind::PositiveInteger: return "positive integer";
-    case ParamKind::Port: return "port";
-    case ParamKind::Number: return "number";
-    case ParamKind::Boolean: return "boolean";
-    case ParamKind::Duration: return "duration";
-    case ParamKind::Argv: return "argv list";
-    case ParamKind::StringMap: return "map of strings";
-    case ParamKind::Map: return "map";
-    case ParamKind::Checks: return "checks";
-    case ParamKind::Object: return "map";
-    case ParamKind::Address: return "host:port";
-    case ParamKind::Values: return "value or list";
-    case ParamKind::Texts: return "string or list of strings";
-    case ParamKind::IntList: return "integer or list";
-    case ParamKind::FileMode: return "file mode";
-    case ParamKind::Scalars: return "list of scalars";
-    case ParamKind::Comparable: return "string or number";
-    case ParamKind::Any: return "any value";
+    case ParamKind::String:
+      return "string";
+    case ParamKind::Integer:
+      return "integer";
+    case ParamKind::PositiveInteger:
+      return "positive integer";
+    case ParamKind::Port:
+      return "port";
+    case ParamKind::Number:
+      return "number";
+    case ParamKind::Boolean:
+      return "boolean";
+    case ParamKind::Duration:
+      return "duration";
+    case ParamKind::Argv:
+      return "argv list";
+    case ParamKind::StringMap:
+      return "map of strings";
+    case ParamKind::Map:
+      return "map";
+    case ParamKind::Checks:
+      return "checks";
+    case ParamKind::Object:
+      return "map";
+    case ParamKind::Address:
+      return "host:port";
+    case ParamKind::Values:
+      return "value or list";
+    case ParamKind::Texts:
+      return "string or list of strings";
+    case ParamKind::IntList:
+      return "integer or list";
+    case ParamKind::FileMode:
+      return "file mode";
+    case ParamKind::Scalars:
+      return "list of scalars";
+    case ParamKind::Comparable:
+      return "string or number";
+    case ParamKind::Any:
+      return "any value";
   }
   return "value";
 }
@@ -149,8 +182,7 @@ Json table_schema(const ParamTable& t, bool is_check) {
     all.push_back(std::move(s));
   }
   for (const ParamRule& r : t.rules) {
-    Json cond = {{"required", Json::array({r.key})},
-                 {"properties", {{r.key, {{"const", r.value}}}}}};
+    Json cond = {{"required", Json::array({r.key})}, {"properties", {{r.key, {{"const", r.value}}}}}};
     Json body = Json::object();
     if (!r.required.empty()) body["required"] = r.required;
     if (!r.at_least_one.empty()) {
@@ -171,7 +203,8 @@ Json table_schema(const ParamTable& t, bool is_check) {
     return obj;
   }
   const ParamSpec* sh = t.find(t.shorthand);
-  Json wrapper = {{"if", {{"type", "object"}}}, {"then", obj}, {"else", sh ? kind_schema(*sh) : Json{{"type", "string"}}}};
+  Json wrapper = {
+      {"if", {{"type", "object"}}}, {"then", obj}, {"else", sh ? kind_schema(*sh) : Json{{"type", "string"}}}};
   if (!t.title.empty()) wrapper["title"] = t.title;
   if (!t.description.empty()) wrapper["description"] = t.description;
   const std::string alone = sh && sh->kind == ParamKind::Address ? "\"host:port\"" : "a " + t.shorthand;
@@ -183,26 +216,43 @@ Json sample_value(const ParamSpec& p) {
   // An example that is itself a reference (${secret.X}) cannot stand in for a value.
   if (!p.example.is_null() && p.example.dump().find("${") == std::string::npos) return p.example;
   switch (p.kind) {
-    case ParamKind::String: return p.allowed.empty() ? Json("x") : Json(p.allowed.front());
+    case ParamKind::String:
+      return p.allowed.empty() ? Json("x") : Json(p.allowed.front());
     case ParamKind::Integer:
-    case ParamKind::PositiveInteger: return 1;
-    case ParamKind::Port: return 5432;
-    case ParamKind::Number: return 1;
-    case ParamKind::Boolean: return true;
-    case ParamKind::Duration: return "1s";
-    case ParamKind::Argv: return Json::array({"true"});
+    case ParamKind::PositiveInteger:
+      return 1;
+    case ParamKind::Port:
+      return 5432;
+    case ParamKind::Number:
+      return 1;
+    case ParamKind::Boolean:
+      return true;
+    case ParamKind::Duration:
+      return "1s";
+    case ParamKind::Argv:
+      return Json::array({"true"});
     case ParamKind::StringMap:
-    case ParamKind::Map: return Json::object();
-    case ParamKind::Checks: return Json::array({Json{{"tcp", "127.0.0.1:1"}}});
-    case ParamKind::Object: return p.fields ? sample_params(*p.fields) : Json::object();
-    case ParamKind::Address: return "127.0.0.1:1";
+    case ParamKind::Map:
+      return Json::object();
+    case ParamKind::Checks:
+      return Json::array({Json{{"tcp", "127.0.0.1:1"}}});
+    case ParamKind::Object:
+      return p.fields ? sample_params(*p.fields) : Json::object();
+    case ParamKind::Address:
+      return "127.0.0.1:1";
     case ParamKind::Values:
-    case ParamKind::Texts: return "x";
-    case ParamKind::IntList: return Json::array({0});
-    case ParamKind::FileMode: return "0644";
-    case ParamKind::Scalars: return Json::array();
-    case ParamKind::Comparable: return 1;
-    case ParamKind::Any: return "x";
+    case ParamKind::Texts:
+      return "x";
+    case ParamKind::IntList:
+      return Json::array({0});
+    case ParamKind::FileMode:
+      return "0644";
+    case ParamKind::Scalars:
+      return Json::array();
+    case ParamKind::Comparable:
+      return 1;
+    case ParamKind::Any:
+      return "x";
   }
   return "x";
 }

@@ -1,5 +1,9 @@
 #include "plan/yaml_json.h"
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/parser.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
@@ -7,10 +11,6 @@
 #include <set>
 #include <sstream>
 #include <unordered_map>
-
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/exceptions.h>
-#include <yaml-cpp/parser.h>
 
 namespace plan {
 namespace {
@@ -128,7 +128,7 @@ class Builder : public YAML::EventHandler {
     // Maps: members in file order; sorted by key at the end to match nlohmann's object order.
     // (A vector, not a std::map: one allocation less per member, which shows on big plans.)
     std::vector<std::pair<std::string, MarkNode>> member_marks;
-    std::set<std::string> merged;                  // keys that came from "<<" (explicit keys override)
+    std::set<std::string> merged;  // keys that came from "<<" (explicit keys override)
     bool have_key = false;
     bool key_is_merge = false;
     std::string key;
@@ -191,8 +191,8 @@ class Builder : public YAML::EventHandler {
     }
     m.key_mark = f.key_mark;
     if (f.value.contains(f.key)) {
-      auto it = std::find_if(f.member_marks.begin(), f.member_marks.end(),
-                             [&](const auto& km) { return km.first == f.key; });
+      auto it =
+          std::find_if(f.member_marks.begin(), f.member_marks.end(), [&](const auto& km) { return km.first == f.key; });
       if (f.merged.erase(f.key)) {  // an explicit key overrides a merged one
         f.value[f.key] = std::move(v);
         it->second = std::move(m);
@@ -272,15 +272,23 @@ size_t invalid_utf8_at(const std::string& text) {
   auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
   while (i < n) {
     unsigned char c = byte(i);
-    size_t len = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    size_t len = c < 0x80                   ? 1
+                 : (c >= 0xC2 && c <= 0xDF) ? 2
+                 : (c >= 0xE0 && c <= 0xEF) ? 3
+                 : (c >= 0xF0 && c <= 0xF4) ? 4
+                                            : 0;
     bool ok = len > 0 && i + len <= n;
     for (size_t k = 1; ok && k < len; ++k) ok = (byte(i + k) & 0xC0) == 0x80;
     if (ok && len >= 3) {
       unsigned char c1 = byte(i + 1);
-      if (c == 0xE0) ok = c1 >= 0xA0;       // overlong
-      else if (c == 0xED) ok = c1 < 0xA0;   // UTF-16 surrogate
-      else if (c == 0xF0) ok = c1 >= 0x90;  // overlong
-      else if (c == 0xF4) ok = c1 < 0x90;   // above U+10FFFF
+      if (c == 0xE0)
+        ok = c1 >= 0xA0;  // overlong
+      else if (c == 0xED)
+        ok = c1 < 0xA0;  // UTF-16 surrogate
+      else if (c == 0xF0)
+        ok = c1 >= 0x90;  // overlong
+      else if (c == 0xF4)
+        ok = c1 < 0x90;  // above U+10FFFF
     }
     if (!ok) return i;
     i += len;
@@ -318,7 +326,8 @@ YamlDoc parse_yaml(const std::string& text, std::vector<Diagnostic>& diags) {
       return doc;
     }
     // Only the start of a second document is needed to refuse it; do not build it.
-    if (b.documents < 2 && parser.HandleNextDocument(b)) {}
+    if (b.documents < 2 && parser.HandleNextDocument(b)) {
+    }
     if (b.documents >= 2) {
       diags.push_back({b.second_document, "expected a single YAML document, found more than one"});
       return doc;

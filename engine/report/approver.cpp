@@ -87,7 +87,8 @@ bool CliApprover::approve(const ApprovalRequest& req, const CancelToken& cancel)
   bool ok = prompt(fd, req, cancel);
   if (opts_.pause_progress) opts_.pause_progress(false);
   close(fd);
-  log_ << (ok ? "approved " : "not approved: ") << req.step_id << (ok ? " (at the terminal)\n" : " (refused at the terminal)\n");
+  log_ << (ok ? "approved " : "not approved: ") << req.step_id
+       << (ok ? " (at the terminal)\n" : " (refused at the terminal)\n");
   log_.flush();
   return ok;
 }

@@ -15,9 +15,9 @@
 namespace plan {
 
 struct CliApproverOptions {
-  bool yes = false;                      // --yes
-  std::set<std::string> approve_ids;     // --approve ID...
-  bool allow_prompt = true;              // false: never open /dev/tty (tests, --output json)
+  bool yes = false;                          // --yes
+  std::set<std::string> approve_ids;         // --approve ID...
+  bool allow_prompt = true;                  // false: never open /dev/tty (tests, --output json)
   std::function<void(bool)> pause_progress;  // called with true before a prompt, false after
 };
 

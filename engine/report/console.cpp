@@ -14,19 +14,24 @@ namespace {
 
 std::string exit_meaning(int code) {
   switch (code) {
-    case 0: return "done";
-    case 1: return "failed";
-    case 2: return "invalid plan or bad usage";
-    case 3: return "failed, NOT fully rolled back: operator needed";
-    case 4: return "locked by another run";
-    case 130: return "interrupted";
-    default: return "exit " + std::to_string(code);
+    case 0:
+      return "done";
+    case 1:
+      return "failed";
+    case 2:
+      return "invalid plan or bad usage";
+    case 3:
+      return "failed, NOT fully rolled back: operator needed";
+    case 4:
+      return "locked by another run";
+    case 130:
+      return "interrupted";
+    default:
+      return "exit " + std::to_string(code);
   }
 }
 
-Millis since(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration_cast<Millis>(b - a);
-}
+Millis since(Clock::time_point a, Clock::time_point b) { return std::chrono::duration_cast<Millis>(b - a); }
 
 }  // namespace
 
@@ -110,10 +115,9 @@ void ConsoleObserver::run_started(const Plan& plan, const Graph& graph, bool dry
   dry_run_ = dry_run;
   started_ = Clock::now();
   size_t waves = graph.waves().size();
-  line(style_.bold((dry_run ? "dry run of plan " : "plan ") + plan.name) + ": " +
-       std::to_string(plan.steps.size()) + " step" + (plan.steps.size() == 1 ? "" : "s") + " in " +
-       std::to_string(waves) + " wave" + (waves == 1 ? "" : "s") +
-       (dry_run ? " (nothing will be changed)" : ""));
+  line(style_.bold((dry_run ? "dry run of plan " : "plan ") + plan.name) + ": " + std::to_string(plan.steps.size()) +
+       " step" + (plan.steps.size() == 1 ? "" : "s") + " in " + std::to_string(waves) + " wave" +
+       (waves == 1 ? "" : "s") + (dry_run ? " (nothing will be changed)" : ""));
   if (opts_.fancy && !ticker_thread_.joinable()) ticker_thread_ = std::thread([this] { ticker(); });
 }
 
@@ -128,7 +132,8 @@ void ConsoleObserver::step_started(int step, int attempt) {
   const int budget = plan_ ? plan_->steps[step].retry.attempts : 1;
   if (first > 1)
     text += " (attempt " + std::to_string(attempt) +
-            (budget > 1 ? "; " + std::to_string(attempt - first + 1) + " of " + std::to_string(budget) + " in this run" : "") +
+            (budget > 1 ? "; " + std::to_string(attempt - first + 1) + " of " + std::to_string(budget) + " in this run"
+                        : "") +
             ")";
   else if (attempt > 1)
     text += " (attempt " + std::to_string(attempt) + " of " + std::to_string(budget) + ")";
@@ -212,8 +217,7 @@ void ConsoleObserver::rollback_finished(int step, const StepOutcome& o) {
   auto it = undo_started_.find(step);
   const std::string d = format_duration(it == undo_started_.end() ? Millis(0) : since(it->second, Clock::now()));
   if (o.failed())
-    line(style_.red("ROLLBACK FAILED " + id(step)) + " (" + d + ", " + to_string(o.kind) + "): " +
-         mask(o.message));
+    line(style_.red("ROLLBACK FAILED " + id(step)) + " (" + d + ", " + to_string(o.kind) + "): " + mask(o.message));
   else
     line(style_.green("undone " + id(step)) + " (" + d + ")");
 }
@@ -260,8 +264,12 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
   for (size_t i = 0; i < summary.steps.size() && i < plan.steps.size(); ++i) {
     const StepRecord& r = summary.steps[i];
     switch (r.state) {
-      case StepState::Succeeded: ++ok; break;
-      case StepState::Skipped: ++skipped; break;
+      case StepState::Succeeded:
+        ++ok;
+        break;
+      case StepState::Skipped:
+        ++skipped;
+        break;
       case StepState::Failed:
         ++failed;
         failures.push_back(plan.steps[i].id + ": " + m(r.outcome.message));
@@ -280,14 +288,19 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
     // Nothing ran forward: what counts is what was undone, not what "never started".
     int undone = 0, undo_failed = 0, kept = 0;
     for (RollbackState st : summary.rollback) {
-      if (st == RollbackState::RolledBack) ++undone;
-      else if (st == RollbackState::Failed) ++undo_failed;
-      else if (st != RollbackState::None) ++kept;
+      if (st == RollbackState::RolledBack)
+        ++undone;
+      else if (st == RollbackState::Failed)
+        ++undo_failed;
+      else if (st != RollbackState::None)
+        ++kept;
     }
-    o << "\n" << style.bold("rollback summary") << ": " << undone << " undone, " << undo_failed
-      << " failed to undo, " << kept << " kept as they are, in " << format_duration(summary.duration) << "\n";
+    o << "\n"
+      << style.bold("rollback summary") << ": " << undone << " undone, " << undo_failed << " failed to undo, " << kept
+      << " kept as they are, in " << format_duration(summary.duration) << "\n";
   } else {
-    o << "\n" << style.bold(summary.dry_run ? "dry run summary" : "summary") << ": " << ok << " succeeded"
+    o << "\n"
+      << style.bold(summary.dry_run ? "dry run summary" : "summary") << ": " << ok << " succeeded"
       << ", " << failed << " failed, " << skipped << " skipped, " << never << " never started, in "
       << format_duration(summary.duration) << "\n";
     for (const auto& f : failures) o << "  " << style.red("failed") << ": " << f << "\n";
@@ -311,7 +324,8 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
   }
   for (const auto& [why, ids] : kept)
     o << "  not rolled back" << (why.empty() ? "" : " (" + why + ")") << ": " << join(ids) << "\n";
-  if (!summary.forward.empty()) o << "  " << style.yellow("forward recovery") << ": " << m(summary.forward.text()) << "\n";
+  if (!summary.forward.empty())
+    o << "  " << style.yellow("forward recovery") << ": " << m(summary.forward.text()) << "\n";
   auto end = Clock::now();
   // A rollback runs nothing forward: the windows are the forward runs' (`plan status` shows them).
   for (const auto& w : summary.rollback_only ? std::vector<WindowRecord>{} : summary.windows) {
@@ -324,8 +338,8 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
     Millis used = w.length(end);
     o << format_duration(used) << " of " << format_duration(w.budget) << " budget"
       << (w.earlier ? (w.closed_earlier ? " (in an earlier run)" : " (opened in an earlier run)") : "")
-      << (w.closed ? "" : " (still open when the run ended)")
-      << (used > w.budget ? style.red(" OVER BUDGET") : "") << "\n";
+      << (w.closed ? "" : " (still open when the run ended)") << (used > w.budget ? style.red(" OVER BUDGET") : "")
+      << "\n";
   }
   if (summary.interrupted && summary.exit_code == 0 && !summary.dry_run)
     o << "  interrupted while the last steps ran; they completed, so the run is done (nothing to resume)\n";

@@ -20,8 +20,8 @@
 namespace plan {
 
 struct ConsoleOptions {
-  bool fancy = false;                     // colour and the live status line
-  const SecretMasker* masker = nullptr;   // applied to every message and log line
+  bool fancy = false;                    // colour and the live status line
+  const SecretMasker* masker = nullptr;  // applied to every message and log line
 };
 
 class ConsoleObserver : public RunObserver {

@@ -10,12 +10,12 @@
 namespace plan {
 
 struct StepDescription {
-  std::vector<std::string> action;         // StepType::describe() of the resolved parameters
-  std::vector<std::string> when;           // one line per check: CheckType::describe()
+  std::vector<std::string> action;  // StepType::describe() of the resolved parameters
+  std::vector<std::string> when;    // one line per check: CheckType::describe()
   std::vector<std::string> preconditions;
   std::vector<std::string> verify;
-  std::string rollback_kind;               // "none", "auto" or "explicit"
-  std::vector<std::string> rollback;       // what rollback would do
+  std::string rollback_kind;          // "none", "auto" or "explicit"
+  std::vector<std::string> rollback;  // what rollback would do
 };
 
 /// Describes `step` for review. References are resolved where they can be: vars, hosts, env;

@@ -40,7 +40,8 @@ std::vector<FileDiagnostic> collect_diagnostics(const std::string& path, const L
 std::string format_diagnostics_json(const std::vector<FileDiagnostic>& diags) {
   Json a = Json::array();
   for (const auto& d : diags)
-    a.push_back({{"file", sanitize_utf8(d.file)}, {"line", d.line}, {"col", d.col}, {"message", sanitize_utf8(d.message)}});
+    a.push_back(
+        {{"file", sanitize_utf8(d.file)}, {"line", d.line}, {"col", d.col}, {"message", sanitize_utf8(d.message)}});
   return a.dump(2) + "\n";
 }
 
@@ -49,10 +50,14 @@ namespace {
 std::string escape_data(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '%') out += "%25";
-    else if (c == '\r') out += "%0D";
-    else if (c == '\n') out += "%0A";
-    else out += c;
+    if (c == '%')
+      out += "%25";
+    else if (c == '\r')
+      out += "%0D";
+    else if (c == '\n')
+      out += "%0A";
+    else
+      out += c;
   }
   return out;
 }
@@ -60,9 +65,12 @@ std::string escape_data(const std::string& s) {
 std::string escape_property(const std::string& s) {
   std::string out;
   for (char c : escape_data(s)) {
-    if (c == ':') out += "%3A";
-    else if (c == ',') out += "%2C";
-    else out += c;
+    if (c == ':')
+      out += "%3A";
+    else if (c == ',')
+      out += "%2C";
+    else
+      out += c;
   }
   return out;
 }

@@ -2,9 +2,9 @@
 
 #include <sstream>
 
+#include "report/json_events.h"
 #include "report/predict.h"
 #include "report/show.h"
-#include "report/json_events.h"
 #include "report/text.h"
 #include "run/step_type.h"
 
@@ -94,8 +94,10 @@ std::string DryRunReport::render() const {
       o << "no prediction, budget " << format_duration(win.budget) << notes_suffix(p) << "\n";
     } else {
       o << "predicted " << length_text(p, "predicted_ms") << " of " << format_duration(win.budget) << " budget"
-        << (p["over_budget"] == true ? " (OVER BUDGET)" : p["fits"] == true ? " (fits)" : "") << notes_suffix(p)
-        << "\n";
+        << (p["over_budget"] == true ? " (OVER BUDGET)"
+            : p["fits"] == true      ? " (fits)"
+                                     : "")
+        << notes_suffix(p) << "\n";
     }
   }
   std::vector<std::string> parts;

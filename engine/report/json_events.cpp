@@ -7,28 +7,37 @@ namespace plan {
 
 const char* status_name(StepOutcome::Status s) {
   switch (s) {
-    case StepOutcome::Status::Succeeded: return "succeeded";
-    case StepOutcome::Status::Failed: return "failed";
-    case StepOutcome::Status::Skipped: return "skipped";
+    case StepOutcome::Status::Succeeded:
+      return "succeeded";
+    case StepOutcome::Status::Failed:
+      return "failed";
+    case StepOutcome::Status::Skipped:
+      return "skipped";
   }
   return "failed";
 }
 
 const char* state_name(StepState s) {
   switch (s) {
-    case StepState::Pending: return "pending";
-    case StepState::Ready: return "ready";
-    case StepState::Running: return "running";
-    case StepState::Succeeded: return "succeeded";
-    case StepState::Failed: return "failed";
-    case StepState::Skipped: return "skipped";
-    case StepState::NotStarted: return "not_started";
+    case StepState::Pending:
+      return "pending";
+    case StepState::Ready:
+      return "ready";
+    case StepState::Running:
+      return "running";
+    case StepState::Succeeded:
+      return "succeeded";
+    case StepState::Failed:
+      return "failed";
+    case StepState::Skipped:
+      return "skipped";
+    case StepState::NotStarted:
+      return "not_started";
   }
   return "pending";
 }
 
-JsonEventObserver::JsonEventObserver(std::ostream& out, const SecretMasker* masker)
-    : out_(out), masker_(masker) {}
+JsonEventObserver::JsonEventObserver(std::ostream& out, const SecretMasker* masker) : out_(out), masker_(masker) {}
 
 std::string JsonEventObserver::mask(const std::string& s) const {
   return sanitize_utf8(masker_ ? masker_->mask(s) : s);
@@ -131,7 +140,10 @@ void JsonEventObserver::window_opened(const WindowRecord& w) {
 void JsonEventObserver::window_closed(const WindowRecord& w) {
   std::lock_guard lk(mu_);
   const Millis used = w.length(w.closed_at);
-  Json f = {{"window", w.name}, {"budget_ms", w.budget.count()}, {"elapsed_ms", used.count()}, {"within_budget", used <= w.budget}};
+  Json f = {{"window", w.name},
+            {"budget_ms", w.budget.count()},
+            {"elapsed_ms", used.count()},
+            {"within_budget", used <= w.budget}};
   if (w.earlier) f["earlier"] = true;
   emit("window_closed", std::move(f));
 }
@@ -157,7 +169,9 @@ void JsonEventObserver::rollback_skipped(int step, const std::string& why) {
 void JsonEventObserver::held_restarted(int step, const HeldResource& resource, const HeldStatus& found,
                                        const StepOutcome& restart) {
   std::lock_guard lk(mu_);
-  Json f = {{"step", id(step)}, {"what", mask(resource.what)}, {"seen", mask(found.seen)},
+  Json f = {{"step", id(step)},
+            {"what", mask(resource.what)},
+            {"seen", mask(found.seen)},
             {"restarted", restart.succeeded()}};
   if (!restart.message.empty()) f["message"] = mask(restart.message);
   emit("held_restarted", std::move(f));
@@ -177,9 +191,15 @@ void JsonEventObserver::run_finished(const RunSummary& s) {
   Json not_started = Json::array();
   for (size_t i = 0; i < s.steps.size(); ++i) {
     switch (s.steps[i].state) {
-      case StepState::Succeeded: counts["succeeded"] = counts["succeeded"].get<int>() + 1; break;
-      case StepState::Failed: counts["failed"] = counts["failed"].get<int>() + 1; break;
-      case StepState::Skipped: counts["skipped"] = counts["skipped"].get<int>() + 1; break;
+      case StepState::Succeeded:
+        counts["succeeded"] = counts["succeeded"].get<int>() + 1;
+        break;
+      case StepState::Failed:
+        counts["failed"] = counts["failed"].get<int>() + 1;
+        break;
+      case StepState::Skipped:
+        counts["skipped"] = counts["skipped"].get<int>() + 1;
+        break;
       default:
         counts["not_started"] = counts["not_started"].get<int>() + 1;
         not_started.push_back(id(static_cast<int>(i)));
@@ -202,12 +222,23 @@ void JsonEventObserver::run_finished(const RunSummary& s) {
   for (size_t i = 0; i < s.rollback.size(); ++i) {
     const char* state = nullptr;
     switch (s.rollback[i]) {
-      case RollbackState::None: break;
-      case RollbackState::RolledBack: state = "rolled_back"; break;
-      case RollbackState::NotReverted: state = "not_reverted"; break;
-      case RollbackState::Failed: state = "failed"; break;
-      case RollbackState::Skipped: state = "skipped"; break;
-      case RollbackState::Untouched: state = "untouched"; break;
+      case RollbackState::None:
+        break;
+      case RollbackState::RolledBack:
+        state = "rolled_back";
+        break;
+      case RollbackState::NotReverted:
+        state = "not_reverted";
+        break;
+      case RollbackState::Failed:
+        state = "failed";
+        break;
+      case RollbackState::Skipped:
+        state = "skipped";
+        break;
+      case RollbackState::Untouched:
+        state = "untouched";
+        break;
     }
     if (!state) continue;
     Json r = {{"step", id(static_cast<int>(i))}, {"state", state}};

@@ -26,10 +26,14 @@ std::string plural(size_t n, const std::string& one, const std::string& many) {
 
 const char* estimate_source_name(EstimateSource s) {
   switch (s) {
-    case EstimateSource::Plan: return "plan";
-    case EstimateSource::PastRuns: return "past_runs";
-    case EstimateSource::Type: return "type";
-    case EstimateSource::Unknown: return "unknown";
+    case EstimateSource::Plan:
+      return "plan";
+    case EstimateSource::PastRuns:
+      return "past_runs";
+    case EstimateSource::Type:
+      return "type";
+    case EstimateSource::Unknown:
+      return "unknown";
   }
   return "unknown";
 }

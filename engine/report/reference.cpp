@@ -65,12 +65,14 @@ void section(const std::string& heading, const ParamTable& t, bool is_check, std
   } else {
     out += "| parameter | form | required | default | description | example |\n|---|---|---|---|---|---|\n";
     table_rows(t, "", out);
-    if (is_check) out += "| `on` | string |  |  | The host (a name under hosts) the check runs on; default: this machine. |  |\n";
+    if (is_check)
+      out += "| `on` | string |  |  | The host (a name under hosts) the check runs on; default: this machine. |  |\n";
     out += "\n";
   }
   if (!t.outputs.empty()) {
     out += "| output | type | description |\n|---|---|---|\n";
-    for (const OutputSpec& o : t.outputs) out += "| `" + o.name + "` | " + o.type + " | " + escaped(o.description) + " |\n";
+    for (const OutputSpec& o : t.outputs)
+      out += "| `" + o.name + "` | " + o.type + " | " + escaped(o.description) + " |\n";
     out += "\n";
   }
 }
@@ -79,9 +81,10 @@ void section(const std::string& heading, const ParamTable& t, bool is_check, std
 
 std::string parameter_reference_markdown() {
   const Registry& reg = Registry::instance();
-  std::string out = "## Step and check reference\n\n"
-                    "Generated from each type's parameter table (`build/plan schema --format markdown`); "
-                    "every form also takes a `${...}` reference.\n\n";
+  std::string out =
+      "## Step and check reference\n\n"
+      "Generated from each type's parameter table (`build/plan schema --format markdown`); "
+      "every form also takes a `${...}` reference.\n\n";
   for (const std::string& n : reg.step_names()) {
     section("Step `" + n + "`", reg.step(n)->parameters(), false, out);
   }

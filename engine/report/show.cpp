@@ -13,9 +13,12 @@ namespace {
 
 const char* edge_kind_name(EdgeKind k) {
   switch (k) {
-    case EdgeKind::Explicit: return "explicit";
-    case EdgeKind::Group: return "group";
-    case EdgeKind::Implicit: return "implicit";
+    case EdgeKind::Explicit:
+      return "explicit";
+    case EdgeKind::Group:
+      return "group";
+    case EdgeKind::Implicit:
+      return "implicit";
   }
   return "explicit";
 }
@@ -39,8 +42,10 @@ std::string needs_text(const Json& needs) {
 std::string markers_text(const Json& s) {
   std::vector<std::string> m;
   if (s["irreversible"].get<bool>()) m.push_back("IRREVERSIBLE");
-  if (s["point_of_no_return"].get<bool>()) m.push_back("POINT OF NO RETURN");
-  else if (s["after_point_of_no_return"].get<bool>()) m.push_back("past the point of no return");
+  if (s["point_of_no_return"].get<bool>())
+    m.push_back("POINT OF NO RETURN");
+  else if (s["after_point_of_no_return"].get<bool>())
+    m.push_back("past the point of no return");
   std::string out;
   for (const auto& x : m) out += " [" + x + "]";
   return out;
@@ -88,8 +93,7 @@ std::string render_text(const Json& m) {
     for (const auto& s : wave) {
       o << "  " << s["id"].get<std::string>() << " (" << s["type"].get<std::string>() << ") on "
         << s["host"].get<std::string>() << markers_text(s) << "\n";
-      if (!s["description"].get<std::string>().empty())
-        o << "      " << s["description"].get<std::string>() << "\n";
+      if (!s["description"].get<std::string>().empty()) o << "      " << s["description"].get<std::string>() << "\n";
       o << "      needs: " << needs_text(s["needs"]) << "\n";
       // A type's continuation lines (env, cwd...) start with spaces: keep them under the first.
       bool first = true;
@@ -107,8 +111,8 @@ std::string render_text(const Json& m) {
     }
   }
   const auto& cp = m["critical_path"];
-  o << "\ncritical path (" << length_text(cp) << "): " << join(strings(cp["steps"]), " -> ", "-")
-    << notes_suffix(cp) << "\n";
+  o << "\ncritical path (" << length_text(cp) << "): " << join(strings(cp["steps"]), " -> ", "-") << notes_suffix(cp)
+    << "\n";
   if (!m["windows"].empty()) {
     o << "\nwindows:\n";
     for (const auto& win : m["windows"]) {
@@ -142,16 +146,16 @@ std::string render_markdown(const Json& m) {
   o << "File: `" << m["file"].get<std::string>() << "`\n\n## Hosts\n\n";
   if (m["hosts"].empty()) o << "- **local**: this machine (no hosts declared)\n";
   for (const auto& h : m["hosts"])
-    o << "- **" << h["name"].get<std::string>() << "**: "
-      << (h["local"].get<bool>() ? std::string("local") : "ssh " + md_code(h["address"].get<std::string>())) << "\n";
+    o << "- **" << h["name"].get<std::string>()
+      << "**: " << (h["local"].get<bool>() ? std::string("local") : "ssh " + md_code(h["address"].get<std::string>()))
+      << "\n";
   size_t w = 0;
   for (const auto& wave : m["waves"]) {
     o << "\n## Wave " << ++w << "\n\n";
     for (const auto& s : wave) {
       o << "- **" << s["id"].get<std::string>() << "** (`" << s["type"].get<std::string>() << "` on "
         << s["host"].get<std::string>() << ")" << markers_text(s) << "\n";
-      if (!s["description"].get<std::string>().empty())
-        o << "  - " << s["description"].get<std::string>() << "\n";
+      if (!s["description"].get<std::string>().empty()) o << "  - " << s["description"].get<std::string>() << "\n";
       o << "  - needs: " << needs_text(s["needs"]) << "\n";
       bool first = true;
       for (const auto& l : s["action"]) {
@@ -216,7 +220,8 @@ Json show_model(const Plan& plan, const Graph& graph) {
     if (!h.local) {
       std::string addr = h.ssh.value("address", std::string());
       if (h.ssh.contains("user") && h.ssh["user"].is_string()) addr = h.ssh["user"].get<std::string>() + "@" + addr;
-      if (h.ssh.contains("port")) addr += ":" + (h.ssh["port"].is_string() ? h.ssh["port"].get<std::string>() : h.ssh["port"].dump());
+      if (h.ssh.contains("port"))
+        addr += ":" + (h.ssh["port"].is_string() ? h.ssh["port"].get<std::string>() : h.ssh["port"].dump());
       host["address"] = addr;
     }
     m["hosts"].push_back(host);
@@ -259,9 +264,10 @@ Json show_model(const Plan& plan, const Graph& graph) {
       s["when"] = d.when;
       s["preconditions"] = d.preconditions;
       s["verify"] = d.verify;
-      s["rollback"] = {{"kind", d.rollback_kind},
-                       {"action", d.rollback},
-                       {"on_failure", st.on_rollback_failure == Step::OnRollbackFailure::Continue ? "continue" : "stop"}};
+      s["rollback"] = {
+          {"kind", d.rollback_kind},
+          {"action", d.rollback},
+          {"on_failure", st.on_rollback_failure == Step::OnRollbackFailure::Continue ? "continue" : "stop"}};
       s["irreversible"] = st.irreversible;
       s["point_of_no_return"] = st.point_of_no_return;
       s["after_point_of_no_return"] = after_ponr[static_cast<size_t>(i)] != 0;
@@ -285,9 +291,12 @@ Json show_model(const Plan& plan, const Graph& graph) {
 std::string render_show(const Plan& plan, const Graph& graph, ShowFormat format) {
   Json m = show_model(plan, graph);
   switch (format) {
-    case ShowFormat::JsonModel: return m.dump(2) + "\n";
-    case ShowFormat::Markdown: return render_markdown(m);
-    case ShowFormat::Text: break;
+    case ShowFormat::JsonModel:
+      return m.dump(2) + "\n";
+    case ShowFormat::Markdown:
+      return render_markdown(m);
+    case ShowFormat::Text:
+      break;
   }
   return render_text(m);
 }

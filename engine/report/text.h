@@ -34,7 +34,6 @@ struct Style {
 };
 
 /// "a, b, c" (or `empty` when there is nothing).
-std::string join(const std::vector<std::string>& items, std::string_view sep = ", ",
-                 std::string_view empty = "");
+std::string join(const std::vector<std::string>& items, std::string_view sep = ", ", std::string_view empty = "");
 
 }  // namespace plan

@@ -18,8 +18,8 @@ class RunView;
 
 struct StepRequest {
   const Step& step;
-  int index;         // in Plan::steps
-  int attempt;       // 1-based
+  int index;           // in Plan::steps
+  int attempt;         // 1-based
   const Scope& scope;  // vars, secrets, hosts and the outputs of finished steps
   Deadline deadline;   // for this attempt (step timeout)
   const CancelToken& cancel;

@@ -21,7 +21,6 @@ struct RunEnding {
 /// 0 done; 1 failed, and nothing is left half done; 3 something is left for the operator; 130
 /// interrupted, resumable. Without a rollback pass after a failure, says in sum.stop_reason (when
 /// empty) why the steps a rollback would have touched are left as they are.
-int run_exit_code(const Plan& plan, const std::vector<StepRecord>& records, const RunEnding& ending,
-                  RunSummary& sum);
+int run_exit_code(const Plan& plan, const std::vector<StepRecord>& records, const RunEnding& ending, RunSummary& sum);
 
 }  // namespace plan

@@ -21,9 +21,13 @@ struct HeldWatch::Entry {
   bool released = false;  // under HeldWatch::mu_
 };
 
-HeldWatch::HeldWatch(const Plan& plan, const Graph& graph, Executor& executor, const Scope& scope,
-                     Listener listener, Millis interval)
-    : plan_(plan), graph_(graph), executor_(executor), scope_(scope), listener_(std::move(listener)),
+HeldWatch::HeldWatch(const Plan& plan, const Graph& graph, Executor& executor, const Scope& scope, Listener listener,
+                     Millis interval)
+    : plan_(plan),
+      graph_(graph),
+      executor_(executor),
+      scope_(scope),
+      listener_(std::move(listener)),
       interval_(interval) {}
 
 HeldWatch::~HeldWatch() { stop(); }

@@ -29,11 +29,10 @@ class HostConnection {
                                                const CancelToken& cancel) = 0;
   /// Atomic replace (write to a temporary beside it, then rename), with the given mode. On any
   /// failure the file is as it was.
-  virtual void write_file(const std::string& path, const std::string& content, int mode,
-                          Deadline deadline, const CancelToken& cancel) = 0;
+  virtual void write_file(const std::string& path, const std::string& content, int mode, Deadline deadline,
+                          const CancelToken& cancel) = 0;
   /// False when there was nothing to remove.
-  virtual bool remove_file(const std::string& path, Deadline deadline,
-                           const CancelToken& cancel) = 0;
+  virtual bool remove_file(const std::string& path, Deadline deadline, const CancelToken& cancel) = 0;
 };
 
 /// The local machine.

@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <system_error>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 
 #include "run/host.h"
 #include "run/outcome.h"
@@ -42,8 +42,7 @@ class LocalHost : public HostConnection {
 
   // Local files wait on no peer: the deadline is not watched; cancellation stops a long write
   // between two chunks.
-  std::optional<std::string> read_file(const std::string& path, Deadline,
-                                       const CancelToken&) override {
+  std::optional<std::string> read_file(const std::string& path, Deadline, const CancelToken&) override {
     try {
       return read_whole_file(path);
     } catch (const std::system_error& e) {
@@ -109,8 +108,6 @@ class LocalHost : public HostConnection {
 
 }  // namespace
 
-std::unique_ptr<HostConnection> make_local_host(const std::string& name) {
-  return std::make_unique<LocalHost>(name);
-}
+std::unique_ptr<HostConnection> make_local_host(const std::string& name) { return std::make_unique<LocalHost>(name); }
 
 }  // namespace plan

@@ -63,8 +63,8 @@ ForwardRecovery forward_recovery(const Plan& plan, const Graph& graph, int pnr,
 
 struct RunSummary {
   bool dry_run = false;
-  bool rolled_back = false;   // a rollback pass ran
-  bool rollback_only = false; // `plan rollback` (or a resume finishing one): nothing ran forward
+  bool rolled_back = false;    // a rollback pass ran
+  bool rollback_only = false;  // `plan rollback` (or a resume finishing one): nothing ran forward
   /// Per step (index in Plan::steps): what the rollback pass did with it. NotReverted: it has no
   /// rollback. Skipped: the pass stopped before it (irreversible step, point of no return, an
   /// earlier rollback failure). Untouched: it failed before it changed anything
@@ -73,10 +73,10 @@ struct RunSummary {
   /// Per step: why its rollback failed (the rollback's message, masked like every message), or
   /// why the pass left it as it is (Skipped, NotReverted, Untouched); "" otherwise.
   std::vector<std::string> rollback_message;
-  std::string stop_reason;    // why rollback stopped or did not run ("point of no return 'x' passed")
-  ForwardRecovery forward;    // set when the run failed past a point of no return
-  bool succeeded = false;   // every step succeeded or was skipped
-  bool interrupted = false; // stopped by a signal
+  std::string stop_reason;   // why rollback stopped or did not run ("point of no return 'x' passed")
+  ForwardRecovery forward;   // set when the run failed past a point of no return
+  bool succeeded = false;    // every step succeeded or was skipped
+  bool interrupted = false;  // stopped by a signal
   std::vector<StepRecord> steps;
   std::vector<WindowRecord> windows;
   Millis duration{0};

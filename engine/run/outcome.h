@@ -30,19 +30,22 @@ struct StepOutcome {
   enum class Status { Succeeded, Failed, Skipped };
   Status status = Status::Succeeded;
   FailureKind kind = FailureKind::None;
-  std::string message;         // one line, secrets masked: "check tcp 127.0.0.1:80: expected open, saw connection refused"
+  std::string message;  // one line, secrets masked: "check tcp 127.0.0.1:80: expected open, saw connection refused"
   Json outputs = Json::object();
-  std::string label;           // dry-run: "simulated", "probed" or "skipped"; empty for real runs
+  std::string label;  // dry-run: "simulated", "probed" or "skipped"; empty for real runs
   /// A failure that certainly came before the step changed anything (its parameters were
   /// refused, its connection never opened, its command never started): the runner does not run
   /// the step's own rollback, and says why with `untouched_why` ("parameters refused").
   bool untouched = false;
   std::string untouched_why;
 
-  static StepOutcome ok(Json outputs = Json::object()) { return make(Status::Succeeded, FailureKind::None, "", std::move(outputs)); }
+  static StepOutcome ok(Json outputs = Json::object()) {
+    return make(Status::Succeeded, FailureKind::None, "", std::move(outputs));
+  }
   static StepOutcome skipped(std::string why) { return make(Status::Skipped, FailureKind::None, std::move(why)); }
   static StepOutcome fail(FailureKind k, std::string msg) { return make(Status::Failed, k, std::move(msg)); }
-  /// This failure, marked as having changed nothing: `return StepOutcome::fail(...).changed_nothing("parameters refused");`
+  /// This failure, marked as having changed nothing: `return StepOutcome::fail(...).changed_nothing("parameters
+  /// refused");`
   StepOutcome changed_nothing(std::string why) && {
     untouched = true;
     untouched_why = std::move(why);
@@ -68,11 +71,13 @@ enum class ProbeResult { Done, NotDone, Unknown };
 /// A check's verdict. A failed check says what it expected and what it saw.
 struct CheckResult {
   bool ok = false;
-  std::string expected;  // "port open", "status 200"
-  std::string seen;      // "connection refused", "status 503"
+  std::string expected;    // "port open", "status 200"
+  std::string seen;        // "connection refused", "status 503"
   bool permanent = false;  // asking again cannot change the answer (bad parameters): waits give up at once
   static CheckResult pass(std::string seen = "") { return {true, "", std::move(seen)}; }
-  static CheckResult failed(std::string expected, std::string seen) { return {false, std::move(expected), std::move(seen)}; }
+  static CheckResult failed(std::string expected, std::string seen) {
+    return {false, std::move(expected), std::move(seen)};
+  }
 };
 
 /// Something a succeeded step keeps open for the rest of the run (a supervised tunnel, a started

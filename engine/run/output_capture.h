@@ -19,9 +19,7 @@ class OutputCapture {
  public:
   /// Fills r.out/r.err and r.out_bytes/r.err_bytes; `sink` may be empty. Both must outlive it.
   OutputCapture(CommandResult& r, size_t cap, const LineSink& sink)
-      : streams_{{1, &r.out, &r.out_bytes, {}}, {2, &r.err, &r.err_bytes, {}}},
-        cap_(cap),
-        sink_(sink) {}
+      : streams_{{1, &r.out, &r.out_bytes, {}}, {2, &r.err, &r.err_bytes, {}}}, cap_(cap), sink_(sink) {}
 
   /// Takes what arrived on `stream` (1 stdout, 2 stderr), in any chunking.
   void take(int stream, std::string_view data);

@@ -26,13 +26,12 @@ extern char** environ;
 namespace plan {
 namespace {
 
-constexpr long long kSliceMs = 50;      // how often cancellation is noticed
-constexpr long long kGraceMs = 2000;    // SIGTERM -> SIGKILL
-constexpr long long kLingerMs = 200;    // output still arriving after the leader exited
+constexpr long long kSliceMs = 50;    // how often cancellation is noticed
+constexpr long long kGraceMs = 2000;  // SIGTERM -> SIGKILL
+constexpr long long kLingerMs = 200;  // output still arriving after the leader exited
 
 long long now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
 }
 
 /// Closes a descriptor once, tolerating -1.
@@ -131,10 +130,8 @@ void check_startable(const CommandSpec& spec) {
   // posix_spawn reports a failed chdir with the same ENOENT as a missing program; say which.
   struct stat st {};
   if (::stat(spec.cwd.c_str(), &st) != 0)
-    throw std::runtime_error("cannot change to directory '" + spec.cwd +
-                             "': " + std::strerror(errno));
-  if (!S_ISDIR(st.st_mode))
-    throw std::runtime_error("cannot change to directory '" + spec.cwd + "': Not a directory");
+    throw std::runtime_error("cannot change to directory '" + spec.cwd + "': " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) throw std::runtime_error("cannot change to directory '" + spec.cwd + "': Not a directory");
 }
 
 /// Spawns the command in a new process group, its stdin, stdout and stderr on `pipes` (stdin on
@@ -163,14 +160,12 @@ pid_t spawn(const CommandSpec& spec, Pipes& pipes) {
     sigset_t none, defaults;
     sigemptyset(&none);
     sigemptyset(&defaults);
-    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2})
-      sigaddset(&defaults, sig);
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2}) sigaddset(&defaults, sig);
     posix_spawnattr_setsigmask(&s.attr, &none);
     posix_spawnattr_setsigdefault(&s.attr, &defaults);
     posix_spawnattr_setpgroup(&s.attr, 0);
     posix_spawnattr_setflags(
-        &s.attr,
-        static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
+        &s.attr, static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
 
     std::vector<char*> argv;
     argv.reserve(spec.argv.size() + 1);
@@ -205,8 +200,8 @@ pid_t spawn(const CommandSpec& spec, Pipes& pipes) {
 class LocalCommand {
  public:
   /// Takes over the parent's ends of `pipes`.
-  LocalCommand(const CommandSpec& spec, pid_t pid, Pipes& pipes, CommandResult& r,
-               const LineSink& sink, long long start)
+  LocalCommand(const CommandSpec& spec, pid_t pid, Pipes& pipes, CommandResult& r, const LineSink& sink,
+               long long start)
       : spec_(spec), r_(r), capture_(r, spec.output_cap, sink), start_(start), pid_(pid) {
     std::swap(out_fd_, pipes.out[0]);
     std::swap(err_fd_, pipes.err[0]);
@@ -303,8 +298,7 @@ class LocalCommand {
     long long slice = kSliceMs;
     if (pidfd_ < 0 && !exited_ && !pipes_open()) slice = 5;  // only waitpid can notice the exit
     if (term_at_ < 0) slice = deadline.remaining_ms(slice);
-    if (exited_ && term_at_ < 0)
-      slice = std::min(slice, std::max(1LL, kLingerMs - (now - exited_at_)));
+    if (exited_ && term_at_ < 0) slice = std::min(slice, std::max(1LL, kLingerMs - (now - exited_at_)));
     return slice;
   }
 
@@ -377,8 +371,7 @@ class LocalCommand {
 
 }  // namespace
 
-CommandResult run_command(const CommandSpec& spec, Deadline deadline, const CancelToken& cancel,
-                          const LineSink& sink) {
+CommandResult run_command(const CommandSpec& spec, Deadline deadline, const CancelToken& cancel, const LineSink& sink) {
   CommandResult r;
   const long long start = now_ms();
   Pipes pipes;

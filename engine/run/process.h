@@ -14,18 +14,18 @@
 namespace plan {
 
 struct CommandSpec {
-  std::vector<std::string> argv;            // argv[0] is looked up in PATH
-  std::map<std::string, std::string> env;   // added to (and overriding) the inherited environment
-  std::string cwd;                          // empty = inherit
-  std::optional<std::string> stdin_data;    // nullopt = /dev/null
-  size_t output_cap = 1 << 20;              // bytes kept per stream; the rest is counted and dropped
+  std::vector<std::string> argv;           // argv[0] is looked up in PATH
+  std::map<std::string, std::string> env;  // added to (and overriding) the inherited environment
+  std::string cwd;                         // empty = inherit
+  std::optional<std::string> stdin_data;   // nullopt = /dev/null
+  size_t output_cap = 1 << 20;             // bytes kept per stream; the rest is counted and dropped
 };
 
 struct CommandResult {
-  bool started = false;       // false: spawn failed (see error)
-  std::string error;          // why it did not start (e.g. "No such file or directory")
-  int exit_code = -1;         // valid when signal == 0 and it ran to the end
-  int signal = 0;             // terminating signal, 0 if it exited
+  bool started = false;  // false: spawn failed (see error)
+  std::string error;     // why it did not start (e.g. "No such file or directory")
+  int exit_code = -1;    // valid when signal == 0 and it ran to the end
+  int signal = 0;        // terminating signal, 0 if it exited
   bool timed_out = false;
   bool cancelled = false;
   std::string out, err;

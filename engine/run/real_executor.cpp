@@ -3,11 +3,12 @@
 // would do and, with probe, answers the read-only questions that can be answered now.
 
 #include "run/real_executor.h"
-#include "run/registry.h"
 
 #include <algorithm>
 #include <mutex>
 #include <stdexcept>
+
+#include "run/registry.h"
 
 namespace plan {
 namespace {
@@ -33,8 +34,8 @@ struct ChecksVerdict {
   CheckResult result = CheckResult::pass();  // of the check that failed
 };
 
-ChecksVerdict run_checks(const std::vector<CheckSpec>& checks, const Scope& scope, HostPool& hosts,
-                         Deadline deadline, const CancelToken& cancel) {
+ChecksVerdict run_checks(const std::vector<CheckSpec>& checks, const Scope& scope, HostPool& hosts, Deadline deadline,
+                         const CancelToken& cancel) {
   ChecksVerdict v;
   for (const auto& c : checks) {
     Resolved r;
@@ -51,8 +52,7 @@ ChecksVerdict run_checks(const std::vector<CheckSpec>& checks, const Scope& scop
     if (!res.ok) {
       v.ok = false;
       v.result = res;
-      v.message = "check " + describe_check(c.type, r.display) + ": expected " + res.expected +
-                  ", saw " + res.seen;
+      v.message = "check " + describe_check(c.type, r.display) + ": expected " + res.expected + ", saw " + res.seen;
       return v;
     }
   }
@@ -89,9 +89,8 @@ Step body_step(const Step& owner, const StepBody& body) {
 
 }  // namespace
 
-CheckResult evaluate_checks(const std::vector<CheckSpec>& checks, const Scope& scope,
-                            HostPool& hosts, Deadline deadline, const CancelToken& cancel,
-                            std::string* failure_message) {
+CheckResult evaluate_checks(const std::vector<CheckSpec>& checks, const Scope& scope, HostPool& hosts,
+                            Deadline deadline, const CancelToken& cancel, std::string* failure_message) {
   ChecksVerdict v = run_checks(checks, scope, hosts, deadline, cancel);
   if (failure_message) *failure_message = v.message;
   return v.result;
@@ -119,7 +118,8 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
   try {
     const Step& step = req.step;
     if (req.cancel.cancelled())
-      return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled").changed_nothing("cancelled before it started"));
+      return finish(
+          StepOutcome::fail(FailureKind::Cancelled, "cancelled").changed_nothing("cancelled before it started"));
     const StepType* type = Registry::instance().step(step.type);
     if (!type)
       return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'")
@@ -127,10 +127,8 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
 
     // A check cut short by cancellation is not a false check: report the cancellation.
     auto check_failure = [&](FailureKind kind, const std::string& prefix, const ChecksVerdict& v) {
-      if (!v.resolve_error.empty())
-        return finish(StepOutcome::fail(FailureKind::Error, prefix + v.resolve_error));
-      if (req.cancel.cancelled())
-        return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled"));
+      if (!v.resolve_error.empty()) return finish(StepOutcome::fail(FailureKind::Error, prefix + v.resolve_error));
+      if (req.cancel.cancelled()) return finish(StepOutcome::fail(FailureKind::Cancelled, "cancelled"));
       return finish(StepOutcome::fail(kind, prefix + v.message));
     };
 
@@ -141,8 +139,7 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
         return check_failure(FailureKind::Error, "when: ", when).changed_nothing("its action never started");
       return finish(StepOutcome::skipped("when: " + when.message));
     }
-    ChecksVerdict pre =
-        run_checks(step.preconditions, req.scope, env_.hosts, req.deadline, req.cancel);
+    ChecksVerdict pre = run_checks(step.preconditions, req.scope, env_.hosts, req.deadline, req.cancel);
     if (!pre.ok) {
       StepOutcome o = check_failure(FailureKind::Precondition, "precondition failed: ", pre);
       // A false precondition is already never rolled back; an unresolvable one is said so.
@@ -167,9 +164,8 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
       return finish(StepOutcome::fail(FailureKind::Error, e.what()).changed_nothing("host unusable"));
     }
     HostConnection& host = *host_ptr;
-    StepContext ctx{step,          params.value, params.display, host,
-                    env_.hosts,    req.deadline, req.cancel,     masked_log(req, m),
-                    env_.approver, req.run,      env_.state_dir};
+    StepContext ctx{step,       params.value,       params.display, host,    env_.hosts,    req.deadline,
+                    req.cancel, masked_log(req, m), env_.approver,  req.run, env_.state_dir};
     ctx.plan_dir = plan_dir_of(env_.plan);
     StepOutcome out = type->run(ctx);
     if (!out.succeeded()) return finish(std::move(out));
@@ -201,8 +197,7 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
     const auto log = masked_log(req.log, m);
     if (step.rollback.kind == RollbackSpec::Kind::Auto) {
       const StepType* type = Registry::instance().step(step.type);
-      if (!type)
-        return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"));
+      if (!type) return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"));
       Resolved params;
       try {
         params = resolve(step.with, req.scope);
@@ -212,9 +207,8 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
       if (std::string bad = refused_params(*type, params.value); !bad.empty())
         return finish(StepOutcome::fail(FailureKind::Error, bad));
       HostConnection& host = env_.hosts.get(step.on);
-      StepContext ctx{step,          params.value, params.display, host,
-                      env_.hosts,    req.deadline, req.cancel,     log,
-                      env_.approver, nullptr,      env_.state_dir};
+      StepContext ctx{step,       params.value, params.display, host,    env_.hosts,    req.deadline,
+                      req.cancel, log,          env_.approver,  nullptr, env_.state_dir};
       ctx.plan_dir = plan_dir_of(env_.plan);
       return finish(type->rollback(ctx, req.outputs));
     }
@@ -224,8 +218,8 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
     const auto& bodies = step.rollback.bodies;
     // Several bodies: say which one failed.
     auto which = [&](size_t k) {
-      return bodies.size() > 1 ? "rollback " + std::to_string(k + 1) + " of " + std::to_string(bodies.size()) +
-                                     " (" + bodies[k].type + "): "
+      return bodies.size() > 1 ? "rollback " + std::to_string(k + 1) + " of " + std::to_string(bodies.size()) + " (" +
+                                     bodies[k].type + "): "
                                : std::string();
     };
     StepOutcome last = StepOutcome::ok();
@@ -245,9 +239,8 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
         return finish(StepOutcome::fail(FailureKind::Error, which(k) + bad));
       HostConnection& host = env_.hosts.get(as_step.on);
       const Deadline deadline = bodies[k].timeout ? Deadline::after(*bodies[k].timeout) : req.deadline;
-      StepContext ctx{as_step,       params.value, params.display, host,
-                      env_.hosts,    deadline,     req.cancel,     log,
-                      env_.approver, nullptr,      env_.state_dir};
+      StepContext ctx{as_step,    params.value, params.display, host,    env_.hosts,    deadline,
+                      req.cancel, log,          env_.approver,  nullptr, env_.state_dir};
       ctx.plan_dir = plan_dir_of(env_.plan);
       last = type->run(ctx);
       if (last.failed()) {
@@ -359,8 +352,8 @@ ProbeResult RealExecutor::probe(const StepRequest& req, Json* outputs) {
       return ask_probe ? ProbeResult::Unknown : ProbeResult::Done;
     }
     HostConnection& host = env_.hosts.get(step.on);
-    StepContext ctx{step,          params.value, params.display,          host,
-                    env_.hosts,    req.deadline, req.cancel,              masked_log(req, env_.masker),
+    StepContext ctx{step,          params.value, params.display, host,
+                    env_.hosts,    req.deadline, req.cancel,     masked_log(req, env_.masker),
                     env_.approver, req.run,      env_.state_dir};
     ctx.plan_dir = plan_dir_of(env_.plan);
     const ProbeResult verdict = ask_probe ? type->probe(ctx) : ProbeResult::Done;
@@ -461,8 +454,7 @@ StepOutcome DryRunExecutor::execute(const StepRequest& req) {
     const Step& step = req.step;
     const StepType* type = Registry::instance().step(step.type);
     if (!type)
-      return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"),
-                    "simulated");
+      return finish(StepOutcome::fail(FailureKind::Error, "unknown step type '" + step.type + "'"), "simulated");
     Scope scope = req.scope;
     scope.placeholders_for_missing = true;
 
@@ -477,8 +469,9 @@ StepOutcome DryRunExecutor::execute(const StepRequest& req) {
     for (size_t i = 0; i < lines.size(); ++i) say(i == 0 ? lines[i] + where : lines[i]);
     // A type may look further: a template's rendered size, and with --probe (only then may it
     // reach the host, and only to read) the diff against the live file.
-    PreviewContext pc{step,         params.value, params.display, plan_dir_of(env_.plan),
-                      probe_ ? &env_.hosts : nullptr, req.deadline, req.cancel};
+    PreviewContext pc{
+        step,         params.value, params.display, plan_dir_of(env_.plan), probe_ ? &env_.hosts : nullptr,
+        req.deadline, req.cancel};
     const auto previewed = type->preview(pc);
     for (const auto& l : previewed) say(l);
     const char* label = probe_ && !previewed.empty() ? "probed" : "simulated";
@@ -507,14 +500,11 @@ StepOutcome DryRunExecutor::execute(const StepRequest& req) {
         say("probe: when is false: " + when.message);
         return finish(StepOutcome::skipped("when: " + when.message), "skipped");
       }
-      if (!when.ok)
-        return finish(StepOutcome::fail(FailureKind::Error, "when: " + when.message), "probed");
-      ChecksVerdict pre =
-          run_checks(step.preconditions, scope, env_.hosts, req.deadline, req.cancel);
+      if (!when.ok) return finish(StepOutcome::fail(FailureKind::Error, "when: " + when.message), "probed");
+      ChecksVerdict pre = run_checks(step.preconditions, scope, env_.hosts, req.deadline, req.cancel);
       if (!pre.ok) {
         say("probe: precondition failed: " + pre.message);
-        FailureKind kind =
-            pre.resolve_error.empty() ? FailureKind::Precondition : FailureKind::Error;
+        FailureKind kind = pre.resolve_error.empty() ? FailureKind::Precondition : FailureKind::Error;
         return finish(StepOutcome::fail(kind, "precondition failed: " + pre.message), "probed");
       }
       if (!step.when.empty()) say("probe: when holds");

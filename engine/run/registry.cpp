@@ -18,9 +18,7 @@ void Registry::add_check(std::unique_ptr<CheckType> t) {
   checks_[n] = std::move(t);
 }
 
-void Registry::add_command(const std::string& name, HiddenCommand command) {
-  commands_[name] = std::move(command);
-}
+void Registry::add_command(const std::string& name, HiddenCommand command) { commands_[name] = std::move(command); }
 
 const HiddenCommand* Registry::command(const std::string& name) const {
   auto it = commands_.find(name);

@@ -76,8 +76,8 @@ std::vector<std::string> decide_in_flight(const ResumeInput& in, const std::vect
     if (f.index < 0 || static_cast<size_t>(f.index) >= plan.steps.size()) continue;
     const Step& step = plan.steps[static_cast<size_t>(f.index)];
     const std::string& id = step.id;
-    const std::string was = std::string("was ") + (f.cancelled ? "cancelled mid-action" : "in flight") +
-                            " when the last run stopped";
+    const std::string was =
+        std::string("was ") + (f.cancelled ? "cancelled mid-action" : "in flight") + " when the last run stopped";
     if (in.rerun.count(id)) {
       decisions.push_back({id, "rerun", was + "; --rerun"});
       continue;
@@ -90,14 +90,8 @@ std::vector<std::string> decide_in_flight(const ResumeInput& in, const std::vect
     const std::function<void(const std::string&)> log = [&in, &id](const std::string& line) {
       if (in.log) in.log(id, line);
     };
-    const StepRequest req{step,
-                          f.index,
-                          f.attempts + 1,
-                          scope,
-                          Deadline::after(step.timeout.value_or(Millis(60000))),
-                          never,
-                          log,
-                          nullptr};
+    const StepRequest req{step,  f.index, f.attempts + 1, scope, Deadline::after(step.timeout.value_or(Millis(60000))),
+                          never, log,     nullptr};
     Json outputs = Json::object();
     const ProbeResult probe = executor.probe(req, &outputs);
     if (probe == ProbeResult::Done) {
@@ -139,7 +133,8 @@ std::vector<std::string> dependents_kept_done(const Plan& plan, const Graph& gra
   const std::vector<char> seen = downstream(graph, step);
   std::vector<std::string> out;
   for (int i = 0; i < graph.size; ++i)
-    if (seen[static_cast<size_t>(i)] && done.count(i) && !rerun.count(i)) out.push_back(plan.steps[static_cast<size_t>(i)].id);
+    if (seen[static_cast<size_t>(i)] && done.count(i) && !rerun.count(i))
+      out.push_back(plan.steps[static_cast<size_t>(i)].id);
   return out;
 }
 
@@ -179,8 +174,8 @@ std::vector<std::string> decide_undo_in_flight(const UndoInput& in, const std::v
     const std::function<void(const std::string&)> log = [&in, &id](const std::string& line) {
       if (in.log) in.log(id, line);
     };
-    const StepRequest req{step, f.index, 1, scope, Deadline::after(step.timeout.value_or(Millis(60000))),
-                          never, log, nullptr};
+    const StepRequest req{step,  f.index, 1,      scope, Deadline::after(step.timeout.value_or(Millis(60000))),
+                          never, log,     nullptr};
     const ProbeResult probe = executor.probe(req, nullptr);
     if (probe == ProbeResult::Done)
       decisions.push_back({id, "undo", f.was + "; the probe says its effect is still there"});
@@ -208,10 +203,9 @@ std::vector<std::string> unrecovered_outputs(const Plan& plan, const std::map<in
       std::vector<Reference> keep;
       const Reference* r = first_unanswered(user, d.step, it->second, keep);
       if (!r) continue;
-      out.push_back("step '" + user.id + "' needs ${" + r->text + "}, but step '" + d.step +
-                    "' counts as done (" + reason + ") without " +
-                    (it->second.empty() ? "any recorded outputs" : "that output") + "; resume with `--rerun " +
-                    d.step + "` to run it again and record its outputs");
+      out.push_back("step '" + user.id + "' needs ${" + r->text + "}, but step '" + d.step + "' counts as done (" +
+                    reason + ") without " + (it->second.empty() ? "any recorded outputs" : "that output") +
+                    "; resume with `--rerun " + d.step + "` to run it again and record its outputs");
     }
   }
   return out;

@@ -85,9 +85,9 @@ struct UndoDecision {
 struct UndoInput {
   const Plan& plan;
   const std::map<std::string, std::string>& secrets;
-  const std::map<int, Json>& outputs;           // the steps' recorded outputs, for probes' parameters
-  const std::set<std::string>& assume_undone;   // --assume-undone IDs
-  const std::set<std::string>& rerun_undo;      // --rerun-undo IDs
+  const std::map<int, Json>& outputs;          // the steps' recorded outputs, for probes' parameters
+  const std::set<std::string>& assume_undone;  // --assume-undone IDs
+  const std::set<std::string>& rerun_undo;     // --rerun-undo IDs
   std::function<void(const std::string& step, const std::string& line)> log;
 };
 

@@ -6,21 +6,18 @@ namespace plan {
 
 bool acted(const StepRecord& r) {
   return r.state == StepState::Succeeded ||
-         (r.state == StepState::Failed && r.outcome.kind != FailureKind::Precondition &&
-          !r.outcome.untouched);
+         (r.state == StepState::Failed && r.outcome.kind != FailureKind::Precondition && !r.outcome.untouched);
 }
 
 bool has_rollback(const Step& s) { return s.rollback.kind != RollbackSpec::Kind::None; }
 
-RollbackBarriers rollback_barriers(const Plan& plan, const Graph& graph,
-                                   const std::vector<StepRecord>& records,
+RollbackBarriers rollback_barriers(const Plan& plan, const Graph& graph, const std::vector<StepRecord>& records,
                                    const std::vector<int>& finish_order) {
   RollbackBarriers b;
   b.stopped_at.assign(graph.size, -1);
   for (int i : finish_order) {
     if (!acted(records[i])) continue;
-    if (records[i].state == StepState::Succeeded && plan.steps[i].point_of_no_return && b.pnr < 0)
-      b.pnr = i;
+    if (records[i].state == StepState::Succeeded && plan.steps[i].point_of_no_return && b.pnr < 0) b.pnr = i;
     if (!plan.steps[i].irreversible || b.stopped_at[i] >= 0) continue;
     // Undoing what an irreversible step stands on would pull the ground from under it.
     std::vector<int> stack{i};
@@ -42,9 +39,7 @@ std::vector<std::string> rollback_preview_text(const Plan& plan, const Graph& gr
                                                const std::vector<StepRecord>& records,
                                                const std::vector<int>& finish_order) {
   const RollbackBarriers bar = rollback_barriers(plan, graph, records, finish_order);
-  if (bar.pnr >= 0)
-    return {"nothing would be undone: past the point of no return '" + plan.steps[bar.pnr].id +
-            "'"};
+  if (bar.pnr >= 0) return {"nothing would be undone: past the point of no return '" + plan.steps[bar.pnr].id + "'"};
   auto label = [](const Step& s) { return s.id + " (" + s.type + ")"; };
   std::vector<std::string> out;
   // The latest finished first: roughly the order the rollback pass would take.
@@ -55,8 +50,7 @@ std::vector<std::string> rollback_preview_text(const Plan& plan, const Graph& gr
     if (stop == *it)
       out.push_back("cannot undo (irreversible): " + label(s));
     else if (stop >= 0)
-      out.push_back("kept (stopped at irreversible step '" + plan.steps[stop].id +
-                    "'): " + label(s));
+      out.push_back("kept (stopped at irreversible step '" + plan.steps[stop].id + "'): " + label(s));
     else if (s.rollback.kind == RollbackSpec::Kind::None)
       out.push_back("not reverted (no rollback): " + label(s));
     else
@@ -65,8 +59,7 @@ std::vector<std::string> rollback_preview_text(const Plan& plan, const Graph& gr
   return out;
 }
 
-RollbackSchedule::RollbackSchedule(const Plan& plan, const Graph& graph,
-                                   const std::vector<StepRecord>& records,
+RollbackSchedule::RollbackSchedule(const Plan& plan, const Graph& graph, const std::vector<StepRecord>& records,
                                    const std::vector<int>& finish_order, int width)
     : plan_(plan),
       graph_(graph),
@@ -79,8 +72,7 @@ RollbackSchedule::RollbackSchedule(const Plan& plan, const Graph& graph,
       ready_(LaterFirst{&finish_pos_}),
       state_(graph.size, RollbackState::None),
       message_(graph.size) {
-  for (size_t k = 0; k < finish_order.size(); ++k)
-    finish_pos_[finish_order[k]] = static_cast<int>(k);
+  for (size_t k = 0; k < finish_order.size(); ++k) finish_pos_[finish_order[k]] = static_cast<int>(k);
   if (barriers_.pnr >= 0) {
     skip_past_point_of_no_return();
     halted_ = true;
@@ -94,8 +86,7 @@ RollbackSchedule::RollbackSchedule(const Plan& plan, const Graph& graph,
 bool RollbackSchedule::completed(int i) const { return records_[i].state == StepState::Succeeded; }
 
 bool RollbackSchedule::own_rollback(int i) const {
-  return records_[i].state == StepState::Failed && acted(records_[i]) &&
-         has_rollback(plan_.steps[i]);
+  return records_[i].state == StepState::Failed && acted(records_[i]) && has_rollback(plan_.steps[i]);
 }
 
 void RollbackSchedule::skip(int i, RollbackState st, const std::string& why) {
@@ -117,11 +108,9 @@ void RollbackSchedule::skip_irreversible() {
     const int stop = barriers_.stopped_at[i];
     if (stop == i) {
       skip(i, RollbackState::Skipped, "irreversible");
-      if (stop_reason_.empty())
-        stop_reason_ = "stopped at irreversible step '" + plan_.steps[i].id + "'";
+      if (stop_reason_.empty()) stop_reason_ = "stopped at irreversible step '" + plan_.steps[i].id + "'";
     } else if (stop >= 0 && completed(i)) {
-      skip(i, RollbackState::Skipped,
-           "stopped at irreversible step '" + plan_.steps[stop].id + "'");
+      skip(i, RollbackState::Skipped, "stopped at irreversible step '" + plan_.steps[stop].id + "'");
     }
   }
 }
@@ -130,8 +119,7 @@ void RollbackSchedule::queue_failed_steps() {
   // A failed step rerun by a resume may have dependents done in an earlier run: its own undo
   // waits for theirs (start_completed_steps), in reverse dependency order like the others.
   auto users_done = [&](int i) {
-    return std::any_of(graph_.users[i].begin(), graph_.users[i].end(),
-                       [&](int u) { return completed(u); });
+    return std::any_of(graph_.users[i].begin(), graph_.users[i].end(), [&](int u) { return completed(u); });
   };
   for (int i : finish_order_) {
     const StepRecord& r = records_[i];
@@ -156,8 +144,7 @@ void RollbackSchedule::start_completed_steps() {
 
 void RollbackSchedule::consider(int v) {
   if (barriers_.stopped_at[v] >= 0) return;  // never settles: what it stands on stays too
-  if ((completed(v) && has_rollback(plan_.steps[v])) ||
-      (own_rollback(v) && state_[v] == RollbackState::None)) {
+  if ((completed(v) && has_rollback(plan_.steps[v])) || (own_rollback(v) && state_[v] == RollbackState::None)) {
     ready_.push(v);
     return;
   }
@@ -172,8 +159,7 @@ void RollbackSchedule::settle(int v) {
 
 std::vector<int> RollbackSchedule::take_ready() {
   // The completed steps wait until every undo of a failed step is over (and none failed for good).
-  if (phase_ == Phase::FailedSteps && running_ == 0 && ready_.empty() && !halted_)
-    start_completed_steps();
+  if (phase_ == Phase::FailedSteps && running_ == 0 && ready_.empty() && !halted_) start_completed_steps();
   std::vector<int> out;
   while (!halted_ && running_ < width_ && !ready_.empty()) {
     out.push_back(ready_.top());

@@ -34,8 +34,7 @@ struct RollbackBarriers {
   std::vector<int> stopped_at;
 };
 /// `finish_order`: every finished step, in the order it finished.
-RollbackBarriers rollback_barriers(const Plan& plan, const Graph& graph,
-                                   const std::vector<StepRecord>& records,
+RollbackBarriers rollback_barriers(const Plan& plan, const Graph& graph, const std::vector<StepRecord>& records,
                                    const std::vector<int>& finish_order);
 
 /// What a rollback would do now, one line per completed step, the latest finished first ("would
@@ -63,9 +62,7 @@ class RollbackSchedule {
   int running() const { return running_; }
   bool halted() const { return halted_; }
   /// Nothing runs and nothing more will start (take_ready() handed out nothing new).
-  bool done() const {
-    return running_ == 0 && (halted_ || (phase_ == Phase::CompletedSteps && ready_.empty()));
-  }
+  bool done() const { return running_ == 0 && (halted_ || (phase_ == Phase::CompletedSteps && ready_.empty())); }
   /// Once done: the steps never reached become Skipped, saying why.
   void close();
 

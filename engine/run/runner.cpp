@@ -57,8 +57,7 @@ struct Runner::Impl {
     bool rollback = false;
   };
 
-  Impl(const Plan& p, const Graph& g, Executor& e, RunOptions o,
-       const std::map<std::string, std::string>& s)
+  Impl(const Plan& p, const Graph& g, Executor& e, RunOptions o, const std::map<std::string, std::string>& s)
       : plan(p),
         graph(g),
         executor(e),
@@ -101,16 +100,16 @@ struct Runner::Impl {
   std::deque<Job> work;
   std::deque<Completion> done;
   std::atomic<bool> user_cancelled{false};  // cancel() was called (second Ctrl-C), not --fail-fast
-  CancelToken rollback_cancel;  // separate: --fail-fast cancels `cancel`, never the rollbacks
+  CancelToken rollback_cancel;              // separate: --fail-fast cancels `cancel`, never the rollbacks
   bool shutdown = false;
   bool ran = false;
   bool interrupted = false;
   std::vector<StepRecord> records;  // written by the loop thread only, under mu
   std::vector<int> finish_order;    // every finished step, in order (rollback walks it backwards)
   WindowTracker windows;
-  std::unique_ptr<HeldWatch> held;                       // what succeeded steps keep open
-  std::map<int, CancelToken> attempt_tokens;             // running steps: cancels one alone
-  std::map<int, std::string> lost_under;                 // running steps whose held resource is lost
+  std::unique_ptr<HeldWatch> held;            // what succeeded steps keep open
+  std::map<int, CancelToken> attempt_tokens;  // running steps: cancels one alone
+  std::map<int, std::string> lost_under;      // running steps whose held resource is lost
 
   /// A held resource of step `h` died for good: every running step standing on it is stopped,
   /// and fails saying why (not as "cancelled").
@@ -221,7 +220,7 @@ struct Runner::Impl {
       out.untouched_why.clear();
     }
     StepRecord r;
-    r.state = out.failed() ? StepState::Failed
+    r.state = out.failed()                                 ? StepState::Failed
               : out.status == StepOutcome::Status::Skipped ? StepState::Skipped
                                                            : StepState::Succeeded;
     r.outcome = std::move(out);
@@ -250,8 +249,9 @@ struct Runner::Impl {
         // records share one sync (group commit).
         if (opts.journal) {
           if (c.record.outcome.kind == FailureKind::Cancelled && user_cancelled.load() && !c.record.outcome.untouched)
-            opts.journal->step_unknown(job.step, "cancelled by a second interrupt while running: "
-                                                 "whether its action took effect is unknown");
+            opts.journal->step_unknown(job.step,
+                                       "cancelled by a second interrupt while running: "
+                                       "whether its action took effect is unknown");
           else
             opts.journal->step_finished(job.step, c.record);
         }
@@ -360,9 +360,8 @@ struct Runner::Impl {
     std::vector<int> earlier;
     for (const auto& entry : opts.already_done)
       if (entry.first >= 0 && entry.first < graph.size) earlier.push_back(entry.first);
-    std::sort(earlier.begin(), earlier.end(), [&](int a, int b) {
-      return graph.wave[a] != graph.wave[b] ? graph.wave[a] < graph.wave[b] : a < b;
-    });
+    std::sort(earlier.begin(), earlier.end(),
+              [&](int a, int b) { return graph.wave[a] != graph.wave[b] ? graph.wave[a] < graph.wave[b] : a < b; });
     for (int s : earlier) {
       held->release_for(s);
       held->hold(s, records[s].outcome.outputs);
@@ -404,9 +403,7 @@ struct Runner::Impl {
   }
 
   /// Called with `mu` held (reads the records).
-  RollbackBarriers barriers() const {
-    return rollback_barriers(plan, graph, records, finish_order);
-  }
+  RollbackBarriers barriers() const { return rollback_barriers(plan, graph, records, finish_order); }
 
   /// Journals and announces the steps the rollback pass leaves as they are. Called unlocked.
   void announce_skipped(const std::vector<std::pair<int, std::string>>& skipped) {
@@ -500,8 +497,8 @@ struct Runner::Impl {
     }
 
     if (real_failure && !opts.dry_run && !opts.rollback_only) sum.forward = forward();
-    const bool pass = opts.rollback_only ||
-                      (real_failure && !stopped_by_signal && opts.rollback_on_failure && !opts.dry_run);
+    const bool pass =
+        opts.rollback_only || (real_failure && !stopped_by_signal && opts.rollback_on_failure && !opts.dry_run);
     // From here nothing runs forward: no periodic restarts (one could race an undo closing it);
     // an undo still gets what it stands on checked (ensure).
     lock.unlock();
@@ -519,8 +516,7 @@ struct Runner::Impl {
     sum.steps = records;
     sum.windows = windows.records();
     sum.duration = std::chrono::duration_cast<Millis>(Clock::now() - start);
-    sum.exit_code =
-        run_exit_code(plan, records, ending(pass, real_failure, stopped_by_signal), sum);
+    sum.exit_code = run_exit_code(plan, records, ending(pass, real_failure, stopped_by_signal), sum);
     lock.unlock();
     emit([&](RunObserver& o) { o.run_finished(sum); });
     return sum;

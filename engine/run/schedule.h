@@ -53,13 +53,13 @@ class Schedule {
   const Graph& graph_;
   int parallelism_;
   int running_ = 0;
-  int ready_count_ = 0;            // steps in state Ready (the heaps may also hold stale entries)
+  int ready_count_ = 0;  // steps in state Ready (the heaps may also hold stale entries)
   bool stopped_ = false;
   std::vector<StepState> state_;
-  std::vector<int> waiting_;       // deps not yet finished, per step
-  std::vector<int> chain_;         // steps on the longest remaining chain, per step (tie-break)
-  std::vector<int> ready_;         // binary heap by priority (best on top); may hold stale entries
-  std::vector<int> group_running_; // per group
+  std::vector<int> waiting_;               // deps not yet finished, per step
+  std::vector<int> chain_;                 // steps on the longest remaining chain, per step (tie-break)
+  std::vector<int> ready_;                 // binary heap by priority (best on top); may hold stale entries
+  std::vector<int> group_running_;         // per group
   std::vector<std::vector<int>> delayed_;  // per group: ready steps held back by its max_parallel (heaps)
 };
 

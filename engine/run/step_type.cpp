@@ -9,10 +9,8 @@
 
 namespace plan {
 
-
 StepOutcome StepType::rollback(StepContext& /*ctx*/, const Json& /*outputs*/) const {
-  return StepOutcome::fail(FailureKind::Error,
-                           "step type '" + name() + "' has no automatic rollback");
+  return StepOutcome::fail(FailureKind::Error, "step type '" + name() + "' has no automatic rollback");
 }
 
 std::vector<std::string> StepType::describe_rollback(const Json& /*display_params*/) const {
@@ -54,8 +52,8 @@ std::vector<std::string> param_problems(const CheckType& type, const Json& resol
   return problems([&](const Json& v) { type.validate(v); }, resolved_params);
 }
 
-CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts,
-                      Deadline deadline, const CancelToken& cancel) {
+CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts, Deadline deadline,
+                      const CancelToken& cancel) {
   const CheckType* ct = Registry::instance().check(type);
   if (!ct) {
     auto r = CheckResult::failed("a known check type", "unknown check type '" + type + "'");

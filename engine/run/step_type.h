@@ -33,13 +33,13 @@ struct StepContext {
   const Json& display_params;  // resolved, secrets masked
   HostConnection& host;        // where the step acts (step.on)
   HostPool& hosts;
-  Deadline deadline;           // for this attempt
+  Deadline deadline;  // for this attempt
   const CancelToken& cancel;
   std::function<void(const std::string&)> log;  // one line of progress (masked by the caller)
   Approver* approver = nullptr;
   const RunView* run = nullptr;
-  std::string state_dir;       // for files a type keeps between runs
-  std::string plan_dir{};      // folder of the plan file: relative paths in params start there ("" = cwd)
+  std::string state_dir;   // for files a type keeps between runs
+  std::string plan_dir{};  // folder of the plan file: relative paths in params start there ("" = cwd)
 };
 
 /// What a dry run lets a type look at beyond its parameters (StepType::preview).
@@ -140,8 +140,8 @@ class CheckType {
 /// Evaluates one check whose params are already resolved (interpolated). A params object's "on"
 /// key names the host to evaluate it on. Unknown type or bad params give a failed result.
 /// Used by the executors and by steps that poll checks (wait ... until).
-CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts,
-                      Deadline deadline, const CancelToken& cancel);
+CheckResult run_check(const std::string& type, const Json& resolved_params, HostPool& hosts, Deadline deadline,
+                      const CancelToken& cancel);
 
 /// What apply checks on a step's (or rollback body's) resolved parameters before run(): its
 /// type's validate(), the parse the loader ran on what it could know then (the rest of the

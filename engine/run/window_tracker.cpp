@@ -9,21 +9,16 @@ namespace plan {
 
 namespace {
 
-bool contains(const std::vector<int>& v, int x) {
-  return std::find(v.begin(), v.end(), x) != v.end();
-}
+bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
 }  // namespace
 
-WindowTracker::WindowTracker(const Plan& plan,
-                             const std::map<std::string, EarlierWindow>& earlier) {
+WindowTracker::WindowTracker(const Plan& plan, const std::map<std::string, EarlierWindow>& earlier) {
   const auto now = Clock::now();
   const long long wall_now =
-      std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
+      std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
   auto back_dated = [&](long long wall_ms) {  // never in the future, whatever the clocks say
-    return now -
-           std::chrono::duration_cast<Clock::duration>(Millis(std::max(0LL, wall_now - wall_ms)));
+    return now - std::chrono::duration_cast<Clock::duration>(Millis(std::max(0LL, wall_now - wall_ms)));
   };
   // A window's `from` and `to` name a step or a group (all its leaves).
   for (const Window& w : plan.windows) {
@@ -78,8 +73,7 @@ void WindowTracker::done_earlier(int step) {
 std::string window_status_text(const WindowRecord& w, Clock::time_point now) {
   const std::string budget = format_duration(w.budget);
   if (!w.opened) return w.name + ": not open yet, budget " + budget;
-  const Millis used =
-      std::chrono::duration_cast<Millis>((w.closed ? w.closed_at : now) - w.opened_at);
+  const Millis used = std::chrono::duration_cast<Millis>((w.closed ? w.closed_at : now) - w.opened_at);
   const Millis left = w.budget - used;
   std::string text = w.name + ": ";
   if (w.closed) text += "closed after " + format_duration(used) + ", ";

@@ -2,13 +2,14 @@
 // machine; SSH hosts get their `ssh:` parameters resolved (vars, env, secrets) when first asked
 // for and connect when first used, so validate, show and a dry run without --probe never connect.
 
+#include "ssh/host_pool.h"
+
 #include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 
 #include "plan/interpolate.h"
-#include "ssh/host_pool.h"
 #include "ssh/ssh_host.h"
 
 namespace plan {
@@ -16,8 +17,7 @@ namespace {
 
 class PlanHostPool : public HostPool {
  public:
-  PlanHostPool(const Plan& plan, const std::map<std::string, std::string>* secrets)
-      : plan_(plan), secrets_(secrets) {}
+  PlanHostPool(const Plan& plan, const std::map<std::string, std::string>* secrets) : plan_(plan), secrets_(secrets) {}
 
   // For ssh.tunnel's supervisor, which opens a connection of its own in another process.
   std::optional<Json> ssh_params(const std::string& host_name) override {
@@ -75,8 +75,7 @@ class PlanHostPool : public HostPool {
 
 }  // namespace
 
-std::unique_ptr<HostPool> make_host_pool(const Plan& plan,
-                                         const std::map<std::string, std::string>* secrets) {
+std::unique_ptr<HostPool> make_host_pool(const Plan& plan, const std::map<std::string, std::string>* secrets) {
   return std::make_unique<PlanHostPool>(plan, secrets);
 }
 

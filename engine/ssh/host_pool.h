@@ -12,7 +12,6 @@
 
 namespace plan {
 
-std::unique_ptr<HostPool> make_host_pool(const Plan& plan,
-                                         const std::map<std::string, std::string>* secrets = nullptr);
+std::unique_ptr<HostPool> make_host_pool(const Plan& plan, const std::map<std::string, std::string>* secrets = nullptr);
 
 }  // namespace plan

@@ -32,9 +32,8 @@ namespace {
 
 bool shell_name(const std::string& name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
-  return std::all_of(name.begin(), name.end(), [](char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
-  });
+  return std::all_of(name.begin(), name.end(),
+                     [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; });
 }
 
 }  // namespace
@@ -49,8 +48,7 @@ std::string remote_command_line(const CommandSpec& spec) {
   if (!spec.env.empty()) {
     line += "env ";
     for (const auto& [k, v] : spec.env) {
-      if (!shell_name(k))
-        throw std::invalid_argument("environment variable name '" + k + "' is not valid");
+      if (!shell_name(k)) throw std::invalid_argument("environment variable name '" + k + "' is not valid");
       line += shell_quote(k + "=" + v) + " ";
     }
   }
@@ -66,8 +64,7 @@ std::string remote_command_line(const CommandSpec& spec) {
 
 std::string remote_kill_line(long pid, const std::string& signal) {
   std::string p = std::to_string(pid);
-  return "kill -s " + signal + " -- -" + p + " 2>/dev/null || kill -s " + signal + " " + p +
-         " 2>/dev/null; true";
+  return "kill -s " + signal + " -- -" + p + " 2>/dev/null || kill -s " + signal + " " + p + " 2>/dev/null; true";
 }
 
 std::optional<long> take_pid_marker(std::string& buffered) {
@@ -80,9 +77,8 @@ std::optional<long> take_pid_marker(std::string& buffered) {
     if (line.substr(0, marker.size()) == marker) {
       std::string digits(line.substr(marker.size()));
       if (!digits.empty() && digits.back() == '\r') digits.pop_back();
-      if (!digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) {
-            return std::isdigit(static_cast<unsigned char>(c));
-          })) {
+      if (!digits.empty() && std::all_of(digits.begin(), digits.end(),
+                                         [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
         long pid = std::stol(digits);
         buffered.erase(0, nl + 1);
         return pid;

@@ -124,8 +124,7 @@ void set_tcp_keepalive(ssh_session s, int seconds) {
 /// never opened.
 std::string stall_detail(ssh_session s) {
   const char* banner = ssh_get_serverbanner(s);
-  if (banner && *banner)
-    return " (the server sent its SSH banner, then stopped answering during the key exchange)";
+  if (banner && *banner) return " (the server sent its SSH banner, then stopped answering during the key exchange)";
   sockaddr_storage peer{};
   socklen_t len = sizeof peer;
   int fd = ssh_get_fd(s);
@@ -136,9 +135,7 @@ std::string stall_detail(ssh_session s) {
 
 }  // namespace
 
-std::string Target::label() const {
-  return user + "@" + address + ":" + std::to_string(port);
-}
+std::string Target::label() const { return user + "@" + address + ":" + std::to_string(port); }
 
 Target target_from_json(const std::string& host_name, const Json& ssh) {
   if (!ssh.is_object()) throw std::invalid_argument("ssh: expected an object with an 'address'");
@@ -172,8 +169,7 @@ Target target_from_json(const std::string& host_name, const Json& ssh) {
       t.agent = bool_of(v, key);
     } else if (key == "connect_timeout") {
       t.connect_timeout = duration_of(v, key);
-      if (t.connect_timeout.count() == 0)
-        throw std::invalid_argument("ssh: 'connect_timeout' must be more than 0");
+      if (t.connect_timeout.count() == 0) throw std::invalid_argument("ssh: 'connect_timeout' must be more than 0");
     } else if (key == "keepalive") {
       t.keepalive_seconds = static_cast<int>((duration_of(v, key).count() + 999) / 1000);
     } else {
@@ -246,10 +242,9 @@ std::unique_ptr<Session> Session::connect(const Target& target, Deadline deadlin
     log_in(*self, who);
   } catch (const SshError&) {
     if (!watchdog.disarm()) throw;
-    throw fail(cancel && cancel->cancelled()
-                   ? "cannot connect: cancelled"
-                   : "cannot connect: no answer before the deadline (the server stopped "
-                     "answering during authentication)");
+    throw fail(cancel && cancel->cancelled() ? "cannot connect: cancelled"
+                                             : "cannot connect: no answer before the deadline (the server stopped "
+                                               "answering during authentication)");
   }
   if (watchdog.disarm())
     throw fail(cancel && cancel->cancelled() ? "cannot connect: cancelled"
@@ -276,16 +271,15 @@ void Session::log_in(Session& self, const std::string& who) {
     case SSH_KNOWN_HOSTS_NOT_FOUND:
     case SSH_KNOWN_HOSTS_UNKNOWN:
       if (!target.accept_new)
-        throw fail("host key is not known: " + server_fingerprint(s) + " (add it to " +
-                   target.known_hosts + ", or set host_key: accept-new)");
+        throw fail("host key is not known: " + server_fingerprint(s) + " (add it to " + target.known_hosts +
+                   ", or set host_key: accept-new)");
       if (ssh_session_update_known_hosts(s) != SSH_OK)
-        throw fail("cannot record the host key " + server_fingerprint(s) + " in " +
-                   target.known_hosts + ": " + ssh_get_error(s));
+        throw fail("cannot record the host key " + server_fingerprint(s) + " in " + target.known_hosts + ": " +
+                   ssh_get_error(s));
       break;
     case SSH_KNOWN_HOSTS_ERROR:
     default:
-      throw fail("cannot check the host key against " + target.known_hosts + ": " +
-                 ssh_get_error(s));
+      throw fail("cannot check the host key against " + target.known_hosts + ": " + ssh_get_error(s));
   }
 
   // Authentication: the plan's identity, then the agent, then (without an identity) the
@@ -297,8 +291,7 @@ void Session::log_in(Session& self, const std::string& who) {
     KeyHandle key(raw);
     if (rc != SSH_OK) {
       if (!required) return false;
-      if (::access(path.c_str(), R_OK) != 0)
-        throw fail("cannot read identity file '" + path + "'");
+      if (::access(path.c_str(), R_OK) != 0) throw fail("cannot read identity file '" + path + "'");
       throw fail("cannot load identity file '" + path + "': " +
                  (passphrase ? "wrong passphrase, or not a private key"
                              : "not a private key, or it needs a passphrase (set passphrase:)"));
@@ -312,14 +305,15 @@ void Session::log_in(Session& self, const std::string& who) {
   };
   bool authed = false;
   if (!target.identity.empty())
-    authed = try_key(target.identity, target.passphrase.empty() ? nullptr : target.passphrase.c_str(),
-                     true);
+    authed = try_key(target.identity, target.passphrase.empty() ? nullptr : target.passphrase.c_str(), true);
   if (!authed && target.agent && std::getenv("SSH_AUTH_SOCK")) {
     int rc = ssh_userauth_agent(s, nullptr);
-    if (rc == SSH_AUTH_SUCCESS) authed = true;
+    if (rc == SSH_AUTH_SUCCESS)
+      authed = true;
     else if (rc == SSH_AUTH_ERROR && !ssh_is_connected(s))
       throw fail(std::string("authentication failed: ") + ssh_get_error(s));
-    else refused.push_back("the ssh-agent's keys");
+    else
+      refused.push_back("the ssh-agent's keys");
   }
   if (!authed && target.identity.empty()) {
     for (const char* name : {"id_ed25519", "id_ecdsa", "id_rsa"}) {
@@ -334,9 +328,9 @@ void Session::log_in(Session& self, const std::string& who) {
     std::string what;
     for (size_t i = 0; i < refused.size(); ++i)
       what += (i ? (i + 1 == refused.size() ? " and " : ", ") : "") + refused[i];
-    throw fail("authentication failed: " +
-               (what.empty() ? std::string("no identity given, no ssh-agent and no default key")
-                             : "user '" + target.user + "' was refused with " + what));
+    throw fail("authentication failed: " + (what.empty()
+                                                ? std::string("no identity given, no ssh-agent and no default key")
+                                                : "user '" + target.user + "' was refused with " + what));
   }
 }
 
@@ -355,8 +349,7 @@ bool Session::alive() {
   int fd = ssh_get_fd(s);
   if (fd < 0) return false;
   pollfd pfd{fd, POLLRDHUP, 0};
-  if (::poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
-    return false;
+  if (::poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))) return false;
   return true;
 }
 
@@ -372,8 +365,7 @@ Watchdog::Watchdog(const Session& session, Deadline deadline, const CancelToken*
   thread_ = std::thread([this, deadline, cancel, grace] { watch(deadline, cancel, grace); });
 }
 
-void Watchdog::watch(Deadline deadline, const CancelToken* cancel,
-                     std::chrono::milliseconds grace) {
+void Watchdog::watch(Deadline deadline, const CancelToken* cancel, std::chrono::milliseconds grace) {
   // The token has no way to wake anyone: look at it this often.
   constexpr auto kCancelPoll = std::chrono::milliseconds(50);
   std::unique_lock<std::mutex> lock(mu_);

@@ -19,17 +19,17 @@ namespace plan::ssh {
 
 /// Connection parameters of `hosts.NAME.ssh`, after interpolation (passphrase in clear).
 struct Target {
-  std::string host_name;        // the plan's name for the host, used in every message
+  std::string host_name;  // the plan's name for the host, used in every message
   std::string address;
   int port = 22;
-  std::string user;             // default: the current user
-  std::string identity;         // private key file; empty = agent / default keys
-  std::string passphrase;       // for the identity; a secret, never printed
-  std::string known_hosts;      // default ~/.ssh/known_hosts
-  bool accept_new = false;      // host_key: accept-new (record an unknown key; a changed one still fails)
-  bool agent = true;            // try ssh-agent when no identity is given or it fails
+  std::string user;         // default: the current user
+  std::string identity;     // private key file; empty = agent / default keys
+  std::string passphrase;   // for the identity; a secret, never printed
+  std::string known_hosts;  // default ~/.ssh/known_hosts
+  bool accept_new = false;  // host_key: accept-new (record an unknown key; a changed one still fails)
+  bool agent = true;        // try ssh-agent when no identity is given or it fails
   std::chrono::milliseconds connect_timeout{10000};
-  int keepalive_seconds = 15;   // 0 = off
+  int keepalive_seconds = 15;  // 0 = off
 
   /// "user@address:port" for messages.
   std::string label() const;

@@ -142,12 +142,11 @@ void SshHost::sftp_fail(Conn& c, const std::string& what, const std::string& pat
 }
 
 template <class Body>
-auto SshHost::bounded(const char* doing, const std::string& path, Deadline deadline,
-                      const CancelToken& cancel, Body&& body)
-    -> decltype(body(std::declval<FileOp&>())) {
+auto SshHost::bounded(const char* doing, const std::string& path, Deadline deadline, const CancelToken& cancel,
+                      Body&& body) -> decltype(body(std::declval<FileOp&>())) {
   auto ended = [&](const std::string& how) {
-    return OperationError(ended_kind(cancel), std::string(doing) + " '" + path + "' on " + who_ +
-                                                  ": " + ended_by(deadline, cancel) + how);
+    return OperationError(ended_kind(cancel),
+                          std::string(doing) + " '" + path + "' on " + who_ + ": " + ended_by(deadline, cancel) + how);
   };
   if (cancel.cancelled() || deadline.expired()) throw ended(" (before it started)");
   std::shared_ptr<Conn> c;
@@ -203,8 +202,7 @@ void SshHost::remove_leftovers(FileOp& op) {
   }
 }
 
-std::optional<std::string> SshHost::read_file(const std::string& path, Deadline deadline,
-                                              const CancelToken& cancel) {
+std::optional<std::string> SshHost::read_file(const std::string& path, Deadline deadline, const CancelToken& cancel) {
   return bounded("reading", path, deadline, cancel, [&](FileOp& op) -> std::optional<std::string> {
     Conn& c = op.conn();
     SftpFileHandle f;  // reset under c.mu(), on every path
@@ -216,8 +214,7 @@ std::optional<std::string> SshHost::read_file(const std::string& path, Deadline 
       SftpAttributesHandle a(sftp_stat(sf, path.c_str()));
       if (!a) {
         int e = sftp_get_error(sf);
-        if (ssh_is_connected(c.native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
-          return std::nullopt;
+        if (ssh_is_connected(c.native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH)) return std::nullopt;
         sftp_fail(c, "read", path);
       }
       // The file check takes "Is a directory" for an existing folder, as with local files.
@@ -226,8 +223,7 @@ std::optional<std::string> SshHost::read_file(const std::string& path, Deadline 
       f.reset(sftp_open(sf, path.c_str(), O_RDONLY, 0));
       if (!f) {
         int e = sftp_get_error(sf);
-        if (ssh_is_connected(c.native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
-          return std::nullopt;
+        if (ssh_is_connected(c.native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH)) return std::nullopt;
         sftp_fail(c, "read", path);
       }
     }
@@ -260,22 +256,19 @@ std::optional<std::string> SshHost::read_file(const std::string& path, Deadline 
   });
 }
 
-void SshHost::write_file(const std::string& path, const std::string& content, int mode,
-                         Deadline deadline, const CancelToken& cancel) {
+void SshHost::write_file(const std::string& path, const std::string& content, int mode, Deadline deadline,
+                         const CancelToken& cancel) {
   // The temporary sits beside the target so that the rename stays on one filesystem (atomic),
   // hidden: one that a cut connection leaves behind must not match globs such as nginx's
   // `include sites/*;` until it is removed.
   const auto slash = path.rfind('/');
   const std::string tmp = (slash == std::string::npos ? "" : path.substr(0, slash + 1)) + "." +
-                          path.substr(slash == std::string::npos ? 0 : slash + 1) + ".plan-tmp-" +
-                          random_suffix();
-  if (write_by_sftp(path, tmp, content, mode, deadline, cancel))
-    move_into_place(tmp, path, deadline, cancel);
+                          path.substr(slash == std::string::npos ? 0 : slash + 1) + ".plan-tmp-" + random_suffix();
+  if (write_by_sftp(path, tmp, content, mode, deadline, cancel)) move_into_place(tmp, path, deadline, cancel);
 }
 
-bool SshHost::write_by_sftp(const std::string& path, const std::string& tmp,
-                            const std::string& content, int mode, Deadline deadline,
-                            const CancelToken& cancel) {
+bool SshHost::write_by_sftp(const std::string& path, const std::string& tmp, const std::string& content, int mode,
+                            Deadline deadline, const CancelToken& cancel) {
   const auto m = static_cast<mode_t>(mode);
   return bounded("writing", path, deadline, cancel, [&](FileOp& op) -> bool {
     Conn& c = op.conn();
@@ -288,8 +281,7 @@ bool SshHost::write_by_sftp(const std::string& path, const std::string& tmp,
       // The server answers in order: absent now, it was never created.
       sftp_session sf = c.sftp.get();
       int e = sftp_unlink(sf, tmp.c_str()) == SSH_OK ? SSH_FX_OK : sftp_get_error(sf);
-      if (ssh_is_connected(c.native()) &&
-          (e == SSH_FX_OK || e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
+      if (ssh_is_connected(c.native()) && (e == SSH_FX_OK || e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
         created = false;
     };
     try {
@@ -310,8 +302,7 @@ bool SshHost::write_by_sftp(const std::string& path, const std::string& tmp,
       while (off < content.size()) {
         op.check(std::to_string(off) + " of " + std::to_string(content.size()) + " bytes written");
         std::lock_guard<std::mutex> lock(c.mu());
-        ssize_t n =
-            sftp_write(f.get(), content.data() + off, std::min(kChunk, content.size() - off));
+        ssize_t n = sftp_write(f.get(), content.data() + off, std::min(kChunk, content.size() - off));
         if (n <= 0) sftp_fail(c, "write", path);
         off += static_cast<size_t>(n);
       }
@@ -332,9 +323,8 @@ bool SshHost::write_by_sftp(const std::string& path, const std::string& tmp,
       SftpAttributesHandle a(sftp_lstat(sf, path.c_str()));
       if (a && a->type != SSH_FILEXFER_TYPE_DIRECTORY) return true;
       if (!ssh_is_connected(c.native())) throw lost(c, "in SFTP (write '" + path + "')");
-      throw std::runtime_error(
-          "cannot write '" + path + "' on " + who_ +
-          (a ? ": Is a directory" : ": " + std::string(ssh_get_error(c.native()))));
+      throw std::runtime_error("cannot write '" + path + "' on " + who_ +
+                               (a ? ": Is a directory" : ": " + std::string(ssh_get_error(c.native()))));
     } catch (...) {
       op.cleaning_up();
       std::lock_guard<std::mutex> lock(c.mu());
@@ -369,13 +359,11 @@ void SshHost::move_into_place(const std::string& tmp, const std::string& path, D
   if (r.started && !r.timed_out && !r.cancelled && r.signal == 0 && r.exit_code == 0) return;
   drop_temporary();
   if (r.timed_out || r.cancelled)
-    throw OperationError(ended_kind(cancel), "writing '" + path + "' on " + who_ + ": " +
-                                                 ended_by(deadline, cancel) +
+    throw OperationError(ended_kind(cancel), "writing '" + path + "' on " + who_ + ": " + ended_by(deadline, cancel) +
                                                  " (while moving it into place)");
   std::string why = r.started ? r.err : r.error;
   while (!why.empty() && why.back() == '\n') why.pop_back();
-  throw std::runtime_error("cannot write '" + path + "' on " + who_ + ": " +
-                           (why.empty() ? describe_exit(r) : why));
+  throw std::runtime_error("cannot write '" + path + "' on " + who_ + ": " + (why.empty() ? describe_exit(r) : why));
 }
 
 bool SshHost::remove_file(const std::string& path, Deadline deadline, const CancelToken& cancel) {
@@ -387,8 +375,7 @@ bool SshHost::remove_file(const std::string& path, Deadline deadline, const Canc
     op.phase = "while removing it";
     if (sftp_unlink(sf, path.c_str()) == SSH_OK) return true;
     int e = sftp_get_error(sf);
-    if (ssh_is_connected(c.native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH))
-      return false;
+    if (ssh_is_connected(c.native()) && (e == SSH_FX_NO_SUCH_FILE || e == SSH_FX_NO_SUCH_PATH)) return false;
     sftp_fail(c, "remove", path);
   });
 }

@@ -34,8 +34,7 @@ constexpr long long kLingerMs = 200;     // output still arriving after the exit
 constexpr long long kRetryStopMs = 100;  // a refused `kill` channel is tried again after this
 
 long long now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
 }
 
 /// How the remote process ended; written by libssh callbacks, which run in whichever thread
@@ -53,8 +52,7 @@ void on_exit_status(ssh_session, ssh_channel, int status, void* userdata) {
   st->status = status;
 }
 
-void on_exit_signal(ssh_session, ssh_channel, const char* signal, int, const char*, const char*,
-                    void* userdata) {
+void on_exit_signal(ssh_session, ssh_channel, const char* signal, int, const char*, const char*, void* userdata) {
   static_cast<ExitState*>(userdata)->signal = signal && *signal ? signal : "UNKNOWN";
 }
 
@@ -63,8 +61,8 @@ void on_exit_signal(ssh_session, ssh_channel, const char* signal, int, const cha
 /// and the `kill`s') are freed under the session's mutex on every path, before the connection.
 class ChannelCommand {
  public:
-  ChannelCommand(std::shared_ptr<Conn> c, const Target& target, const std::string& who,
-                 const CommandSpec& spec, const LineSink& sink, CommandResult& r, long long start)
+  ChannelCommand(std::shared_ptr<Conn> c, const Target& target, const std::string& who, const CommandSpec& spec,
+                 const LineSink& sink, CommandResult& r, long long start)
       : c_(std::move(c)),
         target_(target),
         who_(who),
@@ -155,8 +153,7 @@ void ChannelCommand::open(const std::string& line) {
   ch_.reset(ssh_channel_new(s));
   if (!ch_) throw lost(ssh_get_error(s));
   ssh_set_channel_callbacks(ch_.get(), &cb_);
-  if (ssh_channel_open_session(ch_.get()) != SSH_OK ||
-      ssh_channel_request_exec(ch_.get(), line.c_str()) != SSH_OK) {
+  if (ssh_channel_open_session(ch_.get()) != SSH_OK || ssh_channel_request_exec(ch_.get(), line.c_str()) != SSH_OK) {
     std::string why = ssh_get_error(s);
     ssh_remove_channel_callbacks(ch_.get(), &cb_);
     ch_.reset();
@@ -210,8 +207,7 @@ ChannelCommand::Look ChannelCommand::exchange() {
     ssh_channel_poll(k.get(), 0);
     return ssh_channel_is_eof(k.get()) || ssh_channel_is_closed(k.get());
   });
-  if (target_.keepalive_seconds > 0 &&
-      now_ms() - last_keepalive_ >= target_.keepalive_seconds * 1000LL) {
+  if (target_.keepalive_seconds > 0 && now_ms() - last_keepalive_ >= target_.keepalive_seconds * 1000LL) {
     c_->session->send_keepalive();
     last_keepalive_ = now_ms();
   }
@@ -251,8 +247,7 @@ void ChannelCommand::take_stdout(std::string_view data) {
 }
 
 void ChannelCommand::write_input(ssh_session s, bool& progress) {
-  size_t n =
-      std::min<size_t>({ssh_channel_window_size(ch_.get()), input_.size() - in_off_, kChunk});
+  size_t n = std::min<size_t>({ssh_channel_window_size(ch_.get()), input_.size() - in_off_, kChunk});
   if (n > 0) {
     int put = ssh_channel_write(ch_.get(), input_.data() + in_off_, static_cast<uint32_t>(n));
     if (put > 0) {
@@ -331,8 +326,7 @@ void ChannelCommand::finish() {
     r_.started = false;
     std::string said = r_.err.empty() ? preamble_ : r_.err;
     while (!said.empty() && (said.back() == '\n' || said.back() == '\r')) said.pop_back();
-    r_.error = who_ + ": the login shell of '" + target_.user +
-               "' did not run the command (a POSIX shell is needed)" +
+    r_.error = who_ + ": the login shell of '" + target_.user + "' did not run the command (a POSIX shell is needed)" +
                (said.empty() ? "" : ": " + said);
     return;
   }
@@ -424,8 +418,6 @@ CommandResult SshHost::run(const CommandSpec& spec, Deadline deadline, const Can
   return r;
 }
 
-std::unique_ptr<HostConnection> make_ssh_host(Target target) {
-  return std::make_unique<SshHost>(std::move(target));
-}
+std::unique_ptr<HostConnection> make_ssh_host(Target target) { return std::make_unique<SshHost>(std::move(target)); }
 
 }  // namespace plan::ssh

@@ -8,9 +8,9 @@
 // middle of a command or a file operation, throw plan::ssh::SshError (a std::runtime_error) whose
 // message names the host and the cause. A command that runs and fails is a CommandResult. A file
 // operation ended by its deadline or cancel token throws plan::OperationError (kind Timeout or
-// Cancelled) naming the file, the host and what was under way ("writing '/etc/x' on host 'legacy' (...): timed out after 30s (the
-// server stopped answering mid-transfer)"); when the server had stopped answering, the
-// connection is dropped and the next use connects again.
+// Cancelled) naming the file, the host and what was under way ("writing '/etc/x' on host 'legacy' (...): timed out
+// after 30s (the server stopped answering mid-transfer)"); when the server had stopped answering, the connection is
+// dropped and the next use connects again.
 
 #include <memory>
 

@@ -51,16 +51,14 @@ class SshHost : public HostConnection {
 
   CommandResult run(const CommandSpec& spec, Deadline deadline, const CancelToken& cancel,
                     const LineSink& sink) override;
-  std::optional<std::string> read_file(const std::string& path, Deadline deadline,
-                                       const CancelToken& cancel) override;
+  std::optional<std::string> read_file(const std::string& path, Deadline deadline, const CancelToken& cancel) override;
   void write_file(const std::string& path, const std::string& content, int mode, Deadline deadline,
                   const CancelToken& cancel) override;
   bool remove_file(const std::string& path, Deadline deadline, const CancelToken& cancel) override;
 
  private:
   /// The live connection, connecting (again) when there is none. Throws SshError.
-  std::shared_ptr<Conn> connection(Deadline deadline = Deadline::none(),
-                                   const CancelToken* cancel = nullptr);
+  std::shared_ptr<Conn> connection(Deadline deadline = Deadline::none(), const CancelToken* cancel = nullptr);
   /// Marks `c` dropped and builds the error; hold c.mu().
   SshError lost(Conn& c, const std::string& during) {
     c.broken = true;
@@ -75,17 +73,16 @@ class SshHost : public HostConnection {
   /// "DOING 'PATH' on HOST: timed out after 30s (...)" or "...: cancelled (...)"; other errors
   /// pass as they are.
   template <class Body>
-  auto bounded(const char* doing, const std::string& path, Deadline deadline,
-               const CancelToken& cancel, Body&& body) -> decltype(body(std::declval<FileOp&>()));
+  auto bounded(const char* doing, const std::string& path, Deadline deadline, const CancelToken& cancel, Body&& body)
+      -> decltype(body(std::declval<FileOp&>()));
   /// Removes the temporaries that writes cut off left behind (hold op's session mutex).
   void remove_leftovers(FileOp& op);
   /// Writes `content` to the temporary `tmp` and moves it over `path` by SFTP rename. True when
   /// the rename refused an existing target, which `mv` must then replace.
-  bool write_by_sftp(const std::string& path, const std::string& tmp, const std::string& content,
-                     int mode, Deadline deadline, const CancelToken& cancel);
+  bool write_by_sftp(const std::string& path, const std::string& tmp, const std::string& content, int mode,
+                     Deadline deadline, const CancelToken& cancel);
   /// Replaces `path` with `tmp` by `mv` on the host; the temporary never stays behind.
-  void move_into_place(const std::string& tmp, const std::string& path, Deadline deadline,
-                       const CancelToken& cancel);
+  void move_into_place(const std::string& tmp, const std::string& path, Deadline deadline, const CancelToken& cancel);
   void remember_leftover(const std::string& tmp) {
     std::lock_guard<std::mutex> l(leftovers_mu_);
     leftovers_.push_back(tmp);

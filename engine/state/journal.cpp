@@ -28,8 +28,7 @@ std::array<uint32_t, 256> make_crc_table() {
 }
 
 long long now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -83,9 +82,12 @@ std::optional<Json> decode_line(const std::string& line) {
   for (int i = 0; i < 8; ++i) {
     char c = line[static_cast<size_t>(i)];
     uint32_t d;
-    if (c >= '0' && c <= '9') d = static_cast<uint32_t>(c - '0');
-    else if (c >= 'a' && c <= 'f') d = static_cast<uint32_t>(c - 'a' + 10);
-    else return std::nullopt;
+    if (c >= '0' && c <= '9')
+      d = static_cast<uint32_t>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      d = static_cast<uint32_t>(c - 'a' + 10);
+    else
+      return std::nullopt;
     want = (want << 4) | d;
   }
   std::string text = line.substr(9);
@@ -103,7 +105,8 @@ std::string malformed(const Json& r) {
   for (const char* k : {"step", "run", "kind", "plan_hash", "status", "message", "why", "window"})
     if (auto f = r.find(k); f != r.end() && !f->is_string()) return std::string("'") + k + "' is not text";
   for (const char* k : {"t", "attempt", "attempts", "version"})
-    if (auto f = r.find(k); f != r.end() && !f->is_number_integer()) return std::string("'") + k + "' is not an integer";
+    if (auto f = r.find(k); f != r.end() && !f->is_number_integer())
+      return std::string("'") + k + "' is not an integer";
   if (auto f = r.find("continues"); f != r.end() && !f->is_boolean()) return "'continues' is not true or false";
   if (auto f = r.find("step_hashes"); f != r.end() && !f->is_object()) return "'step_hashes' is not a map";
   return "";
@@ -255,8 +258,8 @@ JournalReadResult parse_journal(const std::string& bytes) {
       // Only a torn header: the journal was being created when the engine died.
       r.warnings.push_back("ignored a torn journal header (" + std::to_string(bad_bytes) + " bytes)");
     } else {
-      r.warnings.push_back("ignored a torn last line " + std::to_string(bad_line) + " (" +
-                           std::to_string(bad_bytes) + " bytes)");
+      r.warnings.push_back("ignored a torn last line " + std::to_string(bad_line) + " (" + std::to_string(bad_bytes) +
+                           " bytes)");
     }
   }
   return r;
@@ -294,7 +297,8 @@ std::optional<JournalRun> current_campaign(const std::vector<Json>& records) {
   size_t start = records.size();
   for (size_t i = records.size(); i-- > 0;) {
     const Json& r = records[i];
-    if (text_of(r, "type") == "run_started" && !(r.contains("continues") && r["continues"].is_boolean() && r["continues"].get<bool>())) {
+    if (text_of(r, "type") == "run_started" &&
+        !(r.contains("continues") && r["continues"].is_boolean() && r["continues"].get<bool>())) {
       start = i;
       break;
     }

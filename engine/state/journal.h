@@ -55,7 +55,7 @@ struct JournalReadResult {
   std::vector<std::string> warnings;  // e.g. "ignored a torn last line (37 bytes)"
   std::string error;                  // set when the journal cannot be trusted; records then incomplete
   bool exists = false;
-  size_t valid_bytes = 0;             // length of the prefix made of whole, valid lines
+  size_t valid_bytes = 0;  // length of the prefix made of whole, valid lines
 };
 
 /// Reads a whole journal (`exists` false when there is none). Never throws; never crashes on any
@@ -73,7 +73,8 @@ struct JournalStepState {
   Json outputs = Json::object();
   int attempts = 0;  // attempts in the whole campaign (a resume's attempt numbers go on)
   std::string message;
-  std::string not_rolled_back;  // why the last rollback pass left it as it is ("no rollback", "it changed nothing (...)")
+  std::string
+      not_rolled_back;  // why the last rollback pass left it as it is ("no rollback", "it changed nothing (...)")
   long long started_ms = 0, finished_ms = 0;  // started: its first attempt in the latest run that ran it
 };
 
@@ -84,17 +85,18 @@ struct JournalWindow {
 };
 
 struct JournalRun {
-  std::string run_id;      // of the latest run in the campaign
-  int runs = 0;            // runs in the campaign (1 + resumes, rollbacks)
-  std::string kind;        // of the latest run: "apply" | "rollback" | "rehearse"
+  std::string run_id;  // of the latest run in the campaign
+  int runs = 0;        // runs in the campaign (1 + resumes, rollbacks)
+  std::string kind;    // of the latest run: "apply" | "rollback" | "rehearse"
   std::string plan_hash;
-  std::string status;      // "" while unfinished; "succeeded" | "failed" | "rolled_back" | "rollback_failed" | "interrupted"
+  std::string
+      status;  // "" while unfinished; "succeeded" | "failed" | "rolled_back" | "rollback_failed" | "interrupted"
   long long started_ms = 0, finished_ms = 0;
   std::map<std::string, std::string> step_hashes;
   std::map<std::string, JournalStepState> steps;
-  std::vector<std::string> completion_order;  // step ids in the order they (last) succeeded
+  std::vector<std::string> completion_order;     // step ids in the order they (last) succeeded
   std::map<std::string, JournalWindow> windows;  // by name: those opened in the campaign
-  bool latest_rolled_back = false;  // the latest run started undoing steps (a rollback pass ran)
+  bool latest_rolled_back = false;               // the latest run started undoing steps (a rollback pass ran)
   bool finished() const { return !status.empty() && status != "interrupted"; }
 };
 

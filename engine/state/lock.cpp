@@ -2,8 +2,8 @@
 
 #include <fcntl.h>
 #include <pwd.h>
-#include <sys/file.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,9 +11,8 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace plan {
 
@@ -49,7 +48,8 @@ std::string utc_now() {
 }  // namespace
 
 std::string LockHolder::describe() const {
-  if (host == "?") return "an unknown holder (the lock file is empty or unreadable: torn while being taken, or damaged)";
+  if (host == "?")
+    return "an unknown holder (the lock file is empty or unreadable: torn while being taken, or damaged)";
   std::string s = "pid " + std::to_string(pid) + " on host " + host + " (user " + user + ") since " + since;
   if (!command.empty()) s += ": " + command;
   return s;
@@ -136,15 +136,19 @@ std::optional<RunLock> RunLock::acquire(const std::string& path, const std::stri
       return acquire(path, command, unlock_hint, error);
     }
     if (lock_is_stale(*h)) {
-      *error = "stale lock: held by " + h->describe() + ", but that process is gone; if no other run is active, clear it with: " + unlock_hint;
+      *error = "stale lock: held by " + h->describe() +
+               ", but that process is gone; if no other run is active, clear it with: " + unlock_hint;
     } else {
       *error = "locked by another run: " + h->describe() + " (if it is gone, clear it with: " + unlock_hint + ")";
     }
     return std::nullopt;
   }
-  nlohmann::json j{{"pid", static_cast<long>(::getpid())}, {"host", hostname()}, {"boot_id", boot_id()},
+  nlohmann::json j{{"pid", static_cast<long>(::getpid())},
+                   {"host", hostname()},
+                   {"boot_id", boot_id()},
                    {"user", username()},
-                   {"since", utc_now()}, {"command", command}};
+                   {"since", utc_now()},
+                   {"command", command}};
   std::string text = j.dump() + "\n";
   ssize_t n = ::write(fd, text.data(), text.size());
   ::fsync(fd);

@@ -17,8 +17,8 @@ std::string text(const Json& r, const char* key) {
 
 }  // namespace
 
-PastDurations past_durations(const std::vector<Json>& records,
-                             const std::map<std::string, std::string>& current_hashes, size_t kept) {
+PastDurations past_durations(const std::vector<Json>& records, const std::map<std::string, std::string>& current_hashes,
+                             size_t kept) {
   std::map<std::string, std::vector<long long>> seen;  // step id -> durations, oldest first
   std::map<std::string, std::string> run_hashes;       // of the run the records belong to
   bool counts = false;                                 // that run is an apply or a rehearsal

@@ -19,8 +19,7 @@ inline constexpr size_t kPastRunsKept = 5;
 /// successful runs in apply and rehearse runs whose recorded hash for it equals the current one.
 /// A step edited since has no past runs; so has a step journaled as done without running (a
 /// resume's probe or --assume-done: no duration). Steps without any such run are left out.
-PastDurations past_durations(const std::vector<Json>& records,
-                             const std::map<std::string, std::string>& current_hashes,
+PastDurations past_durations(const std::vector<Json>& records, const std::map<std::string, std::string>& current_hashes,
                              size_t kept = kPastRunsKept);
 
 /// past_durations() of the journal at `journal_path`; empty when it does not exist or cannot be

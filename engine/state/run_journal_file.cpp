@@ -70,8 +70,7 @@ Json mask_json(const Json& v, const SecretMasker* masker) {
   return v;
 }
 
-std::string step_content_hash(const Plan& plan, const Step& step,
-                              const std::map<std::string, std::string>& secrets) {
+std::string step_content_hash(const Plan& plan, const Step& step, const std::map<std::string, std::string>& secrets) {
   Scope scope;
   scope.vars = &plan.vars;
   scope.secrets = &secrets;

@@ -16,8 +16,7 @@ namespace plan {
 /// verify, rollback) as canonical JSON: vars interpolated, secrets as ***, step outputs as
 /// placeholders (they are not known before the run). A resumed run trusts an earlier result only
 /// while this hash is unchanged.
-std::string step_content_hash(const Plan& plan, const Step& step,
-                              const std::map<std::string, std::string>& secrets);
+std::string step_content_hash(const Plan& plan, const Step& step, const std::map<std::string, std::string>& secrets);
 /// step id -> step_content_hash, for every step of the plan.
 std::map<std::string, std::string> step_content_hashes(const Plan& plan,
                                                        const std::map<std::string, std::string>& secrets);

@@ -1,9 +1,9 @@
 // Durations as plans write them: "500ms", "30s", "10m", "1h30m", "2d", or a number of seconds.
 
+#include "util/duration.h"
+
 #include <cmath>
 #include <cstdio>
-
-#include "util/duration.h"
 
 namespace plan {
 namespace {
@@ -50,11 +50,20 @@ std::optional<Millis> parse_duration(const nlohmann::json& v) {
       i += 2;
     } else if (i < s.size()) {
       switch (s[i]) {
-        case 's': unit = 1; break;
-        case 'm': unit = 60; break;
-        case 'h': unit = 3600; break;
-        case 'd': unit = 86400; break;
-        default: return std::nullopt;
+        case 's':
+          unit = 1;
+          break;
+        case 'm':
+          unit = 60;
+          break;
+        case 'h':
+          unit = 3600;
+          break;
+        case 'd':
+          unit = 86400;
+          break;
+        default:
+          return std::nullopt;
       }
       ++i;
     } else {

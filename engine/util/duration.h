@@ -2,10 +2,9 @@
 // Durations as plans write them, and as messages print them.
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 namespace plan {
 

@@ -137,8 +137,7 @@ class DnsCheck : public CheckType {
     }
     std::string seen = dns::format_rrset(d.fqdn, d.type, rr.values, rr.ttl);
     if (!rr.exists && rr.rcode == "NXDOMAIN") seen += " (NXDOMAIN)";
-    bool ok = d.exists ? rr.exists && (!d.equals || rr.values == *d.equals) &&
-                             (!d.ttl_lte || rr.ttl <= *d.ttl_lte)
+    bool ok = d.exists ? rr.exists && (!d.equals || rr.values == *d.equals) && (!d.ttl_lte || rr.ttl <= *d.ttl_lte)
                        : !rr.exists;
     return ok ? CheckResult::pass(seen) : CheckResult::failed(expected_text(d), seen);
   }

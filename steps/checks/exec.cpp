@@ -22,8 +22,7 @@ struct ExecCheckParams {
 
 ExecCheckParams parse(const Json& p) {
   ExecCheckParams e;
-  if (!p.is_object())
-    throw params::BadParam("exec check takes { command: [...] } or { shell: \"...\" }");
+  if (!p.is_object()) throw params::BadParam("exec check takes { command: [...] } or { shell: \"...\" }");
   e.argv = params::command_argv(p);
   e.shell = p.contains("shell");
   try {
@@ -38,18 +37,17 @@ ExecCheckParams parse(const Json& p) {
 
 const ParamTable kTable{
     .title = "exec check",
-    .description = "A command on the check's host that exits with the expected status (and prints the "
-                   "expected text). Read-only by contract: the plan's author promises the command changes "
-                   "nothing.",
+    .description =
+        "A command on the check's host that exits with the expected status (and prints the "
+        "expected text). Read-only by contract: the plan's author promises the command changes "
+        "nothing.",
     .params =
         {
             {.name = "command",
              .kind = ParamKind::Argv,
              .description = "The program and its arguments, run without a shell.",
              .example = Json::array({"pg_isready", "-h", "127.0.0.1"})},
-            {.name = "shell",
-             .description = "A command line for /bin/sh -c.",
-             .example = "test -s /srv/dump.sql"},
+            {.name = "shell", .description = "A command line for /bin/sh -c.", .example = "test -s /srv/dump.sql"},
             {.name = "exit_code",
              .kind = ParamKind::Integer,
              .default_value = 0,
@@ -67,9 +65,7 @@ const ParamTable kTable{
     .exactly_one = {{"command", "shell"}},
 };
 
-std::string shown_command(const ExecCheckParams& e) {
-  return e.shell ? e.argv[2] : params::quote_argv(e.argv);
-}
+std::string shown_command(const ExecCheckParams& e) { return e.shell ? e.argv[2] : params::quote_argv(e.argv); }
 
 class ExecCheck : public CheckType {
  public:
@@ -97,10 +93,8 @@ class ExecCheck : public CheckType {
     Deadline d{std::min(ctx.deadline.at, Clock::now() + e.timeout)};
     CommandResult r = host.run(spec, d, ctx.cancel);
     std::string expected = "exit status " + std::to_string(e.exit_code);
-    if (!r.started)
-      return CheckResult::failed(expected, "cannot start '" + e.argv[0] + "': " + r.error);
-    if (r.timed_out || r.cancelled || r.signal != 0)
-      return CheckResult::failed(expected, describe_exit(r));
+    if (!r.started) return CheckResult::failed(expected, "cannot start '" + e.argv[0] + "': " + r.error);
+    if (r.timed_out || r.cancelled || r.signal != 0) return CheckResult::failed(expected, describe_exit(r));
     if (r.exit_code != e.exit_code) {
       std::string seen = "exit status " + std::to_string(r.exit_code);
       std::string tail = params::last_lines(r.err.empty() ? r.out : r.err, 2, 200);

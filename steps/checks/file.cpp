@@ -21,8 +21,7 @@ FileParams parse(const Json& p) {
   } else if (p.is_object()) {
     f.path = params::text(p, "path", "");
     f.exists = params::boolean(p, "exists", true);
-    if (p.contains("contains") && !p["contains"].is_null())
-      f.contains = params::text(p, "contains", "");
+    if (p.contains("contains") && !p["contains"].is_null()) f.contains = params::text(p, "contains", "");
   } else {
     throw params::BadParam("file takes \"path\" or { path: ... }");
   }
@@ -33,8 +32,9 @@ FileParams parse(const Json& p) {
 
 const ParamTable kTable{
     .title = "file check",
-    .description = "A file exists on the check's host (or, with exists: false, does not), optionally "
-                   "containing some text. Written as a path alone or as a map.",
+    .description =
+        "A file exists on the check's host (or, with exists: false, does not), optionally "
+        "containing some text. Written as a path alone or as a map.",
     .params =
         {
             {.name = "path",
@@ -88,8 +88,7 @@ class FileCheck : public CheckType {
     }
     if (!f.exists) {
       if (!content) return CheckResult::pass("no such file");
-      return CheckResult::failed("no file",
-                                 "file exists (" + std::to_string(content->size()) + " bytes)");
+      return CheckResult::failed("no file", "file exists (" + std::to_string(content->size()) + " bytes)");
     }
     if (!content) return CheckResult::failed("file exists", "no such file");
     if (f.contains && content->find(*f.contains) == std::string::npos)

@@ -56,8 +56,9 @@ HttpParams parse(const Json& p) {
 
 const ParamTable kTable{
     .title = "http check",
-    .description = "An HTTP request answered with an expected status (and optionally a body containing some "
-                   "text): from this machine through libcurl, from another host through its curl command.",
+    .description =
+        "An HTTP request answered with an expected status (and optionally a body containing some "
+        "text): from this machine through libcurl, from another host through its curl command.",
     .params =
         {
             {.name = "url", .required = true, .description = "The URL requested.", .example = "http://127.0.0.3/"},
@@ -70,9 +71,7 @@ const ParamTable kTable{
              .default_value = Json::array({200}),
              .description = "The status, or the list of statuses, that make the check hold.",
              .example = Json::array({200, 301})},
-            {.name = "body_contains",
-             .description = "Text the response body must contain.",
-             .example = "read-only"},
+            {.name = "body_contains", .description = "Text the response body must contain.", .example = "read-only"},
             {.name = "headers",
              .kind = ParamKind::StringMap,
              .description = "Request headers, NAME: value.",
@@ -125,8 +124,7 @@ Reply request_local(const HttpParams& h, Deadline deadline, const CancelToken& c
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_slist* hdrs = nullptr;
   for (const auto& [k, v] : h.headers) hdrs = curl_slist_append(hdrs, (k + ": " + v).c_str());
-  long timeout_ms =
-      std::max<long>(1, static_cast<long>(params::bounded(h.timeout, deadline).count()));
+  long timeout_ms = std::max<long>(1, static_cast<long>(params::bounded(h.timeout, deadline).count()));
   curl_easy_setopt(c, CURLOPT_URL, h.url.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // we run on many threads; no SIGALRM games
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -161,8 +159,7 @@ Reply request_local(const HttpParams& h, Deadline deadline, const CancelToken& c
       r.error = "connection refused";
     } else if (rc == CURLE_COULDNT_CONNECT && os_errno != 0) {
       r.error = std::strerror(static_cast<int>(os_errno));
-      if (!r.error.empty())
-        r.error[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(r.error[0])));
+      if (!r.error.empty()) r.error[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(r.error[0])));
     } else {
       r.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     }
@@ -172,13 +169,11 @@ Reply request_local(const HttpParams& h, Deadline deadline, const CancelToken& c
   return r;
 }
 
-Reply request_remote(const HttpParams& h, HostConnection& host, Deadline deadline,
-                     const CancelToken& cancel) {
+Reply request_remote(const HttpParams& h, HostConnection& host, Deadline deadline, const CancelToken& cancel) {
   Reply r;
   long long secs = std::max<long long>(1, (h.timeout.count() + 999) / 1000);
   CommandSpec spec;
-  spec.argv = {"curl", "-sS",           "-X", h.method, "--max-time", std::to_string(secs),
-               "-w",   "\n%{http_code}"};
+  spec.argv = {"curl", "-sS", "-X", h.method, "--max-time", std::to_string(secs), "-w", "\n%{http_code}"};
   for (const auto& [k, v] : h.headers) {
     spec.argv.push_back("-H");
     spec.argv.push_back(k + ": " + v);
@@ -229,9 +224,9 @@ class HttpCheck : public CheckType {
     if (std::find(h.status.begin(), h.status.end(), static_cast<int>(r.status)) == h.status.end())
       return CheckResult::failed(expected_status(h), std::to_string(r.status));
     if (!h.body_contains.empty() && r.body.find(h.body_contains) == std::string::npos)
-      return CheckResult::failed("body containing '" + h.body_contains + "'",
-                                 "status " + std::to_string(r.status) + " without it (" +
-                                     std::to_string(r.body.size()) + " bytes)");
+      return CheckResult::failed(
+          "body containing '" + h.body_contains + "'",
+          "status " + std::to_string(r.status) + " without it (" + std::to_string(r.body.size()) + " bytes)");
     return CheckResult::pass("status " + std::to_string(r.status));
   }
 };

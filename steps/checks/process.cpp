@@ -33,24 +33,22 @@ ProcessParams parse(const Json& p) {
     throw params::BadParam("process takes a name or { pidfile | name | pattern }");
   }
   int given = !c.pidfile.empty() + !c.name.empty() + !c.pattern.empty();
-  if (given != 1)
-    throw params::BadParam("process takes exactly one of 'pidfile', 'name' and 'pattern'");
+  if (given != 1) throw params::BadParam("process takes exactly one of 'pidfile', 'name' and 'pattern'");
   return c;
 }
 
 const ParamTable kTable{
     .title = "process check",
-    .description = "Is a process running on the check's host (or, with running: false, not running)? "
-                   "Found by its pidfile, its exact name (pgrep -x) or a pattern on its command line "
-                   "(pgrep -f); a name alone stands for { name: NAME }. Zombies do not count as running.",
+    .description =
+        "Is a process running on the check's host (or, with running: false, not running)? "
+        "Found by its pidfile, its exact name (pgrep -x) or a pattern on its command line "
+        "(pgrep -f); a name alone stands for { name: NAME }. Zombies do not count as running.",
     .params =
         {
             {.name = "pidfile",
              .description = "A pidfile: the process whose pid it holds.",
              .example = "/run/botbot.pid"},
-            {.name = "name",
-             .description = "Exact process name (pgrep -x).",
-             .example = "botbot-irc"},
+            {.name = "name", .description = "Exact process name (pgrep -x).", .example = "botbot-irc"},
             {.name = "pattern",
              .description = "Regular expression on the command line (pgrep -f).",
              .example = "python3 -m http.server"},
@@ -101,15 +99,13 @@ class ProcessCheck : public CheckType {
         auto st = procman::status(host, c.pidfile, until, ctx.cancel);
         running = st.running;
         seen = st.running ? "running (pid " + std::to_string(st.pid) + ")"
-               : st.pid ? "not running (pid " + std::to_string(st.pid) + " in the pidfile is gone)"
-                        : "not running (no pidfile)";
+               : st.pid   ? "not running (pid " + std::to_string(st.pid) + " in the pidfile is gone)"
+                          : "not running (no pidfile)";
       } else {
-        auto pids = procman::find(host, c.name.empty() ? c.pattern : c.name, c.name.empty(), until,
-                                  ctx.cancel);
+        auto pids = procman::find(host, c.name.empty() ? c.pattern : c.name, c.name.empty(), until, ctx.cancel);
         running = !pids.empty();
         std::string list;
-        for (size_t i = 0; i < pids.size() && i < 5; ++i)
-          list += (i ? " " : "") + std::to_string(pids[i]);
+        for (size_t i = 0; i < pids.size() && i < 5; ++i) list += (i ? " " : "") + std::to_string(pids[i]);
         if (pids.size() > 5) list += " ...";
         seen = running ? "running (pid " + list + ")" : "not running";
       }

@@ -44,15 +44,15 @@ TcpParams parse(const Json& p) {
     throw params::BadParam("tcp address must be host:port, not '" + t.address + "'");
   t.host = t.address.substr(0, colon);
   t.port = t.address.substr(colon + 1);
-  if (t.host.size() >= 2 && t.host.front() == '[' && t.host.back() == ']')
-    t.host = t.host.substr(1, t.host.size() - 2);
+  if (t.host.size() >= 2 && t.host.front() == '[' && t.host.back() == ']') t.host = t.host.substr(1, t.host.size() - 2);
   return t;
 }
 
 const ParamTable kTable{
     .title = "tcp check",
-    .description = "Does a port accept TCP connections (or, with open: false, refuse them)? Written as "
-                   "\"host:port\" alone or as a map.",
+    .description =
+        "Does a port accept TCP connections (or, with open: false, refuse them)? Written as "
+        "\"host:port\" alone or as a map.",
     .params =
         {
             {.name = "address",
@@ -90,8 +90,7 @@ std::string probe_local(const TcpParams& t, Deadline deadline, const CancelToken
   std::string seen = "no address for '" + t.host + "'";
   Deadline until{std::min(deadline.at, Clock::now() + t.timeout)};
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-    int fd =
-        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
       seen = lower_first(std::strerror(errno));
       continue;
@@ -131,12 +130,10 @@ std::string probe_local(const TcpParams& t, Deadline deadline, const CancelToken
 }
 
 /// Connects from another host, through its shell (bash's /dev/tcp, bounded by coreutils timeout).
-std::string probe_remote(const TcpParams& t, HostConnection& host, Deadline deadline,
-                         const CancelToken& cancel) {
+std::string probe_remote(const TcpParams& t, HostConnection& host, Deadline deadline, const CancelToken& cancel) {
   long long secs = std::max<long long>(1, (t.timeout.count() + 999) / 1000);
   CommandSpec spec;
-  spec.argv = {"timeout", std::to_string(secs), "bash", "-c", "exec 3<>\"/dev/tcp/$0/$1\"", t.host,
-               t.port};
+  spec.argv = {"timeout", std::to_string(secs), "bash", "-c", "exec 3<>\"/dev/tcp/$0/$1\"", t.host, t.port};
   auto r = host.run(spec, deadline, cancel);
   if (!r.started) return "cannot run bash on " + host.name() + ": " + r.error;
   if (r.signal == 0 && r.exit_code == 0) return "";
@@ -163,8 +160,8 @@ class TcpCheck : public CheckType {
 
   CheckResult evaluate(const Json& p, HostConnection& host, CheckContext& ctx) const override {
     TcpParams t = parse(p);
-    std::string seen = host.is_local() ? probe_local(t, ctx.deadline, ctx.cancel)
-                                       : probe_remote(t, host, ctx.deadline, ctx.cancel);
+    std::string seen =
+        host.is_local() ? probe_local(t, ctx.deadline, ctx.cancel) : probe_remote(t, host, ctx.deadline, ctx.cancel);
     if (seen == "cancelled") return CheckResult::failed(t.open ? "port open" : "port closed", seen);
     bool is_open = seen.empty();
     if (is_open) seen = "port open";

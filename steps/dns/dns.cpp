@@ -16,13 +16,11 @@ namespace plan::dns {
 namespace {
 
 bool all_of(const std::string& s, bool (*ok)(unsigned char)) {
-  return std::all_of(s.begin(), s.end(),
-                     [ok](char c) { return ok(static_cast<unsigned char>(c)); });
+  return std::all_of(s.begin(), s.end(), [ok](char c) { return ok(static_cast<unsigned char>(c)); });
 }
 
 std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
 }
 
@@ -69,8 +67,7 @@ std::vector<std::string> parse_strings(const std::string& s) {
       if (!quoted && std::isspace(static_cast<unsigned char>(c))) break;
       if (c == '\\' && i + 1 < n) {
         if (i + 3 < n && std::isdigit(static_cast<unsigned char>(s[i + 1])) &&
-            std::isdigit(static_cast<unsigned char>(s[i + 2])) &&
-            std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
+            std::isdigit(static_cast<unsigned char>(s[i + 2])) && std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
           int v = (s[i + 1] - '0') * 100 + (s[i + 2] - '0') * 10 + (s[i + 3] - '0');
           if (v > 255) throw params::BadParam("bad escape \\" + s.substr(i + 1, 3) + " in " + s);
           cur += static_cast<char>(v);
@@ -128,9 +125,7 @@ std::string canonical_txt(const std::string& value) {
   return join(shown, " ");
 }
 
-bool name_char(unsigned char c) {
-  return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '*' || c == '/';
-}
+bool name_char(unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '*' || c == '/'; }
 
 /// A domain name that is safe to put in an nsupdate line.
 std::string checked_name(const std::string& name, const std::string& what) {
@@ -141,8 +136,8 @@ std::string checked_name(const std::string& name, const std::string& what) {
 }
 
 long long u16(const std::string& s, const std::string& what) {
-  if (s.empty() || !all_of(s, [](unsigned char c) { return std::isdigit(c) != 0; }) ||
-      s.size() > 5 || std::stoll(s) > 65535)
+  if (s.empty() || !all_of(s, [](unsigned char c) { return std::isdigit(c) != 0; }) || s.size() > 5 ||
+      std::stoll(s) > 65535)
     throw params::BadParam(what + " must be a number from 0 to 65535, not '" + s + "'");
   return std::stoll(s);
 }
@@ -152,8 +147,8 @@ std::string address(int family, const std::string& value, const char* type) {
   char text[INET6_ADDRSTRLEN];
   std::string v = trim(value);
   if (inet_pton(family, v.c_str(), buf) != 1 || !inet_ntop(family, buf, text, sizeof text))
-    throw params::BadParam("'" + value + "' is not an " + (family == AF_INET ? "IPv4" : "IPv6") +
-                           " address (type " + type + ")");
+    throw params::BadParam("'" + value + "' is not an " + (family == AF_INET ? "IPv4" : "IPv6") + " address (type " +
+                           type + ")");
   return text;
 }
 
@@ -166,8 +161,7 @@ std::string unprefixed(std::string line) {
 }  // namespace
 
 std::string Server::text() const {
-  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-         std::to_string(port);
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 Server parse_server(const std::string& s_in) {
@@ -179,8 +173,7 @@ Server parse_server(const std::string& s_in) {
     if (close == std::string::npos) throw params::BadParam("DNS server '" + s + "' lacks ']'");
     sv.host = s.substr(1, close - 1);
     if (close + 1 < s.size()) {
-      if (s[close + 1] != ':')
-        throw params::BadParam("DNS server '" + s + "' is not [address]:port");
+      if (s[close + 1] != ':') throw params::BadParam("DNS server '" + s + "' is not [address]:port");
       port = s.substr(close + 2);
     }
   } else if (std::count(s.begin(), s.end(), ':') == 1) {
@@ -190,9 +183,7 @@ Server parse_server(const std::string& s_in) {
     sv.host = s;  // a name, an IPv4 address or a bare IPv6 address
   }
   if (sv.host.empty()) throw params::BadParam("DNS server is empty (give host or host:port)");
-  if (!all_of(sv.host, [](unsigned char c) {
-        return std::isalnum(c) || c == '.' || c == '-' || c == ':' || c == '_';
-      }))
+  if (!all_of(sv.host, [](unsigned char c) { return std::isalnum(c) || c == '.' || c == '-' || c == ':' || c == '_'; }))
     throw params::BadParam("DNS server '" + s + "' is not a host name or address");
   if (!port.empty()) {
     long long p = u16(port, "DNS server port");
@@ -222,8 +213,7 @@ TsigKey parse_key(const std::string& s) {
     return std::find(algorithms.begin(), algorithms.end(), lower(a)) != algorithms.end();
   };
   TsigKey k;
-  if (parts.size() == 2 && is_algorithm(parts[0]))
-    throw params::BadParam(form + ": the key name is missing");
+  if (parts.size() == 2 && is_algorithm(parts[0])) throw params::BadParam(form + ": the key name is missing");
   if (parts.size() == 3) {
     k = {lower(parts[0]), parts[1], parts[2]};
   } else if (parts.size() == 2) {
@@ -232,13 +222,11 @@ TsigKey parse_key(const std::string& s) {
     throw params::BadParam(form);
   }
   if (!is_algorithm(k.algorithm))
-    throw params::BadParam("unknown TSIG algorithm '" + k.algorithm + "' (use " +
-                           join(algorithms, ", ") + ")");
+    throw params::BadParam("unknown TSIG algorithm '" + k.algorithm + "' (use " + join(algorithms, ", ") + ")");
   if (k.name.empty() || !all_of(k.name, name_char))
     throw params::BadParam(form + ": the key name is empty or not a domain name");
-  if (k.secret.empty() || !all_of(k.secret, [](unsigned char c) {
-        return std::isalnum(c) || c == '+' || c == '/' || c == '=';
-      }))
+  if (k.secret.empty() ||
+      !all_of(k.secret, [](unsigned char c) { return std::isalnum(c) || c == '+' || c == '/' || c == '='; }))
     throw params::BadParam(form + ": the secret of key '" + k.name + "' is not base64");
   return k;
 }
@@ -247,12 +235,9 @@ std::string key_name_for_display(const std::string& s) {
   auto first = s.find(':');
   if (first == std::string::npos) return "(masked)";
   auto second = s.find(':', first + 1);
-  std::string name =
-      second == std::string::npos ? s.substr(0, first) : s.substr(first + 1, second - first - 1);
-  if (second == std::string::npos && name.rfind("hmac-", 0) == 0)
-    return "(masked)";  // ALGORITHM:***
-  if (name.empty() || name.find("***") != std::string::npos || !all_of(name, name_char))
-    return "(masked)";
+  std::string name = second == std::string::npos ? s.substr(0, first) : s.substr(first + 1, second - first - 1);
+  if (second == std::string::npos && name.rfind("hmac-", 0) == 0) return "(masked)";  // ALGORITHM:***
+  if (name.empty() || name.find("***") != std::string::npos || !all_of(name, name_char)) return "(masked)";
   return name;
 }
 
@@ -271,19 +256,17 @@ std::string owner_name(const std::string& name_in, const std::string& zone_in) {
   checked_name(name, "record name");
   if (name.back() == '.') return absolute(name);
   std::string n = absolute(name);
-  if (n == zone || (n.size() > zone.size() &&
-                    n.compare(n.size() - zone.size() - 1, std::string::npos, "." + zone) == 0))
+  if (n == zone ||
+      (n.size() > zone.size() && n.compare(n.size() - zone.size() - 1, std::string::npos, "." + zone) == 0))
     return n;
   return absolute(name + "." + zone);
 }
 
 std::string record_type(const std::string& t_in) {
   std::string t = trim(t_in);
-  std::transform(t.begin(), t.end(), t.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   if (t.empty() || !all_of(t, [](unsigned char c) { return std::isalnum(c) != 0; }))
-    throw params::BadParam("record type '" + t_in +
-                           "' is not a DNS type (A, AAAA, CNAME, TXT, ...)");
+    throw params::BadParam("record type '" + t_in + "' is not a DNS type (A, AAAA, CNAME, TXT, ...)");
   return t;
 }
 
@@ -297,36 +280,31 @@ std::string canonical_value(const std::string& type, const std::string& value) {
   if (type == "TXT" || type == "SPF") return canonical_txt(value);
   auto w = words(value);
   if (type == "MX") {
-    if (w.size() != 2)
-      throw params::BadParam("an MX value is 'PREFERENCE NAME', not '" + value + "'");
-    return std::to_string(u16(w[0], "MX preference")) + " " +
-           absolute(checked_name(w[1], "MX name"));
+    if (w.size() != 2) throw params::BadParam("an MX value is 'PREFERENCE NAME', not '" + value + "'");
+    return std::to_string(u16(w[0], "MX preference")) + " " + absolute(checked_name(w[1], "MX name"));
   }
   if (type == "SRV") {
-    if (w.size() != 4)
-      throw params::BadParam("an SRV value is 'PRIORITY WEIGHT PORT TARGET', not '" + value + "'");
-    return std::to_string(u16(w[0], "SRV priority")) + " " +
-           std::to_string(u16(w[1], "SRV weight")) + " " + std::to_string(u16(w[2], "SRV port")) +
-           " " + absolute(checked_name(w[3], "SRV target"));
+    if (w.size() != 4) throw params::BadParam("an SRV value is 'PRIORITY WEIGHT PORT TARGET', not '" + value + "'");
+    return std::to_string(u16(w[0], "SRV priority")) + " " + std::to_string(u16(w[1], "SRV weight")) + " " +
+           std::to_string(u16(w[2], "SRV port")) + " " + absolute(checked_name(w[3], "SRV target"));
   }
   if (type == "CAA") {
     std::string t = trim(value);
     auto sp1 = t.find_first_of(" \t");
     auto tag_at = sp1 == std::string::npos ? sp1 : t.find_first_not_of(" \t", sp1);
     auto sp2 = tag_at == std::string::npos ? tag_at : t.find_first_of(" \t", tag_at);
-    if (sp2 == std::string::npos)
-      throw params::BadParam("a CAA value is 'FLAGS TAG VALUE', not '" + value + "'");
+    if (sp2 == std::string::npos) throw params::BadParam("a CAA value is 'FLAGS TAG VALUE', not '" + value + "'");
     std::string rest = trim(t.substr(sp2));
     std::string raw = !rest.empty() && rest.front() == '"' ? join(parse_strings(rest), "") : rest;
-    return std::to_string(u16(t.substr(0, sp1), "CAA flags")) + " " +
-           lower(t.substr(tag_at, sp2 - tag_at)) + " " + present_string(raw);
+    return std::to_string(u16(t.substr(0, sp1), "CAA flags")) + " " + lower(t.substr(tag_at, sp2 - tag_at)) + " " +
+           present_string(raw);
   }
   if (w.empty()) throw params::BadParam("a " + type + " value is empty");
   return join(w, " ");
 }
 
-std::vector<std::string> dig_argv(const Server& server, const std::string& fqdn,
-                                  const std::string& type, long long timeout_s) {
+std::vector<std::string> dig_argv(const Server& server, const std::string& fqdn, const std::string& type,
+                                  long long timeout_s) {
   return {"dig",
           "+norecurse",
           "+noall",
@@ -343,8 +321,7 @@ std::vector<std::string> dig_argv(const Server& server, const std::string& fqdn,
           type};
 }
 
-RRset parse_dig(const std::string& out, const Server& server, const std::string& fqdn,
-                const std::string& type) {
+RRset parse_dig(const std::string& out, const Server& server, const std::string& fqdn, const std::string& type) {
   RRset rr;
   bool saw_header = false;
   std::istringstream in(out);
@@ -361,8 +338,7 @@ RRset parse_dig(const std::string& out, const Server& server, const std::string&
       auto fl = line.find(";; flags:");
       if (fl != std::string::npos) {
         auto end = line.find(';', fl + 9);
-        auto flags =
-            words(line.substr(fl + 9, end == std::string::npos ? std::string::npos : end - fl - 9));
+        auto flags = words(line.substr(fl + 9, end == std::string::npos ? std::string::npos : end - fl - 9));
         rr.authoritative = std::find(flags.begin(), flags.end(), "aa") != flags.end();
       }
       continue;
@@ -396,12 +372,12 @@ RRset parse_dig(const std::string& out, const Server& server, const std::string&
     ttl = ttl < 0 ? t : std::min(ttl, t);
   }
   if (!saw_header)
-    throw std::runtime_error("unexpected answer from dig for " + fqdn + " " + type + " at " +
-                             server.text() + ": " + params::last_lines(out, 2));
+    throw std::runtime_error("unexpected answer from dig for " + fqdn + " " + type + " at " + server.text() + ": " +
+                             params::last_lines(out, 2));
   if (rr.rcode != "NOERROR" && rr.rcode != "NXDOMAIN") {
     std::string hint = rr.rcode == "REFUSED" ? " (is it authoritative for this name?)" : "";
-    throw std::runtime_error("DNS server " + server.text() + " answered " + rr.rcode + " for " +
-                             fqdn + " " + type + hint);
+    throw std::runtime_error("DNS server " + server.text() + " answered " + rr.rcode + " for " + fqdn + " " + type +
+                             hint);
   }
   std::sort(rr.values.begin(), rr.values.end());
   rr.values.erase(std::unique(rr.values.begin(), rr.values.end()), rr.values.end());
@@ -410,20 +386,18 @@ RRset parse_dig(const std::string& out, const Server& server, const std::string&
   return rr;
 }
 
-RRset query(HostConnection& host, const Server& server, const std::string& fqdn,
-            const std::string& type, Millis timeout, Deadline deadline, const CancelToken& cancel) {
+RRset query(HostConnection& host, const Server& server, const std::string& fqdn, const std::string& type,
+            Millis timeout, Deadline deadline, const CancelToken& cancel) {
   CommandSpec spec;
   spec.argv = dig_argv(server, fqdn, type, seconds_ceil(timeout));
   // dig bounds itself; the extra second only catches a dig that hangs anyway.
   Deadline until{std::min(deadline.at, Clock::now() + timeout + Millis(1000))};
   CommandResult r = host.run(spec, until, cancel);
   if (!r.started)
-    throw std::runtime_error("cannot run dig on " + host.name() + ": " + r.error +
-                             " (it comes with bind9-dnsutils)");
+    throw std::runtime_error("cannot run dig on " + host.name() + ": " + r.error + " (it comes with bind9-dnsutils)");
   if (r.cancelled) throw std::runtime_error("cancelled");
   if (r.timed_out)
-    throw std::runtime_error("no answer from DNS server " + server.text() + " within " +
-                             format_duration(timeout));
+    throw std::runtime_error("no answer from DNS server " + server.text() + " within " + format_duration(timeout));
   if (r.signal != 0 || r.exit_code != 0) {
     std::string all = r.out + "\n" + r.err;
     std::string why;
@@ -439,8 +413,8 @@ RRset query(HostConnection& host, const Server& server, const std::string& fqdn,
   return parse_dig(r.out, server, fqdn, type);
 }
 
-std::string format_rrset(const std::string& fqdn, const std::string& type,
-                         const std::vector<std::string>& values, long long ttl) {
+std::string format_rrset(const std::string& fqdn, const std::string& type, const std::vector<std::string>& values,
+                         long long ttl) {
   if (values.empty()) return "no " + fqdn + " " + type + " record";
   return fqdn + " " + type + " " + join(values, " ") + " ttl " + std::to_string(ttl);
 }
@@ -453,8 +427,7 @@ std::string nsupdate_script(const Update& u, const TsigKey& key) {
   if (u.expected) {
     if (u.expected->empty()) s += "prereq nxrrset " + u.fqdn + " " + u.type + "\n";
     // Value-dependent: the prerequisite RRs together must equal the whole RRset (RFC 2136 2.4.2).
-    for (const auto& v : *u.expected)
-      s += "prereq yxrrset " + u.fqdn + " " + u.type + " " + v + "\n";
+    for (const auto& v : *u.expected) s += "prereq yxrrset " + u.fqdn + " " + u.type + " " + v + "\n";
   }
   s += "update delete " + u.fqdn + " " + u.type + "\n";
   for (const auto& v : u.values)
@@ -463,8 +436,7 @@ std::string nsupdate_script(const Update& u, const TsigKey& key) {
   return s;
 }
 
-std::string explain_nsupdate_failure(const std::string& output_in, const Update& u,
-                                     const TsigKey& key) {
+std::string explain_nsupdate_failure(const std::string& output_in, const Update& u, const TsigKey& key) {
   std::string output = output_in;
   for (auto pos = output.find(key.secret); !key.secret.empty() && pos != std::string::npos;
        pos = output.find(key.secret))
@@ -478,20 +450,18 @@ std::string explain_nsupdate_failure(const std::string& output_in, const Update&
   if (has("BADSIG"))
     return at + " rejected the signature of TSIG key '" + key.name +
            "' (NOTAUTH/BADSIG: the secret differs from the server's)";
-  if (has("BADTIME"))
-    return at + " rejected TSIG key '" + key.name +
-           "' (NOTAUTH/BADTIME: the clocks differ too much)";
-  if (has("update failed: NXRRSET") || has("update failed: YXRRSET") ||
-      has("update failed: NXDOMAIN") || has("update failed: YXDOMAIN"))
-    return what + " changed at " + u.server.text() + " since it was read (prerequisite failed: " +
-           trim(output.substr(output.find("update failed: ") + 15, 8)) + ")";
+  if (has("BADTIME")) return at + " rejected TSIG key '" + key.name + "' (NOTAUTH/BADTIME: the clocks differ too much)";
+  if (has("update failed: NXRRSET") || has("update failed: YXRRSET") || has("update failed: NXDOMAIN") ||
+      has("update failed: YXDOMAIN"))
+    return what + " changed at " + u.server.text() +
+           " since it was read (prerequisite failed: " + trim(output.substr(output.find("update failed: ") + 15, 8)) +
+           ")";
   if (has("update failed: NOTZONE")) return what + " is not in zone " + u.zone + " (NOTZONE)";
   if (has("update failed: NOTAUTH") || has("expected a TSIG"))
     return at + " is not authoritative for zone " + u.zone + " (NOTAUTH)";
   if (has("update failed: REFUSED"))
     return at + " refused the update of " + what + " (REFUSED: the key may not update this zone)";
-  if (has("update failed: SERVFAIL"))
-    return at + " failed to apply the update of " + what + " (SERVFAIL)";
+  if (has("update failed: SERVFAIL")) return at + " failed to apply the update of " + what + " (SERVFAIL)";
   auto comm = output.find("failed: ");
   if (has("Communication with") && comm != std::string::npos) {
     std::string why = trim(output.substr(comm + 8));
@@ -499,35 +469,25 @@ std::string explain_nsupdate_failure(const std::string& output_in, const Update&
     if (why == "operation canceled" || why == "timed out") why = "no answer";
     return "cannot reach " + at + ": " + why;
   }
-  if (has("couldn't get address"))
-    return "cannot resolve the DNS server's host name '" + u.server.host + "'";
+  if (has("couldn't get address")) return "cannot resolve the DNS server's host name '" + u.server.host + "'";
   std::string tail = params::last_lines(output, 2);
-  return "nsupdate failed for " + what + " at " + u.server.text() +
-         (tail.empty() ? "" : ": " + unprefixed(tail));
+  return "nsupdate failed for " + what + " at " + u.server.text() + (tail.empty() ? "" : ": " + unprefixed(tail));
 }
 
-std::string send_update(HostConnection& host, const Update& u, const TsigKey& key, Millis timeout,
-                        Deadline deadline, const CancelToken& cancel) {
+std::string send_update(HostConnection& host, const Update& u, const TsigKey& key, Millis timeout, Deadline deadline,
+                        const CancelToken& cancel) {
   long long secs = seconds_ceil(timeout);
   CommandSpec spec;
   // UDP, as nsupdate prefers (it moves to TCP by itself for a large update): a server that is
   // down answers "connection refused" at once, where TCP reports only "operation canceled".
-  spec.argv = {"nsupdate",
-               "-t",
-               std::to_string(secs),
-               "-u",
-               std::to_string(std::max<long long>(1, secs / 3)),
-               "-r",
-               "2"};
+  spec.argv = {"nsupdate", "-t", std::to_string(secs), "-u", std::to_string(std::max<long long>(1, secs / 3)),
+               "-r",       "2"};
   spec.stdin_data = nsupdate_script(u, key);
   Deadline until{std::min(deadline.at, Clock::now() + timeout + Millis(2000))};
   CommandResult r = host.run(spec, until, cancel);
-  if (!r.started)
-    return "cannot run nsupdate on " + host.name() + ": " + r.error +
-           " (it comes with bind9-dnsutils)";
+  if (!r.started) return "cannot run nsupdate on " + host.name() + ": " + r.error + " (it comes with bind9-dnsutils)";
   if (r.cancelled) return "cancelled";
-  if (r.timed_out)
-    return "no answer from DNS server " + u.server.text() + " within " + format_duration(timeout);
+  if (r.timed_out) return "no answer from DNS server " + u.server.text() + " within " + format_duration(timeout);
   if (r.signal == 0 && r.exit_code == 0) return "";
   return explain_nsupdate_failure(r.out + "\n" + r.err, u, key);
 }

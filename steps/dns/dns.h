@@ -65,21 +65,20 @@ struct RRset {
 };
 
 /// dig's argv for one RRset: no recursion, one try of `timeout_s` seconds.
-std::vector<std::string> dig_argv(const Server& server, const std::string& fqdn,
-                                  const std::string& type, long long timeout_s);
+std::vector<std::string> dig_argv(const Server& server, const std::string& fqdn, const std::string& type,
+                                  long long timeout_s);
 /// Parses `dig +noall +comments +answer` output. Keeps the records of `fqdn` and `type` only (an
 /// A query may bring a CNAME). Throws std::runtime_error naming the server's rcode when it is not
 /// NOERROR or NXDOMAIN ("DNS server 127.0.0.4:5353 answered REFUSED ...").
-RRset parse_dig(const std::string& out, const Server& server, const std::string& fqdn,
-                const std::string& type);
+RRset parse_dig(const std::string& out, const Server& server, const std::string& fqdn, const std::string& type);
 /// Reads one RRset through `host`. Throws std::runtime_error naming the server and what happened
 /// ("cannot reach DNS server 127.0.0.4:5353: connection refused").
-RRset query(HostConnection& host, const Server& server, const std::string& fqdn,
-            const std::string& type, Millis timeout, Deadline deadline, const CancelToken& cancel);
+RRset query(HostConnection& host, const Server& server, const std::string& fqdn, const std::string& type,
+            Millis timeout, Deadline deadline, const CancelToken& cancel);
 
 /// "www.botbot.test. A 127.0.0.2 ttl 3600", "www.botbot.test. TXT \"a\" \"b\" ttl 60".
-std::string format_rrset(const std::string& fqdn, const std::string& type,
-                         const std::vector<std::string>& values, long long ttl);
+std::string format_rrset(const std::string& fqdn, const std::string& type, const std::vector<std::string>& values,
+                         long long ttl);
 
 /// An RFC 2136 update of one RRset: replace it by `values` with `ttl` (delete it when `values` is
 /// empty), only if it is still `expected` (nullopt: no prerequisite; an empty list: the RRset
@@ -99,10 +98,9 @@ std::string nsupdate_script(const Update& u, const TsigKey& key);
 /// Sends `u` with nsupdate through `host`. "" when the server applied it, else one line saying
 /// why not, naming the server and never the secret ("DNS server 127.0.0.4:5353 rejected TSIG key
 /// 'plan-other' for zone botbot.test. (NOTAUTH/BADKEY)").
-std::string send_update(HostConnection& host, const Update& u, const TsigKey& key, Millis timeout,
-                        Deadline deadline, const CancelToken& cancel);
+std::string send_update(HostConnection& host, const Update& u, const TsigKey& key, Millis timeout, Deadline deadline,
+                        const CancelToken& cancel);
 /// Explains nsupdate's output in one line (what send_update returns on failure).
-std::string explain_nsupdate_failure(const std::string& output, const Update& u,
-                                     const TsigKey& key);
+std::string explain_nsupdate_failure(const std::string& output, const Update& u, const TsigKey& key);
 
 }  // namespace plan::dns

@@ -45,8 +45,7 @@ struct RecordParams {
 /// `display`: the masked parameters, for descriptions; values that do not parse (a masked one)
 /// are shown as written and the key is never parsed (only its name shown).
 RecordParams parse(const Json& p, bool display) {
-  if (!p.is_object())
-    throw params::BadParam("dns.record takes { server, zone, name, type, value, ttl, key }");
+  if (!p.is_object()) throw params::BadParam("dns.record takes { server, zone, name, type, value, ttl, key }");
   for (const char* k : {"server", "zone", "name"})
     if (!p.contains(k)) throw params::BadParam(std::string("dns.record needs '") + k + "'");
   RecordParams r;
@@ -113,10 +112,7 @@ const ParamTable kTable{
              .required = true,
              .description = "The authoritative server: host or host:port (the port defaults to 53).",
              .example = "127.0.0.4:5353"},
-            {.name = "zone",
-             .required = true,
-             .description = "The zone the update is for.",
-             .example = "botbot.test"},
+            {.name = "zone", .required = true, .description = "The zone the update is for.", .example = "botbot.test"},
             {.name = "name",
              .required = true,
              .description = "The record's name: relative to the zone (www), @ for the apex, or absolute "
@@ -170,8 +166,7 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
-std::string target_text(const RecordParams& r,
-                        std::optional<long long> current_ttl = std::nullopt) {
+std::string target_text(const RecordParams& r, std::optional<long long> current_ttl = std::nullopt) {
   const std::string values = join(r.values);
   if (r.keep_values) return "ttl " + std::to_string(*r.ttl) + " (values unchanged)";
   if (r.ttl) return values + " ttl " + std::to_string(*r.ttl);
@@ -227,11 +222,10 @@ class DnsRecordStep : public StepType {
   std::vector<std::string> describe(const Json& p) const override {
     try {
       RecordParams r = parse(p, true);
-      return {
-          "set " + r.fqdn + " " + r.type + " " + target_text(r) + " at " + r.server.text(),
-          "  RFC 2136 update of zone " + r.zone +
-              (r.key_display.empty() ? ", unsigned" : ", signed with TSIG key " + r.key_display) +
-              "; only if the record is still what it reads first"};
+      return {"set " + r.fqdn + " " + r.type + " " + target_text(r) + " at " + r.server.text(),
+              "  RFC 2136 update of zone " + r.zone +
+                  (r.key_display.empty() ? ", unsigned" : ", signed with TSIG key " + r.key_display) +
+                  "; only if the record is still what it reads first"};
     } catch (const std::exception& ex) {
       return {std::string("invalid dns.record parameters: ") + ex.what()};
     }
@@ -257,17 +251,16 @@ class DnsRecordStep : public StepType {
     }
     try {
       HostConnection& host = ctx.hosts->get(ctx.step.on);
-      dns::RRset cur =
-          dns::query(host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
+      dns::RRset cur = dns::query(host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
       long long ttl = target_ttl(r, cur);
       if (r.keep_values && !cur.exists)
         return {"live: " + dns::format_rrset(r.fqdn, r.type, {}, 0) + " at " + r.server.text() +
                 ": the update would fail (no record to change the TTL of)"};
       if (same(cur, target_values(r, cur), ttl))
-        return {"live: " + dns::format_rrset(r.fqdn, r.type, cur.values, cur.ttl) +
-                " already (no update) at " + r.server.text()};
-      return {"live: " + dns::format_rrset(r.fqdn, r.type, cur.values, cur.ttl) + " -> " +
-              target_text(r, ttl) + " at " + r.server.text()};
+        return {"live: " + dns::format_rrset(r.fqdn, r.type, cur.values, cur.ttl) + " already (no update) at " +
+                r.server.text()};
+      return {"live: " + dns::format_rrset(r.fqdn, r.type, cur.values, cur.ttl) + " -> " + target_text(r, ttl) +
+              " at " + r.server.text()};
     } catch (const std::exception& ex) {
       return {"live: cannot read " + r.fqdn + " " + r.type + ": " + ex.what()};
     }
@@ -288,8 +281,8 @@ class DnsRecordStep : public StepType {
     }
     const long long ttl = target_ttl(r, cur);
     if (r.keep_values && !cur.exists)
-      return StepOutcome::fail(FailureKind::Error, "no " + r.fqdn + " " + r.type + " record at " +
-                                                       r.server.text() + " to change the TTL of");
+      return StepOutcome::fail(FailureKind::Error, "no " + r.fqdn + " " + r.type + " record at " + r.server.text() +
+                                                       " to change the TTL of");
     const std::vector<std::string> values = target_values(r, cur);
     Json out = Json::object();
     out["name"] = r.fqdn;
@@ -342,18 +335,17 @@ class DnsRecordStep : public StepType {
     // The server said yes; read it back so that the outputs and the verify are about what it
     // serves.
     try {
-      dns::RRset now =
-          dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
+      dns::RRset now = dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
       if (!same(now, values, ttl)) {
-        StepOutcome o = StepOutcome::fail(
-            FailureKind::Error, r.server.text() + " accepted the update but serves " +
-                                    dns::format_rrset(r.fqdn, r.type, now.values, now.ttl));
+        StepOutcome o =
+            StepOutcome::fail(FailureKind::Error, r.server.text() + " accepted the update but serves " +
+                                                      dns::format_rrset(r.fqdn, r.type, now.values, now.ttl));
         o.outputs = std::move(out);
         return o;
       }
     } catch (const std::exception& ex) {
-      StepOutcome o = StepOutcome::fail(kind_of(ctx), "reading " + r.fqdn + " " + r.type +
-                                                          " back after the update: " + ex.what());
+      StepOutcome o =
+          StepOutcome::fail(kind_of(ctx), "reading " + r.fqdn + " " + r.type + " back after the update: " + ex.what());
       o.outputs = std::move(out);
       return o;
     }
@@ -370,8 +362,7 @@ class DnsRecordStep : public StepType {
       return StepOutcome::fail(FailureKind::Error, ex.what());
     }
     Json outputs = outputs_in;
-    if (!outputs.is_object() || !outputs.contains("previous_values") ||
-        !outputs.contains("values")) {
+    if (!outputs.is_object() || !outputs.contains("previous_values") || !outputs.contains("values")) {
       // No outputs recorded (a run that died mid-update, marked done on resume): the note says
       // what the update replaced. Without it, nothing was changed.
       auto memo = read_memo(ctx);
@@ -401,13 +392,10 @@ class DnsRecordStep : public StepType {
     }
     // Put back only what this step set: a record changed since by someone else is theirs.
     if (!same(cur, set, set_ttl))
-      return StepOutcome::fail(FailureKind::Error, r.fqdn + " " + r.type +
-                                                       " changed since this step set it: now " +
+      return StepOutcome::fail(FailureKind::Error, r.fqdn + " " + r.type + " changed since this step set it: now " +
                                                        now + ", not restoring " + was);
     if (ctx.log)
-      ctx.log(
-          now + " -> " +
-          (previous.empty() ? "deleted" : join(previous) + " ttl " + std::to_string(previous_ttl)));
+      ctx.log(now + " -> " + (previous.empty() ? "deleted" : join(previous) + " ttl " + std::to_string(previous_ttl)));
     dns::Update u = update_for(r);
     u.expected = set;
     u.values = previous;
@@ -421,10 +409,8 @@ class DnsRecordStep : public StepType {
   ProbeResult probe(StepContext& ctx) const override {
     try {
       RecordParams r = parse(ctx.params, false);
-      dns::RRset cur =
-          dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
-      bool done =
-          cur.exists && (r.keep_values || cur.values == r.values) && (!r.ttl || cur.ttl == *r.ttl);
+      dns::RRset cur = dns::query(ctx.host, r.server, r.fqdn, r.type, r.timeout, ctx.deadline, ctx.cancel);
+      bool done = cur.exists && (r.keep_values || cur.values == r.values) && (!r.ttl || cur.ttl == *r.ttl);
       return done ? ProbeResult::Done : ProbeResult::NotDone;
     } catch (const std::exception&) {
       return ProbeResult::Unknown;
@@ -438,8 +424,7 @@ class DnsRecordStep : public StepType {
     try {
       RecordParams r = parse(ctx.params, false);
       auto memo = read_memo(ctx);
-      if (!memo || memo->value("name", "") != r.fqdn || memo->value("type", "") != r.type)
-        return std::nullopt;
+      if (!memo || memo->value("name", "") != r.fqdn || memo->value("type", "") != r.type) return std::nullopt;
       if (!r.keep_values && (*memo)["values"] != strings(r.values)) return std::nullopt;
       if (r.ttl && memo->value("ttl", -1LL) != *r.ttl) return std::nullopt;
       return memo;
@@ -457,8 +442,7 @@ class DnsRecordStep : public StepType {
   /// "" when the server applied `u`; without a key the update goes unsigned (for servers that
   /// allow updates by address).
   static std::string send(StepContext& ctx, const RecordParams& r, const dns::Update& u) {
-    return dns::send_update(ctx.host, u, r.key ? *r.key : dns::TsigKey{}, r.timeout, ctx.deadline,
-                            ctx.cancel);
+    return dns::send_update(ctx.host, u, r.key ? *r.key : dns::TsigKey{}, r.timeout, ctx.deadline, ctx.cancel);
   }
 };
 

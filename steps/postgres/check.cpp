@@ -112,8 +112,7 @@ std::string short_query(const std::string& q) {
 Json ask(const pg::ConnParams& c, const std::string& query, bool single, CheckContext& ctx) {
   auto conn = pg::Connection::open(c, ctx.deadline, ctx.cancel, "", true);
   const std::string where = conn->where() + ": ";
-  const std::vector<pg::Result> res =
-      pg::in_context(where, [&] { return conn->exec(query, {}, single ? 2 : 1); });
+  const std::vector<pg::Result> res = pg::in_context(where, [&] { return conn->exec(query, {}, single ? 2 : 1); });
   if (!single) {
     long long rows = 0;
     for (const auto& r : res) rows = r.has_rows ? r.total_rows : rows;
@@ -124,10 +123,9 @@ Json ask(const pg::ConnParams& c, const std::string& query, bool single, CheckCo
     if (r.has_rows) last = &r;
   if (!last || last->columns.size() != 1 || last->total_rows != 1)
     throw std::runtime_error(where +
-                             (!last ? std::string("no rows")
-                              : last->columns.size() != 1
-                                  ? std::to_string(last->columns.size()) + " columns"
-                                  : std::to_string(last->total_rows) + " rows") +
+                             (!last                       ? std::string("no rows")
+                              : last->columns.size() != 1 ? std::to_string(last->columns.size()) + " columns"
+                                                          : std::to_string(last->total_rows) + " rows") +
                              " (the query should return one value)");
   return pg::cell_json(last->rows[0][0], last->types[0]);
 }
@@ -142,7 +140,8 @@ class PostgresCheck : public CheckType {
     try {
       PgCheckParams c = parse(p);
       std::string s = "postgres " + pg::display(c.conn) + " " + short_query(c.query);
-      if (c.expect) s += std::string(" ") + compare::symbol(c.expect->op) + " " + compare::show(c.expect->value, "NULL");
+      if (c.expect)
+        s += std::string(" ") + compare::symbol(c.expect->op) + " " + compare::show(c.expect->value, "NULL");
       if (c.other) s += " equals it on " + pg::display(*c.other);
       if (!c.expect && !c.other) s += " runs";
       return s;
@@ -155,8 +154,8 @@ class PostgresCheck : public CheckType {
     PgCheckParams c = parse(p);
     if (!host.is_local())
       return CheckResult::failed("a check from this machine",
-                                 "the postgres check connects from the machine running plan, not from '" +
-                                     host.name() + "' (reach that server through an ssh.tunnel)");
+                                 "the postgres check connects from the machine running plan, not from '" + host.name() +
+                                     "' (reach that server through an ssh.tunnel)");
     const bool single = c.expect || c.other;
     Json mine, theirs;
     try {
@@ -169,15 +168,15 @@ class PostgresCheck : public CheckType {
     const std::string shown = compare::show(mine, "NULL");
     if (c.other) {
       if (compare::same(mine, theirs)) return CheckResult::pass(shown + " on both");
-      return CheckResult::failed("the same value on both servers",
-                                 shown + " on " + pg::display(c.conn) + ", " +
-                                     compare::show(theirs, "NULL") + " on " +
-                                     pg::display(*c.other));
+      return CheckResult::failed(
+          "the same value on both servers",
+          shown + " on " + pg::display(c.conn) + ", " + compare::show(theirs, "NULL") + " on " + pg::display(*c.other));
     }
     std::string problem;
     if (compare::holds(*c.expect, mine, &problem)) return CheckResult::pass(shown);
-    return CheckResult::failed(std::string(compare::symbol(c.expect->op)) + " " + compare::show(c.expect->value, "NULL"),
-                               problem.empty() ? shown : shown + " (" + problem + ")");
+    return CheckResult::failed(
+        std::string(compare::symbol(c.expect->op)) + " " + compare::show(c.expect->value, "NULL"),
+        problem.empty() ? shown : shown + " (" + problem + ")");
   }
 };
 

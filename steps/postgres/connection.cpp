@@ -19,8 +19,8 @@ constexpr long long kSliceMs = 50;
 constexpr Millis kCancelGrace{5000};  // how long a cancelled query may take to stop
 
 // Type OIDs (catalog/pg_type_d.h is not in the client headers).
-constexpr unsigned kBool = 16, kInt8 = 20, kInt2 = 21, kInt4 = 23, kOid = 26, kJson = 114, kFloat4 = 700,
-                   kFloat8 = 701, kJsonb = 3802;
+constexpr unsigned kBool = 16, kInt8 = 20, kInt2 = 21, kInt4 = 23, kOid = 26, kJson = 114, kFloat4 = 700, kFloat8 = 701,
+                   kJsonb = 3802;
 
 /// libpq's messages, made one line: 'connection to server at "h", port 5432 failed: FATAL:  x'
 /// becomes 'x'.
@@ -107,9 +107,11 @@ ConnParams parse_conn(const Json& p) {
     throw params::BadParam("'sslmode' is disable, allow, prefer, require, verify-ca or verify-full, not '" +
                                params::sanitize_utf8(c.sslmode) + "'",
                            "sslmode");
-  params::named("connect_timeout", [&] { c.connect_timeout = params::duration(p, "connect_timeout", c.connect_timeout); });
+  params::named("connect_timeout",
+                [&] { c.connect_timeout = params::duration(p, "connect_timeout", c.connect_timeout); });
   if (p.contains("statement_timeout"))
-    params::named("statement_timeout", [&] { c.statement_timeout = params::duration(p, "statement_timeout", Millis(0)); });
+    params::named("statement_timeout",
+                  [&] { c.statement_timeout = params::duration(p, "statement_timeout", Millis(0)); });
   params::named(where, [&] { keywords(c); });  // parse errors surface here, at validation time of the step
   return c;
 }
@@ -147,8 +149,9 @@ std::vector<ParamSpec> connection_params() {
 const ParamTable& connection_table() {
   static const ParamTable table{
       .title = "PostgreSQL connection",
-      .description = "A PostgreSQL database to connect to: a conninfo or a URI (exactly one), with the "
-                     "password and settings beside it.",
+      .description =
+          "A PostgreSQL database to connect to: a conninfo or a URI (exactly one), with the "
+          "password and settings beside it.",
       .params = connection_params(),
       .exactly_one = {{"conninfo", "uri"}},
   };
@@ -244,18 +247,22 @@ Json cell_json(const std::optional<std::string>& v, unsigned oid) {
   const std::string& s = *v;
   try {
     switch (oid) {
-      case kBool: return s == "t";
+      case kBool:
+        return s == "t";
       case kInt2:
       case kInt4:
       case kInt8:
-      case kOid: return std::stoll(s);
+      case kOid:
+        return std::stoll(s);
       case kFloat4:
       case kFloat8:
         if (s.find_first_of("NnIi") == std::string::npos) return std::stod(s);
         break;
       case kJson:
-      case kJsonb: return Json::parse(s);
-      default: break;
+      case kJsonb:
+        return Json::parse(s);
+      default:
+        break;
     }
   } catch (const std::exception&) {
   }
@@ -287,9 +294,8 @@ bool Connection::wait_socket(bool for_write) {
   return rc > 0;
 }
 
-std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadline,
-                                             const CancelToken& cancel, const std::string& dbname,
-                                             bool read_only) {
+std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadline, const CancelToken& cancel,
+                                             const std::string& dbname, bool read_only) {
   std::map<std::string, std::string> kw;
   try {
     kw = keywords(c);
@@ -310,9 +316,7 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
     if (!dbname.empty()) conn->where_ = conn->where_.substr(0, conn->where_.rfind('/') + 1) + dbname;
   }
   const std::string& where = conn->where_;
-  auto failed = [&](FailureKind kind, const std::string& why) {
-    return OperationError(kind, where + ": " + why);
-  };
+  auto failed = [&](FailureKind kind, const std::string& why) { return OperationError(kind, where + ": " + why); };
   std::vector<const char*> keys, vals;
   for (const auto& [k, v] : kw) {
     keys.push_back(k.c_str());
@@ -323,15 +327,13 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
   PGconn* pc = PQconnectStartParams(keys.data(), vals.data(), 0);
   conn->impl_->conn = pc;
   if (!pc) throw failed(FailureKind::Error, "out of memory");
-  if (PQstatus(pc) == CONNECTION_BAD)
-    throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+  if (PQstatus(pc) == CONNECTION_BAD) throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
   const Deadline saved = conn->deadline_;
   const auto saved_start = Clock::now();
   conn->deadline_ = Deadline{std::min(deadline.at, saved_start + c.connect_timeout)};
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   while (st != PGRES_POLLING_OK) {
-    if (st == PGRES_POLLING_FAILED)
-      throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+    if (st == PGRES_POLLING_FAILED) throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
     if (cancel.cancelled()) throw failed(FailureKind::Cancelled, "cancelled while connecting");
     if (conn->deadline_.expired())
       // Say which limit ran out: a wait's or step's deadline may come before connect_timeout.
@@ -352,8 +354,7 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
   return conn;
 }
 
-std::vector<Result> Connection::exec(const std::string& sql,
-                                     const std::vector<std::optional<std::string>>& params,
+std::vector<Result> Connection::exec(const std::string& sql, const std::vector<std::optional<std::string>>& params,
                                      size_t max_rows) {
   PGconn* pc = impl_->conn;
   int sent = 0;
@@ -362,8 +363,8 @@ std::vector<Result> Connection::exec(const std::string& sql,
   } else {
     std::vector<const char*> values;
     for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-    sent = PQsendQueryParams(pc, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                             nullptr, 0);
+    sent = PQsendQueryParams(pc, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
+                             0);
   }
   if (!sent) throw OperationError(FailureKind::Error, clean_error(PQerrorMessage(pc)));
   for (;;) {
@@ -391,9 +392,9 @@ Result result_of(PGresult* r, size_t max_rows) {
   for (int t = 0; t < nt && static_cast<size_t>(t) < max_rows; ++t) {
     std::vector<std::optional<std::string>> row;
     for (int c = 0; c < nf; ++c)
-      row.push_back(PQgetisnull(r, t, c) ? std::nullopt
-                                         : std::optional<std::string>(std::string(
-                                               PQgetvalue(r, t, c), PQgetlength(r, t, c))));
+      row.push_back(PQgetisnull(r, t, c)
+                        ? std::nullopt
+                        : std::optional<std::string>(std::string(PQgetvalue(r, t, c), PQgetlength(r, t, c))));
     res.rows.push_back(std::move(row));
   }
   return res;
@@ -419,19 +420,15 @@ std::vector<Result> Connection::collect(size_t max_rows) {
         }
       }
       if (stopped != FailureKind::None && Clock::now() - cancel_at > kCancelGrace)
-        throw OperationError(
-            stopped, stopped == FailureKind::Cancelled
-                         ? "cancelled (the server did not stop the query)"
-                         : "no result before the deadline (the server did not stop the query)");
+        throw OperationError(stopped, stopped == FailureKind::Cancelled
+                                          ? "cancelled (the server did not stop the query)"
+                                          : "no result before the deadline (the server did not stop the query)");
       int fd = PQsocket(pc);
       pollfd pfd{fd, POLLIN, 0};
       int rc =
-          ::poll(&pfd, 1,
-                 static_cast<int>(stopped != FailureKind::None ? kSliceMs
-                                                               : deadline_.remaining_ms(kSliceMs)));
+          ::poll(&pfd, 1, static_cast<int>(stopped != FailureKind::None ? kSliceMs : deadline_.remaining_ms(kSliceMs)));
       if (rc < 0 && errno != EINTR) throw OperationError(FailureKind::Error, std::strerror(errno));
-      if (rc > 0 && !PQconsumeInput(pc))
-        throw OperationError(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+      if (rc > 0 && !PQconsumeInput(pc)) throw OperationError(FailureKind::Error, clean_error(PQerrorMessage(pc)));
     }
     PGresult* r = PQgetResult(pc);
     if (!r) break;
@@ -465,15 +462,14 @@ std::vector<Result> Connection::collect(size_t max_rows) {
   return results;
 }
 
-std::optional<std::string> Connection::value(
-    const std::string& sql, const std::vector<std::optional<std::string>>& params) {
+std::optional<std::string> Connection::value(const std::string& sql,
+                                             const std::vector<std::optional<std::string>>& params) {
   const std::vector<Result> results = exec(sql, params, 2);
   const Result* last = nullptr;
   for (const auto& r : results)
     if (r.has_rows) last = &r;
   auto wrong = [](const std::string& what) {
-    return OperationError(FailureKind::Error,
-                          "the query returned " + what + " (it should return one value)");
+    return OperationError(FailureKind::Error, "the query returned " + what + " (it should return one value)");
   };
   if (!last) throw wrong("no rows");
   if (last->columns.size() != 1) throw wrong(std::to_string(last->columns.size()) + " columns");

@@ -67,12 +67,12 @@ std::string quote_literal(const std::string& s);
 
 /// One statement's result.
 struct Result {
-  std::string command;                // command tag: "SELECT 3", "INSERT 0 1"
+  std::string command;  // command tag: "SELECT 3", "INSERT 0 1"
   std::vector<std::string> columns;
-  std::vector<unsigned> types;        // type OIDs, per column
+  std::vector<unsigned> types;                                // type OIDs, per column
   std::vector<std::vector<std::optional<std::string>>> rows;  // text format, at most max_rows
-  long long total_rows = 0;           // rows the statement returned (may exceed rows.size())
-  bool has_rows = false;              // a statement that returns rows (even zero of them)
+  long long total_rows = 0;                                   // rows the statement returned (may exceed rows.size())
+  bool has_rows = false;                                      // a statement that returns rows (even zero of them)
 };
 
 /// A cell as JSON: numbers, booleans and json/jsonb as such, NULL as null, the rest as text.
@@ -87,9 +87,8 @@ class Connection {
   /// Connects; `dbname` replaces the database (e.g. "postgres" to create one). `read_only`
   /// makes every transaction read-only (checks). Throws OperationError:
   /// "127.0.0.2:5432/botbot: password authentication failed for user \"plan\"".
-  static std::unique_ptr<Connection> open(const ConnParams& c, Deadline deadline,
-                                          const CancelToken& cancel, const std::string& dbname = "",
-                                          bool read_only = false);
+  static std::unique_ptr<Connection> open(const ConnParams& c, Deadline deadline, const CancelToken& cancel,
+                                          const std::string& dbname = "", bool read_only = false);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -97,12 +96,10 @@ class Connection {
   /// Runs `sql` (several statements allowed when `params` is empty; one with params). Returns
   /// every statement's result; throws OperationError ("relation \"x\" does not exist (42P01)",
   /// without the server's name: callers say where).
-  std::vector<Result> exec(const std::string& sql,
-                           const std::vector<std::optional<std::string>>& params = {},
+  std::vector<Result> exec(const std::string& sql, const std::vector<std::optional<std::string>>& params = {},
                            size_t max_rows = 100000);
   /// The single value of a query that must return one row and one column (nullopt: NULL).
-  std::optional<std::string> value(const std::string& sql,
-                                   const std::vector<std::optional<std::string>>& params = {});
+  std::optional<std::string> value(const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
 
   /// Later calls use this deadline (a long copy sets its own).
   void set_deadline(Deadline d) { deadline_ = d; }

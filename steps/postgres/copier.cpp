@@ -17,15 +17,13 @@ void Copier::report(const std::string& what, std::uint64_t bytes) {
   const double secs = std::chrono::duration<double>(now - last_at_).count();
   char rate[48] = "";
   if (secs > 0.05 && bytes >= last_bytes_)
-    std::snprintf(rate, sizeof rate, " (%.1f MB/s)",
-                  static_cast<double>(bytes - last_bytes_) / 1e6 / secs);
+    std::snprintf(rate, sizeof rate, " (%.1f MB/s)", static_cast<double>(bytes - last_bytes_) / 1e6 / secs);
   log(what + mb(bytes) + rate);
   last_bytes_ = bytes;
   last_at_ = now;
 }
 
-std::function<void(size_t, const std::string&)> Copier::tool_lines(
-    std::vector<std::string> names) const {
+std::function<void(size_t, const std::string&)> Copier::tool_lines(std::vector<std::string> names) const {
   return [this, names](size_t i, const std::string& l) {
     if (l.find("warning") == std::string::npos && l.find("error") == std::string::npos) return;
     // The tools name themselves ("pg_restore: error: ..."): no second name in front of theirs.
@@ -34,39 +32,33 @@ std::function<void(size_t, const std::string&)> Copier::tool_lines(
   };
 }
 
-OperationError Copier::failure(const PipelineResult& r,
-                               const std::vector<std::string>& names) const {
+OperationError Copier::failure(const PipelineResult& r, const std::vector<std::string>& names) const {
   if (!r.started) return OperationError(FailureKind::Error, r.error);
   const std::string moved = " (after " + mb(moved_ + r.bytes) + ")";
-  if (r.cancelled && ctx_.cancel.cancelled())
-    return OperationError(FailureKind::Cancelled, "cancelled" + moved);
+  if (r.cancelled && ctx_.cancel.cancelled()) return OperationError(FailureKind::Cancelled, "cancelled" + moved);
   if (r.timed_out)
     return OperationError(
         FailureKind::Timeout,
-        (ctx_.step.timeout ? "timed out after " + format_duration(*ctx_.step.timeout)
-                           : std::string("timed out")) +
+        (ctx_.step.timeout ? "timed out after " + format_duration(*ctx_.step.timeout) : std::string("timed out")) +
             moved);
   for (size_t i = 0; i < r.procs.size(); ++i)
-    if (!r.procs[i].ok())
-      return OperationError(FailureKind::Error, r.procs[i].describe(names[i]) + moved);
+    if (!r.procs[i].ok()) return OperationError(FailureKind::Error, r.procs[i].describe(names[i]) + moved);
   return OperationError(FailureKind::Error, "stopped" + moved);
 }
 
-PipelineResult Copier::run(const std::vector<ProcSpec>& procs,
-                           const std::vector<std::string>& names,
+PipelineResult Copier::run(const std::vector<ProcSpec>& procs, const std::vector<std::string>& names,
                            const std::function<void(std::uint64_t)>& progress) {
   std::vector<std::string> tools;
   for (const auto& p : procs) tools.push_back(p.argv.at(0));
-  auto r = run_pipeline(procs, ctx_.deadline, ctx_.cancel, c_.progress_interval, progress,
-                        tool_lines(tools));
+  auto r = run_pipeline(procs, ctx_.deadline, ctx_.cancel, c_.progress_interval, progress, tool_lines(tools));
   if (!r.ok()) throw failure(r, names);
   return r;
 }
 
 void Copier::stream() {
   log("pg_dump | pg_restore: from " + display(c_.source) + " to " + display(c_.target));
-  auto r = run({dump(custom({})), restore({"--single-transaction"}, c_.replace)},
-               {"pg_dump", "pg_restore"}, [&](std::uint64_t b) { report("moved ", b); });
+  auto r = run({dump(custom({})), restore({"--single-transaction"}, c_.replace)}, {"pg_dump", "pg_restore"},
+               [&](std::uint64_t b) { report("moved ", b); });
   moved_ = r.bytes;
 }
 
@@ -76,14 +68,14 @@ void Copier::directory(const std::string& dir) {
   auto dir_size = [&] {
     std::uint64_t n = 0;
     std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(dump_dir, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    for (auto it = fs::recursive_directory_iterator(dump_dir, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
       if (it->is_regular_file(ec)) n += it->file_size(ec);
     return n;
   };
   log("pg_dump --jobs=" + jobs + ": " + display(c_.source) + " into " + dump_dir);
-  run({dump({"--format=directory", "--compress=0", "--jobs=" + jobs, "--file=" + dump_dir})},
-      {"pg_dump"}, [&](std::uint64_t) { report("dumped ", dir_size()); });
+  run({dump({"--format=directory", "--compress=0", "--jobs=" + jobs, "--file=" + dump_dir})}, {"pg_dump"},
+      [&](std::uint64_t) { report("dumped ", dir_size()); });
   moved_ = dir_size();
   log("pg_restore --jobs=" + jobs + ": " + mb(moved_) + " into " + display(c_.target));
   run({restore({"--format=directory", "--jobs=" + jobs}, c_.replace, dump_dir)}, {"pg_restore"});

@@ -20,8 +20,7 @@ namespace plan::pg {
 class Copier {
  public:
   /// `snapshot`: the one every pg_dump reads.
-  Copier(StepContext& ctx, const CopyParams& c, std::string snapshot)
-      : ctx_(ctx), c_(c), snap_(std::move(snapshot)) {}
+  Copier(StepContext& ctx, const CopyParams& c, std::string snapshot) : ctx_(ctx), c_(c), snap_(std::move(snapshot)) {}
 
   /// pg_dump | pg_restore --single-transaction.
   void stream();
@@ -54,8 +53,7 @@ class Copier {
   ProcSpec dump(std::vector<std::string> options) const {
     return {dump_cmd(c_, snap_, std::move(options)), password_env(c_.source)};
   }
-  ProcSpec restore(std::vector<std::string> options, bool clean,
-                   const std::string& file = "") const {
+  ProcSpec restore(std::vector<std::string> options, bool clean, const std::string& file = "") const {
     return {restore_cmd(c_, std::move(options), clean, file), restore_env(c_)};
   }
 

@@ -47,10 +47,12 @@ CopyParams parse_copy(const Json& p) {
   params::named("verify", [&] { c.verify = params::boolean(p, "verify", true); });
   params::named("no_owner", [&] { c.no_owner = params::boolean(p, "no_owner", false); });
   params::named("no_privileges", [&] { c.no_privileges = params::boolean(p, "no_privileges", false); });
-  params::named("progress_interval", [&] { c.progress_interval = params::duration(p, "progress_interval", c.progress_interval); });
+  params::named("progress_interval",
+                [&] { c.progress_interval = params::duration(p, "progress_interval", c.progress_interval); });
   if (c.progress_interval < Millis(100)) c.progress_interval = Millis(100);
   params::named("maintenance_db", [&] { c.maintenance_db = params::text(p, "maintenance_db", "postgres"); });
-  params::named("maintenance_work_mem", [&] { c.maintenance_work_mem = params::text(p, "maintenance_work_mem", c.maintenance_work_mem); });
+  params::named("maintenance_work_mem",
+                [&] { c.maintenance_work_mem = params::text(p, "maintenance_work_mem", c.maintenance_work_mem); });
   if (c.maintenance_work_mem == "default") c.maintenance_work_mem.clear();
   {
     // It goes into PGOPTIONS: digits and a unit, nothing that could add another option.
@@ -59,11 +61,13 @@ CopyParams parse_copy(const Json& p) {
     while (digits < m.size() && std::isdigit(static_cast<unsigned char>(m[digits]))) ++digits;
     const std::string unit = m.substr(digits);
     if (!m.empty() && (digits == 0 || !(unit.empty() || unit == "kB" || unit == "MB" || unit == "GB")))
-      throw params::BadParam("'maintenance_work_mem' is a size like 256MB (kB, MB or GB) or \"default\", not '" + m + "'",
-                             "maintenance_work_mem");
+      throw params::BadParam(
+          "'maintenance_work_mem' is a size like 256MB (kB, MB or GB) or \"default\", not '" + m + "'",
+          "maintenance_work_mem");
   }
   if (p.contains("parallel_min_mb")) {
-    params::named("parallel_min_mb", [&] { c.parallel_min_mb = params::integer(p["parallel_min_mb"], "'parallel_min_mb'"); });
+    params::named("parallel_min_mb",
+                  [&] { c.parallel_min_mb = params::integer(p["parallel_min_mb"], "'parallel_min_mb'"); });
     if (c.parallel_min_mb < 0) throw params::BadParam("'parallel_min_mb' must not be negative", "parallel_min_mb");
   }
   const char* tmp = std::getenv("TMPDIR");
@@ -258,9 +262,9 @@ std::vector<std::string> describe_copy(const CopyParams& c) {
   };
   std::vector<std::string> lines{
       "copy database " + display(c.source) + " to " + display(c.target) +
-          (c.jobs == 1 ? " (streamed)"
-                       : c.parallel == Parallel::Directory ? " (directory format, " + jobs + " jobs)"
-                                                           : " (" + jobs + " parallel streams)"),
+          (c.jobs == 1                         ? " (streamed)"
+           : c.parallel == Parallel::Directory ? " (directory format, " + jobs + " jobs)"
+                                               : " (" + jobs + " parallel streams)"),
       "  create database " + quote_ident(c.target_db) +
           " unless it exists (TEMPLATE template0, the source's encoding and locale); " +
           (c.replace ? "objects already in it are replaced (pg_restore --clean)" : "refused if it already has tables")};
@@ -277,19 +281,26 @@ std::vector<std::string> describe_copy(const CopyParams& c) {
     add(shown(restore_cmd(c, {"--format=directory", "--jobs=" + jobs}, c.replace, dir + "/dump"), restore_env(c)));
     add("then remove " + dir);
   } else {
-    add("1. " + shown(dump_cmd(c, snap, with(custom, {"--section=pre-data", "--section=post-data", "--file=" + dir + "/schema"})),
-                      password_env(c.source)));
+    add("1. " +
+        shown(
+            dump_cmd(c, snap, with(custom, {"--section=pre-data", "--section=post-data", "--file=" + dir + "/schema"})),
+            password_env(c.source)));
     add("   " + shown(restore_cmd(c, {"--section=pre-data"}, false, dir + "/schema"), restore_env(c)));
-    add("2. " + jobs + " at once, the tables split by size (the first takes every table the others do not name, "
+    add("2. " + jobs +
+        " at once, the tables split by size (the first takes every table the others do not name, "
         "the sequences and the large objects):");
-    add("   " + shown(dump_cmd(c, snap, with(custom, {"--section=data", "--table=<tables of stream i>"})), password_env(c.source)) +
+    add("   " +
+        shown(dump_cmd(c, snap, with(custom, {"--section=data", "--table=<tables of stream i>"})),
+              password_env(c.source)) +
         " \\");
     add("     | " + shown(restore_cmd(c, {"--section=data"}, false), restore_env(c)));
-    add("3. " + shown(restore_cmd(c, {"--section=post-data", "--jobs=" + jobs}, false, dir + "/schema"), restore_env(c)));
+    add("3. " +
+        shown(restore_cmd(c, {"--section=post-data", "--jobs=" + jobs}, false, dir + "/schema"), restore_env(c)));
     add("then remove " + dir + " (one streamed transaction instead when replacing tables)");
   }
   if (c.jobs > 1 && c.parallel_min_mb > 0)
-    add("(streamed in one pipe instead when the database is smaller than " + std::to_string(c.parallel_min_mb) + " MB)");
+    add("(streamed in one pipe instead when the database is smaller than " + std::to_string(c.parallel_min_mb) +
+        " MB)");
   if (c.verify)
     add("verify: every table's row count, every sequence's value and the number of large objects equal on both "
         "sides");

@@ -20,23 +20,20 @@
 // their own BEGIN/COMMIT.
 // Parallel streams (jobs N): the schema dumped into a small DDL-only file and its first part
 // (pre-data) restored, then N pipes at once, each carrying the data of a share of the tables
-// (split by size), then indexes and constraints (post-data) by pg_restore -j N from that file. Dump and restore overlap as in the streamed copy,
-// and the tables and index builds run in parallel; the directory format, which the issue named,
-// dumps everything before restoring anything (bench/README.md has both measured).
-// Every pg_dump reads one snapshot that this step exports and holds, and the source side of the
-// verification reads the same snapshot (while the copy runs, on the connection that holds it), so
-// the comparison holds even while the source is being written. A database this attempt created
-// is dropped again when the copy fails.
-// A target that existed (the usual case: an administrator created it, empty, with its owner and
-// grants) is dumped into the state folder before anything is copied into it, and its properties
-// recorded (copy_undo.h); rollback: auto drops it and recreates it from that dump, then checks it
-// against the record: owner, grants, settings, comment, schemas, no copied object. The record is
-// the step's note (steps/step_note.h), written before the target changes, so that a resume or a
-// `plan rollback` after a crash knows what to put back. Replaced tables (replace: true) are kept
-// only with keep_replaced: true (a dump of the whole database, which takes time); otherwise the
-// outputs, the dry run and the rollback's failure say they cannot be restored.
-// Outputs: bytes, rows, tables, sequences, large_objects, duration_ms, created_target, undo (drop,
-// restore, cannot, nothing), kept, before, replaced_tables, mode, jobs.
+// (split by size), then indexes and constraints (post-data) by pg_restore -j N from that file. Dump and restore overlap
+// as in the streamed copy, and the tables and index builds run in parallel; the directory format, which the issue
+// named, dumps everything before restoring anything (bench/README.md has both measured). Every pg_dump reads one
+// snapshot that this step exports and holds, and the source side of the verification reads the same snapshot (while the
+// copy runs, on the connection that holds it), so the comparison holds even while the source is being written. A
+// database this attempt created is dropped again when the copy fails. A target that existed (the usual case: an
+// administrator created it, empty, with its owner and grants) is dumped into the state folder before anything is copied
+// into it, and its properties recorded (copy_undo.h); rollback: auto drops it and recreates it from that dump, then
+// checks it against the record: owner, grants, settings, comment, schemas, no copied object. The record is the step's
+// note (steps/step_note.h), written before the target changes, so that a resume or a `plan rollback` after a crash
+// knows what to put back. Replaced tables (replace: true) are kept only with keep_replaced: true (a dump of the whole
+// database, which takes time); otherwise the outputs, the dry run and the rollback's failure say they cannot be
+// restored. Outputs: bytes, rows, tables, sequences, large_objects, duration_ms, created_target, undo (drop, restore,
+// cannot, nothing), kept, before, replaced_tables, mode, jobs.
 
 #include <unistd.h>
 
@@ -89,8 +86,7 @@ std::string target_name(const CopyParams& c) { return pg::quote_ident(c.target_d
 /// Whether the database the target names exists, asked through a connection to the maintenance
 /// database.
 bool target_exists(pg::Connection& admin, const CopyParams& c) {
-  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {c.target_db})
-             .value_or("0") != "0";
+  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {c.target_db}).value_or("0") != "0";
 }
 
 /// Removes a temporary folder when it goes out of scope.
@@ -189,8 +185,7 @@ StepOutcome CopyAttempt::failed(FailureKind kind, std::string msg) {
 StepOutcome CopyAttempt::run() {
   // The record of an earlier attempt that finished belongs to a run whose outputs are journaled:
   // from now on it would only mislead a probe or a rollback of this attempt.
-  if (std::optional<Json> rec = note::read(ctx_); rec && rec->value("finished", false))
-    note::drop(ctx_);
+  if (std::optional<Json> rec = note::read(ctx_); rec && rec->value("finished", false)) note::drop(ctx_);
   open_source();
 
   // The target: first put back what an interrupted attempt of this step left there; then create
@@ -211,8 +206,7 @@ StepOutcome CopyAttempt::run() {
 
 /// The source: one snapshot for every pg_dump and for the verification.
 void CopyAttempt::open_source() {
-  src_ = pg::in_context(
-      "source ", [&] { return pg::Connection::open(c_.source, ctx_.deadline, src_cancel_); });
+  src_ = pg::in_context("source ", [&] { return pg::Connection::open(c_.source, ctx_.deadline, src_cancel_); });
   std::string doing = "BEGIN";
   try {
     src_->exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
@@ -235,11 +229,9 @@ void CopyAttempt::open_source() {
 
 /// (Re)opens admin_ and reads whether the target exists.
 void CopyAttempt::look_at_target() {
-  admin_ = pg::in_context("target ", [&] {
-    return pg::Connection::open(c_.target, ctx_.deadline, ctx_.cancel, c_.maintenance_db);
-  });
-  exists_ = pg::in_context("target " + admin_->where() + ": ",
-                           [&] { return target_exists(*admin_, c_); });
+  admin_ = pg::in_context(
+      "target ", [&] { return pg::Connection::open(c_.target, ctx_.deadline, ctx_.cancel, c_.maintenance_db); });
+  exists_ = pg::in_context("target " + admin_->where() + ": ", [&] { return target_exists(*admin_, c_); });
 }
 
 /// Puts back what an attempt of this step that never finished (the engine died) left on the target.
@@ -257,19 +249,17 @@ void CopyAttempt::settle_interrupted_attempt() {
     }
     exists_ = false;
   } else if (undo == "restore") {
-    log("putting back " + what_ +
-        " as it was before an interrupted attempt of this step copied into it");
+    log("putting back " + what_ + " as it was before an interrupted attempt of this step copied into it");
     admin_.reset();
     bool already = false;
     try {
-      already = pg::restore_target(c_, rec->value("before", Json::object()), rec->value("kept", ""),
-                                   ctx_.deadline, ctx_.cancel, logger());
+      already = pg::restore_target(c_, rec->value("before", Json::object()), rec->value("kept", ""), ctx_.deadline,
+                                   ctx_.cancel, logger());
     } catch (const std::exception& e) {
-      throw OperationError(FailureKind::Error,
-                           "target " + target_where_ +
-                               ": cannot put back what an interrupted attempt of this step "
-                               "changed: " +
-                               e.what());
+      throw OperationError(FailureKind::Error, "target " + target_where_ +
+                                                   ": cannot put back what an interrupted attempt of this step "
+                                                   "changed: " +
+                                                   e.what());
     }
     log(already ? "it is as it was" : "recreated it as it was");
     look_at_target();
@@ -278,10 +268,9 @@ void CopyAttempt::settle_interrupted_attempt() {
 
 void CopyAttempt::create_target() {
   const auto& prop = props_;
-  std::string sql = "CREATE DATABASE " + pg::quote_ident(c_.target_db) +
-                    " TEMPLATE template0 ENCODING " + pg::quote_literal(prop[0].value_or("UTF8")) +
-                    " LC_COLLATE " + pg::quote_literal(prop[1].value_or("C")) + " LC_CTYPE " +
-                    pg::quote_literal(prop[2].value_or("C"));
+  std::string sql = "CREATE DATABASE " + pg::quote_ident(c_.target_db) + " TEMPLATE template0 ENCODING " +
+                    pg::quote_literal(prop[0].value_or("UTF8")) + " LC_COLLATE " +
+                    pg::quote_literal(prop[1].value_or("C")) + " LC_CTYPE " + pg::quote_literal(prop[2].value_or("C"));
   // Recorded first: an engine that dies right after CREATE DATABASE leaves a database its next
   // attempt, or rollback, knows to be this step's.
   outputs_ = {{"created_target", true}, {"undo", "drop"}};
@@ -299,15 +288,13 @@ void CopyAttempt::create_target() {
 /// A target that exists: refused when it has tables (unless replace), else recorded as it is and,
 /// when it can be, kept in a dump for rollback.
 void CopyAttempt::record_target() {
-  auto tgt = pg::in_context(
-      "target ", [&] { return pg::Connection::open(c_.target, ctx_.deadline, ctx_.cancel); });
+  auto tgt = pg::in_context("target ", [&] { return pg::Connection::open(c_.target, ctx_.deadline, ctx_.cancel); });
   const std::string here = "target " + target_where_ + ": ";
   existing_tables_ = pg::in_context(here, [&] { return pg::count_tables(*tgt); });
-  const std::string n =
-      std::to_string(existing_tables_) + (existing_tables_ == 1 ? " table" : " tables");
+  const std::string n = std::to_string(existing_tables_) + (existing_tables_ == 1 ? " table" : " tables");
   if (existing_tables_ > 0 && !c_.replace)
-    throw OperationError(FailureKind::Error, "target database " + target_where_ + " already has " +
-                                                 n + "; set replace: true to replace its contents");
+    throw OperationError(FailureKind::Error, "target database " + target_where_ + " already has " + n +
+                                                 "; set replace: true to replace its contents");
   // What it holds now, recorded before anything changes: rollback checks the database it puts
   // back against it, and tells a copy that changed nothing from one that did.
   const Json before = pg::in_context(here, [&] { return pg::read_fingerprint(*tgt); });
@@ -333,8 +320,7 @@ void CopyAttempt::record_target() {
       throw OperationError(ctx_.cancel.cancelled() ? FailureKind::Cancelled : FailureKind::Error,
                            here + "cannot keep a dump of it before the copy: " + e.what());
     }
-    if (std::string blocked = pg::restore_blocker(*admin_, before.value("owner", ""));
-        !blocked.empty())
+    if (std::string blocked = pg::restore_blocker(*admin_, before.value("owner", "")); !blocked.empty())
       log("warning: rollback could not recreate " + what_ + ": " + blocked);
     log("kept: " + pg::fingerprint_summary(before));
     outputs_["undo"] = "restore";
@@ -354,8 +340,7 @@ std::string CopyAttempt::choose_mode() const {
     return "stream";
   }
   if (c_.parallel == pg::Parallel::Streams && existing_tables_ > 0) {
-    log("one stream instead of " + std::to_string(c_.jobs) +
-        ": replacing existing tables is done in one transaction");
+    log("one stream instead of " + std::to_string(c_.jobs) + ": replacing existing tables is done in one transaction");
     return "stream";
   }
   return c_.parallel == pg::Parallel::Directory ? "directory" : "parallel streams";
@@ -366,8 +351,8 @@ pg::DbState CopyAttempt::copy_and_verify(const std::string& mode) {
   if (mode != "stream") {
     std::string tmpl = c_.work_dir + "/plan-copy-XXXXXX";
     if (!::mkdtemp(tmpl.data()))
-      throw OperationError(FailureKind::Error, "cannot create a temporary folder in " +
-                                                   c_.work_dir + ": " + std::strerror(errno));
+      throw OperationError(FailureKind::Error,
+                           "cannot create a temporary folder in " + c_.work_dir + ": " + std::strerror(errno));
     folder.path = tmpl;
   }
   // The source side of the verification reads the copy's snapshot while the copy runs: its
@@ -422,15 +407,13 @@ pg::DbState CopyAttempt::verify(std::thread& source_side, const pg::DbState& sou
     target_failure = e;
   }
   source_side.join();
-  if (source_failure)
-    throw pg::with_context("verification: source " + src_->where() + ": ", *source_failure);
+  if (source_failure) throw pg::with_context("verification: source " + src_->where() + ": ", *source_failure);
   if (target_failure) throw pg::with_context("verification: target ", *target_failure);
   auto diff = pg::differences(source, target);
-  if (!diff.empty())
-    throw OperationError(FailureKind::Verify, "verification failed: " + pg::join_differences(diff));
-  log("verified " + std::to_string(target.rows.size()) + " tables (" +
-      std::to_string(target.total_rows()) + " rows), " + std::to_string(target.sequences.size()) +
-      " sequences, " + std::to_string(target.large_objects) + " large objects");
+  if (!diff.empty()) throw OperationError(FailureKind::Verify, "verification failed: " + pg::join_differences(diff));
+  log("verified " + std::to_string(target.rows.size()) + " tables (" + std::to_string(target.total_rows()) +
+      " rows), " + std::to_string(target.sequences.size()) + " sequences, " + std::to_string(target.large_objects) +
+      " large objects");
   return target;
 }
 
@@ -506,9 +489,10 @@ StepOutcome CopyDatabaseStep::run(StepContext& ctx) const {
     return StepOutcome::fail(FailureKind::Error, ex.what()).changed_nothing("parameters refused");
   }
   if (!ctx.host.is_local())
-    return StepOutcome::fail(FailureKind::Error,
-                             "postgres.copy-database runs pg_dump and pg_restore on the machine running plan, not on '" +
-                                 ctx.host.name() + "' (remove 'on'; reach the servers directly or through an ssh.tunnel)");
+    return StepOutcome::fail(
+        FailureKind::Error, "postgres.copy-database runs pg_dump and pg_restore on the machine running plan, not on '" +
+                                ctx.host.name() +
+                                "' (remove 'on'; reach the servers directly or through an ssh.tunnel)");
   CopyAttempt attempt(ctx, c);
   try {
     return attempt.run();
@@ -558,15 +542,14 @@ StepOutcome CopyDatabaseStep::rollback(StepContext& ctx, const Json& outputs) co
     try {
       already = pg::restore_target(c, before, dump, ctx.deadline, ctx.cancel, log);
     } catch (const std::exception& e) {
-      return StepOutcome::fail(
-          ctx.cancel.cancelled() ? FailureKind::Cancelled : FailureKind::Error,
-          "cannot restore " + what + " as it was before the copy: " + e.what());
+      return StepOutcome::fail(ctx.cancel.cancelled() ? FailureKind::Cancelled : FailureKind::Error,
+                               "cannot restore " + what + " as it was before the copy: " + e.what());
     }
     note::drop(ctx);
     std::error_code ec;
     fs::remove(dump, ec);
-    log((already ? what + " is as it was before the copy, nothing to restore (" : "restored " + what +
-                                                                                      " as it was before the copy (") +
+    log((already ? what + " is as it was before the copy, nothing to restore ("
+                 : "restored " + what + " as it was before the copy (") +
         pg::fingerprint_summary(before) + "), checked: no copied object left");
     return StepOutcome::ok();
   }
@@ -577,14 +560,14 @@ StepOutcome CopyDatabaseStep::rollback(StepContext& ctx, const Json& outputs) co
       return StepOutcome::ok();
     }
     const long long replaced = rec.value("replaced_tables", 0LL);
-    return StepOutcome::fail(
-        FailureKind::Error,
-        "cannot restore " + what + ": " +
-            (replaced > 0 ? "the copy replaced its " + std::to_string(replaced) +
-                                (replaced == 1 ? " table (replace: true), which was" : " tables (replace: true), which were") +
-                                " not kept (keep_replaced: true keeps a dump for rollback)"
-                          : std::string("no dump of it was kept (the run had no state folder)")) +
-            "; the copy is left in place");
+    return StepOutcome::fail(FailureKind::Error,
+                             "cannot restore " + what + ": " +
+                                 (replaced > 0 ? "the copy replaced its " + std::to_string(replaced) +
+                                                     (replaced == 1 ? " table (replace: true), which was"
+                                                                    : " tables (replace: true), which were") +
+                                                     " not kept (keep_replaced: true keeps a dump for rollback)"
+                                               : std::string("no dump of it was kept (the run had no state folder)")) +
+                                 "; the copy is left in place");
   }
   if (undo == "nothing") {
     log("nothing to undo: the failed copy already put back " + what);
@@ -604,15 +587,12 @@ ProbeResult CopyDatabaseStep::probe(StepContext& ctx) const {
     auto admin = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, c.maintenance_db, true);
     // Gone while its record says it existed: an undo was cut short between its drop and its
     // recreation; what was there is missing, which is not "nothing happened".
-    if (!target_exists(*admin, c))
-      return undo == "restore" ? ProbeResult::Unknown : ProbeResult::NotDone;
+    if (!target_exists(*admin, c)) return undo == "restore" ? ProbeResult::Unknown : ProbeResult::NotDone;
     auto src = pg::Connection::open(c.source, ctx.deadline, ctx.cancel, "", true);
     auto tgt = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, "", true);
-    if (pg::differences(pg::read_state(*src), pg::read_state(*tgt)).empty())
-      return ProbeResult::Done;
+    if (pg::differences(pg::read_state(*src), pg::read_state(*tgt)).empty()) return ProbeResult::Done;
     if (!rec) return ProbeResult::NotDone;  // not this step's doing
-    if (rec->contains("before") &&
-        pg::fingerprint_differences((*rec)["before"], pg::read_fingerprint(*tgt)).empty())
+    if (rec->contains("before") && pg::fingerprint_differences((*rec)["before"], pg::read_fingerprint(*tgt)).empty())
       return ProbeResult::NotDone;  // as it was before: the copy left nothing
     // Partly copied by this step (or a database it created): not done, and not undone either.
     // A resume runs it again (it is idempotent: the next attempt starts by putting the target
@@ -662,10 +642,10 @@ std::vector<std::string> CopyDatabaseStep::preview(const PreviewContext& ctx) co
     return {"live: cannot read " + what + ": " + e.what()};
   }
   const std::string n = std::to_string(tables) + (tables == 1 ? " table" : " tables");
-  if (tables > 0 && !c.replace)
-    return {"live: " + what + " has " + n + ": the copy will be refused (replace: false)"};
+  if (tables > 0 && !c.replace) return {"live: " + what + " has " + n + ": the copy will be refused (replace: false)"};
   if (tables > 0 && !c.keep_replaced)
-    return {"live: " + what + " has " + n + ", which the copy replaces without keeping them: rollback: auto cannot "
+    return {"live: " + what + " has " + n +
+            ", which the copy replaces without keeping them: rollback: auto cannot "
             "restore them (keep_replaced: true keeps a dump)"};
   std::vector<std::string> lines;
   lines.push_back("live: " + what + " exists (" + pg::fingerprint_summary(now) +

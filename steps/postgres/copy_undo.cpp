@@ -124,8 +124,7 @@ Json read_fingerprint(Connection& conn) {
     throw with_context("reading what the database holds: ", e);
   }
   Json out = Json::parse(v.value_or("{}"), nullptr, false);
-  if (!out.is_object())
-    throw OperationError(FailureKind::Error, "reading what the database holds: not a JSON object");
+  if (!out.is_object()) throw OperationError(FailureKind::Error, "reading what the database holds: not a JSON object");
   return out;
 }
 
@@ -185,8 +184,7 @@ long long count_tables(Connection& conn) {
 namespace {
 
 bool target_exists(Connection& admin, const CopyParams& c) {
-  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {c.target_db})
-             .value_or("0") != "0";
+  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {c.target_db}).value_or("0") != "0";
 }
 
 }  // namespace
@@ -205,24 +203,21 @@ std::optional<bool> as_recorded(const CopyParams& c, const Json& before, Deadlin
 void drop_target(const CopyParams& c) {
   CancelToken never;
   auto admin = Connection::open(c.target, Deadline::after(kDropTimeout), never, c.maintenance_db);
-  const int version =
-      std::stoi(admin->value("SELECT current_setting('server_version_num')::int").value_or("0"));
+  const int version = std::stoi(admin->value("SELECT current_setting('server_version_num')::int").value_or("0"));
   const std::string db = quote_ident(c.target_db);
   if (version >= 130000) {
     admin->exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
     return;
   }
   try {
-    admin->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-                {c.target_db});
+    admin->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", {c.target_db});
   } catch (const OperationError&) {
     // Sessions that stay make the DROP below fail, which says so.
   }
   admin->exec("DROP DATABASE IF EXISTS " + db);
 }
 
-void dump_target(const CopyParams& c, const std::string& path, Deadline deadline,
-                 const CancelToken& cancel) {
+void dump_target(const CopyParams& c, const std::string& path, Deadline deadline, const CancelToken& cancel) {
   const std::string folder = fs::path(path).parent_path().string();
   const std::string tmp = path + ".tmp";
   std::error_code ec;
@@ -267,9 +262,8 @@ const char* const kLeft = "; the database is left as it is";
 
 /// Whether the target exists and is as `before` recorded it; when it exists otherwise, logs how
 /// it differs. Throws std::runtime_error (the database is left as it is).
-bool unchanged(const CopyParams& c, Connection& admin, bool* exists, const Json& before,
-               Deadline deadline, const CancelToken& cancel,
-               const std::function<void(const std::string&)>& log) {
+bool unchanged(const CopyParams& c, Connection& admin, bool* exists, const Json& before, Deadline deadline,
+               const CancelToken& cancel, const std::function<void(const std::string&)>& log) {
   try {
     *exists = target_exists(admin, c);
   } catch (const OperationError& e) {
@@ -292,9 +286,8 @@ bool unchanged(const CopyParams& c, Connection& admin, bool* exists, const Json&
 
 }  // namespace
 
-bool restore_target(const CopyParams& c, const Json& before, const std::string& dump,
-                    Deadline deadline, const CancelToken& cancel,
-                    const std::function<void(const std::string&)>& log) {
+bool restore_target(const CopyParams& c, const Json& before, const std::string& dump, Deadline deadline,
+                    const CancelToken& cancel, const std::function<void(const std::string&)>& log) {
   std::unique_ptr<Connection> admin;
   try {
     admin = Connection::open(c.target, deadline, cancel, c.maintenance_db);
@@ -305,9 +298,10 @@ bool restore_target(const CopyParams& c, const Json& before, const std::string& 
   if (unchanged(c, *admin, &exists, before, deadline, cancel, log)) return true;
   std::error_code ec;
   if (!fs::is_regular_file(dump, ec))
-    throw std::runtime_error("the dump of it kept before the copy (" + dump +
-                             ") is gone, so it cannot be recreated" + kLeft);
-  if (std::string why = restore_blocker(*admin, field(before, "owner").is_string() ? before["owner"].get<std::string>() : "");
+    throw std::runtime_error("the dump of it kept before the copy (" + dump + ") is gone, so it cannot be recreated" +
+                             kLeft);
+  if (std::string why =
+          restore_blocker(*admin, field(before, "owner").is_string() ? before["owner"].get<std::string>() : "");
       !why.empty())
     throw std::runtime_error(why + kLeft);
   admin.reset();
@@ -326,9 +320,8 @@ bool restore_target(const CopyParams& c, const Json& before, const std::string& 
   if (log) log("recreating it: pg_restore --create " + dump);
   auto r = run_pipeline({{argv, restore_env(c)}}, deadline, cancel, Millis(1000), {});
   if (!r.ok())
-    throw std::runtime_error(failure_of(r, "pg_restore --create") +
-                             "; it was dropped and is not fully recreated (" + dump +
-                             " is kept: rolling back again retries)");
+    throw std::runtime_error(failure_of(r, "pg_restore --create") + "; it was dropped and is not fully recreated (" +
+                             dump + " is kept: rolling back again retries)");
   Json now;
   try {
     now = read_fingerprint(*Connection::open(c.target, deadline, cancel, "", true));
@@ -337,9 +330,8 @@ bool restore_target(const CopyParams& c, const Json& before, const std::string& 
   }
   std::vector<std::string> diff = fingerprint_differences(before, now);
   if (!diff.empty())
-    throw std::runtime_error(
-        "recreated from " + dump +
-        ", but it differs from what was recorded before the copy: " + join_differences(diff));
+    throw std::runtime_error("recreated from " + dump +
+                             ", but it differs from what was recorded before the copy: " + join_differences(diff));
   return false;
 }
 

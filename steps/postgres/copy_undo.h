@@ -42,8 +42,7 @@ void drop_target(const CopyParams& c);
 
 /// Dumps the target database as it is now into `path` (written beside it, synced, then renamed:
 /// a crash never leaves a half file under that name). Throws std::runtime_error.
-void dump_target(const CopyParams& c, const std::string& path, Deadline deadline,
-                 const CancelToken& cancel);
+void dump_target(const CopyParams& c, const std::string& path, Deadline deadline, const CancelToken& cancel);
 
 /// Why the role connected through `admin` could not drop the target and create it again owned
 /// by `owner` (it needs to be superuser, or to have CREATEDB and be a member of the owner), or ""
@@ -54,8 +53,7 @@ std::string restore_blocker(Connection& admin, const std::string& owner);
 /// Puts the target back as `before` recorded it: unchanged already (nothing done, returns true),
 /// or dropped and recreated from the dump at `dump`, then compared with `before` (returns false).
 /// Throws std::runtime_error saying what failed and what state the database is left in.
-bool restore_target(const CopyParams& c, const Json& before, const std::string& dump,
-                    Deadline deadline, const CancelToken& cancel,
-                    const std::function<void(const std::string&)>& log);
+bool restore_target(const CopyParams& c, const Json& before, const std::string& dump, Deadline deadline,
+                    const CancelToken& cancel, const std::function<void(const std::string&)>& log);
 
 }  // namespace plan::pg

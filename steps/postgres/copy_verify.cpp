@@ -27,7 +27,8 @@ std::vector<Relation> read_catalog(Connection& conn) {
   if (cat.empty()) throw OperationError(FailureKind::Error, "reading the catalog: ");
   std::vector<Relation> out;
   for (const auto& row : cat.back().rows)
-    out.push_back({row[0].value_or(""), row[1].value_or(""), row[2].value_or("r")[0], std::stoll(row[3].value_or("0"))});
+    out.push_back(
+        {row[0].value_or(""), row[1].value_or(""), row[2].value_or("r")[0], std::stoll(row[3].value_or("0"))});
   return out;
 }
 
@@ -65,8 +66,7 @@ DbState read_state(Connection& conn) {
     }
   }
   try {
-    out.large_objects =
-        std::stoll(conn.value("SELECT count(*) FROM pg_largeobject_metadata").value_or("0"));
+    out.large_objects = std::stoll(conn.value("SELECT count(*) FROM pg_largeobject_metadata").value_or("0"));
   } catch (const OperationError& e) {
     throw with_context("counting large objects: ", e);
   }
@@ -97,8 +97,8 @@ std::vector<std::string> differences(const DbState& s, const DbState& t) {
   for (const auto& [name, v] : t.sequences)
     if (!s.sequences.count(name)) out.push_back("sequence " + name + " is on the target only");
   if (s.large_objects != t.large_objects)
-    out.push_back(std::to_string(s.large_objects) + " large objects on the source, " +
-                  std::to_string(t.large_objects) + " on the target");
+    out.push_back(std::to_string(s.large_objects) + " large objects on the source, " + std::to_string(t.large_objects) +
+                  " on the target");
   return out;
 }
 

@@ -13,8 +13,8 @@ namespace plan::pg {
 
 struct Relation {
   std::string schema, name;
-  char kind = 'r';          // 'r' table, 'S' sequence
-  long long bytes = 0;      // on disk, with its TOAST table (tables only)
+  char kind = 'r';      // 'r' table, 'S' sequence
+  long long bytes = 0;  // on disk, with its TOAST table (tables only)
   std::string qualified() const { return quote_ident(schema) + "." + quote_ident(name); }
   std::string label() const { return schema + "." + name; }
 };

@@ -24,10 +24,10 @@ namespace plan::pg {
 namespace {
 
 constexpr long long kSliceMs = 50;
-constexpr Millis kGrace{2000};        // SIGTERM -> SIGKILL
+constexpr Millis kGrace{2000};         // SIGTERM -> SIGKILL
 constexpr Millis kPartnerGrace{5000};  // one side failed: how long the other may take to notice
 constexpr size_t kErrKeep = 16 * 1024;
-constexpr int kPipeSize = 1 << 20;    // the default pipe-max-size: the two sides wait less on each other than with 64 KiB
+constexpr int kPipeSize = 1 << 20;  // the default pipe-max-size: the two sides wait less on each other than with 64 KiB
 
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -108,7 +108,8 @@ int spawn(const ProcSpec& spec, int in_fd, int out_fd, int err_fd, pid_t pgid, p
     ::setpgid(0, pgid);
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
-    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2}) ::sigaction(sig, &dfl, nullptr);
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2})
+      ::sigaction(sig, &dfl, nullptr);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -185,8 +186,8 @@ namespace {
 /// One run of run_pipeline: the children, what the first has moved, and when to stop them.
 class Pipeline {
  public:
-  Pipeline(const std::vector<ProcSpec>& specs, Deadline deadline, const CancelToken& cancel,
-           Millis interval, const std::function<void(std::uint64_t)>& progress,
+  Pipeline(const std::vector<ProcSpec>& specs, Deadline deadline, const CancelToken& cancel, Millis interval,
+           const std::function<void(std::uint64_t)>& progress,
            const std::function<void(size_t, const std::string&)>& line)
       : specs_(specs),
         deadline_(deadline),
@@ -258,10 +259,9 @@ bool Pipeline::start() {
     if (rc != 0) {
       ::close(e[0]);
       kids_[i].pid = -1;
-      res_.error =
-          "cannot start " + specs_[i].argv[0] + ": " +
-          (rc == ENOENT ? std::string("not found in PATH (install the PostgreSQL client tools)")
-                        : std::string(std::strerror(rc)));
+      res_.error = "cannot start " + specs_[i].argv[0] + ": " +
+                   (rc == ENOENT ? std::string("not found in PATH (install the PostgreSQL client tools)")
+                                 : std::string(std::strerror(rc)));
       break;
     }
     if (pgid_ == 0) pgid_ = kids_[i].pid;
@@ -322,8 +322,8 @@ bool Pipeline::over(Clock::time_point now) {
 }
 
 void Pipeline::stop_when_due(Clock::time_point now) {
-  if (!terminated_ && (deadline_.expired() || cancel_.cancelled() ||
-                       (someone_failed_ && now - failed_at_ > kPartnerGrace))) {
+  if (!terminated_ &&
+      (deadline_.expired() || cancel_.cancelled() || (someone_failed_ && now - failed_at_ > kPartnerGrace))) {
     if (deadline_.expired())
       res_.timed_out = true;
     else if (cancel_.cancelled())
@@ -371,8 +371,7 @@ bool Pipeline::wait_once() {
   for (auto& k : kids_) {
     if (k.pid > 0 && !k.exited && k.pidfd < 0) {
       siginfo_t info{};
-      if (::waitid(P_PID, static_cast<id_t>(k.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-          info.si_pid == k.pid)
+      if (::waitid(P_PID, static_cast<id_t>(k.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == k.pid)
         reap(k);
     }
   }
@@ -417,9 +416,8 @@ PipelineResult Pipeline::run() {
 
 }  // namespace
 
-PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadline,
-                            const CancelToken& cancel, Millis interval,
-                            const std::function<void(std::uint64_t)>& progress,
+PipelineResult run_pipeline(const std::vector<ProcSpec>& specs, Deadline deadline, const CancelToken& cancel,
+                            Millis interval, const std::function<void(std::uint64_t)>& progress,
                             const std::function<void(size_t, const std::string&)>& line) {
   return Pipeline(specs, deadline, cancel, interval, progress, line).run();
 }

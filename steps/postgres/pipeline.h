@@ -27,7 +27,7 @@ struct ProcSpec {
 struct ProcOutcome {
   int exit_code = -1;  // valid when signal == 0
   int signal = 0;
-  std::string err;     // the end of its stderr (at most 16 KiB)
+  std::string err;  // the end of its stderr (at most 16 KiB)
   bool ok() const { return signal == 0 && exit_code == 0; }
   /// "pg_dump exited with status 1: <last lines of stderr>"
   std::string describe(const std::string& name) const;

@@ -32,7 +32,8 @@ SqlParams parse(const Json& p) {
   const Json& sql = p["sql"];
   if (sql.is_array()) {
     for (const auto& st : sql) {
-      if (!st.is_string()) throw params::BadParam("'sql' is a list of statements, each a string, not " + st.dump(), "sql");
+      if (!st.is_string())
+        throw params::BadParam("'sql' is a list of statements, each a string, not " + st.dump(), "sql");
       s.statements.push_back(st.get<std::string>());
     }
   } else if (sql.is_string()) {
@@ -46,15 +47,15 @@ SqlParams parse(const Json& p) {
     if (!args.is_array()) throw params::BadParam("'params' is a list of values for $1, $2, ...", "params");
     for (const auto& a : args) {
       if (a.is_structured())
-        throw params::BadParam("'params' holds values for $1, $2, ..., not " + std::string(a.is_object() ? "maps" : "lists"),
-                               "params");
+        throw params::BadParam(
+            "'params' holds values for $1, $2, ..., not " + std::string(a.is_object() ? "maps" : "lists"), "params");
       s.args.push_back(a.is_null() ? std::nullopt : std::optional(params::text(a)));
     }
     // libpq sends parameters with one statement only (the extended protocol).
     if (s.statements.size() != 1)
-      throw params::BadParam("'params' goes with a single statement in 'sql', not a list of " +
-                                 std::to_string(s.statements.size()),
-                             "params");
+      throw params::BadParam(
+          "'params' goes with a single statement in 'sql', not a list of " + std::to_string(s.statements.size()),
+          "params");
   }
   try {
     s.transaction = params::boolean(p, "transaction", true);
@@ -205,7 +206,7 @@ class PostgresSqlStep : public StepType {
  private:
   /// How far the statements went: for the message of a failure.
   struct Progress {
-    std::string doing;  // the statement running: "BEGIN", "statement 2 of 3 (UPDATE ...)", "COMMIT"
+    std::string doing;                // the statement running: "BEGIN", "statement 2 of 3 (UPDATE ...)", "COMMIT"
     std::optional<size_t> statement;  // its index, while the statements given run
     Json commands = Json::array();    // the command tags so far
   };
@@ -218,8 +219,7 @@ class PostgresSqlStep : public StepType {
     std::string& doing = at.doing;
     std::optional<size_t>& statement = at.statement;
     std::optional<pg::Result> last_rows;
-    auto run_one = [&](const std::string& sql,
-                       const std::vector<std::optional<std::string>>& args) {
+    auto run_one = [&](const std::string& sql, const std::vector<std::optional<std::string>>& args) {
       for (auto& r : conn.exec(sql, args, s.max_rows)) {
         commands.push_back(r.command);
         if (r.has_rows) last_rows = std::move(r);
@@ -232,10 +232,10 @@ class PostgresSqlStep : public StepType {
     }
     for (size_t i = 0; i < s.statements.size(); ++i) {
       statement = i;
-      doing = s.statements.size() > 1 ? "statement " + std::to_string(i + 1) + " of " +
-                                            std::to_string(s.statements.size()) + " (" +
-                                            first_line(s.statements[i]) + ")"
-                                      : first_line(s.statements[i]);
+      doing = s.statements.size() > 1
+                  ? "statement " + std::to_string(i + 1) + " of " + std::to_string(s.statements.size()) + " (" +
+                        first_line(s.statements[i]) + ")"
+                  : first_line(s.statements[i]);
       run_one(s.statements[i], s.args);
       if (ctx.log && s.statements.size() > 1 && !commands.empty())
         ctx.log(first_line(s.statements[i]) + " -> " + commands.back().get<std::string>());

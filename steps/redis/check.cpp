@@ -146,8 +146,8 @@ class RedisCheck : public CheckType {
       if (!theirs) return CheckResult::failed("the same reply on both servers", seen);
       if (compare::same(mine->value, theirs->value)) return CheckResult::pass(shown + " on both");
       return CheckResult::failed("the same reply on both servers",
-                                 cmd + " = " + compare::show(mine->value, "nil") + " on " + c.endpoint.display() + ", " +
-                                     compare::show(theirs->value, "nil") + " on " + c.other->display());
+                                 cmd + " = " + compare::show(mine->value, "nil") + " on " + c.endpoint.display() +
+                                     ", " + compare::show(theirs->value, "nil") + " on " + c.other->display());
     }
     if (!c.expect) return CheckResult::pass(shown);
     std::string problem;

@@ -27,9 +27,9 @@
 namespace plan {
 namespace {
 
+using redis::command_name;
 using redis::Connection;
 using redis::Reply;
-using redis::command_name;
 using redis::upper;
 
 constexpr size_t kMaxSavedBytes = 256 * 1024;  // what an undo may keep in the journal
@@ -49,8 +49,7 @@ Inverse inverse_of(const std::vector<std::string>& argv) {
   }
   if (n == "SET" && argv.size() >= 3) return Inverse::Restore;
   if ((n == "DEL" || n == "UNLINK") && argv.size() >= 2) return Inverse::Restore;
-  if ((n == "EXPIRE" || n == "PEXPIRE" || n == "EXPIREAT" || n == "PEXPIREAT") && argv.size() >= 3)
-    return Inverse::Ttl;
+  if ((n == "EXPIRE" || n == "PEXPIRE" || n == "EXPIREAT" || n == "PEXPIREAT") && argv.size() >= 3) return Inverse::Ttl;
   if (n == "PERSIST" && argv.size() == 2) return Inverse::Ttl;
   if ((n == "HSET" || n == "HMSET") && argv.size() >= 4 && argv.size() % 2 == 0) return Inverse::Hash;
   return Inverse::None;
@@ -118,9 +117,7 @@ struct CommandParams {
   std::vector<std::string> argv;
 };
 
-CommandParams parse(const Json& p) {
-  return {redis::parse_endpoint(p), redis::command_argv(p)};
-}
+CommandParams parse(const Json& p) { return {redis::parse_endpoint(p), redis::command_argv(p)}; }
 
 const ParamTable& table() {
   static const ParamTable instance = [] {
@@ -189,8 +186,8 @@ std::optional<std::vector<Reply>> in_transaction(Connection& c, const std::vecto
   }
   if (exec->is_error()) return std::vector<Reply>{*exec};
   if (exec->elements.size() != all.size()) {
-    *error = c.endpoint().display() + ": EXEC returned " + std::to_string(exec->elements.size()) + " replies, expected " +
-             std::to_string(all.size());
+    *error = c.endpoint().display() + ": EXEC returned " + std::to_string(exec->elements.size()) +
+             " replies, expected " + std::to_string(all.size());
     return std::nullopt;
   }
   return exec->elements;
@@ -220,7 +217,9 @@ std::string run_with_undo(Connection& c, const std::vector<std::string>& argv, I
         reads.push_back({"PTTL", k});
       }
       break;
-    case Inverse::Ttl: reads.push_back({"PTTL", argv[1]}); break;
+    case Inverse::Ttl:
+      reads.push_back({"PTTL", argv[1]});
+      break;
     case Inverse::Hash: {
       std::vector<std::string> hmget{"HMGET", argv[1]};
       for (size_t i = 2; i < argv.size(); i += 2) hmget.push_back(argv[i]);
@@ -228,7 +227,8 @@ std::string run_with_undo(Connection& c, const std::vector<std::string>& argv, I
       break;
     }
     case Inverse::ReadOnly:
-    case Inverse::None: break;
+    case Inverse::None:
+      break;
   }
   auto replies = in_transaction(c, reads, argv, &err);
   if (!replies) return err;
@@ -265,8 +265,10 @@ std::string run_with_undo(Connection& c, const std::vector<std::string>& argv, I
     }
   } else if (inv == Inverse::Ttl) {
     long long ttl = (*replies)[0].value.is_number() ? (*replies)[0].value.get<long long>() : -2;
-    if (ttl == -1) undo.push_back(argv_json({"PERSIST", argv[1]}));
-    else if (ttl >= 0) undo.push_back(argv_json({"PEXPIRE", argv[1], std::to_string(std::max(1LL, ttl))}));
+    if (ttl == -1)
+      undo.push_back(argv_json({"PERSIST", argv[1]}));
+    else if (ttl >= 0)
+      undo.push_back(argv_json({"PEXPIRE", argv[1], std::to_string(std::max(1LL, ttl))}));
   } else if (inv == Inverse::Hash) {
     const Reply& old = (*replies)[0];
     std::vector<std::string> hset{"HSET", argv[1]}, hdel{"HDEL", argv[1]};
@@ -288,7 +290,8 @@ std::string run_with_undo(Connection& c, const std::vector<std::string>& argv, I
 
 std::string describe_inverse(const std::vector<std::string>& argv) {
   switch (inverse_of(argv)) {
-    case Inverse::ReadOnly: return "nothing to undo (" + command_name(argv) + " changes nothing)";
+    case Inverse::ReadOnly:
+      return "nothing to undo (" + command_name(argv) + " changes nothing)";
     case Inverse::Config: {
       std::string s = "CONFIG SET";
       for (size_t i = 2; i < argv.size(); i += 2) s += " " + argv[i] + " <its value before>";
@@ -303,11 +306,13 @@ std::string describe_inverse(const std::vector<std::string>& argv) {
       }
       return s;
     }
-    case Inverse::Ttl: return "restore the TTL of " + redis::show_command({argv[1]}) + " (PEXPIRE or PERSIST)";
+    case Inverse::Ttl:
+      return "restore the TTL of " + redis::show_command({argv[1]}) + " (PEXPIRE or PERSIST)";
     case Inverse::Hash:
       return "restore the fields of " + redis::show_command({argv[1]}) +
              " as they were (HSET the old values, HDEL the fields that were absent)";
-    case Inverse::None: break;
+    case Inverse::None:
+      break;
   }
   return "none: " + no_inverse_message(argv);
 }
@@ -390,7 +395,9 @@ class RedisCommandStep : public StepType {
     const Inverse inv = inverse_of(c.argv);
     if (inv == Inverse::None) return StepOutcome::fail(FailureKind::Error, no_inverse_message(c.argv));
     if (inv == Inverse::ReadOnly || !outputs.is_object() || !outputs.contains("undo")) {
-      if (ctx.log) ctx.log("nothing to undo: " + command_name(c.argv) + (inv == Inverse::ReadOnly ? " changes nothing" : " did not run"));
+      if (ctx.log)
+        ctx.log("nothing to undo: " + command_name(c.argv) +
+                (inv == Inverse::ReadOnly ? " changes nothing" : " did not run"));
       return StepOutcome::ok();
     }
     std::string err;
@@ -441,8 +448,9 @@ class RedisCommandStep : public StepType {
       if (!r || r->is_error()) return ProbeResult::Unknown;
       if (n == "CONFIG SET" && r->value.is_array() && r->value.size() == 2) {
         // CONFIG GET answers with the canonical name and value (lower case, memory in bytes).
-        return upper(r->value[0].get<std::string>()) == upper(c.argv[2]) &&
-                       r->value[1] == want[1] ? ProbeResult::Done : ProbeResult::NotDone;
+        return upper(r->value[0].get<std::string>()) == upper(c.argv[2]) && r->value[1] == want[1]
+                   ? ProbeResult::Done
+                   : ProbeResult::NotDone;
       }
       return r->value == want ? ProbeResult::Done : ProbeResult::NotDone;
     } catch (const std::exception&) {
@@ -453,7 +461,7 @@ class RedisCommandStep : public StepType {
  private:
   static StepOutcome fail(const StepContext& ctx, std::string msg) {
     // The kind comes from the step's own state, never from the message.
-    const FailureKind kind = ctx.cancel.cancelled()    ? FailureKind::Cancelled
+    const FailureKind kind = ctx.cancel.cancelled()   ? FailureKind::Cancelled
                              : ctx.deadline.expired() ? FailureKind::Timeout
                                                       : FailureKind::Error;
     return StepOutcome::fail(kind, std::move(msg));

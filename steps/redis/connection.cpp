@@ -47,25 +47,34 @@ std::string percent_decode(const std::string& s) {
 
 Json value_of(const redisReply* r) {
   switch (r->type) {
-    case REDIS_REPLY_INTEGER: return r->integer;
-    case REDIS_REPLY_NIL: return nullptr;
+    case REDIS_REPLY_INTEGER:
+      return r->integer;
+    case REDIS_REPLY_NIL:
+      return nullptr;
     case REDIS_REPLY_ARRAY: {
       Json a = Json::array();
       for (size_t i = 0; i < r->elements; ++i) a.push_back(value_of(r->element[i]));
       return a;
     }
-    default: return params::sanitize_utf8(std::string(r->str, r->len));
+    default:
+      return params::sanitize_utf8(std::string(r->str, r->len));
   }
 }
 
 const char* type_of(const redisReply* r) {
   switch (r->type) {
-    case REDIS_REPLY_INTEGER: return "integer";
-    case REDIS_REPLY_NIL: return "nil";
-    case REDIS_REPLY_ARRAY: return "array";
-    case REDIS_REPLY_STATUS: return "status";
-    case REDIS_REPLY_ERROR: return "error";
-    default: return "string";
+    case REDIS_REPLY_INTEGER:
+      return "integer";
+    case REDIS_REPLY_NIL:
+      return "nil";
+    case REDIS_REPLY_ARRAY:
+      return "array";
+    case REDIS_REPLY_STATUS:
+      return "status";
+    case REDIS_REPLY_ERROR:
+      return "error";
+    default:
+      return "string";
   }
 }
 
@@ -115,8 +124,7 @@ void parse_url(const std::string& url, Endpoint& e) {
     auto close = hostport.find(']');
     if (close == std::string::npos) throw params::BadParam("unclosed '[' in the redis:// url's host");
     host = hostport.substr(1, close - 1);
-    if (close + 1 < hostport.size() && hostport[close + 1] == ':')
-      e.port = port_of(Json(hostport.substr(close + 2)));
+    if (close + 1 < hostport.size() && hostport[close + 1] == ':') e.port = port_of(Json(hostport.substr(close + 2)));
   } else if (auto colon = hostport.rfind(':'); colon != std::string::npos) {
     host = hostport.substr(0, colon);
     e.port = port_of(Json(hostport.substr(colon + 1)));
@@ -126,7 +134,8 @@ void parse_url(const std::string& url, Endpoint& e) {
 }
 
 Endpoint parse_endpoint(const Json& p) {
-  if (!p.is_object()) throw params::BadParam("a redis endpoint is a map ({ host: ..., port: ... } or { url: redis://... })");
+  if (!p.is_object())
+    throw params::BadParam("a redis endpoint is a map ({ host: ..., port: ... } or { url: redis://... })");
   Endpoint e;
   if (p.contains("url")) params::named("url", [&] { parse_url(params::text(p["url"]), e); });
   if (p.contains("host")) params::named("host", [&] { e.host = params::text(p["host"]); });
@@ -134,8 +143,10 @@ Endpoint parse_endpoint(const Json& p) {
   if (p.contains("db")) params::named("db", [&] { e.db = db_of(p["db"]); });
   if (p.contains("user")) params::named("user", [&] { e.user = params::text(p["user"]); });
   if (p.contains("password")) params::named("password", [&] { e.password = params::text(p["password"]); });
-  params::named("connect_timeout", [&] { e.connect_timeout = params::duration(p, "connect_timeout", e.connect_timeout); });
-  params::named("command_timeout", [&] { e.command_timeout = params::duration(p, "command_timeout", e.command_timeout); });
+  params::named("connect_timeout",
+                [&] { e.connect_timeout = params::duration(p, "connect_timeout", e.connect_timeout); });
+  params::named("command_timeout",
+                [&] { e.command_timeout = params::duration(p, "command_timeout", e.command_timeout); });
   if (e.host.empty()) throw params::BadParam("the redis 'host' is empty", p.contains("host") ? "host" : "url");
   return e;
 }
@@ -163,10 +174,7 @@ std::vector<ParamSpec> endpoint_params() {
       {.name = "user",
        .description = "The ACL user (Redis 6) to AUTH as; without it AUTH sends the password alone.",
        .example = "plan"},
-      {.name = "password",
-       .secret = true,
-       .description = "The password to AUTH with.",
-       .example = "s3cret"},
+      {.name = "password", .secret = true, .description = "The password to AUTH with.", .example = "s3cret"},
       {.name = "connect_timeout",
        .kind = ParamKind::Duration,
        .default_value = "5s",
@@ -183,8 +191,9 @@ std::vector<ParamSpec> endpoint_params() {
 const ParamTable& endpoint_table() {
   static const ParamTable table{
       .title = "redis endpoint",
-      .description = "A Redis server to connect to: a redis:// url, or its host, port, db and credentials "
-                     "as separate fields (which override the url's).",
+      .description =
+          "A Redis server to connect to: a redis:// url, or its host, port, db and credentials "
+          "as separate fields (which override the url's).",
       .params = endpoint_params(),
   };
   return table;
@@ -198,9 +207,9 @@ std::vector<std::string> command_argv(const Json& p) {
   if (c.is_array()) {
     for (const auto& a : c) {
       if (a.is_structured())
-        throw params::BadParam("the redis 'command' is a list of words, not of " +
-                                   std::string(a.is_object() ? "maps" : "lists"),
-                               "command");
+        throw params::BadParam(
+            "the redis 'command' is a list of words, not of " + std::string(a.is_object() ? "maps" : "lists"),
+            "command");
       argv.push_back(params::text(a));
     }
   } else {
@@ -219,27 +228,26 @@ std::string upper(std::string s) {
 std::string command_name(const std::vector<std::string>& argv) {
   if (argv.empty()) return "";
   std::string n = upper(argv[0]);
-  static const std::set<std::string> containers{"CONFIG", "CLIENT", "MEMORY", "OBJECT", "SLOWLOG", "CLUSTER",
-                                                "COMMAND", "XINFO", "ACL", "SCRIPT", "FUNCTION", "LATENCY",
-                                                "MODULE", "DEBUG", "PUBSUB"};
+  static const std::set<std::string> containers{"CONFIG",   "CLIENT",  "MEMORY", "OBJECT", "SLOWLOG",
+                                                "CLUSTER",  "COMMAND", "XINFO",  "ACL",    "SCRIPT",
+                                                "FUNCTION", "LATENCY", "MODULE", "DEBUG",  "PUBSUB"};
   if (containers.count(n) && argv.size() > 1) n += " " + upper(argv[1]);
   return n;
 }
 
 bool read_only_command(const std::vector<std::string>& argv) {
   static const std::set<std::string> read_only{
-      "GET", "MGET", "STRLEN", "GETRANGE", "EXISTS", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "TYPE",
-      "LLEN", "LRANGE", "LINDEX", "LPOS", "SCARD", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SRANDMEMBER",
-      "SINTER", "SUNION", "SDIFF", "SINTERCARD", "ZCARD", "ZCOUNT", "ZLEXCOUNT", "ZSCORE", "ZMSCORE", "ZRANK",
-      "ZREVRANK", "ZRANGE", "ZRANGEBYSCORE", "ZRANGEBYLEX", "ZREVRANGE", "ZREVRANGEBYSCORE", "HGET", "HMGET",
-      "HGETALL", "HLEN", "HKEYS", "HVALS", "HEXISTS", "HSTRLEN", "HRANDFIELD", "XLEN", "XRANGE", "XREVRANGE",
-      "XINFO STREAM", "XINFO GROUPS", "XINFO CONSUMERS", "XPENDING", "DBSIZE", "PING", "ECHO", "INFO", "TIME",
-      "KEYS", "SCAN", "SSCAN", "HSCAN", "ZSCAN", "RANDOMKEY", "CONFIG GET", "CLIENT LIST", "CLIENT INFO",
-      "CLIENT GETNAME", "CLIENT ID", "MEMORY USAGE", "MEMORY STATS", "OBJECT ENCODING", "OBJECT IDLETIME",
-      "OBJECT FREQ", "OBJECT REFCOUNT", "SLOWLOG GET", "SLOWLOG LEN", "LASTSAVE", "ROLE", "PUBSUB CHANNELS",
-      "PUBSUB NUMSUB", "PUBSUB NUMPAT", "BITCOUNT", "BITPOS", "GETBIT", "PFCOUNT", "DUMP", "CLUSTER INFO",
-      "CLUSTER NODES", "COMMAND COUNT", "COMMAND INFO", "LATENCY LATEST", "GEOPOS", "GEODIST", "GEOHASH",
-      "GEOSEARCH",
+      "GET", "MGET", "STRLEN", "GETRANGE", "EXISTS", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "TYPE", "LLEN",
+      "LRANGE", "LINDEX", "LPOS", "SCARD", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SRANDMEMBER", "SINTER", "SUNION",
+      "SDIFF", "SINTERCARD", "ZCARD", "ZCOUNT", "ZLEXCOUNT", "ZSCORE", "ZMSCORE", "ZRANK", "ZREVRANK", "ZRANGE",
+      "ZRANGEBYSCORE", "ZRANGEBYLEX", "ZREVRANGE", "ZREVRANGEBYSCORE", "HGET", "HMGET", "HGETALL", "HLEN", "HKEYS",
+      "HVALS", "HEXISTS", "HSTRLEN", "HRANDFIELD", "XLEN", "XRANGE", "XREVRANGE", "XINFO STREAM", "XINFO GROUPS",
+      "XINFO CONSUMERS", "XPENDING", "DBSIZE", "PING", "ECHO", "INFO", "TIME", "KEYS", "SCAN", "SSCAN", "HSCAN",
+      "ZSCAN", "RANDOMKEY", "CONFIG GET", "CLIENT LIST", "CLIENT INFO", "CLIENT GETNAME", "CLIENT ID", "MEMORY USAGE",
+      "MEMORY STATS", "OBJECT ENCODING", "OBJECT IDLETIME", "OBJECT FREQ", "OBJECT REFCOUNT", "SLOWLOG GET",
+      "SLOWLOG LEN", "LASTSAVE", "ROLE", "PUBSUB CHANNELS", "PUBSUB NUMSUB", "PUBSUB NUMPAT", "BITCOUNT", "BITPOS",
+      "GETBIT", "PFCOUNT", "DUMP", "CLUSTER INFO", "CLUSTER NODES", "COMMAND COUNT", "COMMAND INFO", "LATENCY LATEST",
+      "GEOPOS", "GEODIST", "GEOHASH", "GEOSEARCH",
       // Scripts the server itself refuses to let write (Redis 7).
       "EVAL_RO", "EVALSHA_RO", "FCALL_RO"};
   return read_only.count(command_name(argv)) > 0;
@@ -285,8 +293,8 @@ Connection::Connection(const Endpoint& e, Deadline deadline, const CancelToken& 
 
 Connection::~Connection() = default;
 
-std::unique_ptr<Connection> Connection::open(const Endpoint& e, Deadline deadline,
-                                             const CancelToken& cancel, std::string* error) {
+std::unique_ptr<Connection> Connection::open(const Endpoint& e, Deadline deadline, const CancelToken& cancel,
+                                             std::string* error) {
   std::unique_ptr<Connection> c(new Connection(e, deadline, cancel));
   const std::string where = e.display() + ": ";
   c->impl_->ctx = redisConnectNonBlock(e.host.c_str(), e.port);
@@ -364,7 +372,8 @@ std::optional<Reply> Connection::command(const std::vector<std::string>& argv, s
   redisContext* ctx = impl_->ctx;
   const std::string where = endpoint_.display() + ": ";
   // Name the command, but never AUTH's arguments.
-  const std::string what = argv.empty() ? "" : (strcasecmp(argv[0].c_str(), "AUTH") == 0 ? "AUTH" : show_command({argv[0]}));
+  const std::string what =
+      argv.empty() ? "" : (strcasecmp(argv[0].c_str(), "AUTH") == 0 ? "AUTH" : show_command({argv[0]}));
   std::vector<const char*> args;
   std::vector<size_t> lens;
   for (const auto& a : argv) {
@@ -398,8 +407,9 @@ std::optional<Reply> Connection::command(const std::vector<std::string>& argv, s
       return std::nullopt;
     }
     if (until.expired()) {
-      *error = where + what + (own <= deadline_.at ? ": no reply within " + format_duration(endpoint_.command_timeout)
-                                                   : std::string(": no reply before the deadline"));
+      *error = where + what +
+               (own <= deadline_.at ? ": no reply within " + format_duration(endpoint_.command_timeout)
+                                    : std::string(": no reply before the deadline"));
       return std::nullopt;
     }
     pollfd pfd{ctx->fd, static_cast<short>(done ? POLLIN : (POLLIN | POLLOUT)), 0};

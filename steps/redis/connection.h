@@ -63,8 +63,8 @@ class Connection {
  public:
   /// Connects, authenticates and selects the db. On failure returns null and sets `error`
   /// ("127.0.0.3:6379: connection refused", "127.0.0.3:6379: authentication failed: WRONGPASS ...").
-  static std::unique_ptr<Connection> open(const Endpoint& e, Deadline deadline,
-                                          const CancelToken& cancel, std::string* error);
+  static std::unique_ptr<Connection> open(const Endpoint& e, Deadline deadline, const CancelToken& cancel,
+                                          std::string* error);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

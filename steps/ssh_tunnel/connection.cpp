@@ -14,7 +14,7 @@ namespace {
 
 int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* user) {
   auto* c = static_cast<Conn*>(user);
-  if (is_stderr) return static_cast<int>(len);  // direct-tcpip has no stderr; drop it
+  if (is_stderr) return static_cast<int>(len);                         // direct-tcpip has no stderr; drop it
   if (c->fd < 0 || !c->failure.empty()) return static_cast<int>(len);  // nobody to give it to
   const char* p = static_cast<const char*>(data);
   size_t used = 0;
@@ -53,8 +53,7 @@ void on_close(ssh_session, ssh_channel, void* user) {
 bool move_down(Conn& c, ssh_session session) {
   for (;;) {
     if (!c.down.empty()) {
-      ssize_t w =
-          ::send(c.fd, c.down.data.get() + c.down.off, c.down.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      ssize_t w = ::send(c.fd, c.down.data.get() + c.down.off, c.down.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
         c.failure = "client: " + errno_text(errno);

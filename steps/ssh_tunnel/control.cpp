@@ -106,8 +106,7 @@ void make_private_dir(const fs::path& dir) {
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw std::runtime_error(dir.string() + " is not a folder");
-  if (st.st_uid != ::getuid())
-    throw std::runtime_error(dir.string() + " belongs to uid " + std::to_string(st.st_uid));
+  if (st.st_uid != ::getuid()) throw std::runtime_error(dir.string() + " belongs to uid " + std::to_string(st.st_uid));
   if ((st.st_mode & 077) != 0) ::chmod(dir.c_str(), 0700);
 }
 
@@ -127,8 +126,7 @@ Json info_json(const TunnelSpec& spec, int monitor, long long ticks, int forward
 /// Waits up to `limit` for `info`'s process to end (`alive` tells). It is not our child (a monitor
 /// is reparented to init, a forwarder is its monitor's), so there is no waitpid to block in: look
 /// again every `every`; the caller has no CancelToken, and the wait is bounded by a few seconds.
-bool ended_within(const TunnelInfo& info, bool (*alive)(const TunnelInfo&), milliseconds limit,
-                  milliseconds every) {
+bool ended_within(const TunnelInfo& info, bool (*alive)(const TunnelInfo&), milliseconds limit, milliseconds every) {
   auto end = Clock::now() + limit;
   while (alive(info)) {
     if (Clock::now() >= end) return false;
@@ -148,8 +146,7 @@ TunnelSpec read_spec(const std::string& listen_arg, std::istream& in) {
     throw std::invalid_argument(std::string("bad spec on stdin: ") + e.what());
   }
   if (spec.listen.text() != listen_arg)
-    throw std::invalid_argument("--listen " + listen_arg + " does not match the spec (" +
-                                spec.listen.text() + ")");
+    throw std::invalid_argument("--listen " + listen_arg + " does not match the spec (" + spec.listen.text() + ")");
   return spec;
 }
 
@@ -182,11 +179,11 @@ void MonitorProcess::run() {
     tunnel_log(std::string("cannot start: ") + e.what());
     ::_exit(1);
   }
-  tunnel_log("listening on " + spec_.listen.text() + " -> " + spec_.via.host_name + " (" +
-             spec_.via.label() + ") -> " + spec_.target.text() + "; keepalive " +
-             (spec_.keepalive.count() > 0 ? short_duration(spec_.keepalive) : std::string("off")) +
-             ", respawn " + std::to_string(spec_.max_respawns) + " in " +
-             short_duration(spec_.respawn_window) + " (pid " + std::to_string(::getpid()) + ")");
+  tunnel_log("listening on " + spec_.listen.text() + " -> " + spec_.via.host_name + " (" + spec_.via.label() + ") -> " +
+             spec_.target.text() + "; keepalive " +
+             (spec_.keepalive.count() > 0 ? short_duration(spec_.keepalive) : std::string("off")) + ", respawn " +
+             std::to_string(spec_.max_respawns) + " in " + short_duration(spec_.respawn_window) + " (pid " +
+             std::to_string(::getpid()) + ")");
   MonitorHooks hooks;
   hooks.forward = [this](int fd, bool restarted) {
     if (ready_fd_ >= 0) ::close(ready_fd_);  // the engine waits for the monitor's word, not ours
@@ -225,8 +222,7 @@ void MonitorProcess::register_machine_wide(Json info) {
     registered_ = true;
   } catch (const std::exception& e) {
     // Other plans will not find it by its address; this plan still does, by its pidfile.
-    if (ready_fd_ >= 0 || registered_)
-      tunnel_log(std::string("not in the machine's registry: ") + e.what());
+    if (ready_fd_ >= 0 || registered_) tunnel_log(std::string("not in the machine's registry: ") + e.what());
     registered_ = false;
   }
 }
@@ -298,8 +294,7 @@ std::optional<TunnelInfo> registered_tunnel(const Endpoint& listen) {
   return info;
 }
 
-std::string stop_supervisor(const TunnelInfo& info, const std::string& pid_path,
-                            milliseconds grace) {
+std::string stop_supervisor(const TunnelInfo& info, const std::string& pid_path, milliseconds grace) {
   std::string what;
   if (!supervisor_alive(info)) {
     what = "already gone";
@@ -351,8 +346,7 @@ int spawn_supervisor(const std::string& exe, const TunnelSpec& spec) {
   throw std::runtime_error("plan __tunnel printed no pid: '" + r.out + "'");
 }
 
-int cmd_tunnel(const std::string& listen_arg, std::istream& in, std::ostream& out,
-               std::ostream& err) {
+int cmd_tunnel(const std::string& listen_arg, std::istream& in, std::ostream& out, std::ostream& err) {
   TunnelSpec spec;
   try {
     spec = read_spec(listen_arg, in);

@@ -58,8 +58,7 @@ constexpr int kMaxAcceptsPerRound = 64;
 constexpr int kMaxPumpsPerRound = 256;  // libssh reads 4 KB per poll: drain what the kernel holds
 
 // Fixed slots of the poll set; the connections follow, in the order of `polled`.
-constexpr size_t kSignalSlot = 0, kListenSlot = 1, kAttemptSlot = 2, kSshSlot = 3,
-                 kFirstConnSlot = 4;
+constexpr size_t kSignalSlot = 0, kListenSlot = 1, kAttemptSlot = 2, kSshSlot = 3, kFirstConnSlot = 4;
 
 std::string fmt_ms(milliseconds d) { return short_duration(d); }
 
@@ -153,8 +152,7 @@ class Forwarder {
   ssh_event event_ = nullptr;
   int ssh_fd_ = -1;
   std::list<Conn> conns_;
-  std::vector<ChannelHandle>
-      abandoned_;  // still opening, client gone: freed once the server answers
+  std::vector<ChannelHandle> abandoned_;  // still opening, client gone: freed once the server answers
   uint64_t next_n_ = 1, opened_ = 0;
   size_t open_ = 0;
 
@@ -174,9 +172,7 @@ class Forwarder {
   int exit_code_ = -1;
 };
 
-std::string Forwarder::counts() const {
-  return std::to_string(open_) + " open, " + std::to_string(opened_) + " total";
-}
+std::string Forwarder::counts() const { return std::to_string(open_) + " open, " + std::to_string(opened_) + " total"; }
 
 void Forwarder::accept_clients() {
   for (int i = 0; i < kMaxAcceptsPerRound; ++i) {
@@ -203,8 +199,8 @@ void Forwarder::accept_clients() {
       c.peer_port = ntohs(in6->sin6_port);
     }
     c.peer_ip = ip;
-    if (!ss_) log_line("connection " + std::to_string(c.n) + " from " + c.peer() +
-                       " waits: the SSH connection is down");
+    if (!ss_)
+      log_line("connection " + std::to_string(c.n) + " from " + c.peer() + " waits: the SSH connection is down");
   }
 }
 
@@ -235,18 +231,16 @@ void Forwarder::start_channels(bool ask) {
 
 /// Asks whether `c`'s channel is open (sending the request the first time).
 void Forwarder::open_channel(Conn& c) {
-  int rc = ssh_channel_open_forward(c.ch.get(), spec_.target.host.c_str(), spec_.target.port,
-                                    c.peer_ip.c_str(), c.peer_port);
+  int rc = ssh_channel_open_forward(c.ch.get(), spec_.target.host.c_str(), spec_.target.port, c.peer_ip.c_str(),
+                                    c.peer_port);
   if (rc == SSH_OK) {
     c.st = Conn::St::Open;
     ++open_;
     ++opened_;
     c.since = Clock::now();
-    log_line("connection " + std::to_string(c.n) + " from " + c.peer() + " opened (" + counts() +
-             ")");
+    log_line("connection " + std::to_string(c.n) + " from " + c.peer() + " opened (" + counts() + ")");
     forwarding::grow_window(c);
-    forwarding::move_bytes(
-        c, ss_, POLLIN);  // what the client sent meanwhile goes at once, not a poll round later
+    forwarding::move_bytes(c, ss_, POLLIN);  // what the client sent meanwhile goes at once, not a poll round later
   } else if (rc == SSH_ERROR) {
     if (!ssh_is_connected(ss_)) {
       lose_session(ssh_get_error(ss_));
@@ -255,8 +249,8 @@ void Forwarder::open_channel(Conn& c) {
     std::string why = ssh_get_error(ss_);
     ssh_remove_channel_callbacks(c.ch.get(), &c.cb);
     c.ch.reset();
-    log_line("connection " + std::to_string(c.n) + " from " + c.peer() + " refused: " +
-             spec_.via.host_name + " cannot reach " + spec_.target.text() + ": " + why);
+    log_line("connection " + std::to_string(c.n) + " from " + c.peer() + " refused: " + spec_.via.host_name +
+             " cannot reach " + spec_.target.text() + ": " + why);
     c.failure = "refused";
   }
 }
@@ -264,8 +258,8 @@ void Forwarder::open_channel(Conn& c) {
 /// Channels whose client left while they were opening: closed each once the server has answered.
 void Forwarder::close_abandoned() {
   for (size_t i = 0; i < abandoned_.size();) {
-    int rc = ssh_channel_open_forward(abandoned_[i].get(), spec_.target.host.c_str(),
-                                      spec_.target.port, "127.0.0.1", 0);
+    int rc =
+        ssh_channel_open_forward(abandoned_[i].get(), spec_.target.host.c_str(), spec_.target.port, "127.0.0.1", 0);
     if (rc == SSH_AGAIN) {
       ++i;
       continue;
@@ -282,10 +276,9 @@ void Forwarder::drop_conn(std::list<Conn>::iterator it, const std::string& why) 
   if (c.st == Conn::St::Open) {
     --open_;
     auto secs = std::chrono::duration_cast<milliseconds>(Clock::now() - c.since);
-    log_line("connection " + std::to_string(c.n) + " from " + c.peer() + " closed after " +
-             fmt_ms(secs) + (why.empty() ? "" : " (" + why + ")") + ": " +
-             std::to_string(c.bytes_up) + " bytes up, " + std::to_string(c.bytes_down) +
-             " bytes down (" + counts() + ")");
+    log_line("connection " + std::to_string(c.n) + " from " + c.peer() + " closed after " + fmt_ms(secs) +
+             (why.empty() ? "" : " (" + why + ")") + ": " + std::to_string(c.bytes_up) + " bytes up, " +
+             std::to_string(c.bytes_down) + " bytes down (" + counts() + ")");
   }
   if (c.ch) {
     ssh_remove_channel_callbacks(c.ch.get(), &c.cb);
@@ -390,9 +383,8 @@ bool Forwarder::attempt_reconnect() {
   auto now = Clock::now();
   while (!attempts_.empty() && now - attempts_.front() > spec_.respawn_window) attempts_.pop_front();
   if (static_cast<int>(attempts_.size()) >= spec_.max_respawns) {
-    log_line("giving up: " + std::to_string(attempts_.size()) + " reconnects within " +
-             fmt_ms(spec_.respawn_window) + " (max_respawns " + std::to_string(spec_.max_respawns) +
-             "); last error: " + last_error_);
+    log_line("giving up: " + std::to_string(attempts_.size()) + " reconnects within " + fmt_ms(spec_.respawn_window) +
+             " (max_respawns " + std::to_string(spec_.max_respawns) + "); last error: " + last_error_);
     exit_code_ = 1;
     return false;
   }
@@ -414,8 +406,8 @@ void Forwarder::keepalive() {
     last_rx_ = now;
   }
   if (now - last_rx_ > spec_.keepalive * spec_.keepalive_max) {
-    lose_session("no answer to " + std::to_string(spec_.keepalive_max) + " keepalives (" +
-                 fmt_ms(spec_.keepalive) + " apart)");
+    lose_session("no answer to " + std::to_string(spec_.keepalive_max) + " keepalives (" + fmt_ms(spec_.keepalive) +
+                 " apart)");
     return;
   }
   if (now < next_keepalive_) return;
@@ -496,8 +488,8 @@ void Forwarder::on_attempt_done() {
   [[maybe_unused]] ssize_t r = ::read(a->efd, &v, sizeof v);
   if (a->session) {
     adopt(std::move(a->session));
-    log_line(std::string(initial_ ? "connected to " : "reconnected to ") + spec_.via.host_name +
-             " (" + spec_.via.label() + ")");
+    log_line(std::string(initial_ ? "connected to " : "reconnected to ") + spec_.via.host_name + " (" +
+             spec_.via.label() + ")");
     initial_ = false;
   } else if (initial_ && !restarted_) {
     log_line("cannot start: " + a->error);
@@ -532,8 +524,7 @@ void Forwarder::handle_round(int n) {
   }
   // Clients that went away while waiting for their channel.
   for (size_t i = 0; i < polled_.size(); ++i)
-    if (polled_[i]->st != Conn::St::Open &&
-        (fds_[kFirstConnSlot + i].revents & (POLLERR | POLLHUP)))
+    if (polled_[i]->st != Conn::St::Open && (fds_[kFirstConnSlot + i].revents & (POLLERR | POLLHUP)))
       polled_[i]->failure = "client went away";
   bool pumped = false;
   if (ss_ && fds_[kSshSlot].revents != 0) {

@@ -39,8 +39,7 @@ std::vector<sockaddr_storage> addresses_of(const Endpoint& ep) {
   hints.ai_flags = AI_NUMERICSERV;
   addrinfo* res = nullptr;
   std::vector<sockaddr_storage> out;
-  if (::getaddrinfo(ep.host.c_str(), std::to_string(ep.port).c_str(), &hints, &res) != 0)
-    return out;
+  if (::getaddrinfo(ep.host.c_str(), std::to_string(ep.port).c_str(), &hints, &res) != 0) return out;
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
     sockaddr_storage ss{};
     std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
@@ -91,9 +90,7 @@ std::set<std::string> listening_inodes(const Endpoint& ep) {
     while (std::getline(in, line)) {
       std::istringstream cols(line);
       std::string sl, local, remote, st, queues, timer, retr, uid, timeout, inode;
-      if (!(cols >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >>
-            inode))
-        continue;
+      if (!(cols >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >> inode)) continue;
       if (st != "0A") continue;  // TCP_LISTEN
       auto colon = local.find(':');
       if (colon == std::string::npos) continue;

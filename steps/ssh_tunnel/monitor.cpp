@@ -35,8 +35,7 @@ constexpr milliseconds kRestartPause{250};     // ... this pause
 std::string death_of(int status) {
   if (WIFSIGNALED(status)) {
     const char* abbrev = sigabbrev_np(WTERMSIG(status));
-    std::string name =
-        abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(WTERMSIG(status));
+    std::string name = abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(WTERMSIG(status));
     return "killed by " + name + (WCOREDUMP(status) ? " (core dumped)" : "");
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "exited (0) without being asked to";
@@ -82,8 +81,8 @@ void stop_forwarder(pid_t child) {
   if (child <= 0) return;
   ::kill(child, SIGTERM);
   if (reap_within(child, kChildStopGrace)) return;
-  tunnel_log("forwarder " + std::to_string(child) + " still running " +
-             short_duration(kChildStopGrace) + " after SIGTERM: SIGKILL");
+  tunnel_log("forwarder " + std::to_string(child) + " still running " + short_duration(kChildStopGrace) +
+             " after SIGTERM: SIGKILL");
   ::kill(child, SIGKILL);
   reap_within(child, milliseconds(5000));
 }
@@ -125,15 +124,13 @@ int run_monitor(const TunnelSpec& spec, int listen_fd, const MonitorHooks& hooks
   for (;;) {
     milliseconds wait(1000);  // waitpid at least once a second, whatever the signals say
     if (restart_due)
-      wait = std::clamp(std::chrono::duration_cast<milliseconds>(restart_at - Clock::now()),
-                        milliseconds(0), wait);
-    timespec ts{static_cast<time_t>(wait.count() / 1000),
-                static_cast<long>((wait.count() % 1000) * 1000000)};
+      wait = std::clamp(std::chrono::duration_cast<milliseconds>(restart_at - Clock::now()), milliseconds(0), wait);
+    timespec ts{static_cast<time_t>(wait.count() / 1000), static_cast<long>((wait.count() % 1000) * 1000000)};
     siginfo_t si{};
     int sig = ::sigtimedwait(&mask, &si, &ts);
     if (sig == SIGTERM || sig == SIGINT) {
-      tunnel_log(std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-                 " (from pid " + std::to_string(si.si_pid) + ")" +
+      tunnel_log(std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + " (from pid " +
+                 std::to_string(si.si_pid) + ")" +
                  (child > 0 ? ": stopping forwarder " + std::to_string(child) : std::string()));
       stop_forwarder(child);
       return 0;
@@ -153,13 +150,11 @@ int run_monitor(const TunnelSpec& spec, int listen_fd, const MonitorHooks& hooks
       }
       death = death_of(status);
       auto now = Clock::now();
-      while (!restarts.empty() && now - restarts.front() > spec.respawn_window)
-        restarts.pop_front();
+      while (!restarts.empty() && now - restarts.front() > spec.respawn_window) restarts.pop_front();
       if (static_cast<int>(restarts.size()) >= spec.max_respawns) {
         tunnel_log("giving up: forwarder " + std::to_string(dead) + " " + death + " after " +
-                   std::to_string(restarts.size()) + " restarts within " +
-                   short_duration(spec.respawn_window) + " (max_respawns " +
-                   std::to_string(spec.max_respawns) + ")");
+                   std::to_string(restarts.size()) + " restarts within " + short_duration(spec.respawn_window) +
+                   " (max_respawns " + std::to_string(spec.max_respawns) + ")");
         return 1;
       }
       restarts.push_back(now);
@@ -175,10 +170,9 @@ int run_monitor(const TunnelSpec& spec, int listen_fd, const MonitorHooks& hooks
         return 1;
       }
       child_since = Clock::now();
-      tunnel_log("forwarder " + std::to_string(dead) + " " + death + "; restarted as " +
-                 std::to_string(child) + " (restart " + std::to_string(restarts.size()) + " of " +
-                 std::to_string(spec.max_respawns) + " within " +
-                 short_duration(spec.respawn_window) + ")");
+      tunnel_log("forwarder " + std::to_string(dead) + " " + death + "; restarted as " + std::to_string(child) +
+                 " (restart " + std::to_string(restarts.size()) + " of " + std::to_string(spec.max_respawns) +
+                 " within " + short_duration(spec.respawn_window) + ")");
       if (!announce(hooks, child)) return 1;
     }
   }

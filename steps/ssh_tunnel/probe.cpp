@@ -38,8 +38,8 @@ std::string read_from(const std::string& path, long long offset) {
 }
 
 int milliseconds_left(Clock::time_point deadline) {
-  return static_cast<int>(std::max<long long>(
-      0, std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count()));
+  return static_cast<int>(
+      std::max<long long>(0, std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count()));
 }
 
 /// A socket connected to `listen` within the deadline; throws std::runtime_error saying why not.

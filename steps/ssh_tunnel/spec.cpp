@@ -47,8 +47,7 @@ Target target_from_spec(const Json& j) {
 }  // namespace
 
 std::string Endpoint::text() const {
-  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-         std::to_string(port);
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 Endpoint parse_endpoint(const std::string& s, const std::string& what) {
@@ -62,8 +61,7 @@ Endpoint parse_endpoint(const std::string& s, const std::string& what) {
   std::string port = s.substr(colon + 1);
   if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) throw bad();
   ep.port = std::stoi(port);
-  if (ep.port < 1 || ep.port > 65535)
-    throw std::invalid_argument(what + ": port " + port + " is out of range");
+  if (ep.port < 1 || ep.port > 65535) throw std::invalid_argument(what + ": port " + port + " is out of range");
   return ep;
 }
 
@@ -80,9 +78,7 @@ std::string short_duration(milliseconds d) {
   return std::to_string(ms) + "ms";
 }
 
-std::string TunnelSpec::route() const {
-  return listen.text() + " -> " + via.host_name + " -> " + target.text();
-}
+std::string TunnelSpec::route() const { return listen.text() + " -> " + via.host_name + " -> " + target.text(); }
 
 Json spec_to_json(const TunnelSpec& s) {
   return Json{{"id", s.id},
@@ -125,8 +121,7 @@ TunnelSpec spec_from_json(const Json& j) {
 TunnelFiles tunnel_files(const std::string& state_dir, const Endpoint& listen) {
   std::string name = listen.host + "_" + std::to_string(listen.port);
   for (char& ch : name)
-    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-')
-      ch = '_';
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-') ch = '_';
   std::error_code ec;
   fs::path dir = fs::absolute(fs::path(state_dir) / "tunnels", ec).lexically_normal();
   return {dir.string(), (dir / (name + ".pid")).string(), (dir / (name + ".log")).string()};

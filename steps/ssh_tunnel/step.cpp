@@ -23,8 +23,8 @@
 #include <fstream>
 
 #include "../params.h"
-#include "supervisor.h"
 #include "run/registry.h"
+#include "supervisor.h"
 
 namespace plan {
 namespace {
@@ -89,19 +89,18 @@ TunnelParams parse(const Json& p) {
 
 const ParamTable kTable{
     .title = "ssh.tunnel parameters",
-    .description = "A local port forward through an SSH host (listen on this machine, target as seen from the "
-                   "via host), supervised like autossh (keepalive, reconnect, respawn limit, log) by detached "
-                   "processes that outlive the run: a monitor restarts the forwarder when it dies. Files in "
-                   "STATE_DIR/tunnels, and an entry in the machine's registry of tunnels (under the runtime "
-                   "directory) so that another plan finds it by its listen address. state: closed stops the "
-                   "tunnel found by listen (opened by any plan) or by the id of the step that opened it, and "
-                   "fails when the address still answers. The step's host must be this machine. rollback: auto "
-                   "closes a tunnel it opened and reopens one it closed.",
+    .description =
+        "A local port forward through an SSH host (listen on this machine, target as seen from the "
+        "via host), supervised like autossh (keepalive, reconnect, respawn limit, log) by detached "
+        "processes that outlive the run: a monitor restarts the forwarder when it dies. Files in "
+        "STATE_DIR/tunnels, and an entry in the machine's registry of tunnels (under the runtime "
+        "directory) so that another plan finds it by its listen address. state: closed stops the "
+        "tunnel found by listen (opened by any plan) or by the id of the step that opened it, and "
+        "fails when the address still answers. The step's host must be this machine. rollback: auto "
+        "closes a tunnel it opened and reopens one it closed.",
     .params =
         {
-            {.name = "via",
-             .description = "The plan host (with ssh) the tunnel goes through.",
-             .example = "legacy"},
+            {.name = "via", .description = "The plan host (with ssh) the tunnel goes through.", .example = "legacy"},
             {.name = "listen",
              .kind = ParamKind::Address,
              .description = "ADDR:PORT to listen on, on this machine.",
@@ -167,9 +166,7 @@ std::string respawn_text(const TunnelParams& t) {
   return "respawn " + std::to_string(t.max_respawns) + " in " + ssh::short_duration(t.respawn_window);
 }
 
-std::string route_text(const TunnelParams& t) {
-  return t.listen->text() + " -> " + t.via + " -> " + t.target->text();
-}
+std::string route_text(const TunnelParams& t) { return t.listen->text() + " -> " + t.via + " -> " + t.target->text(); }
 
 std::string state_dir_of(const StepContext& ctx) {
   return ctx.state_dir.empty() ? std::string(".plan") : ctx.state_dir;
@@ -199,13 +196,12 @@ std::optional<Found> find_live(const std::string& state_dir, const ssh::Endpoint
 /// about a tunnel found through the registry.
 std::string whose(const Found& f) {
   fs::path state = fs::path(f.pid_path).parent_path().parent_path();
-  return "supervisor " + std::to_string(f.info.pid) + " (pidfile " + f.pid_path + ", opened by step '" +
-         f.info.id + "' with state folder " + state.string() + ")";
+  return "supervisor " + std::to_string(f.info.pid) + " (pidfile " + f.pid_path + ", opened by step '" + f.info.id +
+         "' with state folder " + state.string() + ")";
 }
 
 /// For state: closed by id: the pidfile whose opener was step `id`.
-std::optional<std::pair<ssh::TunnelInfo, std::string>> find_by_id(const std::string& state_dir,
-                                                                  const std::string& id) {
+std::optional<std::pair<ssh::TunnelInfo, std::string>> find_by_id(const std::string& state_dir, const std::string& id) {
   std::error_code ec;
   fs::path dir = fs::path(state_dir) / "tunnels";
   for (const auto& e : fs::directory_iterator(dir, ec)) {
@@ -258,13 +254,14 @@ Json outputs_of(const ssh::TunnelSpec& spec, int pid) {
 }
 
 /// Waits for the new supervisor's first connection (or its end), then checks a connection through it.
-StepOutcome wait_ready(StepContext& ctx, const ssh::TunnelSpec& spec, const ssh::TunnelInfo& info,
-                       Millis ready_timeout, long long log_offset) {
+StepOutcome wait_ready(StepContext& ctx, const ssh::TunnelSpec& spec, const ssh::TunnelInfo& info, Millis ready_timeout,
+                       long long log_offset) {
   auto deadline = Clock::now() + params::bounded(ready_timeout, ctx.deadline);
   auto fail = [&](const std::string& why, bool tail = true) {
     ssh::stop_supervisor(info, spec.pid_path, kStopGrace);
-    return StepOutcome::fail(FailureKind::Error, "tunnel " + spec.route() + ": " + why +
-                                                     (tail ? log_says(spec.log_path) : " (log: " + spec.log_path + ")"));
+    return StepOutcome::fail(
+        FailureKind::Error,
+        "tunnel " + spec.route() + ": " + why + (tail ? log_says(spec.log_path) : " (log: " + spec.log_path + ")"));
   };
   for (;;) {
     std::string log;
@@ -284,8 +281,7 @@ StepOutcome wait_ready(StepContext& ctx, const ssh::TunnelSpec& spec, const ssh:
       return fail("no SSH connection to " + spec.via.host_name + " within " + format_duration(ready_timeout));
     ctx.cancel.wait_for(Millis(25));  // a cancel is seen at the top of the next round
   }
-  ssh::ForwardingProbe probe =
-      ssh::probe_forwarding(spec, std::max(deadline, Clock::now() + Millis(2000)));
+  ssh::ForwardingProbe probe = ssh::probe_forwarding(spec, std::max(deadline, Clock::now() + Millis(2000)));
   if (!probe.forwards)
     return fail("a connection through it does not reach the target: " + probe.seen,
                 probe.seen.find(" refused: ") == std::string::npos);  // a refusal says it all
@@ -314,8 +310,8 @@ StepOutcome open_tunnel(StepContext& ctx, const TunnelParams& t) {
           return StepOutcome::ok(outputs_of(spec, info->pid));
         }
         if (ctx.log)
-          ctx.log("tunnel pid " + std::to_string(info->pid) + " runs but does not forward (" +
-                  probe.seen + "): restarting it");
+          ctx.log("tunnel pid " + std::to_string(info->pid) + " runs but does not forward (" + probe.seen +
+                  "): restarting it");
       } else if (ctx.log) {
         ctx.log("replacing tunnel pid " + std::to_string(info->pid) + " (" + info->listen + " -> " + info->via +
                 " -> " + info->target + ")");
@@ -368,8 +364,10 @@ StepOutcome close_tunnel(StepContext& ctx, const TunnelParams& t, Answering answ
   if (t.listen) {
     found = find_live(state_dir, *t.listen);
   } else if (auto by_id = find_by_id(state_dir, t.id)) {
-    if (ssh::supervisor_alive(by_id->first)) found = Found{by_id->first, by_id->second, false};
-    else ssh::stop_supervisor(by_id->first, by_id->second, kStopGrace);  // clears the stale pidfile
+    if (ssh::supervisor_alive(by_id->first))
+      found = Found{by_id->first, by_id->second, false};
+    else
+      ssh::stop_supervisor(by_id->first, by_id->second, kStopGrace);  // clears the stale pidfile
     try {
       listen = ssh::parse_endpoint(by_id->first.listen, "listen");
     } catch (const std::exception&) {
@@ -416,10 +414,8 @@ HeldStatus held_status(const std::string& state_dir, const ssh::Endpoint& listen
   std::string sup = "supervisor " + std::to_string(info->pid);
   if (!ssh::supervisor_alive(*info)) return {false, sup + " gone (its pidfile names a dead process)"};
   if (info->listen != listen.text()) return {false, sup + " serves " + info->listen + ", not " + listen.text()};
-  if (!ssh::holds_listener(info->pid, listen))
-    return {false, sup + " runs but does not listen on " + listen.text()};
-  if (ssh::forwarder_alive(*info))
-    return {true, sup + " running (forwarder " + std::to_string(info->forwarder) + ")"};
+  if (!ssh::holds_listener(info->pid, listen)) return {false, sup + " runs but does not listen on " + listen.text()};
+  if (ssh::forwarder_alive(*info)) return {true, sup + " running (forwarder " + std::to_string(info->forwarder) + ")"};
   return {true, sup + " running (restarting its forwarder)"};
 }
 
@@ -530,10 +526,8 @@ class SshTunnelStep : public StepType {
     } catch (const std::exception& e) {
       return StepOutcome::fail(FailureKind::Error, e.what());
     }
-    if (!t.open)
-      return StepOutcome::fail(FailureKind::Error, "a tunnel with state: closed holds nothing to restart");
-    if (ctx.log)
-      ctx.log("restarting tunnel " + route_text(t) + ": " + held_status(state_dir_of(ctx), *t.listen).seen);
+    if (!t.open) return StepOutcome::fail(FailureKind::Error, "a tunnel with state: closed holds nothing to restart");
+    if (ctx.log) ctx.log("restarting tunnel " + route_text(t) + ": " + held_status(state_dir_of(ctx), *t.listen).seen);
     // Exactly what run() does: a stale pidfile is cleared, a new supervisor started on the same
     // listen address with the step's parameters, and waited for until it forwards.
     return open_tunnel(ctx, t);
@@ -548,8 +542,10 @@ class SshTunnelStep : public StepType {
     }
     std::string state_dir = state_dir_of(ctx);
     std::optional<ssh::TunnelInfo> info;
-    if (t.listen) info = ssh::read_pidfile(ssh::tunnel_files(state_dir, *t.listen).pid);
-    else if (auto found = find_by_id(state_dir, t.id)) info = found->first;
+    if (t.listen)
+      info = ssh::read_pidfile(ssh::tunnel_files(state_dir, *t.listen).pid);
+    else if (auto found = find_by_id(state_dir, t.id))
+      info = found->first;
     bool alive = info && ssh::supervisor_alive(*info);
     if (!t.open) return alive ? ProbeResult::NotDone : ProbeResult::Done;
     if (!alive || info->target != t.target->text() || info->via != t.via) return ProbeResult::NotDone;
@@ -566,8 +562,10 @@ PLAN_REGISTER_STEP(SshTunnelStep);
 // `plan __tunnel --listen ADDR`: the supervisor start_tunnel() starts detached, its spec on stdin.
 int tunnel_command(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
   std::string listen;
-  if (args.size() == 2 && args[0] == "--listen") listen = args[1];
-  else if (args.size() == 1 && args[0].rfind("--listen=", 0) == 0) listen = args[0].substr(9);
+  if (args.size() == 2 && args[0] == "--listen")
+    listen = args[1];
+  else if (args.size() == 1 && args[0].rfind("--listen=", 0) == 0)
+    listen = args[0].substr(9);
   if (listen.empty()) {
     err << "usage: plan __tunnel --listen ADDR (the spec on stdin)\n";
     return 2;

@@ -39,16 +39,16 @@ Endpoint parse_endpoint(const std::string& s, const std::string& what);
 std::string short_duration(std::chrono::milliseconds d);
 
 struct TunnelSpec {
-  std::string id;     // the step that opened it (messages and pidfile)
-  Target via;         // resolved, passphrase in clear: goes to the supervisor on a pipe only
-  Endpoint listen;    // on this machine
-  Endpoint target;    // as seen from the via host
+  std::string id;                              // the step that opened it (messages and pidfile)
+  Target via;                                  // resolved, passphrase in clear: goes to the supervisor on a pipe only
+  Endpoint listen;                             // on this machine
+  Endpoint target;                             // as seen from the via host
   std::chrono::milliseconds keepalive{15000};  // 0 = off
-  int keepalive_max = 3;                        // unanswered keepalives before the link counts as dead
-  int max_respawns = 5;                         // reconnect attempts allowed within respawn_window
+  int keepalive_max = 3;                       // unanswered keepalives before the link counts as dead
+  int max_respawns = 5;                        // reconnect attempts allowed within respawn_window
   std::chrono::milliseconds respawn_window{60000};
-  std::string pid_path;  // absolute
-  std::string log_path;  // absolute
+  std::string pid_path;       // absolute
+  std::string log_path;       // absolute
   std::string registry_path;  // absolute, the machine's registry entry; "" = not registered
 
   /// "127.0.0.3:6379 -> legacy -> 127.0.0.1:6379".
@@ -93,8 +93,7 @@ bool forwarder_alive(const TunnelInfo& info);
 /// makes sure the recorded forwarder is gone too. Returns what happened ("stopped (SIGTERM)",
 /// "killed (SIGKILL after 5s)", "already gone"). Removes the pidfile and the registry entry if
 /// they still name this monitor.
-std::string stop_supervisor(const TunnelInfo& info, const std::string& pid_path,
-                            std::chrono::milliseconds grace);
+std::string stop_supervisor(const TunnelInfo& info, const std::string& pid_path, std::chrono::milliseconds grace);
 
 /// The machine's registry of supervised tunnels (one entry per listen address, a copy of the
 /// pidfile plus where the pidfile is): $XDG_RUNTIME_DIR/plan/tunnels when XDG_RUNTIME_DIR is
@@ -139,8 +138,7 @@ struct ForwardingProbe {
 };
 /// Opens a TCP connection to `listen`, then waits (up to the deadline) for the supervisor's log to
 /// say what became of it (found by the connection's source address).
-ForwardingProbe probe_forwarding(const TunnelSpec& spec,
-                                 std::chrono::steady_clock::time_point deadline);
+ForwardingProbe probe_forwarding(const TunnelSpec& spec, std::chrono::steady_clock::time_point deadline);
 
 /// `plan __tunnel`: reads the spec (JSON) from `in`, forks the monitor into its own session with
 /// stdio on the log; the monitor binds the listen address, starts its first forwarder and writes
@@ -148,8 +146,7 @@ ForwardingProbe probe_forwarding(const TunnelSpec& spec,
 /// pidfile is there; 1 with the log's last lines when the monitor could not get that far (the
 /// address is taken, say). The monitor never returns from here: it exits 0 on SIGTERM, 1 when
 /// it gives up.
-int cmd_tunnel(const std::string& listen_arg, std::istream& in, std::ostream& out,
-               std::ostream& err);
+int cmd_tunnel(const std::string& listen_arg, std::istream& in, std::ostream& out, std::ostream& err);
 
 /// One time-stamped line on fd 2, the supervisor's log: "2026-11-25T23:41:07.123Z message".
 void tunnel_log(const std::string& message);

@@ -3,6 +3,7 @@
 # offending file and line. Then on the same tree repaired: each must pass.
 set -uo pipefail
 python=${1:-python3}
+clang_format=${2:-clang-format-14}
 here=$(cd "$(dirname "$0")" && pwd)
 tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
@@ -57,4 +58,10 @@ for i in $(seq 1 701); do echo "// $i"; done >"$tree/engine/util/big.h"
 expect "a file over 700 lines fails" 1 'engine/util/big.h:1: error: 701 lines' "$python" "$here/check_sizes.py" "$tree"
 rm "$tree/engine/util/big.h"
 expect "small files pass" 0 'none over 700 lines' "$python" "$here/check_sizes.py" "$tree"
+cp "$here/../../.clang-format" "$tree/.clang-format"
+printf 'int  f( ) { return 0; }\n' >"$tree/engine/util/ugly.cpp"
+expect "a file clang-format would change fails" 1 'engine/util/ugly.cpp: error: not formatted' \
+  "$here/check_format.sh" "$tree" "$clang_format"
+printf 'int f() { return 0; }\n' >"$tree/engine/util/ugly.cpp"
+expect "a formatted tree passes" 0 'as .clang-format says' "$here/check_format.sh" "$tree" "$clang_format"
 exit $status

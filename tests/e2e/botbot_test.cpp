@@ -7,12 +7,12 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <fstream>
 #include <iostream>
-#include <regex>
 #include <nlohmann/json.hpp>
-#include <atomic>
 #include <optional>
+#include <regex>
 #include <thread>
 
 #include "harness.h"
@@ -173,8 +173,10 @@ std::vector<TunnelProcess> tunnel_processes(const std::string& listen) {
     rest >> state >> ppid;
     if (state == "Z") continue;
     TunnelProcess p{std::stoi(name), ppid};
-    if (contains(cmd, "__tunnel") && contains(cmd, listen)) all.push_back(p);
-    else all.push_back({-p.pid, ppid});  // a candidate child, kept aside below
+    if (contains(cmd, "__tunnel") && contains(cmd, listen))
+      all.push_back(p);
+    else
+      all.push_back({-p.pid, ppid});  // a candidate child, kept aside below
   }
   std::vector<TunnelProcess> out;
   for (const auto& p : all)
@@ -394,8 +396,10 @@ TEST_CASE("the Redis tunnel's forwarder killed during the drain: the run complet
   CHECK(c["primary"]["server"] == "new");
 }
 
-TEST_CASE("the Redis tunnel's supervisor and forwarder both killed during the drain: the engine restarts it and nothing is lost",
-          "[e2e][botbot][tunnel]") {
+TEST_CASE(
+    "the Redis tunnel's supervisor and forwarder both killed during the drain: the engine restarts it and nothing is "
+    "lost",
+    "[e2e][botbot][tunnel]") {
   Sandbox sandbox;
   TempDir state("plan-e2e");
   BackgroundApply apply(state.str());
@@ -424,8 +428,10 @@ TEST_CASE("the Redis tunnel's supervisor and forwarder both killed during the dr
   CHECK(c["primary"]["server"] == "new");
 }
 
-TEST_CASE("the Redis tunnel cannot come back (legacy's sshd stopped): the run fails naming it before the point of no return and rolls back",
-          "[e2e][botbot][tunnel]") {
+TEST_CASE(
+    "the Redis tunnel cannot come back (legacy's sshd stopped): the run fails naming it before the point of no return "
+    "and rolls back",
+    "[e2e][botbot][tunnel]") {
   Sandbox sandbox;
   TempDir state("plan-e2e");
   BackgroundApply apply(state.str());
@@ -449,9 +455,8 @@ TEST_CASE("the Redis tunnel cannot come back (legacy's sshd stopped): the run fa
   // The failure names the tunnel (its step or its address), not just a worker that is not ready.
   auto failed = lines_starting(r.err, "FAILED ");
   REQUIRE_FALSE(failed.empty());
-  CHECK(std::any_of(failed.begin(), failed.end(), [](const std::string& l) {
-    return contains(l, "redis-tunnel") || contains(l, kRedisTunnel);
-  }));
+  CHECK(std::any_of(failed.begin(), failed.end(),
+                    [](const std::string& l) { return contains(l, "redis-tunnel") || contains(l, kRedisTunnel); }));
   // Before the point of no return: it never started, and everything before it was undone.
   CHECK_FALSE(journal_says(state.str(), "nginx-to-new", "step_started"));
   CHECK(contains(r.err, "undone start-workers-new"));
@@ -467,8 +472,9 @@ TEST_CASE("the Redis tunnel cannot come back (legacy's sshd stopped): the run fa
   CHECK(c["primary"]["server"] == "legacy");
 }
 
-TEST_CASE("the engine killed inside the read-only window, then unlock and --resume: the window's real length is reported",
-          "[e2e][botbot][resume]") {
+TEST_CASE(
+    "the engine killed inside the read-only window, then unlock and --resume: the window's real length is reported",
+    "[e2e][botbot][resume]") {
   Sandbox sandbox;
   TempDir state("plan-e2e");
   {

@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     plan::dns::RRset rr = plan::dns::parse_dig(out, server, "www.botbot.test.", type);
     (void)plan::dns::format_rrset("www.botbot.test.", type, rr.values, rr.ttl);
   } catch (const std::runtime_error&) {  // what a server's answer may give; a BadParam would
-  }                                        // blame the step's parameters for the server's output
+  }                                      // blame the step's parameters for the server's output
   try {
     (void)plan::dns::canonical_value(type, out);
   } catch (const plan::params::BadParam&) {

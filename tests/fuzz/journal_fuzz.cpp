@@ -3,9 +3,9 @@
 // must hold up too. Each line carries a CRC, so mutated lines mostly fail it; to reach the JSON
 // and the folding as well, the input is also read with every line's CRC made right.
 
-#include <cstdio>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <sstream>
 #include <string>
 

@@ -9,8 +9,8 @@
 #include <string>
 
 #include "fuzz_input.h"
-#include "plan/interpolate.h"
 #include "load/loader.h"
+#include "plan/interpolate.h"
 
 namespace {
 

@@ -9,54 +9,14 @@
 #include <regex>
 #include <sstream>
 
+#include "cli_support.h"
 #include "harness.h"
 #include "plan/model.h"
 
 namespace fs = std::filesystem;
 using plan::Json;
 
-namespace {
-
-using harness::contains;
-using harness::kSource;
-using harness::Result;
-using harness::TempDir;
-const std::string kShowcaseToken = "showcase-token-7f3a9c";  // examples/showcase.secrets.yaml
-
-// Runs `argv` from the source folder (so examples are named as a user would name them), with the
-// run state kept out of the source tree.
-Result run(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
-           const std::string& state_dir = "") {
-  if (!env.count("PLAN_STATE_DIR"))
-    env["PLAN_STATE_DIR"] = state_dir.empty() ? (fs::temp_directory_path() / "plan-cli-state").string() : state_dir;
-  return harness::run(std::move(argv), kSource, std::move(env), std::chrono::seconds(120));
-}
-
-Result plan_cmd(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
-  args.insert(args.begin(), PLAN_BINARY);
-  return run(std::move(args), std::move(env));
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
-
-
-std::vector<std::string> example_plans() {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(kSource + "/examples")) {
-    std::string name = e.path().filename().string();
-    if (e.is_regular_file() && e.path().extension() == ".yaml" && !contains(name, ".secrets."))
-      out.push_back("examples/" + name);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-}  // namespace
+using namespace cli_test;
 
 TEST_CASE("every example validates except errors.yaml which fails with exit 2", "[cli][validate]") {
   auto plans = example_plans();
@@ -91,22 +51,26 @@ TEST_CASE("validate reports every error with position and source line and caret 
   Result r = plan_cmd({"validate", file});
   CHECK(r.code == 2);
   CHECK(r.out == "");
-  CHECK(r.err == file + ":8:13: error: unknown step 'prepar' in needs; did you mean 'prepare'?\n"
-                        "    needs: [prepar]\n"
-                        "            ^\n");
+  CHECK(r.err == file +
+                     ":8:13: error: unknown step 'prepar' in needs; did you mean 'prepare'?\n"
+                     "    needs: [prepar]\n"
+                     "            ^\n");
 
   SECTION("as JSON") {
     Result j = plan_cmd({"validate", "--format", "json", file});
     CHECK(j.code == 2);
     Json a = Json::parse(j.out);
     REQUIRE(a.size() == 1);
-    CHECK(a[0] == Json{{"file", file}, {"line", 8}, {"col", 13},
+    CHECK(a[0] == Json{{"file", file},
+                       {"line", 8},
+                       {"col", 13},
                        {"message", "unknown step 'prepar' in needs; did you mean 'prepare'?"}});
   }
   SECTION("as GitHub annotations") {
     Result g = plan_cmd({"validate", "--format", "github", file});
     CHECK(g.code == 2);
-    CHECK(g.out == "::error file=" + file + ",line=8,col=13::unknown step 'prepar' in needs; did you mean 'prepare'?\n");
+    CHECK(g.out ==
+          "::error file=" + file + ",line=8,col=13::unknown step 'prepar' in needs; did you mean 'prepare'?\n");
   }
   SECTION("a valid file next to it does not hide the failure") {
     Result both = plan_cmd({"validate", "examples/hello.yaml", file});
@@ -119,12 +83,15 @@ TEST_CASE("validate status and unlock take the vars file a plan is written for",
   // A plan whose addresses live in a vars file (as plans/botbot-migration.yaml) must be checkable
   // in review and unlockable at 2 a.m. without editing it.
   TempDir t("plan-cli-vars");
-  std::string plan = t.file("p.yaml", "plan: p\nsteps:\n  - id: hello\n    type: exec\n    with: { command: [echo, \"${vars.who}\"] }\n");
+  std::string plan = t.file(
+      "p.yaml", "plan: p\nsteps:\n  - id: hello\n    type: exec\n    with: { command: [echo, \"${vars.who}\"] }\n");
   std::string vars = t.file("v.yaml", "who: world\n");
   std::string state = t.str("state");
   Result bare = run({PLAN_BINARY, "validate", plan}, {}, state);
   CHECK(bare.code == 2);
-  CHECK(contains(bare.err, "p.yaml:5:30: error: missing variable 'who': give it a value with --vars FILE or --var who=VALUE, or under vars: in the plan"));
+  CHECK(contains(bare.err,
+                 "p.yaml:5:30: error: missing variable 'who': give it a value with --vars FILE or --var who=VALUE, or "
+                 "under vars: in the plan"));
   for (const auto& given : std::vector<std::vector<std::string>>{{"--vars", vars}, {"--var", "who=world"}}) {
     std::vector<std::string> argv{PLAN_BINARY, "validate", plan};
     argv.insert(argv.end(), given.begin(), given.end());
@@ -171,7 +138,8 @@ TEST_CASE("plan --version lists the registered step and check types", "[cli]") {
   for (const char* c : {"tcp", "http", "exec", "file"}) CHECK(contains(m[1].str(), c));
 }
 
-TEST_CASE("show prints waves and resolved actions with secrets masked and the critical path and windows", "[cli][show]") {
+TEST_CASE("show prints waves and resolved actions with secrets masked and the critical path and windows",
+          "[cli][show]") {
   Result r = plan_cmd({"show", "examples/showcase.yaml"});
   REQUIRE(r.code == 0);
   CHECK(contains(r.out, "plan showcase (examples/showcase.yaml)\n"));
@@ -183,8 +151,9 @@ TEST_CASE("show prints waves and resolved actions with secrets masked and the cr
   CHECK(contains(r.out, "publish (exec) on local [POINT OF NO RETURN]"));
   CHECK(contains(r.out, "leave-maintenance (exec) on local [past the point of no return]"));
   // go-live is an approval gate without an estimate: a human's time is unknown, never zero.
-  CHECK(contains(r.out, "maintenance: enter-maintenance .. leave-maintenance, budget 20s, predicted at least 4s; "
-                        "1 step without an estimate or past run: go-live\n"));
+  CHECK(contains(r.out,
+                 "maintenance: enter-maintenance .. leave-maintenance, budget 20s, predicted at least 4s; "
+                 "1 step without an estimate or past run: go-live\n"));
   CHECK(contains(r.out, "critical path (at least 9s): prepare -> render-pages -> start-server"));
 
   SECTION("as JSON") {
@@ -220,11 +189,10 @@ TEST_CASE("show lists the members of a parallel group in one wave and of a seria
     waves.emplace_back();
     for (const auto& s : w) waves.back().push_back(s["id"]);
   }
-  CHECK(waves == std::vector<std::vector<std::string>>{{"prepare"},
-                                                       {"fetch-a", "fetch-b", "fetch-c", "fetch-d", "configure"},
-                                                       {"compile"},
-                                                       {"link"},
-                                                       {"publish"}});
+  CHECK(
+      waves ==
+      std::vector<std::vector<std::string>>{
+          {"prepare"}, {"fetch-a", "fetch-b", "fetch-c", "fetch-d", "configure"}, {"compile"}, {"link"}, {"publish"}});
 }
 
 TEST_CASE("graph prints DOT and Mermaid", "[cli][graph]") {
@@ -264,23 +232,12 @@ TEST_CASE("a failed precondition stops the run with what the check expected and 
   CHECK(contains(r.out, "1 succeeded, 1 failed, 0 skipped, 1 never started"));
 }
 
-// The showcase's web server runs in its own session; a run that stops before `stop-server` leaves
-// it behind (rollback would stop it). Kill it by its pid file so that no later run finds the port taken.
-struct ServerReaper {
-  fs::path pid_file;
-  ~ServerReaper() {
-    std::ifstream in(pid_file);
-    long pid = 0;
-    if (in >> pid && pid > 1) kill(static_cast<pid_t>(pid), SIGTERM);
-  }
-};
-
 TEST_CASE("showcase applies with --yes and its secret never shows in text or JSON", "[cli][apply][showcase]") {
   TempDir t;
   std::string workdir = (t.path / "work").string();
   ServerReaper reaper{fs::path(workdir) / "server.pid"};
-  std::vector<std::string> base = {PLAN_BINARY, "apply", "examples/showcase.yaml", "--var", "workdir=" + workdir,
-                                   "--var", "port=18472"};
+  std::vector<std::string> base = {PLAN_BINARY, "apply",     "examples/showcase.yaml", "--var", "workdir=" + workdir,
+                                   "--var",     "port=18472"};
 
   auto text = base;
   text.push_back("--yes");
@@ -316,180 +273,6 @@ TEST_CASE("showcase applies with --yes and its secret never shows in text or JSO
   CHECK(Json::parse(lines.back())["exit_code"] == 0);
 }
 
-TEST_CASE("an approval gate nobody can answer stops apply before its first step, naming the flag", "[cli][apply][approve]") {
-  TempDir t;
-  ServerReaper reaper{t.path / "w" / "server.pid"};
-  const std::string state = (t.path / "state").string();
-  std::vector<std::string> args = {PLAN_BINARY, "apply", "examples/showcase.yaml", "--var",
-                                   "workdir=" + (t.path / "w").string(), "--var", "port=18473"};
-  Result r = run(args, {}, state);
-  INFO(r.out << r.err);
-  CHECK(r.code == 2);
-  CHECK(r.err == "secrets: reading examples/showcase.secrets.yaml (found beside the plan)\n"
-                 "error: step 'go-live' is an approval gate; answer it with `--approve go-live` (or --yes), or run "
-                 "from a terminal\n"
-                 "error: apply stopped before its first step: 1 approval gate cannot be answered (no terminal on "
-                 "stdin to ask on, and neither --yes nor --approve ID for it); nothing was run\n");
-  CHECK(r.out == "");
-  // Nothing ran (prepare makes the folder), no run was journaled, no lock is left: the next apply
-  // needs no --fresh.
-  CHECK_FALSE(fs::exists(t.path / "w"));
-  CHECK_FALSE(fs::exists(fs::path(state) / "showcase" / "journal.jsonl"));
-  CHECK_FALSE(fs::exists(fs::path(state) / "showcase" / "lock"));
-  Result status = run({PLAN_BINARY, "status", "examples/showcase.yaml"}, {}, state);
-  CHECK(contains(status.out, "no run recorded"));
-  CHECK(contains(status.out, "lock: none\n"));
-
-  // The dry run says the same, and still passes: it is read where no terminal is (CI, reviews).
-  auto dry = args;
-  dry.push_back("--dry-run");
-  Result d = run(dry, {}, state);
-  CHECK(d.code == 0);
-  CHECK(contains(d.out, "): nothing was changed\n"
-                        "\n"
-                        "warning: apply, run like this, would stop before its first step: nobody could answer this "
-                        "approval gate (no terminal on stdin, neither --yes nor --approve ID):\n"
-                        "  step 'go-live' is an approval gate; answer it with `--approve go-live` (or --yes), or run "
-                        "from a terminal\n"
-                        "\n"
-                        "wave 1:\n"));
-  dry.insert(dry.end(), {"--output", "json"});
-  Result dj = run(dry, {}, state);
-  CHECK(dj.code == 0);
-  CHECK(contains(dj.err, "warning: step 'go-live' is an approval gate; answer it with `--approve go-live` (or "
-                         "--yes), or run from a terminal\n"));
-  auto approved = args;
-  approved.insert(approved.end(), {"--dry-run", "--approve", "go-live"});
-  Result da = run(approved, {}, state);
-  CHECK(da.code == 0);
-  CHECK_FALSE(contains(da.out, "warning"));
-}
-
-namespace {
-
-// a, then an approval gate, then b (which fails until the file `ok` exists), then c; `rollback`
-// is added to a.
-std::string gated_plan(const std::string& a_rollback = "") {
-  return "plan: gated\n"
-         "steps:\n"
-         "  - id: a\n"
-         "    type: exec\n"
-         "    with: { shell: \"echo a >> ran\" }\n" +
-         a_rollback +
-         "  - id: gate\n"
-         "    type: approve\n"
-         "    needs: [a]\n"
-         "    with: { message: \"go on?\" }\n"
-         "  - id: b\n"
-         "    type: exec\n"
-         "    needs: [gate]\n"
-         "    with: { shell: \"test -e ok && echo b >> ran\" }\n"
-         "  - id: c\n"
-         "    type: approve\n"
-         "    needs: [b]\n";
-}
-
-Result gated(const TempDir& t, std::vector<std::string> args) {
-  args.insert(args.begin(), PLAN_BINARY);
-  return harness::run(std::move(args), t.str(), {{"PLAN_STATE_DIR", t.str("state")}});
-}
-
-}  // namespace
-
-TEST_CASE("every unanswerable gate is named at once, and --approve for each lets the run go", "[cli][apply][approve]") {
-  TempDir t;
-  t.file("p.yaml", gated_plan());
-  t.file("ok", "");
-  Result r = gated(t, {"apply", "p.yaml"});
-  CHECK(r.code == 2);
-  CHECK(contains(r.err, "error: step 'gate' is an approval gate; answer it with `--approve gate` (or --yes), or run from a terminal\n"
-                        "error: step 'c' is an approval gate; answer it with `--approve c` (or --yes), or run from a terminal\n"
-                        "error: apply stopped before its first step: 2 approval gates cannot be answered"));
-  CHECK_FALSE(fs::exists(t.path / "ran"));
-  Result one = gated(t, {"apply", "p.yaml", "--approve", "gate"});
-  CHECK(one.code == 2);
-  CHECK_FALSE(contains(one.err, "'gate'"));
-  CHECK(contains(one.err, "error: step 'c' is an approval gate; answer it with `--approve c`"));
-  CHECK_FALSE(fs::exists(t.path / "ran"));
-  Result both = gated(t, {"apply", "p.yaml", "--approve", "gate", "--approve", "c"});
-  CHECK(both.code == 0);
-  CHECK(harness::read_file(t.path / "ran") == "a\nb\n");
-}
-
-TEST_CASE("an approval gate in a rollback counts when the run may roll back", "[cli][apply][approve]") {
-  TempDir t;
-  t.file("p.yaml", gated_plan("    rollback: { type: approve, with: { message: \"undo a?\" } }\n"));
-  t.file("ok", "");
-  Result r = gated(t, {"apply", "p.yaml", "--approve", "gate", "--approve", "c"});
-  CHECK(r.code == 2);
-  CHECK(r.err == "error: the rollback of step 'a' asks for approval (if the run rolls back); answer it with "
-                 "`--approve a` (or --yes), or run from a terminal\n"
-                 "error: apply stopped before its first step: 1 approval gate cannot be answered (no terminal on "
-                 "stdin to ask on, and neither --yes nor --approve ID for it); nothing was run\n");
-  CHECK_FALSE(fs::exists(t.path / "ran"));
-  // Nothing rolls back with --no-rollback: that gate cannot be reached.
-  CHECK(gated(t, {"apply", "p.yaml", "--approve", "gate", "--approve", "c", "--no-rollback"}).code == 0);
-}
-
-TEST_CASE("rollback and rehearse check the approval gates they would reach before undoing anything", "[cli][approve][rollback]") {
-  TempDir t;
-  t.file("p.yaml", "plan: undo-gate\n"
-                   "steps:\n"
-                   "  - id: a\n"
-                   "    type: exec\n"
-                   "    with: { shell: \"echo a >> ran\" }\n"
-                   "    rollback:\n"
-                   "      - { type: approve, with: { message: \"undo a?\" } }\n"
-                   "      - { type: exec, with: { shell: \"echo undo-a >> ran\" } }\n");
-  Result rehearse = gated(t, {"rehearse", "p.yaml"});
-  CHECK(rehearse.code == 2);
-  CHECK(contains(rehearse.err, "error: rehearse stopped before its first step: 1 approval gate cannot be answered"));
-  CHECK_FALSE(fs::exists(t.path / "ran"));
-  REQUIRE(gated(t, {"apply", "p.yaml", "--approve", "a"}).code == 0);
-  Result rollback = gated(t, {"rollback", "p.yaml"});
-  CHECK(rollback.code == 2);
-  CHECK(contains(rollback.err, "error: the rollback of step 'a' asks for approval (if the run rolls back); answer it "
-                               "with `--approve a` (or --yes), or run from a terminal\n"));
-  CHECK(harness::read_file(t.path / "ran") == "a\n");
-  CHECK(contains(gated(t, {"status", "p.yaml"}).out, "status: succeeded\n"));
-  CHECK(gated(t, {"rollback", "p.yaml", "--approve", "a"}).code == 0);
-  CHECK(harness::read_file(t.path / "ran") == "a\nundo-a\n");
-}
-
-TEST_CASE("resume checks the gates not yet passed before it runs anything", "[cli][apply][approve][resume]") {
-  TempDir t;
-  t.file("p.yaml", gated_plan("    rollback: { type: exec, with: { shell: \"echo undo-a >> ran\" } }\n"));
-  // b fails (no `ok` yet) after the gate passed; nothing is rolled back: the run is left to resume.
-  Result first = gated(t, {"apply", "p.yaml", "--approve", "gate", "--approve", "c", "--no-rollback"});
-  CHECK(first.code == 3);
-  CHECK(harness::read_file(t.path / "ran") == "a\n");
-  t.file("ok", "");
-  // The gate is done; c is not: resume names c only, and runs nothing.
-  Result r = gated(t, {"apply", "p.yaml", "--resume"});
-  INFO(r.err);
-  CHECK(r.code == 2);
-  CHECK_FALSE(contains(r.err, "'gate'"));
-  CHECK(contains(r.err, "error: step 'c' is an approval gate; answer it with `--approve c` (or --yes), or run from a terminal\n"));
-  CHECK(harness::read_file(t.path / "ran") == "a\n");
-  CHECK_FALSE(fs::exists(t.path / "state" / "gated" / "lock"));
-  Result resumed = gated(t, {"apply", "p.yaml", "--resume", "--approve", "c"});
-  CHECK(resumed.code == 0);
-  CHECK(harness::read_file(t.path / "ran") == "a\nb\n");
-}
-
-TEST_CASE("a terminal on stdin answers a gate: apply gets past the preflight and asks", "[cli][apply][approve]") {
-  TempDir t;
-  t.file("p.yaml", gated_plan());
-  t.file("ok", "");
-  // `script` gives the binary a pseudo-terminal; nobody answers, so timeout ends the prompt.
-  std::string cmd = "cd '" + t.str() + "' && PLAN_STATE_DIR='" + t.str("state") + "' timeout --foreground -k 1 3 " +
-                    std::string(PLAN_BINARY) + " apply p.yaml";
-  Result r = run({"script", "-qec", cmd, "/dev/null"});
-  CHECK_FALSE(contains(r.out, "cannot be answered"));
-  CHECK(contains(r.out, "Approve gate? [y/N]"));
-  CHECK(harness::read_file(t.path / "ran") == "a\n");
-}
-
 TEST_CASE("a dry run changes nothing and labels every step and masks secrets", "[cli][dry-run]") {
   TempDir t;
   std::string marker = (t.path / "made-by-plan").string();
@@ -498,43 +281,59 @@ TEST_CASE("a dry run changes nothing and labels every step and masks secrets", "
                             "steps:\n"
                             "  - id: make\n"
                             "    type: exec\n"
-                            "    with: { command: [touch, \"" + marker + "\"] }\n"
-                            "    verify: [ { file: \"" + marker + "\" } ]\n"
-                            "  - id: copy\n"
-                            "    type: exec\n"
-                            "    needs: [make]\n"
-                            "    with: { command: [cp, \"" + marker + "\", \"" + marker + ".copy\"] }\n");
+                            "    with: { command: [touch, \"" +
+                                marker +
+                                "\"] }\n"
+                                "    verify: [ { file: \"" +
+                                marker +
+                                "\" } ]\n"
+                                "  - id: copy\n"
+                                "    type: exec\n"
+                                "    needs: [make]\n"
+                                "    with: { command: [cp, \"" +
+                                marker + "\", \"" + marker + ".copy\"] }\n");
   Result r = plan_cmd({"apply", "--dry-run", file});
   CHECK(r.code == 0);
   CHECK_FALSE(fs::exists(marker));
   CHECK_FALSE(fs::exists(marker + ".copy"));
-  CHECK(r.out == "dry run of plan touch (" + file + "): nothing was changed\n"
-                 "\n"
-                 "wave 1:\n"
-                 "  make (exec): simulated\n"
-                 "      touch " + marker + "\n"
-                 "      verify: file " + marker + "\n"
-                 "\n"
-                 "wave 2:\n"
-                 "  copy (exec): simulated\n"
-                 "      cp " + marker + " " + marker + ".copy\n"
-                 "\n"
-                 "predicted critical path: unknown (make -> copy); 2 steps without an estimate or past run: make, copy\n"
-                 "steps: 2 simulated, 0 probed, 0 skipped, 0 failed, 0 not started\n");
+  CHECK(r.out ==
+        "dry run of plan touch (" + file +
+            "): nothing was changed\n"
+            "\n"
+            "wave 1:\n"
+            "  make (exec): simulated\n"
+            "      touch " +
+            marker +
+            "\n"
+            "      verify: file " +
+            marker +
+            "\n"
+            "\n"
+            "wave 2:\n"
+            "  copy (exec): simulated\n"
+            "      cp " +
+            marker + " " + marker +
+            ".copy\n"
+            "\n"
+            "predicted critical path: unknown (make -> copy); 2 steps without an estimate or past run: make, copy\n"
+            "steps: 2 simulated, 0 probed, 0 skipped, 0 failed, 0 not started\n");
 
   SECTION("the showcase with every step labelled and the secret masked and the window predicted") {
     TempDir w;
-    Result s = plan_cmd({"apply", "--dry-run", "examples/showcase.yaml", "--var", "workdir=" + (w.path / "x").string()});
+    Result s =
+        plan_cmd({"apply", "--dry-run", "examples/showcase.yaml", "--var", "workdir=" + (w.path / "x").string()});
     CHECK(s.code == 0);
     CHECK_FALSE(fs::exists(w.path / "x"));
     CHECK_FALSE(contains(s.out + s.err, kShowcaseToken));
     CHECK(contains(s.out, "  env RELEASE_TOKEN='***'"));
-    CHECK(contains(s.out, "window maintenance (enter-maintenance .. leave-maintenance): predicted at least 4s of 20s "
-                          "budget; 1 step without an estimate or past run: go-live\n"));
+    CHECK(contains(s.out,
+                   "window maintenance (enter-maintenance .. leave-maintenance): predicted at least 4s of 20s "
+                   "budget; 1 step without an estimate or past run: go-live\n"));
     for (const char* id : {"prepare", "render-pages", "sign-release", "start-server", "wait-for-server",
                            "enter-maintenance", "go-live", "publish", "leave-maintenance", "stop-server"}) {
       INFO(id);
-      CHECK(std::regex_search(s.out, std::regex(std::string("\n  ") + id + " \\([a-z.]+\\): simulated( \\[[A-Z ]+\\])?\n")));
+      CHECK(std::regex_search(s.out,
+                              std::regex(std::string("\n  ") + id + " \\([a-z.]+\\): simulated( \\[[A-Z ]+\\])?\n")));
     }
   }
 }
@@ -565,18 +364,22 @@ TEST_CASE("the first SIGINT lets the running step finish and starts nothing more
                             "steps:\n"
                             "  - id: slow\n"
                             "    type: exec\n"
-                            "    with: { shell: \"touch '" + started + "'; sleep 1; echo slow finished\" }\n"
-                            "  - id: after\n"
-                            "    type: exec\n"
-                            "    needs: [slow]\n"
-                            "    with: { command: [echo, after] }\n"
-                            "  - id: last\n"
-                            "    type: exec\n"
-                            "    needs: [after]\n"
-                            "    with: { command: [echo, last] }\n");
+                            "    with: { shell: \"touch '" +
+                                started +
+                                "'; sleep 1; echo slow finished\" }\n"
+                                "  - id: after\n"
+                                "    type: exec\n"
+                                "    needs: [slow]\n"
+                                "    with: { command: [echo, after] }\n"
+                                "  - id: last\n"
+                                "    type: exec\n"
+                                "    needs: [after]\n"
+                                "    with: { command: [echo, last] }\n");
   // The shell waits until the step has really started, then interrupts the engine once.
-  std::string script = "'" + std::string(PLAN_BINARY) + "' apply '" + file + "' & pid=$!; "
-                       "while [ ! -e '" + started + "' ]; do sleep 0.05; done; kill -INT $pid; wait $pid";
+  std::string script = "'" + std::string(PLAN_BINARY) + "' apply '" + file +
+                       "' & pid=$!; "
+                       "while [ ! -e '" +
+                       started + "' ]; do sleep 0.05; done; kill -INT $pid; wait $pid";
   Result r = run({"sh", "-c", script}, {}, (t.path / "state").string());
   CHECK(r.code == 130);
   CHECK(contains(r.err, "interrupt: no new step will start"));
@@ -594,12 +397,14 @@ TEST_CASE("a second apply of a plan that is running exits 4 and names the holder
                             "steps:\n"
                             "  - id: hold\n"
                             "    type: exec\n"
-                            "    with: { shell: \"touch '" + started + "'; sleep 1\" }\n");
+                            "    with: { shell: \"touch '" +
+                                started + "'; sleep 1\" }\n");
   std::string bin = "'" + std::string(PLAN_BINARY) + "'";
-  std::string script = bin + " apply '" + file + "' >/dev/null 2>&1 & pid=$!; "
-                       "while [ ! -e '" + started + "' ]; do sleep 0.05; done; " +
-                       bin + " apply '" + file + "'; code=$?; " +
-                       bin + " unlock '" + file + "' >/dev/null; echo unlock=$?; wait $pid; exit $code";
+  std::string script = bin + " apply '" + file +
+                       "' >/dev/null 2>&1 & pid=$!; "
+                       "while [ ! -e '" +
+                       started + "' ]; do sleep 0.05; done; " + bin + " apply '" + file + "'; code=$?; " + bin +
+                       " unlock '" + file + "' >/dev/null; echo unlock=$?; wait $pid; exit $code";
   std::string state = (t.path / "state").string();
   Result r = run({"sh", "-c", script}, {}, state);
   CHECK(r.code == 4);
@@ -614,10 +419,16 @@ TEST_CASE("a second apply of a plan that is running exits 4 and names the holder
 TEST_CASE("bytes that are not UTF-8 in a plan a var or the environment are errors never an abort", "[cli][robust]") {
   TempDir t("plan-utf8");
   std::string state = t.str("state");
-  std::string bad = t.file("bad.yaml", "plan: bad\nsteps:\n  - id: a\n    type: exec\n    with: { command: [echo, \"ok \xff\"] }\n");
+  std::string bad =
+      t.file("bad.yaml", "plan: bad\nsteps:\n  - id: a\n    type: exec\n    with: { command: [echo, \"ok \xff\"] }\n");
   const std::string error = bad + ":5:33: error: invalid UTF-8 (byte 0xFF); save the file as UTF-8\n";
-  for (std::vector<std::string> args : {std::vector<std::string>{"validate"}, {"show"}, {"show", "--format", "json"},
-                                        {"graph"}, {"apply", "--dry-run"}, {"apply"}, {"status"}}) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"validate"},
+                                        {"show"},
+                                        {"show", "--format", "json"},
+                                        {"graph"},
+                                        {"apply", "--dry-run"},
+                                        {"apply"},
+                                        {"status"}}) {
     args.insert(args.begin() + 1, bad);
     INFO(args[0] << " " << args.back());
     Result r = plan_cmd(args, {{"PLAN_STATE_DIR", state}});
@@ -626,7 +437,8 @@ TEST_CASE("bytes that are not UTF-8 in a plan a var or the environment are error
   }
   CHECK_FALSE(fs::exists(state));
 
-  std::string env_plan = t.file("env.yaml", "plan: env\nsteps:\n  - id: a\n    type: exec\n    with: { command: [echo, \"${env.PLAN_BAD}\"] }\n");
+  std::string env_plan = t.file(
+      "env.yaml", "plan: env\nsteps:\n  - id: a\n    type: exec\n    with: { command: [echo, \"${env.PLAN_BAD}\"] }\n");
   Result show = plan_cmd({"show", env_plan}, {{"PLAN_STATE_DIR", state}, {"PLAN_BAD", "a\xff"}});
   CHECK(show.code == 0);
   CHECK(contains(show.out, "action: echo '${env.PLAN_BAD}'\n"));
@@ -654,7 +466,8 @@ TEST_CASE("an --approve naming no step of the plan is refused before anything ru
   CHECK_FALSE(fs::exists(t.path / "state"));
 }
 
-TEST_CASE("a plan written for a vars file says once which variables it misses, an unused --var warns", "[cli][validate]") {
+TEST_CASE("a plan written for a vars file says once which variables it misses, an unused --var warns",
+          "[cli][validate]") {
   TempDir t("plan-cli-missing");
   std::string state = t.str("state");
   Result bare = run({PLAN_BINARY, "validate", PLAN_SOURCE_DIR "/plans/botbot-migration.yaml"}, {}, state);
@@ -664,7 +477,9 @@ TEST_CASE("a plan written for a vars file says once which variables it misses, a
   CHECK(contains(bare.err, "'legacy_ip', "));
   CHECK(contains(bare.err, "give them a value with --vars FILE or --var "));
 
-  std::string plan = t.file("p.yaml", "plan: p\nvars: { who: world }\nsteps:\n  - id: hello\n    type: exec\n    with: { command: [echo, \"${vars.who}\"] }\n");
+  std::string plan = t.file("p.yaml",
+                            "plan: p\nvars: { who: world }\nsteps:\n  - id: hello\n    type: exec\n    with: { "
+                            "command: [echo, \"${vars.who}\"] }\n");
   Result warned = run({PLAN_BINARY, "validate", plan, "--var", "woh=x"}, {}, state);
   CHECK(warned.code == 0);
   CHECK(warned.err == plan + ": warning: --var woh is not used by the plan (an error with --strict)\n");

@@ -41,12 +41,10 @@ void set_record(const std::string& name, const std::vector<std::string>& values,
                 const std::string& type = "A") {
   std::string k = key();
   auto first = k.find(':'), second = k.find(':', first + 1);
-  std::string script = "server 127.0.0.4 5353\nzone botbot.test.\nkey " + k.substr(0, second) +
-                       " " + k.substr(second + 1) + "\nupdate delete " + name + ".botbot.test. " +
-                       type + "\n";
+  std::string script = "server 127.0.0.4 5353\nzone botbot.test.\nkey " + k.substr(0, second) + " " +
+                       k.substr(second + 1) + "\nupdate delete " + name + ".botbot.test. " + type + "\n";
   for (const auto& v : values)
-    script +=
-        "update add " + name + ".botbot.test. " + std::to_string(ttl) + " " + type + " " + v + "\n";
+    script += "update add " + name + ".botbot.test. " + std::to_string(ttl) + " " + type + " " + v + "\n";
   script += "send\n";
   plan::CommandSpec spec;
   spec.argv = {"nsupdate", "-t", "5"};
@@ -60,8 +58,8 @@ void set_record(const std::string& name, const std::vector<std::string>& values,
 
 /// "TTL VALUE..." of NAME.botbot.test. as the server answers it ("" when absent).
 std::string record(const std::string& name, const std::string& type = "A") {
-  Result r = harness::run({"dig", "+norecurse", "+noall", "+answer", "-p", "5353", "@127.0.0.4",
-                           name + ".botbot.test.", type});
+  Result r = harness::run(
+      {"dig", "+norecurse", "+noall", "+answer", "-p", "5353", "@127.0.0.4", name + ".botbot.test.", type});
   REQUIRE(r.code == 0);
   std::vector<std::string> values;
   std::string ttl;
@@ -113,21 +111,17 @@ TEST_CASE(
   set_record("it-change", {"127.0.0.2"}, 3600);
   TempDir t;
   std::string file = t.file(
-      "p.yaml",
-      record_plan("name: it-change, type: A, value: 127.0.0.3, ttl: 300",
-                  "  - id: check\n"
-                  "    type: wait\n"
-                  "    needs: [set]\n"
-                  "    with: { until: [ { dns: { name: it-change.botbot.test, server: \"" +
-                      kServer + "\", equals: 127.0.0.3, ttl_lte: 300 } } ], timeout: 5s }\n" +
-                      kFailAfter));
+      "p.yaml", record_plan("name: it-change, type: A, value: 127.0.0.3, ttl: 300",
+                            "  - id: check\n"
+                            "    type: wait\n"
+                            "    needs: [set]\n"
+                            "    with: { until: [ { dns: { name: it-change.botbot.test, server: \"" +
+                                kServer + "\", equals: 127.0.0.3, ttl_lte: 300 } } ], timeout: 5s }\n" + kFailAfter));
   Result r = plan_cmd({"apply", file}, t.str("state"), with_key());
   INFO(r.out + r.err);
   CHECK(r.code == 1);
-  CHECK(
-      contains(r.out + r.err, "it-change.botbot.test. A 127.0.0.2 ttl 3600 -> 127.0.0.3 ttl 300"));
-  CHECK(
-      contains(r.out + r.err, "it-change.botbot.test. A 127.0.0.3 ttl 300 -> 127.0.0.2 ttl 3600"));
+  CHECK(contains(r.out + r.err, "it-change.botbot.test. A 127.0.0.2 ttl 3600 -> 127.0.0.3 ttl 300"));
+  CHECK(contains(r.out + r.err, "it-change.botbot.test. A 127.0.0.3 ttl 300 -> 127.0.0.2 ttl 3600"));
   CHECK(record("it-change") == "3600 127.0.0.2");
   CHECK_FALSE(contains(r.out + r.err, key().substr(key().rfind(':') + 1)));
 }
@@ -136,19 +130,16 @@ TEST_CASE("dns.record of a new record sets several values and rollback deletes i
   set_record("it-new", {}, 0);
   TempDir t;
   std::string file = t.file(
-      "p.yaml",
-      record_plan("name: it-new.botbot.test., type: TXT, value: [\"v=1 a\", \"second\"], ttl: 60",
-                  "  - id: check\n"
-                  "    type: wait\n"
-                  "    needs: [set]\n"
-                  "    with: { until: [ { dns: { name: it-new.botbot.test, type: TXT, server: \"" +
-                      kServer + "\", equals: [second, \"v=1 a\"] } } ], timeout: 5s }\n" +
-                      kFailAfter));
+      "p.yaml", record_plan("name: it-new.botbot.test., type: TXT, value: [\"v=1 a\", \"second\"], ttl: 60",
+                            "  - id: check\n"
+                            "    type: wait\n"
+                            "    needs: [set]\n"
+                            "    with: { until: [ { dns: { name: it-new.botbot.test, type: TXT, server: \"" +
+                                kServer + "\", equals: [second, \"v=1 a\"] } } ], timeout: 5s }\n" + kFailAfter));
   Result r = plan_cmd({"apply", file}, t.str("state"), with_key());
   INFO(r.out + r.err);
   CHECK(r.code == 1);
-  CHECK(
-      contains(r.out + r.err, "no it-new.botbot.test. TXT record -> \"second\" \"v=1 a\" ttl 60"));
+  CHECK(contains(r.out + r.err, "no it-new.botbot.test. TXT record -> \"second\" \"v=1 a\" ttl 60"));
   CHECK(contains(r.out + r.err, "it-new.botbot.test. TXT \"second\" \"v=1 a\" ttl 60 -> deleted"));
   CHECK(record("it-new", "TXT") == "");
 }
@@ -167,11 +158,10 @@ TEST_CASE("dns.record is a no-op when the record is already as wanted", "[dns]")
 TEST_CASE("previous_ttl is the TTL that was there and a wait takes it as its duration", "[dns]") {
   set_record("it-ttl", {"127.0.0.2"}, 1);
   TempDir t;
-  std::string file = t.file(
-      "p.yaml", record_plan("name: it-ttl, ttl: 60",
-                            "  - id: wait-old-ttl\n"
-                            "    type: wait\n"
-                            "    with: { duration: \"${steps.set.outputs.previous_ttl}\" }\n"));
+  std::string file = t.file("p.yaml", record_plan("name: it-ttl, ttl: 60",
+                                                  "  - id: wait-old-ttl\n"
+                                                  "    type: wait\n"
+                                                  "    with: { duration: \"${steps.set.outputs.previous_ttl}\" }\n"));
   Result r = plan_cmd({"apply", "--output", "json", file}, t.str("state"), with_key());
   INFO(r.out + r.err);
   CHECK(r.code == 0);
@@ -209,8 +199,8 @@ TEST_CASE("a TSIG key the server does not allow fails clearly and changes nothin
   CHECK(record("it-key") == "3600 127.0.0.2");
 
   // The allowed key's name with another secret: the signature does not verify.
-  Result sig = plan_cmd({"apply", file}, t.str("state2"),
-                        {{"PLAN_SECRET_tsig", "hmac-sha256:plan-test:" + other_secret}});
+  Result sig =
+      plan_cmd({"apply", file}, t.str("state2"), {{"PLAN_SECRET_tsig", "hmac-sha256:plan-test:" + other_secret}});
   INFO(sig.out + sig.err);
   CHECK(sig.code == 1);
   CHECK(contains(sig.out + sig.err,
@@ -244,16 +234,14 @@ TEST_CASE("a dry run with --probe shows the live record and changes nothing", "[
   Result plain = plan_cmd({"apply", "--dry-run", file}, t.str("state"), with_key());
   INFO(plain.out + plain.err);
   CHECK(plain.code == 0);
-  CHECK(contains(plain.out + plain.err,
-                 "set it-probe.botbot.test. A 127.0.0.3 ttl 300 at 127.0.0.4:5353"));
+  CHECK(contains(plain.out + plain.err, "set it-probe.botbot.test. A 127.0.0.3 ttl 300 at 127.0.0.4:5353"));
   CHECK_FALSE(contains(plain.out + plain.err, "live:"));
 
   Result probed = plan_cmd({"apply", "--dry-run", "--probe", file}, t.str("state"), with_key());
   INFO(probed.out + probed.err);
   CHECK(probed.code == 0);
-  CHECK(contains(
-      probed.out + probed.err,
-      "live: it-probe.botbot.test. A 127.0.0.2 ttl 3600 -> 127.0.0.3 ttl 300 at 127.0.0.4:5353"));
+  CHECK(contains(probed.out + probed.err,
+                 "live: it-probe.botbot.test. A 127.0.0.2 ttl 3600 -> 127.0.0.3 ttl 300 at 127.0.0.4:5353"));
   CHECK(contains(probed.out + probed.err, "probed"));
   CHECK(record("it-probe") == "3600 127.0.0.2");
 }
@@ -278,8 +266,7 @@ TEST_CASE("a failing dns check says what the server answered", "[dns]") {
                  "it-check.botbot.test. A 127.0.0.2 ttl 3600"));
 }
 
-TEST_CASE("examples/dns.yaml lowers the TTL waits it out and switches and rolls back",
-          "[dns][examples]") {
+TEST_CASE("examples/dns.yaml lowers the TTL waits it out and switches and rolls back", "[dns][examples]") {
   set_record("api", {"127.0.0.2"}, 3);
   TempDir t;
   Result r = plan_cmd({"apply", "examples/dns.yaml"}, t.str("state"));
@@ -289,37 +276,36 @@ TEST_CASE("examples/dns.yaml lowers the TTL waits it out and switches and rolls 
   Result back = plan_cmd({"rollback", "examples/dns.yaml"}, t.str("state"));
   INFO(back.out + back.err);
   CHECK(back.code == 0);
-  CHECK(contains(back.out + back.err,
-                 "[switch] api.botbot.test. A 127.0.0.3 ttl 2 -> 127.0.0.2 ttl 2"));
-  CHECK(contains(back.out + back.err,
-                 "[lower-ttl] api.botbot.test. A 127.0.0.2 ttl 2 -> 127.0.0.2 ttl 3"));
+  CHECK(contains(back.out + back.err, "[switch] api.botbot.test. A 127.0.0.3 ttl 2 -> 127.0.0.2 ttl 2"));
+  CHECK(contains(back.out + back.err, "[lower-ttl] api.botbot.test. A 127.0.0.2 ttl 2 -> 127.0.0.2 ttl 3"));
   CHECK(record("api") == "3 127.0.0.2");
 }
 
-TEST_CASE("an engine killed after the DNS update but before its journal write resumes with the outputs the update noted",
-          "[dns][resume]") {
+TEST_CASE(
+    "an engine killed after the DNS update but before its journal write resumes with the outputs the update noted",
+    "[dns][resume]") {
   for (bool note_kept : {true, false}) {
     DYNAMIC_SECTION((note_kept ? "the note is there" : "the note is gone")) {
       set_record("it-resume", {"127.0.0.2"}, 3600);
       TempDir t;
       // The step after the update waits out the TTL it found: it must see 3600, never nothing.
-      std::string file = t.file(
-          "p.yaml", record_plan("name: it-resume, value: 127.0.0.2, ttl: 300",
-                                "  - id: wait-old-ttl\n"
-                                "    type: exec\n"
-                                "    with: { shell: \"echo ${steps.set.outputs.previous_ttl} > " +
-                                    t.str("waited") + "\" }\n"));
+      std::string file = t.file("p.yaml", record_plan("name: it-resume, value: 127.0.0.2, ttl: 300",
+                                                      "  - id: wait-old-ttl\n"
+                                                      "    type: exec\n"
+                                                      "    with: { shell: \"echo ${steps.set.outputs.previous_ttl} > " +
+                                                          t.str("waited") + "\" }\n"));
       // nsupdate that applies the update, then hangs: the engine is killed there, after the
       // update took effect and before the step's outputs reach the journal.
-      t.file("bin/nsupdate", "#!/bin/sh\n/usr/bin/nsupdate \"$@\" || exit $?\necho $$ > " + t.str("in-tool") +
-                                 "\nexec sleep 30\n");
+      t.file("bin/nsupdate",
+             "#!/bin/sh\n/usr/bin/nsupdate \"$@\" || exit $?\necho $$ > " + t.str("in-tool") + "\nexec sleep 30\n");
       fs::permissions(t.path / "bin" / "nsupdate", fs::perms(0755));
       const char* path = std::getenv("PATH");
       std::map<std::string, std::string> env = with_key();
       env["PLAN_STATE_DIR"] = t.str("state");
       env["PATH"] = t.str("bin") + ":" + (path ? path : "/usr/bin:/bin");
-      std::string script = "'" + harness::kPlan + "' apply p.yaml >/dev/null 2>&1 & pid=$!; " +
-                           "while [ ! -s in-tool ]; do sleep 0.02; done; kill -9 $pid $(cat in-tool); wait $pid; exit 0";
+      std::string script =
+          "'" + harness::kPlan + "' apply p.yaml >/dev/null 2>&1 & pid=$!; " +
+          "while [ ! -s in-tool ]; do sleep 0.02; done; kill -9 $pid $(cat in-tool); wait $pid; exit 0";
       REQUIRE(harness::run({"sh", "-c", script}, t.str(), env).code == 0);
       CHECK(record("it-resume") == "300 127.0.0.2");
       const fs::path note = t.path / "state" / "dns-test" / "dns.record" / "set.json";
@@ -331,7 +317,8 @@ TEST_CASE("an engine killed after the DNS update but before its journal write re
 
       Result r = plan_cmd({"apply", file, "--resume"}, t.str("state"), with_key());
       INFO(r.out + r.err);
-      CHECK(contains(r.err, "resume: set was in flight when the last run stopped; the probe says it took effect: done\n"));
+      CHECK(contains(r.err,
+                     "resume: set was in flight when the last run stopped; the probe says it took effect: done\n"));
       if (note_kept) {
         CHECK(r.code == 0);
         CHECK(harness::read_file(t.path / "waited") == "3600\n");
@@ -343,9 +330,10 @@ TEST_CASE("an engine killed after the DNS update but before its journal write re
         CHECK_FALSE(fs::exists(note));
       } else {
         CHECK(r.code == 2);
-        CHECK(contains(r.err, "error: cannot resume: step 'wait-old-ttl' needs ${steps.set.outputs.previous_ttl}, but "
-                              "step 'set' counts as done (the probe says it took effect) without any recorded outputs; "
-                              "resume with `--rerun set` to run it again and record its outputs\n"));
+        CHECK(contains(r.err,
+                       "error: cannot resume: step 'wait-old-ttl' needs ${steps.set.outputs.previous_ttl}, but "
+                       "step 'set' counts as done (the probe says it took effect) without any recorded outputs; "
+                       "resume with `--rerun set` to run it again and record its outputs\n"));
         CHECK_FALSE(fs::exists(t.path / "waited"));  // nothing ran with an empty value
         CHECK(record("it-resume") == "300 127.0.0.2");
       }

@@ -123,10 +123,10 @@ TEST_CASE("postgres.sql to an address whose connect never completes fails at its
   TempDir dir("plan-faults");
   // Before the fix libpq was asked to go on before the TCP connect had finished; it took the
   // connect for done and then blocked in its own poll for the kernel's ~2 minutes of SYN retries.
-  Result r = apply_plan(dir,
-                   "plan: p\nsteps:\n  - id: q\n    type: postgres.sql\n    with: { conninfo: \"host=127.0.0.28 port=" +
-                       std::to_string(syn.port) +
-                       " dbname=x user=u\", password: \"${secret.pw}\", sql: \"select 1\", connect_timeout: 2s }\n");
+  Result r = apply_plan(
+      dir, "plan: p\nsteps:\n  - id: q\n    type: postgres.sql\n    with: { conninfo: \"host=127.0.0.28 port=" +
+               std::to_string(syn.port) +
+               " dbname=x user=u\", password: \"${secret.pw}\", sql: \"select 1\", connect_timeout: 2s }\n");
   CHECK(r.code == 1);
   CHECK(contains(r.out, "postgres " + syn.where() + "/x: no connection within 2s"));
   CHECK_FALSE(contains(r.out + r.err, kSecret));
@@ -135,11 +135,13 @@ TEST_CASE("postgres.sql to an address whose connect never completes fails at its
 TEST_CASE("postgres.sql to a server that answers garbage names it as not PostgreSQL", "[faults]") {
   FaultListener junk("127.0.0.22", FaultListener::Garbage);
   TempDir dir("plan-faults");
-  Result r = apply_plan(dir, "plan: p\nsteps:\n  - id: q\n    type: postgres.sql\n    with: { conninfo: \"host=127.0.0.22 port=" +
-                            std::to_string(junk.port) +
-                            " dbname=x user=u\", password: \"${secret.pw}\", sql: \"select 1\", connect_timeout: 2s }\n");
+  Result r = apply_plan(
+      dir, "plan: p\nsteps:\n  - id: q\n    type: postgres.sql\n    with: { conninfo: \"host=127.0.0.22 port=" +
+               std::to_string(junk.port) +
+               " dbname=x user=u\", password: \"${secret.pw}\", sql: \"select 1\", connect_timeout: 2s }\n");
   CHECK(r.code == 1);
-  CHECK(contains(r.out, "postgres " + junk.where() + "/x: received invalid response to SSL negotiation: a NUL byte (not a PostgreSQL server?)"));
+  CHECK(contains(r.out, "postgres " + junk.where() +
+                            "/x: received invalid response to SSL negotiation: a NUL byte (not a PostgreSQL server?)"));
   CHECK_FALSE(contains(r.out + r.err, kSecret));
 }
 
@@ -147,11 +149,12 @@ TEST_CASE("postgres check in a wait against an address whose connect never compl
           "[faults]") {
   FaultListener syn("127.0.0.28", FaultListener::FullQueue);
   TempDir dir("plan-faults");
-  Result r = apply_plan(dir,
-                   "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      interval: 500ms\n      timeout: 3s\n"
-                   "      until:\n        - postgres: { conninfo: \"host=127.0.0.28 port=" +
-                       std::to_string(syn.port) +
-                       " dbname=x user=u\", password: \"${secret.pw}\", query: \"select 1\", connect_timeout: 500ms }\n");
+  Result r =
+      apply_plan(dir,
+                 "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      interval: 500ms\n      timeout: 3s\n"
+                 "      until:\n        - postgres: { conninfo: \"host=127.0.0.28 port=" +
+                     std::to_string(syn.port) +
+                     " dbname=x user=u\", password: \"${secret.pw}\", query: \"select 1\", connect_timeout: 500ms }\n");
   CHECK(r.code == 1);
   CHECK(contains(r.out, "gave up after 3s: check postgres " + syn.where() + "/x"));
   CHECK(contains(r.out, syn.where() + "/x: no connection within 500ms"));
@@ -162,10 +165,11 @@ TEST_CASE("a postgres check cut by the wait's timeout says the deadline ended it
           "[faults]") {
   FaultListener syn("127.0.0.28", FaultListener::FullQueue);
   TempDir dir("plan-faults");
-  Result r = apply_plan(dir,
-                        "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      interval: 500ms\n      timeout: 2s\n"
-                        "      until:\n        - postgres: { conninfo: \"host=127.0.0.28 port=" +
-                            std::to_string(syn.port) + " dbname=x user=u\", query: \"select 1\", connect_timeout: 30s }\n");
+  Result r =
+      apply_plan(dir,
+                 "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      interval: 500ms\n      timeout: 2s\n"
+                 "      until:\n        - postgres: { conninfo: \"host=127.0.0.28 port=" +
+                     std::to_string(syn.port) + " dbname=x user=u\", query: \"select 1\", connect_timeout: 30s }\n");
   CHECK(r.code == 1);
   CHECK(contains(r.out, "gave up after 2s: check postgres " + syn.where() + "/x"));
   CHECK(contains(r.out, syn.where() + "/x: no connection before the deadline"));
@@ -176,26 +180,27 @@ TEST_CASE("a redis check cut by the wait's timeout says the deadline ended it an
           "[faults]") {
   FaultListener syn("127.0.0.28", FaultListener::FullQueue);
   TempDir dir("plan-faults");
-  Result r = apply_plan(dir,
-                        "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      interval: 500ms\n      timeout: 2s\n"
-                        "      until:\n        - redis: { host: 127.0.0.28, port: " +
-                            std::to_string(syn.port) + ", command: [PING], connect_timeout: 30s }\n");
+  Result r =
+      apply_plan(dir,
+                 "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      interval: 500ms\n      timeout: 2s\n"
+                 "      until:\n        - redis: { host: 127.0.0.28, port: " +
+                     std::to_string(syn.port) + ", command: [PING], connect_timeout: 30s }\n");
   CHECK(r.code == 1);
   CHECK(contains(r.out, "gave up after 2s: check redis " + syn.where() + " PING answers"));
   CHECK(contains(r.out, "saw " + syn.where() + ": no connection before the deadline"));
   CHECK_FALSE(contains(r.out, "within 30s"));
 }
 
-TEST_CASE("a wait until a redis check against a server that never answers gives up at the wait's timeout",
-          "[faults]") {
+TEST_CASE("a wait until a redis check against a server that never answers gives up at the wait's timeout", "[faults]") {
   FaultListener hole("127.0.0.21", FaultListener::Blackhole);
   TempDir dir("plan-faults");
   // The check's own command_timeout (30s by default) must not hold the wait past its 2s.
-  Result r = apply_plan(dir,
-                   "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      interval: 500ms\n      timeout: 2s\n"
-                   "      until:\n        - redis: { host: 127.0.0.21, port: " +
-                       std::to_string(hole.port) + ", password: \"${secret.pw}\", command: [PING] }\n",
-                   std::chrono::seconds(20));
+  Result r =
+      apply_plan(dir,
+                 "plan: p\nsteps:\n  - id: w\n    type: wait\n    with:\n      interval: 500ms\n      timeout: 2s\n"
+                 "      until:\n        - redis: { host: 127.0.0.21, port: " +
+                     std::to_string(hole.port) + ", password: \"${secret.pw}\", command: [PING] }\n",
+                 std::chrono::seconds(20));
   CHECK(r.code == 1);
   CHECK(contains(r.out, "gave up after 2s: check redis " + hole.where() + " PING answers"));
   CHECK(contains(r.out, "saw " + hole.where() + ": AUTH: no reply"));
@@ -211,10 +216,10 @@ TEST_CASE("a step on an SSH host that accepts and never speaks ends at the step'
   FaultListener hole("127.0.0.21", FaultListener::Blackhole);
   TempDir dir("plan-faults");
   Result r = apply_plan(dir,
-                   "plan: p\n" + ssh_host_yaml(hole, "60s") +
-                       "steps:\n  - id: e\n    type: exec\n    on: legacy\n    timeout: 2s\n"
-                       "    with: { command: [\"true\"] }\n",
-                   std::chrono::seconds(30));
+                        "plan: p\n" + ssh_host_yaml(hole, "60s") +
+                            "steps:\n  - id: e\n    type: exec\n    on: legacy\n    timeout: 2s\n"
+                            "    with: { command: [\"true\"] }\n",
+                        std::chrono::seconds(30));
   CHECK(r.code == 1);
   CHECK(contains(r.out, "host 'legacy' (root@" + hole.where() + "): cannot connect: no answer before the deadline"));
 }
@@ -226,25 +231,30 @@ TEST_CASE("file.put and a file check on an ssh host that sends its banner then s
   FaultListener stall("127.0.0.21", FaultListener::Banner);
   TempDir dir("plan-faults");
   const std::string path = dir.str("site.conf");
-  const std::string cause = "timed out after 3s while connecting: no answer before the deadline (the server sent "
-                            "its SSH banner, then stopped answering during the key exchange)";
+  const std::string cause =
+      "timed out after 3s while connecting: no answer before the deadline (the server sent "
+      "its SSH banner, then stopped answering during the key exchange)";
   Result put = apply_plan(dir,
                           "plan: p\n" + ssh_host_yaml(stall, "60s") +
                               "steps:\n  - id: put\n    type: file.put\n    on: legacy\n    timeout: 3s\n"
                               "    retry: { attempts: 2, backoff: 100ms }\n"
-                              "    with: { path: " + path + ", content: \"x\" }\n",
+                              "    with: { path: " +
+                              path + ", content: \"x\" }\n",
                           std::chrono::seconds(50));
   INFO(put.out << put.err);
   CHECK(put.code == 1);
   // A timeout, as the retry line says, with what was under way.
   CHECK(contains(put.err, "retry  put: attempt 1 failed (timeout): reading '" + path + "' on host 'legacy' (root@" +
                               stall.where() + "): " + cause));
-  CHECK(contains(put.out, "failed: put: reading '" + path + "' on host 'legacy' (root@" + stall.where() + "): " + cause));
+  CHECK(
+      contains(put.out, "failed: put: reading '" + path + "' on host 'legacy' (root@" + stall.where() + "): " + cause));
 
   Result check = apply_plan(dir,
                             "plan: p\n" + ssh_host_yaml(stall, "60s") +
                                 "steps:\n  - id: e\n    type: exec\n    timeout: 3s\n"
-                                "    preconditions:\n      - file: { path: " + path + ", on: legacy }\n"
+                                "    preconditions:\n      - file: { path: " +
+                                path +
+                                ", on: legacy }\n"
                                 "    with: { command: [\"true\"] }\n",
                             std::chrono::seconds(40));
   INFO(check.out << check.err);
@@ -259,9 +269,10 @@ TEST_CASE("a step on an SSH host that accepts and never speaks stops at the seco
                                             "steps:\n  - id: e\n    type: exec\n    on: legacy\n"
                                             "    with: { command: [\"true\"] }\n");
   // Interrupt once the step has started (the output says so), twice: the second cancels.
-  std::string script = "\"$0\" apply \"$1\" > \"$2\" 2>&1 & p=$!\n"
-                       "until grep -q '^start' \"$2\"; do sleep 0.1; done\n"
-                       "kill -INT $p; sleep 0.3; kill -INT $p; wait $p; echo \"exit $?\"; cat \"$2\"\n";
+  std::string script =
+      "\"$0\" apply \"$1\" > \"$2\" 2>&1 & p=$!\n"
+      "until grep -q '^start' \"$2\"; do sleep 0.1; done\n"
+      "kill -INT $p; sleep 0.3; kill -INT $p; wait $p; echo \"exit $?\"; cat \"$2\"\n";
   Result r = run({"sh", "-c", script, kPlan, file, dir.str("out")}, kSource,
                  {{"PLAN_STATE_DIR", dir.str("state")}, {"NO_COLOR", "1"}}, std::chrono::seconds(30));
   CHECK(contains(r.out, "exit 130"));

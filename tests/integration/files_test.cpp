@@ -43,8 +43,10 @@ Result plan_in(const TempDir& t, std::vector<std::string> args, std::map<std::st
 /// A plan with one file.put step (`with` as YAML flow text), and optionally a failing step after
 /// it so that the run rolls back.
 std::string put_plan(const std::string& with, bool then_fail) {
-  std::string s = "plan: put\nsteps:\n"
-                  "  - id: put\n    type: file.put\n    with: " + with + "\n    rollback: auto\n";
+  std::string s =
+      "plan: put\nsteps:\n"
+      "  - id: put\n    type: file.put\n    with: " +
+      with + "\n    rollback: auto\n";
   if (then_fail) s += "  - id: fail\n    type: exec\n    needs: [put]\n    with: { command: [\"false\"] }\n";
   return s;
 }
@@ -110,8 +112,9 @@ TEST_CASE("file.put rollback restores the exact previous bytes and mode", "[file
   harness::write_file(target, before);
   fs::permissions(target, fs::perms(0640));
   t.file("templates/app.ini.mustache", "[redis]\naddress = {{redis}}\n{{#read_only}}read_only = true\n{{/read_only}}");
-  const std::string with = "{ path: " + target.string() +
-                           ", template: templates/app.ini.mustache, vars: { redis: \"127.0.0.3:6379\", read_only: true } }";
+  const std::string with =
+      "{ path: " + target.string() +
+      ", template: templates/app.ini.mustache, vars: { redis: \"127.0.0.3:6379\", read_only: true } }";
 
   t.file("fail.yaml", put_plan(with, true));
   Result failed = plan_in(t, {"apply", "fail.yaml"});
@@ -141,7 +144,7 @@ TEST_CASE("file.put with a template error fails before touching the file", "[fil
   Result r = plan_in(t, {"apply", "p.yaml"});
   CHECK(r.code == 1);
   // The template's path as the plan names it (relative to the folder the plan was given from).
-  CHECK(contains(r.out + r.err, "FAILED put (") );
+  CHECK(contains(r.out + r.err, "FAILED put ("));
   CHECK(contains(r.out + r.err, "): template t.mustache:2: no value for 'b' (give it in vars)\n"));
   CHECK(read_file(t.path / "f") == "as it was\n");
   CHECK(plan_leftovers(t.path).empty());
@@ -149,10 +152,12 @@ TEST_CASE("file.put with a template error fails before touching the file", "[fil
   // The dry run says so too, rather than simulating a step that cannot work.
   Result d = plan_in(t, {"apply", "--dry-run", "p.yaml"});
   CHECK(d.code == 1);
-  CHECK(contains(d.out, "  put (file.put): FAILED (error): template t.mustache:2: no value for 'b' (give it in vars)\n"));
+  CHECK(
+      contains(d.out, "  put (file.put): FAILED (error): template t.mustache:2: no value for 'b' (give it in vars)\n"));
 }
 
-TEST_CASE("file.put dry run shows the size or with --probe the diff and changes nothing", "[files][file.put][dry-run]") {
+TEST_CASE("file.put dry run shows the size or with --probe the diff and changes nothing",
+          "[files][file.put][dry-run]") {
   TempDir t;
   const fs::path target = t.path / "site.conf";
   harness::write_file(target, "listen 80;\nreturn 200;\n");
@@ -162,24 +167,32 @@ TEST_CASE("file.put dry run shows the size or with --probe the diff and changes 
   Result plain = plan_in(t, {"apply", "--dry-run", "p.yaml"});
   INFO(plain.out << plain.err);
   CHECK(plain.code == 0);
-  CHECK(contains(plain.out, "  put (file.put): simulated\n"
-                            "      write " + target.string() + "\n"
-                            "        from template t.mustache (vars: status=405)\n"
-                            "        the previous version is kept beside it for rollback\n"
-                            "      would write 23 bytes, 2 lines (sha256 "));
+  CHECK(contains(plain.out,
+                 "  put (file.put): simulated\n"
+                 "      write " +
+                     target.string() +
+                     "\n"
+                     "        from template t.mustache (vars: status=405)\n"
+                     "        the previous version is kept beside it for rollback\n"
+                     "      would write 23 bytes, 2 lines (sha256 "));
   CHECK_FALSE(contains(plain.out, "+return 405;"));
 
   Result probed = plan_in(t, {"apply", "--dry-run", "--probe", "p.yaml"});
   INFO(probed.out << probed.err);
   CHECK(probed.code == 0);
   CHECK(contains(probed.out, "  put (file.put): probed\n"));
-  CHECK(contains(probed.out, "      probe: " + target.string() + " differs from what would be written (23 -> 23 bytes)\n"
-                             "      --- " + target.string() + "\n"
-                             "      +++ " + target.string() + " (new)\n"
-                             "      @@ -1,2 +1,2 @@\n"
-                             "       listen 80;\n"
-                             "      -return 200;\n"
-                             "      +return 405;\n"));
+  CHECK(contains(probed.out, "      probe: " + target.string() +
+                                 " differs from what would be written (23 -> 23 bytes)\n"
+                                 "      --- " +
+                                 target.string() +
+                                 "\n"
+                                 "      +++ " +
+                                 target.string() +
+                                 " (new)\n"
+                                 "      @@ -1,2 +1,2 @@\n"
+                                 "       listen 80;\n"
+                                 "      -return 200;\n"
+                                 "      +return 405;\n"));
   CHECK(read_file(target) == "listen 80;\nreturn 200;\n");
   CHECK(plan_leftovers(t.path).empty());
 
@@ -194,7 +207,8 @@ TEST_CASE("file.put dry run shows the size or with --probe the diff and changes 
   }
 }
 
-TEST_CASE("an interrupted file.put is probed on resume and its rollback still finds the previous file", "[files][file.put][resume]") {
+TEST_CASE("an interrupted file.put is probed on resume and its rollback still finds the previous file",
+          "[files][file.put][resume]") {
   // A chown (to give the file to nobody) that waits holds the step in flight after it wrote the
   // file (a `stat` that waits: before); the engine is killed there, as in a crash.
   for (std::string tool : {"chown", "stat"}) {
@@ -205,11 +219,13 @@ TEST_CASE("an interrupted file.put is probed on resume and its rollback still fi
       t.file("bin/" + tool, "#!/bin/sh\necho $$ > " + t.str("in-tool") + "\nsleep 30\n");
       fs::permissions(t.path / "bin" / tool, fs::perms(0755));
       t.file("p.yaml", put_plan("{ path: " + target.string() + ", content: \"after\\n\", owner: nobody }", true));
-      std::string script = "'" + std::string(PLAN_BINARY) + "' apply p.yaml >/dev/null 2>&1 & pid=$!; " +
-                           "while [ ! -s in-tool ]; do sleep 0.02; done; kill -9 $pid $(cat in-tool); wait $pid; exit 0";
+      std::string script =
+          "'" + std::string(PLAN_BINARY) + "' apply p.yaml >/dev/null 2>&1 & pid=$!; " +
+          "while [ ! -s in-tool ]; do sleep 0.02; done; kill -9 $pid $(cat in-tool); wait $pid; exit 0";
       const char* path = std::getenv("PATH");
-      REQUIRE(harness::run({"sh", "-c", script}, t.str(),
-                           {{"PLAN_STATE_DIR", t.str("state")}, {"PATH", t.str("bin") + ":" + (path ? path : "/usr/bin:/bin")}})
+      REQUIRE(harness::run(
+                  {"sh", "-c", script}, t.str(),
+                  {{"PLAN_STATE_DIR", t.str("state")}, {"PATH", t.str("bin") + ":" + (path ? path : "/usr/bin:/bin")}})
                   .code == 0);
       CHECK(read_file(target) == (tool == "chown" ? "after\n" : "before\n"));
       REQUIRE(plan_in(t, {"unlock", "p.yaml"}).code == 0);
@@ -219,8 +235,11 @@ TEST_CASE("an interrupted file.put is probed on resume and its rollback still fi
       INFO(r.out << r.err);
       // Killed after the write: done, its outputs never journaled, its note says what it did.
       // Killed before: run again.
-      CHECK(contains(r.err, tool == "chown" ? "resume: put was in flight when the last run stopped; the probe says it took effect: done\n"
-                                            : "resume: put was in flight when the last run stopped; the probe says it did not take effect: rerun\n"));
+      CHECK(contains(
+          r.err,
+          tool == "chown"
+              ? "resume: put was in flight when the last run stopped; the probe says it took effect: done\n"
+              : "resume: put was in flight when the last run stopped; the probe says it did not take effect: rerun\n"));
       CHECK(r.code == 1);
       CHECK(read_file(target) == "before\n");
       CHECK(owner_of(target) == 0);
@@ -234,13 +253,15 @@ TEST_CASE("an interrupted file.put is probed on resume and its rollback still fi
 
 namespace {
 
-const std::string kServers = std::getenv("PLAN_TEST_SERVERS") ? std::getenv("PLAN_TEST_SERVERS") : "/tmp/plan-test-servers";
+const std::string kServers =
+    std::getenv("PLAN_TEST_SERVERS") ? std::getenv("PLAN_TEST_SERVERS") : "/tmp/plan-test-servers";
 const std::string kNginxDir = kServers + "/nginx";
 const std::string kSite = kNginxDir + "/sites/plan-it.conf";
 
 /// What a client sees: "STATUS BODY".
 std::string http(const std::string& method) {
-  Result r = harness::run({"curl", "-s", "-m", "5", "-X", method, "-o", "-", "-w", " %{http_code}", "http://127.0.0.6:8086/"});
+  Result r =
+      harness::run({"curl", "-s", "-m", "5", "-X", method, "-o", "-", "-w", " %{http_code}", "http://127.0.0.6:8086/"});
   return r.out;
 }
 
@@ -264,14 +285,25 @@ struct SiteGuard {
 /// A plan with one nginx.site step named plan-it on 127.0.0.6:8086 in front of the test app.
 std::string site_plan(const std::string& template_path, bool read_only, const std::string& verify, bool then_fail,
                       const std::string& hosts_yaml = "") {
-  std::string s = "plan: site\n" + hosts_yaml + "steps:\n"
-                  "  - id: site\n    type: nginx.site\n" + (hosts_yaml.empty() ? "" : "    on: legacy\n") + "    with:\n"
-                  "      name: plan-it\n      template: " + template_path + "\n"
-                  "      vars: { listen: \"127.0.0.6:8086\", server_name: 127.0.0.6, upstream: \"127.0.0.6:8087\", read_only: " +
-                  (read_only ? "true" : "false") + " }\n"
-                  "      sites_dir: " + kNginxDir + "/sites\n"
-                  "      nginx: [nginx, -p, " + kNginxDir + ", -c, " + kNginxDir + "/nginx.conf]\n"
-                  "    rollback: auto\n";
+  std::string s =
+      "plan: site\n" + hosts_yaml +
+      "steps:\n"
+      "  - id: site\n    type: nginx.site\n" +
+      (hosts_yaml.empty() ? "" : "    on: legacy\n") +
+      "    with:\n"
+      "      name: plan-it\n      template: " +
+      template_path +
+      "\n"
+      "      vars: { listen: \"127.0.0.6:8086\", server_name: 127.0.0.6, upstream: \"127.0.0.6:8087\", read_only: " +
+      (read_only ? "true" : "false") +
+      " }\n"
+      "      sites_dir: " +
+      kNginxDir +
+      "/sites\n"
+      "      nginx: [nginx, -p, " +
+      kNginxDir + ", -c, " + kNginxDir +
+      "/nginx.conf]\n"
+      "    rollback: auto\n";
   if (!verify.empty()) s += "    verify:\n" + verify;
   if (then_fail) s += "  - id: fail\n    type: exec\n    needs: [site]\n    with: { command: [\"false\"] }\n";
   return s;
@@ -287,7 +319,8 @@ const std::string kTemplate = harness::kSource + "/examples/nginx/botbot.conf.mu
 
 }  // namespace
 
-TEST_CASE("nginx.site read-only switch: GET passes and POST gets 405 and a failed run serves as before", "[files][nginx]") {
+TEST_CASE("nginx.site read-only switch: GET passes and POST gets 405 and a failed run serves as before",
+          "[files][nginx]") {
   SiteGuard guard;
   TempDir t;
   REQUIRE(http("POST") == "no site\n 404");
@@ -322,7 +355,8 @@ TEST_CASE("nginx.site read-only switch: GET passes and POST gets 405 and a faile
   }
 }
 
-TEST_CASE("nginx.site with a config that fails nginx -t puts the previous one back and nginx serves as before", "[files][nginx]") {
+TEST_CASE("nginx.site with a config that fails nginx -t puts the previous one back and nginx serves as before",
+          "[files][nginx]") {
   SiteGuard guard;
   TempDir t;
   t.file("rw.yaml", site_plan(kTemplate, false, "", false));
@@ -330,8 +364,9 @@ TEST_CASE("nginx.site with a config that fails nginx -t puts the previous one ba
   const std::string good = read_file(kSite);
   REQUIRE(http("POST") == "app POST\n 200");
 
-  t.file("broken.mustache", "server {\n    listen {{listen}};\n    server_name {{server_name}};\n"
-                            "    bogus_directive on;\n    location / { proxy_pass http://{{upstream}}; }\n}\n");
+  t.file("broken.mustache",
+         "server {\n    listen {{listen}};\n    server_name {{server_name}};\n"
+         "    bogus_directive on;\n    location / { proxy_pass http://{{upstream}}; }\n}\n");
   t.file("broken.yaml", site_plan(t.str("broken.mustache"), true, "", false));
   Result r = plan_in(t, {"apply", "broken.yaml"});
   INFO(r.out << r.err);
@@ -394,7 +429,8 @@ void require_sshd() {
 
 }  // namespace
 
-TEST_CASE("file.put on an SSH host writes over SFTP with mode and owner and rolls back the exact bytes", "[files][file.put][ssh]") {
+TEST_CASE("file.put on an SSH host writes over SFTP with mode and owner and rolls back the exact bytes",
+          "[files][file.put][ssh]") {
   require_sshd();
   TempDir t;
   // The sshd runs on this machine: what the remote side does shows in the local folder.
@@ -403,9 +439,12 @@ TEST_CASE("file.put on an SSH host writes over SFTP with mode and owner and roll
   harness::write_file(target, before);
   fs::permissions(target, fs::perms(0600));
   t.file("t.mustache", "upstream = {{upstream}}\n");
-  const std::string step = "  - id: put\n    type: file.put\n    on: legacy\n"
-                           "    with: { path: " + target.string() + ", template: t.mustache, vars: { upstream: \"127.0.0.3:8080\" },"
-                           " mode: \"0640\", owner: nobody }\n    rollback: auto\n";
+  const std::string step =
+      "  - id: put\n    type: file.put\n    on: legacy\n"
+      "    with: { path: " +
+      target.string() +
+      ", template: t.mustache, vars: { upstream: \"127.0.0.3:8080\" },"
+      " mode: \"0640\", owner: nobody }\n    rollback: auto\n";
   t.file("p.yaml", "plan: remote-put\n" + legacy_host() + "steps:\n" + step);
 
   Result dry = plan_in(t, {"apply", "--dry-run", "--probe", "p.yaml"});

@@ -56,8 +56,7 @@ struct TempDir {
 
 /// Runs argv in `cwd` with extra environment, for at most `limit`; a hang fails the test.
 inline Result run(std::vector<std::string> argv, const std::string& cwd = kSource,
-                  std::map<std::string, std::string> env = {},
-                  std::chrono::seconds limit = std::chrono::seconds(180)) {
+                  std::map<std::string, std::string> env = {}, std::chrono::seconds limit = std::chrono::seconds(180)) {
   plan::CommandSpec spec;
   spec.argv = std::move(argv);
   spec.cwd = cwd;
@@ -104,9 +103,8 @@ struct PlanRun {
   TempDir dir;
   Result result;
   std::string journal;
-  PlanRun(const std::string& prefix, const std::string& secret_var,
-          const std::function<std::string()>& secret, const std::string& yaml,
-          std::vector<std::string> extra, std::map<std::string, std::string> env)
+  PlanRun(const std::string& prefix, const std::string& secret_var, const std::function<std::string()>& secret,
+          const std::string& yaml, std::vector<std::string> extra, std::map<std::string, std::string> env)
       : dir(prefix) {
     std::string file = dir.file("p.yaml", yaml);
     std::vector<std::string> args{"apply", file};
@@ -126,16 +124,14 @@ inline nlohmann::json outputs_of(const std::string& json_lines, const std::strin
   while (std::getline(in, line)) {
     if (line.empty() || line[0] != '{') continue;
     nlohmann::json e = nlohmann::json::parse(line, nullptr, false);
-    if (e.is_object() && e.value("event", "") == "step_finished" && e.value("step", "") == id &&
-        e.contains("outputs"))
+    if (e.is_object() && e.value("event", "") == "step_finished" && e.value("step", "") == id && e.contains("outputs"))
       found = e["outputs"];
   }
   return found;
 }
 
 /// Polls `cond` every 50 ms until it holds or `limit` passes; returns whether it held.
-inline bool eventually(const std::function<bool()>& cond,
-                       std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
   auto end = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < end) {
     if (cond()) return true;

@@ -22,8 +22,8 @@ std::string crash_plan() {
     // must still be the engine (`plan`): a shell started just as the engine was killed is already
     // reparented (`kill -0 $PPID` would ask init), and would act after the resume ran the step.
     s += "    with: { shell: \"p=$PPID; echo $$ > start-" + std::to_string(n) +
-         "; sleep 0.2; [ $(cat /proc/$p/comm 2>/dev/null) = plan ] || exit 1; echo step-" +
-         std::to_string(n) + " >> fx; echo $$ > done-" + std::to_string(n) + "; sleep 0.2\" }\n";
+         "; sleep 0.2; [ $(cat /proc/$p/comm 2>/dev/null) = plan ] || exit 1; echo step-" + std::to_string(n) +
+         " >> fx; echo $$ > done-" + std::to_string(n) + "; sleep 0.2\" }\n";
     s += "    verify:\n      - file: { path: fx, contains: step-" + std::to_string(n) + " }\n";
   }
   return s;
@@ -80,7 +80,8 @@ long long window_seconds(const std::string& text, const std::string& prefix) {
 
 }  // namespace
 
-TEST_CASE("kill -9 at every step boundary and mid-step, then --resume: each effect happens exactly once", "[journal][crash]") {
+TEST_CASE("kill -9 at every step boundary and mid-step, then --resume: each effect happens exactly once",
+          "[journal][crash]") {
   for (int n = 1; n <= 4; ++n) {
     for (std::string point : {"start", "done", "journaled"}) {
       // After the last step's success the engine only writes run_finished: no point to kill at.
@@ -102,7 +103,8 @@ TEST_CASE("kill -9 at every step boundary and mid-step, then --resume: each effe
         // resume below takes the lock over at once, so wait until those shells are gone, as an
         // operator must (a takeover knows only that the engine's own process is gone).
         std::string orphans_gone =
-            "for f in start-*; do [ -s $f ] || continue; while kill -0 $(cat $f) 2>/dev/null; do sleep 0.02; done; done; ";
+            "for f in start-*; do [ -s $f ] || continue; while kill -0 $(cat $f) 2>/dev/null; do sleep 0.02; done; "
+            "done; ";
         std::string script =
             bin + " apply crash.yaml >/dev/null 2>&1 & pid=$!; " + wait_for + "wait $pid; " + orphans_gone + "exit 0";
         REQUIRE(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 0);
@@ -114,8 +116,9 @@ TEST_CASE("kill -9 at every step boundary and mid-step, then --resume: each effe
         Result locked = plan_in(t, {"apply", "crash.yaml", "--fresh"});
         CHECK(locked.code == 4);
         CHECK(contains(locked.err, "error: stale lock: held by pid "));
-        CHECK(contains(locked.err, "but that process is gone; if no other run is active, clear it with: "
-                                   "plan unlock crash.yaml\n"));
+        CHECK(contains(locked.err,
+                       "but that process is gone; if no other run is active, clear it with: "
+                       "plan unlock crash.yaml\n"));
         Result r = plan_in(t, {"apply", "crash.yaml", "--resume"});
         INFO(r.err);
         CHECK(r.code == 0);
@@ -131,7 +134,10 @@ TEST_CASE("kill -9 at every step boundary and mid-step, then --resume: each effe
   }
 }
 
-TEST_CASE("kill -9 during a rollback, then plan rollback or apply --resume: every effect is undone, never reported done while one remains", "[journal][crash][rollback]") {
+TEST_CASE(
+    "kill -9 during a rollback, then plan rollback or apply --resume: every effect is undone, never reported done "
+    "while one remains",
+    "[journal][crash][rollback]") {
   for (int n = 3; n >= 1; --n) {
     for (std::string point : {"undo-start", "undo-done"}) {
       for (std::string how : {"rollback", "resume"}) {
@@ -153,9 +159,10 @@ TEST_CASE("kill -9 during a rollback, then plan rollback or apply --resume: ever
             CHECK(contains(r.out, "result: failed (exit 1)\n"));
           }
           INFO(r.out << r.err);
-          CHECK(contains(r.err, "rollback: " + id + " its undo was in flight when the last run stopped; " +
-                                    (point == "undo-start" ? "the probe says its effect is still there: undo it again\n"
-                                                           : "the probe says its effect is gone: nothing left to undo\n")));
+          CHECK(contains(r.err,
+                         "rollback: " + id + " its undo was in flight when the last run stopped; " +
+                             (point == "undo-start" ? "the probe says its effect is still there: undo it again\n"
+                                                    : "the probe says its effect is gone: nothing left to undo\n")));
           // What this pass undid: the interrupted undo (again) when its effect was there, and those
           // before it; never a step "never started".
           const int undone = point == "undo-start" ? n : n - 1;
@@ -178,16 +185,20 @@ TEST_CASE("kill -9 during a rollback, then plan rollback or apply --resume: ever
   }
 }
 
-TEST_CASE("an interrupted undo that nothing can probe is not called done: rollback asks, --rerun-undo or --assume-undone settles it", "[journal][crash][rollback]") {
+TEST_CASE(
+    "an interrupted undo that nothing can probe is not called done: rollback asks, --rerun-undo or --assume-undone "
+    "settles it",
+    "[journal][crash][rollback]") {
   TempDir t;
   write(t.path / "undo.yaml", undo_crash_plan(false));
   apply_and_kill_at(t, "undo-start-2");
   REQUIRE(plan_in(t, {"unlock", "undo.yaml"}).code == 0);
   Result ask = plan_in(t, {"rollback", "undo.yaml"});
   CHECK(ask.code == 2);
-  CHECK(contains(ask.err, "error: cannot roll back: step 's2' its undo was in flight when the last run stopped, and "
-                          "neither its verify checks nor its type can tell whether its effect is still there; check by "
-                          "hand, then run again with `--assume-undone s2` or `--rerun-undo s2`\n"));
+  CHECK(contains(ask.err,
+                 "error: cannot roll back: step 's2' its undo was in flight when the last run stopped, and "
+                 "neither its verify checks nor its type can tell whether its effect is still there; check by "
+                 "hand, then run again with `--assume-undone s2` or `--rerun-undo s2`\n"));
   CHECK(fs::exists(t.path / "eff-2"));
   Result resume = plan_in(t, {"apply", "undo.yaml", "--resume"});
   CHECK(resume.code == 2);
@@ -195,18 +206,23 @@ TEST_CASE("an interrupted undo that nothing can probe is not called done: rollba
   Result r = plan_in(t, {"rollback", "undo.yaml", "--rerun-undo", "s2"});
   INFO(r.err);
   CHECK(r.code == 0);
-  CHECK(contains(r.err, "rollback: s2 its undo was in flight when the last run stopped; --rerun-undo: undo it again\n"));
+  CHECK(
+      contains(r.err, "rollback: s2 its undo was in flight when the last run stopped; --rerun-undo: undo it again\n"));
   for (int k = 1; k <= 3; ++k) CHECK_FALSE(fs::exists(t.path / ("eff-" + std::to_string(k))));
   CHECK(contains(plan_in(t, {"status", "undo.yaml"}).out, "status: rolled_back\n"));
 }
 
-TEST_CASE("kill -9 inside a window, unlock, --resume: the window's real length shows in the summary, status and events, against its budget", "[journal][crash][windows]") {
+TEST_CASE(
+    "kill -9 inside a window, unlock, --resume: the window's real length shows in the summary, status and events, "
+    "against its budget",
+    "[journal][crash][windows]") {
   TempDir t;
   write(t.path / "win.yaml", kWindowPlan);
   const std::string bin = "'" + std::string(PLAN_BINARY) + "'";
-  const std::string script = bin + " apply win.yaml >/dev/null 2>&1 & pid=$!; "
-                                   "while [ ! -s inside-started ]; do sleep 0.02; done; sleep 2; "
-                                   "kill -9 $pid $(cat inside-started); wait $pid; exit 0";
+  const std::string script = bin +
+                             " apply win.yaml >/dev/null 2>&1 & pid=$!; "
+                             "while [ ! -s inside-started ]; do sleep 0.02; done; sleep 2; "
+                             "kill -9 $pid $(cat inside-started); wait $pid; exit 0";
   REQUIRE(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 0);
 
   // While the run is interrupted, status shows the window still open, over its budget already.
@@ -260,15 +276,18 @@ TEST_CASE("kill -9 inside a window, unlock, --resume: the window's real length s
   CHECK(count_of(journal, "\"type\":\"window_closed\"") == 1);
 }
 
-TEST_CASE("a wait in flight when the engine was killed is rerun by --resume without asking", "[journal][crash][resume]") {
+TEST_CASE("a wait in flight when the engine was killed is rerun by --resume without asking",
+          "[journal][crash][resume]") {
   // A wait changes nothing, so it is safe to run again (the BotBot plan's keep-drained-messages,
   // a 0 s wait carrying a rollback, was in flight inside the read-only window when a crash came).
   TempDir t;
   write(t.path / "w.yaml",
         "plan: w\nsteps:\n"
-        "  - id: w\n    type: wait\n    with: { until: { file: { path: go, exists: true } }, interval: 50ms, timeout: 1m }\n"
+        "  - id: w\n    type: wait\n    with: { until: { file: { path: go, exists: true } }, interval: 50ms, timeout: "
+        "1m }\n"
         "  - id: after\n    type: exec\n    needs: [w]\n    with: { shell: \"echo after >> fx\" }\n");
-  std::string script = "'" + std::string(PLAN_BINARY) + "' apply w.yaml >/dev/null 2>&1 & pid=$!; "
+  std::string script = "'" + std::string(PLAN_BINARY) +
+                       "' apply w.yaml >/dev/null 2>&1 & pid=$!; "
                        "until grep -qs '\"step\":\"w\",\"t\"' state/w/journal.jsonl; do sleep 0.05; done; "
                        "kill -9 $pid; wait $pid; exit 0";
   REQUIRE(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 0);

@@ -37,7 +37,8 @@ inline std::string three_steps(const std::string& c_text = "c") {
          "  - id: c\n"
          "    type: exec\n"
          "    needs: [b]\n"
-         "    with: { shell: \"echo " + c_text + " >> fx\" }\n";
+         "    with: { shell: \"echo " +
+         c_text + " >> fx\" }\n";
 }
 
 // a and b, each with a rollback that undoes its effect and logs it; a's precondition is the

@@ -7,14 +7,16 @@
 using namespace harness;
 using namespace journal_fixture;
 
-TEST_CASE("an unfinished run refuses a new apply - --resume skips the steps done - --fresh starts over", "[journal][resume]") {
+TEST_CASE("an unfinished run refuses a new apply - --resume skips the steps done - --fresh starts over",
+          "[journal][resume]") {
   TempDir t;
   write(t.path / "three.yaml", three_steps());
   CHECK(plan_in(t, {"apply", "three.yaml", "--no-rollback"}).code != 0);
   Result again = plan_in(t, {"apply", "three.yaml"});
   CHECK(again.code == 2);
-  CHECK(contains(again.err, "failed and was not fully rolled back; run `plan apply three.yaml --resume` to "
-                            "continue, or `--fresh` to start over\n"));
+  CHECK(contains(again.err,
+                 "failed and was not fully rolled back; run `plan apply three.yaml --resume` to "
+                 "continue, or `--fresh` to start over\n"));
   CHECK(read(t.path / "fx") == "a\nb\n");
 
   write(t.path / "ok", "");
@@ -28,7 +30,8 @@ TEST_CASE("an unfinished run refuses a new apply - --resume skips the steps done
   CHECK(read(t.path / "fx") == "a\nb\nb\nc\na\nb\nc\n");
 }
 
-TEST_CASE("edit-and-resume: allowed when the steps done are unchanged, refused naming the changed ones", "[journal][resume]") {
+TEST_CASE("edit-and-resume: allowed when the steps done are unchanged, refused naming the changed ones",
+          "[journal][resume]") {
   TempDir t;
   write(t.path / "three.yaml", three_steps());
   CHECK(plan_in(t, {"apply", "three.yaml", "--no-rollback"}).code != 0);
@@ -83,13 +86,17 @@ TEST_CASE("an irreversible step needs --approve or --yes before anything runs", 
         "    with: { shell: \"echo drop >> fx\" }\n");
   Result r = plan_in(t, {"apply", "irr.yaml"});
   CHECK(r.code == 2);
-  CHECK(contains(r.err, "error: step 'drop-old' is irreversible; approve it with `--approve drop-old` (or --yes) to run irr.yaml\n"));
+  CHECK(contains(
+      r.err,
+      "error: step 'drop-old' is irreversible; approve it with `--approve drop-old` (or --yes) to run irr.yaml\n"));
   CHECK_FALSE(fs::exists(t.path / "fx"));
   CHECK(plan_in(t, {"apply", "irr.yaml", "--approve", "drop-old"}).code == 0);
   CHECK(read(t.path / "fx") == "first\ndrop\n");
 }
 
-TEST_CASE("resume with --rerun of a step that succeeded runs it again and says so - an irreversible one needs --approve", "[journal][resume]") {
+TEST_CASE(
+    "resume with --rerun of a step that succeeded runs it again and says so - an irreversible one needs --approve",
+    "[journal][resume]") {
   TempDir t;
   write(t.path / "three.yaml", three_steps());
   write(t.path / "ok", "");
@@ -99,12 +106,14 @@ TEST_CASE("resume with --rerun of a step that succeeded runs it again and says s
   CHECK(r.code == 0);
   CHECK(read(t.path / "fx") == "a\nb\nc\na\n");  // a ran again; b and c stayed done
   CHECK(contains(r.err, "resume: a succeeded in an earlier run; running it again (--rerun)\n"));
-  CHECK(contains(r.err, "resume: steps done earlier that depend on a stay done: b, c (name them with --rerun too to "
-                        "run them again)\n"));
+  CHECK(contains(r.err,
+                 "resume: steps done earlier that depend on a stay done: b, c (name them with --rerun too to "
+                 "run them again)\n"));
   CHECK(contains(r.err, "start  a (exec) (attempt 2)\n"));
   CHECK(contains(r.err, "done   b (in an earlier run)\n"));
-  CHECK(contains(read(t.path / "state" / "three" / "journal.jsonl"),
-                 "\"decision\":\"rerun\",\"step\":\"a\",\"why\":\"succeeded in an earlier run; running it again (--rerun)\""));
+  CHECK(contains(
+      read(t.path / "state" / "three" / "journal.jsonl"),
+      "\"decision\":\"rerun\",\"step\":\"a\",\"why\":\"succeeded in an earlier run; running it again (--rerun)\""));
   Result s = plan_in(t, {"status", "three.yaml"});
   CHECK(contains(s.out, "status: succeeded\n"));
   CHECK(contains(s.out, "  a     succeeded       2 attempts"));
@@ -119,27 +128,31 @@ TEST_CASE("resume with --rerun of a step that succeeded runs it again and says s
   REQUIRE(plan_in(t, {"apply", "irr.yaml", "--approve", "drop-old"}).code == 0);
   Result refused = plan_in(t, {"apply", "irr.yaml", "--resume", "--rerun", "drop-old"});
   CHECK(refused.code == 2);
-  CHECK(contains(refused.err, "error: step 'drop-old' is irreversible and succeeded in an earlier run; `--rerun "
-                              "drop-old` runs it again only with `--approve drop-old` (or --yes); nothing was run\n"));
+  CHECK(contains(refused.err,
+                 "error: step 'drop-old' is irreversible and succeeded in an earlier run; `--rerun "
+                 "drop-old` runs it again only with `--approve drop-old` (or --yes); nothing was run\n"));
   CHECK(read(t.path / "fi") == "first\ndrop\n");
   Result approved = plan_in(t, {"apply", "irr.yaml", "--resume", "--rerun", "drop-old", "--approve", "drop-old"});
   CHECK(approved.code == 0);
   CHECK(read(t.path / "fi") == "first\ndrop\ndrop\n");
 }
 
-TEST_CASE("a failure past the point of no return says what is done and what --resume does - the resume goes forward", "[journal][resume][pnr]") {
+TEST_CASE("a failure past the point of no return says what is done and what --resume does - the resume goes forward",
+          "[journal][resume][pnr]") {
   TempDir t;
-  write(t.path / "fwd.yaml",
-        "plan: fwd\nsteps:\n"
-        "  - id: prep\n    type: exec\n    with: { shell: \"echo prep >> fx\" }\n"
-        "    rollback: { type: exec, with: { shell: \"echo undo-prep >> log\" } }\n"
-        "  - id: switch\n    type: exec\n    needs: [prep]\n    point_of_no_return: true\n"
-        "    with: { shell: \"echo switch >> fx\" }\n"
-        "    rollback: { type: exec, with: { shell: \"echo undo-switch >> log\" } }\n"
-        "  - id: workers\n    type: exec\n    needs: [switch]\n    with: { shell: \"echo workers >> fx; test -e ok\" }\n"
-        "  - id: after\n    type: exec\n    needs: [workers]\n    with: { shell: \"echo after >> fx\" }\n");
-  const std::string message = "past the point of no return 'switch': done: switch; failed: workers; `plan apply "
-                              "--resume` runs workers again and continues forward; fix the cause first";
+  write(
+      t.path / "fwd.yaml",
+      "plan: fwd\nsteps:\n"
+      "  - id: prep\n    type: exec\n    with: { shell: \"echo prep >> fx\" }\n"
+      "    rollback: { type: exec, with: { shell: \"echo undo-prep >> log\" } }\n"
+      "  - id: switch\n    type: exec\n    needs: [prep]\n    point_of_no_return: true\n"
+      "    with: { shell: \"echo switch >> fx\" }\n"
+      "    rollback: { type: exec, with: { shell: \"echo undo-switch >> log\" } }\n"
+      "  - id: workers\n    type: exec\n    needs: [switch]\n    with: { shell: \"echo workers >> fx; test -e ok\" }\n"
+      "  - id: after\n    type: exec\n    needs: [workers]\n    with: { shell: \"echo after >> fx\" }\n");
+  const std::string message =
+      "past the point of no return 'switch': done: switch; failed: workers; `plan apply "
+      "--resume` runs workers again and continues forward; fix the cause first";
   Result r = plan_in(t, {"apply", "fwd.yaml", "--output", "json"});
   INFO(r.err);
   CHECK(r.code == 3);
@@ -166,4 +179,3 @@ TEST_CASE("a failure past the point of no return says what is done and what --re
   CHECK(contains(done.out, "  workers  succeeded       2 attempts"));
   CHECK_FALSE(contains(done.out, "forward recovery"));
 }
-

@@ -6,7 +6,8 @@
 using namespace harness;
 using namespace journal_fixture;
 
-TEST_CASE("rollback reverts the steps the last run completed, in reverse order, and status shows it", "[journal][rollback]") {
+TEST_CASE("rollback reverts the steps the last run completed, in reverse order, and status shows it",
+          "[journal][rollback]") {
   TempDir t;
   write(t.path / "rb.yaml", kReversible);
   REQUIRE(plan_in(t, {"apply", "rb.yaml"}).code == 0);
@@ -30,8 +31,9 @@ TEST_CASE("rehearse applies, rolls back, and finds the start state again", "[jou
   INFO(r.err);
   CHECK(r.code == 0);
   CHECK(contains(r.out, "rehearsal: apply "));
-  CHECK(contains(r.out, "rehearsal: the start state holds again: 1 precondition of the first wave holds again; "
-                       "no step rolled back has verify checks\n"));
+  CHECK(contains(r.out,
+                 "rehearsal: the start state holds again: 1 precondition of the first wave holds again; "
+                 "no step rolled back has verify checks\n"));
   CHECK(read(t.path / "log") == "undo-b\nundo-a\n");
   CHECK(contains(read(t.path / "state" / "rb" / "journal.jsonl"), "\"type\":\"rehearsal\""));
 
@@ -44,10 +46,12 @@ TEST_CASE("rehearse applies, rolls back, and finds the start state again", "[jou
   CHECK(contains(bad.out, "rehearsal: precondition no longer holds: a: check file "));
 }
 
-TEST_CASE("a state folder belongs to one plan: another plan pointed at it is refused, naming both", "[journal][state]") {
+TEST_CASE("a state folder belongs to one plan: another plan pointed at it is refused, naming both",
+          "[journal][state]") {
   TempDir t;
   write(t.path / "rb.yaml", kReversible);
-  write(t.path / "other.yaml", "plan: other\nsteps:\n  - id: x\n    type: exec\n    with: { shell: \"echo x >> ox\" }\n");
+  write(t.path / "other.yaml",
+        "plan: other\nsteps:\n  - id: x\n    type: exec\n    with: { shell: \"echo x >> ox\" }\n");
   const std::string dir = t.str("shared");
   auto plan_at = [&](std::vector<std::string> args) {
     args.insert(args.begin(), kPlan);
@@ -59,9 +63,12 @@ TEST_CASE("a state folder belongs to one plan: another plan pointed at it is ref
   const std::string refusal = "error: the state folder " + dir + " belongs to plan 'rb' (" + t.str("rb.yaml") +
                               "); plan 'other' (other.yaml) cannot use it: its journal and lock would be mixed with "
                               "that plan's; give it a folder of its own (--state DIR, or leave --state out)\n";
-  for (const std::vector<std::string>& cmd :
-       {std::vector<std::string>{"apply", "other.yaml"}, {"rollback", "other.yaml"}, {"rehearse", "other.yaml"},
-        {"status", "other.yaml"}, {"unlock", "other.yaml"}, {"apply", "other.yaml", "--dry-run"}}) {
+  for (const std::vector<std::string>& cmd : {std::vector<std::string>{"apply", "other.yaml"},
+                                              {"rollback", "other.yaml"},
+                                              {"rehearse", "other.yaml"},
+                                              {"status", "other.yaml"},
+                                              {"unlock", "other.yaml"},
+                                              {"apply", "other.yaml", "--dry-run"}}) {
     std::vector<std::string> args = cmd;
     args.insert(args.end(), {"--state", dir});
     Result r = plan_at(args);
@@ -77,7 +84,8 @@ TEST_CASE("a state folder belongs to one plan: another plan pointed at it is ref
   CHECK(read(t.path / "log") == "undo-b\nundo-a\n");
 }
 
-TEST_CASE("plan rollback run a second time, with a step that has no rollback, says nothing to roll back", "[journal][rollback]") {
+TEST_CASE("plan rollback run a second time, with a step that has no rollback, says nothing to roll back",
+          "[journal][rollback]") {
   TempDir t;
   write(t.path / "nr.yaml",
         "plan: nr\nsteps:\n"
@@ -92,25 +100,29 @@ TEST_CASE("plan rollback run a second time, with a step that has no rollback, sa
   CHECK_FALSE(fs::exists(t.path / "b"));
   Result again = plan_in(t, {"rollback", "nr.yaml"});
   CHECK(again.code == 0);
-  CHECK(again.out == "nothing to roll back: no step of the last run of nr.yaml is left to undo (kept as they are, "
-                     "having no rollback: note)\n");
+  CHECK(again.out ==
+        "nothing to roll back: no step of the last run of nr.yaml is left to undo (kept as they are, "
+        "having no rollback: note)\n");
 }
 
-TEST_CASE("rehearse says what it compared: nothing, or the verify checks that no longer hold after the rollback", "[journal][rehearse]") {
+TEST_CASE("rehearse says what it compared: nothing, or the verify checks that no longer hold after the rollback",
+          "[journal][rehearse]") {
   TempDir t;
   write(t.path / "bare.yaml",
         "plan: bare\nsteps:\n  - id: a\n    type: exec\n    with: { shell: \"touch fa\" }\n"
         "    rollback: { type: exec, with: { shell: \"rm -f fa\" } }\n");
   Result bare = plan_in(t, {"rehearse", "bare.yaml"});
   CHECK(bare.code == 0);
-  CHECK(contains(bare.out, "rehearsal: the start state was not compared: the first wave has no preconditions and no "
-                           "step rolled back has verify checks; add them so that rehearse can tell whether the rollback "
-                           "restored it\n"));
+  CHECK(contains(bare.out,
+                 "rehearsal: the start state was not compared: the first wave has no preconditions and no "
+                 "step rolled back has verify checks; add them so that rehearse can tell whether the rollback "
+                 "restored it\n"));
   CHECK_FALSE(contains(bare.out, "holds again"));
 
   const std::string verified =
       "plan: ver\nsteps:\n"
-      "  - id: a\n    type: exec\n    with: { shell: \"touch fa\" }\n    verify: [{ file: { path: fa, exists: true } }]\n"
+      "  - id: a\n    type: exec\n    with: { shell: \"touch fa\" }\n    verify: [{ file: { path: fa, exists: true } "
+      "}]\n"
       "    rollback: { type: exec, with: { shell: \"rm -f fa\" } }\n"
       "  - id: b\n    type: exec\n    needs: [a]\n    with: { shell: \"touch fb\" }\n"
       "    verify: [{ file: { path: fb, exists: true } }]\n"
@@ -118,8 +130,9 @@ TEST_CASE("rehearse says what it compared: nothing, or the verify checks that no
   write(t.path / "ver.yaml", verified);
   Result ok = plan_in(t, {"rehearse", "ver.yaml"});
   CHECK(ok.code == 0);
-  CHECK(contains(ok.out, "rehearsal: the start state holds again: the first wave has no preconditions; the verify "
-                         "checks of 2 steps rolled back no longer hold (their effects are gone: a, b)\n"));
+  CHECK(contains(ok.out,
+                 "rehearsal: the start state holds again: the first wave has no preconditions; the verify "
+                 "checks of 2 steps rolled back no longer hold (their effects are gone: a, b)\n"));
 
   std::string leaky = verified;
   leaky.replace(leaky.find("rm -f fb"), 8, "true");
@@ -128,7 +141,8 @@ TEST_CASE("rehearse says what it compared: nothing, or the verify checks that no
   fs::remove(t.path / "fb", ec);
   Result bad = plan_in(t, {"rehearse", "ver.yaml"});
   CHECK(bad.code == 3);
-  CHECK(contains(bad.out, "rehearsal: the verify checks of 'b' still hold after its rollback: its effect may remain "
-                          "(or they hold before it runs too)\n"
-                          "rehearsal: the start state does not hold again (exit 3)\n"));
+  CHECK(contains(bad.out,
+                 "rehearsal: the verify checks of 'b' still hold after its rollback: its effect may remain "
+                 "(or they hold before it runs too)\n"
+                 "rehearsal: the start state does not hold again (exit 3)\n"));
 }

@@ -51,13 +51,15 @@ TEST_CASE("status without any run says so and exits 0", "[journal][status]") {
   CHECK(contains(s.out, "lock: none\n"));
 }
 
-TEST_CASE("a second SIGINT records the running step as unknown, then resume asks and --assume-done settles it", "[journal][signals]") {
+TEST_CASE("a second SIGINT records the running step as unknown, then resume asks and --assume-done settles it",
+          "[journal][signals]") {
   TempDir t;
   write(t.path / "si.yaml",
         "plan: si\nsteps:\n"
         "  - id: slow\n    type: exec\n    with: { shell: \"touch started; sleep 2; echo x >> fx\" }\n"
         "  - id: after\n    type: exec\n    needs: [slow]\n    with: { shell: \"echo after >> fx\" }\n");
-  std::string script = "'" + std::string(PLAN_BINARY) + "' apply si.yaml >/dev/null 2>&1 & pid=$!; "
+  std::string script = "'" + std::string(PLAN_BINARY) +
+                       "' apply si.yaml >/dev/null 2>&1 & pid=$!; "
                        "while [ ! -e started ]; do sleep 0.05; done; kill -INT $pid; sleep 0.2; kill -INT $pid; "
                        "wait $pid";
   CHECK(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 130);
@@ -67,21 +69,25 @@ TEST_CASE("a second SIGINT records the running step as unknown, then resume asks
 
   Result ask = plan_in(t, {"apply", "si.yaml", "--resume"});
   CHECK(ask.code == 2);
-  CHECK(contains(ask.err, "error: cannot resume: step 'slow' was running when the last run stopped, and neither "
-                          "its verify checks nor its type can tell whether it took effect; check by hand, then "
-                          "resume with `--assume-done slow` or `--rerun slow`\n"));
+  CHECK(contains(ask.err,
+                 "error: cannot resume: step 'slow' was running when the last run stopped, and neither "
+                 "its verify checks nor its type can tell whether it took effect; check by hand, then "
+                 "resume with `--assume-done slow` or `--rerun slow`\n"));
   // A rollback now cannot know whether 'slow' acted, and has nothing to undo it with: it says so.
   Result rb = plan_in(t, {"rollback", "si.yaml"});
   CHECK(rb.code == 0);
-  CHECK(rb.err == "warning: step 'slow' it was in flight when the last run stopped; it has no rollback, so it is "
-                  "left as it is\n");
+  CHECK(rb.err ==
+        "warning: step 'slow' it was in flight when the last run stopped; it has no rollback, so it is "
+        "left as it is\n");
   CHECK(rb.out == "nothing to roll back: no step of the last run of si.yaml is left to undo\n");
   Result done = plan_in(t, {"apply", "si.yaml", "--resume", "--assume-done", "slow"});
   CHECK(done.code == 0);
   CHECK(read(t.path / "fx") == "after\n");
 }
 
-TEST_CASE("a journal record with a valid checksum but fields of the wrong type is refused by line and the lock is released", "[journal][corrupt]") {
+TEST_CASE(
+    "a journal record with a valid checksum but fields of the wrong type is refused by line and the lock is released",
+    "[journal][corrupt]") {
   TempDir t;
   write(t.path / "three.yaml", three_steps());
   write(t.path / "ok", "");
@@ -92,7 +98,8 @@ TEST_CASE("a journal record with a valid checksum but fields of the wrong type i
   std::snprintf(crc, sizeof crc, "%08x", plan::crc32(text));
   std::string damaged = read(journal) + crc + " " + text + "\n";
   write(journal, damaged);
-  const std::string message = "error: journal " + t.str("state") + "/three/journal.jsonl: journal line 10 holds a "
+  const std::string message = "error: journal " + t.str("state") +
+                              "/three/journal.jsonl: journal line 10 holds a "
                               "malformed record ('step' is not text); the journal was edited or damaged\n";
   for (std::vector<std::string> args : {std::vector<std::string>{"status", "three.yaml"},
                                         {"apply", "three.yaml"},
@@ -122,26 +129,31 @@ TEST_CASE("a lock file with fields of the wrong type still locks and names no pr
   write(t.path / "state" / "three" / "lock", "");
   Result u = plan_in(t, {"unlock", "three.yaml"});
   CHECK(u.code == 4);
-  CHECK(u.err == "error: the lock is held by an unknown holder (the lock file is empty or unreadable: torn while being "
-                 "taken, or damaged), which may still be running; stop it first, or use --force if you are sure it is gone\n");
+  CHECK(u.err ==
+        "error: the lock is held by an unknown holder (the lock file is empty or unreadable: torn while being "
+        "taken, or damaged), which may still be running; stop it first, or use --force if you are sure it is gone\n");
   CHECK(plan_in(t, {"unlock", "three.yaml", "--force"}).code == 0);
   CHECK_FALSE(fs::exists(t.path / "state" / "three" / "lock"));
 }
 
-TEST_CASE("one Ctrl-C during the last step, which completes: the result, status and exit code all say done", "[journal][signals]") {
+TEST_CASE("one Ctrl-C during the last step, which completes: the result, status and exit code all say done",
+          "[journal][signals]") {
   TempDir t;
   write(t.path / "last.yaml",
         "plan: last\nsteps:\n"
         "  - id: first\n    type: exec\n    with: { shell: \"echo first >> fx\" }\n"
-        "  - id: last\n    type: exec\n    needs: [first]\n    with: { shell: \"touch started; sleep 1; echo last >> fx\" }\n");
-  std::string script = "'" + std::string(PLAN_BINARY) + "' apply last.yaml >out 2>err & pid=$!; "
+        "  - id: last\n    type: exec\n    needs: [first]\n    with: { shell: \"touch started; sleep 1; echo last >> "
+        "fx\" }\n");
+  std::string script = "'" + std::string(PLAN_BINARY) +
+                       "' apply last.yaml >out 2>err & pid=$!; "
                        "while [ ! -e started ]; do sleep 0.05; done; kill -INT $pid; wait $pid";
   Result r = run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}});
   std::string out = read(t.path / "out");
   INFO(out << read(t.path / "err"));
   CHECK(r.code == 0);
-  CHECK(contains(out, "  interrupted while the last steps ran; they completed, so the run is done (nothing to resume)\n"
-                      "result: done (exit 0)\n"));
+  CHECK(contains(out,
+                 "  interrupted while the last steps ran; they completed, so the run is done (nothing to resume)\n"
+                 "result: done (exit 0)\n"));
   CHECK(read(t.path / "fx") == "first\nlast\n");
   CHECK(contains(plan_in(t, {"status", "last.yaml"}).out, "status: succeeded\n"));
 }
@@ -155,9 +167,9 @@ TEST_CASE("apply --resume never takes over a lock whose holder is alive or of an
   std::string boot;
   std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;
   auto lock_with = [&](long pid, const std::string& boot_id) {
-    write(t.path / "state" / "three" / "lock", "{\"pid\":" + std::to_string(pid) + ",\"host\":\"" + host +
-                                                   "\",\"boot_id\":\"" + boot_id +
-                                                   "\",\"user\":\"u\",\"since\":\"s\",\"command\":\"plan apply three.yaml\"}\n");
+    write(t.path / "state" / "three" / "lock",
+          "{\"pid\":" + std::to_string(pid) + ",\"host\":\"" + host + "\",\"boot_id\":\"" + boot_id +
+              "\",\"user\":\"u\",\"since\":\"s\",\"command\":\"plan apply three.yaml\"}\n");
   };
   lock_with(::getpid(), boot);  // alive: this test
   Result alive = plan_in(t, {"apply", "three.yaml", "--resume"});

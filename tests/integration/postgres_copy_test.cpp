@@ -12,11 +12,10 @@ TEST_CASE("copy-database copies schemas sequences large objects and indexes and 
   make_source("it_src");
   drop_db(kNew, "it_copy");
   drop_db(kNew, "it_copy2");
-  Run r("plan: p\nsteps:\n" +
-            copy_step("copy", "it_src", "it_copy",
-                      "    rollback: auto\n    verify:\n      - postgres: { " + conn(kOld, "it_src") +
-                          ", query: \"select count(*) from app.messages\", compare_with: { " + conn(kNew, "it_copy") +
-                          " } }\n"),
+  Run r("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy",
+                                        "    rollback: auto\n    verify:\n      - postgres: { " + conn(kOld, "it_src") +
+                                            ", query: \"select count(*) from app.messages\", compare_with: { " +
+                                            conn(kNew, "it_copy") + " } }\n"),
         {"--output", "json"});
   INFO(r.result.out << r.result.err);
   REQUIRE(r.result.code == 0);
@@ -30,20 +29,26 @@ TEST_CASE("copy-database copies schemas sequences large objects and indexes and 
   CHECK(out["bytes"].get<long long>() > 100000);
   CHECK(contains(r.result.out, "verified 3 tables (3700 rows), 4 sequences, 2 large objects"));
 
-  const std::string indexes = "select string_agg(indexname, ',' order by indexname) from pg_indexes where schemaname in ('app', 'audit')";
+  const std::string indexes =
+      "select string_agg(indexname, ',' order by indexname) from pg_indexes where schemaname in ('app', 'audit')";
   CHECK(psql(kNew, "it_copy", indexes) == psql(kOld, "it_src", indexes));
   CHECK(psql(kNew, "it_copy", "select nextval('public.tickets')") == "102");
   CHECK(psql(kNew, "it_copy", "select nextval('app.users_id_seq')") == "501");
-  CHECK(psql(kNew, "it_copy", "select md5(string_agg(encode(lo_get(oid), 'hex'), '' order by oid)) from pg_largeobject_metadata") ==
-        psql(kOld, "it_src", "select md5(string_agg(encode(lo_get(oid), 'hex'), '' order by oid)) from pg_largeobject_metadata"));
+  CHECK(psql(kNew, "it_copy",
+             "select md5(string_agg(encode(lo_get(oid), 'hex'), '' order by oid)) from pg_largeobject_metadata") ==
+        psql(kOld, "it_src",
+             "select md5(string_agg(encode(lo_get(oid), 'hex'), '' order by oid)) from pg_largeobject_metadata"));
   CHECK(psql(kNew, "it_copy", "select count(*) from app.active") == "250");
 
   // A target with tables is refused, unless replace: true.
   Run again("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy"));
   CHECK(again.result.code == 1);
-  CHECK(contains(again.result.out, "target database 127.0.0.3:5432/it_copy already has 3 tables; set replace: true to replace its contents"));
+  CHECK(contains(
+      again.result.out,
+      "target database 127.0.0.3:5432/it_copy already has 3 tables; set replace: true to replace its contents"));
   psql(kOld, "it_src", "insert into audit.log (msg) values ('one more')");
-  Run replace("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy", "      replace: true\n"), {"--output", "json"});
+  Run replace("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy", "      replace: true\n"),
+              {"--output", "json"});
   CHECK(replace.result.code == 0);
   CHECK(outputs_of(replace.result.out, "copy")["created_target"] == false);
   CHECK(psql(kNew, "it_copy", "select count(*) from audit.log") == "201");
@@ -62,13 +67,16 @@ TEST_CASE("copy-database copies schemas sequences large objects and indexes and 
     CHECK(psql(kNew, db, indexes) == psql(kOld, "it_src", indexes));
     CHECK(psql(kNew, db, "select count(*) from pg_constraint where contype = 'f'") == "1");
   }
-  Run dir("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy4", "      jobs: 2\n      parallel: directory\n      parallel_min_mb: 0\n") +
-          "    rollback: auto\n  - id: undo\n    type: exec\n    needs: [copy]\n    with: { command: [\"false\"] }\n");
+  Run dir(
+      "plan: p\nsteps:\n" +
+      copy_step("copy", "it_src", "it_copy4", "      jobs: 2\n      parallel: directory\n      parallel_min_mb: 0\n") +
+      "    rollback: auto\n  - id: undo\n    type: exec\n    needs: [copy]\n    with: { command: [\"false\"] }\n");
   CHECK(contains(dir.result.err, "pg_restore --jobs=2: "));
   CHECK(contains(dir.result.err, "verified 3 tables (3701 rows), 4 sequences, 2 large objects"));
   CHECK_FALSE(db_exists(kNew, "it_copy4"));
-  Run small("plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy3", "      jobs: 2\n") +
-            "    rollback: auto\n  - id: undo\n    type: exec\n    needs: [copy]\n    with: { command: [\"false\"] }\n");
+  Run small(
+      "plan: p\nsteps:\n" + copy_step("copy", "it_src", "it_copy3", "      jobs: 2\n") +
+      "    rollback: auto\n  - id: undo\n    type: exec\n    needs: [copy]\n    with: { command: [\"false\"] }\n");
   CHECK(contains(small.result.err, "one stream instead of 2 jobs: the database is only"));
   for (const Run* x : {&r, &again, &replace, &jobs, &small}) CHECK_FALSE(contains(x->all(), pg_password()));
   drop_db(kNew, "it_copy");
@@ -80,7 +88,8 @@ TEST_CASE("rollback auto drops the target only when the copy created it", "[post
   make_source("it_src_rb");
   drop_db(kNew, "it_rb");
   fresh_db(kNew, "it_rb_existing");
-  const std::string fail_after = "  - id: boom\n    type: exec\n    needs: [a, b]\n    with: { command: [\"false\"] }\n";
+  const std::string fail_after =
+      "  - id: boom\n    type: exec\n    needs: [a, b]\n    with: { command: [\"false\"] }\n";
   Run r("plan: p\nsteps:\n" + copy_step("a", "it_src_rb", "it_rb", "    rollback: auto\n") +
         copy_step("b", "it_src_rb", "it_rb_existing", "    rollback: auto\n") + fail_after);
   CHECK(r.result.code == 1);
@@ -94,7 +103,8 @@ TEST_CASE("rollback auto drops the target only when the copy created it", "[post
   drop_db(kOld, "it_src_rb");
 }
 
-TEST_CASE("a copy interrupted by killing the source or by its timeout leaves no target behind", "[postgres][copy][crash]") {
+TEST_CASE("a copy interrupted by killing the source or by its timeout leaves no target behind",
+          "[postgres][copy][crash]") {
   require_servers();
   make_source("it_src_int");
   drop_db(kNew, "it_int");
@@ -145,7 +155,8 @@ TEST_CASE("a copy interrupted by killing the source or by its timeout leaves no 
   Result killed;
   std::thread runner([&] {
     TempDir t("plan-pg");
-    std::string file = t.file("p.yaml", "plan: p\nsteps:\n" + copy_step("copy", "it_src_int", "it_int", "    rollback: auto\n"));
+    std::string file =
+        t.file("p.yaml", "plan: p\nsteps:\n" + copy_step("copy", "it_src_int", "it_int", "    rollback: auto\n"));
     quiet({kPlan, "apply", file}, {{"PLAN_STATE_DIR", t.str("state")}, {"PLAN_SECRET_pg", pw}}, &killed);
   });
   bool waited = eventually([&] { return db_exists(kNew, "it_int") && waiting_dump(); }, std::chrono::seconds(60));
@@ -188,7 +199,8 @@ TEST_CASE("examples/postgres-copy.yaml validates and dry-runs and applies and ro
   CHECK_FALSE(contains(read_file(state.path / "postgres-copy" / "journal.jsonl"), pg_password()));
 }
 
-TEST_CASE("a copy whose engine was killed is probed on resume and copied again on a clean target", "[postgres][copy][resume]") {
+TEST_CASE("a copy whose engine was killed is probed on resume and copied again on a clean target",
+          "[postgres][copy][resume]") {
   require_servers();
   make_source("it_src_res");
   drop_db(kNew, "it_res");
@@ -199,11 +211,13 @@ TEST_CASE("a copy whose engine was killed is probed on resume and copied again o
   const std::map<std::string, std::string> env{{"PLAN_STATE_DIR", t.str("state")}, {"PLAN_SECRET_pg", pw}};
   // pg_dump waits behind a lock while the engine is killed: the target exists, the copy never ended.
   std::thread holder([pw] {
-    quiet(psql_argv("127.0.0.2", "it_src_res", "begin; lock table audit.log in access exclusive mode; select pg_sleep(300)"),
+    quiet(psql_argv("127.0.0.2", "it_src_res",
+                    "begin; lock table audit.log in access exclusive mode; select pg_sleep(300)"),
           {{"PGPASSWORD", pw}});
   });
   REQUIRE(eventually([] {
-    return psql(kOld, "it_src_res", "select count(*) from pg_locks where relation = 'audit.log'::regclass and granted") == "1";
+    return psql(kOld, "it_src_res",
+                "select count(*) from pg_locks where relation = 'audit.log'::regclass and granted") == "1";
   }));
   // The engine by its pid, its output thrown away: killed like a machine that lost power.
   pid_t engine = spawn_plan({"apply", file}, env);
@@ -211,7 +225,8 @@ TEST_CASE("a copy whose engine was killed is probed on resume and copied again o
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const bool killed = kill_engine(engine);
   quiet(psql_argv("127.0.0.2", "postgres",
-                  "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(300)%' and pid <> pg_backend_pid()"),
+                  "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(300)%' and pid "
+                  "<> pg_backend_pid()"),
         {{"PGPASSWORD", pw}});
   holder.join();
   CHECK(waiting);

@@ -84,8 +84,8 @@ inline std::string conn(const std::string& host, const std::string& db) {
   return "conninfo: \"host=" + host + " dbname=" + db + " user=plan\", password: \"${secret.pg}\"";
 }
 
-inline std::string sql_step(const std::string& id, const std::string& host, const std::string& db, const std::string& sql,
-                     const std::string& extra = "") {
+inline std::string sql_step(const std::string& id, const std::string& host, const std::string& db,
+                            const std::string& sql, const std::string& extra = "") {
   return "  - id: " + id + "\n    type: postgres.sql\n    with: { " + conn(host, db) + ", sql: " + sql + extra + " }\n";
 }
 
@@ -116,7 +116,7 @@ inline void make_source(const std::string& db) {
 }
 
 inline std::string copy_step(const std::string& id, const std::string& src_db, const std::string& dst_db,
-                      const std::string& extra = "") {
+                             const std::string& extra = "") {
   return "  - id: " + id + "\n    type: postgres.copy-database\n    with:\n      source: { " + conn(kOld, src_db) +
          " }\n      target: { " + conn(kNew, dst_db) + " }\n      progress_interval: 200ms\n" + extra;
 }
@@ -140,18 +140,30 @@ inline void admin_db(const std::string& db) {
 inline std::string admin_view(const std::string& db) {
   const std::string user = "n.nspname !~ '^pg_' and n.nspname <> 'information_schema'";
   return psql(kNew, "postgres",
-              "select pg_get_userbyid(datdba) || ' | ' || array(select unnest(datacl)::text order by 1)::text || ' | ' || "
-              "coalesce((select setconfig::text from pg_db_role_setting where setdatabase = d.oid and setrole = 0), '') || "
-              "' | ' || coalesce(shobj_description(oid, 'pg_database'), '') from pg_database d where datname = '" + db + "'") +
-         "\n" +
-         psql(kNew, db, "select array(select unnest(nspacl)::text order by 1)::text from pg_namespace where nspname = 'public'") +
+              "select pg_get_userbyid(datdba) || ' | ' || array(select unnest(datacl)::text order by 1)::text || ' | ' "
+              "|| "
+              "coalesce((select setconfig::text from pg_db_role_setting where setdatabase = d.oid and setrole = 0), "
+              "'') || "
+              "' | ' || coalesce(shobj_description(oid, 'pg_database'), '') from pg_database d where datname = '" +
+                  db + "'") +
          "\n" +
          psql(kNew, db,
-              "select (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in "
-              "('r', 'p') and " + user + ") || ' tables, ' || (select count(*) from pg_class c join pg_namespace n on "
-              "n.oid = c.relnamespace where c.relkind = 'S' and " + user + ") || ' sequences, ' || (select count(*) from "
-              "pg_proc p join pg_namespace n on n.oid = p.pronamespace where " + user + ") || ' functions; schemas: ' || "
-              "(select string_agg(nspname, ',' order by nspname) from pg_namespace n where " + user + ")");
+              "select array(select unnest(nspacl)::text order by 1)::text from pg_namespace where nspname = 'public'") +
+         "\n" +
+         psql(
+             kNew, db,
+             "select (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in "
+             "('r', 'p') and " +
+                 user +
+                 ") || ' tables, ' || (select count(*) from pg_class c join pg_namespace n on "
+                 "n.oid = c.relnamespace where c.relkind = 'S' and " +
+                 user +
+                 ") || ' sequences, ' || (select count(*) from "
+                 "pg_proc p join pg_namespace n on n.oid = p.pronamespace where " +
+                 user +
+                 ") || ' functions; schemas: ' || "
+                 "(select string_agg(nspname, ',' order by nspname) from pg_namespace n where " +
+                 user + ")");
 }
 
 /// Starts `plan ARGS` with `env` added, its output thrown away: to be killed like a machine that
@@ -187,8 +199,8 @@ inline bool kill_engine(pid_t pid) {
   return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
-inline const std::string kFailAfterCopy = "  - id: boom\n    type: exec\n    needs: [copy]\n    with: { command: [\"false\"] }\n";
-
+inline const std::string kFailAfterCopy =
+    "  - id: boom\n    type: exec\n    needs: [copy]\n    with: { command: [\"false\"] }\n";
 
 /// `plan apply` of a plan, with ${secret.pg} set (unless `env` sets it).
 struct Run : PlanRun {

@@ -19,18 +19,22 @@ TEST_CASE("postgres.sql returns rows as outputs and runs statements in one trans
          {"--output", "json"});
   REQUIRE(ok.result.code == 0);
   Json out = outputs_of(ok.result.out, "create");
-  CHECK(out["rows"] == Json::parse(R"([{"id":1,"name":"a","ok":true,"meta":{"k":1}},{"id":2,"name":"b","ok":false,"meta":null}])"));
+  CHECK(out["rows"] ==
+        Json::parse(R"([{"id":1,"name":"a","ok":true,"meta":{"k":1}},{"id":2,"name":"b","ok":false,"meta":null}])"));
   CHECK(out["row_count"] == 2);
   CHECK(out["truncated"] == false);
   CHECK(out["value"] == 1);
   CHECK(out["commands"] == Json::array({"CREATE TABLE", "INSERT 0 2", "SELECT 2"}));
   CHECK(outputs_of(ok.result.out, "param")["value"] == "b");
 
-  const std::string two = "[\"insert into t values (3, 'c', true, null)\", \"insert into t values (1, 'dup', true, null)\"]";
+  const std::string two =
+      "[\"insert into t values (3, 'c', true, null)\", \"insert into t values (1, 'dup', true, null)\"]";
   Run tx("plan: p\nsteps:\n" + sql_step("dup", kOld, "it_sql", two));
   CHECK(tx.result.code == 1);
-  CHECK(contains(tx.result.out, "postgres 127.0.0.2:5432/it_sql: statement 2 of 2 (insert into t values (1, 'dup', true, null)): "
-                                "duplicate key value violates unique constraint \"t_pkey\" (23505): Key (id)=(1) already exists.; rolled back"));
+  CHECK(contains(
+      tx.result.out,
+      "postgres 127.0.0.2:5432/it_sql: statement 2 of 2 (insert into t values (1, 'dup', true, null)): "
+      "duplicate key value violates unique constraint \"t_pkey\" (23505): Key (id)=(1) already exists.; rolled back"));
   CHECK(psql(kOld, "it_sql", "select count(*) from t") == "2");
 
   Run no_tx("plan: p\nsteps:\n" + sql_step("dup", kOld, "it_sql", two, ", transaction: false"));
@@ -38,7 +42,8 @@ TEST_CASE("postgres.sql returns rows as outputs and runs statements in one trans
   CHECK(contains(no_tx.result.out, "already exists.; the statements before it were committed"));
   CHECK(psql(kOld, "it_sql", "select count(*) from t") == "3");
 
-  Run capped("plan: p\nsteps:\n" + sql_step("many", kOld, "it_sql", "\"select g from generate_series(1, 50) g\"", ", max_rows: 5"),
+  Run capped("plan: p\nsteps:\n" +
+                 sql_step("many", kOld, "it_sql", "\"select g from generate_series(1, 50) g\"", ", max_rows: 5"),
              {"--output", "json"});
   Json many = outputs_of(capped.result.out, "many");
   CHECK(many["rows"].size() == 5);
@@ -53,7 +58,8 @@ TEST_CASE("the postgres check compares one value and shows what it saw", "[postg
   psql(kOld, "it_check", "create table q (id int); insert into q select generate_series(1, 12)");
   auto plan_with = [](const std::string& check) {
     return "plan: p\nsteps:\n  - id: s\n    type: exec\n    with: { command: [\"true\"] }\n    preconditions:\n      - "
-           "postgres: { " + conn(kOld, "it_check") + ", " + check + " }\n";
+           "postgres: { " +
+           conn(kOld, "it_check") + ", " + check + " }\n";
   };
   CHECK(Run(plan_with("query: \"select count(*) from q\", equals: 12")).result.code == 0);
   CHECK(Run(plan_with("query: \"select count(*) from q\", gte: 12")).result.code == 0);
@@ -62,7 +68,8 @@ TEST_CASE("the postgres check compares one value and shows what it saw", "[postg
 
   Run failing(plan_with("query: \"select count(*) from q\", equals: 0"));
   CHECK(failing.result.code == 1);
-  CHECK(contains(failing.result.out, "check postgres 127.0.0.2:5432/it_check select count(*) from q == 0: expected == 0, saw 12"));
+  CHECK(contains(failing.result.out,
+                 "check postgres 127.0.0.2:5432/it_check select count(*) from q == 0: expected == 0, saw 12"));
 
   Run rows(plan_with("query: \"select id from q\", lt: 3"));
   CHECK(contains(rows.result.out, "saw 127.0.0.2:5432/it_check: 12 rows (the query should return one value)"));
@@ -104,7 +111,8 @@ TEST_CASE("a wrong password is refused with the server's answer and no password 
   Run bad("plan: p\nsteps:\n" + sql_step("q", kOld, "postgres", "\"select 1\""), {"--output", "json"},
           {{"PLAN_SECRET_pg", wrong}});
   CHECK(bad.result.code == 1);
-  CHECK(contains(bad.result.out, "postgres 127.0.0.2:5432/postgres: password authentication failed for user \\\"plan\\\""));
+  CHECK(contains(bad.result.out,
+                 "postgres 127.0.0.2:5432/postgres: password authentication failed for user \\\"plan\\\""));
   CHECK_FALSE(contains(bad.all(), wrong));
 
   const std::string pw = pg_password();
@@ -119,15 +127,17 @@ TEST_CASE("a wrong password is refused with the server's answer and no password 
   Run literal("plan: p\nsteps:\n  - id: q\n    type: postgres.sql\n    with: { uri: \"postgresql://plan:" + pw +
                   "@127.0.0.2/postgres\", sql: \"select 1\" }\n",
               {"--dry-run"});
-  CHECK(contains(literal.result.out, "postgres host=127.0.0.2 dbname=postgres user=plan password=*** (one transaction):"));
+  CHECK(contains(literal.result.out,
+                 "postgres host=127.0.0.2 dbname=postgres user=plan password=*** (one transaction):"));
   for (const Run* x : {&bad, &good, &dry, &literal}) CHECK_FALSE(contains(x->result.out + x->result.err, pw));
   for (const Run* x : {&bad, &good, &dry}) CHECK_FALSE(contains(x->journal, pw));
 }
 
 TEST_CASE("a PostgreSQL server that is down or killed mid-query fails the step", "[postgres][crash]") {
   require_servers();
-  Run down("plan: p\nsteps:\n  - id: q\n    type: postgres.sql\n    with: { conninfo: \"host=127.0.0.2 port=5499 "
-           "dbname=postgres user=plan\", sql: \"select 1\" }\n");
+  Run down(
+      "plan: p\nsteps:\n  - id: q\n    type: postgres.sql\n    with: { conninfo: \"host=127.0.0.2 port=5499 "
+      "dbname=postgres user=plan\", sql: \"select 1\" }\n");
   CHECK(down.result.code == 1);
   CHECK(contains(down.result.out, "postgres 127.0.0.2:5499/postgres: connection refused"));
 
@@ -135,12 +145,14 @@ TEST_CASE("a PostgreSQL server that is down or killed mid-query fails the step",
   const std::string pw = pg_password();
   std::thread runner([&] {
     TempDir t("plan-pg");
-    std::string file = t.file("p.yaml", "plan: p\nsteps:\n" + sql_step("sleep", kOld, "postgres", "\"select pg_sleep(120)\""));
+    std::string file =
+        t.file("p.yaml", "plan: p\nsteps:\n" + sql_step("sleep", kOld, "postgres", "\"select pg_sleep(120)\""));
     quiet({kPlan, "apply", file}, {{"PLAN_STATE_DIR", t.str("state")}, {"PLAN_SECRET_pg", pw}}, &killed);
   });
   bool sleeping = eventually(
       [] {
-        return psql(kOld, "postgres", "select count(*) from pg_stat_activity where query = 'select pg_sleep(120)'") == "1";
+        return psql(kOld, "postgres", "select count(*) from pg_stat_activity where query = 'select pg_sleep(120)'") ==
+               "1";
       },
       std::chrono::seconds(30));
   run({kSource + "/tests/servers.d/postgres", "kill", kOld});
@@ -149,5 +161,6 @@ TEST_CASE("a PostgreSQL server that is down or killed mid-query fails the step",
   REQUIRE(up.code == 0);
   CHECK(sleeping);
   CHECK(killed.code == 1);
-  CHECK(contains(killed.out, "postgres 127.0.0.2:5432/postgres: select pg_sleep(120): server closed the connection unexpectedly"));
+  CHECK(contains(killed.out,
+                 "postgres 127.0.0.2:5432/postgres: select pg_sleep(120): server closed the connection unexpectedly"));
 }

@@ -33,7 +33,9 @@ std::string plan_text(const std::string& work_sleep) {
          "  - id: work\n"
          "    type: exec\n"
          "    needs: [pause]\n"
-         "    with: { command: [sleep, \"" + work_sleep + "\"] }\n"
+         "    with: { command: [sleep, \"" +
+         work_sleep +
+         "\"] }\n"
          "  - id: close\n"
          "    type: exec\n"
          "    needs: [work]\n"
@@ -135,10 +137,10 @@ TEST_CASE("the dry run predicts a window from past runs of the unchanged steps a
     harness::write_file(file, plan_text("0.1"));
     Result edited = plan_cmd({"apply", "--dry-run", file}, states);
     REQUIRE(edited.code == 0);
-    CHECK(matches(line_with(edited.out, "window quiet"),
-                  "window quiet \\(open \\.\\. close\\): predicted at least " + kDuration +
-                      " of 1m00s budget; open, pause, close from 2 past runs; "
-                      "1 step without an estimate or past run: work"));
+    CHECK(matches(line_with(edited.out, "window quiet"), "window quiet \\(open \\.\\. close\\): predicted at least " +
+                                                             kDuration +
+                                                             " of 1m00s budget; open, pause, close from 2 past runs; "
+                                                             "1 step without an estimate or past run: work"));
     Result json = plan_cmd({"show", "--format", "json", file}, states);
     REQUIRE(json.code == 0);
     CHECK(Json::parse(json.out)["windows"][0]["unknown_steps"] == Json{"work"});

@@ -50,10 +50,8 @@ void require_servers() {
 
 /// Runs `plan apply` on `yaml` in a fresh folder with the password as ${secret.redis}.
 struct Run : PlanRun {
-  Run(const std::string& yaml, std::vector<std::string> extra = {},
-      std::map<std::string, std::string> env = {})
-      : PlanRun("plan-redis", "PLAN_SECRET_redis", redis_password, yaml, std::move(extra),
-                std::move(env)) {}
+  Run(const std::string& yaml, std::vector<std::string> extra = {}, std::map<std::string, std::string> env = {})
+      : PlanRun("plan-redis", "PLAN_SECRET_redis", redis_password, yaml, std::move(extra), std::move(env)) {}
 };
 
 std::string step(const std::string& id, const std::string& host, const std::string& command,
@@ -72,8 +70,7 @@ TEST_CASE("redis.command gives every reply type as typed outputs", "[redis]") {
   Run r("plan: p\nsteps:\n" + step("status", kOld, "[SET, it:str, hello]") +
             step("string", kOld, "[GET, it:str]", "    needs: [status]\n") +
             step("integer", kOld, "[INCRBY, it:count, 0]") + step("nil", kOld, "[GET, it:missing]") +
-            step("array", kOld, "[LRANGE, it:list, 0, -1]") +
-            step("authed", kNew, "[PING]"),
+            step("array", kOld, "[LRANGE, it:list, 0, -1]") + step("authed", kNew, "[PING]"),
         {"--output", "json"});
   REQUIRE(r.result.code == 0);
   CHECK(outputs_of(r.result.out, "status") == Json{{"reply", "OK"}, {"type", "status"}});
@@ -91,7 +88,8 @@ TEST_CASE("an error reply fails redis.command with the server's message", "[redi
   Run r("plan: p\nsteps:\n" + step("incr", kOld, "[INCR, it:str]"));
   CHECK(r.result.code == 1);
   CHECK(contains(r.result.err, "FAILED incr"));
-  CHECK(contains(r.result.out, "failed: incr: redis 127.0.0.2:6379: INCR it:str: ERR value is not an integer or out of range"));
+  CHECK(contains(r.result.out,
+                 "failed: incr: redis 127.0.0.2:6379: INCR it:str: ERR value is not an integer or out of range"));
 }
 
 TEST_CASE("rollback auto restores what CONFIG SET SET DEL and HSET replaced", "[redis][rollback]") {
@@ -129,7 +127,9 @@ TEST_CASE("rollback auto is refused before sending a command without an inverse"
   cli(kOld, {"DEL", "it:queue"});
   Run r("plan: p\nsteps:\n" + step("push", kOld, "[LPUSH, it:queue, x]", "    rollback: auto\n"));
   CHECK(r.result.code != 0);
-  CHECK(contains(r.result.out, "rollback: auto: LPUSH has no inverse that is safe while other clients write; write the rollback steps"));
+  CHECK(contains(
+      r.result.out,
+      "rollback: auto: LPUSH has no inverse that is safe while other clients write; write the rollback steps"));
   CHECK(cli(kOld, {"LLEN", "it:queue"}) == "0");
 
   Run secret("plan: p\nsteps:\n" + step("pw", kNew, "[CONFIG, SET, masterauth, x]", "    rollback: auto\n"));
@@ -142,7 +142,8 @@ TEST_CASE("the redis check compares replies and shows the value it saw", "[redis
   cli(kOld, {"DEL", "botbot:queue"});
   for (int i = 0; i < 12; ++i) cli(kOld, {"RPUSH", "botbot:queue", "m" + std::to_string(i)});
   auto plan_with = [](const std::string& check) {
-    return "plan: p\nsteps:\n  - id: s\n    type: exec\n    with: { command: [\"true\"] }\n    preconditions:\n      - " +
+    return "plan: p\nsteps:\n  - id: s\n    type: exec\n    with: { command: [\"true\"] }\n    preconditions:\n      "
+           "- " +
            check + "\n";
   };
   CHECK(Run(plan_with("redis: { host: 127.0.0.2, command: [LLEN, botbot:queue], equals: 12 }")).result.code == 0);
@@ -153,7 +154,8 @@ TEST_CASE("the redis check compares replies and shows the value it saw", "[redis
 
   Run failing(plan_with("redis: { host: 127.0.0.2, command: [LLEN, botbot:queue], equals: 0 }"));
   CHECK(failing.result.code == 1);
-  CHECK(contains(failing.result.out, "check redis 127.0.0.2:6379 LLEN botbot:queue == 0: expected == 0, saw LLEN botbot:queue = 12"));
+  CHECK(contains(failing.result.out,
+                 "check redis 127.0.0.2:6379 LLEN botbot:queue == 0: expected == 0, saw LLEN botbot:queue = 12"));
 
   Run lt(plan_with("redis: { host: 127.0.0.2, command: [LINDEX, botbot:queue, 0], lt: 5 }"));
   CHECK(contains(lt.result.out, "expected < 5, saw LINDEX botbot:queue 0 = m0 (m0 is not a number)"));
@@ -161,7 +163,8 @@ TEST_CASE("the redis check compares replies and shows the value it saw", "[redis
   // Refused when the plan is loaded, at the command, before anything runs.
   Run writes(plan_with("redis: { host: 127.0.0.2, command: [DEL, botbot:queue] }"));
   CHECK(writes.result.code == 2);
-  CHECK(contains(writes.result.err, ":7:44: error: the redis check runs only read-only commands, and DEL is not one it knows"));
+  CHECK(contains(writes.result.err,
+                 ":7:44: error: the redis check runs only read-only commands, and DEL is not one it knows"));
   CHECK(cli(kOld, {"LLEN", "botbot:queue"}) == "12");
 }
 
@@ -208,8 +211,9 @@ TEST_CASE("a wrong or missing password fails with the server's answer and is nev
 
 TEST_CASE("a redis server that is down or killed in the middle of a command fails the step", "[redis][crash]") {
   require_servers();
-  Run down("plan: p\nsteps:\n  - id: ping\n    type: redis.command\n    with: { host: 127.0.0.2, port: 6390, "
-           "command: [PING] }\n");
+  Run down(
+      "plan: p\nsteps:\n  - id: ping\n    type: redis.command\n    with: { host: 127.0.0.2, port: 6390, "
+      "command: [PING] }\n");
   CHECK(down.result.code == 1);
   CHECK(contains(down.result.out, "redis 127.0.0.2:6390: connection refused"));
 
@@ -221,7 +225,9 @@ TEST_CASE("a redis server that is down or killed in the middle of a command fail
     killed = plan_cmd({"apply", file}, t.str("state"));
   });
   bool busy = eventually(
-      [] { return run({"timeout", "0.3", "redis-cli", "-h", "127.0.0.2", "PING"}).code != 0; },
+      [] {
+        return run({"timeout", "0.3", "redis-cli", "-h", "127.0.0.2", "PING"}).code != 0;
+      },
       std::chrono::seconds(20));
   run({kSource + "/tests/servers.d/redis", "kill", "127.0.0.2"});
   runner.join();
@@ -245,7 +251,9 @@ TEST_CASE("a redis check compares the same command on the old and the new server
   cli(kNew, {"INCR", "it:count"});
   Run differ(plan, {"--output", "json"});
   CHECK(differ.result.code == 1);
-  CHECK(contains(differ.result.out, "expected the same reply on both servers, saw GET it:count = 41 on 127.0.0.2:6379, 42 on 127.0.0.3:6379"));
+  CHECK(contains(
+      differ.result.out,
+      "expected the same reply on both servers, saw GET it:count = 41 on 127.0.0.2:6379, 42 on 127.0.0.3:6379"));
   CHECK_FALSE(contains(same.all() + differ.all(), redis_password()));
 }
 

@@ -28,20 +28,29 @@ std::string migration_plan(const TempDir& t, const std::string& copy_extra) {
          "steps:\n"
          "  - id: read-only\n"
          "    type: exec\n"
-         "    with: { shell: \"touch " + d + "/read-only\" }\n"
-         "    rollback: { type: exec, with: { shell: \"rm " + d + "/read-only\" } }\n"
+         "    with: { shell: \"touch " +
+         d +
+         "/read-only\" }\n"
+         "    rollback: { type: exec, with: { shell: \"rm " +
+         d +
+         "/read-only\" } }\n"
          "  - id: stop-workers\n"
          "    type: exec\n"
          "    needs: [read-only]\n"
-         "    with: { shell: \"touch " + d + "/workers-stopped\" }\n"
-         "    rollback: { type: exec, with: { shell: \"rm " + d + "/workers-stopped\" } }\n"
+         "    with: { shell: \"touch " +
+         d +
+         "/workers-stopped\" }\n"
+         "    rollback: { type: exec, with: { shell: \"rm " +
+         d +
+         "/workers-stopped\" } }\n"
          "  - id: copy\n"
          "    type: exec\n"
          "    needs: [stop-workers]\n"
          "    with: { shell: \"echo 'target closed the connection' >&2; exit 1\" }\n"
          "    rollback:\n"
          "      type: exec\n"
-         "      with: { shell: \"echo 'psql: connection to 127.0.0.3:5432 refused, password ${secret.pw}' >&2; exit 2\" }\n" +
+         "      with: { shell: \"echo 'psql: connection to 127.0.0.3:5432 refused, password ${secret.pw}' >&2; exit "
+         "2\" }\n" +
          copy_extra;
 }
 
@@ -49,7 +58,8 @@ const std::string kPassword = "sw0rdfish-pw";
 
 }  // namespace
 
-TEST_CASE("on_rollback_failure continue: a failed undo of the copy still lets the legacy site be writable again", "[rollback][cli]") {
+TEST_CASE("on_rollback_failure continue: a failed undo of the copy still lets the legacy site be writable again",
+          "[rollback][cli]") {
   TempDir t;
   t.file("p.yaml", migration_plan(t, "    on_rollback_failure: continue\n"));
   Result r = plan_in(t, {"apply", "p.yaml"}, {{"PLAN_SECRET_pw", kPassword}});
@@ -60,7 +70,9 @@ TEST_CASE("on_rollback_failure continue: a failed undo of the copy still lets th
   // Why the undo failed, where the operator looks: the progress and the summary, masked.
   CHECK(contains(r.err, "ROLLBACK FAILED copy ("));
   CHECK(contains(r.err, "error): exited with status 2: psql: connection to 127.0.0.3:5432 refused, password ***"));
-  CHECK(contains(r.out, "  rollback failed: copy: exited with status 2: psql: connection to 127.0.0.3:5432 refused, password ***\n"));
+  CHECK(contains(
+      r.out,
+      "  rollback failed: copy: exited with status 2: psql: connection to 127.0.0.3:5432 refused, password ***\n"));
   CHECK(contains(r.err, "undone stop-workers ("));
   CHECK(contains(r.err, "undone read-only ("));
   CHECK(contains(r.out, "result: failed, NOT fully rolled back: operator needed (exit 3)\n"));
@@ -75,7 +87,8 @@ TEST_CASE("on_rollback_failure continue: a failed undo of the copy still lets th
   CHECK(contains(s.out, "read-only     rolled_back"));
 }
 
-TEST_CASE("on_rollback_failure stop (the default): the pass halts at the failed undo and says what it kept", "[rollback][cli]") {
+TEST_CASE("on_rollback_failure stop (the default): the pass halts at the failed undo and says what it kept",
+          "[rollback][cli]") {
   TempDir t;
   t.file("p.yaml", migration_plan(t, ""));
   Result r = plan_in(t, {"apply", "p.yaml"}, {{"PLAN_SECRET_pw", kPassword}});
@@ -83,9 +96,12 @@ TEST_CASE("on_rollback_failure stop (the default): the pass halts at the failed 
   CHECK(r.code == 3);
   CHECK(fs::exists(t.path / "workers-stopped"));
   CHECK(fs::exists(t.path / "read-only"));
-  CHECK(contains(r.out, "  rollback failed: copy: exited with status 2: psql: connection to 127.0.0.3:5432 refused, password ***\n"));
-  CHECK(contains(r.out, "  not rolled back (rollback of 'copy' failed: exited with status 2: psql: connection to "
-                        "127.0.0.3:5432 refused, password ***): read-only, stop-workers\n"));
+  CHECK(contains(
+      r.out,
+      "  rollback failed: copy: exited with status 2: psql: connection to 127.0.0.3:5432 refused, password ***\n"));
+  CHECK(contains(r.out,
+                 "  not rolled back (rollback of 'copy' failed: exited with status 2: psql: connection to "
+                 "127.0.0.3:5432 refused, password ***): read-only, stop-workers\n"));
   CHECK(contains(r.err, "kept   stop-workers: rollback of 'copy' failed: "));
   CHECK_FALSE(contains(r.out + r.err, kPassword));
   Result s = plan_in(t, {"status", "p.yaml"});
@@ -120,7 +136,8 @@ TEST_CASE("apply --output json tells why a rollback failed", "[rollback][cli]") 
   CHECK(fin["exit_code"] == 3);
   CHECK(fin["rollback"] == plan::Json::parse(R"([{"step":"read-only","state":"rolled_back"},
                                                 {"step":"stop-workers","state":"rolled_back"},
-                                                {"step":"copy","state":"failed","message":")" + why + R"("}])"));
+                                                {"step":"copy","state":"failed","message":")" +
+                                             why + R"("}])"));
   CHECK_FALSE(contains(r.out + r.err, kPassword));
 }
 
@@ -130,12 +147,14 @@ TEST_CASE("show and the dry run say that a step's failed rollback lets the other
   Result s = plan_in(t, {"show", "p.yaml"});
   INFO(s.out << s.err);
   CHECK(s.code == 0);
-  CHECK(contains(s.out, "      rollback: explicit\n"
-                        "        sh -c 'echo '\\''psql: connection to 127.0.0.3:5432 refused, password ***'\\'' >&2; exit 2'\n"
-                        "        if its rollback fails, the other rollbacks still run (on_rollback_failure: continue)\n"));
+  CHECK(contains(s.out,
+                 "      rollback: explicit\n"
+                 "        sh -c 'echo '\\''psql: connection to 127.0.0.3:5432 refused, password ***'\\'' >&2; exit 2'\n"
+                 "        if its rollback fails, the other rollbacks still run (on_rollback_failure: continue)\n"));
   CHECK(harness::count_of(s.out, "if its rollback fails") == 1);
   Result md = plan_in(t, {"show", "--format", "markdown", "p.yaml"});
-  CHECK(contains(md.out, "    - if its rollback fails, the other rollbacks still run (on_rollback_failure: continue)\n"));
+  CHECK(
+      contains(md.out, "    - if its rollback fails, the other rollbacks still run (on_rollback_failure: continue)\n"));
   Result j = plan_in(t, {"show", "--format", "json", "p.yaml"});
   plan::Json m = plan::Json::parse(j.out);
   CHECK(m["waves"][2][0]["rollback"]["on_failure"] == "continue");
@@ -144,9 +163,10 @@ TEST_CASE("show and the dry run say that a step's failed rollback lets the other
   Result dry = plan_in(t, {"apply", "--dry-run", "p.yaml"}, {{"PLAN_SECRET_pw", kPassword}});
   INFO(dry.out << dry.err);
   CHECK(dry.code == 0);
-  CHECK(contains(dry.out, "  copy (exec): simulated\n"
-                          "      sh -c 'echo '\\''target closed the connection'\\'' >&2; exit 1'\n"
-                          "      if its rollback fails, the other rollbacks still run (on_rollback_failure: continue)\n"));
+  CHECK(contains(dry.out,
+                 "  copy (exec): simulated\n"
+                 "      sh -c 'echo '\\''target closed the connection'\\'' >&2; exit 1'\n"
+                 "      if its rollback fails, the other rollbacks still run (on_rollback_failure: continue)\n"));
   CHECK(harness::count_of(dry.out, "if its rollback fails") == 1);
 }
 
@@ -159,18 +179,28 @@ std::string act_plan(const TempDir& t, const std::string& act_with, const std::s
          "steps:\n"
          "  - id: prep\n"
          "    type: exec\n"
-         "    with: { shell: \"touch " + d + "/prep\" }\n"
-         "    rollback: { type: exec, with: { shell: \"rm " + d + "/prep\" } }\n"
+         "    with: { shell: \"touch " +
+         d +
+         "/prep\" }\n"
+         "    rollback: { type: exec, with: { shell: \"rm " +
+         d +
+         "/prep\" } }\n"
          "  - id: act\n"
-         "    type: " + type + "\n"
+         "    type: " +
+         type +
+         "\n"
          "    needs: [prep]\n"
-         "    with: " + act_with + "\n"
-         "    rollback: { type: exec, with: { shell: \"touch " + d + "/undo-act\" } }\n";
+         "    with: " +
+         act_with +
+         "\n"
+         "    rollback: { type: exec, with: { shell: \"touch " +
+         d + "/undo-act\" } }\n";
 }
 
 }  // namespace
 
-TEST_CASE("a step that failed before it changed anything is not rolled back, and apply and status say why", "[rollback][cli]") {
+TEST_CASE("a step that failed before it changed anything is not rolled back, and apply and status say why",
+          "[rollback][cli]") {
   TempDir t;
   t.file("p.yaml", act_plan(t, "{ command: [plan-no-such-command, --now] }"));
   Result r = plan_in(t, {"apply", "p.yaml"});
@@ -189,22 +219,25 @@ TEST_CASE("a step that failed before it changed anything is not rolled back, and
   Result s = plan_in(t, {"status", "p.yaml"});
   INFO(s.out);
   CHECK(contains(s.out, "status: rolled_back\n"));
-  CHECK(contains(s.out, "cannot start 'plan-no-such-command': command not found in PATH; not rolled back: it "
-                        "changed nothing (command never started)\n"));
+  CHECK(contains(s.out,
+                 "cannot start 'plan-no-such-command': command not found in PATH; not rolled back: it "
+                 "changed nothing (command never started)\n"));
   // Rolled back, not left half done: the next apply needs no --fresh.
   CHECK(plan_in(t, {"apply", "p.yaml"}).code == 1);
 
   Result j = plan_in(t, {"apply", "p.yaml", "--output", "json"});
   CHECK(contains(j.out, "\"changed_nothing\":\"command never started\""));
-  CHECK(contains(j.out, "{\"message\":\"it changed nothing (command never started)\",\"state\":\"untouched\",\"step\":\"act\"}"));
+  CHECK(contains(
+      j.out, "{\"message\":\"it changed nothing (command never started)\",\"state\":\"untouched\",\"step\":\"act\"}"));
 }
 
 TEST_CASE("a postgres.sql step whose parameters are refused at run time is not rolled back", "[rollback][cli]") {
   // Known only at run time (an earlier step's output, here empty), so validate cannot refuse it;
   // refused before any connection is tried: no server is needed.
   TempDir t;
-  t.file("p.yaml", act_plan(t, "{ conninfo: \"host=127.0.0.1 port=1 dbname=x\", sql: \"SELECT 1\", "
-                               "statement_timeout: \"${steps.prep.outputs.stdout}\" }",
+  t.file("p.yaml", act_plan(t,
+                            "{ conninfo: \"host=127.0.0.1 port=1 dbname=x\", sql: \"SELECT 1\", "
+                            "statement_timeout: \"${steps.prep.outputs.stdout}\" }",
                             "postgres.sql"));
   CHECK(plan_in(t, {"validate", "p.yaml"}).code == 0);
   Result r = plan_in(t, {"apply", "p.yaml"});

@@ -57,8 +57,9 @@ TEST_CASE("schemas/plan.schema.json and the README's reference are what the tabl
     CHECK(contains(json.out, std::string("\"step.") + type + "\""));
   }
   Result version = plan_cmd({"--version"}, t.str());
-  CHECK(contains(version.out, "step types: approve, dns.record, exec, file.put, nginx.site, postgres.copy-database, "
-                              "postgres.sql, redis.command, service, ssh.tunnel, wait"));
+  CHECK(contains(version.out,
+                 "step types: approve, dns.record, exec, file.put, nginx.site, postgres.copy-database, "
+                 "postgres.sql, redis.command, service, ssh.tunnel, wait"));
 }
 
 TEST_CASE("every plan and example names the schema for editors", "[schema]") {
@@ -106,7 +107,8 @@ TEST_CASE("ajv in strict mode compiles the schema and agrees with plan validate"
     INFO(file);
     bool wrong_one = std::find(wrong.begin(), wrong.end(), file) != wrong.end();
     std::vector<std::string> args = {"validate", file};
-    if (contains(file, "botbot-migration")) args = {"validate", file, "--vars", kSource + "/plans/botbot-sandbox.vars.yaml"};
+    if (contains(file, "botbot-migration"))
+      args = {"validate", file, "--vars", kSource + "/plans/botbot-sandbox.vars.yaml"};
     Result v = plan_cmd(args, t.str());
     // The repository's plans are valid, but for examples/errors.yaml, which shows errors.
     bool valid = !wrong_one && !contains(file, "examples/errors.yaml");

@@ -55,8 +55,7 @@ std::string canary_plan(const std::string& type, bool is_check, const Json& para
 
 }  // namespace
 
-TEST_CASE("a secret in any parameter of any type never shows in output, journal, JSON or status",
-          "[secrets]") {
+TEST_CASE("a secret in any parameter of any type never shows in output, journal, JSON or status", "[secrets]") {
   const plan::Registry& reg = plan::Registry::instance();
   std::vector<std::pair<std::string, bool>> types;
   for (const std::string& n : reg.step_names()) types.push_back({n, false});
@@ -70,17 +69,17 @@ TEST_CASE("a secret in any parameter of any type never shows in output, journal,
     std::string file = t.file("canary.yaml", canary_plan(type, is_check, with_canary(table), t.str()));
     std::map<std::string, std::string> env = {{"PLAN_SECRET_canary", kCanary}};
     std::string seen;
-    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-             {"validate", file},
-             {"show", file},
-             {"show", file, "--format", "json"},
-             {"show", file, "--format", "markdown"},
-             {"apply", file, "--dry-run"},
-             {"apply", file, "--dry-run", "--output", "json"},
-             {"apply", file, "--yes"},
-             {"status", file},
-             {"apply", file, "--yes", "--fresh", "--output", "json"},
-             {"status", file}}) {
+    for (const std::vector<std::string>& args :
+         std::vector<std::vector<std::string>>{{"validate", file},
+                                               {"show", file},
+                                               {"show", file, "--format", "json"},
+                                               {"show", file, "--format", "markdown"},
+                                               {"apply", file, "--dry-run"},
+                                               {"apply", file, "--dry-run", "--output", "json"},
+                                               {"apply", file, "--yes"},
+                                               {"status", file},
+                                               {"apply", file, "--yes", "--fresh", "--output", "json"},
+                                               {"status", file}}) {
       Result r = plan_cmd(args, t.str("state"), env, t.str());
       seen += r.out + r.err;
     }

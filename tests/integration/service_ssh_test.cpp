@@ -37,8 +37,7 @@ bool port_open(int port) {
 
 }  // namespace
 
-TEST_CASE("service starts and stops a process on an SSH host with its pidfile in the host's home",
-          "[service][ssh]") {
+TEST_CASE("service starts and stops a process on an SSH host with its pidfile in the host's home", "[service][ssh]") {
   {
     INFO("the test sshd is not up: run tests/servers up");
     REQUIRE(harness::fs::exists(sshd_dir() + "/known_hosts"));
@@ -54,21 +53,19 @@ TEST_CASE("service starts and stops a process on an SSH host with its pidfile in
       sshd_dir() + "/user_ed25519, known_hosts: " + sshd_dir() + "/known_hosts }\n";
   Result start = plan_cmd(
       {"apply",
-       t.file("start.yaml",
-              "plan: remote-service\n" + hosts +
-                  "steps:\n"
-                  "  - id: web\n"
-                  "    type: service\n"
-                  "    on: legacy\n"
-                  "    with: { name: " +
-                  name +
-                  ", action: start, command: [python3, -m, http.server, --bind, 127.0.0.7, \"" +
-                  std::to_string(port) + "\"], cwd: \"" + t.str() +
-                  "\", ready: { tcp: \"127.0.0.7:" + std::to_string(port) +
-                  "\" }, ready_timeout: 60s }\n"
-                  "    verify:\n"
-                  "      - process: { pidfile: \"~/.plan/services/" +
-                  name + ".pid\", on: legacy }\n")},
+       t.file("start.yaml", "plan: remote-service\n" + hosts +
+                                "steps:\n"
+                                "  - id: web\n"
+                                "    type: service\n"
+                                "    on: legacy\n"
+                                "    with: { name: " +
+                                name + ", action: start, command: [python3, -m, http.server, --bind, 127.0.0.7, \"" +
+                                std::to_string(port) + "\"], cwd: \"" + t.str() +
+                                "\", ready: { tcp: \"127.0.0.7:" + std::to_string(port) +
+                                "\" }, ready_timeout: 60s }\n"
+                                "    verify:\n"
+                                "      - process: { pidfile: \"~/.plan/services/" +
+                                name + ".pid\", on: legacy }\n")},
       t.str("state"));
   INFO(start.out + start.err);
   CHECK(start.code == 0);
@@ -77,15 +74,14 @@ TEST_CASE("service starts and stops a process on an SSH host with its pidfile in
   CHECK(port_open(port));
   CHECK(harness::fs::exists(pidfile));
 
-  Result stop = plan_cmd(
-      {"apply", t.file("stop.yaml", "plan: remote-service-stop\n" + hosts +
-                                        "steps:\n"
-                                        "  - id: web\n"
-                                        "    type: service\n"
-                                        "    on: legacy\n"
-                                        "    with: { name: " +
-                                        name + ", action: stop, manager: process, grace: 2s }\n")},
-      t.str("state"));
+  Result stop = plan_cmd({"apply", t.file("stop.yaml", "plan: remote-service-stop\n" + hosts +
+                                                           "steps:\n"
+                                                           "  - id: web\n"
+                                                           "    type: service\n"
+                                                           "    on: legacy\n"
+                                                           "    with: { name: " +
+                                                           name + ", action: stop, manager: process, grace: 2s }\n")},
+                         t.str("state"));
   INFO(stop.out + stop.err);
   CHECK(stop.code == 0);
   CHECK(contains(stop.out + stop.err, "stopped " + name + " (pid "));

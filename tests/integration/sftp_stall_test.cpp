@@ -85,8 +85,7 @@ bool transfer_under_way(const fs::path& dir, std::uintmax_t bytes, std::chrono::
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       std::error_code size_ec;
-      if (contains(e.path().filename().string(), ".plan-tmp-") &&
-          fs::file_size(e.path(), size_ec) >= bytes && !size_ec)
+      if (contains(e.path().filename().string(), ".plan-tmp-") && fs::file_size(e.path(), size_ec) >= bytes && !size_ec)
         return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -98,8 +97,7 @@ bool transfer_under_way(const fs::path& dir, std::uintmax_t bytes, std::chrono::
 std::vector<std::string> temporaries(const fs::path& dir) {
   std::vector<std::string> found;
   for (const auto& e : fs::directory_iterator(dir))
-    if (contains(e.path().filename().string(), ".plan-tmp-"))
-      found.push_back(e.path().filename().string());
+    if (contains(e.path().filename().string(), ".plan-tmp-")) found.push_back(e.path().filename().string());
   return found;
 }
 
@@ -109,14 +107,13 @@ class Background {
  public:
   Background(const TempDir& t, const std::string& plan_file, std::chrono::seconds limit) : t_(t) {
     plan::CommandSpec spec;
-    spec.argv = {
-        "sh",
-        "-c",
-        "\"$0\" apply \"$1\" > \"$2\" 2>&1 & echo $! > \"$3\"; wait $!; echo \"exit $?\" >> \"$2\"",
-        kPlan,
-        plan_file,
-        t.str("out"),
-        t.str("pid")};
+    spec.argv = {"sh",
+                 "-c",
+                 "\"$0\" apply \"$1\" > \"$2\" 2>&1 & echo $! > \"$3\"; wait $!; echo \"exit $?\" >> \"$2\"",
+                 kPlan,
+                 plan_file,
+                 t.str("out"),
+                 t.str("pid")};
     spec.cwd = t.str();
     spec.env = {{"PLAN_STATE_DIR", t.str("state")}, {"NO_COLOR", "1"}};
     thread_ = std::thread([this, spec, limit] {
@@ -155,9 +152,10 @@ constexpr std::size_t kBig = 32u << 20;
 
 }  // namespace
 
-TEST_CASE("ssh file operations: a file.put whose server stops mid-transfer ends at the step's timeout and the next "
-          "attempt connects again",
-          "[ssh][files][stall]") {
+TEST_CASE(
+    "ssh file operations: a file.put whose server stops mid-transfer ends at the step's timeout and the next "
+    "attempt connects again",
+    "[ssh][files][stall]") {
   require_sshd();
   TempDir t("plan-sftp");
   const std::string source = t.file("big.src", std::string(kBig, 'b'));
@@ -165,15 +163,15 @@ TEST_CASE("ssh file operations: a file.put whose server stops mid-transfer ends 
   const std::string target = t.str("dest/big.bin");
   std::string plan = big_put(source, target, "    timeout: 5s\n    retry: { attempts: 2, backoff: 1s }\n") +
                      "  - id: after\n    type: exec\n    on: legacy\n    needs: [put]\n"
-                     "    with: { command: [test, -s, " + target + "] }\n";
+                     "    with: { command: [test, -s, " +
+                     target + "] }\n";
   Background apply(t, t.file("plan.yaml", plan), std::chrono::seconds(120));
   Frozen frozen;
   // Stopped once the temporary holds its first MiB: the write is in the middle of its transfer.
   const bool under_way = transfer_under_way(t.path / "dest", 1u << 20, std::chrono::seconds(60));
   if (under_way) frozen.freeze(sshd_session_processes());
   // The processes go on once the first attempt gave up (a new connection never needed them).
-  eventually([&] { return contains(apply.out(), "retry  put: attempt 1 failed"); },
-             std::chrono::seconds(60));
+  eventually([&] { return contains(apply.out(), "retry  put: attempt 1 failed"); }, std::chrono::seconds(60));
   frozen.thaw();
   const bool ended = apply.finish();
   const std::string out = apply.out();
@@ -198,8 +196,7 @@ TEST_CASE("ssh file operations: a second Ctrl-C during a stalled SFTP transfer e
   fs::create_directories(t.path / "dest");
   const std::string target = t.str("dest/big.bin");
   // The step's own timeout is far away: only the interrupt can end it.
-  Background apply(t, t.file("plan.yaml", big_put(source, target, "    timeout: 10m\n")),
-                   std::chrono::seconds(60));
+  Background apply(t, t.file("plan.yaml", big_put(source, target, "    timeout: 10m\n")), std::chrono::seconds(60));
   Frozen frozen;
   const bool under_way = transfer_under_way(t.path / "dest", 1u << 20, std::chrono::seconds(50));
   if (under_way) {
@@ -216,8 +213,9 @@ TEST_CASE("ssh file operations: a second Ctrl-C during a stalled SFTP transfer e
   REQUIRE(under_way);
   REQUIRE(ended);  // before the fix the run waited for the blocked SFTP write, forever
   CHECK(contains(out, "interrupt: cancelling the running steps"));
-  CHECK(contains(out, "writing '" + target + "' on host 'legacy' (root@127.0.0.2:2222): cancelled (the server "
-                      "stopped answering mid-transfer)"));
+  CHECK(contains(out, "writing '" + target +
+                          "' on host 'legacy' (root@127.0.0.2:2222): cancelled (the server "
+                          "stopped answering mid-transfer)"));
   CHECK(contains(out, "result: interrupted (exit 130)"));
   CHECK(contains(out, "exit 130\n"));
 }

@@ -35,8 +35,8 @@ void require_sshd() {
 std::string hosts_yaml(const std::string& extra = "", const std::string& identity = "user_ed25519",
                        const std::string& known_hosts = "") {
   std::string kh = known_hosts.empty() ? sshd_dir() + "/known_hosts" : known_hosts;
-  std::string ssh = "address: 127.0.0.2, user: root, agent: false, identity: " + sshd_dir() + "/" +
-                    identity + ", known_hosts: " + kh;
+  std::string ssh =
+      "address: 127.0.0.2, user: root, agent: false, identity: " + sshd_dir() + "/" + identity + ", known_hosts: " + kh;
   if (extra.find("port:") == std::string::npos) ssh += ", port: 2222";
   if (!extra.empty()) ssh += ", " + extra;
   return "hosts:\n  legacy:\n    ssh: { " + ssh + " }\n";
@@ -120,7 +120,9 @@ TEST_CASE("exec on an ssh host: output - env - cwd - stdin - exit codes", "[ssh]
                      "  - id: record\n"
                      "    type: exec\n"
                      "    with:\n"
-                     "      command: [sh, -c, 'printf %s \"$0\" > " + t.str("out") + "',\n"
+                     "      command: [sh, -c, 'printf %s \"$0\" > " +
+                     t.str("out") +
+                     "',\n"
                      "                \"${steps.hello.outputs.stdout}|${steps.hello.outputs.stderr}|"
                      "${steps.cat.outputs.stdout}|${steps.three.outputs.exit_code}\"]\n";
   Result r = apply_plan(t, plan);
@@ -152,8 +154,8 @@ TEST_CASE("exec on an ssh host: output beyond output_cap is counted and dropped"
                      "    with: { shell: \"yes abcdefghij | head -c 300000\", output_cap: 22 }\n"
                      "  - id: record\n"
                      "    type: exec\n"
-                     "    with: { command: [sh, -c, 'printf %s \"$0\" > " + t.str("out") +
-                     "', \"${steps.big.outputs.stdout}\"] }\n";
+                     "    with: { command: [sh, -c, 'printf %s \"$0\" > " +
+                     t.str("out") + "', \"${steps.big.outputs.stdout}\"] }\n";
   Result r = apply_plan(t, plan);
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
@@ -163,8 +165,8 @@ TEST_CASE("exec on an ssh host: output beyond output_cap is counted and dropped"
 TEST_CASE("a timeout on an ssh host stops the remote command and its children", "[ssh][timeout]") {
   require_sshd();
   TempDir t("plan-ssh");
-  Result r = apply_plan(t, one_step(hosts_yaml(), "{ shell: \"sleep 3171 & sleep 3172; echo never\" }",
-                               "    timeout: 1s\n"));
+  Result r =
+      apply_plan(t, one_step(hosts_yaml(), "{ shell: \"sleep 3171 & sleep 3172; echo never\" }", "    timeout: 1s\n"));
   INFO(r.out << r.err);
   CHECK(r.code == 1);
   CHECK(contains(r.out, "FAILED remote ("));
@@ -190,13 +192,11 @@ TEST_CASE("an unknown host key is refused with its fingerprint and nothing runs"
   require_sshd();
   TempDir t("plan-ssh");
   std::string kh = t.str("known_hosts");
-  Result r = apply_plan(t, one_step(hosts_yaml("", "user_ed25519", kh),
-                               "{ command: [touch, " + t.str("ran") + "] }"));
+  Result r = apply_plan(t, one_step(hosts_yaml("", "user_ed25519", kh), "{ command: [touch, " + t.str("ran") + "] }"));
   INFO(r.out << r.err);
   CHECK(r.code == 1);
-  CHECK(contains(r.out, "host 'legacy' (root@127.0.0.2:2222): host key is not known: ED25519 " +
-                            host_fingerprint() + " (add it to " + kh +
-                            ", or set host_key: accept-new)"));
+  CHECK(contains(r.out, "host 'legacy' (root@127.0.0.2:2222): host key is not known: ED25519 " + host_fingerprint() +
+                            " (add it to " + kh + ", or set host_key: accept-new)"));
   CHECK_FALSE(fs::exists(t.path / "ran"));
   CHECK_FALSE(fs::exists(kh));
 }
@@ -206,7 +206,7 @@ TEST_CASE("host_key accept-new records an unknown key and later runs verify it",
   TempDir t("plan-ssh");
   std::string kh = t.str("known_hosts");
   Result r = apply_plan(t, one_step(hosts_yaml("host_key: accept-new", "user_ed25519", kh),
-                               "{ command: [touch, " + t.str("ran") + "] }"));
+                                    "{ command: [touch, " + t.str("ran") + "] }"));
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   CHECK(fs::exists(t.path / "ran"));
@@ -226,13 +226,14 @@ TEST_CASE("a changed host key is refused loudly - even with accept-new", "[ssh][
   std::string pub = read_file(t.path / "impostor.pub");
   std::string kh = t.file("known_hosts", "[127.0.0.2]:2222 " + pub.substr(0, pub.rfind(' ')) + "\n");
   for (std::string mode : {"", "host_key: accept-new"}) {
-    Result r = apply_plan(t, one_step(hosts_yaml(mode, "user_ed25519", kh),
-                                 "{ command: [touch, " + t.str("ran") + "] }"));
+    Result r =
+        apply_plan(t, one_step(hosts_yaml(mode, "user_ed25519", kh), "{ command: [touch, " + t.str("ran") + "] }"));
     INFO(mode << "\n" << r.out << r.err);
     CHECK(r.code == 1);
-    CHECK(contains(r.out, "host 'legacy' (root@127.0.0.2:2222): HOST KEY HAS CHANGED: the server "
-                          "offers ED25519 " + host_fingerprint() +
-                              ", which does not match the key recorded in " + kh));
+    CHECK(contains(r.out,
+                   "host 'legacy' (root@127.0.0.2:2222): HOST KEY HAS CHANGED: the server "
+                   "offers ED25519 " +
+                       host_fingerprint() + ", which does not match the key recorded in " + kh));
     CHECK_FALSE(fs::exists(t.path / "ran"));
   }
 }
@@ -242,8 +243,10 @@ TEST_CASE("a user key the server refuses fails naming the host and the key", "[s
   TempDir t("plan-ssh");
   Result r = apply_plan(t, one_step(hosts_yaml("", "stranger_ed25519"), "{ command: [\"true\"] }"));
   CHECK(r.code == 1);
-  CHECK(contains(r.out, "host 'legacy' (root@127.0.0.2:2222): authentication failed: user 'root' "
-                        "was refused with key " + sshd_dir() + "/stranger_ed25519"));
+  CHECK(contains(r.out,
+                 "host 'legacy' (root@127.0.0.2:2222): authentication failed: user 'root' "
+                 "was refused with key " +
+                     sshd_dir() + "/stranger_ed25519"));
 }
 
 TEST_CASE("a passphrase-protected key takes its passphrase from a secret - never shown", "[ssh][auth]") {
@@ -251,16 +254,16 @@ TEST_CASE("a passphrase-protected key takes its passphrase from a secret - never
   TempDir t("plan-ssh");
   std::string passphrase = read_file(sshd_dir() + "/user_pass_ed25519.passphrase");
   while (!passphrase.empty() && passphrase.back() == '\n') passphrase.pop_back();
-  std::string plan = one_step(hosts_yaml("passphrase: \"${secret.key_pass}\"", "user_pass_ed25519"),
-                              "{ command: [echo, ok] }");
+  std::string plan =
+      one_step(hosts_yaml("passphrase: \"${secret.key_pass}\"", "user_pass_ed25519"), "{ command: [echo, ok] }");
   Result ok = apply_plan(t, plan, {}, {{"PLAN_SECRET_key_pass", passphrase}});
   INFO(ok.out << ok.err);
   CHECK(ok.code == 0);
 
   Result wrong = apply_plan(t, plan, {}, {{"PLAN_SECRET_key_pass", "not-the-passphrase"}});
   CHECK(wrong.code == 1);
-  CHECK(contains(wrong.out, "host 'legacy' (root@127.0.0.2:2222): cannot load identity file '" +
-                                sshd_dir() + "/user_pass_ed25519': wrong passphrase, or not a private key"));
+  CHECK(contains(wrong.out, "host 'legacy' (root@127.0.0.2:2222): cannot load identity file '" + sshd_dir() +
+                                "/user_pass_ed25519': wrong passphrase, or not a private key"));
   CHECK_FALSE(contains(wrong.out + wrong.err, "not-the-passphrase"));
   CHECK_FALSE(contains(ok.out + ok.err + wrong.out + wrong.err, passphrase));
 }
@@ -297,15 +300,14 @@ TEST_CASE("sshd killed mid-command: a clear error without a hang - the retry con
   require_sshd();
   TempDir t("plan-ssh");
   std::string flag = t.str("flag");
-  std::string plan = one_step(hosts_yaml(),
-                              "{ shell: \"if [ -e " + flag + " ]; then echo second try; else touch " + flag +
-                                  "; exec sleep 3181; fi\" }",
-                              "    timeout: 2m\n    retry: { attempts: 2, backoff: 100ms }\n");
+  std::string plan = one_step(
+      hosts_yaml(),
+      "{ shell: \"if [ -e " + flag + " ]; then echo second try; else touch " + flag + "; exec sleep 3181; fi\" }",
+      "    timeout: 2m\n    retry: { attempts: 2, backoff: 100ms }\n");
   Result r;
   std::thread applying([&] { r = apply_plan(t, plan); });
   std::vector<long> sleeper;
-  bool started = eventually([&] { return !(sleeper = pgrep("^sleep 3181$")).empty(); },
-                            std::chrono::seconds(30));
+  bool started = eventually([&] { return !(sleeper = pgrep("^sleep 3181$")).empty(); }, std::chrono::seconds(30));
   if (started) {
     // The connection's own sshd processes, between the command and the listening sshd (which
     // other tests use: it must live on).
@@ -332,19 +334,27 @@ TEST_CASE("checks exec - file - tcp evaluated on an ssh host", "[ssh][checks]") 
   t.file("present.txt", "a needle in a haystack\n");
   std::string checks =
       "    preconditions:\n"
-      "      - exec: { command: [test, -d, " + t.str() + "], on: legacy }\n"
+      "      - exec: { command: [test, -d, " +
+      t.str() +
+      "], on: legacy }\n"
       "      - exec: { shell: \"id -un\", stdout_contains: root, on: legacy }\n"
-      "      - file: { path: " + t.str("present.txt") + ", contains: needle, on: legacy }\n"
-      "      - file: { path: " + t.str("absent.txt") + ", exists: false, on: legacy }\n"
-      "      - file: { path: " + t.str() + ", on: legacy }\n"
+      "      - file: { path: " +
+      t.str("present.txt") +
+      ", contains: needle, on: legacy }\n"
+      "      - file: { path: " +
+      t.str("absent.txt") +
+      ", exists: false, on: legacy }\n"
+      "      - file: { path: " +
+      t.str() +
+      ", on: legacy }\n"
       "      - tcp: { address: \"127.0.0.2:2222\", on: legacy }\n"
       "      - tcp: { address: \"127.0.0.2:1\", open: false, on: legacy }\n";
   Result r = apply_plan(t, one_step(hosts_yaml(), "{ command: [\"true\"] }", checks));
   INFO(r.out << r.err);
   CHECK(r.code == 0);
 
-  std::string failing = "    preconditions:\n      - file: { path: " + t.str("present.txt") +
-                        ", contains: pin, on: legacy }\n";
+  std::string failing =
+      "    preconditions:\n      - file: { path: " + t.str("present.txt") + ", contains: pin, on: legacy }\n";
   Result f = apply_plan(t, one_step(hosts_yaml(), "{ command: [\"true\"] }", failing));
   CHECK(f.code == 1);
   CHECK(contains(f.out, "precondition failed: check file " + t.str("present.txt") +
@@ -370,8 +380,8 @@ TEST_CASE("twenty parallel steps on a host share one ssh connection", "[ssh][sha
   std::string plan = "plan: shared\n" + hosts_yaml() + "steps:\n";
   for (int i = 0; i < 20; ++i) {
     std::string id = "s" + std::to_string(i);
-    plan += "  - id: " + id + "\n    type: exec\n    on: legacy\n    with: { command: [sh, -c, '" + script +
-            "', " + id + "], cwd: " + dir + " }\n";
+    plan += "  - id: " + id + "\n    type: exec\n    on: legacy\n    with: { command: [sh, -c, '" + script + "', " +
+            id + "], cwd: " + dir + " }\n";
   }
   Result r = apply_plan(t, plan, {"--parallelism", "20"});
   INFO(r.out);
@@ -392,10 +402,13 @@ TEST_CASE("twenty parallel steps on a host share one ssh connection", "[ssh][sha
 TEST_CASE("files over SFTP: atomic write with mode - read - remove - errors name the host", "[ssh][files]") {
   require_sshd();
   TempDir t("plan-ssh");
-  auto host = plan::ssh::make_ssh_host(plan::ssh::target_from_json(
-      "legacy", plan::Json{{"address", "127.0.0.2"}, {"port", 2222}, {"user", "root"},
-                           {"identity", sshd_dir() + "/user_ed25519"},
-                           {"known_hosts", sshd_dir() + "/known_hosts"}, {"agent", false}}));
+  auto host = plan::ssh::make_ssh_host(
+      plan::ssh::target_from_json("legacy", plan::Json{{"address", "127.0.0.2"},
+                                                       {"port", 2222},
+                                                       {"user", "root"},
+                                                       {"identity", sshd_dir() + "/user_ed25519"},
+                                                       {"known_hosts", sshd_dir() + "/known_hosts"},
+                                                       {"agent", false}}));
   std::string path = t.str("app.conf");
   plan::CancelToken never;
   const auto soon = [] { return plan::Deadline::after(std::chrono::seconds(60)); };
@@ -426,10 +439,13 @@ TEST_CASE("files over SFTP: atomic write with mode - read - remove - errors name
 
 TEST_CASE("commands over one ssh connection: big stdin - cancellation stops the remote group", "[ssh][exec]") {
   require_sshd();
-  auto host = plan::ssh::make_ssh_host(plan::ssh::target_from_json(
-      "legacy", plan::Json{{"address", "127.0.0.2"}, {"port", 2222}, {"user", "root"},
-                           {"identity", sshd_dir() + "/user_ed25519"},
-                           {"known_hosts", sshd_dir() + "/known_hosts"}, {"agent", false}}));
+  auto host = plan::ssh::make_ssh_host(
+      plan::ssh::target_from_json("legacy", plan::Json{{"address", "127.0.0.2"},
+                                                       {"port", 2222},
+                                                       {"user", "root"},
+                                                       {"identity", sshd_dir() + "/user_ed25519"},
+                                                       {"known_hosts", sshd_dir() + "/known_hosts"},
+                                                       {"agent", false}}));
   plan::CancelToken never;
   plan::CommandSpec wc;
   wc.argv = {"wc", "-c"};

@@ -11,9 +11,11 @@ TEST_CASE("ssh.tunnel is closed by another plan with its own state folder, found
   TempDir second_state("plan-tunnel-state");
   OwnRegistry registry;
   TunnelReaper reaper{tunnels_dir(first_state, "tunnel-first")};
-  std::string first = dir.file("first.yaml", tunnel_plan("tunnel-first",
-      "{ via: legacy, listen: \"127.0.0.9:16391\", target: \"127.0.0.2:6379\", state: \"${vars.state}\" }\n"
-      "    rollback: auto"));
+  std::string first = dir.file(
+      "first.yaml",
+      tunnel_plan("tunnel-first",
+                  "{ via: legacy, listen: \"127.0.0.9:16391\", target: \"127.0.0.2:6379\", state: \"${vars.state}\" }\n"
+                  "    rollback: auto"));
   Result r = harness::plan_cmd({"apply", first}, first_state.str(), registry.env());
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
@@ -23,8 +25,9 @@ TEST_CASE("ssh.tunnel is closed by another plan with its own state folder, found
   CHECK(fs::exists(registry.entry("127.0.0.9_16391")));
 
   // Another plan cannot open a second tunnel on that address: it is told whose it is.
-  std::string intruder = dir.file("intruder.yaml", tunnel_plan("tunnel-intruder",
-      "{ via: legacy, listen: \"127.0.0.9:16391\", target: \"127.0.0.2:6380\" }"));
+  std::string intruder = dir.file(
+      "intruder.yaml",
+      tunnel_plan("tunnel-intruder", "{ via: legacy, listen: \"127.0.0.9:16391\", target: \"127.0.0.2:6380\" }"));
   Result refused = harness::plan_cmd({"apply", intruder}, second_state.str(), registry.env());
   INFO(refused.out << refused.err);
   CHECK(refused.code == 1);
@@ -35,13 +38,15 @@ TEST_CASE("ssh.tunnel is closed by another plan with its own state folder, found
   CHECK(redis_cli(kListenIp, 16391, {"PING"}).out == "PONG\n");
 
   // A second plan, its own state folder, closes it by its listen address.
-  std::string second = dir.file("second.yaml", "plan: tunnel-second\nsteps:\n"
-                                                "  - { id: close, type: ssh.tunnel, with: { listen: \"127.0.0.9:16391\", "
-                                                "state: closed } }\n");
+  std::string second = dir.file("second.yaml",
+                                "plan: tunnel-second\nsteps:\n"
+                                "  - { id: close, type: ssh.tunnel, with: { listen: \"127.0.0.9:16391\", "
+                                "state: closed } }\n");
   Result closed = harness::plan_cmd({"apply", second}, second_state.str(), registry.env());
   INFO(closed.out << closed.err);
   CHECK(closed.code == 0);
-  CHECK(contains(closed.out + closed.err, "tunnel 127.0.0.9:16391 (pid " + std::to_string(pid) + ") stopped (SIGTERM)"));
+  CHECK(
+      contains(closed.out + closed.err, "tunnel 127.0.0.9:16391 (pid " + std::to_string(pid) + ") stopped (SIGTERM)"));
   CHECK_FALSE(contains(closed.out + closed.err, "no tunnel running"));
   CHECK_FALSE(process_alive(pid));
   CHECK(port_refuses(kListenIp, 16391));
@@ -63,9 +68,10 @@ TEST_CASE("ssh.tunnel's close fails when the address still answers, naming what 
   TempDir dir("plan-tunnel");
   TempDir state("plan-tunnel-state");
   OwnRegistry registry;
-  std::string plan = dir.file("close.yaml", "plan: tunnel-squatted\nsteps:\n"
-                                            "  - { id: close, type: ssh.tunnel, with: { listen: \"127.0.0.9:16392\", "
-                                            "state: closed } }\n");
+  std::string plan = dir.file("close.yaml",
+                              "plan: tunnel-squatted\nsteps:\n"
+                              "  - { id: close, type: ssh.tunnel, with: { listen: \"127.0.0.9:16392\", "
+                              "state: closed } }\n");
   {
     // Not a tunnel: another program listens on the address.
     PlainListener other(kListenIp, 16392);
@@ -73,8 +79,10 @@ TEST_CASE("ssh.tunnel's close fails when the address still answers, naming what 
     Result r = harness::plan_cmd({"apply", plan}, state.str(), registry.env());
     INFO(r.out << r.err);
     CHECK(r.code == 1);
-    CHECK(contains(r.out + r.err, "no tunnel running for 127.0.0.9:16392, but 127.0.0.9:16392 still accepts "
-                                  "connections: pid " + std::to_string(::getpid()) + " ("));
+    CHECK(contains(r.out + r.err,
+                   "no tunnel running for 127.0.0.9:16392, but 127.0.0.9:16392 still accepts "
+                   "connections: pid " +
+                       std::to_string(::getpid()) + " ("));
     CHECK(contains(r.out + r.err, ") listens there"));
   }
   // Once it is gone, the same close passes.

@@ -10,8 +10,10 @@ TEST_CASE("ssh.tunnel reconnects after its SSH connection is cut", "[tunnel]") {
   TempDir dir("plan-tunnel");
   TempDir state("plan-tunnel-state");
   TunnelReaper reaper{tunnels_dir(state, "tunnel-cut")};
-  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-cut",
-      "{ via: legacy, listen: \"127.0.0.9:16383\", target: \"127.0.0.2:6379\", keepalive: 1s }"));
+  std::string plan =
+      dir.file("tunnel.yaml",
+               tunnel_plan("tunnel-cut",
+                           "{ via: legacy, listen: \"127.0.0.9:16383\", target: \"127.0.0.2:6379\", keepalive: 1s }"));
   Result r = harness::plan_cmd({"apply", plan}, state.str());
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
@@ -32,7 +34,8 @@ TEST_CASE("ssh.tunnel reconnects after its SSH connection is cut", "[tunnel]") {
 
   CHECK_FALSE(recv_exact(fd, got, 1));  // EOF or reset: that connection is gone
   ::close(fd);
-  REQUIRE(harness::eventually([&] { return contains(read_file(log), "reconnected to legacy"); }, std::chrono::seconds(20)));
+  REQUIRE(
+      harness::eventually([&] { return contains(read_file(log), "reconnected to legacy"); }, std::chrono::seconds(20)));
   std::string text = read_file(log);
   CHECK(contains(text, "SSH connection to legacy lost: "));
   CHECK(contains(text, "(1 connection affected)"));
@@ -45,8 +48,10 @@ TEST_CASE("ssh.tunnel notices an SSH connection that stopped answering through i
   TempDir dir("plan-tunnel");
   TempDir state("plan-tunnel-state");
   TunnelReaper reaper{tunnels_dir(state, "tunnel-silent")};
-  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-silent",
-      "{ via: legacy, listen: \"127.0.0.9:16388\", target: \"127.0.0.2:6379\", keepalive: 1s }"));
+  std::string plan =
+      dir.file("tunnel.yaml",
+               tunnel_plan("tunnel-silent",
+                           "{ via: legacy, listen: \"127.0.0.9:16388\", target: \"127.0.0.2:6379\", keepalive: 1s }"));
   Result r = harness::plan_cmd({"apply", plan}, state.str());
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
@@ -65,7 +70,8 @@ TEST_CASE("ssh.tunnel notices an SSH connection that stopped answering through i
       for (int p : pids) ::kill(p, SIGKILL);
     }
   } killer{sshd};
-  REQUIRE(harness::eventually([&] { return contains(read_file(log), "reconnected to legacy"); }, std::chrono::seconds(30)));
+  REQUIRE(
+      harness::eventually([&] { return contains(read_file(log), "reconnected to legacy"); }, std::chrono::seconds(30)));
   CHECK(contains(read_file(log), "SSH connection to legacy lost: no answer to 3 keepalives (1s apart)"));
   CHECK(redis_cli(kListenIp, 16388, {"PING"}).out == "PONG\n");
 }
@@ -100,9 +106,13 @@ TEST_CASE("ssh.tunnel gives up after max_respawns when sshd stays down", "[tunne
     }
   } guard{sshd_pidfile};
 
-  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-giveup",
-      "{ via: legacy, listen: \"127.0.0.9:16384\", target: \"127.0.0.2:6379\", keepalive: 1s, max_respawns: 2, "
-      "respawn_window: 60s }", "", "2223", known));
+  std::string plan = dir.file(
+      "tunnel.yaml",
+      tunnel_plan(
+          "tunnel-giveup",
+          "{ via: legacy, listen: \"127.0.0.9:16384\", target: \"127.0.0.2:6379\", keepalive: 1s, max_respawns: 2, "
+          "respawn_window: 60s }",
+          "", "2223", known));
   Result r = harness::plan_cmd({"apply", plan}, state.str());
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
@@ -132,8 +142,11 @@ TEST_CASE("ssh.tunnel's forwarder killed with SIGKILL is restarted by its monito
   TempDir state("plan-tunnel-state");
   OwnRegistry registry;
   TunnelReaper reaper{tunnels_dir(state, "tunnel-fwd-killed")};
-  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-fwd-killed",
-      "{ via: legacy, listen: \"127.0.0.9:16389\", target: \"127.0.0.2:6379\", state: \"${vars.state}\" }"));
+  std::string plan = dir.file(
+      "tunnel.yaml",
+      tunnel_plan(
+          "tunnel-fwd-killed",
+          "{ via: legacy, listen: \"127.0.0.9:16389\", target: \"127.0.0.2:6379\", state: \"${vars.state}\" }"));
   Result r = harness::plan_cmd({"apply", plan}, state.str(), registry.env());
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
@@ -173,13 +186,14 @@ TEST_CASE("ssh.tunnel's forwarder killed with SIGKILL is restarted by its monito
   CHECK(port_refuses(kListenIp, 16389));
 }
 
-TEST_CASE("ssh.tunnel whose monitor and forwarder are both killed frees its port and comes back by restart_held", "[tunnel]") {
+TEST_CASE("ssh.tunnel whose monitor and forwarder are both killed frees its port and comes back by restart_held",
+          "[tunnel]") {
   TempDir dir("plan-tunnel");
   TempDir state("plan-tunnel-state");
   OwnRegistry registry;
   TunnelReaper reaper{tunnels_dir(state, "tunnel-both-killed")};
-  std::string text = tunnel_plan("tunnel-both-killed",
-                                 "{ via: legacy, listen: \"127.0.0.9:16390\", target: \"127.0.0.2:6379\" }");
+  std::string text =
+      tunnel_plan("tunnel-both-killed", "{ via: legacy, listen: \"127.0.0.9:16390\", target: \"127.0.0.2:6379\" }");
   std::string plan = dir.file("tunnel.yaml", text);
   Result r = harness::plan_cmd({"apply", plan}, state.str(), registry.env());
   INFO(r.out << r.err);
@@ -208,9 +222,13 @@ TEST_CASE("ssh.tunnel whose monitor and forwarder are both killed frees its port
   scope.outputs = [](const std::string&) -> const plan::Json* { return nullptr; };
   plan::CancelToken cancel;
   std::vector<std::string> lines;
-  plan::StepRequest req{loaded.plan.steps.at(0), 0,      1,
-                        scope,                   plan::Deadline::after(std::chrono::seconds(60)),
-                        cancel,                  [&](const std::string& l) { lines.push_back(l); }};
+  plan::StepRequest req{loaded.plan.steps.at(0),
+                        0,
+                        1,
+                        scope,
+                        plan::Deadline::after(std::chrono::seconds(60)),
+                        cancel,
+                        [&](const std::string& l) { lines.push_back(l); }};
   auto held = exec.held(req);
   REQUIRE(held);
   CHECK(held->key == "tunnel 127.0.0.9:16390");
@@ -235,4 +253,3 @@ TEST_CASE("ssh.tunnel whose monitor and forwarder are both killed frees its port
   CHECK(contains(alive.seen, "supervisor " + std::to_string(pid) + " running (forwarder "));
   CHECK(redis_cli(kListenIp, 16390, {"PING"}).out == "PONG\n");
 }
-

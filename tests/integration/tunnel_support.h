@@ -41,20 +41,21 @@ inline std::string sshd_dir() { return servers_dir() + "/sshd"; }
 
 /// A plan with the test sshd as `legacy` and one ssh.tunnel step (more steps appended by callers).
 inline std::string tunnel_plan(const std::string& name, const std::string& tunnel_with, const std::string& more = "",
-                        const std::string& port = "2222", const std::string& known_hosts = "") {
+                               const std::string& port = "2222", const std::string& known_hosts = "") {
   std::string kh = known_hosts.empty() ? sshd_dir() + "/known_hosts" : known_hosts;
   return "plan: " + name +
          "\n"
          "vars: { state: open }\n"
          "hosts:\n"
          "  legacy:\n"
-         "    ssh: { address: 127.0.0.2, port: " + port + ", user: root, identity: " + sshd_dir() +
-         "/user_ed25519, known_hosts: " + kh +
+         "    ssh: { address: 127.0.0.2, port: " +
+         port + ", user: root, identity: " + sshd_dir() + "/user_ed25519, known_hosts: " + kh +
          " }\n"
          "steps:\n"
          "  - id: redis-tunnel\n"
          "    type: ssh.tunnel\n"
-         "    with: " + tunnel_with + "\n" + more;
+         "    with: " +
+         tunnel_with + "\n" + more;
 }
 
 inline std::string tunnels_dir(const TempDir& state, const std::string& plan_name) {
@@ -77,7 +78,9 @@ inline int pidfile_forwarder(const std::string& pidfile) {
   return std::regex_search(text, m, re) ? std::stoi(m[1]) : 0;
 }
 
-inline bool process_alive(int pid) { return pid > 0 && ::kill(pid, 0) == 0 && !contains(read_file("/proc/" + std::to_string(pid) + "/stat"), ") Z "); }
+inline bool process_alive(int pid) {
+  return pid > 0 && ::kill(pid, 0) == 0 && !contains(read_file("/proc/" + std::to_string(pid) + "/stat"), ") Z ");
+}
 
 /// Stops every supervisor a test left behind, also when an assertion failed half-way, and clears
 /// its entry in the machine's registry of tunnels (which only a monitor killed outright leaves).
@@ -193,8 +196,10 @@ struct OwnRegistry {
     ::setenv("XDG_RUNTIME_DIR", dir.str().c_str(), 1);
   }
   ~OwnRegistry() {
-    if (had) ::setenv("XDG_RUNTIME_DIR", saved.c_str(), 1);
-    else ::unsetenv("XDG_RUNTIME_DIR");
+    if (had)
+      ::setenv("XDG_RUNTIME_DIR", saved.c_str(), 1);
+    else
+      ::unsetenv("XDG_RUNTIME_DIR");
   }
   std::map<std::string, std::string> env() const { return {{"XDG_RUNTIME_DIR", dir.str()}}; }
   std::string entry(const std::string& name) const { return dir.str() + "/plan/tunnels/" + name + ".json"; }

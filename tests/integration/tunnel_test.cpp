@@ -12,12 +12,16 @@ TEST_CASE("ssh.tunnel carries Redis traffic and outlives the engine until a late
   TempDir state("plan-tunnel-state");
   TunnelReaper reaper{tunnels_dir(state, "tunnel-life")};
   const int port = 16379;
-  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-life",
-      "{ via: legacy, listen: \"127.0.0.9:16379\", target: \"127.0.0.2:6379\", state: \"${vars.state}\" }"));
+  std::string plan = dir.file(
+      "tunnel.yaml",
+      tunnel_plan(
+          "tunnel-life",
+          "{ via: legacy, listen: \"127.0.0.9:16379\", target: \"127.0.0.2:6379\", state: \"${vars.state}\" }"));
 
   Result dry = harness::plan_cmd({"apply", "--dry-run", plan}, state.str());
   REQUIRE(dry.code == 0);
-  CHECK(contains(dry.out + dry.err, "tunnel 127.0.0.9:16379 -> legacy -> 127.0.0.2:6379 (supervised, respawn 5 in 60s)"));
+  CHECK(
+      contains(dry.out + dry.err, "tunnel 127.0.0.9:16379 -> legacy -> 127.0.0.2:6379 (supervised, respawn 5 in 60s)"));
 
   Result r = harness::plan_cmd({"apply", plan}, state.str());
   INFO(r.out << r.err);
@@ -61,8 +65,9 @@ TEST_CASE("ssh.tunnel keeps 50 parallel connections apart", "[tunnel]") {
   TempDir state("plan-tunnel-state");
   TunnelReaper reaper{tunnels_dir(state, "tunnel-fifty")};
   const int port = 16380;
-  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-fifty",
-      "{ via: legacy, listen: \"127.0.0.9:16380\", target: \"127.0.0.2:6379\" }"));
+  std::string plan =
+      dir.file("tunnel.yaml",
+               tunnel_plan("tunnel-fifty", "{ via: legacy, listen: \"127.0.0.9:16380\", target: \"127.0.0.2:6379\" }"));
   Result r = harness::plan_cmd({"apply", plan}, state.str());
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
@@ -90,8 +95,7 @@ TEST_CASE("ssh.tunnel keeps 50 parallel connections apart", "[tunnel]") {
       if (!ok) errors[i] = "no PONG";
       sync.arrive_and_wait();  // every channel is open now
       if (ok) {
-        ok = send_all(fd, resp({"SET", key, value}) + resp({"GET", key})) && recv_exact(fd, got, 5) &&
-             got == "+OK\r\n";
+        ok = send_all(fd, resp({"SET", key, value}) + resp({"GET", key})) && recv_exact(fd, got, 5) && got == "+OK\r\n";
         std::string header = "$" + std::to_string(value.size()) + "\r\n";
         std::string h, body;
         ok = ok && recv_exact(fd, h, header.size()) && h == header && recv_exact(fd, body, value.size() + 2) &&
@@ -113,8 +117,9 @@ TEST_CASE("ssh.tunnel keeps 50 parallel connections apart", "[tunnel]") {
   }));
 
   // A later plan closes it by the id of the step that opened it.
-  std::string closer = dir.file("close.yaml", "plan: tunnel-fifty\nsteps:\n"
-                                              "  - { id: close, type: ssh.tunnel, with: { id: redis-tunnel, state: closed } }\n");
+  std::string closer = dir.file("close.yaml",
+                                "plan: tunnel-fifty\nsteps:\n"
+                                "  - { id: close, type: ssh.tunnel, with: { id: redis-tunnel, state: closed } }\n");
   Result c = harness::plan_cmd({"apply", closer}, state.str());
   INFO(c.out << c.err);
   CHECK(c.code == 0);
@@ -125,8 +130,10 @@ TEST_CASE("ssh.tunnel keeps 50 parallel connections apart", "[tunnel]") {
 TEST_CASE("ssh.tunnel refuses to listen on a remote host", "[tunnel]") {
   TempDir dir("plan-tunnel");
   TempDir state("plan-tunnel-state");
-  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-remote",
-      "{ via: legacy, listen: \"127.0.0.9:16387\", target: \"127.0.0.2:6379\" }\n    on: legacy"));
+  std::string plan =
+      dir.file("tunnel.yaml",
+               tunnel_plan("tunnel-remote",
+                           "{ via: legacy, listen: \"127.0.0.9:16387\", target: \"127.0.0.2:6379\" }\n    on: legacy"));
   Result r = harness::plan_cmd({"apply", plan}, state.str());
   INFO(r.out << r.err);
   CHECK(r.code == 1);
@@ -138,12 +145,15 @@ TEST_CASE("ssh.tunnel is stopped by rollback auto when a later step fails", "[tu
   TempDir dir("plan-tunnel");
   TempDir state("plan-tunnel-state");
   TunnelReaper reaper{tunnels_dir(state, "tunnel-rollback")};
-  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-rollback",
-      "{ via: legacy, listen: \"127.0.0.9:16381\", target: \"127.0.0.2:6379\" }\n    rollback: auto",
-      "  - id: use-it\n"
-      "    type: exec\n"
-      "    needs: [redis-tunnel]\n"
-      "    with: { shell: \"redis-cli -h 127.0.0.9 -p 16381 PING > pong.txt; exit 7\", cwd: \"" + dir.str() + "\" }\n"));
+  std::string plan = dir.file(
+      "tunnel.yaml",
+      tunnel_plan("tunnel-rollback",
+                  "{ via: legacy, listen: \"127.0.0.9:16381\", target: \"127.0.0.2:6379\" }\n    rollback: auto",
+                  "  - id: use-it\n"
+                  "    type: exec\n"
+                  "    needs: [redis-tunnel]\n"
+                  "    with: { shell: \"redis-cli -h 127.0.0.9 -p 16381 PING > pong.txt; exit 7\", cwd: \"" +
+                      dir.str() + "\" }\n"));
   Result r = harness::plan_cmd({"apply", plan}, state.str());
   INFO(r.out << r.err);
   CHECK(r.code == 1);
@@ -159,20 +169,24 @@ TEST_CASE("ssh.tunnel is found alive by --resume after the engine is killed", "[
   TempDir state("plan-tunnel-state");
   TunnelReaper reaper{tunnels_dir(state, "tunnel-resume")};
   std::string pidfile = tunnels_dir(state, "tunnel-resume") + "/127.0.0.9_16382.pid";
-  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-resume",
-      "{ via: legacy, listen: \"127.0.0.9:16382\", target: \"127.0.0.2:6379\" }",
-      "  - id: use-it\n"
-      "    type: exec\n"
-      "    needs: [redis-tunnel]\n"
-      "    with: { command: [redis-cli, -h, 127.0.0.9, -p, \"16382\", PING] }\n"));
+  std::string plan =
+      dir.file("tunnel.yaml",
+               tunnel_plan("tunnel-resume", "{ via: legacy, listen: \"127.0.0.9:16382\", target: \"127.0.0.2:6379\" }",
+                           "  - id: use-it\n"
+                           "    type: exec\n"
+                           "    needs: [redis-tunnel]\n"
+                           "    with: { command: [redis-cli, -h, 127.0.0.9, -p, \"16382\", PING] }\n"));
   // kill -9 the engine as soon as the supervisor has written its pidfile: the step is in flight
   // (its SSH connection is still being set up), or at the latest just done.
   std::string script = std::string("PLAN_STATE_DIR=") + state.str() + " " + PLAN_BINARY + " apply " + plan +
-                       " & pid=$!; while [ ! -s " + pidfile + " ]; do sleep 0.005; done; kill -9 $pid; wait $pid; exit 0";
+                       " & pid=$!; while [ ! -s " + pidfile +
+                       " ]; do sleep 0.005; done; kill -9 $pid; wait $pid; exit 0";
   Result killed = harness::run({"/bin/sh", "-c", script});
   int pid = pidfile_pid(pidfile);
   REQUIRE(pid > 0);
-  REQUIRE(harness::eventually([&] { return contains(read_file(tunnels_dir(state, "tunnel-resume") + "/127.0.0.9_16382.log"), "connected to legacy"); }));
+  REQUIRE(harness::eventually([&] {
+    return contains(read_file(tunnels_dir(state, "tunnel-resume") + "/127.0.0.9_16382.log"), "connected to legacy");
+  }));
 
   // As after a crash: the operator clears the dead engine's lock, then resumes.
   REQUIRE(harness::plan_cmd({"unlock", plan}, state.str()).code == 0);
@@ -188,13 +202,15 @@ TEST_CASE("ssh.tunnel fails naming the target the via host cannot reach", "[tunn
   TempDir dir("plan-tunnel");
   TempDir state("plan-tunnel-state");
   TunnelReaper reaper{tunnels_dir(state, "tunnel-noreach")};
-  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-noreach",
-      "{ via: legacy, listen: \"127.0.0.9:16385\", target: \"127.0.0.2:1\" }"));
+  std::string plan =
+      dir.file("tunnel.yaml",
+               tunnel_plan("tunnel-noreach", "{ via: legacy, listen: \"127.0.0.9:16385\", target: \"127.0.0.2:1\" }"));
   Result r = harness::plan_cmd({"apply", plan}, state.str());
   INFO(r.out << r.err);
   CHECK(r.code == 1);
-  CHECK(contains(r.out + r.err, "tunnel 127.0.0.9:16385 -> legacy -> 127.0.0.2:1: a connection through it does not "
-                                "reach the target: connection 1 from 127.0.0.1:"));
+  CHECK(contains(r.out + r.err,
+                 "tunnel 127.0.0.9:16385 -> legacy -> 127.0.0.2:1: a connection through it does not "
+                 "reach the target: connection 1 from 127.0.0.1:"));
   CHECK(contains(r.out + r.err, " refused: legacy cannot reach 127.0.0.2:1: Channel opening failure: "));
   CHECK(contains(r.out + r.err, " error (2) Connection refused (log: "));
   // A failed start leaves nothing running.
@@ -206,8 +222,9 @@ TEST_CASE("ssh.tunnel holds back a client that does not read instead of bufferin
   TempDir dir("plan-tunnel");
   TempDir state("plan-tunnel-state");
   TunnelReaper reaper{tunnels_dir(state, "tunnel-slow")};
-  std::string plan = dir.file("tunnel.yaml", tunnel_plan("tunnel-slow",
-      "{ via: legacy, listen: \"127.0.0.9:16386\", target: \"127.0.0.2:6379\" }"));
+  std::string plan =
+      dir.file("tunnel.yaml",
+               tunnel_plan("tunnel-slow", "{ via: legacy, listen: \"127.0.0.9:16386\", target: \"127.0.0.2:6379\" }"));
   Result r = harness::plan_cmd({"apply", plan}, state.str());
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
@@ -225,7 +242,8 @@ TEST_CASE("ssh.tunnel holds back a client that does not read instead of bufferin
   int direct = connect_to("127.0.0.2", 6379);
   REQUIRE(direct >= 0);
   std::string got;
-  REQUIRE((send_all(direct, resp({"SET", "tunnel-slow-key", value})) && recv_exact(direct, got, 5) && got == "+OK\r\n"));
+  REQUIRE(
+      (send_all(direct, resp({"SET", "tunnel-slow-key", value})) && recv_exact(direct, got, 5) && got == "+OK\r\n"));
   ::close(direct);
   long before = rss_kb();
   int fd = connect_to(kListenIp, 16386);

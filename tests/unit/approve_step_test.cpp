@@ -22,12 +22,8 @@ struct ScriptedApprover : Approver {
 
 struct FakeRun : RunView {
   std::vector<std::string> remaining_steps() const override { return {"switch-dns (dns.record)"}; }
-  std::vector<std::string> window_status() const override {
-    return {"read-only: 1m12s of 2m budget left"};
-  }
-  std::vector<std::string> rollback_preview() const override {
-    return {"nginx-read-only: restore the old config"};
-  }
+  std::vector<std::string> window_status() const override { return {"read-only: 1m12s of 2m budget left"}; }
+  std::vector<std::string> rollback_preview() const override { return {"nginx-read-only: restore the old config"}; }
 };
 
 }  // namespace
@@ -48,10 +44,8 @@ TEST_CASE("approve asks the approver and shows what remains", "[steps][approve]"
   CHECK(approver.asked[0].step_id == "go-live");
   CHECK(approver.asked[0].prompt == "Cut over to hello?");
   CHECK(approver.asked[0].remaining == std::vector<std::string>{"switch-dns (dns.record)"});
-  CHECK(approver.asked[0].windows ==
-        std::vector<std::string>{"read-only: 1m12s of 2m budget left"});
-  CHECK(approver.asked[0].rollback ==
-        std::vector<std::string>{"nginx-read-only: restore the old config"});
+  CHECK(approver.asked[0].windows == std::vector<std::string>{"read-only: 1m12s of 2m budget left"});
+  CHECK(approver.asked[0].rollback == std::vector<std::string>{"nginx-read-only: restore the old config"});
 
   approver.answer = false;
   CHECK(f.run(gate).message == "not approved: run with --yes or --approve go-live");

@@ -2,11 +2,12 @@
 // (engine/state/campaign_view.h): windows on the journal's clock, and the way forward after a
 // failure past the point of no return.
 
+#include "state/campaign_view.h"
+
 #include <catch2/catch.hpp>
 
 #include "graph/graph.h"
 #include "plan_builder.h"
-#include "state/campaign_view.h"
 
 using namespace plan;
 using plan::test::PlanBuilder;
@@ -82,8 +83,9 @@ TEST_CASE("campaign forward recovery: named after a failure past the point of no
   CHECK(f.point_of_no_return == "switch");
   CHECK(f.done == Strings{"switch", "verify"});
   CHECK(f.failed == Strings{"workers"});
-  CHECK(f.text() == "past the point of no return 'switch': done: switch, verify; failed: workers; `plan apply "
-                    "--resume` runs workers again and continues forward; fix the cause first");
+  CHECK(f.text() ==
+        "past the point of no return 'switch': done: switch, verify; failed: workers; `plan apply "
+        "--resume` runs workers again and continues forward; fix the cause first");
 
   run.steps["workers"] = step_state("succeeded");  // resumed, and it went through
   CHECK(campaign_forward_recovery(b.plan(), g, run).empty());

@@ -20,8 +20,7 @@ namespace plan::test {
 class OneHostPool : public HostPool {
  public:
   HostConnection& get(const std::string& name) override {
-    if (!name.empty() && name != "local")
-      throw std::runtime_error("host '" + name + "' is not defined in the plan");
+    if (!name.empty() && name != "local") throw std::runtime_error("host '" + name + "' is not defined in the plan");
     return *host_;
   }
 

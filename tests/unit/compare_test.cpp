@@ -1,17 +1,19 @@
 // The comparisons the redis and postgres checks share: numbers read from text, and why an
 // ordering fails.
 
+#include "../../steps/compare.h"
+
 #include <catch2/catch.hpp>
 
-#include "../../steps/compare.h"
 #include "bad_param.h"
 
 using namespace plan;
 using plan::test::bad_param;
 
 TEST_CASE("comparisons read numbers from text and say why an ordering fails", "[data][compare]") {
-  CHECK(bad_param([] { compare::parse(Json{{"equals", 1}, {"lt", 2}}); }) ==
-        "give one comparison (equals, lt, lte, gt or gte), not several");
+  CHECK(bad_param([] {
+          compare::parse(Json{{"equals", 1}, {"lt", 2}});
+        }) == "give one comparison (equals, lt, lte, gt or gte), not several");
   CHECK(bad_param([] { compare::parse(Json{{"gt", "abc"}}); }) == "'gt' needs a number, not \"abc\"");
   CHECK_FALSE(compare::parse(Json{{"command", {"PING"}}}));
 

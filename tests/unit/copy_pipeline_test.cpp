@@ -35,10 +35,10 @@ TEST_CASE("the copy pipe moves every byte and counts them", "[data][pipeline]") 
 TEST_CASE("the copy pipe counts what the first side wrote to the pipe and not its stderr", "[data][pipeline]") {
   CancelToken never;
   std::vector<std::string> lines;
-  auto r = pg::run_pipeline({{{"sh", "-c", "echo 'pg_dump: warning: something' >&2; head -c 300000 /dev/zero"}, {}},
-                             {{"wc", "-c"}, {}}},
-                            Deadline::after(std::chrono::seconds(30)), never, Millis(100), {},
-                            [&](size_t i, const std::string& l) { lines.push_back(std::to_string(i) + " " + l); });
+  auto r = pg::run_pipeline(
+      {{{"sh", "-c", "echo 'pg_dump: warning: something' >&2; head -c 300000 /dev/zero"}, {}}, {{"wc", "-c"}, {}}},
+      Deadline::after(std::chrono::seconds(30)), never, Millis(100), {},
+      [&](size_t i, const std::string& l) { lines.push_back(std::to_string(i) + " " + l); });
   CHECK(r.ok());
   CHECK(r.bytes == 300000);
   CHECK(lines == std::vector<std::string>{"0 pg_dump: warning: something"});
@@ -54,9 +54,9 @@ TEST_CASE("the copy pipe's processes die with the process that started them", "[
   REQUIRE(engine >= 0);
   if (engine == 0) {
     CancelToken never;
-    pg::run_pipeline({{{"sh", "-c", "echo $$ > \"$0.tmp\" && mv \"$0.tmp\" \"$0\" && exec sleep 60", pid_file}, {}},
-                      {{"cat"}, {}}},
-                     Deadline::after(std::chrono::seconds(60)), never, Millis(1000), {});
+    pg::run_pipeline(
+        {{{"sh", "-c", "echo $$ > \"$0.tmp\" && mv \"$0.tmp\" \"$0\" && exec sleep 60", pid_file}, {}}, {{"cat"}, {}}},
+        Deadline::after(std::chrono::seconds(60)), never, Millis(1000), {});
     ::_exit(0);
   }
   pid_t dump = 0;
@@ -81,9 +81,9 @@ TEST_CASE("the copy pipe's processes die with the process that started them", "[
 
 TEST_CASE("the copy pipe names the side that failed and stops at its deadline", "[data][pipeline]") {
   CancelToken never;
-  auto failed = pg::run_pipeline({{{"sh", "-c", "echo 'pg_dump: error: connection lost' >&2; exit 1"}, {}},
-                                  {{"cat"}, {}}},
-                                 Deadline::after(std::chrono::seconds(30)), never, Millis(1000), {});
+  auto failed =
+      pg::run_pipeline({{{"sh", "-c", "echo 'pg_dump: error: connection lost' >&2; exit 1"}, {}}, {{"cat"}, {}}},
+                       Deadline::after(std::chrono::seconds(30)), never, Millis(1000), {});
   CHECK_FALSE(failed.ok());
   REQUIRE(failed.procs.size() == 2);
   CHECK(failed.procs[0].describe("pg_dump") == "pg_dump exited with status 1: pg_dump: error: connection lost");

@@ -41,9 +41,10 @@ TEST_CASE("dry-run descriptions show the exact action with passwords masked", "[
         "redis 127.0.0.2:6379 LLEN botbot:queue == 0");
   CHECK(check->describe(Json{{"command", {"DBSIZE"}}, {"compare_with", {{"host", "127.0.0.3"}}}}) ==
         "redis 127.0.0.1:6379 DBSIZE equals it on 127.0.0.3:6379");
-  CHECK(check->describe(Json{{"command", {"SET", "a", "b"}}}) ==
-        "redis (invalid: the redis check runs only read-only commands, and SET is not one it knows (use a redis.command "
-        "step to change data))");
+  CHECK(
+      check->describe(Json{{"command", {"SET", "a", "b"}}}) ==
+      "redis (invalid: the redis check runs only read-only commands, and SET is not one it knows (use a redis.command "
+      "step to change data))");
 
   const StepType* copy = Registry::instance().step("postgres.copy-database");
   REQUIRE(copy);
@@ -51,30 +52,33 @@ TEST_CASE("dry-run descriptions show the exact action with passwords masked", "[
                    {"target", {{"uri", "postgresql://plan:***@127.0.0.3/botbot"}}},
                    {"work_dir", "/var/tmp"}};
   std::string d = join(copy->describe(copy_params));
-  CHECK(d ==
-        "copy database 127.0.0.2:5432/botbot to 127.0.0.3:5432/botbot (streamed)\n"
-        "  create database \"botbot\" unless it exists (TEMPLATE template0, the source's encoding and locale); "
-        "refused if it already has tables\n"
-        "  if it exists without tables, kept first for rollback (written beside, then renamed): PGPASSWORD=*** pg_dump "
-        "--format=custom '--file=<state folder>/postgres.copy-database/<step>.before.dump' "
-        "'--dbname=host=127.0.0.3 dbname=botbot user=plan application_name=plan connect_timeout=10'\n"
-        "  PGPASSWORD=*** pg_dump --format=custom --compress=0 '--snapshot=<snapshot exported at the start>' "
-        "'--dbname=host=127.0.0.2 dbname=botbot user=plan application_name=plan connect_timeout=10' \\\n"
-        "    | PGOPTIONS='-c maintenance_work_mem=256MB' PGPASSWORD=*** pg_restore --exit-on-error --single-transaction "
-        "'--dbname=host=127.0.0.3 dbname=botbot user=plan application_name=plan connect_timeout=10'\n"
-        "  verify: every table's row count, every sequence's value and the number of large objects equal on both "
-        "sides\n");
+  CHECK(
+      d ==
+      "copy database 127.0.0.2:5432/botbot to 127.0.0.3:5432/botbot (streamed)\n"
+      "  create database \"botbot\" unless it exists (TEMPLATE template0, the source's encoding and locale); "
+      "refused if it already has tables\n"
+      "  if it exists without tables, kept first for rollback (written beside, then renamed): PGPASSWORD=*** pg_dump "
+      "--format=custom '--file=<state folder>/postgres.copy-database/<step>.before.dump' "
+      "'--dbname=host=127.0.0.3 dbname=botbot user=plan application_name=plan connect_timeout=10'\n"
+      "  PGPASSWORD=*** pg_dump --format=custom --compress=0 '--snapshot=<snapshot exported at the start>' "
+      "'--dbname=host=127.0.0.2 dbname=botbot user=plan application_name=plan connect_timeout=10' \\\n"
+      "    | PGOPTIONS='-c maintenance_work_mem=256MB' PGPASSWORD=*** pg_restore --exit-on-error --single-transaction "
+      "'--dbname=host=127.0.0.3 dbname=botbot user=plan application_name=plan connect_timeout=10'\n"
+      "  verify: every table's row count, every sequence's value and the number of large objects equal on both "
+      "sides\n");
   copy_params["jobs"] = 2;
   d = join(copy->describe(copy_params));
   CHECK(d.find("to 127.0.0.3:5432/botbot (2 parallel streams)") != std::string::npos);
   CHECK(d.find("1. PGPASSWORD=*** pg_dump --format=custom --compress=0 --section=pre-data") != std::string::npos);
   CHECK(d.find("2. 2 at once, the tables split by size") != std::string::npos);
-  CHECK(d.find("3. PGOPTIONS='-c maintenance_work_mem=256MB' PGPASSWORD=*** pg_restore --exit-on-error --section=post-data --jobs=2") != std::string::npos);
+  CHECK(d.find("3. PGOPTIONS='-c maintenance_work_mem=256MB' PGPASSWORD=*** pg_restore --exit-on-error "
+               "--section=post-data --jobs=2") != std::string::npos);
   CHECK(d.find("(streamed in one pipe instead when the database is smaller than 64 MB)") != std::string::npos);
   copy_params["parallel"] = "directory";
   copy_params["replace"] = true;
   d = join(copy->describe(copy_params));
-  CHECK(d.find("pg_dump --format=directory --compress=0 --jobs=2 --file=/var/tmp/plan-copy-XXXXXX/dump") != std::string::npos);
+  CHECK(d.find("pg_dump --format=directory --compress=0 --jobs=2 --file=/var/tmp/plan-copy-XXXXXX/dump") !=
+        std::string::npos);
   CHECK(d.find("pg_restore --exit-on-error --format=directory --jobs=2 --clean --if-exists") != std::string::npos);
   CHECK(d.find("objects already in it are replaced (pg_restore --clean)") != std::string::npos);
   CHECK(join(copy->describe_rollback(copy_params)) ==
@@ -87,15 +91,18 @@ TEST_CASE("dry-run descriptions show the exact action with passwords masked", "[
         "(the outputs and `plan apply --dry-run --probe` tell which applies)\n");
   copy_params["keep_replaced"] = true;
   CHECK(join(copy->describe(copy_params)).find("  if it exists, kept first for rollback") != std::string::npos);
-  CHECK(join(copy->describe_rollback(copy_params)).find("if it had tables (replaced): the same, from the dump of it "
-                                                        "and its tables kept before the copy (keep_replaced)") !=
-        std::string::npos);
-  CHECK(join(copy->describe(Json{{"source", {{"conninfo", "host=a dbname=x"}}}, {"target", {{"conninfo", "host=a dbname=x"}}}})) ==
+  CHECK(join(copy->describe_rollback(copy_params))
+            .find("if it had tables (replaced): the same, from the dump of it "
+                  "and its tables kept before the copy (keep_replaced)") != std::string::npos);
+  CHECK(join(copy->describe(
+            Json{{"source", {{"conninfo", "host=a dbname=x"}}}, {"target", {{"conninfo", "host=a dbname=x"}}}})) ==
         "invalid postgres.copy-database parameters: source and target are the same database (a:5432/x)\n");
-  CHECK(join(copy->describe(Json{{"source", {{"conninfo", "host=a dbname=x"}}}, {"target", {{"conninfo", "host=b dbname=x"}}},
+  CHECK(join(copy->describe(Json{{"source", {{"conninfo", "host=a dbname=x"}}},
+                                 {"target", {{"conninfo", "host=b dbname=x"}}},
                                  {"parallel", "fast"}})) ==
         "invalid postgres.copy-database parameters: 'parallel' is streams or directory, not 'fast'\n");
-  CHECK(join(copy->describe(Json{{"source", {{"conninfo", "host=a dbname=x"}}}, {"target", {{"conninfo", "host=b dbname=x"}}},
+  CHECK(join(copy->describe(Json{{"source", {{"conninfo", "host=a dbname=x"}}},
+                                 {"target", {{"conninfo", "host=b dbname=x"}}},
                                  {"maintenance_work_mem", "1GB -c fsync=off"}})) ==
         "invalid postgres.copy-database parameters: 'maintenance_work_mem' is a size like 256MB (kB, MB or GB) or "
         "\"default\", not '1GB -c fsync=off'\n");
@@ -115,18 +122,26 @@ TEST_CASE("the data types' parses refuse what their tables refuse, naming the pa
   const CheckType* redis_check = Registry::instance().check("redis");
   const StepType* copy = Registry::instance().step("postgres.copy-database");
   REQUIRE((sql && pg_check && redis_check && copy));
-  CHECK(key_of([&] { sql->validate(Json{{"conninfo", "host=a dbname=x"}, {"sslmode", "maybe"}, {"sql", "SELECT 1"}}); }) ==
-        "sslmode: 'sslmode' is disable, allow, prefer, require, verify-ca or verify-full, not 'maybe'");
-  CHECK(key_of([&] { sql->validate(Json{{"conninfo", "host=a dbname=x"}, {"sql", "SELECT 1"}, {"max_rows", "many"}}); }) ==
-        "max_rows: 'max_rows' must be an integer, not \"many\"");
-  CHECK(key_of([&] { pg_check->validate(Json{{"uri", "postgresql://a/x"}, {"query", "select 1"},
-                                              {"compare_with", {{"conninfo", "host=b dbname=x"}, {"sslmode", "no"}}}}); }) ==
+  CHECK(key_of([&] {
+          sql->validate(Json{{"conninfo", "host=a dbname=x"}, {"sslmode", "maybe"}, {"sql", "SELECT 1"}});
+        }) == "sslmode: 'sslmode' is disable, allow, prefer, require, verify-ca or verify-full, not 'maybe'");
+  CHECK(key_of([&] {
+          sql->validate(Json{{"conninfo", "host=a dbname=x"}, {"sql", "SELECT 1"}, {"max_rows", "many"}});
+        }) == "max_rows: 'max_rows' must be an integer, not \"many\"");
+  CHECK(key_of([&] {
+          pg_check->validate(Json{{"uri", "postgresql://a/x"},
+                                  {"query", "select 1"},
+                                  {"compare_with", {{"conninfo", "host=b dbname=x"}, {"sslmode", "no"}}}});
+        }) ==
         "compare_with: compare_with: 'sslmode' is disable, allow, prefer, require, verify-ca or verify-full, not 'no'");
-  CHECK(key_of([&] { redis_check->validate(Json{{"command", {"LLEN", "q"}}, {"port", 70000}}); }) ==
-        "port: 'port' must be 1-65535, not 70000");
-  CHECK(key_of([&] { redis_check->validate(Json{{"command", {"LLEN", "q"}}, {"equals", {{"a", 1}}}}); }) ==
-        "equals: 'equals' takes a value or a list of values, not a map");
-  CHECK(key_of([&] { copy->validate(Json{{"source", {{"conninfo", "host=a dbname=x"}}},
-                                         {"target", {{"conninfo", "host=b dbname=x"}, {"password", {{"a", 1}}}}}}); }) ==
-        "target: target: 'password' must be text, not a map");
+  CHECK(key_of([&] {
+          redis_check->validate(Json{{"command", {"LLEN", "q"}}, {"port", 70000}});
+        }) == "port: 'port' must be 1-65535, not 70000");
+  CHECK(key_of([&] {
+          redis_check->validate(Json{{"command", {"LLEN", "q"}}, {"equals", {{"a", 1}}}});
+        }) == "equals: 'equals' takes a value or a list of values, not a map");
+  CHECK(key_of([&] {
+          copy->validate(Json{{"source", {{"conninfo", "host=a dbname=x"}}},
+                              {"target", {{"conninfo", "host=b dbname=x"}, {"password", {{"a", 1}}}}}});
+        }) == "target: target: 'password' must be text, not a map");
 }

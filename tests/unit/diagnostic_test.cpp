@@ -1,8 +1,9 @@
 // Diagnostics: ordering, the caret block, edit distance and suggestions; durations; sha256.
 
+#include "plan/diagnostic.h"
+
 #include <catch2/catch.hpp>
 
-#include "plan/diagnostic.h"
 #include "run/step_type.h"
 #include "util/sha256.h"
 

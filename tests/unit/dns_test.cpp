@@ -114,8 +114,7 @@ TEST_CASE("record values take one canonical form per type", "[dns]") {
   CHECK(dns::canonical_value("TXT", std::string(300, 'x')) ==
         "\"" + std::string(255, 'x') + "\" \"" + std::string(45, 'x') + "\"");
   CHECK(dns::canonical_value("CAA", "0 ISSUE letsencrypt.org") == "0 issue \"letsencrypt.org\"");
-  CHECK(error_of([] { dns::canonical_value("A", "127.0.0.300"); }) ==
-        "'127.0.0.300' is not an IPv4 address (type A)");
+  CHECK(error_of([] { dns::canonical_value("A", "127.0.0.300"); }) == "'127.0.0.300' is not an IPv4 address (type A)");
   CHECK(error_of([] { dns::canonical_value("MX", "mail.botbot.test"); }) ==
         "an MX value is 'PREFERENCE NAME', not 'mail.botbot.test'");
 }
@@ -145,15 +144,14 @@ TEST_CASE("dig's answer gives the RRset with its TTL and the server's status", "
       server, "t.botbot.test.", "TXT");
   CHECK(txt.values == std::vector<std::string>{"\"hello  world\" \"a\\\"b\\\\c\""});
 
-  auto none = dns::parse_dig(";; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 2\n", server,
-                             "nope.botbot.test.", "A");
+  auto none =
+      dns::parse_dig(";; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 2\n", server, "nope.botbot.test.", "A");
   CHECK_FALSE(none.exists);
   CHECK(none.rcode == "NXDOMAIN");
   CHECK(none.ttl == 0);
 
   CHECK(error_of([&] {
-          dns::parse_dig(";; ->>HEADER<<- opcode: QUERY, status: REFUSED, id: 3\n", server,
-                         "www.example.com.", "A");
+          dns::parse_dig(";; ->>HEADER<<- opcode: QUERY, status: REFUSED, id: 3\n", server, "www.example.com.", "A");
         }) ==
         "DNS server 127.0.0.4:5353 answered REFUSED for www.example.com. A (is it "
         "authoritative for this name?)");
@@ -213,13 +211,10 @@ TEST_CASE("nsupdate failures become one line naming the server and never the sec
   CHECK(dns::explain_nsupdate_failure("update failed: NXRRSET\n", u, key) ==
         "www.botbot.test. A changed at 127.0.0.4:5353 since it was read (prerequisite failed: "
         "NXRRSET)");
-  CHECK(dns::explain_nsupdate_failure(
-            "; Communication with 127.0.0.4#5354 failed: connection refused\n", u, key) ==
+  CHECK(dns::explain_nsupdate_failure("; Communication with 127.0.0.4#5354 failed: connection refused\n", u, key) ==
         "cannot reach DNS server 127.0.0.4:5353: connection refused");
-  std::string odd =
-      dns::explain_nsupdate_failure("weird failure mentioning " + kSecret + "\n", u, key);
-  CHECK(odd ==
-        "nsupdate failed for www.botbot.test. A at 127.0.0.4:5353: weird failure mentioning ***");
+  std::string odd = dns::explain_nsupdate_failure("weird failure mentioning " + kSecret + "\n", u, key);
+  CHECK(odd == "nsupdate failed for www.botbot.test. A at 127.0.0.4:5353: weird failure mentioning ***");
 }
 
 TEST_CASE("dns.record describes the change with the key's name only", "[dns]") {
@@ -242,8 +237,7 @@ TEST_CASE("dns.record describes the change with the key's name only", "[dns]") {
   p["key"] = "***";
   p.erase("ttl");
   lines = t->describe(p);
-  CHECK(lines[0] ==
-        "set www.botbot.test. A 127.0.0.3 (ttl unchanged, 3600 if new) at 127.0.0.4:5353");
+  CHECK(lines[0] == "set www.botbot.test. A 127.0.0.3 (ttl unchanged, 3600 if new) at 127.0.0.4:5353");
   CHECK(lines[1].find("signed with TSIG key (masked)") != std::string::npos);
   CHECK(t->describe_rollback(p) ==
         std::vector<std::string>{"restore www.botbot.test. A at 127.0.0.4:5353 to the values and "
@@ -285,8 +279,7 @@ TEST_CASE("the dns check describes what it expects", "[dns]") {
                          {"equals", Json::array({"127.0.0.3", "127.0.0.2"})},
                          {"ttl_lte", 300}}) ==
         "dns www.botbot.test. A 127.0.0.2 127.0.0.3 with ttl <= 300 at 127.0.0.4:5353");
-  CHECK(c->describe(
-            Json{{"name", "old.botbot.test."}, {"server", "127.0.0.4:5353"}, {"exists", false}}) ==
+  CHECK(c->describe(Json{{"name", "old.botbot.test."}, {"server", "127.0.0.4:5353"}, {"exists", false}}) ==
         "dns no old.botbot.test. A record at 127.0.0.4:5353");
 }
 
@@ -306,8 +299,7 @@ class FakeDnsHost : public HostConnection {
 
   const std::string& name() const override { return name_; }
   bool is_local() const override { return true; }
-  CommandResult run(const CommandSpec& spec, Deadline, const CancelToken&,
-                    const LineSink&) override {
+  CommandResult run(const CommandSpec& spec, Deadline, const CancelToken&, const LineSink&) override {
     command_lines.push_back(params::quote_argv(spec.argv));
     CommandResult r;
     r.started = true;
@@ -352,8 +344,7 @@ class FakeDnsHost : public HostConnection {
     for (auto& [k, v] : yx) {
       std::sort(v.begin(), v.end());
       auto it = zone.find(k);
-      std::vector<std::string> have =
-          it == zone.end() ? std::vector<std::string>{} : it->second.values;
+      std::vector<std::string> have = it == zone.end() ? std::vector<std::string>{} : it->second.values;
       std::sort(have.begin(), have.end());
       if (have != v) return failed(r, "update failed: NXRRSET");
     }
@@ -364,7 +355,9 @@ class FakeDnsHost : public HostConnection {
     }
     return r;
   }
-  std::optional<std::string> read_file(const std::string&, Deadline, const CancelToken&) override { return std::nullopt; }
+  std::optional<std::string> read_file(const std::string&, Deadline, const CancelToken&) override {
+    return std::nullopt;
+  }
   void write_file(const std::string&, const std::string&, int, Deadline, const CancelToken&) override {}
   bool remove_file(const std::string&, Deadline, const CancelToken&) override { return false; }
 
@@ -404,9 +397,8 @@ struct RecordRun {
     step.id = "lower-ttl";
     step.type = "dns.record";
     auto sink = [this](const std::string& l) { log.push_back(l); };
-    StepContext ctx{
-        step,   params, params,  host,    hosts,     Deadline::after(std::chrono::seconds(10)),
-        cancel, sink,   nullptr, nullptr, state_dir, ""};
+    StepContext ctx{step,   params, params,  host,    hosts,     Deadline::after(std::chrono::seconds(10)),
+                    cancel, sink,   nullptr, nullptr, state_dir, ""};
     const StepType* t = Registry::instance().step("dns.record");
     return rollback_outputs ? t->rollback(ctx, *rollback_outputs) : t->run(ctx);
   }
@@ -448,9 +440,7 @@ TEST_CASE("dns.record does not overwrite a record changed since it set it", "[dn
   CHECK(r.www() == "127.0.0.9 ttl 60");
 }
 
-TEST_CASE(
-    "a run that dies mid-update loses nothing: the re-run and the rollback know what it replaced",
-    "[dns]") {
+TEST_CASE("a run that dies mid-update loses nothing: the re-run and the rollback know what it replaced", "[dns]") {
   RecordRun r;
   r.host.lose_answer = true;
   StepOutcome died = r.run();

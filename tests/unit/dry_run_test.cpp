@@ -18,7 +18,6 @@ using plan::test::make_step;
 
 namespace {
 
-
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
 struct Approvals : Approver {
@@ -41,8 +40,7 @@ struct DryRun {
   DryRun() { masker.add("s3cr3t-token"); }
 
   /// Runs the steps in order as the runner would (outputs of earlier steps visible to later ones).
-  std::vector<StepOutcome> run(const std::vector<Step>& steps, bool probe,
-                               std::vector<int> first_wave = {}) {
+  std::vector<StepOutcome> run(const std::vector<Step>& steps, bool probe, std::vector<int> first_wave = {}) {
     DryRunExecutor ex(ExecutorEnv{plan, *hosts, &approvals, &masker, ""}, probe);
     ex.set_first_wave(std::move(first_wave));
     std::map<std::string, Json> outputs;
@@ -102,9 +100,8 @@ TEST_CASE("a dry run describes exec steps and creates nothing", "[dry-run]") {
   CHECK(d.approvals.asked == 0);
   CHECK(d.logs["make-dump"] == std::vector<std::string>{"touch " + dir + "/botbot.sql"});
   // A later step sees a placeholder for an output that a simulated step did not produce.
-  CHECK(d.logs["compress"] ==
-        std::vector<std::string>{"sh -c 'gzip -k " + dir + "/<steps.name-it.outputs.stdout>.sql'",
-                                 "  env TOKEN='***'"});
+  CHECK(d.logs["compress"] == std::vector<std::string>{"sh -c 'gzip -k " + dir + "/<steps.name-it.outputs.stdout>.sql'",
+                                                       "  env TOKEN='***'"});
   CHECK(d.logs["gate"] == std::vector<std::string>{"ask for approval: Go?"});
   CHECK(d.logs["settle"] == std::vector<std::string>{"wait 10m00s"});
   ::rmdir(dir.c_str());
@@ -116,14 +113,12 @@ TEST_CASE("a dry run lists each step's checks", "[dry-run]") {
   s.on = "local";
   s.when.push_back(make_check("file", "/etc/nginx/sites-enabled/${vars.name}"));
   s.preconditions.push_back(make_check("tcp", "127.0.0.3:8080"));
-  s.verify.push_back(
-      make_check("http", Json{{"url", "http://127.0.0.3/"}, {"method", "POST"}, {"status", 405}}));
+  s.verify.push_back(make_check("http", Json{{"url", "http://127.0.0.3/"}, {"method", "POST"}, {"status", 405}}));
   auto out = d.run({s}, false);
   CHECK(out[0].label == "simulated");
   CHECK(d.logs["reload"] ==
-        std::vector<std::string>{
-            "nginx -s reload (on local)", "when: file /etc/nginx/sites-enabled/botbot",
-            "precondition: tcp 127.0.0.3:8080", "verify: http POST http://127.0.0.3/ status 405"});
+        std::vector<std::string>{"nginx -s reload (on local)", "when: file /etc/nginx/sites-enabled/botbot",
+                                 "precondition: tcp 127.0.0.3:8080", "verify: http POST http://127.0.0.3/ status 405"});
 }
 
 TEST_CASE("probe evaluates the first wave's checks and labels the steps", "[dry-run][probe]") {
@@ -145,20 +140,17 @@ TEST_CASE("probe evaluates the first wave's checks and labels the steps", "[dry-
   Step blocked = make_step("blocked", "exec", Json{{"command", {"touch", dir + "/c"}}});
   blocked.preconditions.push_back(make_check("tcp", refused));
   Step later = make_step("later", "exec", Json{{"command", {"touch", dir + "/d"}}});
-  later.preconditions.push_back(
-      make_check("tcp", refused));  // not in the first wave: not asked yet
+  later.preconditions.push_back(make_check("tcp", refused));  // not in the first wave: not asked yet
 
   auto out = d.run({holds, skipped, blocked, later}, true, {0, 1, 2});
   CHECK(out[0].succeeded());
   CHECK(out[0].label == "probed");
   CHECK(out[1].status == StepOutcome::Status::Skipped);
   CHECK(out[1].label == "skipped");
-  CHECK(out[1].message ==
-        "when: check file " + dir + "/flag: expected file exists, saw no such file");
+  CHECK(out[1].message == "when: check file " + dir + "/flag: expected file exists, saw no such file");
   CHECK(out[2].kind == FailureKind::Precondition);
   CHECK(out[2].label == "probed");
-  CHECK(out[2].message == "precondition failed: check tcp " + refused +
-                              ": expected port open, saw connection refused");
+  CHECK(out[2].message == "precondition failed: check tcp " + refused + ": expected port open, saw connection refused");
   CHECK(out[3].succeeded());
   CHECK(out[3].label == "simulated");
   for (const char* f : {"/a", "/b", "/c", "/d"}) CHECK_FALSE(exists(dir + f));

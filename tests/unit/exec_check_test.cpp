@@ -16,18 +16,13 @@ TEST_CASE("exec checks the exit status and the output", "[checks]") {
   CHECK(failing.seen == "exit status 2 (no database)");
   CHECK(check("exec", Json{{"command", {"false"}}, {"exit_code", 1}}).ok);
 
-  CHECK(check("exec", Json{{"command", {"echo", "accepting connections"}},
-                           {"stdout_contains", "accepting"}})
-            .ok);
-  auto quiet =
-      check("exec", Json{{"command", {"echo", "no response"}}, {"stdout_contains", "accepting"}});
+  CHECK(check("exec", Json{{"command", {"echo", "accepting connections"}}, {"stdout_contains", "accepting"}}).ok);
+  auto quiet = check("exec", Json{{"command", {"echo", "no response"}}, {"stdout_contains", "accepting"}});
   CHECK(quiet.expected == "output containing 'accepting'");
   CHECK(quiet.seen == "'no response'");
 
   auto missing = check("exec", Json{{"command", {"plan-no-such-command"}}});
   CHECK(missing.seen == "cannot start 'plan-no-such-command': command not found in PATH");
-  CHECK(describe("exec", Json{{"command", {"pg_isready", "-h", "127.0.0.1"}}}) ==
-        "exec pg_isready -h 127.0.0.1");
-  CHECK(describe("exec", Json{{"shell", "test -s /srv/dump"}, {"exit_code", 1}}) ==
-        "exec test -s /srv/dump exits 1");
+  CHECK(describe("exec", Json{{"command", {"pg_isready", "-h", "127.0.0.1"}}}) == "exec pg_isready -h 127.0.0.1");
+  CHECK(describe("exec", Json{{"shell", "test -s /srv/dump"}, {"exit_code", 1}}) == "exec test -s /srv/dump exits 1");
 }

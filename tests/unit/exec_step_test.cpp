@@ -12,8 +12,7 @@ using plan::test::temp_dir;
 
 TEST_CASE("exec runs argv without a shell and returns its output", "[steps][exec]") {
   Fixture f;
-  auto o =
-      f.run(make_step("say", "exec", Json{{"command", {"echo", "${vars.greeting}", "$HOME"}}}));
+  auto o = f.run(make_step("say", "exec", Json{{"command", {"echo", "${vars.greeting}", "$HOME"}}}));
   REQUIRE(o.succeeded());
   CHECK(o.outputs["stdout"] == "hello $HOME");  // final newline trimmed, no expansion
   CHECK(o.outputs["stderr"] == "");
@@ -31,18 +30,16 @@ TEST_CASE("exec runs an explicit shell", "[steps][exec]") {
 
 TEST_CASE("exec fails on an unexpected exit status, with the end of stderr", "[steps][exec]") {
   Fixture f;
-  auto o = f.run(make_step(
-      "migrate", "exec",
-      Json{{"shell",
-            "echo starting; echo 'connecting' >&2; echo 'table users is missing' >&2; exit 4"}}));
+  auto o = f.run(
+      make_step("migrate", "exec",
+                Json{{"shell", "echo starting; echo 'connecting' >&2; echo 'table users is missing' >&2; exit 4"}}));
   CHECK(o.failed());
   CHECK(o.kind == FailureKind::Error);
   CHECK(o.message == "exited with status 4: connecting | table users is missing");
   CHECK(o.outputs["exit_code"] == 4);
   CHECK_FALSE(o.untouched);  // it ran: its rollback must run
 
-  auto accepted =
-      f.run(make_step("grep", "exec", Json{{"shell", "exit 1"}, {"exit_codes", {0, 1}}}));
+  auto accepted = f.run(make_step("grep", "exec", Json{{"shell", "exit 1"}, {"exit_codes", {0, 1}}}));
   REQUIRE(accepted.succeeded());
   CHECK(accepted.outputs["exit_code"] == 1);
 
@@ -53,17 +50,16 @@ TEST_CASE("exec fails on an unexpected exit status, with the end of stderr", "[s
 TEST_CASE("exec passes env, cwd and stdin, and caps the output", "[steps][exec]") {
   Fixture f;
   std::string dir = temp_dir();
-  auto o =
-      f.run(make_step("env", "exec",
-                      Json{{"shell", "echo \"$GREETING $PORT\"; pwd; cat"},
-                           {"env", {{"GREETING", "${vars.greeting}"}, {"PORT", "${vars.port}"}}},
-                           {"cwd", dir},
-                           {"stdin", "from stdin\n"}}));
+  auto o = f.run(make_step("env", "exec",
+                           Json{{"shell", "echo \"$GREETING $PORT\"; pwd; cat"},
+                                {"env", {{"GREETING", "${vars.greeting}"}, {"PORT", "${vars.port}"}}},
+                                {"cwd", dir},
+                                {"stdin", "from stdin\n"}}));
   REQUIRE(o.succeeded());
   CHECK(o.outputs["stdout"] == "hello 8080\n" + dir + "\nfrom stdin");
 
-  auto capped = f.run(make_step(
-      "big", "exec", Json{{"command", {"head", "-c", "5000", "/dev/zero"}}, {"output_cap", 100}}));
+  auto capped =
+      f.run(make_step("big", "exec", Json{{"command", {"head", "-c", "5000", "/dev/zero"}}, {"output_cap", 100}}));
   REQUIRE(capped.succeeded());
   CHECK(capped.outputs["stdout"].get<std::string>().size() == 100);
   ::rmdir(dir.c_str());
@@ -98,9 +94,7 @@ TEST_CASE("exec times out and is cancelled as a failure of that kind", "[steps][
   // The first line of output is the signal to cancel: no timing involved.
   Scope scope;
   RealExecutor ex(ExecutorEnv{g.plan, *g.hosts, nullptr, nullptr, ""});
-  StepRequest req{
-      step,   0, 1, scope, Deadline::none(), cancel, [&](const std::string&) { cancel.cancel(); },
-      nullptr};
+  StepRequest req{step, 0, 1, scope, Deadline::none(), cancel, [&](const std::string&) { cancel.cancel(); }, nullptr};
   auto o = ex.execute(req);
   CHECK(o.kind == FailureKind::Cancelled);
   CHECK(o.message == "cancelled");
@@ -108,10 +102,9 @@ TEST_CASE("exec times out and is cancelled as a failure of that kind", "[steps][
 
 TEST_CASE("secrets are masked in failure messages and logs", "[steps][exec][secrets]") {
   Fixture f;
-  auto o = f.run(
-      make_step("login", "exec",
-                Json{{"shell", "echo \"using $TOKEN\"; echo \"token $TOKEN rejected\" >&2; exit 1"},
-                     {"env", {{"TOKEN", "${secret.token}"}}}}));
+  auto o = f.run(make_step("login", "exec",
+                           Json{{"shell", "echo \"using $TOKEN\"; echo \"token $TOKEN rejected\" >&2; exit 1"},
+                                {"env", {{"TOKEN", "${secret.token}"}}}}));
   CHECK(o.message == "exited with status 1: token *** rejected");
   CHECK(std::find(f.log.begin(), f.log.end(), "using ***") != f.log.end());
   for (const auto& line : f.log) CHECK(line.find("s3cr3t") == std::string::npos);

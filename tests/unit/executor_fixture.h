@@ -56,9 +56,7 @@ struct Fixture {
       return it == outputs.end() ? nullptr : &it->second;
     };
     RealExecutor ex(ExecutorEnv{plan, *hosts, approver, &masker, ""});
-    StepRequest req{
-        step,    0, 1, scope, deadline, cancel, [this](const std::string& l) { log.push_back(l); },
-        run_view};
+    StepRequest req{step, 0, 1, scope, deadline, cancel, [this](const std::string& l) { log.push_back(l); }, run_view};
     return ex.execute(req);
   }
 };

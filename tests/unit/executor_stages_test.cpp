@@ -13,11 +13,11 @@
 #include "ssh/host_pool.h"
 
 using namespace plan;
+using plan::test::exists;
 using plan::test::Fixture;
 using plan::test::make_check;
 using plan::test::make_step;
 using plan::test::temp_dir;
-using plan::test::exists;
 
 TEST_CASE("a failed precondition stops the step before its action", "[steps][checks]") {
   Fixture f;
@@ -25,8 +25,7 @@ TEST_CASE("a failed precondition stops the step before its action", "[steps][che
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) ==
-          0);  // bound, not listening: refuses
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);  // bound, not listening: refuses
   socklen_t len = sizeof a;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   std::string addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
@@ -36,8 +35,7 @@ TEST_CASE("a failed precondition stops the step before its action", "[steps][che
   s.preconditions.push_back(make_check("tcp", addr));
   auto o = f.run(s);
   CHECK(o.kind == FailureKind::Precondition);
-  CHECK(o.message ==
-        "precondition failed: check tcp " + addr + ": expected port open, saw connection refused");
+  CHECK(o.message == "precondition failed: check tcp " + addr + ": expected port open, saw connection refused");
   CHECK_FALSE(exists(dir + "/done"));
   ::close(fd);
   ::rmdir(dir.c_str());
@@ -50,17 +48,15 @@ TEST_CASE("when false skips the step - verify checks the result", "[steps][check
   s.when.push_back(make_check("file", dir + "/flag"));
   auto skipped = f.run(s);
   CHECK(skipped.status == StepOutcome::Status::Skipped);
-  CHECK(skipped.message ==
-        "when: check file " + dir + "/flag: expected file exists, saw no such file");
+  CHECK(skipped.message == "when: check file " + dir + "/flag: expected file exists, saw no such file");
   CHECK_FALSE(exists(dir + "/done"));
 
   Step v = make_step("touch", "exec", Json{{"command", {"touch", dir + "/done"}}});
   v.verify.push_back(make_check("file", Json{{"path", dir + "/done"}, {"contains", "ok"}}));
   auto unverified = f.run(v);
   CHECK(unverified.kind == FailureKind::Verify);
-  CHECK(unverified.message ==
-        "verify failed: check file " + dir +
-            "/done contains 'ok': expected content containing 'ok', saw not in its 0 bytes");
+  CHECK(unverified.message == "verify failed: check file " + dir +
+                                  "/done contains 'ok': expected content containing 'ok', saw not in its 0 bytes");
   CHECK(unverified.outputs["exit_code"] == 0);  // the action's outputs survive for rollback
 
   v.verify[0] = make_check("file", dir + "/done");
@@ -77,8 +73,7 @@ TEST_CASE("unresolvable references and unknown hosts fail the step", "[steps]") 
   CHECK(o.untouched_why == "parameters refused");
 
   f.outputs["dump"] = Json{{"stdout", "/srv/dump.sql"}};
-  auto used =
-      f.run(make_step("x", "exec", Json{{"command", {"echo", "${steps.dump.outputs.stdout}"}}}));
+  auto used = f.run(make_step("x", "exec", Json{{"command", {"echo", "${steps.dump.outputs.stdout}"}}}));
   CHECK(used.outputs["stdout"] == "/srv/dump.sql");
 
   Step remote = make_step("x", "exec", Json{{"command", {"true"}}});

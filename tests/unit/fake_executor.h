@@ -4,10 +4,10 @@
 // test releases them, so limits can be observed without any timing assumption. Rollbacks appear
 // in the same event log and gates under the id "undo:STEP" (attempt 0).
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
-#include <algorithm>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -129,8 +129,7 @@ class FakeExecutor : public Executor {
     } else if (hangs) {
       // Woken by a cancel at once; by the deadline within a second (Deadline::none() never comes).
       while (!req.deadline.expired() &&
-             !req.cancel.wait_until(
-                 std::min(req.deadline.at, Clock::now() + std::chrono::seconds(1)))) {
+             !req.cancel.wait_until(std::min(req.deadline.at, Clock::now() + std::chrono::seconds(1)))) {
       }
       out = req.cancel.cancelled() ? StepOutcome::fail(FailureKind::Cancelled, "cancelled")
                                    : StepOutcome::fail(FailureKind::Timeout, "timed out");

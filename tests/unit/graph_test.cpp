@@ -1,10 +1,11 @@
 // The dependency graph: edges from needs, groups and references; cycles with their path; waves;
 // critical path; windows' paths; DOT and Mermaid drawings.
 
+#include "graph/graph.h"
+
 #include <catch2/catch.hpp>
 
 #include "graph/export.h"
-#include "graph/graph.h"
 #include "plan_builder.h"
 
 using namespace plan;

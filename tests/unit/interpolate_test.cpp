@@ -1,12 +1,12 @@
 // ${...} references: parsing, typed resolution, secrets masked in display, $${ escape.
 
+#include "plan/interpolate.h"
+
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
-#include <catch2/catch.hpp>
-
-#include "plan/interpolate.h"
 #include "load/loader.h"
 
 using namespace plan;

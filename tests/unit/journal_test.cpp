@@ -1,13 +1,13 @@
-#include <catch2/catch.hpp>
+#include "state/journal.h"
 
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
-#include "state/journal.h"
 #include "state/lock.h"
 
 using plan::Json;
@@ -120,9 +120,9 @@ TEST_CASE("a corrupt line followed by valid ones is refused, not skipped") {
   full[second + 20] = full[second + 20] == 'x' ? 'y' : 'x';  // flip a byte inside line 3
   spit(path, full);
   auto r = plan::read_journal(path);
-  CHECK(r.error == "journal line 3 is corrupt and valid records follow it; the journal was damaged, not torn by a crash");
-  CHECK_THROWS_WITH(plan::JournalWriter(path),
-                    Catch::Contains("journal line 3 is corrupt"));
+  CHECK(r.error ==
+        "journal line 3 is corrupt and valid records follow it; the journal was damaged, not torn by a crash");
+  CHECK_THROWS_WITH(plan::JournalWriter(path), Catch::Contains("journal line 3 is corrupt"));
 }
 
 TEST_CASE("an unknown journal version is refused with a clear message") {
@@ -145,7 +145,8 @@ TEST_CASE("group commit: concurrent appends are all durable and none interleave"
     std::vector<std::thread> threads;
     for (int t = 0; t < 8; ++t)
       threads.emplace_back([&w, t] {
-        for (int i = 0; i < 50; ++i) w.append({{"type", "step_started"}, {"step", std::to_string(t) + "-" + std::to_string(i)}});
+        for (int i = 0; i < 50; ++i)
+          w.append({{"type", "step_started"}, {"step", std::to_string(t) + "-" + std::to_string(i)}});
       });
     for (auto& th : threads) th.join();
   }
@@ -214,7 +215,8 @@ TEST_CASE("a second lock names the holder - a dead holder's lock is reported sta
   auto again = plan::RunLock::acquire(path, "plan apply x.yaml", "plan unlock x.yaml", &err);
   CHECK(!again);
   CHECK(err.find("stale lock: held by pid 999999999") == 0);
-  CHECK(err.find("but that process is gone; if no other run is active, clear it with: plan unlock x.yaml") != std::string::npos);
+  CHECK(err.find("but that process is gone; if no other run is active, clear it with: plan unlock x.yaml") !=
+        std::string::npos);
 }
 
 TEST_CASE("a lock whose holder is provably gone is taken over only through acquire_or_take_over") {
@@ -259,7 +261,8 @@ TEST_CASE("a lock whose holder is provably gone is taken over only through acqui
   CHECK(err.find("locked by another run: pid 999999999 on host elsewhere.example") == 0);
   // Same host, same boot, process gone: taken over, and the old holder handed back.
   spit(path, dead);
-  auto took = plan::RunLock::acquire_or_take_over(path, "plan apply x.yaml --resume", "plan unlock x.yaml", &err, &taken);
+  auto took =
+      plan::RunLock::acquire_or_take_over(path, "plan apply x.yaml --resume", "plan unlock x.yaml", &err, &taken);
   REQUIRE(took);
   REQUIRE(taken);
   CHECK(taken->pid == 999999999);
@@ -285,8 +288,7 @@ std::string checked_line(const std::string& text) {
 TEST_CASE("a record whose checksum holds but whose fields have the wrong types is refused and never thrown") {
   const std::string header = checked_line(R"({"type":"journal","version":1})");
   const std::string started = checked_line(R"({"type":"run_started","run":"r1","step_hashes":{}})");
-  for (const std::string& bad : {std::string(R"({"type":"step_started","step":5})"),
-                                 std::string(R"({"type":7})"),
+  for (const std::string& bad : {std::string(R"({"type":"step_started","step":5})"), std::string(R"({"type":7})"),
                                  std::string(R"({"type":"step_failed","step":"a","t":"noon"})"),
                                  std::string(R"({"type":"run_started","continues":"yes"})"),
                                  std::string(R"({"type":"run_started","step_hashes":[1]})")}) {
@@ -332,8 +334,9 @@ TEST_CASE("the torn tail cut by the writer is kept beside the journal") {
 TEST_CASE("a damaged lock file reads as a lock of unknown holder and never throws") {
   TempDir dir;
   auto path = (dir.path / "lock").string();
-  for (const std::string& text : {std::string(R"({"pid":"x","host":5})"), std::string(R"({"pid":99999999999999999999})"),
-                                  std::string(R"({"pid":-7,"user":[]})")}) {
+  for (const std::string& text :
+       {std::string(R"({"pid":"x","host":5})"), std::string(R"({"pid":99999999999999999999})"),
+        std::string(R"({"pid":-7,"user":[]})")}) {
     INFO(text);
     spit(path, text);
     std::optional<plan::LockHolder> h;
@@ -344,8 +347,9 @@ TEST_CASE("a damaged lock file reads as a lock of unknown holder and never throw
   spit(path, "garbage");
   std::string err;
   CHECK(!plan::RunLock::acquire(path, "plan apply x.yaml", "plan unlock x.yaml", &err));
-  CHECK(err == "locked by another run: an unknown holder (the lock file is empty or unreadable: torn while being "
-               "taken, or damaged) (if it is gone, clear it with: plan unlock x.yaml)");
+  CHECK(err ==
+        "locked by another run: an unknown holder (the lock file is empty or unreadable: torn while being "
+        "taken, or damaged) (if it is gone, clear it with: plan unlock x.yaml)");
 }
 
 TEST_CASE("a folder in the journal's place is an error, not an empty journal") {

@@ -1,15 +1,15 @@
 // Loading and validating plans: every error class verbatim, positions, robustness.
 
+#include "load/loader.h"
+
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
-#include <catch2/catch.hpp>
-
 #include "plan/interpolate.h"
-#include "load/loader.h"
 #include "plan/yaml_json.h"
 
 using namespace plan;
@@ -21,8 +21,8 @@ std::string errors_of(const std::string& yaml, const LoadOptions& opts = {}) {
   LoadResult r = load_plan_text("p.yaml", yaml, opts);
   std::string out;
   for (const Diagnostic& d : r.diags) {
-    out += (d.mark.line > 0 ? std::to_string(d.mark.line) + ":" + std::to_string(d.mark.col) + ": " : "") +
-           d.message + "\n";
+    out += (d.mark.line > 0 ? std::to_string(d.mark.line) + ":" + std::to_string(d.mark.col) + ": " : "") + d.message +
+           "\n";
   }
   for (const std::string& e : r.extra_errors) out += e;
   return out;
@@ -312,7 +312,8 @@ steps:
   - { id: a, type: exec, with: { command: [echo, "${vars.port}", "extra=${vars.extra}"] } }
 )";
   CHECK(errors_of(plan) ==
-        "4:73: missing variable 'extra': give it a value with --vars FILE or --var extra=VALUE, or under vars: in the plan\n");
+        "4:73: missing variable 'extra': give it a value with --vars FILE or --var extra=VALUE, or under vars: in the "
+        "plan\n");
 
   LoadOptions o;
   o.var_overrides = {{"port", "80"}, {"extra", "yes"}, {"db.name", "botbot"}};
@@ -339,9 +340,10 @@ steps:
   f.var_files = {dir + "/bad.yaml", dir + "/missing.yaml"};
   f.var_overrides = {{"extra", "1"}};
   r = load_plan_text("p.yaml", plan, f);
-  CHECK(r.format() == dir + "/bad.yaml:2:1: error: duplicate key 'extra' (first at line 1)\n"
-                           "extra: 2\n^\n" +
-                           dir + "/missing.yaml: error: cannot read file: No such file or directory\n");
+  CHECK(r.format() == dir +
+                          "/bad.yaml:2:1: error: duplicate key 'extra' (first at line 1)\n"
+                          "extra: 2\n^\n" +
+                          dir + "/missing.yaml: error: cannot read file: No such file or directory\n");
   std::filesystem::remove_all(dir);
 }
 
@@ -353,7 +355,8 @@ vars: { t: 1s, n: 1 }
 steps:
   - { id: a, type: approve, timeout: "${vars.t}", retry: { attempts: "${vars.n}" } }
   - { id: b, type: approve, timeout: "${secret.t}" }
-)", o);
+)",
+                                o);
   CHECK(r.format().find("5:38: error: '${secret.t}' cannot be used here: only ${vars...} and ${env...} are known "
                         "when the plan is loaded\n") != std::string::npos);
   REQUIRE(r.plan.steps.size() == 2);
@@ -423,9 +426,10 @@ steps:
     rollback: { type: exec, with: { shell: y } }
     on_rollback_failure: yes
 )";
-  CHECK(errors_of(plan) == "7:26: expected 'stop' or 'continue', found 'contineu'\n"
-                           "11:26: on_rollback_failure has no effect: step 'b' has no rollback\n"
-                           "16:26: expected 'stop' or 'continue', found 'yes'\n");
+  CHECK(errors_of(plan) ==
+        "7:26: expected 'stop' or 'continue', found 'contineu'\n"
+        "11:26: on_rollback_failure has no effect: step 'b' has no rollback\n"
+        "16:26: expected 'stop' or 'continue', found 'yes'\n");
   LoadResult r = load_plan_text("p.yaml", R"(plan: p
 steps:
   - { id: a, type: exec, with: { shell: x }, rollback: { type: exec, with: { shell: y } }, on_rollback_failure: continue }
@@ -444,7 +448,8 @@ TEST_CASE("loader: invalid UTF-8 is an error at its byte in the plan and in vars
   // Overlong, surrogate and truncated sequences too; valid multi-byte text is fine.
   CHECK(errors_of("plan: \xc0\xaf\nsteps: []\n") == "1:7: invalid UTF-8 (byte 0xC0); save the file as UTF-8\n");
   CHECK(errors_of("plan: \xed\xa0\x80\nsteps: []\n") == "1:7: invalid UTF-8 (byte 0xED); save the file as UTF-8\n");
-  CHECK(errors_of("plan: x\nsteps: []\ndescription: caf\xc3") == "3:17: invalid UTF-8 (byte 0xC3); save the file as UTF-8\n");
+  CHECK(errors_of("plan: x\nsteps: []\ndescription: caf\xc3") ==
+        "3:17: invalid UTF-8 (byte 0xC3); save the file as UTF-8\n");
   CHECK(errors_of("plan: x\ndescription: caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x9a\x80\nsteps: []\n").empty());
   LoadOptions opts;
   opts.var_overrides["name"] = "a\xff";
@@ -453,14 +458,16 @@ TEST_CASE("loader: invalid UTF-8 is an error at its byte in the plan and in vars
 
 TEST_CASE("loader: a duration beyond the engine's range is an error, not silently no timeout") {
   const std::string head = "plan: x\nsteps:\n  - id: a\n    type: exec\n    with: { command: [\"true\"] }\n";
-  CHECK(errors_of(head + "    timeout: 99999999999999999999s\n") ==
-        "6:14: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found '99999999999999999999s'\n");
+  CHECK(
+      errors_of(head + "    timeout: 99999999999999999999s\n") ==
+      "6:14: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found '99999999999999999999s'\n");
   CHECK(errors_of(head + "    timeout: 999999999999d\n") ==
         "6:14: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found '999999999999d'\n");
   CHECK(errors_of(head + "    timeout: 1e300\n") ==
         "6:14: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found 1e+300\n");
-  CHECK(errors_of("plan: x\nsteps:\n  - id: w\n    type: wait\n    with: { duration: 18446744073709551616 }\n") ==
-        "5:23: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found 1.8446744073709552e+19\n");
+  CHECK(
+      errors_of("plan: x\nsteps:\n  - id: w\n    type: wait\n    with: { duration: 18446744073709551616 }\n") ==
+      "5:23: expected a duration (500ms, 30s, 10m, 1h30m, 2d or a number of seconds), found 1.8446744073709552e+19\n");
   CHECK(errors_of(head + "    timeout: 100d\n").empty());
 }
 
@@ -468,14 +475,15 @@ TEST_CASE("loader: a zero timeout is an error, not silently no timeout") {
   const std::string head = "plan: x\nsteps:\n  - id: a\n    type: exec\n    with: { command: [\"true\"] }\n";
   CHECK(errors_of(head + "    timeout: 0s\n") == "6:14: timeout must be more than 0; leave it out for none\n");
   CHECK(errors_of(head + "    timeout: 0\n") == "6:14: timeout must be more than 0; leave it out for none\n");
-  CHECK(errors_of("plan: x\ndefaults: { timeout: 0ms }\nsteps:\n  - id: a\n    type: exec\n    with: { command: [\"true\"] }\n") ==
-        "2:22: timeout must be more than 0; leave it out for none\n");
+  CHECK(errors_of("plan: x\ndefaults: { timeout: 0ms }\nsteps:\n  - id: a\n    type: exec\n    with: { command: "
+                  "[\"true\"] }\n") == "2:22: timeout must be more than 0; leave it out for none\n");
   CHECK(errors_of(head + "    rollback: { type: exec, with: { command: [\"true\"] }, timeout: 0s }\n") ==
         "6:67: timeout must be more than 0; leave it out for none\n");
   LoadOptions opts;
   opts.var_overrides["t"] = "0s";
   CHECK(errors_of("plan: x\nvars: { t: 1s }\nsteps:\n  - id: a\n    type: exec\n    with: { command: [\"true\"] }\n"
-                  "    timeout: \"${vars.t}\"\n", opts) == "7:14: timeout must be more than 0; leave it out for none\n");
+                  "    timeout: \"${vars.t}\"\n",
+                  opts) == "7:14: timeout must be more than 0; leave it out for none\n");
   // Other durations may be zero: no backoff between retries.
   CHECK(errors_of(head + "    retry: { attempts: 2, backoff: 0s }\n").empty());
 }
@@ -490,8 +498,10 @@ TEST_CASE("loader: an environment variable that is not UTF-8 fails to resolve, i
 
 TEST_CASE("loader: very long ids and names neither overflow the stack nor take quadratic time") {
   const std::string id(60000, 'a');
-  std::string yaml = "plan: x\nsteps:\n  - { id: " + id + ", type: exec, with: { command: [\"true\"] } }\n"
-                     "  - { id: b, type: exec, needs: [" + id.substr(1) + "b], timeout: \"" + std::string(60000, '1') +
+  std::string yaml = "plan: x\nsteps:\n  - { id: " + id +
+                     ", type: exec, with: { command: [\"true\"] } }\n"
+                     "  - { id: b, type: exec, needs: [" +
+                     id.substr(1) + "b], timeout: \"" + std::string(60000, '1') +
                      "\", with: { command: [\"true\"] } }\n";
   std::string errors = errors_of(yaml);
   CHECK(errors.find("4:34: unknown step '" + id.substr(1) + "b' in needs\n") != std::string::npos);
@@ -554,7 +564,8 @@ steps:
   o.var_overrides = {{"port", "81"}, {"prot", "82"}};
   LoadResult r = load_plan_text("p.yaml", plan, o);
   CHECK(r.ok());
-  CHECK(r.warnings == std::vector<std::string>{"p.yaml: warning: --var prot is not used by the plan (an error with --strict)\n"});
+  CHECK(r.warnings ==
+        std::vector<std::string>{"p.yaml: warning: --var prot is not used by the plan (an error with --strict)\n"});
   o.strict = true;
   r = load_plan_text("p.yaml", plan, o);
   CHECK(!r.ok());

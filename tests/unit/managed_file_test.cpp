@@ -2,6 +2,8 @@
 // restore puts back the exact bytes, mode and owner (or removes a created file), and refuses
 // to overwrite a file that changed since.
 
+#include "../../steps/managed_file.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,7 +12,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "../../steps/managed_file.h"
 #include "load/loader.h"
 #include "util/sha256.h"
 

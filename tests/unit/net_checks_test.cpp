@@ -40,8 +40,7 @@ struct Socket {
 /// Answers every HTTP request with a fixed status and body, and records what it was asked.
 class HttpResponder {
  public:
-  HttpResponder(int status, std::string body)
-      : sock_(true), status_(status), body_(std::move(body)) {
+  HttpResponder(int status, std::string body) : sock_(true), status_(status), body_(std::move(body)) {
     thread_ = std::thread([this] { serve(); });
   }
   ~HttpResponder() {
@@ -49,9 +48,7 @@ class HttpResponder {
     ::shutdown(sock_.fd, SHUT_RDWR);
     thread_.join();
   }
-  std::string url(const std::string& path = "/") const {
-    return "http://" + sock_.address() + path;
-  }
+  std::string url(const std::string& path = "/") const { return "http://" + sock_.address() + path; }
   std::string last_request() {
     std::lock_guard<std::mutex> lock(mu_);
     return last_;
@@ -121,8 +118,7 @@ TEST_CASE("tcp sees an open port and a refused one", "[checks]") {
 
 TEST_CASE("tcp describes itself and rejects a bad address", "[checks]") {
   CHECK(describe("tcp", "127.0.0.3:8080") == "tcp 127.0.0.3:8080");
-  CHECK(describe("tcp", Json{{"address", "127.0.0.3:8080"}, {"open", false}}) ==
-        "tcp 127.0.0.3:8080 closed");
+  CHECK(describe("tcp", Json{{"address", "127.0.0.3:8080"}, {"open", false}}) == "tcp 127.0.0.3:8080 closed");
   auto bad = check("tcp", "localhost");
   CHECK_FALSE(bad.ok);
   CHECK(bad.expected == "valid parameters");

@@ -2,11 +2,10 @@
 // loader accepts, the type's run-time parse accepts; what the loader refuses for a value's form,
 // the run-time parse refuses too when that value only arrives at run time.
 
+#include <catch2/catch.hpp>
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "load/loader.h"
 #include "plan/param_table.h"
@@ -71,21 +70,29 @@ std::vector<Json> wrong_values(const ParamSpec& p) {
     case ParamKind::PositiveInteger:
     case ParamKind::Port:
     case ParamKind::Number:
-    case ParamKind::IntList: return {"abc"};
-    case ParamKind::Boolean: return {"yes"};
-    case ParamKind::Duration: return {"soon"};
+    case ParamKind::IntList:
+      return {"abc"};
+    case ParamKind::Boolean:
+      return {"yes"};
+    case ParamKind::Duration:
+      return {"soon"};
     case ParamKind::Argv:
     case ParamKind::Values:
     case ParamKind::Texts:
-    case ParamKind::Comparable: return {a_map};
+    case ParamKind::Comparable:
+      return {a_map};
     case ParamKind::StringMap:
     case ParamKind::Map:
     case ParamKind::Checks:
     case ParamKind::Object:
-    case ParamKind::Scalars: return {"text"};
-    case ParamKind::Address: return {"no-port-here"};
-    case ParamKind::FileMode: return {"999"};
-    case ParamKind::Any: return {};
+    case ParamKind::Scalars:
+      return {"text"};
+    case ParamKind::Address:
+      return {"no-port-here"};
+    case ParamKind::FileMode:
+      return {"999"};
+    case ParamKind::Any:
+      return {};
   }
   return {};
 }
@@ -94,7 +101,8 @@ std::vector<Json> wrong_values(const ParamSpec& p) {
 /// lists and maps are written in the plan.
 bool takes_reference(const ParamSpec& p) {
   switch (p.kind) {
-    case ParamKind::String: return !p.allowed.empty();
+    case ParamKind::String:
+      return !p.allowed.empty();
     case ParamKind::Integer:
     case ParamKind::PositiveInteger:
     case ParamKind::Port:
@@ -103,8 +111,10 @@ bool takes_reference(const ParamSpec& p) {
     case ParamKind::Duration:
     case ParamKind::IntList:
     case ParamKind::FileMode:
-    case ParamKind::Address: return true;
-    default: return false;
+    case ParamKind::Address:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -221,7 +231,9 @@ class ListerStep : public StepType {
         .title = "test.lister parameters",
         .description = "Lists things (unit tests only).",
         .params = {},
-        .outputs = {{"items", "array", "A list."}, {"ok", "boolean", "A flag."}, {"meta", "object", "A map."},
+        .outputs = {{"items", "array", "A list."},
+                    {"ok", "boolean", "A flag."},
+                    {"meta", "object", "A map."},
                     {"count", "integer", "A number."}},
     };
     return table;
@@ -247,8 +259,10 @@ steps:
 )";
   LoadResult r = load_plan_text("p.yaml", plan, {});
   std::string errors;
-  for (const Diagnostic& d : r.diags) errors += std::to_string(d.mark.line) + ":" + std::to_string(d.mark.col) + ": " + d.message + "\n";
+  for (const Diagnostic& d : r.diags)
+    errors += std::to_string(d.mark.line) + ":" + std::to_string(d.mark.col) + ": " + d.message + "\n";
   CHECK(errors ==
         "8:12: '${steps.l.outputs.items}' is an array (an output of test.lister), but 'cwd' takes a string\n"
-        "9:19: '${steps.l.outputs.ok}' is a boolean (an output of test.lister), but 'output_cap' takes a positive integer\n");
+        "9:19: '${steps.l.outputs.ok}' is a boolean (an output of test.lister), but 'output_cap' takes a positive "
+        "integer\n");
 }

@@ -42,8 +42,7 @@ class PlanBuilder {
     return plan_.steps.back();
   }
 
-  PlanBuilder& group(const std::string& id, bool parallel, int max_parallel = 0,
-                     std::vector<std::string> needs = {}) {
+  PlanBuilder& group(const std::string& id, bool parallel, int max_parallel = 0, std::vector<std::string> needs = {}) {
     Group g;
     g.id = id;
     g.parallel = parallel;

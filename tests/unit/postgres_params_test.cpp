@@ -14,7 +14,8 @@ using namespace plan;
 using plan::test::bad_param;
 
 TEST_CASE("conninfo and URIs are masked in every message", "[data][postgres]") {
-  pg::ConnParams c = pg::parse_conn(Json{{"conninfo", "host=127.0.0.2 port=5432 dbname=botbot user=plan password=inline-pw"}});
+  pg::ConnParams c =
+      pg::parse_conn(Json{{"conninfo", "host=127.0.0.2 port=5432 dbname=botbot user=plan password=inline-pw"}});
   CHECK(pg::masked_conninfo(c) == "host=127.0.0.2 port=5432 dbname=botbot user=plan password=***");
   CHECK(pg::display(c) == "127.0.0.2:5432/botbot");
   CHECK(pg::password_of(c) == "inline-pw");
@@ -34,8 +35,9 @@ TEST_CASE("conninfo and URIs are masked in every message", "[data][postgres]") {
   // A conninfo libpq cannot read is refused without quoting the part that may be a password.
   std::string err = bad_param([] { pg::parse_conn(Json{{"conninfo", "host=h password=abc def"}}); });
   CHECK(err == "cannot read the PostgreSQL conninfo: check its quoting");
-  CHECK(bad_param([] { pg::parse_conn(Json{{"conninfo", "host=h"}, {"uri", "postgresql://h"}}); }) ==
-        "give exactly one of 'conninfo' and 'uri'");
+  CHECK(bad_param([] {
+          pg::parse_conn(Json{{"conninfo", "host=h"}, {"uri", "postgresql://h"}});
+        }) == "give exactly one of 'conninfo' and 'uri'");
 }
 
 TEST_CASE("postgres cells become JSON by column type", "[data][postgres]") {
@@ -51,8 +53,11 @@ TEST_CASE("postgres cells become JSON by column type", "[data][postgres]") {
 }
 
 TEST_CASE("the copy splits tables into streams of about equal size", "[data][postgres]") {
-  std::vector<pg::Relation> t{{"s", "small", 'r', 10}, {"s", "big", 'r', 1000}, {"s", "mid", 'r', 600},
-                              {"s", "mid2", 'r', 500}, {"s", "tiny", 'r', 0}};
+  std::vector<pg::Relation> t{{"s", "small", 'r', 10},
+                              {"s", "big", 'r', 1000},
+                              {"s", "mid", 'r', 600},
+                              {"s", "mid2", 'r', 500},
+                              {"s", "tiny", 'r', 0}};
   auto g = pg::split_by_size(t, 2);
   REQUIRE(g.size() == 2);
   CHECK(g[0] == std::vector<size_t>{1, 0, 4});  // big, then the small ones
@@ -72,10 +77,11 @@ TEST_CASE("verification names every difference between source and target", "[dat
   t.sequences = {{"irc.messages_id_seq", "1/false"}};
   s.large_objects = 3;
   t.large_objects = 2;
-  CHECK(pg::join_differences(pg::differences(s, t)) ==
-        "table app.gone is missing on the target; irc.messages has 1000 rows on the source, 998 on the target (2 fewer); "
-        "table app.extra is on the target only (2 rows); sequence irc.messages_id_seq is at 1000/true on the source, "
-        "1/false on the target; 3 large objects on the source, 2 on the target");
+  CHECK(
+      pg::join_differences(pg::differences(s, t)) ==
+      "table app.gone is missing on the target; irc.messages has 1000 rows on the source, 998 on the target (2 fewer); "
+      "table app.extra is on the target only (2 rows); sequence irc.messages_id_seq is at 1000/true on the source, "
+      "1/false on the target; 3 large objects on the source, 2 on the target");
   CHECK(pg::differences(s, s).empty());
   CHECK(t.total_rows() == 1005);
 }
@@ -100,7 +106,8 @@ steps:
   // The run-time parse says the same when the statements only arrive at run time.
   const StepType* sql = Registry::instance().step("postgres.sql");
   REQUIRE(sql);
-  CHECK(param_problems(*sql, Json{{"conninfo", "host=a dbname=x"}, {"sql", {"SELECT 1", "SELECT 2"}}, {"params", {1}}}) ==
-        std::vector<std::string>{"'params' goes with a single statement in 'sql', not a list of 2"});
+  CHECK(
+      param_problems(*sql, Json{{"conninfo", "host=a dbname=x"}, {"sql", {"SELECT 1", "SELECT 2"}}, {"params", {1}}}) ==
+      std::vector<std::string>{"'params' goes with a single statement in 'sql', not a list of 2"});
   CHECK(param_problems(*sql, Json{{"conninfo", "host=a dbname=x"}, {"sql", "SELECT $1"}, {"params", {1}}}).empty());
 }

@@ -73,12 +73,12 @@ struct WindowPlan {
 TEST_CASE("a step's estimate comes from its past runs - else the plan - else its type - else it is unknown",
           "[prediction]") {
   PlanBuilder b;
-  b.step("planned").estimate = Millis{1000};      // no past run: the plan's estimate
-  b.step("measured").estimate = Millis{1000};     // past runs override the plan's guess
-  b.step("rehearsed", {}, "wait");                 // past runs come before the type's estimate
+  b.step("planned").estimate = Millis{1000};   // no past run: the plan's estimate
+  b.step("measured").estimate = Millis{1000};  // past runs override the plan's guess
+  b.step("rehearsed", {}, "wait");             // past runs come before the type's estimate
   b.step("typed", {}, "wait");
   b.step("unknown");
-  b.step("zero").estimate = Millis{0};             // an estimate of zero is an estimate
+  b.step("zero").estimate = Millis{0};  // an estimate of zero is an estimate
   const Plan& p = b.plan();
   const PastDurations past{{"measured", {Millis{9000}, 3}}, {"rehearsed", {Millis{320}, 2}}};
   const Graph g = build(p, wait_estimate, past);

@@ -21,8 +21,7 @@ using namespace plan;
 namespace {
 
 CommandResult run(std::vector<std::string> argv, CommandSpec spec = {},
-                  Deadline d = Deadline::after(std::chrono::seconds(20)),
-                  const LineSink& sink = {}) {
+                  Deadline d = Deadline::after(std::chrono::seconds(20)), const LineSink& sink = {}) {
   spec.argv = std::move(argv);
   CancelToken cancel;
   return run_command(spec, d, cancel, sink);
@@ -37,9 +36,7 @@ bool gone(pid_t pid) {
     std::string line;
     std::getline(stat, line);
     auto close_paren = line.rfind(')');
-    if (close_paren != std::string::npos && close_paren + 2 < line.size() &&
-        line[close_paren + 2] == 'Z')
-      return true;
+    if (close_paren != std::string::npos && close_paren + 2 < line.size() && line[close_paren + 2] == 'Z') return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
@@ -131,8 +128,7 @@ TEST_CASE("run_command runs in cwd and says when cwd is missing", "[process]") {
   spec.cwd = "/nonexistent-plan-dir";
   auto bad = run({"pwd"}, spec);
   CHECK_FALSE(bad.started);
-  CHECK(bad.error ==
-        "cannot change to directory '/nonexistent-plan-dir': No such file or directory");
+  CHECK(bad.error == "cannot change to directory '/nonexistent-plan-dir': No such file or directory");
 }
 
 TEST_CASE("run_command feeds stdin, and /dev/null without it", "[process]") {
@@ -207,8 +203,7 @@ TEST_CASE("cancellation stops the command and its children", "[process]") {
   CHECK(gone(pids.pids[0]));
 }
 
-TEST_CASE("a background child that keeps the pipes open does not hold up the command",
-          "[process]") {
+TEST_CASE("a background child that keeps the pipes open does not hold up the command", "[process]") {
   PidSink pids;
   CommandSpec spec;
   spec.argv = {"sh", "-c", "sleep 30 & echo $!"};
@@ -230,8 +225,7 @@ TEST_CASE("output capture cuts lines across chunks and keeps each stream apart",
   capture.take(1, "o\n\nthr");
   capture.take(2, "rr\n");
   capture.take(1, "ee");
-  CHECK(lines ==
-        std::vector<std::pair<int, std::string>>{{1, "one"}, {1, "two"}, {1, ""}, {2, "err"}});
+  CHECK(lines == std::vector<std::pair<int, std::string>>{{1, "one"}, {1, "two"}, {1, ""}, {2, "err"}});
   capture.flush();
   CHECK(lines.back() == std::pair<int, std::string>{1, "three"});
   CHECK(lines.size() == 5);
@@ -243,8 +237,7 @@ TEST_CASE("output capture cuts lines across chunks and keeps each stream apart",
   CHECK(r.err_bytes == 4);
 }
 
-TEST_CASE("output capture keeps the cap per stream, counts everything, and still sinks every line",
-          "[process]") {
+TEST_CASE("output capture keeps the cap per stream, counts everything, and still sinks every line", "[process]") {
   CommandResult r;
   std::vector<std::string> lines;
   LineSink sink = [&](int, const std::string& line) { lines.push_back(line); };
@@ -260,8 +253,7 @@ TEST_CASE("output capture keeps the cap per stream, counts everything, and still
   CHECK(lines == std::vector<std::string>{"abc", "defg", "xy"});
 }
 
-TEST_CASE("output capture delivers an endless line in pieces, and works without a sink",
-          "[process]") {
+TEST_CASE("output capture delivers an endless line in pieces, and works without a sink", "[process]") {
   CommandResult r;
   std::vector<std::string> lines;
   LineSink sink = [&](int, const std::string& line) { lines.push_back(line); };

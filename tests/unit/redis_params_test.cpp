@@ -71,11 +71,14 @@ TEST_CASE("redis endpoints come from fields or a redis url and never show the pa
   CHECK(fields.display() == "127.0.0.2:6379");
   CHECK(fields.command_timeout == Millis(2000));
 
-  CHECK(bad_param([] { redis::parse_endpoint(Json{{"url", "rediss://h"}}); }) ==
-        "'url' must start with redis:// (rediss:// needs TLS, which hiredis 0.14 lacks)");
-  CHECK(bad_param([] { redis::parse_endpoint(Json{{"url", "redis://:pw@h:99999"}}); }) ==
-        "'url': 'port' must be 1-65535, not \"99999\"");
+  CHECK(bad_param([] {
+          redis::parse_endpoint(Json{{"url", "rediss://h"}});
+        }) == "'url' must start with redis:// (rediss:// needs TLS, which hiredis 0.14 lacks)");
+  CHECK(bad_param([] {
+          redis::parse_endpoint(Json{{"url", "redis://:pw@h:99999"}});
+        }) == "'url': 'port' must be 1-65535, not \"99999\"");
   CHECK(bad_param([] { redis::parse_endpoint(Json{{"port", 0}}); }) == "'port' must be 1-65535, not 0");
-  CHECK(bad_param([] { redis::command_argv(Json{{"command", "LLEN q"}}); }) ==
-        "the redis 'command' is a list of words ([CONFIG, SET, maxmemory, 1gb]), not \"LLEN q\"");
+  CHECK(bad_param([] {
+          redis::command_argv(Json{{"command", "LLEN q"}});
+        }) == "the redis 'command' is a list of words ([CONFIG, SET, maxmemory, 1gb]), not \"LLEN q\"");
 }

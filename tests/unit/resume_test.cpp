@@ -3,6 +3,8 @@
 // an output nobody recorded. A fake executor answers the probes; a registered test type shows
 // what the real executor asks of a type.
 
+#include "run/resume.h"
+
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -13,10 +15,9 @@
 #include "plan/interpolate.h"
 #include "plan_builder.h"
 #include "run/real_executor.h"
-#include "run/resume.h"
+#include "run/registry.h"
 #include "run/runner.h"
 #include "ssh/host_pool.h"
-#include "run/registry.h"
 
 using namespace plan;
 using plan::test::FakeExecutor;
@@ -283,7 +284,9 @@ TEST_CASE("real executor: a probe that says done brings the type's kept outputs 
   CHECK(outputs == Json{{"previous_ttl", 3600}});
 }
 
-TEST_CASE("resume: an undo in flight when the engine died is probed: effect there, undo again - gone, undone - neither, ask") {
+TEST_CASE(
+    "resume: an undo in flight when the engine died is probed: effect there, undo again - gone, undone - neither, "
+    "ask") {
   PlanBuilder b;
   for (const char* id : {"there", "gone", "blind", "repeatable", "forced", "assumed"}) {
     Step& s = b.step(id);
@@ -309,12 +312,13 @@ TEST_CASE("resume: an undo in flight when the engine died is probed: effect ther
   CHECK(decide_undo_in_flight(in, steps, ex, decisions) == Strings{"blind"});
   Strings got;
   for (const auto& d : decisions) got.push_back(d.step + ": " + d.decision + ": " + d.why);
-  CHECK(got == Strings{
-                   "there: undo: its undo was in flight when the last run stopped; the probe says its effect is still there",
-                   "gone: undone: its undo was in flight when the last run stopped; the probe says its effect is gone",
-                   "repeatable: undo: its undo was in flight when the last run stopped; the probe cannot tell, and its "
-                   "undo is safe to repeat",
-                   "forced: undo: its undo was in flight when the last run stopped; --rerun-undo",
-                   "assumed: undone: its undo was in flight when the last run stopped; --assume-undone"});
+  CHECK(
+      got ==
+      Strings{"there: undo: its undo was in flight when the last run stopped; the probe says its effect is still there",
+              "gone: undone: its undo was in flight when the last run stopped; the probe says its effect is gone",
+              "repeatable: undo: its undo was in flight when the last run stopped; the probe cannot tell, and its "
+              "undo is safe to repeat",
+              "forced: undo: its undo was in flight when the last run stopped; --rerun-undo",
+              "assumed: undone: its undo was in flight when the last run stopped; --assume-undone"});
   CHECK(ex.probed_ == Strings{"there", "gone", "blind", "repeatable"});  // the operator's word needs no probe
 }

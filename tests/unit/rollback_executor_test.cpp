@@ -37,18 +37,14 @@ struct Local {
   std::string path(const std::string& name) const { return dir + "/" + name; }
   static bool exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
   StepOutcome rollback(Executor& ex, const Step& step, const Json& outs = Json::object()) {
-    const RollbackRequest req{step,
-                              0,
-                              outs,
-                              scope,
-                              Deadline::after(std::chrono::seconds(20)),
-                              cancel,
-                              [this](const std::string& l) { log.push_back(l); }};
+    const RollbackRequest req{
+        step, 0, outs, scope, Deadline::after(std::chrono::seconds(20)), cancel, [this](const std::string& l) {
+          log.push_back(l);
+        }};
     return ex.rollback(req);
   }
   ProbeResult probe(Executor& ex, const Step& step) {
-    const StepRequest req{step,   0,  1,      scope, Deadline::after(std::chrono::seconds(20)),
-                          cancel, {}, nullptr};
+    const StepRequest req{step, 0, 1, scope, Deadline::after(std::chrono::seconds(20)), cancel, {}, nullptr};
     return ex.probe(req);
   }
 };
@@ -69,8 +65,8 @@ TEST_CASE(
   l.outputs["make"] = Json{{"path", l.path("made")}};
   Step step = plan::test::make_step("make", "exec", Json{{"shell", "true"}});
   step.rollback.kind = RollbackSpec::Kind::Bodies;
-  step.rollback.bodies = {shell_body("echo undone > ${steps.make.outputs.path}"),
-                          shell_body("exit 3"), shell_body("touch " + l.path("never"))};
+  step.rollback.bodies = {shell_body("echo undone > ${steps.make.outputs.path}"), shell_body("exit 3"),
+                          shell_body("touch " + l.path("never"))};
   RealExecutor ex(ExecutorEnv{l.plan, *l.hosts, nullptr, nullptr, ""});
   const StepOutcome o = l.rollback(ex, step);
   CHECK(o.failed());

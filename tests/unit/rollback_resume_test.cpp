@@ -27,8 +27,7 @@ const StepOutcome kBoom = StepOutcome::fail(FailureKind::Error, "boom");
 
 }  // namespace
 
-TEST_CASE(
-    "resume: steps done earlier are skipped, their outputs visible, and rolled back on failure") {
+TEST_CASE("resume: steps done earlier are skipped, their outputs visible, and rolled back on failure") {
   for (int width : kWidths) {
     CAPTURE(width);
     Harness h;
@@ -42,8 +41,7 @@ TEST_CASE(
       if (const Json* o = req.scope.outputs("dump")) seen = o->value("path", "");
       return StepOutcome::ok();
     });
-    h.opts.already_done = {{h.index("dump"), Json{{"path", "/tmp/d.sql"}}},
-                           {h.index("copy"), Json::object()}};
+    h.opts.already_done = {{h.index("dump"), Json{{"path", "/tmp/d.sql"}}}, {h.index("copy"), Json::object()}};
     const RunSummary s = h.run(width);
     CHECK(h.fake.attempts("dump") == 0);
     CHECK(h.fake.attempts("copy") == 0);
@@ -66,9 +64,8 @@ TEST_CASE("rollback only: runs nothing forward and undoes the steps done earlier
     h.undoable("c", {"a"});
     h.undoable("never", {"b"});
     h.opts.rollback_only = true;
-    h.opts.already_done = {{h.index("a"), Json::object()},
-                           {h.index("b"), Json::object()},
-                           {h.index("c"), Json::object()}};
+    h.opts.already_done = {
+        {h.index("a"), Json::object()}, {h.index("b"), Json::object()}, {h.index("c"), Json::object()}};
     const RunSummary s = h.run(width);
     CHECK(s.exit_code == 0);
     CHECK(s.rolled_back);
@@ -102,8 +99,7 @@ TEST_CASE(
     h.undoable("workers", {"tunnel"});
     h.b.step("drain", {"workers"});
     h.b.step("check", {"tunnel"});
-    h.opts.already_done = {{h.index("tunnel"), Json{{"pid", 1}}},
-                           {h.index("workers"), Json::object()}};
+    h.opts.already_done = {{h.index("tunnel"), Json{{"pid", 1}}}, {h.index("workers"), Json::object()}};
     h.opts.rerun = {h.index("tunnel")};
     h.opts.earlier_attempts = {{h.index("tunnel"), 1}, {h.index("workers"), 1}};
     std::vector<int> attempts;
@@ -120,8 +116,7 @@ TEST_CASE(
     CHECK(s.exit_code == 0);
     CHECK(attempts == std::vector<int>{2});
     CHECK(h.fake.attempts("workers") == 0);
-    CHECK(h.fake.last_end("tunnel") <
-          h.fake.first_start("check"));  // dependents not done wait for it
+    CHECK(h.fake.last_end("tunnel") < h.fake.first_start("check"));  // dependents not done wait for it
     CHECK(seen == Json{{"pid", 2}});
     CHECK(h.record(s, "tunnel").attempts == 2);
     CHECK(h.rec.has("finished workers (done earlier)"));
@@ -138,9 +133,8 @@ TEST_CASE(
     h.undoable("base");
     h.undoable("tunnel", {"base"});
     h.undoable("workers", {"tunnel"});
-    h.opts.already_done = {{h.index("base"), Json::object()},
-                           {h.index("tunnel"), Json{{"pid", 1}}},
-                           {h.index("workers"), Json::object()}};
+    h.opts.already_done = {
+        {h.index("base"), Json::object()}, {h.index("tunnel"), Json{{"pid", 1}}}, {h.index("workers"), Json::object()}};
     // Both named: base runs again first and fails after acting; tunnel never starts.
     h.opts.rerun = {h.index("base"), h.index("tunnel")};
     h.fake.script("base", {kBoom});

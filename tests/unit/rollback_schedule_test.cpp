@@ -35,8 +35,7 @@ struct Ended {
     finish_order.push_back(at(id));
     return *this;
   }
-  Ended& failed(const std::string& id,
-                StepOutcome outcome = StepOutcome::fail(FailureKind::Error, "boom")) {
+  Ended& failed(const std::string& id, StepOutcome outcome = StepOutcome::fail(FailureKind::Error, "boom")) {
     records[at(id)].state = StepState::Failed;
     records[at(id)].outcome = std::move(outcome);
     finish_order.push_back(at(id));
@@ -144,8 +143,7 @@ TEST_CASE("rollback schedule: a failed step that changed nothing is not undone, 
   with_undo(b.step("a"));
   with_undo(b.step("b", {"a"}));
   Ended e(b.plan());
-  e.succeeded("a").failed(
-      "b", StepOutcome::fail(FailureKind::Error, "refused").changed_nothing("parameters refused"));
+  e.succeeded("a").failed("b", StepOutcome::fail(FailureKind::Error, "refused").changed_nothing("parameters refused"));
   RollbackSchedule rs(e.plan, e.graph, e.records, e.finish_order, 4);
   CHECK(drive(rs, e) == Batches{{"a"}});
   CHECK(rs.states()[e.at("b")] == RollbackState::Untouched);
@@ -190,8 +188,7 @@ TEST_CASE("rollback schedule: past a point of no return nothing is undone") {
           for (const auto& entry : rs.skipped()) v.push_back(entry.first);
           return v;
         }()) == std::vector<std::string>{"a", "switch", "c"});
-  for (const char* id : {"a", "switch", "c"})
-    CHECK(rs.states()[e.at(id)] == RollbackState::Skipped);
+  for (const char* id : {"a", "switch", "c"}) CHECK(rs.states()[e.at(id)] == RollbackState::Skipped);
 }
 
 TEST_CASE("rollback schedule: on_rollback_failure stop halts the pass, continue goes on") {
@@ -276,8 +273,7 @@ TEST_CASE("rollback schedule: a group's members are undone after what depends on
   with_undo(b.step("switch", {"copy"}));
   b.step("check", {"switch"});
   Ended e(b.plan());
-  e.succeeded("prepare").succeeded("copy_a").succeeded("copy_b").succeeded("switch").failed(
-      "check");
+  e.succeeded("prepare").succeeded("copy_a").succeeded("copy_b").succeeded("switch").failed("check");
   RollbackSchedule rs(e.plan, e.graph, e.records, e.finish_order, 4);
   CHECK(drive(rs, e) == Batches{{"switch"}, {"copy_b", "copy_a"}, {"prepare"}});
 }

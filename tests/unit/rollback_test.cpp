@@ -119,7 +119,8 @@ TEST_CASE("rollback: a step that failed before changing anything keeps its own r
     FakeJournal j;
     h.undoable("a");
     h.undoable("bad", {"a"});
-    h.fake.script("bad", {StepOutcome::fail(FailureKind::Error, "'sql' is empty").changed_nothing("parameters refused")});
+    h.fake.script("bad",
+                  {StepOutcome::fail(FailureKind::Error, "'sql' is empty").changed_nothing("parameters refused")});
     h.opts.journal = &j;
     Runner& r = h.make(width);
     j.fake = &h.fake;
@@ -132,7 +133,8 @@ TEST_CASE("rollback: a step that failed before changing anything keeps its own r
     CHECK(s.rollback_message.at(static_cast<size_t>(h.index("bad"))) == "it changed nothing (parameters refused)");
     CHECK(h.rb(s, "a") == RollbackState::RolledBack);
     CHECK(h.rec.has("kept bad: it changed nothing (parameters refused)"));
-    CHECK(std::count(j.calls.begin(), j.calls.end(), "rollback skipped bad: it changed nothing (parameters refused)") == 1);
+    CHECK(std::count(j.calls.begin(), j.calls.end(), "rollback skipped bad: it changed nothing (parameters refused)") ==
+          1);
   }
 }
 
@@ -150,8 +152,9 @@ TEST_CASE("rollback: a step that failed after acting still runs its own rollback
 TEST_CASE("rollback: an attempt that acted before a retry that never started still counts as acted") {
   Harness h;
   h.undoable("bad").retry = {2, Millis{1}, 1.0, Millis{1}};
-  h.fake.script("bad", {StepOutcome::fail(FailureKind::Error, "exited with status 1"),
-                        StepOutcome::fail(FailureKind::Error, "cannot start 'x'").changed_nothing("command never started")});
+  h.fake.script("bad",
+                {StepOutcome::fail(FailureKind::Error, "exited with status 1"),
+                 StepOutcome::fail(FailureKind::Error, "cannot start 'x'").changed_nothing("command never started")});
   const RunSummary s = h.run(1);
   CHECK(h.fake.attempts("bad") == 2);
   CHECK_FALSE(h.record(s, "bad").outcome.untouched);
@@ -162,7 +165,8 @@ TEST_CASE("rollback: an attempt that acted before a retry that never started sti
 TEST_CASE("rollback: every attempt failing before acting leaves the step untouched") {
   Harness h;
   h.undoable("bad").retry = {3, Millis{1}, 1.0, Millis{1}};
-  h.fake.script("bad", {StepOutcome::fail(FailureKind::Error, "no connection").changed_nothing("connection never opened")});
+  h.fake.script("bad",
+                {StepOutcome::fail(FailureKind::Error, "no connection").changed_nothing("connection never opened")});
   const RunSummary s = h.run(1);
   CHECK(h.fake.attempts("bad") == 3);
   CHECK(h.fake.rollback_order().empty());
@@ -391,7 +395,8 @@ TEST_CASE("rollback: past a point of no return nothing rolls back") {
     CHECK(s.exit_code == 3);
     CHECK_FALSE(s.rolled_back);
     CHECK(s.stop_reason ==
-          "past the point of no return 'switch': the new side is authoritative; undo means syncing data back, not reverting");
+          "past the point of no return 'switch': the new side is authoritative; undo means syncing data back, not "
+          "reverting");
     CHECK(h.fake.rollback_order().empty());
     CHECK(h.rb(s, "copy") == RollbackState::Skipped);
     CHECK(h.rb(s, "switch") == RollbackState::Skipped);
@@ -446,7 +451,8 @@ TEST_CASE("rollback: an interrupted run rolls nothing back and stays resumable")
   CHECK(h.fake.rollback_order().empty());
 }
 
-TEST_CASE("rollback preview: nothing is undone past a point of no return, dependencies of an irreversible step are kept") {
+TEST_CASE(
+    "rollback preview: nothing is undone past a point of no return, dependencies of an irreversible step are kept") {
   Harness h;
   h.undoable("base");
   h.b.step("drop", {"base"}).irreversible = true;
@@ -464,8 +470,8 @@ TEST_CASE("rollback preview: nothing is undone past a point of no return, depend
     return StepOutcome::ok();
   });
   CHECK(h.run(2).exit_code == 0);
-  CHECK(preview == Strings{"cannot undo (irreversible): drop (exec)",
-                           "kept (stopped at irreversible step 'drop'): base (exec)"});
+  CHECK(preview ==
+        Strings{"cannot undo (irreversible): drop (exec)", "kept (stopped at irreversible step 'drop'): base (exec)"});
   CHECK(late == Strings{"nothing would be undone: past the point of no return 'switch'"});
 }
 
@@ -484,8 +490,9 @@ TEST_CASE("rollback: a failure past a point of no return says what is done, what
     CHECK(s.forward.point_of_no_return == "switch");
     CHECK(s.forward.done == Strings{"switch"});
     CHECK(s.forward.failed == Strings{"workers"});
-    const std::string line = "past the point of no return 'switch': done: switch; failed: workers; `plan apply "
-                             "--resume` runs workers again and continues forward; fix the cause first";
+    const std::string line =
+        "past the point of no return 'switch': done: switch; failed: workers; `plan apply "
+        "--resume` runs workers again and continues forward; fix the cause first";
     CHECK(s.forward.text() == line);
     CHECK(format_summary(h.b.plan(), s, nullptr).find("  forward recovery: " + line + "\n") != std::string::npos);
 

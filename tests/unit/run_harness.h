@@ -57,9 +57,7 @@ struct RunHarness {
   const StepRecord& record(const RunSummary& s, const std::string& id) {
     return s.steps.at(static_cast<size_t>(index(id)));
   }
-  RollbackState rb(const RunSummary& s, const std::string& id) {
-    return s.rollback.at(static_cast<size_t>(index(id)));
-  }
+  RollbackState rb(const RunSummary& s, const std::string& id) { return s.rollback.at(static_cast<size_t>(index(id))); }
 
   /// `s` gets `rollback: auto`.
   static Step& auto_rollback(Step& s) {
@@ -109,12 +107,8 @@ struct RollbackRecorder : RunObserver {
   void rollback_finished(int s, const StepOutcome& o) override {
     log.push_back("undone " + id(s) + (o.failed() ? " failed: " + o.message : ""));
   }
-  void rollback_skipped(int s, const std::string& why) override {
-    log.push_back("kept " + id(s) + ": " + why);
-  }
-  bool has(const std::string& line) const {
-    return std::find(log.begin(), log.end(), line) != log.end();
-  }
+  void rollback_skipped(int s, const std::string& why) override { log.push_back("kept " + id(s) + ": " + why); }
+  bool has(const std::string& line) const { return std::find(log.begin(), log.end(), line) != log.end(); }
 };
 
 /// A run whose rollback pass is recorded (RollbackRecorder `rec`).
@@ -145,30 +139,23 @@ struct FakeJournal : RunJournal {
     violations.push_back(what);
   }
   void step_started(int s, int attempt) override {
-    if (attempt == 1 && fake->first_start(id(s)) != -1)
-      violation(id(s) + " executed before its start was recorded");
+    if (attempt == 1 && fake->first_start(id(s)) != -1) violation(id(s) + " executed before its start was recorded");
     add("started " + id(s) + " #" + std::to_string(attempt));
   }
   void step_finished(int s, const StepRecord& r) override {
     for (int u : graph->users[s])
-      if (fake->first_start(id(u)) != -1)
-        violation(id(u) + " started before " + id(s) + " was recorded");
+      if (fake->first_start(id(u)) != -1) violation(id(u) + " started before " + id(s) + " was recorded");
     add("finished " + id(s) + (r.state == StepState::Failed ? " failed" : ""));
   }
-  void step_unknown(int s, const std::string& why) override {
-    add("unknown " + id(s) + ": " + why);
-  }
+  void step_unknown(int s, const std::string& why) override { add("unknown " + id(s) + ": " + why); }
   void rollback_started(int s) override {
-    if (fake->first_start("undo:" + id(s)) != -1)
-      violation(id(s) + " rolled back before it was recorded");
+    if (fake->first_start("undo:" + id(s)) != -1) violation(id(s) + " rolled back before it was recorded");
     add("rollback started " + id(s));
   }
   void rollback_finished(int s, const StepOutcome& o) override {
     add("rollback finished " + id(s) + (o.failed() ? " failed" : ""));
   }
-  void rollback_skipped(int s, const std::string& why) override {
-    add("rollback skipped " + id(s) + ": " + why);
-  }
+  void rollback_skipped(int s, const std::string& why) override { add("rollback skipped " + id(s) + ": " + why); }
 };
 
 }  // namespace plan::test

@@ -1,12 +1,13 @@
 // engine/state/run_journal_file: step content hashes and what reaches the journal file.
 
+#include "state/run_journal_file.h"
+
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
 
 #include "load/loader.h"
-#include "state/run_journal_file.h"
 
 namespace fs = std::filesystem;
 using namespace plan;

@@ -77,9 +77,8 @@ TEST_CASE("journal: a step cancelled by the second interrupt is recorded as unkn
   r.cancel();
   const RunSummary s = bg.join();
   CHECK(s.exit_code == 130);
-  CHECK(j.calls ==
-        Strings{"started stuck #1",
-                "unknown stuck: cancelled by a second interrupt while running: whether its action "
-                "took effect is unknown"});
+  CHECK(j.calls == Strings{"started stuck #1",
+                           "unknown stuck: cancelled by a second interrupt while running: whether its action "
+                           "took effect is unknown"});
   CHECK(h.fake.rollback_order().empty());
 }

@@ -21,8 +21,8 @@
 using namespace plan;
 using plan::test::Background;
 using plan::test::FakeExecutor;
-using plan::test::kWidths;
 using plan::test::index_of;
+using plan::test::kWidths;
 using plan::test::PlanBuilder;
 using Strings = std::vector<std::string>;
 
@@ -34,7 +34,9 @@ struct Recorder : RunObserver {
   std::function<void(const std::string&)> on_finished;
 
   std::string id(int s) const { return plan->steps[s].id; }
-  void run_started(const Plan&, const Graph&, bool dry) override { log.push_back(dry ? "run started (dry)" : "run started"); }
+  void run_started(const Plan&, const Graph&, bool dry) override {
+    log.push_back(dry ? "run started (dry)" : "run started");
+  }
   void step_started(int s, int attempt) override { log.push_back("started " + id(s) + " #" + std::to_string(attempt)); }
   void step_retrying(int s, int attempt, const StepOutcome& o, Millis delay) override {
     log.push_back("retry " + id(s) + " after #" + std::to_string(attempt) + " (" + o.message + ") in " +
@@ -223,9 +225,9 @@ TEST_CASE("runner: retries with backoff on error, timeout and verify failures") 
   Harness h;
   Step& flaky = h.b.step("flaky");
   flaky.retry = {4, Millis{1000}, 2.0, Millis{3000}};
-  h.fake.script("flaky", {StepOutcome::fail(FailureKind::Error, "refused"),
-                          StepOutcome::fail(FailureKind::Timeout, "slow"),
-                          StepOutcome::fail(FailureKind::Verify, "wrong"), StepOutcome::ok()});
+  h.fake.script("flaky",
+                {StepOutcome::fail(FailureKind::Error, "refused"), StepOutcome::fail(FailureKind::Timeout, "slow"),
+                 StepOutcome::fail(FailureKind::Verify, "wrong"), StepOutcome::ok()});
   Step& hopeless = h.b.step("hopeless");
   hopeless.retry = {3, Millis{500}, 3.0, Millis{60000}};
   h.fake.script("hopeless", {StepOutcome::fail(FailureKind::Verify, "still wrong")});
@@ -237,8 +239,7 @@ TEST_CASE("runner: retries with backoff on error, timeout and verify failures") 
   CHECK(h.fake.attempts("flaky") == 4);
   // Width 1, flaky first (file order): its delays, then hopeless's.
   CHECK(h.slept == std::vector<long long>{1000, 2000, 3000, 500, 1500});
-  CHECK(h.rec.position("retry flaky after #1 (refused) in 1000ms") <
-        h.rec.position("started flaky #2"));
+  CHECK(h.rec.position("retry flaky after #1 (refused) in 1000ms") < h.rec.position("started flaky #2"));
   CHECK(h.rec.position("retry flaky after #3 (wrong) in 3000ms") < h.rec.log.size());
 }
 
@@ -294,7 +295,8 @@ TEST_CASE("runner: request_stop lets running steps finish and leaves a resumable
   }
 }
 
-TEST_CASE("runner: one interrupt during the last step, which completes: done everywhere (summary, journal status, exit)") {
+TEST_CASE(
+    "runner: one interrupt during the last step, which completes: done everywhere (summary, journal status, exit)") {
   for (int width : kWidths) {
     CAPTURE(width);
     Harness h;
@@ -503,7 +505,8 @@ TEST_CASE("runner: a window's opening and closing are journaled around its steps
   }
 }
 
-TEST_CASE("runner: a window opened before a crash is measured from its journaled opening when it closes after the resume") {
+TEST_CASE(
+    "runner: a window opened before a crash is measured from its journaled opening when it closes after the resume") {
   for (int width : kWidths) {
     CAPTURE(width);
     Harness h;

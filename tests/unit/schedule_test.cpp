@@ -1,13 +1,13 @@
 // The pure schedule, driven step by step like ninja's PlanTest: every case at widths 1, 2, 4, 8.
 
-#include <catch2/catch.hpp>
+#include "run/schedule.h"
 
+#include <catch2/catch.hpp>
 #include <map>
 #include <set>
 
 #include "graph/graph.h"
 #include "plan_builder.h"
-#include "run/schedule.h"
 
 using namespace plan;
 using plan::test::index_of;

@@ -95,8 +95,7 @@ TEST_CASE("a managed process starts detached once and stops with its process gro
   CHECK(again.already_running);
   CHECK(again.pid == started.pid);
 
-  for (int i = 0; i < 100 && procman::log_tail(*host, spec.log, 5, soon(), cancel).empty(); ++i)
-    ::usleep(20000);
+  for (int i = 0; i < 100 && procman::log_tail(*host, spec.log, 5, soon(), cancel).empty(); ++i) ::usleep(20000);
   CHECK(procman::log_tail(*host, spec.log, 5, soon(), cancel) == "hello there\n");
 
   auto stopped = procman::stop(*host, spec.pidfile, "TERM", Millis(5000), soon(), cancel);
@@ -121,8 +120,7 @@ TEST_CASE("a process that ignores the stop signal is killed after the grace peri
   spec.pidfile = d.path + "/x.pid";
   spec.log = d.path + "/x.log";
   auto started = procman::start(*host, spec, soon(), cancel);
-  for (int i = 0; i < 100 && procman::log_tail(*host, spec.log, 1, soon(), cancel).empty(); ++i)
-    ::usleep(20000);
+  for (int i = 0; i < 100 && procman::log_tail(*host, spec.log, 1, soon(), cancel).empty(); ++i) ::usleep(20000);
   auto stopped = procman::stop(*host, spec.pidfile, "TERM", Millis(300), soon(), cancel);
   CHECK(stopped.was_running);
   CHECK(stopped.killed);
@@ -162,26 +160,19 @@ TEST_CASE("find sees processes by exact name and by pattern but not its own shel
 TEST_CASE("service describes the exact action", "[service]") {
   const StepType* t = Registry::instance().step("service");
   REQUIRE(t != nullptr);
-  Json start = {{"name", "botbot-irc"},
-                {"action", "start"},
-                {"command", Json::array({"python3", "bot.py"})},
-                {"env", {{"MODE", "live"}}},
-                {"pidfile", "/run/irc.pid"},
-                {"ready", {{"tcp", "127.0.0.3:6667"}}},
-                {"ready_timeout", "20s"}};
+  Json start = {
+      {"name", "botbot-irc"},      {"action", "start"},         {"command", Json::array({"python3", "bot.py"})},
+      {"env", {{"MODE", "live"}}}, {"pidfile", "/run/irc.pid"}, {"ready", {{"tcp", "127.0.0.3:6667"}}},
+      {"ready_timeout", "20s"}};
   CHECK(t->describe(start) ==
-        std::vector<std::string>{"start botbot-irc: python3 bot.py detached (pidfile /run/irc.pid)",
-                                 "  env MODE=live",
+        std::vector<std::string>{"start botbot-irc: python3 bot.py detached (pidfile /run/irc.pid)", "  env MODE=live",
                                  "  ready when (up to 20s):", "    tcp 127.0.0.3:6667"});
-  CHECK(t->describe_rollback(start) ==
-        std::vector<std::string>{"stop botbot-irc if this step started it"});
+  CHECK(t->describe_rollback(start) == std::vector<std::string>{"stop botbot-irc if this step started it"});
   Json stop = {{"name", "botbot-irc"}, {"action", "stop"}, {"manager", "process"}, {"grace", "5s"}};
-  CHECK(t->describe(stop) ==
-        std::vector<std::string>{"stop botbot-irc: SIGTERM to its process group, SIGKILL after 5s "
-                                 "(pidfile in the plan's state folder)"});
+  CHECK(t->describe(stop) == std::vector<std::string>{"stop botbot-irc: SIGTERM to its process group, SIGKILL after 5s "
+                                                      "(pidfile in the plan's state folder)"});
   CHECK(t->describe_rollback(stop) ==
-        std::vector<std::string>{
-            "start botbot-irc again if it was running (as a process this needs 'command')"});
+        std::vector<std::string>{"start botbot-irc again if it was running (as a process this needs 'command')"});
   Json unit = {{"name", "nginx"}, {"action", "restart"}, {"manager", "systemd"}};
   CHECK(t->describe(unit) == std::vector<std::string>{"systemctl restart nginx"});
   CHECK(t->describe(Json{{"name", "x"}, {"action", "reload"}}) ==
@@ -201,8 +192,7 @@ class FakeSystemdHost : public HostConnection {
 
   const std::string& name() const override { return name_; }
   bool is_local() const override { return false; }
-  CommandResult run(const CommandSpec& spec, Deadline, const CancelToken&,
-                    const LineSink&) override {
+  CommandResult run(const CommandSpec& spec, Deadline, const CancelToken&, const LineSink&) override {
     std::string cmd = params::quote_argv(spec.argv);
     CommandResult r;
     r.started = true;
@@ -225,7 +215,9 @@ class FakeSystemdHost : public HostConnection {
     }
     return r;
   }
-  std::optional<std::string> read_file(const std::string&, Deadline, const CancelToken&) override { return std::nullopt; }
+  std::optional<std::string> read_file(const std::string&, Deadline, const CancelToken&) override {
+    return std::nullopt;
+  }
   void write_file(const std::string&, const std::string&, int, Deadline, const CancelToken&) override {}
   bool remove_file(const std::string&, Deadline, const CancelToken&) override { return false; }
 
@@ -249,8 +241,7 @@ struct SystemdRun {
   StepContext context(const Json& params) {
     auto sink = [this](const std::string& l) { log.push_back(l); };
     const Deadline deadline = Deadline::after(std::chrono::seconds(10));
-    return StepContext{step,   params, params,  host,    hosts,      deadline,
-                       cancel, sink,   nullptr, nullptr, state.path, ""};
+    return StepContext{step, params, params, host, hosts, deadline, cancel, sink, nullptr, nullptr, state.path, ""};
   }
 
   StepOutcome run(const Json& params, const Json* rollback_outputs = nullptr) {
@@ -268,9 +259,8 @@ TEST_CASE("service drives systemd with systemctl and its rollback is the inverse
   StepOutcome o = s.run(start);
   REQUIRE(o.succeeded());
   CHECK(o.outputs == Json{{"manager", "systemd"}, {"pid", 101}, {"was_running", false}});
-  CHECK(s.host.commands ==
-        std::vector<std::string>{"systemctl is-active --quiet web", "systemctl start web",
-                                 "systemctl show --property MainPID --value web"});
+  CHECK(s.host.commands == std::vector<std::string>{"systemctl is-active --quiet web", "systemctl start web",
+                                                    "systemctl show --property MainPID --value web"});
   CHECK(s.log == std::vector<std::string>{"started web (pid 101)"});
 
   s.host.commands.clear();
@@ -308,23 +298,20 @@ TEST_CASE("find by exact name sees a process by its own name only", "[service]")
   Dir d;
   auto host = make_local_host();
   CancelToken cancel;
-  const std::string exe =
-      d.path + "/plan-snooze";  // a unique process name: sleep under another name
+  const std::string exe = d.path + "/plan-snooze";  // a unique process name: sleep under another name
   fs::copy_file("/bin/sleep", exe);
   procman::StartSpec spec;
   spec.argv = {exe, "300"};
   spec.pidfile = d.path + "/s.pid";
   spec.log = d.path + "/s.log";
   auto started = procman::start(*host, spec, soon(), cancel);
-  CHECK(procman::find(*host, "plan-snooze", false, soon(), cancel) ==
-        std::vector<long long>{started.pid});
+  CHECK(procman::find(*host, "plan-snooze", false, soon(), cancel) == std::vector<long long>{started.pid});
   CHECK(procman::find(*host, "plan-snoo", false, soon(), cancel).empty());
   procman::stop(*host, spec.pidfile, "TERM", Millis(2000), soon(), cancel);
   CHECK(procman::find(*host, "plan-snooze", false, soon(), cancel).empty());
 }
 
-TEST_CASE("a rollback without recorded outputs stops what the note says the start started",
-          "[service]") {
+TEST_CASE("a rollback without recorded outputs stops what the note says the start started", "[service]") {
   SystemdRun s;
   Json start = {{"name", "web"}, {"action", "start"}, {"manager", "systemd"}};
   StepOutcome o = s.run(start);
@@ -376,15 +363,16 @@ TEST_CASE("service gives a resume that probes it done the outputs its note kept"
   CHECK(fs::exists(s.state.path + "/service/svc.json"));  // kept for the rollback
 }
 
-TEST_CASE("a service stop notes what it found before it stops - a resume then restarts it on rollback", "[service][resume]") {
+TEST_CASE("a service stop notes what it found before it stops - a resume then restarts it on rollback",
+          "[service][resume]") {
   SystemdRun s;
   NoteAtStopHost host;
   host.active = true;
   host.note_path = s.state.path + "/service/svc.json";
   const Json stop = {{"name", "web"}, {"action", "stop"}, {"manager", "systemd"}};
   auto sink = [&s](const std::string& l) { s.log.push_back(l); };
-  StepContext ctx{s.step, stop, stop, host, s.hosts, Deadline::after(std::chrono::seconds(10)), s.cancel, sink,
-                  nullptr, nullptr, s.state.path, ""};
+  StepContext ctx{s.step,   stop, stop,    host,    s.hosts,      Deadline::after(std::chrono::seconds(10)),
+                  s.cancel, sink, nullptr, nullptr, s.state.path, ""};
   const StepType* t = Registry::instance().step("service");
   StepOutcome o = t->run(ctx);
   REQUIRE(o.succeeded());

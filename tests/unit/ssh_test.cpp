@@ -47,15 +47,15 @@ TEST_CASE("ssh target: defaults and every key", "[ssh][unit]") {
   CHECK(t.known_hosts.substr(t.known_hosts.size() - 17) == "/.ssh/known_hosts");
 
   auto u = target_from_json("legacy", Json{{"address", "10.0.0.5"},
-                                            {"port", "2222"},
-                                            {"user", "migrate"},
-                                            {"identity", "/keys/id"},
-                                            {"passphrase", "s3cret"},
-                                            {"known_hosts", "/keys/known"},
-                                            {"host_key", "accept-new"},
-                                            {"agent", "false"},
-                                            {"connect_timeout", "3s"},
-                                            {"keepalive", "1m"}});
+                                           {"port", "2222"},
+                                           {"user", "migrate"},
+                                           {"identity", "/keys/id"},
+                                           {"passphrase", "s3cret"},
+                                           {"known_hosts", "/keys/known"},
+                                           {"host_key", "accept-new"},
+                                           {"agent", "false"},
+                                           {"connect_timeout", "3s"},
+                                           {"keepalive", "1m"}});
   CHECK(u.port == 2222);
   CHECK(u.user == "migrate");
   CHECK(u.identity == "/keys/id");
@@ -77,20 +77,16 @@ TEST_CASE("ssh target: each bad key is named", "[ssh][unit]") {
         "ssh: 'port' must be a number from 1 to 65535, not '70000'");
   CHECK(target_error(Json{{"address", "h"}, {"host_key", "yes"}}) ==
         "ssh: 'host_key' must be verify or accept-new, not 'yes'");
-  CHECK(target_error(Json{{"address", "h"}, {"agent", "yes"}}) ==
-        "ssh: 'agent' must be true or false, not \"yes\"");
+  CHECK(target_error(Json{{"address", "h"}, {"agent", "yes"}}) == "ssh: 'agent' must be true or false, not \"yes\"");
   CHECK(target_error(Json{{"address", "h"}, {"connect_timeout", "soon"}}) ==
         "ssh: 'connect_timeout' must be a duration like 10s, not \"soon\"");
-  CHECK(target_error(Json{{"address", "h"}, {"connect_timeout", 0}}) ==
-        "ssh: 'connect_timeout' must be more than 0");
-  CHECK(target_error(Json{{"address", "h"}, {"user", Json::array()}}) ==
-        "ssh: 'user' must be a string");
+  CHECK(target_error(Json{{"address", "h"}, {"connect_timeout", 0}}) == "ssh: 'connect_timeout' must be more than 0");
+  CHECK(target_error(Json{{"address", "h"}, {"user", Json::array()}}) == "ssh: 'user' must be a string");
   CHECK(target_error(Json{{"address", "h"}, {"proxy", "x"}}) == "ssh: unknown key 'proxy'");
 }
 
 TEST_CASE("ssh target: ~ in key and known_hosts paths is the home folder", "[ssh][unit]") {
-  auto t = target_from_json("h", Json{{"address", "h"}, {"identity", "~/.ssh/id"},
-                                      {"known_hosts", "~/kh"}});
+  auto t = target_from_json("h", Json{{"address", "h"}, {"identity", "~/.ssh/id"}, {"known_hosts", "~/kh"}});
   CHECK(t.identity.substr(0, 1) == "/");
   CHECK(t.identity.substr(t.identity.size() - 8) == "/.ssh/id");
   CHECK(t.known_hosts.substr(t.known_hosts.size() - 3) == "/kh");
@@ -123,8 +119,7 @@ TEST_CASE("remote command line: marker, cd, env, exec", "[ssh][unit]") {
   plan::CommandSpec bad_env;
   bad_env.argv = {"true"};
   bad_env.env = {{"A B", "x"}};
-  CHECK_THROWS_WITH(plan::ssh::remote_command_line(bad_env),
-                    "environment variable name 'A B' is not valid");
+  CHECK_THROWS_WITH(plan::ssh::remote_command_line(bad_env), "environment variable name 'A B' is not valid");
   plan::CommandSpec assign;
   assign.argv = {"A=b"};
   CHECK_THROWS_WITH(plan::ssh::remote_command_line(assign), "command name 'A=b' contains '='");
@@ -132,8 +127,9 @@ TEST_CASE("remote command line: marker, cd, env, exec", "[ssh][unit]") {
 
 TEST_CASE("remote command line: a POSIX shell gets argv, env and cwd exactly", "[ssh][unit]") {
   plan::CommandSpec spec;
-  spec.argv = {"/bin/sh", "-c", "printf '[%s]' \"$@\"; printf '{%s}' \"$X\"; pwd", "zero",
-               "a b", "it's", "$HOME", "*", "", "line\nbreak"};
+  spec.argv = {
+      "/bin/sh", "-c",         "printf '[%s]' \"$@\"; printf '{%s}' \"$X\"; pwd", "zero", "a b", "it's", "$HOME", "*",
+      "",        "line\nbreak"};
   spec.env = {{"X", "v'a\"l $y"}};
   spec.cwd = "/";
   auto r = run_line(spec);

@@ -1,10 +1,11 @@
 // steps/template.cpp: mustache rendering for config files (no HTML escaping, a variable without
 // a value is an error with the template's line), and managed_file's diff text.
 
+#include "../../steps/template.h"
+
 #include <catch2/catch.hpp>
 
 #include "../../steps/managed_file.h"
-#include "../../steps/template.h"
 
 using plan::Json;
 using plan::tmpl::render;
@@ -48,9 +49,10 @@ TEST_CASE("template sections follow booleans and a missing switch is false", "[t
 }
 
 TEST_CASE("template lists and nested mappings", "[template]") {
-  Json vars = {{"backends", Json::array({{{"addr", "10.0.0.1:80"}, {"weight", 2}}, {{"addr", "10.0.0.2:80"}, {"weight", 1}}})},
-               {"names", Json::array({"a.test", "b.test"})},
-               {"tls", {{"cert", "/etc/ssl/x.pem"}}}};
+  Json vars = {
+      {"backends", Json::array({{{"addr", "10.0.0.1:80"}, {"weight", 2}}, {{"addr", "10.0.0.2:80"}, {"weight", 1}}})},
+      {"names", Json::array({"a.test", "b.test"})},
+      {"tls", {{"cert", "/etc/ssl/x.pem"}}}};
   CHECK(render("{{#backends}}server {{addr}} weight={{weight}};\n{{/backends}}", vars, "t") ==
         "server 10.0.0.1:80 weight=2;\nserver 10.0.0.2:80 weight=1;\n");
   CHECK(render("server_name{{#names}} {{.}}{{/names}};", vars, "t") == "server_name a.test b.test;");
@@ -82,8 +84,7 @@ TEST_CASE("a variable without a value is an error naming the template and line",
 TEST_CASE("a malformed template is an error with its line", "[template]") {
   CHECK(error_of("a\nb {{#items}}\nc\n", Json::object()) ==
         "template site.conf.mustache:2: unclosed section \"items\"");
-  CHECK(error_of("a\n\nb {{/items}}\n", Json::object()) ==
-        "template site.conf.mustache:3: unopened section \"items\"");
+  CHECK(error_of("a\n\nb {{/items}}\n", Json::object()) == "template site.conf.mustache:3: unopened section \"items\"");
   CHECK(error_of("a {{x\n", Json::object()) == "template site.conf.mustache:1: unclosed tag");
   CHECK(error_of("a\n{{> header}}\n", Json::object()) ==
         "template site.conf.mustache:2: partials ({{> header}}) are not supported");
@@ -105,8 +106,8 @@ TEST_CASE("unified diff of two texts", "[template][diff]") {
   CHECK(unified_diff("same\n", "same\n", "a", "b").empty());
   CHECK(unified_diff("listen 80;\nreturn 200;\n", "listen 80;\nreturn 405;\n", "/etc/site.conf",
                      "/etc/site.conf (new)") ==
-        std::vector<std::string>{"--- /etc/site.conf", "+++ /etc/site.conf (new)", "@@ -1,2 +1,2 @@",
-                                 " listen 80;", "-return 200;", "+return 405;"});
+        std::vector<std::string>{"--- /etc/site.conf", "+++ /etc/site.conf (new)", "@@ -1,2 +1,2 @@", " listen 80;",
+                                 "-return 200;", "+return 405;"});
   SECTION("a new file is all additions") {
     CHECK(unified_diff("", "a\n", "/dev/null", "f") ==
           std::vector<std::string>{"--- /dev/null", "+++ f", "@@ -0,0 +1 @@", "+a"});
@@ -127,8 +128,10 @@ TEST_CASE("file modes are octal digits", "[template][mode]") {
   CHECK(parse_mode(Json{{"mode", "755"}}) == 0755);
   CHECK(parse_mode(Json{{"mode", 644}}) == 0644);  // `mode: 0644` reads as the number 644
   CHECK(parse_mode(Json::object()) == std::nullopt);
-  CHECK_THROWS_WITH(parse_mode(Json{{"mode", "0948"}}), "'mode' must be 3 or 4 octal digits such as \"0644\", not \"0948\"");
+  CHECK_THROWS_WITH(parse_mode(Json{{"mode", "0948"}}),
+                    "'mode' must be 3 or 4 octal digits such as \"0644\", not \"0948\"");
   CHECK(plan::mfile::mode_text(0640) == "0640");
-  CHECK(plan::mfile::backup_path("/etc/nginx/sites/botbot.conf", "site") == "/etc/nginx/sites/.botbot.conf.plan-backup-site");
+  CHECK(plan::mfile::backup_path("/etc/nginx/sites/botbot.conf", "site") ==
+        "/etc/nginx/sites/.botbot.conf.plan-backup-site");
   CHECK(plan::mfile::absent_marker("/etc/motd", "m") == "/etc/.motd.plan-absent-m");
 }

@@ -15,10 +15,10 @@
 #include <sstream>
 #include <thread>
 
-#include "load/loader.h"
-#include "run/registry.h"
 #include "../../steps/ssh_tunnel/supervisor.h"
 #include "fakes.h"
+#include "load/loader.h"
+#include "run/registry.h"
 
 using namespace plan;
 namespace fs = std::filesystem;
@@ -106,7 +106,7 @@ TEST_CASE("a pidfile naming a process that is not a tunnel supervisor is not ali
   CHECK(info->pid == ::getpid());
   CHECK_FALSE(ssh::supervisor_alive(*info));
   CHECK(ssh::stop_supervisor(*info, pidfile, Millis(100)) == "already gone");  // and never signalled
-  CHECK_FALSE(fs::exists(pidfile));                                                // stale pidfile removed
+  CHECK_FALSE(fs::exists(pidfile));                                            // stale pidfile removed
   std::ofstream(pidfile) << "not json";
   CHECK_FALSE(ssh::read_pidfile(pidfile));
   fs::remove_all(dir);
@@ -121,8 +121,12 @@ TEST_CASE("ssh.tunnel describes what it will do", "[tunnel]") {
   REQUIRE(lines.size() == 2);
   CHECK(lines[0] == "tunnel 127.0.0.3:6379 -> legacy -> 127.0.0.1:6379 (supervised, respawn 5 in 60s)");
   CHECK(lines[1] == "  keepalive 15s, ready within 30s; outlives this run");
-  lines = t->describe(Json{{"via", "legacy"}, {"listen", "127.0.0.3:6379"}, {"target", "127.0.0.1:6379"},
-                           {"max_respawns", 3}, {"respawn_window", "2m"}, {"keepalive", 0}});
+  lines = t->describe(Json{{"via", "legacy"},
+                           {"listen", "127.0.0.3:6379"},
+                           {"target", "127.0.0.1:6379"},
+                           {"max_respawns", 3},
+                           {"respawn_window", "2m"},
+                           {"keepalive", 0}});
   CHECK(lines[0] == "tunnel 127.0.0.3:6379 -> legacy -> 127.0.0.1:6379 (supervised, respawn 3 in 2m)");
   CHECK(lines[1] == "  keepalive off, ready within 30s; outlives this run");
   CHECK(t->describe(Json{{"listen", "127.0.0.3:6379"}, {"state", "closed"}}) ==
@@ -138,8 +142,10 @@ TEST_CASE("ssh.tunnel describes what it will do", "[tunnel]") {
 
 TEST_CASE("the schema knows ssh.tunnel's parameters", "[tunnel]") {
   auto load = [](const std::string& with) {
-    return load_plan_text("t.yaml", "plan: t\nhosts: { legacy: { ssh: { address: 127.0.0.2 } } }\nsteps:\n"
-                                    "  - { id: t, type: ssh.tunnel, with: " + with + " }\n");
+    return load_plan_text("t.yaml",
+                          "plan: t\nhosts: { legacy: { ssh: { address: 127.0.0.2 } } }\nsteps:\n"
+                          "  - { id: t, type: ssh.tunnel, with: " +
+                              with + " }\n");
   };
   CHECK(load("{ via: legacy, listen: \"127.0.0.3:6379\", target: \"127.0.0.1:6379\" }").ok());
   CHECK(load("{ listen: \"127.0.0.3:6379\", state: closed }").ok());
@@ -171,12 +177,16 @@ struct EnvVar {
       had = true;
       saved = v;
     }
-    if (value) ::setenv(n.c_str(), value, 1);
-    else ::unsetenv(n.c_str());
+    if (value)
+      ::setenv(n.c_str(), value, 1);
+    else
+      ::unsetenv(n.c_str());
   }
   ~EnvVar() {
-    if (had) ::setenv(name.c_str(), saved.c_str(), 1);
-    else ::unsetenv(name.c_str());
+    if (had)
+      ::setenv(name.c_str(), saved.c_str(), 1);
+    else
+      ::unsetenv(name.c_str());
   }
 };
 
@@ -246,8 +256,7 @@ int exit_status(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(20)
 std::vector<int> forwarders_in(const std::string& log) {
   std::vector<int> pids;
   static const std::regex re("started forwarder ([0-9]+)");
-  for (std::sregex_iterator it(log.begin(), log.end(), re), end; it != end; ++it)
-    pids.push_back(std::stoi((*it)[1]));
+  for (std::sregex_iterator it(log.begin(), log.end(), re), end; it != end; ++it) pids.push_back(std::stoi((*it)[1]));
   return pids;
 }
 
@@ -269,8 +278,8 @@ TEST_CASE("the machine's registry of tunnels lives under the runtime directory",
     CHECK(ssh::registry_entry(listen) == "/run/user/1000/plan/tunnels/127.0.0.3_6379.json");
   }
   EnvVar none("XDG_RUNTIME_DIR", nullptr);
-  std::string expected = ::access("/run", W_OK) == 0 ? "/run/plan/tunnels"
-                                                     : "/tmp/plan-" + std::to_string(::getuid()) + "/tunnels";
+  std::string expected =
+      ::access("/run", W_OK) == 0 ? "/run/plan/tunnels" : "/tmp/plan-" + std::to_string(::getuid()) + "/tunnels";
   CHECK(ssh::tunnel_registry_dir() == expected);
   CHECK(ssh::registry_entry(ssh::parse_endpoint("[::1]:80", "listen")) == expected + "/__1_80.json");
 }
@@ -279,8 +288,12 @@ TEST_CASE("a pidfile or registry entry whose monitor is gone counts as absent an
   TempFolder dir;
   EnvVar xdg("XDG_RUNTIME_DIR", dir.path.c_str());
   int gone = dead_pid();
-  Json info{{"pid", gone},       {"start_ticks", 42},         {"forwarder", gone + 1},
-                 {"forwarder_start_ticks", 43}, {"listen", "127.0.0.3:6379"}, {"id", "redis-tunnel"}};
+  Json info{{"pid", gone},
+            {"start_ticks", 42},
+            {"forwarder", gone + 1},
+            {"forwarder_start_ticks", 43},
+            {"listen", "127.0.0.3:6379"},
+            {"id", "redis-tunnel"}};
   std::string pidfile = dir.path + "/127.0.0.3_6379.pid";
   std::ofstream(pidfile) << info.dump();
   auto read = ssh::read_pidfile(pidfile);
@@ -312,7 +325,8 @@ TEST_CASE("ssh.tunnel declares what it holds open and what it releases", "[tunne
   CHECK_FALSE(t->held(Json{{"listen", "127.0.0.3:6379"}, {"state", "closed"}}));
   CHECK(t->releases(Json{{"listen", "127.0.0.3:6379"}, {"state", "closed"}}) ==
         std::vector<std::string>{"tunnel 127.0.0.3:6379"});
-  CHECK(t->releases(Json{{"id", "redis-tunnel"}, {"state", "closed"}}) == std::vector<std::string>{"step:redis-tunnel"});
+  CHECK(t->releases(Json{{"id", "redis-tunnel"}, {"state", "closed"}}) ==
+        std::vector<std::string>{"step:redis-tunnel"});
   CHECK(t->releases(Json{{"listen", "127.0.0.3:6379"}, {"id", "redis-tunnel"}, {"state", "closed"}}) ==
         std::vector<std::string>{"tunnel 127.0.0.3:6379", "step:redis-tunnel"});
 }

@@ -24,10 +24,9 @@ TEST_CASE("wait pauses, polls checks, and gives up with the last answer", "[step
 
   std::string dir = temp_dir();
   // Holds on the third look: the check counts its own calls in a file.
-  std::string counter = "n=$(cat " + dir + "/n 2>/dev/null || echo 0); echo $((n + 1)) > " + dir +
-                        "/n; test $n -ge 2";
-  auto polled = f.run(make_step(
-      "ready", "wait", Json{{"until", {{{"exec", {{"shell", counter}}}}}}, {"interval", "10ms"}}));
+  std::string counter = "n=$(cat " + dir + "/n 2>/dev/null || echo 0); echo $((n + 1)) > " + dir + "/n; test $n -ge 2";
+  auto polled =
+      f.run(make_step("ready", "wait", Json{{"until", {{{"exec", {{"shell", counter}}}}}}, {"interval", "10ms"}}));
   CHECK(polled.succeeded());
   std::ifstream n(dir + "/n");
   int looks = 0;
@@ -35,11 +34,9 @@ TEST_CASE("wait pauses, polls checks, and gives up with the last answer", "[step
   CHECK(looks == 3);
 
   auto never = f.run(make_step(
-      "ready", "wait",
-      Json{{"until", {{{"file", dir + "/never"}}}}, {"interval", "100ms"}, {"timeout", "1s"}}));
+      "ready", "wait", Json{{"until", {{{"file", dir + "/never"}}}}, {"interval", "100ms"}, {"timeout", "1s"}}));
   CHECK(never.kind == FailureKind::Timeout);
-  CHECK(never.message ==
-        "gave up after 1s: check file " + dir + "/never: expected file exists, saw no such file");
+  CHECK(never.message == "gave up after 1s: check file " + dir + "/never: expected file exists, saw no such file");
   ::unlink((dir + "/n").c_str());
   ::rmdir(dir.c_str());
 
@@ -54,8 +51,9 @@ TEST_CASE("wait and service take one check written as a map where they take chec
   Fixture f;
   std::string dir = temp_dir();
   std::ofstream(dir + "/ready") << "up\n";
-  auto one = f.run(make_step("ready", "wait",
-                             Json{{"until", {{"file", {{"path", dir + "/ready"}, {"contains", "up"}}}}}, {"interval", "10ms"}}));
+  auto one = f.run(
+      make_step("ready", "wait",
+                Json{{"until", {{"file", {{"path", dir + "/ready"}, {"contains", "up"}}}}}, {"interval", "10ms"}}));
   CHECK(one.succeeded());
   CHECK(one.message == "");
   const StepType* wait = Registry::instance().step("wait");
@@ -73,20 +71,25 @@ TEST_CASE("wait and service take one check written as a map where they take chec
 TEST_CASE("wait gives up at once on a check that can never hold as written", "[steps][wait]") {
   // Asking again cannot fix bad parameters: the step fails now, not after its timeout.
   Fixture f;
-  auto unknown = f.run(make_step("ready", "wait",
-                                 Json{{"until", {{{"nosuch", {{"x", 1}}}}}}, {"interval", "10ms"}, {"timeout", "10m"}}),
-                       Deadline::after(std::chrono::minutes(10)));
+  auto unknown = f.run(
+      make_step("ready", "wait", Json{{"until", {{{"nosuch", {{"x", 1}}}}}}, {"interval", "10ms"}, {"timeout", "10m"}}),
+      Deadline::after(std::chrono::minutes(10)));
   CHECK(unknown.kind == FailureKind::Error);
-  CHECK(unknown.message == "check nosuch (unknown check type): expected a known check type, saw unknown check type 'nosuch'");
+  CHECK(unknown.message ==
+        "check nosuch (unknown check type): expected a known check type, saw unknown check type 'nosuch'");
 
-  auto writes = f.run(make_step("drained", "wait",
-                                Json{{"until", {{{"redis", {{"host", "127.0.0.1"}, {"port", 1},
-                                                            {"command", {"EVAL", "return 1", "0"}}, {"equals", 1}}}}}},
-                                     {"interval", "10ms"}, {"timeout", "10m"}}),
-                      Deadline::after(std::chrono::minutes(10)));
+  auto writes = f.run(
+      make_step(
+          "drained", "wait",
+          Json{{"until",
+                {{{"redis",
+                   {{"host", "127.0.0.1"}, {"port", 1}, {"command", {"EVAL", "return 1", "0"}}, {"equals", 1}}}}}},
+               {"interval", "10ms"},
+               {"timeout", "10m"}}),
+      Deadline::after(std::chrono::minutes(10)));
   CHECK(writes.kind == FailureKind::Error);
-  CHECK_THAT(writes.message, Catch::Contains("expected valid parameters") &&
-                                 Catch::Contains("EVAL is not one it knows"));
+  CHECK_THAT(writes.message,
+             Catch::Contains("expected valid parameters") && Catch::Contains("EVAL is not one it knows"));
 }
 
 TEST_CASE("wait is cut short by cancellation", "[steps][wait]") {
