@@ -14,7 +14,6 @@
 #include <map>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "managed_file.h"
 #include "params.h"
@@ -224,7 +223,7 @@ std::string reload_and_wait(HostConnection& host, const SiteParams& s, Deadline 
     if (std::chrono::steady_clock::now() >= limit)
       return "nginx did not take the new config within " + format_duration(params::bounded(kReloadWait, deadline)) +
              " of " + params::quote_argv(s.reload) + " (its old workers still run; its error log says why)";
-    std::this_thread::sleep_for(Millis(50));
+    cancel.wait_for(Millis(50));
   }
 }
 

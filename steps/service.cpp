@@ -20,7 +20,6 @@
 // acts (steps/step_note.h): a resume that probes it done takes its outputs from there.
 
 #include <algorithm>
-#include <thread>
 #include <tuple>
 
 #include "params.h"
@@ -466,8 +465,7 @@ class Service {
         auto waited = std::min(limit, std::chrono::duration_cast<Millis>(Clock::now() - start));
         return "not ready after " + format_duration(waited) + ": " + failure;
       }
-      std::this_thread::sleep_for(std::min(kReadyInterval, Millis(until.remaining_ms(kReadyInterval.count()))) +
-                                  Millis(1));
+      ctx_.cancel.wait_for(std::min(kReadyInterval, Millis(until.remaining_ms(kReadyInterval.count()))) + Millis(1));
     }
   }
 

@@ -6,7 +6,6 @@
 // the step's deadline.
 
 #include <algorithm>
-#include <thread>
 
 #include "params.h"
 #include "run/registry.h"
@@ -16,19 +15,11 @@ namespace {
 
 constexpr Millis kDefaultInterval{1000};
 constexpr Millis kDefaultTimeout{300000};
-constexpr long long kSliceMs = 50;
 // How long past the wait's own limit the last look at the checks may take.
 constexpr Millis kLastLook{1000};
 
-/// Sleeps until `until` in short slices. False when cancelled first.
-bool sleep_until(Clock::time_point until, const CancelToken& cancel) {
-  while (Clock::now() < until) {
-    if (cancel.cancelled()) return false;
-    auto left = std::chrono::duration_cast<Millis>(until - Clock::now()).count();
-    std::this_thread::sleep_for(Millis(std::clamp<long long>(left, 1, kSliceMs)));
-  }
-  return !cancel.cancelled();
-}
+/// Sleeps until `until`. False when cancelled first.
+bool sleep_until(Clock::time_point until, const CancelToken& cancel) { return !cancel.wait_until(until); }
 
 struct UntilCheck {
   std::string type;

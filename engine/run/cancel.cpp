@@ -30,6 +30,11 @@ void CancelToken::cancel() {
 
 bool CancelToken::wait_until(Clock::time_point t) const {
   std::unique_lock<std::mutex> lock(cancel_mutex());
+  if (t == Clock::time_point::max()) {
+    // No end (Deadline::none()): a timed wait would overflow converting it for the OS.
+    cancel_cv().wait(lock, [this] { return cancelled(); });
+    return true;
+  }
   return cancel_cv().wait_until(lock, t, [this] { return cancelled(); });
 }
 
