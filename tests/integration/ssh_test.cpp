@@ -399,16 +399,25 @@ TEST_CASE("twenty parallel steps on a host share one ssh connection", "[ssh][sha
   CHECK(overlapped > 0);  // the channels of the one connection ran side by side
 }
 
-TEST_CASE("files over SFTP: atomic write with mode - read - remove - errors name the host", "[ssh][files]") {
-  require_sshd();
-  TempDir t("plan-ssh");
-  auto host = plan::ssh::make_ssh_host(
+namespace {
+
+// The test sshd as host 'legacy', with the key and known_hosts tests/servers.d/sshd made.
+std::unique_ptr<plan::HostConnection> legacy_host() {
+  return plan::ssh::make_ssh_host(
       plan::ssh::target_from_json("legacy", plan::Json{{"address", "127.0.0.2"},
                                                        {"port", 2222},
                                                        {"user", "root"},
                                                        {"identity", sshd_dir() + "/user_ed25519"},
                                                        {"known_hosts", sshd_dir() + "/known_hosts"},
                                                        {"agent", false}}));
+}
+
+}  // namespace
+
+TEST_CASE("files over SFTP: atomic write with mode - read - remove - errors name the host", "[ssh][files]") {
+  require_sshd();
+  TempDir t("plan-ssh");
+  auto host = legacy_host();
   std::string path = t.str("app.conf");
   plan::CancelToken never;
   const auto soon = [] { return plan::Deadline::after(std::chrono::seconds(60)); };
@@ -439,13 +448,7 @@ TEST_CASE("files over SFTP: atomic write with mode - read - remove - errors name
 
 TEST_CASE("commands over one ssh connection: big stdin - cancellation stops the remote group", "[ssh][exec]") {
   require_sshd();
-  auto host = plan::ssh::make_ssh_host(
-      plan::ssh::target_from_json("legacy", plan::Json{{"address", "127.0.0.2"},
-                                                       {"port", 2222},
-                                                       {"user", "root"},
-                                                       {"identity", sshd_dir() + "/user_ed25519"},
-                                                       {"known_hosts", sshd_dir() + "/known_hosts"},
-                                                       {"agent", false}}));
+  auto host = legacy_host();
   plan::CancelToken never;
   plan::CommandSpec wc;
   wc.argv = {"wc", "-c"};
