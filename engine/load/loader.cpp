@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "load/plan_loader.h"
+#include "util/read_file.h"
 #include "util/sha256.h"
 
 namespace plan {
@@ -147,6 +148,7 @@ LoadResult load_plan_text(const std::string& path, const std::string& text, cons
   if (doc.value.is_null() && !r.diags.empty()) return r;  // the YAML itself is broken
   Json vars = apply_overrides(doc.value, opts, r.extra_errors);
   Loader loader(doc.value, doc.marks, &r.source, r.diags);
+  loader.read_local = opts.read_local;
   loader.run(r.plan, vars);
   sort_diagnostics(r.diags);
   // A --var the plan never uses is most likely misspelt: the value it meant to set is not set.
@@ -172,7 +174,21 @@ LoadResult load_plan_file(const std::string& path, const LoadOptions& opts) {
     r.diags.push_back({{}, err});
     return r;
   }
-  return load_plan_text(path, text, opts);
+  LoadOptions with_files = opts;
+  if (!with_files.read_local) {
+    Plan named;
+    named.path = path;
+    const std::string dir = named.dir();
+    with_files.read_local = [dir](const std::string& file) -> std::optional<std::string> {
+      const std::string full = file.front() == '/' || dir.empty() ? file : dir + "/" + file;
+      try {
+        return read_whole_file(full);
+      } catch (const std::exception&) {
+        return std::nullopt;  // a folder, no permission: the loader says it cannot read it
+      }
+    };
+  }
+  return load_plan_text(path, text, with_files);
 }
 
 }  // namespace plan

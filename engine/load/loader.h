@@ -3,7 +3,9 @@
 // semantic checks (ids, needs, hosts, references, cycles, windows). Every error is collected;
 // nothing is thrown for bad input.
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,10 @@ struct LoadOptions {
   std::map<std::string, std::string> var_overrides;  // --var k=v (value parsed as YAML scalar)
   std::vector<std::string> var_files;                // --vars FILE (YAML map), applied in order
   bool strict = false;                               // warnings are errors (validate --strict)
+  /// Reads a file the plan names (a template, a file to copy) by its path as written, relative
+  /// to the plan's folder; nullopt when it cannot be read. Unset: from this machine's files
+  /// (load_plan_file) or not at all (load_plan_text). `plan diff --git` reads them at a revision.
+  std::function<std::optional<std::string>(const std::string& path)> read_local;
 };
 
 struct LoadResult {

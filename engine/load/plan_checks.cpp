@@ -8,6 +8,7 @@
 #include "graph/graph.h"
 #include "load/plan_loader.h"
 #include "run/registry.h"
+#include "util/sha256.h"
 
 namespace plan::load_detail {
 
@@ -121,6 +122,7 @@ void Loader::check_action(const std::string& type, const Json& with, const JsonP
   if (diags_.size() == before)
     check_parse(
         &t->parameters(), [t](const Json& v) { t->validate(v); }, with, wp);
+  check_local_files(t->parameters(), with, wp);
   // Parameters that hold checks (a wait's until): each check against its own type.
   for (const ParamSpec& spec : t->parameters().params) {
     if (spec.kind != ParamKind::Checks) continue;
@@ -135,6 +137,34 @@ void Loader::check_action(const std::string& type, const Json& with, const JsonP
     if (f->is_array()) {
       for (size_t i = 0; i < f->size(); ++i) one((*f)[i], extend(fp, i));
     }
+  }
+}
+
+void Loader::check_local_files(const ParamTable& table, const Json& with, const JsonPath& wp) {
+  if (!read_local || !with.is_object()) return;
+  for (const ParamSpec& spec : table.params) {
+    auto f = with.find(spec.name);
+    if (!spec.local_file || f == with.end() || !f->is_string() || mentions_run_time(*f)) continue;
+    std::string path;
+    try {
+      Scope scope;
+      scope.vars = &plan_->vars;
+      scope.plan = plan_;
+      Json v = resolve(*f, scope).value;
+      if (!v.is_string()) continue;  // the schema or the type's parse says what is wrong
+      path = v.get<std::string>();
+    } catch (const ResolveError&) {
+      continue;  // check_references reports the unknown name
+    }
+    if (path.empty() || plan_->local_files.count(path)) continue;
+    std::optional<std::string> content = read_local(path);
+    if (!content) {
+      const std::string dir = plan_->dir().empty() ? "the current folder" : "'" + plan_->dir() + "'";
+      error(at(extend(wp, spec.name)),
+            "cannot read " + spec.name + " file '" + path + "' (relative to the plan's folder, " + dir + ")");
+      continue;
+    }
+    plan_->local_files[path] = sha256_hex(*content);
   }
 }
 

@@ -48,6 +48,10 @@ class Loader {
 
   void run(Plan& plan, const Json& overridden_vars);
 
+  /// Reads a file the plan names (ParamSpec::local_file) by its path as written after vars;
+  /// nullopt when it cannot. Set before run(); unset: nothing is read nor checked.
+  std::function<std::optional<std::string>(const std::string& path)> read_local;
+
   /// Top-level variable names that ${vars...} references or `variables:` declarations use.
   const std::set<std::string>& used_vars() const { return used_vars_; }
 
@@ -121,6 +125,10 @@ class Loader {
   void check_action(const std::string& type, const Json& with, const JsonPath& p, const std::string& on);
 
   void check_types_and_params();
+
+  /// The files a step's parameters name on this machine (templates, sources) exist; their
+  /// content hashes go into plan.local_files.
+  void check_local_files(const ParamTable& table, const Json& with, const JsonPath& wp);
 
   static std::string pointer(const JsonPath& p);
 

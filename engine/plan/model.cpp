@@ -52,3 +52,12 @@ const Host* Plan::find_host(const std::string& host_name) const {
 }
 
 }  // namespace plan
+
+namespace plan {
+
+std::string Plan::dir() const {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash == 0 ? 1 : slash);
+}
+
+}  // namespace plan

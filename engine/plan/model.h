@@ -134,11 +134,16 @@ struct Plan {
   std::vector<Group> groups;     // every group, in file order
   std::vector<GroupMember> top;  // top-level members in file order
   std::string hash;              // sha256 of the file's bytes, hex
+  /// Files the plan names on this machine (ParamSpec::local_file: templates, sources), as written
+  /// after ${vars...}, to the sha256 of their content: what the plan does depends on them.
+  std::map<std::string, std::string> local_files;
 
   const Step* find_step(const std::string& id) const;
   int step_index(const std::string& id) const;   // -1 if absent
   int group_index(const std::string& id) const;  // -1 if absent
   const Host* find_host(const std::string& name) const;
+  /// The folder of the plan file, where relative paths in its parameters start ("" = cwd).
+  std::string dir() const;
 
   /// Builds the id indexes below (the loader calls it). Lookups stay correct without it or when
   /// steps change afterwards (a stale hit is checked, a miss falls back to a scan), only slower.

@@ -54,6 +54,9 @@ struct ParamSpec {
   Json example = nullptr;
   /// Object: the table of its fields.
   const ParamTable* fields = nullptr;
+  /// A file on the machine that runs `plan` (a template, a file to copy), relative to the plan's
+  /// folder: the loader checks that it exists and its content is part of the plan's resolved hash.
+  bool local_file = false;
 };
 
 /// A rule that holds only when `key`'s value is (or, with equal = false, is not) `value`; an

@@ -61,12 +61,6 @@ ChecksVerdict run_checks(const std::vector<CheckSpec>& checks, const Scope& scop
 
 std::string masked(const SecretMasker* m, std::string s) { return m ? m->mask(std::move(s)) : s; }
 
-/// Relative paths in a step's params (templates, files to copy) start at the plan's folder.
-std::string plan_dir_of(const Plan& plan) {
-  auto slash = plan.path.rfind('/');
-  return slash == std::string::npos ? "" : plan.path.substr(0, slash == 0 ? 1 : slash);
-}
-
 std::function<void(const std::string&)> masked_log(const std::function<void(const std::string&)>& log,
                                                    const SecretMasker* m) {
   if (!log) return {};
@@ -166,7 +160,7 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
     HostConnection& host = *host_ptr;
     StepContext ctx{step,       params.value,       params.display, host,    env_.hosts,    req.deadline,
                     req.cancel, masked_log(req, m), env_.approver,  req.run, env_.state_dir};
-    ctx.plan_dir = plan_dir_of(env_.plan);
+    ctx.plan_dir = env_.plan.dir();
     StepOutcome out = type->run(ctx);
     if (!out.succeeded()) return finish(std::move(out));
 
@@ -209,7 +203,7 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
       HostConnection& host = env_.hosts.get(step.on);
       StepContext ctx{step,       params.value, params.display, host,    env_.hosts,    req.deadline,
                       req.cancel, log,          env_.approver,  nullptr, env_.state_dir};
-      ctx.plan_dir = plan_dir_of(env_.plan);
+      ctx.plan_dir = env_.plan.dir();
       return finish(type->rollback(ctx, req.outputs));
     }
     if (step.rollback.kind != RollbackSpec::Kind::Bodies)
@@ -241,7 +235,7 @@ StepOutcome RealExecutor::rollback(const RollbackRequest& req) {
       const Deadline deadline = bodies[k].timeout ? Deadline::after(*bodies[k].timeout) : req.deadline;
       StepContext ctx{as_step,    params.value, params.display, host,    env_.hosts,    deadline,
                       req.cancel, log,          env_.approver,  nullptr, env_.state_dir};
-      ctx.plan_dir = plan_dir_of(env_.plan);
+      ctx.plan_dir = env_.plan.dir();
       last = type->run(ctx);
       if (last.failed()) {
         last.message = which(k) + last.message;
@@ -311,7 +305,7 @@ R with_step_context(const ExecutorEnv& env, const StepRequest& req, F&& act, R o
     StepContext ctx{req.step,     params.value, params.display, host,
                     env.hosts,    req.deadline, req.cancel,     masked_log(req, env.masker),
                     env.approver, req.run,      env.state_dir};
-    ctx.plan_dir = plan_dir_of(env.plan);
+    ctx.plan_dir = env.plan.dir();
     return act(*type, ctx);
   } catch (const std::exception& e) {
     return on_error(e.what());
@@ -355,7 +349,7 @@ ProbeResult RealExecutor::probe(const StepRequest& req, Json* outputs) {
     StepContext ctx{step,          params.value, params.display, host,
                     env_.hosts,    req.deadline, req.cancel,     masked_log(req, env_.masker),
                     env_.approver, req.run,      env_.state_dir};
-    ctx.plan_dir = plan_dir_of(env_.plan);
+    ctx.plan_dir = env_.plan.dir();
     const ProbeResult verdict = ask_probe ? type->probe(ctx) : ProbeResult::Done;
     if (verdict == ProbeResult::Done && outputs)
       if (std::optional<Json> kept = type->probed_outputs(ctx)) *outputs = std::move(*kept);
@@ -469,9 +463,8 @@ StepOutcome DryRunExecutor::execute(const StepRequest& req) {
     for (size_t i = 0; i < lines.size(); ++i) say(i == 0 ? lines[i] + where : lines[i]);
     // A type may look further: a template's rendered size, and with --probe (only then may it
     // reach the host, and only to read) the diff against the live file.
-    PreviewContext pc{
-        step,         params.value, params.display, plan_dir_of(env_.plan), probe_ ? &env_.hosts : nullptr,
-        req.deadline, req.cancel};
+    PreviewContext pc{step,         params.value, params.display, env_.plan.dir(), probe_ ? &env_.hosts : nullptr,
+                      req.deadline, req.cancel};
     const auto previewed = type->preview(pc);
     for (const auto& l : previewed) say(l);
     const char* label = probe_ && !previewed.empty() ? "probed" : "simulated";

@@ -55,12 +55,14 @@ std::string put_plan(const std::string& with, bool then_fail) {
 
 TEST_CASE("file.put and nginx.site parameters are checked by validate with their positions", "[files][validate]") {
   TempDir t;
+  t.file("t", "{{x}}");
   t.file("v.yaml",
          "plan: v\nsteps:\n"
          "  - id: a\n    type: file.put\n    with: { path: /tmp/x }\n"
          "  - id: b\n    type: file.put\n    with: { path: /tmp/x, content: \"a\", template: t }\n"
          "  - id: c\n    type: nginx.site\n    with: { name: x, template: t, mode: \"0999\" }\n"
-         "  - id: d\n    type: file.put\n    with: { path: /tmp/x, content: \"a\", mdoe: \"0644\" }\n");
+         "  - id: d\n    type: file.put\n    with: { path: /tmp/x, content: \"a\", mdoe: \"0644\" }\n"
+         "  - id: e\n    type: file.put\n    with: { path: /tmp/x, template: missing.mustache }\n");
   Result r = plan_in(t, {"validate", "v.yaml"});
   CHECK(r.code == 2);
   auto errors = [&] {
@@ -74,7 +76,10 @@ TEST_CASE("file.put and nginx.site parameters are checked by validate with their
                       "v.yaml:5:11: error: missing 'template', 'content' or 'source' in file.put parameters",
                       "v.yaml:8:11: error: give only one of 'template', 'content' or 'source' in file.put parameters",
                       "v.yaml:11:41: error: expected a file mode of 3 or 4 octal digits (\"0644\"), found '0999'",
-                      "v.yaml:14:41: error: unknown key 'mdoe' in file.put parameters; did you mean 'mode'?"});
+                      "v.yaml:14:41: error: unknown key 'mdoe' in file.put parameters; did you mean 'mode'?",
+                      // A template that is not there fails validate, not the step halfway through apply.
+                      "v.yaml:17:37: error: cannot read template file 'missing.mustache' (relative to the plan's "
+                      "folder, the current folder)"});
 }
 
 TEST_CASE("file.put creates a file with its mode and a failed run removes it again", "[files][file.put]") {
