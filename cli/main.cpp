@@ -142,6 +142,9 @@ class ApplyCommand : public Command {
                      "State folder (journal, lock); default PLAN_STATE_DIR/NAME or .plan/NAME");
     define_resume_options();
     cmd_->add_flag("--no-rollback", args_.no_rollback, "On failure, leave everything as it is (no rollback)");
+    cmd_->add_option("--expect-hash", args_.expect_hash,
+                     "Run only the plan that was reviewed: its resolved hash, as `plan show` printed it")
+        ->type_name("HASH");
   }
   int run() override {
     if (int code = read_vars(vars_, args_.load)) return code;

@@ -74,6 +74,9 @@ struct ApplyArgs {
   /// taken as undone / undone again, when their probe cannot tell.
   std::set<std::string> assume_undone, rerun_undo;
   bool no_rollback = false;  // on failure, leave everything as it is
+  /// --expect-hash: refuse (exit 2) unless the plan's resolved hash (what `plan show` printed for
+  /// the review) starts with this.
+  std::string expect_hash;
 };
 /// Loads, preflights (secrets, lock) and runs the plan. `attach` is called with the runner before
 /// it starts and with nullptr once it has finished (the signal forwarder uses it).

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "app/plan_files.h"
+#include "app/reviewed_plan.h"
 #include "report/dry_run.h"
 #include "report/json_events.h"
 #include "run/real_executor.h"
@@ -87,6 +88,7 @@ std::string Prepared::journal_path() const { return (fs::path(state_dir) / "jour
 int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std::ostream& err, Prepared& p) {
   if (!load_and_build(args.file, args.load, err, p.r, p.graph)) return 2;
   const Plan& plan = p.plan();
+  if (!is_reviewed_plan(args, plan, p.graph, err)) return 2;
   if (!approve_ids_known(args, plan, err)) return 2;
   if (!load_run_secrets(args, p, err)) return 2;
   p.state_dir = state_dir_for(plan, args.state_dir);

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "plan/canonical.h"
 #include "report/describe.h"
 #include "report/predict.h"
 #include "report/text.h"
@@ -213,7 +214,7 @@ Json show_model(const Plan& plan, const Graph& graph) {
   m["plan"] = plan.name;
   m["description"] = plan.description;
   m["file"] = plan.path;
-  m["hash"] = plan.hash;
+  m["hash"] = resolved_hash(plan);  // what `apply --expect-hash` checks
   m["hosts"] = Json::array();
   for (const auto& h : plan.hosts) {
     Json host = {{"name", h.name}, {"local", h.local}};
