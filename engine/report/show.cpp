@@ -213,10 +213,11 @@ Json show_model(const Plan& plan, const Graph& graph) {
   for (const auto& h : plan.hosts) {
     Json host = {{"name", h.name}, {"local", h.local}};
     if (!h.local) {
-      std::string addr = h.ssh.value("address", std::string());
-      if (h.ssh.contains("user") && h.ssh["user"].is_string()) addr = h.ssh["user"].get<std::string>() + "@" + addr;
-      if (h.ssh.contains("port"))
-        addr += ":" + (h.ssh["port"].is_string() ? h.ssh["port"].get<std::string>() : h.ssh["port"].dump());
+      const Json ssh = display_value(plan, h.ssh);
+      std::string addr = ssh.value("address", std::string());
+      if (ssh.contains("user") && ssh["user"].is_string()) addr = ssh["user"].get<std::string>() + "@" + addr;
+      if (ssh.contains("port"))
+        addr += ":" + (ssh["port"].is_string() ? ssh["port"].get<std::string>() : ssh["port"].dump());
       host["address"] = addr;
     }
     m["hosts"].push_back(host);

@@ -132,7 +132,7 @@ void risks(std::ostringstream& o, const Json& r) {
       o << "after it: " << md_ids(p["after"]) << "\n";
   }
   if (!r["no_rollback"].empty())
-    o << "> - **No rollback** (they change something and nothing undoes them): " << md_ids(r["no_rollback"]) << "\n";
+    o << "> - **No rollback** (not read-only, and nothing undoes them): " << md_ids(r["no_rollback"]) << "\n";
   if (!r["rollback_continues"].empty())
     o << "> - **Rollback continues when their undo fails** (`on_rollback_failure: continue`): "
       << md_ids(r["rollback_continues"]) << "\n";

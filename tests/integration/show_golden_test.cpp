@@ -92,7 +92,7 @@ steps:
   CHECK(contains(r.out,
                  "> - **Point of no return** `publish`: once it has run, a failure undoes nothing; after it: "
                  "`announce`\n"));
-  CHECK(contains(r.out, "> - **No rollback** (they change something and nothing undoes them): `note`\n"));
+  CHECK(contains(r.out, "> - **No rollback** (not read-only, and nothing undoes them): `note`\n"));
   CHECK(contains(r.out, "`on_rollback_failure: continue`): `stop`\n"));
   CHECK(contains(r.out, "| cut | `stop` | `publish` | 30s |"));
   CHECK(contains(r.out, "\n## Lint\n\nNo lint warnings.\n"));
