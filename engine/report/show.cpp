@@ -108,7 +108,9 @@ void text_risks(std::ostringstream& o, const Json& r) {
     o << "  rollback continues past a failed undo: " << join(json_strings(r["rollback_continues"])) << "\n";
 }
 
-std::string render_text(const Json& m) {
+}  // namespace
+
+std::string render_show_text(const Json& m) {
   std::ostringstream o;
   o << "plan " << m["plan"].get<std::string>() << " (" << m["file"].get<std::string>() << ")\n";
   if (!m["description"].get<std::string>().empty()) o << "  " << m["description"].get<std::string>() << "\n";
@@ -167,6 +169,8 @@ std::string render_text(const Json& m) {
   }
   return o.str();
 }
+
+namespace {
 
 // What a reviewer must not miss, by step id in file order. "no_rollback": steps that change
 // something (not read-only types) with neither a rollback nor `irreversible` said, before any
@@ -303,7 +307,7 @@ std::string render_show(const Plan& plan, const Graph& graph, ShowFormat format)
     case ShowFormat::Text:
       break;
   }
-  return render_text(m);
+  return render_show_text(m);
 }
 
 }  // namespace plan

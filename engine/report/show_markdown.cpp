@@ -76,6 +76,12 @@ std::string md_ids(const Json& ids) {
   return join(shown) + " and " + std::to_string(more) + " more";
 }
 
+size_t count_of(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + needle.size())) ++n;
+  return n;
+}
+
 std::string window_verdict(const Json& win) {
   if (win["predicted_ms"].is_null()) return "-";
   if (win["fits"] == true) return "yes";
@@ -225,6 +231,20 @@ void waves(std::ostringstream& o, const Json& m) {
   }
 }
 
+/// The flowchart in a ```mermaid block, unless it passes what Mermaid draws by default (and so
+/// GitHub): 50,000 characters, 500 arrows. Then a note says how to draw it instead.
+void graph(std::ostringstream& o, const std::string& mermaid) {
+  constexpr size_t kMaxText = 50000, kMaxArrows = 500;
+  size_t arrows = 0;
+  for (const char* a : {" --> ", " ==> ", " -.-> ", " -->|", " ==>|", " -.->|"}) arrows += count_of(mermaid, a);
+  if (mermaid.size() <= kMaxText && arrows <= kMaxArrows) {
+    o << "```mermaid\n" << mermaid << "```\n";
+    return;
+  }
+  o << "Too large for Mermaid on GitHub (" << mermaid.size() << " characters, " << arrows << " arrows; it draws up to "
+    << kMaxText << " and " << kMaxArrows << "): `plan graph --format dot` draws it with Graphviz.\n";
+}
+
 }  // namespace
 
 std::string render_show_markdown(const Json& m, const std::string& mermaid) {
@@ -244,7 +264,8 @@ std::string render_show_markdown(const Json& m, const std::string& mermaid) {
   o << "\n";
   risks(o, m["risks"]);
   lint(o, m["lint"]);
-  o << "\n## Graph\n\n```mermaid\n" << mermaid << "```\n";
+  o << "\n## Graph\n\n";
+  graph(o, mermaid);
   predictions(o, m);
   waves(o, m);
   return o.str();

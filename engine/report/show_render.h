@@ -26,6 +26,9 @@ std::string after_text(const Json& point_of_no_return);
 /// One line per lint warning: "W001 line 12 (step): message", then "fix: ...".
 std::vector<std::string> lint_lines(const Json& warning);
 
+/// The text form, for a terminal.
+std::string render_show_text(const Json& model);
+
 /// The Markdown form, for a pull request comment or a job summary; `mermaid` is the flowchart
 /// (graph/export.h, with its legend) embedded in it.
 std::string render_show_markdown(const Json& model, const std::string& mermaid);
