@@ -14,20 +14,6 @@ namespace plan {
 
 namespace {
 
-/// Leaf steps under each group (nested groups included), in file order. A malformed parent chain
-/// (a loop) is cut after as many hops as there are groups.
-std::vector<std::vector<int>> group_leaves(const Plan& plan) {
-  const int ngroups = static_cast<int>(plan.groups.size());
-  std::vector<std::vector<int>> leaves(plan.groups.size());
-  for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
-    int hops = 0;
-    for (int g = plan.steps[i].group; g >= 0 && g < ngroups && hops <= ngroups; g = plan.groups[g].parent, ++hops) {
-      leaves[g].push_back(i);
-    }
-  }
-  return leaves;
-}
-
 /// Strongest kind first, so that after sorting the first edge of each (from, to) run wins.
 bool edge_less(const Edge& a, const Edge& b) {
   if (a.from != b.from) return a.from < b.from;
@@ -157,6 +143,19 @@ std::vector<int> topological_order(const Graph& g) {
 }
 
 }  // namespace
+
+// A malformed parent chain (a loop) is cut after as many hops as there are groups.
+std::vector<std::vector<int>> group_leaves(const Plan& plan) {
+  const int ngroups = static_cast<int>(plan.groups.size());
+  std::vector<std::vector<int>> leaves(plan.groups.size());
+  for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
+    int hops = 0;
+    for (int g = plan.steps[i].group; g >= 0 && g < ngroups && hops <= ngroups; g = plan.groups[g].parent, ++hops) {
+      leaves[g].push_back(i);
+    }
+  }
+  return leaves;
+}
 
 void estimate_graph(const Plan& plan, Graph& g, const TypeEstimate& type_estimate, const PastDurations& past) {
   const int n = g.size;

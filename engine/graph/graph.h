@@ -80,6 +80,9 @@ std::vector<char> downstream(const Graph& g, int from);
 /// Per step, 1 when `from` stands on it: everything `from` waits for. `from` itself is 0.
 std::vector<char> upstream(const Graph& g, int from);
 
+/// Leaf steps under each group (nested groups included), in file order.
+std::vector<std::vector<int>> group_leaves(const Plan& plan);
+
 /// The leaf steps an id names, as a window's `from` and `to` do: a step names itself, a group all
 /// its leaves (nested groups too), in file order. Empty for an id that is neither.
 std::vector<int> leaves_of(const Plan& plan, const std::string& id);

@@ -18,24 +18,6 @@ void collect_secret_names(const Json& v, std::map<std::string, std::string>& out
   }
 }
 
-// Display form of `v`: resolved with placeholder secrets (the display form masks them anyway,
-// and a review must never need the real ones), falling back to the text as written.
-Json display_value(const Plan& plan, const Json& v) {
-  std::map<std::string, std::string> secrets;
-  collect_secret_names(v, secrets);
-  Scope scope;
-  scope.vars = &plan.vars;
-  scope.secrets = &secrets;
-  scope.plan = &plan;
-  scope.outputs = [](const std::string&) -> const Json* { return nullptr; };
-  scope.placeholders_for_missing = true;
-  try {
-    return resolve(v, scope).display;
-  } catch (const std::exception&) {
-    return v;
-  }
-}
-
 std::vector<std::string> describe_action(const Plan& plan, const std::string& type, const Json& with) {
   Json shown = display_value(plan, with);
   if (const StepType* t = Registry::instance().step(type)) {
@@ -55,6 +37,23 @@ std::vector<std::string> describe_checks(const Plan& plan, const std::vector<Che
 }
 
 }  // namespace
+
+// Placeholder secrets: the display form masks them anyway, and a review must never need the real ones.
+Json display_value(const Plan& plan, const Json& v) {
+  std::map<std::string, std::string> secrets;
+  collect_secret_names(v, secrets);
+  Scope scope;
+  scope.vars = &plan.vars;
+  scope.secrets = &secrets;
+  scope.plan = &plan;
+  scope.outputs = [](const std::string&) -> const Json* { return nullptr; };
+  scope.placeholders_for_missing = true;
+  try {
+    return resolve(v, scope).display;
+  } catch (const std::exception&) {
+    return v;
+  }
+}
 
 std::string describe_check(const Plan& plan, const CheckSpec& check) {
   Json shown = display_value(plan, check.params);

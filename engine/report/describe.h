@@ -24,6 +24,10 @@ struct StepDescription {
 /// written. Unknown types describe themselves as "TYPE {json}".
 StepDescription describe_step(const Plan& plan, const Step& step);
 
+/// `v` as a review shows it: vars and hosts resolved, secrets as ***, outputs of other steps as
+/// "<steps.id.outputs.k>"; as written when it cannot be resolved.
+Json display_value(const Plan& plan, const Json& v);
+
 /// "tcp 127.0.0.1:80 accepts connections" for one check, resolved like describe_step().
 std::string describe_check(const Plan& plan, const CheckSpec& check);
 

@@ -7,23 +7,6 @@
 
 namespace plan {
 
-namespace {
-
-// More names than this in a note are summed up: a line stays readable for a large plan.
-constexpr size_t kMaxNamedSteps = 20;
-
-std::string named_steps(const std::vector<std::string>& ids) {
-  if (ids.size() <= kMaxNamedSteps) return join(ids);
-  std::vector<std::string> head(ids.begin(), ids.begin() + kMaxNamedSteps);
-  return join(head) + " and " + std::to_string(ids.size() - kMaxNamedSteps) + " more";
-}
-
-std::string plural(size_t n, const std::string& one, const std::string& many) {
-  return std::to_string(n) + " " + (n == 1 ? one : many);
-}
-
-}  // namespace
-
 const char* estimate_source_name(EstimateSource s) {
   switch (s) {
     case EstimateSource::Plan:

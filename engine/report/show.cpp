@@ -2,29 +2,19 @@
 
 #include <sstream>
 
+#include "graph/export.h"
+#include "load/lint.h"
 #include "plan/canonical.h"
 #include "report/describe.h"
 #include "report/predict.h"
+#include "report/show_render.h"
 #include "report/text.h"
+#include "run/registry.h"
 #include "run/step_type.h"
 
 namespace plan {
 
-namespace {
-
-const char* edge_kind_name(EdgeKind k) {
-  switch (k) {
-    case EdgeKind::Explicit:
-      return "explicit";
-    case EdgeKind::Group:
-      return "group";
-    case EdgeKind::Implicit:
-      return "implicit";
-  }
-  return "explicit";
-}
-
-std::vector<std::string> strings(const Json& a) {
+std::vector<std::string> json_strings(const Json& a) {
   std::vector<std::string> out;
   for (const auto& e : a) out.push_back(e.get<std::string>());
   return out;
@@ -54,7 +44,6 @@ std::string markers_text(const Json& s) {
 
 std::string ms_text(const Json& v) { return format_duration(Millis(v.get<long long>())); }
 
-// "1s" from the plan, "310ms (from 2 past runs)", "5s (from the step type)"; empty when unknown.
 std::string estimate_text(const Json& s) {
   if (!s.contains("predicted_ms") || s["predicted_ms"].is_null()) return "";
   std::string out = ms_text(s["predicted_ms"]);
@@ -68,21 +57,65 @@ std::string estimate_text(const Json& s) {
   return out;
 }
 
-void text_checks(std::ostringstream& o, const char* title, const Json& lines) {
-  for (const auto& l : lines) o << "      " << title << ": " << l.get<std::string>() << "\n";
-}
-
-// " (fits)", " (OVER BUDGET)", or nothing while unknown steps leave it open.
 std::string verdict_text(const Json& win) {
   if (win["over_budget"] == true) return " (OVER BUDGET)";
   if (win["fits"] == true) return " (fits)";
   return "";
 }
 
-std::string render_text(const Json& m) {
+size_t risk_count(const Json& r) {
+  return r["irreversible"].size() + r["points_of_no_return"].size() + r["no_rollback"].size() +
+         r["rollback_continues"].size();
+}
+
+std::string after_text(const Json& ponr) {
+  if (ponr["after"].empty()) return "nothing runs after it";
+  return "after it: " + named_steps(json_strings(ponr["after"]));
+}
+
+std::vector<std::string> lint_lines(const Json& w) {
+  std::string where = w["line"].get<int>() > 0 ? " line " + std::to_string(w["line"].get<int>()) : "";
+  if (!w["step"].get<std::string>().empty()) where += " (" + w["step"].get<std::string>() + ")";
+  std::vector<std::string> out = {w["id"].get<std::string>() + where + ": " + w["message"].get<std::string>()};
+  if (!w["fix"].get<std::string>().empty()) out.push_back("fix: " + w["fix"].get<std::string>());
+  return out;
+}
+
+namespace {
+
+const char* edge_kind_name(EdgeKind k) {
+  switch (k) {
+    case EdgeKind::Explicit:
+      return "explicit";
+    case EdgeKind::Group:
+      return "group";
+    case EdgeKind::Implicit:
+      return "implicit";
+  }
+  return "explicit";
+}
+
+void text_checks(std::ostringstream& o, const char* title, const Json& lines) {
+  for (const auto& l : lines) o << "      " << title << ": " << l.get<std::string>() << "\n";
+}
+
+void text_risks(std::ostringstream& o, const Json& r) {
+  o << "\nrisks:" << (risk_count(r) == 0 ? " none\n" : "\n");
+  if (!r["irreversible"].empty()) o << "  irreversible: " << join(json_strings(r["irreversible"])) << "\n";
+  for (const auto& p : r["points_of_no_return"])
+    o << "  point of no return: " << p["step"].get<std::string>() << "; " << after_text(p) << "\n";
+  if (!r["no_rollback"].empty()) o << "  no rollback: " << named_steps(json_strings(r["no_rollback"])) << "\n";
+  if (!r["rollback_continues"].empty())
+    o << "  rollback continues past a failed undo: " << join(json_strings(r["rollback_continues"])) << "\n";
+}
+
+}  // namespace
+
+std::string render_show_text(const Json& m) {
   std::ostringstream o;
   o << "plan " << m["plan"].get<std::string>() << " (" << m["file"].get<std::string>() << ")\n";
   if (!m["description"].get<std::string>().empty()) o << "  " << m["description"].get<std::string>() << "\n";
+  o << "  hash " << m["hash"].get<std::string>() << "\n";
   o << "\nhosts:\n";
   if (m["hosts"].empty()) o << "  local: this machine (no hosts declared)\n";
   for (const auto& h : m["hosts"])
@@ -112,8 +145,8 @@ std::string render_text(const Json& m) {
     }
   }
   const auto& cp = m["critical_path"];
-  o << "\ncritical path (" << length_text(cp) << "): " << join(strings(cp["steps"]), " -> ", "-") << notes_suffix(cp)
-    << "\n";
+  o << "\ncritical path (" << length_text(cp) << "): " << join(json_strings(cp["steps"]), " -> ", "-")
+    << notes_suffix(cp) << "\n";
   if (!m["windows"].empty()) {
     o << "\nwindows:\n";
     for (const auto& win : m["windows"]) {
@@ -129,76 +162,42 @@ std::string render_text(const Json& m) {
       }
     }
   }
+  text_risks(o, m["risks"]);
+  o << "\nlint:" << (m["lint"].empty() ? " no warnings\n" : "\n");
+  for (const auto& warning : m["lint"]) {
+    const std::vector<std::string> lines = lint_lines(warning);
+    for (size_t k = 0; k < lines.size(); ++k) o << (k ? "      " : "  ") << lines[k] << "\n";
+  }
   return o.str();
 }
 
-// Markdown: tables would need escaping of every action line; nested lists read as well in a PR.
-std::string md_code(const std::string& s) {
-  // A backtick inside inline code needs a longer fence.
-  std::string fence = s.find('`') == std::string::npos ? "`" : "``";
-  std::string pad = s.find('`') == std::string::npos ? "" : " ";
-  return fence + pad + s + pad + fence;
-}
+namespace {
 
-std::string render_markdown(const Json& m) {
-  std::ostringstream o;
-  o << "# Plan `" << m["plan"].get<std::string>() << "`\n\n";
-  if (!m["description"].get<std::string>().empty()) o << m["description"].get<std::string>() << "\n\n";
-  o << "File: `" << m["file"].get<std::string>() << "`\n\n## Hosts\n\n";
-  if (m["hosts"].empty()) o << "- **local**: this machine (no hosts declared)\n";
-  for (const auto& h : m["hosts"])
-    o << "- **" << h["name"].get<std::string>()
-      << "**: " << (h["local"].get<bool>() ? std::string("local") : "ssh " + md_code(h["address"].get<std::string>()))
-      << "\n";
-  size_t w = 0;
-  for (const auto& wave : m["waves"]) {
-    o << "\n## Wave " << ++w << "\n\n";
-    for (const auto& s : wave) {
-      o << "- **" << s["id"].get<std::string>() << "** (`" << s["type"].get<std::string>() << "` on "
-        << s["host"].get<std::string>() << ")" << markers_text(s) << "\n";
-      if (!s["description"].get<std::string>().empty()) o << "  - " << s["description"].get<std::string>() << "\n";
-      o << "  - needs: " << needs_text(s["needs"]) << "\n";
-      bool first = true;
-      for (const auto& l : s["action"]) {
-        o << (first ? "  - action: " : "    ") << md_code(l.get<std::string>()) << "\n";
-        first = false;
-      }
-      for (const auto& l : s["when"]) o << "  - when: " << md_code(l.get<std::string>()) << "\n";
-      for (const auto& l : s["preconditions"]) o << "  - precondition: " << md_code(l.get<std::string>()) << "\n";
-      for (const auto& l : s["verify"]) o << "  - verify: " << md_code(l.get<std::string>()) << "\n";
-      o << "  - rollback: " << s["rollback"]["kind"].get<std::string>() << "\n";
-      for (const auto& l : s["rollback"]["action"]) o << "    - " << md_code(l.get<std::string>()) << "\n";
-      if (s["rollback"]["on_failure"] == "continue") o << "    - " << kOnRollbackFailureContinue << "\n";
-      if (std::string e = estimate_text(s); !e.empty()) o << "  - estimate: " << e << "\n";
+// What a reviewer must not miss, by step id in file order. "no_rollback": steps that change
+// something (not read-only types) with neither a rollback nor `irreversible` said, before any
+// point of no return (from there on nothing is undone anyway: run/rollback_schedule.h).
+Json risks_json(const Plan& plan, const Graph& graph, const std::vector<char>& after_ponr) {
+  Json r = {{"irreversible", Json::array()},
+            {"points_of_no_return", Json::array()},
+            {"no_rollback", Json::array()},
+            {"rollback_continues", Json::array()}};
+  for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
+    const Step& st = plan.steps[static_cast<size_t>(i)];
+    if (st.irreversible) r["irreversible"].push_back(st.id);
+    if (st.point_of_no_return && i < graph.size) {
+      Json after = Json::array();
+      const std::vector<char> down = downstream(graph, i);
+      for (size_t k = 0; k < down.size(); ++k)
+        if (down[k]) after.push_back(plan.steps[k].id);
+      r["points_of_no_return"].push_back({{"step", st.id}, {"after", after}});
     }
+    const StepType* type = Registry::instance().step(st.type);
+    if (!st.irreversible && !st.point_of_no_return && !after_ponr[static_cast<size_t>(i)] &&
+        !(type && type->read_only()) && describe_step(plan, st).rollback_kind == "none")
+      r["no_rollback"].push_back(st.id);
+    if (st.on_rollback_failure == Step::OnRollbackFailure::Continue) r["rollback_continues"].push_back(st.id);
   }
-  const auto& cp = m["critical_path"];
-  o << "\n## Critical path\n\n" << length_text(cp) << ": " << join(strings(cp["steps"]), " → ", "-") << "\n";
-  const std::vector<std::string> cp_notes = prediction_notes(cp);
-  if (!cp_notes.empty()) o << "\n";
-  for (const auto& n : cp_notes) o << "- " << n << "\n";
-  if (!m["windows"].empty()) {
-    o << "\n## Windows\n\n| window | from | to | budget | predicted | fits |\n|---|---|---|---|---|---|\n";
-    for (const auto& win : m["windows"]) {
-      o << "| " << win["name"].get<std::string>() << " | " << win["from"].get<std::string>() << " | "
-        << win["to"].get<std::string>() << " | " << ms_text(win["budget_ms"]) << " | "
-        << (win["predicted_ms"].is_null() ? std::string("-") : length_text(win, "predicted_ms")) << " | "
-        << (win["predicted_ms"].is_null() ? "-"
-            : win["fits"] == true         ? "yes"
-            : win["fits"] == false        ? "**no**"
-                                          : "unknown")
-        << " |\n";
-    }
-    bool first = true;
-    for (const auto& win : m["windows"]) {
-      if (win["predicted_ms"].is_null()) continue;
-      for (const auto& n : prediction_notes(win)) {
-        o << (first ? "\n" : "") << "- **" << win["name"].get<std::string>() << "**: " << n << "\n";
-        first = false;
-      }
-    }
-  }
-  return o.str();
+  return r;
 }
 
 }  // namespace
@@ -219,10 +218,11 @@ Json show_model(const Plan& plan, const Graph& graph) {
   for (const auto& h : plan.hosts) {
     Json host = {{"name", h.name}, {"local", h.local}};
     if (!h.local) {
-      std::string addr = h.ssh.value("address", std::string());
-      if (h.ssh.contains("user") && h.ssh["user"].is_string()) addr = h.ssh["user"].get<std::string>() + "@" + addr;
-      if (h.ssh.contains("port"))
-        addr += ":" + (h.ssh["port"].is_string() ? h.ssh["port"].get<std::string>() : h.ssh["port"].dump());
+      const Json ssh = display_value(plan, h.ssh);
+      std::string addr = ssh.value("address", std::string());
+      if (ssh.contains("user") && ssh["user"].is_string()) addr = ssh["user"].get<std::string>() + "@" + addr;
+      if (ssh.contains("port"))
+        addr += ":" + (ssh["port"].is_string() ? ssh["port"].get<std::string>() : ssh["port"].dump());
       host["address"] = addr;
     }
     m["hosts"].push_back(host);
@@ -283,6 +283,15 @@ Json show_model(const Plan& plan, const Graph& graph) {
   }
 
   m["critical_path"] = critical_path_json(plan, graph);
+  m["risks"] = risks_json(plan, graph, after_ponr);
+  m["lint"] = Json::array();
+  for (const LintWarning& w : lint_plan(plan, graph))
+    m["lint"].push_back({{"id", w.id},
+                         {"line", w.mark.line},
+                         {"col", w.mark.col},
+                         {"step", w.step},
+                         {"message", w.message},
+                         {"fix", w.fix}});
 
   m["windows"] = Json::array();
   for (const auto& w : plan.windows) m["windows"].push_back(window_json(plan, graph, w));
@@ -295,11 +304,11 @@ std::string render_show(const Plan& plan, const Graph& graph, ShowFormat format)
     case ShowFormat::JsonModel:
       return m.dump(2) + "\n";
     case ShowFormat::Markdown:
-      return render_markdown(m);
+      return render_show_markdown(m, export_mermaid(plan, graph, true));
     case ShowFormat::Text:
       break;
   }
-  return render_text(m);
+  return render_show_text(m);
 }
 
 }  // namespace plan

@@ -99,4 +99,16 @@ std::string join(const std::vector<std::string>& items, std::string_view sep, st
   return out;
 }
 
+std::string named_steps(const std::vector<std::string>& ids) {
+  // More names than this are summed up: a line stays readable for a large plan.
+  constexpr size_t kMaxNamedSteps = 20;
+  if (ids.size() <= kMaxNamedSteps) return join(ids);
+  std::vector<std::string> head(ids.begin(), ids.begin() + kMaxNamedSteps);
+  return join(head) + " and " + std::to_string(ids.size() - kMaxNamedSteps) + " more";
+}
+
+std::string plural(size_t n, const std::string& one, const std::string& many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
 }  // namespace plan

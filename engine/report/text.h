@@ -36,4 +36,10 @@ struct Style {
 /// "a, b, c" (or `empty` when there is nothing).
 std::string join(const std::vector<std::string>& items, std::string_view sep = ", ", std::string_view empty = "");
 
+/// join() of step ids, the first 20 named and the rest counted: "a, b and 3 more".
+std::string named_steps(const std::vector<std::string>& ids);
+
+/// "1 step", "3 steps".
+std::string plural(size_t n, const std::string& one, const std::string& many);
+
 }  // namespace plan

@@ -175,7 +175,8 @@ TEST_CASE("show prints waves and resolved actions with secrets masked and the cr
     Result md = plan_cmd({"show", "--format", "markdown", "examples/showcase.yaml"});
     REQUIRE(md.code == 0);
     CHECK(contains(md.out, "# Plan `showcase`\n"));
-    CHECK(contains(md.out, "| maintenance | enter-maintenance | leave-maintenance | 20s | at least 4s | unknown |"));
+    CHECK(
+        contains(md.out, "| maintenance | `enter-maintenance` | `leave-maintenance` | 20s | at least 4s | unknown |"));
     CHECK(contains(md.out, "- **maintenance**: 1 step without an estimate or past run: go-live\n"));
   }
 }

@@ -1,11 +1,10 @@
 // The dependency graph: edges from needs, groups and references; cycles with their path; waves;
-// critical path; windows' paths; DOT and Mermaid drawings.
+// critical path; windows' paths. The drawings are in export_test.cpp.
 
 #include "graph/graph.h"
 
 #include <catch2/catch.hpp>
 
-#include "graph/export.h"
 #include "plan_builder.h"
 
 using namespace plan;
@@ -259,58 +258,4 @@ TEST_CASE("a 100,000-step cycle is found and printed from its first step") {
   const std::string& m = diags[0].message;
   CHECK(m.rfind("dependency cycle: s0 -> s99999 -> s99998 -> ", 0) == 0);
   CHECK(m.ends_with(" -> s2 -> s1 -> s0"));
-}
-
-TEST_CASE("DOT output draws groups as clusters, implicit edges dashed, the critical path red") {
-  PlanBuilder b;
-  b.plan().name = "demo";
-  b.step("lower-ttl").estimate = Millis{1000};
-  b.group("tunnels", true, 2, {"lower-ttl"});
-  b.step("redis-tunnel", {}, "ssh.tunnel");
-  b.end();
-  Step& sw = b.step("switch \"dns\"", {}, "dns.record");
-  sw.with = {{"value", "${steps.redis-tunnel.outputs.port}"}};
-  sw.point_of_no_return = true;
-  const Plan& p = b.plan();
-  const Graph g = build(p);
-  CHECK(export_dot(p, g) ==
-        "digraph \"demo\" {\n"
-        "  rankdir=LR;\n"
-        "  node [shape=box, style=rounded];\n"
-        "  \"lower-ttl\" [label=\"lower-ttl\\nexec\", color=red, penwidth=2];\n"
-        "  subgraph \"cluster_tunnels\" {\n"
-        "    label=\"tunnels (parallel, max 2)\";\n"
-        "    style=rounded; color=gray50;\n"
-        "    \"redis-tunnel\" [label=\"redis-tunnel\\nssh.tunnel\", color=red, penwidth=2];\n"
-        "  }\n"
-        "  \"switch \\\"dns\\\"\" [label=\"switch \\\"dns\\\"\\ndns.record\\npoint of no return\", "
-        "peripheries=2, color=red, penwidth=2];\n"
-        "  \"lower-ttl\" -> \"redis-tunnel\" [color=red, penwidth=2];\n"
-        "  \"redis-tunnel\" -> \"switch \\\"dns\\\"\" [style=dashed, color=red, penwidth=2];\n"
-        "}\n");
-}
-
-TEST_CASE("Mermaid output nests subgraphs and marks implicit and critical edges") {
-  PlanBuilder b;
-  b.step("a").estimate = Millis{5};
-  b.group("serial", false);
-  b.step("b", {"a"});
-  b.step("c");
-  b.end();
-  b.step("d").with = {{"x", "${steps.a.outputs.y}"}};
-  const Plan& p = b.plan();
-  const Graph g = build(p);
-  CHECK(export_mermaid(p, g) ==
-        "flowchart LR\n"
-        "  s0[\"a<br/>exec\"]\n"
-        "  subgraph g0[\"serial (serial)\"]\n"
-        "    s1[\"b<br/>exec\"]\n"
-        "    s2[\"c<br/>exec\"]\n"
-        "  end\n"
-        "  s3[\"d<br/>exec\"]\n"
-        "  s0 ==> s1\n"
-        "  s0 -.-> s3\n"
-        "  s1 ==> s2\n"
-        "  classDef critical stroke:#d33,stroke-width:3px\n"
-        "  class s0,s1,s2 critical\n");
 }

@@ -193,7 +193,7 @@ TEST_CASE("a window with an unknown step is at least its known part - and fits o
     CHECK(line_with(show, "critical path") ==
           "critical path (at least 3s): open -> mid -> close; 2 steps without an estimate or past run: mid, side");
     const std::string md = render_show(p, g, ShowFormat::Markdown);
-    CHECK(line_with(md, "| w |") == "| w | open | close | 1m00s | at least 3s | unknown |");
+    CHECK(line_with(md, "| w |") == "| w | `open` | `close` | 1m00s | at least 3s | unknown |");
     CHECK(line_with(md, "- **w**") == "- **w**: 1 step without an estimate or past run: mid");
     const Json m = show_model(p, g);
     const Json& jw = m["windows"][0];
