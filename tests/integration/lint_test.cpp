@@ -120,8 +120,10 @@ TEST_CASE("plan validate: lint warnings after ok, errors with --strict", "[lint]
   size_t errors = 0, warnings = 0;
   for (const Json& d : a) {
     for (const char* key : {"file", "line", "col", "message", "severity"}) CHECK(d.contains(key));
-    if (d["severity"] == "error") ++errors, CHECK(d["file"] == "examples/errors.yaml");
-    if (d["severity"] == "warning") ++warnings, CHECK(d["file"] != "examples/errors.yaml");
+    const bool error = d["severity"] == "error";
+    errors += error ? 1 : 0;
+    warnings += error ? 0 : 1;
+    CHECK((d["file"] == "examples/errors.yaml") == error);
   }
   CHECK(errors > 10);
   CHECK(warnings == 10);
