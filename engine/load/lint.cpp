@@ -112,7 +112,7 @@ class Linter {
     const ParamSpec* spec = t.parameters().find(param);
     std::string dflt = spec && spec->default_value.is_string() ? spec->default_value.get<std::string>() : "";
     warn("W003", s.mark, s.id,
-         label(s) + " polls until its checks hold, but neither with." + param + " nor timeout: is written" +
+         label(s) + " polls until its condition holds, but neither with." + param + " nor timeout: is written" +
              (dflt.empty() ? "" : ": it gives up after the default " + dflt + " whatever the plan needs"),
          "write with." + param + " (or the step's timeout:) with how long this wait may take; " +
              silence_on_step("W003"));

@@ -131,7 +131,7 @@ TEST_CASE("lint: W003 a wait bounded only by a default timeout", "[lint]") {
       "  - id: up\n"
       "    type: wait\n";
   CHECK(lint_of(head + "    with: { until: { tcp: \"127.0.0.1:80\" } }\n") ==
-        "3:5: W003 step 'up' (wait) polls until its checks hold, but neither with.timeout nor timeout: is written: "
+        "3:5: W003 step 'up' (wait) polls until its condition holds, but neither with.timeout nor timeout: is written: "
         "it gives up after the default 5m whatever the plan needs\n");
   CHECK(lint_of(head + "    with: { until: { tcp: \"127.0.0.1:80\" }, timeout: 1m }\n").empty());
   CHECK(lint_of(head + "    timeout: 2m\n    with: { until: { tcp: \"127.0.0.1:80\" } }\n").empty());
