@@ -19,15 +19,15 @@ namespace plan {
 
 const std::vector<LintRule>& lint_rules() {
   static const std::vector<LintRule> rules = {
-      {"W001", "side effects without a rollback"},
-      {"W002", "destructive step without a precondition"},
-      {"W003", "wait bounded only by a default timeout"},
-      {"W004", "unused variable"},
-      {"W005", "unused host"},
-      {"W006", "unused secret"},
-      {"W007", "window held open by a step outside it"},
-      {"W008", "secret written inline"},
-      {"W009", "rollback that can never run"},
+      {"W001", "side effects without a rollback", false},
+      {"W002", "destructive step without a precondition", false},
+      {"W003", "wait bounded only by a default timeout", false},
+      {"W004", "unused variable", true},
+      {"W005", "unused host", true},
+      {"W006", "unused secret", true},
+      {"W007", "window held open by a step outside it", true},
+      {"W008", "secret written inline", false},
+      {"W009", "rollback that can never run", false},
   };
   return rules;
 }

@@ -26,6 +26,7 @@ struct LintWarning {
 struct LintRule {
   const char* id;     // never reused nor renumbered
   const char* title;  // a few words
+  bool plan_wide;     // about the plan, not a step: silenced only by the top-level lint:
 };
 
 /// Every rule, in id order: W001 ... The ids are stable forever.

@@ -181,9 +181,14 @@ void Loader::load_lint(const Json& obj, const JsonPath& p, LintSilence& out) {
     for (size_t i = 0; i < ig->size(); ++i) {
       if (!(*ig)[i].is_string()) continue;
       const std::string id = (*ig)[i].get<std::string>();
-      if (std::find(ids.begin(), ids.end(), id) == ids.end())
-        error(at(extend(extend(lp, "ignore"), i)),
+      const auto rule =
+          std::find_if(lint_rules().begin(), lint_rules().end(), [&](const LintRule& r) { return id == r.id; });
+      const Mark m = at(extend(extend(lp, "ignore"), i));
+      if (rule == lint_rules().end())
+        error(m,
               "unknown lint rule '" + id + "' in lint.ignore" + did_you_mean(id, ids) + " (plan lint lists the rules)");
+      else if (rule->plan_wide && !p.empty())  // a step's: it would silence nothing
+        error(m, id + " (" + rule->title + ") is about the whole plan: silence it in the top-level lint:");
       else
         out.ignore.push_back(id);
     }

@@ -304,9 +304,12 @@ TEST_CASE("lint: silencing on a step and in the whole plan, with a reason", "[li
           "3:5: W001\n");
   }
   SECTION("a missing or empty reason, an unknown id: load errors at their place") {
-    CHECK(errors_of("plan: t\nsteps:\n" + step + "    lint: { ignore: [W001] }\n") != "");
+    CHECK(errors_of("plan: t\nsteps:\n" + step + "    lint: { ignore: [W001] }\n") ==
+          "6:11: missing required key 'reason' in lint\n");
     CHECK(errors_of("plan: t\nsteps:\n" + step + "    lint: { ignore: [W001], reason: \" \" }\n") ==
           "6:37: lint.reason is empty: say why these warnings are silenced\n");
+    CHECK(errors_of("plan: t\nsteps:\n" + step + "    lint: { ignore: [W004], reason: \"x\" }\n") ==
+          "6:22: W004 (unused variable) is about the whole plan: silence it in the top-level lint:\n");
     CHECK(errors_of("plan: t\nlint: { ignore: [W01], reason: \"x\" }\nsteps:\n" + step) ==
           "2:18: unknown lint rule 'W01' in lint.ignore; did you mean 'W001'? (plan lint lists the rules)\n");
   }
