@@ -72,7 +72,7 @@ class ValidateCommand : public Command {
     cmd_->add_option("--format", args_.format, "text, json or github (annotations)")
         ->check(CLI::IsMember({"text", "json", "github"}));
     add_var_options(cmd_, vars_, args_.load);
-    cmd_->add_flag("--strict", args_.load.strict, "Warnings (a --var the plan never uses) are errors");
+    cmd_->add_flag("--strict", args_.load.strict, "Warnings (lint's, a --var the plan never uses) are errors");
   }
   int run() override {
     if (int code = read_vars(vars_, args_.load)) return code;
@@ -81,6 +81,25 @@ class ValidateCommand : public Command {
 
  private:
   plan::ValidateArgs args_;
+};
+
+class LintCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("lint", "Risky but valid plans: warnings with stable ids (exit 1 when any)");
+    cmd_->add_option("FILE", args_.files, "Plan files")->required();
+    cmd_->add_option("--format", args_.format, "text, json or github (annotations)")
+        ->check(CLI::IsMember({"text", "json", "github"}));
+    add_var_options(cmd_, vars_, args_.load);
+    cmd_->add_flag("--strict", args_.load.strict, "A --var the plan never uses is an error");
+  }
+  int run() override {
+    if (int code = read_vars(vars_, args_.load)) return code;
+    return plan::cmd_lint(args_, std::cout, std::cerr);
+  }
+
+ private:
+  plan::LintArgs args_;
 };
 
 class ShowCommand : public Command {
@@ -325,6 +344,7 @@ int main(int argc, char** argv) {
   app.add_flag("--version", version, "Print the version and the registered step and check types");
 
   ValidateCommand validate;
+  LintCommand lint;
   ShowCommand show;
   GraphCommand graph;
   ApplyCommand apply;
@@ -334,8 +354,8 @@ int main(int argc, char** argv) {
   UnlockCommand unlock;
   SchemaCommand schema;
   // In the order --help lists them.
-  const std::array<Command*, 9> commands{&validate, &show,   &graph,  &apply, &rollback,
-                                         &rehearse, &status, &unlock, &schema};
+  const std::array<Command*, 10> commands{&validate, &lint,     &show,   &graph,  &apply,
+                                          &rollback, &rehearse, &status, &unlock, &schema};
   for (Command* command : commands) command->define(app);
 
   try {

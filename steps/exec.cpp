@@ -5,6 +5,7 @@
 // Outputs: stdout (final newline trimmed), stderr, exit_code.
 
 #include <algorithm>
+#include <set>
 
 #include "params.h"
 #include "run/registry.h"
@@ -91,6 +92,53 @@ std::string codes_text(const std::vector<int>& codes) {
   return s;
 }
 
+/// One command's words (as written) run a program that destroys what it is pointed at: files,
+/// databases, processes, services, keys. Leading VAR=value words and sudo are skipped.
+bool destructive_command(const std::vector<std::string>& words) {
+  size_t i = 0;
+  while (i < words.size() &&
+         (words[i] == "sudo" || words[i] == "env" || (words[i].find('=') != std::string::npos && words[i][0] != '-')))
+    ++i;
+  if (i == words.size()) return false;
+  const std::string program = words[i].substr(words[i].rfind('/') + 1);
+  static const std::set<std::string> kDestroying = {"rm",   "rmdir", "shred",   "dropdb",   "dropuser",
+                                                    "kill", "pkill", "killall", "truncate", "wipefs"};
+  if (kDestroying.count(program)) return true;
+  std::string rest;
+  for (size_t k = i + 1; k < words.size(); ++k) rest += words[k] + " ";
+  if (program == "systemctl" || program == "service")
+    return params::has_word(rest, "STOP") || params::has_word(rest, "DISABLE") || params::has_word(rest, "MASK") ||
+           params::has_word(rest, "KILL");
+  if (program == "redis-cli")
+    return params::has_word(rest, "FLUSHALL") || params::has_word(rest, "FLUSHDB") || params::has_word(rest, "DEL") ||
+           params::has_word(rest, "UNLINK");
+  if (program == "psql")
+    return params::has_word(rest, "DROP") || params::has_word(rest, "TRUNCATE") || params::has_word(rest, "DELETE");
+  return false;
+}
+
+/// A shell command line, cut into its commands (at ; & | newlines and parentheses) and words.
+bool destructive_shell(const std::string& line) {
+  std::vector<std::string> words;
+  std::string word;
+  auto end_word = [&] {
+    if (!word.empty()) words.push_back(word);
+    word.clear();
+  };
+  for (char c : line + ";") {
+    if (c == ';' || c == '&' || c == '|' || c == '\n' || c == '(' || c == ')') {
+      end_word();
+      if (destructive_command(words)) return true;
+      words.clear();
+    } else if (c == ' ' || c == '\t' || c == '"' || c == '\'') {
+      end_word();
+    } else {
+      word += c;
+    }
+  }
+  return false;
+}
+
 /// What went wrong, with the end of what the command said about it.
 std::string with_tail(std::string msg, const CommandResult& r) {
   std::string tail = params::last_lines(r.err.empty() ? r.out : r.err, 3);
@@ -103,6 +151,15 @@ class ExecStep : public StepType {
   std::string name() const override { return "exec"; }
   const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }
+  bool destructive(const Json& p) const override {
+    if (auto c = p.find("command"); c != p.end() && c->is_array()) {
+      std::vector<std::string> words;
+      for (const Json& w : *c) words.push_back(w.is_string() ? w.get<std::string>() : w.dump());
+      return destructive_command(words);
+    }
+    if (auto s = p.find("shell"); s != p.end() && s->is_string()) return destructive_shell(s->get<std::string>());
+    return false;
+  }
 
   std::vector<std::string> describe(const Json& p) const override {
     std::vector<std::string> lines;

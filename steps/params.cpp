@@ -161,4 +161,15 @@ std::string last_lines(const std::string& text_in, size_t n, size_t max_chars) {
 
 Millis bounded(Millis d, Deadline deadline) { return Millis(deadline.remaining_ms(d.count())); }
 
+bool has_word(const std::string& text, const std::string& word) {
+  auto is_word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  for (size_t i = 0; i + word.size() <= text.size(); ++i) {
+    if (i > 0 && is_word(text[i - 1])) continue;
+    size_t k = 0;
+    while (k < word.size() && std::toupper(static_cast<unsigned char>(text[i + k])) == word[k]) ++k;
+    if (k == word.size() && (i + k == text.size() || !is_word(text[i + k]))) return true;
+  }
+  return false;
+}
+
 }  // namespace plan::params

@@ -50,6 +50,10 @@ std::string quote_argv(const std::vector<std::string>& argv);
 /// Single-quotes a word when it needs it.
 std::string quote(const std::string& word);
 
+/// Whether `text` holds `word` (upper case) as a whole word, in any case: "drop table" holds DROP.
+/// For destructive(): a type judging SQL or a command line as written.
+bool has_word(const std::string& text, const std::string& word);
+
 /// Replaces invalid UTF-8 with U+FFFD so the text can go into JSON (nlohmann throws otherwise).
 std::string sanitize_utf8(const std::string& s);
 

@@ -490,6 +490,11 @@ class ServiceStep : public StepType {
  public:
   std::string name() const override { return "service"; }
   bool has_auto_rollback() const override { return true; }
+  bool destructive(const Json& p) const override { return p.value("action", Json("")) == Json("stop"); }
+  // A start (or restart) with ready checks polls them until they hold.
+  std::string poll_timeout(const Json& p) const override {
+    return p.contains("ready") && p.value("action", Json("")) != Json("stop") ? "ready_timeout" : "";
+  }
   bool idempotent() const override { return true; }
   const ParamTable& parameters() const override { return kTable; }
   void validate(const Json& p) const override { (void)parse(p); }

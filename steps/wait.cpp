@@ -100,6 +100,7 @@ class WaitStep : public StepType {
  public:
   std::string name() const override { return "wait"; }
   bool read_only() const override { return true; }
+  std::string poll_timeout(const Json& p) const override { return p.contains("until") ? "timeout" : ""; }
   // Waiting again changes nothing: a wait in flight when the engine died is simply rerun by
   // --resume (a plan's `wait` with a custom rollback, beside a window, must not stop a resume).
   bool idempotent() const override { return true; }

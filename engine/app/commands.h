@@ -30,8 +30,19 @@ struct ValidateArgs {
   LoadArgs load;                // a plan written for a vars file is checked with it
 };
 /// 0 when every file is valid, else 2. Text: "FILE: ok" per valid file on `out`, errors on `err`
-/// (file:line:col: error: ... with source line and caret). json/github: everything on `out`.
+/// (file:line:col: error: ... with source line and caret), then lint's warnings on `err` (errors,
+/// exit 2, with --strict). json/github: everything on `out`.
 int cmd_validate(const ValidateArgs& args, std::ostream& out, std::ostream& err);
+
+struct LintArgs {
+  std::vector<std::string> files;
+  std::string format = "text";  // text | json | github
+  LoadArgs load;
+};
+/// `plan lint`: the lint warnings of each plan (load/lint.h). 0 when there are none, 1 when there
+/// are, 2 when a plan is invalid. Text: each warning with its source line and fix, then "N
+/// warnings (M silenced)", on `out`; json/github: everything on `out`; load errors on `err` (text).
+int cmd_lint(const LintArgs& args, std::ostream& out, std::ostream& err);
 
 /// `plan schema`: the published JSON schema of plan files (json), or the parameter reference of
 /// every step and check type (markdown), both generated from the types' parameter tables.

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "plan/interpolate.h"
+#include "plan/yaml_json.h"
 #include "run/registry.h"
 #include "state/journal.h"
 #include "state/past_runs.h"
@@ -135,6 +136,27 @@ std::string default_secrets_file(const std::string& plan_file) {
   fs::path candidate = p.parent_path() / (p.stem().string() + ".secrets.yaml");
   std::error_code ec;
   return fs::is_regular_file(candidate, ec) ? candidate.string() : "";
+}
+
+LintReport lint_loaded(const Plan& plan) {
+  LintOptions options;
+  options.secrets_file = default_secrets_file(plan.path);
+  if (!options.secrets_file.empty()) {
+    // Keys and their positions only; a file that does not parse is apply's to refuse.
+    std::ifstream in(options.secrets_file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::vector<Diagnostic> diags;
+    const YamlDoc doc = parse_yaml(text.str(), diags);
+    if (diags.empty() && doc.value.is_object()) {
+      size_t k = 0;
+      for (auto it = doc.value.begin(); it != doc.value.end(); ++it, ++k)
+        options.secret_keys.emplace_back(it.key(), k < doc.marks.kids.size() ? doc.marks.kids[k].key_mark : Mark{});
+    }
+  }
+  std::vector<Diagnostic> graph_diags;  // the loader has reported cycles already
+  const Graph graph = build_graph(plan, graph_diags, type_estimate);
+  return lint_plan(plan, graph, options);
 }
 
 std::string state_dir_for(const Plan& plan, const std::string& override_dir) {

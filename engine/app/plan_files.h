@@ -8,6 +8,7 @@
 
 #include "app/commands.h"
 #include "graph/graph.h"
+#include "load/lint.h"
 #include "load/loader.h"
 
 namespace plan::app {
@@ -23,6 +24,10 @@ std::map<std::string, Mark> referenced_secrets(const Plan& plan);
 
 /// FILE's stem + ".secrets.yaml" beside it when that file exists, else "".
 std::string default_secrets_file(const std::string& plan_file);
+
+/// Lint of a valid plan (its graph built here), with the keys (never the values) of its default
+/// secrets file when there is one.
+LintReport lint_loaded(const Plan& plan);
 
 /// Per-plan state (journal, lock, files kept by step types) lives beside the plan in .plan/NAME,
 /// unless `override_dir` (--state) or PLAN_STATE_DIR says otherwise.

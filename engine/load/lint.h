@@ -6,6 +6,7 @@
 // `plan lint` prints them, `plan validate` shows them as warnings, --strict makes them errors.
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graph/graph.h"
@@ -19,7 +20,31 @@ struct LintWarning {
   std::string step;     // the step it is about; empty for plan-wide warnings
   std::string message;  // what is risky, one sentence, without "warning: "
   std::string fix;      // how to fix it, or silence it with a reason
+  std::string file{};   // the file `mark` is in when it is not the plan's (its secrets file)
 };
+
+struct LintRule {
+  const char* id;     // never reused nor renumbered
+  const char* title;  // a few words
+  bool plan_wide;     // about the plan, not a step: silenced only by the top-level lint:
+};
+
+/// Every rule, in id order: W001 ... The ids are stable forever.
+const std::vector<LintRule>& lint_rules();
+
+/// What lint knows beyond the plan: the plan's default secrets file (app/ finds it), by its
+/// keys only; lint never sees a secret's value.
+struct LintOptions {
+  std::string secrets_file;                               // "" when there is none
+  std::vector<std::pair<std::string, Mark>> secret_keys;  // its keys, where they are written
+};
+
+struct LintReport {
+  std::vector<LintWarning> warnings;  // in file order, those the plan silences left out
+  int silenced = 0;                   // how many the plan's lint: keys silenced
+};
+
+LintReport lint_plan(const Plan& plan, const Graph& graph, const LintOptions& options);
 
 /// The warnings of a loaded, valid plan, in file order, those the plan silences left out.
 std::vector<LintWarning> lint_plan(const Plan& plan, const Graph& graph);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "load/lint.h"
 #include "load/plan_loader.h"
 
 namespace plan::load_detail {
@@ -15,7 +16,9 @@ void Loader::run(Plan& plan, const Json& overridden_vars) {
   plan.description = str(doc_, "description");
   plan.vars = overridden_vars;
   load_variables();
+  load_declared_vars();
   load_hosts();
+  load_lint(doc_, {}, plan.lint);
   load_defaults();
   load_windows();
   if (auto s = doc_.find("steps"); s != doc_.end() && s->is_array()) build_members(*s, {"steps"}, -1, plan.top);
@@ -158,6 +161,43 @@ void Loader::report_missing_vars() {
                    "=VALUE, or under vars: in the plan");
 }
 
+void Loader::load_declared_vars() {
+  for (const char* section : {"vars", "variables"}) {
+    auto vs = doc_.find(section);
+    if (vs == doc_.end() || !vs->is_object()) continue;
+    for (auto it = vs->begin(); it != vs->end(); ++it)
+      plan_->declared_vars.emplace(it.key(), key_at({section, it.key()}));
+  }
+}
+
+void Loader::load_lint(const Json& obj, const JsonPath& p, LintSilence& out) {
+  auto l = obj.find("lint");
+  if (l == obj.end() || !l->is_object()) return;  // the schema has said why
+  JsonPath lp = extend(p, "lint");
+  out.mark = key_at(lp);
+  std::vector<std::string> ids;
+  for (const LintRule& r : lint_rules()) ids.push_back(r.id);
+  if (auto ig = l->find("ignore"); ig != l->end() && ig->is_array()) {
+    for (size_t i = 0; i < ig->size(); ++i) {
+      if (!(*ig)[i].is_string()) continue;
+      const std::string id = (*ig)[i].get<std::string>();
+      const auto rule =
+          std::find_if(lint_rules().begin(), lint_rules().end(), [&](const LintRule& r) { return id == r.id; });
+      const Mark m = at(extend(extend(lp, "ignore"), i));
+      if (rule == lint_rules().end())
+        error(m,
+              "unknown lint rule '" + id + "' in lint.ignore" + did_you_mean(id, ids) + " (plan lint lists the rules)");
+      else if (rule->plan_wide && !p.empty())  // a step's: it would silence nothing
+        error(m, id + " (" + rule->title + ") is about the whole plan: silence it in the top-level lint:");
+      else
+        out.ignore.push_back(id);
+    }
+  }
+  out.reason = str(*l, "reason");
+  if (l->contains("reason") && out.reason.find_first_not_of(" \t\n") == std::string::npos)
+    error(at(extend(lp, "reason")), "lint.reason is empty: say why these warnings are silenced");
+}
+
 void Loader::load_hosts() {
   auto hs = doc_.find("hosts");
   if (hs == doc_.end() || !hs->is_object()) return;
@@ -168,6 +208,8 @@ void Loader::load_hosts() {
     if (it->is_object() && it->contains("ssh")) {
       h.local = false;
       h.ssh = (*it)["ssh"].is_object() ? (*it)["ssh"] : Json::object();
+      for (auto k = h.ssh.begin(); k != h.ssh.end(); ++k)
+        h.ssh_marks[k.key()] = at({"hosts", it.key(), "ssh", k.key()});
     }
     plan_->hosts.push_back(std::move(h));
   }
@@ -279,7 +321,11 @@ void Loader::build_members(const Json& arr, const JsonPath& p, int parent, std::
     s.type = str(m, "type");
     s.mark = id_mark;
     s.type_mark = m.contains("type") ? at(extend(mp, "type")) : id_mark;
-    if (auto w = m.find("with"); w != m.end() && w->is_object()) s.with = *w;
+    if (auto w = m.find("with"); w != m.end() && w->is_object()) {
+      s.with = *w;
+      for (auto k = w->begin(); k != w->end(); ++k) s.with_marks[k.key()] = at(extend(extend(mp, "with"), k.key()));
+    }
+    load_lint(m, mp, s.lint);
     s.on = str(m, "on");
     s.group = parent;
     load_needs(m, mp, s.needs, s.needs_marks);

@@ -285,6 +285,7 @@ void Loader::check_string(const std::string& s, const JsonPath& p) {
   std::vector<Reference> refs = find_references(s, &errors);
   for (const auto& [offset, msg] : errors) error(at_offset(s, offset, p), msg);
   for (const Reference& r : refs) {
+    if (!r.path.empty()) plan_->referenced[r.ns].insert(r.path[0]);
     std::string where = "'${" + r.text + "}'";
     auto ref_mark = [&] { return at_offset(s, r.offset, p); };  // only errors pay for it
     if (r.ns == "vars") {

@@ -83,6 +83,13 @@ class Loader {
 
   void load_hosts();
 
+  /// `lint: {ignore, reason}` at `p` (a step's or the plan's): ids must be lint rules, the reason
+  /// must say something.
+  void load_lint(const Json& obj, const JsonPath& p, LintSilence& out);
+
+  /// Where the plan declares each variable (`vars:` and `variables:`), for lint.
+  void load_declared_vars();
+
   void load_defaults();
 
   void load_windows();

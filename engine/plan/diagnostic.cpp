@@ -31,15 +31,16 @@ void sort_diagnostics(std::vector<Diagnostic>& diags) {
               diags.end());
 }
 
-std::string format_diagnostics(const std::string& path, const std::string& source,
-                               const std::vector<Diagnostic>& diags) {
+std::string format_diagnostics(const std::string& path, const std::string& source, const std::vector<Diagnostic>& diags,
+                               const std::string& severity) {
   std::string out;
   for (const Diagnostic& d : diags) {
     if (d.mark.line <= 0) {
-      out += path + ": error: " + d.message + "\n";
+      out += path + ": " + severity + ": " + d.message + "\n";
       continue;
     }
-    out += path + ":" + std::to_string(d.mark.line) + ":" + std::to_string(d.mark.col) + ": error: " + d.message + "\n";
+    out += path + ":" + std::to_string(d.mark.line) + ":" + std::to_string(d.mark.col) + ": " + severity + ": " +
+           d.message + "\n";
     std::string_view line = source_line(source, d.mark.line);
     if (line.empty()) continue;
     // A very long line (minified or garbage input) is cut to a window around the column.

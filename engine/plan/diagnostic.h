@@ -18,9 +18,10 @@ struct Diagnostic {
 void sort_diagnostics(std::vector<Diagnostic>& diags);
 
 /// "path:line:col: error: message" followed by the source line and a caret under the column
-/// (when the line is known and `source` has it). One block per diagnostic.
-std::string format_diagnostics(const std::string& path, const std::string& source,
-                               const std::vector<Diagnostic>& diags);
+/// (when the line is known and `source` has it). One block per diagnostic. `severity` says
+/// "warning" for lint's.
+std::string format_diagnostics(const std::string& path, const std::string& source, const std::vector<Diagnostic>& diags,
+                               const std::string& severity = "error");
 
 /// Levenshtein distance, bounded: returns max+1 as soon as it must exceed `max`.
 int edit_distance(const std::string& a, const std::string& b, int max = 1000);

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -53,6 +54,13 @@ struct RollbackSpec {
   Mark mark;
 };
 
+/// `lint: { ignore: [W001], reason: "..." }` on a step or the plan: lint warnings silenced on purpose.
+struct LintSilence {
+  std::vector<std::string> ignore;  // rule ids (load/lint.h lint_rules), checked at load
+  std::string reason;               // why, never empty when ignore is written
+  Mark mark;                        // of the `lint` key; line 0 when not written
+};
+
 /// Said under the rollback lines of a step with `on_rollback_failure: continue` (show, dry runs).
 inline constexpr const char* kOnRollbackFailureContinue =
     "if its rollback fails, the other rollbacks still run (on_rollback_failure: continue)";
@@ -88,6 +96,8 @@ struct Step {
   std::optional<Millis> estimate;  // expected duration, for the critical path
 
   int group = -1;  // index of the innermost enclosing group in Plan::groups, -1 = top level
+  LintSilence lint;
+  std::map<std::string, Mark> with_marks;  // where each parameter's value is written (lint)
 };
 
 struct GroupMember {
@@ -112,6 +122,7 @@ struct Host {
   bool local = true;
   Json ssh = Json::object();  // connection parameters when !local
   Mark mark;
+  std::map<std::string, Mark> ssh_marks;  // where each connection parameter's value is written (lint)
 };
 
 /// A read-only or downtime window: opens when `from` starts, closes when `to` has finished.
@@ -137,6 +148,12 @@ struct Plan {
   /// Files the plan names on this machine (ParamSpec::local_file: templates, sources), as written
   /// after ${vars...}, to the sha256 of their content: what the plan does depends on them.
   std::map<std::string, std::string> local_files;
+  LintSilence lint;              // top-level `lint:`: silences its ids everywhere
+  /// Variables the file declares (`vars:` or `variables:`), at their key: a --vars file's are not.
+  std::map<std::string, Mark> declared_vars;
+  /// The names every ${NS.NAME...} of the file refers to, by namespace (vars, secret, hosts),
+  /// anywhere: also in values resolved at load (timeouts, retries) that the model keeps resolved.
+  std::map<std::string, std::set<std::string>> referenced;
 
   const Step* find_step(const std::string& id) const;
   int step_index(const std::string& id) const;   // -1 if absent

@@ -37,11 +37,41 @@ std::vector<FileDiagnostic> collect_diagnostics(const std::string& path, const L
   return out;
 }
 
+std::vector<FileDiagnostic> lint_diagnostics(const std::string& path, const std::vector<LintWarning>& warnings,
+                                             const std::string& severity) {
+  std::vector<FileDiagnostic> out;
+  for (const LintWarning& w : warnings)
+    out.push_back({w.file.empty() ? path : w.file, w.mark.line, w.mark.col, w.message, severity, w.id, w.fix, w.step});
+  return out;
+}
+
+std::string format_lint_text(const std::string& path, const std::string& source,
+                             const std::vector<LintWarning>& warnings, const std::string& severity) {
+  std::string out;
+  for (const LintWarning& w : warnings) {
+    const bool shows_secret = w.id == "W006" || w.id == "W008" || !w.file.empty();
+    out += format_diagnostics(w.file.empty() ? path : w.file, shows_secret ? "" : source,
+                              {{w.mark, "[" + w.id + "] " + w.message}}, severity);
+    out += "  fix: " + w.fix + "\n";
+  }
+  return out;
+}
+
 std::string format_diagnostics_json(const std::vector<FileDiagnostic>& diags) {
   Json a = Json::array();
-  for (const auto& d : diags)
-    a.push_back(
-        {{"file", sanitize_utf8(d.file)}, {"line", d.line}, {"col", d.col}, {"message", sanitize_utf8(d.message)}});
+  for (const auto& d : diags) {
+    Json o = {{"file", sanitize_utf8(d.file)},
+              {"line", d.line},
+              {"col", d.col},
+              {"severity", d.severity},
+              {"message", sanitize_utf8(d.message)}};
+    if (!d.id.empty()) {
+      o["id"] = d.id;
+      o["fix"] = sanitize_utf8(d.fix);
+      o["step"] = d.step.empty() ? Json(nullptr) : Json(d.step);
+    }
+    a.push_back(std::move(o));
+  }
   return a.dump(2) + "\n";
 }
 
@@ -80,8 +110,9 @@ std::string escape_property(const std::string& s) {
 std::string format_diagnostics_github(const std::vector<FileDiagnostic>& diags) {
   std::string out;
   for (const auto& d : diags) {
-    out += "::error file=" + escape_property(d.file);
+    out += "::" + d.severity + " file=" + escape_property(d.file);
     if (d.line > 0) out += ",line=" + std::to_string(d.line) + ",col=" + std::to_string(d.col);
+    if (!d.id.empty()) out += ",title=" + escape_property(d.id);
     out += "::" + escape_data(d.message) + "\n";
   }
   return out;

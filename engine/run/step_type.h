@@ -119,6 +119,26 @@ class StepType {
   /// True for an approval gate (approve): run() asks the Approver, so apply checks before the
   /// first step that --yes, --approve ID or a terminal can answer it.
   virtual bool asks_approval() const { return false; }
+  /// True when these parameters (as written: they may hold ${...}) change nothing, though the type
+  /// can (a read-only Redis command). Lint (W001) asks. Default: read_only().
+  virtual bool changes_nothing(const Json& params) const {
+    (void)params;
+    return read_only();
+  }
+  /// True when these parameters (as written: they may hold ${...}) destroy something that a
+  /// precondition should first check is safe to destroy: dropped tables, flushed keys, a stopped
+  /// service, a removed file. Lint (W002) asks. Default: false.
+  virtual bool destructive(const Json& params) const {
+    (void)params;
+    return false;
+  }
+  /// When these parameters make run() poll until something holds: the parameter that bounds the
+  /// wait (its default applies when it is absent). "" (default) when run() does not poll. Lint
+  /// (W003) asks.
+  virtual std::string poll_timeout(const Json& params) const {
+    (void)params;
+    return "";
+  }
   /// Expected duration when the plan gives no estimate.
   virtual std::optional<Millis> estimate(const Json& params) const;
 };

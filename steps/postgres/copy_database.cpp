@@ -441,6 +441,8 @@ class CopyDatabaseStep : public StepType {
   const ParamTable& parameters() const override { return pg::copy_table(); }
   void validate(const Json& p) const override { (void)pg::parse_copy(p); }
   bool has_auto_rollback() const override { return true; }
+  // replace: true drops the target's tables before restoring into them.
+  bool destructive(const Json& p) const override { return p.value("replace", Json(false)) == Json(true); }
 
   std::vector<std::string> describe(const Json& p) const override {
     try {

@@ -139,6 +139,18 @@ class PostgresSqlStep : public StepType {
   std::string name() const override { return "postgres.sql"; }
   const ParamTable& parameters() const override { return table(); }
   void validate(const Json& p) const override { (void)parse(p); }
+  // DROP (a table, a database, a column), TRUNCATE, DELETE: rows or objects gone.
+  bool destructive(const Json& p) const override {
+    auto sql = p.find("sql");
+    if (sql == p.end()) return false;
+    std::vector<Json> texts = sql->is_array() ? sql->get<std::vector<Json>>() : std::vector<Json>{*sql};
+    for (const Json& t : texts) {
+      if (!t.is_string()) continue;
+      const std::string& s = t.get_ref<const std::string&>();
+      if (params::has_word(s, "DROP") || params::has_word(s, "TRUNCATE") || params::has_word(s, "DELETE")) return true;
+    }
+    return false;
+  }
 
   std::vector<std::string> describe(const Json& p) const override {
     try {

@@ -324,6 +324,23 @@ class RedisCommandStep : public StepType {
   void validate(const Json& p) const override { (void)parse(p); }
   // Per command: the ones without an inverse refuse rollback: auto when they run (see run()).
   bool has_auto_rollback() const override { return true; }
+  bool changes_nothing(const Json& p) const override {
+    auto c = p.find("command");
+    if (c == p.end() || !c->is_array()) return false;
+    std::vector<std::string> argv;
+    for (const Json& w : *c) {
+      if (!w.is_string()) return false;
+      argv.push_back(w.get<std::string>());
+    }
+    return redis::read_only_command(argv);
+  }
+  bool destructive(const Json& p) const override {
+    auto c = p.find("command");
+    if (c == p.end() || !c->is_array() || c->empty() || !(*c)[0].is_string()) return false;
+    std::string name = (*c)[0].get<std::string>();
+    for (char& ch : name) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    return name == "DEL" || name == "UNLINK" || name == "FLUSHDB" || name == "FLUSHALL";
+  }
 
   std::vector<std::string> describe(const Json& p) const override {
     try {

@@ -423,6 +423,10 @@ class SshTunnelStep : public StepType {
  public:
   std::string name() const override { return "ssh.tunnel"; }
   bool has_auto_rollback() const override { return true; }
+  // Opening polls until the tunnel forwards.
+  std::string poll_timeout(const Json& p) const override {
+    return p.value("state", Json("open")) == Json("open") ? "ready_timeout" : "";
+  }
   // A running tunnel that forwards is found and kept; a closed one stays closed.
   bool idempotent() const override { return true; }
   const ParamTable& parameters() const override { return kTable; }

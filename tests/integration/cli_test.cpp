@@ -64,6 +64,7 @@ TEST_CASE("validate reports every error with position and source line and caret 
     CHECK(a[0] == Json{{"file", file},
                        {"line", 8},
                        {"col", 13},
+                       {"severity", "error"},
                        {"message", "unknown step 'prepar' in needs; did you mean 'prepare'?"}});
   }
   SECTION("as GitHub annotations") {
@@ -478,9 +479,10 @@ TEST_CASE("a plan written for a vars file says once which variables it misses, a
   CHECK(contains(bare.err, "'legacy_ip', "));
   CHECK(contains(bare.err, "give them a value with --vars FILE or --var "));
 
+  // lint: W001 would warn too (exec cannot know that echo changes nothing); this test is about --var.
   std::string plan = t.file("p.yaml",
                             "plan: p\nvars: { who: world }\nsteps:\n  - id: hello\n    type: exec\n    with: { "
-                            "command: [echo, \"${vars.who}\"] }\n");
+                            "command: [echo, \"${vars.who}\"] }\n    lint: { ignore: [W001], reason: \"echo\" }\n");
   Result warned = run({PLAN_BINARY, "validate", plan, "--var", "woh=x"}, {}, state);
   CHECK(warned.code == 0);
   CHECK(warned.err == plan + ": warning: --var woh is not used by the plan (an error with --strict)\n");
