@@ -1,0 +1,41 @@
+// `plan diff`: two plans loaded (or one at a git revision and on disk), compared by
+// report/plan_diff. Reads files and git only: nothing connects, nothing changes.
+
+#include "app/commands.h"
+#include "app/git_revision.h"
+#include "app/plan_files.h"
+#include "report/plan_diff.h"
+
+namespace plan {
+
+using namespace app;
+
+int cmd_diff(const DiffArgs& args, std::ostream& out, std::ostream& err) {
+  LoadResult old_side, new_side;
+  Graph old_graph, new_graph;
+  bool old_ok = false;
+  if (!args.git_rev.empty()) {
+    std::string error;
+    old_side = load_plan_at_revision(args.old_file, args.git_rev, args.load, error);
+    if (!error.empty()) {
+      err << "error: " << args.old_file << "@" << args.git_rev << ": " << error << "\n";
+      return 2;
+    }
+    old_ok = check_and_build(old_side, err, old_graph);
+  } else {
+    old_ok = load_and_build(args.old_file, args.load, err, old_side, old_graph);
+  }
+  // Both sides are checked before giving up, so that every error is reported at once.
+  const std::string& new_file = args.git_rev.empty() ? args.new_file : args.old_file;
+  const bool new_ok = load_and_build(new_file, args.load, err, new_side, new_graph);
+  if (!old_ok || !new_ok) return 2;
+  const Json model = diff_model(old_side.plan, old_graph, new_side.plan, new_graph);
+  const DiffFormat format = args.format == "json"       ? DiffFormat::JsonModel
+                            : args.format == "markdown" ? DiffFormat::Markdown
+                                                        : DiffFormat::Text;
+  out << render_diff(model, format, args.color && format == DiffFormat::Text);
+  out.flush();
+  return diff_changed(model) ? 1 : 0;
+}
+
+}  // namespace plan
