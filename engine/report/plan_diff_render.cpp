@@ -87,6 +87,47 @@ std::string window_prediction(const Json& w) {
   return s;
 }
 
+// "steps: 1 added, 2 changed; windows: 1 changed; dependencies: 1 gained": the size of it at once.
+std::string summary(const Json& m) {
+  using Kinds = std::vector<std::pair<const char*, const char*>>;
+  std::vector<std::string> parts;
+  auto count = [&](const char* title, const Json& section, const Kinds& kinds) {
+    std::vector<std::string> counts;
+    for (const auto& [key, word] : kinds)
+      if (!section[key].empty()) counts.push_back(std::to_string(section[key].size()) + " " + word);
+    if (!counts.empty()) parts.push_back(std::string(title) + ": " + join(counts));
+  };
+  if (!m["plan"].empty()) parts.push_back("plan: " + std::to_string(m["plan"].size()) + " changed");
+  const Kinds named{{"added", "added"}, {"removed", "removed"}, {"changed", "changed"}};
+  count("steps", m["steps"],
+        {{"added", "added"}, {"removed", "removed"}, {"renamed", "renamed"}, {"changed", "changed"}});
+  count("dependencies", m["edges"], {{"added", "gained"}, {"removed", "lost"}, {"changed", "changed"}});
+  for (const char* section : {"hosts", "windows", "groups", "files"}) count(section, m[section], named);
+  return join(parts, "; ");
+}
+
+// What an added step does and how it is guarded, one (path, value) each; defaults left out.
+std::vector<std::pair<std::string, Json>> added_fields(const Json& form) {
+  std::vector<std::pair<std::string, Json>> out;
+  for (const char* k : {"description", "group"})
+    if (form.contains(k)) out.emplace_back(k, form[k]);
+  if (form["with"].is_object())
+    for (const auto& [k, v] : form["with"].items()) out.emplace_back("with." + k, v);
+  for (const char* k : {"when", "preconditions", "verify"})
+    for (const Json& c : form[k]) out.emplace_back(k, c);
+  const Json& r = form["rollback"];
+  if (r["kind"] == "auto") out.emplace_back("rollback", "auto");
+  if (r.contains("steps"))
+    for (const Json& b : r["steps"]) out.emplace_back("rollback", b);
+  if (r["kind"] != "none" && r["on_failure"] == "continue") out.emplace_back("rollback.on_failure", "continue");
+  for (const char* k : {"timeout", "estimate", "idempotent"})
+    if (form.contains(k)) out.emplace_back(k, form[k]);
+  if (form["retry"]["attempts"] != 1) out.emplace_back("retry", form["retry"]);
+  for (const char* k : {"irreversible", "point_of_no_return"})
+    if (form[k] == true) out.emplace_back(k, true);
+  return out;
+}
+
 // ---- Text ------------------------------------------------------------------------------------
 
 class TextOut {
@@ -147,6 +188,7 @@ void text_steps(TextOut& t, const Json& steps) {
     t.line(
         '+', "  ",
         e["id"].get<std::string>() + " (" + step_summary(e["value"]) + ")" + (needs.empty() ? "" : ", needs " + needs));
+    for (const auto& [path, v] : added_fields(e["value"])) t.line('+', "      ", path + ": " + shown(v));
   }
   for (const Json& e : steps["removed"])
     t.line('-', "  ", e["id"].get<std::string>() + " (" + step_summary(e["value"]) + ")");
@@ -204,6 +246,7 @@ std::string render_text(const Json& m, bool color) {
     o << "\nno changes: both sides resolve to the same plan\n";
     return o.str();
   }
+  o << "\nsummary: " << summary(m) << "\n";
   if (!m["plan"].empty()) {
     t.heading("plan:");
     for (const Json& c : m["plan"]) t.change(c, "  ");
@@ -251,6 +294,7 @@ void md_steps(std::ostringstream& o, const Json& steps) {
     std::string needs = needs_list(e["needs"]);
     o << "- **added** " << md_code(e["id"].get<std::string>()) << " (" << md_code(step_summary(e["value"])) << ")"
       << (needs.empty() ? "" : ", needs " + needs) << "\n";
+    for (const auto& [path, v] : added_fields(e["value"])) o << "  - " << path << ": " << md_code(shown(v)) << "\n";
   }
   for (const Json& e : steps["removed"])
     o << "- **removed** " << md_code(e["id"].get<std::string>()) << " (" << md_code(step_summary(e["value"])) << ")\n";
@@ -307,8 +351,12 @@ void md_predictions(std::ostringstream& o, const Json& p) {
   for (const Json& w : p["windows"])
     o << "| window " << md_code(w["name"].get<std::string>(), true) << " | " << window_prediction(w["old"]) << " | "
       << window_prediction(w["new"]) << " |\n";
-  o << "\n- critical path before: " << join(strings(a["steps"]), " → ", "-") << "\n";
-  if (a["steps"] != b["steps"]) o << "- critical path after: " << join(strings(b["steps"]), " → ", "-") << "\n";
+  if (a["steps"] == b["steps"]) {
+    o << "\n- critical path: " << join(strings(b["steps"]), " → ", "-") << "\n";
+  } else {
+    o << "\n- critical path before: " << join(strings(a["steps"]), " → ", "-") << "\n";
+    o << "- critical path after: " << join(strings(b["steps"]), " → ", "-") << "\n";
+  }
   for (const std::string& n : prediction_notes(b)) o << "- " << n << "\n";
 }
 
@@ -323,6 +371,7 @@ std::string render_markdown(const Json& m) {
     o << "\nNo changes: both sides resolve to the same plan.\n";
     return o.str();
   }
+  o << "\n**Changed:** " << summary(m) << "\n";
   md_steps(o, m["steps"]);
   md_changes(o, m);
   md_named_lists(o, "Hosts", "host", m["hosts"]);
