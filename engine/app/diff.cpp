@@ -1,6 +1,8 @@
 // `plan diff`: two plans loaded (or one at a git revision and on disk), compared by
 // report/plan_diff. Reads files and git only: nothing connects, nothing changes.
 
+#include <sstream>
+
 #include "app/commands.h"
 #include "app/git_revision.h"
 #include "app/plan_files.h"
@@ -10,9 +12,22 @@ namespace plan {
 
 using namespace app;
 
+namespace {
+
+// The new side's messages, but for a warning the old side gave already (a --var neither uses).
+void print_new_side(const std::string& old_side, const std::string& new_side, std::ostream& err) {
+  std::istringstream lines(new_side);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find(": warning: ") == std::string::npos || old_side.find(line + "\n") == std::string::npos)
+      err << line << "\n";
+}
+
+}  // namespace
+
 int cmd_diff(const DiffArgs& args, std::ostream& out, std::ostream& err) {
   LoadResult old_side, new_side;
   Graph old_graph, new_graph;
+  std::ostringstream old_err, new_err;
   bool old_ok = false;
   if (!args.git_rev.empty()) {
     std::string error;
@@ -21,13 +36,15 @@ int cmd_diff(const DiffArgs& args, std::ostream& out, std::ostream& err) {
       err << "error: " << args.old_file << "@" << args.git_rev << ": " << error << "\n";
       return 2;
     }
-    old_ok = check_and_build(old_side, err, old_graph);
+    old_ok = check_and_build(old_side, old_err, old_graph);
   } else {
-    old_ok = load_and_build(args.old_file, args.load, err, old_side, old_graph);
+    old_ok = load_and_build(args.old_file, args.load, old_err, old_side, old_graph);
   }
   // Both sides are checked before giving up, so that every error is reported at once.
   const std::string& new_file = args.git_rev.empty() ? args.new_file : args.old_file;
-  const bool new_ok = load_and_build(new_file, args.load, err, new_side, new_graph);
+  const bool new_ok = load_and_build(new_file, args.load, new_err, new_side, new_graph);
+  err << old_err.str();
+  print_new_side(old_err.str(), new_err.str(), err);
   if (!old_ok || !new_ok) return 2;
   const Json model = diff_model(old_side.plan, old_graph, new_side.plan, new_graph);
   const DiffFormat format = args.format == "json"       ? DiffFormat::JsonModel

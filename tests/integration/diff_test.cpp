@@ -110,6 +110,10 @@ TEST_CASE("diff applies --vars and --var to both sides", "[diff]") {
   t.file("c.yaml", kSmall);
   t.file("d.yaml", edited(kSmall, "greeting: hello", "greeting: bonjour"));
   CHECK(diff({"c.yaml", "d.yaml", "--var", "greeting=salut"}, t).code == 0);
+  // A --var the plan does not use is said once per file, not twice for the same file.
+  r = diff({"c.yaml", "c.yaml", "--var", "unused=1"}, t);
+  CHECK(r.code == 0);
+  CHECK(count_of(r.err, "c.yaml: warning: --var unused is not used by the plan") == 1);
 }
 
 TEST_CASE("diff --git compares a file at a revision, its templates too, with the file on disk", "[diff]") {
