@@ -295,3 +295,28 @@ TEST_CASE("plan diff: colour only when asked, Markdown escapes what would break 
   CHECK(render_diff(m, DiffFormat::Text).find(std::string(80, 'x') + "…") != std::string::npos);
   CHECK(render_diff(m, DiffFormat::JsonModel).find(long_word) != std::string::npos);
 }
+
+TEST_CASE("plan diff: a secret inside an object parameter or a polled check is masked too", "[diff]") {
+  const std::string plan = R"(plan: pg
+steps:
+  - id: copy
+    type: postgres.copy-database
+    with:
+      source: { conninfo: "host=127.0.0.2 dbname=a user=u", password: "nested-literal-1" }
+      target: { conninfo: "host=127.0.0.3 dbname=a user=u", password: "${secret.pg}" }
+  - id: w
+    type: wait
+    with:
+      until:
+        - redis: { host: 127.0.0.1, command: [PING], password: "check-literal-1" }
+      timeout: 10s
+)";
+  const std::string edit =
+      edited(edited(plan, "nested-literal-1", "nested-literal-2"), "check-literal-1", "check-literal-2");
+  Json m = diff_texts(plan, edit);
+  CHECK(step_changes(m, "copy") == Json::parse(R"([{"path": "with.source.password", "old": "***", "new": "***"}])"));
+  CHECK(step_changes(m, "w") ==
+        Json::parse(R"([{"path": "with.until[0].redis.password", "old": "***", "new": "***"}])"));
+  for (DiffFormat f : {DiffFormat::Text, DiffFormat::Markdown, DiffFormat::JsonModel})
+    CHECK(render_diff(m, f).find("literal") == std::string::npos);
+}
