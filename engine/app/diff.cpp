@@ -7,6 +7,7 @@
 #include "app/git_revision.h"
 #include "app/plan_files.h"
 #include "report/plan_diff.h"
+#include "state/run_journal_file.h"
 
 namespace plan {
 
@@ -20,6 +21,14 @@ void print_new_side(const std::string& old_side, const std::string& new_side, st
   for (std::string line; std::getline(lines, line);)
     if (line.find(": warning: ") == std::string::npos || old_side.find(line + "\n") == std::string::npos)
       err << line << "\n";
+}
+
+// What past runs say about each side's unchanged steps, as `plan show` uses them: the state
+// folder is the new side's (the old one may be named FILE@origin/main), read only.
+void estimate_from_state(const Plan& plan, Graph& graph, const std::string& state_dir) {
+  std::map<std::string, std::string> placeholders;  // step hashes show secrets as ***, as apply records them
+  for (const auto& [name, mark] : referenced_secrets(plan)) placeholders[name] = "***";
+  estimate_from_past_runs(plan, graph, state_dir, step_content_hashes(plan, placeholders));
 }
 
 }  // namespace
@@ -46,6 +55,9 @@ int cmd_diff(const DiffArgs& args, std::ostream& out, std::ostream& err) {
   err << old_err.str();
   print_new_side(old_err.str(), new_err.str(), err);
   if (!old_ok || !new_ok) return 2;
+  const std::string state_dir = state_dir_for(new_side.plan);
+  estimate_from_state(old_side.plan, old_graph, state_dir);
+  estimate_from_state(new_side.plan, new_graph, state_dir);
   const Json model = diff_model(old_side.plan, old_graph, new_side.plan, new_graph);
   const DiffFormat format = args.format == "json"       ? DiffFormat::JsonModel
                             : args.format == "markdown" ? DiffFormat::Markdown

@@ -182,3 +182,17 @@ steps:
     CHECK(contains(r.out, "***"));
   }
 }
+
+TEST_CASE("diff predicts from the past runs of unchanged steps, as show does", "[diff]") {
+  TempDir t;
+  const std::string hello = read_file(fs::path(kSource) / "examples/hello.yaml");
+  t.file("a.yaml", hello);
+  t.file("b.yaml", edited(hello, "[echo, \"hello, ", "[echo, \"hi, "));
+  Result apply = plan_cmd({"apply", "a.yaml"}, t.str("state"), {}, t.str());
+  INFO(apply.out << apply.err);
+  REQUIRE(apply.code == 0);
+  Result r = diff({"a.yaml", "b.yaml"}, t);
+  CHECK(r.code == 1);
+  // whoami is unchanged: its past run counts on both sides; greet changed: unknown after.
+  CHECK(contains(r.out, "; whoami from 1 past run; 1 step without an estimate or past run: greet\n"));
+}
