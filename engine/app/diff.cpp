@@ -1,5 +1,5 @@
 // `plan diff`: two plans loaded (or one at a git revision and on disk), compared by
-// report/plan_diff. Reads files and git only: nothing connects, nothing changes.
+// report/plan_diff. Reads files, git and past runs only: nothing connects, nothing changes.
 
 #include <sstream>
 
