@@ -123,7 +123,7 @@ class DiffCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("diff", "What a change to a plan changes: steps, parameters, edges, windows");
-    cmd_->add_option("FILE", files_, "OLD NEW, or FILE with --git REV")->required()->expected(1, 2);
+    cmd_->add_option("FILE", files_, "OLD NEW, or FILE with --git REV")->required();
     cmd_->add_option("--git", args_.git_rev, "Compare FILE as it was at this git revision with FILE on disk")
         ->type_name("REV");
     cmd_->add_option("--format", args_.format, "text, markdown or json")
