@@ -138,6 +138,33 @@ class GraphCommand : public Command {
   plan::GraphArgs args_;
 };
 
+class DiffCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("diff", "What a change to a plan changes: steps, parameters, edges, windows");
+    cmd_->add_option("FILE", files_, "OLD NEW, or FILE with --git REV")->required();
+    cmd_->add_option("--git", args_.git_rev, "Compare FILE as it was at this git revision with FILE on disk")
+        ->type_name("REV");
+    cmd_->add_option("--format", args_.format, "text, markdown or json")
+        ->check(CLI::IsMember({"text", "markdown", "json"}));
+    add_var_options(cmd_, vars_, args_.load);
+    cmd_->add_flag("--strict", args_.load.strict, "Warnings (a --var the plan never uses) are errors");
+  }
+  int run() override {
+    if (int code = read_vars(vars_, args_.load)) return code;
+    if (!args_.git_rev.empty() && files_.size() != 1) return usage_error("diff --git REV takes one FILE");
+    if (args_.git_rev.empty() && files_.size() != 2) return usage_error("diff takes OLD and NEW (or FILE --git REV)");
+    args_.old_file = files_[0];
+    if (files_.size() == 2) args_.new_file = files_[1];
+    args_.color = plan::fancy_terminal(STDOUT_FILENO);
+    return plan::cmd_diff(args_, std::cout, std::cerr);
+  }
+
+ private:
+  plan::DiffArgs args_;
+  std::vector<std::string> files_;
+};
+
 class ApplyCommand : public Command {
  public:
   void define(CLI::App& app) override {
@@ -347,6 +374,7 @@ int main(int argc, char** argv) {
   LintCommand lint;
   ShowCommand show;
   GraphCommand graph;
+  DiffCommand diff;
   ApplyCommand apply;
   RollbackCommand rollback;
   RehearseCommand rehearse;
@@ -354,7 +382,7 @@ int main(int argc, char** argv) {
   UnlockCommand unlock;
   SchemaCommand schema;
   // In the order --help lists them.
-  const std::array<Command*, 10> commands{&validate, &lint,     &show,   &graph,  &apply,
+  const std::array<Command*, 11> commands{&validate, &lint,     &show,   &graph,  &diff,  &apply,
                                           &rollback, &rehearse, &status, &unlock, &schema};
   for (Command* command : commands) command->define(app);
 

@@ -63,6 +63,19 @@ struct GraphArgs {
 };
 int cmd_graph(const GraphArgs& args, std::ostream& out, std::ostream& err);
 
+struct DiffArgs {
+  std::string old_file;
+  std::string new_file;         // empty with git_rev
+  std::string git_rev;          // --git REV: old_file as it was at REV against old_file on disk
+  std::string format = "text";  // text | markdown | json
+  LoadArgs load;                // both sides
+  bool color = false;           // text only (the caller checks the terminal and NO_COLOR)
+};
+/// `plan diff`: what changes from the old plan to the new one (report/plan_diff.h), on `out`. 0
+/// when they resolve to the same plan, 1 when something changed (as diff(1)), 2 when either side
+/// is invalid (its errors on `err`, as validate prints them) or git cannot give the old side.
+int cmd_diff(const DiffArgs& args, std::ostream& out, std::ostream& err);
+
 struct ApplyArgs {
   std::string file;
   LoadArgs load;

@@ -103,6 +103,10 @@ LoadOptions load_options(const LoadArgs& args) {
 bool load_and_build(const std::string& file, const LoadArgs& args, std::ostream& err, LoadResult& result,
                     Graph& graph) {
   result = load_plan_file(file, load_options(args));
+  return check_and_build(result, err, graph);
+}
+
+bool check_and_build(LoadResult& result, std::ostream& err, Graph& graph) {
   for (const std::string& w : result.warnings) err << w;
   if (!result.ok()) {
     err << result.format();
@@ -113,7 +117,7 @@ bool load_and_build(const std::string& file, const LoadArgs& args, std::ostream&
   graph = build_graph(result.plan, diags, type_estimate);
   if (!diags.empty()) {
     sort_diagnostics(diags);
-    err << format_diagnostics(file, result.source, diags);
+    err << format_diagnostics(result.plan.path, result.source, diags);
     return false;
   }
   return true;

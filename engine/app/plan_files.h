@@ -18,6 +18,10 @@ LoadOptions load_options(const LoadArgs& args);
 /// Loads a plan and builds its graph; prints the errors and returns false when it is invalid.
 bool load_and_build(const std::string& file, const LoadArgs& args, std::ostream& err, LoadResult& result, Graph& graph);
 
+/// The second half of load_and_build, for a plan loaded otherwise (from text, at a git revision):
+/// prints its warnings and errors, builds its graph, and returns false when it is invalid.
+bool check_and_build(LoadResult& result, std::ostream& err, Graph& graph);
+
 /// Every ${secret.X} in the plan with where it is first used, so that a missing secret stops the
 /// run before anything starts instead of failing a step halfway.
 std::map<std::string, Mark> referenced_secrets(const Plan& plan);
