@@ -94,3 +94,34 @@ TEST_CASE("apply --expect-hash refuses what is not a hash", "[review][expect-has
     CHECK(contains(r.err, "--expect-hash takes the resolved hash"));
   }
 }
+
+TEST_CASE("apply --expect-hash names what changed since the reviewed commit", "[review][expect-hash]") {
+  Reviewed p;
+  auto git = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"git", "-c", "user.name=Reviewer", "-c", "user.email=r@example.org"});
+    Result r = run(args, p.dir.str(), {{"HOME", p.dir.str()}, {"GIT_CONFIG_NOSYSTEM", "1"}});
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+  };
+  git({"init", "-q", "."});
+  git({"add", "p.yaml", "t.mustache"});
+  git({"commit", "-qm", "reviewed"});
+  const std::string hash = p.hash();
+  std::string edited = kPlanText;
+  edited.replace(edited.find("echo"), 4, "printf");
+  write_file(p.file, edited);
+  git({"commit", "-qam", "after the review"});
+
+  Result r = p.dry_run(hash.substr(0, 16));
+  CHECK(r.code == 2);
+  CHECK(contains(r.err, "the reviewed plan is " + p.file + " at commit "));
+  CHECK(contains(r.err, "greet"));
+  CHECK(contains(r.err, "printf"));
+  CHECK_FALSE(contains(r.err, "s3cret-value"));
+
+  SECTION("a hash no version has cannot name the change, and says so") {
+    Result unknown = p.dry_run(std::string(64, 'a'));
+    CHECK(unknown.code == 2);
+    CHECK(contains(unknown.err, "has that hash, so what changed cannot be named"));
+  }
+}

@@ -95,15 +95,20 @@ steps:
   CHECK(contains(r.out, "> - **No rollback** (not read-only, and nothing undoes them): `note`\n"));
   CHECK(contains(r.out, "`on_rollback_failure: continue`): `stop`\n"));
   CHECK(contains(r.out, "| cut | `stop` | `publish` | 30s |"));
-  CHECK(contains(r.out, "\n## Lint\n\nNo lint warnings.\n"));
+  // plan lint's warnings, each with the step and line it is about and how to fix or silence it.
+  CHECK(contains(r.out, "\n## Lint\n\n- **W001** line 16 (`note`): step 'note' (exec) changes things"));
+  CHECK(contains(r.out, "  - fix: add a rollback, or mark it irreversible: true"));
   CHECK(contains(r.out, "Wave 2 — 2 steps: drop, note — <b>irreversible</b></summary>"));
 
   Result text = plan_cmd({"show", file, "--state", t.str("state")}, t.str("state"));
   CHECK(contains(text.out,
                  "\nrisks:\n  irreversible: drop\n  point of no return: publish; after it: announce\n"
                  "  no rollback: note\n  rollback continues past a failed undo: stop\n"));
-  CHECK(contains(text.out, "\nlint: no warnings\n"));
+  CHECK(contains(text.out, "\nlint:\n  W001 line 16 (note): step 'note' (exec) changes things"));
   const plan::Json m = plan::Json::parse(plan_cmd({"show", "--format", "json", file}, t.str("state")).out);
-  CHECK(m["lint"] == plan::Json::array());
+  REQUIRE(m["lint"].size() == 2);
+  CHECK(m["lint"][0]["id"] == "W001");
+  CHECK(m["lint"][0]["step"] == "note");
+  CHECK(m["lint"][0]["line"] == 16);
   CHECK(m["risks"]["points_of_no_return"][0]["after"] == plan::Json{"announce"});
 }
