@@ -148,7 +148,7 @@ struct Plan {
   /// Files the plan names on this machine (ParamSpec::local_file: templates, sources), as written
   /// after ${vars...}, to the sha256 of their content: what the plan does depends on them.
   std::map<std::string, std::string> local_files;
-  LintSilence lint;              // top-level `lint:`: silences its ids everywhere
+  LintSilence lint;  // top-level `lint:`: silences its ids everywhere
   /// Variables the file declares (`vars:` or `variables:`), at their key: a --vars file's are not.
   std::map<std::string, Mark> declared_vars;
   /// The names every ${NS.NAME...} of the file refers to, by namespace (vars, secret, hosts),
