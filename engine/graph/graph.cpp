@@ -12,6 +12,18 @@
 
 namespace plan {
 
+const char* to_string(EdgeKind k) {
+  switch (k) {
+    case EdgeKind::Explicit:
+      return "explicit";
+    case EdgeKind::Group:
+      return "group";
+    case EdgeKind::Implicit:
+      return "implicit";
+  }
+  return "explicit";
+}
+
 namespace {
 
 /// Strongest kind first, so that after sorting the first edge of each (from, to) run wins.

@@ -15,6 +15,8 @@
 namespace plan {
 
 enum class EdgeKind { Explicit, Group, Implicit };
+/// "explicit", "group" or "implicit", as show and diff write an edge's kind.
+const char* to_string(EdgeKind k);
 
 struct Edge {
   int from = 0;  // the step that must finish first

@@ -71,18 +71,6 @@ Forms file_forms(const Plan& p) {
 
 // ---- Steps: matched by id, then renames, then what changed; the graph's edges. ------------
 
-const char* edge_kind_name(EdgeKind k) {
-  switch (k) {
-    case EdgeKind::Explicit:
-      return "explicit";
-    case EdgeKind::Group:
-      return "group";
-    case EdgeKind::Implicit:
-      return "implicit";
-  }
-  return "explicit";
-}
-
 // Which old step each new step is: by id, else (a rename) the unmatched old step with the same
 // form apart from needs, else one of the same type and host whose parameters are mostly equal.
 struct StepMatch {
@@ -169,7 +157,7 @@ EdgeMap edge_map(const Plan& p, const Graph& g, const std::vector<char>& keep,
   EdgeMap out;
   for (const Edge& e : g.edges)
     if (keep[static_cast<size_t>(e.from)] && keep[static_cast<size_t>(e.to)])
-      out[{name(e.from), name(e.to)}] = edge_kind_name(e.kind);
+      out[{name(e.from), name(e.to)}] = to_string(e.kind);
   return out;
 }
 
@@ -208,7 +196,7 @@ Json incoming(const Plan& p, const Graph& g, size_t step) {
   Json out = Json::array();
   for (const Edge& e : g.edges)
     if (static_cast<size_t>(e.to) == step)
-      out.push_back({{"step", p.steps[static_cast<size_t>(e.from)].id}, {"kind", edge_kind_name(e.kind)}});
+      out.push_back({{"step", p.steps[static_cast<size_t>(e.from)].id}, {"kind", to_string(e.kind)}});
   return out;
 }
 

@@ -83,18 +83,6 @@ std::vector<std::string> lint_lines(const Json& w) {
 
 namespace {
 
-const char* edge_kind_name(EdgeKind k) {
-  switch (k) {
-    case EdgeKind::Explicit:
-      return "explicit";
-    case EdgeKind::Group:
-      return "group";
-    case EdgeKind::Implicit:
-      return "implicit";
-  }
-  return "explicit";
-}
-
 void text_checks(std::ostringstream& o, const char* title, const Json& lines) {
   for (const auto& l : lines) o << "      " << title << ": " << l.get<std::string>() << "\n";
 }
@@ -260,7 +248,7 @@ Json show_model(const Plan& plan, const Graph& graph) {
       s["description"] = st.description;
       s["needs"] = Json::array();
       for (const Edge* e : incoming[static_cast<size_t>(i)])
-        s["needs"].push_back({{"step", plan.steps[e->from].id}, {"kind", edge_kind_name(e->kind)}});
+        s["needs"].push_back({{"step", plan.steps[e->from].id}, {"kind", to_string(e->kind)}});
       s["action"] = d.action;
       s["when"] = d.when;
       s["preconditions"] = d.preconditions;

@@ -7,16 +7,10 @@
 #include "plan_builder.h"
 
 using namespace plan;
+using plan::test::build;
 using plan::test::PlanBuilder;
 
 namespace {
-
-Graph build(const Plan& p) {
-  std::vector<Diagnostic> diags;
-  Graph g = build_graph(p, diags);
-  REQUIRE(diags.empty());
-  return g;
-}
 
 /// prepare, then three web servers in a parallel group that needs it, then a serial switch group
 /// that needs the web group (irreversible, then the point of no return, in a window), and a

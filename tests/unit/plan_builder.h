@@ -2,9 +2,11 @@
 // Builds plan::Plan structs directly for graph, schedule and runner tests, so they do not depend
 // on the loader. Groups nest between group() and end(), as they do in a plan file.
 
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
+#include "graph/graph.h"
 #include "plan/model.h"
 
 namespace plan::test {
@@ -87,6 +89,14 @@ inline int index_of(const Plan& p, const std::string& id) {
   for (size_t i = 0; i < p.steps.size(); ++i)
     if (p.steps[i].id == id) return static_cast<int>(i);
   return -1;
+}
+
+/// The graph of a plan the test built right: any diagnostic fails the test.
+inline Graph build(const Plan& p) {
+  std::vector<Diagnostic> diags;
+  Graph g = build_graph(p, diags);
+  REQUIRE(diags.empty());
+  return g;
 }
 
 }  // namespace plan::test

@@ -10,17 +10,11 @@
 #include "plan_builder.h"
 
 using namespace plan;
+using plan::test::build;
 using plan::test::index_of;
 using plan::test::PlanBuilder;
 
 namespace {
-
-Graph build(const Plan& p) {
-  std::vector<Diagnostic> diags;
-  Graph g = build_graph(p, diags);
-  REQUIRE(diags.empty());
-  return g;
-}
 
 struct Trace {
   std::vector<std::string> started;  // in start order

@@ -10,18 +10,8 @@
 #include "report/show_render.h"
 
 using namespace plan;
+using plan::test::build;
 using plan::test::PlanBuilder;
-
-namespace {
-
-Graph build(const Plan& p) {
-  std::vector<Diagnostic> diags;
-  Graph g = build_graph(p, diags);
-  REQUIRE(diags.empty());
-  return g;
-}
-
-}  // namespace
 
 TEST_CASE("show renders lint warnings in text and Markdown, escaped, and counts them in the summary") {
   PlanBuilder b;
