@@ -292,6 +292,7 @@ new     A     {v['new_ip']}
         "site_name": v["site_name"], "http_port": int(v["nginx_port"]),
         "readers": int(v["readers"]), "reader_interval": float(v["reader_interval"]),
         "post_share": float(v["reader_post_share"]),
+        "write_probe_interval": float(v.get("write_probe_interval", 0)),
         "reads_log": f"{C}/reads.log",
         "run_dir": f"{C}/run", "log_dir": f"{C}/log",
     }, indent=2) + "\n")

@@ -246,7 +246,8 @@ def analyse(sb, args, say):
                                   "max": round(worst[0], 3), "max_for_message_sent": worst[1]}
 
     gets = [r for r in reads if r["method"] == "GET"]
-    posts = [r for r in reads if r["method"] == "POST"]
+    # Sorted by when each was sent: the log is in order of completion, across clients.
+    posts = sorted((r for r in reads if r["method"] == "POST"), key=lambda r: r["ts"])
     failed = [r for r in gets if r["outcome"] != "ok"]
     by_address = {}
     for r in gets:

@@ -11,6 +11,10 @@ Every request is appended to the reads log as JSON:
   {ts, reader, ip, method, path, status, ms, outcome, backend, frontend[, account][, error]}
 outcome: ok (GET 200), fail (any other GET result, DNS failure included), write_ok (POST 201),
 write_refused (POST 405: the site is read-only), write_fail (any other POST result).
+
+With `write_probe_interval` > 0, one more client (reader 0, "probe": true in its records) only
+writes, every `write_probe_interval` seconds without jitter: `sandbox check` then measures the
+read-only window to that precision, to hold the engine's own measure against it.
 """
 
 import argparse
@@ -89,8 +93,9 @@ class Reader(threading.Thread):
             self.ip, self.expires = ip, time.monotonic() + ttl
         return self.ip
 
-    def request(self):
-        post = random.random() < self.cfg["post_share"]
+    def request(self, post=None):
+        if post is None:
+            post = random.random() < self.cfg["post_share"]
         method, path = ("POST", "/account") if post else ("GET", random.choice(self.paths))
         rec = {"ts": round(time.time(), 3), "reader": self.i, "method": method, "path": path}
         body, headers = None, {"Host": self.cfg["site_name"]}
@@ -130,6 +135,16 @@ class Reader(threading.Thread):
             self.stop.wait(interval * random.uniform(0.5, 1.5))
 
 
+class WriteProbe(Reader):
+    """Writes only, at a fixed pace: when the site refuses writes, to within one interval."""
+
+    def run(self):
+        interval = self.cfg["write_probe_interval"]
+        while not self.stop.is_set():
+            self.request(post=True)
+            self.stop.wait(interval)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", required=True)
@@ -152,6 +167,8 @@ def main():
             counts[rec["outcome"]] = counts.get(rec["outcome"], 0) + 1
 
     readers = [Reader(i, cfg, paths, out, stop) for i in range(1, cfg["readers"] + 1)]
+    if cfg.get("write_probe_interval", 0) > 0:
+        readers.append(WriteProbe(0, cfg, paths, lambda rec: out({**rec, "probe": True}), stop))
     for r in readers:
         r.start()
     print(time.strftime("%Y-%m-%d %H:%M:%S"), f"readers: {len(readers)} started", flush=True)
