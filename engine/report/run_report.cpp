@@ -78,7 +78,19 @@ long long measured(const ReportStep* s) {
   return s->finished_ms >= s->started_ms ? s->finished_ms - s->started_ms : -1;
 }
 
-long long measured(const ReportWindow* w) { return w && w->closed_ms > 0 ? w->length_ms() : -1; }
+// A window's length; one never closed (the run failed or stopped) up to the run's last record.
+long long measured(const ReportWindow* w, const ReportRun& run) {
+  if (!w || w->opened_ms <= 0) return -1;
+  const long long end = w->closed_ms > 0 ? w->closed_ms : run.last_ms();
+  return end >= w->opened_ms ? end - w->opened_ms : -1;
+}
+
+std::string open_note(const ReportWindow* a, const ReportWindow* b) {
+  const bool a_open = a && a->opened_ms > 0 && a->closed_ms <= 0, b_open = b && b->opened_ms > 0 && b->closed_ms <= 0;
+  if (a_open && b_open) return "not closed in either run";
+  if (a_open) return "not closed in this run";
+  return b_open ? "not closed in the other run" : "";
+}
 
 CompareRow row(const std::string& name, bool window, long long this_ms, long long other_ms) {
   CompareRow r;
@@ -109,9 +121,15 @@ std::vector<CompareRow> compare_rows(const RunReport& report) {
   for (const ReportStep& s : a.steps) rows.push_back(row(s.id, false, measured(&s), measured(b.step(s.id))));
   for (const ReportStep& s : b.steps)
     if (!a.step(s.id)) rows.push_back(row(s.id, false, -1, measured(&s)));
-  for (const ReportWindow& w : a.windows) rows.push_back(row(w.name, true, measured(&w), measured(b.window(w.name))));
+  for (const ReportWindow& w : a.windows) {
+    rows.push_back(row(w.name, true, measured(&w, a), measured(b.window(w.name), b)));
+    rows.back().note = open_note(&w, b.window(w.name));
+  }
   for (const ReportWindow& w : b.windows)
-    if (!a.window(w.name)) rows.push_back(row(w.name, true, -1, measured(&w)));
+    if (!a.window(w.name)) {
+      rows.push_back(row(w.name, true, -1, measured(&w, b)));
+      rows.back().note = open_note(nullptr, &w);
+    }
   return rows;
 }
 

@@ -69,6 +69,7 @@ struct CompareRow {
   /// "longer" | "shorter" | "same" | "only in this run" | "only in the other run" | "not measured
   /// in either" (a step that ran in neither: skipped, or done by an earlier run)
   std::string verdict;
+  std::string note;  // "not closed in this run" (a window measured up to the run's end)
   long long delta_ms() const { return this_ms >= 0 && other_ms >= 0 ? this_ms - other_ms : 0; }
 };
 

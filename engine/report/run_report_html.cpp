@@ -52,13 +52,14 @@ svg.timeline { font: 11px system-ui, sans-serif; max-width: 100%; height: auto; 
 svg .label { text-anchor: end; fill: #1f2328; } svg .wave { font-weight: 600; fill: #59636e; }
 svg .wave-rule { stroke: #d1d9e0; } svg .grid { stroke: #eaeef2; } svg .tick { text-anchor: middle; fill: #59636e; }
 svg .axis-caption { text-anchor: end; fill: #59636e; }
-svg .bar.ok { fill: #2f81f7; } svg .bar.failed { fill: #d1242f; } svg .bar.open { fill: #8c959f; }
-svg .rollback { fill: #8250df; } svg .rollback.failed { fill: #d1242f; stroke: #8250df; stroke-width: 2; }
-svg .window { fill: #fb8f44; fill-opacity: 0.16; stroke: #fb8f44; stroke-opacity: 0.6; }
-svg .window.over { fill: #d1242f; fill-opacity: 0.12; stroke: #d1242f; }
+svg .bar.ok, svg .sw-ok { fill: #2f81f7; } svg .bar.failed, svg .sw-failed { fill: #d1242f; }
+svg .bar.open, svg .sw-open { fill: #8c959f; } svg .rollback, svg .sw-rollback { fill: #8250df; }
+svg .rollback.failed { fill: #d1242f; stroke: #8250df; stroke-width: 2; }
+svg .window, svg .sw-window { fill: #fb8f44; fill-opacity: 0.16; stroke: #fb8f44; stroke-opacity: 0.6; }
+svg .window.over, svg .sw-over { fill: #d1242f; fill-opacity: 0.12; stroke: #d1242f; }
 svg .over-budget { fill: #d1242f; } svg .budget { stroke: #d1242f; stroke-dasharray: 4 3; }
 svg .window-name { fill: #bc4c00; font-weight: 600; } svg .window-name.over { fill: #b42318; }
-svg .legend.window { fill-opacity: 0.35; } svg .legend-text { fill: #59636e; }
+svg .legend-text { fill: #59636e; }
 * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 @media print { body { margin: 0; font-size: 11px; } @page { size: landscape; margin: 12mm; }
   tr, figure { break-inside: avoid; } h2 { break-after: avoid; } }
@@ -131,7 +132,8 @@ void compare_table(std::ostringstream& o, const RunReport& report) {
     << ".</p>\n<table class=\"compare\">\n<tr><th></th><th>This run</th><th>Other "
        "run</th><th>Delta</th><th></th></tr>\n";
   for (const CompareRow& r : compare_rows(report)) {
-    const std::string name = r.window ? "window " + code(r.name) : r.name == "whole run" ? r.name : code(r.name);
+    std::string name = r.window ? "window " + code(r.name) : r.name == "whole run" ? r.name : code(r.name);
+    if (!r.note.empty()) name += " (" + html_escape(r.note) + ")";
     o << "<tr><td>" << name << "</td>" << num_cell(length_or_dash(r.this_ms)) << num_cell(length_or_dash(r.other_ms))
       << num_cell(delta_text(r)) << cell(r.verdict) << "</tr>\n";
   }

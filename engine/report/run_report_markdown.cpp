@@ -2,6 +2,7 @@
 // whose renderer draws ```mermaid blocks: the timeline is a Gantt chart on the journal's clock
 // (`dateFormat x`: milliseconds since the epoch), sectioned by wave.
 
+#include <algorithm>
 #include <sstream>
 
 #include "report/markdown_text.h"
@@ -61,12 +62,16 @@ void gantt(std::ostringstream& o, const RunReport& report) {
       step_tasks(o, s, i, run);
     }
   }
-  bool rollback_header = false;
-  for (size_t i = 0; i < run.steps.size(); ++i) {
+  // The rollback pass in the order it ran.
+  std::vector<size_t> undone;
+  for (size_t i = 0; i < run.steps.size(); ++i)
+    if (run.steps[i].rollback_span.started_ms > 0) undone.push_back(i);
+  std::stable_sort(undone.begin(), undone.end(), [&](size_t a, size_t b) {
+    return run.steps[a].rollback_span.started_ms < run.steps[b].rollback_span.started_ms;
+  });
+  if (!undone.empty()) o << "    section rollback\n";
+  for (size_t i : undone) {
     const ReportStep& s = run.steps[i];
-    if (s.rollback_span.started_ms <= 0) continue;
-    if (!rollback_header) o << "    section rollback\n";
-    rollback_header = true;
     task(o, s.id + " (rollback)", s.rollback == "rollback_failed" ? "crit, active" : "active",
          "s" + std::to_string(i) + "r", s.rollback_span.started_ms, end_or_last(s.rollback_span.finished_ms, run));
   }
@@ -136,8 +141,9 @@ void compare_table(std::ostringstream& o, const RunReport& report) {
     << "| | This run | Other run | Delta | |\n|---|---|---|---|---|\n";
   for (const CompareRow& r : compare_rows(report)) {
     const std::string name = r.name == "whole run" && !r.window ? "whole run" : md_code(r.name, true);
-    o << "| " << (r.window ? "window " : "") << name << " | " << length_or_dash(r.this_ms) << " | "
-      << length_or_dash(r.other_ms) << " | " << delta_text(r) << " | " << r.verdict << " |\n";
+    o << "| " << (r.window ? "window " : "") << name << (r.note.empty() ? "" : " (" + r.note + ")") << " | "
+      << length_or_dash(r.this_ms) << " | " << length_or_dash(r.other_ms) << " | " << delta_text(r) << " | "
+      << r.verdict << " |\n";
   }
   o << "\n";
 }

@@ -114,7 +114,7 @@ void axis(std::ostringstream& o, const Chart& c, double bottom) {
       << num(bottom) << "\"/><text class=\"tick\" x=\"" << num(x) << "\" y=\"" << num(kTop - 36) << "\">"
       << tick_label(off, step) << "</text>\n";
   }
-  o << "<text class=\"axis-caption\" x=\"" << num(kLabelWidth - 8) << "\" y=\"" << num(kTop - 36) << "\">from "
+  o << "<text class=\"axis-caption\" x=\"" << num(kLabelWidth - 16) << "\" y=\"" << num(kTop - 36) << "\">from "
     << html_escape(report_time(c.t0())) << "</text>\n</g>\n";
 }
 
@@ -188,12 +188,9 @@ void legend(std::ostringstream& o, double y) {
     const char* cls;
     const char* text;
   };
-  const Item items[] = {{"bar ok", "succeeded"},
-                        {"bar failed", "failed attempt"},
-                        {"bar open", "no end recorded"},
-                        {"rollback", "rollback"},
-                        {"window", "window"},
-                        {"window over", "over budget"}};
+  // Swatches have classes of their own: a reader counting rect.bar or rect.window counts the chart's.
+  const Item items[] = {{"sw-ok", "succeeded"},      {"sw-failed", "failed attempt"}, {"sw-open", "no end recorded"},
+                        {"sw-rollback", "rollback"}, {"sw-window", "window"},         {"sw-over", "over budget"}};
   double x = kLabelWidth;
   for (const Item& i : items) {
     o << "<rect class=\"legend " << i.cls << "\" x=\"" << num(x) << "\" y=\"" << num(y)

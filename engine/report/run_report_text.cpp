@@ -80,7 +80,9 @@ std::string window_verdict_text(const ReportWindow& w, const ReportRun& run) {
     t = "OVER BUDGET by " + report_duration(used - w.budget_ms);
   else if (w.budget_ms > 0)
     t = "within budget (" + report_duration(w.budget_ms - used) + " left)";
-  if (w.closed_ms <= 0) t += std::string(t.empty() ? "" : "; ") + "still open when the run's records end";
+  if (w.closed_ms <= 0)
+    t += std::string(t.empty() ? "" : "; ") +
+         (run.finished_ms > 0 ? "never closed: the run ended with it open" : "still open when the run's records end");
   if (w.earlier) t += std::string(t.empty() ? "" : "; ") + "opened by an earlier run of the campaign";
   return t.empty() ? "-" : t;
 }

@@ -53,8 +53,7 @@ std::map<std::string, std::vector<long long>> starts_in_run(const std::vector<pl
   int seen = -1;
   for (const plan::Json& r : records) {
     if (r.value("type", "") == "run_started") ++seen;
-    if (seen == run && r.value("type", "") == "step_started")
-      starts[r.value("step", "")].push_back(r.value("t", 0LL));
+    if (seen == run && r.value("type", "") == "step_started") starts[r.value("step", "")].push_back(r.value("t", 0LL));
   }
   return starts;
 }
@@ -95,9 +94,10 @@ std::string task_step(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("report markdown of a real failed run: mermaid reads a bar per attempt at the journal's times, the "
-          "rollbacks and the window",
-          "[report][mermaid]") {
+TEST_CASE(
+    "report markdown of a real failed run: mermaid reads a bar per attempt at the journal's times, the "
+    "rollbacks and the window",
+    "[report][mermaid]") {
   TempDir t("plan-report");
   two_real_runs(t);
   Result md = plan_in(t, {"report", "cutover.yaml", "--format", "markdown"});
@@ -110,9 +110,12 @@ TEST_CASE("report markdown of a real failed run: mermaid reads a bar per attempt
   std::vector<std::string> windows;
   for (const json& task : tasks) {
     const std::string name = task["task"], section = task["section"];
-    if (section == "windows") windows.push_back(name);
-    else if (section == "rollback") rollbacks[task_step(name)].push_back(task["start"]);
-    else bars[task_step(name)].push_back(task["start"]);
+    if (section == "windows")
+      windows.push_back(name);
+    else if (section == "rollback")
+      rollbacks[task_step(name)].push_back(task["start"]);
+    else
+      bars[task_step(name)].push_back(task["start"]);
   }
   // Every attempt of every step that ran, where the journal says it started; thaw-writes never ran.
   CHECK(bars == starts);
@@ -144,7 +147,8 @@ TEST_CASE("report --compare previous: the failed run against the one before, ste
   const std::string marker = "| Run | `";
   const size_t at = runs.out.find(marker);
   REQUIRE(at != std::string::npos);
-  const std::string previous = runs.out.substr(at + marker.size(), runs.out.find('`', at + marker.size()) - at - marker.size());
+  const std::string previous =
+      runs.out.substr(at + marker.size(), runs.out.find('`', at + marker.size()) - at - marker.size());
   CHECK(contains(md.out, "## Compared with run `" + previous + "`"));
   CHECK(contains(md.out, "The other run: apply, succeeded, started "));
   for (const char* step : {"announce", "copy-users", "copy-orders", "freeze-writes", "sync-tail", "switch"})
@@ -155,9 +159,10 @@ TEST_CASE("report --compare previous: the failed run against the one before, ste
   CHECK(contains(md.out, "| whole run | "));
 }
 
-TEST_CASE("report html of a real failed run in chromium: one bar per attempt of each step that ran, the window "
-          "shaded, nothing fetched",
-          "[report][html]") {
+TEST_CASE(
+    "report html of a real failed run in chromium: one bar per attempt of each step that ran, the window "
+    "shaded, nothing fetched",
+    "[report][html]") {
   TempDir t("plan-report");
   two_real_runs(t);
   Result html = plan_in(t, {"report", "cutover.yaml", "--format", "html", "-o", "report.html"});
@@ -224,8 +229,7 @@ TEST_CASE("report: an unknown --run or --compare, or no journal, is a clear erro
   CHECK(bad.err == "error: --run nope: no run 'nope' in the journal (`plan history` lists them)\n");
   Result both = plan_in(t, {"report", "cutover.yaml", "--run", "2026"});
   CHECK(both.code == 2);
-  CHECK(both.err ==
-        "error: --run 2026: '2026' names 2 runs: 20261204T010000Z-4711 20261204T010103Z-4712\n");
+  CHECK(both.err == "error: --run 2026: '2026' names 2 runs: 20261204T010000Z-4711 20261204T010103Z-4712\n");
   Result compare = plan_in(t, {"report", "cutover.yaml", "--compare", "zzz"});
   CHECK(compare.code == 2);
   CHECK(compare.err == "error: --compare zzz: no run 'zzz' in the journal (`plan history` lists them)\n");

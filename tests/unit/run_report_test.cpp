@@ -12,7 +12,8 @@ using namespace plan;
 
 namespace {
 
-ReportStep step(const std::string& id, int wave, long long start, long long end, const std::string& result = "succeeded") {
+ReportStep step(const std::string& id, int wave, long long start, long long end,
+                const std::string& result = "succeeded") {
   ReportStep s;
   s.id = id;
   s.wave = wave;
