@@ -43,7 +43,8 @@ std::string step_result_text(const ReportStep& s) {
   if (s.result == "done_earlier") return "done by an earlier run";
   if (s.result == "running") return "no end recorded";
   if (s.result == "unknown") return "unknown (a resume could not tell)";
-  return s.result;
+  // Only undone in this run (a rollback, a rehearsal's second phase): it ran in an earlier one.
+  return s.result.empty() ? "-" : s.result;
 }
 
 std::string step_rollback_text(const ReportStep& s) {

@@ -159,6 +159,39 @@ TEST_CASE("report --compare previous: the failed run against the one before, ste
   CHECK(contains(md.out, "| whole run | "));
 }
 
+TEST_CASE("report --compare the rehearsal: the real run against it, and the rehearsal's rollback phase on its own",
+          "[report]") {
+  TempDir t("plan-report");
+  t.file("cutover.yaml", read_file(kFixture + "/cutover.yaml"));
+  Result rehearsed = plan_in(t, {"rehearse", "cutover.yaml"});
+  INFO(rehearsed.out << rehearsed.err);
+  REQUIRE(rehearsed.code == 0);
+  REQUIRE(plan_in(t, {"apply", "cutover.yaml"}).code == 0);
+  std::vector<std::string> ids;
+  for (const plan::Json& r : journal_records(t))
+    if (r.value("type", "") == "run_started") ids.push_back(r.value("run", ""));
+  REQUIRE(ids.size() == 3);  // the rehearsal's two phases, the real run
+
+  Result md = plan_in(t, {"report", "cutover.yaml", "--compare", ids[0], "--format", "markdown"});
+  INFO(md.out << md.err);
+  REQUIRE(md.code == 0);
+  CHECK(contains(md.out, "| Result | succeeded |"));
+  CHECK(contains(md.out, "## Compared with run `" + ids[0] + "`"));
+  CHECK(contains(md.out, "The other run: rehearse (apply phase), succeeded, started "));
+  CHECK(contains(md.out, "| `thaw-writes` | "));
+  CHECK_FALSE(contains(md.out, "only in"));  // every step and the window in both
+
+  // The rollback phase: only undo bars, each step's forward result being the other phase's.
+  Result undo = plan_in(t, {"report", "cutover.yaml", "--run", "previous", "--format", "markdown"});
+  INFO(undo.out << undo.err);
+  REQUIRE(undo.code == 0);
+  CHECK(contains(undo.out, "(rehearse (rollback phase)) |"));
+  CHECK(contains(undo.out, "    section rollback\n"));
+  CHECK_FALSE(contains(undo.out, "    section wave"));
+  CHECK(contains(undo.out, "| `switch` | 5 | - | 0 | - | - | "));
+  gantt_tasks(t, undo.out);
+}
+
 TEST_CASE(
     "report html of a real failed run in chromium: one bar per attempt of each step that ran, the window "
     "shaded, nothing fetched",
