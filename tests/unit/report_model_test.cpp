@@ -134,11 +134,12 @@ TEST_CASE("report model: a run's predictions come from the runs before it, not f
   CHECK(first.run.windows[0].predicted == "unknown");
   CHECK_FALSE(first.plan_changed);
   CHECK_FALSE(first.compare);
-  // The second had the first: switch took 200ms then, and the window (switch) 200ms.
+  // The second had the first: switch took 200ms then; the window, from switch's start to thaw's
+  // end, 200ms + 100ms.
   const RunReport second = app::report_model(plan, g, "cutover.yaml", records, runs, 1);
   CHECK(second.run.step("switch")->estimate_ms == 200);
   CHECK(second.run.step("prep")->estimate_ms == 100);
-  CHECK(second.run.windows[0].predicted == "200ms");
+  CHECK(second.run.windows[0].predicted == "300ms");
 }
 
 TEST_CASE("report model: a step the plan no longer has keeps its bars, without a wave") {

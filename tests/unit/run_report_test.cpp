@@ -226,6 +226,7 @@ TEST_CASE("report: a run with no end recorded draws its open bars up to its last
   r.run.status = "unfinished";
   r.run.finished_ms = 0;
   r.run.steps[3].result = "running";
+  r.run.steps[3].finished_ms = 0;
   r.run.steps[3].spans.back().finished_ms = 0;
   r.run.steps[3].spans.back().failed = false;
   r.run.steps[3].rollback.clear();
