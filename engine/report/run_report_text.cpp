@@ -94,9 +94,11 @@ std::string delta_text(const CompareRow& r) {
   if (r.this_ms < 0 || r.other_ms < 0) return "-";
   const long long d = r.delta_ms();
   std::string t = (d > 0 ? "+" : d < 0 ? "-" : "±") + report_duration(d < 0 ? -d : d);
-  if (r.other_ms > 0 && d != 0) {
+  // The change relative to the other run, when it rounds to a whole percent ("-0%" says nothing).
+  const double percent = r.other_ms > 0 ? 100.0 * static_cast<double>(d) / static_cast<double>(r.other_ms) : 0.0;
+  if (percent >= 0.5 || percent <= -0.5) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, " (%+.0f%%)", 100.0 * static_cast<double>(d) / static_cast<double>(r.other_ms));
+    std::snprintf(buf, sizeof buf, " (%+.0f%%)", percent);
     t += buf;
   }
   return t;
