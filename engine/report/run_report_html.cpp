@@ -41,7 +41,7 @@ const char* const kStyle = R"(
 :root { color-scheme: light; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; margin: 24px; }
 h1 { font-size: 22px; margin: 0 0 12px; } h2 { font-size: 17px; margin: 28px 0 8px; }
-code { font: 12.5px ui-monospace, "DejaVu Sans Mono", monospace; background: #f3f4f6; padding: 1px 4px; border-radius: 3px; }
+code { font: 12.5px ui-monospace, "DejaVu Sans Mono", monospace; background: #f3f4f6; padding: 1px 4px; border-radius: 3px; white-space: nowrap; }
 dl.run { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; margin: 0; }
 dl.run dt { color: #59636e; } dl.run dd { margin: 0; }
 .bad { color: #b42318; font-weight: 600; } .note { background: #fff8c5; padding: 6px 10px; border-radius: 4px; }
