@@ -254,6 +254,7 @@ TEST_CASE("report: an unknown --run or --compare, or no journal, is a clear erro
   CHECK(none.code == 2);
   CHECK(none.out.empty());
   CHECK(contains(none.err, "error: no run of plan 'cutover' is recorded ("));
+  CHECK_FALSE(fs::exists(t.path / "state"));  // a report reads; it creates no state folder
 
   fs::create_directories(t.path / "state" / "cutover");
   fs::copy_file(kFixture + "/journal.jsonl", t.path / "state" / "cutover" / "journal.jsonl");
@@ -267,6 +268,10 @@ TEST_CASE("report: an unknown --run or --compare, or no journal, is a clear erro
   Result compare = plan_in(t, {"report", "cutover.yaml", "--compare", "zzz"});
   CHECK(compare.code == 2);
   CHECK(compare.err == "error: --compare zzz: no run 'zzz' in the journal (`plan history` lists them)\n");
+  Result nowhere = plan_in(t, {"report", "cutover.yaml", "-o", "no/such/folder/report.md"});
+  CHECK(nowhere.code == 2);
+  CHECK(nowhere.err == "error: cannot write no/such/folder/report.md\n");
+  CHECK_FALSE(fs::exists(t.path / "no"));
   Result format = plan_in(t, {"report", "cutover.yaml", "--format", "pdf"});
   CHECK(format.code == 2);
   CHECK(contains(format.err, "--format"));
