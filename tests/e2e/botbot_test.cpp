@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -301,11 +302,44 @@ TEST_CASE("the BotBot migration runs end to end under traffic and loses nothing"
   CHECK(contains(r.err, "window read-only closed after"));
   CHECK_FALSE(contains(r.err, "over budget"));
 
+  // The summary sets the window against its budget and prediction, and says how to get the report.
+  CHECK(std::regex_search(r.out, std::regex(R"(window read-only: \S+ of 1m00s budget, (predicted|no prediction))")));
+  CHECK(contains(r.out, "  report: plan report " + kMigration + " --vars " + kVars + " --run "));
+
   Json c = final_check();
   require_nothing_lost(c);
   CHECK(c["primary"]["server"] == "new");
-  // Writes refused by the readers' POSTs (a few a second at most: none may fall in a short window).
-  if (c["read_only_window"].is_object()) CHECK(c["read_only_window"]["observed_s"].get<double>() <= 60.0);
+  // The sandbox's own measure of the window: from the first write its probe saw refused to the
+  // last (observed), inside the last accepted before and the first accepted after (bound).
+  INFO(c["read_only_window"].dump());
+  REQUIRE(c["read_only_window"].is_object());
+  const double observed_s = c["read_only_window"]["observed_s"].get<double>();
+  CHECK(observed_s <= 60.0);
+
+  // The run's report: its read-only window is the one the sandbox saw, within a second.
+  auto md = plan_cmd({"report", kMigration, "--vars", kVars, "--format", "markdown"}, state.str());
+  INFO(md.err);
+  REQUIRE(md.code == 0);
+  CHECK(contains(md.out, "```mermaid\ngantt"));
+  std::smatch row;
+  // | `read-only` | `from` | `to` | +opened | +closed | LENGTH | budget | ...
+  REQUIRE(
+      std::regex_search(md.out, row, std::regex(R"(\| `read-only` \|[^|\n]*\|[^|\n]*\|[^|\n]*\|[^|\n]*\| (\S+) \|)")));
+  const long long report_ms = printed_ms(row[1]);
+  INFO("report: window read-only " << row[1] << "; sandbox observed " << observed_s << " s");
+  std::cout << "read-only window: report " << row[1] << ", sandbox observed " << observed_s << " s, bound "
+            << c["read_only_window"]["bound_s"].dump() << " s\n";
+  REQUIRE(report_ms >= 0);
+  CHECK(std::abs(report_ms / 1000.0 - observed_s) <= 1.0);
+  if (c["read_only_window"]["bound_s"].is_number())
+    CHECK(report_ms / 1000.0 <= c["read_only_window"]["bound_s"].get<double>() + 1.0);
+  const std::string html_file = state.str() + "/report.html";
+  auto html = plan_cmd({"report", kMigration, "--vars", kVars, "--format", "html", "-o", html_file}, state.str());
+  INFO(html.err);
+  REQUIRE(html.code == 0);
+  const std::string page = read_file(html_file);
+  CHECK(contains(page, "data-window=\"read-only\""));
+  CHECK(contains(page, "data-step=\"copy-db\""));
 }
 
 TEST_CASE("new's PostgreSQL stopped during the copy: the run rolls back and legacy serves everything",
