@@ -207,6 +207,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
 
   std::unique_ptr<JournalWriter> writer;
   std::unique_ptr<RunJournalFile> journal;
+  RunIdentity who{"", "apply", args.resume};
   if (!args.dry_run) {
     writer = open_journal(p.journal_path(), err);
     if (!writer) return 2;
@@ -214,7 +215,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
     Json extra = Json::object();
     if (args.resume) extra["resume"] = decisions_json(decisions);
     extra["resolved_hash"] = resolved_hash(plan);  // what `plan show` printed for its review
-    journal->run_started("apply", args.resume, hashes, extra);
+    who.id = journal->run_started("apply", args.resume, hashes, extra);
     if (p.lock_taken_from)
       journal->note({{"type", "lock_taken_over"},
                      {"from", p.lock_taken_from->describe()},
@@ -225,8 +226,10 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
     ropts.journal = journal.get();
   }
 
-  RunSummary summary = ctx.run(std::move(ropts), attach);
-  if (journal) journal->run_finished(run_status(summary), {{"duration_ms", summary.duration.count()}});
+  RunSummary summary = ctx.run(std::move(ropts), attach, who);
+  const std::string status = run_status(summary);
+  if (journal) journal->run_finished(status, {{"duration_ms", summary.duration.count()}});
+  ctx.finish(status);
   out.flush();
   err.flush();
   return exit_code_of(summary);
