@@ -217,7 +217,8 @@ void JsonEventObserver::rollback_started(int step) {
 void JsonEventObserver::rollback_finished(int step, const StepOutcome& o) {
   std::lock_guard lk(mu_);
   auto since = undoing_.find(step);
-  const Millis took = since == undoing_.end() ? Millis(0) : std::chrono::duration_cast<Millis>(Clock::now() - since->second);
+  const Millis took =
+      since == undoing_.end() ? Millis(0) : std::chrono::duration_cast<Millis>(Clock::now() - since->second);
   if (since != undoing_.end()) undoing_.erase(since);
   Json f = {{"step", id(step)}, {"status", status_name(o.status)}, {"duration_ms", took.count()}};
   if (o.failed()) f["kind"] = to_string(o.kind);
@@ -316,15 +317,15 @@ void JsonEventObserver::run_finished(const RunSummary& s) {
     rollback.push_back(std::move(r));
   }
   finished_event_ = Json{{"succeeded", s.succeeded},
-                        {"interrupted", s.interrupted},
-                        {"dry_run", s.dry_run},
-                        {"exit_code", s.exit_code},
-                        {"duration_ms", s.duration.count()},
-                        {"counts", counts},
-                        {"not_started", not_started},
-                        {"windows", windows},
-                        {"rollback", rollback},
-                        {"stop_reason", mask(s.stop_reason)},
+                         {"interrupted", s.interrupted},
+                         {"dry_run", s.dry_run},
+                         {"exit_code", s.exit_code},
+                         {"duration_ms", s.duration.count()},
+                         {"counts", counts},
+                         {"not_started", not_started},
+                         {"windows", windows},
+                         {"rollback", rollback},
+                         {"stop_reason", mask(s.stop_reason)},
                          {"forward_recovery", forward_json(s.forward)}};
 }
 
@@ -332,7 +333,9 @@ void JsonEventObserver::approval(const std::string& step, const std::string& wha
   std::lock_guard lk(mu_);
   Json f = {{"step", step}};
   if (!how.empty()) f["how"] = how;
-  emit(what == "requested" ? "approval_requested" : what == "granted" ? "approval_granted" : "approval_refused",
+  emit(what == "requested" ? "approval_requested"
+       : what == "granted" ? "approval_granted"
+                           : "approval_refused",
        std::move(f));
 }
 

@@ -32,10 +32,10 @@ namespace plan {
 inline constexpr int kEventSchemaVersion = 1;
 
 struct JsonEventOptions {
-  std::string run_id;          // the journal's id of this run (a dry run gets one of its own)
-  std::string kind = "apply";  // "apply", "rollback" or "rehearse": the journal's kind of the run
-  bool continues = false;      // the run carries on the current campaign (a resume, a rollback)
-  std::string lock;            // the run lock's file; "" when the run holds none (a dry run)
+  std::string run_id;              // the journal's id of this run (a dry run gets one of its own)
+  std::string kind = "apply";      // "apply", "rollback" or "rehearse": the journal's kind of the run
+  bool continues = false;          // the run carries on the current campaign (a resume, a rollback)
+  std::string lock;                // the run lock's file; "" when the run holds none (a dry run)
   Millis progress_interval{5000};  // a progress event this often while steps run; 0: none
 };
 

@@ -180,7 +180,7 @@ struct Runner::Impl {
     for (;; ++attempt) {
       if (attempt > first) emit([&](RunObserver& o) { o.step_started(s, attempt); });
       const Deadline deadline = timeout.count() > 0 ? Deadline::after(timeout) : Deadline::none();
-      const StepRequest req{step, s,   attempt, scope, deadline, step_cancel, log, static_cast<const RunView*>(owner),
+      const StepRequest req{step, s, attempt, scope, deadline, step_cancel, log, static_cast<const RunView*>(owner),
                             check};
       if (opts.journal) opts.journal->step_started(s, attempt);  // durable before the action
       // Never run on a held resource that died: restarted first, or the step fails naming it.

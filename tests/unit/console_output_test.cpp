@@ -108,8 +108,7 @@ TEST_CASE("timestamps are ISO 8601 with milliseconds, in UTC or local time with 
   CHECK(format_timestamp(t - std::chrono::milliseconds(120), true) == "2026-12-04T05:33:54.003Z");
 }
 
-TEST_CASE("off a terminal every progress line starts with a timestamp, then the event word and the step",
-          "[console]") {
+TEST_CASE("off a terminal every progress line starts with a timestamp, then the event word and the step", "[console]") {
   TwoSteps p;
   SecretMasker masker;
   masker.add("hunter2");
@@ -175,8 +174,7 @@ TEST_CASE("on a terminal the live status line never stays joined to a message or
     CHECK(line.find("[1/2]") == std::string::npos);
     CHECK(line.find("[0/2]") == std::string::npos);
   }
-  CHECK(std::count(shown.begin(), shown.end(), "interrupt: no new step will start; waiting for the running ones") ==
-        1);
+  CHECK(std::count(shown.begin(), shown.end(), "interrupt: no new step will start; waiting for the running ones") == 1);
   CHECK(std::count(shown.begin(), shown.end(), "approved go-live (--yes)") == 1);
   CHECK(std::count(shown.begin(), shown.end(), "window maintenance opened (budget 20s)") == 1);
 }
