@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -28,7 +29,7 @@ class SharedOut {
 
  private:
   struct Buf : std::stringbuf {
-    std::mutex mu;
+    std::recursive_mutex mu;  // xsputn calls overflow
     std::streamsize xsputn(const char* s, std::streamsize n) override {
       std::lock_guard lk(mu);
       return std::stringbuf::xsputn(s, n);
