@@ -75,15 +75,16 @@ std::string JsonEventObserver::id(int step) const {
 }
 
 void JsonEventObserver::emit(const char* event, Json fields) {
-  Json e = Json::object();
+  // The common fields first, in this order, for a person reading the stream too.
+  nlohmann::ordered_json e = nlohmann::ordered_json::object();
   e["schema_version"] = kEventSchemaVersion;
-  e["run"] = opts_.run_id;
   e["event"] = event;
+  e["run"] = opts_.run_id;
   e["ts"] = format_timestamp(WallClock::now(), true);
   e["t_ms"] = std::chrono::duration_cast<Millis>(Clock::now() - started_).count();
-  for (auto it = fields.begin(); it != fields.end(); ++it) e[it.key()] = it.value();
+  for (auto it = fields.begin(); it != fields.end(); ++it) e[it.key()] = nlohmann::ordered_json(it.value());
   // replace: a last line of defence; strings were sanitized already.
-  out_ << e.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+  out_ << e.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
   out_.flush();
 }
 
