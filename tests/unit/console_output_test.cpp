@@ -12,6 +12,7 @@
 #include "plan_builder.h"
 #include "report/approver.h"
 #include "report/console.h"
+#include "run_harness.h"
 #include "util/timestamp.h"
 
 using namespace plan;
@@ -177,4 +178,17 @@ TEST_CASE("on a terminal the live status line never stays joined to a message or
   CHECK(std::count(shown.begin(), shown.end(), "interrupt: no new step will start; waiting for the running ones") == 1);
   CHECK(std::count(shown.begin(), shown.end(), "approved go-live (--yes)") == 1);
   CHECK(std::count(shown.begin(), shown.end(), "window maintenance opened (budget 20s)") == 1);
+}
+
+TEST_CASE("a message said through the runner (an interrupt notice) reaches the console on a line of its own",
+          "[console]") {
+  test::RunHarness h;
+  h.b.step("a");
+  std::ostringstream progress, results;
+  ConsoleObserver c(progress, results, ConsoleOptions{false, nullptr, true});
+  h.observe(&c);
+  h.make(1).say("interrupt: no new step will start");
+  const std::vector<std::string> lines = lines_of(progress.str());
+  REQUIRE(lines.size() == 1);
+  CHECK(std::regex_match(lines[0], std::regex(std::string(kIsoUtc) + "  interrupt: no new step will start")));
 }
