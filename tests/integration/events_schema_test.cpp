@@ -225,3 +225,33 @@ TEST_CASE("dry runs' events follow the schema, with a run id of their own and no
   one_run(bot);
   CHECK(names(bot).count("step_finished") == bot.front()["steps"].size());
 }
+
+TEST_CASE("ajv, an independent validator, compiles the event schema in strict mode and agrees", "[events][schema]") {
+  TempDir t;
+  const std::string modules = kSource + "/build/npm/node_modules";
+  REQUIRE(fs::exists(modules + "/ajv/package.json"));  // scripts/install-deps puts it there
+  Result r = run({PLAN_BINARY, "apply", "examples/failing-precondition.yaml", "--output", "json"}, {}, t.str("state"));
+  REQUIRE(r.code == 1);
+  std::vector<std::string> argv = {"node", kSource + "/tests/schema/ajv_check.js", modules,
+                                   kSource + "/schemas/events.schema.json"};
+  const std::vector<std::string> lines = lines_of(r.out);
+  for (size_t i = 0; i < lines.size(); ++i) argv.push_back(t.file("event-" + std::to_string(i) + ".json", lines[i]));
+  // And events it must refuse: no version, an unknown event, a field of the wrong type.
+  Json first = Json::parse(lines.front());
+  Json unversioned = first, unknown = first, wrong = first;
+  unversioned.erase("schema_version");
+  unknown["event"] = "run_exploded";
+  wrong["dry_run"] = "no";
+  const std::vector<std::string> bad = {t.file("bad-0.json", unversioned.dump()), t.file("bad-1.json", unknown.dump()),
+                                        t.file("bad-2.json", wrong.dump())};
+  argv.insert(argv.end(), bad.begin(), bad.end());
+  Result ajv = run(argv);
+  INFO(ajv.out << ajv.err);
+  REQUIRE(ajv.code == 0);
+  REQUIRE(ajv.out.rfind("compiled\n", 0) == 0);
+  for (size_t i = 0; i < lines.size(); ++i) CHECK(contains(ajv.out, "valid " + argv[4 + i] + "\n"));
+  for (const std::string& b : bad) {
+    CHECK(contains(ajv.out, "invalid " + b + ":"));
+    CHECK_FALSE(schema().problems(Json::parse(read_file(b))).empty());  // valijson refuses them too
+  }
+}
