@@ -49,6 +49,11 @@ void insert_ids(const std::vector<std::string>& ids, std::set<std::string>& into
   into.insert(ids.begin(), ids.end());
 }
 
+// --utc, on the commands that run a plan.
+void add_utc_flag(CLI::App* cmd, plan::ApplyArgs& args) {
+  cmd->add_flag("--utc", args.utc, "Timestamp progress lines in UTC (default: local time with its offset)");
+}
+
 // A subcommand: `define` adds it and its options to the app; once parsed, `run` calls the engine.
 class Command {
  public:
@@ -184,6 +189,7 @@ class ApplyCommand : public Command {
     cmd_->add_flag("--fail-fast", args_.fail_fast, "On the first failure, cancel the running steps too");
     cmd_->add_option("--output", output_, "text, or json: one event per line on stdout")
         ->check(CLI::IsMember({"text", "json"}));
+    add_utc_flag(cmd_, args_);
     cmd_->add_option("--state", args_.state_dir,
                      "State folder (journal, lock); default PLAN_STATE_DIR/NAME or .plan/NAME");
     define_resume_options();
@@ -249,6 +255,7 @@ class UndoingCommand : public Command {
     add_ids_option(cmd_, "--approve", approve_, "Approve the gate with this step id (repeatable)");
     cmd_->add_option("--parallelism", args_.parallelism, "Steps running at once (default 4)")
         ->check(CLI::Range(1, 1024));
+    add_utc_flag(cmd_, args_);
   }
   // The parsed options into args_; 0, or a usage error's exit code.
   int read_apply_options() {

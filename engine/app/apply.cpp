@@ -217,6 +217,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
 
   std::unique_ptr<JournalWriter> writer;
   std::unique_ptr<RunJournalFile> journal;
+  RunIdentity who{"", "apply", args.resume};
   if (!args.dry_run) {
     writer = open_journal(p.journal_path(), err);
     if (!writer) return 2;
@@ -224,7 +225,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
     Json extra = Json::object();
     if (args.resume) extra["resume"] = decisions_json(decisions);
     extra["resolved_hash"] = resolved_hash(plan);  // what `plan show` printed for its review
-    const std::string run_id = journal->run_started("apply", args.resume, hashes, extra);
+    who.id = journal->run_started("apply", args.resume, hashes, extra);
     if (p.lock_taken_from)
       journal->note({{"type", "lock_taken_over"},
                      {"from", p.lock_taken_from->describe()},
@@ -233,11 +234,13 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
                      {"boot_id", p.lock_taken_from->boot_id}});
     journal_decisions(*journal, decisions);
     ropts.journal = journal.get();
-    ctx.set_report_command(report_command(args, run_id));
+    ctx.set_report_command(report_command(args, who.id));
   }
 
-  RunSummary summary = ctx.run(std::move(ropts), attach);
-  if (journal) journal->run_finished(run_status(summary), {{"duration_ms", summary.duration.count()}});
+  RunSummary summary = ctx.run(std::move(ropts), attach, who);
+  const std::string status = run_status(summary);
+  if (journal) journal->run_finished(status, {{"duration_ms", summary.duration.count()}});
+  ctx.finish(status);
   out.flush();
   err.flush();
   return exit_code_of(summary);

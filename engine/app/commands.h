@@ -89,6 +89,7 @@ struct ApplyArgs {
   bool json = false;                  // --output json: events on `out`, progress still on `err`
   bool allow_prompt = true;           // approval prompts on /dev/tty when there is a terminal
   bool fancy = false;                 // colour and live progress on `err` (the caller checks the terminal)
+  bool utc = false;                   // --utc: progress lines timestamped in UTC, not local time
   std::string state_dir;              // --state DIR; empty: PLAN_STATE_DIR/NAME, else .plan/NAME beside the plan
   bool resume = false;                // carry on the current campaign: succeeded steps are not run again
   bool fresh = false;                 // start a new campaign even though the last one is unfinished

@@ -37,9 +37,9 @@ bool ready_to_rehearse(const Prepared& p, const ApplyArgs& args, std::ostream& e
 
 // One phase of the rehearsal, in a run context of its own.
 RunSummary run_phase(Prepared& p, const ApplyArgs& args, RunOptions ropts, std::ostream& out, std::ostream& err,
-                     const std::function<void(Runner*)>& attach) {
+                     const std::function<void(Runner*)>& attach, const RunIdentity& who) {
   RunContext ctx(p, args, out, err);
-  return ctx.run(std::move(ropts), attach);
+  return ctx.run(std::move(ropts), attach, who);
 }
 
 // The rollback phase: every step the apply phase completed, undone.
@@ -176,8 +176,8 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   RunOptions fwd;
   fwd.parallelism = args.parallelism;
   fwd.journal = &journal;
-  journal.run_started("rehearse", false, hashes, {{"phase", "apply"}});
-  const RunSummary applied = run_phase(p, args, std::move(fwd), out, err, attach);
+  const std::string apply_id = journal.run_started("rehearse", false, hashes, {{"phase", "apply"}});
+  const RunSummary applied = run_phase(p, args, std::move(fwd), out, err, attach, {apply_id, "rehearse", false});
   journal.run_finished(run_status(applied), {{"phase", "apply"}, {"duration_ms", applied.duration.count()}});
   if (applied.succeeded && applied.interrupted) {
     // Every step completed, but the operator asked to stop: nothing is rolled back.
@@ -193,8 +193,8 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
 
   // 2. Everything back.
   RunOptions back = undo_everything(applied, args.parallelism, journal);
-  journal.run_started("rehearse", true, hashes, {{"phase", "rollback"}});
-  const RunSummary reverted = run_phase(p, args, std::move(back), out, err, attach);
+  const std::string back_id = journal.run_started("rehearse", true, hashes, {{"phase", "rollback"}});
+  const RunSummary reverted = run_phase(p, args, std::move(back), out, err, attach, {back_id, "rehearse", true});
   const int back_code = exit_code_of(reverted);
   journal.run_finished(back_code == 0         ? "rolled_back"
                        : reverted.interrupted ? "interrupted"

@@ -128,7 +128,8 @@ int finish_rollback(Prepared& p, const JournalRun& run, const ApplyArgs& args, s
   std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
   if (!writer) return 2;
   RunJournalFile journal(*writer, plan, &p.masker);
-  journal.run_started("rollback", true, step_content_hashes(plan, p.secrets), {{"resume", "finishes the rollback"}});
+  const std::string run_id = journal.run_started("rollback", true, step_content_hashes(plan, p.secrets),
+                                                 {{"resume", "finishes the rollback"}});
   if (p.lock_taken_from) journal.note({{"type", "lock_taken_over"}, {"from", p.lock_taken_from->describe()}});
   journal_undo_decisions(journal, decisions);
   if (nothing) {
@@ -137,12 +138,13 @@ int finish_rollback(Prepared& p, const JournalRun& run, const ApplyArgs& args, s
     return ropts.rollback_only_done_code;
   }
   ropts.journal = &journal;
-  RunSummary summary = ctx.run(std::move(ropts), attach);
+  RunSummary summary = ctx.run(std::move(ropts), attach, {run_id, "rollback", true});
   const int code = exit_code_of(summary);
-  journal.run_finished(summary.interrupted            ? "interrupted"
-                       : code == ropts_done_code(run) ? "rolled_back"
-                                                      : "rollback_failed",
-                       {{"duration_ms", summary.duration.count()}});
+  const std::string status = summary.interrupted            ? "interrupted"
+                             : code == ropts_done_code(run) ? "rolled_back"
+                                                            : "rollback_failed";
+  journal.run_finished(status, {{"duration_ms", summary.duration.count()}});
+  ctx.finish(status);
   out.flush();
   return code;
 }
@@ -185,13 +187,14 @@ int cmd_rollback(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
   if (!writer) return 2;
   RunJournalFile journal(*writer, plan, &p.masker);
-  journal.run_started("rollback", true, step_content_hashes(plan, p.secrets));
+  const std::string run_id = journal.run_started("rollback", true, step_content_hashes(plan, p.secrets));
   journal_undo_decisions(journal, decisions);
   ropts.journal = &journal;
-  RunSummary summary = ctx.run(std::move(ropts), attach);
+  RunSummary summary = ctx.run(std::move(ropts), attach, {run_id, "rollback", true});
   int code = exit_code_of(summary);
   std::string status = summary.interrupted ? "interrupted" : code == 0 ? "rolled_back" : "rollback_failed";
   journal.run_finished(status, {{"duration_ms", summary.duration.count()}});
+  ctx.finish(status);
   out.flush();
   return code;
 }

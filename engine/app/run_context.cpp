@@ -1,13 +1,15 @@
 #include "app/run_context.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include "app/plan_files.h"
 #include "app/reviewed_plan.h"
 #include "report/dry_run.h"
-#include "report/json_events.h"
 #include "run/real_executor.h"
 #include "ssh/host_pool.h"
+#include "state/run_journal_file.h"
 
 namespace plan::app {
 
@@ -125,7 +127,7 @@ RunContext::RunContext(Prepared& p, const ApplyArgs& args, std::ostream& out, st
       args_(args),
       out_(out),
       console_(err, (args.json || args.dry_run) ? err : out, console_options(args, p.masker)),
-      approver_(approver_options(args, console_), err),
+      approver_(approver_options(args), err),
       hosts_(make_host_pool(p.plan(), &p.secrets)) {
   ExecutorEnv env{p.plan(), *hosts_, &approver_, &p.masker, p.state_dir};
   if (args.dry_run) {
@@ -138,34 +140,74 @@ RunContext::RunContext(Prepared& p, const ApplyArgs& args, std::ostream& out, st
   }
 }
 
-RunSummary RunContext::run(RunOptions ropts, const std::function<void(Runner*)>& attach) {
+RunContext::~RunContext() {
+  if (json_events_) json_events_->close(status_, false);
+}
+
+namespace {
+
+// PLAN_PROGRESS_INTERVAL_MS: tests see progress events without waiting the 5 s an operator does.
+Millis progress_interval() {
+  const char* env = std::getenv("PLAN_PROGRESS_INTERVAL_MS");
+  if (!env || !*env) return Millis(5000);
+  try {
+    return Millis(std::max(0L, std::stol(env)));
+  } catch (const std::exception&) {
+    return Millis(5000);
+  }
+}
+
+}  // namespace
+
+RunSummary RunContext::run(RunOptions ropts, const std::function<void(Runner*)>& attach, const RunIdentity& who) {
   Runner runner(p_.plan(), p_.graph, *executor_, std::move(ropts), p_.secrets);
   runner.add_observer(&console_);
-  JsonEventObserver json_events(out_, &p_.masker);
-  if (args_.json) runner.add_observer(&json_events);
+  if (args_.json) {
+    JsonEventOptions jo;
+    jo.run_id = who.id.empty() ? new_run_id() : who.id;
+    jo.kind = who.kind;
+    jo.continues = who.continues;
+    if (p_.lock) jo.lock = (fs::path(p_.state_dir) / "lock").string();
+    jo.progress_interval = progress_interval();
+    json_events_ = std::make_unique<JsonEventObserver>(out_, &p_.masker, jo);
+    runner.add_observer(json_events_.get());
+  }
   DryRunReport report(&p_.masker);
   report.set_warnings(dry_run_warnings_);
   if (args_.dry_run && !args_.json) runner.add_observer(&report);
   if (attach) attach(&runner);
   RunSummary summary = runner.run();
   if (attach) attach(nullptr);
+  status_ = run_status(summary);
   if (args_.dry_run && !args_.json) out_ << report.render();
   return summary;
+}
+
+void RunContext::finish(const std::string& status) {
+  const bool held = p_.lock.has_value();
+  p_.lock.reset();  // released: another run may start as soon as lock_released is out
+  if (json_events_) json_events_->close(status, held);
 }
 
 ConsoleOptions RunContext::console_options(const ApplyArgs& args, const SecretMasker& masker) {
   ConsoleOptions o;
   o.fancy = args.fancy;
+  o.utc = args.utc;
   o.masker = &masker;
   return o;
 }
 
-CliApproverOptions RunContext::approver_options(const ApplyArgs& args, ConsoleObserver& console) {
+CliApproverOptions RunContext::approver_options(const ApplyArgs& args) {
   CliApproverOptions o;
   o.yes = args.yes;
   o.approve_ids = args.approve;
   o.allow_prompt = args.allow_prompt;
-  o.pause_progress = [&console](bool paused) { console.pause(paused); };
+  o.pause_progress = [this](bool paused) { console_.pause(paused); };
+  // Decisions print under the live status line, never joined to it.
+  o.say = [this](const std::string& text) { console_.message(text); };
+  o.notify = [this](const std::string& step, const std::string& what, const std::string& how) {
+    if (json_events_) json_events_->approval(step, what, how);
+  };
   return o;
 }
 

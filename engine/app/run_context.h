@@ -15,6 +15,7 @@
 #include "plan/interpolate.h"
 #include "report/approver.h"
 #include "report/console.h"
+#include "report/json_events.h"
 #include "run/executor.h"
 #include "run/runner.h"
 #include "state/journal.h"
@@ -52,10 +53,20 @@ std::unique_ptr<JournalWriter> open_journal(const std::string& path, std::ostrea
 /// one to resume (130).
 inline int exit_code_of(const RunSummary& summary) { return summary.exit_code; }
 
+/// Who a run is, for its events: the id the journal records it by (empty: a dry run, which gets
+/// an id of its own), its kind, and whether it carries on the current campaign.
+struct RunIdentity {
+  std::string id;
+  std::string kind = "apply";
+  bool continues = false;
+};
+
 /// The observers, approver, hosts and executor of one run.
 class RunContext {
  public:
   RunContext(Prepared& p, const ApplyArgs& args, std::ostream& out, std::ostream& err);
+  /// Ends the event stream if finish() was not called (an early return), without the lock.
+  ~RunContext();
 
   Executor& executor() { return *executor_; }
   HostPool& hosts() { return *hosts_; }
@@ -66,11 +77,14 @@ class RunContext {
   /// The command that produces the run's report, printed with the summary.
   void set_report_command(std::string command) { console_.set_report_command(std::move(command)); }
   /// Runs the plan; `attach` is called with the runner before it starts and with nullptr after.
-  RunSummary run(RunOptions ropts, const std::function<void(Runner*)>& attach);
+  RunSummary run(RunOptions ropts, const std::function<void(Runner*)>& attach, const RunIdentity& who = {});
+  /// Once the journal recorded the end of the run: releases the run lock and ends the event
+  /// stream (lock_released, then run_finished with `status`, the journal's).
+  void finish(const std::string& status);
 
  private:
   static ConsoleOptions console_options(const ApplyArgs& args, const SecretMasker& masker);
-  static CliApproverOptions approver_options(const ApplyArgs& args, ConsoleObserver& console);
+  CliApproverOptions approver_options(const ApplyArgs& args);
 
   Prepared& p_;
   const ApplyArgs& args_;
@@ -80,6 +94,8 @@ class RunContext {
   std::unique_ptr<HostPool> hosts_;
   std::unique_ptr<Executor> executor_;
   std::vector<std::string> dry_run_warnings_;
+  std::unique_ptr<JsonEventObserver> json_events_;  // --output json, from run() on
+  std::string status_;                              // of the last run, until finish() says
 };
 
 }  // namespace plan::app

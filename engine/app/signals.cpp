@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "run/runner.h"
 
@@ -24,11 +23,6 @@ extern "C" void on_signal(int sig) {
     (void)n;  // a full pipe means many signals are already pending: dropping one changes nothing
   }
   errno = saved;
-}
-
-void say(const char* text) {
-  ssize_t n = write(STDERR_FILENO, text, std::strlen(text));
-  (void)n;
 }
 
 }  // namespace
@@ -69,10 +63,11 @@ void InterruptForwarder::attach(Runner* runner) {
 void InterruptForwarder::deliver(int n) {
   for (; delivered_ < n; ++delivered_) {
     if (delivered_ == 0) {
-      say("\ninterrupt: no new step will start; waiting for the running ones (interrupt again to cancel them)\n");
+      // Through the runner's observers: the console clears its live status line first.
+      runner_->say("interrupt: no new step will start; waiting for the running ones (interrupt again to cancel them)");
       runner_->request_stop();
     } else if (delivered_ == 1) {
-      say("\ninterrupt: cancelling the running steps\n");
+      runner_->say("interrupt: cancelling the running steps");
       runner_->cancel();
     }
   }

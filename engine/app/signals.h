@@ -2,7 +2,8 @@
 // SIGINT/SIGTERM during `plan apply`: the first asks the runner to stop launching steps (running
 // ones finish: the run stays resumable), the second cancels the running ones. The handlers only
 // write the signal number to a pipe; a thread reads it and calls the runner, which is not
-// async-signal-safe. Dispositions are restored on destruction.
+// async-signal-safe; what it says goes through the runner's observers (Runner::say), so that the
+// console's live status line is cleared first. Dispositions are restored on destruction.
 
 #include <atomic>
 #include <mutex>

@@ -64,33 +64,34 @@ bool CliApprover::can_answer(const std::string& step_id) const {
   return true;
 }
 
+bool CliApprover::decided(const std::string& step, bool granted, const std::string& how, const std::string& line) {
+  if (opts_.say) {
+    opts_.say(line);
+  } else {
+    log_ << line << "\n";
+    log_.flush();
+  }
+  if (opts_.notify) opts_.notify(step, granted ? "granted" : "refused", how);
+  return granted;
+}
+
 bool CliApprover::approve(const ApprovalRequest& req, const CancelToken& cancel) {
   std::lock_guard lk(mu_);
-  if (opts_.approve_ids.count(req.step_id)) {
-    log_ << "approved " << req.step_id << " (--approve " << req.step_id << ")\n";
-    log_.flush();
-    return true;
-  }
-  if (opts_.yes) {
-    log_ << "approved " << req.step_id << " (--yes)\n";
-    log_.flush();
-    return true;
-  }
+  const std::string& id = req.step_id;
+  if (opts_.notify) opts_.notify(id, "requested", "");
+  if (opts_.approve_ids.count(id)) return decided(id, true, "--approve", "approved " + id + " (--approve " + id + ")");
+  if (opts_.yes) return decided(id, true, "--yes", "approved " + id + " (--yes)");
   int fd = opts_.allow_prompt ? open_prompt_terminal() : -1;
-  if (fd < 0) {
-    log_ << "not approved: " << req.step_id << " needs approval and there is no terminal to ask on; "
-         << "run with --approve " << req.step_id << " (or --yes to approve every gate)\n";
-    log_.flush();
-    return false;
-  }
+  if (fd < 0)
+    return decided(id, false, "no terminal",
+                   "not approved: " + id + " needs approval and there is no terminal to ask on; run with --approve " +
+                       id + " (or --yes to approve every gate)");
   if (opts_.pause_progress) opts_.pause_progress(true);
   bool ok = prompt(fd, req, cancel);
   if (opts_.pause_progress) opts_.pause_progress(false);
   close(fd);
-  log_ << (ok ? "approved " : "not approved: ") << req.step_id
-       << (ok ? " (at the terminal)\n" : " (refused at the terminal)\n");
-  log_.flush();
-  return ok;
+  return decided(id, ok, "terminal",
+                 ok ? "approved " + id + " (at the terminal)" : "not approved: " + id + " (refused at the terminal)");
 }
 
 bool CliApprover::prompt(int fd, const ApprovalRequest& req, const CancelToken& cancel) {

@@ -19,6 +19,12 @@ struct CliApproverOptions {
   std::set<std::string> approve_ids;         // --approve ID...
   bool allow_prompt = true;                  // false: never open /dev/tty (tests, --output json)
   std::function<void(bool)> pause_progress;  // called with true before a prompt, false after
+  /// Prints a decision as one line (ConsoleObserver::message, which clears the live status line
+  /// first); unset: written to the log stream.
+  std::function<void(const std::string&)> say;
+  /// Hears each gate as it is reached and decided (JSON events): `what` is "requested", "granted"
+  /// or "refused"; `how` is "--yes", "--approve", "terminal" or "no terminal" ("" when requested).
+  std::function<void(const std::string& step, const std::string& what, const std::string& how)> notify;
 };
 
 class CliApprover : public Approver {
@@ -32,6 +38,7 @@ class CliApprover : public Approver {
 
  private:
   bool prompt(int fd, const ApprovalRequest& req, const CancelToken& cancel);
+  bool decided(const std::string& step, bool granted, const std::string& how, const std::string& line);
   CliApproverOptions opts_;
   std::ostream& log_;
   std::mutex mu_;  // one prompt at a time

@@ -8,6 +8,7 @@
 #include "report/json_events.h"
 #include "report/predict.h"
 #include "run/step_type.h"
+#include "util/timestamp.h"
 
 namespace plan {
 
@@ -61,6 +62,8 @@ std::string ConsoleObserver::id(int step) const {
 
 void ConsoleObserver::line(const std::string& text) {
   if (status_shown_) progress_ << "\r\x1b[K";
+  // A record, not a screen: when the time was matters more than the live line's clock.
+  if (!opts_.fancy) progress_ << format_timestamp(WallClock::now(), opts_.utc) << "  ";
   progress_ << text << "\n";
   status_shown_ = false;
   draw_status();
@@ -91,6 +94,12 @@ void ConsoleObserver::pause(bool paused) {
     progress_.flush();
     status_shown_ = false;
   }
+}
+
+void ConsoleObserver::message(const std::string& text) {
+  std::lock_guard lk(mu_);
+  last_log_step_ = -1;
+  line(mask(text));
 }
 
 void ConsoleObserver::draw_status() {
@@ -170,6 +179,11 @@ void ConsoleObserver::step_retrying(int step, int attempt, const StepOutcome& ou
 void ConsoleObserver::step_log(int step, const std::string& text) {
   std::lock_guard lk(mu_);
   if (dry_run_) return;  // a dry run's lines are its report, printed in order on stdout at the end
+  // A record names the step on every line: grep finds a step's whole story.
+  if (!opts_.fancy) {
+    line("log    [" + id(step) + "] " + mask(text));
+    return;
+  }
   // Lines of one step read as a block under it; when parallel steps interleave, each line
   // that follows another step's output names its step.
   if (step == last_log_step_) {

@@ -1,9 +1,12 @@
 #pragma once
-// Human progress for `plan apply`: each step's start and finish with its duration, log lines
-// indented under their step, retries, windows opening and closing; then a summary. Progress goes
-// to one stream (stderr), the summary to another (stdout, or stderr when stdout carries JSON).
-// On a terminal (see fancy_terminal) it adds colour and a live status line redrawn each second
-// with the running steps and each open window's clock against its budget.
+// Human progress for `plan apply`: each step's start and finish with its duration, log lines,
+// retries, windows opening and closing; then a summary. Progress goes to one stream (stderr), the
+// summary to another (stdout, or stderr when stdout carries JSON).
+// On a terminal (see fancy_terminal) it adds colour, log lines indented under their step, and a
+// live status line redrawn each second with the running steps and each open window's clock
+// against its budget; every other line, and every message, clears that line first. Elsewhere (a
+// file, CI) each line is a record: an ISO 8601 timestamp (ms; local time with its offset, or UTC),
+// the event word, the step: "2026-12-04T06:33:54.123+01:00  ok     copy-db (4s)".
 
 #include <condition_variable>
 #include <map>
@@ -34,6 +37,7 @@ struct SummaryNotes {
 struct ConsoleOptions {
   bool fancy = false;                    // colour and the live status line
   const SecretMasker* masker = nullptr;  // applied to every message and log line
+  bool utc = false;                      // --utc: timestamps in UTC ("Z"), not local time
 };
 
 class ConsoleObserver : public RunObserver {
@@ -61,6 +65,10 @@ class ConsoleObserver : public RunObserver {
   void pause(bool paused);
   /// The command that produces this run's report, printed with the summary.
   void set_report_command(std::string command);
+  /// A line for the operator (an approval decision, an interrupt): the live status line is
+  /// cleared, the text printed on its own line (masked; timestamped when not on a terminal), and
+  /// the status line drawn again. Safe from any thread.
+  void message(const std::string& text) override;
 
  private:
   void line(const std::string& text);  // one progress line, under the status line; mu_ held

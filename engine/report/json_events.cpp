@@ -2,6 +2,7 @@
 
 #include "report/predict.h"
 #include "report/text.h"
+#include "util/timestamp.h"
 
 namespace plan {
 
@@ -37,7 +38,17 @@ const char* state_name(StepState s) {
   return "pending";
 }
 
-JsonEventObserver::JsonEventObserver(std::ostream& out, const SecretMasker* masker) : out_(out), masker_(masker) {}
+JsonEventObserver::JsonEventObserver(std::ostream& out, const SecretMasker* masker, JsonEventOptions opts)
+    : out_(out), masker_(masker), opts_(std::move(opts)) {}
+
+JsonEventObserver::~JsonEventObserver() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ticker_ = true;
+  }
+  cv_.notify_all();
+  if (ticker_thread_.joinable()) ticker_thread_.join();
+}
 
 std::string JsonEventObserver::mask(const std::string& s) const {
   return sanitize_utf8(masker_ ? masker_->mask(s) : s);
@@ -64,12 +75,16 @@ std::string JsonEventObserver::id(int step) const {
 }
 
 void JsonEventObserver::emit(const char* event, Json fields) {
-  Json e = Json::object();
+  // The common fields first, in this order, for a person reading the stream too.
+  nlohmann::ordered_json e = nlohmann::ordered_json::object();
+  e["schema_version"] = kEventSchemaVersion;
   e["event"] = event;
+  e["run"] = opts_.run_id;
+  e["ts"] = format_timestamp(WallClock::now(), true);
   e["t_ms"] = std::chrono::duration_cast<Millis>(Clock::now() - started_).count();
-  for (auto it = fields.begin(); it != fields.end(); ++it) e[it.key()] = it.value();
+  for (auto it = fields.begin(); it != fields.end(); ++it) e[it.key()] = nlohmann::ordered_json(it.value());
   // replace: a last line of defence; strings were sanitized already.
-  out_ << e.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+  out_ << e.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
   out_.flush();
 }
 
@@ -84,6 +99,8 @@ void JsonEventObserver::run_started(const Plan& plan, const Graph& graph, bool d
   emit("run_started", {{"plan", plan.name},
                        {"file", plan.path},
                        {"hash", plan.hash},
+                       {"kind", opts_.kind},
+                       {"continues", opts_.continues},
                        {"dry_run", dry_run},
                        {"steps", masked(steps)},
                        {"waves", graph.waves().size()},
@@ -91,10 +108,42 @@ void JsonEventObserver::run_started(const Plan& plan, const Graph& graph, bool d
                        // critical_path_ms is a lower bound unless complete: what it rests on and lacks.
                        {"critical_path", critical_path_json(plan, graph)},
                        {"windows", windows}});
+  // Taken before the run started (nothing runs without it); announced once the run has an id.
+  if (!opts_.lock.empty()) emit("lock_acquired", {{"lock", opts_.lock}});
+  if (opts_.progress_interval.count() > 0 && !ticker_thread_.joinable())
+    ticker_thread_ = std::thread([this] { ticker(); });
+}
+
+Json JsonEventObserver::progress_json(Clock::time_point now) const {
+  Json running = Json::array();
+  for (const auto& [step, since] : running_)
+    running.push_back({{"step", id(step)}, {"elapsed_ms", std::chrono::duration_cast<Millis>(now - since).count()}});
+  Json undoing = Json::array();
+  for (const auto& [step, since] : undoing_)
+    undoing.push_back({{"step", id(step)}, {"elapsed_ms", std::chrono::duration_cast<Millis>(now - since).count()}});
+  Json windows = Json::array();
+  for (const auto& w : open_windows_)
+    windows.push_back({{"window", w.name}, {"budget_ms", w.budget.count()}, {"elapsed_ms", w.length(now).count()}});
+  return {{"finished", finished_},
+          {"total", plan_ ? plan_->steps.size() : 0},
+          {"running", running},
+          {"rolling_back", undoing},
+          {"windows", windows}};
+}
+
+void JsonEventObserver::ticker() {
+  std::unique_lock lk(mu_);
+  while (!stop_ticker_) {
+    cv_.wait_for(lk, opts_.progress_interval);
+    if (stop_ticker_) break;
+    // Only while something runs: a run waiting on nothing has no progress to tell.
+    if (!running_.empty() || !undoing_.empty()) emit("progress", progress_json(Clock::now()));
+  }
 }
 
 void JsonEventObserver::step_started(int step, int attempt) {
   std::lock_guard lk(mu_);
+  running_.emplace(step, Clock::now());  // a retry keeps the step's first start
   emit("step_started", {{"step", id(step)}, {"attempt", attempt}});
 }
 
@@ -112,8 +161,18 @@ void JsonEventObserver::step_log(int step, const std::string& line) {
   emit("step_log", {{"step", id(step)}, {"line", mask(line)}});
 }
 
+void JsonEventObserver::check_evaluated(int step, const CheckEvaluation& c) {
+  std::lock_guard lk(mu_);
+  Json f = {{"step", id(step)}, {"phase", c.phase}, {"check", c.type}, {"what", mask(c.what)}, {"ok", c.ok}};
+  if (!c.expected.empty()) f["expected"] = mask(c.expected);
+  if (!c.seen.empty()) f["seen"] = mask(c.seen);
+  emit("check_evaluated", std::move(f));
+}
+
 void JsonEventObserver::step_finished(int step, const StepRecord& r) {
   std::lock_guard lk(mu_);
+  running_.erase(step);
+  ++finished_;
   Json f = {{"step", id(step)},
             {"status", status_name(r.outcome.status)},
             {"attempts", r.attempts},
@@ -129,6 +188,7 @@ void JsonEventObserver::step_finished(int step, const StepRecord& r) {
 
 void JsonEventObserver::window_opened(const WindowRecord& w) {
   std::lock_guard lk(mu_);
+  open_windows_.push_back(w);
   Json f = {{"window", w.name}, {"budget_ms", w.budget.count()}};
   if (w.earlier) {  // open since an earlier run of the campaign (resume): its clock goes on
     f["earlier"] = true;
@@ -139,6 +199,7 @@ void JsonEventObserver::window_opened(const WindowRecord& w) {
 
 void JsonEventObserver::window_closed(const WindowRecord& w) {
   std::lock_guard lk(mu_);
+  std::erase_if(open_windows_, [&](const WindowRecord& x) { return x.name == w.name; });
   const Millis used = w.length(w.closed_at);
   Json f = {{"window", w.name},
             {"budget_ms", w.budget.count()},
@@ -150,12 +211,17 @@ void JsonEventObserver::window_closed(const WindowRecord& w) {
 
 void JsonEventObserver::rollback_started(int step) {
   std::lock_guard lk(mu_);
+  undoing_.emplace(step, Clock::now());
   emit("rollback_started", {{"step", id(step)}});
 }
 
 void JsonEventObserver::rollback_finished(int step, const StepOutcome& o) {
   std::lock_guard lk(mu_);
-  Json f = {{"step", id(step)}, {"status", status_name(o.status)}};
+  auto since = undoing_.find(step);
+  const Millis took =
+      since == undoing_.end() ? Millis(0) : std::chrono::duration_cast<Millis>(Clock::now() - since->second);
+  if (since != undoing_.end()) undoing_.erase(since);
+  Json f = {{"step", id(step)}, {"status", status_name(o.status)}, {"duration_ms", took.count()}};
   if (o.failed()) f["kind"] = to_string(o.kind);
   if (!o.message.empty()) f["message"] = mask(o.message);
   emit("rollback_finished", std::move(f));
@@ -186,6 +252,12 @@ Json JsonEventObserver::forward_json(const ForwardRecovery& f) const {
 }
 
 void JsonEventObserver::run_finished(const RunSummary& s) {
+  {
+    std::lock_guard lk(mu_);
+    stop_ticker_ = true;
+  }
+  cv_.notify_all();
+  if (ticker_thread_.joinable()) ticker_thread_.join();
   std::lock_guard lk(mu_);
   Json counts = {{"succeeded", 0}, {"failed", 0}, {"skipped", 0}, {"not_started", 0}};
   Json not_started = Json::array();
@@ -245,17 +317,37 @@ void JsonEventObserver::run_finished(const RunSummary& s) {
     if (i < s.rollback_message.size() && !s.rollback_message[i].empty()) r["message"] = mask(s.rollback_message[i]);
     rollback.push_back(std::move(r));
   }
-  emit("run_finished", {{"succeeded", s.succeeded},
-                        {"interrupted", s.interrupted},
-                        {"dry_run", s.dry_run},
-                        {"exit_code", s.exit_code},
-                        {"duration_ms", s.duration.count()},
-                        {"counts", counts},
-                        {"not_started", not_started},
-                        {"windows", windows},
-                        {"rollback", rollback},
-                        {"stop_reason", mask(s.stop_reason)},
-                        {"forward_recovery", forward_json(s.forward)}});
+  finished_event_ = Json{{"succeeded", s.succeeded},
+                         {"interrupted", s.interrupted},
+                         {"dry_run", s.dry_run},
+                         {"exit_code", s.exit_code},
+                         {"duration_ms", s.duration.count()},
+                         {"counts", counts},
+                         {"not_started", not_started},
+                         {"windows", windows},
+                         {"rollback", rollback},
+                         {"stop_reason", mask(s.stop_reason)},
+                         {"forward_recovery", forward_json(s.forward)}};
+}
+
+void JsonEventObserver::approval(const std::string& step, const std::string& what, const std::string& how) {
+  std::lock_guard lk(mu_);
+  Json f = {{"step", step}};
+  if (!how.empty()) f["how"] = how;
+  emit(what == "requested" ? "approval_requested"
+       : what == "granted" ? "approval_granted"
+                           : "approval_refused",
+       std::move(f));
+}
+
+void JsonEventObserver::close(const std::string& status, bool lock_released) {
+  std::lock_guard lk(mu_);
+  if (closed_ || !finished_event_) return;
+  closed_ = true;
+  if (lock_released && !opts_.lock.empty()) emit("lock_released", {{"lock", opts_.lock}});
+  Json f = std::move(*finished_event_);
+  f["status"] = status;
+  emit("run_finished", std::move(f));
 }
 
 }  // namespace plan

@@ -16,6 +16,18 @@ namespace plan {
 
 class RunView;
 
+/// One check (when, precondition or verify) as it was evaluated, for observers: the check's type
+/// as the plan names it (the engine knows no particular type), what it checks (described with
+/// secrets masked), and its verdict.
+struct CheckEvaluation {
+  std::string phase;  // "when", "precondition", "verify"
+  std::string type;   // "tcp", "http", ...
+  std::string what;   // the type's description of the check, secrets masked
+  bool ok = false;
+  std::string expected;  // a failed check: what it expected
+  std::string seen;      // what it saw (a failed check; a passing one may say too)
+};
+
 struct StepRequest {
   const Step& step;
   int index;           // in Plan::steps
@@ -25,6 +37,8 @@ struct StepRequest {
   const CancelToken& cancel;
   std::function<void(const std::string&)> log;  // progress lines, shown by observers
   const RunView* run = nullptr;
+  /// Each check of the attempt, as it is evaluated (may be empty: no one listens).
+  std::function<void(const CheckEvaluation&)> check = {};
 };
 
 /// Undoing one completed (or part-way failed) step.

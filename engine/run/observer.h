@@ -9,6 +9,7 @@
 #include "graph/graph.h"
 #include "plan/model.h"
 #include "run/cancel.h"
+#include "run/executor.h"
 #include "run/outcome.h"
 #include "run/schedule.h"
 
@@ -90,6 +91,8 @@ class RunObserver {
   virtual void step_started(int /*step*/, int /*attempt*/) {}
   virtual void step_retrying(int /*step*/, int /*attempt*/, const StepOutcome&, Millis /*delay*/) {}
   virtual void step_log(int /*step*/, const std::string& /*line*/) {}
+  /// A check of a step's attempt (when, precondition, verify) was evaluated.
+  virtual void check_evaluated(int /*step*/, const CheckEvaluation&) {}
   virtual void step_finished(int /*step*/, const StepRecord&) {}
   virtual void window_opened(const WindowRecord&) {}
   virtual void window_closed(const WindowRecord&) {}
@@ -103,6 +106,9 @@ class RunObserver {
   virtual void held_restarted(int /*step*/, const HeldResource&, const HeldStatus& /*found*/,
                               const StepOutcome& /*restart*/) {}
   virtual void run_finished(const RunSummary&) {}
+  /// A message for the operator from outside the run's events (an interrupt, an approval):
+  /// shown on its own line, never joined to live progress.
+  virtual void message(const std::string& /*text*/) {}
 };
 
 }  // namespace plan

@@ -34,8 +34,20 @@ struct ChecksVerdict {
   CheckResult result = CheckResult::pass();  // of the check that failed
 };
 
+/// Who hears each check as it is evaluated (StepRequest::check), and in which phase.
+struct CheckReport {
+  const char* phase = "";
+  std::function<void(const CheckEvaluation&)> to;
+  const SecretMasker* masker = nullptr;
+  void operator()(const CheckSpec& c, std::string what, const CheckResult& r) const {
+    if (!to) return;
+    auto m = [&](std::string s) { return masker ? masker->mask(std::move(s)) : s; };
+    to(CheckEvaluation{phase, c.type, m(std::move(what)), r.ok, m(r.expected), m(r.seen)});
+  }
+};
+
 ChecksVerdict run_checks(const std::vector<CheckSpec>& checks, const Scope& scope, HostPool& hosts, Deadline deadline,
-                         const CancelToken& cancel) {
+                         const CancelToken& cancel, const CheckReport& report = {}) {
   ChecksVerdict v;
   for (const auto& c : checks) {
     Resolved r;
@@ -46,9 +58,11 @@ ChecksVerdict run_checks(const std::vector<CheckSpec>& checks, const Scope& scop
       v.resolve_error = std::string("check ") + c.type + ": " + e.what();
       v.message = v.resolve_error;
       v.result = CheckResult::failed("resolvable parameters", e.what());
+      report(c, c.type, v.result);
       return v;
     }
     CheckResult res = run_check(c.type, r.value, hosts, deadline, cancel);
+    report(c, describe_check(c.type, r.display), res);
     if (!res.ok) {
       v.ok = false;
       v.result = res;
@@ -127,13 +141,15 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
     };
 
     // Checks only read: a step stopped by them (or before them) changed nothing.
-    ChecksVerdict when = run_checks(step.when, req.scope, env_.hosts, req.deadline, req.cancel);
+    auto report = [&](const char* phase) { return CheckReport{phase, req.check, m}; };
+    ChecksVerdict when = run_checks(step.when, req.scope, env_.hosts, req.deadline, req.cancel, report("when"));
     if (!when.ok) {
       if (!when.resolve_error.empty() || req.cancel.cancelled())
         return check_failure(FailureKind::Error, "when: ", when).changed_nothing("its action never started");
       return finish(StepOutcome::skipped("when: " + when.message));
     }
-    ChecksVerdict pre = run_checks(step.preconditions, req.scope, env_.hosts, req.deadline, req.cancel);
+    ChecksVerdict pre =
+        run_checks(step.preconditions, req.scope, env_.hosts, req.deadline, req.cancel, report("precondition"));
     if (!pre.ok) {
       StepOutcome o = check_failure(FailureKind::Precondition, "precondition failed: ", pre);
       // A false precondition is already never rolled back; an unresolvable one is said so.
@@ -164,7 +180,7 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
     StepOutcome out = type->run(ctx);
     if (!out.succeeded()) return finish(std::move(out));
 
-    ChecksVerdict ver = run_checks(step.verify, req.scope, env_.hosts, req.deadline, req.cancel);
+    ChecksVerdict ver = run_checks(step.verify, req.scope, env_.hosts, req.deadline, req.cancel, report("verify"));
     if (!ver.ok) {
       // The action happened: keep its outputs, rollback may need them.
       StepOutcome failed = check_failure(FailureKind::Verify, "verify failed: ", ver);
@@ -488,13 +504,15 @@ StepOutcome DryRunExecutor::execute(const StepRequest& req) {
     bool probe = probe_ && std::binary_search(first_wave_.begin(), first_wave_.end(), req.index);
     if (probe && (!step.when.empty() || !step.preconditions.empty())) {
       // Checks are read-only by contract, so they may run for real here; the action never does.
-      ChecksVerdict when = run_checks(step.when, scope, env_.hosts, req.deadline, req.cancel);
+      ChecksVerdict when =
+          run_checks(step.when, scope, env_.hosts, req.deadline, req.cancel, {"when", req.check, env_.masker});
       if (!when.ok && when.resolve_error.empty()) {
         say("probe: when is false: " + when.message);
         return finish(StepOutcome::skipped("when: " + when.message), "skipped");
       }
       if (!when.ok) return finish(StepOutcome::fail(FailureKind::Error, "when: " + when.message), "probed");
-      ChecksVerdict pre = run_checks(step.preconditions, scope, env_.hosts, req.deadline, req.cancel);
+      ChecksVerdict pre = run_checks(step.preconditions, scope, env_.hosts, req.deadline, req.cancel,
+                                     {"precondition", req.check, env_.masker});
       if (!pre.ok) {
         say("probe: precondition failed: " + pre.message);
         FailureKind kind = pre.resolve_error.empty() ? FailureKind::Precondition : FailureKind::Error;

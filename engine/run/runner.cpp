@@ -162,6 +162,9 @@ struct Runner::Impl {
     const std::function<void(const std::string&)> log = [this, s](const std::string& line) {
       emit([&](RunObserver& o) { o.step_log(s, line); });
     };
+    const std::function<void(const CheckEvaluation&)> check = [this, s](const CheckEvaluation& c) {
+      emit([&](RunObserver& o) { o.check_evaluated(s, c); });
+    };
     StepOutcome out;
     bool untouched = true;  // every attempt failed before changing anything
     int attempt = first;
@@ -177,7 +180,8 @@ struct Runner::Impl {
     for (;; ++attempt) {
       if (attempt > first) emit([&](RunObserver& o) { o.step_started(s, attempt); });
       const Deadline deadline = timeout.count() > 0 ? Deadline::after(timeout) : Deadline::none();
-      const StepRequest req{step, s, attempt, scope, deadline, step_cancel, log, static_cast<const RunView*>(owner)};
+      const StepRequest req{step, s, attempt, scope, deadline, step_cancel, log, static_cast<const RunView*>(owner),
+                            check};
       if (opts.journal) opts.journal->step_started(s, attempt);  // durable before the action
       // Never run on a held resource that died: restarted first, or the step fails naming it.
       if (std::string lost = held->ensure(s, deadline, step_cancel); !lost.empty()) {
@@ -580,6 +584,10 @@ void Runner::cancel() {
   request_stop();
   impl_->cancel.cancel();
   impl_->rollback_cancel.cancel();
+}
+
+void Runner::say(const std::string& text) {
+  impl_->emit([&](RunObserver& o) { o.message(text); });
 }
 
 std::vector<std::string> Runner::remaining_steps() const {

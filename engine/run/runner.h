@@ -69,6 +69,8 @@ class Runner : public RunView {
   void request_stop();
   /// Second Ctrl-C: running steps are cancelled too.
   void cancel();
+  /// A message for the operator (RunObserver::message), serialized with the run's events.
+  void say(const std::string& text);
 
   // RunView
   std::vector<std::string> remaining_steps() const override;

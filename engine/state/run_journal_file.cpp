@@ -25,6 +25,8 @@ std::string this_user() {
   return "unknown";
 }
 
+}  // namespace
+
 // "20261125T194500Z-1234": sortable, and unique enough for one state folder.
 std::string new_run_id() {
   std::time_t now = std::time(nullptr);
@@ -34,6 +36,8 @@ std::string new_run_id() {
   std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
   return std::string(buf) + "-" + std::to_string(::getpid());
 }
+
+namespace {
 
 // Resolves for display (secrets masked, unknown step outputs as placeholders). A value that
 // cannot be resolved before the run (an unset ${env.X}) is hashed as written, so the hash stays

@@ -21,6 +21,9 @@ std::string step_content_hash(const Plan& plan, const Step& step, const std::map
 std::map<std::string, std::string> step_content_hashes(const Plan& plan,
                                                        const std::map<std::string, std::string>& secrets);
 
+/// A new run id, "20261125T194500Z-1234": the journal's, and --output json's for a dry run.
+std::string new_run_id();
+
 /// `v` with every string passed through the masker (objects and arrays recursively).
 Json mask_json(const Json& v, const SecretMasker* masker);
 

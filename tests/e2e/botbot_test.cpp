@@ -206,12 +206,15 @@ void kill_all(const std::vector<int>& pids) {
   for (int pid : pids) ::kill(pid, SIGKILL);
 }
 
-/// The lines of the output that start with `prefix` (after console colours, if any).
+/// The lines of the output that start with `prefix` (after console colours, if any, and the
+/// timestamp that starts every progress line off a terminal).
 std::vector<std::string> lines_starting(const std::string& out, const std::string& prefix) {
   std::vector<std::string> found;
   std::istringstream in(out);
+  const std::regex stamp(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)  )");
   for (std::string line; std::getline(in, line);) {
     std::string plain = std::regex_replace(line, std::regex("\x1b\\[[0-9;]*m"), "");
+    plain = std::regex_replace(plain, stamp, "");
     auto start = plain.find_first_not_of(' ');
     if (start != std::string::npos && plain.compare(start, prefix.size(), prefix) == 0) found.push_back(plain);
   }

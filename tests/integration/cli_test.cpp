@@ -213,7 +213,7 @@ TEST_CASE("apply runs hello and parallel to success", "[cli][apply]") {
   Result hello = run({PLAN_BINARY, "apply", "examples/hello.yaml"}, {}, state.path.string());
   CHECK(hello.code == 0);
   CHECK(contains(hello.err, "start  greet (exec)"));
-  CHECK(contains(hello.err, "       hello, "));
+  CHECK(contains(hello.err, "  log    [greet] hello, "));
   CHECK(contains(hello.out, "summary: 2 succeeded, 0 failed, 0 skipped, 0 never started, in "));
   CHECK(contains(hello.out, "result: done (exit 0)\n"));
 
@@ -357,6 +357,50 @@ TEST_CASE("colour only on a terminal and never with NO_COLOR or TERM=dumb", "[cl
   Result dumb = on_tty("TERM=dumb");
   CHECK(dumb.code == 0);
   CHECK_FALSE(contains(dumb.out, "\x1b"));
+}
+
+TEST_CASE("off a terminal every progress line starts with a timestamp, in UTC with --utc", "[cli][apply]") {
+  TempDir state;
+  const std::regex local(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d  (plan|start|log|ok) .*)");
+  const std::regex utc(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z  (plan|start|log|ok) .*)");
+  for (bool in_utc : {false, true}) {
+    std::vector<std::string> argv{PLAN_BINARY, "apply", "examples/hello.yaml"};
+    if (in_utc) argv.push_back("--utc");
+    Result r = run(argv, {}, state.path.string());
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    const std::vector<std::string> lines = lines_of(r.err);
+    REQUIRE(lines.size() >= 5);  // plan, start, log, ok, ...
+    for (const std::string& line : lines) {
+      INFO(line);
+      CHECK(std::regex_match(line, in_utc ? utc : local));
+    }
+  }
+}
+
+TEST_CASE("on a terminal an approval never leaves the live status line joined to it", "[cli][colour]") {
+  TempDir t;
+  const std::string workdir = (t.path / "work").string();
+  ServerReaper reaper{fs::path(workdir) / "server.pid"};
+  const std::string cmd = "TERM=xterm PLAN_STATE_DIR='" + (t.path / "state").string() + "' '" +
+                          std::string(PLAN_BINARY) + "' apply examples/showcase.yaml --yes --var 'workdir=" + workdir +
+                          "' --var port=18474";
+  Result r = run({"script", "-qec", cmd, "/dev/null"});
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  REQUIRE(contains(r.out, "running: "));  // the live status line was drawn
+  // What the terminal keeps of each line: what follows its last carriage return, colours aside.
+  std::vector<std::string> shown;
+  for (std::string line : lines_of(r.out)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // the pty's CR LF
+    if (auto cr = line.rfind('\r'); cr != std::string::npos) line = line.substr(cr + 1);
+    shown.push_back(std::regex_replace(line, std::regex("\x1b\\[[0-9;]*[mK]"), ""));
+  }
+  CHECK(std::count(shown.begin(), shown.end(), "approved go-live (--yes)") == 1);
+  for (const std::string& line : shown) {
+    INFO(line);
+    CHECK_FALSE(contains(line, "running: "));
+  }
 }
 
 TEST_CASE("the first SIGINT lets the running step finish and starts nothing more and exits 130", "[cli][signals]") {

@@ -271,7 +271,7 @@ TEST_CASE("a step on an SSH host that accepts and never speaks stops at the seco
   // Interrupt once the step has started (the output says so), twice: the second cancels.
   std::string script =
       "\"$0\" apply \"$1\" > \"$2\" 2>&1 & p=$!\n"
-      "until grep -q '^start' \"$2\"; do sleep 0.1; done\n"
+      "until grep -q '  start  ' \"$2\"; do sleep 0.1; done\n"
       "kill -INT $p; sleep 0.3; kill -INT $p; wait $p; echo \"exit $?\"; cat \"$2\"\n";
   Result r = run({"sh", "-c", script, kPlan, file, dir.str("out")}, kSource,
                  {{"PLAN_STATE_DIR", dir.str("state")}, {"NO_COLOR", "1"}}, std::chrono::seconds(30));

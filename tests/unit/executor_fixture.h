@@ -36,6 +36,7 @@ struct Fixture {
   std::vector<std::string> log;
   Approver* approver = nullptr;
   const RunView* run_view = nullptr;
+  std::function<void(const CheckEvaluation&)> check;  // hears each check evaluated (StepRequest::check)
 
   Fixture() {
     Host local;
@@ -56,7 +57,8 @@ struct Fixture {
       return it == outputs.end() ? nullptr : &it->second;
     };
     RealExecutor ex(ExecutorEnv{plan, *hosts, approver, &masker, ""});
-    StepRequest req{step, 0, 1, scope, deadline, cancel, [this](const std::string& l) { log.push_back(l); }, run_view};
+    StepRequest req{step,     0,    1, scope, deadline, cancel, [this](const std::string& l) { log.push_back(l); },
+                    run_view, check};
     return ex.execute(req);
   }
 };
