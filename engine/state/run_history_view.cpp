@@ -105,7 +105,7 @@ Json step_json(const RunStepRecord& s) {
 
 // One step of `status --run`: result, attempts, duration, why, and what the rollback did.
 std::vector<std::string> step_row(const RunStepRecord& s) {
-  std::string attempts = s.result == "done_earlier" ? "" : std::to_string(s.attempts) + (s.attempts == 1 ? " attempt" : " attempts");
+  std::string attempts = s.attempts == 0 ? "" : std::to_string(s.attempts) + (s.attempts == 1 ? " attempt" : " attempts");
   std::string took = s.finished_ms > 0 && s.result != "done_earlier" ? short_duration(s.duration_ms) : "";
   std::string why = s.message;
   if (!s.failure_kind.empty() && s.result == "failed") why = s.failure_kind + (why.empty() ? "" : ": " + why);
@@ -124,7 +124,9 @@ std::vector<std::string> step_row(const RunStepRecord& s) {
   }
   std::string said = why;
   if (!undo.empty()) said += (said.empty() ? "" : "; ") + undo;
-  return {"  " + s.id, s.result == "done_earlier" ? "done earlier" : s.result, attempts, took, said};
+  // A step the run only rolled back (`plan rollback`, a rehearsal's second phase) did not run in it.
+  const std::string result = s.result == "done_earlier" ? "done earlier" : s.result.empty() ? "-" : s.result;
+  return {"  " + s.id, result, attempts, took, said};
 }
 
 // A string that fits on one line prints as it is; anything else as JSON.

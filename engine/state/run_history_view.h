@@ -13,7 +13,8 @@
 //   window {"name", "budget_ms", "opened_ms", "closed_ms" (null: not closed in this run),
 //           "length_ms" (null when not closed), "opened_earlier" (by an earlier run of the
 //           campaign), "over_budget"}
-//   step   {"id", "result" (succeeded | failed | skipped | running | unknown | done_earlier),
+//   step   {"id", "result" (succeeded | failed | skipped | running | unknown | done_earlier; ""
+//           when the run only rolled it back),
 //           "attempts", "started_ms", "finished_ms", "duration_ms", "failure_kind", "message"
 //           (masked), "rollback" ("" | rolled_back | rollback_failed | rolling_back | left),
 //           "rollback_why", "rollback_ms" (the undo's length, null when not timed), "outputs"}
