@@ -319,7 +319,8 @@ class StatusCommand : public Command {
 class HistoryCommand : public Command {
  public:
   void define(CLI::App& app) override {
-    cmd_ = app.add_subcommand("history", "Every run, oldest first (the newest next to the prompt): id, kind, times, result, windows, who");
+    cmd_ = app.add_subcommand(
+        "history", "Every run, oldest first (the newest next to the prompt): id, kind, times, result, windows, who");
     cmd_->add_option("FILE", args_.file, "Plan file")->required()->type_name("FILE");
     cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
     cmd_->add_option("--format", args_.format, "text or json")->check(CLI::IsMember({"text", "json"}));
@@ -421,7 +422,7 @@ int main(int argc, char** argv) {
   UnlockCommand unlock;
   SchemaCommand schema;
   // In the order --help lists them.
-  const std::array<Command*, 13> commands{&validate, &lint,   &show,    &graph,   &diff,   &apply,  &rollback,
+  const std::array<Command*, 13> commands{&validate, &lint,   &show,    &graph,   &diff,   &apply, &rollback,
                                           &rehearse, &status, &history, &outputs, &unlock, &schema};
   for (Command* command : commands) command->define(app);
 

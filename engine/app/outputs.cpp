@@ -53,10 +53,12 @@ int cmd_outputs(const OutputsArgs& args, std::ostream& out, std::ostream& err) {
   sort_by_plan(plan, outputs);
 
   if (!args.step.empty()) {
-    auto it = std::find_if(outputs.begin(), outputs.end(), [&](const RecordedOutputs& o) { return o.step == args.step; });
+    auto it =
+        std::find_if(outputs.begin(), outputs.end(), [&](const RecordedOutputs& o) { return o.step == args.step; });
     if (it == outputs.end()) {
-      err << "error: " << (plan.step_index(args.step) < 0 ? "no step '" + args.step + "' in " + plan.name
-                                                           : "step '" + args.step + "' recorded no outputs")
+      err << "error: "
+          << (plan.step_index(args.step) < 0 ? "no step '" + args.step + "' in " + plan.name
+                                             : "step '" + args.step + "' recorded no outputs")
           << (from.empty() ? "" : " (" + from + ")") << "; steps with outputs: " << step_list(outputs) << "\n";
       return 2;
     }
@@ -70,8 +72,10 @@ int cmd_outputs(const OutputsArgs& args, std::ostream& out, std::ostream& err) {
     Json steps = Json::array();
     for (const auto& o : outputs) steps.push_back(outputs_json(o));
     Json j = {{"plan", plan.name}, {"steps", steps}};
-    if (!args.run.empty()) j["run"] = from.substr(4);
-    else j["campaign"] = past.runs.empty() ? Json(nullptr) : Json(past.runs.back().campaign);
+    if (!args.run.empty())
+      j["run"] = from.substr(4);
+    else
+      j["campaign"] = past.runs.empty() ? Json(nullptr) : Json(past.runs.back().campaign);
     out << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else if (outputs.empty()) {
     out << "no outputs recorded for " << plan.name << (from.empty() ? "" : " (" + from + ")") << "\n";

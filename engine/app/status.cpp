@@ -88,7 +88,8 @@ void campaign_text(const StatusArgs& args, const Plan& plan, const Graph& graph,
   for (const auto& [id, st] : run.steps)
     if (plan.step_index(id) < 0) out << "  " << pad(id, width) << "  " << st.state << " (no longer in the plan)\n";
   // Windows on the journal's clock, across crashes and resumes; an open one up to now.
-  for (const CampaignWindow& w : campaign_windows(plan, run)) out << "window " << window_status_line(w, now_ms()) << "\n";
+  for (const CampaignWindow& w : campaign_windows(plan, run))
+    out << "window " << window_status_line(w, now_ms()) << "\n";
   if (const ForwardRecovery f = campaign_forward_recovery(plan, graph, run); !f.empty() && run.status != "succeeded")
     out << "forward recovery: " << f.text() << "\n";
   if (run.finished_ms > 0 && run.finished_ms >= run.started_ms)

@@ -105,7 +105,8 @@ Json step_json(const RunStepRecord& s) {
 
 // One step of `status --run`: result, attempts, duration, why, and what the rollback did.
 std::vector<std::string> step_row(const RunStepRecord& s) {
-  std::string attempts = s.attempts == 0 ? "" : std::to_string(s.attempts) + (s.attempts == 1 ? " attempt" : " attempts");
+  std::string attempts =
+      s.attempts == 0 ? "" : std::to_string(s.attempts) + (s.attempts == 1 ? " attempt" : " attempts");
   std::string took = s.finished_ms > 0 && s.result != "done_earlier" ? short_duration(s.duration_ms) : "";
   std::string why = s.message;
   if (!s.failure_kind.empty() && s.result == "failed") why = s.failure_kind + (why.empty() ? "" : ": " + why);
@@ -255,8 +256,9 @@ Json campaign_json(const Plan& plan, const JournalRun& run, const std::vector<Ca
                    long long now_ms) {
   Json steps = Json::array();
   auto step = [&](const std::string& id, const JournalStepState* st) {
-    if (!st) return Json{{"id", id}, {"state", "pending"}, {"attempts", 0}, {"duration_ms", nullptr},
-                         {"message", ""}, {"not_rolled_back", ""}};
+    if (!st)
+      return Json{{"id", id},      {"state", "pending"},   {"attempts", 0}, {"duration_ms", nullptr},
+                  {"message", ""}, {"not_rolled_back", ""}};
     const bool timed = st->started_ms > 0 && st->finished_ms >= st->started_ms;
     return Json{{"id", id},
                 {"state", st->state},

@@ -39,7 +39,9 @@ std::vector<std::string> run_lines(const std::string& out) {
   return lines;
 }
 
-bool matches(const std::string& text, const std::string& pattern) { return std::regex_search(text, std::regex(pattern)); }
+bool matches(const std::string& text, const std::string& pattern) {
+  return std::regex_search(text, std::regex(pattern));
+}
 
 // The six runs: apply (succeeded), apply (fails, rolled back), apply killed inside the window, its
 // resume, and a rehearsal's two phases.
@@ -125,7 +127,8 @@ TEST_CASE("history lists every run with its kind, result and window; status --ru
   REQUIRE(runs[3]["windows"].size() == 1);
   CHECK(runs[3]["windows"][0]["opened_earlier"] == true);
   CHECK(runs[3]["windows"][0]["opened_ms"] > runs[2]["started_ms"]);
-  CHECK(runs[3]["windows"][0]["length_ms"] > runs[3]["finished_ms"].get<long long>() - runs[3]["started_ms"].get<long long>());
+  CHECK(runs[3]["windows"][0]["length_ms"] >
+        runs[3]["finished_ms"].get<long long>() - runs[3]["started_ms"].get<long long>());
   CHECK(runs[1]["windows"][0]["length_ms"].is_null());  // the failure left it open
 
   // status --run: the rehearsal's first phase by `previous`, its second by its whole id.
@@ -159,7 +162,7 @@ TEST_CASE("outputs: the current campaign's, one step's, one run's, with the secr
   CHECK(contains(all.out, "open.stdout = opened\n"));
   CHECK(contains(all.out, "token.stdout = tok=***\n"));
   CHECK(contains(all.out, "close.exit_code = 0\n"));
-  CHECK(all.out.find("open.") < all.out.find("token.") );
+  CHECK(all.out.find("open.") < all.out.find("token."));
   CHECK_FALSE(contains(all.out, kSecret));
   CHECK_FALSE(contains(read(t.path / "state" / "hist" / "journal.jsonl"), kSecret));
 
