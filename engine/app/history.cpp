@@ -9,8 +9,8 @@ namespace plan {
 using namespace app;
 
 int cmd_history(const HistoryArgs& args, std::ostream& out, std::ostream& err) {
-  PastRuns past;
-  if (int code = read_past_runs(args.file, args.load, args.state_dir, err, past)) return code;
+  RecordedRuns past;
+  if (int code = read_recorded_runs(args.file, args.load, args.state_dir, err, past)) return code;
   std::vector<RunHistoryEntry>& runs = past.runs;
   if (args.limit > 0 && runs.size() > static_cast<size_t>(args.limit))
     runs.erase(runs.begin(), runs.end() - args.limit);

@@ -32,8 +32,8 @@ std::string step_list(const std::vector<RecordedOutputs>& outputs) {
 }  // namespace
 
 int cmd_outputs(const OutputsArgs& args, std::ostream& out, std::ostream& err) {
-  PastRuns past;
-  if (int code = read_past_runs(args.file, args.load, args.state_dir, err, past)) return code;
+  RecordedRuns past;
+  if (int code = read_recorded_runs(args.file, args.load, args.state_dir, err, past)) return code;
   const Plan& plan = past.r.plan;
   std::vector<RecordedOutputs> outputs;
   std::string from;  // "run ID" or "campaign ID"

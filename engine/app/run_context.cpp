@@ -111,8 +111,8 @@ bool read_campaign(const std::string& path, std::ostream& err, std::optional<Jou
   return true;
 }
 
-int read_past_runs(const std::string& file, const LoadArgs& load, const std::string& state_dir, std::ostream& err,
-                   PastRuns& past) {
+int read_recorded_runs(const std::string& file, const LoadArgs& load, const std::string& state_dir, std::ostream& err,
+                       RecordedRuns& past) {
   if (!load_and_build(file, load, err, past.r, past.graph)) return 2;
   past.state_dir = state_dir_for(past.r.plan, state_dir);
   if (!state_folder_ours(past.r.plan, past.state_dir, file, false, err)) return 2;

@@ -46,7 +46,7 @@ int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std:
 bool read_campaign(const std::string& path, std::ostream& err, std::optional<JournalRun>& campaign);
 
 /// A plan and every run its journal records, for history, status --run and outputs.
-struct PastRuns {
+struct RecordedRuns {
   LoadResult r;
   Graph graph;
   std::string state_dir, journal_path;
@@ -54,8 +54,8 @@ struct PastRuns {
 };
 /// Loads the plan and reads its journal (read only: no folder created, no lock). 0, or the exit
 /// code once it has said why (an invalid plan, another plan's state folder, an untrusted journal).
-int read_past_runs(const std::string& file, const LoadArgs& load, const std::string& state_dir, std::ostream& err,
-                   PastRuns& past);
+int read_recorded_runs(const std::string& file, const LoadArgs& load, const std::string& state_dir, std::ostream& err,
+                       RecordedRuns& past);
 
 /// The journal writer, or null once it has said why it cannot open the file.
 std::unique_ptr<JournalWriter> open_journal(const std::string& path, std::ostream& err);

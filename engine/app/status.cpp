@@ -41,8 +41,8 @@ long long now_ms() {
 
 // `status --run ID`: that run, as the journal has it.
 int status_of_run(const StatusArgs& args, std::ostream& out, std::ostream& err) {
-  PastRuns past;
-  if (int code = read_past_runs(args.file, args.load, args.state_dir, err, past)) return code;
+  RecordedRuns past;
+  if (int code = read_recorded_runs(args.file, args.load, args.state_dir, err, past)) return code;
   std::string error;
   std::optional<size_t> i = find_run(past.runs, args.run, error);
   if (!i) {

@@ -84,7 +84,7 @@ TEST_CASE("history with no run recorded says so and exits 0", "[history]") {
   CHECK(o.out == "no outputs recorded for hist\n");
 }
 
-TEST_CASE("history lists every run with its kind, result and window; status --run shows one; outputs are masked",
+TEST_CASE("history lists every run with its kind, result and window, and status --run shows any one of them",
           "[history][status][outputs]") {
   TempDir t;
   six_runs(t);
