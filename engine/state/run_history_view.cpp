@@ -161,7 +161,7 @@ std::string iso_local_time(long long ms) {
 
 std::string short_duration(long long ms) {
   if (ms < 0) return "-" + short_duration(-ms);
-  if (ms >= 60'000) return format_duration(Millis(ms));
+  if (ms < 1000 || ms >= 60'000) return format_duration(Millis(ms));  // "850ms", "1m05s"
   const long long tenths = (ms + 50) / 100;
   if (tenths >= 600) return format_duration(Millis(60'000));
   std::string s = std::to_string(tenths / 10);

@@ -45,8 +45,8 @@ std::string run_kind_label(const RunHistoryEntry& run);
 /// "2026-12-04T17:30:59+01:00": ISO 8601 in the local time zone (TZ); "-" for 0.
 std::string iso_local_time(long long ms);
 
-/// "3.2s", "30s", "0.2s", "1m05s": tenths of a second under a minute (a window of 3.2s against a
-/// budget of 30s), format_duration() above.
+/// "3.2s", "30s", "1m05s", "850ms": tenths of a second from 1s to a minute (a window of 3.2s
+/// against a budget of 30s), format_duration() otherwise.
 std::string short_duration(long long ms);
 
 /// "read-only 3.2s/30s"; "read-only 1.2s+/30s" when the run ended with it open (measured up to the

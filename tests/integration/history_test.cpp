@@ -16,7 +16,7 @@ const char* const kSecret = "s3cr3t-hist-4711";
 // open and close bound the window ro; token prints a secret (its output must be masked); close
 // fails while the file `fail` exists, and hangs (so that the harness can kill the engine inside
 // the window) while `hang` exists. Every step undoes itself, so a failure rolls everything back.
-const char* const kPlan =
+const char* const kHistPlan =
     "plan: hist\n"
     "windows:\n"
     "  ro: { from: open, to: close, budget: 30s }\n"
@@ -46,7 +46,7 @@ bool matches(const std::string& text, const std::string& pattern) {
 // The six runs: apply (succeeded), apply (fails, rolled back), apply killed inside the window, its
 // resume, and a rehearsal's two phases.
 void six_runs(const TempDir& t) {
-  write(t.path / "hist.yaml", kPlan);
+  write(t.path / "hist.yaml", kHistPlan);
   write(t.path / "hist.secrets.yaml", std::string("tok: ") + kSecret + "\n");
   REQUIRE(plan_in(t, {"apply", "hist.yaml"}).code == 0);
   write(t.path / "fail", "");
@@ -72,7 +72,7 @@ void six_runs(const TempDir& t) {
 
 TEST_CASE("history with no run recorded says so and exits 0", "[history]") {
   TempDir t;
-  write(t.path / "hist.yaml", kPlan);
+  write(t.path / "hist.yaml", kHistPlan);
   Result r = plan_in(t, {"history", "hist.yaml"});
   CHECK(r.code == 0);
   CHECK(r.out.rfind("no runs recorded for hist (", 0) == 0);
@@ -95,11 +95,11 @@ TEST_CASE("history lists every run with its kind, result and window, and status 
   CHECK(h.out.rfind("RUN ", 0) == 0);
   const std::vector<std::string> lines = run_lines(h.out);
   REQUIRE(lines.size() == 6);
-  CHECK(matches(lines[0], R"(  apply +\S+ +\S+ +succeeded +[0-9.]+s +ro [0-9.]+s/30s +\S+@\S+ +[0-9a-f]{12}$)"));
-  CHECK(matches(lines[1], R"(  apply +\S+ +\S+ +rolled_back +[0-9.]+s +ro [0-9.]+s\+/30s )"));
+  CHECK(matches(lines[0], R"(  apply +\S+ +\S+ +succeeded +[0-9.]+m?s +ro [0-9.]+m?s/30s +\S+@\S+ +[0-9a-f]{12}$)"));
+  CHECK(matches(lines[1], R"(  apply +\S+ +\S+ +rolled_back +[0-9.]+m?s +ro [0-9.]+m?s\+/30s )"));
   CHECK(matches(lines[2], R"(  apply +\S+ +- +unfinished +- +ro open/30s )"));
-  CHECK(matches(lines[3], R"(  resume +\S+ +\S+ +succeeded +[0-9.]+s +ro [0-9.]+s/30s )"));
-  CHECK(matches(lines[4], R"(  rehearse:apply +\S+ +\S+ +succeeded +[0-9.]+s +ro [0-9.]+s/30s )"));
+  CHECK(matches(lines[3], R"(  resume +\S+ +\S+ +succeeded +[0-9.]+m?s +ro [0-9.]+m?s/30s )"));
+  CHECK(matches(lines[4], R"(  rehearse:apply +\S+ +\S+ +succeeded +[0-9.]+m?s +ro [0-9.]+m?s/30s )"));
   CHECK(matches(lines[5], R"(  rehearse:rollback +\S+ +\S+ +rolled_back )"));
   CHECK(matches(lines[0], R"(  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d  )"));  // ISO 8601, local, with offset
 
@@ -137,10 +137,10 @@ TEST_CASE("history lists every run with its kind, result and window, and status 
   CHECK(prev.code == 0);
   CHECK(contains(prev.out, "plan hist: run " + runs[4]["id"].get<std::string>() + " (rehearse:apply)\n"));
   CHECK(contains(prev.out, "status: succeeded\n"));
-  CHECK(matches(prev.out, R"(\n  token +succeeded +1 attempt +[0-9.]+s *\n)"));
+  CHECK(matches(prev.out, R"(\n  token +succeeded +1 attempt +[0-9.]+m?s *\n)"));
   Result second = plan_in(t, {"status", "hist.yaml", "--run", runs[5]["id"]});
   CHECK(contains(second.out, " (rehearse:rollback)\n"));
-  CHECK(matches(second.out, R"(\n  close +.*rolled back in [0-9.]+s\n)"));
+  CHECK(matches(second.out, R"(\n  close +.*rolled back in [0-9.]+m?s\n)"));
   Result failed = plan_in(t, {"status", "hist.yaml", "--run", runs[1]["id"], "--format", "json"});
   const Json f = Json::parse(failed.out);
   CHECK(f["status"] == "rolled_back");

@@ -106,8 +106,9 @@ TEST_CASE("run history view: times in the local zone with its offset, durations 
   CHECK(iso_local_time(0) == "-");
   CHECK(short_duration(3240) == "3.2s");
   CHECK(short_duration(30000) == "30s");
-  CHECK(short_duration(180) == "0.2s");
-  CHECK(short_duration(0) == "0s");
+  CHECK(short_duration(180) == "180ms");
+  CHECK(short_duration(1000) == "1s");
+  CHECK(short_duration(0) == "0ms");
   CHECK(short_duration(59990) == "1m00s");
   CHECK(short_duration(65000) == "1m05s");
 }
@@ -116,17 +117,17 @@ TEST_CASE("run history view: one line per run with its kind, result, length, win
   LocalZone zone("UTC0");
   const std::string text = history_text(run_history(journal()));
   const std::string expected =
-      "RUN  KIND               STARTED                    ENDED     RESULT       TOOK  WINDOWS          BY       "
+      "RUN  KIND               STARTED                    ENDED     RESULT       TOOK   WINDOWS       BY       "
       "PLAN\n"
-      "R1   apply              2026-12-04T10:00:00+00:00  10:00:02  rolled_back  2.2s  ro 1.5s+/30s     ops@box  "
+      "R1   apply              2026-12-04T10:00:00+00:00  10:00:02  rolled_back  2.2s   ro 1.5s+/30s  ops@box  "
       "0123456789ab\n"
-      "R2   apply              2026-12-04T10:00:10+00:00  -         unfinished   -     ro open/30s      ops@box  "
+      "R2   apply              2026-12-04T10:00:10+00:00  -         unfinished   -      ro open/30s   ops@box  "
       "0123456789ab\n"
-      "R3   resume             2026-12-04T10:00:20+00:00  10:00:23  succeeded    3.4s  ro 13.2s/30s     ops@box  "
+      "R3   resume             2026-12-04T10:00:20+00:00  10:00:23  succeeded    3.4s   ro 13.2s/30s  ops@box  "
       "0123456789ab\n"
-      "R4   rehearse:apply     2026-12-04T10:00:30+00:00  10:00:30  succeeded    0.2s  -                ops@box  "
+      "R4   rehearse:apply     2026-12-04T10:00:30+00:00  10:00:30  succeeded    200ms  -             ops@box  "
       "0123456789ab\n"
-      "R5   rehearse:rollback  2026-12-04T10:00:30+00:00  10:00:30  rolled_back  0.1s  -                ops@box  "
+      "R5   rehearse:rollback  2026-12-04T10:00:30+00:00  10:00:30  rolled_back  100ms  -             ops@box  "
       "0123456789ab\n";
   CHECK(text == expected);
 }
@@ -150,8 +151,8 @@ TEST_CASE("run history view: one run in detail, each step with attempts, why and
   CHECK(text.rfind("run R1 (apply)\nby ops@box (pid 42)\nstarted 2026-12-04T10:00:00+00:00, ended "
                    "2026-12-04T10:00:02+00:00 after 2.2s\nstatus: rolled_back\nplan hash 0123456789ab\n",
                    0) == 0);
-  CHECK(text.find("  a  succeeded  2 attempts  0.7s  rolled back in 0.1s\n") != std::string::npos);
-  CHECK(text.find("  b  failed     1 attempt   1.3s  error: token *** refused; not rolled back: no rollback\n") !=
+  CHECK(text.find("  a  succeeded  2 attempts  690ms  rolled back in 100ms\n") != std::string::npos);
+  CHECK(text.find("  b  failed     1 attempt   1.3s   error: token *** refused; not rolled back: no rollback\n") !=
         std::string::npos);
   CHECK(text.find("window ro 1.5s+/30s\n") != std::string::npos);
   const std::string resume = run_text(runs[2]);
