@@ -55,9 +55,11 @@ void six_runs(const TempDir& t) {
   write(t.path / "hang", "");
   // Kill the engine and close's shell (its process group) once close is running, as a crash would.
   std::string bin = "'" + std::string(PLAN_BINARY) + "'";
-  std::string script = bin +
-                       " apply hist.yaml >/dev/null 2>&1 & pid=$!; while [ ! -s hang-pid ]; do sleep 0.02; done; "
-                       "p=$(cat hang-pid); kill -9 $pid; kill -9 -- -$p 2>/dev/null || kill -9 $p; wait $pid; exit 0";
+  std::string script =
+      bin +
+      " apply hist.yaml >/dev/null 2>&1 & pid=$!; while [ ! -s hang-pid ]; do sleep 0.02; done; "
+      "p=$(cat hang-pid); " +
+      bin + " history hist.yaml > during; kill -9 $pid; kill -9 -- -$p 2>/dev/null || kill -9 $p; wait $pid; exit 0";
   REQUIRE(run({"sh", "-c", script}, t.str(), {{"PLAN_STATE_DIR", t.str("state")}}).code == 0);
   fs::remove(t.path / "hang");
   Result resumed = plan_in(t, {"apply", "hist.yaml", "--resume", "--rerun", "close"});
@@ -102,6 +104,9 @@ TEST_CASE("history lists every run with its kind, result and window, and status 
   CHECK(matches(lines[4], R"(  rehearse:apply +\S+ +\S+ +succeeded +[0-9.]+m?s +ro [0-9.]+m?s/30s )"));
   CHECK(matches(lines[5], R"(  rehearse:rollback +\S+ +\S+ +rolled_back )"));
   CHECK(matches(lines[0], R"(  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d  )"));  // ISO 8601, local, with offset
+
+  // While the engine ran, its run was "running"; once it was killed, "unfinished".
+  CHECK(matches(run_lines(read(t.path / "during")).back(), R"(  apply +\S+ +- +running +- +ro open/30s )"));
 
   Result limited = plan_in(t, {"history", "hist.yaml", "--limit", "2"});
   const std::vector<std::string> newest = run_lines(limited.out);
@@ -151,6 +156,14 @@ TEST_CASE("history lists every run with its kind, result and window, and status 
   CHECK(f["steps"][2]["id"] == "close");
   CHECK(f["steps"][2]["result"] == "failed");
   CHECK(f["steps"][0]["rollback"] == "rolled_back");
+  // Without --run: the current campaign (the rehearsal) and the lock, as JSON.
+  const Json current = Json::parse(plan_in(t, {"status", "hist.yaml", "--format", "json"}).out);
+  CHECK(current["campaign"]["run"] == runs[5]["id"]);
+  CHECK(current["campaign"]["runs"] == 2);
+  REQUIRE(current["campaign"]["steps"].size() == 3);
+  CHECK(current["campaign"]["steps"][1]["state"] == "rolled_back");
+  CHECK(current["campaign"]["windows"][0]["name"] == "ro");
+  CHECK(current["lock"].is_null());
   Result unknown = plan_in(t, {"status", "hist.yaml", "--run", "nope"});
   CHECK(unknown.code == 2);
   CHECK(unknown.err == "error: no run 'nope' in the journal (`plan history` lists them)\n");
