@@ -15,7 +15,7 @@ int cmd_history(const HistoryArgs& args, std::ostream& out, std::ostream& err) {
   if (args.limit > 0 && runs.size() > static_cast<size_t>(args.limit))
     runs.erase(runs.begin(), runs.end() - args.limit);
   if (args.format == "json") {
-    out << history_json(runs).dump(2) << "\n";
+    out << history_json(runs).dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else if (runs.empty()) {
     out << "no runs recorded for " << past.r.plan.name << " (" << past.journal_path << ")\n";
   } else {

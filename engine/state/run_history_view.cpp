@@ -232,7 +232,7 @@ std::string run_text(const RunHistoryEntry& run) {
   if (run.finished_ms > 0)
     out += ", ended " + iso_local_time(run.finished_ms) + " after " + short_duration(run.duration_ms);
   out += "\nstatus: " + run.status + "\n";
-  if (!short_hash(run).empty() && short_hash(run) != "-") out += "plan hash " + short_hash(run) + "\n";
+  if (short_hash(run) != "-") out += "plan hash " + short_hash(run) + "\n";
   std::vector<std::vector<std::string>> rows;
   for (const auto& s : run.steps) rows.push_back(step_row(s));
   if (rows.empty()) out += "no step ran\n";
