@@ -319,8 +319,8 @@ class StatusCommand : public Command {
 class HistoryCommand : public Command {
  public:
   void define(CLI::App& app) override {
-    cmd_ = app.add_subcommand(
-        "history", "Every run, oldest first (the newest next to the prompt): id, kind, times, result, windows, who");
+    cmd_ = app.add_subcommand("history",
+                              "Every run, oldest first (newest next to the prompt): kind, times, result, windows, who");
     cmd_->add_option("FILE", args_.file, "Plan file")->required()->type_name("FILE");
     cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
     cmd_->add_option("--format", args_.format, "text or json")->check(CLI::IsMember({"text", "json"}));
@@ -336,7 +336,8 @@ class HistoryCommand : public Command {
 class OutputsCommand : public Command {
  public:
   void define(CLI::App& app) override {
-    cmd_ = app.add_subcommand("outputs", "The outputs steps recorded (default: the current campaign's latest)");
+    cmd_ = app.add_subcommand("outputs",
+                              "Outputs steps recorded, secrets masked (default: each step's latest in this campaign)");
     cmd_->add_option("FILE", args_.file, "Plan file")->required()->type_name("FILE");
     cmd_->add_option("STEP", args_.step, "Only this step's outputs");
     cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");

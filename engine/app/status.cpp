@@ -118,6 +118,7 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
     Json j = {{"plan", plan.name}, {"journal", journal_path}, {"campaign", nullptr}, {"lock", nullptr}};
     if (campaign) {
       j["campaign"] = campaign_json(plan, *campaign, campaign_windows(plan, *campaign), now_ms());
+      if (campaign->status.empty()) j["campaign"]["status"] = holder && !stale ? "running" : "unfinished";
       const ForwardRecovery f = campaign_forward_recovery(plan, graph, *campaign);
       j["campaign"]["forward_recovery"] =
           !f.empty() && campaign->status != "succeeded" ? Json(f.text()) : Json(nullptr);

@@ -19,8 +19,8 @@
 //           (masked), "rollback" ("" | rolled_back | rollback_failed | rolling_back | left),
 //           "rollback_why", "rollback_ms" (the undo's length, null when not timed), "outputs"}
 //   status (without --run) {"plan", "journal", "campaign": null | {"run" (its latest run), "kind",
-//           "runs", "status" ("" while unfinished), "started_ms", "finished_ms", "plan_changed",
-//           "steps": [{"id", "state" (pending | running | succeeded | failed | skipped |
+//           "runs", "status" ("" while unfinished: `plan status` says running or unfinished), "started_ms",
+//           "finished_ms", "plan_changed", "steps": [{"id", "state" (pending | running | succeeded | failed | skipped |
 //           rolled_back | rollback_failed | unknown), "attempts", "duration_ms", "message",
 //           "not_rolled_back"}], "windows": [{"name", "budget_ms", "opened_ms", "closed_ms",
 //           "length_ms" (an open window: so far), "over_budget"}], "forward_recovery" (text or
