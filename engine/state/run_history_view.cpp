@@ -172,7 +172,8 @@ std::string short_duration(long long ms) {
 std::string window_summary(const RunHistoryEntry& run, const RunWindowRecord& w) {
   bool closed = false;
   const long long length = window_length(run, w, &closed);
-  std::string used = closed ? short_duration(length) : length > 0 ? short_duration(length) + "+" : "open";
+  const bool ended_open = !closed && run.finished_ms > 0 && w.opened_ms > 0;  // measured up to the run's end
+  std::string used = closed ? short_duration(length) : ended_open ? short_duration(length) + "+" : "open";
   std::string text = w.name + " " + used + "/" + short_duration(w.budget_ms);
   if (w.budget_ms > 0 && length > w.budget_ms) text += " over budget";
   return text;
