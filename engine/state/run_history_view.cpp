@@ -100,6 +100,7 @@ Json step_json(const RunStepRecord& s) {
           {"rollback", s.rollback},
           {"rollback_why", s.rollback_why},
           {"rollback_ms", undo_timed ? Json(s.rollback_finished_ms - s.rollback_started_ms) : Json(nullptr)},
+          {"held_restarts", s.held_restarts},
           {"outputs", s.outputs}};
 }
 
@@ -124,6 +125,9 @@ std::vector<std::string> step_row(const RunStepRecord& s) {
     undo = "not rolled back: " + s.rollback_why;
   }
   std::string said = why;
+  if (s.held_restarts > 0)
+    said += (said.empty() ? "" : "; ") + std::string("what it holds was found dead ") +
+            (s.held_restarts == 1 ? "once" : std::to_string(s.held_restarts) + " times");
   if (!undo.empty()) said += (said.empty() ? "" : "; ") + undo;
   // A step the run only rolled back (`plan rollback`, a rehearsal's second phase) did not run in it.
   const std::string result = s.result == "done_earlier" ? "done earlier" : s.result.empty() ? "-" : s.result;

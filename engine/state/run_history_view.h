@@ -17,7 +17,8 @@
 //           when the run only rolled it back),
 //           "attempts", "started_ms", "finished_ms", "duration_ms", "failure_kind", "message"
 //           (masked), "rollback" ("" | rolled_back | rollback_failed | rolling_back | left),
-//           "rollback_why", "rollback_ms" (the undo's length, null when not timed), "outputs"}
+//           "rollback_why", "rollback_ms" (the undo's length, null when not timed), "held_restarts" (a held
+//           resource found dead during the run), "outputs"}
 //   status (without --run) {"plan", "journal", "campaign": null | {"run" (its latest run), "kind",
 //           "runs", "status" ("" while unfinished: `plan status` says running or unfinished), "started_ms",
 //           "finished_ms", "plan_changed", "steps": [{"id", "state" (pending | running | succeeded | failed | skipped |

@@ -132,6 +132,22 @@ TEST_CASE("run history view: one line per run with its kind, result, length, win
   CHECK(text == expected);
 }
 
+TEST_CASE("run history view: a held resource found dead during the run is said") {
+  RunHistoryEntry run;
+  RunStepRecord s;
+  s.id = "tunnel";
+  s.result = "succeeded";
+  s.attempts = 1;
+  s.held_restarts = 2;
+  s.started_ms = T0;
+  s.finished_ms = T0 + 1000;
+  s.duration_ms = 1000;
+  run.steps.push_back(s);
+  CHECK(run_text(run).find("  tunnel  succeeded  1 attempt  1s  what it holds was found dead 2 times\n") !=
+        std::string::npos);
+  CHECK(run_json(run, true)["steps"][0]["held_restarts"] == 2);
+}
+
 TEST_CASE("run history view: a window over its budget says so") {
   RunHistoryEntry run;
   run.finished_ms = T0 + 50000;
