@@ -307,8 +307,11 @@ class StatusCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("status", "What the last run did, what is pending, timings, the lock");
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)");
+    cmd_->add_option("FILE", args_.file, "Plan file")->required()->type_name("FILE");
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
+    cmd_->add_option("--run", args_.run, "That run instead: its id, a unique prefix, last or previous")
+        ->type_name("ID");
+    cmd_->add_option("--format", args_.format, "text or json")->check(CLI::IsMember({"text", "json"}));
     add_var_options(cmd_, vars_, args_.load);
   }
   int run() override {
@@ -318,6 +321,42 @@ class StatusCommand : public Command {
 
  private:
   plan::StatusArgs args_;
+};
+
+class HistoryCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("history",
+                              "Every run, oldest first (newest next to the prompt): kind, times, result, windows, who");
+    cmd_->add_option("FILE", args_.file, "Plan file")->required()->type_name("FILE");
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
+    cmd_->add_option("--format", args_.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+    cmd_->add_option("--limit", args_.limit, "Only the newest N runs")->check(CLI::PositiveNumber);
+    add_var_options(cmd_, vars_, args_.load);
+  }
+  int run() override { return read_vars(vars_, args_.load) ? 2 : plan::cmd_history(args_, std::cout, std::cerr); }
+
+ private:
+  plan::HistoryArgs args_;
+};
+
+class OutputsCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("outputs",
+                              "Outputs steps recorded, secrets masked (default: each step's latest in this campaign)");
+    cmd_->add_option("FILE", args_.file, "Plan file")->required()->type_name("FILE");
+    cmd_->add_option("STEP", args_.step, "Only this step's outputs");
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
+    cmd_->add_option("--run", args_.run, "What that run recorded: its id, a unique prefix, last or previous")
+        ->type_name("ID");
+    cmd_->add_option("--format", args_.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+    add_var_options(cmd_, vars_, args_.load);
+  }
+  int run() override { return read_vars(vars_, args_.load) ? 2 : plan::cmd_outputs(args_, std::cout, std::cerr); }
+
+ private:
+  plan::OutputsArgs args_;
 };
 
 class ReportCommand : public Command {
@@ -409,12 +448,14 @@ int main(int argc, char** argv) {
   RollbackCommand rollback;
   RehearseCommand rehearse;
   StatusCommand status;
+  HistoryCommand history;
+  OutputsCommand outputs;
   ReportCommand report;
   UnlockCommand unlock;
   SchemaCommand schema;
   // In the order --help lists them.
-  const std::array<Command*, 12> commands{&validate, &lint,     &show,   &graph,  &diff,   &apply,
-                                          &rollback, &rehearse, &status, &report, &unlock, &schema};
+  const std::array<Command*, 14> commands{&validate, &lint,   &show,    &graph,   &diff,   &apply,  &rollback,
+                                          &rehearse, &status, &history, &outputs, &report, &unlock, &schema};
   for (Command* command : commands) command->define(app);
 
   try {

@@ -7,7 +7,6 @@
 #include "app/plan_files.h"
 #include "app/rollback.h"
 #include "app/run_context.h"
-#include "plan/canonical.h"
 #include "report/text.h"
 #include "run/resume.h"
 #include "ssh/remote_command.h"
@@ -224,7 +223,6 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
     journal = std::make_unique<RunJournalFile>(*writer, plan, &p.masker);
     Json extra = Json::object();
     if (args.resume) extra["resume"] = decisions_json(decisions);
-    extra["resolved_hash"] = resolved_hash(plan);  // what `plan show` printed for its review
     who.id = journal->run_started("apply", args.resume, hashes, extra);
     if (p.lock_taken_from)
       journal->note({{"type", "lock_taken_over"},

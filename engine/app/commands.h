@@ -112,10 +112,37 @@ struct StatusArgs {
   std::string file;
   std::string state_dir;
   LoadArgs load;
+  std::string run;              // --run ID (id, unique prefix, last, previous): that run instead
+  std::string format = "text";  // text | json (state/run_history_view.h documents the objects)
 };
 /// The current campaign from the journal: each step's state, attempts, timing and message, the
-/// run's status, and the lock holder. 0 unless the plan is invalid (2).
+/// run's status, and the lock holder; with --run, that one run. 0 unless the plan is invalid, the
+/// journal unreadable or the run unknown (2).
 int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err);
+
+struct HistoryArgs {
+  std::string file;
+  std::string state_dir;
+  LoadArgs load;
+  std::string format = "text";  // text | json
+  int limit = 0;                // the newest N runs; 0: all
+};
+/// `plan history`: every run the journal records, oldest first (the newest last, next to the
+/// prompt). 0, also when none is recorded; 2 for an invalid plan or an unreadable journal.
+int cmd_history(const HistoryArgs& args, std::ostream& out, std::ostream& err);
+
+struct OutputsArgs {
+  std::string file;
+  std::string step;  // empty: every step's
+  std::string state_dir;
+  LoadArgs load;
+  std::string run;  // --run ID: what that run recorded; empty: the current campaign
+  std::string format = "text";
+};
+/// `plan outputs`: the outputs steps recorded (masked as journaled). Without --run, each step's
+/// from the latest run of the current campaign that recorded any, as a resume would use them. 0;
+/// 2 for an unknown run or a step with no recorded outputs (the error lists those that have).
+int cmd_outputs(const OutputsArgs& args, std::ostream& out, std::ostream& err);
 
 /// `plan rollback`: reverts the succeeded steps of the current campaign, journaled as a run of
 /// kind rollback that continues it. `apply` carries the options that apply (load, secrets,

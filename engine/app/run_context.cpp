@@ -113,6 +113,29 @@ bool read_campaign(const std::string& path, std::ostream& err, std::optional<Jou
   return true;
 }
 
+int read_recorded_runs(const std::string& file, const LoadArgs& load, const std::string& state_dir, std::ostream& err,
+                       RecordedRuns& past) {
+  if (!load_and_build(file, load, err, past.r, past.graph)) return 2;
+  past.state_dir = state_dir_for(past.r.plan, state_dir);
+  if (!state_folder_ours(past.r.plan, past.state_dir, file, false, err)) return 2;
+  past.journal_path = (fs::path(past.state_dir) / "journal.jsonl").string();
+  JournalReadResult jr = read_journal(past.journal_path);
+  for (const auto& w : jr.warnings) err << "warning: journal " << past.journal_path << ": " << w << "\n";
+  if (!jr.error.empty()) {
+    err << "error: journal " << past.journal_path << ": " << jr.error << "\n";
+    return 2;
+  }
+  past.runs = run_history(jr.records);
+  // The newest run has not finished: it is running when its process still holds the lock.
+  if (!past.runs.empty() && past.runs.back().status == "unfinished") {
+    std::optional<LockHolder> holder = read_lock((fs::path(past.state_dir) / "lock").string());
+    const RunHistoryEntry& last = past.runs.back();
+    if (holder && !lock_is_stale(*holder) && holder->pid == last.pid && holder->host == last.host)
+      past.runs.back().status = "running";
+  }
+  return 0;
+}
+
 std::unique_ptr<JournalWriter> open_journal(const std::string& path, std::ostream& err) {
   try {
     return std::make_unique<JournalWriter>(path);

@@ -20,6 +20,7 @@
 #include "run/runner.h"
 #include "state/journal.h"
 #include "state/lock.h"
+#include "state/run_history.h"
 
 namespace plan::app {
 
@@ -44,6 +45,18 @@ int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std:
 /// Reads the journal's current campaign (nullopt: none). False, once it has said why, when the
 /// journal cannot be trusted; a torn last line is only a warning.
 bool read_campaign(const std::string& path, std::ostream& err, std::optional<JournalRun>& campaign);
+
+/// A plan and every run its journal records, for history, status --run and outputs.
+struct RecordedRuns {
+  LoadResult r;
+  Graph graph;
+  std::string state_dir, journal_path;
+  std::vector<RunHistoryEntry> runs;  // oldest first; an unfinished run whose lock is alive: "running"
+};
+/// Loads the plan and reads its journal (read only: no folder created, no lock). 0, or the exit
+/// code once it has said why (an invalid plan, another plan's state folder, an untrusted journal).
+int read_recorded_runs(const std::string& file, const LoadArgs& load, const std::string& state_dir, std::ostream& err,
+                       RecordedRuns& past);
 
 /// The journal writer, or null once it has said why it cannot open the file.
 std::unique_ptr<JournalWriter> open_journal(const std::string& path, std::ostream& err);

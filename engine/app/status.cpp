@@ -1,4 +1,5 @@
-// `plan status` and `plan unlock`: what the journal and the lock say, and clearing a stale lock.
+// `plan status` and `plan unlock`: what the journal and the lock say (the current campaign, or
+// one past run with --run), and clearing a stale lock.
 
 #include <algorithm>
 #include <chrono>
@@ -9,6 +10,7 @@
 #include "app/run_context.h"
 #include "state/campaign_view.h"
 #include "state/lock.h"
+#include "state/run_history_view.h"
 
 namespace plan {
 
@@ -31,7 +33,74 @@ std::string status_text(const JournalRun& run, bool live_holder) {
 
 using namespace app;
 
+namespace {
+
+long long now_ms() {
+  return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// `status --run ID`: that run, as the journal has it.
+int status_of_run(const StatusArgs& args, std::ostream& out, std::ostream& err) {
+  RecordedRuns past;
+  if (int code = read_recorded_runs(args.file, args.load, args.state_dir, err, past)) return code;
+  std::string error;
+  std::optional<size_t> i = find_run(past.runs, args.run, error);
+  if (!i) {
+    err << "error: " << error << "\n";
+    return 2;
+  }
+  const RunHistoryEntry& run = past.runs[*i];
+  if (args.format == "json")
+    out << run_json(run, true).dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+  else
+    out << "plan " << past.r.plan.name << ": " << run_text(run);
+  out.flush();
+  return 0;
+}
+
+// The current campaign as the text of `plan status`.
+void campaign_text(const StatusArgs& args, const Plan& plan, const Graph& graph, const JournalRun& run,
+                   bool live_holder, std::ostream& out) {
+  out << "plan " << plan.name << ": run " << run.run_id << " (" << run.kind << ", " << run.runs
+      << (run.runs == 1 ? " run" : " runs") << " in this campaign), started " << iso_time(run.started_ms)
+      << "\nstatus: " << status_text(run, live_holder) << "\n";
+  if (!run.plan_hash.empty() && run.plan_hash != plan.hash)
+    out << "note: " << args.file << " has changed since the run started\n";
+  size_t width = 4;
+  for (const auto& s : plan.steps) width = std::max(width, s.id.size());
+  for (const auto& s : plan.steps) {
+    auto it = run.steps.find(s.id);
+    if (it == run.steps.end()) {
+      out << "  " << pad(s.id, width) << "  pending\n";
+      continue;
+    }
+    const JournalStepState& st = it->second;
+    out << "  " << pad(s.id, width) << "  " << pad(st.state, 15) << " " << st.attempts
+        << (st.attempts == 1 ? " attempt " : " attempts");
+    if (st.started_ms > 0 && st.finished_ms >= st.started_ms)
+      out << "  " << format_duration(Millis(st.finished_ms - st.started_ms));
+    // A message left by an earlier failed attempt no longer applies once the step succeeded.
+    const bool said = !st.message.empty() && st.state != "succeeded";
+    if (said) out << "  " << st.message;
+    if (!st.not_rolled_back.empty()) out << (said ? "; " : "  ") << "not rolled back: " << st.not_rolled_back;
+    out << "\n";
+  }
+  for (const auto& [id, st] : run.steps)
+    if (plan.step_index(id) < 0) out << "  " << pad(id, width) << "  " << st.state << " (no longer in the plan)\n";
+  // Windows on the journal's clock, across crashes and resumes; an open one up to now.
+  for (const CampaignWindow& w : campaign_windows(plan, run))
+    out << "window " << window_status_line(w, now_ms()) << "\n";
+  if (const ForwardRecovery f = campaign_forward_recovery(plan, graph, run); !f.empty() && run.status != "succeeded")
+    out << "forward recovery: " << f.text() << "\n";
+  if (run.finished_ms > 0 && run.finished_ms >= run.started_ms)
+    out << "finished " << iso_time(run.finished_ms) << ", after "
+        << format_duration(Millis(run.finished_ms - run.started_ms)) << "\n";
+}
+
+}  // namespace
+
 int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
+  if (!args.run.empty()) return status_of_run(args, out, err);
   LoadResult r;
   Graph graph;
   if (!load_and_build(args.file, args.load, err, r, graph)) return 2;
@@ -39,55 +108,32 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
   std::string dir = state_dir_for(plan, args.state_dir);
   if (!state_folder_ours(plan, dir, args.file, false, err)) return 2;
   std::string journal_path = (fs::path(dir) / "journal.jsonl").string();
-  std::string lock_path = (fs::path(dir) / "lock").string();
-  std::optional<LockHolder> holder = read_lock(lock_path);
+  std::optional<LockHolder> holder = read_lock((fs::path(dir) / "lock").string());
   bool stale = holder && lock_is_stale(*holder);
 
   std::optional<JournalRun> campaign;
   bool readable = read_campaign(journal_path, err, campaign);
-  if (!readable) {
-    out << "plan " << plan.name << ": the journal cannot be read (" << journal_path << ")\n";
-  } else if (!campaign) {
-    out << "plan " << plan.name << ": no run recorded (" << journal_path << ")\n";
-  } else {
-    const JournalRun& run = *campaign;
-    out << "plan " << plan.name << ": run " << run.run_id << " (" << run.kind << ", " << run.runs
-        << (run.runs == 1 ? " run" : " runs") << " in this campaign), started " << iso_time(run.started_ms)
-        << "\nstatus: " << status_text(run, holder && !stale) << "\n";
-    if (!run.plan_hash.empty() && run.plan_hash != plan.hash)
-      out << "note: " << args.file << " has changed since the run started\n";
-    size_t width = 4;
-    for (const auto& s : plan.steps) width = std::max(width, s.id.size());
-    for (const auto& s : plan.steps) {
-      auto it = run.steps.find(s.id);
-      if (it == run.steps.end()) {
-        out << "  " << pad(s.id, width) << "  pending\n";
-        continue;
-      }
-      const JournalStepState& st = it->second;
-      out << "  " << pad(s.id, width) << "  " << pad(st.state, 15) << " " << st.attempts
-          << (st.attempts == 1 ? " attempt " : " attempts");
-      if (st.started_ms > 0 && st.finished_ms >= st.started_ms)
-        out << "  " << format_duration(Millis(st.finished_ms - st.started_ms));
-      // A message left by an earlier failed attempt no longer applies once the step succeeded.
-      const bool said = !st.message.empty() && st.state != "succeeded";
-      if (said) out << "  " << st.message;
-      if (!st.not_rolled_back.empty()) out << (said ? "; " : "  ") << "not rolled back: " << st.not_rolled_back;
-      out << "\n";
+  if (args.format == "json") {
+    if (!readable) return 2;
+    Json j = {{"plan", plan.name}, {"journal", journal_path}, {"campaign", nullptr}, {"lock", nullptr}};
+    if (campaign) {
+      j["campaign"] = campaign_json(plan, *campaign, campaign_windows(plan, *campaign), now_ms());
+      if (campaign->status.empty()) j["campaign"]["status"] = holder && !stale ? "running" : "unfinished";
+      const ForwardRecovery f = campaign_forward_recovery(plan, graph, *campaign);
+      j["campaign"]["forward_recovery"] =
+          !f.empty() && campaign->status != "succeeded" ? Json(f.text()) : Json(nullptr);
     }
-    for (const auto& [id, st] : run.steps)
-      if (plan.step_index(id) < 0) out << "  " << pad(id, width) << "  " << st.state << " (no longer in the plan)\n";
-    // Windows on the journal's clock, across crashes and resumes; an open one up to now.
-    const long long now_ms =
-        std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
-    for (const CampaignWindow& w : campaign_windows(plan, run))
-      out << "window " << window_status_line(w, now_ms) << "\n";
-    if (const ForwardRecovery f = campaign_forward_recovery(plan, graph, run); !f.empty() && run.status != "succeeded")
-      out << "forward recovery: " << f.text() << "\n";
-    if (run.finished_ms > 0 && run.finished_ms >= run.started_ms)
-      out << "finished " << iso_time(run.finished_ms) << ", after "
-          << format_duration(Millis(run.finished_ms - run.started_ms)) << "\n";
+    if (holder) j["lock"] = lock_json(*holder, stale);
+    out << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+    out.flush();
+    return 0;
   }
+  if (!readable)
+    out << "plan " << plan.name << ": the journal cannot be read (" << journal_path << ")\n";
+  else if (!campaign)
+    out << "plan " << plan.name << ": no run recorded (" << journal_path << ")\n";
+  else
+    campaign_text(args, plan, graph, *campaign, holder && !stale, out);
   if (!holder)
     out << "lock: none\n";
   else

@@ -1,5 +1,6 @@
 #include "state/run_history.h"
 
+#include <algorithm>
 #include <map>
 
 namespace plan {
@@ -70,6 +71,13 @@ class RunFolder {
       w->opened_ms = w->earlier ? earlier->second : t;
       if (!w->earlier) campaign_windows_[name] = t;
     } else {
+      // A resume does not journal the opening again of a window an earlier run opened: a close
+      // with no opening in this run closes that one.
+      if (w->opened_ms == 0) {
+        auto earlier = campaign_windows_.find(name);
+        w->earlier = true;
+        if (earlier != campaign_windows_.end()) w->opened_ms = earlier->second;
+      }
       w->closed_ms = t;
       // The engine's own measure, from the window's real opening (across a crash).
       const long long elapsed = number(r, "elapsed_ms", -1);
@@ -198,6 +206,41 @@ std::optional<size_t> find_run(const std::vector<RunHistoryEntry>& runs, const s
     for (size_t i : found) error += " " + runs[i].id;
   }
   return std::nullopt;
+}
+
+namespace {
+
+// A step's outputs worth showing: recorded by a success (or a resume that found it done), not empty.
+bool has_outputs(const RunStepRecord& s) {
+  return (s.result == "succeeded" || s.result == "done_earlier") && s.outputs.is_object() && !s.outputs.empty();
+}
+
+}  // namespace
+
+std::vector<RecordedOutputs> run_outputs(const std::vector<RunHistoryEntry>& runs, size_t index) {
+  std::vector<RecordedOutputs> out;
+  if (index >= runs.size()) return out;
+  for (const RunStepRecord& s : runs[index].steps)
+    if (has_outputs(s)) out.push_back({s.id, runs[index].id, s.outputs});
+  return out;
+}
+
+std::vector<RecordedOutputs> campaign_outputs(const std::vector<RunHistoryEntry>& runs) {
+  std::vector<RecordedOutputs> out;
+  if (runs.empty()) return out;
+  const std::string& campaign = runs.back().campaign;
+  size_t first = runs.size() - 1;
+  while (first > 0 && runs[first - 1].campaign == campaign) --first;
+  for (size_t i = first; i < runs.size(); ++i) {
+    for (RecordedOutputs& r : run_outputs(runs, i)) {
+      auto same = std::find_if(out.begin(), out.end(), [&](const RecordedOutputs& o) { return o.step == r.step; });
+      if (same == out.end())
+        out.push_back(std::move(r));
+      else
+        *same = std::move(r);  // a later run's record wins, as it does for a resume
+    }
+  }
+  return out;
 }
 
 }  // namespace plan

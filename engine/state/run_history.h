@@ -87,4 +87,19 @@ std::vector<RunHistoryEntry> run_history(const std::vector<Json>& records);
 /// 2 runs: ...") otherwise.
 std::optional<size_t> find_run(const std::vector<RunHistoryEntry>& runs, const std::string& id, std::string& error);
 
+/// The outputs one step recorded, and the run that recorded them.
+struct RecordedOutputs {
+  std::string step;
+  std::string run;
+  Json outputs = Json::object();
+};
+
+/// What `runs[index]` recorded: each step that succeeded (or was found done) with outputs, in the
+/// order the run touched them.
+std::vector<RecordedOutputs> run_outputs(const std::vector<RunHistoryEntry>& runs, size_t index);
+
+/// What a resume of the current campaign (the newest run's) would use: for each step, the outputs
+/// of the latest run of the campaign that recorded any, in the order steps first recorded them.
+std::vector<RecordedOutputs> campaign_outputs(const std::vector<RunHistoryEntry>& runs);
+
 }  // namespace plan

@@ -3,10 +3,12 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 
+#include "plan/canonical.h"
 #include "run/outcome.h"
 #include "util/sha256.h"
 
@@ -24,20 +26,6 @@ std::string this_user() {
   if (const passwd* pw = ::getpwuid(::geteuid())) return pw->pw_name;
   return "unknown";
 }
-
-}  // namespace
-
-// "20261125T194500Z-1234": sortable, and unique enough for one state folder.
-std::string new_run_id() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return std::string(buf) + "-" + std::to_string(::getpid());
-}
-
-namespace {
 
 // Resolves for display (secrets masked, unknown step outputs as placeholders). A value that
 // cannot be resolved before the run (an unset ${env.X}) is hashed as written, so the hash stays
@@ -57,6 +45,19 @@ Json checks_json(const std::vector<CheckSpec>& checks, const Scope& scope) {
 }
 
 }  // namespace
+
+std::string new_run_id() {
+  // A rehearsal writes two runs from one process, often within the same second.
+  static std::atomic<int> issued{0};
+  const int n = ++issued;
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  std::string id = std::string(buf) + "-" + std::to_string(::getpid());
+  return n == 1 ? id : id + "-" + std::to_string(n);
+}
 
 Json mask_json(const Json& v, const SecretMasker* masker) {
   if (!masker) return v;
@@ -144,6 +145,7 @@ std::string RunJournalFile::run_started(const std::string& kind, bool continues,
             {"plan", plan_.name},
             {"plan_path", plan_.path},
             {"plan_hash", plan_.hash},
+            {"resolved_hash", resolved_hash(plan_)},  // what `plan show` printed for its review
             {"step_hashes", step_hashes},
             {"vars", mask_json(plan_.vars, masker_)},
             {"pid", static_cast<long>(::getpid())},

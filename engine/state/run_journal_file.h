@@ -21,7 +21,9 @@ std::string step_content_hash(const Plan& plan, const Step& step, const std::map
 std::map<std::string, std::string> step_content_hashes(const Plan& plan,
                                                        const std::map<std::string, std::string>& secrets);
 
-/// A new run id, "20261125T194500Z-1234": the journal's, and --output json's for a dry run.
+/// A new run id: the journal's, and --output json's for a dry run. "20261125T194500Z-1234" (UTC
+/// time, pid): sortable, and unique in one state folder; the process's later runs (a rehearsal's
+/// second phase) get "-2", "-3", ...
 std::string new_run_id();
 
 /// `v` with every string passed through the masker (objects and arrays recursively).

@@ -133,3 +133,19 @@ TEST_CASE("run history: records of unexpected shape and records before any run a
   REQUIRE(runs[0].windows.size() == 1);
   CHECK(runs[0].windows[0].opened_ms == 0);
 }
+
+TEST_CASE("run history: a resume closes a window an earlier run opened without journaling its opening again") {
+  std::vector<Json> records = {
+      rec("run_started", 1000, {{"run", "A"}, {"continues", false}}),
+      rec("window_opened", 1100, {{"window", "ro"}, {"budget_ms", 5000}}),
+      rec("run_started", 3000, {{"run", "B"}, {"continues", true}}),
+      rec("window_closed", 3500, {{"window", "ro"}, {"budget_ms", 5000}}),  // no elapsed_ms: an older journal
+  };
+  auto runs = run_history(records);
+  REQUIRE(runs.size() == 2);
+  const RunWindowRecord* ro = runs[1].window("ro");
+  REQUIRE(ro);
+  CHECK(ro->earlier);
+  CHECK(ro->opened_ms == 1100);
+  CHECK(ro->length_ms() == 2400);
+}
