@@ -11,6 +11,7 @@
 
 #include "app/commands.h"
 #include "app/signals.h"
+#include "builtins.h"
 #include "report/text.h"
 #include "run/registry.h"
 
@@ -25,7 +26,9 @@ int usage_error(const std::string& message) {
 // --var K=V and --vars FILE, which every command that loads a plan takes.
 void add_var_options(CLI::App* cmd, std::vector<std::string>& assignments, plan::LoadArgs& load) {
   cmd->add_option("--var", assignments, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
-  cmd->add_option("--vars", load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
+  cmd->add_option("--vars", load.var_files, "YAML file of variables (repeatable)")
+      ->type_name("FILE")
+      ->allow_extra_args(false);
 }
 
 // The --var assignments into `load`: 0, or the usage error's exit code once it has said which is
@@ -68,7 +71,7 @@ class ValidateCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("validate", "Check plan files; every error at once, as file:line:col");
-    cmd_->add_option("FILE", args_.files, "Plan files")->required();
+    cmd_->add_option("FILE", args_.files, "Plan files")->type_name("FILE")->required();
     cmd_->add_option("--format", args_.format, "text, json or github (annotations)")
         ->check(CLI::IsMember({"text", "json", "github"}));
     add_var_options(cmd_, vars_, args_.load);
@@ -87,7 +90,7 @@ class LintCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("lint", "Risky but valid plans: warnings with stable ids (exit 1 when any)");
-    cmd_->add_option("FILE", args_.files, "Plan files")->required();
+    cmd_->add_option("FILE", args_.files, "Plan files")->type_name("FILE")->required();
     cmd_->add_option("--format", args_.format, "text, json or github (annotations)")
         ->check(CLI::IsMember({"text", "json", "github"}));
     add_var_options(cmd_, vars_, args_.load);
@@ -106,11 +109,12 @@ class ShowCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("show", "Hosts, waves, each step's resolved action, critical path, windows");
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     cmd_->add_option("--format", args_.format, "text, markdown or json")
         ->check(CLI::IsMember({"text", "markdown", "json"}));
     add_var_options(cmd_, vars_, args_.load);
-    cmd_->add_option("--state", args_.state_dir, "State folder whose past runs give estimates (read only)");
+    cmd_->add_option("--state", args_.state_dir, "State folder whose past runs give estimates (read only)")
+        ->type_name("DIR");
   }
   int run() override {
     if (int code = read_vars(vars_, args_.load)) return code;
@@ -125,7 +129,7 @@ class GraphCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("graph", "The dependency graph, for Graphviz or Mermaid");
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     cmd_->add_option("--format", args_.format, "dot or mermaid")->check(CLI::IsMember({"dot", "mermaid"}));
     add_var_options(cmd_, vars_, args_.load);
   }
@@ -142,7 +146,7 @@ class DiffCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("diff", "What a change to a plan changes: steps, parameters, edges, windows");
-    cmd_->add_option("FILE", files_, "OLD NEW, or FILE with --git REV")->required();
+    cmd_->add_option("FILE", files_, "OLD NEW, or FILE with --git REV")->type_name("FILE")->required();
     cmd_->add_option("--git", args_.git_rev, "Compare FILE as it was at this git revision with FILE on disk")
         ->type_name("REV");
     cmd_->add_option("--format", args_.format, "text, markdown or json")
@@ -169,7 +173,7 @@ class ApplyCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("apply", "Run a plan (or rehearse it with --dry-run)");
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     auto* dry = cmd_->add_flag("--dry-run", args_.dry_run, "Say exactly what would happen; change nothing");
     cmd_->add_flag("--probe", args_.probe, "With --dry-run: also evaluate the read-only checks answerable now")
         ->needs(dry);
@@ -178,14 +182,15 @@ class ApplyCommand : public Command {
     add_var_options(cmd_, vars_, args_.load);
     cmd_->add_flag("--strict", args_.load.strict, "Warnings (a --var the plan never uses) are errors");
     cmd_->add_option("--secrets", args_.secrets_file,
-                     "YAML file of secrets (default: FILE's name with .secrets.yaml beside it, if present)");
+                     "YAML file of secrets (default: FILE's name with .secrets.yaml beside it, if present)")
+        ->type_name("FILE");
     cmd_->add_flag("--yes", args_.yes, "Approve every approval gate");
     add_ids_option(cmd_, "--approve", approve_, "Approve the gate with this step id (repeatable)");
     cmd_->add_flag("--fail-fast", args_.fail_fast, "On the first failure, cancel the running steps too");
     cmd_->add_option("--output", output_, "text, or json: one event per line on stdout")
         ->check(CLI::IsMember({"text", "json"}));
     cmd_->add_option("--state", args_.state_dir,
-                     "State folder (journal, lock); default PLAN_STATE_DIR/NAME or .plan/NAME");
+                     "State folder (journal, lock)->type_name(" DIR "); default PLAN_STATE_DIR/NAME or .plan/NAME");
     define_resume_options();
     cmd_->add_flag("--no-rollback", args_.no_rollback, "On failure, leave everything as it is (no rollback)");
     cmd_->add_option("--expect-hash", args_.expect_hash,
@@ -241,10 +246,10 @@ class UndoingCommand : public Command {
 
  protected:
   void define_apply_options() {
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     add_var_options(cmd_, vars_, args_.load);
-    cmd_->add_option("--secrets", args_.secrets_file, "YAML file of secrets");
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)");
+    cmd_->add_option("--secrets", args_.secrets_file, "YAML file of secrets")->type_name("FILE");
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
     cmd_->add_flag("--yes", args_.yes, "Approve every approval gate");
     add_ids_option(cmd_, "--approve", approve_, "Approve the gate with this step id (repeatable)");
     cmd_->add_option("--parallelism", args_.parallelism, "Steps running at once (default 4)")
@@ -300,8 +305,8 @@ class StatusCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("status", "What the last run did, what is pending, timings, the lock");
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)");
+    cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
     add_var_options(cmd_, vars_, args_.load);
   }
   int run() override {
@@ -317,9 +322,9 @@ class UnlockCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("unlock", "Clear the run lock left by a run that is gone");
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     cmd_->add_flag("--force", args_.force, "Clear it even if its holder may still be running");
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)");
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
     add_var_options(cmd_, vars_, args_.load);
   }
   int run() override {
@@ -385,11 +390,13 @@ int main(int argc, char** argv) {
   const std::array<Command*, 11> commands{&validate, &lint,     &show,   &graph,  &diff,  &apply,
                                           &rollback, &rehearse, &status, &unlock, &schema};
   for (Command* command : commands) command->define(app);
+  const plan::cli::BuiltinCommands builtins(app);  // help, completion: read from the commands above
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    if (e.get_exit_code() == 0) return app.exit(e);                     // --help
+    if (builtins.explain_parse_error(argc, argv, std::cerr)) return 2;  // did you mean ...?
     app.exit(e);
     return 2;
   }
@@ -397,6 +404,7 @@ int main(int argc, char** argv) {
     std::cout << plan::version_text();
     return 0;
   }
+  if (auto code = builtins.run(std::cout, std::cerr)) return *code;
   for (Command* command : commands)
     if (command->chosen()) return run_reporting_internal_errors(*command);
   std::cerr << app.help();
