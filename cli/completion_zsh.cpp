@@ -8,7 +8,7 @@ namespace plan::cli {
 namespace {
 
 // Single-quoted for zsh.
-std::string quoted(const std::string& s) {
+std::string sh_quoted(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
@@ -51,11 +51,11 @@ std::vector<std::string> specs(const CommandInfo& c) {
       if (o.takes_value()) spec += "=";
       spec += bracketed(o.description);
       if (o.takes_value()) spec += ":" + o.type + ":" + action(o);
-      out.push_back(quoted(spec));
+      out.push_back(sh_quoted(spec));
     }
   }
   for (const auto& p : c.positionals)
-    out.push_back(quoted((p.repeatable ? "*:" : ":") + p.positional + ":" + action(p)));
+    out.push_back(sh_quoted((p.repeatable ? "*:" : ":") + p.positional + ":" + action(p)));
   return out;
 }
 
@@ -70,7 +70,7 @@ void arguments_call(std::ostream& out, const std::vector<std::string>& lines, co
 std::string described(const CommandInfo& c) {
   std::string name;
   for (char ch : c.name) name += ch == ':' ? std::string("\\:") : std::string(1, ch);
-  return quoted(name + ":" + c.description);
+  return sh_quoted(name + ":" + c.description);
 }
 
 }  // namespace
@@ -88,8 +88,8 @@ std::string zsh_completion(const CliInfo& cli) {
          "  local curcontext=$curcontext state line ret=1\n"
          "  typeset -A opt_args\n";
   std::vector<std::string> top = specs(cli.program);
-  top.push_back(quoted("1:COMMAND:_plan_commands"));
-  top.push_back(quoted("*:: :->args"));
+  top.push_back(sh_quoted("1:COMMAND:_plan_commands"));
+  top.push_back(sh_quoted("*:: :->args"));
   arguments_call(out, top, "  ", "_arguments -C");
   out << "  [[ $state == args ]] || return 0\n"
          "  # Past the command, the words are the command's own: complete them as its options say.\n"

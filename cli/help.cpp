@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "generate.h"
 
@@ -15,11 +17,15 @@ std::string command_list(const CliInfo& cli) {
   for (const auto& c : cli.commands)
     out << "  " << c.name << std::string(width - c.name.size() + 3, ' ') << c.description << "\n";
   out << "\nOptions:\n";
+  std::vector<std::pair<std::string, std::string>> rows;
   for (const auto& o : cli.program.options) {
     std::string names;
     for (const auto& n : o.names) names += (names.empty() ? "" : ", ") + n;
-    out << "  " << names << "  " << o.description << "\n";
+    rows.emplace_back(names, o.description);
+    width = std::max(width, names.size());
   }
+  for (const auto& [names, description] : rows)
+    out << "  " << names << std::string(width - names.size() + 3, ' ') << description << "\n";
   out << "\n'" << kProgram << " help COMMAND' (or '" << kProgram << " COMMAND --help') shows a command's options.\n";
   return out.str();
 }

@@ -29,9 +29,10 @@ OptionInfo option_info(const CLI::Option& opt) {
   for (const auto& l : opt.get_lnames()) info.names.push_back("--" + l);
   if (!opt.nonpositional()) info.positional = opt.get_name(true);
   const std::string type_name = opt.get_type_name();
-  // A flag takes no value: CLI11 gives it a type size of 0.
-  if (opt.get_type_size() != 0) info.type = type_name.substr(0, type_name.find(':'));
-  if (info.type.empty() && opt.get_type_size() != 0) info.type = "VALUE";
+  // A flag takes no value: CLI11 expects 0 of them.
+  const bool flag = opt.get_expected_max() == 0;
+  if (!flag) info.type = type_name.substr(0, type_name.find(':'));
+  if (!flag && info.type.empty()) info.type = "VALUE";
   info.choices = choices_in(type_name);
   info.description = opt.get_description();
   info.required = opt.get_required();
@@ -68,10 +69,10 @@ std::string OptionInfo::value_hint() const {
   return out;
 }
 
-const OptionInfo* CommandInfo::find(const std::string& name) const {
+const OptionInfo* CommandInfo::find(const std::string& option) const {
   for (const auto& o : options)
     for (const auto& n : o.names)
-      if (n == name) return &o;
+      if (n == option) return &o;
   return nullptr;
 }
 

@@ -35,7 +35,7 @@ struct CommandInfo {
   std::vector<OptionInfo> options;  // named options, in definition order
   std::vector<OptionInfo> positionals;
 
-  const OptionInfo* find(const std::string& name) const;  // "--format" or "-h"
+  const OptionInfo* find(const std::string& option) const;  // "--format" or "-h"
   /// "plan apply [OPTIONS] FILE", "plan validate [OPTIONS] FILE..."
   std::string usage() const;
 };

@@ -190,7 +190,8 @@ class ApplyCommand : public Command {
     cmd_->add_option("--output", output_, "text, or json: one event per line on stdout")
         ->check(CLI::IsMember({"text", "json"}));
     cmd_->add_option("--state", args_.state_dir,
-                     "State folder (journal, lock)->type_name(" DIR "); default PLAN_STATE_DIR/NAME or .plan/NAME");
+                     "State folder (journal, lock); default PLAN_STATE_DIR/NAME or .plan/NAME")
+        ->type_name("DIR");
     define_resume_options();
     cmd_->add_flag("--no-rollback", args_.no_rollback, "On failure, leave everything as it is (no rollback)");
     cmd_->add_option("--expect-hash", args_.expect_hash,
@@ -395,8 +396,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);                     // --help
-    if (builtins.explain_parse_error(argc, argv, std::cerr)) return 2;  // did you mean ...?
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // An unknown command or option: did you mean ...?
+    if (builtins.explain_parse_error(argc, argv, std::cerr)) return 2;
     app.exit(e);
     return 2;
   }

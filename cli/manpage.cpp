@@ -67,7 +67,7 @@ void option_items(std::ostream& out, const std::vector<OptionInfo>& options) {
     std::string names;
     for (const auto& n : o.names) names += (names.empty() ? "" : ", ") + bold_name(n);
     if (o.takes_value()) names += " \\fI" + roff(o.value_hint()) + "\\fR";
-    out << names << "\n" << roff(o.description) << (o.repeatable ? " May be given more than once." : "") << "\n";
+    out << names << "\n" << roff(o.description) << "\n";
   }
 }
 
@@ -96,7 +96,8 @@ std::string man_page(const CliInfo& cli, const std::string& date) {
       << ".TH PLAN 1 " << date << " \"plan " << PLAN_VERSION << "\" \"User Commands\"\n"
       << ".SH NAME\nplan \\- " << roff(summary) << "\n"
       << ".SH SYNOPSIS\n";
-  for (const auto& c : cli.commands) out << ".B " << roff(c.usage()) << "\n.br\n";
+  for (size_t i = 0; i < cli.commands.size(); ++i)
+    out << (i ? ".br\n" : "") << ".B " << roff(cli.commands[i].usage()) << "\n";
   out << ".SH DESCRIPTION\n"
          "plan runs infrastructure migrations written as YAML plans: steps with their dependencies, "
          "checks, approvals, downtime windows and rollbacks.\n"

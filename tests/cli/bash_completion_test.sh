@@ -2,7 +2,7 @@
 # `plan completion bash`, sourced in bash as bash-completion would: what TAB offers (COMPREPLY)
 # for the words typed so far. Usage: bash_completion_test.sh PLAN_BINARY
 set -uo pipefail
-plan=$1
+plan=$(realpath "$1")
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 "$plan" completion bash >"$dir/plan.bash" || { echo "FAIL: plan completion bash exited $?"; exit 1; }
@@ -45,6 +45,7 @@ expect "rehearse" plan --version reh
 expect "rollback" plan help ro
 expect "bash" plan completion b
 expect "migrate.secrets.yaml migrate.yaml" plan apply migr
+expect "migrate.secrets.yaml migrate.yaml" plan apply --dry-run migr  # a flag takes no value
 expect "migrate.secrets.yaml migrate.yaml" plan apply x.yaml --secrets migr
 expect "states" plan apply migrate.yaml --state ""
 expect "" plan apply migrate.yaml --approve ""            # a step id: no guess

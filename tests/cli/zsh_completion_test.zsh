@@ -3,8 +3,8 @@
 # $fpath as _plan: what TAB completes. compadd is wrapped to record the matches each completion
 # adds; a key bound to a widget marks the end of each. Usage: zsh -f zsh_completion_test.zsh PLAN
 emulate -R zsh
-setopt err_return no_unset pipe_fail
-plan=$1
+setopt no_unset pipe_fail
+plan=${1:A}
 dir=$(mktemp -d)
 trap 'zpty -d shell 2>/dev/null; rm -rf $dir' EXIT
 "$plan" completion zsh >$dir/_plan || { print "FAIL: plan completion zsh exited $?"; exit 1 }
@@ -54,7 +54,7 @@ expect() {
     print -r -- "ok: '$line<TAB>' -> $got"
   else
     print -r -- "FAIL: '$line<TAB>' completes '$got', expected '$want'"
-    (( failures++ ))
+    failures=$((failures + 1))
   fi
   return 0
 }
@@ -67,12 +67,13 @@ expect "markdown" "plan diff a.yaml b.yaml --format m"
 expect "rollback" "plan help ro"
 expect "bash zsh" "plan completion "
 expect "migrate.secrets.yaml migrate.yaml" "plan apply migr"
+expect "migrate.secrets.yaml migrate.yaml" "plan apply --dry-run migr"
 expect "states" "plan apply migrate.yaml --state "
 expect "--fresh" "plan apply migrate.yaml --fr"
 
-commands=(${(f)"$("$plan" help | awk '/^Commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}')"})
-(( $#commands )) || { print "FAIL: plan help lists no commands"; (( failures++ )) }
-expect "${(j: :)${(o)commands}}" "plan "
+listed=(${(f)"$("$plan" help | awk '/^Commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}')"})
+(( $#listed )) || { print "FAIL: plan help lists no commands"; failures=$((failures + 1)) }
+expect "${(j: :)${(@o)listed}}" "plan "
 
 if (( failures )); then
   print "$failures failure(s)"
