@@ -30,19 +30,21 @@ void command_arm(std::ostream& out, const CommandInfo& c, const std::string& ind
   std::vector<std::string> opts;
   for (const auto& o : c.options) opts.insert(opts.end(), o.names.begin(), o.names.end());
   out << indent << "opts=" << sh_quoted(join(opts)) << "\n";
-  out << indent << "case $prev in\n";
-  for (const auto& o : c.options) {
-    if (!o.takes_value()) continue;
-    out << indent << "  " << join(o.names, "|") << ") _plan_complete " << sh_quoted(value_kind(o)) << "; return ;;\n";
+  std::vector<std::string> valued;
+  for (const auto& o : c.options)
+    if (o.takes_value()) valued.insert(valued.end(), o.names.begin(), o.names.end());
+  if (!valued.empty()) {
+    out << indent << "case $prev in\n";
+    for (const auto& o : c.options) {
+      if (!o.takes_value()) continue;
+      out << indent << "  " << join(o.names, "|") << ") _plan_complete " << sh_quoted(value_kind(o)) << "; return ;;\n";
+    }
+    out << indent << "esac\n";
   }
-  out << indent << "esac\n";
   std::vector<std::string> kinds;
   for (const auto& p : c.positionals) kinds.push_back(sh_quoted(value_kind(p)));
   out << indent << "positionals=(" << join(kinds) << ")\n";
   out << indent << "repeat_last=" << (!c.positionals.empty() && c.positionals.back().repeatable ? 1 : 0) << "\n";
-  std::vector<std::string> valued;
-  for (const auto& o : c.options)
-    if (o.takes_value()) valued.insert(valued.end(), o.names.begin(), o.names.end());
   out << indent << "valued=" << sh_quoted(" " + join(valued) + " ") << "\n";
 }
 
@@ -113,8 +115,13 @@ std::string bash_completion(const CliInfo& cli) {
          "  done\n"
          "  case $command in\n"
          "    '')\n";
-  command_arm(out, cli.program, "      ");
-  out << "      positionals=(:COMMAND) ;;\n";
+  // Before the command: plan's own options, and the command as its one positional.
+  CommandInfo top = cli.program;
+  OptionInfo command;
+  command.positional = command.type = "COMMAND";
+  top.positionals = {command};
+  command_arm(out, top, "      ");
+  out << "      ;;\n";
   for (const auto& c : cli.commands) {
     out << "    " << c.name << ")\n";
     command_arm(out, c, "      ");

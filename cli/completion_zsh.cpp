@@ -50,7 +50,10 @@ std::vector<std::string> specs(const CommandInfo& c) {
       std::string spec = (o.repeatable ? "*" : exclusive) + n;
       if (o.takes_value()) spec += "=";
       spec += bracketed(o.description);
-      if (o.takes_value()) spec += ":" + o.type + ":" + action(o);
+      // The message zsh shows over the values: what they are ("FILE"), or the option ("format").
+      if (o.takes_value())
+        spec +=
+            ":" + (o.choices.empty() ? o.type : o.label().substr(o.label().find_first_not_of('-'))) + ":" + action(o);
       out.push_back(sh_quoted(spec));
     }
   }
@@ -85,7 +88,7 @@ std::string zsh_completion(const CliInfo& cli) {
   for (const auto& c : cli.commands) out << "    " << described(c) << "\n";
   out << "  )\n  _describe -t commands 'plan command' commands\n}\n\n";
   out << "_plan() {\n"
-         "  local curcontext=$curcontext state line ret=1\n"
+         "  local curcontext=$curcontext state line\n"
          "  typeset -A opt_args\n";
   std::vector<std::string> top = specs(cli.program);
   top.push_back(sh_quoted("1:COMMAND:_plan_commands"));
