@@ -33,6 +33,9 @@ OptionInfo option_info(const CLI::Option& opt) {
   const bool flag = opt.get_expected_max() == 0;
   if (!flag) info.type = type_name.substr(0, type_name.find(':'));
   if (!flag && info.type.empty()) info.type = "VALUE";
+  // A positional named FILE (or DIR) is one even when its definition gives no type name.
+  if (!info.positional.empty() && info.type == "TEXT" && (info.positional == "FILE" || info.positional == "DIR"))
+    info.type = info.positional;
   info.choices = choices_in(type_name);
   info.description = opt.get_description();
   info.required = opt.get_required();
