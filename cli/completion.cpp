@@ -73,7 +73,11 @@ const char* const kTail = R"(  if [[ $cur == -* ]]; then
   for ((i = start; i < cword; i++)); do
     w=${words[i]}
     if [[ $w == -* ]]; then
-      [[ $w != *=* && $valued == *" $w "* ]] && ((i++))
+      # Its value is the next word, after a '=' of its own when bash split "--format=json".
+      if [[ $w != *=* && $valued == *" $w "* ]]; then
+        [[ ${words[i + 1]-} == = ]] && ((i++))
+        ((i++))
+      fi
       continue
     fi
     ((n++))

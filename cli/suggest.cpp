@@ -5,6 +5,21 @@
 namespace plan::cli {
 namespace {
 
+// The candidate `word` begins when it begins only one ("roll" for "rollback", "--dry" for
+// "--dry-run"), else the closest (closest_match: Damerau-Levenshtein, a threshold by length).
+std::optional<std::string> suggestion(const std::string& word, const std::vector<std::string>& candidates) {
+  std::optional<std::string> only;
+  for (const auto& c : candidates) {
+    if (c.size() <= word.size() || c.rfind(word, 0) != 0) continue;
+    if (only) {
+      only.reset();
+      break;
+    }
+    only = c;
+  }
+  return only ? only : closest_match(word, candidates);
+}
+
 std::string without_dashes(const std::string& s) { return s.substr(std::min(s.find_first_not_of('-'), s.size())); }
 
 std::string unknown_option(const CommandInfo& command, const std::string& prefix, const std::string& option) {
@@ -13,7 +28,7 @@ std::string unknown_option(const CommandInfo& command, const std::string& prefix
   for (const auto& o : command.options)
     for (const auto& n : o.names) names.push_back(without_dashes(n));
   std::string out = prefix + ": unknown option '" + option + "'\n";
-  auto best = closest_match(without_dashes(option), names);
+  auto best = suggestion(without_dashes(option), names);
   if (best) {
     const OptionInfo* o = command.find("--" + *best);
     return out + "did you mean '" + (o ? "--" : "-") + *best + "'?\n";
@@ -43,7 +58,7 @@ std::optional<std::string> first_unknown_option(const CommandInfo& command, cons
 
 std::string unknown_command(const CliInfo& cli, const std::string& name) {
   std::string out = std::string(kProgram) + ": unknown command '" + name + "'\n";
-  if (auto best = closest_match(name, cli.command_names())) return out + "did you mean '" + *best + "'?\n";
+  if (auto best = suggestion(name, cli.command_names())) return out + "did you mean '" + *best + "'?\n";
   return out + "Run '" + std::string(kProgram) + " help' for the list of commands.\n";
 }
 

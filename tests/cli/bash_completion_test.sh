@@ -51,6 +51,7 @@ expect "states" plan apply migrate.yaml --state ""
 expect "" plan apply migrate.yaml --approve ""            # a step id: no guess
 expect "migrate.secrets.yaml migrate.yaml states" plan validate a.yaml ""  # FILE...: more files
 expect "" plan show migrate.yaml ""                       # show takes one FILE
+expect "migrate.secrets.yaml migrate.yaml" plan show --format = json migr  # --format=json, split
 expect "--fresh" plan apply migrate.yaml --fr
 expect "--help --version" plan --
 expect "" plan nosuch ""

@@ -22,6 +22,8 @@ TEST_CASE("a misspelt command is named with the closest command and exits 2", "[
   // Two letters swapped are one edit (Damerau-Levenshtein).
   CHECK(plan_cmd({"stauts", "examples/hello.yaml"}).err == "plan: unknown command 'stauts'\ndid you mean 'status'?\n");
   CHECK(plan_cmd({"rollbakc"}).err == "plan: unknown command 'rollbakc'\ndid you mean 'rollback'?\n");
+  // The start of one command only is that command.
+  CHECK(plan_cmd({"roll", "examples/hello.yaml"}).err == "plan: unknown command 'roll'\ndid you mean 'rollback'?\n");
 }
 
 TEST_CASE("a command far from every command gets no suggestion", "[cli][usage][help]") {
@@ -42,6 +44,8 @@ TEST_CASE("a misspelt option is named with the closest option of that command an
         "plan validate: unknown option '--strcit'\ndid you mean '--strict'?\n");
   CHECK(plan_cmd({"validate", "examples/hello.yaml", "--probe"}).err ==
         "plan validate: unknown option '--probe'\nRun 'plan help validate' for the options.\n");
+  CHECK(plan_cmd({"apply", "examples/hello.yaml", "--dry"}).err ==
+        "plan apply: unknown option '--dry'\ndid you mean '--dry-run'?\n");
   // With its value after '='.
   CHECK(plan_cmd({"show", "examples/hello.yaml", "--fromat=json"}).err ==
         "plan show: unknown option '--fromat'\ndid you mean '--format'?\n");
