@@ -319,6 +319,29 @@ class StatusCommand : public Command {
   plan::StatusArgs args_;
 };
 
+class ReportCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("report", "A run as a timeline (Gantt chart), windows and rollbacks: markdown or html");
+    cmd_->add_option("FILE", args_.file, "Plan file")->required()->type_name("FILE");
+    cmd_->add_option("--run", args_.run, "The run: an id, a unique prefix, last (default) or previous")
+        ->type_name("ID");
+    cmd_->add_option("--compare", args_.compare, "Compare with this run (e.g. the rehearsal)")->type_name("ID");
+    cmd_->add_option("--format", args_.format, "markdown (GitHub, mermaid) or html (one self-contained file)")
+        ->check(CLI::IsMember({"markdown", "html"}));
+    cmd_->add_option("-o,--output", args_.output, "Write the report to FILE instead of stdout")->type_name("FILE");
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal)")->type_name("DIR");
+    add_var_options(cmd_, vars_, args_.load);
+  }
+  int run() override {
+    if (int code = read_vars(vars_, args_.load)) return code;
+    return plan::cmd_report(args_, std::cout, std::cerr);
+  }
+
+ private:
+  plan::ReportArgs args_;
+};
+
 class UnlockCommand : public Command {
  public:
   void define(CLI::App& app) override {
@@ -385,11 +408,12 @@ int main(int argc, char** argv) {
   RollbackCommand rollback;
   RehearseCommand rehearse;
   StatusCommand status;
+  ReportCommand report;
   UnlockCommand unlock;
   SchemaCommand schema;
   // In the order --help lists them.
-  const std::array<Command*, 11> commands{&validate, &lint,     &show,   &graph,  &diff,  &apply,
-                                          &rollback, &rehearse, &status, &unlock, &schema};
+  const std::array<Command*, 12> commands{&validate, &lint,     &show,   &graph,  &diff,   &apply,
+                                          &rollback, &rehearse, &status, &report, &unlock, &schema};
   for (Command* command : commands) command->define(app);
   const plan::cli::BuiltinCommands builtins(app);  // help, completion: read from the commands above
 

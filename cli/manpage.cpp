@@ -103,7 +103,7 @@ std::string man_page(const CliInfo& cli, const std::string& date) {
          "checks, approvals, downtime windows and rollbacks.\n"
          "It checks a plan (validate, lint), shows and draws it (show, graph, diff), rehearses it "
          "(apply \\-\\-dry\\-run, rehearse), runs it with a journal that lets an interrupted run "
-         "resume (apply, status, unlock), and undoes it (rollback).\n"
+         "resume (apply, status, unlock), reports on a run (report), and undoes it (rollback).\n"
          ".PP\n"
          "Results go to standard output; progress and logs to standard error.\n"
          "Secrets, written ${secret.NAME} in a plan, are masked as *** in everything plan prints or records.\n";

@@ -10,6 +10,7 @@
 #include "plan/canonical.h"
 #include "report/text.h"
 #include "run/resume.h"
+#include "ssh/remote_command.h"
 #include "state/campaign_view.h"
 #include "state/run_journal_file.h"
 
@@ -119,6 +120,15 @@ Json decisions_json(const std::vector<ResumeDecision>& decisions) {
 
 // Journals steps that --resume decided are done (probe or --assume-done), so that the campaign
 // records them as succeeded.
+// `plan report ...` for this run, with the arguments that find the same plan and state folder.
+std::string report_command(const ApplyArgs& args, const std::string& run_id) {
+  std::string cmd = "plan report " + ssh::shell_quote(args.file);
+  for (const auto& f : args.load.var_files) cmd += " --vars " + ssh::shell_quote(f);
+  for (const auto& [k, v] : args.load.vars) cmd += " --var " + ssh::shell_quote(k + "=" + v);
+  if (!args.state_dir.empty()) cmd += " --state " + ssh::shell_quote(args.state_dir);
+  return cmd + " --run " + run_id + " --format html -o report.html";
+}
+
 void journal_decisions(RunJournalFile& journal, const std::vector<ResumeDecision>& decisions) {
   for (const auto& d : decisions)
     if (d.decision == "done")
@@ -214,7 +224,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
     Json extra = Json::object();
     if (args.resume) extra["resume"] = decisions_json(decisions);
     extra["resolved_hash"] = resolved_hash(plan);  // what `plan show` printed for its review
-    journal->run_started("apply", args.resume, hashes, extra);
+    const std::string run_id = journal->run_started("apply", args.resume, hashes, extra);
     if (p.lock_taken_from)
       journal->note({{"type", "lock_taken_over"},
                      {"from", p.lock_taken_from->describe()},
@@ -223,6 +233,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
                      {"boot_id", p.lock_taken_from->boot_id}});
     journal_decisions(*journal, decisions);
     ropts.journal = journal.get();
+    ctx.set_report_command(report_command(args, run_id));
   }
 
   RunSummary summary = ctx.run(std::move(ropts), attach);

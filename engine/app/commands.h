@@ -127,6 +127,20 @@ int cmd_rollback(const ApplyArgs& args, std::ostream& out, std::ostream& err,
 int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
                  const std::function<void(Runner*)>& attach = {});
 
+struct ReportArgs {
+  std::string file;
+  std::string state_dir;
+  LoadArgs load;
+  std::string run = "last";         // --run: an id, a unique prefix, last or previous
+  std::string compare;              // --compare: another run, the same way; empty for none
+  std::string format = "markdown";  // markdown | html
+  std::string output;               // -o FILE; empty: `out`
+};
+/// `plan report`: one run of the journal as a timeline (report/run_report.h), with --compare
+/// against another. 0 when written; 2 for an invalid plan, a journal that holds no such run or
+/// cannot be read, or an output file that cannot be written.
+int cmd_report(const ReportArgs& args, std::ostream& out, std::ostream& err);
+
 struct UnlockArgs {
   std::string file;
   std::string state_dir;

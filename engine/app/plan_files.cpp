@@ -195,5 +195,10 @@ void estimate_from_past_runs(const Plan& plan, Graph& graph, const std::string& 
   if (!past.empty()) estimate_graph(plan, graph, type_estimate, past);
 }
 
+void estimate_from_records(const Plan& plan, Graph& graph, const std::vector<Json>& records,
+                           const std::map<std::string, std::string>& hashes) {
+  estimate_graph(plan, graph, type_estimate, past_durations(records, hashes));
+}
+
 }  // namespace app
 }  // namespace plan

@@ -50,4 +50,9 @@ bool state_folder_ours(const Plan& plan, const std::string& dir, const std::stri
 void estimate_from_past_runs(const Plan& plan, Graph& graph, const std::string& state_dir,
                              const std::map<std::string, std::string>& hashes);
 
+/// The same from journal records already read (oldest first, header excluded): `plan report` gives
+/// each run the estimates of the runs before it.
+void estimate_from_records(const Plan& plan, Graph& graph, const std::vector<Json>& records,
+                           const std::map<std::string, std::string>& hashes);
+
 }  // namespace plan::app

@@ -6,6 +6,7 @@
 
 #include "report/describe.h"
 #include "report/json_events.h"
+#include "report/predict.h"
 #include "run/step_type.h"
 
 namespace plan {
@@ -119,6 +120,25 @@ void ConsoleObserver::run_started(const Plan& plan, const Graph& graph, bool dry
        " step" + (plan.steps.size() == 1 ? "" : "s") + " in " + std::to_string(waves) + " wave" +
        (waves == 1 ? "" : "s") + (dry_run ? " (nothing will be changed)" : ""));
   if (opts_.fancy && !ticker_thread_.joinable()) ticker_thread_ = std::thread([this] { ticker(); });
+  // Predicted now, from the estimates the graph carries at the start (plan and past runs), so
+  // that the summary sets the real length beside what the operator was told to expect.
+  notes_.windows.clear();
+  for (const Window& w : plan.windows) {
+    const Json j = window_json(plan, graph, w);
+    SummaryNotes::WindowPrediction p;
+    if (j["predicted_ms"].is_number() && has_figure(j, "predicted_ms")) {
+      p.text = "predicted " + length_text(j, "predicted_ms");
+      if (j.value("complete", false)) p.ms = j["predicted_ms"].get<long long>();
+    } else {
+      p.text = "no prediction (its steps have no estimate or past run)";
+    }
+    notes_.windows[w.name] = p;
+  }
+}
+
+void ConsoleObserver::set_report_command(std::string command) {
+  std::lock_guard lk(mu_);
+  notes_.report_command = std::move(command);
 }
 
 void ConsoleObserver::step_started(int step, int attempt) {
@@ -252,12 +272,31 @@ void ConsoleObserver::run_finished(const RunSummary& summary) {
   }
   cv_.notify_all();
   if (ticker_thread_.joinable()) ticker_thread_.join();
-  if (plan_) results_ << format_summary(*plan_, summary, opts_.masker, style_);
+  if (plan_) results_ << format_summary(*plan_, summary, opts_.masker, style_, &notes_);
   results_.flush();
 }
 
-std::string format_summary(const Plan& plan, const RunSummary& summary, const SecretMasker* masker,
-                           const Style& style) {
+namespace {
+
+// ", predicted 1s (188ms shorter)": the real length against what was predicted at the start.
+std::string prediction_clause(const std::map<std::string, SummaryNotes::WindowPrediction>& predictions,
+                              const std::string& window, Millis used) {
+  auto it = predictions.find(window);
+  if (it == predictions.end()) return "";
+  std::string text = ", " + it->second.text;
+  if (it->second.ms >= 0) {
+    const long long diff = used.count() - it->second.ms;
+    text += diff == 0  ? " (as predicted)"
+            : diff > 0 ? " (" + format_duration_precise(Millis(diff)) + " longer)"
+                       : " (" + format_duration_precise(Millis(-diff)) + " shorter)";
+  }
+  return text;
+}
+
+}  // namespace
+
+std::string format_summary(const Plan& plan, const RunSummary& summary, const SecretMasker* masker, const Style& style,
+                           const SummaryNotes* notes) {
   auto m = [&](const std::string& s) { return sanitize_utf8(masker ? masker->mask(s) : s); };
   int ok = 0, failed = 0, skipped = 0, never = 0;
   std::vector<std::string> failures, not_started;
@@ -336,11 +375,14 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
     }
     // A window an earlier run opened is measured from that opening (the journal's clock).
     Millis used = w.length(end);
-    o << format_duration(used) << " of " << format_duration(w.budget) << " budget"
+    o << format_duration_precise(used) << " of " << format_duration(w.budget) << " budget"
       << (w.earlier ? (w.closed_earlier ? " (in an earlier run)" : " (opened in an earlier run)") : "")
-      << (w.closed ? "" : " (still open when the run ended)") << (used > w.budget ? style.red(" OVER BUDGET") : "")
-      << "\n";
+      << (w.closed ? "" : " (still open when the run ended)") << (used > w.budget ? style.red(" OVER BUDGET") : "");
+    if (notes && !summary.dry_run) o << prediction_clause(notes->windows, w.name, used);
+    o << "\n";
   }
+  if (notes && !notes->report_command.empty() && !summary.dry_run)
+    o << "  report: " << m(notes->report_command) << "\n";
   if (summary.interrupted && summary.exit_code == 0 && !summary.dry_run)
     o << "  interrupted while the last steps ran; they completed, so the run is done (nothing to resume)\n";
   std::string verdict = exit_meaning(summary.exit_code);

@@ -19,6 +19,18 @@
 
 namespace plan {
 
+/// What the summary adds to the bare results: each window's predicted length (computed at
+/// run_started, from the estimates and past runs the graph carries) and how to produce the run's
+/// report (set by apply, which knows the journal's run id).
+struct SummaryNotes {
+  struct WindowPrediction {
+    std::string text;   // "predicted 1s", "predicted at least 3s", "no prediction (...)"
+    long long ms = -1;  // the complete prediction, -1 when it is partial or unknown
+  };
+  std::map<std::string, WindowPrediction> windows;  // by window name
+  std::string report_command;                       // "plan report FILE --run ID --format html -o report.html"
+};
+
 struct ConsoleOptions {
   bool fancy = false;                    // colour and the live status line
   const SecretMasker* masker = nullptr;  // applied to every message and log line
@@ -47,6 +59,8 @@ class ConsoleObserver : public RunObserver {
 
   /// While paused (an approval prompt owns the terminal) the live status line is not drawn.
   void pause(bool paused);
+  /// The command that produces this run's report, printed with the summary.
+  void set_report_command(std::string command);
 
  private:
   void line(const std::string& text);  // one progress line, under the status line; mu_ held
@@ -76,6 +90,7 @@ class ConsoleObserver : public RunObserver {
   std::map<int, int> first_attempt_;  // per step: the number of its first attempt in this run
   std::map<int, Clock::time_point> undo_started_;
   std::vector<WindowRecord> open_windows_;
+  SummaryNotes notes_;
 };
 
 /// The end-of-run summary as printed by ConsoleObserver (no colour): counts of succeeded, failed,
@@ -83,8 +98,9 @@ class ConsoleObserver : public RunObserver {
 /// message and the steps a rollback pass left as they are (grouped by why), the forward recovery
 /// after a failure past a point of no return, total time, and each window's real length against
 /// its budget (measured from its opening in an earlier run, on a resume; none after a rollback,
-/// which runs nothing forward).
+/// which runs nothing forward) and, with `notes`, against its prediction; then, with `notes`, the
+/// command that produces the run's report.
 std::string format_summary(const Plan& plan, const RunSummary& summary, const SecretMasker* masker,
-                           const Style& style = {});
+                           const Style& style = {}, const SummaryNotes* notes = nullptr);
 
 }  // namespace plan

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "report/markdown_text.h"
 #include "report/predict.h"
 #include "report/show_render.h"
 #include "report/text.h"
@@ -15,55 +16,12 @@ namespace plan {
 
 namespace {
 
-/// Inline code that holds anything: the fence is one backtick longer than the longest run inside,
-/// padded when the text starts or ends with a backtick. In a table cell, `|` is escaped (GitHub
-/// reads the cell's borders before the code span).
-std::string md_code(const std::string& s, bool in_table = false) {
-  size_t longest = 0, run = 0;
-  for (char c : s) {
-    run = c == '`' ? run + 1 : 0;
-    longest = std::max(longest, run);
-  }
-  const std::string fence(longest + 1, '`');
-  const std::string pad = !s.empty() && (s.front() == '`' || s.back() == '`') ? " " : "";
-  std::string body;
-  for (char c : s) body += in_table && c == '|' ? std::string("\\|") : std::string(1, c);
-  return fence + pad + body + pad + fence;
-}
-
-/// Text for HTML (a <summary>) or free text from the plan in Markdown: no tag may open or close.
-std::string html(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 /// A description in a list item: its lines joined, since an unindented line would end the item.
 std::string one_line(std::string s) {
   for (char& c : s)
     if (c == '\n') c = ' ';
   while (!s.empty() && s.back() == ' ') s.pop_back();
   return s;
-}
-
-std::string md_cell(const std::string& s) {
-  std::string out;
-  for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c);
-  return html(out);
 }
 
 /// Step ids as inline code, the first 20 named: "`a`, `b` and 3 more".
@@ -148,11 +106,11 @@ void lint(std::ostringstream& o, const Json& warnings) {
   o << "\n## Lint\n\n";
   if (warnings.empty()) o << "No lint warnings.\n";
   for (const auto& w : warnings) {
-    o << "- **" << html(w["id"].get<std::string>()) << "**";
+    o << "- **" << html_text(w["id"].get<std::string>()) << "**";
     if (w["line"].get<int>() > 0) o << " line " << w["line"].get<int>();
     if (!w["step"].get<std::string>().empty()) o << " (" << md_code(w["step"].get<std::string>()) << ")";
-    o << ": " << html(w["message"].get<std::string>()) << "\n";
-    if (!w["fix"].get<std::string>().empty()) o << "  - fix: " << html(w["fix"].get<std::string>()) << "\n";
+    o << ": " << html_text(w["message"].get<std::string>()) << "\n";
+    if (!w["fix"].get<std::string>().empty()) o << "  - fix: " << html_text(w["fix"].get<std::string>()) << "\n";
   }
 }
 
@@ -163,7 +121,7 @@ void predictions(std::ostringstream& o, const Json& m) {
   o << "\n## Critical path\n\n" << length_text(cp) << ": " << join(path, " → ", "-") << "\n";
   const std::vector<std::string> cp_notes = prediction_notes(cp);
   if (!cp_notes.empty()) o << "\n";
-  for (const auto& n : cp_notes) o << "- " << html(n) << "\n";
+  for (const auto& n : cp_notes) o << "- " << html_text(n) << "\n";
   if (m["windows"].empty()) return;
   o << "\n## Windows\n\n| window | from | to | budget | predicted | fits |\n|---|---|---|---|---|---|\n";
   for (const auto& win : m["windows"]) {
@@ -176,7 +134,7 @@ void predictions(std::ostringstream& o, const Json& m) {
   for (const auto& win : m["windows"]) {
     if (win["predicted_ms"].is_null()) continue;
     for (const auto& n : prediction_notes(win)) {
-      o << (first ? "\n" : "") << "- **" << html(win["name"].get<std::string>()) << "**: " << html(n) << "\n";
+      o << (first ? "\n" : "") << "- **" << html_text(win["name"].get<std::string>()) << "**: " << html_text(n) << "\n";
       first = false;
     }
   }
@@ -188,7 +146,7 @@ void step_details(std::ostringstream& o, const Json& s) {
   o << "- " << md_code(s["id"].get<std::string>()) << " (" << md_code(s["type"].get<std::string>()) << " on "
     << md_code(s["host"].get<std::string>()) << ")" << markers << "\n";
   if (!s["description"].get<std::string>().empty())
-    o << "  - " << html(one_line(s["description"].get<std::string>())) << "\n";
+    o << "  - " << html_text(one_line(s["description"].get<std::string>())) << "\n";
   std::vector<std::string> needs;
   for (const auto& n : s["needs"])
     needs.push_back(md_code(n["step"].get<std::string>()) +
@@ -222,7 +180,7 @@ void waves(std::ostringstream& o, const Json& m) {
       ponr = ponr || s["point_of_no_return"] == true;
     }
     o << "\n<details><summary>Wave " << ++n << " — " << plural(ids.size(), "step", "steps") << ": "
-      << html(named_steps(ids));
+      << html_text(named_steps(ids));
     if (ponr) o << " — <b>point of no return</b>";
     if (irreversible) o << " — <b>irreversible</b>";
     o << "</summary>\n\n";
@@ -250,14 +208,14 @@ void graph(std::ostringstream& o, const std::string& mermaid) {
 std::string render_show_markdown(const Json& m, const std::string& mermaid) {
   std::ostringstream o;
   o << "# Plan " << md_code(m["plan"].get<std::string>()) << "\n\n";
-  if (!m["description"].get<std::string>().empty()) o << html(m["description"].get<std::string>()) << "\n\n";
+  if (!m["description"].get<std::string>().empty()) o << html_text(m["description"].get<std::string>()) << "\n\n";
   o << "File " << md_code(m["file"].get<std::string>()) << ", hash " << md_code(m["hash"].get<std::string>()) << "\n\n";
   summary(o, m);
   o << "- hosts: ";
   if (m["hosts"].empty()) o << "**local** (this machine; no hosts declared)";
   bool first = true;
   for (const auto& h : m["hosts"]) {
-    o << (first ? "" : ", ") << "**" << html(h["name"].get<std::string>()) << "** ("
+    o << (first ? "" : ", ") << "**" << html_text(h["name"].get<std::string>()) << "** ("
       << (h["local"].get<bool>() ? std::string("local") : "ssh " + md_code(h["address"].get<std::string>())) << ")";
     first = false;
   }

@@ -92,4 +92,13 @@ std::string format_duration(Millis d) {
   return buf;
 }
 
+std::string format_duration_precise(Millis d) {
+  const long long ms = d.count();
+  if (ms < 0) return "-" + format_duration_precise(Millis(-ms));
+  if (ms < 1000 || ms >= 60'000 || ms % 1000 < 100) return format_duration(d);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld.%llds", ms / 1000, ms % 1000 / 100);
+  return buf;
+}
+
 }  // namespace plan

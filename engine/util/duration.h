@@ -15,5 +15,9 @@ using Millis = std::chrono::milliseconds;
 std::optional<Millis> parse_duration(const nlohmann::json& v);
 /// "1h02m", "3m05s", "12s", "850ms".
 std::string format_duration(Millis d);
+/// As format_duration, with tenths of a second under a minute ("1.8s", "12s", "850ms"): for a
+/// measured length set against another (a window against its budget and prediction), where the
+/// whole seconds would hide the difference.
+std::string format_duration_precise(Millis d);
 
 }  // namespace plan

@@ -240,7 +240,7 @@ TEST_CASE(
   CHECK(read(t.path / "fx") == "open\ninside\nclose\n");
   // The summary (on stderr with --output json): the real length, never "never opened".
   CHECK(window_seconds(r.err, "  window ro: ") >= 2);
-  CHECK(contains(r.err, " of 1s budget (opened in an earlier run) OVER BUDGET\n"));
+  CHECK(contains(r.err, " of 1s budget (opened in an earlier run) OVER BUDGET, predicted "));
   CHECK_FALSE(contains(r.err, "never opened"));
   CHECK(contains(r.err, "window ro open since an earlier run ("));
   CHECK(contains(r.err, "start  inside (exec) (attempt 2)\n"));

@@ -8,6 +8,7 @@
 
 #include "harness.h"
 #include "plan/model.h"
+#include "state/journal.h"
 
 namespace fs = std::filesystem;
 using harness::contains;
@@ -156,4 +157,39 @@ TEST_CASE("the dry run predicts a window from past runs of the unchanged steps a
     REQUIRE(same.code == 0);
     CHECK(contains(line_with(same.out, "  quiet: "), "from 2 past runs"));
   }
+}
+
+TEST_CASE("the summary of a real run sets each window against its prediction and names the report command",
+          "[prediction]") {
+  const std::string kLength = "[0-9]+(\\.[0-9])?(ms|s)";  // the summary's lengths have tenths
+  TempDir t("plan-predict-summary");
+  const std::string file = t.file("predict.yaml", plan_text("0.2"));
+  const std::string states = t.str("state");
+  const fs::path folder = fs::path(states) / "predict";
+
+  // The first run knows only the wait: the prediction is a lower bound, with no comparison.
+  Result first = plan_cmd({"apply", file}, states);
+  REQUIRE(first.code == 0);
+  CHECK(matches(line_with(first.out, "  window quiet:"),
+                "  window quiet: " + kLength + " of 1m00s budget, predicted at least 300ms"));
+  // The command names this run, as the journal recorded it.
+  const plan::JournalReadResult journal = plan::read_journal((folder / "journal.jsonl").string());
+  REQUIRE(!journal.records.empty());
+  const Json& started = journal.records.front();
+  REQUIRE(started["type"] == "run_started");
+  const std::string id = started["run"].get<std::string>();
+  CHECK(line_with(first.out, "  report:") ==
+        "  report: plan report " + file + " --run " + id + " --format html -o report.html");
+
+  // The second run is predicted in full from the first: the real length is compared with it.
+  Result second = plan_cmd({"apply", file}, states);
+  REQUIRE(second.code == 0);
+  CHECK(matches(line_with(second.out, "  window quiet:"), "  window quiet: " + kLength +
+                                                              " of 1m00s budget, predicted " + kDuration + " \\((" +
+                                                              kLength + " (longer|shorter)|as predicted)\\)"));
+
+  // A dry run journals nothing, so it has no report to point at.
+  Result dry = plan_cmd({"apply", "--dry-run", file}, states);
+  REQUIRE(dry.code == 0);
+  CHECK_FALSE(contains(dry.out, "report: plan report"));
 }

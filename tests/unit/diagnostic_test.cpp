@@ -73,6 +73,13 @@ TEST_CASE("duration: parse and format") {
   CHECK(format_duration(Millis(185000)) == "3m05s");
   CHECK(format_duration(Millis(3720000)) == "1h02m");
   CHECK(format_duration(Millis(2 * 86400000 + 3 * 3600000)) == "2d03h");
+  // Tenths under a minute, where a window's 1.8s against a prediction of 1s must not read "1s".
+  CHECK(format_duration_precise(Millis(850)) == "850ms");
+  CHECK(format_duration_precise(Millis(1849)) == "1.8s");
+  CHECK(format_duration_precise(Millis(7050)) == "7s");
+  CHECK(format_duration_precise(Millis(59950)) == "59.9s");
+  CHECK(format_duration_precise(Millis(185000)) == "3m05s");
+  CHECK(format_duration_precise(Millis(-2500)) == "-2.5s");
 }
 
 TEST_CASE("sha256: known vectors") {

@@ -569,6 +569,38 @@ TEST_CASE("runner: a window opened and closed in earlier runs keeps its journale
         std::string::npos);
 }
 
+TEST_CASE("summary: a window's real length against its prediction, and the report command") {
+  Harness h;
+  h.b.step("open");
+  h.b.step("close", {"open"});
+  h.b.window("ro", "open", "close", Millis{3000});
+  const long long now = wall_now_ms();
+  h.opts.already_done = {{0, Json::object()}, {1, Json::object()}};
+  h.opts.earlier_windows["ro"] = {now - 9000, now - 2000};  // 7s long
+  const RunSummary s = h.run(2);
+  SummaryNotes notes;
+  notes.report_command = "plan report p.yaml --run R1 --format html -o report.html";
+  auto window_line = [&](long long predicted_ms, const std::string& text) {
+    notes.windows["ro"] = {text, predicted_ms};
+    const std::string out = format_summary(h.b.plan(), s, nullptr, Style{}, &notes);
+    const size_t at = out.find("  window ro: ");
+    return at == std::string::npos ? out : out.substr(at, out.find('\n', at) - at);
+  };
+  CHECK(window_line(5000, "predicted 5s") ==
+        "  window ro: 7s of 3s budget (in an earlier run) OVER BUDGET, predicted 5s (2s longer)");
+  CHECK(window_line(9500, "predicted 9.5s") ==
+        "  window ro: 7s of 3s budget (in an earlier run) OVER BUDGET, predicted 9.5s (2.5s shorter)");
+  CHECK(window_line(7000, "predicted 7s") ==
+        "  window ro: 7s of 3s budget (in an earlier run) OVER BUDGET, predicted 7s (as predicted)");
+  // A lower bound is no figure to compare with.
+  CHECK(window_line(-1, "predicted at least 1s") ==
+        "  window ro: 7s of 3s budget (in an earlier run) OVER BUDGET, predicted at least 1s");
+  const std::string out = format_summary(h.b.plan(), s, nullptr, Style{}, &notes);
+  CHECK(out.find("  report: plan report p.yaml --run R1 --format html -o report.html\n") != std::string::npos);
+  // Without notes (the tests' and rehearse's summaries) nothing is added.
+  CHECK(format_summary(h.b.plan(), s, nullptr).find("predicted") == std::string::npos);
+}
+
 TEST_CASE("runner: a step run again by a resume is attempt N+1, and its retries count from there") {
   for (int width : kWidths) {
     CAPTURE(width);
