@@ -11,6 +11,7 @@
 
 #include "app/commands.h"
 #include "app/signals.h"
+#include "builtins.h"
 #include "report/text.h"
 #include "run/registry.h"
 
@@ -25,7 +26,9 @@ int usage_error(const std::string& message) {
 // --var K=V and --vars FILE, which every command that loads a plan takes.
 void add_var_options(CLI::App* cmd, std::vector<std::string>& assignments, plan::LoadArgs& load) {
   cmd->add_option("--var", assignments, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
-  cmd->add_option("--vars", load.var_files, "YAML file of variables (repeatable)")->allow_extra_args(false);
+  cmd->add_option("--vars", load.var_files, "YAML file of variables (repeatable)")
+      ->type_name("FILE")
+      ->allow_extra_args(false);
 }
 
 // The --var assignments into `load`: 0, or the usage error's exit code once it has said which is
@@ -73,7 +76,7 @@ class ValidateCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("validate", "Check plan files; every error at once, as file:line:col");
-    cmd_->add_option("FILE", args_.files, "Plan files")->required();
+    cmd_->add_option("FILE", args_.files, "Plan files")->type_name("FILE")->required();
     cmd_->add_option("--format", args_.format, "text, json or github (annotations)")
         ->check(CLI::IsMember({"text", "json", "github"}));
     add_var_options(cmd_, vars_, args_.load);
@@ -92,7 +95,7 @@ class LintCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("lint", "Risky but valid plans: warnings with stable ids (exit 1 when any)");
-    cmd_->add_option("FILE", args_.files, "Plan files")->required();
+    cmd_->add_option("FILE", args_.files, "Plan files")->type_name("FILE")->required();
     cmd_->add_option("--format", args_.format, "text, json or github (annotations)")
         ->check(CLI::IsMember({"text", "json", "github"}));
     add_var_options(cmd_, vars_, args_.load);
@@ -111,11 +114,12 @@ class ShowCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("show", "Hosts, waves, each step's resolved action, critical path, windows");
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     cmd_->add_option("--format", args_.format, "text, markdown or json")
         ->check(CLI::IsMember({"text", "markdown", "json"}));
     add_var_options(cmd_, vars_, args_.load);
-    cmd_->add_option("--state", args_.state_dir, "State folder whose past runs give estimates (read only)");
+    cmd_->add_option("--state", args_.state_dir, "State folder whose past runs give estimates (read only)")
+        ->type_name("DIR");
   }
   int run() override {
     if (int code = read_vars(vars_, args_.load)) return code;
@@ -130,7 +134,7 @@ class GraphCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("graph", "The dependency graph, for Graphviz or Mermaid");
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     cmd_->add_option("--format", args_.format, "dot or mermaid")->check(CLI::IsMember({"dot", "mermaid"}));
     add_var_options(cmd_, vars_, args_.load);
   }
@@ -147,7 +151,7 @@ class DiffCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("diff", "What a change to a plan changes: steps, parameters, edges, windows");
-    cmd_->add_option("FILE", files_, "OLD NEW, or FILE with --git REV")->required();
+    cmd_->add_option("FILE", files_, "OLD NEW, or FILE with --git REV")->type_name("FILE")->required();
     cmd_->add_option("--git", args_.git_rev, "Compare FILE as it was at this git revision with FILE on disk")
         ->type_name("REV");
     cmd_->add_option("--format", args_.format, "text, markdown or json")
@@ -174,7 +178,7 @@ class ApplyCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("apply", "Run a plan (or rehearse it with --dry-run)");
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     auto* dry = cmd_->add_flag("--dry-run", args_.dry_run, "Say exactly what would happen; change nothing");
     cmd_->add_flag("--probe", args_.probe, "With --dry-run: also evaluate the read-only checks answerable now")
         ->needs(dry);
@@ -183,7 +187,8 @@ class ApplyCommand : public Command {
     add_var_options(cmd_, vars_, args_.load);
     cmd_->add_flag("--strict", args_.load.strict, "Warnings (a --var the plan never uses) are errors");
     cmd_->add_option("--secrets", args_.secrets_file,
-                     "YAML file of secrets (default: FILE's name with .secrets.yaml beside it, if present)");
+                     "YAML file of secrets (default: FILE's name with .secrets.yaml beside it, if present)")
+        ->type_name("FILE");
     cmd_->add_flag("--yes", args_.yes, "Approve every approval gate");
     add_ids_option(cmd_, "--approve", approve_, "Approve the gate with this step id (repeatable)");
     cmd_->add_flag("--fail-fast", args_.fail_fast, "On the first failure, cancel the running steps too");
@@ -191,7 +196,8 @@ class ApplyCommand : public Command {
         ->check(CLI::IsMember({"text", "json"}));
     add_utc_flag(cmd_, args_);
     cmd_->add_option("--state", args_.state_dir,
-                     "State folder (journal, lock); default PLAN_STATE_DIR/NAME or .plan/NAME");
+                     "State folder (journal, lock); default PLAN_STATE_DIR/NAME or .plan/NAME")
+        ->type_name("DIR");
     define_resume_options();
     cmd_->add_flag("--no-rollback", args_.no_rollback, "On failure, leave everything as it is (no rollback)");
     cmd_->add_option("--expect-hash", args_.expect_hash,
@@ -247,10 +253,10 @@ class UndoingCommand : public Command {
 
  protected:
   void define_apply_options() {
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     add_var_options(cmd_, vars_, args_.load);
-    cmd_->add_option("--secrets", args_.secrets_file, "YAML file of secrets");
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)");
+    cmd_->add_option("--secrets", args_.secrets_file, "YAML file of secrets")->type_name("FILE");
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
     cmd_->add_flag("--yes", args_.yes, "Approve every approval gate");
     add_ids_option(cmd_, "--approve", approve_, "Approve the gate with this step id (repeatable)");
     cmd_->add_option("--parallelism", args_.parallelism, "Steps running at once (default 4)")
@@ -386,9 +392,9 @@ class UnlockCommand : public Command {
  public:
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("unlock", "Clear the run lock left by a run that is gone");
-    cmd_->add_option("FILE", args_.file, "Plan file")->required();
+    cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     cmd_->add_flag("--force", args_.force, "Clear it even if its holder may still be running");
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)");
+    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
     add_var_options(cmd_, vars_, args_.load);
   }
   int run() override {
@@ -457,11 +463,14 @@ int main(int argc, char** argv) {
   const std::array<Command*, 14> commands{&validate, &lint,   &show,    &graph,   &diff,   &apply,  &rollback,
                                           &rehearse, &status, &history, &outputs, &report, &unlock, &schema};
   for (Command* command : commands) command->define(app);
+  const plan::cli::BuiltinCommands builtins(app);  // help, completion: read from the commands above
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // An unknown command or option: did you mean ...?
+    if (builtins.explain_parse_error(argc, argv, std::cerr)) return 2;
     app.exit(e);
     return 2;
   }
@@ -469,6 +478,7 @@ int main(int argc, char** argv) {
     std::cout << plan::version_text();
     return 0;
   }
+  if (auto code = builtins.run(std::cout, std::cerr)) return *code;
   for (Command* command : commands)
     if (command->chosen()) return run_reporting_internal_errors(*command);
   std::cerr << app.help();

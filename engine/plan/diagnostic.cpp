@@ -62,31 +62,35 @@ std::string format_diagnostics(const std::string& path, const std::string& sourc
 }
 
 int edit_distance(const std::string& a, const std::string& b, int max) {
-  // Two-row Levenshtein with an early exit when a whole row exceeds `max`.
+  // Damerau-Levenshtein (optimal string alignment: a swap of two neighbours is one edit, as in
+  // "stauts"), three rows, with an early exit when a whole row exceeds `max`.
   const int m = static_cast<int>(a.size()), n = static_cast<int>(b.size());
   if (std::abs(m - n) > max) return max + 1;
-  std::vector<int> prev(static_cast<size_t>(n) + 1), cur(static_cast<size_t>(n) + 1);
-  for (int j = 0; j <= n; ++j) prev[static_cast<size_t>(j)] = j;
+  const size_t width = static_cast<size_t>(n) + 1;
+  std::vector<int> before(width), prev(width), cur(width);
+  for (size_t j = 0; j < width; ++j) prev[j] = static_cast<int>(j);
   for (int i = 1; i <= m; ++i) {
+    const size_t ui = static_cast<size_t>(i);
     cur[0] = i;
     int best = cur[0];
-    for (int j = 1; j <= n; ++j) {
-      size_t uj = static_cast<size_t>(j);
-      int sub = prev[uj - 1] + (a[static_cast<size_t>(i) - 1] == b[uj - 1] ? 0 : 1);
-      cur[uj] = std::min({prev[uj] + 1, cur[uj - 1] + 1, sub});
-      best = std::min(best, cur[uj]);
+    for (size_t j = 1; j < width; ++j) {
+      int d = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[ui - 1] == b[j - 1] ? 0 : 1)});
+      if (ui > 1 && j > 1 && a[ui - 1] == b[j - 2] && a[ui - 2] == b[j - 1]) d = std::min(d, before[j - 2] + 1);
+      cur[j] = d;
+      best = std::min(best, d);
     }
     if (best > max) return max + 1;
+    std::swap(before, prev);
     std::swap(prev, cur);
   }
   return std::min(prev[static_cast<size_t>(n)], max + 1);
 }
 
-std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+std::optional<std::string> closest_match(const std::string& word, const std::vector<std::string>& candidates) {
   // Allow more edits for longer words: one for "exe" -> "exec", three for long step ids.
   const int limit = word.size() <= 3 ? 1 : word.size() <= 6 ? 2 : 3;
   // No one misspells a name this long, and comparing two of them costs their lengths' product.
-  if (word.size() > 256) return "";
+  if (word.size() > 256) return std::nullopt;
   const std::string* best = nullptr;
   int best_d = limit + 1;
   for (const std::string& c : candidates) {
@@ -97,8 +101,13 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
       best = &c;
     }
   }
-  if (!best || best_d > limit || best_d >= static_cast<int>(word.size())) return "";
-  return "; did you mean '" + *best + "'?";
+  if (!best || best_d > limit || best_d >= static_cast<int>(word.size())) return std::nullopt;
+  return *best;
+}
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+  auto best = closest_match(word, candidates);
+  return best ? "; did you mean '" + *best + "'?" : "";
 }
 
 }  // namespace plan

@@ -2,6 +2,7 @@
 // Errors in plan files. Low layers produce a Mark and a message; the loader adds the path and the
 // source line once, when the diagnostics are printed.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,8 +24,13 @@ void sort_diagnostics(std::vector<Diagnostic>& diags);
 std::string format_diagnostics(const std::string& path, const std::string& source, const std::vector<Diagnostic>& diags,
                                const std::string& severity = "error");
 
-/// Levenshtein distance, bounded: returns max+1 as soon as it must exceed `max`.
+/// Damerau-Levenshtein distance (a swap of neighbours is one edit), bounded: returns max+1 as
+/// soon as it must exceed `max`.
 int edit_distance(const std::string& a, const std::string& b, int max = 1000);
+
+/// The candidate closest to `word` within a distance that grows with its length (1 up to 3
+/// letters, 2 up to 6, then 3), the first in order on a tie; none when nothing is that close.
+std::optional<std::string> closest_match(const std::string& word, const std::vector<std::string>& candidates);
 
 /// "; did you mean 'x'?" for the closest candidate within a small distance, or "".
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);

@@ -44,6 +44,15 @@ TEST_CASE("diagnostic: edit distance and did you mean") {
   CHECK(did_you_mean("x", {"y"}) == "");
 }
 
+TEST_CASE("diagnostic: a swap of two neighbouring letters is one edit") {
+  CHECK(edit_distance("stauts", "status") == 1);
+  CHECK(edit_distance("ab", "ba") == 1);
+  CHECK(edit_distance("abc", "ca") == 3);  // no edit of a swapped pair (optimal string alignment)
+  CHECK(closest_match("stauts", {"show", "status"}) == "status");
+  CHECK(closest_match("aply", {"apply", "graph"}) == "apply");
+  CHECK_FALSE(closest_match("frobnicate", {"apply", "graph"}));
+}
+
 TEST_CASE("duration: parse and format") {
   CHECK(parse_duration(Json("500ms")) == Millis(500));
   CHECK(parse_duration(Json("30s")) == Millis(30000));
