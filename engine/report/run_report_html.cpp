@@ -4,33 +4,22 @@
 
 #include <sstream>
 
+#include "report/markdown_text.h"
 #include "report/run_report.h"
 #include "report/run_report_text.h"
 
 namespace plan {
 
 std::string html_escape(const std::string& text) {
+  // html_text() (&, <, >) and the quotes, so that the result is safe in an attribute value too.
   std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
+  for (char c : html_text(text)) {
+    if (c == '"')
+      out += "&quot;";
+    else if (c == '\'')
+      out += "&#39;";
+    else
+      out += c;
   }
   return out;
 }

@@ -6,17 +6,14 @@
 
 #include <catch2/catch.hpp>
 
+#include "journal_records.h"
 #include "plan_builder.h"
 
 using namespace plan;
 
 namespace {
 
-Json rec(const char* type, long long t, Json fields = Json::object()) {
-  fields["type"] = type;
-  fields["t"] = t;
-  return fields;
-}
+using test::rec;
 
 // prep; then copy-a and copy-b in parallel; then switch and thaw; window read-only from switch to thaw.
 Plan cutover() {

@@ -5,15 +5,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "journal_records.h"
+
 using namespace plan;
 
 namespace {
 
-Json rec(const char* type, long long t, Json fields = Json::object()) {
-  fields["type"] = type;
-  fields["t"] = t;
-  return fields;
-}
+using test::rec;
 
 // A fresh apply that retries one step, opens and closes a window, fails and rolls back; then a
 // second fresh apply killed inside the window, and its resume that finishes it.
