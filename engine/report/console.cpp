@@ -231,7 +231,7 @@ void ConsoleObserver::window_closed(const WindowRecord& w) {
   std::erase_if(open_windows_, [&](const WindowRecord& x) { return x.name == w.name; });
   last_log_step_ = -1;
   Millis used = since(w.opened_at, w.closed_at);
-  line(style_.bold("window " + w.name + " closed") + " after " + format_duration(used) + " of " +
+  line(style_.bold("window " + w.name + " closed") + " after " + format_duration_precise(used) + " of " +
        format_duration(w.budget) + " budget" + (w.earlier ? " (opened in an earlier run)" : "") +
        (used > w.budget ? style_.red(" (OVER BUDGET)") : ""));
 }
