@@ -176,6 +176,11 @@ void JournalWriter::append(Json record, bool durable) {
   if (durable) sync_through(seq, lock);
 }
 
+JournalWriter::Stats JournalWriter::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {written_, synced_, syncs_};
+}
+
 void JournalWriter::sync_through(uint64_t seq, std::unique_lock<std::mutex>& lock) {
   // Group commit: one thread syncs everything written so far while the others wait for it.
   while (synced_ < seq) {
@@ -184,6 +189,7 @@ void JournalWriter::sync_through(uint64_t seq, std::unique_lock<std::mutex>& loc
       continue;
     }
     syncing_ = true;
+    ++syncs_;
     uint64_t target = written_;
     lock.unlock();
     int rc = ::fdatasync(fd_);

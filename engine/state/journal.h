@@ -38,15 +38,23 @@ class JournalWriter {
   void append(Json record, bool durable = true);
   const std::string& path() const { return path_; }
 
+  /// Records written and known durable so far, and the fdatasync calls appends made for them
+  /// (group commit makes one serve many): what the tests count syncs per step with.
+  struct Stats {
+    uint64_t written = 0, synced = 0, syncs = 0;
+  };
+  Stats stats() const;
+
  private:
   void sync_through(uint64_t seq, std::unique_lock<std::mutex>& lock);
 
   std::string path_;
   int fd_ = -1;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable synced_cv_;
   uint64_t written_ = 0;  // records written (sequence of the last one)
   uint64_t synced_ = 0;   // records known durable
+  uint64_t syncs_ = 0;    // fdatasync calls made by sync_through
   bool syncing_ = false;
 };
 

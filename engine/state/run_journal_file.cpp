@@ -133,6 +133,13 @@ std::string RunJournalFile::id_of(int step) const {
   return "#" + std::to_string(step);
 }
 
+namespace {
+
+// Written, not synced: the next synced record (a start, run_finished) carries it to disk.
+constexpr bool kCarried = false;
+
+}  // namespace
+
 std::string RunJournalFile::mask(const std::string& s) const { return masker_ ? masker_->mask(s) : s; }
 
 std::string RunJournalFile::run_started(const std::string& kind, bool continues,
@@ -182,7 +189,7 @@ void RunJournalFile::step_finished(int step, const StepRecord& record) {
     r["type"] = "step_skipped";
     r["message"] = mask(o.message);
   }
-  writer_.append(std::move(r));
+  writer_.append(std::move(r), kCarried);
 }
 
 void RunJournalFile::step_unknown(int step, const std::string& why) {
@@ -198,9 +205,10 @@ void RunJournalFile::rollback_finished(int step, const StepOutcome& outcome) {
     writer_.append({{"type", "rollback_failed"},
                     {"step", id_of(step)},
                     {"kind", to_string(outcome.kind)},
-                    {"message", mask(outcome.message)}});
+                    {"message", mask(outcome.message)}},
+                   kCarried);
   else
-    writer_.append({{"type", "rollback_done"}, {"step", id_of(step)}});
+    writer_.append({{"type", "rollback_done"}, {"step", id_of(step)}}, kCarried);
 }
 
 void RunJournalFile::held_restarted(int step, const HeldResource& resource, const HeldStatus& found,
@@ -212,16 +220,16 @@ void RunJournalFile::held_restarted(int step, const HeldResource& resource, cons
             {"restarted", restart.succeeded()}};
   if (!restart.message.empty()) r["message"] = mask(restart.message);
   if (restart.succeeded() && !restart.outputs.empty()) r["outputs"] = mask_json(restart.outputs, masker_);
-  writer_.append(std::move(r));
+  writer_.append(std::move(r), kCarried);
 }
 
 void RunJournalFile::rollback_skipped(int step, const std::string& why) {
-  writer_.append({{"type", "rollback_skipped"}, {"step", id_of(step)}, {"why", mask(why)}});
+  writer_.append({{"type", "rollback_skipped"}, {"step", id_of(step)}, {"why", mask(why)}}, kCarried);
 }
 
 void RunJournalFile::window_opened(const WindowRecord& w) {
   Json r = {{"type", "window_opened"}, {"window", w.name}, {"budget_ms", w.budget.count()}};
-  writer_.append(std::move(r));
+  writer_.append(std::move(r), kCarried);
 }
 
 void RunJournalFile::window_closed(const WindowRecord& w) {
@@ -229,7 +237,7 @@ void RunJournalFile::window_closed(const WindowRecord& w) {
             {"window", w.name},
             {"budget_ms", w.budget.count()},
             {"elapsed_ms", std::chrono::duration_cast<Millis>(w.closed_at - w.opened_at).count()}};
-  writer_.append(std::move(r));
+  writer_.append(std::move(r), kCarried);
 }
 
 }  // namespace plan

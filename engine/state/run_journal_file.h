@@ -33,6 +33,13 @@ Json mask_json(const Json& v, const SecretMasker* masker);
 /// "rolled_back" (failed, everything undone), "rollback_failed", or "failed" (left as it was).
 std::string run_status(const RunSummary& summary);
 
+/// The run's records in the journal. What must be on disk before an effect is synced before the
+/// call returns: run_started, a step's start (before its process starts), an undo's start (before
+/// the undo acts), every note() and run_finished (before the lock is released). The rest (a step's
+/// or an undo's end, a window, a held restart) is only written: the next synced record carries it
+/// to disk, because fdatasync covers everything written before it (file order), and so does the
+/// run's last record. A crash loses none of them (the page cache keeps them); a power cut can, and
+/// then the step reads as in flight and a resume probes it, as after any crash mid-step.
 class RunJournalFile : public RunJournal {
  public:
   /// `writer` and `masker` (may be null) outlive this object.

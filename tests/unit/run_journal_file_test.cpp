@@ -78,3 +78,43 @@ TEST_CASE("the journal file masks secrets in vars and outputs") {
   CHECK(campaign->status == "succeeded");
   CHECK(campaign->steps["a"].state == "succeeded");
 }
+
+TEST_CASE("the journal syncs once per step: a start is on disk before it returns, an end rides on the next sync") {
+  Plan p = load(kPlan);
+  std::string path = (fs::temp_directory_path() / ("plan-rjf-sync-" + std::to_string(::getpid()) + ".jsonl")).string();
+  fs::remove(path);
+  const int kSteps = 50;
+  {
+    JournalWriter w(path);
+    RunJournalFile j(w, p, nullptr);
+    j.run_started("apply", false, step_content_hashes(p, {}));
+    const JournalWriter::Stats at_start = w.stats();
+    CHECK(at_start.synced == at_start.written);
+    StepRecord rec;
+    rec.state = StepState::Succeeded;
+    rec.attempts = 1;
+    rec.outcome = StepOutcome::ok({{"stdout", "x"}});
+    for (int i = 0; i < kSteps; ++i) {
+      j.step_started(i % 2, 1);
+      // Before the step's process may start, every record so far is durable, the previous
+      // step's end included (file order: one fdatasync covers all that was written before it).
+      JournalWriter::Stats s = w.stats();
+      CHECK(s.synced == s.written);
+      j.step_finished(i % 2, rec);
+      s = w.stats();
+      CHECK(s.synced == s.written - 1);  // the end is written, and waits for the next sync
+    }
+    j.rollback_started(0);
+    CHECK(w.stats().synced == w.stats().written);  // an undo's start before it acts
+    j.rollback_finished(0, StepOutcome::ok());
+    j.run_finished("rolled_back");
+    const JournalWriter::Stats end = w.stats();
+    CHECK(end.synced == end.written);  // before the lock is released
+    // One sync per start, one for the undo's start, one each for run_started and run_finished.
+    CHECK(end.syncs - at_start.syncs == static_cast<uint64_t>(kSteps) + 2);
+  }
+  JournalReadResult r = read_journal(path);
+  fs::remove(path);
+  REQUIRE(r.error.empty());
+  CHECK(r.records.size() == static_cast<size_t>(2 * kSteps + 4));
+}
