@@ -11,8 +11,8 @@ source "$dir/plan.bash" || { echo "FAIL: the script does not source"; exit 1; }
 complete -p plan >/dev/null || { echo "FAIL: the script does not register a completion for plan"; exit 1; }
 
 # Something to complete file names with, as a user's folder would have.
-mkdir -p "$dir/work/states" && touch "$dir/work/migrate.yaml" "$dir/work/migrate.secrets.yaml"
-cd "$dir/work" || exit 1
+mkdir -p "$dir/project/states" && touch "$dir/project/migrate.yaml" "$dir/project/migrate.secrets.yaml"
+cd "$dir/project" || exit 1
 
 failures=0
 # expect WANT WORD...: TAB after WORD... (the last word is the one completed) offers WANT

@@ -9,14 +9,14 @@ dir=$(mktemp -d)
 trap 'zpty -d shell 2>/dev/null; rm -rf $dir' EXIT
 "$plan" completion zsh >$dir/_plan || { print "FAIL: plan completion zsh exited $?"; exit 1 }
 zsh -n $dir/_plan || { print "FAIL: the script is not valid zsh (zsh -n)"; exit 1 }
-mkdir -p $dir/work/states && touch $dir/work/migrate.yaml $dir/work/migrate.secrets.yaml
+mkdir -p $dir/project/states && touch $dir/project/migrate.yaml $dir/project/migrate.secrets.yaml
 
 cat >$dir/zshrc <<ZSHRC
 PS1='' PROMPT='' RPROMPT=''
 unsetopt zle_bracketed_paste 2>/dev/null
 fpath=($dir \$fpath)
 autoload -U compinit && compinit -u -D
-cd $dir/work
+cd $dir/project
 # Every match a completion adds, one per line. A call that asks for matches without adding them
 # (-O, -A, -D: what _describe and _arguments do inside) is passed through.
 compadd() {
