@@ -1,6 +1,10 @@
-// The runner (ninja's Builder): one thread runs the loop that owns the schedule; a small pool of
-// workers (one per unit of parallelism) runs attempts through the executor. Locking rules:
-//  - `mu` guards the schedule, the records, the queues and the windows;
+// The runner (ninja's Builder): a small pool of workers (one per unit of parallelism) runs attempts
+// through the executor, and one thread at a time drives the schedule (records what finished,
+// starts what became ready). During the forward pass the worker whose step just finished drives
+// it itself, then takes the step it started: a step's successor starts without waking another
+// thread (two wake-ups per step cost as much as the journal's sync on a VM). The run() thread
+// drives when nobody else does (the first steps, an interrupt) and waits for the end. Locking rules:
+//  - `mu` guards the schedule, the records, the queues, the windows and `driving`;
 //  - observers are called under `obs_mu` only, never while `mu` is held, so an observer (or an
 //    executor) may call the RunView methods, which take `mu`.
 // Lock order is therefore obs_mu -> mu, never the reverse.
@@ -102,6 +106,8 @@ struct Runner::Impl {
   std::atomic<bool> user_cancelled{false};  // cancel() was called (second Ctrl-C), not --fail-fast
   CancelToken rollback_cancel;              // separate: --fail-fast cancels `cancel`, never the rollbacks
   bool shutdown = false;
+  bool forward_open = false;  // the forward pass is on: a worker that finishes a step drives it
+  bool driving = false;       // a thread is inside drive() (one at a time: it unlocks mu inside)
   bool ran = false;
   bool interrupted = false;
   std::vector<StepRecord> records;  // written by the loop thread only, under mu
@@ -260,12 +266,29 @@ struct Runner::Impl {
             opts.journal->step_finished(job.step, c.record);
         }
       }
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        done.push_back(std::move(c));
+      std::unique_lock<std::mutex> lock(mu);
+      done.push_back(std::move(c));
+      if (job.rollback || !forward_open || driving) {
+        lock.unlock();
+        main_cv.notify_one();  // the rollback pass, or whoever is driving, takes it
+        continue;
       }
-      main_cv.notify_one();
+      drive(lock);
     }
+  }
+
+  /// Records what finished and starts what the schedule allows, until nothing more finished
+  /// meanwhile; wakes run() when the forward pass may be over. Called with `lock` held, by one
+  /// thread at a time (`driving`); releases it around observers.
+  void drive(std::unique_lock<std::mutex>& lock) {
+    driving = true;
+    do {
+      absorb(lock);
+      const std::vector<int> ready = schedule.take_ready();
+      if (!ready.empty()) launch(lock, ready);
+    } while (!done.empty());
+    driving = false;
+    if (schedule.idle()) main_cv.notify_one();
   }
 
   /// Starts what the schedule allows. Called with `lock` held; releases it around observers.
@@ -470,13 +493,13 @@ struct Runner::Impl {
 
     lock.lock();
     if (opts.rollback_only) schedule.stop();  // nothing runs forward
+    forward_open = true;
     for (;;) {
-      const std::vector<int> ready = schedule.take_ready();
-      if (!ready.empty()) launch(lock, ready);
-      if (schedule.idle() && done.empty()) break;
-      main_cv.wait(lock, [&] { return !done.empty() || schedule.idle(); });
-      absorb(lock);
+      if (!driving) drive(lock);
+      if (schedule.idle() && done.empty() && !driving) break;
+      main_cv.wait(lock, [&] { return !driving && (!done.empty() || schedule.idle()); });
     }
+    forward_open = false;
     const bool stopped_by_signal = interrupted;
 
     schedule.close();
