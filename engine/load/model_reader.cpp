@@ -21,7 +21,12 @@ void Loader::run(Plan& plan, const Json& overridden_vars) {
   load_lint(doc_, {}, plan.lint);
   load_defaults();
   load_windows();
-  if (auto s = doc_.find("steps"); s != doc_.end() && s->is_array()) build_members(*s, {"steps"}, -1, plan.top);
+  if (auto s = doc_.find("steps"); s != doc_.end() && s->is_array()) {
+    // Sized once: growing by doubling kept the old and the new array alive together, the largest
+    // single cost of loading a big plan.
+    plan.steps.reserve(count_steps(*s));
+    build_members(*s, {"steps"}, -1, plan.top);
+  }
   plan.reindex();
   check_types_and_params();
   check_ids();
@@ -289,6 +294,19 @@ StepBody Loader::load_body(const Json& b, const JsonPath& p) {
   body.timeout = duration(b, "timeout", p);
   body.mark = b.contains("type") ? key_at(extend(p, "type")) : at(p);
   return body;
+}
+
+size_t Loader::count_steps(const Json& members) {
+  size_t n = 0;
+  for (const Json& m : members) {
+    if (!m.is_object()) continue;
+    auto inner = m.find("steps");
+    if (inner == m.end())
+      ++n;
+    else if (inner->is_array())
+      n += count_steps(*inner);
+  }
+  return n;
 }
 
 void Loader::build_members(const Json& arr, const JsonPath& p, int parent, std::vector<GroupMember>& out) {

@@ -105,6 +105,8 @@ class Loader {
 
   StepBody load_body(const Json& b, const JsonPath& p);
 
+  /// The steps `members` (a `steps` list) holds, inside groups too.
+  static size_t count_steps(const Json& members);
   void build_members(const Json& arr, const JsonPath& p, int parent, std::vector<GroupMember>& out);
 
   /// Validates one check's type and parameters; `pp` is the path of its parameters.

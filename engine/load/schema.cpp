@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <set>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
@@ -132,7 +133,36 @@ std::string describe_found(const Json& v) {
 
 struct SchemaChecker::Impl {
   Json root;
-  std::map<std::string, std::unique_ptr<valijson::Schema>> compiled;  // by definition name
+  // By definition name: "" (the whole plan) and every type's, each compiled the first time a plan
+  // uses it: compiling them all up front was two thirds of a one-step plan's start-up.
+  std::map<std::string, std::unique_ptr<valijson::Schema>> compiled;
+  std::mutex compile_mu;  // guards `compiled` (compiled schemas themselves are read-only)
+
+  const valijson::Schema* schema(const std::string& def) {
+    std::lock_guard<std::mutex> lock(compile_mu);
+    auto it = compiled.find(def);
+    if (it != compiled.end()) return it->second.get();  // null: no such definition
+    std::unique_ptr<valijson::Schema> schema;
+    const auto slash = def.find('/');
+    const Json& defs = root["definitions"];
+    if (def.empty()) {
+      schema = compile(root);
+    } else if (slash != std::string::npos && defs.contains(def.substr(0, slash)) &&
+               defs[def.substr(0, slash)].contains(def.substr(slash + 1))) {
+      // A small document sharing the definitions, so that `with` is validated on its own.
+      const Json doc = {{"definitions", defs}, {"allOf", {{{"$ref", "#/definitions/" + def}}}}};
+      schema = compile(doc);
+    }
+    return compiled.emplace(def, std::move(schema)).first->second.get();
+  }
+
+  static std::unique_ptr<valijson::Schema> compile(const Json& doc) {
+    auto schema = std::make_unique<valijson::Schema>();
+    valijson::SchemaParser parser;
+    valijson::adapters::NlohmannJsonAdapter adapter(doc);
+    parser.populateSchema(adapter, *schema);
+    return schema;
+  }
 
   const Json* resolve_ref(const Json& s) const {
     const std::string& ref = s["$ref"].get_ref<const std::string&>();
@@ -378,25 +408,7 @@ Json SchemaChecker::published_schema() {
   return root;
 }
 
-SchemaChecker::SchemaChecker() : impl_(std::make_unique<Impl>()) {
-  impl_->root = loader_schema();
-  auto compile = [&](const std::string& name, const Json& doc) {
-    auto schema = std::make_unique<valijson::Schema>();
-    valijson::SchemaParser parser;
-    valijson::adapters::NlohmannJsonAdapter adapter(doc);
-    parser.populateSchema(adapter, *schema);
-    impl_->compiled[name] = std::move(schema);
-  };
-  compile("", impl_->root);
-  // One small document per type, sharing the definitions, so `with` is validated on its own.
-  for (const char* group : {"step_types", "check_types"}) {
-    for (auto it = impl_->root["definitions"][group].begin(); it != impl_->root["definitions"][group].end(); ++it) {
-      std::string name = std::string(group) + "/" + it.key();
-      Json doc = {{"definitions", impl_->root["definitions"]}, {"allOf", {{{"$ref", "#/definitions/" + name}}}}};
-      compile(name, doc);
-    }
-  }
-}
+SchemaChecker::SchemaChecker() : impl_(std::make_unique<Impl>()) { impl_->root = loader_schema(); }
 
 SchemaChecker::~SchemaChecker() = default;
 
@@ -405,7 +417,7 @@ const SchemaChecker& SchemaChecker::instance() {
   return checker;
 }
 
-bool SchemaChecker::has(const std::string& def) const { return impl_->compiled.count(def) > 0; }
+bool SchemaChecker::has(const std::string& def) const { return impl_->schema(def) != nullptr; }
 
 namespace {
 
@@ -434,8 +446,8 @@ void shorten_long_text(Json& v) {
 
 void SchemaChecker::validate(const Json& value, const std::string& def, const Json& doc, const MarkNode& marks,
                              const JsonPath& base, std::vector<Diagnostic>& diags) const {
-  auto c = impl_->compiled.find(def);
-  if (c == impl_->compiled.end()) return;
+  const valijson::Schema* compiled = impl_->schema(def);
+  if (!compiled) return;
   if (has_long_text(value)) {
     Json shortened = value;
     shorten_long_text(shortened);
@@ -447,7 +459,7 @@ void SchemaChecker::validate(const Json& value, const std::string& def, const Js
   thread_local valijson::Validator validator;
   valijson::ValidationResults results;
   valijson::adapters::NlohmannJsonAdapter target(value);
-  if (validator.validate(*c->second, target, &results)) return;
+  if (validator.validate(*compiled, target, &results)) return;
 
   const Json* def_schema = &impl_->root;
   if (!def.empty()) def_schema = &impl_->root.at(Json::json_pointer("/definitions/" + def));
