@@ -4,13 +4,14 @@
 // From this machine through libcurl; from another host through its curl command.
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
+#include <type_traits>
 
 #include "../params.h"
 #include "run/registry.h"
@@ -112,41 +113,94 @@ int progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return static_cast<const CancelToken*>(user)->cancelled() ? 1 : 0;
 }
 
+/// libcurl, opened the first time a check asks for a URL from this machine rather than linked:
+/// it and the libraries it pulls in (HTTP/2, IDN, RTMP with GnuTLS, libssh2, PSL, brotli...) were
+/// a sixth of every `plan` command's start-up and 3 MiB of its memory, for a check most plans
+/// never use. Debian's libcurl4 (a dependency of libcurl4-openssl-dev) provides the file.
+struct Curl {
+  decltype(&curl_global_init) global_init = nullptr;
+  decltype(&curl_easy_init) easy_init = nullptr;
+  decltype(&curl_easy_setopt) easy_setopt = nullptr;
+  decltype(&curl_easy_perform) easy_perform = nullptr;
+  decltype(&curl_easy_getinfo) easy_getinfo = nullptr;
+  decltype(&curl_easy_strerror) easy_strerror = nullptr;
+  decltype(&curl_easy_cleanup) easy_cleanup = nullptr;
+  decltype(&curl_slist_append) slist_append = nullptr;
+  decltype(&curl_slist_free_all) slist_free_all = nullptr;
+  std::string error;  // why it could not be loaded; empty when every function was found
+
+  static const Curl& get() {
+    static const Curl curl = load();
+    return curl;
+  }
+
+ private:
+  static Curl load() {
+    constexpr const char* kLibrary = "libcurl.so.4";
+    Curl c;
+    void* lib = ::dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL);  // kept open for the process's life
+    if (!lib) {
+      const char* why = ::dlerror();
+      c.error = std::string("cannot load ") + kLibrary + " (" + (why ? why : "unknown error") +
+                "): install libcurl (Debian: libcurl4)";
+      return c;
+    }
+    auto bind = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
+      if (!fn && c.error.empty()) c.error = std::string(kLibrary) + " has no " + name;
+    };
+    bind(c.global_init, "curl_global_init");
+    bind(c.easy_init, "curl_easy_init");
+    bind(c.easy_setopt, "curl_easy_setopt");
+    bind(c.easy_perform, "curl_easy_perform");
+    bind(c.easy_getinfo, "curl_easy_getinfo");
+    bind(c.easy_strerror, "curl_easy_strerror");
+    bind(c.easy_cleanup, "curl_easy_cleanup");
+    bind(c.slist_append, "curl_slist_append");
+    bind(c.slist_free_all, "curl_slist_free_all");
+    if (c.error.empty()) c.global_init(CURL_GLOBAL_DEFAULT);  // once, before any other thread uses it
+    return c;
+  }
+};
+
 Reply request_local(const HttpParams& h, Deadline deadline, const CancelToken& cancel) {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  const Curl& curl = Curl::get();
   Reply r;
-  CURL* c = curl_easy_init();
+  if (!curl.error.empty()) {
+    r.error = curl.error;
+    return r;
+  }
+  CURL* c = curl.easy_init();
   if (!c) {
     r.error = "cannot initialise libcurl";
     return r;
   }
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_slist* hdrs = nullptr;
-  for (const auto& [k, v] : h.headers) hdrs = curl_slist_append(hdrs, (k + ": " + v).c_str());
+  for (const auto& [k, v] : h.headers) hdrs = curl.slist_append(hdrs, (k + ": " + v).c_str());
   long timeout_ms = std::max<long>(1, static_cast<long>(params::bounded(h.timeout, deadline).count()));
-  curl_easy_setopt(c, CURLOPT_URL, h.url.c_str());
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // we run on many threads; no SIGALRM games
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &cancel);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  if (hdrs) curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+  curl.easy_setopt(c, CURLOPT_URL, h.url.c_str());
+  curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // we run on many threads; no SIGALRM games
+  curl.easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl.easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  curl.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
+  curl.easy_setopt(c, CURLOPT_XFERINFODATA, &cancel);
+  curl.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  if (hdrs) curl.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
   if (h.method == "HEAD") {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl.easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (h.method != "GET" || h.body) {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, h.method.c_str());
+    curl.easy_setopt(c, CURLOPT_CUSTOMREQUEST, h.method.c_str());
   }
   if (h.body) {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, h.body->data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(h.body->size()));
+    curl.easy_setopt(c, CURLOPT_POSTFIELDS, h.body->data());
+    curl.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(h.body->size()));
   }
-  CURLcode rc = curl_easy_perform(c);
+  CURLcode rc = curl.easy_perform(c);
   if (rc == CURLE_OK) {
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
   } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
     r.error = "cancelled";
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
@@ -154,18 +208,18 @@ Reply request_local(const HttpParams& h, Deadline deadline, const CancelToken& c
   } else {
     // curl's own text carries timings ("after 0 ms") that make messages differ run to run.
     long os_errno = 0;
-    curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+    curl.easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
     if (rc == CURLE_COULDNT_CONNECT && os_errno == ECONNREFUSED) {
       r.error = "connection refused";
     } else if (rc == CURLE_COULDNT_CONNECT && os_errno != 0) {
       r.error = std::strerror(static_cast<int>(os_errno));
       if (!r.error.empty()) r.error[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(r.error[0])));
     } else {
-      r.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+      r.error = errbuf[0] ? errbuf : curl.easy_strerror(rc);
     }
   }
-  curl_slist_free_all(hdrs);
-  curl_easy_cleanup(c);
+  curl.slist_free_all(hdrs);
+  curl.easy_cleanup(c);
   return r;
 }
 
