@@ -310,6 +310,9 @@ def machine_info(args, plan_bin):
         "ninja": tool_version([args.ninja, "--version"]),
         "make": tool_version([args.make, "--version"]),
         "plan": shown,
+        # The commit above is bench/'s; a binary passed with --plan may come from another tree.
+        "plan_built": datetime.datetime.fromtimestamp(os.path.getmtime(plan_bin))
+                      .strftime("%Y-%m-%d %H:%M") if os.path.exists(plan_bin) else "missing",
         "disk_mount": mount_of(args.workdir),
         "tmpfs_mount": mount_of(args.tmpfs) if os.path.isdir(args.tmpfs) else "missing",
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
