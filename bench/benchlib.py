@@ -164,8 +164,11 @@ def measure(argv, cwd, timeout, env=None, rss=False):
 
     with open(err_path, "wb") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err, env=env)
+        try:
+            proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err, env=env)
+        except OSError as e:
+            raise RunFailed(f"{' '.join(argv)} (in {cwd}) could not start: {e}") from e
         timer = threading.Timer(timeout, kill)
         timer.start()
         try:
