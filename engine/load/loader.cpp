@@ -125,14 +125,15 @@ std::string LoadResult::format() const {
   return out;
 }
 
-LoadResult load_plan_text(const std::string& path, const std::string& text, const LoadOptions& opts) {
+LoadResult load_plan_text(const std::string& path, std::string source, const LoadOptions& opts) {
   LoadResult r;
   r.plan.path = path;
-  r.source = text;
+  r.source = std::move(source);  // one copy of the file, kept for the messages' source lines
+  const std::string& text = r.source;
   r.plan.hash = sha256_hex(text);
   if (text.size() > kMaxFileBytes) {
     r.diags.push_back({{}, "file is larger than 32 MiB; refusing to load it"});
-    r.source.clear();
+    r.source = std::string();
     return r;
   }
   Mark nul;
@@ -188,7 +189,7 @@ LoadResult load_plan_file(const std::string& path, const LoadOptions& opts) {
       }
     };
   }
-  return load_plan_text(path, text, with_files);
+  return load_plan_text(path, std::move(text), with_files);
 }
 
 }  // namespace plan

@@ -37,6 +37,6 @@ struct LoadResult {
 
 LoadResult load_plan_file(const std::string& path, const LoadOptions& opts = {});
 /// Same, from text (tests use inline YAML); `path` only names it in messages.
-LoadResult load_plan_text(const std::string& path, const std::string& text, const LoadOptions& opts = {});
+LoadResult load_plan_text(const std::string& path, std::string text, const LoadOptions& opts = {});
 
 }  // namespace plan
