@@ -273,26 +273,30 @@ struct Runner::Impl {
         main_cv.notify_one();  // the rollback pass, or whoever is driving, takes it
         continue;
       }
-      drive(lock);
+      drive(lock, /*caller_runs_one=*/true);
     }
   }
 
   /// Records what finished and starts what the schedule allows, until nothing more finished
   /// meanwhile; wakes run() when the forward pass may be over. Called with `lock` held, by one
-  /// thread at a time (`driving`); releases it around observers.
-  void drive(std::unique_lock<std::mutex>& lock) {
+  /// thread at a time (`driving`); releases it around observers. A worker driving
+  /// (`caller_runs_one`) runs one of the started steps itself: no other worker is woken for it.
+  void drive(std::unique_lock<std::mutex>& lock, bool caller_runs_one) {
     driving = true;
     do {
       absorb(lock);
       const std::vector<int> ready = schedule.take_ready();
-      if (!ready.empty()) launch(lock, ready);
+      if (ready.empty()) continue;
+      launch(lock, ready, caller_runs_one ? 1 : 0);
+      caller_runs_one = false;
     } while (!done.empty());
     driving = false;
     if (schedule.idle()) main_cv.notify_one();
   }
 
-  /// Starts what the schedule allows. Called with `lock` held; releases it around observers.
-  void launch(std::unique_lock<std::mutex>& lock, const std::vector<int>& steps) {
+  /// Starts what the schedule allows, waking a worker for each step but the `kept` ones (the
+  /// calling worker runs them next). Called with `lock` held; releases it around observers.
+  void launch(std::unique_lock<std::mutex>& lock, const std::vector<int>& steps, size_t kept) {
     const auto now = Clock::now();
     std::vector<int> opened;
     for (int s : steps) {
@@ -309,7 +313,11 @@ struct Runner::Impl {
     for (int s : steps) emit([&](RunObserver& o) { o.step_started(s, first_attempt(s)); });
     lock.lock();
     for (int s : steps) work.push_back({s, false});
-    work_cv.notify_all();
+    const size_t wake = steps.size() > kept ? steps.size() - kept : 0;
+    if (wake == 1)
+      work_cv.notify_one();
+    else if (wake > 1)
+      work_cv.notify_all();
   }
 
   /// Records finished steps. Called with `lock` held; releases it around observers.
@@ -495,7 +503,7 @@ struct Runner::Impl {
     if (opts.rollback_only) schedule.stop();  // nothing runs forward
     forward_open = true;
     for (;;) {
-      if (!driving) drive(lock);
+      if (!driving) drive(lock, /*caller_runs_one=*/false);
       if (schedule.idle() && done.empty() && !driving) break;
       main_cv.wait(lock, [&] { return !driving && (!done.empty() || schedule.idle()); });
     }
