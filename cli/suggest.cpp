@@ -57,7 +57,10 @@ std::optional<std::string> first_unknown_option(const CommandInfo& command, cons
 }  // namespace
 
 std::string unknown_command(const CliInfo& cli, const std::string& name) {
-  std::string out = std::string(kProgram) + ": unknown command '" + name + "'\n";
+  std::string out = kProgram;
+  out += ": unknown command '";
+  out += name;
+  out += "'\n";
   if (auto best = suggestion(name, cli.command_names())) return out + "did you mean '" + *best + "'?\n";
   return out + "Run '" + std::string(kProgram) + " help' for the list of commands.\n";
 }

@@ -155,7 +155,11 @@ void bar(std::ostringstream& o, const std::string& cls, const ReportStep& s, con
 }
 
 void step_row(std::ostringstream& o, const ReportStep& s, const Chart& c, double y) {
-  std::string label = s.id.size() > 32 ? s.id.substr(0, 31) + "\u2026" : s.id;
+  std::string label = s.id;
+  if (label.size() > 32) {
+    label.resize(31);
+    label += "\u2026";
+  }
   o << "<text class=\"label\" x=\"" << num(kLabelWidth - 8) << "\" y=\"" << num(y + kBarHeight - 3) << "\">"
     << html_escape(label) << "<title>" << html_escape(s.id) << "</title></text>\n";
   for (const ReportSpan& a : s.spans) {

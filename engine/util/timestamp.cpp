@@ -18,7 +18,7 @@ std::string format_timestamp(WallClock::time_point t, bool utc) {
     ::localtime_r(&tt, &tm);
   char date[32];
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[64];
+  char out[96];  // room for the longest date strftime may write: no truncation
   if (utc) {
     std::snprintf(out, sizeof out, "%s.%03ldZ", date, ms);
   } else {

@@ -33,7 +33,8 @@ inline Result run(std::vector<std::string> argv, std::map<std::string, std::stri
 }
 
 inline Result plan_cmd(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
-  args.insert(args.begin(), PLAN_BINARY);
+  static const std::string binary = PLAN_BINARY;
+  args.insert(args.begin(), binary);
   return run(std::move(args), std::move(env));
 }
 
