@@ -51,6 +51,10 @@ std::string names_text(const std::vector<std::string>& names) {
   return out;
 }
 
+bool ignores(const LintSilence& l, const std::string& id) {
+  return std::find(l.ignore.begin(), l.ignore.end(), id) != l.ignore.end();
+}
+
 class Linter {
  public:
   Linter(const Plan& plan, const Graph& graph, const LintOptions& options)
@@ -76,9 +80,18 @@ class Linter {
     return std::move(out_);
   }
 
+  int silenced() const { return silenced_; }
+
  private:
+  /// Silenced warnings are counted, never kept: a plan that silences a rule for its 10,000 steps
+  /// would otherwise hold 10,000 messages it never shows.
   void warn(const std::string& id, Mark mark, const std::string& step, std::string message, std::string fix,
             std::string file = "") {
+    const Step* s = step.empty() ? nullptr : plan_.find_step(step);
+    if (ignores(plan_.lint, id) || (s && ignores(s->lint, id))) {
+      ++silenced_;
+      return;
+    }
     out_.push_back({id, mark, step, std::move(message), std::move(fix), std::move(file)});
   }
 
@@ -246,6 +259,7 @@ class Linter {
   const LintOptions& options_;
   std::vector<int> after_;  // past_points_of_no_return()
   std::vector<LintWarning> out_;
+  int silenced_ = 0;
 };
 
 // ---- W008: secrets written inline -------------------------------------------------------------
@@ -390,22 +404,13 @@ void Linter::inline_secrets_in_plan() {
   }
 }
 
-bool ignores(const LintSilence& l, const std::string& id) {
-  return std::find(l.ignore.begin(), l.ignore.end(), id) != l.ignore.end();
-}
-
 }  // namespace
 
 LintReport lint_plan(const Plan& plan, const Graph& graph, const LintOptions& options) {
   LintReport report;
-  for (LintWarning& w : Linter(plan, graph, options).run()) {
-    const Step* s = w.step.empty() ? nullptr : plan.find_step(w.step);
-    if (ignores(plan.lint, w.id) || (s && ignores(s->lint, w.id))) {
-      ++report.silenced;
-      continue;
-    }
-    report.warnings.push_back(std::move(w));
-  }
+  Linter linter(plan, graph, options);
+  report.warnings = linter.run();
+  report.silenced = linter.silenced();
   // File order; the secrets file's warnings after the plan's.
   std::stable_sort(report.warnings.begin(), report.warnings.end(), [](const LintWarning& a, const LintWarning& b) {
     return std::tie(a.file, a.mark.line, a.mark.col, a.id) < std::tie(b.file, b.mark.line, b.mark.col, b.id);

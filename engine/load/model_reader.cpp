@@ -21,11 +21,14 @@ void Loader::run(Plan& plan, const Json& overridden_vars) {
   load_lint(doc_, {}, plan.lint);
   load_defaults();
   load_windows();
+  JsonPath root;
+  collect_refs(doc_, root);  // before the steps are released
   if (auto s = doc_.find("steps"); s != doc_.end() && s->is_array()) {
     // Sized once: growing by doubling kept the old and the new array alive together, the largest
     // single cost of loading a big plan.
     plan.steps.reserve(count_steps(*s));
-    build_members(*s, {"steps"}, -1, plan.top);
+    build_members(*s, member_marks(doc_, &marks_, "steps"), {"steps"}, -1, plan.top);
+    released_ = source_ != nullptr;
   }
   plan.reindex();
   check_types_and_params();
@@ -309,9 +312,28 @@ size_t Loader::count_steps(const Json& members) {
   return n;
 }
 
-void Loader::build_members(const Json& arr, const JsonPath& p, int parent, std::vector<GroupMember>& out) {
+Loader::PositionDoc Loader::positions() const {
+  if (!released_) return {doc_, marks_};
+  if (!reparsed_) {
+    std::vector<Diagnostic> again;  // the same text: its problems were reported the first time
+    reparsed_ = parse_yaml(*source_, again);
+  }
+  return {reparsed_->value, reparsed_->marks};
+}
+
+MarkNode* Loader::member_marks(const Json& obj, MarkNode* node, const std::string& key) {
+  if (!node || !obj.is_object()) return nullptr;
+  auto it = obj.find(key);
+  if (it == obj.end()) return nullptr;
+  const auto idx = static_cast<size_t>(std::distance(obj.begin(), it));  // kids follow the keys' order
+  return idx < node->kids.size() ? &node->kids[idx] : nullptr;
+}
+
+void Loader::build_members(Json& arr, MarkNode* arr_marks, const JsonPath& p, int parent,
+                           std::vector<GroupMember>& out) {
+  if (arr_marks && arr_marks->kids.size() != arr.size()) arr_marks = nullptr;
   for (size_t i = 0; i < arr.size(); ++i) {
-    const Json& m = arr[i];
+    Json& m = arr[i];
     JsonPath mp = extend(p, i);
     if (!m.is_object()) continue;
     Mark id_mark = m.contains("id") ? key_at(extend(mp, "id")) : at(mp);
@@ -330,7 +352,9 @@ void Loader::build_members(const Json& arr, const JsonPath& p, int parent, std::
       ids_.push_back({plan_->groups.back().id, id_mark});
       out.push_back({true, index});
       std::vector<GroupMember> members;
-      if (m["steps"].is_array()) build_members(m["steps"], extend(mp, "steps"), index, members);
+      if (m["steps"].is_array())
+        build_members(m["steps"], member_marks(m, arr_marks ? &arr_marks->kids[i] : nullptr, "steps"),
+                      extend(mp, "steps"), index, members);
       plan_->groups[static_cast<size_t>(index)].members = std::move(members);
       continue;
     }
@@ -351,7 +375,9 @@ void Loader::build_members(const Json& arr, const JsonPath& p, int parent, std::
     for (auto [key, list] : {std::pair{"when", &s.when}, {"preconditions", &s.preconditions}, {"verify", &s.verify}}) {
       if (auto c = m.find(key); c != m.end()) load_checks(*c, extend(mp, key), *list);
     }
+    bool rollback_listed = false;
     if (auto r = m.find("rollback"); r != m.end()) {
+      rollback_listed = r->is_array();
       JsonPath rp = extend(mp, "rollback");
       s.rollback.mark = at(rp);
       if (r->is_string() && *r == "auto") {
@@ -384,8 +410,13 @@ void Loader::build_members(const Json& arr, const JsonPath& p, int parent, std::
     step_paths_.push_back(mp);
     step_checks_.push_back({first_check, check_paths_.size()});
     ids_.push_back({s.id, id_mark});
+    rollback_listed_.push_back(rollback_listed);
     plan_->steps.push_back(std::move(s));
     out.push_back({false, index});
+    if (source_) {  // read into the model: released (see the constructor)
+      m = Json();
+      if (arr_marks) arr_marks->kids[i] = MarkNode();
+    }
   }
 }
 

@@ -18,7 +18,7 @@ void Loader::check_check(const std::string& type, const Json& params, const Json
     return;
   }
   size_t before = diags_.size();
-  schema_.validate(params, "check_types/" + type, doc_, marks_, pp, diags_);
+  schema_.validate(params, "check_types/" + type, position_of(), pp, diags_);
   check_host(str(params, "on"), extend(pp, "on"));
   if (diags_.size() != before) return;
   const CheckType* ct = Registry::instance().check(type);
@@ -118,7 +118,7 @@ void Loader::check_action(const std::string& type, const Json& with, const JsonP
   JsonPath wp = extend(p, "with");
   const StepType* t = Registry::instance().step(type);
   size_t before = diags_.size();
-  schema_.validate(with, "step_types/" + type, doc_, marks_, wp, diags_);
+  schema_.validate(with, "step_types/" + type, position_of(), wp, diags_);
   if (diags_.size() == before)
     check_parse(
         &t->parameters(), [t](const Json& v) { t->validate(v); }, with, wp);
@@ -175,12 +175,13 @@ void Loader::check_types_and_params() {
     const Step& s = plan_->steps[i];
     const JsonPath& p = step_paths_[i];
     check_action(s.type, s.with, p, s.on);
+    // The checks load_checks read, in its order: one path per spec.
     auto [from, to] = step_checks_[i];
-    const Json* params = nullptr;
-    for (size_t c = from; c < to; ++c) {
-      params = &doc_.at(Json::json_pointer(pointer(check_paths_[c])));
-      check_check(check_paths_[c].back(), *params, check_paths_[c]);
-    }
+    std::vector<const CheckSpec*> specs;
+    for (const auto* list : {&s.when, &s.preconditions, &s.verify})
+      for (const CheckSpec& spec : *list) specs.push_back(&spec);
+    for (size_t c = from; c < to && c - from < specs.size(); ++c)
+      check_check(check_paths_[c].back(), specs[c - from]->params, check_paths_[c]);
     if (s.rollback.kind == RollbackSpec::Kind::Auto) {
       const StepType* t = Registry::instance().step(s.type);
       if (t && !t->has_auto_rollback()) {
@@ -190,30 +191,13 @@ void Loader::check_types_and_params() {
     if (s.on_rollback_failure_mark.line > 0 && s.rollback.kind == RollbackSpec::Kind::None)
       error(s.on_rollback_failure_mark, "on_rollback_failure has no effect: step '" + s.id + "' has no rollback");
     if (s.rollback.kind == RollbackSpec::Kind::Bodies) {
-      const Json& r = doc_.at(Json::json_pointer(pointer(extend(p, "rollback"))));
       for (size_t b = 0; b < s.rollback.bodies.size(); ++b) {
         JsonPath bp = extend(p, "rollback");
-        if (r.is_array()) bp = extend(bp, b);
+        if (rollback_listed_[i]) bp = extend(bp, b);
         check_action(s.rollback.bodies[b].type, s.rollback.bodies[b].with, bp, s.rollback.bodies[b].on);
       }
     }
   }
-}
-
-std::string Loader::pointer(const JsonPath& p) {
-  std::string out;
-  for (const std::string& t : p) {
-    out += '/';
-    for (char c : t) {
-      if (c == '~')
-        out += "~0";
-      else if (c == '/')
-        out += "~1";
-      else
-        out += c;
-    }
-  }
-  return out;
 }
 
 void Loader::check_ids() {
@@ -245,21 +229,21 @@ std::vector<std::string> Loader::all_ids() {
   return all_ids_;
 }
 
-void Loader::walk_refs(const Json& v, JsonPath& p) {
+void Loader::collect_refs(const Json& v, JsonPath& p) {
   if (v.is_object()) {
     for (auto it = v.begin(); it != v.end(); ++it) {
       p.push_back(it.key());
-      walk_refs(it.value(), p);
+      collect_refs(it.value(), p);
       p.pop_back();
     }
   } else if (v.is_array()) {
     for (size_t i = 0; i < v.size(); ++i) {
       p.push_back(std::to_string(i));
-      walk_refs(v[i], p);
+      collect_refs(v[i], p);
       p.pop_back();
     }
   } else if (v.is_string() && v.get_ref<const std::string&>().find('$') != std::string::npos) {
-    check_string(v.get<std::string>(), p);
+    refs_.emplace_back(p, v.get<std::string>());
   }
 }
 

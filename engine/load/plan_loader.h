@@ -43,7 +43,10 @@ inline std::vector<std::string> sorted_keys(const Json& obj) {
 
 class Loader {
  public:
-  Loader(const Json& doc, const MarkNode& marks, const std::string* source, std::vector<Diagnostic>& diags)
+  /// `doc` is consumed: each step's part of it (and of `marks`) is released once the step is read
+  /// into the model, so that a large plan does not hold the document and the model at once. Later
+  /// positions (errors) then come from `source` parsed again; without a source nothing is released.
+  Loader(Json& doc, MarkNode& marks, const std::string* source, std::vector<Diagnostic>& diags)
       : doc_(doc), marks_(marks), source_(source), diags_(diags), schema_(SchemaChecker::instance()) {}
 
   void run(Plan& plan, const Json& overridden_vars);
@@ -57,8 +60,19 @@ class Loader {
 
  private:
   void error(Mark m, std::string msg) { diags_.push_back({m, std::move(msg)}); }
-  Mark at(const JsonPath& p) const { return mark_of(doc_, marks_, p); }
-  Mark key_at(const JsonPath& p) const { return key_mark_of(doc_, marks_, p); }
+  Mark at(const JsonPath& p) const { return mark_of(positions().value, positions().marks, p); }
+  Mark key_at(const JsonPath& p) const { return key_mark_of(positions().value, positions().marks, p); }
+  /// at() or key_at(), for the schema checker.
+  SchemaChecker::PositionOf position_of() const {
+    return [this](const JsonPath& p, bool key) { return key ? key_at(p) : at(p); };
+  }
+  /// The document positions are read from: the one being read, until build_members released
+  /// parts of it; then the source parsed again (once, on the first position asked for).
+  struct PositionDoc {
+    const Json& value;
+    const MarkNode& marks;
+  };
+  PositionDoc positions() const;
 
   /// A value needed at load time (a timeout, a retry count): only ${vars...} and ${env...} can be
   /// resolved now; secrets and outputs exist only when the plan runs.
@@ -107,7 +121,11 @@ class Loader {
 
   /// The steps `members` (a `steps` list) holds, inside groups too.
   static size_t count_steps(const Json& members);
-  void build_members(const Json& arr, const JsonPath& p, int parent, std::vector<GroupMember>& out);
+  /// Reads a `steps` list into the model; `arr_marks` are its positions (null: unknown). Each step
+  /// read is released from the document (see the constructor).
+  void build_members(Json& arr, MarkNode* arr_marks, const JsonPath& p, int parent, std::vector<GroupMember>& out);
+  /// The positions of member `key` of `obj`, whose own are `node` (null when unknown).
+  static MarkNode* member_marks(const Json& obj, MarkNode* node, const std::string& key);
 
   /// Validates one check's type and parameters; `pp` is the path of its parameters.
   void check_check(const std::string& type, const Json& params, const JsonPath& pp);
@@ -139,17 +157,19 @@ class Loader {
   /// content hashes go into plan.local_files.
   void check_local_files(const ParamTable& table, const Json& with, const JsonPath& wp);
 
-  static std::string pointer(const JsonPath& p);
-
   void check_ids();
 
   std::vector<std::string> all_ids();
 
-  /// Every ${...} in the document must be well formed and name something that exists.
-  void check_references() { walk_refs(doc_, {}); }
+  /// Every ${...} in the document must be well formed and name something that exists: the
+  /// strings collect_refs found, in document order.
+  void check_references() {
+    for (const auto& [path, text] : refs_) check_string(text, path);
+  }
 
-  void walk_refs(const Json& v, JsonPath& p);
-  void walk_refs(const Json& v, JsonPath&& p) { walk_refs(v, p); }
+  /// Every string of `v` (at `p`) that may hold a reference, with its path: taken before the
+  /// document is released, checked once the model is complete.
+  void collect_refs(const Json& v, JsonPath& p);
 
   /// The position of s[offset] in the file when the scalar is written on one line without
   /// escapes before that point (the usual case); otherwise the start of the value.
@@ -186,9 +206,13 @@ class Loader {
 
   void check_windows_and_graph();
 
-  const Json& doc_;
-  const MarkNode& marks_;
-  const std::string* source_;  // for positions inside strings; may be null
+  Json& doc_;
+  MarkNode& marks_;
+  const std::string* source_;  // for positions inside strings, and again after the release; may be null
+  bool released_ = false;      // parts of doc_ are gone: positions() parses source_ again
+  mutable std::optional<YamlDoc> reparsed_;
+  std::vector<std::pair<JsonPath, std::string>> refs_;  // strings holding '$', in document order
+  std::vector<bool> rollback_listed_;                   // parallel to plan.steps: `rollback` written as a list
   std::vector<size_t> line_starts_;
   std::vector<Diagnostic>& diags_;
   const SchemaChecker& schema_;

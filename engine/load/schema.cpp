@@ -446,12 +446,20 @@ void shorten_long_text(Json& v) {
 
 void SchemaChecker::validate(const Json& value, const std::string& def, const Json& doc, const MarkNode& marks,
                              const JsonPath& base, std::vector<Diagnostic>& diags) const {
+  const PositionOf position = [&](const JsonPath& path, bool key) {
+    return key ? key_mark_of(doc, marks, path) : mark_of(doc, marks, path);
+  };
+  validate(value, def, position, base, diags);
+}
+
+void SchemaChecker::validate(const Json& value, const std::string& def, const PositionOf& position,
+                             const JsonPath& base, std::vector<Diagnostic>& diags) const {
   const valijson::Schema* compiled = impl_->schema(def);
   if (!compiled) return;
   if (has_long_text(value)) {
     Json shortened = value;
     shorten_long_text(shortened);
-    validate(shortened, def, doc, marks, base, diags);
+    validate(shortened, def, position, base, diags);
     return;
   }
   // valijson compiles each `pattern` into a std::regex per Validator: one per thread keeps the
@@ -504,15 +512,14 @@ void SchemaChecker::validate(const Json& value, const std::string& def, const Js
           std::string msg = present == 0       ? "missing " + keys + " in " + Impl::title(cands)
                             : one->size() == 2 ? "give either " + keys + " in " + Impl::title(cands) + ", not both"
                                                : "give only one of " + keys + " in " + Impl::title(cands);
-          diags.push_back({mark_of(doc, marks, full(p.path)), msg});
+          diags.push_back({position(full(p.path), false), msg});
         }
         continue;
       }
     }
 
     if (p.kind == Kind::Required) {
-      diags.push_back(
-          {mark_of(doc, marks, full(p.path)), "missing required key '" + p.key + "' in " + Impl::title(cands)});
+      diags.push_back({position(full(p.path), false), "missing required key '" + p.key + "' in " + Impl::title(cands)});
     } else if (p.kind == Kind::Unknown) {
       // valijson stops at the first unknown key of a map: report every one, each where it is.
       if (!unknown_done.insert(p.path).second) continue;
@@ -526,16 +533,16 @@ void SchemaChecker::validate(const Json& value, const std::string& def, const Js
       for (const std::string& key : unknown) {
         JsonPath kp = full(p.path);
         kp.push_back(key);
-        diags.push_back({key_mark_of(doc, marks, kp),
-                         "unknown key '" + key + "' in " + Impl::title(cands) + did_you_mean(key, allowed)});
+        diags.push_back(
+            {position(kp, true), "unknown key '" + key + "' in " + Impl::title(cands) + did_you_mean(key, allowed)});
       }
     } else {
       // A mismatch is noise when something more precise was found at or below the same place:
       // anyOf alternatives that do not fit the value's shape all fail, and say so generically.
       bool shadowed = precise_at.count(p.path) > 0 || below.count(p.path) > 0;
       if (shadowed || !here || !reported_mismatch.insert(p.path).second) continue;
-      diags.push_back({mark_of(doc, marks, full(p.path)),
-                       "expected " + Impl::expected(cands) + ", found " + describe_found(*here)});
+      diags.push_back(
+          {position(full(p.path), false), "expected " + Impl::expected(cands) + ", found " + describe_found(*here)});
     }
   }
 }

@@ -2,6 +2,7 @@
 // Schema validation of plan documents against the embedded plans.schema.json (valijson with its
 // nlohmann adapter), with valijson's generic messages turned into precise ones at file positions.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,11 @@ class SchemaChecker {
   /// against the schema's definition `def`: "" for a whole plan, "step_types/exec",
   /// "check_types/tcp"... Unknown `def` validates nothing. Appends one diagnostic per problem.
   void validate(const Json& value, const std::string& def, const Json& doc, const MarkNode& marks, const JsonPath& base,
+                std::vector<Diagnostic>& diags) const;
+  /// Where a path of the document is written: its value's start, or its key's when `key`.
+  using PositionOf = std::function<Mark(const JsonPath& path, bool key)>;
+  /// The same, with positions from `position`: asked only for a problem found.
+  void validate(const Json& value, const std::string& def, const PositionOf& position, const JsonPath& base,
                 std::vector<Diagnostic>& diags) const;
 
   bool has(const std::string& def) const;

@@ -165,6 +165,11 @@ class Builder : public YAML::EventHandler {
                 [](const auto& a, const auto& b) { return a.first < b.first; });
       f.marks.kids.reserve(f.member_marks.size());
       for (auto& km : f.member_marks) f.marks.kids.push_back(std::move(km.second));
+    } else {
+      // A list's positions and values grew by doubling: trimmed, a big plan's lists of short
+      // lists (needs, commands) keep no spare room.
+      f.marks.kids.shrink_to_fit();
+      f.value.get_ref<Json::array_t&>().shrink_to_fit();
     }
     finish(std::move(f.value), std::move(f.marks), f.count, f.anchor);
   }
