@@ -4,17 +4,16 @@
 // From this machine through libcurl; from another host through its curl command.
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <type_traits>
 
 #include "../params.h"
 #include "run/registry.h"
+#include "util/shared_library.h"
 
 namespace plan {
 namespace {
@@ -113,10 +112,8 @@ int progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return static_cast<const CancelToken*>(user)->cancelled() ? 1 : 0;
 }
 
-/// libcurl, opened the first time a check asks for a URL from this machine rather than linked:
-/// it and the libraries it pulls in (HTTP/2, IDN, RTMP with GnuTLS, libssh2, PSL, brotli...) were
-/// a sixth of every `plan` command's start-up and 3 MiB of its memory, for a check most plans
-/// never use. Debian's libcurl4 (a dependency of libcurl4-openssl-dev) provides the file.
+/// libcurl, opened the first time a check asks for a URL from this machine rather than linked
+/// (util/shared_library.h says why).
 struct Curl {
   decltype(&curl_global_init) global_init = nullptr;
   decltype(&curl_easy_init) easy_init = nullptr;
@@ -127,7 +124,7 @@ struct Curl {
   decltype(&curl_easy_cleanup) easy_cleanup = nullptr;
   decltype(&curl_slist_append) slist_append = nullptr;
   decltype(&curl_slist_free_all) slist_free_all = nullptr;
-  std::string error;  // why it could not be loaded; empty when every function was found
+  std::string error;  // why it cannot be used; empty when every function was found
 
   static const Curl& get() {
     static const Curl curl = load();
@@ -136,28 +133,18 @@ struct Curl {
 
  private:
   static Curl load() {
-    constexpr const char* kLibrary = "libcurl.so.4";
+    static SharedLibrary lib("libcurl.so.4", "libcurl (Debian: libcurl4)");
     Curl c;
-    void* lib = ::dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL);  // kept open for the process's life
-    if (!lib) {
-      const char* why = ::dlerror();
-      c.error = std::string("cannot load ") + kLibrary + " (" + (why ? why : "unknown error") +
-                "): install libcurl (Debian: libcurl4)";
-      return c;
-    }
-    auto bind = [&](auto& fn, const char* name) {
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
-      if (!fn && c.error.empty()) c.error = std::string(kLibrary) + " has no " + name;
-    };
-    bind(c.global_init, "curl_global_init");
-    bind(c.easy_init, "curl_easy_init");
-    bind(c.easy_setopt, "curl_easy_setopt");
-    bind(c.easy_perform, "curl_easy_perform");
-    bind(c.easy_getinfo, "curl_easy_getinfo");
-    bind(c.easy_strerror, "curl_easy_strerror");
-    bind(c.easy_cleanup, "curl_easy_cleanup");
-    bind(c.slist_append, "curl_slist_append");
-    bind(c.slist_free_all, "curl_slist_free_all");
+    lib.bind(c.global_init, "curl_global_init");
+    lib.bind(c.easy_init, "curl_easy_init");
+    lib.bind(c.easy_setopt, "curl_easy_setopt");
+    lib.bind(c.easy_perform, "curl_easy_perform");
+    lib.bind(c.easy_getinfo, "curl_easy_getinfo");
+    lib.bind(c.easy_strerror, "curl_easy_strerror");
+    lib.bind(c.easy_cleanup, "curl_easy_cleanup");
+    lib.bind(c.slist_append, "curl_slist_append");
+    lib.bind(c.slist_free_all, "curl_slist_free_all");
+    c.error = lib.error();
     if (c.error.empty()) c.global_init(CURL_GLOBAL_DEFAULT);  // once, before any other thread uses it
     return c;
   }

@@ -11,9 +11,94 @@
 #include <cstring>
 
 #include "../params.h"
+#include "util/shared_library.h"
 
 namespace plan::pg {
 namespace {
+
+/// libpq, opened the first time a plan talks to PostgreSQL rather than linked
+/// (util/shared_library.h says why). Its functions keep their names: pq().PQexec(...).
+struct LibPq {
+  decltype(&::PQcancel) PQcancel = nullptr;
+  decltype(&::PQclear) PQclear = nullptr;
+  decltype(&::PQcmdStatus) PQcmdStatus = nullptr;
+  decltype(&::PQconnectPoll) PQconnectPoll = nullptr;
+  decltype(&::PQconnectStartParams) PQconnectStartParams = nullptr;
+  decltype(&::PQconninfoFree) PQconninfoFree = nullptr;
+  decltype(&::PQconninfoParse) PQconninfoParse = nullptr;
+  decltype(&::PQconsumeInput) PQconsumeInput = nullptr;
+  decltype(&::PQerrorMessage) PQerrorMessage = nullptr;
+  decltype(&::PQfinish) PQfinish = nullptr;
+  decltype(&::PQflush) PQflush = nullptr;
+  decltype(&::PQfname) PQfname = nullptr;
+  decltype(&::PQfreeCancel) PQfreeCancel = nullptr;
+  decltype(&::PQfreemem) PQfreemem = nullptr;
+  decltype(&::PQftype) PQftype = nullptr;
+  decltype(&::PQgetCancel) PQgetCancel = nullptr;
+  decltype(&::PQgetResult) PQgetResult = nullptr;
+  decltype(&::PQgetisnull) PQgetisnull = nullptr;
+  decltype(&::PQgetlength) PQgetlength = nullptr;
+  decltype(&::PQgetvalue) PQgetvalue = nullptr;
+  decltype(&::PQisBusy) PQisBusy = nullptr;
+  decltype(&::PQnfields) PQnfields = nullptr;
+  decltype(&::PQntuples) PQntuples = nullptr;
+  decltype(&::PQputCopyEnd) PQputCopyEnd = nullptr;
+  decltype(&::PQresultErrorField) PQresultErrorField = nullptr;
+  decltype(&::PQresultErrorMessage) PQresultErrorMessage = nullptr;
+  decltype(&::PQresultStatus) PQresultStatus = nullptr;
+  decltype(&::PQsendQuery) PQsendQuery = nullptr;
+  decltype(&::PQsendQueryParams) PQsendQueryParams = nullptr;
+  decltype(&::PQsetnonblocking) PQsetnonblocking = nullptr;
+  decltype(&::PQsocket) PQsocket = nullptr;
+  decltype(&::PQstatus) PQstatus = nullptr;
+  std::string error;  // why it cannot be used; empty when every function was found
+
+  static LibPq load() {
+    static SharedLibrary lib("libpq.so.5", "libpq (Debian: libpq5)");
+    LibPq p;
+    lib.bind(p.PQcancel, "PQcancel");
+    lib.bind(p.PQclear, "PQclear");
+    lib.bind(p.PQcmdStatus, "PQcmdStatus");
+    lib.bind(p.PQconnectPoll, "PQconnectPoll");
+    lib.bind(p.PQconnectStartParams, "PQconnectStartParams");
+    lib.bind(p.PQconninfoFree, "PQconninfoFree");
+    lib.bind(p.PQconninfoParse, "PQconninfoParse");
+    lib.bind(p.PQconsumeInput, "PQconsumeInput");
+    lib.bind(p.PQerrorMessage, "PQerrorMessage");
+    lib.bind(p.PQfinish, "PQfinish");
+    lib.bind(p.PQflush, "PQflush");
+    lib.bind(p.PQfname, "PQfname");
+    lib.bind(p.PQfreeCancel, "PQfreeCancel");
+    lib.bind(p.PQfreemem, "PQfreemem");
+    lib.bind(p.PQftype, "PQftype");
+    lib.bind(p.PQgetCancel, "PQgetCancel");
+    lib.bind(p.PQgetResult, "PQgetResult");
+    lib.bind(p.PQgetisnull, "PQgetisnull");
+    lib.bind(p.PQgetlength, "PQgetlength");
+    lib.bind(p.PQgetvalue, "PQgetvalue");
+    lib.bind(p.PQisBusy, "PQisBusy");
+    lib.bind(p.PQnfields, "PQnfields");
+    lib.bind(p.PQntuples, "PQntuples");
+    lib.bind(p.PQputCopyEnd, "PQputCopyEnd");
+    lib.bind(p.PQresultErrorField, "PQresultErrorField");
+    lib.bind(p.PQresultErrorMessage, "PQresultErrorMessage");
+    lib.bind(p.PQresultStatus, "PQresultStatus");
+    lib.bind(p.PQsendQuery, "PQsendQuery");
+    lib.bind(p.PQsendQueryParams, "PQsendQueryParams");
+    lib.bind(p.PQsetnonblocking, "PQsetnonblocking");
+    lib.bind(p.PQsocket, "PQsocket");
+    lib.bind(p.PQstatus, "PQstatus");
+    p.error = lib.error();
+    return p;
+  }
+};
+
+/// libpq, or an OperationError saying why it cannot be loaded.
+const LibPq& pq() {
+  static const LibPq lib = LibPq::load();
+  if (!lib.error.empty()) throw OperationError(FailureKind::Error, lib.error);
+  return lib;
+}
 
 constexpr long long kSliceMs = 50;
 constexpr Millis kCancelGrace{5000};  // how long a cancelled query may take to stop
@@ -45,10 +130,10 @@ std::string clean_error(const char* msg) {
 
 /// A statement's error: "relation \"x\" does not exist (42P01)", with the detail when there is one.
 std::string result_error(const PGresult* r) {
-  const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  const char* detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
-  std::string s = primary ? primary : clean_error(PQresultErrorMessage(r));
+  const char* primary = pq().PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+  const char* state = pq().PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  const char* detail = pq().PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+  std::string s = primary ? primary : clean_error(pq().PQresultErrorMessage(r));
   if (state) s += std::string(" (") + state + ")";
   if (detail) s += std::string(": ") + detail;
   return params::sanitize_utf8(s);
@@ -160,10 +245,10 @@ const ParamTable& connection_table() {
 
 std::map<std::string, std::string> keywords(const ConnParams& c) {
   char* err = nullptr;
-  PQconninfoOption* opts = PQconninfoParse(c.conninfo.c_str(), &err);
+  PQconninfoOption* opts = pq().PQconninfoParse(c.conninfo.c_str(), &err);
   if (!opts) {
     std::string why = err ? err : "out of memory";
-    if (err) PQfreemem(err);
+    if (err) pq().PQfreemem(err);
     while (!why.empty() && std::isspace(static_cast<unsigned char>(why.back()))) why.pop_back();
     // libpq quotes the part it could not read, which may be a password written in the conninfo.
     if (c.conninfo.find("password") != std::string::npos || c.conninfo.find('@') != std::string::npos)
@@ -173,7 +258,7 @@ std::map<std::string, std::string> keywords(const ConnParams& c) {
   std::map<std::string, std::string> kw;
   for (PQconninfoOption* o = opts; o->keyword; ++o)
     if (o->val) kw[o->keyword] = o->val;
-  PQconninfoFree(opts);
+  pq().PQconninfoFree(opts);
   if (!c.password.empty()) kw["password"] = c.password;
   if (!c.sslmode.empty()) kw["sslmode"] = c.sslmode;
   return kw;
@@ -272,7 +357,7 @@ Json cell_json(const std::optional<std::string>& v, unsigned oid) {
 struct Connection::Impl {
   PGconn* conn = nullptr;
   ~Impl() {
-    if (conn) PQfinish(conn);
+    if (conn) pq().PQfinish(conn);
   }
 };
 
@@ -286,7 +371,7 @@ Connection::Connection(Deadline deadline, const CancelToken& cancel)
 Connection::~Connection() = default;
 
 bool Connection::wait_socket(bool for_write) {
-  int fd = PQsocket(impl_->conn);
+  int fd = pq().PQsocket(impl_->conn);
   if (fd < 0) throw OperationError(FailureKind::Error, "no socket");
   pollfd pfd{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
   int rc = ::poll(&pfd, 1, static_cast<int>(deadline_.remaining_ms(kSliceMs)));
@@ -324,16 +409,16 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
   }
   keys.push_back(nullptr);
   vals.push_back(nullptr);
-  PGconn* pc = PQconnectStartParams(keys.data(), vals.data(), 0);
+  PGconn* pc = pq().PQconnectStartParams(keys.data(), vals.data(), 0);
   conn->impl_->conn = pc;
   if (!pc) throw failed(FailureKind::Error, "out of memory");
-  if (PQstatus(pc) == CONNECTION_BAD) throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+  if (pq().PQstatus(pc) == CONNECTION_BAD) throw failed(FailureKind::Error, clean_error(pq().PQerrorMessage(pc)));
   const Deadline saved = conn->deadline_;
   const auto saved_start = Clock::now();
   conn->deadline_ = Deadline{std::min(deadline.at, saved_start + c.connect_timeout)};
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   while (st != PGRES_POLLING_OK) {
-    if (st == PGRES_POLLING_FAILED) throw failed(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+    if (st == PGRES_POLLING_FAILED) throw failed(FailureKind::Error, clean_error(pq().PQerrorMessage(pc)));
     if (cancel.cancelled()) throw failed(FailureKind::Cancelled, "cancelled while connecting");
     if (conn->deadline_.expired())
       // Say which limit ran out: a wait's or step's deadline may come before connect_timeout.
@@ -347,10 +432,10 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
     } catch (const OperationError& e) {
       throw with_context(where + ": ", e);
     }
-    if (ready) st = PQconnectPoll(pc);
+    if (ready) st = pq().PQconnectPoll(pc);
   }
   conn->deadline_ = saved;
-  PQsetnonblocking(pc, 1);
+  pq().PQsetnonblocking(pc, 1);
   return conn;
 }
 
@@ -359,18 +444,18 @@ std::vector<Result> Connection::exec(const std::string& sql, const std::vector<s
   PGconn* pc = impl_->conn;
   int sent = 0;
   if (params.empty()) {
-    sent = PQsendQuery(pc, sql.c_str());
+    sent = pq().PQsendQuery(pc, sql.c_str());
   } else {
     std::vector<const char*> values;
     for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-    sent = PQsendQueryParams(pc, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
-                             0);
+    sent = pq().PQsendQueryParams(pc, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                                  nullptr, 0);
   }
-  if (!sent) throw OperationError(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+  if (!sent) throw OperationError(FailureKind::Error, clean_error(pq().PQerrorMessage(pc)));
   for (;;) {
-    int f = PQflush(pc);
+    int f = pq().PQflush(pc);
     if (f == 0) break;
-    if (f < 0) throw OperationError(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+    if (f < 0) throw OperationError(FailureKind::Error, clean_error(pq().PQerrorMessage(pc)));
     wait_socket(true);
   }
   return collect(max_rows);
@@ -381,20 +466,20 @@ namespace {
 /// A statement's rows (at most max_rows) and columns.
 Result result_of(PGresult* r, size_t max_rows) {
   Result res;
-  res.command = PQcmdStatus(r);
-  res.has_rows = PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_EMPTY_QUERY;
-  const int nf = PQnfields(r), nt = PQntuples(r);
+  res.command = pq().PQcmdStatus(r);
+  res.has_rows = pq().PQresultStatus(r) != PGRES_COMMAND_OK && pq().PQresultStatus(r) != PGRES_EMPTY_QUERY;
+  const int nf = pq().PQnfields(r), nt = pq().PQntuples(r);
   for (int c = 0; c < nf; ++c) {
-    res.columns.push_back(params::sanitize_utf8(PQfname(r, c)));
-    res.types.push_back(PQftype(r, c));
+    res.columns.push_back(params::sanitize_utf8(pq().PQfname(r, c)));
+    res.types.push_back(pq().PQftype(r, c));
   }
   res.total_rows = nt;
   for (int t = 0; t < nt && static_cast<size_t>(t) < max_rows; ++t) {
     std::vector<std::optional<std::string>> row;
     for (int c = 0; c < nf; ++c)
-      row.push_back(PQgetisnull(r, t, c)
+      row.push_back(pq().PQgetisnull(r, t, c)
                         ? std::nullopt
-                        : std::optional<std::string>(std::string(PQgetvalue(r, t, c), PQgetlength(r, t, c))));
+                        : std::optional<std::string>(std::string(pq().PQgetvalue(r, t, c), pq().PQgetlength(r, t, c))));
     res.rows.push_back(std::move(row));
   }
   return res;
@@ -409,30 +494,31 @@ std::vector<Result> Connection::collect(size_t max_rows) {
   FailureKind stopped = FailureKind::None;
   Clock::time_point cancel_at{};
   for (;;) {
-    while (PQisBusy(pc)) {
+    while (pq().PQisBusy(pc)) {
       if (stopped == FailureKind::None && (cancel_.cancelled() || deadline_.expired())) {
         stopped = cancel_.cancelled() ? FailureKind::Cancelled : FailureKind::Timeout;
         cancel_at = Clock::now();
-        if (PGcancel* cn = PQgetCancel(pc)) {
+        if (PGcancel* cn = pq().PQgetCancel(pc)) {
           char buf[256];
-          PQcancel(cn, buf, sizeof buf);
-          PQfreeCancel(cn);
+          pq().PQcancel(cn, buf, sizeof buf);
+          pq().PQfreeCancel(cn);
         }
       }
       if (stopped != FailureKind::None && Clock::now() - cancel_at > kCancelGrace)
         throw OperationError(stopped, stopped == FailureKind::Cancelled
                                           ? "cancelled (the server did not stop the query)"
                                           : "no result before the deadline (the server did not stop the query)");
-      int fd = PQsocket(pc);
+      int fd = pq().PQsocket(pc);
       pollfd pfd{fd, POLLIN, 0};
       int rc =
           ::poll(&pfd, 1, static_cast<int>(stopped != FailureKind::None ? kSliceMs : deadline_.remaining_ms(kSliceMs)));
       if (rc < 0 && errno != EINTR) throw OperationError(FailureKind::Error, std::strerror(errno));
-      if (rc > 0 && !PQconsumeInput(pc)) throw OperationError(FailureKind::Error, clean_error(PQerrorMessage(pc)));
+      if (rc > 0 && !pq().PQconsumeInput(pc))
+        throw OperationError(FailureKind::Error, clean_error(pq().PQerrorMessage(pc)));
     }
-    PGresult* r = PQgetResult(pc);
+    PGresult* r = pq().PQgetResult(pc);
     if (!r) break;
-    switch (PQresultStatus(r)) {
+    switch (pq().PQresultStatus(r)) {
       case PGRES_TUPLES_OK:
       case PGRES_SINGLE_TUPLE:
       case PGRES_COMMAND_OK:
@@ -440,19 +526,19 @@ std::vector<Result> Connection::collect(size_t max_rows) {
         results.push_back(result_of(r, max_rows));
         break;
       case PGRES_COPY_IN:
-        PQputCopyEnd(pc, "COPY FROM STDIN is not supported here");
+        pq().PQputCopyEnd(pc, "COPY FROM STDIN is not supported here");
         if (first_error.empty()) first_error = "COPY FROM STDIN is not supported here (use COPY FROM a file)";
         break;
       case PGRES_COPY_OUT:
         if (first_error.empty()) first_error = "COPY TO STDOUT is not supported here (use COPY TO a file)";
-        PQclear(r);
+        pq().PQclear(r);
         // The connection is unusable now; the caller drops it.
         throw OperationError(FailureKind::Error, first_error);
       default:
         if (first_error.empty()) first_error = result_error(r);
         break;
     }
-    PQclear(r);
+    pq().PQclear(r);
   }
   if (stopped != FailureKind::None)
     throw OperationError(stopped, stopped == FailureKind::Cancelled
