@@ -53,8 +53,17 @@ abs() {
 }
 read_pid() {
   pid=
-  [ -s "$1" ] && { read -r pid < "$1"; } 2>/dev/null
-  case $pid in ''|*[!0-9]*) pid= ;; esac
+  # Many daemons rewrite their pidfile by truncating it, then writing: one read can land in
+  # between. A file that exists without a pid is read again, for up to about 0.4 s, before it
+  # counts as no pid (else a live daemon would be taken for dead, and a stop would leave it up).
+  tries=0
+  while [ -e "$1" ]; do
+    { read -r pid < "$1"; } 2>/dev/null
+    case $pid in ''|*[!0-9]*) pid= ;; *) return 0 ;; esac
+    tries=$((tries + 1))
+    [ "$tries" -ge 10 ] && return 0
+    sleep 0.04
+  done
 }
 )SH";
 

@@ -205,6 +205,26 @@ TEST_CASE("a process that exits at once fails the start with the end of its log"
   CHECK(contains(r.out + r.err, "bad exited before it was ready; its log ends: cannot open config"));
 }
 
+TEST_CASE("a daemon rewriting its pidfile is not taken for dead while the file is empty", "[service]") {
+  TempDir t;
+  const std::string pidfile = t.str("d.pid");
+  Reaper reaper{{}, pidfile};
+  // Many daemons write their pidfile by truncating it and then writing: this one does it every
+  // 200 ms and leaves it empty for 150 ms each time, and is ready after about 2 s. The start reads
+  // the pidfile some eight times while it waits; each read landing on the empty file once failed
+  // the step with "exited before it was ready".
+  const std::string daemon = "i=0; while :; do : > " + pidfile + "; sleep 0.15; echo $$ > " + pidfile +
+                             "; sleep 0.05; i=$((i+1)); [ $i -eq 10 ] && : > " + t.str("ready") + "; done";
+  Result r = plan_cmd({"apply", t.file("p.yaml", service_plan("{ name: d, action: start, command: [sh, -c, \"" +
+                                                              daemon + "\"], pidfile: \"" + pidfile + "\", log: \"" +
+                                                              t.str("d.log") + "\", ready: { file: \"" +
+                                                              t.str("ready") + "\" }, ready_timeout: 30s }"))},
+                      t.str("state"));
+  INFO(r.out + r.err);
+  CHECK(r.code == 0);
+  CHECK_FALSE(contains(r.out + r.err, "exited before it was ready"));
+}
+
 TEST_CASE("rollback of a start stops the process and rollback of a stop starts it again", "[service]") {
   TempDir t;
   Reaper reaper{{}, t.str("web.pid")};
