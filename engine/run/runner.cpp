@@ -110,7 +110,7 @@ struct Runner::Impl {
   bool driving = false;       // a thread is inside drive() (one at a time: it unlocks mu inside)
   bool ran = false;
   bool interrupted = false;
-  std::vector<StepRecord> records;  // written by the loop thread only, under mu
+  std::vector<StepRecord> records;  // written by the driving thread only, under mu
   std::vector<int> finish_order;    // every finished step, in order (rollback walks it backwards)
   WindowTracker windows;
   std::unique_ptr<HeldWatch> held;            // what succeeded steps keep open
