@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -45,10 +46,10 @@ std::string encode_line(const Json& record) {
   return hex8(crc32(text)) + " " + text + "\n";
 }
 
-void write_all(int fd, const std::string& data, const std::string& path) {
+void write_all(int fd, const char* data, size_t size, size_t offset, const std::string& path) {
   size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+  while (done < size) {
+    ssize_t n = ::pwrite(fd, data + done, size - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       throw std::runtime_error("cannot write journal " + path + ": " + std::strerror(errno));
@@ -57,6 +58,16 @@ void write_all(int fd, const std::string& data, const std::string& path) {
   }
 }
 
+// The length of `bytes` without the NUL padding at its end.
+size_t without_padding(const std::string& bytes) {
+  size_t last = bytes.find_last_not_of('\0');
+  return last == std::string::npos ? 0 : last + 1;
+}
+
+// The padding grows with the journal, within bounds: a short run writes little, a long one
+// rarely extends the file (each extension costs one sync with a metadata commit).
+constexpr size_t kMinExtension = size_t{64} << 10, kMaxExtension = size_t{4} << 20;
+
 // Appends the bytes of `path` from `from` on to `path`.torn (best effort: the cut goes ahead).
 void save_tail(const std::string& path, size_t from) {
   std::ifstream in(path, std::ios::binary);
@@ -64,11 +75,13 @@ void save_tail(const std::string& path, size_t from) {
   std::stringstream ss;
   ss << in.rdbuf();
   std::string tail = ss.str();
+  tail.resize(without_padding(tail));
   if (tail.empty()) return;
   int fd = ::open((path + ".torn").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return;
+  struct stat st {};
   try {
-    write_all(fd, tail, path + ".torn");
+    if (::fstat(fd, &st) == 0) write_all(fd, tail.data(), tail.size(), static_cast<size_t>(st.st_size), path + ".torn");
   } catch (const std::exception&) {
   }
   ::fdatasync(fd);
@@ -132,7 +145,8 @@ uint32_t crc32(const std::string& data) {
 }
 
 JournalWriter::JournalWriter(const std::string& path) : path_(path) {
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  // No O_APPEND: records overwrite the padding at end_ (pwrite), under mu_.
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd_ < 0) throw std::runtime_error("cannot open journal " + path + ": " + std::strerror(errno));
   ::fchmod(fd_, 0600);
   JournalReadResult existing = read_journal(path);
@@ -143,7 +157,8 @@ JournalWriter::JournalWriter(const std::string& path) : path_(path) {
   struct stat st {};
   if (::fstat(fd_, &st) == 0 && static_cast<size_t>(st.st_size) > existing.valid_bytes) {
     // The cut bytes are kept beside the journal: a torn line is most likely a crash, but if it
-    // was something else, nothing is lost.
+    // was something else, nothing is lost. The padding a killed writer left goes too: what
+    // follows the records must be NULs only, or a shorter record would leave debris behind it.
     save_tail(path, existing.valid_bytes);
     if (::ftruncate(fd_, static_cast<off_t>(existing.valid_bytes)) != 0) {
       int err = errno;
@@ -152,16 +167,39 @@ JournalWriter::JournalWriter(const std::string& path) : path_(path) {
     }
     ::fdatasync(fd_);
   }
+  end_ = size_ = existing.valid_bytes;
   if (existing.valid_bytes == 0) {
-    write_all(fd_, encode_line(Json{{"type", "journal"}, {"version", kJournalVersion}}), path_);
+    std::string header = encode_line(Json{{"type", "journal"}, {"version", kJournalVersion}});
+    make_room(header.size());
+    write_all(fd_, header.data(), header.size(), end_, path_);
+    end_ += header.size();
     ::fdatasync(fd_);
   }
 }
 
 JournalWriter::~JournalWriter() {
   if (fd_ >= 0) {
+    // A finished journal ends with its last record; the padding was only for this writer.
+    if (size_ > end_ && ::ftruncate(fd_, static_cast<off_t>(end_)) == 0) size_ = end_;
     ::fdatasync(fd_);
     ::close(fd_);
+  }
+}
+
+void JournalWriter::make_room(size_t bytes) {
+  if (end_ + bytes <= size_) return;
+  const size_t step = std::clamp(size_, kMinExtension, kMaxExtension);
+  const size_t target = (end_ + bytes + step + 4095) / 4096 * 4096;
+  static const std::string zeros(kMinExtension, '\0');
+  try {
+    for (size_t at = size_; at < target; at += std::min(zeros.size(), target - at))
+      write_all(fd_, zeros.data(), std::min(zeros.size(), target - at), at, path_);
+    size_ = target;
+    ++extensions_;
+  } catch (const std::exception&) {
+    // A full disk may still take the record itself: it is written past the padding made so far.
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0) size_ = std::max(end_, static_cast<size_t>(st.st_size));
   }
 }
 
@@ -171,14 +209,17 @@ void JournalWriter::append(Json record, bool durable) {
   std::unique_lock<std::mutex> lock(mu_);
   // One write(2) per record under the lock: lines never interleave, and a crash can tear only the
   // last one.
-  write_all(fd_, line, path_);
+  make_room(line.size());
+  write_all(fd_, line.data(), line.size(), end_, path_);
+  end_ += line.size();
+  size_ = std::max(size_, end_);
   uint64_t seq = ++written_;
   if (durable) sync_through(seq, lock);
 }
 
 JournalWriter::Stats JournalWriter::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return {written_, synced_, syncs_};
+  return {written_, synced_, syncs_, extensions_};
 }
 
 void JournalWriter::sync_through(uint64_t seq, std::unique_lock<std::mutex>& lock) {
@@ -208,11 +249,12 @@ JournalReadResult parse_journal(const std::string& bytes) {
   size_t pos = 0, line_no = 0;
   bool header_seen = false;
   size_t bad_line = 0, bad_bytes = 0, bad_count = 0;
-  while (pos < bytes.size()) {
+  const size_t end = without_padding(bytes);  // a live or killed writer's padding is no record
+  while (pos < end) {
     size_t nl = bytes.find('\n', pos);
-    bool complete = nl != std::string::npos;
-    std::string line = bytes.substr(pos, complete ? nl - pos : std::string::npos);
-    size_t consumed = complete ? nl + 1 - pos : bytes.size() - pos;
+    bool complete = nl < end;
+    std::string line = bytes.substr(pos, complete ? nl - pos : end - pos);
+    size_t consumed = complete ? nl + 1 - pos : end - pos;
     pos += consumed;
     ++line_no;
     std::optional<Json> rec = complete ? decode_line(line) : std::nullopt;

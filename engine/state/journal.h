@@ -4,6 +4,12 @@
 // durable (fdatasync) before that action proceeds; concurrent writers share one fdatasync (group
 // commit). On reading, a torn or corrupt last line is dropped with a warning, never fatal; a
 // corrupt line followed by valid ones is an error (something other than a crash damaged it).
+//
+// The writer keeps the file's end ahead of its records, filled with NUL bytes (as PostgreSQL
+// fills a WAL segment with zeros before using it): overwriting blocks already written changes no
+// file size, so fdatasync has no metadata to commit and costs a third less on ext4. The padding
+// is cut off when the writer closes; after a crash, readers take trailing NULs for the padding
+// they are (a record never holds a NUL byte: JSON escapes it).
 
 #include <condition_variable>
 #include <cstdint>
@@ -26,8 +32,8 @@ class JournalWriter {
  public:
   /// Opens (creating with mode 0600, and writing the version header if empty) or throws
   /// std::runtime_error naming the path and the cause. A torn tail left by a crash is cut off
-  /// first, so that new records never join a partial line; the cut bytes are appended to
-  /// `path`.torn, so that nothing is lost if they were something else.
+  /// first, so that new records never join a partial line; the cut bytes (but the NUL padding)
+  /// are appended to `path`.torn, so that nothing is lost if they were something else.
   explicit JournalWriter(const std::string& path);
   ~JournalWriter();
   JournalWriter(const JournalWriter&) = delete;
@@ -39,17 +45,22 @@ class JournalWriter {
   const std::string& path() const { return path_; }
 
   /// Records written and known durable so far, and the fdatasync calls appends made for them
-  /// (group commit makes one serve many): what the tests count syncs per step with.
+  /// (group commit makes one serve many): what the tests count syncs per step with; and how often
+  /// the file was extended (zero-filled ahead), which is when a sync also commits a new size.
   struct Stats {
-    uint64_t written = 0, synced = 0, syncs = 0;
+    uint64_t written = 0, synced = 0, syncs = 0, extensions = 0;
   };
   Stats stats() const;
 
  private:
   void sync_through(uint64_t seq, std::unique_lock<std::mutex>& lock);
+  void make_room(size_t bytes);
 
   std::string path_;
   int fd_ = -1;
+  size_t end_ = 0;   // where the next record goes: the end of the valid records
+  size_t size_ = 0;  // the file's size; [end_, size_) holds NUL padding
+  uint64_t extensions_ = 0;
   mutable std::mutex mu_;
   std::condition_variable synced_cv_;
   uint64_t written_ = 0;  // records written (sequence of the last one)

@@ -398,3 +398,59 @@ TEST_CASE("the campaign folds windows on the journal's clock and counts attempts
   CHECK(run->windows.empty());
   CHECK(run->steps.empty());
 }
+
+TEST_CASE("an open journal is padded with NULs ahead of its records, which readers, a resume and closing treat as padding") {
+  TempDir dir;
+  auto path = (dir.path / "j.jsonl").string();
+  auto killed = (dir.path / "killed.jsonl").string();
+  auto torn = (dir.path / "torn.jsonl").string();
+  {
+    plan::JournalWriter w(path);
+    // Enough records to outgrow the first padding: the file is extended again, records intact.
+    for (int i = 0; i < 1000; ++i)
+      w.append({{"type", "step_started"}, {"step", "s" + std::to_string(i)}, {"message", std::string(200, 'm')}});
+    CHECK(w.stats().extensions >= 2);
+    CHECK(w.stats().syncs == 1000);
+
+    // What another process (`plan status`) reads while the run goes on.
+    std::string live = slurp(path);
+    REQUIRE(live.size() > live.find_last_not_of('\0') + 1);  // padding follows the records
+    auto r = plan::read_journal(path);
+    CHECK(r.error.empty());
+    CHECK(r.warnings.empty());
+    REQUIRE(r.records.size() == 1000);
+    CHECK(r.records[999]["step"] == "s999");
+
+    // What kill -9 leaves: the file as it is now; and a write torn inside the padding.
+    spit(killed, live);
+    std::string cut = live;
+    const std::string partial = "0123abcd {\"type\":\"step_sta";
+    cut.replace(live.find_last_not_of('\0') + 1, partial.size(), partial);
+    spit(torn, cut);
+  }
+  // Closed: the journal ends with its last record.
+  std::string closed = slurp(path);
+  CHECK(closed.find('\0') == std::string::npos);
+  CHECK(closed.back() == '\n');
+
+  // Resuming the killed journal keeps every record, cuts the padding, saves nothing as torn.
+  CHECK(plan::parse_journal(slurp(killed)).warnings.empty());
+  {
+    plan::JournalWriter w(killed);
+    w.append({{"type", "step_started"}, {"step", "after"}});
+  }
+  CHECK_FALSE(fs::exists(killed + ".torn"));
+  auto resumed = plan::read_journal(killed);
+  REQUIRE(resumed.records.size() == 1001);
+  CHECK(resumed.records[1000]["step"] == "after");
+  CHECK(slurp(killed).find('\0') == std::string::npos);
+
+  // A line torn inside the padding is a torn last line; only its bytes are kept beside the journal.
+  auto torn_read = plan::read_journal(torn);
+  CHECK(torn_read.records.size() == 1000);
+  REQUIRE(torn_read.warnings.size() == 1);
+  CHECK(torn_read.warnings[0].find("ignored a torn last line 1002 (26 bytes)") == 0);
+  { plan::JournalWriter w(torn); }
+  CHECK(slurp(torn + ".torn") == "0123abcd {\"type\":\"step_sta");
+  CHECK(plan::read_journal(torn).records.size() == 1000);
+}
