@@ -399,7 +399,8 @@ TEST_CASE("the campaign folds windows on the journal's clock and counts attempts
   CHECK(run->steps.empty());
 }
 
-TEST_CASE("an open journal is padded with NULs ahead of its records, which readers, a resume and closing treat as padding") {
+TEST_CASE(
+    "an open journal is padded with NULs ahead of its records, which readers, a resume and closing treat as padding") {
   TempDir dir;
   auto path = (dir.path / "j.jsonl").string();
   auto killed = (dir.path / "killed.jsonl").string();
