@@ -125,6 +125,75 @@ std::string LoadResult::format() const {
   return out;
 }
 
+namespace {
+
+/// Streams the parser's steps into a Loader (StepSink); the top level's vars get the overrides.
+class StreamingLoad : public StepSink {
+ public:
+  StreamingLoad(Loader& loader, Plan& plan, std::function<Json(const Json&)> vars_of)
+      : loader_(loader), plan_(plan), vars_of_(std::move(vars_of)) {}
+  void top(const Json& root, const MarkNode& marks) override {
+    loader_.begin_stream(plan_, root, marks, vars_of_(root));
+  }
+  void step(size_t index, Json& value, MarkNode& marks) override { loader_.stream_step(index, value, marks); }
+
+ private:
+  Loader& loader_;
+  Plan& plan_;
+  std::function<Json(const Json&)> vars_of_;
+};
+
+/// Parses r.source and reads it into r.plan, the steps one at a time as they are parsed when
+/// `stream`. Returns false when streaming could not see the whole top level before the steps (a
+/// key after `steps`): `r` is then unusable and the caller loads again without streaming.
+bool load_document(LoadResult& r, const LoadOptions& opts, bool stream) {
+  Json top;
+  MarkNode top_marks;
+  std::vector<Diagnostic> found;  // the Loader's, kept apart until the YAML is known good
+  Loader loader(top, top_marks, &r.source, found);
+  loader.read_local = opts.read_local;
+  StreamingLoad sink(loader, r.plan, [&](const Json& root) { return apply_overrides(root, opts, r.extra_errors); });
+  YamlDoc doc = parse_yaml(r.source, r.diags, stream ? &sink : nullptr);
+  if (doc.streamed_steps > 0 && doc.keys_after_steps) return false;
+  if (doc.empty && r.diags.empty()) {
+    r.diags.push_back({{1, 1}, "empty plan: a plan needs at least 'plan' and 'steps'"});
+    return true;
+  }
+  if (doc.value.is_null() && !r.diags.empty()) {  // the YAML itself is broken
+    Plan fresh;                                   // what streaming read before the YAML broke is not a plan
+    fresh.path = r.plan.path;
+    fresh.hash = r.plan.hash;
+    r.plan = std::move(fresh);
+    r.extra_errors.clear();  // only the YAML's errors, as when nothing is streamed
+    return true;
+  }
+  if (doc.streamed_steps > 0) {
+    loader.end_stream(doc.value, doc.marks);
+  } else {
+    top = std::move(doc.value);
+    top_marks = std::move(doc.marks);
+    Json vars = apply_overrides(top, opts, r.extra_errors);
+    loader.run(r.plan, vars);
+  }
+  r.diags.insert(r.diags.end(), found.begin(), found.end());
+  sort_diagnostics(r.diags);
+  // A --var the plan never uses is most likely misspelt: the value it meant to set is not set.
+  for (const auto& [key, value] : opts.var_overrides) {
+    std::string name = key.substr(0, key.find('.'));
+    if (loader.used_vars().count(name)) continue;
+    if (invalid_utf8_at(key) != std::string::npos || invalid_utf8_at(value) != std::string::npos)
+      continue;  // refused above
+    std::string msg = "--var " + key + " is not used by the plan";
+    if (opts.strict)
+      r.extra_errors.push_back(r.plan.path + ": error: " + msg + "\n");
+    else
+      r.warnings.push_back(r.plan.path + ": warning: " + msg + " (an error with --strict)\n");
+  }
+  return true;
+}
+
+}  // namespace
+
 LoadResult load_plan_text(const std::string& path, std::string source, const LoadOptions& opts) {
   LoadResult r;
   r.plan.path = path;
@@ -141,28 +210,15 @@ LoadResult load_plan_text(const std::string& path, std::string source, const Loa
     r.diags.push_back({nul, "binary data (a NUL byte) in a plan file"});
     return r;
   }
-  YamlDoc doc = parse_yaml(text, r.diags);
-  if (doc.empty && r.diags.empty()) {
-    r.diags.push_back({{1, 1}, "empty plan: a plan needs at least 'plan' and 'steps'"});
-    return r;
-  }
-  if (doc.value.is_null() && !r.diags.empty()) return r;  // the YAML itself is broken
-  Json vars = apply_overrides(doc.value, opts, r.extra_errors);
-  Loader loader(doc.value, doc.marks, &r.source, r.diags);
-  loader.read_local = opts.read_local;
-  loader.run(r.plan, vars);
-  sort_diagnostics(r.diags);
-  // A --var the plan never uses is most likely misspelt: the value it meant to set is not set.
-  for (const auto& [key, value] : opts.var_overrides) {
-    std::string name = key.substr(0, key.find('.'));
-    if (loader.used_vars().count(name)) continue;
-    if (invalid_utf8_at(key) != std::string::npos || invalid_utf8_at(value) != std::string::npos)
-      continue;  // refused above
-    std::string msg = "--var " + key + " is not used by the plan";
-    if (opts.strict)
-      r.extra_errors.push_back(path + ": error: " + msg + "\n");
-    else
-      r.warnings.push_back(path + ": warning: " + msg + " (an error with --strict)\n");
+  // A big plan is read one step at a time, never whole in memory; a top-level key after its
+  // steps (rare) needs the whole document first, so that file is read again, whole.
+  if (!load_document(r, opts, true)) {
+    LoadResult again;
+    again.plan.path = path;
+    again.plan.hash = r.plan.hash;
+    again.source = std::move(r.source);
+    r = std::move(again);
+    load_document(r, opts, false);
   }
   return r;
 }

@@ -12,6 +12,46 @@ void Loader::run(Plan& plan, const Json& overridden_vars) {
   plan_ = &plan;
   schema_.validate(doc_, "", doc_, marks_, {}, diags_);
   if (!doc_.is_object()) return;
+  read_top(plan, overridden_vars);
+  JsonPath root;
+  collect_refs(doc_, root);  // before the steps are released
+  if (auto s = doc_.find("steps"); s != doc_.end() && s->is_array()) {
+    build_members(*s, member_marks(doc_, &marks_, "steps"), {"steps"}, -1, plan.top);
+    released_ = source_ != nullptr;
+  }
+  check_model();
+}
+
+void Loader::begin_stream(Plan& plan, const Json& top, const MarkNode& top_marks, const Json& overridden_vars) {
+  plan_ = &plan;
+  doc_ = top;
+  marks_ = top_marks;
+  read_top(plan, overridden_vars);
+  collect_top_refs(true);
+}
+
+void Loader::stream_step(size_t index, Json& value, MarkNode& marks) {
+  const JsonPath mp = {"steps", std::to_string(index)};
+  streamed_ = Streamed{mp[1], &value, &marks};
+  // The checks a whole document gets from the schema, for this element: the same messages.
+  schema_.validate(value, "member", position_of(), mp, diags_);
+  JsonPath p = mp;
+  collect_refs(value, p);
+  build_member(value, &marks, mp, -1, plan_->top);
+  streamed_.reset();
+}
+
+void Loader::end_stream(Json& doc, MarkNode& marks) {
+  doc_ = std::move(doc);
+  marks_ = std::move(marks);
+  // The top level as a whole (its keys, `plan` and `steps` required), its steps list now empty.
+  schema_.validate(doc_, "", doc_, marks_, {}, diags_);
+  collect_top_refs(false);
+  released_ = source_ != nullptr;
+  check_model();
+}
+
+void Loader::read_top(Plan& plan, const Json& overridden_vars) {
   plan.name = str(doc_, "plan");
   plan.description = str(doc_, "description");
   plan.vars = overridden_vars;
@@ -21,21 +61,39 @@ void Loader::run(Plan& plan, const Json& overridden_vars) {
   load_lint(doc_, {}, plan.lint);
   load_defaults();
   load_windows();
-  JsonPath root;
-  collect_refs(doc_, root);  // before the steps are released
-  if (auto s = doc_.find("steps"); s != doc_.end() && s->is_array()) {
-    // Sized once: growing by doubling kept the old and the new array alive together, the largest
-    // single cost of loading a big plan.
-    plan.steps.reserve(count_steps(*s));
-    build_members(*s, member_marks(doc_, &marks_, "steps"), {"steps"}, -1, plan.top);
-    released_ = source_ != nullptr;
+}
+
+void Loader::collect_top_refs(bool before_steps) {
+  if (!doc_.is_object()) return;
+  for (auto it = doc_.begin(); it != doc_.end(); ++it) {
+    if (it.key() == "steps" || (it.key() < "steps") != before_steps) continue;
+    JsonPath p = {it.key()};
+    collect_refs(it.value(), p);
   }
-  plan.reindex();
+}
+
+void Loader::check_model() {
+  plan_->reindex();
   check_types_and_params();
   check_ids();
   check_references();
   report_missing_vars();
   check_windows_and_graph();
+}
+
+std::optional<JsonPath> Loader::inside_streamed(const JsonPath& p) const {
+  if (!streamed_ || p.size() < 2 || p[0] != "steps" || p[1] != streamed_->index) return std::nullopt;
+  return JsonPath(p.begin() + 2, p.end());
+}
+
+Mark Loader::at(const JsonPath& p) const {
+  if (auto rest = inside_streamed(p)) return mark_of(*streamed_->value, *streamed_->marks, *rest);
+  return mark_of(positions().value, positions().marks, p);
+}
+
+Mark Loader::key_at(const JsonPath& p) const {
+  if (auto rest = inside_streamed(p)) return key_mark_of(*streamed_->value, *streamed_->marks, *rest);
+  return key_mark_of(positions().value, positions().marks, p);
 }
 
 std::optional<Json> Loader::load_time(const Json& v, const JsonPath& p) {
@@ -299,19 +357,6 @@ StepBody Loader::load_body(const Json& b, const JsonPath& p) {
   return body;
 }
 
-size_t Loader::count_steps(const Json& members) {
-  size_t n = 0;
-  for (const Json& m : members) {
-    if (!m.is_object()) continue;
-    auto inner = m.find("steps");
-    if (inner == m.end())
-      ++n;
-    else if (inner->is_array())
-      n += count_steps(*inner);
-  }
-  return n;
-}
-
 Loader::PositionDoc Loader::positions() const {
   if (!released_) return {doc_, marks_};
   if (!reparsed_) {
@@ -332,91 +377,91 @@ MarkNode* Loader::member_marks(const Json& obj, MarkNode* node, const std::strin
 void Loader::build_members(Json& arr, MarkNode* arr_marks, const JsonPath& p, int parent,
                            std::vector<GroupMember>& out) {
   if (arr_marks && arr_marks->kids.size() != arr.size()) arr_marks = nullptr;
-  for (size_t i = 0; i < arr.size(); ++i) {
-    Json& m = arr[i];
-    JsonPath mp = extend(p, i);
-    if (!m.is_object()) continue;
-    Mark id_mark = m.contains("id") ? key_at(extend(mp, "id")) : at(mp);
-    if (m.contains("steps")) {
-      Group g;
-      g.id = str(m, "id");
-      g.mark = id_mark;
-      g.parent = parent;
-      g.parallel = boolean(m, "parallel", false);
-      if (auto d = m.find("description"); d != m.end() && d->is_string()) g.description = d->get<std::string>();
-      if (auto n = integer(m, "max_parallel", mp); n && *n > 0)
-        g.max_parallel = static_cast<int>(std::min<long long>(*n, 1 << 30));
-      load_needs(m, mp, g.needs, g.needs_marks);
-      int index = static_cast<int>(plan_->groups.size());
-      plan_->groups.push_back(std::move(g));
-      ids_.push_back({plan_->groups.back().id, id_mark});
-      out.push_back({true, index});
-      std::vector<GroupMember> members;
-      if (m["steps"].is_array())
-        build_members(m["steps"], member_marks(m, arr_marks ? &arr_marks->kids[i] : nullptr, "steps"),
-                      extend(mp, "steps"), index, members);
-      plan_->groups[static_cast<size_t>(index)].members = std::move(members);
-      continue;
-    }
-    Step s;
-    s.id = str(m, "id");
-    s.type = str(m, "type");
-    s.mark = id_mark;
-    s.type_mark = m.contains("type") ? at(extend(mp, "type")) : id_mark;
-    if (auto w = m.find("with"); w != m.end() && w->is_object()) {
-      s.with = *w;
-      for (auto k = w->begin(); k != w->end(); ++k) s.with_marks[k.key()] = at(extend(extend(mp, "with"), k.key()));
-    }
-    load_lint(m, mp, s.lint);
-    s.on = str(m, "on");
-    s.group = parent;
-    load_needs(m, mp, s.needs, s.needs_marks);
-    size_t first_check = check_paths_.size();
-    for (auto [key, list] : {std::pair{"when", &s.when}, {"preconditions", &s.preconditions}, {"verify", &s.verify}}) {
-      if (auto c = m.find(key); c != m.end()) load_checks(*c, extend(mp, key), *list);
-    }
-    bool rollback_listed = false;
-    if (auto r = m.find("rollback"); r != m.end()) {
-      rollback_listed = r->is_array();
-      JsonPath rp = extend(mp, "rollback");
-      s.rollback.mark = at(rp);
-      if (r->is_string() && *r == "auto") {
-        s.rollback.kind = RollbackSpec::Kind::Auto;
-      } else if (r->is_object()) {
-        s.rollback.kind = RollbackSpec::Kind::Bodies;
-        s.rollback.bodies.push_back(load_body(*r, rp));
-      } else if (r->is_array()) {
-        s.rollback.kind = RollbackSpec::Kind::Bodies;
-        for (size_t j = 0; j < r->size(); ++j) {
-          if ((*r)[j].is_object()) s.rollback.bodies.push_back(load_body((*r)[j], extend(rp, j)));
-        }
+  for (size_t i = 0; i < arr.size(); ++i)
+    build_member(arr[i], arr_marks ? &arr_marks->kids[i] : nullptr, extend(p, i), parent, out);
+}
+
+void Loader::build_member(Json& m, MarkNode* m_marks, const JsonPath& mp, int parent, std::vector<GroupMember>& out) {
+  if (!m.is_object()) return;
+  Mark id_mark = m.contains("id") ? key_at(extend(mp, "id")) : at(mp);
+  if (m.contains("steps")) {
+    Group g;
+    g.id = str(m, "id");
+    g.mark = id_mark;
+    g.parent = parent;
+    g.parallel = boolean(m, "parallel", false);
+    if (auto d = m.find("description"); d != m.end() && d->is_string()) g.description = d->get<std::string>();
+    if (auto n = integer(m, "max_parallel", mp); n && *n > 0)
+      g.max_parallel = static_cast<int>(std::min<long long>(*n, 1 << 30));
+    load_needs(m, mp, g.needs, g.needs_marks);
+    int index = static_cast<int>(plan_->groups.size());
+    plan_->groups.push_back(std::move(g));
+    ids_.push_back({plan_->groups.back().id, id_mark});
+    out.push_back({true, index});
+    std::vector<GroupMember> members;
+    if (m["steps"].is_array())
+      build_members(m["steps"], member_marks(m, m_marks, "steps"), extend(mp, "steps"), index, members);
+    plan_->groups[static_cast<size_t>(index)].members = std::move(members);
+    return;
+  }
+  Step s;
+  s.id = str(m, "id");
+  s.type = str(m, "type");
+  s.mark = id_mark;
+  s.type_mark = m.contains("type") ? at(extend(mp, "type")) : id_mark;
+  if (auto w = m.find("with"); w != m.end() && w->is_object()) {
+    s.with = *w;
+    for (auto k = w->begin(); k != w->end(); ++k) s.with_marks[k.key()] = at(extend(extend(mp, "with"), k.key()));
+  }
+  load_lint(m, mp, s.lint);
+  s.on = str(m, "on");
+  s.group = parent;
+  load_needs(m, mp, s.needs, s.needs_marks);
+  size_t first_check = check_paths_.size();
+  for (auto [key, list] : {std::pair{"when", &s.when}, {"preconditions", &s.preconditions}, {"verify", &s.verify}}) {
+    if (auto c = m.find(key); c != m.end()) load_checks(*c, extend(mp, key), *list);
+  }
+  bool rollback_listed = false;
+  if (auto r = m.find("rollback"); r != m.end()) {
+    rollback_listed = r->is_array();
+    JsonPath rp = extend(mp, "rollback");
+    s.rollback.mark = at(rp);
+    if (r->is_string() && *r == "auto") {
+      s.rollback.kind = RollbackSpec::Kind::Auto;
+    } else if (r->is_object()) {
+      s.rollback.kind = RollbackSpec::Kind::Bodies;
+      s.rollback.bodies.push_back(load_body(*r, rp));
+    } else if (r->is_array()) {
+      s.rollback.kind = RollbackSpec::Kind::Bodies;
+      for (size_t j = 0; j < r->size(); ++j) {
+        if ((*r)[j].is_object()) s.rollback.bodies.push_back(load_body((*r)[j], extend(rp, j)));
       }
     }
-    s.timeout = duration(m, "timeout", mp);
-    if (!s.timeout) s.timeout = default_timeout_;
-    s.retry = default_retry_;
-    if (auto r = m.find("retry"); r != m.end()) load_retry(*r, extend(mp, "retry"), s.retry);
-    s.irreversible = boolean(m, "irreversible", false);
-    if (auto it = m.find("idempotent"); it != m.end() && it->is_boolean()) s.idempotent = it->get<bool>();
-    s.point_of_no_return = boolean(m, "point_of_no_return", false);
-    // The schema reports any other value where it is written.
-    if (auto it = m.find("on_rollback_failure"); it != m.end()) {
-      s.on_rollback_failure_mark = at(extend(mp, "on_rollback_failure"));
-      if (*it == "continue") s.on_rollback_failure = Step::OnRollbackFailure::Continue;
-    }
-    if (auto d = m.find("description"); d != m.end() && d->is_string()) s.description = d->get<std::string>();
-    s.estimate = duration(m, "estimate", mp);
-    int index = static_cast<int>(plan_->steps.size());
-    step_paths_.push_back(mp);
-    step_checks_.push_back({first_check, check_paths_.size()});
-    ids_.push_back({s.id, id_mark});
-    rollback_listed_.push_back(rollback_listed);
-    plan_->steps.push_back(std::move(s));
-    out.push_back({false, index});
-    if (source_) {  // read into the model: released (see the constructor)
-      m = Json();
-      if (arr_marks) arr_marks->kids[i] = MarkNode();
-    }
+  }
+  s.timeout = duration(m, "timeout", mp);
+  if (!s.timeout) s.timeout = default_timeout_;
+  s.retry = default_retry_;
+  if (auto r = m.find("retry"); r != m.end()) load_retry(*r, extend(mp, "retry"), s.retry);
+  s.irreversible = boolean(m, "irreversible", false);
+  if (auto it = m.find("idempotent"); it != m.end() && it->is_boolean()) s.idempotent = it->get<bool>();
+  s.point_of_no_return = boolean(m, "point_of_no_return", false);
+  // The schema reports any other value where it is written.
+  if (auto it = m.find("on_rollback_failure"); it != m.end()) {
+    s.on_rollback_failure_mark = at(extend(mp, "on_rollback_failure"));
+    if (*it == "continue") s.on_rollback_failure = Step::OnRollbackFailure::Continue;
+  }
+  if (auto d = m.find("description"); d != m.end() && d->is_string()) s.description = d->get<std::string>();
+  s.estimate = duration(m, "estimate", mp);
+  int index = static_cast<int>(plan_->steps.size());
+  step_paths_.push_back(mp);
+  step_checks_.push_back({first_check, check_paths_.size()});
+  ids_.push_back({s.id, id_mark});
+  rollback_listed_.push_back(rollback_listed);
+  plan_->steps.push_back(std::move(s));
+  out.push_back({false, index});
+  if (source_) {  // read into the model: released (see the constructor)
+    m = Json();
+    if (m_marks) *m_marks = MarkNode();
   }
 }
 

@@ -49,7 +49,16 @@ class Loader {
   Loader(Json& doc, MarkNode& marks, const std::string* source, std::vector<Diagnostic>& diags)
       : doc_(doc), marks_(marks), source_(source), diags_(diags), schema_(SchemaChecker::instance()) {}
 
+  /// Reads the whole document (`doc`) into `plan`.
   void run(Plan& plan, const Json& overridden_vars);
+
+  /// The same, one step at a time as the parser completes them (a StepSink's calls): first the
+  /// top level as read before `steps` (copied into `doc`), then each element of `steps`, then the
+  /// whole document with its `steps` list empty (it must have no key after `steps`: the top
+  /// level read first was then all of it).
+  void begin_stream(Plan& plan, const Json& top, const MarkNode& top_marks, const Json& overridden_vars);
+  void stream_step(size_t index, Json& value, MarkNode& marks);
+  void end_stream(Json& doc, MarkNode& marks);
 
   /// Reads a file the plan names (ParamSpec::local_file) by its path as written after vars;
   /// nullopt when it cannot. Set before run(); unset: nothing is read nor checked.
@@ -60,14 +69,15 @@ class Loader {
 
  private:
   void error(Mark m, std::string msg) { diags_.push_back({m, std::move(msg)}); }
-  Mark at(const JsonPath& p) const { return mark_of(positions().value, positions().marks, p); }
-  Mark key_at(const JsonPath& p) const { return key_mark_of(positions().value, positions().marks, p); }
+  Mark at(const JsonPath& p) const;
+  Mark key_at(const JsonPath& p) const;
   /// at() or key_at(), for the schema checker.
   SchemaChecker::PositionOf position_of() const {
     return [this](const JsonPath& p, bool key) { return key ? key_at(p) : at(p); };
   }
   /// The document positions are read from: the one being read, until build_members released
-  /// parts of it; then the source parsed again (once, on the first position asked for).
+  /// parts of it; then the source parsed again (once, on the first position asked for). A path
+  /// inside the step being streamed is read from that step (see at()).
   struct PositionDoc {
     const Json& value;
     const MarkNode& marks;
@@ -119,11 +129,18 @@ class Loader {
 
   StepBody load_body(const Json& b, const JsonPath& p);
 
-  /// The steps `members` (a `steps` list) holds, inside groups too.
-  static size_t count_steps(const Json& members);
+  /// The document's top level but `steps`: variables, hosts, defaults, windows, lint.
+  void read_top(Plan& plan, const Json& overridden_vars);
+  /// The checks on the whole model, once every step is in it.
+  void check_model();
+  /// Collects the references of the top-level keys before (or after) `steps` in key order, so
+  /// that they come in the same order as a whole document's.
+  void collect_top_refs(bool before_steps);
   /// Reads a `steps` list into the model; `arr_marks` are its positions (null: unknown). Each step
   /// read is released from the document (see the constructor).
   void build_members(Json& arr, MarkNode* arr_marks, const JsonPath& p, int parent, std::vector<GroupMember>& out);
+  /// One member (step or group) at `mp`, with its positions `m_marks` (null: unknown).
+  void build_member(Json& m, MarkNode* m_marks, const JsonPath& mp, int parent, std::vector<GroupMember>& out);
   /// The positions of member `key` of `obj`, whose own are `node` (null when unknown).
   static MarkNode* member_marks(const Json& obj, MarkNode* node, const std::string& key);
 
@@ -210,6 +227,15 @@ class Loader {
   MarkNode& marks_;
   const std::string* source_;  // for positions inside strings, and again after the release; may be null
   bool released_ = false;      // parts of doc_ are gone: positions() parses source_ again
+  /// The step being streamed: paths under steps/<index> are looked up in it.
+  struct Streamed {
+    std::string index;
+    const Json* value = nullptr;
+    const MarkNode* marks = nullptr;
+  };
+  std::optional<Streamed> streamed_;
+  /// The part of `p` below the streamed step, when `p` is inside it.
+  std::optional<JsonPath> inside_streamed(const JsonPath& p) const;
   mutable std::optional<YamlDoc> reparsed_;
   std::vector<std::pair<JsonPath, std::string>> refs_;  // strings holding '$', in document order
   std::vector<bool> rollback_listed_;                   // parallel to plan.steps: `rollback` written as a list

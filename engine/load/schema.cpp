@@ -147,9 +147,11 @@ struct SchemaChecker::Impl {
     const Json& defs = root["definitions"];
     if (def.empty()) {
       schema = compile(root);
-    } else if (slash != std::string::npos && defs.contains(def.substr(0, slash)) &&
-               defs[def.substr(0, slash)].contains(def.substr(slash + 1))) {
-      // A small document sharing the definitions, so that `with` is validated on its own.
+    } else if ((slash == std::string::npos && defs.contains(def)) ||
+               (slash != std::string::npos && defs.contains(def.substr(0, slash)) &&
+                defs[def.substr(0, slash)].contains(def.substr(slash + 1)))) {
+      // A small document sharing the definitions, so that `with` (or one step of a plan read a
+      // step at a time) is validated on its own.
       const Json doc = {{"definitions", defs}, {"allOf", {{{"$ref", "#/definitions/" + def}}}}};
       schema = compile(doc);
     }

@@ -23,7 +23,8 @@ class SchemaChecker {
 
   /// Validates `value`, found at `base` inside the document `doc` (whose positions are `marks`),
   /// against the schema's definition `def`: "" for a whole plan, "step_types/exec",
-  /// "check_types/tcp"... Unknown `def` validates nothing. Appends one diagnostic per problem.
+  /// "check_types/tcp", "member" (one element of `steps`)... Unknown `def` validates nothing.
+  /// Appends one diagnostic per problem.
   void validate(const Json& value, const std::string& def, const Json& doc, const MarkNode& marks, const JsonPath& base,
                 std::vector<Diagnostic>& diags) const;
   /// Where a path of the document is written: its value's start, or its key's when `key`.

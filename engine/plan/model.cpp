@@ -3,10 +3,10 @@
 namespace plan {
 namespace {
 
-/// Index lookup verified against the vector; a miss or a stale entry falls back to a scan, so
+/// Index lookup verified against the list; a miss or a stale entry falls back to a scan, so
 /// a Plan built by hand (tests) or edited after loading still answers correctly.
-template <class T>
-int lookup(const std::vector<T>& items, const std::unordered_map<std::string, int>& index, const std::string& id) {
+template <class Items>
+int lookup(const Items& items, const std::unordered_map<std::string, int>& index, const std::string& id) {
   auto it = index.find(id);
   if (it != index.end() && it->second >= 0 && static_cast<size_t>(it->second) < items.size() &&
       items[static_cast<size_t>(it->second)].id == id) {

@@ -57,13 +57,15 @@ bool is_float(const std::string& s) {
 
 class Builder : public YAML::EventHandler {
  public:
-  explicit Builder(std::vector<Diagnostic>& diags) : diags_(diags) {}
+  Builder(std::vector<Diagnostic>& diags, StepSink* sink) : diags_(diags), sink_(sink) {}
 
   int documents = 0;
   Mark second_document;
   bool have_root = false;
   Json root;
   MarkNode root_marks;
+  size_t streamed = 0;      // elements given to the sink
+  bool keys_after = false;  // a top-level key followed them
 
   void OnDocumentStart(const YAML::Mark& mark) override {
     if (++documents == 2) second_document = to_mark(mark);
@@ -93,6 +95,7 @@ class Builder : public YAML::EventHandler {
                 const std::string& value) override {
     if (expecting_key()) {
       Frame& f = stack_.back();
+      if (stack_.size() == 1 && streamed > 0) keys_after = true;
       f.have_key = true;
       f.key = value;
       f.key_mark = to_mark(mark);
@@ -182,6 +185,11 @@ class Builder : public YAML::EventHandler {
       root_marks = std::move(m);
       return;
     }
+    if (streams_step()) {
+      if (streamed == 0) sink_->top(stack_[0].value, marks_so_far(stack_[0]));
+      sink_->step(streamed++, v, m);
+      return;
+    }
     Frame& f = stack_.back();
     f.count += count;
     if (!f.is_map) {
@@ -234,7 +242,27 @@ class Builder : public YAML::EventHandler {
     }
   }
 
+  /// Whether the value just completed is an element of the first, plain top-level `steps` list.
+  bool streams_step() const {
+    if (!sink_ || stack_.size() != 2) return false;
+    const Frame& root_frame = stack_[0];
+    const Frame& list = stack_[1];
+    return root_frame.is_map && root_frame.have_key && !root_frame.key_is_merge && root_frame.key == "steps" &&
+           !root_frame.value.contains("steps") && !list.is_map && list.anchor == 0;
+  }
+
+  /// A map's positions as read so far, in the order of its (sorted) JSON keys.
+  static MarkNode marks_so_far(const Frame& f) {
+    MarkNode m;
+    m.mark = f.marks.mark;
+    std::vector<std::pair<std::string, MarkNode>> members = f.member_marks;
+    std::sort(members.begin(), members.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& km : members) m.kids.push_back(std::move(km.second));
+    return m;
+  }
+
   std::vector<Diagnostic>& diags_;
+  StepSink* sink_ = nullptr;
   std::vector<Frame> stack_;
   std::unordered_map<YAML::anchor_t, Anchored> anchors_;
   size_t alias_nodes_ = 0;
@@ -301,7 +329,7 @@ size_t invalid_utf8_at(const std::string& text) {
   return std::string::npos;
 }
 
-YamlDoc parse_yaml(const std::string& text, std::vector<Diagnostic>& diags) {
+YamlDoc parse_yaml(const std::string& text, std::vector<Diagnostic>& diags, StepSink* sink) {
   YamlDoc doc;
   if (size_t bad = invalid_utf8_at(text); bad != std::string::npos) {
     // Refused before parsing: every value would otherwise reach JSON, which throws on it.
@@ -322,7 +350,7 @@ YamlDoc parse_yaml(const std::string& text, std::vector<Diagnostic>& diags) {
     return doc;
   }
   std::vector<Diagnostic> local;
-  Builder b(local);
+  Builder b(local, sink);
   try {
     std::istringstream in(text);
     YAML::Parser parser(in);
@@ -347,6 +375,8 @@ YamlDoc parse_yaml(const std::string& text, std::vector<Diagnostic>& diags) {
   diags.insert(diags.end(), local.begin(), local.end());
   doc.value = std::move(b.root);
   doc.marks = std::move(b.root_marks);
+  doc.streamed_steps = b.streamed;
+  doc.keys_after_steps = b.keys_after;
   return doc;
 }
 

@@ -24,7 +24,22 @@ struct MarkNode {
 struct YamlDoc {
   Json value;
   MarkNode marks;
-  bool empty = false;  // no document at all (empty file or only comments)
+  bool empty = false;             // no document at all (empty file or only comments)
+  size_t streamed_steps = 0;      // elements of the top-level `steps` list given to a StepSink
+  bool keys_after_steps = false;  // a top-level key came after a streamed `steps` list
+};
+
+/// Takes the elements of the top-level `steps` list as the parser completes them, in place of the
+/// list keeping them: a big plan's steps are never in memory all at once, as YAML and as model.
+/// The list then reads as empty in the document. Not used for a list that is an alias, anchored,
+/// merged ("<<") or a second `steps` key: those are built whole.
+class StepSink {
+ public:
+  virtual ~StepSink() = default;
+  /// Once, before the first element: the top-level map as read so far (the keys before `steps`).
+  virtual void top(const Json& root, const MarkNode& marks) = 0;
+  /// Each element in order from 0; the sink may take its value and positions.
+  virtual void step(size_t index, Json& value, MarkNode& marks) = 0;
 };
 
 constexpr int kMaxYamlDepth = 64;
@@ -32,7 +47,9 @@ constexpr size_t kMaxAliasNodes = 1'000'000;
 
 /// Parses one YAML document. Errors (invalid UTF-8, syntax, duplicate keys, too deep, alias budget) are appended
 /// to `diags`; when any is fatal the returned value is null and must not be used.
-YamlDoc parse_yaml(const std::string& text, std::vector<Diagnostic>& diags);
+/// With a `sink`, the top-level steps stream to it (see StepSink); the caller learns whether its
+/// picture of the top level was complete from `keys_after_steps`.
+YamlDoc parse_yaml(const std::string& text, std::vector<Diagnostic>& diags, StepSink* sink = nullptr);
 
 /// The offset of the first byte of `text` that is not valid UTF-8 (overlong forms, surrogates and
 /// code points above U+10FFFF included), or npos. JSON cannot carry such bytes.
