@@ -45,7 +45,7 @@ void Loader::end_stream(Json& doc, MarkNode& marks) {
   doc_ = std::move(doc);
   marks_ = std::move(marks);
   // The top level as a whole (its keys, `plan` and `steps` required), its steps list now empty.
-  schema_.validate(doc_, "", doc_, marks_, {}, diags_);
+  schema_.validate(doc_, SchemaChecker::kTopLevel, doc_, marks_, {}, diags_);
   collect_top_refs(false);
   released_ = source_ != nullptr;
   check_model();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
@@ -147,16 +148,36 @@ struct SchemaChecker::Impl {
     const Json& defs = root["definitions"];
     if (def.empty()) {
       schema = compile(root);
+    } else if (def == kTopLevel) {
+      // The plan without what its steps hold: a plan read a step at a time checks each step
+      // against "member" as it comes, and then only this.
+      Json& doc = definitions_doc();
+      for (auto& [key, value] : root.items())
+        if (key != "definitions") doc[key] = value;
+      doc["properties"]["steps"] = {{"type", "array"}};
+      schema = compile(doc);
+      for (auto& [key, value] : root.items())
+        if (key != "definitions") doc.erase(key);
     } else if ((slash == std::string::npos && defs.contains(def)) ||
                (slash != std::string::npos && defs.contains(def.substr(0, slash)) &&
                 defs[def.substr(0, slash)].contains(def.substr(slash + 1)))) {
-      // A small document sharing the definitions, so that `with` (or one step of a plan read a
-      // step at a time) is validated on its own.
-      const Json doc = {{"definitions", defs}, {"allOf", {{{"$ref", "#/definitions/" + def}}}}};
+      // The definitions with a reference to `def` as the whole: `with` (or one step of a plan read
+      // a step at a time) is validated on its own.
+      Json& doc = definitions_doc();
+      doc["allOf"] = {{{"$ref", "#/definitions/" + def}}};
       schema = compile(doc);
+      doc.erase("allOf");
     }
     return compiled.emplace(def, std::move(schema)).first->second.get();
   }
+
+  /// {"definitions": the schema's}, copied once (a copy per compiled definition cost more than
+  /// compiling it); schema() adds what it compiles and takes it away again, under compile_mu.
+  Json& definitions_doc() {
+    if (!defs_doc) defs_doc = Json{{"definitions", root["definitions"]}};
+    return *defs_doc;
+  }
+  std::optional<Json> defs_doc;
 
   static std::unique_ptr<valijson::Schema> compile(const Json& doc) {
     auto schema = std::make_unique<valijson::Schema>();
@@ -472,7 +493,7 @@ void SchemaChecker::validate(const Json& value, const std::string& def, const Po
   if (validator.validate(*compiled, target, &results)) return;
 
   const Json* def_schema = &impl_->root;
-  if (!def.empty()) def_schema = &impl_->root.at(Json::json_pointer("/definitions/" + def));
+  if (!def.empty() && def != kTopLevel) def_schema = &impl_->root.at(Json::json_pointer("/definitions/" + def));
 
   std::vector<Problem> problems;
   valijson::ValidationResults::Error e;

@@ -18,6 +18,9 @@ std::string_view embedded_schema();
 
 class SchemaChecker {
  public:
+  /// The definition of a whole plan but its steps' contents (each is checked as a "member").
+  static constexpr const char* kTopLevel = "plan_top";
+
   /// The checker for the embedded schema, built once (thread-safe).
   static const SchemaChecker& instance();
 
