@@ -433,9 +433,13 @@ void Loader::build_member(Json& m, MarkNode* m_marks, const JsonPath& mp, int pa
       s.rollback.bodies.push_back(load_body(*r, rp));
     } else if (r->is_array()) {
       s.rollback.kind = RollbackSpec::Kind::Bodies;
+      std::vector<size_t> at_index;  // each body's place in the list, which skips what is not a map
       for (size_t j = 0; j < r->size(); ++j) {
-        if ((*r)[j].is_object()) s.rollback.bodies.push_back(load_body((*r)[j], extend(rp, j)));
+        if (!(*r)[j].is_object()) continue;
+        s.rollback.bodies.push_back(load_body((*r)[j], extend(rp, j)));
+        at_index.push_back(j);
       }
+      if (at_index.size() != r->size()) rollback_list_index_[plan_->steps.size()] = std::move(at_index);
     }
   }
   s.timeout = duration(m, "timeout", mp);

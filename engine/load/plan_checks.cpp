@@ -193,7 +193,10 @@ void Loader::check_types_and_params() {
     if (s.rollback.kind == RollbackSpec::Kind::Bodies) {
       for (size_t b = 0; b < s.rollback.bodies.size(); ++b) {
         JsonPath bp = extend(p, "rollback");
-        if (rollback_listed_[i]) bp = extend(bp, b);
+        if (rollback_listed_[i]) {
+          auto listed = rollback_list_index_.find(i);
+          bp = extend(bp, listed == rollback_list_index_.end() ? b : listed->second[b]);
+        }
         check_action(s.rollback.bodies[b].type, s.rollback.bodies[b].with, bp, s.rollback.bodies[b].on);
       }
     }

@@ -585,3 +585,17 @@ steps:
        "6:5: unknown key 'verfy' in step; did you mean 'verify'?\n"
        "7:5: unknown key 'timout' in step; did you mean 'timeout'?\n");
 }
+
+TEST_CASE("loader: a rollback body's errors are where it is, also after an element that is not a map") {
+  CHECK(errors_of(R"(plan: x
+steps:
+  - id: a
+    type: exec
+    with: { command: ["true"] }
+    rollback:
+      - nope
+      - { type: exec, with: { comand: ["x"] } }
+)") == "7:9: expected a map, found 'nope'\n"
+       "8:29: missing 'command' or 'shell' in exec parameters\n"
+       "8:31: unknown key 'comand' in exec parameters; did you mean 'command'?\n");
+}
