@@ -421,9 +421,8 @@ void Loader::build_member(Json& m, MarkNode* m_marks, const JsonPath& mp, int pa
   for (auto [key, list] : {std::pair{"when", &s.when}, {"preconditions", &s.preconditions}, {"verify", &s.verify}}) {
     if (auto c = m.find(key); c != m.end()) load_checks(*c, extend(mp, key), *list);
   }
-  bool rollback_listed = false;
+  std::vector<JsonPath> body_paths;  // where each rollback body read is written
   if (auto r = m.find("rollback"); r != m.end()) {
-    rollback_listed = r->is_array();
     JsonPath rp = extend(mp, "rollback");
     s.rollback.mark = at(rp);
     if (r->is_string() && *r == "auto") {
@@ -431,15 +430,14 @@ void Loader::build_member(Json& m, MarkNode* m_marks, const JsonPath& mp, int pa
     } else if (r->is_object()) {
       s.rollback.kind = RollbackSpec::Kind::Bodies;
       s.rollback.bodies.push_back(load_body(*r, rp));
+      body_paths.push_back(rp);
     } else if (r->is_array()) {
       s.rollback.kind = RollbackSpec::Kind::Bodies;
-      std::vector<size_t> at_index;  // each body's place in the list, which skips what is not a map
-      for (size_t j = 0; j < r->size(); ++j) {
+      for (size_t j = 0; j < r->size(); ++j) {  // what is not a map is the schema's to report
         if (!(*r)[j].is_object()) continue;
-        s.rollback.bodies.push_back(load_body((*r)[j], extend(rp, j)));
-        at_index.push_back(j);
+        body_paths.push_back(extend(rp, j));
+        s.rollback.bodies.push_back(load_body((*r)[j], body_paths.back()));
       }
-      if (at_index.size() != r->size()) rollback_list_index_[plan_->steps.size()] = std::move(at_index);
     }
   }
   s.timeout = duration(m, "timeout", mp);
@@ -460,7 +458,7 @@ void Loader::build_member(Json& m, MarkNode* m_marks, const JsonPath& mp, int pa
   step_paths_.push_back(mp);
   step_checks_.push_back({first_check, check_paths_.size()});
   ids_.push_back({s.id, id_mark});
-  rollback_listed_.push_back(rollback_listed);
+  if (!body_paths.empty()) rollback_paths_[plan_->steps.size()] = std::move(body_paths);
   plan_->steps.push_back(std::move(s));
   out.push_back({false, index});
   if (source_) {  // read into the model: released (see the constructor)

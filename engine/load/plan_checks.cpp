@@ -190,15 +190,9 @@ void Loader::check_types_and_params() {
     }
     if (s.on_rollback_failure_mark.line > 0 && s.rollback.kind == RollbackSpec::Kind::None)
       error(s.on_rollback_failure_mark, "on_rollback_failure has no effect: step '" + s.id + "' has no rollback");
-    if (s.rollback.kind == RollbackSpec::Kind::Bodies) {
-      for (size_t b = 0; b < s.rollback.bodies.size(); ++b) {
-        JsonPath bp = extend(p, "rollback");
-        if (rollback_listed_[i]) {
-          auto listed = rollback_list_index_.find(i);
-          bp = extend(bp, listed == rollback_list_index_.end() ? b : listed->second[b]);
-        }
-        check_action(s.rollback.bodies[b].type, s.rollback.bodies[b].with, bp, s.rollback.bodies[b].on);
-      }
+    if (auto paths = rollback_paths_.find(i); paths != rollback_paths_.end()) {
+      for (size_t b = 0; b < s.rollback.bodies.size(); ++b)
+        check_action(s.rollback.bodies[b].type, s.rollback.bodies[b].with, paths->second[b], s.rollback.bodies[b].on);
     }
   }
 }

@@ -238,10 +238,8 @@ class Loader {
   std::optional<JsonPath> inside_streamed(const JsonPath& p) const;
   mutable std::optional<YamlDoc> reparsed_;
   std::vector<std::pair<JsonPath, std::string>> refs_;  // strings holding '$', in document order
-  std::vector<bool> rollback_listed_;                   // parallel to plan.steps: `rollback` written as a list
-  /// By step index, for a rollback list with elements that are not maps (the schema reports
-  /// them): the list index of each body read. Elsewhere body b is element b.
-  std::map<size_t, std::vector<size_t>> rollback_list_index_;
+  /// By step index, for steps with rollback bodies: the path of each body, as step_paths_.
+  std::map<size_t, std::vector<JsonPath>> rollback_paths_;
   std::vector<size_t> line_starts_;
   std::vector<Diagnostic>& diags_;
   const SchemaChecker& schema_;
