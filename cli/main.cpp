@@ -24,10 +24,14 @@ int usage_error(const std::string& message) {
   return 2;
 }
 
-// --var K=V and --vars FILE, which every command that loads a plan takes.
+// --var K=V, --vars FILE and --inventory FILE, which every command that loads a plan takes.
 void add_var_options(CLI::App* cmd, std::vector<std::string>& assignments, plan::LoadArgs& load) {
   cmd->add_option("--var", assignments, "Set a variable (repeatable)")->type_name("K=V")->allow_extra_args(false);
   cmd->add_option("--vars", load.var_files, "YAML file of variables (repeatable)")
+      ->type_name("FILE")
+      ->allow_extra_args(false);
+  cmd->add_option("-i,--inventory", load.inventory_files,
+                  "Ansible YAML inventory: its hosts and groups join the plan's (repeatable)")
       ->type_name("FILE")
       ->allow_extra_args(false);
 }

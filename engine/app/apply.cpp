@@ -123,6 +123,7 @@ Json decisions_json(const std::vector<ResumeDecision>& decisions) {
 std::string report_command(const ApplyArgs& args, const std::string& run_id) {
   std::string cmd = "plan report " + ssh::shell_quote(args.file);
   for (const auto& f : args.load.var_files) cmd += " --vars " + ssh::shell_quote(f);
+  for (const auto& f : args.load.inventory_files) cmd += " --inventory " + ssh::shell_quote(f);
   for (const auto& [k, v] : args.load.vars) cmd += " --var " + ssh::shell_quote(k + "=" + v);
   if (!args.state_dir.empty()) cmd += " --state " + ssh::shell_quote(args.state_dir);
   return cmd + " --run " + run_id + " --format html -o report.html";

@@ -19,9 +19,10 @@ inline constexpr const char* kPlanVersion = PLAN_VERSION;  // from CMake's proje
 std::string version_text();
 
 struct LoadArgs {
-  std::map<std::string, std::string> vars;  // --var k=v
-  std::vector<std::string> var_files;       // --vars FILE
-  bool strict = false;                      // --strict: warnings are errors
+  std::map<std::string, std::string> vars;   // --var k=v
+  std::vector<std::string> var_files;        // --vars FILE
+  std::vector<std::string> inventory_files;  // --inventory FILE
+  bool strict = false;                       // --strict: warnings are errors
 };
 
 struct ValidateArgs {

@@ -96,6 +96,7 @@ LoadOptions load_options(const LoadArgs& args) {
   LoadOptions o;
   o.var_overrides = args.vars;
   o.var_files = args.var_files;
+  o.inventory_files = args.inventory_files;
   o.strict = args.strict;
   return o;
 }

@@ -62,10 +62,13 @@ class Linter {
 
   std::vector<LintWarning> run() {
     after_ = past_points_of_no_return();
+    std::set<int> rollouts;
     for (size_t i = 0; i < plan_.steps.size(); ++i) {
       const Step& s = plan_.steps[i];
       const StepType* t = Registry::instance().step(s.type);
       if (!t) continue;
+      // A rollout's steps are one written step: said once, for its first host.
+      if (s.rollout >= 0 && !rollouts.insert(s.rollout).second) continue;
       side_effects_without_rollback(s, *t, i < after_.size() && after_[i] >= 0);
       destructive_without_precondition(s, *t);
       default_poll_timeout(s, *t);
@@ -95,7 +98,15 @@ class Linter {
     out_.push_back({id, mark, step, std::move(message), std::move(fix), std::move(file)});
   }
 
-  static std::string label(const Step& s) { return "step '" + s.id + "' (" + s.type + ")"; }
+  /// The step as written: a rollout's step by the rollout's id, as the plan names it.
+  std::string name(const Step& s) const {
+    return s.rollout >= 0 ? plan_.groups[static_cast<size_t>(s.rollout)].id : s.id;
+  }
+  std::string label(const Step& s) const {
+    if (s.rollout < 0) return "step '" + s.id + "' (" + s.type + ")";
+    return "step '" + name(s) + "' (" + s.type + ", on each host of " +
+           plan_.groups[static_cast<size_t>(s.rollout)].host_group + ")";
+  }
 
   // Past a point of no return a failure rolls nothing back (W009): a rollback there is no remedy.
   void side_effects_without_rollback(const Step& s, const StepType& t, bool past_point_of_no_return) {
@@ -175,7 +186,7 @@ class Linter {
   void unused_hosts() {
     const std::set<std::string> used = used_hosts();
     for (const Host& h : plan_.hosts) {
-      if (used.count(h.name)) continue;
+      if (used.count(h.name) || !h.inventory.empty()) continue;  // an inventory serves many plans
       warn("W005", h.mark, "",
            "host '" + h.name + "' is declared but nothing uses it: no step, check or rollback is on: " + h.name +
                " and nothing refers to it",
@@ -236,13 +247,15 @@ class Linter {
   }
 
   void rollbacks_past_point_of_no_return() {
+    std::set<int> rollouts;
     for (size_t i = 0; i < after_.size(); ++i) {
       const Step& s = plan_.steps[i];
       if (after_[i] < 0 || !has_rollback(s)) continue;
-      const std::string& p = plan_.steps[static_cast<size_t>(after_[i])].id;
+      if (s.rollout >= 0 && !rollouts.insert(s.rollout).second) continue;
+      const std::string p = name(plan_.steps[static_cast<size_t>(after_[i])]);
       warn(
           "W009", s.rollback.mark, s.id,
-          "step '" + s.id + "' has a rollback that can never run: it runs only once the point of no return '" + p +
+          "step '" + name(s) + "' has a rollback that can never run: it runs only once the point of no return '" + p +
               "' has succeeded, and after a failure past it nothing rolls back (the run stops; apply --resume "
               "goes on forward once the cause is fixed)",
           "remove the rollback, or move point_of_no_return: true to a step after this one; " + silence_on_step("W009"));
@@ -369,7 +382,7 @@ void Linter::inline_secret(const std::string& where, const std::string& param, c
 void Linter::inline_secrets_in_step(const Step& s, const StepType& t) {
   for (auto it = s.with.begin(); it != s.with.end(); ++it) {
     auto m = s.with_marks.find(it.key());
-    inline_secret("step '" + s.id + "'", it.key(), it.value(), t.parameters().find(it.key()),
+    inline_secret("step '" + name(s) + "'", it.key(), it.value(), t.parameters().find(it.key()),
                   m != s.with_marks.end() ? m->second : s.mark, s.id);
   }
   for (const auto* list : {&s.when, &s.preconditions, &s.verify}) {
@@ -377,14 +390,14 @@ void Linter::inline_secrets_in_step(const Step& s, const StepType& t) {
       const CheckType* ct = Registry::instance().check(c.type);
       if (!c.params.is_object()) continue;
       for (auto it = c.params.begin(); it != c.params.end(); ++it)
-        inline_secret("step '" + s.id + "', check " + c.type, it.key(), it.value(),
+        inline_secret("step '" + name(s) + "', check " + c.type, it.key(), it.value(),
                       ct ? ct->parameters().find(it.key()) : nullptr, c.mark, s.id);
     }
   }
   for (const StepBody& b : s.rollback.bodies) {
     const StepType* bt = Registry::instance().step(b.type);
     for (auto it = b.with.begin(); it != b.with.end(); ++it)
-      inline_secret("step '" + s.id + "', rollback " + b.type, it.key(), it.value(),
+      inline_secret("step '" + name(s) + "', rollback " + b.type, it.key(), it.value(),
                     bt ? bt->parameters().find(it.key()) : nullptr, b.mark, s.id);
   }
 }
@@ -392,6 +405,7 @@ void Linter::inline_secrets_in_step(const Step& s, const StepType& t) {
 void Linter::inline_secrets_in_plan() {
   static const ParamSpec kPassphrase{.name = "passphrase", .secret = true};
   for (const Host& h : plan_.hosts) {
+    if (!h.inventory.empty()) continue;  // not written in the plan
     for (auto it = h.ssh.begin(); it != h.ssh.end(); ++it) {
       auto m = h.ssh_marks.find(it.key());
       inline_secret("host '" + h.name + "'", "ssh." + it.key(), it.value(),

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 
 #include "load/plan_loader.h"
 #include "util/read_file.h"
@@ -74,6 +75,30 @@ void set_var(Json& vars, const std::string& key, Json value) {
   }
 }
 
+/// Reads a YAML file that the command line names (--vars, --inventory) and hands its document to
+/// `use`, which may add problems; every problem goes to `extra`, formatted with the file's path
+/// and its own positions.
+void read_yaml_file(const std::string& file, std::vector<std::string>& extra,
+                    const std::function<void(const YamlDoc&, std::vector<Diagnostic>&)>& use) {
+  std::string text, err;
+  if (!read_capped(file, text, err)) {
+    extra.push_back(file + ": error: " + err + "\n");
+    return;
+  }
+  std::vector<Diagnostic> diags;
+  Mark nul;
+  if (looks_binary(text, nul)) {
+    diags.push_back({nul, "binary data (a NUL byte) in a YAML file"});
+  } else {
+    YamlDoc doc = parse_yaml(text, diags);
+    if (diags.empty() && !doc.empty) use(doc, diags);
+  }
+  if (!diags.empty()) {
+    sort_diagnostics(diags);
+    extra.push_back(format_diagnostics(file, text, diags));
+  }
+}
+
 /// Applies --vars files then --var pairs; errors about a vars file go to `extra` with its path.
 Json apply_overrides(const Json& doc, const LoadOptions& opts, std::vector<std::string>& extra) {
   Json vars = Json::object();
@@ -81,29 +106,14 @@ Json apply_overrides(const Json& doc, const LoadOptions& opts, std::vector<std::
     if (auto v = doc.find("vars"); v != doc.end() && v->is_object()) vars = *v;
   }
   for (const std::string& file : opts.var_files) {
-    std::string text, err;
-    if (!read_capped(file, text, err)) {
-      extra.push_back(file + ": error: " + err + "\n");
-      continue;
-    }
-    std::vector<Diagnostic> diags;
-    Mark nul;
-    if (looks_binary(text, nul)) {
-      diags.push_back({nul, "binary data (a NUL byte) in a YAML file"});
-    } else {
-      YamlDoc vd = parse_yaml(text, diags);
-      if (diags.empty() && !vd.empty && !vd.value.is_object()) {
+    read_yaml_file(file, extra, [&](const YamlDoc& vd, std::vector<Diagnostic>& diags) {
+      if (!vd.value.is_object()) {
         diags.push_back({vd.marks.mark, "expected a map of variables, found " +
                                             std::string(vd.value.is_array() ? "a list" : "a single value")});
+        return;
       }
-      if (diags.empty() && vd.value.is_object()) {
-        for (auto it = vd.value.begin(); it != vd.value.end(); ++it) vars[it.key()] = it.value();
-      }
-    }
-    if (!diags.empty()) {
-      sort_diagnostics(diags);
-      extra.push_back(format_diagnostics(file, text, diags));
-    }
+      for (auto it = vd.value.begin(); it != vd.value.end(); ++it) vars[it.key()] = it.value();
+    });
   }
   for (const auto& [k, v] : opts.var_overrides) {
     // JSON (show, dry-run, the journal) cannot carry invalid UTF-8.
@@ -152,6 +162,12 @@ bool load_document(LoadResult& r, const LoadOptions& opts, bool stream) {
   std::vector<Diagnostic> found;  // the Loader's, kept apart until the YAML is known good
   Loader loader(top, top_marks, &r.source, found);
   loader.read_local = opts.read_local;
+  for (const std::string& file : opts.inventory_files) {
+    read_yaml_file(file, r.extra_errors, [&](const YamlDoc& doc, std::vector<Diagnostic>& diags) {
+      Inventory inv = read_inventory(file, doc.value, doc.marks, diags);
+      if (diags.empty()) loader.inventories.push_back(std::move(inv));
+    });
+  }
   StreamingLoad sink(loader, r.plan, [&](const Json& root) { return apply_overrides(root, opts, r.extra_errors); });
   YamlDoc doc = parse_yaml(r.source, r.diags, stream ? &sink : nullptr);
   if (doc.streamed_steps > 0 && doc.keys_after_steps) return false;

@@ -17,6 +17,7 @@ namespace plan {
 struct LoadOptions {
   std::map<std::string, std::string> var_overrides;  // --var k=v (value parsed as YAML scalar)
   std::vector<std::string> var_files;                // --vars FILE (YAML map), applied in order
+  std::vector<std::string> inventory_files;          // --inventory FILE (Ansible's YAML inventory)
   bool strict = false;                               // warnings are errors (validate --strict)
   /// Reads a file the plan names (a template, a file to copy) by its path as written, relative
   /// to the plan's folder; nullopt when it cannot be read. Unset: from this machine's files

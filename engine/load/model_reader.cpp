@@ -58,6 +58,7 @@ void Loader::read_top(Plan& plan, const Json& overridden_vars) {
   load_variables();
   load_declared_vars();
   load_hosts();
+  load_host_groups();
   load_lint(doc_, {}, plan.lint);
   load_defaults();
   load_windows();
@@ -74,6 +75,7 @@ void Loader::collect_top_refs(bool before_steps) {
 
 void Loader::check_model() {
   plan_->reindex();
+  localize_rollouts();
   check_types_and_params();
   check_ids();
   check_references();
@@ -454,17 +456,27 @@ void Loader::build_member(Json& m, MarkNode* m_marks, const JsonPath& mp, int pa
   }
   if (auto d = m.find("description"); d != m.end() && d->is_string()) s.description = d->get<std::string>();
   s.estimate = duration(m, "estimate", mp);
-  int index = static_cast<int>(plan_->steps.size());
-  step_paths_.push_back(mp);
-  step_checks_.push_back({first_check, check_paths_.size()});
-  ids_.push_back({s.id, id_mark});
-  if (!body_paths.empty()) rollback_paths_[plan_->steps.size()] = std::move(body_paths);
-  plan_->steps.push_back(std::move(s));
-  out.push_back({false, index});
+  const std::pair<size_t, size_t> checks{first_check, check_paths_.size()};
+  if (const HostGroup* hosts = rollout_hosts(s, m, mp)) {
+    expand_rollout(std::move(s), *hosts, m, mp, checks, body_paths, out);
+  } else {
+    add_step(std::move(s), mp, checks, body_paths, out);
+  }
   if (source_) {  // read into the model: released (see the constructor)
     m = Json();
     if (m_marks) *m_marks = MarkNode();
   }
+}
+
+void Loader::add_step(Step s, const JsonPath& mp, std::pair<size_t, size_t> checks,
+                      const std::vector<JsonPath>& body_paths, std::vector<GroupMember>& out) {
+  const int index = static_cast<int>(plan_->steps.size());
+  step_paths_.push_back(mp);
+  step_checks_.push_back(checks);
+  ids_.push_back({s.id, s.mark});
+  if (!body_paths.empty()) rollback_paths_[plan_->steps.size()] = body_paths;
+  plan_->steps.push_back(std::move(s));
+  out.push_back({false, index});
 }
 
 }  // namespace plan::load_detail

@@ -295,7 +295,11 @@ void Loader::check_string(const std::string& s, const JsonPath& p) {
         cur = next;
       }
     } else if (r.ns == "hosts") {
-      if (!plan_->find_host(r.path[0])) {
+      if (plan_->find_host_group(r.path[0]) && !plan_->find_host(r.path[0])) {
+        if (rollout_at(p) != r.path[0])
+          error(ref_mark(), "'" + r.path[0] + "' in " + where + " is a group of hosts: it means the step's own host " +
+                                "only in a step with on: " + r.path[0]);
+      } else if (!plan_->find_host(r.path[0])) {
         std::vector<std::string> names;
         for (const Host& h : plan_->hosts) names.push_back(h.name);
         error(ref_mark(), "unknown host '" + r.path[0] + "' in " + where + did_you_mean(r.path[0], names));
@@ -303,6 +307,17 @@ void Loader::check_string(const std::string& s, const JsonPath& p) {
     } else if (r.ns == "steps") {
       if (int i = plan_->step_index(r.path[0]); i >= 0) {
         check_output(plan_->steps[static_cast<size_t>(i)], r, ref_mark);
+        continue;
+      }
+      if (auto f = rollout_first_step_.find(r.path[0]); f != rollout_first_step_.end()) {
+        const Step& first = plan_->steps[static_cast<size_t>(f->second)];
+        const std::string& group = plan_->groups[static_cast<size_t>(first.rollout)].host_group;
+        if (rollout_at(p) == group) {  // the step's own host's run of it
+          check_output(first, r, ref_mark);
+        } else {
+          error(ref_mark(), "step '" + r.path[0] + "' in " + where + " runs once per host of group '" + group +
+                                "': name the host, '${steps." + first.id + ".outputs." + r.path[2] + "}'");
+        }
         continue;
       }
       if (plan_->group_index(r.path[0]) >= 0) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "load/inventory.h"
 #include "load/schema.h"
 #include "plan/diagnostic.h"
 #include "plan/interpolate.h"
@@ -63,6 +64,9 @@ class Loader {
   /// Reads a file the plan names (ParamSpec::local_file) by its path as written after vars;
   /// nullopt when it cannot. Set before run(); unset: nothing is read nor checked.
   std::function<std::optional<std::string>(const std::string& path)> read_local;
+
+  /// Hosts and groups of hosts read from --inventory files, joining the plan's. Set before run().
+  std::vector<Inventory> inventories;
 
   /// Top-level variable names that ${vars...} references or `variables:` declarations use.
   const std::set<std::string>& used_vars() const { return used_vars_; }
@@ -141,6 +145,29 @@ class Loader {
   void build_members(Json& arr, MarkNode* arr_marks, const JsonPath& p, int parent, std::vector<GroupMember>& out);
   /// One member (step or group) at `mp`, with its positions `m_marks` (null: unknown).
   void build_member(Json& m, MarkNode* m_marks, const JsonPath& mp, int parent, std::vector<GroupMember>& out);
+  /// A step read into the model, written at `mp`; `checks` is its range in check_paths_.
+  void add_step(Step s, const JsonPath& mp, std::pair<size_t, size_t> checks, const std::vector<JsonPath>& body_paths,
+                std::vector<GroupMember>& out);
+
+  // Rollouts (fanout.cpp): a step with `on: GROUP` runs once per host of a group of hosts.
+  /// The plan's `groups` and the inventories' hosts and groups, after the plan's own hosts.
+  void load_host_groups();
+  /// The group of hosts a step written at `mp` runs on, or null (a host, local); reports
+  /// serial, max_parallel and max_failures written on a step that is not a rollout.
+  const HostGroup* rollout_hosts(const Step& s, const Json& m, const JsonPath& mp);
+  /// `tmpl` becomes a group named by its id (sequential batches of parallel hosts with `serial`)
+  /// holding one step per host, `ID@HOST`, each acting on its host.
+  void expand_rollout(Step tmpl, const HostGroup& hosts, const Json& m, const JsonPath& mp,
+                      std::pair<size_t, size_t> checks, const std::vector<JsonPath>& body_paths,
+                      std::vector<GroupMember>& out);
+  /// A count or a percentage of `total` (`serial`, `max_failures`) written at `key` of `m`.
+  std::optional<long long> count_of(const Json& m, const char* key, const JsonPath& mp, size_t total,
+                                    bool at_least_one);
+  /// In each rollout's steps, the group stands for the step's own host: `on: GROUP` of checks and
+  /// rollback bodies, ${hosts.GROUP...}, and ${steps.F.outputs...} of a rollout F on the same group.
+  void localize_rollouts();
+  /// The group of hosts of the rollout written around `p`, or "" when `p` is not in one.
+  std::string rollout_at(const JsonPath& p) const;
   /// The positions of member `key` of `obj`, whose own are `node` (null when unknown).
   static MarkNode* member_marks(const Json& obj, MarkNode* node, const std::string& key);
 
@@ -240,6 +267,9 @@ class Loader {
   std::vector<std::pair<JsonPath, std::string>> refs_;  // strings holding '$', in document order
   /// By step index, for steps with rollback bodies: the path of each body, as step_paths_.
   std::map<size_t, std::vector<JsonPath>> rollback_paths_;
+  /// Where each rollout is written, with its group of hosts (rollout_at); its first step by id.
+  std::vector<std::pair<JsonPath, std::string>> rollout_paths_;
+  std::map<std::string, int> rollout_first_step_;
   std::vector<size_t> line_starts_;
   std::vector<Diagnostic>& diags_;
   const SchemaChecker& schema_;

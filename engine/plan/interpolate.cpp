@@ -25,9 +25,34 @@ bool valid_part_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
-/// Checks the shape of one reference's text; returns an error message or "".
-std::string check_shape(const std::string& text, Reference& ref) {
+/// A step id or host name inside a reference: dotted parts (a host named web1.example.com), and
+/// '@' for a rollout's per-host step (deploy@web1.example.com).
+bool valid_name(const std::string& s) {
+  if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string::npos) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return valid_part_char(c) || c == '.' || c == '@'; });
+}
+
+/// Splits `text` at its dots; a step id (steps.ID.outputs.KEY) or a host name (hosts.NAME.FIELD)
+/// keeps its own dots, as the fixed parts around it say where it ends.
+std::vector<std::string> split_reference(const std::string& text) {
   std::vector<std::string> parts;
+  const size_t first = text.find('.');
+  const std::string ns = text.substr(0, first);
+  const size_t last = text.rfind('.');
+  if ((ns == "hosts" || ns == "steps") && first != std::string::npos && last > first) {
+    std::string name = text.substr(first + 1, last - first - 1);
+    const std::string tail = text.substr(last + 1);
+    static const std::string outputs = ".outputs";
+    const bool step_form = ns == "steps" && name.size() > outputs.size() &&
+                           name.compare(name.size() - outputs.size(), outputs.size(), outputs) == 0;
+    if (ns == "hosts" || step_form) {
+      if (step_form) name.resize(name.size() - outputs.size());
+      parts = {ns, name};
+      if (step_form) parts.push_back("outputs");
+      parts.push_back(tail);
+      return parts;
+    }
+  }
   size_t start = 0;
   while (true) {
     size_t dot = text.find('.', start);
@@ -35,10 +60,17 @@ std::string check_shape(const std::string& text, Reference& ref) {
     if (dot == std::string::npos) break;
     start = dot + 1;
   }
-  for (const std::string& p : parts) {
-    if (p.empty() || !std::all_of(p.begin(), p.end(), valid_part_char)) {
-      return "malformed reference '${" + text + "}'";
-    }
+  return parts;
+}
+
+/// Checks the shape of one reference's text; returns an error message or "".
+std::string check_shape(const std::string& text, Reference& ref) {
+  const std::vector<std::string> parts = split_reference(text);
+  const bool named = parts.size() > 2 && (parts[0] == "hosts" || parts[0] == "steps");
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& p = parts[i];
+    const bool ok = named && i == 1 ? valid_name(p) : !p.empty() && std::all_of(p.begin(), p.end(), valid_part_char);
+    if (!ok) return "malformed reference '${" + text + "}'";
   }
   ref.ns = parts[0];
   ref.path.assign(parts.begin() + 1, parts.end());

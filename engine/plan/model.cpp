@@ -51,6 +51,13 @@ const Host* Plan::find_host(const std::string& host_name) const {
   return nullptr;
 }
 
+const HostGroup* Plan::find_host_group(const std::string& group_name) const {
+  for (const HostGroup& g : host_groups) {
+    if (g.name == group_name) return &g;
+  }
+  return nullptr;
+}
+
 }  // namespace plan
 
 namespace plan {

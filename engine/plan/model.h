@@ -97,6 +97,9 @@ struct Step {
   std::optional<Millis> estimate;  // expected duration, for the critical path
 
   int group = -1;  // index of the innermost enclosing group in Plan::groups, -1 = top level
+  /// A step written with `on: GROUP` (a group of hosts) becomes one step per host, `ID@HOST`,
+  /// inside a group named ID (its rollout); this is that group's index, -1 for other steps.
+  int rollout = -1;
   LintSilence lint;
   std::map<std::string, Mark> with_marks;  // where each parameter's value is written (lint)
 };
@@ -116,7 +119,14 @@ struct Group {
   std::vector<GroupMember> members;
   std::string description;
   Mark mark;
+  /// A rollout: the group a step with `on: GROUP` became (one member per host, or one parallel
+  /// batch group per `serial` batch). Empty for groups written as such.
+  std::string host_group;
+  int max_failures = 0;  // hosts of a rollout that may fail before it stops (load resolved percentages)
 };
+
+/// The separator of a rollout's per-host step ids (`deploy@web1`): never part of a written id.
+inline constexpr char kHostSeparator = '@';
 
 struct Host {
   std::string name;
@@ -124,6 +134,15 @@ struct Host {
   Json ssh = Json::object();  // connection parameters when !local
   Mark mark;
   std::map<std::string, Mark> ssh_marks;  // where each connection parameter's value is written (lint)
+  std::string inventory;                  // the inventory file it comes from; empty: the plan's `hosts`
+};
+
+/// A named group of hosts (`groups: {web: [web1, web2]}` or an inventory's group).
+struct HostGroup {
+  std::string name;
+  std::vector<std::string> hosts;  // in order, each once
+  Mark mark;                       // line 0 when it comes from an inventory
+  std::string inventory;           // the inventory file it comes from; empty: the plan
 };
 
 /// A read-only or downtime window: opens when `from` starts, closes when `to` has finished.
@@ -140,7 +159,8 @@ struct Plan {
   std::string name;
   std::string description;
   Json vars = Json::object();
-  std::vector<Host> hosts;  // in file order
+  std::vector<Host> hosts;             // in file order
+  std::vector<HostGroup> host_groups;  // in file order, then the inventory's
   std::vector<Window> windows;
   // Every leaf step, in file order. A deque: a big plan grows it one step at a time without
   // moving it, and without the spare half a doubling vector keeps (a step is about 0.5 KiB).
@@ -163,6 +183,7 @@ struct Plan {
   int step_index(const std::string& id) const;   // -1 if absent
   int group_index(const std::string& id) const;  // -1 if absent
   const Host* find_host(const std::string& name) const;
+  const HostGroup* find_host_group(const std::string& name) const;
   /// The folder of the plan file, where relative paths in its parameters start ("" = cwd).
   std::string dir() const;
 

@@ -325,7 +325,9 @@ std::string format_summary(const Plan& plan, const RunSummary& summary, const Se
         break;
       case StepState::Failed:
         ++failed;
-        failures.push_back(plan.steps[i].id + ": " + m(r.outcome.message));
+        failures.push_back(
+            plan.steps[i].id + ": " + m(r.outcome.message) +
+            (r.tolerated ? " (within max_failures: the run went on without " + plan.steps[i].on + ")" : ""));
         break;
       case StepState::Running:  // cannot be at the end; counted where it hurts least to hide
       case StepState::Pending:

@@ -4,6 +4,7 @@
 
 #include "report/json_events.h"
 #include "report/predict.h"
+#include "report/rollouts.h"
 #include "report/show.h"
 #include "report/text.h"
 #include "run/step_type.h"
@@ -83,6 +84,7 @@ std::string DryRunReport::render() const {
   const Json cp = critical_path_json(*plan_, *graph_);
   std::vector<std::string> ids;
   for (const auto& id : cp["steps"]) ids.push_back(id.get<std::string>());
+  rollouts_text(o, rollouts_json(*plan_, *graph_));
   o << "\npredicted critical path: " << length_text(cp) << " (" << join(ids, " -> ", "no steps") << ")"
     << notes_suffix(cp) << "\n";
   for (const auto& win : plan_->windows) {

@@ -74,6 +74,14 @@ std::string JsonEventObserver::id(int step) const {
                                                                             : "#" + std::to_string(step);
 }
 
+void JsonEventObserver::add_rollout(Json& fields, int step) const {
+  if (!plan_ || step < 0 || step >= static_cast<int>(plan_->steps.size())) return;
+  const Step& s = plan_->steps[static_cast<size_t>(step)];
+  if (s.rollout < 0) return;
+  fields["rollout"] = plan_->groups[static_cast<size_t>(s.rollout)].id;
+  fields["host"] = s.on;
+}
+
 void JsonEventObserver::emit(const char* event, Json fields) {
   // The common fields first, in this order, for a person reading the stream too.
   nlohmann::ordered_json e = nlohmann::ordered_json::object();
@@ -144,7 +152,9 @@ void JsonEventObserver::ticker() {
 void JsonEventObserver::step_started(int step, int attempt) {
   std::lock_guard lk(mu_);
   running_.emplace(step, Clock::now());  // a retry keeps the step's first start
-  emit("step_started", {{"step", id(step)}, {"attempt", attempt}});
+  Json f = {{"step", id(step)}, {"attempt", attempt}};
+  add_rollout(f, step);
+  emit("step_started", std::move(f));
 }
 
 void JsonEventObserver::step_retrying(int step, int attempt, const StepOutcome& o, Millis delay) {
@@ -182,6 +192,8 @@ void JsonEventObserver::step_finished(int step, const StepRecord& r) {
   if (!r.outcome.message.empty()) f["message"] = mask(r.outcome.message);
   if (!r.outcome.label.empty()) f["label"] = r.outcome.label;
   if (r.outcome.failed() && r.outcome.untouched) f["changed_nothing"] = r.outcome.untouched_why;
+  if (r.tolerated) f["tolerated"] = true;
+  add_rollout(f, step);
   if (r.outcome.succeeded() && r.attempts == 0 && r.outcome.label.empty()) f["done_earlier"] = true;  // resume
   emit("step_finished", std::move(f));
 }

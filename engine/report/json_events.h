@@ -75,6 +75,8 @@ class JsonEventObserver : public RunObserver {
   Json forward_json(const ForwardRecovery& f) const;
   std::string mask(const std::string& s) const;
   std::string id(int step) const;
+  /// A rollout's step: the rollout's id and the host, so that a consumer can group hosts.
+  void add_rollout(Json& fields, int step) const;
 
   std::ostream& out_;
   const SecretMasker* masker_;

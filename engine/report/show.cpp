@@ -7,6 +7,7 @@
 #include "plan/canonical.h"
 #include "report/describe.h"
 #include "report/predict.h"
+#include "report/rollouts.h"
 #include "report/show_render.h"
 #include "report/text.h"
 #include "run/registry.h"
@@ -150,6 +151,7 @@ std::string render_show_text(const Json& m) {
       }
     }
   }
+  rollouts_text(o, m["rollouts"]);
   text_risks(o, m["risks"]);
   o << "\nlint:" << (m["lint"].empty() ? " no warnings\n" : "\n");
   for (const auto& warning : m["lint"]) {
@@ -271,6 +273,7 @@ Json show_model(const Plan& plan, const Graph& graph) {
   }
 
   m["critical_path"] = critical_path_json(plan, graph);
+  m["rollouts"] = rollouts_json(plan, graph);
   m["risks"] = risks_json(plan, graph, after_ponr);
   m["lint"] = Json::array();
   for (const LintWarning& w : lint_plan(plan, graph))

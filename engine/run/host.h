@@ -4,12 +4,19 @@
 
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "run/cancel.h"
 #include "run/process.h"
 
 namespace plan {
+
+/// Thrown by a host operation that could not reach its host at all (connect, host key, login):
+/// nothing was done there, so a step failing on it changed nothing and has nothing to undo.
+struct HostUnreachable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class HostConnection {
  public:

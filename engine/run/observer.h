@@ -20,6 +20,9 @@ struct StepRecord {
   StepOutcome outcome;
   int attempts = 0;
   Clock::time_point started{}, finished{};
+  /// A rollout's host that failed within its max_failures: the run goes on without that host
+  /// (its later rollout steps are skipped) and does not fail for it.
+  bool tolerated = false;
   Millis duration() const;
 };
 

@@ -177,7 +177,12 @@ StepOutcome RealExecutor::execute(const StepRequest& req) {
     StepContext ctx{step,       params.value,       params.display, host,    env_.hosts,    req.deadline,
                     req.cancel, masked_log(req, m), env_.approver,  req.run, env_.state_dir};
     ctx.plan_dir = env_.plan.dir();
-    StepOutcome out = type->run(ctx);
+    StepOutcome out;
+    try {
+      out = type->run(ctx);
+    } catch (const HostUnreachable& e) {  // the action never reached its host
+      return finish(StepOutcome::fail(FailureKind::Error, e.what()).changed_nothing("its host could not be reached"));
+    }
     if (!out.succeeded()) return finish(std::move(out));
 
     ChecksVerdict ver = run_checks(step.verify, req.scope, env_.hosts, req.deadline, req.cancel, report("verify"));

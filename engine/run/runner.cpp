@@ -113,9 +113,11 @@ struct Runner::Impl {
   std::vector<StepRecord> records;  // written by the driving thread only, under mu
   std::vector<int> finish_order;    // every finished step, in order (rollback walks it backwards)
   WindowTracker windows;
-  std::unique_ptr<HeldWatch> held;            // what succeeded steps keep open
-  std::map<int, CancelToken> attempt_tokens;  // running steps: cancels one alone
-  std::map<int, std::string> lost_under;      // running steps whose held resource is lost
+  std::unique_ptr<HeldWatch> held;               // what succeeded steps keep open
+  std::map<int, CancelToken> attempt_tokens;     // running steps: cancels one alone
+  std::map<int, std::string> lost_under;         // running steps whose held resource is lost
+  std::map<int, int> rollout_failures;           // by rollout group: its hosts failed so far
+  std::map<std::string, std::string> hosts_out;  // a host left the run -> the step that failed on it
 
   /// A held resource of step `h` died for good: every running step standing on it is stopped,
   /// and fails saying why (not as "cancelled").
@@ -174,6 +176,14 @@ struct Runner::Impl {
     StepOutcome out;
     bool untouched = true;  // every attempt failed before changing anything
     int attempt = first;
+    if (std::string out_why = host_out(step); !out_why.empty()) {
+      StepRecord r;
+      r.state = StepState::Skipped;
+      r.outcome = StepOutcome::skipped(out_why);
+      r.attempts = 0;
+      r.finished = Clock::now();
+      return {s, std::move(r), false};
+    }
     // What this step closes on purpose is no longer watched: nothing may bring it back. Nor is
     // what it held in an earlier run (--rerun): it is about to open it again itself.
     held->release_for(s);
@@ -332,10 +342,12 @@ struct Runner::Impl {
       r.outcome = std::move(c.record.outcome);
       r.attempts = c.record.attempts;
       r.finished = now;
-      schedule.finished(c.step, r.state);
+      r.tolerated = r.state == StepState::Failed && tolerate(c.step, r.outcome);
+      // A tolerated failure lets what stands on the rollout go on, as a skip does.
+      schedule.finished(c.step, r.tolerated ? StepState::Skipped : r.state);
       finish_order.push_back(c.step);
       finished.push_back(c.step);
-      if (r.state == StepState::Failed) {
+      if (r.state == StepState::Failed && !r.tolerated) {
         schedule.stop();
         if (opts.fail_fast) cancel.cancel();
         continue;
@@ -354,6 +366,28 @@ struct Runner::Impl {
     for (int s : finished)
       if (records[s].state == StepState::Succeeded) held->hold(s, records[s].outcome.outputs);
     lock.lock();
+  }
+
+  /// Whether a failed step of a rollout stays within its group's max_failures: its host then
+  /// leaves the run. An interrupt is nobody's failure. Called with `mu` held.
+  bool tolerate(int s, const StepOutcome& out) {
+    const Step& step = plan.steps[s];
+    if (step.rollout < 0 || out.kind == FailureKind::Cancelled) return false;
+    int& failed = rollout_failures[step.rollout];
+    if (failed >= plan.groups[static_cast<size_t>(step.rollout)].max_failures) return false;
+    ++failed;
+    hosts_out.emplace(step.on, step.id);
+    return true;
+  }
+
+  /// Why a rollout's step does not run on its host (it failed earlier within max_failures), or "".
+  std::string host_out(const Step& step) const {
+    if (step.rollout < 0) return "";
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = hosts_out.find(step.on);
+    if (it == hosts_out.end()) return "";
+    return "host " + step.on + " left the run when " + it->second +
+           " failed on it (within its max_failures); nothing more runs there";
   }
 
   /// One step's rollback, on a worker thread: journalled and announced around the executor call.
@@ -526,6 +560,7 @@ struct Runner::Impl {
     sum.succeeded = !opts.rollback_only;
     for (StepRecord& r : records) {
       if (r.state == StepState::Pending) r.state = StepState::NotStarted;
+      if (r.tolerated) continue;  // a host the rollout could lose
       if (r.state != StepState::Succeeded && r.state != StepState::Skipped) sum.succeeded = false;
       if (r.state == StepState::Failed && r.outcome.kind != FailureKind::Cancelled) real_failure = true;
       if (r.state == StepState::Failed && !stopped_by_signal) real_failure = true;  // cancelled by --fail-fast

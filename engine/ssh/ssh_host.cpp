@@ -402,7 +402,7 @@ CommandResult SshHost::run(const CommandSpec& spec, Deadline deadline, const Can
   try {
     c = connection(deadline, &cancel);
   } catch (const SshError& e) {
-    if (!cancel.cancelled()) throw;
+    if (!cancel.cancelled()) throw HostUnreachable(e.what());  // before anything ran there
     // Ctrl-C during the connect: a cancelled command (as above), so the run ends as interrupted.
     r.started = true;
     r.cancelled = true;
