@@ -8,6 +8,7 @@
 
 #include "report/markdown_text.h"
 #include "report/predict.h"
+#include "report/rollouts.h"
 #include "report/show_render.h"
 #include "report/text.h"
 #include "run/step_type.h"
@@ -225,6 +226,11 @@ std::string render_show_markdown(const Json& m, const std::string& mermaid) {
   o << "\n## Graph\n\n";
   graph(o, mermaid);
   predictions(o, m);
+  if (!m["rollouts"].empty()) {  // the same lines as the text form: batches line up in a block
+    std::ostringstream r;
+    rollouts_text(r, m["rollouts"]);
+    o << "\n## Rollouts\n\n```text\n" << r.str().substr(std::string("\nrollouts:\n").size()) << "```\n";
+  }
   waves(o, m);
   return o.str();
 }
