@@ -11,7 +11,10 @@ bool irreversible_approved(const Plan& plan, const ApplyArgs& args, const std::m
   for (size_t i = 0; i < plan.steps.size(); ++i) {
     const Step& s = plan.steps[i];
     const int idx = static_cast<int>(i);
-    if (!s.irreversible || (done.count(idx) && !rerun.count(idx)) || args.approve.count(s.id)) continue;
+    // --approve ROLLOUT approves every host's step of it (--approve ROLLOUT@HOST one of them).
+    const bool approved = args.approve.count(s.id) ||
+                          (s.rollout >= 0 && args.approve.count(plan.groups[static_cast<size_t>(s.rollout)].id));
+    if (!s.irreversible || (done.count(idx) && !rerun.count(idx)) || approved) continue;
     ok = false;
     if (rerun.count(idx))
       err << "error: step '" << s.id << "' is irreversible and succeeded in an earlier run; `--rerun " << s.id

@@ -17,11 +17,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
+bool is_rollout(const Plan& plan, const std::string& id) {
+  const int g = plan.group_index(id);
+  return g >= 0 && !plan.groups[static_cast<size_t>(g)].host_group.empty();
+}
+
 // A misspelled --approve would approve nothing: the run would stop at the gate it meant to pass.
 bool approve_ids_known(const ApplyArgs& args, const Plan& plan, std::ostream& err) {
   bool unknown = false;
   for (const auto& id : args.approve)
-    if (plan.step_index(id) < 0) {
+    if (plan.step_index(id) < 0 && !is_rollout(plan, id)) {
       unknown = true;
       err << "error: --approve: no step '" << id << "' in " << args.file << "\n";
     }

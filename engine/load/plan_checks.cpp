@@ -388,7 +388,13 @@ void Loader::check_windows_and_graph() {
       ends[k] = plan_->step_index(*names[k]);
       if (ends[k] >= 0) continue;
       Mark m = at(extend(wp, keys[k]));
-      if (plan_->group_index(*names[k]) >= 0) {
+      if (auto r = rollout_first_step_.find(*names[k]); r != rollout_first_step_.end()) {
+        const Step& first = plan_->steps[static_cast<size_t>(r->second)];
+        error(m, "window '" + w.name + "': '" + *names[k] +
+                     "' runs once per host (on: " + plan_->groups[static_cast<size_t>(first.rollout)].host_group +
+                     "); a window starts and ends at one step: name one host's ('" + first.id +
+                     "') or a step before or after the rollout");
+      } else if (plan_->group_index(*names[k]) >= 0) {
         error(m, "window '" + w.name + "': '" + *names[k] + "' is a group; name a step");
       } else {
         std::vector<std::string> ids;

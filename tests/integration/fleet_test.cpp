@@ -195,3 +195,18 @@ TEST_CASE("fleet: one failure past max_failures rolls back every host done, the 
     last_batch = batch;
   }
 }
+
+TEST_CASE("fleet: --approve ROLLOUT approves every host's irreversible step of it, --approve ROLLOUT@HOST one") {
+  TempDir t("plan-fleet");
+  const std::string plan = t.file("plan.yaml",
+                                  "plan: approve\nhosts:\n  a: {local: true}\n  b: {local: true}\ngroups:\n"
+                                  "  g: [a, b]\nsteps:\n  - id: cut\n    type: exec\n    on: g\n"
+                                  "    irreversible: true\n    with: {command: [\"true\"]}\n");
+  Result one = plan_cmd({"apply", plan, "--approve", "cut@a"}, t.str("s1"));
+  CHECK(one.code == 2);
+  CHECK(contains(one.err, "step 'cut@b' is irreversible; approve it with `--approve cut@b`"));
+  Result all = plan_cmd({"apply", plan, "--approve", "cut"}, t.str("s2"));
+  INFO(all.out + all.err);
+  CHECK(all.code == 0);
+  CHECK(contains(all.out + all.err, "summary: 2 succeeded"));
+}

@@ -163,6 +163,10 @@ TEST_CASE("rollout: what a plan says wrong about groups is an error where it is 
   CHECK_THAT(errors_of(g + "  - {id: s, type: exec, on: g, with: {command: [\"true\"]}}\n"
                            "  - {id: t, type: exec, with: {command: [echo, \"${steps.s@c.outputs.stdout}\"]}}\n"),
              Catch::Contains("error: unknown step 's@c'"));
+  CHECK_THAT(errors_of(head + "  g: [a, b]\nwindows:\n  w: {from: s, to: s, budget: 1s}\nsteps:\n" +
+                       "  - {id: s, type: exec, on: g, with: {command: [\"true\"]}}\n"),
+             Catch::Contains("p.yaml:8:13: error: window 'w': 's' runs once per host (on: g); a window starts and "
+                             "ends at one step: name one host's ('s@a') or a step before or after the rollout"));
 }
 
 TEST_CASE("references: host names and step ids may hold dots, a rollout's step ids an '@'") {
