@@ -103,6 +103,11 @@ bool Loader::mentions_run_time(const Json& v) {
 
 void Loader::check_host(const std::string& name, const JsonPath& p) {
   if (name.empty() || name.find("${") != std::string::npos || plan_->find_host(name)) return;
+  if (plan_->find_host_group(name)) {  // a rollout's own were made its host's (localize_rollouts)
+    error(at(p), "'" + name + "' is a group of hosts: a check or a rollback runs on one host; on: " + name +
+                     " means each host only in a step that is itself on: " + name);
+    return;
+  }
   std::vector<std::string> names;
   for (const Host& h : plan_->hosts) names.push_back(h.name);
   error(at(p), "unknown host '" + name + "' in on" + did_you_mean(name, names));

@@ -163,6 +163,10 @@ TEST_CASE("rollout: what a plan says wrong about groups is an error where it is 
   CHECK_THAT(errors_of(g + "  - {id: s, type: exec, on: g, with: {command: [\"true\"]}}\n"
                            "  - {id: t, type: exec, with: {command: [echo, \"${steps.s@c.outputs.stdout}\"]}}\n"),
              Catch::Contains("error: unknown step 's@c'"));
+  CHECK_THAT(errors_of(g + "  - {id: t, type: exec, on: a, with: {command: [\"true\"]}, verify: [{exec: {command: "
+                           "[\"true\"], on: g}}]}\n"),
+             Catch::Contains("error: 'g' is a group of hosts: a check or a rollback runs on one host; on: g means "
+                             "each host only in a step that is itself on: g"));
   CHECK_THAT(errors_of(head + "  g: [a, b]\nwindows:\n  w: {from: s, to: s, budget: 1s}\nsteps:\n" +
                        "  - {id: s, type: exec, on: g, with: {command: [\"true\"]}}\n"),
              Catch::Contains("p.yaml:8:13: error: window 'w': 's' runs once per host (on: g); a window starts and "
