@@ -63,6 +63,10 @@ void add_utc_flag(CLI::App* cmd, plan::ApplyArgs& args) {
 }
 
 // A subcommand: `define` adds it and its options to the app; once parsed, `run` calls the engine.
+// --state, for the commands that read or write a plan's state.
+constexpr const char* kStateHelp =
+    "State folder (journal, lock), or postgres://... for the shared state (default: PLAN_STATE, else .plan/NAME)";
+
 class Command {
  public:
   virtual ~Command() = default;
@@ -123,7 +127,7 @@ class ShowCommand : public Command {
     cmd_->add_option("--format", args_.format, "text, markdown or json")
         ->check(CLI::IsMember({"text", "markdown", "json"}));
     add_var_options(cmd_, vars_, args_.load);
-    cmd_->add_option("--state", args_.state_dir, "State folder whose past runs give estimates (read only)")
+    cmd_->add_option("--state", args_.state_dir, "State folder (or postgres://...) whose past runs give estimates (read only)")
         ->type_name("DIR");
   }
   int run() override {
@@ -201,7 +205,8 @@ class ApplyCommand : public Command {
         ->check(CLI::IsMember({"text", "json"}));
     add_utc_flag(cmd_, args_);
     cmd_->add_option("--state", args_.state_dir,
-                     "State folder (journal, lock); default PLAN_STATE_DIR/NAME or .plan/NAME")
+                     "State folder (journal, lock), or postgres://... for the shared state; default PLAN_STATE, "
+                     "PLAN_STATE_DIR/NAME or .plan/NAME")
         ->type_name("DIR");
     define_resume_options();
     cmd_->add_flag("--no-rollback", args_.no_rollback, "On failure, leave everything as it is (no rollback)");
@@ -261,7 +266,7 @@ class UndoingCommand : public Command {
     cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     add_var_options(cmd_, vars_, args_.load);
     cmd_->add_option("--secrets", args_.secrets_file, "YAML file of secrets")->type_name("FILE");
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
+    cmd_->add_option("--state", args_.state_dir, kStateHelp)->type_name("DIR");
     cmd_->add_flag("--yes", args_.yes, "Approve every approval gate");
     add_ids_option(cmd_, "--approve", approve_, "Approve the gate with this step id (repeatable)");
     cmd_->add_option("--parallelism", args_.parallelism, "Steps running at once (default 4)")
@@ -319,7 +324,7 @@ class StatusCommand : public Command {
   void define(CLI::App& app) override {
     cmd_ = app.add_subcommand("status", "What the last run did, what is pending, timings, the lock");
     cmd_->add_option("FILE", args_.file, "Plan file")->required()->type_name("FILE");
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
+    cmd_->add_option("--state", args_.state_dir, kStateHelp)->type_name("DIR");
     cmd_->add_option("--run", args_.run, "That run instead: its id, a unique prefix, last or previous")
         ->type_name("ID");
     cmd_->add_option("--format", args_.format, "text or json")->check(CLI::IsMember({"text", "json"}));
@@ -340,7 +345,7 @@ class HistoryCommand : public Command {
     cmd_ = app.add_subcommand("history",
                               "Every run, oldest first (newest next to the prompt): kind, times, result, windows, who");
     cmd_->add_option("FILE", args_.file, "Plan file")->required()->type_name("FILE");
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
+    cmd_->add_option("--state", args_.state_dir, kStateHelp)->type_name("DIR");
     cmd_->add_option("--format", args_.format, "text or json")->check(CLI::IsMember({"text", "json"}));
     cmd_->add_option("--limit", args_.limit, "Only the newest N runs")->check(CLI::PositiveNumber);
     add_var_options(cmd_, vars_, args_.load);
@@ -358,7 +363,7 @@ class OutputsCommand : public Command {
                               "Outputs steps recorded, secrets masked (default: each step's latest in this campaign)");
     cmd_->add_option("FILE", args_.file, "Plan file")->required()->type_name("FILE");
     cmd_->add_option("STEP", args_.step, "Only this step's outputs");
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
+    cmd_->add_option("--state", args_.state_dir, kStateHelp)->type_name("DIR");
     cmd_->add_option("--run", args_.run, "What that run recorded: its id, a unique prefix, last or previous")
         ->type_name("ID");
     cmd_->add_option("--format", args_.format, "text or json")->check(CLI::IsMember({"text", "json"}));
@@ -381,7 +386,7 @@ class ReportCommand : public Command {
     cmd_->add_option("--format", args_.format, "markdown (GitHub, mermaid) or html (one self-contained file)")
         ->check(CLI::IsMember({"markdown", "html"}));
     cmd_->add_option("-o,--output", args_.output, "Write the report to FILE instead of stdout")->type_name("FILE");
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal)")->type_name("DIR");
+    cmd_->add_option("--state", args_.state_dir, kStateHelp)->type_name("DIR");
     add_var_options(cmd_, vars_, args_.load);
   }
   int run() override {
@@ -399,7 +404,7 @@ class UnlockCommand : public Command {
     cmd_ = app.add_subcommand("unlock", "Clear the run lock left by a run that is gone");
     cmd_->add_option("FILE", args_.file, "Plan file")->type_name("FILE")->required();
     cmd_->add_flag("--force", args_.force, "Clear it even if its holder may still be running");
-    cmd_->add_option("--state", args_.state_dir, "State folder (journal, lock)")->type_name("DIR");
+    cmd_->add_option("--state", args_.state_dir, kStateHelp)->type_name("DIR");
     add_var_options(cmd_, vars_, args_.load);
   }
   int run() override {
@@ -409,6 +414,26 @@ class UnlockCommand : public Command {
 
  private:
   plan::UnlockArgs args_;
+};
+
+class StateCommand : public Command {
+ public:
+  void define(CLI::App& app) override {
+    cmd_ = app.add_subcommand("state", "Move a state folder's runs into the shared state (postgres://...)");
+    cmd_->add_option("ACTION", action_, "migrate: the folder's journal (every run) into the shared state")
+        ->check(CLI::IsMember({"migrate"}))
+        ->required();
+    cmd_->add_option("--from", args_.from, "The state folder (.plan/NAME)")->type_name("DIR")->required();
+    cmd_->add_option("--to", args_.to, "The shared state: postgres://USER@HOST/DB (default: PLAN_STATE)")
+        ->type_name("URL");
+    cmd_->add_flag("--replace", args_.replace, "Delete the shared state's records of the plan first");
+  }
+  int run() override { return plan::cmd_state_migrate(args_, std::cout, std::cerr); }
+  bool may_change() const override { return true; }
+
+ private:
+  std::string action_;
+  plan::StateMigrateArgs args_;
 };
 
 class SchemaCommand : public Command {
@@ -468,10 +493,12 @@ int main(int argc, char** argv) {
   OutputsCommand outputs;
   ReportCommand report;
   UnlockCommand unlock;
+  StateCommand state;
   SchemaCommand schema;
   // In the order --help lists them.
-  const std::array<Command*, 14> commands{&validate, &lint,   &show,    &graph,   &diff,   &apply,  &rollback,
-                                          &rehearse, &status, &history, &outputs, &report, &unlock, &schema};
+  const std::array<Command*, 15> commands{&validate, &lint,    &show,   &graph,  &diff,  &apply,
+                                          &rollback, &rehearse, &status, &history, &outputs, &report,
+                                          &unlock,   &state,    &schema};
   for (Command* command : commands) command->define(app);
   const plan::cli::BuiltinCommands builtins(app);  // help, completion: read from the commands above
 

@@ -125,7 +125,7 @@ std::string report_command(const ApplyArgs& args, const std::string& run_id) {
   for (const auto& f : args.load.var_files) cmd += " --vars " + ssh::shell_quote(f);
   for (const auto& f : args.load.inventory_files) cmd += " --inventory " + ssh::shell_quote(f);
   for (const auto& [k, v] : args.load.vars) cmd += " --var " + ssh::shell_quote(k + "=" + v);
-  if (!args.state_dir.empty()) cmd += " --state " + ssh::shell_quote(args.state_dir);
+  if (!args.state_dir.empty()) cmd += " --state " + ssh::shell_quote(mask_postgres_url(args.state_dir));
   return cmd + " --run " + run_id + " --format html -o report.html";
 }
 
@@ -153,7 +153,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
   const Plan& plan = p.plan();
 
   std::optional<JournalRun> campaign;
-  if (!read_campaign(p.journal_path(), err, campaign)) return 2;
+  if (!read_campaign(p.state, err, campaign)) return 2;
   if (args.resume && !campaign) {
     err << "error: nothing to resume: no run of " << args.file << " is recorded in " << p.journal_path() << "\n";
     return 2;
@@ -191,7 +191,7 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
   }
 
   std::map<std::string, std::string> hashes = step_content_hashes(plan, p.secrets);
-  estimate_from_past_runs(plan, p.graph, p.state_dir, hashes);
+  estimate_from_state_journal(plan, p.graph, p.state, hashes);
   RunContext ctx(p, args, out, err);
   RunOptions ropts;
   ropts.parallelism = args.parallelism;
@@ -215,11 +215,11 @@ int cmd_apply(const ApplyArgs& args, std::ostream& out, std::ostream& err, const
     return 2;
   }
 
-  std::unique_ptr<JournalWriter> writer;
+  std::unique_ptr<JournalSink> writer;
   std::unique_ptr<RunJournalFile> journal;
   RunIdentity who{"", "apply", args.resume};
   if (!args.dry_run) {
-    writer = open_journal(p.journal_path(), err);
+    writer = p.state.open_journal(err);
     if (!writer) return 2;
     journal = std::make_unique<RunJournalFile>(*writer, plan, &p.masker);
     Json extra = Json::object();

@@ -183,4 +183,15 @@ int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err);
 /// "k=v" -> (k, v); false when there is no '=' or the key is empty.
 bool parse_var_assignment(const std::string& text, std::string* key, std::string* value);
 
+struct StateMigrateArgs {
+  std::string from;      // --from DIR: a state folder (.plan/NAME)
+  std::string to;        // --to postgres://...; empty: PLAN_STATE
+  bool replace = false;  // --replace: the shared state's records of the plan are deleted first
+};
+/// `plan state migrate`: moves a state folder's journal (every run) into the shared state, under
+/// both locks; refuses (2) when the shared state already holds records of that plan, unless
+/// `replace`. The folder's journal is renamed journal.jsonl.migrated, so that no run goes on in
+/// it by mistake. 0 once moved; 4 when a run holds either lock.
+int cmd_state_migrate(const StateMigrateArgs& args, std::ostream& out, std::ostream& err);
+
 }  // namespace plan

@@ -1,8 +1,11 @@
 // `plan validate`, `plan lint`, `plan show`, `plan graph` and `plan --version`: they read plans
 // (or the binary's step and check types) and never connect nor change anything.
 
+#include <sstream>
+
 #include "app/commands.h"
 #include "app/plan_files.h"
+#include "app/state_access.h"
 #include "graph/export.h"
 #include "report/diagnostics_out.h"
 #include "report/show.h"
@@ -117,7 +120,17 @@ int cmd_show(const ShowArgs& args, std::ostream& out, std::ostream& err) {
   // Step hashes show secrets as ***, whatever their value: any value gives the hash apply recorded.
   std::map<std::string, std::string> placeholders;
   for (const auto& [name, mark] : referenced_secrets(r.plan)) placeholders[name] = "***";
-  estimate_from_past_runs(r.plan, g, state_dir_for(r.plan, args.state_dir), step_content_hashes(r.plan, placeholders));
+  if (shared_state_url(args.state_dir).empty()) {
+    estimate_from_past_runs(r.plan, g, state_dir_for(r.plan, args.state_dir), step_content_hashes(r.plan, placeholders));
+  } else {
+    // The shared state's past runs; without it, the plan's and its types' estimates.
+    StateAccess state;
+    std::ostringstream why;
+    if (find_state(r.plan, args.state_dir, "", why, state) == 0)
+      estimate_from_state_journal(r.plan, g, state, step_content_hashes(r.plan, placeholders));
+    else
+      err << "warning: no past runs for the estimates: " << why.str().substr(why.str().rfind("error: ", 0) == 0 ? 7 : 0);
+  }
   ShowFormat f = args.format == "json"       ? ShowFormat::JsonModel
                  : args.format == "markdown" ? ShowFormat::Markdown
                                              : ShowFormat::Text;

@@ -190,6 +190,11 @@ bool state_folder_ours(const Plan& plan, const std::string& dir, const std::stri
   return write_folder_owner(fs::path(dir) / "plan.json", j, err);
 }
 
+StateFolderOwner state_folder_owner(const std::string& dir) {
+  const FolderOwner o = read_folder_owner(dir);
+  return {o.plan, o.file, o.hash};
+}
+
 void estimate_from_past_runs(const Plan& plan, Graph& graph, const std::string& state_dir,
                              const std::map<std::string, std::string>& hashes) {
   PastDurations past = read_past_durations((fs::path(state_dir) / "journal.jsonl").string(), hashes);

@@ -44,6 +44,13 @@ std::string state_dir_for(const Plan& plan, const std::string& override_dir = ""
 bool state_folder_ours(const Plan& plan, const std::string& dir, const std::string& file, bool record,
                        std::ostream& err);
 
+/// The plan a state folder belongs to, as state_folder_ours reads it (plan.json, else the
+/// journal's last run): its name, file and hash, "" where unknown.
+struct StateFolderOwner {
+  std::string plan, file, hash;
+};
+StateFolderOwner state_folder_owner(const std::string& dir);
+
 /// The durations each unchanged step took in the past runs journaled in `state_dir` become its
 /// estimate where the plan gives none (before its type's). Reads the journal only: the folder is
 /// neither created nor locked.

@@ -20,7 +20,7 @@ namespace {
 bool ready_to_rehearse(const Prepared& p, const ApplyArgs& args, std::ostream& err) {
   const Plan& plan = p.plan();
   std::optional<JournalRun> campaign;
-  if (!read_campaign(p.journal_path(), err, campaign)) return false;
+  if (!read_campaign(p.state, err, campaign)) return false;
   if (campaign && (!campaign->finished() || campaign->status == "failed" || campaign->status == "rollback_failed")) {
     err << "error: the last run of " << args.file << " (" << campaign->run_id
         << ") is not finished; resume it or roll it back before rehearsing\n";
@@ -168,7 +168,7 @@ int cmd_rehearse(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   if (!ready_to_rehearse(p, args, err)) return 2;
   const Plan& plan = p.plan();
   std::map<std::string, std::string> hashes = step_content_hashes(plan, p.secrets);
-  std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
+  std::unique_ptr<JournalSink> writer = p.state.open_journal(err);
   if (!writer) return 2;
   RunJournalFile journal(*writer, plan, &p.masker);
 

@@ -6,6 +6,7 @@
 
 #include "app/commands.h"
 #include "app/plan_files.h"
+#include "app/state_access.h"
 #include "app/report_model.h"
 #include "report/run_report.h"
 #include "state/journal.h"
@@ -49,10 +50,11 @@ int cmd_report(const ReportArgs& args, std::ostream& out, std::ostream& err) {
   LoadResult r;
   Graph graph;
   if (!load_and_build(args.file, args.load, err, r, graph)) return 2;
-  const std::string dir = state_dir_for(r.plan, args.state_dir);
-  if (!state_folder_ours(r.plan, dir, args.file, false, err)) return 2;
-  const std::string path = (fs::path(dir) / "journal.jsonl").string();
-  const JournalReadResult journal = read_journal(path);
+  StateAccess state;
+  if (int code = find_state(r.plan, args.state_dir, "", err, state)) return code;
+  if (!state.shared && !state_folder_ours(r.plan, state.dir, args.file, false, err)) return 2;
+  const std::string path = state.journal_where();
+  const JournalReadResult journal = state.read_journal();
   for (const std::string& w : journal.warnings) err << "warning: " << path << ": " << w << "\n";
   if (!journal.error.empty()) {
     err << "error: " << path << ": " << journal.error << "\n";

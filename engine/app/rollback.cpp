@@ -125,7 +125,7 @@ int finish_rollback(Prepared& p, const JournalRun& run, const ApplyArgs& args, s
   if (!nothing &&
       !approvals_answerable(approval_gates(plan, ropts.already_done, false, true), ctx.approver(), "apply", err))
     return 2;
-  std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
+  std::unique_ptr<JournalSink> writer = p.state.open_journal(err);
   if (!writer) return 2;
   RunJournalFile journal(*writer, plan, &p.masker);
   const std::string run_id = journal.run_started("rollback", true, step_content_hashes(plan, p.secrets),
@@ -159,7 +159,7 @@ int cmd_rollback(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   if (int code = prepare(args, "rollback", true, err, p)) return code;
   const Plan& plan = p.plan();
   std::optional<JournalRun> campaign;
-  if (!read_campaign(p.journal_path(), err, campaign)) return 2;
+  if (!read_campaign(p.state, err, campaign)) return 2;
   if (!campaign) {
     err << "error: nothing to roll back: no run of " << args.file << " is recorded in " << p.journal_path() << "\n";
     return 2;
@@ -173,7 +173,7 @@ int cmd_rollback(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   if (nothing_to_undo(plan, ropts.already_done, args.file, out)) {
     // Journaled when it settles something: an interrupted undo, or a campaign left unfinished.
     if (!decisions.empty() || !campaign->finished()) {
-      std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
+      std::unique_ptr<JournalSink> writer = p.state.open_journal(err);
       if (!writer) return 2;
       RunJournalFile journal(*writer, plan, &p.masker);
       journal.run_started("rollback", true, step_content_hashes(plan, p.secrets));
@@ -184,7 +184,7 @@ int cmd_rollback(const ApplyArgs& args, std::ostream& out, std::ostream& err,
   }
   if (!approvals_answerable(approval_gates(plan, ropts.already_done, false, true), ctx.approver(), "rollback", err))
     return 2;
-  std::unique_ptr<JournalWriter> writer = open_journal(p.journal_path(), err);
+  std::unique_ptr<JournalSink> writer = p.state.open_journal(err);
   if (!writer) return 2;
   RunJournalFile journal(*writer, plan, &p.masker);
   const std::string run_id = journal.run_started("rollback", true, step_content_hashes(plan, p.secrets));

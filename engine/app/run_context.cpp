@@ -60,6 +60,33 @@ bool load_run_secrets(const ApplyArgs& args, Prepared& p, std::ostream& err) {
   return true;
 }
 
+// Takes the shared state's lock for `plan VERB FILE` and records the plan there. 0, or the exit
+// code once it has said why.
+int lock_shared_state(const ApplyArgs& args, const std::string& verb, Prepared& p, std::ostream& err) {
+  PgState& shared = *p.state.shared;
+  std::optional<LockHolder> holder, previous;
+  try {
+    if (!shared.try_lock("plan " + verb + " " + args.file, &holder, &previous)) {
+      err << "error: locked by another run: "
+          << (holder && holder->host != "?" ? holder->describe() : std::string("a session that is taking it now"))
+          << " (in " << p.state.journal_where()
+          << "; the lock is its engine's database session: it goes when that engine ends)\n";
+      return 4;
+    }
+    std::string abs_file = p.plan().path;
+    std::error_code ec;
+    if (fs::path a = fs::absolute(p.plan().path, ec); !ec) abs_file = a.lexically_normal().string();
+    shared.record_owner(abs_file, p.plan().hash);
+  } catch (const std::exception& e) {
+    err << "error: " << e.what() << "\n";
+    return 2;
+  }
+  if (previous)
+    err << "lock: the lock of " << previous->describe()
+        << " was released by the server when its session ended (that engine stopped without releasing it)\n";
+  return 0;
+}
+
 // Creates and locks the state folder for `plan VERB FILE`. 0, or the exit code once it has said
 // why.
 int lock_state_folder(const ApplyArgs& args, const std::string& verb, Prepared& p, std::ostream& err) {
@@ -90,7 +117,7 @@ int lock_state_folder(const ApplyArgs& args, const std::string& verb, Prepared& 
 
 }  // namespace
 
-std::string Prepared::journal_path() const { return (fs::path(state_dir) / "journal.jsonl").string(); }
+std::string Prepared::journal_path() const { return state.journal_where(); }
 
 int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std::ostream& err, Prepared& p) {
   if (!load_and_build(args.file, args.load, err, p.r, p.graph)) return 2;
@@ -98,17 +125,25 @@ int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std:
   if (!is_reviewed_plan(args, plan, p.graph, err)) return 2;
   if (!approve_ids_known(args, plan, err)) return 2;
   if (!load_run_secrets(args, p, err)) return 2;
-  p.state_dir = state_dir_for(plan, args.state_dir);
+  if (int code = find_state(plan, args.state_dir, args.secrets_file, err, p.state)) return code;
+  p.state_dir = p.state.dir;
   if (!state_folder_ours(plan, p.state_dir, args.file, false, err)) return 2;
   if (!take_lock) return 0;
+  if (p.state.shared) {
+    if (int code = lock_shared_state(args, verb, p, err)) return code;
+    std::error_code ec;
+    fs::create_directories(p.state_dir, ec);  // for what step types keep there
+    return 0;
+  }
   if (int code = lock_state_folder(args, verb, p, err)) return code;
   // Under the lock: a plan that took the folder meanwhile is still refused.
   if (!state_folder_ours(plan, p.state_dir, args.file, true, err)) return 2;
   return 0;
 }
 
-bool read_campaign(const std::string& path, std::ostream& err, std::optional<JournalRun>& campaign) {
-  JournalReadResult jr = read_journal(path);
+bool read_campaign(const StateAccess& state, std::ostream& err, std::optional<JournalRun>& campaign) {
+  const std::string path = state.journal_where();
+  JournalReadResult jr = state.read_journal();
   for (const auto& w : jr.warnings) err << "warning: journal " << path << ": " << w << "\n";
   if (!jr.error.empty()) {
     err << "error: journal " << path << ": " << jr.error << "\n";
@@ -121,10 +156,11 @@ bool read_campaign(const std::string& path, std::ostream& err, std::optional<Jou
 int read_recorded_runs(const std::string& file, const LoadArgs& load, const std::string& state_dir, std::ostream& err,
                        RecordedRuns& past) {
   if (!load_and_build(file, load, err, past.r, past.graph)) return 2;
-  past.state_dir = state_dir_for(past.r.plan, state_dir);
-  if (!state_folder_ours(past.r.plan, past.state_dir, file, false, err)) return 2;
-  past.journal_path = (fs::path(past.state_dir) / "journal.jsonl").string();
-  JournalReadResult jr = read_journal(past.journal_path);
+  if (int code = find_state(past.r.plan, state_dir, "", err, past.state)) return code;
+  past.state_dir = past.state.dir;
+  if (!past.state.shared && !state_folder_ours(past.r.plan, past.state_dir, file, false, err)) return 2;
+  past.journal_path = past.state.journal_where();
+  JournalReadResult jr = past.state.read_journal();
   for (const auto& w : jr.warnings) err << "warning: journal " << past.journal_path << ": " << w << "\n";
   if (!jr.error.empty()) {
     err << "error: journal " << past.journal_path << ": " << jr.error << "\n";
@@ -133,21 +169,13 @@ int read_recorded_runs(const std::string& file, const LoadArgs& load, const std:
   past.runs = run_history(jr.records);
   // The newest run has not finished: it is running when its process still holds the lock.
   if (!past.runs.empty() && past.runs.back().status == "unfinished") {
-    std::optional<LockHolder> holder = read_lock((fs::path(past.state_dir) / "lock").string());
+    bool stale = false;
+    std::optional<LockHolder> holder = past.state.lock_holder(&stale);
     const RunHistoryEntry& last = past.runs.back();
-    if (holder && !lock_is_stale(*holder) && holder->pid == last.pid && holder->host == last.host)
+    if (holder && !stale && holder->pid == last.pid && holder->host == last.host)
       past.runs.back().status = "running";
   }
   return 0;
-}
-
-std::unique_ptr<JournalWriter> open_journal(const std::string& path, std::ostream& err) {
-  try {
-    return std::make_unique<JournalWriter>(path);
-  } catch (const std::exception& e) {
-    err << "error: " << e.what() << "\n";
-    return nullptr;
-  }
 }
 
 RunContext::RunContext(Prepared& p, const ApplyArgs& args, std::ostream& out, std::ostream& err)
@@ -196,6 +224,7 @@ RunSummary RunContext::run(RunOptions ropts, const std::function<void(Runner*)>&
     jo.kind = who.kind;
     jo.continues = who.continues;
     if (p_.lock) jo.lock = (fs::path(p_.state_dir) / "lock").string();
+    if (p_.state.shared && p_.state.shared->locked()) jo.lock = p_.state.journal_where();
     jo.progress_interval = progress_interval();
     json_events_ = std::make_unique<JsonEventObserver>(out_, &p_.masker, jo);
     runner.add_observer(json_events_.get());
@@ -212,8 +241,15 @@ RunSummary RunContext::run(RunOptions ropts, const std::function<void(Runner*)>&
 }
 
 void RunContext::finish(const std::string& status) {
-  const bool held = p_.lock.has_value();
+  const bool held = p_.holds_lock();
   p_.lock.reset();  // released: another run may start as soon as lock_released is out
+  if (p_.state.shared && p_.state.shared->locked()) {
+    try {
+      p_.state.shared->unlock();
+    } catch (const std::exception&) {
+      // The session ends with the command: the server releases the lock with it.
+    }
+  }
   if (json_events_) json_events_->close(status, held);
 }
 

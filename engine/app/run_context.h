@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "app/commands.h"
+#include "app/state_access.h"
 #include "graph/graph.h"
 #include "load/loader.h"
 #include "plan/interpolate.h"
@@ -31,11 +32,15 @@ struct Prepared {
   Graph graph;
   std::map<std::string, std::string> secrets;
   SecretMasker masker;
-  std::string state_dir;
-  std::optional<RunLock> lock;
+  std::string state_dir;  // state.dir
+  StateAccess state;
+  std::optional<RunLock> lock;  // the folder's; the shared state's is state.shared->locked()
   std::optional<LockHolder> lock_taken_from;  // apply --resume took over the lock of a gone run
   const Plan& plan() const { return r.plan; }
+  /// The journal, for messages (state.journal_where()).
   std::string journal_path() const;
+  /// Whether this command holds the run lock (the folder's or the shared state's).
+  bool holds_lock() const { return lock.has_value() || (state.shared && state.shared->locked()); }
 };
 
 /// Loads the plan, checks --approve ids and secrets, finds the state folder and, with `take_lock`,
@@ -44,13 +49,14 @@ int prepare(const ApplyArgs& args, const std::string& verb, bool take_lock, std:
 
 /// Reads the journal's current campaign (nullopt: none). False, once it has said why, when the
 /// journal cannot be trusted; a torn last line is only a warning.
-bool read_campaign(const std::string& path, std::ostream& err, std::optional<JournalRun>& campaign);
+bool read_campaign(const StateAccess& state, std::ostream& err, std::optional<JournalRun>& campaign);
 
 /// A plan and every run its journal records, for history, status --run and outputs.
 struct RecordedRuns {
   LoadResult r;
   Graph graph;
-  std::string state_dir, journal_path;
+  std::string state_dir, journal_path;  // journal_path: state.journal_where()
+  StateAccess state;
   std::vector<RunHistoryEntry> runs;  // oldest first; an unfinished run whose lock is alive: "running"
 };
 /// Loads the plan and reads its journal (read only: no folder created, no lock). 0, or the exit
@@ -58,8 +64,6 @@ struct RecordedRuns {
 int read_recorded_runs(const std::string& file, const LoadArgs& load, const std::string& state_dir, std::ostream& err,
                        RecordedRuns& past);
 
-/// The journal writer, or null once it has said why it cannot open the file.
-std::unique_ptr<JournalWriter> open_journal(const std::string& path, std::ostream& err);
 
 /// The runner's code, which the summary printed and the journal's status follow: an interrupt
 /// that came while the last steps ran, and let them complete, leaves a run that is done (0), not

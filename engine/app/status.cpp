@@ -8,6 +8,7 @@
 #include "app/commands.h"
 #include "app/plan_files.h"
 #include "app/run_context.h"
+#include "app/state_access.h"
 #include "state/campaign_view.h"
 #include "state/lock.h"
 #include "state/run_history_view.h"
@@ -105,14 +106,15 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
   Graph graph;
   if (!load_and_build(args.file, args.load, err, r, graph)) return 2;
   const Plan& plan = r.plan;
-  std::string dir = state_dir_for(plan, args.state_dir);
-  if (!state_folder_ours(plan, dir, args.file, false, err)) return 2;
-  std::string journal_path = (fs::path(dir) / "journal.jsonl").string();
-  std::optional<LockHolder> holder = read_lock((fs::path(dir) / "lock").string());
-  bool stale = holder && lock_is_stale(*holder);
+  StateAccess state;
+  if (int code = find_state(plan, args.state_dir, "", err, state)) return code;
+  if (!state.shared && !state_folder_ours(plan, state.dir, args.file, false, err)) return 2;
+  std::string journal_path = state.journal_where();
+  bool stale = false;
+  std::optional<LockHolder> holder = state.lock_holder(&stale);
 
   std::optional<JournalRun> campaign;
-  bool readable = read_campaign(journal_path, err, campaign);
+  bool readable = read_campaign(state, err, campaign);
   if (args.format == "json") {
     if (!readable) return 2;
     Json j = {{"plan", plan.name}, {"journal", journal_path}, {"campaign", nullptr}, {"lock", nullptr}};
@@ -138,10 +140,44 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
     out << "lock: none\n";
   else
     out << "lock: held by " << holder->describe()
-        << (stale ? "; stale: that process is gone (`plan unlock " + args.file + "` clears it)" : "") << "\n";
+        << (!stale                ? ""
+            : state.shared ? "; stale: its session is gone (the next run takes it; `plan unlock " + args.file +
+                                 "` clears it)"
+                                  : "; stale: that process is gone (`plan unlock " + args.file + "` clears it)")
+        << "\n";
   out.flush();
   return readable ? 0 : 2;
 }
+
+namespace {
+
+// `plan unlock` of the shared state: the lock is a live session's or nothing; a holder row left
+// by a session that ended is removed (the next run would replace it anyway).
+int unlock_shared(const UnlockArgs& args, const Plan& plan, std::ostream& out, std::ostream& err) {
+  StateAccess state;
+  if (int code = find_state(plan, args.state_dir, "", err, state)) return code;
+  try {
+    bool alive = false;
+    std::optional<LockHolder> holder = state.shared->holder(&alive);
+    if (!holder) {
+      out << "not locked: " << args.file << "\n";
+      return 0;
+    }
+    if (alive || !state.shared->clear_stale_lock()) {
+      err << "error: the lock is held by " << holder->describe()
+          << ", whose engine's session is alive; it goes when that engine ends (an administrator can end the "
+             "session on the server: pg_terminate_backend)\n";
+      return 4;
+    }
+    out << "unlocked " << args.file << " (was held by " << holder->describe() << ", whose session is gone)\n";
+    return 0;
+  } catch (const std::exception& e) {
+    err << "error: " << e.what() << "\n";
+    return 2;
+  }
+}
+
+}  // namespace
 
 int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err) {
   LoadResult r = load_plan_file(args.file, load_options(args.load));
@@ -149,6 +185,7 @@ int cmd_unlock(const UnlockArgs& args, std::ostream& out, std::ostream& err) {
     err << r.format();
     return 2;
   }
+  if (!shared_state_url(args.state_dir).empty()) return unlock_shared(args, r.plan, out, err);
   if (!state_folder_ours(r.plan, state_dir_for(r.plan, args.state_dir), args.file, false, err)) return 2;
   std::string path = (fs::path(state_dir_for(r.plan, args.state_dir)) / "lock").string();
   std::optional<LockHolder> holder = read_lock(path);

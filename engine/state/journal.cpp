@@ -137,6 +137,8 @@ long long int_of(const Json& r, const char* key, long long fallback) {
 
 }  // namespace
 
+std::string journal_record_problem(const Json& record) { return malformed(record); }
+
 uint32_t crc32(const std::string& data) {
   static const std::array<uint32_t, 256> table = make_crc_table();
   uint32_t c = 0xFFFFFFFFu;

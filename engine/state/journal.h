@@ -27,30 +27,41 @@ inline constexpr int kJournalVersion = 1;
 
 uint32_t crc32(const std::string& data);
 
+/// Where a run's records go: the journal file (JournalWriter) or the shared state in PostgreSQL
+/// (state/pg_state.h). Thread-safe.
+class JournalSink {
+ public:
+  virtual ~JournalSink() = default;
+  /// Writes one record (a JSON object; "t" with the wall-clock time in ms is added) and, when
+  /// `durable`, returns only once it and every record before it are durable.
+  virtual void append(Json record, bool durable = true) = 0;
+
+  /// Records written and known durable so far, and the syncs (fdatasync, or commits) appends
+  /// made for them (group commit makes one serve many): what the tests count syncs per step with;
+  /// and how often the file was extended (zero-filled ahead), which is when a sync also commits a
+  /// new size.
+  struct Stats {
+    uint64_t written = 0, synced = 0, syncs = 0, extensions = 0;
+  };
+  virtual Stats stats() const = 0;
+};
+
 /// Appends records to a journal file. Thread-safe.
-class JournalWriter {
+class JournalWriter final : public JournalSink {
  public:
   /// Opens (creating with mode 0600, and writing the version header if empty) or throws
   /// std::runtime_error naming the path and the cause. A torn tail left by a crash is cut off
   /// first, so that new records never join a partial line; the cut bytes (but the NUL padding)
   /// are appended to `path`.torn, so that nothing is lost if they were something else.
   explicit JournalWriter(const std::string& path);
-  ~JournalWriter();
+  ~JournalWriter() override;
   JournalWriter(const JournalWriter&) = delete;
   JournalWriter& operator=(const JournalWriter&) = delete;
 
-  /// Writes one record (a JSON object; "t" with the wall-clock time in ms is added) and, when
-  /// `durable`, returns only once it and every record before it are on disk.
-  void append(Json record, bool durable = true);
+  /// On disk (fdatasync) when `durable`.
+  void append(Json record, bool durable = true) override;
   const std::string& path() const { return path_; }
-
-  /// Records written and known durable so far, and the fdatasync calls appends made for them
-  /// (group commit makes one serve many): what the tests count syncs per step with; and how often
-  /// the file was extended (zero-filled ahead), which is when a sync also commits a new size.
-  struct Stats {
-    uint64_t written = 0, synced = 0, syncs = 0, extensions = 0;
-  };
-  Stats stats() const;
+  Stats stats() const override;
 
  private:
   void sync_through(uint64_t seq, std::unique_lock<std::mutex>& lock);
@@ -82,6 +93,10 @@ struct JournalReadResult {
 JournalReadResult read_journal(const std::string& path);
 /// Same, from bytes (tests feed every truncated length).
 JournalReadResult parse_journal(const std::string& bytes);
+/// What is wrong with the shape of a record ("" when nothing): the fields the engine reads must
+/// have their types, or reading them would throw. For records read from elsewhere (the shared
+/// state) as parse_journal checks the file's.
+std::string journal_record_problem(const Json& record);
 
 /// What the journal says about the current campaign: the records since the last fresh
 /// (non-resumed) apply, folded so that the last record for a step wins. A resumed run, a

@@ -55,6 +55,17 @@ std::string LockHolder::describe() const {
   return s;
 }
 
+LockHolder this_holder(const std::string& command) {
+  LockHolder h;
+  h.pid = static_cast<long>(::getpid());
+  h.host = hostname();
+  h.boot_id = boot_id();
+  h.user = username();
+  h.since = utc_now();
+  h.command = command;
+  return h;
+}
+
 std::optional<LockHolder> read_lock(const std::string& path) {
   std::ifstream in(path);
   if (!in) return std::nullopt;

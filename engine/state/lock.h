@@ -41,6 +41,8 @@ class RunLock {
   std::string path_;
 };
 
+/// This process as a lock's holder: pid, host, boot id, user, since (now, UTC) and `command`.
+LockHolder this_holder(const std::string& command);
 /// Reads the holder of a lock file; nullopt when there is no lock.
 std::optional<LockHolder> read_lock(const std::string& path);
 /// True when the holder ran on this host and its process no longer exists.

@@ -125,7 +125,7 @@ std::string run_status(const RunSummary& summary) {
   return "rolled_back";
 }
 
-RunJournalFile::RunJournalFile(JournalWriter& writer, const Plan& plan, const SecretMasker* masker)
+RunJournalFile::RunJournalFile(JournalSink& writer, const Plan& plan, const SecretMasker* masker)
     : writer_(writer), plan_(plan), masker_(masker) {}
 
 std::string RunJournalFile::id_of(int step) const {

@@ -43,7 +43,7 @@ std::string run_status(const RunSummary& summary);
 class RunJournalFile : public RunJournal {
  public:
   /// `writer` and `masker` (may be null) outlive this object.
-  RunJournalFile(JournalWriter& writer, const Plan& plan, const SecretMasker* masker);
+  RunJournalFile(JournalSink& writer, const Plan& plan, const SecretMasker* masker);
 
   /// Writes run_started: kind "apply" | "rollback" | "rehearse"; `continues` when the run carries
   /// on the current campaign (resume, rollback, rehearsal phases after the first). `extra` keys
@@ -77,7 +77,7 @@ class RunJournalFile : public RunJournal {
   std::string id_of(int step) const;
   std::string mask(const std::string& s) const;
 
-  JournalWriter& writer_;
+  JournalSink& writer_;
   const Plan& plan_;
   const SecretMasker* masker_;
   std::string run_id_;

@@ -2,102 +2,27 @@
 
 #include "connection.h"
 
-#include <libpq-fe.h>
 #include <poll.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include "../params.h"
-#include "util/shared_library.h"
+#include "util/libpq.h"
 
 namespace plan::pg {
 namespace {
 
-/// libpq, opened the first time a plan talks to PostgreSQL rather than linked
-/// (util/shared_library.h says why). Its functions keep their names: pq().PQexec(...).
-struct LibPq {
-  decltype(&::PQcancel) PQcancel = nullptr;
-  decltype(&::PQclear) PQclear = nullptr;
-  decltype(&::PQcmdStatus) PQcmdStatus = nullptr;
-  decltype(&::PQconnectPoll) PQconnectPoll = nullptr;
-  decltype(&::PQconnectStartParams) PQconnectStartParams = nullptr;
-  decltype(&::PQconninfoFree) PQconninfoFree = nullptr;
-  decltype(&::PQconninfoParse) PQconninfoParse = nullptr;
-  decltype(&::PQconsumeInput) PQconsumeInput = nullptr;
-  decltype(&::PQerrorMessage) PQerrorMessage = nullptr;
-  decltype(&::PQfinish) PQfinish = nullptr;
-  decltype(&::PQflush) PQflush = nullptr;
-  decltype(&::PQfname) PQfname = nullptr;
-  decltype(&::PQfreeCancel) PQfreeCancel = nullptr;
-  decltype(&::PQfreemem) PQfreemem = nullptr;
-  decltype(&::PQftype) PQftype = nullptr;
-  decltype(&::PQgetCancel) PQgetCancel = nullptr;
-  decltype(&::PQgetResult) PQgetResult = nullptr;
-  decltype(&::PQgetisnull) PQgetisnull = nullptr;
-  decltype(&::PQgetlength) PQgetlength = nullptr;
-  decltype(&::PQgetvalue) PQgetvalue = nullptr;
-  decltype(&::PQisBusy) PQisBusy = nullptr;
-  decltype(&::PQnfields) PQnfields = nullptr;
-  decltype(&::PQntuples) PQntuples = nullptr;
-  decltype(&::PQputCopyEnd) PQputCopyEnd = nullptr;
-  decltype(&::PQresultErrorField) PQresultErrorField = nullptr;
-  decltype(&::PQresultErrorMessage) PQresultErrorMessage = nullptr;
-  decltype(&::PQresultStatus) PQresultStatus = nullptr;
-  decltype(&::PQsendQuery) PQsendQuery = nullptr;
-  decltype(&::PQsendQueryParams) PQsendQueryParams = nullptr;
-  decltype(&::PQsetnonblocking) PQsetnonblocking = nullptr;
-  decltype(&::PQsocket) PQsocket = nullptr;
-  decltype(&::PQstatus) PQstatus = nullptr;
-  std::string error;  // why it cannot be used; empty when every function was found
-
-  static LibPq load() {
-    static SharedLibrary lib("libpq.so.5", "libpq (Debian: libpq5)");
-    LibPq p;
-    lib.bind(p.PQcancel, "PQcancel");
-    lib.bind(p.PQclear, "PQclear");
-    lib.bind(p.PQcmdStatus, "PQcmdStatus");
-    lib.bind(p.PQconnectPoll, "PQconnectPoll");
-    lib.bind(p.PQconnectStartParams, "PQconnectStartParams");
-    lib.bind(p.PQconninfoFree, "PQconninfoFree");
-    lib.bind(p.PQconninfoParse, "PQconninfoParse");
-    lib.bind(p.PQconsumeInput, "PQconsumeInput");
-    lib.bind(p.PQerrorMessage, "PQerrorMessage");
-    lib.bind(p.PQfinish, "PQfinish");
-    lib.bind(p.PQflush, "PQflush");
-    lib.bind(p.PQfname, "PQfname");
-    lib.bind(p.PQfreeCancel, "PQfreeCancel");
-    lib.bind(p.PQfreemem, "PQfreemem");
-    lib.bind(p.PQftype, "PQftype");
-    lib.bind(p.PQgetCancel, "PQgetCancel");
-    lib.bind(p.PQgetResult, "PQgetResult");
-    lib.bind(p.PQgetisnull, "PQgetisnull");
-    lib.bind(p.PQgetlength, "PQgetlength");
-    lib.bind(p.PQgetvalue, "PQgetvalue");
-    lib.bind(p.PQisBusy, "PQisBusy");
-    lib.bind(p.PQnfields, "PQnfields");
-    lib.bind(p.PQntuples, "PQntuples");
-    lib.bind(p.PQputCopyEnd, "PQputCopyEnd");
-    lib.bind(p.PQresultErrorField, "PQresultErrorField");
-    lib.bind(p.PQresultErrorMessage, "PQresultErrorMessage");
-    lib.bind(p.PQresultStatus, "PQresultStatus");
-    lib.bind(p.PQsendQuery, "PQsendQuery");
-    lib.bind(p.PQsendQueryParams, "PQsendQueryParams");
-    lib.bind(p.PQsetnonblocking, "PQsetnonblocking");
-    lib.bind(p.PQsocket, "PQsocket");
-    lib.bind(p.PQstatus, "PQstatus");
-    p.error = lib.error();
-    return p;
-  }
-};
-
-/// libpq, or an OperationError saying why it cannot be loaded.
+/// libpq (util/libpq.h), or an OperationError saying why it cannot be loaded.
 const LibPq& pq() {
-  static const LibPq lib = LibPq::load();
-  if (!lib.error.empty()) throw OperationError(FailureKind::Error, lib.error);
-  return lib;
+  try {
+    return libpq();
+  } catch (const std::runtime_error& e) {
+    throw OperationError(FailureKind::Error, e.what());
+  }
 }
 
 constexpr long long kSliceMs = 50;
