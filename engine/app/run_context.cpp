@@ -69,8 +69,8 @@ int lock_shared_state(const ApplyArgs& args, const std::string& verb, Prepared& 
     if (!shared.try_lock("plan " + verb + " " + args.file, &holder, &previous)) {
       err << "error: locked by another run: "
           << (holder && holder->host != "?" ? holder->describe() : std::string("a session that is taking it now"))
-          << " (in " << p.state.journal_where()
-          << "; the lock is its engine's database session: it goes when that engine ends)\n";
+          << " (shared state " << shared.where() << ", plan " << shared.plan()
+          << "; its engine's database session holds the lock: it goes when that engine ends)\n";
       return 4;
     }
     std::string abs_file = p.plan().path;

@@ -102,6 +102,8 @@ void PgState::connect(const std::string& url, const std::string& password) {
   const LibPq& pq = libpq();
   // The URL first and expanded; what follows overrides it. Keepalives and a TCP user timeout
   // bound every wait on a server that stops answering; statement_timeout bounds a statement.
+  // synchronous_commit is on for this session whatever the server's default: a record is
+  // durable when its insert returns (the test clusters, for one, turn it off).
   std::vector<std::pair<std::string, std::string>> kw = {
       {"dbname", url},
       {"connect_timeout", "10"},
@@ -111,7 +113,7 @@ void PgState::connect(const std::string& url, const std::string& password) {
       {"keepalives_interval", "5"},
       {"keepalives_count", "3"},
       {"tcp_user_timeout", "30000"},
-      {"options", "-c statement_timeout=60000 -c lock_timeout=30000"},
+      {"options", "-c synchronous_commit=on -c statement_timeout=60000 -c lock_timeout=30000"},
   };
   if (!password.empty()) kw.emplace_back("password", password);
   std::vector<const char*> keys, vals;
