@@ -127,7 +127,8 @@ class ShowCommand : public Command {
     cmd_->add_option("--format", args_.format, "text, markdown or json")
         ->check(CLI::IsMember({"text", "markdown", "json"}));
     add_var_options(cmd_, vars_, args_.load);
-    cmd_->add_option("--state", args_.state_dir, "State folder (or postgres://...) whose past runs give estimates (read only)")
+    cmd_->add_option("--state", args_.state_dir,
+                     "State folder (or postgres://...) whose past runs give estimates (read only)")
         ->type_name("DIR");
   }
   int run() override {
@@ -496,9 +497,8 @@ int main(int argc, char** argv) {
   StateCommand state;
   SchemaCommand schema;
   // In the order --help lists them.
-  const std::array<Command*, 15> commands{&validate, &lint,    &show,   &graph,  &diff,  &apply,
-                                          &rollback, &rehearse, &status, &history, &outputs, &report,
-                                          &unlock,   &state,    &schema};
+  const std::array<Command*, 15> commands{&validate, &lint,    &show,    &graph,  &diff,   &apply, &rollback, &rehearse,
+                                          &status,   &history, &outputs, &report, &unlock, &state, &schema};
   for (Command* command : commands) command->define(app);
   const plan::cli::BuiltinCommands builtins(app);  // help, completion: read from the commands above
 

@@ -121,7 +121,8 @@ int cmd_show(const ShowArgs& args, std::ostream& out, std::ostream& err) {
   std::map<std::string, std::string> placeholders;
   for (const auto& [name, mark] : referenced_secrets(r.plan)) placeholders[name] = "***";
   if (shared_state_url(args.state_dir).empty()) {
-    estimate_from_past_runs(r.plan, g, state_dir_for(r.plan, args.state_dir), step_content_hashes(r.plan, placeholders));
+    estimate_from_past_runs(r.plan, g, state_dir_for(r.plan, args.state_dir),
+                            step_content_hashes(r.plan, placeholders));
   } else {
     // The shared state's past runs; without it, the plan's and its types' estimates.
     StateAccess state;
@@ -129,7 +130,8 @@ int cmd_show(const ShowArgs& args, std::ostream& out, std::ostream& err) {
     if (find_state(r.plan, args.state_dir, "", why, state) == 0)
       estimate_from_state_journal(r.plan, g, state, step_content_hashes(r.plan, placeholders));
     else
-      err << "warning: no past runs for the estimates: " << why.str().substr(why.str().rfind("error: ", 0) == 0 ? 7 : 0);
+      err << "warning: no past runs for the estimates: "
+          << why.str().substr(why.str().rfind("error: ", 0) == 0 ? 7 : 0);
   }
   ShowFormat f = args.format == "json"       ? ShowFormat::JsonModel
                  : args.format == "markdown" ? ShowFormat::Markdown

@@ -6,8 +6,8 @@
 
 #include "app/commands.h"
 #include "app/plan_files.h"
-#include "app/state_access.h"
 #include "app/report_model.h"
+#include "app/state_access.h"
 #include "report/run_report.h"
 #include "state/journal.h"
 #include "state/run_history.h"

@@ -172,8 +172,7 @@ int read_recorded_runs(const std::string& file, const LoadArgs& load, const std:
     bool stale = false;
     std::optional<LockHolder> holder = past.state.lock_holder(&stale);
     const RunHistoryEntry& last = past.runs.back();
-    if (holder && !stale && holder->pid == last.pid && holder->host == last.host)
-      past.runs.back().status = "running";
+    if (holder && !stale && holder->pid == last.pid && holder->host == last.host) past.runs.back().status = "running";
   }
   return 0;
 }

@@ -34,7 +34,7 @@ struct Prepared {
   SecretMasker masker;
   std::string state_dir;  // state.dir
   StateAccess state;
-  std::optional<RunLock> lock;  // the folder's; the shared state's is state.shared->locked()
+  std::optional<RunLock> lock;                // the folder's; the shared state's is state.shared->locked()
   std::optional<LockHolder> lock_taken_from;  // apply --resume took over the lock of a gone run
   const Plan& plan() const { return r.plan; }
   /// The journal, for messages (state.journal_where()).
@@ -63,7 +63,6 @@ struct RecordedRuns {
 /// code once it has said why (an invalid plan, another plan's state folder, an untrusted journal).
 int read_recorded_runs(const std::string& file, const LoadArgs& load, const std::string& state_dir, std::ostream& err,
                        RecordedRuns& past);
-
 
 /// The runner's code, which the summary printed and the journal's status follow: an interrupt
 /// that came while the last steps ran, and let them complete, leaves a run that is done (0), not

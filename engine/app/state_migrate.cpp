@@ -41,8 +41,8 @@ int move_records(const StateMigrateArgs& args, const app::StateFolderOwner& owne
   }
   const long long existing = shared.record_count();
   if (existing > 0 && !args.replace) {
-    err << "error: " << shared.where() << " already holds " << existing << " journal records of plan '"
-        << owner.plan << "'; nothing was moved (--replace deletes them first, if the folder's history is the one "
+    err << "error: " << shared.where() << " already holds " << existing << " journal records of plan '" << owner.plan
+        << "'; nothing was moved (--replace deletes them first, if the folder's history is the one "
         << "to keep)\n";
     return 2;
   }
@@ -54,8 +54,7 @@ int move_records(const StateMigrateArgs& args, const app::StateFolderOwner& owne
   out << "moved " << records.size() << " journal records (" << runs.size() << " run" << (runs.size() == 1 ? "" : "s");
   if (!runs.empty()) out << ", " << runs.front().id << " to " << runs.back().id;
   out << ") of plan '" << owner.plan << "' from " << (fs::path(args.from) / "journal.jsonl").string() << " to "
-      << shared.where() << (existing > 0 ? " (replacing " + std::to_string(existing) + " records there)" : "")
-      << "\n";
+      << shared.where() << (existing > 0 ? " (replacing " + std::to_string(existing) + " records there)" : "") << "\n";
   return 0;
 }
 
@@ -74,7 +73,8 @@ int cmd_state_migrate(const StateMigrateArgs& args, std::ostream& out, std::ostr
   }
   const std::string lock_path = (fs::path(args.from) / "lock").string();
   std::string lock_error;
-  std::optional<RunLock> folder_lock = RunLock::acquire(lock_path, "plan state migrate", "plan unlock FILE", &lock_error);
+  std::optional<RunLock> folder_lock =
+      RunLock::acquire(lock_path, "plan state migrate", "plan unlock FILE", &lock_error);
   if (!folder_lock) {
     err << "error: " << lock_error << "\n";
     return 4;

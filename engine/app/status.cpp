@@ -140,10 +140,10 @@ int cmd_status(const StatusArgs& args, std::ostream& out, std::ostream& err) {
     out << "lock: none\n";
   else
     out << "lock: held by " << holder->describe()
-        << (!stale                ? ""
-            : state.shared ? "; stale: its session is gone (the next run takes it; `plan unlock " + args.file +
-                                 "` clears it)"
-                                  : "; stale: that process is gone (`plan unlock " + args.file + "` clears it)")
+        << (!stale ? ""
+            : state.shared
+                ? "; stale: its session is gone (the next run takes it; `plan unlock " + args.file + "` clears it)"
+                : "; stale: that process is gone (`plan unlock " + args.file + "` clears it)")
         << "\n";
   out.flush();
   return readable ? 0 : 2;

@@ -52,7 +52,9 @@ std::string one_line(const char* msg) {
 
 }  // namespace
 
-bool is_postgres_url(const std::string& s) { return s.rfind("postgres://", 0) == 0 || s.rfind("postgresql://", 0) == 0; }
+bool is_postgres_url(const std::string& s) {
+  return s.rfind("postgres://", 0) == 0 || s.rfind("postgresql://", 0) == 0;
+}
 
 std::string mask_postgres_url(const std::string& url) {
   std::string out = url;
@@ -176,9 +178,10 @@ std::vector<std::vector<std::optional<std::string>>> PgState::query_locked(const
   for (int t = 0; t < nt; ++t) {
     std::vector<std::optional<std::string>> row;
     for (int f = 0; f < nf; ++f)
-      row.push_back(pq.PQgetisnull(r, t, f) ? std::nullopt
-                                            : std::optional<std::string>(std::string(
-                                                  pq.PQgetvalue(r, t, f), static_cast<size_t>(pq.PQgetlength(r, t, f)))));
+      row.push_back(pq.PQgetisnull(r, t, f)
+                        ? std::nullopt
+                        : std::optional<std::string>(
+                              std::string(pq.PQgetvalue(r, t, f), static_cast<size_t>(pq.PQgetlength(r, t, f)))));
     rows.push_back(std::move(row));
   }
   pq.PQclear(r);

@@ -39,7 +39,8 @@ std::string every_table(const std::string& db) {
   std::istringstream tables(
       psql(kNew, db, "select table_name from information_schema.tables where table_schema = 'public' order by 1"));
   for (std::string t; std::getline(tables, t);)
-    if (!t.empty()) all += t + ":\n" + psql(kNew, db, "select coalesce(string_agg(x::text, E'\\n'), '') from " + t + " x") + "\n";
+    if (!t.empty())
+      all += t + ":\n" + psql(kNew, db, "select coalesce(string_agg(x::text, E'\\n'), '') from " + t + " x") + "\n";
   return all;
 }
 
@@ -51,8 +52,9 @@ std::thread plan_in_background(std::vector<std::string> args, std::map<std::stri
 
 }  // namespace
 
-TEST_CASE("shared state: two engines in different folders compete for one plan: one runs, the other exits 4 naming "
-          "the holder") {
+TEST_CASE(
+    "shared state: two engines in different folders compete for one plan: one runs, the other exits 4 naming "
+    "the holder") {
   require_servers();
   fresh_db(kNew, "plan_state_lock");
   TempDir a("plan-shared-a"), b("plan-shared-b"), work("plan-shared-work");
@@ -85,8 +87,9 @@ TEST_CASE("shared state: two engines in different folders compete for one plan: 
   drop_db(kNew, "plan_state_lock");
 }
 
-TEST_CASE("shared state: the holder killed with SIGKILL mid-run is resumed from another folder whose local state is "
-          "empty, every step's effect exactly once") {
+TEST_CASE(
+    "shared state: the holder killed with SIGKILL mid-run is resumed from another folder whose local state is "
+    "empty, every step's effect exactly once") {
   require_servers();
   fresh_db(kNew, "plan_state_kill");
   TempDir a("plan-shared-a"), b("plan-shared-b"), work("plan-shared-work");
@@ -109,7 +112,8 @@ TEST_CASE("shared state: the holder killed with SIGKILL mid-run is resumed from 
   INFO(resumed.out << resumed.err);
   CHECK(resumed.code == 0);
   CHECK(contains(resumed.err, "was released by the server when its session ended"));
-  CHECK(contains(resumed.err, "resume: b was in flight when the last run stopped; the probe says it took effect: done"));
+  CHECK(
+      contains(resumed.err, "resume: b was in flight when the last run stopped; the probe says it took effect: done"));
   CHECK(read_file(work.path / "out.txt") == "a\nb\nc\n");
   Result history = run({kPlan, "history", file_b}, b.str(), env);
   CHECK(count_of(history.out, "\n") == 3);  // the header, the killed run, the resume
@@ -134,8 +138,9 @@ TEST_CASE("shared state: the server restarted mid-run stops the engine with a cl
   REQUIRE(started);
   INFO(cut.out << cut.err);
   CHECK(cut.code == 3);
-  CHECK(contains(cut.err, "error: shared state postgres://plan@127.0.0.3/plan_state_restart: the connection to the "
-                          "server was lost"));
+  CHECK(contains(cut.err,
+                 "error: shared state postgres://plan@127.0.0.3/plan_state_restart: the connection to the "
+                 "server was lost"));
   CHECK(contains(cut.err, "continue it with `plan apply --resume`"));
   Result resumed = run({kPlan, "apply", file, "--resume"}, a.str(), env);
   INFO(resumed.out << resumed.err);
@@ -165,8 +170,8 @@ TEST_CASE("shared state: secrets are never in the tables nor in any output, the 
   // The password written in the URL itself, as some operators will.
   const std::string in_clear = "postgres://plan:" + pg_password() + "@" + kNew + "/plan_state_secrets";
   Result outputs = run({kPlan, "outputs", file, "--state", in_clear}, a.str(), env);
-  Result wrong = run({kPlan, "status", file, "--state", "postgres://plan:wrong-pw-5521@" + kNew + "/plan_state_secrets"},
-                     a.str(), {});
+  Result wrong = run(
+      {kPlan, "status", file, "--state", "postgres://plan:wrong-pw-5521@" + kNew + "/plan_state_secrets"}, a.str(), {});
   CHECK(wrong.code == 2);
   CHECK(contains(wrong.err, "postgres://plan:***@127.0.0.3/plan_state_secrets"));
   const std::string tables = every_table("plan_state_secrets");
@@ -181,12 +186,14 @@ TEST_CASE("shared state: secrets are never in the tables nor in any output, the 
   drop_db(kNew, "plan_state_secrets");
 }
 
-TEST_CASE("shared state: engines starting at once create the schema once, opening it again changes nothing, a newer "
-          "schema is refused") {
+TEST_CASE(
+    "shared state: engines starting at once create the schema once, opening it again changes nothing, a newer "
+    "schema is refused") {
   require_servers();
   fresh_db(kNew, "plan_state_schema");
   TempDir a("plan-shared-a");
-  const std::string file = a.file("p.yaml", "plan: shared-schema\nsteps:\n  - { id: x, type: exec, with: { command: [\"true\"] } }\n");
+  const std::string file =
+      a.file("p.yaml", "plan: shared-schema\nsteps:\n  - { id: x, type: exec, with: { command: [\"true\"] } }\n");
   const auto env = state_env("plan_state_schema");
   std::vector<Result> results(4);
   std::vector<std::thread> engines;
@@ -209,8 +216,9 @@ TEST_CASE("shared state: engines starting at once create the schema once, openin
   drop_db(kNew, "plan_state_schema");
 }
 
-TEST_CASE("shared state: state migrate moves a folder's runs, history shows them there, and a second migrate is "
-          "refused") {
+TEST_CASE(
+    "shared state: state migrate moves a folder's runs, history shows them there, and a second migrate is "
+    "refused") {
   require_servers();
   fresh_db(kNew, "plan_state_migrate");
   TempDir a("plan-shared-a"), work("plan-shared-work");
