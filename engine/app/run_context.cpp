@@ -81,9 +81,11 @@ int lock_shared_state(const ApplyArgs& args, const std::string& verb, Prepared& 
     err << "error: " << e.what() << "\n";
     return 2;
   }
-  if (previous)
+  if (previous) {
     err << "lock: the lock of " << previous->describe()
         << " was released by the server when its session ended (that engine stopped without releasing it)\n";
+    if (verb == "apply" && args.resume) p.lock_taken_from = previous;  // journaled as the folder's take-over
+  }
   return 0;
 }
 
