@@ -45,8 +45,9 @@ struct Env {
 
 }  // namespace
 
-TEST_CASE("shared state: the run journal writes through the store seam, and what it wrote reads back as the file's "
-          "would") {
+TEST_CASE(
+    "shared state: the run journal writes through the store seam, and what it wrote reads back as the file's "
+    "would") {
   LoadResult r = load_plan_text("t.yaml",
                                 "plan: t\nsteps:\n  - { id: a, type: exec, with: { command: [\"true\"] } }\n"
                                 "  - { id: b, type: exec, needs: [a], with: { command: [echo, \"${secret.K}\"] } }\n");
@@ -72,8 +73,8 @@ TEST_CASE("shared state: the run journal writes through the store seam, and what
   const std::optional<JournalRun> campaign = current_campaign(sink.records);
   REQUIRE(campaign);
   CHECK(campaign->run_id == id);
-  CHECK(campaign->steps["a"].state == "succeeded");
-  CHECK(campaign->steps["b"].state == "running");  // in flight: a resume probes it
+  CHECK(campaign->steps.at("a").state == "succeeded");
+  CHECK(campaign->steps.at("b").state == "running");  // in flight: a resume probes it
   const std::vector<RunHistoryEntry> runs = run_history(sink.records);
   REQUIRE(runs.size() == 1);
   CHECK(runs[0].status == "interrupted");
@@ -117,6 +118,7 @@ TEST_CASE("shared state: a ${secret...} in the URL is filled in, percent-encoded
   CHECK(mask_postgres_url(url) == "postgres://plan:***@h/st");
   std::string missing = "postgres://plan:${secret.nope}@h/st";
   CHECK_FALSE(app::resolve_state_url("", missing, err));
-  CHECK(err.str() == "error: --state: secret 'nope' is not set; set PLAN_SECRET_nope in the environment or give it "
-                     "in the secrets file\n");
+  CHECK(err.str() ==
+        "error: --state: secret 'nope' is not set; set PLAN_SECRET_nope in the environment or give it "
+        "in the secrets file\n");
 }
