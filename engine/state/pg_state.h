@@ -8,10 +8,12 @@
 //   plan_lock    (plan PK, pid, host, user_name, since, command, boot_id, backend_pid)
 // Rows are keyed by the plan's name, the identity its state folder (.plan/NAME) stands for.
 //
-// Each journal record is inserted in autocommit: durable (committed, synchronous_commit) before
-// append() returns, as the file journal's fdatasync. The lock is pg_try_advisory_lock held by
-// this engine's own session, so it dies with the session (a crashed engine's lock is released by
-// the server); the plan_lock row names the holder for the others to see.
+// Each journal record is inserted in autocommit. One that must be durable is committed with
+// synchronous_commit (the WAL flushed) before append() returns, as the file journal's fdatasync;
+// the others (a step's end) are committed without waiting for the flush, as the file's are written
+// without a sync, and the next durable commit carries them (WAL order): one flush per step. The lock is
+// pg_try_advisory_lock held by this engine's own session, so it dies with the session (a crashed engine's lock is
+// released by the server); the plan_lock row names the holder for the others to see.
 //
 // The password never appears in a message: every one names the masked URL
 // (postgres://plan:***@host/db). libpq is opened on first use (util/libpq.h), not linked.

@@ -53,6 +53,15 @@ LibPq load() {
 
 }  // namespace
 
+std::string sql_literal(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
 const LibPq& libpq() {
   static const LibPq lib = load();
   if (!lib.error.empty()) throw std::runtime_error(lib.error);

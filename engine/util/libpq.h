@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include <string>
+#include <vector>
 
 namespace plan {
 
@@ -48,6 +49,25 @@ struct LibPq {
   decltype(&::PQstatus) PQstatus = nullptr;
   std::string error;  // why it cannot be used; empty when every function was found
 };
+
+/// libpq's NULL-terminated keyword and value arrays over `kw` (pairs of strings, which must
+/// outlive them), for PQconnectdbParams and PQconnectStartParams.
+struct ConnKeywords {
+  std::vector<const char*> keys, values;
+  template <class Pairs>
+  explicit ConnKeywords(const Pairs& kw) {
+    for (const auto& entry : kw) {
+      keys.push_back(entry.first.c_str());
+      values.push_back(entry.second.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+  }
+};
+
+/// 'text' as an SQL literal, for a connection with standard_conforming_strings on (only quotes
+/// are doubled); `text` must hold no NUL byte.
+std::string sql_literal(const std::string& text);
 
 /// libpq with every function above bound; throws std::runtime_error saying why it cannot be
 /// loaded ("cannot load libpq.so.5 (...): install libpq (Debian: libpq5)").

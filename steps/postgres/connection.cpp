@@ -243,14 +243,7 @@ std::string quote_ident(const std::string& s) {
   return out + "\"";
 }
 
-std::string quote_literal(const std::string& s) {
-  std::string out = "'";
-  for (char ch : s) {
-    if (ch == '\'') out += '\'';
-    out += ch;
-  }
-  return out + "'";
-}
+std::string quote_literal(const std::string& s) { return sql_literal(s); }
 
 Json cell_json(const std::optional<std::string>& v, unsigned oid) {
   if (!v) return nullptr;
@@ -327,14 +320,8 @@ std::unique_ptr<Connection> Connection::open(const ConnParams& c, Deadline deadl
   }
   const std::string& where = conn->where_;
   auto failed = [&](FailureKind kind, const std::string& why) { return OperationError(kind, where + ": " + why); };
-  std::vector<const char*> keys, vals;
-  for (const auto& [k, v] : kw) {
-    keys.push_back(k.c_str());
-    vals.push_back(v.c_str());
-  }
-  keys.push_back(nullptr);
-  vals.push_back(nullptr);
-  PGconn* pc = pq().PQconnectStartParams(keys.data(), vals.data(), 0);
+  const ConnKeywords arrays(kw);
+  PGconn* pc = pq().PQconnectStartParams(arrays.keys.data(), arrays.values.data(), 0);
   conn->impl_->conn = pc;
   if (!pc) throw failed(FailureKind::Error, "out of memory");
   if (pq().PQstatus(pc) == CONNECTION_BAD) throw failed(FailureKind::Error, clean_error(pq().PQerrorMessage(pc)));

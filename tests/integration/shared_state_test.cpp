@@ -50,19 +50,37 @@ std::thread plan_in_background(std::vector<std::string> args, std::map<std::stri
   return std::thread([args, env, out] { quiet(args, env, out); });
 }
 
+// Two folders holding the same plan (named `name`, its state in database `db`) and a third where
+// its steps write; an engine started on folder a's plan, once step b has started.
+struct TwoFolders {
+  std::string db;
+  TempDir a{"plan-shared-a"}, b{"plan-shared-b"}, work{"plan-shared-work"};
+  std::string file_a, file_b;
+  std::map<std::string, std::string> env;
+  pid_t engine = -1;
+  TwoFolders(const std::string& name, const std::string& database) : db(database) {
+    require_servers();
+    fresh_db(kNew, db);
+    const std::string yaml = append_plan(name, work.path);
+    file_a = a.file("p.yaml", yaml);
+    file_b = b.file("p.yaml", yaml);
+    env = state_env(db);
+    engine = spawn_plan({"apply", file_a}, env);
+    REQUIRE(eventually([&] { return fs::exists(work.path / "started"); }, std::chrono::seconds(60)));
+  }
+  ~TwoFolders() { drop_db(kNew, db); }
+};
+
 }  // namespace
 
 TEST_CASE(
     "shared state: two engines in different folders compete for one plan: one runs, the other exits 4 naming "
     "the holder") {
-  require_servers();
-  fresh_db(kNew, "plan_state_lock");
-  TempDir a("plan-shared-a"), b("plan-shared-b"), work("plan-shared-work");
-  const std::string yaml = append_plan("shared-lock", work.path);
-  const std::string file_a = a.file("p.yaml", yaml), file_b = b.file("p.yaml", yaml);
-  const auto env = state_env("plan_state_lock");
-  const pid_t first = spawn_plan({"apply", file_a}, env);
-  REQUIRE(eventually([&] { return fs::exists(work.path / "started"); }, std::chrono::seconds(60)));
+  TwoFolders t("shared-lock", "plan_state_lock");
+  const TempDir &a = t.a, &b = t.b, &work = t.work;
+  const std::string &file_a = t.file_a, &file_b = t.file_b;
+  const auto& env = t.env;
+  const pid_t first = t.engine;
 
   Result second = run({kPlan, "apply", file_b}, b.str(), env);
   CHECK(second.code == 4);
@@ -84,20 +102,16 @@ TEST_CASE(
   // Neither folder holds a journal: both engines used the shared one.
   CHECK_FALSE(fs::exists(a.path / ".plan" / "shared-lock" / "journal.jsonl"));
   CHECK_FALSE(fs::exists(b.path / ".plan" / "shared-lock" / "journal.jsonl"));
-  drop_db(kNew, "plan_state_lock");
 }
 
 TEST_CASE(
     "shared state: the holder killed with SIGKILL mid-run is resumed from another folder whose local state is "
     "empty, every step's effect exactly once") {
-  require_servers();
-  fresh_db(kNew, "plan_state_kill");
-  TempDir a("plan-shared-a"), b("plan-shared-b"), work("plan-shared-work");
-  const std::string yaml = append_plan("shared-kill", work.path);
-  const std::string file_a = a.file("p.yaml", yaml), file_b = b.file("p.yaml", yaml);
-  const auto env = state_env("plan_state_kill");
-  const pid_t engine = spawn_plan({"apply", file_a}, env);
-  REQUIRE(eventually([&] { return fs::exists(work.path / "started"); }, std::chrono::seconds(60)));
+  TwoFolders t("shared-kill", "plan_state_kill");
+  const TempDir &b = t.b, &work = t.work;
+  const std::string& file_b = t.file_b;
+  const auto& env = t.env;
+  const pid_t engine = t.engine;
   REQUIRE(kill_engine(engine));
   // The step's own process outlives the engine, as on a machine where only plan died: it ends,
   // and the resume's probe must find its effect.
@@ -118,7 +132,6 @@ TEST_CASE(
   Result history = run({kPlan, "history", file_b}, b.str(), env);
   CHECK(count_of(history.out, "\n") == 3);  // the header, the killed run, the resume
   CHECK(contains(history.out, "unfinished"));
-  drop_db(kNew, "plan_state_kill");
 }
 
 TEST_CASE("shared state: the server restarted mid-run stops the engine with a clear message, and the run resumes") {
