@@ -125,7 +125,7 @@ std::string report_command(const ApplyArgs& args, const std::string& run_id) {
   for (const auto& f : args.load.var_files) cmd += " --vars " + ssh::shell_quote(f);
   for (const auto& f : args.load.inventory_files) cmd += " --inventory " + ssh::shell_quote(f);
   for (const auto& [k, v] : args.load.vars) cmd += " --var " + ssh::shell_quote(k + "=" + v);
-  if (!args.state_dir.empty()) cmd += " --state " + ssh::shell_quote(mask_postgres_url(args.state_dir));
+  if (!args.state_dir.empty()) cmd += " --state " + ssh::shell_quote(args.state_dir);
   return cmd + " --run " + run_id + " --format html -o report.html";
 }
 

@@ -90,8 +90,9 @@ class RunContext {
   /// Lines the dry-run report shows under "warning: apply would stop before its first step".
   void set_dry_run_warnings(std::vector<std::string> lines) { dry_run_warnings_ = std::move(lines); }
 
-  /// The command that produces the run's report, printed with the summary.
-  void set_report_command(std::string command) { console_.set_report_command(std::move(command)); }
+  /// The command that produces the run's report, printed with the summary; a postgres:// URL in
+  /// it is shown with its password masked.
+  void set_report_command(const std::string& command) { console_.set_report_command(mask_postgres_url(command)); }
   /// Runs the plan; `attach` is called with the runner before it starts and with nullptr after.
   RunSummary run(RunOptions ropts, const std::function<void(Runner*)>& attach, const RunIdentity& who = {});
   /// Once the journal recorded the end of the run: releases the run lock and ends the event

@@ -96,6 +96,9 @@ TEST_CASE("shared state: the URL's password is masked wherever it is written") {
   CHECK(mask_postgres_url("postgres://127.0.0.3/st?user=plan&password=pw&sslmode=require") ==
         "postgres://127.0.0.3/st?user=plan&password=***&sslmode=require");
   CHECK(mask_postgres_url("postgres://u:a:b@h/db?password=x") == "postgres://u:***@h/db?password=***");
+  // In a command line (the summary's `plan report ...`), as alone.
+  CHECK(mask_postgres_url("plan report 'p.yaml' --state 'postgres://plan:pw@h/db' --run 1") ==
+        "plan report 'p.yaml' --state 'postgres://plan:***@h/db' --run 1");
   // A ':' after the host (a port) is not a password.
   CHECK(mask_postgres_url("postgres://h:5433/db") == "postgres://h:5433/db");
 }
