@@ -92,6 +92,9 @@ TEST_CASE(
   Result status = run({kPlan, "status", file_b}, b.str(), env);
   CHECK(contains(status.out, "lock: held by pid " + std::to_string(first)));
   CHECK(contains(status.out, "status: running"));
+  Result unlock = run({kPlan, "unlock", file_b}, b.str(), env);
+  CHECK(unlock.code == 4);  // a live session's lock is not anyone's to clear
+  CHECK(contains(unlock.err, "whose engine's session is alive"));
 
   write_file(work.path / "release", "");
   int code = -1;
@@ -253,6 +256,9 @@ TEST_CASE(
   Result after = run({kPlan, "history", file, "--state", url}, a.str(), local);
   CHECK(after.code == 0);
   CHECK(after.out == before.out);
+  Result report = run({kPlan, "report", file, "--state", url, "--run", "previous"}, a.str(), local);
+  CHECK(report.code == 0);
+  CHECK(contains(report.out, "gantt"));
 
   fs::rename(folder + "/journal.jsonl.migrated", folder + "/journal.jsonl");
   Result again = run({kPlan, "state", "migrate", "--from", folder, "--to", url}, a.str(), local);
@@ -263,4 +269,32 @@ TEST_CASE(
   CHECK(contains(replaced.out, "(replacing 16 records there)"));
   CHECK(psql(kNew, "plan_state_migrate", "select count(*) from plan_journal") == "16");
   drop_db(kNew, "plan_state_migrate");
+}
+
+TEST_CASE("shared state: rollback and rehearse journal there as apply does, and history shows each kind") {
+  require_servers();
+  fresh_db(kNew, "plan_state_kinds");
+  TempDir a("plan-shared-a"), work("plan-shared-work");
+  const std::string out = (work.path / "out.txt").string();
+  const std::string file = a.file("p.yaml",
+                                  "plan: shared-kinds\nsteps:\n  - id: a\n    type: exec\n"
+                                  "    with: { shell: \"echo do >> " +
+                                      out +
+                                      "\" }\n"
+                                      "    rollback: { type: exec, with: { shell: \"echo undo >> " +
+                                      out + "\" } }\n");
+  const auto env = state_env("plan_state_kinds");
+  CHECK(run({kPlan, "apply", file}, a.str(), env).code == 0);
+  CHECK(run({kPlan, "rollback", file, "--yes"}, a.str(), env).code == 0);
+  Result rehearsed = run({kPlan, "rehearse", file, "--yes"}, a.str(), env);
+  INFO(rehearsed.err);
+  CHECK(rehearsed.code == 0);
+  CHECK(read_file(out) == "do\nundo\ndo\nundo\n");
+  Result history = run({kPlan, "history", file}, a.str(), env);
+  CHECK(contains(history.out, " apply "));
+  CHECK(contains(history.out, " rollback "));
+  CHECK(contains(history.out, " rehearse:apply "));
+  CHECK(contains(history.out, " rehearse:rollback "));
+  CHECK_FALSE(fs::exists(a.path / ".plan" / "shared-kinds" / "journal.jsonl"));
+  drop_db(kNew, "plan_state_kinds");
 }
