@@ -116,7 +116,8 @@ void PgState::connect(const std::string& url, const std::string& password) {
       {"keepalives_count", "3"},
       {"tcp_user_timeout", "30000"},
       {"options",
-       "-c synchronous_commit=on -c standard_conforming_strings=on -c statement_timeout=60000 -c lock_timeout=30000"},
+       "-c synchronous_commit=on -c standard_conforming_strings=on -c client_min_messages=warning -c "
+       "statement_timeout=60000 -c lock_timeout=30000"},
   };
   if (!password.empty()) kw.emplace_back("password", password);
   const ConnKeywords arrays(kw);
