@@ -256,6 +256,12 @@ TEST_CASE(
   Result after = run({kPlan, "history", file, "--state", url}, a.str(), local);
   CHECK(after.code == 0);
   CHECK(after.out == before.out);
+  // The predictions come from the shared state's runs now: the folder's journal is gone.
+  Result show = run({kPlan, "show", file, "--state", url}, a.str(), local);
+  CHECK(count_of(show.out, "(from 2 past runs)") == 3);
+  Result dry = run({kPlan, "apply", file, "--state", url, "--dry-run"}, a.str(), local);
+  CHECK(dry.code == 0);
+  CHECK(contains(dry.out + dry.err, "from 2 past runs"));
   Result report = run({kPlan, "report", file, "--state", url, "--run", "previous"}, a.str(), local);
   CHECK(report.code == 0);
   CHECK(contains(report.out, "gantt"));
