@@ -129,6 +129,8 @@ TEST_CASE("fleet: a host failing mid-batch and one unreachable leave the run wit
   CHECK(!fs::exists(t.str("undone")));
   Result status = plan_cmd({"status", plan, "--inventory", inv}, t.str("state"));
   CHECK(contains(status.out, "status: succeeded"));
+  CHECK(contains(status.out, "rollout deploy on group fleet: 2 of 11 hosts failed, 9 of 11 hosts succeeded\n"));
+  CHECK(contains(status.out, "rollout check on group fleet: 2 of 11 hosts skipped, 9 of 11 hosts succeeded\n"));
   CHECK(std::regex_search(status.out, std::regex(R"(check@127\.0\.1\.56 +skipped .*host 127\.0\.1\.56 left the run)")));
 }
 
