@@ -62,10 +62,11 @@ void add_utc_flag(CLI::App* cmd, plan::ApplyArgs& args) {
   cmd->add_flag("--utc", args.utc, "Timestamp progress lines in UTC (default: local time with its offset)");
 }
 
-// A subcommand: `define` adds it and its options to the app; once parsed, `run` calls the engine.
 // --state, for the commands that read or write a plan's state.
 constexpr const char* kStateHelp =
     "State folder (journal, lock), or postgres://... for the shared state (default: PLAN_STATE, else .plan/NAME)";
+
+// A subcommand: `define` adds it and its options to the app; once parsed, `run` calls the engine.
 
 class Command {
  public:

@@ -72,7 +72,7 @@ class Reader {
   }
 
   void group(const std::string& name, const Json& v, const JsonPath& p, int depth) {
-    GroupDef& g = def(name, p);
+    def(name, p);
     depth_[name] = std::max(depth_[name], depth);
     if (depth > 64) return error(p, "groups nested more than 64 deep", true);
     if (v.is_null()) return;
@@ -98,7 +98,6 @@ class Reader {
         error(kp, "unknown key '" + it.key() + "' in group '" + name + "': a group has hosts, vars and children", true);
       }
     }
-    (void)g;
   }
 
   void hosts(const std::string& group_name, const Json& v, const JsonPath& p) {

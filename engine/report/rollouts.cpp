@@ -98,6 +98,10 @@ std::string predicted_text(const Json& j) {
 void rollouts_text(std::ostream& o, const Json& rollouts) {
   if (rollouts.empty()) return;
   o << "\nrollouts:\n";
+  rollouts_lines(o, rollouts);
+}
+
+void rollouts_lines(std::ostream& o, const Json& rollouts) {
   for (const Json& r : rollouts) {
     const size_t batches = r["batches"].size();
     o << "  " << r["id"].get<std::string>() << " (" << r.value("type", std::string()) << ") on group "

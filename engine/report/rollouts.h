@@ -16,5 +16,7 @@ Json rollouts_json(const Plan& plan, const Graph& graph);
 
 /// The "rollouts:" section of show's text and the dry run's (nothing when there are none).
 void rollouts_text(std::ostream& o, const Json& rollouts);
+/// Its lines without the heading (show's Markdown puts them in a block of its own).
+void rollouts_lines(std::ostream& o, const Json& rollouts);
 
 }  // namespace plan

@@ -227,9 +227,9 @@ std::string render_show_markdown(const Json& m, const std::string& mermaid) {
   graph(o, mermaid);
   predictions(o, m);
   if (!m["rollouts"].empty()) {  // the same lines as the text form: batches line up in a block
-    std::ostringstream r;
-    rollouts_text(r, m["rollouts"]);
-    o << "\n## Rollouts\n\n```text\n" << r.str().substr(std::string("\nrollouts:\n").size()) << "```\n";
+    o << "\n## Rollouts\n\n```text\n";
+    rollouts_lines(o, m["rollouts"]);
+    o << "```\n";
   }
   waves(o, m);
   return o.str();
