@@ -83,12 +83,6 @@ Json merged(Json a, const Json& b) {
 /// "\"botbot\" on 127.0.0.3:5432".
 std::string target_name(const CopyParams& c) { return pg::quote_ident(c.target_db) + " on " + pg::server_of(c.target); }
 
-/// Whether the database the target names exists, asked through a connection to the maintenance
-/// database.
-bool target_exists(pg::Connection& admin, const CopyParams& c) {
-  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {c.target_db}).value_or("0") != "0";
-}
-
 /// Removes a temporary folder when it goes out of scope.
 struct TempFolder {
   std::string path;
@@ -231,7 +225,7 @@ void CopyAttempt::open_source() {
 void CopyAttempt::look_at_target() {
   admin_ = pg::in_context(
       "target ", [&] { return pg::Connection::open(c_.target, ctx_.deadline, ctx_.cancel, c_.maintenance_db); });
-  exists_ = pg::in_context("target " + admin_->where() + ": ", [&] { return target_exists(*admin_, c_); });
+  exists_ = pg::in_context("target " + admin_->where() + ": ", [&] { return pg::database_exists(*admin_, c_.target_db); });
 }
 
 /// Puts back what an attempt of this step that never finished (the engine died) left on the target.
@@ -589,7 +583,7 @@ ProbeResult CopyDatabaseStep::probe(StepContext& ctx) const {
     auto admin = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, c.maintenance_db, true);
     // Gone while its record says it existed: an undo was cut short between its drop and its
     // recreation; what was there is missing, which is not "nothing happened".
-    if (!target_exists(*admin, c)) return undo == "restore" ? ProbeResult::Unknown : ProbeResult::NotDone;
+    if (!pg::database_exists(*admin, c.target_db)) return undo == "restore" ? ProbeResult::Unknown : ProbeResult::NotDone;
     auto src = pg::Connection::open(c.source, ctx.deadline, ctx.cancel, "", true);
     auto tgt = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, "", true);
     if (pg::differences(pg::read_state(*src), pg::read_state(*tgt)).empty()) return ProbeResult::Done;
@@ -629,7 +623,7 @@ std::vector<std::string> CopyDatabaseStep::preview(const PreviewContext& ctx) co
   std::unique_ptr<pg::Connection> admin;
   try {
     admin = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, c.maintenance_db, true);
-    if (!target_exists(*admin, c))
+    if (!pg::database_exists(*admin, c.target_db))
       return {"live: " + what + " does not exist: the copy creates it, rollback: auto drops it"};
   } catch (const OperationError& e) {
     return {"live: cannot read the target: " + std::string(e.what())};

@@ -181,18 +181,14 @@ long long count_tables(Connection& conn) {
                         .value_or("0"));
 }
 
-namespace {
-
-bool target_exists(Connection& admin, const CopyParams& c) {
-  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {c.target_db}).value_or("0") != "0";
+bool database_exists(Connection& admin, const std::string& db) {
+  return admin.value("SELECT count(*) FROM pg_database WHERE datname = $1", {db}).value_or("0") != "0";
 }
-
-}  // namespace
 
 std::optional<bool> as_recorded(const CopyParams& c, const Json& before, Deadline deadline, const CancelToken& cancel) {
   try {
     auto admin = Connection::open(c.target, deadline, cancel, c.maintenance_db, true);
-    if (!target_exists(*admin, c)) return false;
+    if (!database_exists(*admin, c.target_db)) return false;
     auto tgt = Connection::open(c.target, deadline, cancel, "", true);
     return fingerprint_differences(before, read_fingerprint(*tgt)).empty();
   } catch (const OperationError&) {
@@ -265,7 +261,7 @@ const char* const kLeft = "; the database is left as it is";
 bool unchanged(const CopyParams& c, Connection& admin, bool* exists, const Json& before, Deadline deadline,
                const CancelToken& cancel, const std::function<void(const std::string&)>& log) {
   try {
-    *exists = target_exists(admin, c);
+    *exists = database_exists(admin, c.target_db);
   } catch (const OperationError& e) {
     throw std::runtime_error(admin.where() + ": " + e.what() + kLeft);
   }

@@ -37,6 +37,10 @@ long long count_tables(Connection& conn);
 /// Whether the target exists and is as `before` recorded it; nullopt when it cannot be read.
 std::optional<bool> as_recorded(const CopyParams& c, const Json& before, Deadline deadline, const CancelToken& cancel);
 
+/// Whether database `db` exists, asked through a connection to another one of its server (the
+/// maintenance database).
+bool database_exists(Connection& admin, const std::string& db);
+
 /// Drops the target database, its other sessions terminated first. Throws OperationError.
 void drop_target(const CopyParams& c);
 
