@@ -118,7 +118,8 @@ void undo_attempt(StepContext& ctx, const ReplicationParams& r, const Json& rec)
   auto log = [&](const std::string& s) {
     if (ctx.log) ctx.log(s);
   };
-  std::vector<std::string> problems = pg::drop_replication(r, ctx.deadline, ctx.cancel, log);
+  std::vector<std::string> problems =
+      pg::drop_replication(r, ctx.deadline, ctx.cancel, log, rec.value("subscription_oid", ""));
   if (!problems.empty()) throw std::runtime_error("cannot drop " + problems.front());
   const pg::CopyParams c = pg::as_copy(r);
   const std::string undo = rec.value("undo", "");
@@ -150,9 +151,12 @@ class ReplicateAttempt {
   std::function<void(const std::string&)> logger() const {
     return [this](const std::string& s) { log(s); };
   }
-  void record(const Json& more) {
-    outputs_.update(more);
+  /// Adds `more` to the outputs and writes the note: the outputs, and what only the note keeps.
+  void record(const Json& more, const Json& note_only = Json::object()) {
+    if (more.is_object()) outputs_.update(more);
+    if (note_only.is_object()) noted_.update(note_only);
     Json n = outputs_;
+    n.update(noted_);
     n["target"] = pg::display(r_.target);
     note::write(ctx_, n);
   }
@@ -166,6 +170,7 @@ class ReplicateAttempt {
   const ReplicationParams& r_;
   const Clock::time_point start_ = Clock::now();
   Json outputs_{{"name", r_.name}, {"created_target", false}};
+  Json noted_ = Json::object();
 };
 
 StepOutcome ReplicateAttempt::run() {
@@ -228,7 +233,7 @@ StepOutcome ReplicateAttempt::run() {
   wait_until_streaming();
 
   outputs_["duration_ms"] = std::chrono::duration_cast<Millis>(Clock::now() - start_).count();
-  record({{"finished", true}});
+  record({}, {{"finished", true}});
   Json out = outputs_;
   return StepOutcome::ok(std::move(out));
 }
@@ -301,7 +306,7 @@ void ReplicateAttempt::wait_until_streaming() {
       return pg::read_subscription(*tgt, r_.name);
     });
     if (!s.exists) throw OperationError(FailureKind::Error, "the subscription " + r_.name + " is gone from the target");
-    if (outputs_.value("subscription_oid", "").empty()) record({{"subscription_oid", s.oid}});
+    if (noted_.value("subscription_oid", "").empty()) record({}, {{"subscription_oid", s.oid}});
     if (s.sync_errors + s.apply_errors > 0)
       throw OperationError(FailureKind::Error,
                            "the subscription's workers failed on the target (" + std::to_string(s.sync_errors) +
@@ -408,8 +413,10 @@ class ReplicateStep : public StepType {
     } catch (const std::exception& ex) {
       return StepOutcome::fail(FailureKind::Error, ex.what());
     }
-    Json rec = outputs.is_object() && outputs.contains("undo") ? outputs : Json::object();
-    if (std::optional<Json> noted = record_of(ctx, c.r); noted && !rec.contains("undo")) rec = *noted;
+    // The note (kept after success too) with the journaled outputs over it: a run killed before
+    // its outputs were journaled has only the note.
+    Json rec = record_of(ctx, c.r).value_or(Json::object());
+    if (outputs.is_object() && outputs.contains("undo")) rec.update(outputs);
     try {
       undo_attempt(ctx, c.r, rec);
     } catch (const std::exception& e) {
@@ -439,8 +446,7 @@ class ReplicateStep : public StepType {
     try {
       std::optional<Json> rec = record_of(ctx, parse(ctx.params).r);
       if (!rec || !rec->value("finished", false)) return std::nullopt;
-      rec->erase("target");
-      rec->erase("finished");
+      for (const char* k : {"target", "finished", "subscription_oid"}) rec->erase(k);
       return rec;
     } catch (const std::exception&) {
       return std::nullopt;

@@ -291,9 +291,10 @@ std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt,
 }
 
 std::vector<std::string> drop_replication(const ReplicationParams& r, Deadline deadline, const CancelToken& cancel,
-                                          const std::function<void(const std::string&)>& log) {
+                                          const std::function<void(const std::string&)>& log,
+                                          const std::string& known_oid) {
   std::vector<std::string> problems;
-  std::string oid;
+  std::string oid = known_oid;
   try {
     auto tgt = Connection::open(r.target, deadline, cancel);
     SubscriptionState s = read_subscription(*tgt, r.name);

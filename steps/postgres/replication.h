@@ -71,9 +71,11 @@ std::vector<std::string> published_tables(Connection& src);
 
 /// Drops the subscription (on the target), its slots and the publication (on the source), each
 /// only when there; a side that cannot be reached is tried, said in the returned problems and
-/// left. `log` gets one line per object dropped.
+/// left. `log` gets one line per object dropped. `known_oid`: the subscription's oid as recorded,
+/// to find its table copies' slots (pg_OID_sync_...) once the subscription itself is gone.
 std::vector<std::string> drop_replication(const ReplicationParams& r, Deadline deadline, const CancelToken& cancel,
-                                          const std::function<void(const std::string&)>& log);
+                                          const std::function<void(const std::string&)>& log,
+                                          const std::string& known_oid = "");
 
 /// Sets every sequence of the target to its value on the source (logical replication does not
 /// carry them). Returns how many. Throws OperationError.

@@ -52,14 +52,15 @@ TEST_CASE("schemas/plan.schema.json and the README's reference are what the tabl
   CHECK(md.out == readme_reference());
   // Every type is in both.
   for (const char* type : {"exec", "wait", "approve", "file.put", "nginx.site", "service", "ssh.tunnel",
-                           "redis.command", "postgres.sql", "postgres.copy-database", "dns.record"}) {
+                           "redis.command", "postgres.sql", "postgres.copy-database", "postgres.replicate",
+                           "postgres.cutover", "dns.record"}) {
     CHECK(contains(md.out, std::string("### Step `") + type + "`"));
     CHECK(contains(json.out, std::string("\"step.") + type + "\""));
   }
   Result version = plan_cmd({"--version"}, t.str());
   CHECK(contains(version.out,
                  "step types: approve, dns.record, exec, file.put, nginx.site, postgres.copy-database, "
-                 "postgres.sql, redis.command, service, ssh.tunnel, wait"));
+                 "postgres.cutover, postgres.replicate, postgres.sql, redis.command, service, ssh.tunnel, wait"));
 }
 
 TEST_CASE("every plan and example names the schema for editors", "[schema]") {
