@@ -220,8 +220,9 @@ void Cutover::verify(pg::Connection& src, pg::Connection& tgt) {
                                                   " (are writes to the source paused?)");
   outputs_["tables"] = t.rows.size();
   outputs_["rows"] = t.total_rows();
-  log("verified " + std::to_string(t.rows.size()) + " tables (" + std::to_string(t.total_rows()) + " rows) and " +
-      std::to_string(t.sequences.size()) + " sequences: equal on both sides");
+  log("verified " + std::to_string(t.rows.size()) + (t.rows.size() == 1 ? " table (" : " tables (") + std::to_string(t.total_rows()) + " rows) and " +
+      std::to_string(t.sequences.size()) + (t.sequences.size() == 1 ? " sequence" : " sequences") +
+      ": equal on both sides");
 }
 
 class CutoverStep : public StepType {

@@ -334,3 +334,32 @@ TEST_CASE("a cut-over that died while dropping the replication finishes the drop
   CHECK(psql(kNew, "it_rdst", "select last_value from public.tickets") == "103");
   clean("it_rsrc", "it_rdst");
 }
+
+TEST_CASE("examples/postgres-replicate.yaml validates and dry-runs and applies and rolls back",
+          "[postgres][replication][examples]") {
+  require_servers();
+  TempDir state("plan-pg");
+  drop_db(kOld, "shop_example");
+  drop_db(kNew, "shop_example");
+  CHECK(plan_cmd({"validate", "examples/postgres-replicate.yaml"}, state.str()).code == 0);
+  Result dry = plan_cmd({"apply", "--dry-run", "examples/postgres-replicate.yaml"}, state.str());
+  CHECK(dry.code == 0);
+  CHECK(contains(dry.out, "CREATE SUBSCRIPTION shop_move CONNECTION 'host=127.0.0.2 user=plan dbname=shop_example "
+                          "password=***'"));
+  CHECK_FALSE(db_exists(kOld, "shop_example"));
+
+  Result applied = plan_cmd({"apply", "examples/postgres-replicate.yaml"}, state.str());
+  INFO(applied.out << applied.err);
+  CHECK(applied.code == 0);
+  CHECK(contains(applied.err, "verified 1 table (5000 rows) and 1 sequence: equal on both sides"));
+  CHECK(psql(kNew, "shop_example", "select nextval('orders_id_seq')") == "5001");
+  CHECK(psql(kOld, "postgres", "select count(*) from pg_replication_slots where slot_name = 'shop_move'") == "0");
+
+  Result rolled = plan_cmd({"rollback", "examples/postgres-replicate.yaml"}, state.str());
+  INFO(rolled.out << rolled.err);
+  CHECK(rolled.code == 0);
+  CHECK_FALSE(db_exists(kNew, "shop_example"));
+  CHECK_FALSE(db_exists(kOld, "shop_example"));
+  for (const Result* r : {&dry, &applied, &rolled}) CHECK_FALSE(contains(r->out + r->err, pg_password()));
+  CHECK_FALSE(contains(read_file(state.path / "postgres-replicate" / "journal.jsonl"), pg_password()));
+}

@@ -1,7 +1,7 @@
 #pragma once
 // The plans whose review output (`plan show`, `plan graph`) the tests pin and parse: every example
 // (but the secrets files beside them and examples/errors.yaml, which is invalid on purpose) and
-// the BotBot migration with its sandbox variables.
+// the BotBot migrations (copy and replicated) with their sandbox variables.
 
 #include <algorithm>
 #include <string>
@@ -25,6 +25,8 @@ inline std::vector<ReviewPlan> review_plans() {
   }
   std::sort(out.begin(), out.end(), [](const ReviewPlan& a, const ReviewPlan& b) { return a.name < b.name; });
   out.push_back({"botbot-migration", {"plans/botbot-migration.yaml", "--vars", "plans/botbot-sandbox.vars.yaml"}});
+  out.push_back({"botbot-migration-replicated",
+                 {"plans/botbot-migration-replicated.yaml", "--vars", "plans/botbot-sandbox.vars.yaml"}});
   return out;
 }
 

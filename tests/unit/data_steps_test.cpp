@@ -145,3 +145,53 @@ TEST_CASE("the data types' parses refuse what their tables refuse, naming the pa
                               {"target", {{"conninfo", "host=b dbname=x"}, {"password", {{"a", 1}}}}}});
         }) == "target: target: 'password' must be text, not a map");
 }
+
+TEST_CASE("the replication types describe what they do, masking the subscription's password, and refuse bad names",
+          "[data][replication]") {
+  const StepType* replicate = Registry::instance().step("postgres.replicate");
+  const StepType* cutover = Registry::instance().step("postgres.cutover");
+  const CheckType* check = Registry::instance().check("postgres_replication");
+  REQUIRE((replicate && cutover && check));
+  const Json both{{"source", {{"conninfo", "host=127.0.0.2 dbname=botbot user=migrator"}, {"password", "***"}}},
+                  {"target", {{"conninfo", "host=127.0.0.3 dbname=botbot user=migrator"}, {"password", "***"}}},
+                  {"name", "botbot_migration"}};
+  Json with_publisher = both;
+  with_publisher["publisher"] = {{"conninfo", "host=10.0.0.2 dbname=botbot user=migrator"}, {"password", "***"}};
+  const std::string d = join(replicate->describe(with_publisher));
+  // The target server reaches the source by the publisher's address; its password never shows.
+  CHECK(d.find("CREATE SUBSCRIPTION botbot_migration CONNECTION 'host=10.0.0.2 dbname=botbot user=migrator "
+               "password=***' PUBLICATION botbot_migration") != std::string::npos);
+  CHECK(d.find("pg_create_logical_replication_slot('botbot_migration', 'pgoutput')") != std::string::npos);
+  CHECK(d.find("pg_dump --schema-only") != std::string::npos);
+  CHECK(join(replicate->describe_rollback(both)) ==
+        "drop subscription botbot_migration on 127.0.0.3:5432/botbot, replication slot and publication "
+        "botbot_migration on 127.0.0.2:5432/botbot\n"
+        "drop database 127.0.0.3:5432/botbot if this step created it, else recreate it from the dump kept before and "
+        "check it is as it was\n");
+  const std::string c = join(cutover->describe(both));
+  CHECK(c.find("wait up to 60.0s until slot botbot_migration confirms it") != std::string::npos);
+  CHECK(c.find("copy every sequence's value into 127.0.0.3:5432/botbot") != std::string::npos);
+  CHECK(check->describe(Json{{"source", both["source"]}, {"name", "botbot_migration"}, {"max_lag_bytes", 0}}) ==
+        "postgres_replication botbot_migration from 127.0.0.2:5432/botbot streams, lag <= 0 bytes");
+
+  auto refused = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const params::BadParam& e) {
+      return e.key + ": " + e.what();
+    }
+    return std::string("(no error)");
+  };
+  Json bad = both;
+  bad["name"] = "Botbot-Migration";
+  CHECK(refused([&] { replicate->validate(bad); }) ==
+        "name: 'name' names the publication, slot and subscription: lower-case letters, digits and _ (at most 63), "
+        "starting with a letter or _, not 'Botbot-Migration'");
+  bad = both;
+  bad["target"] = bad["source"];
+  CHECK(refused([&] { cutover->validate(bad); }) ==
+        "target: source and target are the same database (127.0.0.2:5432/botbot)");
+  CHECK(refused([&] {
+          check->validate(Json{{"source", both["source"]}, {"name", "x"}, {"max_lag_bytes", -1}});
+        }) == "max_lag_bytes: 'max_lag_bytes' must not be negative");
+}
