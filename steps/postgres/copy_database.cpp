@@ -225,7 +225,8 @@ void CopyAttempt::open_source() {
 void CopyAttempt::look_at_target() {
   admin_ = pg::in_context(
       "target ", [&] { return pg::Connection::open(c_.target, ctx_.deadline, ctx_.cancel, c_.maintenance_db); });
-  exists_ = pg::in_context("target " + admin_->where() + ": ", [&] { return pg::database_exists(*admin_, c_.target_db); });
+  exists_ =
+      pg::in_context("target " + admin_->where() + ": ", [&] { return pg::database_exists(*admin_, c_.target_db); });
 }
 
 /// Puts back what an attempt of this step that never finished (the engine died) left on the target.
@@ -583,7 +584,8 @@ ProbeResult CopyDatabaseStep::probe(StepContext& ctx) const {
     auto admin = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, c.maintenance_db, true);
     // Gone while its record says it existed: an undo was cut short between its drop and its
     // recreation; what was there is missing, which is not "nothing happened".
-    if (!pg::database_exists(*admin, c.target_db)) return undo == "restore" ? ProbeResult::Unknown : ProbeResult::NotDone;
+    if (!pg::database_exists(*admin, c.target_db))
+      return undo == "restore" ? ProbeResult::Unknown : ProbeResult::NotDone;
     auto src = pg::Connection::open(c.source, ctx.deadline, ctx.cancel, "", true);
     auto tgt = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, "", true);
     if (pg::differences(pg::read_state(*src), pg::read_state(*tgt)).empty()) return ProbeResult::Done;

@@ -145,9 +145,8 @@ StepOutcome Cutover::run() {
   verify(*src, *tgt);
 
   phase("dropping");
-  std::vector<std::string> problems = pg::drop_replication(r_, ctx_.deadline, ctx_.cancel, [&](const std::string& s) {
-    log(s);
-  });
+  std::vector<std::string> problems =
+      pg::drop_replication(r_, ctx_.deadline, ctx_.cancel, [&](const std::string& s) { log(s); });
   if (!problems.empty())
     throw OperationError(FailureKind::Error, "verified, but cannot drop the replication: " + problems.front());
   outputs_["duration_ms"] = std::chrono::duration_cast<Millis>(Clock::now() - start_).count();
@@ -164,9 +163,10 @@ void Cutover::catch_up(pg::Connection& src, pg::Connection& tgt) {
   // buffers, past that position, and a target "caught up" with it would miss them. The commit
   // must write WAL to be flushed (an xid alone is committed asynchronously): a transactional
   // logical message, which pgoutput does not pass on.
-  src.exec("BEGIN READ WRITE; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, "
-           "'plan.cutover', " +
-           pg::quote_literal(r_.name) + "); COMMIT");
+  src.exec(
+      "BEGIN READ WRITE; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, "
+      "'plan.cutover', " +
+      pg::quote_literal(r_.name) + "); COMMIT");
   const std::string lsn = src.value("SELECT pg_current_wal_flush_lsn()::text").value_or("");
   outputs_["lsn"] = lsn;
   phase("catching up");
@@ -179,9 +179,9 @@ void Cutover::catch_up(pg::Connection& src, pg::Connection& tgt) {
         pg::in_context("source " + src.where() + ": ", [&] { return pg::read_slot(src, r_.name); });
     const pg::SubscriptionState sub =
         pg::in_context("target " + tgt.where() + ": ", [&] { return pg::read_subscription(tgt, r_.name); });
-    const std::string behind =
-        slot.exists ? std::to_string(slot.lag_bytes) + " bytes behind " + lsn + " (confirmed " + slot.confirmed_lsn + ")"
-                    : "its slot is gone";
+    const std::string behind = slot.exists ? std::to_string(slot.lag_bytes) + " bytes behind " + lsn + " (confirmed " +
+                                                 slot.confirmed_lsn + ")"
+                                           : "its slot is gone";
     if (!slot.exists || !sub.exists)
       throw OperationError(FailureKind::Error, std::string("the replication broke during the catch-up: ") +
                                                    (sub.exists ? "the slot " + r_.name + " is gone from the source"
@@ -189,7 +189,7 @@ void Cutover::catch_up(pg::Connection& src, pg::Connection& tgt) {
     const bool streaming = slot.active && sub.enabled && sub.worker;
     if (streaming) streaming_seen = Clock::now();
     if (Clock::now() - streaming_seen >= c_.stall_timeout) {
-      std::string why = !sub.enabled ? "the subscription is disabled"
+      std::string why = !sub.enabled  ? "the subscription is disabled"
                         : !sub.worker ? "its apply worker is not running on the target"
                                       : "no walsender streams from its slot on the source";
       if (sub.apply_errors > 0) why += " (" + std::to_string(sub.apply_errors) + " apply errors: see the target's log)";
@@ -212,17 +212,19 @@ void Cutover::catch_up(pg::Connection& src, pg::Connection& tgt) {
 }
 
 void Cutover::verify(pg::Connection& src, pg::Connection& tgt) {
-  const pg::DbState s = pg::in_context("verification: source " + src.where() + ": ", [&] { return pg::read_state(src); });
-  const pg::DbState t = pg::in_context("verification: target " + tgt.where() + ": ", [&] { return pg::read_state(tgt); });
+  const pg::DbState s =
+      pg::in_context("verification: source " + src.where() + ": ", [&] { return pg::read_state(src); });
+  const pg::DbState t =
+      pg::in_context("verification: target " + tgt.where() + ": ", [&] { return pg::read_state(tgt); });
   const auto diff = pg::differences(s, t);
   if (!diff.empty())
-    throw OperationError(FailureKind::Verify, "verification failed: " + pg::join_differences(diff) +
-                                                  " (are writes to the source paused?)");
+    throw OperationError(FailureKind::Verify,
+                         "verification failed: " + pg::join_differences(diff) + " (are writes to the source paused?)");
   outputs_["tables"] = t.rows.size();
   outputs_["rows"] = t.total_rows();
-  log("verified " + std::to_string(t.rows.size()) + (t.rows.size() == 1 ? " table (" : " tables (") + std::to_string(t.total_rows()) + " rows) and " +
-      std::to_string(t.sequences.size()) + (t.sequences.size() == 1 ? " sequence" : " sequences") +
-      ": equal on both sides");
+  log("verified " + std::to_string(t.rows.size()) + (t.rows.size() == 1 ? " table (" : " tables (") +
+      std::to_string(t.total_rows()) + " rows) and " + std::to_string(t.sequences.size()) +
+      (t.sequences.size() == 1 ? " sequence" : " sequences") + ": equal on both sides");
 }
 
 class CutoverStep : public StepType {
@@ -239,8 +241,8 @@ class CutoverStep : public StepType {
       const CutoverParams c = parse(p);
       const ReplicationParams& r = c.r;
       return {"take the WAL position of " + pg::display(r.source) + " (writes must be paused) and wait up to " +
-                  seconds(c.catch_up_timeout) + " until slot " + r.name + " confirms it (fails when not streaming for " +
-                  seconds(c.stall_timeout) + ")",
+                  seconds(c.catch_up_timeout) + " until slot " + r.name +
+                  " confirms it (fails when not streaming for " + seconds(c.stall_timeout) + ")",
               "copy every sequence's value into " + pg::display(r.target),
               "verify: every table's row count and every sequence equal on both sides",
               "drop subscription " + r.name + " on " + pg::display(r.target) + ", slot and publication " + r.name +
@@ -251,9 +253,10 @@ class CutoverStep : public StepType {
   }
 
   std::vector<std::string> describe_rollback(const Json&) const override {
-    return {"nothing to put back: the source was only read, and it is still the primary (its writes resume when "
-            "the steps that paused them are undone); the target keeps the copy, which postgres.replicate's rollback "
-            "removes"};
+    return {
+        "nothing to put back: the source was only read, and it is still the primary (its writes resume when "
+        "the steps that paused them are undone); the target keeps the copy, which postgres.replicate's rollback "
+        "removes"};
   }
 
   StepOutcome run(StepContext& ctx) const override {
@@ -264,8 +267,9 @@ class CutoverStep : public StepType {
       return StepOutcome::fail(FailureKind::Error, ex.what()).changed_nothing("parameters refused");
     }
     if (!ctx.host.is_local())
-      return StepOutcome::fail(FailureKind::Error, "postgres.cutover connects from the machine running plan, not from '" +
-                                                       ctx.host.name() + "' (remove 'on')")
+      return StepOutcome::fail(FailureKind::Error,
+                               "postgres.cutover connects from the machine running plan, not from '" + ctx.host.name() +
+                                   "' (remove 'on')")
           .changed_nothing("refused");
     Cutover cutover(ctx, c);
     try {

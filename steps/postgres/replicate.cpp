@@ -96,7 +96,7 @@ std::optional<Json> record_of(const StepContext& ctx, const ReplicationParams& r
 }
 
 std::vector<std::string> schema_dump_cmd(const ReplicationParams& r) {
-  return {"pg_dump",          "--schema-only",       "--format=custom",
+  return {"pg_dump",           "--schema-only",      "--format=custom",
           "--no-publications", "--no-subscriptions", "--dbname=" + pg::conninfo_for_tools(r.source)};
 }
 
@@ -108,8 +108,8 @@ std::string publication_sql(const ReplicationParams& r, const std::vector<std::s
 
 std::string subscription_sql(const ReplicationParams& r, const std::string& conninfo) {
   return "CREATE SUBSCRIPTION " + pg::quote_ident(r.name) + " CONNECTION " + pg::quote_literal(conninfo) +
-         " PUBLICATION " + pg::quote_ident(r.name) + " WITH (create_slot = false, slot_name = " +
-         pg::quote_literal(r.name) + ", copy_data = true)";
+         " PUBLICATION " + pg::quote_ident(r.name) +
+         " WITH (create_slot = false, slot_name = " + pg::quote_literal(r.name) + ", copy_data = true)";
 }
 
 /// Undoes what `rec` says an attempt made: the replication objects, then the target. Throws
@@ -128,8 +128,8 @@ void undo_attempt(StepContext& ctx, const ReplicationParams& r, const Json& rec)
     pg::drop_target(c);
     log("dropped " + what);
   } else if (undo == "restore") {
-    const bool already =
-        pg::restore_target(c, rec.value("before", Json::object()), rec.value("kept", ""), ctx.deadline, ctx.cancel, log);
+    const bool already = pg::restore_target(c, rec.value("before", Json::object()), rec.value("kept", ""), ctx.deadline,
+                                            ctx.cancel, log);
     log(already ? what + " is as it was" : "recreated " + what + " as it was before the replication");
     std::error_code ec;
     fs::remove(rec.value("kept", ""), ec);
@@ -182,18 +182,18 @@ StepOutcome ReplicateAttempt::run() {
       try {
         undo_attempt(ctx_, r_, *rec);
       } catch (const std::exception& e) {
-        return StepOutcome::fail(FailureKind::Error,
-                                 "cannot undo what an interrupted attempt of this step set up: " + std::string(e.what()));
+        return StepOutcome::fail(FailureKind::Error, "cannot undo what an interrupted attempt of this step set up: " +
+                                                         std::string(e.what()));
       }
     }
   }
   note::drop(ctx_);
 
   auto src = pg::in_context("source ", [&] { return pg::Connection::open(r_.source, ctx_.deadline, ctx_.cancel); });
-  auto admin = pg::in_context(
-      "target ", [&] { return pg::Connection::open(r_.target, ctx_.deadline, ctx_.cancel, "postgres"); });
-  const bool exists = pg::in_context("target " + admin->where() + ": ",
-                                     [&] { return pg::database_exists(*admin, r_.target_db); });
+  auto admin = pg::in_context("target ",
+                              [&] { return pg::Connection::open(r_.target, ctx_.deadline, ctx_.cancel, "postgres"); });
+  const bool exists =
+      pg::in_context("target " + admin->where() + ": ", [&] { return pg::database_exists(*admin, r_.target_db); });
   std::unique_ptr<pg::Connection> tgt;
   if (exists)
     tgt = pg::in_context("target ", [&] { return pg::Connection::open(r_.target, ctx_.deadline, ctx_.cancel); });
@@ -285,12 +285,12 @@ void ReplicateAttempt::copy_schema() {
     log("copied the schema into " + pg::display(r_.target));
     return;
   }
-  std::string why = !res.started       ? res.error
-                    : res.timed_out    ? "timed out"
-                    : res.cancelled    ? "cancelled"
+  std::string why = !res.started         ? res.error
+                    : res.timed_out      ? "timed out"
+                    : res.cancelled      ? "cancelled"
                     : !res.procs[0].ok() ? res.procs[0].describe("pg_dump")
                                          : res.procs[1].describe("pg_restore");
-  throw OperationError(res.cancelled ? FailureKind::Cancelled
+  throw OperationError(res.cancelled   ? FailureKind::Cancelled
                        : res.timed_out ? FailureKind::Timeout
                                        : FailureKind::Error,
                        "copying the schema: " + params::sanitize_utf8(why));
@@ -302,27 +302,26 @@ void ReplicateAttempt::wait_until_streaming() {
   const Clock::time_point copy_start = Clock::now();
   Clock::time_point next_report = copy_start + p_.progress_interval;
   for (;;) {
-    const pg::SubscriptionState s = pg::in_context("target " + tgt->where() + ": ", [&] {
-      return pg::read_subscription(*tgt, r_.name);
-    });
+    const pg::SubscriptionState s =
+        pg::in_context("target " + tgt->where() + ": ", [&] { return pg::read_subscription(*tgt, r_.name); });
     if (!s.exists) throw OperationError(FailureKind::Error, "the subscription " + r_.name + " is gone from the target");
     if (noted_.value("subscription_oid", "").empty()) record({}, {{"subscription_oid", s.oid}});
     if (s.sync_errors + s.apply_errors > 0)
-      throw OperationError(FailureKind::Error,
-                           "the subscription's workers failed on the target (" + std::to_string(s.sync_errors) +
-                               " initial copy errors, " + std::to_string(s.apply_errors) +
-                               " apply errors; the target server's log says why)");
+      throw OperationError(FailureKind::Error, "the subscription's workers failed on the target (" +
+                                                   std::to_string(s.sync_errors) + " initial copy errors, " +
+                                                   std::to_string(s.apply_errors) +
+                                                   " apply errors; the target server's log says why)");
     if (!s.enabled) throw OperationError(FailureKind::Error, "the subscription " + r_.name + " was disabled");
-    const pg::SlotState slot = pg::in_context("source " + src->where() + ": ", [&] {
-      return pg::read_slot(*src, r_.name);
-    });
+    const pg::SlotState slot =
+        pg::in_context("source " + src->where() + ": ", [&] { return pg::read_slot(*src, r_.name); });
     if (s.not_ready.empty() && s.tables > 0 && s.worker && slot.active) break;
     if (Clock::now() >= next_report) {
       next_report = Clock::now() + p_.progress_interval;
       const std::string copied =
-          tgt->value("SELECT COALESCE(sum(tuples_processed), 0)::text || ' rows, ' || "
-                     "pg_size_pretty(COALESCE(sum(bytes_processed), 0)) FROM pg_stat_progress_copy WHERE datname = "
-                     "current_database()")
+          tgt->value(
+                 "SELECT COALESCE(sum(tuples_processed), 0)::text || ' rows, ' || "
+                 "pg_size_pretty(COALESCE(sum(bytes_processed), 0)) FROM pg_stat_progress_copy WHERE datname = "
+                 "current_database()")
               .value_or("");
       log("initial copy: " + std::to_string(s.tables - static_cast<int>(s.not_ready.size())) + " of " +
           std::to_string(s.tables) + " tables ready" +
@@ -379,8 +378,9 @@ class ReplicateStep : public StepType {
       const ReplicationParams r = parse(p).r;
       return {"drop subscription " + r.name + " on " + pg::display(r.target) + ", replication slot and publication " +
                   r.name + " on " + pg::display(r.source),
-              "drop database " + pg::display(r.target) + " if this step created it, else recreate it from the dump "
-                                                         "kept before and check it is as it was"};
+              "drop database " + pg::display(r.target) +
+                  " if this step created it, else recreate it from the dump "
+                  "kept before and check it is as it was"};
     } catch (const std::exception& ex) {
       return {std::string("invalid postgres.replicate parameters: ") + ex.what()};
     }
@@ -394,8 +394,10 @@ class ReplicateStep : public StepType {
       return StepOutcome::fail(FailureKind::Error, ex.what()).changed_nothing("parameters refused");
     }
     if (!ctx.host.is_local())
-      return StepOutcome::fail(FailureKind::Error, "postgres.replicate connects from the machine running plan, not "
-                                                   "from '" + ctx.host.name() + "' (remove 'on')")
+      return StepOutcome::fail(FailureKind::Error,
+                               "postgres.replicate connects from the machine running plan, not "
+                               "from '" +
+                                   ctx.host.name() + "' (remove 'on')")
           .changed_nothing("refused");
     ReplicateAttempt attempt(ctx, c);
     try {

@@ -78,10 +78,11 @@ ReplicationParams parse_replication(const Json& p) {
   // It names a replication slot too, whose names PostgreSQL restricts to these.
   static const std::regex valid("[a-z_][a-z0-9_]{0,62}");
   if (!std::regex_match(r.name, valid))
-    throw params::BadParam("'name' names the publication, slot and subscription: lower-case letters, digits and _ "
-                           "(at most 63), starting with a letter or _, not '" +
-                               params::sanitize_utf8(r.name) + "'",
-                           "name");
+    throw params::BadParam(
+        "'name' names the publication, slot and subscription: lower-case letters, digits and _ "
+        "(at most 63), starting with a letter or _, not '" +
+            params::sanitize_utf8(r.name) + "'",
+        "name");
   return r;
 }
 
@@ -161,10 +162,10 @@ SlotState read_slot(Connection& src, const std::string& slot) {
 }
 
 bool confirmed_past(Connection& src, const std::string& slot, const std::string& lsn) {
-  return src
-             .value("SELECT COALESCE(confirmed_flush_lsn >= $2::pg_lsn, false) FROM pg_replication_slots "
-                    "WHERE slot_name = $1 UNION ALL SELECT false LIMIT 1",
-                    {slot, lsn})
+  return src.value(
+                "SELECT COALESCE(confirmed_flush_lsn >= $2::pg_lsn, false) FROM pg_replication_slots "
+                "WHERE slot_name = $1 UNION ALL SELECT false LIMIT 1",
+                {slot, lsn})
              .value_or("f") == "t";
 }
 
@@ -213,8 +214,7 @@ std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt,
                       "; logical replication needs wal_level = logical (set it, then restart the server)");
   const std::string user = src.value("SELECT current_user").value_or("");
   const bool src_super = src.value("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").value_or("f") == "t";
-  if (!src_super &&
-      src.value("SELECT rolreplication FROM pg_roles WHERE rolname = current_user").value_or("f") != "t")
+  if (!src_super && src.value("SELECT rolreplication FROM pg_roles WHERE rolname = current_user").value_or("f") != "t")
     missing.push_back("role " + user + on_source + " may not replicate (ALTER ROLE " + quote_ident(user) +
                       " REPLICATION, or use a superuser)");
   if (!src_super) {
@@ -222,7 +222,8 @@ std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt,
                                    " AND c.relpersistence = 'p' AND NOT pg_has_role(c.relowner, 'USAGE') ORDER BY 1");
     if (!foreign.empty())
       missing.push_back("role " + user + on_source + " does not own " + plural(foreign.size(), "table", "tables") +
-                        " it would publish (" + some(foreign) + "): a publication of a table needs its owner or a "
+                        " it would publish (" + some(foreign) +
+                        "): a publication of a table needs its owner or a "
                         "superuser");
     if (src.value("SELECT has_database_privilege(current_database(), 'CREATE')").value_or("f") != "t")
       missing.push_back("role " + user + on_source + " may not create a publication in the database (GRANT CREATE ON " +
@@ -252,11 +253,12 @@ std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt,
   const bool slot_there = number(src, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", {name}) > 0;
   if (slot_there && !ours) missing.push_back("a replication slot " + name + " already exists" + on_source);
   const long long free_slots =
-      number(src, "SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)") +
+      number(src,
+             "SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)") +
       (slot_there && ours ? 1 : 0);
   if (free_slots < need)
-    missing.push_back(plural(std::max(0LL, free_slots), "free replication slot", "free replication slots") +
-                      on_source + ", " + std::to_string(need) +
+    missing.push_back(plural(std::max(0LL, free_slots), "free replication slot", "free replication slots") + on_source +
+                      ", " + std::to_string(need) +
                       " needed (one for the subscription, one per table copied at once): raise "
                       "max_replication_slots (a restart) or drop unused slots");
   const long long free_senders =
@@ -280,13 +282,13 @@ std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt,
   if (!ours && number(tgt, "SELECT count(*) FROM pg_subscription WHERE subname = $1", {name}) > 0)
     missing.push_back("a subscription " + name + " already exists" + on_target);
   const long long workers =
-      number(tgt, "SELECT current_setting('max_logical_replication_workers')::int - (SELECT count(*) FROM "
-                  "pg_stat_subscription WHERE pid IS NOT NULL)");
+      number(tgt,
+             "SELECT current_setting('max_logical_replication_workers')::int - (SELECT count(*) FROM "
+             "pg_stat_subscription WHERE pid IS NOT NULL)");
   if (workers < need)
-    missing.push_back(plural(std::max(0LL, workers), "free logical replication worker",
-                             "free logical replication workers") +
-                      on_target + ", " + std::to_string(need) +
-                      " needed: raise max_logical_replication_workers (a restart)");
+    missing.push_back(
+        plural(std::max(0LL, workers), "free logical replication worker", "free logical replication workers") +
+        on_target + ", " + std::to_string(need) + " needed: raise max_logical_replication_workers (a restart)");
   return missing;
 }
 
@@ -323,7 +325,8 @@ std::vector<std::string> drop_replication(const ReplicationParams& r, Deadline d
                   {r.name, oid});
         auto dropped = column(*src,
                               "SELECT slot_name, pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                              "WHERE (" + slots + ") AND NOT active",
+                              "WHERE (" +
+                                  slots + ") AND NOT active",
                               {r.name, oid});
         for (const auto& d : dropped) log("dropped replication slot " + d + " on " + display(r.source));
       } catch (const OperationError&) {

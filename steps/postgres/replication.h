@@ -15,10 +15,10 @@
 namespace plan::pg {
 
 struct ReplicationParams {
-  ConnParams source;                  // the engine's connection to the publisher
-  ConnParams target;                  // the engine's connection to the subscriber
+  ConnParams source;                    // the engine's connection to the publisher
+  ConnParams target;                    // the engine's connection to the subscriber
   std::optional<ConnParams> publisher;  // how the target server reaches the source (default: source)
-  std::string name;                   // publication = slot = subscription
+  std::string name;                     // publication = slot = subscription
   std::string source_db, target_db;
 };
 
@@ -38,10 +38,10 @@ std::string subscription_conninfo(const ReplicationParams& r);
 /// The publisher's side, read through a connection to the source.
 struct SlotState {
   bool exists = false;
-  bool active = false;              // a walsender streams from it
-  std::string current_lsn;          // pg_current_wal_lsn() on the source
-  std::string confirmed_lsn;        // the slot's confirmed_flush_lsn ("" before the first)
-  long long lag_bytes = -1;         // current - confirmed (-1: unknown)
+  bool active = false;                // a walsender streams from it
+  std::string current_lsn;            // pg_current_wal_lsn() on the source
+  std::string confirmed_lsn;          // the slot's confirmed_flush_lsn ("" before the first)
+  long long lag_bytes = -1;           // current - confirmed (-1: unknown)
   std::optional<double> lag_seconds;  // the walsender's replay_lag (0 when caught up)
 };
 SlotState read_slot(Connection& src, const std::string& slot);
@@ -56,7 +56,7 @@ struct SubscriptionState {
   bool worker = false;  // its apply worker runs
   std::string oid;
   int tables = 0;
-  std::vector<std::string> not_ready;  // "public.messages (copying data)"
+  std::vector<std::string> not_ready;           // "public.messages (copying data)"
   long long apply_errors = 0, sync_errors = 0;  // pg_stat_subscription_stats
 };
 SubscriptionState read_subscription(Connection& tgt, const std::string& name);

@@ -100,8 +100,10 @@ class ReplicationCheck : public CheckType {
   CheckResult evaluate(const Json& p, HostConnection& host, CheckContext& ctx) const override {
     const ReplicationCheckParams c = parse(p);
     if (!host.is_local())
-      return CheckResult::failed("a check from this machine", "the postgres_replication check connects from the "
-                                                              "machine running plan, not from '" + host.name() + "'");
+      return CheckResult::failed("a check from this machine",
+                                 "the postgres_replication check connects from the "
+                                 "machine running plan, not from '" +
+                                     host.name() + "'");
     pg::SlotState slot;
     std::optional<pg::SubscriptionState> sub;
     try {
@@ -116,17 +118,19 @@ class ReplicationCheck : public CheckType {
     }
     const std::string lag = std::to_string(slot.lag_bytes) + " bytes" +
                             (slot.lag_seconds ? ", " + secs(*slot.lag_seconds) : std::string()) + " behind";
-    if (!slot.exists) return CheckResult::failed("replication slot " + c.name, "no such slot on " + pg::display(c.source));
+    if (!slot.exists)
+      return CheckResult::failed("replication slot " + c.name, "no such slot on " + pg::display(c.source));
     if (!slot.active)
-      return CheckResult::failed("streaming", "no walsender on slot " + c.name + " (no subscriber connected; " + lag + ")");
+      return CheckResult::failed("streaming",
+                                 "no walsender on slot " + c.name + " (no subscriber connected; " + lag + ")");
     if (sub) {
       if (!sub->exists)
         return CheckResult::failed("subscription " + c.name, "no such subscription on " + pg::display(*c.target));
       if (!sub->enabled) return CheckResult::failed("an enabled subscription", "subscription " + c.name + " disabled");
       if (!sub->not_ready.empty())
-        return CheckResult::failed("every table ready",
-                                   std::to_string(sub->not_ready.size()) + " of " + std::to_string(sub->tables) +
-                                       " not ready: " + sub->not_ready.front());
+        return CheckResult::failed("every table ready", std::to_string(sub->not_ready.size()) + " of " +
+                                                            std::to_string(sub->tables) +
+                                                            " not ready: " + sub->not_ready.front());
     }
     if (c.max_lag_bytes && slot.lag_bytes > *c.max_lag_bytes)
       return CheckResult::failed("lag <= " + std::to_string(*c.max_lag_bytes) + " bytes",

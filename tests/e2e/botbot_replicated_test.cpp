@@ -93,9 +93,10 @@ TEST_CASE("the replicated BotBot migration on a large history under traffic: a s
   CHECK(std::abs(engine_ms / 1000.0 - observed_s) <= 1.0);
 }
 
-TEST_CASE("the subscription broken as the window opens: the cut-over fails naming it, the run rolls back, legacy "
-          "serves everything",
-          "[e2e][botbot][replication]") {
+TEST_CASE(
+    "the subscription broken as the window opens: the cut-over fails naming it, the run rolls back, legacy "
+    "serves everything",
+    "[e2e][botbot][replication]") {
   Sandbox sandbox;
   TempDir state("plan-e2e");
   BackgroundApply apply(state.str(), {}, kReplicated);

@@ -23,7 +23,6 @@ using namespace harness;
 using Json = nlohmann::json;
 using namespace std::chrono_literals;
 
-
 inline const std::string kSandbox = kSource + "/examples/botbot/sandbox";
 inline const std::string kMigration = "plans/botbot-migration.yaml";
 inline const std::string kVars = "plans/botbot-sandbox.vars.yaml";
@@ -62,10 +61,8 @@ struct Sandbox {
   Sandbox& operator=(const Sandbox&) = delete;
 };
 
-inline std::vector<std::string> apply_args(std::vector<std::string> extra = {},
-                                           const std::string& plan = kMigration) {
-  std::vector<std::string> a{"apply", plan, "--vars", kVars, "--secrets", sandbox_dir() + "/secrets.yaml",
-                             "--yes"};
+inline std::vector<std::string> apply_args(std::vector<std::string> extra = {}, const std::string& plan = kMigration) {
+  std::vector<std::string> a{"apply", plan, "--vars", kVars, "--secrets", sandbox_dir() + "/secrets.yaml", "--yes"};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }

@@ -45,8 +45,8 @@ void clean(const std::string& src_db, const std::string& dst_db) {
 }
 
 std::string both(const std::string& src_db, const std::string& dst_db) {
-  return "      source: { " + conn(kOld, src_db) + " }\n      target: { " + conn(kNew, dst_db) + " }\n      name: " +
-         kName + "\n";
+  return "      source: { " + conn(kOld, src_db) + " }\n      target: { " + conn(kNew, dst_db) +
+         " }\n      name: " + kName + "\n";
 }
 
 std::string replicate_step(const std::string& src_db, const std::string& dst_db, const std::string& extra = "") {
@@ -60,7 +60,8 @@ std::string cutover_step(const std::string& src_db, const std::string& dst_db, c
 }
 
 std::string caught_up_wait(const std::string& src_db, const std::string& dst_db) {
-  return "  - id: caught-up\n    type: wait\n    needs: [rep]\n    with:\n      until:\n        - postgres_replication:\n"
+  return "  - id: caught-up\n    type: wait\n    needs: [rep]\n    with:\n      until:\n        - "
+         "postgres_replication:\n"
          "            source: { " +
          conn(kOld, src_db) + " }\n            target: { " + conn(kNew, dst_db) + " }\n            name: " + kName +
          "\n            max_lag_bytes: 0\n      interval: 100ms\n      timeout: 30s\n";
@@ -71,8 +72,10 @@ std::string leftovers(const std::string& src_db, const std::string& dst_db) {
   std::string subs = db_exists(kNew, dst_db)
                          ? psql(kNew, dst_db, "select count(*) from pg_subscription where subname = '" + kName + "'")
                          : "0";
-  return psql(kOld, "postgres", "select count(*) from pg_replication_slots where slot_name like '%" + kName + "%' or "
-                                "slot_name like 'pg\\_%\\_sync\\_%'") +
+  return psql(kOld, "postgres",
+              "select count(*) from pg_replication_slots where slot_name like '%" + kName +
+                  "%' or "
+                  "slot_name like 'pg\\_%\\_sync\\_%'") +
          " " + psql(kOld, src_db, "select count(*) from pg_publication where pubname = '" + kName + "'") + " " + subs;
 }
 
@@ -85,8 +88,9 @@ struct Writer {
     thread = std::thread([this, db] {
       const std::string pw = pg_password();
       while (!stop) {
-        if (quiet(psql_argv(kOld, db, "insert into app.events (body) values ('live'); select nextval('public.tickets')"),
-                  {{"PGPASSWORD", pw}}) == 0)
+        if (quiet(
+                psql_argv(kOld, db, "insert into app.events (body) values ('live'); select nextval('public.tickets')"),
+                {{"PGPASSWORD", pw}}) == 0)
           ++written;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
@@ -125,21 +129,21 @@ TEST_CASE("replicate under writes, then cutover: every row and sequence on the t
   // Rows written after the initial copy arrive on the target while the replication runs.
   const int before = writer.written;
   REQUIRE(eventually([&] { return writer.written > before + 5; }));
-  REQUIRE(eventually([&] {
-    return std::stoll(psql(kNew, "it_rdst", "select count(*) from app.events")) >= 20000 + before + 5;
-  }));
+  REQUIRE(eventually(
+      [&] { return std::stoll(psql(kNew, "it_rdst", "select count(*) from app.events")) >= 20000 + before + 5; }));
   // Sequences are not replicated: the target's is where the schema copy left it.
   CHECK(psql(kNew, "it_rdst", "select last_value from public.tickets") == "100");
 
   // The check fails on a broken subscription, saying what it saw.
   psql(kNew, "it_rdst", "alter subscription " + kName + " disable");
   REQUIRE(eventually([&] {
-    return psql(kOld, "postgres", "select count(*) from pg_replication_slots where slot_name = '" + kName +
-                                      "' and active") == "0";
+    return psql(kOld, "postgres",
+                "select count(*) from pg_replication_slots where slot_name = '" + kName + "' and active") == "0";
   }));
-  Run broken("plan: p\nsteps:\n  - id: look\n    type: wait\n    with:\n      until:\n        - postgres_replication:\n"
-             "            source: { " +
-             conn(kOld, "it_rsrc") + " }\n            name: " + kName + "\n      timeout: 1s\n");
+  Run broken(
+      "plan: p\nsteps:\n  - id: look\n    type: wait\n    with:\n      until:\n        - postgres_replication:\n"
+      "            source: { " +
+      conn(kOld, "it_rsrc") + " }\n            name: " + kName + "\n      timeout: 1s\n");
   CHECK(broken.result.code == 1);
   CHECK(contains(broken.all(), "no walsender on slot it_rep"));
   psql(kNew, "it_rdst", "alter subscription " + kName + " enable");
@@ -174,7 +178,8 @@ TEST_CASE("replicate says every missing prerequisite at once and changes nothing
   fresh_db(kNew, "it_nosrc");
   drop_db(kOld, "it_nodst");
   psql(kNew, "postgres",
-       "do $$ begin create role it_norepl login password 'norepl-pw'; exception when duplicate_object then null; end $$");
+       "do $$ begin create role it_norepl login password 'norepl-pw'; exception when duplicate_object then null; end "
+       "$$");
   psql(kNew, "it_nosrc",
        "create table loose (x int); create unlogged table scratch (id int primary key);"
        "create table other (id int primary key)");
@@ -187,12 +192,14 @@ TEST_CASE("replicate says every missing prerequisite at once and changes nothing
   Run r(yaml);
   INFO(r.result.out << r.result.err);
   CHECK(r.result.code == 1);
-  CHECK(contains(r.all(), "not ready for logical replication: wal_level is replica on the source "
-                               "(127.0.0.3:5432/it_nosrc); logical replication needs wal_level = logical"));
+  CHECK(contains(r.all(),
+                 "not ready for logical replication: wal_level is replica on the source "
+                 "(127.0.0.3:5432/it_nosrc); logical replication needs wal_level = logical"));
   CHECK(contains(r.all(), "role it_norepl on the source (127.0.0.3:5432/it_nosrc) may not replicate"));
   CHECK(contains(r.all(), "does not own 1 table it would publish (public.other)"));
-  CHECK(contains(r.all(), "1 table has neither a primary key nor a replica identity on the source "
-                               "(127.0.0.3:5432/it_nosrc) (public.loose)"));
+  CHECK(contains(r.all(),
+                 "1 table has neither a primary key nor a replica identity on the source "
+                 "(127.0.0.3:5432/it_nosrc) (public.loose)"));
   CHECK(contains(r.all(), "1 table is UNLOGGED on the source (127.0.0.3:5432/it_nosrc) (public.scratch)"));
   CHECK(contains(r.all(), "it changed nothing (prerequisites)"));
   CHECK_FALSE(contains(r.all(), "norepl-pw"));
@@ -237,9 +244,10 @@ TEST_CASE("cutover with the subscription broken during the catch-up fails naming
   clean("it_rsrc", "it_rdst");
   make_replication_source("it_rsrc");
   // The apply worker stops at the catch-up (as after an apply error with disable_on_error).
-  const std::string disable = "  - id: break\n    type: postgres.sql\n    needs: [rep]\n    with: { " +
-                              conn(kNew, "it_rdst") + ", sql: \"ALTER SUBSCRIPTION " + kName +
-                              " DISABLE\", transaction: false }\n    rollback: { type: wait, with: { duration: 0s } }\n";
+  const std::string disable =
+      "  - id: break\n    type: postgres.sql\n    needs: [rep]\n    with: { " + conn(kNew, "it_rdst") +
+      ", sql: \"ALTER SUBSCRIPTION " + kName +
+      " DISABLE\", transaction: false }\n    rollback: { type: wait, with: { duration: 0s } }\n";
   const std::string write = "  - id: write\n    type: postgres.sql\n    needs: [break]\n    with: { " +
                             conn(kOld, "it_rsrc") + ", sql: \"insert into app.events (body) values ('late')\" }\n" +
                             "    rollback: { type: wait, with: { duration: 0s } }\n";
@@ -249,8 +257,9 @@ TEST_CASE("cutover with the subscription broken during the catch-up fails naming
   INFO(r.result.out << r.result.err);
   CHECK(r.result.code == 1);
   CHECK(contains(r.all(), "FAILED cut"));
-  CHECK(contains(r.all(), "the replication stopped streaming during the catch-up for 1.0s: the subscription is "
-                               "disabled"));
+  CHECK(contains(r.all(),
+                 "the replication stopped streaming during the catch-up for 1.0s: the subscription is "
+                 "disabled"));
   CHECK(contains(r.all(), "undone rep"));
   CHECK(leftovers("it_rsrc", "it_rdst") == "0 0 0");
   CHECK_FALSE(db_exists(kNew, "it_rdst"));
@@ -270,8 +279,7 @@ TEST_CASE("the engine killed during the cut-over's catch-up, then --resume: the 
       " DISABLE\", transaction: false }\n    rollback: { type: wait, with: { duration: 0s } }\n" +
       "  - id: write\n    type: postgres.sql\n    needs: [hold]\n    with: { " + conn(kOld, "it_rsrc") +
       ", sql: \"insert into app.events (body) select 'late' from generate_series(1, 500)\" }\n" +
-      "    rollback: { type: wait, with: { duration: 0s } }\n" +
-      [&] {
+      "    rollback: { type: wait, with: { duration: 0s } }\n" + [&] {
         std::string cut = cutover_step("it_rsrc", "it_rdst", "      stall_timeout: 5m\n      catch_up_timeout: 5m\n");
         cut.replace(cut.find("needs: [rep]"), 12, "needs: [write]");
         return cut;
@@ -344,8 +352,9 @@ TEST_CASE("examples/postgres-replicate.yaml validates and dry-runs and applies a
   CHECK(plan_cmd({"validate", "examples/postgres-replicate.yaml"}, state.str()).code == 0);
   Result dry = plan_cmd({"apply", "--dry-run", "examples/postgres-replicate.yaml"}, state.str());
   CHECK(dry.code == 0);
-  CHECK(contains(dry.out, "CREATE SUBSCRIPTION shop_move CONNECTION 'host=127.0.0.2 user=plan dbname=shop_example "
-                          "password=***'"));
+  CHECK(contains(dry.out,
+                 "CREATE SUBSCRIPTION shop_move CONNECTION 'host=127.0.0.2 dbname=shop_example user=plan "
+                 "password=***'"));
   CHECK_FALSE(db_exists(kOld, "shop_example"));
 
   Result applied = plan_cmd({"apply", "examples/postgres-replicate.yaml"}, state.str());

@@ -51,9 +51,9 @@ TEST_CASE("schemas/plan.schema.json and the README's reference are what the tabl
   REQUIRE(md.code == 0);
   CHECK(md.out == readme_reference());
   // Every type is in both.
-  for (const char* type : {"exec", "wait", "approve", "file.put", "nginx.site", "service", "ssh.tunnel",
-                           "redis.command", "postgres.sql", "postgres.copy-database", "postgres.replicate",
-                           "postgres.cutover", "dns.record"}) {
+  for (const char* type :
+       {"exec", "wait", "approve", "file.put", "nginx.site", "service", "ssh.tunnel", "redis.command", "postgres.sql",
+        "postgres.copy-database", "postgres.replicate", "postgres.cutover", "dns.record"}) {
     CHECK(contains(md.out, std::string("### Step `") + type + "`"));
     CHECK(contains(json.out, std::string("\"step.") + type + "\""));
   }
@@ -150,7 +150,7 @@ TEST_CASE("the published schema describes every property and names its version",
   undescribed(s, "#", missing);
   CHECK(missing == std::vector<std::string>{});
   // The step's type is one of the known types, and each type's `with` is checked by it.
-  CHECK(s["definitions"]["step"]["properties"]["type"]["enum"].size() == 11);
-  CHECK(s["definitions"]["step"]["allOf"].size() == 11);
-  CHECK(s["definitions"]["check"]["properties"].size() == 8);
+  CHECK(s["definitions"]["step"]["properties"]["type"]["enum"].size() == 13);
+  CHECK(s["definitions"]["step"]["allOf"].size() == 13);
+  CHECK(s["definitions"]["check"]["properties"].size() == 9);
 }
