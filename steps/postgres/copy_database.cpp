@@ -58,22 +58,6 @@ namespace {
 namespace fs = std::filesystem;
 using pg::CopyParams;
 
-/// Where the dump of a target that existed is kept (STATE/postgres.copy-database/STEP.before.dump),
-/// beside the step's note; "" when the run keeps no state folder.
-std::string dump_path(const StepContext& ctx) {
-  if (ctx.state_dir.empty()) return "";
-  return (fs::path(ctx.state_dir) / ctx.step.type / (ctx.step.id + ".before.dump")).string();
-}
-
-/// The record an attempt of this step kept of what it did to this target (its note): written
-/// before the step changes the target, marked finished when run() succeeds, dropped by the
-/// rollback that undoes it or by the next attempt. nullopt when there is none for this target.
-std::optional<Json> record_of(const StepContext& ctx, const CopyParams& c) {
-  std::optional<Json> rec = note::read(ctx);
-  if (rec && rec->value("target", "") != pg::display(c.target)) return std::nullopt;
-  return rec;
-}
-
 /// `a` with the keys of `b` added.
 Json merged(Json a, const Json& b) {
   a.update(b);
@@ -231,7 +215,7 @@ void CopyAttempt::look_at_target() {
 
 /// Puts back what an attempt of this step that never finished (the engine died) left on the target.
 void CopyAttempt::settle_interrupted_attempt() {
-  std::optional<Json> rec = record_of(ctx_, c_);
+  std::optional<Json> rec = pg::note_about(ctx_, c_.target);
   if (!rec || rec->value("finished", false)) return;
   const std::string undo = rec->value("undo", "");
   if (undo == "drop" && exists_) {
@@ -294,7 +278,7 @@ void CopyAttempt::record_target() {
   // back against it, and tells a copy that changed nothing from one that did.
   const Json before = pg::in_context(here, [&] { return pg::read_fingerprint(*tgt); });
   outputs_["before"] = before;
-  const std::string dump = dump_path(ctx_);
+  const std::string dump = pg::kept_dump_path(ctx_);
   if (existing_tables_ > 0) outputs_["replaced_tables"] = existing_tables_;
   if (existing_tables_ > 0 && !c_.keep_replaced) {
     outputs_["undo"] = "cannot";
@@ -517,7 +501,7 @@ StepOutcome CopyDatabaseStep::rollback(StepContext& ctx, const Json& outputs) co
   // left its record.
   Json rec = outputs.is_object() && outputs.contains("undo") ? outputs : Json();
   if (rec.is_null())
-    if (std::optional<Json> noted = record_of(ctx, c)) rec = std::move(*noted);
+    if (std::optional<Json> noted = pg::note_about(ctx, c.target)) rec = std::move(*noted);
   if (rec.is_null() && outputs.is_object() && outputs.value("created_target", false))
     rec = {{"undo", "drop"}};  // outputs journaled before the undo was recorded
   const std::string undo = rec.is_object() ? rec.value("undo", "") : "";
@@ -578,7 +562,7 @@ ProbeResult CopyDatabaseStep::probe(StepContext& ctx) const {
   try {
     CopyParams c = pg::parse_copy(ctx.params);
     // An attempt of this step had begun on this target when its record is there.
-    const std::optional<Json> rec = record_of(ctx, c);
+    const std::optional<Json> rec = pg::note_about(ctx, c.target);
     const std::string undo = rec ? rec->value("undo", "") : "";
     // (A connection or query that fails says Unknown, below.)
     auto admin = pg::Connection::open(c.target, ctx.deadline, ctx.cancel, c.maintenance_db, true);
@@ -603,7 +587,7 @@ ProbeResult CopyDatabaseStep::probe(StepContext& ctx) const {
 
 std::optional<Json> CopyDatabaseStep::probed_outputs(StepContext& ctx) const {
   try {
-    std::optional<Json> rec = record_of(ctx, pg::parse_copy(ctx.params));
+    std::optional<Json> rec = pg::note_about(ctx, pg::parse_copy(ctx.params).target);
     if (!rec) return std::nullopt;
     rec->erase("target");
     rec->erase("finished");

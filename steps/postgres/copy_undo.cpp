@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "../step_note.h"
 #include "copy_verify.h"
 #include "pipeline.h"
 
@@ -179,6 +180,17 @@ long long count_tables(Connection& conn) {
                                "'information_schema') AND n.nspname NOT LIKE "
                                "'pg\\_toast%'")
                         .value_or("0"));
+}
+
+std::optional<Json> note_about(const StepContext& ctx, const ConnParams& target) {
+  std::optional<Json> rec = note::read(ctx);
+  if (rec && rec->value("target", "") != display(target)) return std::nullopt;
+  return rec;
+}
+
+std::string kept_dump_path(const StepContext& ctx) {
+  if (ctx.state_dir.empty()) return "";
+  return (std::filesystem::path(ctx.state_dir) / ctx.step.type / (ctx.step.id + ".before.dump")).string();
 }
 
 bool database_exists(Connection& admin, const std::string& db) {

@@ -37,6 +37,14 @@ long long count_tables(Connection& conn);
 /// Whether the target exists and is as `before` recorded it; nullopt when it cannot be read.
 std::optional<bool> as_recorded(const CopyParams& c, const Json& before, Deadline deadline, const CancelToken& cancel);
 
+/// This step's note (steps/step_note.h) when it is about `target` (the note's "target" is
+/// display(target)): what an attempt recorded of the changes it made there.
+std::optional<Json> note_about(const StepContext& ctx, const ConnParams& target);
+
+/// Where a dump of a target that existed is kept for rollback, beside the step's note:
+/// STATE/TYPE/STEP.before.dump; "" when the run keeps no state folder.
+std::string kept_dump_path(const StepContext& ctx);
+
 /// Whether database `db` exists, asked through a connection to another one of its server (the
 /// maintenance database).
 bool database_exists(Connection& admin, const std::string& db);

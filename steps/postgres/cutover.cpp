@@ -19,6 +19,7 @@
 
 #include "../params.h"
 #include "../step_note.h"
+#include "copy_undo.h"
 #include "copy_verify.h"
 #include "replication.h"
 #include "run/registry.h"
@@ -78,12 +79,6 @@ const ParamTable& table() {
   return instance;
 }
 
-std::optional<Json> record_of(const StepContext& ctx, const ReplicationParams& r) {
-  std::optional<Json> rec = note::read(ctx);
-  if (rec && rec->value("target", "") != pg::display(r.target)) return std::nullopt;
-  return rec;
-}
-
 std::string seconds(Millis ms) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms.count()) / 1000.0);
@@ -118,7 +113,7 @@ class Cutover {
 StepOutcome Cutover::run() {
   auto src = pg::in_context("source ", [&] { return pg::Connection::open(r_.source, ctx_.deadline, ctx_.cancel); });
   auto tgt = pg::in_context("target ", [&] { return pg::Connection::open(r_.target, ctx_.deadline, ctx_.cancel); });
-  const std::optional<Json> rec = record_of(ctx_, r_);
+  const std::optional<Json> rec = pg::note_about(ctx_, r_.target);
   const pg::SubscriptionState sub =
       pg::in_context("target " + tgt->where() + ": ", [&] { return pg::read_subscription(*tgt, r_.name); });
   const std::string was = rec ? rec->value("phase", "") : "";
@@ -289,7 +284,7 @@ class CutoverStep : public StepType {
   ProbeResult probe(StepContext& ctx) const override {
     try {
       const ReplicationParams r = parse(ctx.params).r;
-      const std::optional<Json> rec = record_of(ctx, r);
+      const std::optional<Json> rec = pg::note_about(ctx, r.target);
       auto tgt = pg::Connection::open(r.target, ctx.deadline, ctx.cancel, "", true);
       if (pg::read_subscription(*tgt, r.name).exists) return ProbeResult::NotDone;
       return rec && rec->value("phase", "") == "dropped" ? ProbeResult::Done : ProbeResult::Unknown;
@@ -300,7 +295,7 @@ class CutoverStep : public StepType {
 
   std::optional<Json> probed_outputs(StepContext& ctx) const override {
     try {
-      std::optional<Json> rec = record_of(ctx, parse(ctx.params).r);
+      std::optional<Json> rec = pg::note_about(ctx, parse(ctx.params).r.target);
       if (!rec || rec->value("phase", "") != "dropped") return std::nullopt;
       rec->erase("target");
       rec->erase("phase");

@@ -83,18 +83,6 @@ const ParamTable& table() {
   return instance;
 }
 
-std::string dump_path(const StepContext& ctx) {
-  if (ctx.state_dir.empty()) return "";
-  return (fs::path(ctx.state_dir) / ctx.step.type / (ctx.step.id + ".before.dump")).string();
-}
-
-/// This step's record (its note) about this target, if any.
-std::optional<Json> record_of(const StepContext& ctx, const ReplicationParams& r) {
-  std::optional<Json> rec = note::read(ctx);
-  if (rec && rec->value("target", "") != pg::display(r.target)) return std::nullopt;
-  return rec;
-}
-
 std::vector<std::string> schema_dump_cmd(const ReplicationParams& r) {
   return {"pg_dump",           "--schema-only",      "--format=custom",
           "--no-publications", "--no-subscriptions", "--dbname=" + pg::conninfo_for_tools(r.source)};
@@ -176,7 +164,7 @@ class ReplicateAttempt {
 StepOutcome ReplicateAttempt::run() {
   // An interrupted attempt (the engine died) is undone first, as its note says; a finished one's
   // note only belongs to its journaled outputs.
-  if (std::optional<Json> rec = record_of(ctx_, r_)) {
+  if (std::optional<Json> rec = pg::note_about(ctx_, r_.target)) {
     if (!rec->value("finished", false)) {
       log("undoing what an interrupted attempt of this step set up");
       try {
@@ -257,7 +245,7 @@ void ReplicateAttempt::prepare_target(pg::Connection& src, bool exists) {
   }
   auto tgt = pg::Connection::open(r_.target, ctx_.deadline, ctx_.cancel);
   const Json before = pg::in_context("target " + tgt->where() + ": ", [&] { return pg::read_fingerprint(*tgt); });
-  const std::string dump = dump_path(ctx_);
+  const std::string dump = pg::kept_dump_path(ctx_);
   if (dump.empty()) {
     log("warning: no state folder to keep " + pg::display(r_.target) + " in: rollback cannot put it back");
     record({{"undo", "cannot"}, {"before", before}});
@@ -417,7 +405,7 @@ class ReplicateStep : public StepType {
     }
     // The note (kept after success too) with the journaled outputs over it: a run killed before
     // its outputs were journaled has only the note.
-    Json rec = record_of(ctx, c.r).value_or(Json::object());
+    Json rec = pg::note_about(ctx, c.r.target).value_or(Json::object());
     if (outputs.is_object() && outputs.contains("undo")) rec.update(outputs);
     try {
       undo_attempt(ctx, c.r, rec);
@@ -431,7 +419,7 @@ class ReplicateStep : public StepType {
   ProbeResult probe(StepContext& ctx) const override {
     try {
       const ReplicationParams r = parse(ctx.params).r;
-      const std::optional<Json> rec = record_of(ctx, r);
+      const std::optional<Json> rec = pg::note_about(ctx, r.target);
       auto admin = pg::Connection::open(r.target, ctx.deadline, ctx.cancel, "postgres", true);
       if (!pg::database_exists(*admin, r.target_db)) return rec ? ProbeResult::Unknown : ProbeResult::NotDone;
       auto tgt = pg::Connection::open(r.target, ctx.deadline, ctx.cancel, "", true);
@@ -446,7 +434,7 @@ class ReplicateStep : public StepType {
 
   std::optional<Json> probed_outputs(StepContext& ctx) const override {
     try {
-      std::optional<Json> rec = record_of(ctx, parse(ctx.params).r);
+      std::optional<Json> rec = pg::note_about(ctx, parse(ctx.params).r.target);
       if (!rec || !rec->value("finished", false)) return std::nullopt;
       for (const char* k : {"target", "finished", "subscription_oid"}) rec->erase(k);
       return rec;
