@@ -187,8 +187,8 @@ StepOutcome ReplicateAttempt::run() {
     tgt = pg::in_context("target ", [&] { return pg::Connection::open(r_.target, ctx_.deadline, ctx_.cancel); });
   pg::Connection& tgt_side = tgt ? *tgt : *admin;  // cluster-wide settings and roles read the same
 
-  std::vector<std::string> missing = pg::in_context(
-      "reading the prerequisites: ", [&] { return pg::missing_prerequisites(*src, tgt_side, r_.name, false); });
+  std::vector<std::string> missing =
+      pg::in_context("reading the prerequisites: ", [&] { return pg::missing_prerequisites(*src, tgt_side, r_.name); });
   const std::vector<std::string> tables = pg::in_context("source: ", [&] { return pg::published_tables(*src); });
   if (tables.empty()) missing.push_back("the source database " + pg::display(r_.source) + " has no table to replicate");
   if (tgt) {

@@ -204,7 +204,7 @@ std::vector<std::string> published_tables(Connection& src) {
                          " AND c.relpersistence = 'p' ORDER BY n.nspname, c.relname");
 }
 
-std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt, const std::string& name, bool ours) {
+std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt, const std::string& name) {
   std::vector<std::string> missing;
   const std::string on_source = " on the source (" + src.where() + ")";
   const std::string on_target = " on the target (" + tgt.where() + ")";
@@ -251,11 +251,9 @@ std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt,
   const long long sync = number(tgt, "SELECT current_setting('max_sync_workers_per_subscription')::int");
   const long long need = 1 + std::min(tables, sync);
   const bool slot_there = number(src, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", {name}) > 0;
-  if (slot_there && !ours) missing.push_back("a replication slot " + name + " already exists" + on_source);
+  if (slot_there) missing.push_back("a replication slot " + name + " already exists" + on_source);
   const long long free_slots =
-      number(src,
-             "SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)") +
-      (slot_there && ours ? 1 : 0);
+      number(src, "SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)");
   if (free_slots < need)
     missing.push_back(plural(std::max(0LL, free_slots), "free replication slot", "free replication slots") + on_source +
                       ", " + std::to_string(need) +
@@ -266,7 +264,7 @@ std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt,
   if (free_senders < need)
     missing.push_back(plural(std::max(0LL, free_senders), "free WAL sender", "free WAL senders") + on_source + ", " +
                       std::to_string(need) + " needed: raise max_wal_senders (a restart)");
-  if (!ours && number(src, "SELECT count(*) FROM pg_publication WHERE pubname = $1", {name}) > 0)
+  if (number(src, "SELECT count(*) FROM pg_publication WHERE pubname = $1", {name}) > 0)
     missing.push_back("a publication " + name + " already exists" + on_source);
 
   const std::string tuser = tgt.value("SELECT current_user").value_or("");
@@ -279,7 +277,7 @@ std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt,
                       (version < 160000 ? std::string("PostgreSQL before 16 needs a superuser")
                                         : std::string("GRANT pg_create_subscription, or use a superuser")) +
                       ")");
-  if (!ours && number(tgt, "SELECT count(*) FROM pg_subscription WHERE subname = $1", {name}) > 0)
+  if (number(tgt, "SELECT count(*) FROM pg_subscription WHERE subname = $1", {name}) > 0)
     missing.push_back("a subscription " + name + " already exists" + on_target);
   const long long workers =
       number(tgt,

@@ -63,8 +63,9 @@ SubscriptionState read_subscription(Connection& tgt, const std::string& name);
 
 /// What is missing for replicating the source into the target, one item each, in the operator's
 /// words ("wal_level is replica on the source; it must be logical (a restart)"). Empty: ready.
-/// `ours`: objects named `name` that an earlier attempt of this step made do not count as taken.
-std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt, const std::string& name, bool ours);
+/// A publication, slot or subscription already named `name` is missing too (the name is taken):
+/// postgres.replicate undoes its own interrupted attempt before it asks.
+std::vector<std::string> missing_prerequisites(Connection& src, Connection& tgt, const std::string& name);
 
 /// The tables the publication carries: every table outside the system schemas (and extensions).
 std::vector<std::string> published_tables(Connection& src);
