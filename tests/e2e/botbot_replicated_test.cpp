@@ -52,14 +52,7 @@ TEST_CASE("the dry run of the replicated BotBot migration matches the reviewed g
   REQUIRE(r.code == 0);
   CHECK_FALSE(contains(r.out + r.err, "pg-admin-secret-for-golden"));
   CHECK_FALSE(contains(r.out + r.err, "pg-secret-for-golden"));
-  std::string got = normalized_dry_run(r.out);
-  if (std::getenv("PLAN_UPDATE_GOLDEN")) {
-    fs::create_directories(fs::path(kReplicatedGolden).parent_path());
-    write_file(kReplicatedGolden, got);
-  }
-  std::string want = read_file(kReplicatedGolden);
-  REQUIRE_FALSE(want.empty());
-  CHECK(got == want);
+  check_golden_file(kReplicatedGolden, r.out);
 }
 
 TEST_CASE("the replicated BotBot migration on a large history under traffic: a short window, nothing lost",

@@ -14,6 +14,7 @@
 #include <regex>
 #include <thread>
 
+#include "golden.h"
 #include "harness.h"
 #include "run/process.h"
 
@@ -207,12 +208,6 @@ inline void require_nothing_lost(const Json& c) {
   CHECK(c["writes"]["failed"] == 0);
   CHECK(c["writes"]["lost"] == 0);
   CHECK(c["ok"] == true);
-}
-
-inline std::string normalized_dry_run(const std::string& out) {
-  std::string s = out;
-  for (size_t pos; (pos = s.find(kSource)) != std::string::npos;) s.replace(pos, kSource.size(), "<source>");
-  return s;
 }
 
 }  // namespace botbot

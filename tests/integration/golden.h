@@ -16,17 +16,22 @@ inline std::string normalize_source_path(std::string s) {
   return s;
 }
 
-/// Checks `actual` (normalized) against tests/golden/`name`; with PLAN_UPDATE_GOLDEN set, writes it first.
-inline void check_golden(const std::string& name, const std::string& actual) {
-  const fs::path file = fs::path(kSource) / "tests" / "golden" / name;
+/// Checks `actual` (normalized) against the golden `file`; with PLAN_UPDATE_GOLDEN set, writes it first.
+inline void check_golden_file(const fs::path& file, const std::string& actual) {
   const std::string got = normalize_source_path(actual);
   if (std::getenv("PLAN_UPDATE_GOLDEN")) {
     fs::create_directories(file.parent_path());
     write_file(file, got);
   }
-  INFO("golden file tests/golden/" << name << " (PLAN_UPDATE_GOLDEN=1 rewrites it; review the diff)");
+  INFO("golden file " << normalize_source_path(file.string())
+                      << " (PLAN_UPDATE_GOLDEN=1 rewrites it; review the diff)");
   REQUIRE(fs::exists(file));
   CHECK(got == read_file(file));
+}
+
+/// Checks `actual` (normalized) against tests/golden/`name`.
+inline void check_golden(const std::string& name, const std::string& actual) {
+  check_golden_file(fs::path(kSource) / "tests" / "golden" / name, actual);
 }
 
 }  // namespace harness
