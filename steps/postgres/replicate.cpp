@@ -136,9 +136,6 @@ class ReplicateAttempt {
   void log(const std::string& s) const {
     if (ctx_.log) ctx_.log(s);
   }
-  std::function<void(const std::string&)> logger() const {
-    return [this](const std::string& s) { log(s); };
-  }
   /// Adds `more` to the outputs and writes the note: the outputs, and what only the note keeps.
   void record(const Json& more, const Json& note_only = Json::object()) {
     if (more.is_object()) outputs_.update(more);

@@ -59,12 +59,13 @@ std::string cutover_step(const std::string& src_db, const std::string& dst_db, c
          both(src_db, dst_db) + extra;
 }
 
-std::string caught_up_wait(const std::string& src_db, const std::string& dst_db) {
+/// A wait until the replication streams within `bound` ("max_lag_bytes: 0", "max_lag_seconds: 5").
+std::string caught_up_wait(const std::string& src_db, const std::string& dst_db, const std::string& bound) {
   return "  - id: caught-up\n    type: wait\n    needs: [rep]\n    with:\n      until:\n        - "
          "postgres_replication:\n"
          "            source: { " +
          conn(kOld, src_db) + " }\n            target: { " + conn(kNew, dst_db) + " }\n            name: " + kName +
-         "\n            max_lag_bytes: 0\n      interval: 100ms\n      timeout: 30s\n";
+         "\n            " + bound + "\n      interval: 100ms\n      timeout: 30s\n";
 }
 
 /// Replication objects named kName: "slots publications subscriptions".
@@ -114,7 +115,9 @@ TEST_CASE("replicate under writes, then cutover: every row and sequence on the t
   REQUIRE(eventually([&] { return writer.written > 3; }));
 
   // The replication is set up while the source is written to, and the plan ends there.
-  Run rep("plan: p\nsteps:\n" + replicate_step("it_rsrc", "it_rdst") + caught_up_wait("it_rsrc", "it_rdst"),
+  // Writes go on meanwhile: a lag of 0 bytes may never be seen, a lag of seconds is the bound.
+  Run rep("plan: p\nsteps:\n" + replicate_step("it_rsrc", "it_rdst") +
+              caught_up_wait("it_rsrc", "it_rdst", "max_lag_seconds: 5"),
           {"--output", "json"});
   INFO(rep.result.out << rep.result.err);
   REQUIRE(rep.result.code == 0);
@@ -148,8 +151,13 @@ TEST_CASE("replicate under writes, then cutover: every row and sequence on the t
   CHECK(contains(broken.all(), "no walsender on slot it_rep"));
   psql(kNew, "it_rdst", "alter subscription " + kName + " enable");
 
-  // Writes pause; the cut-over catches up, copies the sequences, verifies and drops everything.
+  // Writes pause: the lag reaches 0 bytes. Then the cut-over catches up, copies the sequences,
+  // verifies and drops everything.
   writer.halt();
+  Run idle("plan: p\nsteps:\n  - id: rep\n    type: wait\n    with: { duration: 0s }\n" +
+           caught_up_wait("it_rsrc", "it_rdst", "max_lag_bytes: 0"));
+  INFO(idle.all());
+  CHECK(idle.result.code == 0);
   Run cut("plan: p\nsteps:\n  - id: rep\n    type: wait\n    with: { duration: 0s }\n" +
               cutover_step("it_rsrc", "it_rdst", "      catch_up_timeout: 30s\n      stall_timeout: 20s\n"),
           {"--output", "json"});
